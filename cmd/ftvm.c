@@ -1,0 +1,36 @@
+/*
+ * ftvm.c — entry point of the ftvm command: `ftvm SUBCOMMAND [options]`.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/ftvm.h"
+
+static const struct ftvm_command commands[] = {
+	{ "run", "boot a VM without fault tolerance (default: the bundled guest)", cmd_run_main },
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: ftvm COMMAND [options]   (ftvm COMMAND --help for details)\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].main(argc - 1, argv + 1);
+	fprintf(stderr, "ftvm: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,17 @@
+/*
+ * ftvm.h — the subcommands of the ftvm command. Each lives in cmd/cmd_NAME.c and returns the
+ * process exit status; ftvm.c dispatches on argv[1].
+ */
+#ifndef FTVM_CMD_FTVM_H
+#define FTVM_CMD_FTVM_H
+
+struct ftvm_command {
+	const char *name;
+	const char *summary;
+	int (*main)(int argc, char **argv); /* argv[0] is the subcommand name */
+};
+
+/* One per subcommand file; listed in ftvm.c. */
+int cmd_run_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * bus.h — the physical address space of the board: RAM plus MMIO regions.
+ *
+ * RAM is one host buffer mapped at ram_base; the CPU reaches it through its TLB without calling
+ * the bus. Every other address goes to the region that covers it (the board table in board.c
+ * registers them). An access that hits no region, or a size a device does not take, is an access
+ * fault for the CPU — never a crash. Devices copy to and from guest RAM only on the vCPU thread,
+ * through bus_ram_range().
+ */
+#ifndef FTVM_VM_BUS_H
+#define FTVM_VM_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "util/compiler.h"
+
+#define BUS_MAX_REGIONS 32
+
+enum bus_region_flags {
+	BUS_REGION_EXEC = 1u << 0, /* instructions may be fetched from it (the reset ROM) */
+};
+
+struct bus_region {
+	const char *name;
+	uint64_t base;
+	uint64_t size;
+	unsigned flags;
+	void *opaque;
+	/* size is 1, 2, 4 or 8, offset is relative to base; return 0, or -1 for an access fault. */
+	int (*read)(void *opaque, uint64_t offset, unsigned size, uint64_t *value);
+	int (*write)(void *opaque, uint64_t offset, unsigned size, uint64_t value);
+};
+
+struct vm_bus {
+	uint8_t *ram;
+	uint64_t ram_base;
+	uint64_t ram_size;
+	struct bus_region regions[BUS_MAX_REGIONS];
+	unsigned nregions;
+};
+
+/* Registers a region; -ENOSPC when the table is full, -EEXIST when it overlaps RAM or a region. */
+int bus_add_region(struct vm_bus *bus, const struct bus_region *region) FTVM_MUST_CHECK;
+/* The region covering [addr, addr + size), or NULL. */
+const struct bus_region *bus_find_region(const struct vm_bus *bus, uint64_t addr, unsigned size);
+/* Physical access anywhere (RAM or MMIO), little-endian; 0 or -1 (access fault). */
+int bus_read(struct vm_bus *bus, uint64_t addr, unsigned size, uint64_t *value) FTVM_MUST_CHECK;
+int bus_write(struct vm_bus *bus, uint64_t addr, unsigned size, uint64_t value) FTVM_MUST_CHECK;
+
+/* Host pointer to guest RAM [addr, addr + len), or NULL when any part lies outside RAM. */
+static inline uint8_t *bus_ram_range(const struct vm_bus *bus, uint64_t addr, uint64_t len)
+{
+	if (addr < bus->ram_base || len > bus->ram_size || addr - bus->ram_base > bus->ram_size - len)
+		return NULL;
+	return bus->ram + (addr - bus->ram_base);
+}
+
+#endif

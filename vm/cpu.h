@@ -1,0 +1,80 @@
+/*
+ * cpu.h — the RV64IMAFDC hart (Zicsr, Zifencei; M/S/U; Sv39).
+ *
+ * The hart executes one instruction per step and counts every step in icount (see icount.h for
+ * exactly what counts). cpu_run() executes until icount reaches a limit, the hart waits in WFI, or
+ * device code asks it to stop; it never stops anywhere else, so the run loop can stop at exactly any
+ * icount. Interrupt lines (MEIP/SEIP from the PLIC, MTIP/MSIP from the CLINT) are levels set by the
+ * board on the vCPU thread; the hart takes a pending, enabled interrupt before its next step.
+ *
+ * Everything the hart reads comes from its own state, guest memory, devices on the bus and the
+ * icount-driven clock — nothing else — which is what makes replay possible.
+ */
+#ifndef FTVM_VM_CPU_H
+#define FTVM_VM_CPU_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "util/compiler.h"
+#include "vm/bus.h"
+#include "vm/clock.h"
+#include "vm/icount.h"
+
+enum cpu_priv { PRIV_U = 0, PRIV_S = 1, PRIV_M = 3 };
+
+/* mip/mie bit numbers (privileged spec, table "Machine interrupt-pending register"). */
+enum cpu_irq {
+	IRQ_S_SOFT = 1,
+	IRQ_M_SOFT = 3,
+	IRQ_S_TIMER = 5,
+	IRQ_M_TIMER = 7,
+	IRQ_S_EXT = 9,
+	IRQ_M_EXT = 11,
+};
+
+/* Why cpu_run() returned. */
+enum cpu_stop_reason {
+	CPU_STOP_LIMIT,     /* icount reached the limit */
+	CPU_STOP_WFI,       /* the hart executed WFI and no enabled interrupt is pending */
+	CPU_STOP_REQUESTED, /* cpu_request_stop() was called (e.g. a device changed a deadline) */
+};
+
+struct cpu;
+
+/* Allocates a hart attached to the bus, reading time from the clock (owned by the machine). */
+int cpu_create(struct vm_bus *bus, const struct vm_clock *clock, struct cpu **out) FTVM_MUST_CHECK;
+void cpu_destroy(struct cpu *cpu);
+/* Power-on reset: M-mode, pc = reset_pc, all state defined (zeroed) — nothing random. */
+void cpu_reset(struct cpu *cpu, uint64_t reset_pc);
+
+enum cpu_stop_reason cpu_run(struct cpu *cpu, icount_t limit);
+/* Makes a running cpu_run() return after the current step (called from device code on the vCPU thread). */
+void cpu_request_stop(struct cpu *cpu);
+
+icount_t cpu_icount(const struct cpu *cpu);
+/* True while the hart waits in WFI (cleared when an enabled interrupt becomes pending). */
+bool cpu_is_waiting(const struct cpu *cpu);
+/* Sets or clears a hardware interrupt line (one of enum cpu_irq). */
+void cpu_set_irq_line(struct cpu *cpu, enum cpu_irq irq, bool level);
+
+/* Register access for loaders, tests and digests. */
+uint64_t cpu_get_pc(const struct cpu *cpu);
+void cpu_set_pc(struct cpu *cpu, uint64_t pc);
+uint64_t cpu_get_xreg(const struct cpu *cpu, unsigned reg);
+void cpu_set_xreg(struct cpu *cpu, unsigned reg, uint64_t value);
+enum cpu_priv cpu_get_priv(const struct cpu *cpu);
+
+/* XXH3-64 digest of all architectural state (x, f, pc, priv, CSRs, icount, reservation), for CHECK
+ * records: equal digests at equal icounts mean the harts agree. */
+uint64_t cpu_state_digest(const struct cpu *cpu);
+
+/* Number of translation-cache flushes, instructions, etc., for metrics (JSON by the caller). */
+struct cpu_stats {
+	uint64_t tlb_hits;
+	uint64_t tlb_misses;
+	uint64_t exceptions;
+	uint64_t interrupts;
+};
+void cpu_get_stats(const struct cpu *cpu, struct cpu_stats *stats);
+
+#endif
