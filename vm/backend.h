@@ -1,0 +1,45 @@
+/*
+ * backend.h — live back ends: the host side of the devices in a plain run or a recording.
+ *
+ * Each back end does its host I/O on its own thread and never touches guest memory: what it
+ * produces (a frame read from a TAP device, a completed disk request with the bytes read, entropy)
+ * is posted as a vm_event to a sink (the live world's input queue), which copies it. The vCPU
+ * thread applies it later, at an icount of its choosing.
+ */
+#ifndef FTVM_VM_BACKEND_H
+#define FTVM_VM_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "util/compiler.h"
+#include "vm/event.h"
+
+struct backend_sink {
+	/* Thread-safe; copies ev and its payload. icount is ignored (the vCPU stamps it). */
+	void (*post)(void *ctx, const struct vm_event *ev);
+	void *ctx;
+};
+
+/* Raw disk image; requests run in order of submission on an I/O thread. */
+struct disk_backend;
+int disk_backend_open(const char *path, bool read_only, unsigned index, struct backend_sink sink,
+		      struct disk_backend **out, char *err, size_t errlen) FTVM_MUST_CHECK;
+uint64_t disk_backend_size(const struct disk_backend *disk);
+/* Copies req (and write data); completion is posted as VM_EV_DISK_DONE with the same id. */
+void disk_backend_submit(struct disk_backend *disk, const struct vm_disk_request *req);
+/* Waits until every submitted request has completed and been posted. */
+void disk_backend_drain(struct disk_backend *disk);
+void disk_backend_close(struct disk_backend *disk);
+
+/* TAP device (IFF_TAP | IFF_NO_PI, with a virtio-net header added/removed here). */
+struct tap_backend;
+int tap_backend_open(const char *ifname, unsigned index, struct backend_sink sink,
+		     struct tap_backend **out, char *err, size_t errlen) FTVM_MUST_CHECK;
+void tap_backend_send(struct tap_backend *tap, const uint8_t *frame, size_t len);
+void tap_backend_close(struct tap_backend *tap);
+
+/* Host entropy (getrandom); answers a request by posting VM_EV_RNG. */
+void rng_backend_request(unsigned index, uint32_t len, struct backend_sink sink);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * machine.h — the board (a subset of QEMU's riscv64 `virt`) and its run loop.
+ *
+ * machine_create() builds RAM, the hart, the devices of the board table (board.c), loads firmware,
+ * kernel, initrd and the generated device tree, exactly as `qemu-system-riscv64 -M virt -bios FW
+ * -kernel K -initrd I -append A` would. machine_run() runs slices of the hart, applies the world's
+ * events at slice boundaries and stops at power-off, at a requested icount, or on error.
+ */
+#ifndef FTVM_VM_MACHINE_H
+#define FTVM_VM_MACHINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "util/compiler.h"
+#include "vm/event.h"
+#include "vm/icount.h"
+
+#define MACHINE_MAX_DISKS 4
+#define MACHINE_MAX_NICS 4
+#define MACHINE_MIN_MEM_MIB 16
+#define MACHINE_MAX_MEM_MIB 16384
+
+struct machine_config {
+	const char *bios;         /* firmware image, or NULL for none (kernel runs in M-mode from reset) */
+	const char *kernel;       /* Linux Image, or a bare-metal ELF when bios is NULL */
+	const char *initrd;       /* may be NULL */
+	const char *append;       /* kernel command line, may be NULL */
+	uint64_t mem_mib;
+	unsigned ndisks;
+	uint64_t disk_bytes[MACHINE_MAX_DISKS];   /* capacity of each virtio-blk disk */
+	bool disk_read_only[MACHINE_MAX_DISKS];
+	unsigned nnics;
+	uint8_t nic_mac[MACHINE_MAX_NICS][6];
+	bool rng;                 /* attach virtio-rng */
+};
+
+struct machine;
+
+/* Builds the machine; on error returns -errno and writes a one-line reason to err. */
+int machine_create(const struct machine_config *config, struct vm_world world, struct machine **out,
+		   char *err, size_t errlen) FTVM_MUST_CHECK;
+void machine_destroy(struct machine *m);
+
+enum machine_exit {
+	MACHINE_EXIT_POWEROFF,    /* test finisher: *status is 0 for pass/poweroff, the code otherwise */
+	MACHINE_EXIT_RESET,       /* test finisher asked for a reset */
+	MACHINE_EXIT_STOP_ICOUNT, /* reached the requested icount */
+	MACHINE_EXIT_ERROR,       /* the world or an event failed; *status is -errno */
+};
+
+/* Runs until power-off, reset, icount == stop_at (ICOUNT_MAX for never) or an error. */
+enum machine_exit machine_run(struct machine *m, icount_t stop_at, int *status);
+
+/* Applies one event at the current icount (vCPU thread). -EINVAL when it does not fit. */
+int machine_apply_event(struct machine *m, const struct vm_event *ev) FTVM_MUST_CHECK;
+
+icount_t machine_icount(const struct machine *m);
+/* Digest of CPU and device state; with memory too when include_memory. */
+uint64_t machine_digest(const struct machine *m, bool include_memory);
+/* Digest of the configuration (memory size, devices, firmware/kernel/initrd bytes, command line):
+ * a log recorded for one configuration is refused for another. */
+uint64_t machine_config_digest(const struct machine *m);
+
+#endif
