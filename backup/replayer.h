@@ -1,0 +1,70 @@
+/*
+ * replayer.h — the replaying world: feeds the machine the recorded inputs at their icounts.
+ *
+ * The replayer reads records from a source (a log file, or the logging channel on a backup) one
+ * ahead of the machine. It tells the machine to run exactly to the next record's icount, applies
+ * input records there, and verifies CHECK records against digests of its own machine: the first
+ * difference stops the run with a message naming the icount, the LSN and what differed. Outputs are
+ * digested the same way the recorder did and then dropped (console bytes can be shown; disk writes
+ * can go to a private copy of the disk so its final state can be compared).
+ */
+#ifndef FTVM_BACKUP_REPLAYER_H
+#define FTVM_BACKUP_REPLAYER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "common/eventlog.h"
+#include "common/logfile.h"
+#include "util/compiler.h"
+#include "vm/event.h"
+#include "vm/machine.h"
+
+struct replay_source {
+	/* Next record, valid until the following call: 1 = record, 0 = the log ends here (no more
+	 * will come), negative errno with a message on a bad log. May block (channel). */
+	int (*next)(void *ctx, struct evlog_record *rec, char *err, size_t errlen);
+	void *ctx;
+};
+
+/* A source reading a log file that logfile_open() opened. */
+struct replay_source replay_source_file(struct logfile_reader *reader);
+
+struct replayer_options {
+	int console_fd;                       /* where replayed console output is shown, or -1 */
+	int disk_fd[MACHINE_MAX_DISKS];       /* private disk copies that receive writes, or -1 */
+	unsigned ndisks;
+	uint64_t perturb_lsn;                 /* test hook: corrupt this input record when applied (0 = off) */
+};
+
+struct replayer_stats {
+	uint64_t records[EVLOG_END + 1];
+	uint64_t bytes[EVLOG_END + 1];
+	uint64_t checks_verified;
+	uint64_t machine_checks_verified;
+	icount_t last_icount;
+	uint64_t last_lsn;
+};
+
+/* Ways a replay can end, from replayer_finish(). */
+enum replay_result {
+	REPLAY_MATCHED,     /* reached the END record with identical digests and exit */
+	REPLAY_INCOMPLETE,  /* every record matched, but the log ends without END (recorder died) */
+	REPLAY_DIVERGED,    /* a CHECK, an output or the exit differed */
+	REPLAY_BAD_LOG,     /* the log is corrupt, truncated inside a record, or does not fit the machine */
+};
+
+struct replayer;
+
+int replayer_create(struct replay_source src, const struct replayer_options *opts,
+		    struct replayer **out) FTVM_MUST_CHECK;
+void replayer_destroy(struct replayer *r);
+struct vm_world replayer_world(struct replayer *r);
+void replayer_attach(struct replayer *r, struct machine *m);
+/* After machine_run() returns: checks the end of the log against how the machine ended, and
+ * writes a one-line verdict to msg. */
+enum replay_result replayer_finish(struct replayer *r, enum machine_exit exit, int status, char *msg,
+				   size_t msglen);
+const struct replayer_stats *replayer_get_stats(const struct replayer *r);
+
+#endif

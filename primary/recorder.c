@@ -1,0 +1,178 @@
+/*
+ * recorder.c — the recording world (see recorder.h).
+ *
+ * Ordering at one icount: a CHECK due at icount N is appended before any input applied at N, so
+ * it digests the state after N instructions and before those inputs; the replayer meets the
+ * records in the same order and verifies the CHECK at the same point.
+ */
+#define LOG_MODULE "recorder"
+#include "primary/recorder.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "util/log.h"
+
+struct recorder {
+	struct vm_world live;
+	struct recorder_sink sink;
+	struct machine *machine;
+	icount_t next_cpu_check;
+	icount_t next_machine_check;
+	struct evlog_outputs outputs;
+	struct recorder_stats stats;
+	uint8_t payload[EVLOG_MAX_PAYLOAD];
+};
+
+static int recorder_append(struct recorder *rec, enum evlog_kind kind, icount_t icount, uint32_t len)
+{
+	uint64_t lsn;
+	int ret = rec->sink.append(rec->sink.ctx, kind, icount, rec->payload, len, &lsn);
+	if (ret < 0) {
+		log_error("cannot append %s record at icount %llu: %d", evlog_kind_name(kind),
+			  (unsigned long long)icount, ret);
+		return ret;
+	}
+	rec->stats.records[kind]++;
+	rec->stats.bytes[kind] += EVLOG_RECORD_OVERHEAD + len;
+	return 0;
+}
+
+static int recorder_check(struct recorder *rec, icount_t now, bool with_machine)
+{
+	struct evlog_check c = { .scope = EVLOG_CHECK_CPU, .outputs = rec->outputs };
+	c.cpu_digest = machine_digest(rec->machine, false);
+	if (with_machine) {
+		c.scope |= EVLOG_CHECK_MACHINE;
+		c.machine_digest = machine_digest(rec->machine, true);
+	}
+	uint32_t len = evlog_payload_from_check(&c, rec->payload, sizeof(rec->payload));
+	return recorder_append(rec, EVLOG_CHECK, now, len);
+}
+
+static void rec_console_out(void *ctx, const uint8_t *buf, size_t len)
+{
+	struct recorder *rec = ctx;
+	evlog_outputs_console(&rec->outputs, buf, len);
+	rec->live.ops->console_out(rec->live.ctx, buf, len);
+}
+
+static void rec_net_tx(void *ctx, unsigned nic, const uint8_t *frame, size_t len)
+{
+	struct recorder *rec = ctx;
+	evlog_outputs_net(&rec->outputs, nic, frame, len);
+	rec->live.ops->net_tx(rec->live.ctx, nic, frame, len);
+}
+
+static void rec_disk_submit(void *ctx, unsigned disk, const struct vm_disk_request *req)
+{
+	struct recorder *rec = ctx;
+	evlog_outputs_disk(&rec->outputs, disk, req);
+	rec->live.ops->disk_submit(rec->live.ctx, disk, req);
+}
+
+static void rec_rng_request(void *ctx, unsigned dev, uint32_t len)
+{
+	struct recorder *rec = ctx;
+	rec->live.ops->rng_request(rec->live.ctx, dev, len);
+}
+
+static int rec_next_event(void *ctx, icount_t now, struct vm_event *ev)
+{
+	struct recorder *rec = ctx;
+	int ret;
+
+	if (now >= rec->next_cpu_check) {
+		bool with_machine = now >= rec->next_machine_check;
+		ret = recorder_check(rec, now, with_machine);
+		if (ret < 0)
+			return ret;
+		rec->next_cpu_check = (now / RECORDER_CHECK_CPU_EVERY + 1) * RECORDER_CHECK_CPU_EVERY;
+		if (with_machine)
+			rec->next_machine_check = (now / RECORDER_CHECK_MACHINE_EVERY + 1) * RECORDER_CHECK_MACHINE_EVERY;
+	}
+	ret = rec->live.ops->next_event(rec->live.ctx, now, ev);
+	if (ret <= 0)
+		return ret;
+	uint32_t len = evlog_payload_from_event(ev, rec->payload, sizeof(rec->payload));
+	if (len == 0) {
+		log_error("event kind %d at icount %llu does not fit a log record", ev->kind, (unsigned long long)now);
+		return -EMSGSIZE;
+	}
+	ret = recorder_append(rec, (enum evlog_kind)ev->kind, now, len);
+	return ret < 0 ? ret : 1;
+}
+
+static icount_t rec_horizon(void *ctx, icount_t now)
+{
+	struct recorder *rec = ctx;
+	icount_t h = rec->live.ops->horizon(rec->live.ctx, now);
+	return h < rec->next_cpu_check ? h : rec->next_cpu_check;
+}
+
+static int rec_idle(void *ctx, icount_t now, icount_t deadline, uint64_t deadline_time)
+{
+	struct recorder *rec = ctx;
+	return rec->live.ops->idle(rec->live.ctx, now, deadline, deadline_time);
+}
+
+static const struct vm_world_ops recorder_ops = {
+	.console_out = rec_console_out,
+	.net_tx = rec_net_tx,
+	.disk_submit = rec_disk_submit,
+	.rng_request = rec_rng_request,
+	.next_event = rec_next_event,
+	.horizon = rec_horizon,
+	.idle = rec_idle,
+};
+
+int recorder_create(struct vm_world live, struct recorder_sink sink, struct recorder **out)
+{
+	struct recorder *rec = calloc(1, sizeof(*rec));
+	if (!rec)
+		return -ENOMEM;
+	rec->live = live;
+	rec->sink = sink;
+	rec->next_cpu_check = RECORDER_CHECK_CPU_EVERY;
+	rec->next_machine_check = RECORDER_CHECK_MACHINE_EVERY;
+	*out = rec;
+	return 0;
+}
+
+void recorder_destroy(struct recorder *rec)
+{
+	free(rec);
+}
+
+struct vm_world recorder_world(struct recorder *rec)
+{
+	return (struct vm_world){ .ops = &recorder_ops, .ctx = rec };
+}
+
+void recorder_attach(struct recorder *rec, struct machine *m)
+{
+	rec->machine = m;
+}
+
+int recorder_finish(struct recorder *rec, enum machine_exit exit, int status)
+{
+	icount_t now = machine_icount(rec->machine);
+	int ret = recorder_check(rec, now, true);
+	if (ret < 0)
+		return ret;
+	struct evlog_end e = { .exit = (uint32_t)exit, .status = status,
+			       .machine_digest = machine_digest(rec->machine, true),
+			       .outputs = rec->outputs.count };
+	uint32_t len = evlog_payload_from_end(&e, rec->payload, sizeof(rec->payload));
+	return recorder_append(rec, EVLOG_END, now, len);
+}
+
+const struct recorder_stats *recorder_get_stats(const struct recorder *rec)
+{
+	return &rec->stats;
+}
+
+const struct evlog_outputs *recorder_outputs(const struct recorder *rec)
+{
+	return &rec->outputs;
+}

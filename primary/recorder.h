@@ -1,0 +1,48 @@
+/*
+ * recorder.h — the recording world: wraps a live world and logs every input it delivers.
+ *
+ * The recorder sits between the machine and a live world (vm/world_live.h). Every event the live
+ * world hands to the machine is first appended to the log, stamped with the icount at which it is
+ * applied; every output passes through it on its way out and is folded into running digests. At
+ * fixed icounts it appends CHECK records (CPU digest every RECORDER_CHECK_CPU_EVERY instructions,
+ * full machine digest every RECORDER_CHECK_MACHINE_EVERY) so a replayer can prove it is on the
+ * recorded path. Where the records go (a file, the logging channel) is the sink's business.
+ */
+#ifndef FTVM_PRIMARY_RECORDER_H
+#define FTVM_PRIMARY_RECORDER_H
+
+#include <stdint.h>
+#include "common/eventlog.h"
+#include "util/compiler.h"
+#include "vm/event.h"
+#include "vm/machine.h"
+
+#define RECORDER_CHECK_CPU_EVERY ((icount_t)1 << 20)
+#define RECORDER_CHECK_MACHINE_EVERY ((icount_t)1 << 28)
+
+struct recorder_sink {
+	/* Appends one record; returns its LSN through *lsn. Negative errno stops the machine. */
+	int (*append)(void *ctx, enum evlog_kind kind, icount_t icount, const uint8_t *payload, uint32_t len,
+		      uint64_t *lsn);
+	void *ctx;
+};
+
+/* Counters, per kind, for `--stats` and the control socket; reading never resets them. */
+struct recorder_stats {
+	uint64_t records[EVLOG_END + 1];
+	uint64_t bytes[EVLOG_END + 1];
+};
+
+struct recorder;
+
+int recorder_create(struct vm_world live, struct recorder_sink sink, struct recorder **out) FTVM_MUST_CHECK;
+void recorder_destroy(struct recorder *rec);
+/* The world to give machine_create(); call recorder_attach() with the machine it built. */
+struct vm_world recorder_world(struct recorder *rec);
+void recorder_attach(struct recorder *rec, struct machine *m);
+/* After machine_run() returns: a final CHECK and the END record. */
+int recorder_finish(struct recorder *rec, enum machine_exit exit, int status) FTVM_MUST_CHECK;
+const struct recorder_stats *recorder_get_stats(const struct recorder *rec);
+const struct evlog_outputs *recorder_outputs(const struct recorder *rec);
+
+#endif
