@@ -8,6 +8,7 @@
 
 static const struct ftvm_command commands[] = {
 	{ "run", "boot a VM without fault tolerance (default: the bundled guest)", cmd_run_main },
+	{ "arbiter", "shared-disk test-and-set: init, claim, show (docs/arbiter.md)", cmd_arbiter_main },
 };
 
 static void usage(FILE *out)

@@ -13,5 +13,6 @@ struct ftvm_command {
 
 /* One per subcommand file; listed in ftvm.c. */
 int cmd_run_main(int argc, char **argv);
+int cmd_arbiter_main(int argc, char **argv);
 
 #endif
