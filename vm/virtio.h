@@ -20,6 +20,12 @@
 
 struct virtio_device;
 
+/* Frames of a virtio-net device cross the world boundary with their virtio-net header in front
+ * (struct virtio_net_hdr incl. num_buffers, 12 bytes under VERSION_1; all zeros but num_buffers
+ * since no offloads are offered): net_tx gets header + frame exactly as the guest wrote them, and a
+ * NET_RX payload is header + frame. The TAP back end strips/adds the header. */
+#define VIRTIO_NET_HDR_LEN 12u
+
 /* What a device needs from the board. */
 struct virtio_host {
 	struct vm_bus *bus;                 /* guest RAM for virtqueues and buffers */
@@ -44,8 +50,28 @@ struct bus_region virtio_mmio_region(struct virtio_device *dev, uint64_t base);
  * the event does not fit the device's state (unknown request id...): in replay that is divergence. */
 int virtio_apply_event(struct virtio_device *dev, const struct vm_event *ev) FTVM_MUST_CHECK;
 
-/* Requests submitted to the world and not yet completed (ids), for reissue at go-live. */
+/* Requests submitted to the world and not yet completed, in submission order, for reissue at
+ * go-live (also those a driver reset orphaned: the world still runs them). Fills up to max and
+ * returns how many there are (possibly more than max). A write's data pointer stays valid until
+ * its DISK_DONE is applied. */
 unsigned virtio_blk_pending(const struct virtio_device *dev, struct vm_disk_request *out, unsigned max);
+
+/* Counters of one device (fields that do not apply to its kind stay 0); reading never resets them. */
+struct virtio_stats {
+	uint64_t notifies;        /* QueueNotify writes */
+	uint64_t used;            /* buffers returned to the driver */
+	uint64_t interrupts;      /* used-buffer interrupts raised */
+	uint64_t malformed;       /* rings found malformed (each sets DEVICE_NEEDS_RESET) */
+	uint64_t resets;          /* driver resets (Status = 0) */
+	uint64_t rx_frames;       /* net: frames delivered to the guest */
+	uint64_t rx_dropped;      /* net: frames dropped (no buffer, buffer too small, device down) */
+	uint64_t tx_frames;       /* net: frames sent with net_tx */
+	uint64_t disk_requests;   /* blk: requests submitted to the world */
+	uint64_t disk_errors;     /* blk: requests failed (IOERR/UNSUPP, by the device or the disk) */
+	uint64_t rng_requests;    /* rng: rng_request calls */
+	uint64_t rng_bytes;       /* rng: bytes delivered to the guest */
+};
+void virtio_get_stats(const struct virtio_device *dev, struct virtio_stats *out);
 
 /* Folds the device's state (registers, queue indices) into a digest. */
 uint64_t virtio_digest(const struct virtio_device *dev, uint64_t seed);

@@ -1,0 +1,348 @@
+/*
+ * virtio_blk.c — virtio block device (virtio 1.2 §5.2) over the world's disk interface.
+ *
+ * One request queue. On a kick the device takes each request chain (16-byte header, data, status
+ * byte), checks it, and either completes it at once (bad type or range: UNSUPP/IOERR; GET_ID) or
+ * submits it to the world with the next id of this disk (1, 2, 3, ... — deterministic). A write's
+ * bytes are copied out of guest memory into a bounce buffer at submit time, so the world never
+ * reads guest memory. The request then stays pending until a DISK_DONE event with its id is
+ * applied: only then is a read's data copied into the guest's buffers, the status byte written,
+ * the chain returned and the interrupt raised. Completions may come in any order; the event order
+ * is the completion order.
+ *
+ * A driver reset orphans pending requests: their DISK_DONE is still expected (the world runs them)
+ * but is applied without touching guest memory. virtio_blk_pending() lists every submitted,
+ * uncompleted request, orphans included, for the go-live reissue.
+ *
+ * Limits offered so Linux never builds a request the event format cannot carry: segments of at
+ * most SIZE_MAX (4 KiB) and at most SEG_MAX (254) of them, i.e. < VM_EVENT_MAX_DISK_DATA.
+ */
+#define LOG_MODULE "virtio-blk"
+#include "util/log.h"
+#include "vm/virtio_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Feature bits (§5.2.3). */
+#define VIRTIO_BLK_F_SIZE_MAX 1
+#define VIRTIO_BLK_F_SEG_MAX 2
+#define VIRTIO_BLK_F_RO 5
+#define VIRTIO_BLK_F_BLK_SIZE 6
+#define VIRTIO_BLK_F_FLUSH 9
+
+/* Configuration space layout (§5.2.4). */
+#define BLK_CFG_CAPACITY 0
+#define BLK_CFG_SIZE_MAX 8
+#define BLK_CFG_SEG_MAX 12
+#define BLK_CFG_BLK_SIZE 20
+#define BLK_CFG_LEN 24
+
+/* Request header and types (§5.2.6). */
+#define VIRTIO_BLK_T_IN 0
+#define VIRTIO_BLK_T_OUT 1
+#define VIRTIO_BLK_T_FLUSH 4
+#define VIRTIO_BLK_T_GET_ID 8
+#define VIRTIO_BLK_S_OK 0
+#define VIRTIO_BLK_S_IOERR 1
+#define VIRTIO_BLK_S_UNSUPP 2
+#define BLK_REQ_HDR_LEN 16
+#define BLK_REQ_HDR_TYPE 0
+#define BLK_REQ_HDR_SECTOR 8
+#define VIRTIO_BLK_ID_BYTES 20
+
+#define BLK_SECTOR 512u
+#define BLK_SIZE_MAX 4096u
+#define BLK_SEG_MAX (VIRTQ_MAX_SIZE - 2)   /* header and status take the other two descriptors */
+_Static_assert((uint64_t)BLK_SIZE_MAX * BLK_SEG_MAX <= VM_EVENT_MAX_DISK_DATA,
+	       "offered limits must fit one DISK_DONE event");
+
+#define BLK_QUEUE 0
+
+struct blk_pending {
+	struct blk_pending *next;
+	struct vm_disk_request req;
+	uint8_t *data;             /* write: the bounce buffer req.data points to */
+	uint16_t head;
+	bool orphan;               /* the driver reset the device since submission */
+	uint32_t in_len;           /* writable bytes of the chain; the status byte is the last */
+	unsigned nsegs;
+	struct virtio_seg *segs;   /* writable segments */
+};
+
+struct virtio_blk {
+	struct virtio_device vdev;
+	uint64_t capacity_sectors;
+	bool read_only;
+	uint64_t next_id;
+	struct blk_pending *pending;       /* submission order */
+	struct blk_pending **pending_tail;
+	unsigned live;                     /* pending requests that are not orphans */
+};
+
+static struct virtio_blk *to_blk(struct virtio_device *dev)
+{
+	return (struct virtio_blk *)dev;
+}
+
+static void write_status(struct virtio_blk *blk, const struct virtio_seg *segs, unsigned nsegs,
+			 uint32_t in_len, uint8_t status)
+{
+	virtio_scatter(&blk->vdev, segs, nsegs, in_len - 1, &status, 1);
+}
+
+/* Completes a chain without the world: status only (plus `written` data bytes already in place). */
+static void complete_now(struct virtio_blk *blk, const struct virtio_chain *chain, uint8_t status,
+			 uint32_t written)
+{
+	const struct virtio_seg *in = &chain->segs[chain->nout];
+	write_status(blk, in, chain->nsegs - chain->nout, (uint32_t)chain->in_len, status);
+	if (status != VIRTIO_BLK_S_OK)
+		blk->vdev.stats.disk_errors++;
+	virtq_push(&blk->vdev, BLK_QUEUE, chain->head, written + 1);
+}
+
+static void get_id(struct virtio_blk *blk, const struct virtio_chain *chain)
+{
+	char id[VIRTIO_BLK_ID_BYTES + 1] = { 0 };
+	snprintf(id, sizeof(id), "ftvm-disk%u", blk->vdev.host.index);
+	uint32_t n = (uint32_t)MIN((uint64_t)VIRTIO_BLK_ID_BYTES, chain->in_len - 1);
+	virtio_scatter(&blk->vdev, &chain->segs[chain->nout], chain->nsegs - chain->nout, 0, id, n);
+	complete_now(blk, chain, VIRTIO_BLK_S_OK, n);
+}
+
+static int submit(struct virtio_blk *blk, const struct virtio_chain *chain, enum vm_disk_op op,
+		  uint64_t sector, uint32_t len)
+{
+	const struct vm_world *world = blk->vdev.host.world;
+	unsigned nin = chain->nsegs - chain->nout;
+	struct blk_pending *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->segs = calloc(nin, sizeof(*p->segs));
+	if (op == VM_DISK_WRITE && len)
+		p->data = malloc(len);
+	if (!p->segs || (op == VM_DISK_WRITE && len && !p->data)) {
+		free(p->segs);
+		free(p->data);
+		free(p);
+		return -ENOMEM;
+	}
+	memcpy(p->segs, &chain->segs[chain->nout], nin * sizeof(*p->segs));
+	p->nsegs = nin;
+	p->in_len = (uint32_t)chain->in_len;
+	p->head = chain->head;
+	if (p->data)
+		virtio_gather(&blk->vdev, chain, BLK_REQ_HDR_LEN, p->data, len);
+	p->req = (struct vm_disk_request){
+		.id = blk->next_id++, .op = op, .sector = sector, .len = len, .data = p->data,
+	};
+	*blk->pending_tail = p;
+	blk->pending_tail = &p->next;
+	blk->live++;
+	blk->vdev.stats.disk_requests++;
+	world->ops->disk_submit(world->ctx, blk->vdev.host.index, &p->req);
+	return 0;
+}
+
+/* Checks one request chain and submits it, or completes it at once. */
+static void handle_request(struct virtio_blk *blk, const struct virtio_chain *chain)
+{
+	uint8_t hdr[BLK_REQ_HDR_LEN];
+	if (chain->out_len < BLK_REQ_HDR_LEN || chain->in_len < 1) {
+		virtio_set_needs_reset(&blk->vdev, "block request without header or status byte");
+		return;
+	}
+	if (blk->live >= blk->vdev.vq[BLK_QUEUE].num) {
+		virtio_set_needs_reset(&blk->vdev, "more block requests in flight than the queue holds");
+		return;
+	}
+	virtio_gather(&blk->vdev, chain, 0, hdr, sizeof(hdr));
+	uint32_t type = virtio_get_le32(hdr + BLK_REQ_HDR_TYPE);
+	uint64_t sector = virtio_get_le64(hdr + BLK_REQ_HDR_SECTOR);
+	enum vm_disk_op op;
+	uint64_t len = 0;
+	switch (type) {
+	case VIRTIO_BLK_T_IN:
+		op = VM_DISK_READ;
+		len = chain->in_len - 1;
+		break;
+	case VIRTIO_BLK_T_OUT:
+		op = VM_DISK_WRITE;
+		len = chain->out_len - BLK_REQ_HDR_LEN;
+		if (blk->read_only) {
+			complete_now(blk, chain, VIRTIO_BLK_S_IOERR, 0);
+			return;
+		}
+		break;
+	case VIRTIO_BLK_T_FLUSH:
+		op = VM_DISK_FLUSH;
+		sector = 0;
+		break;
+	case VIRTIO_BLK_T_GET_ID:
+		get_id(blk, chain);
+		return;
+	default:
+		complete_now(blk, chain, VIRTIO_BLK_S_UNSUPP, 0);
+		return;
+	}
+	if (op != VM_DISK_FLUSH &&
+	    (len == 0 || len % BLK_SECTOR || len > VM_EVENT_MAX_DISK_DATA || sector > blk->capacity_sectors ||
+	     len / BLK_SECTOR > blk->capacity_sectors - sector)) {
+		LOG_RATELIMITED(LOG_WARN, "disk%u: request type %u sector %llu len %llu refused (capacity %llu)",
+				blk->vdev.host.index, type, (unsigned long long)sector, (unsigned long long)len,
+				(unsigned long long)blk->capacity_sectors);
+		complete_now(blk, chain, VIRTIO_BLK_S_IOERR, 0);
+		return;
+	}
+	if (!blk->vdev.host.world || !blk->vdev.host.world->ops->disk_submit ||
+	    submit(blk, chain, op, sector, (uint32_t)len) < 0)
+		complete_now(blk, chain, VIRTIO_BLK_S_IOERR, 0);
+}
+
+static void blk_notify(struct virtio_device *dev, unsigned q)
+{
+	struct virtio_blk *blk = to_blk(dev);
+	struct virtio_chain chain;
+	while (virtq_pop(dev, q, &chain) == 1)
+		handle_request(blk, &chain);
+}
+
+static uint8_t blk_status(uint32_t status)
+{
+	switch (status) {
+	case VM_DISK_OK:
+		return VIRTIO_BLK_S_OK;
+	case VM_DISK_UNSUPP:
+		return VIRTIO_BLK_S_UNSUPP;
+	default:
+		return VIRTIO_BLK_S_IOERR;
+	}
+}
+
+static void free_pending(struct blk_pending *p)
+{
+	free(p->segs);
+	free(p->data);
+	free(p);
+}
+
+static int blk_apply(struct virtio_device *dev, const struct vm_event *ev)
+{
+	struct virtio_blk *blk = to_blk(dev);
+	struct blk_pending **link = &blk->pending, *p;
+	if (ev->kind != VM_EV_DISK_DONE)
+		return -EINVAL;
+	while ((p = *link) && p->req.id != ev->request)
+		link = &p->next;
+	if (!p) {
+		log_error("disk%u: completion of unknown request %llu", dev->host.index,
+			  (unsigned long long)ev->request);
+		return -EINVAL;
+	}
+	uint8_t status = blk_status(ev->status);
+	if (p->req.op == VM_DISK_READ && status == VIRTIO_BLK_S_OK && (ev->len != p->req.len || !ev->data)) {
+		log_error("disk%u: request %llu read %u bytes, completion carries %u", dev->host.index,
+			  (unsigned long long)ev->request, p->req.len, ev->len);
+		return -EINVAL;
+	}
+	*link = p->next;
+	if (blk->pending_tail == &p->next)
+		blk->pending_tail = link;
+	if (!p->orphan) {
+		blk->live--;
+		if (virtio_running(dev) && dev->vq[BLK_QUEUE].ready) {
+			uint32_t written = 0;
+			if (p->req.op == VM_DISK_READ && status == VIRTIO_BLK_S_OK)
+				written = (uint32_t)virtio_scatter(dev, p->segs, p->nsegs, 0, ev->data, p->req.len);
+			write_status(blk, p->segs, p->nsegs, p->in_len, status);
+			if (status != VIRTIO_BLK_S_OK)
+				dev->stats.disk_errors++;
+			virtq_push(dev, BLK_QUEUE, p->head, written + 1);
+		}
+	}
+	free_pending(p);
+	return 0;
+}
+
+static void blk_reset(struct virtio_device *dev)
+{
+	struct virtio_blk *blk = to_blk(dev);
+	for (struct blk_pending *p = blk->pending; p; p = p->next)
+		p->orphan = true;
+	blk->live = 0;
+}
+
+static uint64_t blk_digest(const struct virtio_device *dev, uint64_t seed)
+{
+	const struct virtio_blk *blk = (const struct virtio_blk *)dev;
+	uint64_t words[4] = { blk->capacity_sectors, blk->read_only, blk->next_id, blk->live };
+	uint64_t h = virtio_fold(seed, words, ARRAY_SIZE(words));
+	for (const struct blk_pending *p = blk->pending; p; p = p->next) {
+		uint64_t pw[6] = { p->req.id, p->req.op, p->req.sector, p->req.len, p->head, p->orphan };
+		h = virtio_fold(h, pw, ARRAY_SIZE(pw));
+	}
+	return h;
+}
+
+static void blk_destroy(struct virtio_device *dev)
+{
+	struct virtio_blk *blk = to_blk(dev);
+	struct blk_pending *p = blk->pending;
+	while (p) {
+		struct blk_pending *next = p->next;
+		free_pending(p);
+		p = next;
+	}
+	free(blk);
+}
+
+static const struct virtio_device_ops blk_ops = {
+	.name = "virtio-blk",
+	.device_id = VIRTIO_ID_BLOCK,
+	.nqueues = 1,
+	.notify = blk_notify,
+	.reset = blk_reset,
+	.apply = blk_apply,
+	.digest = blk_digest,
+	.destroy = blk_destroy,
+};
+
+int virtio_blk_create(const struct virtio_host *host, uint64_t capacity_bytes, bool read_only,
+		      struct virtio_device **out)
+{
+	if (!host || !host->bus || !out || capacity_bytes % BLK_SECTOR)
+		return -EINVAL;
+	struct virtio_blk *blk = calloc(1, sizeof(*blk));
+	if (!blk)
+		return -ENOMEM;
+	uint64_t features = (1ull << VIRTIO_BLK_F_SIZE_MAX) | (1ull << VIRTIO_BLK_F_SEG_MAX) |
+			    (1ull << VIRTIO_BLK_F_BLK_SIZE) | (1ull << VIRTIO_BLK_F_FLUSH);
+	if (read_only)
+		features |= 1ull << VIRTIO_BLK_F_RO;
+	virtio_init(&blk->vdev, &blk_ops, host, features);
+	blk->capacity_sectors = capacity_bytes / BLK_SECTOR;
+	blk->read_only = read_only;
+	blk->next_id = 1;
+	blk->pending_tail = &blk->pending;
+	virtio_put_le64(blk->vdev.config + BLK_CFG_CAPACITY, blk->capacity_sectors);
+	virtio_put_le32(blk->vdev.config + BLK_CFG_SIZE_MAX, BLK_SIZE_MAX);
+	virtio_put_le32(blk->vdev.config + BLK_CFG_SEG_MAX, BLK_SEG_MAX);
+	virtio_put_le32(blk->vdev.config + BLK_CFG_BLK_SIZE, BLK_SECTOR);
+	blk->vdev.config_len = BLK_CFG_LEN;
+	*out = &blk->vdev;
+	return 0;
+}
+
+unsigned virtio_blk_pending(const struct virtio_device *dev, struct vm_disk_request *out, unsigned max)
+{
+	unsigned n = 0;
+	if (!dev || dev->ops != &blk_ops)
+		return 0;
+	for (const struct blk_pending *p = ((const struct virtio_blk *)dev)->pending; p; p = p->next, n++)
+		if (n < max)
+			out[n] = p->req;
+	return n;
+}

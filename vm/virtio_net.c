@@ -1,0 +1,151 @@
+/*
+ * virtio_net.c — virtio network device (virtio 1.2 §5.1): one receive and one transmit queue,
+ * a MAC address, no offloads, no control queue, no mergeable buffers.
+ *
+ * Frames cross the world boundary *with* their 12-byte virtio-net header (VIRTIO_NET_HDR_LEN,
+ * struct virtio_net_hdr with num_buffers, as VERSION_1 requires): net_tx gets exactly the bytes
+ * the driver put in the TX chain, and a NET_RX event carries header + frame, which the device
+ * copies verbatim into the RX buffer (then forces num_buffers = 1, §5.1.6.4). The TAP back end
+ * adds and strips the header (backend.h), so the device model never interprets packet bytes.
+ * With no offloads negotiated the header is all zeros apart from num_buffers.
+ *
+ * TX: on a kick every chain is copied out and handed to net_tx at once (outputs are captured when
+ * the guest issues them) and returned to the used ring straight away.
+ * RX: a NET_RX event takes the first available receive buffer at the icount it is applied; with
+ * no buffer (or one too small for the frame, or the device not running) the frame is dropped and
+ * counted — a decision made at that icount, so replay makes the same one.
+ */
+#define LOG_MODULE "virtio-net"
+#include "util/log.h"
+#include "vm/virtio_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define VIRTIO_NET_F_MAC 5
+
+#define NET_CFG_MAC 0
+#define NET_CFG_LEN 6
+#define NET_MAC_LEN 6
+
+#define NET_HDR_NUM_BUFFERS 10   /* offset of num_buffers in struct virtio_net_hdr */
+_Static_assert(NET_HDR_NUM_BUFFERS + 2 == VIRTIO_NET_HDR_LEN, "virtio-net header layout");
+
+#define NET_RXQ 0
+#define NET_TXQ 1
+
+struct virtio_net {
+	struct virtio_device vdev;
+	uint8_t mac[NET_MAC_LEN];
+	uint8_t *tx_buf;      /* VM_EVENT_MAX_FRAME bytes: one frame gathered from a TX chain */
+};
+
+static struct virtio_net *to_net(struct virtio_device *dev)
+{
+	return (struct virtio_net *)dev;
+}
+
+static void transmit(struct virtio_net *net, const struct virtio_chain *chain)
+{
+	const struct vm_world *world = net->vdev.host.world;
+	if (chain->in_len) {
+		virtio_set_needs_reset(&net->vdev, "device-writable buffer in the transmit queue");
+		return;
+	}
+	if (chain->out_len < VIRTIO_NET_HDR_LEN || chain->out_len > VM_EVENT_MAX_FRAME) {
+		virtio_set_needs_reset(&net->vdev, "transmitted frame shorter than its header or too long");
+		return;
+	}
+	size_t len = virtio_gather(&net->vdev, chain, 0, net->tx_buf, (size_t)chain->out_len);
+	if (world && world->ops->net_tx)
+		world->ops->net_tx(world->ctx, net->vdev.host.index, net->tx_buf, len);
+	net->vdev.stats.tx_frames++;
+	virtq_push(&net->vdev, NET_TXQ, chain->head, 0);
+}
+
+static void net_notify(struct virtio_device *dev, unsigned q)
+{
+	struct virtio_chain chain;
+	if (q != NET_TXQ)
+		return; /* new receive buffers wait for the next NET_RX event */
+	while (virtio_running(dev) && virtq_pop(dev, q, &chain) == 1)
+		transmit(to_net(dev), &chain);
+}
+
+static int net_apply(struct virtio_device *dev, const struct vm_event *ev)
+{
+	struct virtio_chain chain;
+	if (ev->kind != VM_EV_NET_RX || ev->len < VIRTIO_NET_HDR_LEN || ev->len > VM_EVENT_MAX_FRAME || !ev->data)
+		return -EINVAL;
+	int ret = virtq_peek(dev, NET_RXQ, &chain);
+	if (ret == 1 && chain.out_len) {
+		virtio_set_needs_reset(dev, "device-readable buffer in the receive queue");
+		ret = -EIO;
+	}
+	if (ret == 1 && chain.in_len < ev->len) {
+		LOG_RATELIMITED(LOG_WARN, "nic%u: %u-byte frame does not fit a %llu-byte receive buffer; dropped",
+				dev->host.index, ev->len, (unsigned long long)chain.in_len);
+		ret = 0;
+	}
+	if (ret != 1) {
+		dev->stats.rx_dropped++;
+		return 0;
+	}
+	const struct virtio_seg *in = &chain.segs[chain.nout];
+	unsigned nin = chain.nsegs - chain.nout;
+	uint8_t num_buffers[2];
+	virtio_put_le16(num_buffers, 1);
+	virtio_scatter(dev, in, nin, 0, ev->data, ev->len);
+	virtio_scatter(dev, in, nin, NET_HDR_NUM_BUFFERS, num_buffers, sizeof(num_buffers));
+	virtq_consume(dev, NET_RXQ);
+	dev->stats.rx_frames++;
+	virtq_push(dev, NET_RXQ, chain.head, ev->len);
+	return 0;
+}
+
+static uint64_t net_digest(const struct virtio_device *dev, uint64_t seed)
+{
+	const struct virtio_net *net = (const struct virtio_net *)dev;
+	uint64_t mac = 0;
+	for (unsigned i = 0; i < NET_MAC_LEN; i++)
+		mac |= (uint64_t)net->mac[i] << (8 * i);
+	return virtio_fold(seed, &mac, 1);
+}
+
+static void net_destroy(struct virtio_device *dev)
+{
+	struct virtio_net *net = to_net(dev);
+	free(net->tx_buf);
+	free(net);
+}
+
+static const struct virtio_device_ops net_ops = {
+	.name = "virtio-net",
+	.device_id = VIRTIO_ID_NET,
+	.nqueues = 2,
+	.notify = net_notify,
+	.apply = net_apply,
+	.digest = net_digest,
+	.destroy = net_destroy,
+};
+
+int virtio_net_create(const struct virtio_host *host, const uint8_t mac[6], struct virtio_device **out)
+{
+	if (!host || !host->bus || !mac || !out)
+		return -EINVAL;
+	struct virtio_net *net = calloc(1, sizeof(*net));
+	if (!net)
+		return -ENOMEM;
+	net->tx_buf = malloc(VM_EVENT_MAX_FRAME);
+	if (!net->tx_buf) {
+		free(net);
+		return -ENOMEM;
+	}
+	virtio_init(&net->vdev, &net_ops, host, 1ull << VIRTIO_NET_F_MAC);
+	memcpy(net->mac, mac, NET_MAC_LEN);
+	memcpy(net->vdev.config + NET_CFG_MAC, mac, NET_MAC_LEN);
+	net->vdev.config_len = NET_CFG_LEN;
+	*out = &net->vdev;
+	return 0;
+}
