@@ -1,0 +1,249 @@
+/*
+ * output_rule.c — held outputs and their releaser thread (see output_rule.h).
+ *
+ * The queue is liburcu's wait-free concurrent queue: the vCPU enqueues without a lock; only the
+ * releaser dequeues. The releaser sleeps on an eventfd when the queue is empty and otherwise waits
+ * in the gate for the head's LSN, so an acknowledgment releases the output without another hop.
+ */
+#define LOG_MODULE "output"
+#include "primary/output_rule.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <urcu/wfcqueue.h>
+
+#include "util/log.h"
+
+enum held_kind { HELD_CONSOLE, HELD_NET, HELD_DISK };
+
+struct held_output {
+	struct cds_wfcq_node node;
+	uint64_t lsn;
+	uint64_t held_at_ns;
+	enum held_kind kind;
+	unsigned device;
+	struct vm_disk_request req; /* HELD_DISK; req.data points at data[] for writes */
+	size_t len;
+	uint8_t data[];
+};
+
+struct output_rule {
+	struct vm_world live;
+	struct output_gate gate;
+	struct cds_wfcq_head head;
+	struct cds_wfcq_tail tail;
+	int wake_fd;
+	atomic_bool stopping;
+	atomic_bool releaser_sleeping;
+	atomic_uint_fast64_t held, held_bytes, released, dropped, max_wait_us;
+	pthread_t releaser;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void wake(struct output_rule *rule)
+{
+	uint64_t one = 1;
+	if (write(rule->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		LOG_RATELIMITED(LOG_WARN, "cannot wake the releaser: %s", strerror(errno));
+}
+
+static void perform(struct output_rule *rule, struct held_output *o)
+{
+	const struct vm_world_ops *ops = rule->live.ops;
+	switch (o->kind) {
+	case HELD_CONSOLE:
+		ops->console_out(rule->live.ctx, o->data, o->len);
+		break;
+	case HELD_NET:
+		ops->net_tx(rule->live.ctx, o->device, o->data, o->len);
+		break;
+	case HELD_DISK:
+		ops->disk_submit(rule->live.ctx, o->device, &o->req);
+		break;
+	}
+}
+
+static void finish(struct output_rule *rule, struct held_output *o, bool performed)
+{
+	uint64_t waited_us = (now_ns() - o->held_at_ns) / 1000;
+	if (performed) {
+		atomic_fetch_add(&rule->released, 1);
+		uint64_t max = atomic_load(&rule->max_wait_us);
+		while (waited_us > max && !atomic_compare_exchange_weak(&rule->max_wait_us, &max, waited_us))
+			;
+	} else {
+		atomic_fetch_add(&rule->dropped, 1);
+	}
+	atomic_fetch_sub(&rule->held_bytes, o->len);
+	atomic_fetch_sub(&rule->held, 1);
+	free(o);
+}
+
+static void *releaser_main(void *arg)
+{
+	struct output_rule *rule = arg;
+
+	while (!atomic_load(&rule->stopping)) {
+		struct cds_wfcq_node *n = __cds_wfcq_first_nonblocking(&rule->head, &rule->tail);
+		if (n == NULL || n == CDS_WFCQ_WOULDBLOCK) {
+			atomic_store(&rule->releaser_sleeping, true);
+			/* Re-check after announcing sleep, so an enqueue in between is not missed. */
+			if (cds_wfcq_empty(&rule->head, &rule->tail)) {
+				struct pollfd p = { .fd = rule->wake_fd, .events = POLLIN };
+				if (poll(&p, 1, 100) > 0) {
+					uint64_t v;
+					(void)!read(rule->wake_fd, &v, sizeof(v));
+				}
+			}
+			atomic_store(&rule->releaser_sleeping, false);
+			continue;
+		}
+		struct held_output *o = caa_container_of(n, struct held_output, node);
+		int ret = rule->gate.wait(rule->gate.ctx, o->lsn, 50);
+		if (ret == -ETIMEDOUT)
+			continue;
+		n = __cds_wfcq_dequeue_blocking(&rule->head, &rule->tail);
+		o = caa_container_of(n, struct held_output, node);
+		if (ret == 0)
+			perform(rule, o);
+		finish(rule, o, ret == 0);
+	}
+	return NULL;
+}
+
+int output_rule_create(struct vm_world live, struct output_gate gate, struct output_rule **out)
+{
+	struct output_rule *rule = calloc(1, sizeof(*rule));
+	int ret;
+
+	if (!rule)
+		return -ENOMEM;
+	rule->live = live;
+	rule->gate = gate;
+	cds_wfcq_init(&rule->head, &rule->tail);
+	rule->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (rule->wake_fd < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	ret = -pthread_create(&rule->releaser, NULL, releaser_main, rule);
+	if (ret < 0)
+		goto fail_fd;
+	*out = rule;
+	return 0;
+fail_fd:
+	close(rule->wake_fd);
+fail:
+	cds_wfcq_destroy(&rule->head, &rule->tail);
+	free(rule);
+	return ret;
+}
+
+void output_rule_destroy(struct output_rule *rule)
+{
+	if (!rule)
+		return;
+	atomic_store(&rule->stopping, true);
+	wake(rule);
+	pthread_join(rule->releaser, NULL);
+	struct cds_wfcq_node *n;
+	while ((n = __cds_wfcq_dequeue_blocking(&rule->head, &rule->tail)) != NULL)
+		finish(rule, caa_container_of(n, struct held_output, node), false);
+	close(rule->wake_fd);
+	cds_wfcq_destroy(&rule->head, &rule->tail);
+	free(rule);
+}
+
+static void hold(struct output_rule *rule, struct held_output *o)
+{
+	/* Bounded memory: the producer waits while too much is held. */
+	while (atomic_load(&rule->held_bytes) + o->len > OUTPUT_RULE_MAX_HELD_BYTES && atomic_load(&rule->held) > 0 &&
+	       !atomic_load(&rule->stopping))
+		usleep(100);
+	o->held_at_ns = now_ns();
+	cds_wfcq_node_init(&o->node);
+	atomic_fetch_add(&rule->held, 1);
+	atomic_fetch_add(&rule->held_bytes, o->len);
+	cds_wfcq_enqueue(&rule->head, &rule->tail, &o->node);
+	if (atomic_load(&rule->releaser_sleeping))
+		wake(rule);
+}
+
+static struct held_output *held_new(uint64_t lsn, enum held_kind kind, unsigned device, const void *data, size_t len)
+{
+	struct held_output *o = malloc(sizeof(*o) + len);
+	if (!o) {
+		LOG_RATELIMITED(LOG_ERROR, "out of memory holding an output of %zu bytes", len);
+		return NULL;
+	}
+	o->lsn = lsn;
+	o->kind = kind;
+	o->device = device;
+	o->len = len;
+	if (len)
+		memcpy(o->data, data, len);
+	return o;
+}
+
+void output_rule_console(struct output_rule *rule, uint64_t lsn, const uint8_t *buf, size_t len)
+{
+	struct held_output *o = held_new(lsn, HELD_CONSOLE, 0, buf, len);
+	if (o)
+		hold(rule, o);
+}
+
+void output_rule_net(struct output_rule *rule, uint64_t lsn, unsigned nic, const uint8_t *frame, size_t len)
+{
+	struct held_output *o = held_new(lsn, HELD_NET, nic, frame, len);
+	if (o)
+		hold(rule, o);
+}
+
+void output_rule_disk(struct output_rule *rule, uint64_t lsn, unsigned disk, const struct vm_disk_request *req)
+{
+	size_t len = req->op == VM_DISK_WRITE ? req->len : 0;
+	struct held_output *o = held_new(lsn, HELD_DISK, disk, req->data, len);
+	if (!o)
+		return;
+	o->req = *req;
+	o->req.data = len ? o->data : NULL;
+	hold(rule, o);
+}
+
+int output_rule_drain(struct output_rule *rule, int timeout_ms)
+{
+	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
+	while (atomic_load(&rule->held) > 0) {
+		if (now_ns() > deadline)
+			return -ETIMEDOUT;
+		usleep(200);
+	}
+	return 0;
+}
+
+void output_rule_kick(struct output_rule *rule)
+{
+	wake(rule);
+}
+
+void output_rule_get_stats(struct output_rule *rule, struct output_rule_stats *st)
+{
+	st->held = atomic_load(&rule->held);
+	st->held_bytes = atomic_load(&rule->held_bytes);
+	st->released = atomic_load(&rule->released);
+	st->dropped = atomic_load(&rule->dropped);
+	st->max_wait_us = atomic_load(&rule->max_wait_us);
+}
