@@ -56,6 +56,11 @@ enum machine_exit machine_run(struct machine *m, icount_t stop_at, int *status);
 int machine_apply_event(struct machine *m, const struct vm_event *ev) FTVM_MUST_CHECK;
 
 icount_t machine_icount(const struct machine *m);
+/* Guest time now (timebase ticks), for a world that takes over the clock (FT go-live). */
+uint64_t machine_guest_time(const struct machine *m);
+/* Go-live: submits again, through the current world, every disk request that was submitted and
+ * has no completion (virtio_blk_pending); returns how many. Safe because disk writes are idempotent. */
+unsigned machine_reissue_disk_requests(struct machine *m);
 /* Digest of CPU and device state; with memory too when include_memory. */
 uint64_t machine_digest(const struct machine *m, bool include_memory);
 /* Digest of the configuration (memory size, devices, firmware/kernel/initrd bytes, command line):

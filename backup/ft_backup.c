@@ -1,0 +1,368 @@
+/*
+ * ft_backup.c — the backup of an FT pair (see ft_backup.h for the go-live steps).
+ *
+ * The machine runs behind a switchable world: it forwards to the replayer while replaying and to
+ * the live world after go-live, so the machine itself never learns that anything changed.
+ */
+#define LOG_MODULE "backup"
+#include "backup/ft_backup.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backup/replayer.h"
+#include "common/arbiter.h"
+#include "common/eventlog.h"
+#include "logchannel/channel.h"
+#include "util/log.h"
+
+struct ft_backup {
+	struct ft_backup_config cfg;
+	struct ft_backup_golive golive;
+	char vm_id[128];
+	struct channel_listener *listener;
+	struct channel *ch;
+	struct arbiter *arb;
+	struct replayer *replayer;
+	struct machine *machine;
+	struct vm_world current;        /* replayer's world, then the live one */
+	bool live;
+	_Atomic int state;
+	atomic_uint_fast64_t icount, log_bytes, log_records, last_lsn, failovers;
+	uint64_t prev_lsn;
+	icount_t prev_icount;
+	char reason[256];
+	uint8_t buf[EVLOG_MAX_RECORD];
+};
+
+/* ---- the channel as a replay source ---- */
+
+static int channel_source_next(void *ctx, struct evlog_record *rec, char *err, size_t errlen)
+{
+	struct ft_backup *b = ctx;
+	uint64_t lsn;
+	size_t len, used;
+
+	for (;;) {
+		if (b->machine)
+			channel_report_icount(b->ch, machine_icount(b->machine));
+		int ret = channel_recv(b->ch, &lsn, b->buf, sizeof(b->buf), &len, 100);
+		if (ret == -ETIMEDOUT)
+			continue;
+		if (ret == -EPIPE)
+			return 0; /* every record received before the failure has been returned */
+		if (ret < 0) {
+			snprintf(err, errlen, "channel: %s", strerror(-ret));
+			return ret;
+		}
+		ret = evlog_decode_record(b->buf, len, rec, &used, err, errlen);
+		if (ret == 0 && used != len)
+			ret = -EBADMSG, snprintf(err, errlen, "channel record lsn %llu: %zu stray bytes after the record",
+						(unsigned long long)lsn, len - used);
+		if (ret == 0 && rec->lsn != lsn)
+			ret = -EBADMSG, snprintf(err, errlen, "channel frame lsn %llu carries record lsn %llu",
+						(unsigned long long)lsn, (unsigned long long)rec->lsn);
+		if (ret == 0)
+			ret = evlog_check_sequence(rec, b->prev_lsn, b->prev_icount, err, errlen);
+		if (ret < 0)
+			return ret == -EAGAIN ? -EBADMSG : ret;
+		b->prev_lsn = rec->lsn;
+		b->prev_icount = rec->icount;
+		channel_ack(b->ch, lsn); /* acknowledge receipt: the primary may release outputs up to here */
+		atomic_fetch_add(&b->log_bytes, len);
+		atomic_fetch_add(&b->log_records, 1);
+		atomic_store(&b->last_lsn, lsn);
+		return 1;
+	}
+}
+
+/* ---- the switchable world ---- */
+
+static void sw_console_out(void *ctx, const uint8_t *buf, size_t len)
+{
+	struct ft_backup *b = ctx;
+	b->current.ops->console_out(b->current.ctx, buf, len);
+}
+
+static void sw_net_tx(void *ctx, unsigned nic, const uint8_t *frame, size_t len)
+{
+	struct ft_backup *b = ctx;
+	b->current.ops->net_tx(b->current.ctx, nic, frame, len);
+}
+
+static void sw_disk_submit(void *ctx, unsigned disk, const struct vm_disk_request *req)
+{
+	struct ft_backup *b = ctx;
+	b->current.ops->disk_submit(b->current.ctx, disk, req);
+}
+
+static void sw_rng_request(void *ctx, unsigned dev, uint32_t len)
+{
+	struct ft_backup *b = ctx;
+	b->current.ops->rng_request(b->current.ctx, dev, len);
+}
+
+static int sw_next_event(void *ctx, icount_t now, struct vm_event *ev)
+{
+	struct ft_backup *b = ctx;
+	atomic_store(&b->icount, now);
+	return b->current.ops->next_event(b->current.ctx, now, ev);
+}
+
+static icount_t sw_horizon(void *ctx, icount_t now)
+{
+	struct ft_backup *b = ctx;
+	return b->current.ops->horizon(b->current.ctx, now);
+}
+
+static int sw_idle(void *ctx, icount_t now, icount_t deadline, uint64_t deadline_time)
+{
+	struct ft_backup *b = ctx;
+	atomic_store(&b->icount, now);
+	return b->current.ops->idle(b->current.ctx, now, deadline, deadline_time);
+}
+
+static const struct vm_world_ops switch_ops = {
+	.console_out = sw_console_out,
+	.net_tx = sw_net_tx,
+	.disk_submit = sw_disk_submit,
+	.rng_request = sw_rng_request,
+	.next_event = sw_next_event,
+	.horizon = sw_horizon,
+	.idle = sw_idle,
+};
+
+/* ---- RARP announcement ---- */
+
+enum {
+	ETH_HEADER = 14,
+	ETHERTYPE_RARP = 0x8035,
+	ARP_HW_ETHER = 1,
+	ARP_PROTO_IPV4 = 0x0800,
+	RARP_OP_REQUEST_REVERSE = 3,
+	ETH_MIN_FRAME = 60,
+};
+
+size_t ft_rarp_announce(const uint8_t mac[6], uint8_t *out, size_t cap)
+{
+	if (cap < ETH_MIN_FRAME)
+		return 0;
+	memset(out, 0, ETH_MIN_FRAME);
+	memset(out, 0xff, 6);               /* destination: broadcast */
+	memcpy(out + 6, mac, 6);            /* source: the guest, so switches learn its port */
+	out[12] = ETHERTYPE_RARP >> 8;
+	out[13] = ETHERTYPE_RARP & 0xff;
+	uint8_t *a = out + ETH_HEADER;
+	a[0] = 0, a[1] = ARP_HW_ETHER;
+	a[2] = ARP_PROTO_IPV4 >> 8, a[3] = ARP_PROTO_IPV4 & 0xff;
+	a[4] = 6, a[5] = 4;
+	a[6] = 0, a[7] = RARP_OP_REQUEST_REVERSE;
+	memcpy(a + 8, mac, 6);              /* sender hardware address */
+	memcpy(a + 18, mac, 6);             /* target hardware address */
+	return ETH_MIN_FRAME;
+}
+
+/* ---- go-live ---- */
+
+static int go_live(struct ft_backup *b, const char *why, char *msg, size_t msglen)
+{
+	unsigned winner = 0;
+	char err[256];
+
+	snprintf(b->reason, sizeof(b->reason), "primary lost: %s", why);
+	log_warn("%s; replayed to icount %llu (lsn %llu); claiming the arbiter for epoch %llu", b->reason,
+		 (unsigned long long)machine_icount(b->machine), (unsigned long long)atomic_load(&b->last_lsn),
+		 (unsigned long long)b->cfg.epoch);
+	atomic_store(&b->state, FT_STATE_ARBITRATING);
+	channel_close(b->ch); /* 1. no more log from this primary */
+	b->ch = NULL;
+	int ret = arbiter_claim(b->arb, b->cfg.epoch, b->cfg.node, ARBITER_FOREVER, &winner);
+	if (ret != ARBITER_WON) {
+		if (ret == ARBITER_LOST)
+			snprintf(msg, msglen, "lost the arbiter for epoch %llu to node %u: halting this VM for good",
+				 (unsigned long long)b->cfg.epoch, winner);
+		else
+			snprintf(msg, msglen, "arbiter failed (%s): halting this VM, no claim is made on doubt",
+				 arbiter_error(b->arb));
+		snprintf(b->reason, sizeof(b->reason), "%s", msg);
+		atomic_store(&b->state, FT_STATE_HALTED);
+		return -ECANCELED;
+	}
+	struct vm_world live;
+	ret = b->golive.make_live(b->golive.ctx, machine_guest_time(b->machine), &live, err, sizeof(err));
+	if (ret < 0) {
+		snprintf(msg, msglen, "won the arbiter but cannot go live: %s", err);
+		atomic_store(&b->state, FT_STATE_HALTED);
+		return ret;
+	}
+	b->current = live;                  /* 4. back ends live */
+	b->live = true;
+	unsigned reissued = machine_reissue_disk_requests(b->machine); /* 5. */
+	for (unsigned i = 0; i < b->golive.nnics; i++) {                /* 6. */
+		uint8_t frame[ETH_MIN_FRAME];
+		size_t n = ft_rarp_announce(b->golive.macs[i], frame, sizeof(frame));
+		live.ops->net_tx(live.ctx, i, frame, n);
+	}
+	atomic_fetch_add(&b->failovers, 1);
+	atomic_store(&b->state, FT_STATE_ALONE);
+	log_warn("live as primary at icount %llu: reissued %u disk request(s), announced %u MAC(s)",
+		 (unsigned long long)machine_icount(b->machine), reissued, b->golive.nnics);
+	return 0;
+}
+
+int ft_backup_create(const struct ft_backup_config *cfg, const struct ft_backup_golive *golive, struct ft_backup **out,
+		     char *err, size_t errlen)
+{
+	struct ft_backup *b = calloc(1, sizeof(*b));
+	char aerr[ARBITER_ERR_MAX];
+	int ret;
+
+	if (!b) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	b->cfg = *cfg;
+	b->golive = *golive;
+	snprintf(b->vm_id, sizeof(b->vm_id), "%s", cfg->vm_id);
+	b->cfg.vm_id = b->vm_id;
+	atomic_store(&b->state, FT_STATE_WAITING);
+	ret = arbiter_open(cfg->arbiter, cfg->vm_id, &b->arb, aerr);
+	if (ret < 0) {
+		snprintf(err, errlen, "arbiter %s: %s", cfg->arbiter, aerr);
+		goto fail;
+	}
+	struct channel_config cc;
+	channel_config_init(&cc);
+	cc.vm_id = b->vm_id;
+	cc.epoch = cfg->epoch;
+	if (cfg->timeout_ms)
+		cc.timeout_ms = cfg->timeout_ms;
+	if (cfg->heartbeat_ms)
+		cc.heartbeat_ms = cfg->heartbeat_ms;
+	ret = channel_listen(&cc, cfg->listen, &b->listener);
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen, strerror(-ret));
+		goto fail;
+	}
+	struct replayer_options ro = { .console_fd = -1, .perturb_lsn = cfg->perturb_lsn };
+	for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++)
+		ro.disk_fd[i] = -1;
+	ret = replayer_create((struct replay_source){ .next = channel_source_next, .ctx = b }, &ro, &b->replayer);
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot create the replayer: %s", strerror(-ret));
+		goto fail;
+	}
+	b->current = replayer_world(b->replayer);
+	*out = b;
+	return 0;
+fail:
+	ft_backup_destroy(b);
+	return ret;
+}
+
+int ft_backup_accept(struct ft_backup *b, char *err, size_t errlen)
+{
+	for (;;) {
+		struct channel_err cerr = { 0 };
+		int ret = channel_accept(b->listener, -1, &b->ch, &cerr);
+		if (ret == 0)
+			break;
+		if (ret == -EPERM || ret == -ESTALE || ret == -EPROTONOSUPPORT || ret == -EPROTO) {
+			log_warn("refused a primary: %s", cerr.msg);
+			continue;
+		}
+		snprintf(err, errlen, "accepting the primary: %s", cerr.msg);
+		return ret;
+	}
+	channel_listener_close(b->listener);
+	b->listener = NULL;
+	atomic_store(&b->state, FT_STATE_PROTECTED);
+	return 0;
+}
+
+struct vm_world ft_backup_world(struct ft_backup *b)
+{
+	return (struct vm_world){ .ops = &switch_ops, .ctx = b };
+}
+
+void ft_backup_attach(struct ft_backup *b, struct machine *m)
+{
+	b->machine = m;
+	replayer_attach(b->replayer, m);
+}
+
+int ft_backup_run(struct ft_backup *b, char *msg, size_t msglen)
+{
+	int status = 0;
+	enum machine_exit exit = machine_run(b->machine, ICOUNT_MAX, &status);
+
+	if (!b->live) {
+		enum replay_result res = replayer_finish(b->replayer, exit, status, msg, msglen);
+		switch (res) {
+		case REPLAY_MATCHED:
+			atomic_store(&b->state, FT_STATE_DONE);
+			return status;
+		case REPLAY_DIVERGED:
+		case REPLAY_BAD_LOG:
+			/* End FT without claiming: the primary wins the arbiter and runs on. */
+			snprintf(b->reason, sizeof(b->reason), "%s", msg);
+			log_error("FT ended: %s", msg);
+			atomic_store(&b->state, FT_STATE_HALTED);
+			channel_close(b->ch);
+			b->ch = NULL;
+			return -EPROTO;
+		case REPLAY_INCOMPLETE: {
+			const char *why = b->ch ? channel_error(b->ch) : "log ended";
+			char reason[256];
+			snprintf(reason, sizeof(reason), "%s", why && *why ? why : "log ended");
+			int ret = go_live(b, reason, msg, msglen);
+			if (ret < 0)
+				return ret;
+			exit = machine_run(b->machine, ICOUNT_MAX, &status);
+			break;
+		}
+		}
+	}
+	if (exit == MACHINE_EXIT_ERROR) {
+		snprintf(msg, msglen, "the machine stopped with an error (%d)", status);
+		return status < 0 ? status : -EIO;
+	}
+	atomic_store(&b->state, FT_STATE_DONE);
+	snprintf(msg, msglen, "the guest ended (status %d)", status);
+	return status;
+}
+
+void ft_backup_get_status(struct ft_backup *b, struct ft_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	snprintf(st->role, sizeof(st->role), "%s", b->live ? "primary" : "backup");
+	st->state = (enum ft_role_state)atomic_load(&b->state);
+	st->epoch = b->cfg.epoch;
+	st->icount = atomic_load(&b->icount);
+	st->log_bytes = atomic_load(&b->log_bytes);
+	st->log_records = atomic_load(&b->log_records);
+	st->last_lsn = atomic_load(&b->last_lsn);
+	st->acked_lsn = st->last_lsn;
+	st->failovers = atomic_load(&b->failovers);
+	snprintf(st->peer_state, sizeof(st->peer_state), "%s",
+		 st->state == FT_STATE_PROTECTED ? "up" : st->state == FT_STATE_WAITING ? "waiting" : "gone");
+	snprintf(st->reason, sizeof(st->reason), "%s", b->reason);
+}
+
+void ft_backup_destroy(struct ft_backup *b)
+{
+	if (!b)
+		return;
+	if (b->ch)
+		channel_close(b->ch);
+	if (b->listener)
+		channel_listener_close(b->listener);
+	replayer_destroy(b->replayer);
+	if (b->arb)
+		arbiter_close(b->arb);
+	free(b);
+}

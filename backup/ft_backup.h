@@ -1,0 +1,65 @@
+/*
+ * ft_backup.h — the backup of an FT pair: logging channel + replayer + go-live.
+ *
+ * The backup listens, accepts the primary of its VM and epoch, and replays the log it receives,
+ * acknowledging each record as soon as it holds it (the Output Rule waits for that). Its outputs
+ * are dropped. When the log stops (the primary's host died, or the link broke):
+ *   1. stop taking log: the channel is failed and closed;
+ *   2. replay every complete record received (the replayer runs to the last one);
+ *   3. claim the arbiter for this pairing's epoch as node 1 — lost: halt the VM for good;
+ *   4. switch the device back ends to live (TAP, shared disk, console);
+ *   5. reissue disk requests that were submitted but have no completion in the log;
+ *   6. announce the guest's MAC addresses (RARP) so switches learn where the VM lives now;
+ *   7. run on as the primary, without a backup.
+ * A divergence (CHECK mismatch) ends FT: the backup reports it, closes the channel and halts
+ * without claiming, so the primary wins the arbiter and runs on.
+ */
+#ifndef FTVM_BACKUP_FT_BACKUP_H
+#define FTVM_BACKUP_FT_BACKUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "common/ft_status.h"
+#include "util/compiler.h"
+#include "vm/event.h"
+#include "vm/machine.h"
+
+struct ft_backup_config {
+	const char *vm_id;
+	uint64_t epoch;
+	const char *listen;      /* HOST:PORT */
+	const char *arbiter;
+	unsigned node;           /* arbiter node id (backup: 1) */
+	unsigned timeout_ms;
+	unsigned heartbeat_ms;
+	uint64_t perturb_lsn;    /* test hook: corrupt this input record when replayed */
+};
+
+/* What go-live needs from the command layer: live back ends, created only when going live. */
+struct ft_backup_golive {
+	/* Builds the live world (opens TAPs and the shared disk); guest_time is the guest clock now,
+	 * so live time continues from it. */
+	int (*make_live)(void *ctx, uint64_t guest_time, struct vm_world *out, char *err, size_t errlen);
+	void *ctx;
+	unsigned nnics;
+	uint8_t macs[MACHINE_MAX_NICS][6];
+};
+
+struct ft_backup;
+
+int ft_backup_create(const struct ft_backup_config *cfg, const struct ft_backup_golive *golive,
+		     struct ft_backup **out, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* Blocks until the primary of this VM and epoch connects (others are refused and waited past). */
+int ft_backup_accept(struct ft_backup *b, char *err, size_t errlen) FTVM_MUST_CHECK;
+struct vm_world ft_backup_world(struct ft_backup *b);
+void ft_backup_attach(struct ft_backup *b, struct machine *m);
+/* Replays, goes live when the primary is lost, and runs until the guest powers off or this node
+ * halts. Returns the guest's exit status (>= 0) or -errno (halted, diverged) with a message. */
+int ft_backup_run(struct ft_backup *b, char *msg, size_t msglen);
+void ft_backup_get_status(struct ft_backup *b, struct ft_status *st);
+void ft_backup_destroy(struct ft_backup *b);
+
+/* Builds the RARP announcement (ethertype 0x8035) of `mac` into out (>= 60 bytes); returns its length. */
+size_t ft_rarp_announce(const uint8_t mac[6], uint8_t *out, size_t cap);
+
+#endif

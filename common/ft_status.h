@@ -1,0 +1,41 @@
+/*
+ * ft_status.h — what an FT node reports about itself: its state in the pair, progress, lag, log
+ * traffic, held outputs and failovers. Filled by the primary or the backup, published to the
+ * control socket, printed by `ftvm status`.
+ */
+#ifndef FTVM_COMMON_FT_STATUS_H
+#define FTVM_COMMON_FT_STATUS_H
+
+#include <stdint.h>
+#include "vm/icount.h"
+
+enum ft_role_state {
+	FT_STATE_WAITING,      /* backup: waiting for the primary to connect */
+	FT_STATE_PROTECTED,    /* both sides run in lockstep */
+	FT_STATE_ARBITRATING,  /* peer lost; claiming the arbiter */
+	FT_STATE_ALONE,        /* won the arbiter; running without a backup */
+	FT_STATE_HALTED,       /* lost the arbiter (or diverged): the VM is stopped for good */
+	FT_STATE_DONE,         /* the guest powered off */
+};
+
+struct ft_status {
+	enum ft_role_state state;
+	uint64_t epoch;
+	icount_t icount;
+	icount_t peer_icount;
+	uint64_t log_bytes;
+	uint64_t log_records;
+	uint64_t acked_lsn;
+	uint64_t last_lsn;
+	uint64_t outputs_held;
+	uint64_t outputs_released;
+	uint64_t failovers;
+	uint64_t throttled_ms;   /* time the vCPU was slowed for lag */
+	char peer_state[32];
+	char role[16];           /* "primary" or "backup" */
+	char reason[256];        /* why FT ended, if it did */
+};
+
+const char *ft_state_name(enum ft_role_state state);
+
+#endif

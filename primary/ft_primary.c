@@ -1,0 +1,404 @@
+/*
+ * ft_primary.c — the primary of an FT pair (see ft_primary.h for the failover steps).
+ *
+ * Threads: the vCPU thread runs the machine, appends records (channel_send, lock-free) and holds
+ * outputs; the channel thread (logchannel/) moves bytes; the releaser (output_rule.c) performs
+ * outputs once acknowledged; the monitor thread below waits for the channel to fail and runs the
+ * arbitration. The state is one atomic every thread reads.
+ */
+#define LOG_MODULE "primary"
+#include "primary/ft_primary.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/arbiter.h"
+#include "common/eventlog.h"
+#include "logchannel/channel.h"
+#include "primary/output_rule.h"
+#include "primary/recorder.h"
+#include "util/log.h"
+
+struct ft_primary {
+	struct ft_primary_config cfg;
+	char vm_id[128];
+	char arbiter_path[4096];
+	struct vm_world live;
+	struct channel *ch;
+	struct arbiter *arb;
+	struct recorder *rec;
+	struct output_rule *rule;
+	struct machine *machine;
+	_Atomic int state;              /* enum ft_role_state */
+	atomic_uint_fast64_t last_lsn;  /* LSN of the last record appended */
+	atomic_uint_fast64_t log_bytes, log_records, throttled_ms, failovers;
+	atomic_uint_fast64_t icount;    /* published by the vCPU thread for status */
+	pthread_t monitor;
+	bool monitor_started;
+	pthread_mutex_t reason_lock;
+	char reason[256];
+	uint8_t frame[EVLOG_MAX_RECORD];
+};
+
+static enum ft_role_state get_state(struct ft_primary *p)
+{
+	return (enum ft_role_state)atomic_load(&p->state);
+}
+
+static void set_reason(struct ft_primary *p, const char *why)
+{
+	pthread_mutex_lock(&p->reason_lock);
+	snprintf(p->reason, sizeof(p->reason), "%s", why);
+	pthread_mutex_unlock(&p->reason_lock);
+}
+
+/* ---- the sink: records go over the channel ---- */
+
+/* Waits for the arbitration to end; 0 when this node runs on, -ECANCELED when it halts. */
+static int wait_for_verdict(struct ft_primary *p)
+{
+	for (;;) {
+		enum ft_role_state s = get_state(p);
+		if (s == FT_STATE_ALONE || s == FT_STATE_DONE)
+			return 0;
+		if (s == FT_STATE_HALTED)
+			return -ECANCELED;
+		usleep(1000);
+	}
+}
+
+static int sink_append(void *ctx, enum evlog_kind kind, icount_t icount, const uint8_t *payload, uint32_t len,
+		       uint64_t *lsn_out)
+{
+	struct ft_primary *p = ctx;
+	uint64_t lsn = atomic_load(&p->last_lsn) + 1;
+	struct evlog_record r = { .kind = kind, .lsn = lsn, .icount = icount, .len = len, .payload = payload };
+	size_t n = evlog_encode_record(&r, p->frame);
+
+	atomic_store(&p->last_lsn, lsn);
+	*lsn_out = lsn;
+	atomic_fetch_add(&p->log_bytes, n);
+	atomic_fetch_add(&p->log_records, 1);
+	for (;;) {
+		enum ft_role_state s = get_state(p);
+		if (s == FT_STATE_ALONE || s == FT_STATE_DONE)
+			return 0; /* no backup: nothing to send */
+		if (s == FT_STATE_HALTED)
+			return -ECANCELED;
+		if (s == FT_STATE_ARBITRATING)
+			return wait_for_verdict(p);
+		/* A full buffer pauses the vCPU here until the backup catches up. */
+		int ret = channel_send_wait(p->ch, lsn, p->frame, n, 100);
+		if (ret == 0)
+			return 0;
+		if (ret == -ETIMEDOUT)
+			continue;
+		if (ret == -EPIPE)
+			return wait_for_verdict(p);
+		log_error("cannot send record lsn %llu: %s", (unsigned long long)lsn, strerror(-ret));
+		return ret;
+	}
+}
+
+/* ---- the gate of the Output Rule ---- */
+
+static int gate_wait(void *ctx, uint64_t lsn, int timeout_ms)
+{
+	struct ft_primary *p = ctx;
+	switch (get_state(p)) {
+	case FT_STATE_ALONE:
+		return 0;
+	case FT_STATE_HALTED:
+		return -ECANCELED;
+	case FT_STATE_DONE:
+	case FT_STATE_PROTECTED:
+	case FT_STATE_WAITING:
+		if (channel_state(p->ch) == CHANNEL_UP || channel_acked_lsn(p->ch) >= lsn) {
+			int ret = channel_wait_acked(p->ch, lsn, timeout_ms);
+			if (ret == 0)
+				return 0;
+			if (ret == -ETIMEDOUT)
+				return ret;
+		}
+		/* fall through: the channel failed; hold until the arbiter decides */
+	case FT_STATE_ARBITRATING:
+		usleep((useconds_t)timeout_ms * 1000);
+		return -ETIMEDOUT;
+	}
+	return -ETIMEDOUT;
+}
+
+/* ---- the FT output world between the recorder and the live world ---- */
+
+static void ftw_console_out(void *ctx, const uint8_t *buf, size_t len)
+{
+	struct ft_primary *p = ctx;
+	output_rule_console(p->rule, atomic_load(&p->last_lsn), buf, len);
+}
+
+static void ftw_net_tx(void *ctx, unsigned nic, const uint8_t *frame, size_t len)
+{
+	struct ft_primary *p = ctx;
+	output_rule_net(p->rule, atomic_load(&p->last_lsn), nic, frame, len);
+}
+
+static void ftw_disk_submit(void *ctx, unsigned disk, const struct vm_disk_request *req)
+{
+	struct ft_primary *p = ctx;
+	output_rule_disk(p->rule, atomic_load(&p->last_lsn), disk, req);
+}
+
+static void ftw_rng_request(void *ctx, unsigned dev, uint32_t len)
+{
+	struct ft_primary *p = ctx;
+	p->live.ops->rng_request(p->live.ctx, dev, len);
+}
+
+static int ftw_next_event(void *ctx, icount_t now, struct vm_event *ev)
+{
+	struct ft_primary *p = ctx;
+	atomic_store(&p->icount, now);
+	if (get_state(p) == FT_STATE_HALTED)
+		return -ECANCELED;
+	return p->live.ops->next_event(p->live.ctx, now, ev);
+}
+
+static icount_t ftw_horizon(void *ctx, icount_t now)
+{
+	struct ft_primary *p = ctx;
+	/* Lag bound: while the backup is too far behind, the vCPU yields a millisecond per slice. */
+	if (get_state(p) == FT_STATE_PROTECTED && p->cfg.max_lag) {
+		icount_t peer = channel_peer_icount(p->ch);
+		if (peer && now > peer + p->cfg.max_lag) {
+			usleep(1000);
+			atomic_fetch_add(&p->throttled_ms, 1);
+		}
+	}
+	return p->live.ops->horizon(p->live.ctx, now);
+}
+
+static int ftw_idle(void *ctx, icount_t now, icount_t deadline, uint64_t deadline_time)
+{
+	struct ft_primary *p = ctx;
+	atomic_store(&p->icount, now);
+	if (get_state(p) == FT_STATE_HALTED)
+		return -ECANCELED;
+	return p->live.ops->idle(p->live.ctx, now, deadline, deadline_time);
+}
+
+static const struct vm_world_ops ft_output_ops = {
+	.console_out = ftw_console_out,
+	.net_tx = ftw_net_tx,
+	.disk_submit = ftw_disk_submit,
+	.rng_request = ftw_rng_request,
+	.next_event = ftw_next_event,
+	.horizon = ftw_horizon,
+	.idle = ftw_idle,
+};
+
+/* ---- losing the backup ---- */
+
+static void arbitrate(struct ft_primary *p, const char *why)
+{
+	unsigned winner = 0;
+	char msg[300];
+
+	snprintf(msg, sizeof(msg), "backup lost: %s", why);
+	set_reason(p, msg);
+	log_warn("%s; holding outputs and claiming the arbiter for epoch %llu", msg, (unsigned long long)p->cfg.epoch);
+	int ret = arbiter_claim(p->arb, p->cfg.epoch, p->cfg.node, ARBITER_FOREVER, &winner);
+	if (ret == ARBITER_WON) {
+		log_warn("won the arbiter for epoch %llu: releasing held outputs, running on without a backup",
+			 (unsigned long long)p->cfg.epoch);
+		atomic_fetch_add(&p->failovers, 1);
+		atomic_store(&p->state, FT_STATE_ALONE);
+	} else {
+		if (ret == ARBITER_LOST)
+			snprintf(msg, sizeof(msg), "lost the arbiter for epoch %llu to node %u: halting this VM for good",
+				 (unsigned long long)p->cfg.epoch, winner);
+		else
+			snprintf(msg, sizeof(msg), "arbiter failed (%s): halting this VM, no claim is made on doubt",
+				 arbiter_error(p->arb));
+		log_error("%s", msg);
+		set_reason(p, msg);
+		atomic_store(&p->state, FT_STATE_HALTED);
+	}
+	output_rule_kick(p->rule);
+}
+
+static void *monitor_main(void *arg)
+{
+	struct ft_primary *p = arg;
+	struct pollfd pfd = { .fd = channel_event_fd(p->ch), .events = POLLIN };
+
+	for (;;) {
+		int n = poll(&pfd, 1, 200);
+		enum ft_role_state s = get_state(p);
+		if (s == FT_STATE_DONE || s == FT_STATE_HALTED || s == FT_STATE_ALONE)
+			return NULL;
+		if (n > 0 && channel_state(p->ch) != CHANNEL_UP) {
+			int expected = FT_STATE_PROTECTED;
+			if (atomic_compare_exchange_strong(&p->state, &expected, FT_STATE_ARBITRATING))
+				arbitrate(p, channel_error(p->ch));
+			return NULL;
+		}
+	}
+}
+
+int ft_primary_create(const struct ft_primary_config *cfg, struct vm_world live, struct ft_primary **out, char *err,
+		      size_t errlen)
+{
+	struct ft_primary *p = calloc(1, sizeof(*p));
+	char aerr[ARBITER_ERR_MAX];
+	struct channel_err cerr = { 0 };
+	int ret;
+
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	p->cfg = *cfg;
+	snprintf(p->vm_id, sizeof(p->vm_id), "%s", cfg->vm_id);
+	snprintf(p->arbiter_path, sizeof(p->arbiter_path), "%s", cfg->arbiter);
+	p->cfg.vm_id = p->vm_id;
+	p->cfg.arbiter = p->arbiter_path;
+	p->live = live;
+	pthread_mutex_init(&p->reason_lock, NULL);
+	atomic_store(&p->state, FT_STATE_WAITING);
+
+	ret = arbiter_open(cfg->arbiter, cfg->vm_id, &p->arb, aerr);
+	if (ret < 0) {
+		snprintf(err, errlen, "arbiter %s: %s", cfg->arbiter, aerr);
+		goto fail;
+	}
+	struct channel_config cc;
+	channel_config_init(&cc);
+	cc.vm_id = p->vm_id;
+	cc.epoch = cfg->epoch;
+	cc.start_lsn = 1;
+	if (cfg->timeout_ms)
+		cc.timeout_ms = cfg->timeout_ms;
+	if (cfg->heartbeat_ms)
+		cc.heartbeat_ms = cfg->heartbeat_ms;
+	ret = channel_connect(&cc, cfg->peer, &p->ch, &cerr);
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot connect to the backup at %s: %s", cfg->peer, cerr.msg);
+		goto fail;
+	}
+	ret = output_rule_create(live, (struct output_gate){ .wait = gate_wait, .ctx = p }, &p->rule);
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot start the output releaser: %s", strerror(-ret));
+		goto fail;
+	}
+	ret = recorder_create((struct vm_world){ .ops = &ft_output_ops, .ctx = p },
+			      (struct recorder_sink){ .append = sink_append, .ctx = p }, &p->rec);
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot create the recorder: %s", strerror(-ret));
+		goto fail;
+	}
+	atomic_store(&p->state, FT_STATE_PROTECTED);
+	ret = -pthread_create(&p->monitor, NULL, monitor_main, p);
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot start the monitor thread: %s", strerror(-ret));
+		goto fail;
+	}
+	p->monitor_started = true;
+	*out = p;
+	return 0;
+fail:
+	ft_primary_destroy(p);
+	return ret;
+}
+
+struct vm_world ft_primary_world(struct ft_primary *p)
+{
+	return recorder_world(p->rec);
+}
+
+void ft_primary_attach(struct ft_primary *p, struct machine *m)
+{
+	p->machine = m;
+	recorder_attach(p->rec, m);
+}
+
+int ft_primary_finish(struct ft_primary *p, enum machine_exit exit, int status)
+{
+	int ret = 0;
+	enum ft_role_state s = get_state(p);
+
+	if (s == FT_STATE_HALTED)
+		return -ECANCELED;
+	atomic_store(&p->icount, machine_icount(p->machine));
+	ret = recorder_finish(p->rec, exit, status);
+	if (ret < 0)
+		return ret;
+	if (s == FT_STATE_PROTECTED) {
+		/* The backup must have the END record before we call the run finished. */
+		uint64_t last = atomic_load(&p->last_lsn);
+		ret = channel_wait_acked(p->ch, last, (int)(p->cfg.timeout_ms ? p->cfg.timeout_ms * 4 : 4000));
+		if (ret < 0 && get_state(p) == FT_STATE_PROTECTED)
+			log_warn("the backup did not acknowledge the end of the log: %s", strerror(-ret));
+		if (ret < 0)
+			(void)!wait_for_verdict(p);
+	}
+	if (get_state(p) == FT_STATE_HALTED)
+		return -ECANCELED;
+	ret = output_rule_drain(p->rule, 10000);
+	int expected = FT_STATE_PROTECTED;
+	atomic_compare_exchange_strong(&p->state, &expected, FT_STATE_DONE);
+	return ret;
+}
+
+void ft_primary_get_status(struct ft_primary *p, struct ft_status *st)
+{
+	struct output_rule_stats os = { 0 };
+
+	memset(st, 0, sizeof(*st));
+	snprintf(st->role, sizeof(st->role), "primary");
+	st->state = get_state(p);
+	st->epoch = p->cfg.epoch;
+	st->icount = atomic_load(&p->icount);
+	st->log_bytes = atomic_load(&p->log_bytes);
+	st->log_records = atomic_load(&p->log_records);
+	st->last_lsn = atomic_load(&p->last_lsn);
+	st->failovers = atomic_load(&p->failovers);
+	st->throttled_ms = atomic_load(&p->throttled_ms);
+	if (p->ch) {
+		st->peer_icount = channel_peer_icount(p->ch);
+		st->acked_lsn = channel_acked_lsn(p->ch);
+		snprintf(st->peer_state, sizeof(st->peer_state), "%s", channel_state_name(channel_state(p->ch)));
+	}
+	if (p->rule) {
+		output_rule_get_stats(p->rule, &os);
+		st->outputs_held = os.held;
+		st->outputs_released = os.released;
+	}
+	pthread_mutex_lock(&p->reason_lock);
+	snprintf(st->reason, sizeof(st->reason), "%s", p->reason);
+	pthread_mutex_unlock(&p->reason_lock);
+}
+
+void ft_primary_destroy(struct ft_primary *p)
+{
+	if (!p)
+		return;
+	if (get_state(p) != FT_STATE_HALTED && get_state(p) != FT_STATE_ALONE)
+		atomic_store(&p->state, FT_STATE_DONE);
+	if (p->monitor_started)
+		pthread_join(p->monitor, NULL);
+	output_rule_destroy(p->rule);
+	recorder_destroy(p->rec);
+	if (p->ch)
+		channel_close(p->ch);
+	if (p->arb)
+		arbiter_close(p->arb);
+	pthread_mutex_destroy(&p->reason_lock);
+	free(p);
+}

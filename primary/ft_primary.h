@@ -1,0 +1,48 @@
+/*
+ * ft_primary.h — the primary of an FT pair: recorder + logging channel + Output Rule + failover.
+ *
+ * World chain: machine -> recorder (logs inputs, digests outputs) -> FT output world (holds
+ * outputs under the Output Rule, slows the vCPU when the backup lags) -> live world (TAP, disk,
+ * console). The recorder's sink sends each record over the channel.
+ *
+ * Losing the backup (channel timed out, broke, or the backup closed it after a divergence):
+ *   1. keep holding outputs — the vCPU runs on, nothing leaves;
+ *   2. claim the arbiter for this pairing's epoch as node 0 (waits while the disk is unreachable);
+ *   3. won: open the gate (held outputs leave in order), stop logging, run on alone;
+ *   4. lost: the backup is live elsewhere: drop held outputs, halt the VM for good.
+ */
+#ifndef FTVM_PRIMARY_FT_PRIMARY_H
+#define FTVM_PRIMARY_FT_PRIMARY_H
+
+#include <stdint.h>
+#include "common/ft_status.h"
+#include "util/compiler.h"
+#include "vm/event.h"
+#include "vm/icount.h"
+#include "vm/machine.h"
+
+struct ft_primary_config {
+	const char *vm_id;
+	uint64_t epoch;          /* pairing epoch: the channel's and the arbiter claim's */
+	const char *peer;        /* backup's HOST:PORT */
+	const char *arbiter;     /* path of the shared arbiter area */
+	unsigned node;           /* arbiter node id (primary: 0) */
+	unsigned timeout_ms;     /* failure detection */
+	unsigned heartbeat_ms;
+	icount_t max_lag;        /* slow the vCPU when the backup is further behind than this */
+};
+
+struct ft_primary;
+
+/* Connects to the backup (handshake) and opens the arbiter. `live` performs released outputs. */
+int ft_primary_create(const struct ft_primary_config *cfg, struct vm_world live, struct ft_primary **out,
+		      char *err, size_t errlen) FTVM_MUST_CHECK;
+/* The world to give machine_create(); then ft_primary_attach(). */
+struct vm_world ft_primary_world(struct ft_primary *p);
+void ft_primary_attach(struct ft_primary *p, struct machine *m);
+/* After machine_run(): log END, let held outputs leave, close the channel in order. */
+int ft_primary_finish(struct ft_primary *p, enum machine_exit exit, int status) FTVM_MUST_CHECK;
+void ft_primary_get_status(struct ft_primary *p, struct ft_status *st);
+void ft_primary_destroy(struct ft_primary *p);
+
+#endif
