@@ -45,6 +45,15 @@ enum cpu_exception {
 #define FFLAG_DZ 0x08u /* divide by zero */
 #define FFLAG_NV 0x10u /* invalid */
 
+/* Software TLB geometry and the access kinds it separates. */
+#define CPU_PAGE_SHIFT 12
+#define CPU_PAGE_SIZE (1ull << CPU_PAGE_SHIFT)
+#define CPU_PAGE_MASK (~(CPU_PAGE_SIZE - 1))
+#define CPU_TLB_BITS 8
+#define CPU_TLB_SIZE (1u << CPU_TLB_BITS)
+#define CPU_TLB_INVALID 1ull /* never equal to a page-aligned address */
+enum cpu_access { CPU_ACCESS_FETCH, CPU_ACCESS_LOAD, CPU_ACCESS_STORE, CPU_ACCESS_KINDS };
+
 struct cpu {
 	uint64_t x[32];      /* x[0] is kept zero */
 	uint64_t pc;
@@ -81,6 +90,24 @@ struct cpu {
 	const struct vm_clock *clock;
 	struct cpu_stats stats;
 	/* The integer core may add its translation cache and decode state below. */
+
+	/* Software TLB, one direct-mapped table per access kind (enum cpu_access). An entry maps the
+	 * 4 KiB virtual page vpage to RAM: host address = vaddr + addend. It is valid only for the
+	 * translation regime in force when it was filled (priv, satp, MPRV/MPP, SUM, MXR), so every
+	 * change of those flushes all tables. Store entries exist only for pages whose PTE is dirty. */
+	struct cpu_tlb_entry {
+		uint64_t vpage;      /* CPU_TLB_INVALID when empty */
+		uintptr_t addend;
+	} tlb[CPU_ACCESS_KINDS][CPU_TLB_SIZE];
+	/* The code page the hart executes from: pc - fetch_vpage < CPU_PAGE_SIZE means the bytes are at
+	 * fetch_host + (pc - fetch_vpage). Refilled on a page crossing, jump out or TLB flush. */
+	uint64_t fetch_vpage;
+	const uint8_t *fetch_host;
+	bool irq_ready;              /* an interrupt is pending, enabled and would be taken now */
+	uint64_t reservation_value;  /* the value LR read; SC succeeds only if memory still holds it */
+	uint64_t mcountinhibit;
+	uint64_t mcycle_offset;      /* mcycle = icount + mcycle_offset (M-mode may write mcycle) */
+	uint64_t minstret_offset;
 };
 
 void cpu_raise_exception(struct cpu *cpu, enum cpu_exception cause, uint64_t tval);
@@ -98,5 +125,44 @@ void fpu_execute(struct cpu *cpu, uint32_t insn);
 /* The fcsr CSRs (fflags 0x001, frm 0x002, fcsr 0x003): return false for an invalid access (FS off). */
 bool fpu_csr_read(struct cpu *cpu, unsigned csr, uint64_t *value);
 bool fpu_csr_write(struct cpu *cpu, unsigned csr, uint64_t value);
+
+/* Integer-core services shared between cpu.c, cpu_csr.c and cpu_mmu.c. */
+
+/* TLB-hit fast paths: a single compare (page and natural alignment) and an add. */
+static inline uint8_t *cpu_tlb_lookup(struct cpu *cpu, enum cpu_access kind, uint64_t vaddr, unsigned size)
+{
+	const struct cpu_tlb_entry *e = &cpu->tlb[kind][(vaddr >> CPU_PAGE_SHIFT) & (CPU_TLB_SIZE - 1)];
+	if (__builtin_expect(e->vpage == (vaddr & (CPU_PAGE_MASK | (size - 1))), 1))
+		return (uint8_t *)(uintptr_t)(vaddr + e->addend);
+	return 0;
+}
+/* The slow paths behind cpu_load()/cpu_store(): misaligned, TLB miss, MMIO. */
+bool cpu_load_slow(struct cpu *cpu, uint64_t vaddr, unsigned size, uint64_t *value);
+bool cpu_store_slow(struct cpu *cpu, uint64_t vaddr, unsigned size, uint64_t value);
+/* Translates for an AMO/LR/SC (checks alignment, write permission for AMO/SC) and returns a host
+ * pointer into RAM, or NULL with *paddr set for MMIO; false after raising the fault. */
+bool cpu_translate_atomic(struct cpu *cpu, uint64_t vaddr, unsigned size, bool is_load_only, uint8_t **host,
+			  uint64_t *paddr);
+/* Fetches the instruction at cpu->pc when the fetch page is not cached (refills it when it is RAM).
+ * Returns false after raising the fault. */
+bool cpu_fetch_slow(struct cpu *cpu, uint32_t *insn);
+void cpu_tlb_flush(struct cpu *cpu);
+
+/* Takes the pending exception (cpu->exception_*) as a trap: pc, priv and CSRs as the spec says. */
+void cpu_take_exception(struct cpu *cpu);
+/* Takes the highest-priority ready interrupt (requires cpu->irq_ready). */
+void cpu_take_interrupt(struct cpu *cpu);
+/* Recomputes cpu->irq_ready after any change of mip, mie, mideleg, mstatus, priv or irq lines. */
+void cpu_update_irq(struct cpu *cpu);
+/* An enabled (mie) interrupt is pending, whatever the global enables: wakes WFI. */
+bool cpu_wfi_wakeup(const struct cpu *cpu);
+/* Zicsr: op is the funct3 of the instruction (1..3 register, 5..7 immediate form); write is false
+ * for CSRRS/CSRRC with rs1 = x0 (or uimm = 0). Returns false, raising nothing, for an illegal
+ * access: the caller raises it with the instruction bits. */
+bool cpu_csr_op(struct cpu *cpu, unsigned csr, bool write, unsigned op, uint64_t src, uint64_t *old);
+/* The privileged instructions of SYSTEM with funct3 = 0 (ecall, ebreak, xret, wfi, sfence.vma).
+ * Sets cpu->pc to the next pc itself; returns false after raising an exception. */
+bool cpu_exec_system(struct cpu *cpu, uint32_t insn);
+void cpu_csr_reset(struct cpu *cpu);
 
 #endif
