@@ -14,5 +14,7 @@ struct ftvm_command {
 /* One per subcommand file; listed in ftvm.c. */
 int cmd_run_main(int argc, char **argv);
 int cmd_arbiter_main(int argc, char **argv);
+int cmd_record_main(int argc, char **argv);
+int cmd_replay_main(int argc, char **argv);
 
 #endif

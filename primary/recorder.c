@@ -154,6 +154,11 @@ void recorder_attach(struct recorder *rec, struct machine *m)
 	rec->machine = m;
 }
 
+void recorder_set_sink(struct recorder *rec, struct recorder_sink sink)
+{
+	rec->sink = sink;
+}
+
 int recorder_finish(struct recorder *rec, enum machine_exit exit, int status)
 {
 	icount_t now = machine_icount(rec->machine);

@@ -40,6 +40,8 @@ void recorder_destroy(struct recorder *rec);
 /* The world to give machine_create(); call recorder_attach() with the machine it built. */
 struct vm_world recorder_world(struct recorder *rec);
 void recorder_attach(struct recorder *rec, struct machine *m);
+/* Replaces the sink before the machine runs (e.g. once the log file exists). */
+void recorder_set_sink(struct recorder *rec, struct recorder_sink sink);
 /* After machine_run() returns: a final CHECK and the END record. */
 int recorder_finish(struct recorder *rec, enum machine_exit exit, int status) FTVM_MUST_CHECK;
 const struct recorder_stats *recorder_get_stats(const struct recorder *rec);

@@ -1,0 +1,93 @@
+/*
+ * run_world.c — live-world configuration from run options (see run_world.h).
+ */
+#include "cmd/run_world.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A sparse scratch disk that disappears with the process: unlinked at once, reached by fd path. */
+static int open_scratch_disk(struct run_world *rw, char *err, size_t errlen)
+{
+	const char *tmp = getenv("TMPDIR");
+	char name[RUN_PATH_MAX];
+	snprintf(name, sizeof(name), "%s/ftvm-scratch-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	int fd = mkostemp(name, O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "scratch disk %s: %s", name, strerror(e));
+		return -e;
+	}
+	unlink(name);
+	if (ftruncate(fd, (off_t)RUN_SCRATCH_DISK_BYTES) != 0) {
+		int e = errno;
+		close(fd);
+		snprintf(err, errlen, "scratch disk: %s", strerror(e));
+		return -e;
+	}
+	snprintf(rw->scratch_path, sizeof(rw->scratch_path), "/proc/self/fd/%d", fd);
+	rw->scratch_fd = fd;
+	return 0;
+}
+
+int run_world_prepare(const struct run_options *o, struct run_world *rw, char *err, size_t errlen)
+{
+	memset(rw, 0, sizeof(*rw));
+	rw->scratch_fd = -1;
+	rw->config.clock = o->clock;
+	rw->config.ndisks = o->ndisks;
+	rw->config.nnics = o->nnics;
+	rw->config.rng_seed = o->rng_seed;
+	rw->config.console_in_fd = STDIN_FILENO;
+	rw->config.console_out_fd = STDOUT_FILENO;
+	for (unsigned i = 0; i < o->ndisks; i++)
+		rw->config.disk_path[i] = o->disk[i];
+	for (unsigned i = 0; i < o->nnics; i++)
+		rw->config.tap_ifname[i] = o->nic[i].ifname;
+	if (o->bundled && o->ndisks == 0) {
+		int ret = open_scratch_disk(rw, err, errlen);
+		if (ret < 0)
+			return ret;
+		rw->config.disk_path[0] = rw->scratch_path;
+		rw->config.ndisks = 1;
+	}
+	return 0;
+}
+
+void run_world_release(struct run_world *rw)
+{
+	if (rw->scratch_fd >= 0)
+		close(rw->scratch_fd);
+	rw->scratch_fd = -1;
+}
+
+int run_world_machine_config(const struct run_options *o, const struct run_world *rw, const struct world_live *w,
+			     struct machine_config *mc, char *err, size_t errlen)
+{
+	run_options_machine_config(o, mc);
+	mc->ndisks = rw->config.ndisks;
+	for (unsigned i = 0; i < rw->config.ndisks; i++) {
+		if (w) {
+			mc->disk_bytes[i] = world_live_disk_size(w, i);
+			continue;
+		}
+		struct stat st;
+		if (stat(rw->config.disk_path[i], &st) != 0) {
+			int e = errno;
+			snprintf(err, errlen, "disk %s: %s", rw->config.disk_path[i], strerror(e));
+			return -e;
+		}
+		if (st.st_size % 512 != 0) {
+			snprintf(err, errlen, "disk %s: size %lld is not a multiple of 512", rw->config.disk_path[i],
+				 (long long)st.st_size);
+			return -EINVAL;
+		}
+		mc->disk_bytes[i] = (uint64_t)st.st_size;
+	}
+	return 0;
+}

@@ -1,0 +1,28 @@
+/*
+ * run_world.h — turning resolved run options into the live world's configuration, shared by
+ * every subcommand that runs a VM (run, record, replay, primary, backup).
+ */
+#ifndef FTVM_CMD_RUN_WORLD_H
+#define FTVM_CMD_RUN_WORLD_H
+
+#include <stddef.h>
+#include "cmd/run_options.h"
+#include "util/compiler.h"
+#include "vm/world_live.h"
+
+struct run_world {
+	struct world_live_config config;
+	int scratch_fd;            /* the bundled guest's scratch disk, or -1 */
+	char scratch_path[64];
+};
+
+/* Fills rw->config from o (console on stdin/stdout) and, for the bundled guest without --disk,
+ * creates a sparse scratch disk that disappears with the process. */
+int run_world_prepare(const struct run_options *o, struct run_world *rw, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* Once the live world holds its own descriptors (or is not needed), drops the scratch fd. */
+void run_world_release(struct run_world *rw);
+/* Machine configuration for o, with disk sizes from the live world (or from the files when w is NULL). */
+int run_world_machine_config(const struct run_options *o, const struct run_world *rw, const struct world_live *w,
+			     struct machine_config *mc, char *err, size_t errlen) FTVM_MUST_CHECK;
+
+#endif
