@@ -238,13 +238,13 @@ static int blk_apply(struct virtio_device *dev, const struct vm_event *ev)
 	while ((p = *link) && p->req.id != ev->request)
 		link = &p->next;
 	if (!p) {
-		log_error("disk%u: completion of unknown request %llu", dev->host.index,
+		LOG_RATELIMITED(LOG_ERROR, "disk%u: completion of unknown request %llu", dev->host.index,
 			  (unsigned long long)ev->request);
 		return -EINVAL;
 	}
 	uint8_t status = blk_status(ev->status);
 	if (p->req.op == VM_DISK_READ && status == VIRTIO_BLK_S_OK && (ev->len != p->req.len || !ev->data)) {
-		log_error("disk%u: request %llu read %u bytes, completion carries %u", dev->host.index,
+		LOG_RATELIMITED(LOG_ERROR, "disk%u: request %llu read %u bytes, completion carries %u", dev->host.index,
 			  (unsigned long long)ev->request, p->req.len, ev->len);
 		return -EINVAL;
 	}
