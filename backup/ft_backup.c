@@ -193,7 +193,8 @@ static int go_live(struct ft_backup *b, const char *why, char *msg, size_t msgle
 		return -ECANCELED;
 	}
 	struct vm_world live;
-	ret = b->golive.make_live(b->golive.ctx, machine_guest_time(b->machine), &live, err, sizeof(err));
+	ret = b->golive.make_live(b->golive.ctx, machine_icount(b->machine), machine_clock(b->machine), &live, err,
+				  sizeof(err));
 	if (ret < 0) {
 		snprintf(msg, msglen, "won the arbiter but cannot go live: %s", err);
 		atomic_store(&b->state, FT_STATE_HALTED);
@@ -235,19 +236,6 @@ int ft_backup_create(const struct ft_backup_config *cfg, const struct ft_backup_
 		snprintf(err, errlen, "arbiter %s: %s", cfg->arbiter, aerr);
 		goto fail;
 	}
-	struct channel_config cc;
-	channel_config_init(&cc);
-	cc.vm_id = b->vm_id;
-	cc.epoch = cfg->epoch;
-	if (cfg->timeout_ms)
-		cc.timeout_ms = cfg->timeout_ms;
-	if (cfg->heartbeat_ms)
-		cc.heartbeat_ms = cfg->heartbeat_ms;
-	ret = channel_listen(&cc, cfg->listen, &b->listener);
-	if (ret < 0) {
-		snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen, strerror(-ret));
-		goto fail;
-	}
 	struct replayer_options ro = { .console_fd = -1, .perturb_lsn = cfg->perturb_lsn };
 	for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++)
 		ro.disk_fd[i] = -1;
@@ -261,6 +249,24 @@ int ft_backup_create(const struct ft_backup_config *cfg, const struct ft_backup_
 	return 0;
 fail:
 	ft_backup_destroy(b);
+	return ret;
+}
+
+int ft_backup_listen(struct ft_backup *b, const char *vm_id, char *err, size_t errlen)
+{
+	struct channel_config cc;
+
+	snprintf(b->vm_id, sizeof(b->vm_id), "%s", vm_id);
+	channel_config_init(&cc);
+	cc.vm_id = b->vm_id;
+	cc.epoch = b->cfg.epoch;
+	if (b->cfg.timeout_ms)
+		cc.timeout_ms = b->cfg.timeout_ms;
+	if (b->cfg.heartbeat_ms)
+		cc.heartbeat_ms = b->cfg.heartbeat_ms;
+	int ret = channel_listen(&cc, b->cfg.listen, &b->listener);
+	if (ret < 0)
+		snprintf(err, errlen, "cannot listen on %s: %s", b->cfg.listen, strerror(-ret));
 	return ret;
 }
 

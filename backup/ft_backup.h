@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include "common/ft_status.h"
 #include "util/compiler.h"
+#include "vm/clock.h"
 #include "vm/event.h"
 #include "vm/machine.h"
 
@@ -37,9 +38,10 @@ struct ft_backup_config {
 
 /* What go-live needs from the command layer: live back ends, created only when going live. */
 struct ft_backup_golive {
-	/* Builds the live world (opens TAPs and the shared disk); guest_time is the guest clock now,
-	 * so live time continues from it. */
-	int (*make_live)(void *ctx, uint64_t guest_time, struct vm_world *out, char *err, size_t errlen);
+	/* Builds the live world (opens TAPs and the shared disk); the guest clock at icount `now`
+	 * is handed over so live time continues from it. */
+	int (*make_live)(void *ctx, icount_t now, const struct vm_clock *clock, struct vm_world *out, char *err,
+			 size_t errlen);
 	void *ctx;
 	unsigned nnics;
 	uint8_t macs[MACHINE_MAX_NICS][6];
@@ -49,6 +51,9 @@ struct ft_backup;
 
 int ft_backup_create(const struct ft_backup_config *cfg, const struct ft_backup_golive *golive,
 		     struct ft_backup **out, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* Listens for the primary of vm_id (set it, e.g. with the machine's configuration digest) and this
+ * epoch; call after ft_backup_attach(). */
+int ft_backup_listen(struct ft_backup *b, const char *vm_id, char *err, size_t errlen) FTVM_MUST_CHECK;
 /* Blocks until the primary of this VM and epoch connects (others are refused and waited past). */
 int ft_backup_accept(struct ft_backup *b, char *err, size_t errlen) FTVM_MUST_CHECK;
 struct vm_world ft_backup_world(struct ft_backup *b);

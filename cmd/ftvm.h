@@ -16,5 +16,8 @@ int cmd_run_main(int argc, char **argv);
 int cmd_arbiter_main(int argc, char **argv);
 int cmd_record_main(int argc, char **argv);
 int cmd_replay_main(int argc, char **argv);
+int cmd_primary_main(int argc, char **argv);
+int cmd_backup_main(int argc, char **argv);
+int cmd_status_main(int argc, char **argv);
 
 #endif

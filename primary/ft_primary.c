@@ -257,7 +257,6 @@ int ft_primary_create(const struct ft_primary_config *cfg, struct vm_world live,
 {
 	struct ft_primary *p = calloc(1, sizeof(*p));
 	char aerr[ARBITER_ERR_MAX];
-	struct channel_err cerr = { 0 };
 	int ret;
 
 	if (!p) {
@@ -278,20 +277,6 @@ int ft_primary_create(const struct ft_primary_config *cfg, struct vm_world live,
 		snprintf(err, errlen, "arbiter %s: %s", cfg->arbiter, aerr);
 		goto fail;
 	}
-	struct channel_config cc;
-	channel_config_init(&cc);
-	cc.vm_id = p->vm_id;
-	cc.epoch = cfg->epoch;
-	cc.start_lsn = 1;
-	if (cfg->timeout_ms)
-		cc.timeout_ms = cfg->timeout_ms;
-	if (cfg->heartbeat_ms)
-		cc.heartbeat_ms = cfg->heartbeat_ms;
-	ret = channel_connect(&cc, cfg->peer, &p->ch, &cerr);
-	if (ret < 0) {
-		snprintf(err, errlen, "cannot connect to the backup at %s: %s", cfg->peer, cerr.msg);
-		goto fail;
-	}
 	ret = output_rule_create(live, (struct output_gate){ .wait = gate_wait, .ctx = p }, &p->rule);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot start the output releaser: %s", strerror(-ret));
@@ -303,18 +288,41 @@ int ft_primary_create(const struct ft_primary_config *cfg, struct vm_world live,
 		snprintf(err, errlen, "cannot create the recorder: %s", strerror(-ret));
 		goto fail;
 	}
-	atomic_store(&p->state, FT_STATE_PROTECTED);
-	ret = -pthread_create(&p->monitor, NULL, monitor_main, p);
-	if (ret < 0) {
-		snprintf(err, errlen, "cannot start the monitor thread: %s", strerror(-ret));
-		goto fail;
-	}
-	p->monitor_started = true;
 	*out = p;
 	return 0;
 fail:
 	ft_primary_destroy(p);
 	return ret;
+}
+
+int ft_primary_connect(struct ft_primary *p, const char *vm_id, char *err, size_t errlen)
+{
+	struct channel_err cerr = { 0 };
+	struct channel_config cc;
+	int ret;
+
+	snprintf(p->vm_id, sizeof(p->vm_id), "%s", vm_id);
+	channel_config_init(&cc);
+	cc.vm_id = p->vm_id;
+	cc.epoch = p->cfg.epoch;
+	cc.start_lsn = 1;
+	if (p->cfg.timeout_ms)
+		cc.timeout_ms = p->cfg.timeout_ms;
+	if (p->cfg.heartbeat_ms)
+		cc.heartbeat_ms = p->cfg.heartbeat_ms;
+	ret = channel_connect(&cc, p->cfg.peer, &p->ch, &cerr);
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot connect to the backup at %s: %s", p->cfg.peer, cerr.msg);
+		return ret;
+	}
+	atomic_store(&p->state, FT_STATE_PROTECTED);
+	ret = -pthread_create(&p->monitor, NULL, monitor_main, p);
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot start the monitor thread: %s", strerror(-ret));
+		return ret;
+	}
+	p->monitor_started = true;
+	return 0;
 }
 
 struct vm_world ft_primary_world(struct ft_primary *p)

@@ -34,9 +34,12 @@ struct ft_primary_config {
 
 struct ft_primary;
 
-/* Connects to the backup (handshake) and opens the arbiter. `live` performs released outputs. */
+/* Opens the arbiter and builds the world chain; `live` performs released outputs. */
 int ft_primary_create(const struct ft_primary_config *cfg, struct vm_world live, struct ft_primary **out,
 		      char *err, size_t errlen) FTVM_MUST_CHECK;
+/* Connects to the backup and runs the handshake for cfg->vm_id (set it, e.g. with the machine's
+ * configuration digest, before calling). Call after ft_primary_attach(), before machine_run(). */
+int ft_primary_connect(struct ft_primary *p, const char *vm_id, char *err, size_t errlen) FTVM_MUST_CHECK;
 /* The world to give machine_create(); then ft_primary_attach(). */
 struct vm_world ft_primary_world(struct ft_primary *p);
 void ft_primary_attach(struct ft_primary *p, struct machine *m);

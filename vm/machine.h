@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "util/compiler.h"
+#include "vm/clock.h"
 #include "vm/event.h"
 #include "vm/icount.h"
 
@@ -56,8 +57,8 @@ enum machine_exit machine_run(struct machine *m, icount_t stop_at, int *status);
 int machine_apply_event(struct machine *m, const struct vm_event *ev) FTVM_MUST_CHECK;
 
 icount_t machine_icount(const struct machine *m);
-/* Guest time now (timebase ticks), for a world that takes over the clock (FT go-live). */
-uint64_t machine_guest_time(const struct machine *m);
+/* The guest clock, for a world that takes over (FT go-live). */
+const struct vm_clock *machine_clock(const struct machine *m);
 /* Go-live: submits again, through the current world, every disk request that was submitted and
  * has no completion (virtio_blk_pending); returns how many. Safe because disk writes are idempotent. */
 unsigned machine_reissue_disk_requests(struct machine *m);

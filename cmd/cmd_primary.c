@@ -1,0 +1,128 @@
+/*
+ * cmd_primary.c — `ftvm primary --peer HOST:PORT --arbiter PATH [FT options] [run options]`:
+ * run a VM as the primary of an FT pair.
+ *
+ * The backup must be listening (start it first). The primary boots the guest, streams the log from
+ * icount 0, holds outputs under the Output Rule and, if the backup is lost, claims the arbiter:
+ * it runs on alone when it wins and halts the VM for good when it loses. Status on the control
+ * socket (`ftvm status`). Exit status: the guest's when it powers off; 1 on errors; 6 when this
+ * node lost the arbiter and halted.
+ */
+#define LOG_MODULE "primary"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd/ft_options.h"
+#include "cmd/ftvm.h"
+#include "cmd/log_options.h"
+#include "cmd/run_options.h"
+#include "cmd/run_world.h"
+#include "common/control.h"
+#include "primary/ft_primary.h"
+#include "util/log.h"
+#include "vm/machine.h"
+#include "vm/world_live.h"
+
+#define EXIT_HALTED 6
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: ftvm primary --peer HOST:PORT --arbiter PATH [FT options] [run options]\n\n"
+		     "Runs a VM as the primary of a fault-tolerant pair: records every input, streams the log to\n"
+		     "the backup at HOST:PORT (`ftvm backup --listen`, started first), holds every output until\n"
+		     "the backup has acknowledged the log that produced it, and on losing the backup claims the\n"
+		     "arbiter: it runs on alone when it wins, halts the VM for good when it loses.\n\n"
+		     "FT options:\n"
+		     "  --peer HOST:PORT    the backup's logging-channel address, required\n"
+		     "  --max-lag N         slow the vCPU when the backup is more than N instructions behind\n");
+	ft_options_help(out);
+	fprintf(out, "\nexit status: the guest's on power-off; 6 lost the arbiter and halted; 1 errors\n\nrun options:\n");
+	run_options_help(out);
+}
+
+static void status_cb(void *ctx, struct ft_status *st)
+{
+	ft_primary_get_status(ctx, st);
+}
+
+int cmd_primary_main(int argc, char **argv)
+{
+	struct ft_options fo;
+	struct run_options o;
+	struct run_world rw = { .scratch_fd = -1 };
+	struct world_live *world = NULL;
+	struct ft_primary *p = NULL;
+	struct machine *m = NULL;
+	struct control_server *ctl = NULL;
+	char err[512], vm_id[128], ctl_path[256];
+	int code = 1, status = 0;
+
+	if (ft_options_extract(&argc, argv, &fo, err, sizeof(err)) || run_options_parse(argc, argv, &o, err, sizeof(err))) {
+		fprintf(stderr, "ftvm primary: %s\n", err);
+		return 2;
+	}
+	if (o.help || fo.help) {
+		usage(stdout);
+		return 0;
+	}
+	if (!fo.peer || !fo.arbiter) {
+		fprintf(stderr, "ftvm primary: --peer HOST:PORT and --arbiter PATH are required\n");
+		return 2;
+	}
+	if (run_options_resolve(&o, err, sizeof(err)) || run_world_prepare(&o, &rw, err, sizeof(err)))
+		goto fail;
+	if (world_live_create(&rw.config, &world, err, sizeof(err)))
+		goto fail;
+	run_world_release(&rw);
+	struct machine_config mc;
+	if (run_world_machine_config(&o, &rw, world, &mc, err, sizeof(err)))
+		goto fail;
+	struct ft_primary_config pc = {
+		.vm_id = fo.vm, .epoch = fo.epoch, .peer = fo.peer, .arbiter = fo.arbiter, .node = 0,
+		.timeout_ms = fo.timeout_ms, .heartbeat_ms = fo.heartbeat_ms, .max_lag = fo.max_lag,
+	};
+	if (ft_primary_create(&pc, world_live_world(world), &p, err, sizeof(err)))
+		goto fail;
+	if (machine_create(&mc, ft_primary_world(p), &m, err, sizeof(err)))
+		goto fail;
+	ft_primary_attach(p, m);
+	ft_options_vm_id(&fo, machine_config_digest(m), vm_id, sizeof(vm_id));
+	if (ft_primary_connect(p, vm_id, err, sizeof(err)))
+		goto fail;
+	if (ft_options_control_path(&fo, "primary", ctl_path, sizeof(ctl_path)) == 0 &&
+	    control_start(ctl_path, status_cb, p, &ctl, err, sizeof(err)) < 0)
+		log_warn("no control socket: %s", err);
+	log_info("primary of %s, epoch %llu, streaming to %s", vm_id, (unsigned long long)fo.epoch, fo.peer);
+
+	enum machine_exit why = machine_run(m, ICOUNT_MAX, &status);
+	world_live_flush(world);
+	int ret = ft_primary_finish(p, why, status);
+	struct ft_status st;
+	ft_primary_get_status(p, &st);
+	if (ret == -ECANCELED || st.state == FT_STATE_HALTED) {
+		fprintf(stderr, "ftvm primary: %s\n", st.reason);
+		code = EXIT_HALTED;
+		goto out;
+	}
+	if (why == MACHINE_EXIT_ERROR) {
+		snprintf(err, sizeof(err), "the run stopped with an error: %s", strerror(-status));
+		goto fail;
+	}
+	code = why == MACHINE_EXIT_POWEROFF ? log_options_exit_code(status) : 0;
+	goto out;
+fail:
+	world_live_destroy(world);
+	world = NULL;
+	fprintf(stderr, "ftvm primary: %s\n", err);
+	code = 1;
+out:
+	control_stop(ctl);
+	machine_destroy(m);
+	ft_primary_destroy(p);
+	world_live_destroy(world);
+	run_world_release(&rw);
+	return code;
+}

@@ -1,0 +1,96 @@
+/*
+ * cmd_status.c — `ftvm status [--json] [--vm NAME] [--role primary|backup] [--control PATH]`:
+ * ask a running FT node for its status over its control socket.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/ftvm.h"
+#include "common/control.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: ftvm status [--json] [--vm NAME] [--role primary|backup] [--control PATH]\n\n"
+		     "Prints a running FT node's status: role, state, epoch, icount, backup lag, log bandwidth,\n"
+		     "outputs held, peer state, failovers. Without --control it asks " CONTROL_DEFAULT_DIR
+		     "/NAME-ROLE.sock\n(default NAME ftvm, role: primary, then backup).\n");
+}
+
+static void print_human(json_t *o)
+{
+	static const char *const fields[] = { "role", "state", "epoch", "icount", "peer_icount", "backup_lag_insns",
+					       "log_mbit_s", "log_bytes", "log_records", "last_lsn", "acked_lsn",
+					       "outputs_held", "outputs_released", "peer_state", "failovers",
+					       "throttled_ms", "reason" };
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		json_t *v = json_object_get(o, fields[i]);
+		if (!v)
+			continue;
+		if (json_is_string(v))
+			printf("%-18s %s\n", fields[i], json_string_value(v));
+		else if (json_is_integer(v))
+			printf("%-18s %lld\n", fields[i], (long long)json_integer_value(v));
+		else if (json_is_real(v))
+			printf("%-18s %.4f\n", fields[i], json_real_value(v));
+	}
+}
+
+int cmd_status_main(int argc, char **argv)
+{
+	const char *vm = "ftvm", *role = NULL, *path = NULL;
+	int as_json = 0;
+	char buf[256], err[512];
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			as_json = 1;
+		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			usage(stdout);
+			return 0;
+		} else if (i + 1 < argc && !strcmp(argv[i], "--vm")) {
+			vm = argv[++i];
+		} else if (i + 1 < argc && !strcmp(argv[i], "--role")) {
+			role = argv[++i];
+		} else if (i + 1 < argc && !strcmp(argv[i], "--control")) {
+			path = argv[++i];
+		} else {
+			fprintf(stderr, "ftvm status: unknown option '%s'\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	char *answer = NULL;
+	if (path) {
+		answer = control_request(path, "status", err, sizeof(err));
+	} else {
+		static const char *const roles[] = { "primary", "backup" };
+		for (size_t i = 0; i < 2 && !answer; i++) {
+			if (role && strcmp(role, roles[i]))
+				continue;
+			snprintf(buf, sizeof(buf), "%s/%s-%s.sock", CONTROL_DEFAULT_DIR, vm, roles[i]);
+			answer = control_request(buf, "status", err, sizeof(err));
+		}
+	}
+	if (!answer) {
+		fprintf(stderr, "ftvm status: %s\n", err);
+		return 1;
+	}
+	if (as_json) {
+		printf("%s\n", answer);
+		free(answer);
+		return 0;
+	}
+	json_error_t jerr;
+	json_t *o = json_loads(answer, 0, &jerr);
+	free(answer);
+	if (!o || !json_is_true(json_object_get(o, "ok"))) {
+		fprintf(stderr, "ftvm status: bad answer: %s\n", o ? json_string_value(json_object_get(o, "error")) : jerr.text);
+		json_decref(o);
+		return 1;
+	}
+	print_human(o);
+	json_decref(o);
+	return 0;
+}

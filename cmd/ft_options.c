@@ -1,0 +1,122 @@
+/*
+ * ft_options.c — see ft_options.h.
+ */
+#include "cmd/ft_options.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/control.h"
+
+static int parse_u64(const char *opt, const char *s, uint64_t min, uint64_t *out, char *err, size_t errlen)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 0);
+	if (errno || *end || !*s || v < min || s[0] == '-') {
+		snprintf(err, errlen, "%s: '%s' is not a number >= %llu", opt, s, (unsigned long long)min);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err, size_t errlen)
+{
+	memset(fo, 0, sizeof(*fo));
+	fo->epoch = 1;
+	fo->timeout_ms = FT_DEFAULT_TIMEOUT_MS;
+	fo->heartbeat_ms = FT_DEFAULT_HEARTBEAT_MS;
+	fo->vm = FT_DEFAULT_VM;
+	fo->max_lag = 50000000; /* about 100 ms of guest time at the interpreter's speed */
+	for (int i = 1; i < *argc;) {
+		const char *a = argv[i];
+		const char **str = NULL;
+		uint64_t *num = NULL, tmp = 0, min = 0;
+		if (!strcmp(a, "--peer"))
+			str = &fo->peer;
+		else if (!strcmp(a, "--listen"))
+			str = &fo->listen;
+		else if (!strcmp(a, "--arbiter"))
+			str = &fo->arbiter;
+		else if (!strcmp(a, "--vm"))
+			str = &fo->vm;
+		else if (!strcmp(a, "--control"))
+			str = &fo->control;
+		else if (!strcmp(a, "--epoch"))
+			num = &fo->epoch, min = 1;
+		else if (!strcmp(a, "--timeout") || !strcmp(a, "--heartbeat"))
+			num = &tmp, min = 10;
+		else if (!strcmp(a, "--max-lag"))
+			num = &fo->max_lag, min = 0;
+		else if (!strcmp(a, "--perturb-lsn"))
+			num = &fo->perturb_lsn, min = 1;
+		if (!str && !num) {
+			if (!strcmp(a, "--help") || !strcmp(a, "-h"))
+				fo->help = true;
+			i++;
+			continue;
+		}
+		if (i + 1 >= *argc) {
+			snprintf(err, errlen, "%s needs a value", a);
+			return -EINVAL;
+		}
+		if (str) {
+			*str = argv[i + 1];
+		} else {
+			int ret = parse_u64(a, argv[i + 1], min, num, err, errlen);
+			if (ret < 0)
+				return ret;
+			if (num == &tmp) {
+				if (tmp > 600000) {
+					snprintf(err, errlen, "%s: at most 600000 ms", a);
+					return -EINVAL;
+				}
+				*(!strcmp(a, "--timeout") ? &fo->timeout_ms : &fo->heartbeat_ms) = (unsigned)tmp;
+			}
+		}
+		memmove(&argv[i], &argv[i + 2], sizeof(char *) * (size_t)(*argc - i - 1));
+		*argc -= 2;
+	}
+	if (strlen(fo->vm) == 0 || strlen(fo->vm) > 63 || strchr(fo->vm, '/')) {
+		snprintf(err, errlen, "--vm: a name of 1..63 characters without '/'");
+		return -EINVAL;
+	}
+	if (fo->heartbeat_ms >= fo->timeout_ms) {
+		snprintf(err, errlen, "--heartbeat (%u ms) must be shorter than --timeout (%u ms)", fo->heartbeat_ms,
+			 fo->timeout_ms);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void ft_options_help(FILE *out)
+{
+	fprintf(out,
+		"  --arbiter PATH      shared arbiter area (`ftvm arbiter init PATH --vm NAME`), required\n"
+		"  --vm NAME           the VM's name (default " FT_DEFAULT_VM "); must match the arbiter area\n"
+		"  --epoch N           pairing epoch (default 1): the channel's and the arbiter claim's\n"
+		"  --timeout MS        peer silence that counts as failure (default %d ms)\n"
+		"  --heartbeat MS      heartbeat interval (default %d ms)\n"
+		"  --control PATH      JSON control socket (default " CONTROL_DEFAULT_DIR "/NAME-ROLE.sock)\n",
+		FT_DEFAULT_TIMEOUT_MS, FT_DEFAULT_HEARTBEAT_MS);
+}
+
+int ft_options_control_path(const struct ft_options *fo, const char *role, char *buf, size_t len)
+{
+	if (fo->control) {
+		snprintf(buf, len, "%s", fo->control);
+		return 0;
+	}
+	if (mkdir(CONTROL_DEFAULT_DIR, 0755) != 0 && errno != EEXIST)
+		return -errno;
+	snprintf(buf, len, "%s/%s-%s.sock", CONTROL_DEFAULT_DIR, fo->vm, role);
+	return 0;
+}
+
+void ft_options_vm_id(const struct ft_options *fo, uint64_t config_digest, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s@%016llx", fo->vm, (unsigned long long)config_digest);
+}

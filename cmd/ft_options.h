@@ -1,0 +1,41 @@
+/*
+ * ft_options.h — options of `ftvm primary` and `ftvm backup` besides the run options, and what
+ * both commands share: the VM id sent in the handshake, the control socket path.
+ */
+#ifndef FTVM_CMD_FT_OPTIONS_H
+#define FTVM_CMD_FT_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "util/compiler.h"
+
+#define FT_DEFAULT_TIMEOUT_MS 1000
+#define FT_DEFAULT_HEARTBEAT_MS 100
+#define FT_DEFAULT_VM "ftvm"
+
+struct ft_options {
+	const char *peer;       /* primary: backup's HOST:PORT */
+	const char *listen;     /* backup: HOST:PORT */
+	const char *arbiter;
+	const char *vm;
+	const char *control;    /* control socket path; default CONTROL_DEFAULT_DIR/VM-ROLE.sock */
+	uint64_t epoch;
+	unsigned timeout_ms;
+	unsigned heartbeat_ms;
+	uint64_t max_lag;       /* instructions */
+	uint64_t perturb_lsn;   /* backup, tests only */
+	bool help;
+};
+
+/* Takes the FT options out of argv (argc adjusted). */
+int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err, size_t errlen) FTVM_MUST_CHECK;
+void ft_options_help(FILE *out);
+/* The control socket path for this VM and role into buf (creating its directory). */
+int ft_options_control_path(const struct ft_options *fo, const char *role, char *buf, size_t len) FTVM_MUST_CHECK;
+/* The VM id of the handshake: the VM name and the configuration digest, so a primary and a backup
+ * built from different configurations never pair. */
+void ft_options_vm_id(const struct ft_options *fo, uint64_t config_digest, char *buf, size_t len);
+
+#endif
