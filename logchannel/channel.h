@@ -1,0 +1,198 @@
+/*
+ * channel.h — the logging channel: carries opaque log records primary -> backup, acks and
+ * heartbeats backup -> primary. Wire format: docs/channel-protocol.md.
+ *
+ * Model. A channel is one connection between one primary (the sender) and one backup (the
+ * receiver) for one VM in one failover epoch. Records are (lsn, bytes, len) with LSNs strictly
+ * increasing by one from the start LSN given at connect. Each side runs one channel thread that
+ * owns the socket; the application threads talk to it through lock-free single-producer /
+ * single-consumer byte rings of fixed capacity, so memory never grows with the log.
+ *
+ * Sender (primary):
+ *   1. channel_config_init(), fill vm_id/epoch/start_lsn, channel_connect(): handshake done.
+ *   2. The vCPU thread calls channel_send() for every record; it copies the record into the ring
+ *      and returns at once (no lock, no system call unless the channel thread sleeps). When the
+ *      ring is full it returns -EAGAIN: the FT layer pauses the vCPU and retries, or uses
+ *      channel_send_wait() which blocks up to a timeout.
+ *   3. The Output Rule reads channel_acked_lsn() (one atomic load) or blocks in
+ *      channel_wait_acked(); channel_peer_icount() gives the backup's executed icount (lag).
+ * Receiver (backup):
+ *   1. channel_listen(), then channel_accept(): refuses a HELLO for another VM id, another epoch
+ *      or another protocol version, with a precise message on both sides.
+ *   2. The replay thread calls channel_recv() to take records in LSN order and channel_ack() once
+ *      it holds them; channel_report_icount() publishes its progress for the heartbeats.
+ *      After a failure, records already received are still returned, then the error: the backup
+ *      replays every complete record it has before going live.
+ * Both sides: the channel fails — and stays failed, it is never re-established — when the peer is
+ * silent longer than timeout_ms, the connection breaks, or the peer sends anything malformed.
+ * channel_state()/channel_error() say what happened; channel_event_fd() becomes readable and
+ * on_failure is called (once, from the channel thread) at that moment.
+ *
+ * Threads: channel_send*() from one thread at a time (the producer); channel_recv()/channel_ack()
+ * from one thread at a time (the consumer); the other calls from any thread.
+ */
+#ifndef FTVM_LOGCHANNEL_CHANNEL_H
+#define FTVM_LOGCHANNEL_CHANNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "util/compiler.h"
+#include "vm/icount.h"
+
+/* Largest record payload: 1 MiB of data (a DISK_DONE) plus 64 bytes of event header. */
+#define CHANNEL_MAX_RECORD (1024u * 1024u + 64u)
+/* Longest VM id in the handshake (a name or a UUID string). */
+#define CHANNEL_MAX_VM_ID 128u
+/* Smallest send/receive buffer: must hold one maximal frame; rounded up to a power of two. */
+#define CHANNEL_MIN_BUFFER (2u * 1024u * 1024u)
+
+enum channel_transport {
+	CHANNEL_TCP = 0,  /* default */
+	CHANNEL_RDMA = 1, /* RC queue pair; needs an RDMA device (see README "Logging channel") */
+};
+
+enum channel_state {
+	CHANNEL_UP = 0,          /* connected and healthy */
+	CHANNEL_TIMED_OUT = 1,   /* peer silent longer than timeout_ms */
+	CHANNEL_BROKEN = 2,      /* connection reset, closed without BYE, or I/O error */
+	CHANNEL_PROTOCOL = 3,    /* the peer sent a malformed or unexpected frame */
+	CHANNEL_PEER_CLOSED = 4, /* the peer closed in order (BYE) */
+	CHANNEL_CLOSED = 5,      /* closed locally */
+};
+
+struct channel;
+struct channel_listener;
+
+typedef void channel_failure_fn(struct channel *ch, enum channel_state state, const char *why,
+				void *opaque);
+
+struct channel_config {
+	const char *vm_id;         /* required: 1..CHANNEL_MAX_VM_ID bytes, e.g. a UUID */
+	uint64_t epoch;            /* failover epoch; the receiver accepts only its own */
+	uint64_t start_lsn;        /* sender: LSN of the first record */
+	size_t buffer_bytes;       /* ring capacity per side (default 16 MiB, min CHANNEL_MIN_BUFFER) */
+	unsigned heartbeat_ms;     /* heartbeat interval (default 100) */
+	unsigned timeout_ms;       /* peer silence that fails the channel (default 1000) */
+	unsigned connect_timeout_ms; /* TCP connect + handshake (default 5000) */
+	unsigned ack_every;        /* receiver acks at least every N records (default 64) */
+	enum channel_transport transport;
+	channel_failure_fn *on_failure; /* optional, called once from the channel thread */
+	void *opaque;
+};
+
+/* Why a connect/accept failed: a precise, human-readable message (also logged). */
+struct channel_err {
+	int code; /* the -errno that was returned */
+	char msg[320];
+};
+
+struct channel_stats {
+	uint64_t records;      /* records sent (sender) or received (receiver) */
+	uint64_t record_bytes; /* their payload bytes */
+	uint64_t writes;       /* write system calls on the socket (batching: << records) */
+	uint64_t acks;         /* ACK frames sent (receiver) or received (sender) */
+	uint64_t heartbeats;   /* HEARTBEAT frames received */
+	uint64_t full;         /* sender: channel_send() calls refused with -EAGAIN */
+	size_t queued_bytes;   /* bytes in the ring now */
+	size_t capacity;       /* ring capacity */
+};
+
+/* Fill @cfg with the defaults above (vm_id NULL, epoch 0, start_lsn 1, TCP). */
+void channel_config_init(struct channel_config *cfg);
+
+/*
+ * Parse "HOST:PORT" ("127.0.0.1:7000", "[::1]:7000", "name:7000"; HOST may be empty or "*" for
+ * the wildcard when listening). Returns 0, -EINVAL on bad syntax, -EHOSTUNREACH if HOST does not
+ * resolve. @passive selects a listening address.
+ */
+int channel_parse_addr(const char *hostport, int passive, struct sockaddr_storage *out,
+		       socklen_t *outlen) FTVM_MUST_CHECK;
+
+/* ---- sender (primary) ---- */
+
+/*
+ * Connect to the backup at @hostport and run the handshake. Returns 0 and *out, or -errno:
+ * -ECONNREFUSED, -ETIMEDOUT, -EPERM (refused: another VM id), -ESTALE (another epoch),
+ * -EPROTONOSUPPORT (another version), -EPROTO (malformed answer), -ENODEV (RDMA: no device).
+ * @err (may be NULL) receives the message.
+ */
+int channel_connect(const struct channel_config *cfg, const char *hostport, struct channel **out,
+		    struct channel_err *err) FTVM_MUST_CHECK;
+
+/*
+ * Queue one record. Returns 0; -EAGAIN when the ring is full (nothing queued: retry the same
+ * LSN later); -EINVAL if @lsn is not the next LSN; -EMSGSIZE if @len > CHANNEL_MAX_RECORD;
+ * -EPIPE if the channel has failed (see channel_error()). Never blocks, never allocates.
+ */
+int channel_send(struct channel *ch, uint64_t lsn, const void *buf, size_t len) FTVM_MUST_CHECK;
+
+/* Like channel_send() but waits up to @timeout_ms (-1: forever) for room; -ETIMEDOUT then. */
+int channel_send_wait(struct channel *ch, uint64_t lsn, const void *buf, size_t len,
+		      int timeout_ms) FTVM_MUST_CHECK;
+
+/* Highest LSN the backup acknowledged (start_lsn - 1 before the first ack). One atomic load. */
+uint64_t channel_acked_lsn(const struct channel *ch);
+
+/* Wait until channel_acked_lsn() >= @lsn: 0, -ETIMEDOUT, or -EPIPE if the channel failed first. */
+int channel_wait_acked(struct channel *ch, uint64_t lsn, int timeout_ms) FTVM_MUST_CHECK;
+
+/* The backup's executed icount from its latest heartbeat (0 before the first). */
+icount_t channel_peer_icount(const struct channel *ch);
+
+/* ---- receiver (backup) ---- */
+
+/* Listen on @hostport (port 0 picks a free port, see channel_listener_port()). */
+int channel_listen(const struct channel_config *cfg, const char *hostport,
+		   struct channel_listener **out) FTVM_MUST_CHECK;
+unsigned channel_listener_port(const struct channel_listener *l);
+void channel_listener_close(struct channel_listener *l);
+
+/*
+ * Wait up to @timeout_ms for one primary and run the handshake. A primary for another VM id,
+ * epoch or version is refused (it is told why) and this returns -EPERM / -ESTALE /
+ * -EPROTONOSUPPORT (-EPROTO for a malformed HELLO) with the message in @err; the listener stays
+ * usable, call again for the next primary.
+ */
+int channel_accept(struct channel_listener *l, int timeout_ms, struct channel **out,
+		   struct channel_err *err) FTVM_MUST_CHECK;
+
+/*
+ * Take the next record: copies it to @buf, sets *lsn and *len. Waits up to @timeout_ms (-1:
+ * forever, 0: poll). Returns 0, -ETIMEDOUT (nothing yet), -EMSGSIZE (@cap too small; *len says how
+ * much is needed, the record stays queued), or -EPIPE once the channel failed AND every record
+ * received before the failure has been returned.
+ */
+int channel_recv(struct channel *ch, uint64_t *lsn, void *buf, size_t cap, size_t *len,
+		 int timeout_ms) FTVM_MUST_CHECK;
+
+/* Acknowledge every record up to @lsn (cumulative; lower values are ignored). Coalesced. */
+void channel_ack(struct channel *ch, uint64_t lsn);
+
+/* Publish the icount the replay has executed; sent with the next heartbeat. */
+void channel_report_icount(struct channel *ch, icount_t icount);
+
+/* LSN of the first record, from the handshake. */
+uint64_t channel_start_lsn(const struct channel *ch);
+
+/* ---- both sides ---- */
+
+enum channel_state channel_state(const struct channel *ch);
+/* Why the channel is not CHANNEL_UP ("" while up). Valid until channel_close(). */
+const char *channel_error(const struct channel *ch);
+/* An fd that becomes readable (and stays so) when the channel leaves CHANNEL_UP. */
+int channel_event_fd(const struct channel *ch);
+void channel_get_stats(const struct channel *ch, struct channel_stats *st);
+const char *channel_state_name(enum channel_state state);
+
+/*
+ * Sender: wait until every queued record has been written to the socket (not acked), up to
+ * @timeout_ms. 0, -ETIMEDOUT or -EPIPE.
+ */
+int channel_flush(struct channel *ch, int timeout_ms) FTVM_MUST_CHECK;
+
+/* Send BYE (best effort), stop the channel thread, close the socket, free everything. */
+void channel_close(struct channel *ch);
+
+#endif

@@ -1,0 +1,166 @@
+/*
+ * channel_internal.h — the channel object shared by channel.c (lifecycle, state, waiting),
+ * handshake.c (connect/listen/accept), sender.c (primary's thread) and receiver.c (backup's
+ * thread). Not for use outside logchannel/ (tests excepted).
+ *
+ * Wake-ups without a lock: a thread about to sleep sets its `sleeping` flag, issues a full fence,
+ * re-checks its condition, then polls its eventfd; the other side changes the condition, issues a
+ * full fence, and writes the eventfd only if the flag is set. Either the sleeper sees the new
+ * condition or the waker sees the flag, so no wake-up is lost and the fast path costs no syscall.
+ * The waker clears the flag as it writes, so a burst of wake-ups costs one system call.
+ */
+#ifndef FTVM_LOGCHANNEL_CHANNEL_INTERNAL_H
+#define FTVM_LOGCHANNEL_CHANNEL_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "logchannel/channel.h"
+#include "logchannel/protocol.h"
+#include "logchannel/ring.h"
+
+#define CHAN_ERR_MAX 320
+/* Control frames (ACK, HEARTBEAT, BYE) waiting to be written, at most a few at once. */
+#define CHAN_CTL_MAX (4 * CHPROTO_HDR_SIZE)
+/* Bytes the receiver reads from the socket per system call at most. */
+#define CHAN_READ_CHUNK (256u * 1024u)
+/* Bytes the sender hands to one writev() at most, so room is freed progressively. */
+#define CHAN_WRITE_CHUNK (512u * 1024u)
+/* Receiver's ring entry header: u64 lsn, u32 len, u32 reserved. */
+#define CHAN_ENTRY_HDR 16u
+
+enum chan_role { CHAN_SENDER, CHAN_RECEIVER };
+
+struct chan_waker {
+	_Atomic int sleeping;
+	int efd;
+};
+
+struct channel {
+	enum chan_role role;
+	struct channel_config cfg;
+	char vm_id[CHANNEL_MAX_VM_ID + 1];
+	int fd;
+	struct chring ring;
+
+	/* Application <-> channel thread. */
+	struct chan_waker thread_wake; /* wakes the channel thread */
+	struct chan_waker app_wake;    /* wakes the producer (room) or the consumer (data) */
+	int event_efd;                 /* readable once the channel failed */
+	_Atomic int stop;
+
+	/* State: written once by chan_fail(), read by anyone. */
+	_Atomic int state;
+	char error[CHAN_ERR_MAX];
+
+	/* Sender. */
+	uint64_t next_lsn;             /* producer-owned: LSN the next channel_send() must carry */
+	size_t want_room;              /* producer-owned: bytes channel_send_wait() waits for */
+	_Atomic uint64_t sent_lsn;     /* highest LSN queued (for ACK validation) */
+	_Atomic uint64_t acked_lsn;
+	_Atomic uint64_t peer_icount;
+	pthread_mutex_t ack_mu;
+	pthread_cond_t ack_cv;
+	_Atomic int ack_waiters;
+
+	/* Receiver. */
+	uint64_t start_lsn;
+	uint64_t expect_lsn;           /* channel thread: LSN of the next RECORD */
+	_Atomic uint64_t ack_req;      /* consumer: highest LSN acknowledged */
+	_Atomic uint64_t ack_sent;     /* channel thread: highest LSN sent in an ACK */
+	_Atomic uint64_t my_icount;
+	_Atomic int rx_throttled;      /* channel thread waits for room in the ring */
+	uint8_t *in;                   /* receive staging: one maximal frame + a read chunk */
+	size_t in_cap, in_len, in_off;
+
+	/* Control frames queued by the channel thread (written before more ring data). */
+	uint8_t ctl[CHAN_CTL_MAX];
+	size_t ctl_len, ctl_off;
+	uint64_t last_rx_ns, last_tx_ns, last_hb_ns;
+
+	/* Statistics (relaxed atomics, read by channel_get_stats()). */
+	_Atomic uint64_t st_records, st_bytes, st_writes, st_acks, st_heartbeats, st_full;
+
+	pthread_t thread;
+	bool thread_started;
+};
+
+/* Set @err (if not NULL) to code/message and log the message. */
+void chan_seterr(struct channel_err *err, int code, const char *fmt, ...) FTVM_PRINTF(3, 4);
+
+/* Allocate a channel for @role around connected socket @fd (takes it over). */
+int chan_create(enum chan_role role, const struct channel_config *cfg, int fd,
+		struct channel **out) FTVM_MUST_CHECK;
+int chan_start_thread(struct channel *ch) FTVM_MUST_CHECK;
+void chan_destroy(struct channel *ch);
+
+/* Leave CHANNEL_UP for @state with a message (first call wins); wakes and notifies everyone. */
+void chan_fail(struct channel *ch, enum channel_state state, const char *fmt, ...)
+	FTVM_PRINTF(3, 4);
+static inline bool chan_up(const struct channel *ch)
+{
+	return atomic_load_explicit(&ch->state, memory_order_acquire) == CHANNEL_UP;
+}
+
+/* Counters have a single writer each: a relaxed load + store avoids a locked add. */
+static inline void chan_stat_add(_Atomic uint64_t *c, uint64_t v)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+			      memory_order_relaxed);
+}
+
+/*
+ * The channel thread's sleep: mark it asleep, and unless @ready(ch) is then true, poll the socket
+ * (POLLIN if @want_in, POLLOUT if *want_out) and the wake eventfd for up to @tmo ms. Updates
+ * *readable / *want_out from what the socket reported.
+ */
+void chan_thread_poll(struct channel *ch, bool (*ready)(struct channel *), bool want_in,
+		      bool *readable, bool *want_out, int tmo);
+
+void chan_wake(struct chan_waker *w);
+/* Sleep on @w for up to @timeout_ms unless @ready(ch) turns true after the flag is set. */
+void chan_sleep(struct channel *ch, struct chan_waker *w, bool (*ready)(struct channel *),
+		int timeout_ms);
+
+/*
+ * Read what the socket has into the input buffer: bytes read, -EAGAIN, or another -errno after
+ * failing the channel (EOF: "closed without BYE", or "truncated frame" mid-frame).
+ */
+int chan_read_input(struct channel *ch) FTVM_MUST_CHECK;
+/*
+ * Check and hand each complete frame in the input buffer to @handle (0: consumed, > 0: keep it
+ * and stop, < 0: failed). Frames of kinds not @allowed in this direction fail the channel.
+ */
+int chan_parse_input(struct channel *ch, bool (*allowed)(unsigned kind),
+		     int (*handle)(struct channel *ch, const struct chproto_hdr *h,
+				   const uint8_t *payload)) FTVM_MUST_CHECK;
+
+/* Thread bodies. */
+void *chan_sender_thread(void *arg);
+void *chan_receiver_thread(void *arg);
+
+/* Queue a control frame; returns false if the control buffer is full. */
+bool chan_queue_ctl(struct channel *ch, unsigned kind, uint64_t arg);
+/* Write pending control bytes: 0, -EAGAIN (partly written), or -errno. */
+int chan_flush_ctl(struct channel *ch) FTVM_MUST_CHECK;
+/* Fail the channel for an I/O result of read()/write(): EOF, reset, other errno. */
+void chan_fail_io(struct channel *ch, int err, const char *what);
+/*
+ * Fail the channel if the peer has been silent too long; return the poll timeout in ms until the
+ * silence deadline or the next heartbeat (due heartbeat_ms after @hb_from; 0: no heartbeat due).
+ */
+int chan_timers(struct channel *ch, uint64_t now, uint64_t hb_from);
+
+/* net.c */
+uint64_t chnet_now_ns(void);
+uint64_t chnet_deadline(int timeout_ms);
+int chnet_remaining_ms(uint64_t deadline);
+int chnet_socket_opts(int fd) FTVM_MUST_CHECK;
+int chnet_connect(const char *hostport, int timeout_ms, struct channel_err *err) FTVM_MUST_CHECK;
+int chnet_listen(const char *hostport, int *port_out) FTVM_MUST_CHECK;
+int chnet_read_full(int fd, void *buf, size_t len, uint64_t deadline, size_t *got)
+	FTVM_MUST_CHECK;
+int chnet_write_full(int fd, const void *buf, size_t len, uint64_t deadline) FTVM_MUST_CHECK;
+
+#endif

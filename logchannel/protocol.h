@@ -1,0 +1,144 @@
+/*
+ * protocol.h — the channel's frame format (docs/channel-protocol.md): constants, header
+ * encode/decode with every check the document lists, and the HELLO payload. Pure functions, no
+ * I/O, so the tests can build good and bad frames byte by byte.
+ */
+#ifndef FTVM_LOGCHANNEL_PROTOCOL_H
+#define FTVM_LOGCHANNEL_PROTOCOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "logchannel/channel.h"
+#include "util/compiler.h"
+
+#define CHPROTO_MAGIC 0x434C5446u /* "FTLC" as little-endian bytes */
+#define CHPROTO_VERSION 1u
+#define CHPROTO_HDR_SIZE 24u
+#define CHPROTO_HELLO_FIXED 32u
+#define CHPROTO_HELLO_MAX (CHPROTO_HELLO_FIXED + CHANNEL_MAX_VM_ID)
+#define CHPROTO_REFUSE_MAX 256u
+#define CHPROTO_CONNDATA_SIZE 48u
+#define CHPROTO_MAX_FRAME (CHPROTO_HDR_SIZE + CHANNEL_MAX_RECORD)
+
+/* Header field offsets. */
+#define CHPROTO_OFF_MAGIC 0
+#define CHPROTO_OFF_VERSION 4
+#define CHPROTO_OFF_KIND 5
+#define CHPROTO_OFF_FLAGS 6
+#define CHPROTO_OFF_LEN 8
+#define CHPROTO_OFF_CRC 12
+#define CHPROTO_OFF_ARG 16
+
+enum chproto_kind {
+	CHPROTO_HELLO = 1,
+	CHPROTO_WELCOME = 2,
+	CHPROTO_REFUSE = 3,
+	CHPROTO_RECORD = 4,
+	CHPROTO_ACK = 5,
+	CHPROTO_HEARTBEAT = 6,
+	CHPROTO_BYE = 7,
+	CHPROTO_CONNDATA = 8,
+	CHPROTO_KIND_LIMIT, /* first unknown kind */
+};
+
+enum chproto_refuse_reason {
+	CHPROTO_REFUSE_VERSION = 1,
+	CHPROTO_REFUSE_VM_ID = 2,
+	CHPROTO_REFUSE_EPOCH = 3,
+	CHPROTO_REFUSE_MALFORMED = 4,
+};
+
+struct chproto_hdr {
+	uint8_t version;
+	uint8_t kind;
+	uint16_t flags;
+	uint32_t len;
+	uint32_t crc;
+	uint64_t arg;
+};
+
+struct chproto_hello {
+	uint64_t epoch;
+	uint64_t start_lsn;
+	uint32_t max_record;
+	uint32_t heartbeat_ms;
+	uint32_t timeout_ms;
+	uint16_t vm_id_len;
+	char vm_id[CHANNEL_MAX_VM_ID + 1]; /* NUL-terminated copy */
+};
+
+static inline void chproto_put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void chproto_put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void chproto_put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint16_t chproto_get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static inline uint32_t chproto_get32(const uint8_t *p)
+{
+	uint32_t v = 0;
+	for (int i = 3; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static inline uint64_t chproto_get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* Name of a kind for messages ("RECORD", "kind 42"). Returns a static string or @tmp. */
+const char *chproto_kind_name(unsigned kind, char *tmp, size_t tmplen);
+
+/* Largest payload a frame of @kind may carry (0 for unknown kinds). */
+uint32_t chproto_max_payload(unsigned kind);
+
+/*
+ * Build a 24-byte header for @kind/@arg and a payload of @len bytes; the CRC covers @payload,
+ * which may be NULL when the caller continues the CRC itself (see chproto_crc_finish()).
+ */
+void chproto_encode(uint8_t hdr[CHPROTO_HDR_SIZE], unsigned kind, uint64_t arg, const void *payload,
+		    uint32_t len);
+/* Same with an explicit version (tests build frames of other versions with it). */
+void chproto_encode_version(uint8_t hdr[CHPROTO_HDR_SIZE], unsigned version, unsigned kind,
+			    uint64_t arg, const void *payload, uint32_t len);
+
+/*
+ * Parse and check a header: magic, version, flags, known kind, len within the kind's cap.
+ * Returns 0, -EBADMSG (garbage: bad magic / flags), -EPROTONOSUPPORT (version), -EPROTO (kind),
+ * -EMSGSIZE (len); @why gets the message.
+ */
+int chproto_decode(const uint8_t hdr[CHPROTO_HDR_SIZE], struct chproto_hdr *out, char *why,
+		   size_t whylen) FTVM_MUST_CHECK;
+
+/* Check the CRC of a decoded frame whose payload is @payload; -EBADMSG with @why if wrong. */
+int chproto_check_crc(const uint8_t hdr[CHPROTO_HDR_SIZE], const struct chproto_hdr *h,
+		      const void *payload, char *why, size_t whylen) FTVM_MUST_CHECK;
+
+/* HELLO payload; returns its length. @out holds CHPROTO_HELLO_MAX bytes. */
+uint32_t chproto_hello_encode(uint8_t *out, const struct chproto_hello *h);
+/* -EPROTO with @why for a malformed HELLO payload. */
+int chproto_hello_decode(const uint8_t *in, uint32_t len, struct chproto_hello *out, char *why,
+			 size_t whylen) FTVM_MUST_CHECK;
+
+#endif

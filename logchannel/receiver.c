@@ -1,0 +1,233 @@
+/*
+ * receiver.c — the backup's side of a channel.
+ *
+ * The channel thread reads the socket in chunks into a staging buffer, checks every frame
+ * (magic, version, kind, length cap, CRC32C, LSN order), and copies each RECORD into the SPSC
+ * ring as an entry [u64 lsn][u32 len][u32 0][payload]. When the ring has no room it stops
+ * reading: TCP's window then pushes back on the primary, whose own ring fills and makes
+ * channel_send() return -EAGAIN — memory never grows on either side. While it is stopped like
+ * that, unread bytes in the socket prove the primary alive, so silence is not counted.
+ *
+ * The replay thread takes entries with channel_recv() and acknowledges with channel_ack(), which
+ * only publishes the LSN; the channel thread sends one cumulative ACK for the highest LSN when
+ * ack_every records are unacknowledged, as soon as the consumer drains the ring, and with each
+ * heartbeat (every heartbeat_ms, carrying the icount from channel_report_icount()).
+ */
+#define LOG_MODULE "logchannel"
+#include "logchannel/channel_internal.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/log.h"
+
+#define NS_PER_MS 1000000ull
+
+static bool ring_empty(struct channel *ch)
+{
+	return chring_head(&ch->ring, memory_order_acquire) ==
+	       chring_tail(&ch->ring, memory_order_acquire);
+}
+
+static bool data_or_down(struct channel *ch)
+{
+	return !ring_empty(ch) || !chan_up(ch);
+}
+
+int channel_recv(struct channel *ch, uint64_t *lsn, void *buf, size_t cap, size_t *len,
+		 int timeout_ms)
+{
+	uint8_t ent[CHAN_ENTRY_HDR];
+	uint64_t deadline = chnet_deadline(timeout_ms);
+
+	if (ch->role != CHAN_RECEIVER)
+		return -EINVAL;
+	for (;;) {
+		bool up = chan_up(ch); /* read before the ring: records published before a failure */
+		uint64_t tail = chring_tail(&ch->ring, memory_order_relaxed);
+		uint64_t head = chring_head(&ch->ring, memory_order_acquire);
+		if (head != tail) {
+			chring_get(&ch->ring, tail, ent, sizeof(ent));
+			uint32_t n = chproto_get32(ent + 8);
+			*len = n;
+			if (n > cap)
+				return -EMSGSIZE;
+			*lsn = chproto_get64(ent);
+			chring_get(&ch->ring, tail + sizeof(ent), buf, n);
+			chring_release(&ch->ring, tail + sizeof(ent) + n);
+			atomic_thread_fence(memory_order_seq_cst);
+			if (atomic_load_explicit(&ch->rx_throttled, memory_order_relaxed))
+				chan_wake(&ch->thread_wake); /* it waits for room */
+			return 0;
+		}
+		if (!up)
+			return -EPIPE;
+		int left = chnet_remaining_ms(deadline);
+		if (left == 0)
+			return -ETIMEDOUT;
+		chan_sleep(ch, &ch->app_wake, data_or_down, left);
+	}
+}
+
+void channel_ack(struct channel *ch, uint64_t lsn)
+{
+	uint64_t prev = atomic_load_explicit(&ch->ack_req, memory_order_relaxed);
+	if (lsn <= prev)
+		return;
+	atomic_store_explicit(&ch->ack_req, lsn, memory_order_relaxed);
+	uint64_t sent = atomic_load_explicit(&ch->ack_sent, memory_order_relaxed);
+	if (lsn - sent >= ch->cfg.ack_every || ring_empty(ch))
+		chan_wake(&ch->thread_wake);
+}
+
+void channel_report_icount(struct channel *ch, icount_t icount)
+{
+	atomic_store_explicit(&ch->my_icount, icount, memory_order_relaxed);
+}
+
+static bool receiver_allowed(unsigned kind)
+{
+	return kind == CHPROTO_RECORD || kind == CHPROTO_HEARTBEAT || kind == CHPROTO_BYE;
+}
+
+static int receiver_handle(struct channel *ch, const struct chproto_hdr *h, const uint8_t *payload)
+{
+	uint8_t ent[CHAN_ENTRY_HDR];
+
+	switch (h->kind) {
+	case CHPROTO_RECORD: {
+		if (h->arg != ch->expect_lsn) {
+			chan_fail(ch, CHANNEL_PROTOCOL, "out-of-order LSN %llu, expected %llu",
+				  (unsigned long long)h->arg, (unsigned long long)ch->expect_lsn);
+			return -EPROTO;
+		}
+		size_t need = sizeof(ent) + h->len;
+		uint64_t head = chring_head(&ch->ring, memory_order_relaxed);
+		uint64_t tail = chring_tail(&ch->ring, memory_order_acquire);
+		if (ch->ring.cap - (head - tail) < need)
+			return 1; /* full: keep the frame, stop reading */
+		chproto_put64(ent, h->arg);
+		chproto_put32(ent + 8, h->len);
+		chproto_put32(ent + 12, 0);
+		chring_put(&ch->ring, head, ent, sizeof(ent));
+		chring_put(&ch->ring, head + sizeof(ent), payload, h->len);
+		chring_publish(&ch->ring, head + need);
+		ch->expect_lsn++;
+		chan_stat_add(&ch->st_records, 1);
+		chan_stat_add(&ch->st_bytes, h->len);
+		return 0;
+	}
+	case CHPROTO_HEARTBEAT:
+		chan_stat_add(&ch->st_heartbeats, 1);
+		return 0;
+	default: /* BYE */
+		chan_fail(ch, CHANNEL_PEER_CLOSED, "peer closed the channel (BYE)");
+		return -ECONNRESET;
+	}
+}
+
+/* An ACK is due: enough unacknowledged records, or the consumer has drained the ring. */
+static bool ack_due(struct channel *ch)
+{
+	uint64_t req = atomic_load_explicit(&ch->ack_req, memory_order_relaxed);
+	uint64_t sent = atomic_load_explicit(&ch->ack_sent, memory_order_relaxed);
+	return req > sent && (req - sent >= ch->cfg.ack_every || ring_empty(ch));
+}
+
+static void queue_ack(struct channel *ch)
+{
+	uint64_t req = atomic_load_explicit(&ch->ack_req, memory_order_relaxed);
+	if (req > atomic_load_explicit(&ch->ack_sent, memory_order_relaxed) &&
+	    chan_queue_ctl(ch, CHPROTO_ACK, req)) {
+		atomic_store_explicit(&ch->ack_sent, req, memory_order_relaxed);
+		chan_stat_add(&ch->st_acks, 1);
+	}
+}
+
+static bool room_for(struct channel *ch, size_t need)
+{
+	uint64_t used = chring_head(&ch->ring, memory_order_relaxed) -
+			chring_tail(&ch->ring, memory_order_acquire);
+	return ch->ring.cap - used >= need;
+}
+
+/* Room for the frame the thread is holding back (when throttled). */
+static bool blocked_frame_fits(struct channel *ch)
+{
+	uint32_t len = chproto_get32(ch->in + ch->in_off + CHPROTO_OFF_LEN);
+	return room_for(ch, CHAN_ENTRY_HDR + len);
+}
+
+/* Something to do without waiting for the socket: an ACK, room for the held frame, a stop. */
+static bool receiver_ready(struct channel *ch)
+{
+	bool throttled = atomic_load_explicit(&ch->rx_throttled, memory_order_relaxed);
+	return ack_due(ch) || (throttled && blocked_frame_fits(ch)) ||
+	       atomic_load_explicit(&ch->stop, memory_order_relaxed);
+}
+
+void *chan_receiver_thread(void *arg)
+{
+	struct channel *ch = arg;
+	bool throttled = false, readable = true, want_out = false;
+	uint64_t hb = (uint64_t)ch->cfg.heartbeat_ms * NS_PER_MS;
+
+	while (!atomic_load(&ch->stop) && chan_up(ch)) {
+		uint64_t now = chnet_now_ns();
+		if (throttled)
+			ch->last_rx_ns = now; /* the primary's bytes are waiting for us */
+		int tmo = chan_timers(ch, now, ch->last_hb_ns);
+		if (!chan_up(ch))
+			break;
+		if (now - ch->last_hb_ns >= hb) {
+			queue_ack(ch);
+			if (chan_queue_ctl(ch, CHPROTO_HEARTBEAT,
+					   atomic_load_explicit(&ch->my_icount, memory_order_relaxed)))
+				ch->last_hb_ns = now;
+		} else if (ack_due(ch)) {
+			queue_ack(ch);
+		}
+		if (ch->ctl_len && !want_out) {
+			int rc = chan_flush_ctl(ch);
+			if (rc == -EAGAIN)
+				want_out = true;
+			else if (rc < 0)
+				chan_fail_io(ch, -rc, "write");
+		}
+
+		int published = 0;
+		uint64_t head0 = chring_head(&ch->ring, memory_order_relaxed);
+		if (throttled && blocked_frame_fits(ch)) {
+			throttled = false;
+			int rc = chan_parse_input(ch, receiver_allowed, receiver_handle);
+			throttled = rc > 0;
+		}
+		if (!throttled && readable && chan_up(ch)) {
+			int rc = chan_read_input(ch);
+			if (rc > 0) {
+				rc = chan_parse_input(ch, receiver_allowed, receiver_handle);
+				throttled = rc > 0;
+			} else if (rc == -EAGAIN) {
+				readable = false;
+			}
+		}
+		atomic_store_explicit(&ch->rx_throttled, throttled, memory_order_relaxed);
+		published = chring_head(&ch->ring, memory_order_relaxed) != head0;
+		if (published)
+			chan_wake(&ch->app_wake);
+		if (!chan_up(ch))
+			break;
+		if ((readable && !throttled) || ack_due(ch))
+			continue;
+
+		if (want_out && tmo == 0)
+			tmo = 1; /* a heartbeat is due but the socket is full: do not spin */
+		chan_thread_poll(ch, receiver_ready, !throttled, &readable, &want_out, tmo);
+	}
+	if (chan_up(ch) && chan_queue_ctl(ch, CHPROTO_BYE, 0) && chan_flush_ctl(ch) < 0)
+		log_debug("BYE not sent");
+	chan_wake(&ch->app_wake);
+	return NULL;
+}

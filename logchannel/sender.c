@@ -1,0 +1,234 @@
+/*
+ * sender.c — the primary's side of a channel.
+ *
+ * channel_send() runs on the vCPU thread: it frames the record (header + CRC32C) straight into
+ * the SPSC ring and publishes it; it takes no lock and makes no system call unless the channel
+ * thread is asleep. The channel thread writes whatever is queued when the socket is writable, in
+ * one writev() of up to CHAN_WRITE_CHUNK bytes: small records batch by themselves while the
+ * socket is busy, and a lone record goes out at once (TCP_NODELAY, no timer), so batching adds no
+ * latency. Bytes are freed as soon as the kernel took them — a broken connection is never
+ * resumed, so nothing needs resending. The same thread reads ACKs (cumulative LSN) and heartbeats
+ * (the backup's icount), sends a heartbeat when it has had nothing to write for heartbeat_ms, and
+ * fails the channel when the backup has been silent for timeout_ms.
+ */
+#define LOG_MODULE "logchannel"
+#include "logchannel/channel_internal.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "util/crc32c.h"
+#include "util/log.h"
+
+#define NS_PER_MS 1000000ull
+
+int channel_send(struct channel *ch, uint64_t lsn, const void *buf, size_t len)
+{
+	uint8_t hdr[CHPROTO_HDR_SIZE];
+
+	if (unlikely(!chan_up(ch)))
+		return -EPIPE;
+	if (unlikely(ch->role != CHAN_SENDER || lsn != ch->next_lsn))
+		return -EINVAL;
+	if (unlikely(len > CHANNEL_MAX_RECORD))
+		return -EMSGSIZE;
+	size_t need = CHPROTO_HDR_SIZE + len;
+	uint64_t head = chring_head(&ch->ring, memory_order_relaxed);
+	uint64_t tail = chring_tail(&ch->ring, memory_order_acquire);
+	if (unlikely(ch->ring.cap - (head - tail) < need)) {
+		chan_stat_add(&ch->st_full, 1);
+		return -EAGAIN;
+	}
+	chproto_encode(hdr, CHPROTO_RECORD, lsn, buf, (uint32_t)len);
+	chring_put(&ch->ring, head, hdr, sizeof(hdr));
+	chring_put(&ch->ring, head + sizeof(hdr), buf, len);
+	atomic_store_explicit(&ch->sent_lsn, lsn, memory_order_relaxed);
+	chring_publish(&ch->ring, head + need);
+	ch->next_lsn = lsn + 1;
+	chan_stat_add(&ch->st_records, 1);
+	chan_stat_add(&ch->st_bytes, len);
+	chan_wake(&ch->thread_wake);
+	return 0;
+}
+
+static bool room_or_down(struct channel *ch)
+{
+	uint64_t used = chring_head(&ch->ring, memory_order_relaxed) -
+			chring_tail(&ch->ring, memory_order_acquire);
+	return ch->ring.cap - used >= ch->want_room || !chan_up(ch);
+}
+
+int channel_send_wait(struct channel *ch, uint64_t lsn, const void *buf, size_t len,
+		      int timeout_ms)
+{
+	uint64_t deadline = chnet_deadline(timeout_ms);
+
+	for (;;) {
+		int rc = channel_send(ch, lsn, buf, len);
+		if (rc != -EAGAIN)
+			return rc;
+		int left = chnet_remaining_ms(deadline);
+		if (left == 0)
+			return -ETIMEDOUT;
+		ch->want_room = CHPROTO_HDR_SIZE + len;
+		chan_sleep(ch, &ch->app_wake, room_or_down, left);
+	}
+}
+
+static bool drained_or_down(struct channel *ch)
+{
+	return chring_tail(&ch->ring, memory_order_acquire) ==
+		       chring_head(&ch->ring, memory_order_relaxed) ||
+	       !chan_up(ch);
+}
+
+int channel_flush(struct channel *ch, int timeout_ms)
+{
+	uint64_t deadline = chnet_deadline(timeout_ms);
+
+	for (;;) {
+		if (!chan_up(ch))
+			return -EPIPE;
+		if (chring_tail(&ch->ring, memory_order_acquire) ==
+		    chring_head(&ch->ring, memory_order_relaxed))
+			return 0;
+		int left = chnet_remaining_ms(deadline);
+		if (left == 0)
+			return -ETIMEDOUT;
+		ch->want_room = ch->ring.cap; /* wake me when everything is written */
+		chan_sleep(ch, &ch->app_wake, drained_or_down, left);
+	}
+}
+
+static bool sender_allowed(unsigned kind)
+{
+	return kind == CHPROTO_ACK || kind == CHPROTO_HEARTBEAT || kind == CHPROTO_BYE;
+}
+
+static int sender_handle(struct channel *ch, const struct chproto_hdr *h, const uint8_t *payload)
+{
+	switch (h->kind) {
+	case CHPROTO_ACK: {
+		uint64_t acked = atomic_load_explicit(&ch->acked_lsn, memory_order_relaxed);
+		uint64_t sent = atomic_load_explicit(&ch->sent_lsn, memory_order_relaxed);
+		if (h->arg < acked || h->arg > sent) {
+			chan_fail(ch, CHANNEL_PROTOCOL,
+				  "bad ACK %llu: acked so far %llu, highest LSN sent %llu",
+				  (unsigned long long)h->arg, (unsigned long long)acked,
+				  (unsigned long long)sent);
+			return -EPROTO;
+		}
+		atomic_store(&ch->acked_lsn, h->arg); /* seq_cst: pairs with ack_waiters */
+		chan_stat_add(&ch->st_acks, 1);
+		if (atomic_load(&ch->ack_waiters) > 0) {
+			pthread_mutex_lock(&ch->ack_mu);
+			pthread_cond_broadcast(&ch->ack_cv);
+			pthread_mutex_unlock(&ch->ack_mu);
+		}
+		return 0;
+	}
+	case CHPROTO_HEARTBEAT:
+		atomic_store_explicit(&ch->peer_icount, h->arg, memory_order_relaxed);
+		chan_stat_add(&ch->st_heartbeats, 1);
+		return 0;
+	default: /* BYE */
+		chan_fail(ch, CHANNEL_PEER_CLOSED, "peer closed the channel (BYE)");
+		return -ECONNRESET;
+	}
+}
+
+/* Write queued ring bytes until the ring is empty or the socket is full. false: wait POLLOUT. */
+static bool write_ring(struct channel *ch)
+{
+	uint64_t tail = chring_tail(&ch->ring, memory_order_relaxed);
+
+	for (;;) {
+		uint64_t head = chring_head(&ch->ring, memory_order_acquire);
+		if (head == tail)
+			return true;
+		size_t n = MIN(head - tail, (uint64_t)CHAN_WRITE_CHUNK);
+		size_t off = tail & ch->ring.mask;
+		size_t first = MIN(n, ch->ring.cap - off);
+		struct iovec iov[2] = {
+			{ .iov_base = ch->ring.buf + off, .iov_len = first },
+			{ .iov_base = ch->ring.buf, .iov_len = n - first },
+		};
+		struct msghdr msg = { .msg_iov = iov, .msg_iovlen = n > first ? 2 : 1 };
+		ssize_t w = sendmsg(ch->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return false;
+			chan_fail_io(ch, errno, "write");
+			return true;
+		}
+		tail += (uint64_t)w;
+		chring_release(&ch->ring, tail);
+		chan_stat_add(&ch->st_writes, 1);
+		ch->last_tx_ns = chnet_now_ns();
+		chan_wake(&ch->app_wake);
+		if ((size_t)w < n)
+			return false;
+	}
+}
+
+static bool sender_has_work(struct channel *ch)
+{
+	return chring_head(&ch->ring, memory_order_acquire) !=
+		       chring_tail(&ch->ring, memory_order_relaxed) ||
+	       atomic_load_explicit(&ch->stop, memory_order_relaxed);
+}
+
+static bool stopping(struct channel *ch)
+{
+	return atomic_load_explicit(&ch->stop, memory_order_relaxed);
+}
+
+void *chan_sender_thread(void *arg)
+{
+	struct channel *ch = arg;
+	bool want_out = false, readable = true;
+
+	while (!atomic_load(&ch->stop) && chan_up(ch)) {
+		uint64_t now = chnet_now_ns();
+		bool idle = ch->ctl_len == 0 && !sender_has_work(ch);
+		int tmo = chan_timers(ch, now, idle ? ch->last_tx_ns : 0);
+		if (!chan_up(ch))
+			break;
+		if (idle && now - ch->last_tx_ns >= (uint64_t)ch->cfg.heartbeat_ms * NS_PER_MS)
+			chan_queue_ctl(ch, CHPROTO_HEARTBEAT, 0);
+		if (!want_out) {
+			int rc = chan_flush_ctl(ch);
+			if (rc == -EAGAIN)
+				want_out = true;
+			else if (rc < 0)
+				chan_fail_io(ch, -rc, "write");
+			else
+				want_out = !write_ring(ch);
+		}
+		if (readable && chan_up(ch)) {
+			int rc = chan_read_input(ch);
+			if (rc > 0)
+				rc = chan_parse_input(ch, sender_allowed, sender_handle);
+			if (rc == -EAGAIN)
+				readable = false;
+		}
+		if (!chan_up(ch))
+			break;
+		if (readable || (!want_out && sender_has_work(ch)))
+			continue;
+
+		chan_thread_poll(ch, want_out ? stopping : sender_has_work, true, &readable,
+				 &want_out, tmo);
+	}
+	if (chan_up(ch) && drained_or_down(ch) && ch->ctl_off == 0 &&
+	    chan_queue_ctl(ch, CHPROTO_BYE, 0) && chan_flush_ctl(ch) < 0)
+		log_debug("BYE not sent");
+	chan_wake(&ch->app_wake);
+	return NULL;
+}
