@@ -124,6 +124,16 @@ static void expect_illegal(uint32_t insn)
 	assert_int_equal(last_tval, insn);
 }
 
+/* Fails the test, naming the table row, unless the result and fflags are as expected. */
+static void check_case(size_t row, uint64_t got, uint64_t want, uint32_t want_flags)
+{
+	if (got != want || cpu.fflags != want_flags) {
+		print_error("row %zu: got %016llx flags %02x, want %016llx flags %02x\n", row, (unsigned long long)got,
+			    cpu.fflags, (unsigned long long)want, want_flags);
+		fail();
+	}
+}
+
 /* ---- table-driven arithmetic cases ---- */
 
 struct arith_case {
@@ -292,11 +302,7 @@ static void test_arith_table(void **state)
 			insn = op_fp(t->funct5, t->fmt, RB, RA, t->rm, RD);
 		}
 		run(insn);
-		if (cpu.f[RD] != (t->fmt == S ? BOX(t->expect) : t->expect) || cpu.fflags != t->flags) {
-			print_error("case %zu: got %016llx flags %02x, want %016llx flags %02x\n", i,
-				    (unsigned long long)cpu.f[RD], cpu.fflags, (unsigned long long)t->expect, t->flags);
-			fail();
-		}
+		check_case(i, cpu.f[RD], t->fmt == S ? BOX(t->expect) : t->expect, t->flags);
 		assert_int_equal(cpu.mstatus & MSTATUS_FS_MASK, MSTATUS_FS_DIRTY);
 		assert_true(cpu.mstatus & MSTATUS_SD);
 	}
@@ -368,11 +374,7 @@ static void test_to_int(void **state)
 
 		load_operand(RA, t->fmt, t->f);
 		run(op_fp(F_CVT_IF, t->fmt, t->kind, RA, t->rm, RD));
-		if (cpu.x[RD] != t->expect || cpu.fflags != t->flags) {
-			print_error("case %zu: got %016llx flags %02x, want %016llx flags %02x\n", i,
-				    (unsigned long long)cpu.x[RD], cpu.fflags, (unsigned long long)t->expect, t->flags);
-			fail();
-		}
+		check_case(i, cpu.x[RD], t->expect, t->flags);
 	}
 	/* rd = x0 stays zero */
 	load_operand(RA, D, 0x4000000000000000);
@@ -387,11 +389,7 @@ static void test_from_int(void **state)
 
 		cpu.x[RA] = t->f;
 		run(op_fp(F_CVT_FI, t->fmt, t->kind, RA, t->rm, RD));
-		if (cpu.f[RD] != (t->fmt == S ? BOX(t->expect) : t->expect) || cpu.fflags != t->flags) {
-			print_error("case %zu: got %016llx flags %02x, want %016llx flags %02x\n", i,
-				    (unsigned long long)cpu.f[RD], cpu.fflags, (unsigned long long)t->expect, t->flags);
-			fail();
-		}
+		check_case(i, cpu.f[RD], t->fmt == S ? BOX(t->expect) : t->expect, t->flags);
 	}
 }
 
