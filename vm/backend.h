@@ -32,7 +32,8 @@ void disk_backend_submit(struct disk_backend *disk, const struct vm_disk_request
 void disk_backend_drain(struct disk_backend *disk);
 void disk_backend_close(struct disk_backend *disk);
 
-/* TAP device (IFF_TAP | IFF_NO_PI, with a virtio-net header added/removed here). */
+/* TAP device (IFF_TAP | IFF_NO_PI). Frames are bare Ethernet frames both ways; the virtio-net
+ * header lives only in the device model (virtio_net.c). */
 struct tap_backend;
 int tap_backend_open(const char *ifname, unsigned index, struct backend_sink sink,
 		     struct tap_backend **out, char *err, size_t errlen) FTVM_MUST_CHECK;

@@ -1,17 +1,15 @@
 /*
  * backend_tap.c — TAP back end: the host side of a virtio-net NIC in a live run.
  *
- * Opens /dev/net/tun with IFF_TAP | IFF_NO_PI, so the fd carries bare Ethernet frames. A reader
- * thread polls the fd, reads each frame behind a zeroed 12-byte virtio-net header (num_buffers = 1)
- * and posts header + frame as VM_EV_NET_RX. tap_backend_send() takes header + frame (what the
- * device gave net_tx, VIRTIO_NET_HDR_LEN in virtio.h), strips the header and writes the frame;
- * the fd is non-blocking, so a full host queue drops the frame like a congested wire would.
- * close() wakes the reader through an eventfd and joins it.
+ * Opens /dev/net/tun with IFF_TAP | IFF_NO_PI, so the fd carries bare Ethernet frames — the same
+ * bare frames the device model exchanges with the world (the virtio-net header never leaves
+ * virtio_net.c). A reader thread polls the fd and posts each frame read as VM_EV_NET_RX.
+ * tap_backend_send() writes a frame; the fd is non-blocking, so a full host queue drops the frame
+ * like a congested wire would. close() wakes the reader through an eventfd and joins it.
  */
 #define LOG_MODULE "tap"
 #include "util/log.h"
 #include "vm/backend.h"
-#include "vm/virtio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,8 +25,6 @@
 #include <unistd.h>
 
 #define TUN_DEVICE "/dev/net/tun"
-#define TAP_HDR_NUM_BUFFERS 10     /* offset of num_buffers in the virtio-net header */
-#define TAP_MAX_FRAME (VM_EVENT_MAX_FRAME - VIRTIO_NET_HDR_LEN)
 
 struct tap_backend {
 	int fd;
@@ -43,8 +39,6 @@ static void *reader_thread(void *arg)
 {
 	struct tap_backend *tap = arg;
 	struct pollfd fds[2] = { { .fd = tap->fd, .events = POLLIN }, { .fd = tap->stop_fd, .events = POLLIN } };
-	memset(tap->buf, 0, VIRTIO_NET_HDR_LEN);
-	tap->buf[TAP_HDR_NUM_BUFFERS] = 1;
 	for (;;) {
 		if (poll(fds, 2, -1) < 0) {
 			if (errno == EINTR)
@@ -58,7 +52,7 @@ static void *reader_thread(void *arg)
 			log_error("tap%u: device went away", tap->index);
 			break;
 		}
-		ssize_t n = read(tap->fd, tap->buf + VIRTIO_NET_HDR_LEN, TAP_MAX_FRAME);
+		ssize_t n = read(tap->fd, tap->buf, sizeof(tap->buf));
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				continue;
@@ -70,7 +64,7 @@ static void *reader_thread(void *arg)
 		struct vm_event ev = {
 			.kind = VM_EV_NET_RX,
 			.device = tap->index,
-			.len = (uint32_t)n + VIRTIO_NET_HDR_LEN,
+			.len = (uint32_t)n,
 			.data = tap->buf,
 		};
 		tap->sink.post(tap->sink.ctx, &ev);
@@ -136,12 +130,10 @@ out:
 
 void tap_backend_send(struct tap_backend *tap, const uint8_t *frame, size_t len)
 {
-	if (len <= VIRTIO_NET_HDR_LEN)
+	if (!len)
 		return;
-	ssize_t n = write(tap->fd, frame + VIRTIO_NET_HDR_LEN, len - VIRTIO_NET_HDR_LEN);
-	if (n < 0)
-		LOG_RATELIMITED(LOG_WARN, "tap%u: frame of %zu bytes dropped: %s", tap->index,
-				len - VIRTIO_NET_HDR_LEN, strerror(errno));
+	if (write(tap->fd, frame, len) < 0)
+		LOG_RATELIMITED(LOG_WARN, "tap%u: frame of %zu bytes dropped: %s", tap->index, len, strerror(errno));
 }
 
 void tap_backend_close(struct tap_backend *tap)

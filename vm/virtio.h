@@ -20,11 +20,8 @@
 
 struct virtio_device;
 
-/* Frames of a virtio-net device cross the world boundary with their virtio-net header in front
- * (struct virtio_net_hdr incl. num_buffers, 12 bytes under VERSION_1; all zeros but num_buffers
- * since no offloads are offered): net_tx gets header + frame exactly as the guest wrote them, and a
- * NET_RX payload is header + frame. The TAP back end strips/adds the header. */
-#define VIRTIO_NET_HDR_LEN 12u
+/* Frames cross the world boundary (net_tx, NET_RX payloads, the TAP back end) as bare Ethernet
+ * frames; the virtio-net header exists only between the device model and the guest's driver. */
 
 /* What a device needs from the board. */
 struct virtio_host {
@@ -66,6 +63,7 @@ struct virtio_stats {
 	uint64_t rx_frames;       /* net: frames delivered to the guest */
 	uint64_t rx_dropped;      /* net: frames dropped (no buffer, buffer too small, device down) */
 	uint64_t tx_frames;       /* net: frames sent with net_tx */
+	uint64_t tx_dropped;      /* net: transmitted buffers too short to hold an Ethernet header */
 	uint64_t disk_requests;   /* blk: requests submitted to the world */
 	uint64_t disk_errors;     /* blk: requests failed (IOERR/UNSUPP, by the device or the disk) */
 	uint64_t rng_requests;    /* rng: rng_request calls */

@@ -2,18 +2,17 @@
  * virtio_net.c — virtio network device (virtio 1.2 §5.1): one receive and one transmit queue,
  * a MAC address, no offloads, no control queue, no mergeable buffers.
  *
- * Frames cross the world boundary *with* their 12-byte virtio-net header (VIRTIO_NET_HDR_LEN,
- * struct virtio_net_hdr with num_buffers, as VERSION_1 requires): net_tx gets exactly the bytes
- * the driver put in the TX chain, and a NET_RX event carries header + frame, which the device
- * copies verbatim into the RX buffer (then forces num_buffers = 1, §5.1.6.4). The TAP back end
- * adds and strips the header (backend.h), so the device model never interprets packet bytes.
- * With no offloads negotiated the header is all zeros apart from num_buffers.
+ * Frames cross the world boundary as bare Ethernet frames: the 12-byte virtio-net header
+ * (struct virtio_net_hdr with num_buffers, as VERSION_1 requires) exists only between this model
+ * and the driver. With no offloads negotiated the device ignores the header the driver writes on
+ * TX, and on RX writes an all-zero header with num_buffers = 1 (§5.1.6.4). So the event log, the
+ * Output Rule, the TAP back end and the go-live MAC announcement all deal in plain frames.
  *
- * TX: on a kick every chain is copied out and handed to net_tx at once (outputs are captured when
- * the guest issues them) and returned to the used ring straight away.
+ * TX: on a kick every chain is copied out (minus its header) and handed to net_tx at once
+ * (outputs are captured when the guest issues them) and returned to the used ring straight away.
  * RX: a NET_RX event takes the first available receive buffer at the icount it is applied; with
- * no buffer (or one too small for the frame, or the device not running) the frame is dropped and
- * counted — a decision made at that icount, so replay makes the same one.
+ * no buffer (or one too small for header + frame, or the device not running) the frame is dropped
+ * and counted — a decision made at that icount, so replay makes the same one.
  */
 #define LOG_MODULE "virtio-net"
 #include "util/log.h"
@@ -29,8 +28,9 @@
 #define NET_CFG_LEN 6
 #define NET_MAC_LEN 6
 
-#define NET_HDR_NUM_BUFFERS 10   /* offset of num_buffers in struct virtio_net_hdr */
-_Static_assert(NET_HDR_NUM_BUFFERS + 2 == VIRTIO_NET_HDR_LEN, "virtio-net header layout");
+#define NET_HDR_LEN 12           /* struct virtio_net_hdr incl. num_buffers (VERSION_1) */
+#define NET_HDR_NUM_BUFFERS 10   /* offset of num_buffers in it */
+#define NET_ETH_HEADER 14        /* shortest frame worth sending */
 
 #define NET_RXQ 0
 #define NET_TXQ 1
@@ -39,6 +39,7 @@ struct virtio_net {
 	struct virtio_device vdev;
 	uint8_t mac[NET_MAC_LEN];
 	uint8_t *tx_buf;      /* VM_EVENT_MAX_FRAME bytes: one frame gathered from a TX chain */
+	uint8_t rx_hdr[NET_HDR_LEN];
 };
 
 static struct virtio_net *to_net(struct virtio_device *dev)
@@ -53,11 +54,16 @@ static void transmit(struct virtio_net *net, const struct virtio_chain *chain)
 		virtio_set_needs_reset(&net->vdev, "device-writable buffer in the transmit queue");
 		return;
 	}
-	if (chain->out_len < VIRTIO_NET_HDR_LEN || chain->out_len > VM_EVENT_MAX_FRAME) {
-		virtio_set_needs_reset(&net->vdev, "transmitted frame shorter than its header or too long");
+	if (chain->out_len < NET_HDR_LEN || chain->out_len - NET_HDR_LEN > VM_EVENT_MAX_FRAME) {
+		virtio_set_needs_reset(&net->vdev, "transmitted buffer shorter than its header or too long");
 		return;
 	}
-	size_t len = virtio_gather(&net->vdev, chain, 0, net->tx_buf, (size_t)chain->out_len);
+	size_t len = virtio_gather(&net->vdev, chain, NET_HDR_LEN, net->tx_buf, (size_t)(chain->out_len - NET_HDR_LEN));
+	if (len < NET_ETH_HEADER) {
+		net->vdev.stats.tx_dropped++;
+		virtq_push(&net->vdev, NET_TXQ, chain->head, 0);
+		return;
+	}
 	if (world && world->ops->net_tx)
 		world->ops->net_tx(world->ctx, net->vdev.host.index, net->tx_buf, len);
 	net->vdev.stats.tx_frames++;
@@ -76,14 +82,16 @@ static void net_notify(struct virtio_device *dev, unsigned q)
 static int net_apply(struct virtio_device *dev, const struct vm_event *ev)
 {
 	struct virtio_chain chain;
-	if (ev->kind != VM_EV_NET_RX || ev->len < VIRTIO_NET_HDR_LEN || ev->len > VM_EVENT_MAX_FRAME || !ev->data)
+	if (ev->kind != VM_EV_NET_RX || !ev->len || ev->len > VM_EVENT_MAX_FRAME || !ev->data)
 		return -EINVAL;
+	struct virtio_net *net = to_net(dev);
+	uint64_t need = NET_HDR_LEN + (uint64_t)ev->len;
 	int ret = virtq_peek(dev, NET_RXQ, &chain);
 	if (ret == 1 && chain.out_len) {
 		virtio_set_needs_reset(dev, "device-readable buffer in the receive queue");
 		ret = -EIO;
 	}
-	if (ret == 1 && chain.in_len < ev->len) {
+	if (ret == 1 && chain.in_len < need) {
 		LOG_RATELIMITED(LOG_WARN, "nic%u: %u-byte frame does not fit a %llu-byte receive buffer; dropped",
 				dev->host.index, ev->len, (unsigned long long)chain.in_len);
 		ret = 0;
@@ -94,13 +102,11 @@ static int net_apply(struct virtio_device *dev, const struct vm_event *ev)
 	}
 	const struct virtio_seg *in = &chain.segs[chain.nout];
 	unsigned nin = chain.nsegs - chain.nout;
-	uint8_t num_buffers[2];
-	virtio_put_le16(num_buffers, 1);
-	virtio_scatter(dev, in, nin, 0, ev->data, ev->len);
-	virtio_scatter(dev, in, nin, NET_HDR_NUM_BUFFERS, num_buffers, sizeof(num_buffers));
+	virtio_scatter(dev, in, nin, 0, net->rx_hdr, NET_HDR_LEN);
+	virtio_scatter(dev, in, nin, NET_HDR_LEN, ev->data, ev->len);
 	virtq_consume(dev, NET_RXQ);
 	dev->stats.rx_frames++;
-	virtq_push(dev, NET_RXQ, chain.head, ev->len);
+	virtq_push(dev, NET_RXQ, chain.head, (uint32_t)need);
 	return 0;
 }
 
@@ -144,6 +150,7 @@ int virtio_net_create(const struct virtio_host *host, const uint8_t mac[6], stru
 	}
 	virtio_init(&net->vdev, &net_ops, host, 1ull << VIRTIO_NET_F_MAC);
 	memcpy(net->mac, mac, NET_MAC_LEN);
+	virtio_put_le16(net->rx_hdr + NET_HDR_NUM_BUFFERS, 1);
 	memcpy(net->vdev.config + NET_CFG_MAC, mac, NET_MAC_LEN);
 	net->vdev.config_len = NET_CFG_LEN;
 	*out = &net->vdev;

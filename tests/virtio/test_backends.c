@@ -31,7 +31,6 @@
 #include <unistd.h>
 
 #include "vm/backend.h"
-#include "vm/virtio.h"
 
 #define WAIT_MS 5000
 #define SECTOR 512u
@@ -269,9 +268,8 @@ static size_t test_frame(uint8_t *f, uint8_t tag)
 static bool wait_test_rx(struct sink *s, struct posted *p)
 {
 	while (sink_wait(s, p)) {
-		if (p->ev.kind == VM_EV_NET_RX && p->ev.len >= VIRTIO_NET_HDR_LEN + 14 &&
-		    p->data[VIRTIO_NET_HDR_LEN + 12] == (TEST_ETHERTYPE >> 8) &&
-		    p->data[VIRTIO_NET_HDR_LEN + 13] == (TEST_ETHERTYPE & 0xff))
+		if (p->ev.kind == VM_EV_NET_RX && p->ev.len >= 14 && p->data[12] == (TEST_ETHERTYPE >> 8) &&
+		    p->data[13] == (TEST_ETHERTYPE & 0xff))
 			return true;
 		free(p->data);
 	}
@@ -304,21 +302,19 @@ static void test_tap(void **state)
 	struct sockaddr_ll ll = { .sll_family = AF_PACKET, .sll_protocol = htons(TEST_ETHERTYPE), .sll_ifindex = ifindex };
 	assert_int_equal(bind(sock, (struct sockaddr *)&ll, sizeof(ll)), 0);
 
-	/* host -> guest: the frame arrives behind a virtio-net header with num_buffers = 1 */
+	/* host -> guest: the frame arrives as it was sent */
 	uint8_t frame[64];
 	size_t flen = test_frame(frame, 7);
 	assert_int_equal(send(sock, frame, flen, 0), (ssize_t)flen);
 	assert_true(wait_test_rx(s, &p));
 	assert_int_equal(p.ev.device, 1);
-	assert_int_equal(p.ev.len, VIRTIO_NET_HDR_LEN + flen);
-	uint8_t hdr[VIRTIO_NET_HDR_LEN] = { [10] = 1 };
-	assert_memory_equal(p.data, hdr, VIRTIO_NET_HDR_LEN);
-	assert_memory_equal(p.data + VIRTIO_NET_HDR_LEN, frame, flen);
+	assert_int_equal(p.ev.len, flen);
+	assert_memory_equal(p.data, frame, flen);
 	free(p.data);
 
-	/* guest -> host: the header is stripped */
-	uint8_t out[VIRTIO_NET_HDR_LEN + 64] = { 0 };
-	test_frame(out + VIRTIO_NET_HDR_LEN, 9);
+	/* guest -> host */
+	uint8_t out[64];
+	test_frame(out, 9);
 	tap_backend_send(tap, out, sizeof(out));
 	struct pollfd pfd = { .fd = sock, .events = POLLIN };
 	uint8_t got[2048];
@@ -329,7 +325,7 @@ static void test_tap(void **state)
 			break;
 	}
 	assert_int_equal(n, 64);
-	assert_memory_equal(got, out + VIRTIO_NET_HDR_LEN, 64);
+	assert_memory_equal(got, out, 64);
 	close(sock);
 	tap_backend_close(tap);
 	sink_free(s);

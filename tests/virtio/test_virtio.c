@@ -412,31 +412,37 @@ static void test_net_tx(void **state)
 {
 	struct harness *h = new_net();
 	h_init(h, 2);
-	uint8_t frame[NET_HDR + 60];
-	memset(frame, 0, NET_HDR);
-	for (unsigned i = NET_HDR; i < sizeof(frame); i++)
+	uint8_t frame[60];
+	for (unsigned i = 0; i < sizeof(frame); i++)
 		frame[i] = (uint8_t)(i ^ 0x5a);
-	/* header and frame in separate descriptors, frame split once more */
+	/* header and frame in separate descriptors, the frame split once more */
 	uint64_t a = h_alloc(h, NET_HDR), b = h_alloc(h, 20), c = h_alloc(h, 40);
-	memcpy(h_ptr(h, a), frame, NET_HDR);
-	memcpy(h_ptr(h, b), frame + NET_HDR, 20);
-	memcpy(h_ptr(h, c), frame + NET_HDR + 20, 40);
+	memset(h_ptr(h, a), 0, NET_HDR);
+	memcpy(h_ptr(h, b), frame, 20);
+	memcpy(h_ptr(h, c), frame + 20, 40);
 	struct h_buf bufs[3] = { { a, NET_HDR, false }, { b, 20, false }, { c, 40, false } };
 	uint16_t head = h_add_chain(h, TXQ, bufs, 3);
+	/* header and frame in one descriptor */
 	uint64_t d = h_alloc(h, NET_HDR + 14);
 	memset(h_ptr(h, d), 0x11, NET_HDR + 14);
 	uint16_t head2 = h_add_chain(h, TXQ, &(struct h_buf){ d, NET_HDR + 14, false }, 1);
+	/* a header with no frame behind it: returned, not sent */
+	uint16_t head3 = h_add_chain(h, TXQ, &(struct h_buf){ a, NET_HDR, false }, 1);
 	h_notify(h, TXQ);
 	assert_int_equal(h->ntx, 2);
+	assert_int_equal(h->tx[0].nic, 0);
 	assert_int_equal(h->tx[0].len, sizeof(frame));
-	assert_memory_equal(h->tx[0].bytes, frame, sizeof(frame));
-	assert_int_equal(h->tx[1].len, NET_HDR + 14);
+	assert_memory_equal(h->tx[0].bytes, frame, sizeof(frame));   /* byte-exact, header stripped */
+	assert_int_equal(h->tx[1].len, 14);
+	assert_int_equal(h->tx[1].bytes[0], 0x11);
 	expect_used(h, TXQ, head, 0);
 	expect_used(h, TXQ, head2, 0);
+	expect_used(h, TXQ, head3, 0);
 	assert_true(h->irq_level);
 	struct virtio_stats st;
 	virtio_get_stats(h->dev, &st);
 	assert_int_equal(st.tx_frames, 2);
+	assert_int_equal(st.tx_dropped, 1);
 	h_free(h);
 }
 
@@ -450,10 +456,10 @@ static void test_net_rx(void **state)
 {
 	struct harness *h = new_net();
 	h_init(h, 2);
-	uint8_t pkt[NET_HDR + 64];
-	memset(pkt, 0, NET_HDR);
-	for (unsigned i = NET_HDR; i < sizeof(pkt); i++)
-		pkt[i] = (uint8_t)i;
+	uint8_t pkt[64];
+	for (unsigned i = 0; i < sizeof(pkt); i++)
+		pkt[i] = (uint8_t)(i + 1);
+	const uint8_t hdr[NET_HDR] = { [10] = 1 }; /* no offloads; num_buffers = 1 */
 
 	/* no buffer posted: dropped and counted, nothing written */
 	assert_int_equal(net_rx(h, pkt, sizeof(pkt)), 0);
@@ -462,27 +468,30 @@ static void test_net_rx(void **state)
 	assert_int_equal(st.rx_dropped, 1);
 	expect_no_used(h, RXQ);
 
-	/* a buffer too small for the frame stays in the ring */
+	/* a buffer too small for header + frame stays in the ring for a frame that fits */
 	uint64_t small = h_alloc(h, 32);
+	memset(h_ptr(h, small), 0xcc, 32);
 	uint16_t small_head = h_add_chain(h, RXQ, &(struct h_buf){ small, 32, true }, 1);
 	h_notify(h, RXQ);
 	assert_int_equal(net_rx(h, pkt, sizeof(pkt)), 0);
 	expect_no_used(h, RXQ);
-	uint8_t tiny[NET_HDR + 14] = { 0 };
-	memset(tiny + NET_HDR, 0xee, 14);
+	uint8_t tiny[14];
+	memset(tiny, 0xee, sizeof(tiny));
 	assert_int_equal(net_rx(h, tiny, sizeof(tiny)), 0);
-	expect_used(h, RXQ, small_head, sizeof(tiny));
+	expect_used(h, RXQ, small_head, NET_HDR + sizeof(tiny));
+	assert_memory_equal(h_ptr(h, small), hdr, NET_HDR);
+	assert_memory_equal(h_ptr(h, small) + NET_HDR, tiny, sizeof(tiny));
 	ack_irq(h);
 
-	/* a two-descriptor buffer takes the frame; num_buffers is forced to 1 */
+	/* a two-descriptor buffer (header, then frame) */
 	uint64_t b1 = h_alloc(h, NET_HDR), b2 = h_alloc(h, 1514);
+	memset(h_ptr(h, b1), 0xcc, NET_HDR);
 	uint16_t head = h_add_chain(h, RXQ, (struct h_buf[]){ { b1, NET_HDR, true }, { b2, 1514, true } }, 2);
 	h_notify(h, RXQ);
 	assert_int_equal(net_rx(h, pkt, sizeof(pkt)), 0);
-	expect_used(h, RXQ, head, sizeof(pkt));
-	assert_int_equal(h_ptr(h, b1)[10], 1);
-	assert_int_equal(h_ptr(h, b1)[11], 0);
-	assert_memory_equal(h_ptr(h, b2), pkt + NET_HDR, 64);
+	expect_used(h, RXQ, head, NET_HDR + sizeof(pkt));
+	assert_memory_equal(h_ptr(h, b1), hdr, NET_HDR);
+	assert_memory_equal(h_ptr(h, b2), pkt, sizeof(pkt));
 	assert_true(h->irq_level);
 	virtio_get_stats(h->dev, &st);
 	assert_int_equal(st.rx_frames, 2);
@@ -494,11 +503,12 @@ static void test_net_rx(void **state)
 	uint64_t b3 = h_alloc(h, 2048);
 	head = h_add_chain(h, RXQ, &(struct h_buf){ b3, 2048, true }, 1);
 	assert_int_equal(net_rx(h, pkt, sizeof(pkt)), 0);
-	expect_used(h, RXQ, head, sizeof(pkt));
+	expect_used(h, RXQ, head, NET_HDR + sizeof(pkt));
 	assert_false(h->irq_level);
 
 	/* events that do not fit a NIC */
-	assert_int_equal(net_rx(h, pkt, 4), -EINVAL);
+	assert_int_equal(net_rx(h, pkt, 0), -EINVAL);
+	assert_int_equal(net_rx(h, pkt, VM_EVENT_MAX_FRAME + 1), -EINVAL);
 	struct vm_event disk = { .kind = VM_EV_DISK_DONE, .request = 1 };
 	assert_int_equal(virtio_apply_event(h->dev, &disk), -EINVAL);
 	h_free(h);
