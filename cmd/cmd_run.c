@@ -1,8 +1,124 @@
-/* placeholder replaced by the board work */
+/*
+ * cmd_run.c — `ftvm run`: boot a VM without fault tolerance, on the terminal.
+ *
+ * Options come from run_options.c (shared with the subcommands that run a VM). The live world
+ * (vm/world_live.c) opens the disks and TAP devices and owns the console; the machine is built on
+ * top of it and run until the guest powers off. The exit status is the guest's test-finisher
+ * status: 0 for poweroff/pass, the failure code otherwise; a guest reset reboots the machine
+ * unless --no-reboot. Bad input is one line on stderr and exit status 2 (usage) or 1 (files,
+ * devices, run-time errors).
+ */
+#define LOG_MODULE "run"
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "cmd/ftvm.h"
+#include "cmd/run_options.h"
+#include "cmd/run_world.h"
+#include "util/log.h"
+#include "vm/machine.h"
+#include "vm/world_live.h"
+
+#define EXIT_USAGE 2
+#define EXIT_FAILURE_RUN 1
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: ftvm run [options]\n\n"
+		     "Boots a VM on this terminal without fault tolerance. With no --kernel it boots the bundled\n"
+		     "guest. The console is the terminal (raw input on a tty; Ctrl-A x quits). The exit status is\n"
+		     "the guest's: 0 when it powers off, its failure code when it reports one through the test\n"
+		     "finisher; a guest reset reboots unless --no-reboot.\n\noptions:\n");
+	run_options_help(out);
+	fprintf(out, "\nenvironment: FTVM_GUEST_DIR (bundled guest), FTVM_LOG=error|warn|info|debug\n");
+}
+
+static int exit_code_of(int status)
+{
+	/* A failure code whose low byte is zero must still read as failure to the shell. */
+	if (status == 0)
+		return 0;
+	return (status & 0xff) ? status & 0xff : 1;
+}
+
+static int run_vm(struct run_options *o)
+{
+	char err[512];
+	int code = EXIT_FAILURE_RUN;
+	struct run_world rw;
+	struct world_live *world = NULL;
+	struct machine *m = NULL;
+	struct machine_config mc;
+	if (run_world_prepare(o, &rw, err, sizeof(err)))
+		goto fail;
+	if (world_live_create(&rw.config, &world, err, sizeof(err)))
+		goto fail;
+	run_world_release(&rw);  /* the disk back end holds its own descriptor of the scratch disk */
+	if (run_world_machine_config(o, &rw, world, &mc, err, sizeof(err)))
+		goto fail;
+
+	for (;;) {
+		int status;
+		if (machine_create(&mc, world_live_world(world), &m, err, sizeof(err)))
+			goto fail;
+		enum machine_exit why = machine_run(m, ICOUNT_MAX, &status);
+		machine_destroy(m);
+		m = NULL;
+		world_live_flush(world);
+		if (why == MACHINE_EXIT_POWEROFF) {
+			code = exit_code_of(status);
+			goto out;
+		}
+		if (why == MACHINE_EXIT_RESET) {
+			if (o->no_reboot) {
+				code = 0;
+				goto out;
+			}
+			world_live_reset(world);
+			continue;
+		}
+		if (why == MACHINE_EXIT_ERROR && status == -ECANCELED && world_live_quit_requested(world)) {
+			world_live_destroy(world);
+			world = NULL;
+			fprintf(stderr, "\nftvm: terminated (Ctrl-A x)\n");
+			code = 0;
+			goto out;
+		}
+		if (status == -EDEADLK)
+			snprintf(err, sizeof(err), "the guest halted: it waits for an interrupt that cannot come");
+		else
+			snprintf(err, sizeof(err), "the run failed: %s", strerror(-status));
+		goto fail;
+	}
+fail:
+	world_live_destroy(world);  /* restores the terminal before the message */
+	world = NULL;
+	fprintf(stderr, "ftvm run: %s\n", err);
+out:
+	machine_destroy(m);
+	world_live_destroy(world);
+	run_world_release(&rw);
+	return code;
+}
+
 int cmd_run_main(int argc, char **argv)
 {
-	fprintf(stderr, "ftvm run: the machine is not built yet\n");
-	return 1;
+	struct run_options o;
+	char err[512];
+	if (run_options_parse(argc, argv, &o, err, sizeof(err))) {
+		fprintf(stderr, "ftvm run: %s\n", err);
+		return EXIT_USAGE;
+	}
+	if (o.help) {
+		usage(stdout);
+		return 0;
+	}
+	if (run_options_resolve(&o, err, sizeof(err))) {
+		fprintf(stderr, "ftvm run: %s\n", err);
+		return EXIT_FAILURE_RUN;
+	}
+	return run_vm(&o);
 }

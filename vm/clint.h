@@ -1,0 +1,40 @@
+/*
+ * clint.h — the core-local interruptor (`sifive,clint0`) of hart 0: msip, mtimecmp, mtime.
+ *
+ * mtime is not a register: it is clock_time_at(clock, icount), so reading it is deterministic and
+ * never an event. The timer line (MTIP) is the level `mtime >= mtimecmp`; because time moves with
+ * icount, the machine asks clint_deadline() for the icount at which it rises and ends its slice
+ * there. A write that changes msip or mtimecmp updates the lines at once and asks the hart to stop
+ * after this instruction so the run loop recomputes its deadline.
+ */
+#ifndef FTVM_VM_CLINT_H
+#define FTVM_VM_CLINT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "vm/bus.h"
+#include "vm/clock.h"
+#include "vm/cpu.h"
+#include "vm/icount.h"
+
+#define CLINT_REG_MSIP 0x0000u
+#define CLINT_REG_MTIMECMP 0x4000u
+#define CLINT_REG_MTIME 0xbff8u
+
+struct clint {
+	uint32_t msip;          /* bit 0: machine software interrupt of hart 0 */
+	uint64_t mtimecmp;
+	bool armed;             /* mtimecmp written since reset; QEMU raises no timer interrupt before */
+	struct cpu *cpu;
+	const struct vm_clock *clock;
+};
+
+void clint_init(struct clint *c, struct cpu *cpu, const struct vm_clock *clock);
+struct bus_region clint_region(struct clint *c, uint64_t base, uint64_t size);
+/* Sets MSIP and MTIP on the hart from the state at icount `now`. */
+void clint_update_lines(struct clint *c, icount_t now);
+/* The icount at which MTIP rises, ICOUNT_MAX when it is already up or never will. */
+icount_t clint_deadline(const struct clint *c, icount_t now);
+uint64_t clint_digest(const struct clint *c, uint64_t seed);
+
+#endif

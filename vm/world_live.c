@@ -1,0 +1,547 @@
+/*
+ * world_live.c — the live and virtual-clock worlds of a plain run (see world_live.h).
+ *
+ * Threads: the vCPU calls every vm_world op; the console reader and the back ends' own threads
+ * only post into the input queue. State below the queue is owned by the vCPU thread except the
+ * atomics (stdin_open, quit).
+ *
+ * Clock policy (wall mode). The world keeps a shadow copy of the guest clock, applying the same
+ * anchors it hands the machine, so it knows guest time at any icount without asking the machine.
+ * At a boundary it compares guest time with wall time; past CLOCK_DRIFT_TICKS it anchors TIME at
+ * max(guest, wall) with a rate chosen so that, at the instruction speed measured since the last
+ * anchor, guest time meets wall time CLOCK_CORRECTION_TICKS later. A guest running at a steady
+ * speed thus needs an anchor only now and then; an idle guest gets one per wake-up.
+ */
+#define LOG_MODULE "world"
+#include "vm/world_live.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/log.h"
+#include "vm/backend.h"
+#include "vm/clock.h"
+#include "vm/input_queue.h"
+
+#define NS_PER_TICK (1000000000ull / CLOCK_TIMEBASE_HZ)
+#define CLOCK_DRIFT_TICKS (CLOCK_TIMEBASE_HZ / 500)       /* 2 ms */
+#define CLOCK_CORRECTION_TICKS (CLOCK_TIMEBASE_HZ / 20)   /* 50 ms */
+#define CLOCK_MIN_SAMPLE_TICKS (CLOCK_TIMEBASE_HZ / 1000) /* 1 ms: shorter intervals measure noise */
+#define SLICE_INSNS (1ull << 20)                          /* boundary spacing: input polling latency */
+#define CONSOLE_BUFFER 4096
+#define CONSOLE_READ_CHUNK 256
+#define CTRL_A 0x01
+#define QUIT_KEY 'x'
+
+struct world_live {
+	struct world_live_config config;
+	struct input_queue *queue;
+	struct disk_backend *disk[MACHINE_MAX_DISKS];
+	struct tap_backend *tap[MACHINE_MAX_NICS];
+
+	/* Guest clock as the machine sees it, and where the wall clock stood at the last anchor. */
+	struct vm_clock shadow;
+	bool started;
+	uint64_t wall_start_ns;
+	icount_t last_anchor_icount;
+	uint64_t last_anchor_wall;
+	bool time_pending;
+	struct vm_event time_event;
+
+	struct input_item *current;  /* the payload handed out by the last next_event */
+	unsigned disk_outstanding;
+	unsigned rng_outstanding;
+	uint64_t prng;
+
+	uint8_t out[CONSOLE_BUFFER];
+	size_t outlen;
+
+	pthread_t reader;
+	bool reader_started;
+	int wake_pipe[2];
+	bool ctrl_a;                 /* reader: Ctrl-A seen, waiting for the command key */
+	atomic_bool stdin_open;
+	atomic_bool quit;
+	bool raw;
+	struct termios saved_termios;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t wall_ticks(const struct world_live *w)
+{
+	return (mono_ns() - w->wall_start_ns) / NS_PER_TICK;
+}
+
+/* splitmix64: a tiny, well-known, seedable generator; quality is ample for guest entropy tests. */
+static uint64_t prng_next(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* ---- console ---- */
+
+void world_live_flush(struct world_live *w)
+{
+	size_t done = 0;
+	while (done < w->outlen) {
+		ssize_t n = write(w->config.console_out_fd, w->out + done, w->outlen - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;  /* stdout gone: the guest keeps running, its output is lost */
+		done += (size_t)n;
+	}
+	w->outlen = 0;
+}
+
+static void console_out(void *ctx, const uint8_t *buf, size_t len)
+{
+	struct world_live *w = ctx;
+	while (len) {
+		size_t n = MIN(len, sizeof(w->out) - w->outlen);
+		memcpy(w->out + w->outlen, buf, n);
+		w->outlen += n;
+		buf += n;
+		len -= n;
+		if (w->outlen == sizeof(w->out))
+			world_live_flush(w);
+	}
+}
+
+/* Filters the QEMU-style escape (Ctrl-A x quits, Ctrl-A Ctrl-A is a literal Ctrl-A). */
+static size_t filter_escapes(struct world_live *w, const uint8_t *in, size_t n, uint8_t *out)
+{
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (w->ctrl_a) {
+			w->ctrl_a = false;
+			if (in[i] == QUIT_KEY) {
+				atomic_store(&w->quit, true);
+				return m;
+			}
+			if (in[i] != CTRL_A)
+				out[m++] = CTRL_A;
+			out[m++] = in[i];
+		} else if (in[i] == CTRL_A) {
+			w->ctrl_a = true;
+		} else {
+			out[m++] = in[i];
+		}
+	}
+	return m;
+}
+
+static void *reader_main(void *arg)
+{
+	struct world_live *w = arg;
+	uint8_t buf[CONSOLE_READ_CHUNK], filtered[2 * CONSOLE_READ_CHUNK];
+	struct pollfd fds[2] = { { .fd = w->config.console_in_fd, .events = POLLIN },
+				 { .fd = w->wake_pipe[0], .events = POLLIN } };
+	while (!atomic_load(&w->quit)) {
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (fds[1].revents)
+			break;  /* destroy */
+		if (!fds[0].revents)
+			continue;
+		ssize_t n = read(w->config.console_in_fd, buf, sizeof(buf));
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			break;  /* EOF: no more console input */
+		size_t m = filter_escapes(w, buf, (size_t)n, filtered);
+		if (m) {
+			struct vm_event ev = { .kind = VM_EV_CONSOLE_IN, .len = (uint32_t)m, .data = filtered };
+			input_queue_post(w->queue, &ev);
+		}
+	}
+	atomic_store(&w->stdin_open, false);
+	input_queue_wake(w->queue);
+	return NULL;
+}
+
+static void enter_raw_mode(struct world_live *w)
+{
+	int fd = w->config.console_in_fd;
+	if (!isatty(fd) || tcgetattr(fd, &w->saved_termios) != 0)
+		return;
+	struct termios t = w->saved_termios;
+	t.c_iflag &= ~(tcflag_t)(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
+	t.c_lflag &= ~(tcflag_t)(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
+	t.c_cflag = (t.c_cflag & ~(tcflag_t)(CSIZE | PARENB)) | CS8;
+	t.c_cc[VMIN] = 1;
+	t.c_cc[VTIME] = 0;
+	/* OPOST stays on, as QEMU keeps it, so the host terminal still renders output normally. */
+	if (tcsetattr(fd, TCSANOW, &t) == 0)
+		w->raw = true;
+}
+
+/* ---- outputs and requests ---- */
+
+static void net_tx(void *ctx, unsigned nic, const uint8_t *frame, size_t len)
+{
+	struct world_live *w = ctx;
+	if (nic < w->config.nnics && w->tap[nic])
+		tap_backend_send(w->tap[nic], frame, len);
+}
+
+static void disk_submit(void *ctx, unsigned disk, const struct vm_disk_request *req)
+{
+	struct world_live *w = ctx;
+	if (disk >= w->config.ndisks || !w->disk[disk]) {
+		struct vm_event ev = { .kind = VM_EV_DISK_DONE, .device = disk, .request = req->id,
+				       .status = VM_DISK_IOERR };
+		input_queue_post(w->queue, &ev);
+	} else {
+		disk_backend_submit(w->disk[disk], req);
+	}
+	w->disk_outstanding++;
+}
+
+static void rng_request(void *ctx, unsigned dev, uint32_t len)
+{
+	struct world_live *w = ctx;
+	len = MIN(len, VM_EVENT_MAX_BYTES);
+	if (w->config.clock == WORLD_CLOCK_WALL) {
+		w->rng_outstanding++;
+		rng_backend_request(dev, len, input_queue_sink(w->queue));
+		return;
+	}
+	uint8_t bytes[VM_EVENT_MAX_BYTES];
+	for (uint32_t i = 0; i < len; i += 8) {
+		uint64_t r = prng_next(&w->prng);
+		memcpy(bytes + i, &r, MIN(8u, len - i));
+	}
+	struct vm_event ev = { .kind = VM_EV_RNG, .device = dev, .len = len, .data = bytes };
+	w->rng_outstanding++;
+	input_queue_post(w->queue, &ev);
+}
+
+/* ---- time ---- */
+
+static void start_clock(struct world_live *w)
+{
+	if (w->started)
+		return;
+	w->started = true;
+	w->wall_start_ns = mono_ns();
+	w->last_anchor_wall = 0;
+}
+
+static void queue_anchor(struct world_live *w, icount_t now, uint64_t time, uint64_t ticks_per_insn)
+{
+	clock_anchor(&w->shadow, now, time, ticks_per_insn);
+	w->time_event = (struct vm_event){ .kind = VM_EV_TIME, .icount = now, .time = time,
+					   .ticks_per_insn = ticks_per_insn };
+	w->time_pending = true;
+	w->last_anchor_icount = now;
+	w->last_anchor_wall = w->config.clock == WORLD_CLOCK_WALL ? wall_ticks(w) : time;
+}
+
+/* Wall mode: re-anchors when guest time has drifted more than CLOCK_DRIFT_TICKS from wall time. */
+static void check_drift(struct world_live *w, icount_t now)
+{
+	uint64_t wall = wall_ticks(w);
+	uint64_t guest = clock_time_at(&w->shadow, now);
+	uint64_t drift = guest > wall ? guest - wall : wall - guest;
+	if (drift <= CLOCK_DRIFT_TICKS)
+		return;
+	uint64_t sample_ticks = wall - w->last_anchor_wall;
+	uint64_t sample_insns = now - w->last_anchor_icount;
+	uint64_t rate = w->shadow.ticks_per_insn;
+	if (sample_ticks >= CLOCK_MIN_SAMPLE_TICKS && sample_insns > 0) {
+		/* Instructions expected over the correction window at the measured speed... */
+		unsigned __int128 insns = (unsigned __int128)sample_insns * CLOCK_CORRECTION_TICKS / sample_ticks;
+		/* ...and the guest time they must cover to meet wall time at its end. */
+		uint64_t base = MAX(guest, wall);
+		uint64_t target = wall + CLOCK_CORRECTION_TICKS > base ? wall + CLOCK_CORRECTION_TICKS - base : 1;
+		if (insns > 0) {
+			unsigned __int128 r = ((unsigned __int128)target << 32) / insns;
+			rate = r == 0 ? 1 : r > UINT64_MAX ? UINT64_MAX : (uint64_t)r;
+		}
+	}
+	queue_anchor(w, now, wall, rate);
+}
+
+/* Nothing can ever wake an idle hart: no timer, no console, no network, nothing in flight. */
+static bool nothing_can_arrive(const struct world_live *w)
+{
+	return !atomic_load(&w->stdin_open) && w->config.nnics == 0 && w->disk_outstanding == 0 &&
+	       w->rng_outstanding == 0 && !input_queue_pending(w->queue);
+}
+
+/* ---- the vm_world ops ---- */
+
+static int next_event(void *ctx, icount_t now, struct vm_event *ev)
+{
+	struct world_live *w = ctx;
+	start_clock(w);
+	if (w->current) {
+		input_item_free(w->current);
+		w->current = NULL;
+	}
+	world_live_flush(w);
+	if (atomic_load(&w->quit))
+		return -ECANCELED;
+	if (w->time_pending) {
+		w->time_pending = false;
+		*ev = w->time_event;
+		ev->icount = now;
+		return 1;
+	}
+	if (w->config.clock == WORLD_CLOCK_VIRTUAL && w->disk_outstanding)
+		for (unsigned i = 0; i < w->config.ndisks; i++)
+			if (w->disk[i])
+				disk_backend_drain(w->disk[i]);
+	struct input_item *item = input_queue_pop(w->queue);
+	if (item) {
+		if (item->ev.kind == VM_EV_DISK_DONE && w->disk_outstanding)
+			w->disk_outstanding--;
+		if (item->ev.kind == VM_EV_RNG && w->rng_outstanding)
+			w->rng_outstanding--;
+		w->current = item;
+		*ev = item->ev;
+		ev->icount = now;
+		return 1;
+	}
+	if (w->config.clock == WORLD_CLOCK_WALL) {
+		check_drift(w, now);
+		if (w->time_pending) {
+			w->time_pending = false;
+			*ev = w->time_event;
+			ev->icount = now;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static icount_t horizon(void *ctx, icount_t now)
+{
+	return now > ICOUNT_MAX - SLICE_INSNS ? ICOUNT_MAX : now + SLICE_INSNS;
+}
+
+static int idle_virtual(struct world_live *w, icount_t now, uint64_t deadline_time)
+{
+	if (w->disk_outstanding || input_queue_pending(w->queue))
+		return 0;
+	if (deadline_time != UINT64_MAX) {
+		queue_anchor(w, now, deadline_time, w->shadow.ticks_per_insn);
+		return 0;
+	}
+	if (nothing_can_arrive(w))
+		return -EDEADLK;
+	(void)input_queue_wait(w->queue, NULL);
+	return atomic_load(&w->quit) ? -ECANCELED : 0;
+}
+
+static int idle_wall(struct world_live *w, icount_t now, uint64_t deadline_time)
+{
+	for (;;) {
+		if (atomic_load(&w->quit))
+			return -ECANCELED;
+		if (input_queue_pending(w->queue))
+			break;
+		if (deadline_time != UINT64_MAX) {
+			uint64_t wake_ns = w->wall_start_ns + deadline_time * NS_PER_TICK;
+			if (mono_ns() >= wake_ns)
+				break;
+			struct timespec ts = { .tv_sec = (time_t)(wake_ns / 1000000000ull),
+					       .tv_nsec = (long)(wake_ns % 1000000000ull) };
+			(void)input_queue_wait(w->queue, &ts);
+		} else {
+			if (nothing_can_arrive(w))
+				return -EDEADLK;
+			(void)input_queue_wait(w->queue, NULL);
+		}
+	}
+	uint64_t wall = wall_ticks(w);
+	if (wall > clock_time_at(&w->shadow, now))
+		queue_anchor(w, now, wall, w->shadow.ticks_per_insn);
+	return 0;
+}
+
+static int idle(void *ctx, icount_t now, icount_t deadline, uint64_t deadline_time)
+{
+	struct world_live *w = ctx;
+	start_clock(w);
+	world_live_flush(w);
+	if (w->config.clock == WORLD_CLOCK_VIRTUAL)
+		return idle_virtual(w, now, deadline_time);
+	return idle_wall(w, now, deadline_time);
+}
+
+static const struct vm_world_ops live_ops = {
+	.console_out = console_out,
+	.net_tx = net_tx,
+	.disk_submit = disk_submit,
+	.rng_request = rng_request,
+	.next_event = next_event,
+	.horizon = horizon,
+	.idle = idle,
+};
+
+/* ---- life cycle ---- */
+
+int world_live_create(const struct world_live_config *config, struct world_live **out, char *err, size_t errlen)
+{
+	int ret;
+	*out = NULL;
+	if (config->ndisks > MACHINE_MAX_DISKS || config->nnics > MACHINE_MAX_NICS) {
+		snprintf(err, errlen, "too many disks or NICs (at most %u and %u)", MACHINE_MAX_DISKS, MACHINE_MAX_NICS);
+		return -EINVAL;
+	}
+	struct world_live *w = calloc(1, sizeof(*w));
+	if (!w) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	w->config = *config;
+	w->wake_pipe[0] = w->wake_pipe[1] = -1;
+	w->prng = config->rng_seed;
+	clock_init(&w->shadow);
+	ret = input_queue_create(&w->queue);
+	if (ret) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	struct backend_sink sink = input_queue_sink(w->queue);
+	for (unsigned i = 0; i < config->ndisks; i++) {
+		ret = disk_backend_open(config->disk_path[i], config->disk_read_only[i], i, sink, &w->disk[i], err,
+					errlen);
+		if (ret)
+			goto out;
+	}
+	for (unsigned i = 0; i < config->nnics; i++) {
+		ret = tap_backend_open(config->tap_ifname[i], i, sink, &w->tap[i], err, errlen);
+		if (ret)
+			goto out;
+	}
+	if (config->console_in_fd >= 0) {
+		if (pipe2(w->wake_pipe, O_CLOEXEC) != 0) {
+			ret = -errno;
+			snprintf(err, errlen, "console: %s", strerror(errno));
+			goto out;
+		}
+		atomic_store(&w->stdin_open, true);
+		enter_raw_mode(w);
+		ret = -pthread_create(&w->reader, NULL, reader_main, w);
+		if (ret) {
+			atomic_store(&w->stdin_open, false);
+			snprintf(err, errlen, "console: cannot start the reader thread: %s", strerror(-ret));
+			goto out;
+		}
+		w->reader_started = true;
+	}
+	*out = w;
+	return 0;
+out:
+	world_live_destroy(w);
+	return ret;
+}
+
+void world_live_destroy(struct world_live *w)
+{
+	if (!w)
+		return;
+	world_live_flush(w);
+	if (w->reader_started) {
+		ssize_t n = write(w->wake_pipe[1], "q", 1);
+		(void)n;
+		pthread_join(w->reader, NULL);
+	}
+	if (w->raw)
+		tcsetattr(w->config.console_in_fd, TCSANOW, &w->saved_termios);
+	for (int i = 0; i < 2; i++)
+		if (w->wake_pipe[i] >= 0)
+			close(w->wake_pipe[i]);
+	for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++)
+		disk_backend_close(w->disk[i]);
+	for (unsigned i = 0; i < MACHINE_MAX_NICS; i++)
+		if (w->tap[i])
+			tap_backend_close(w->tap[i]);
+	if (w->current)
+		input_item_free(w->current);
+	input_queue_destroy(w->queue);
+	free(w);
+}
+
+void world_live_reset(struct world_live *w)
+{
+	for (unsigned i = 0; i < w->config.ndisks; i++)
+		if (w->disk[i])
+			disk_backend_drain(w->disk[i]);
+	/* Keep console input; drop completions meant for the old devices. */
+	struct input_item *keep = NULL, **tail = &keep, *item;
+	while ((item = input_queue_pop(w->queue))) {
+		if (item->ev.kind == VM_EV_CONSOLE_IN || item->ev.kind == VM_EV_NET_RX) {
+			*tail = item;
+			tail = &item->next;
+			item->next = NULL;
+		} else {
+			input_item_free(item);
+		}
+	}
+	while ((item = keep)) {
+		keep = item->next;
+		input_queue_post(w->queue, &item->ev);
+		input_item_free(item);
+	}
+	if (w->current) {
+		input_item_free(w->current);
+		w->current = NULL;
+	}
+	clock_init(&w->shadow);
+	w->started = false;
+	w->time_pending = false;
+	w->last_anchor_icount = 0;
+	w->disk_outstanding = 0;
+	w->rng_outstanding = 0;
+}
+
+void world_live_take_clock(struct world_live *w, icount_t now, const struct vm_clock *clock)
+{
+	uint64_t time = clock_time_at(clock, now);
+	w->shadow = *clock;
+	w->started = true;
+	w->wall_start_ns = mono_ns() - time * NS_PER_TICK;  /* wall_ticks() == guest time now */
+	w->time_pending = false;
+	w->last_anchor_icount = now;
+	w->last_anchor_wall = time;
+}
+
+struct vm_world world_live_world(struct world_live *w)
+{
+	return (struct vm_world){ .ops = &live_ops, .ctx = w };
+}
+
+uint64_t world_live_disk_size(const struct world_live *w, unsigned disk)
+{
+	return disk < w->config.ndisks && w->disk[disk] ? disk_backend_size(w->disk[disk]) : 0;
+}
+
+bool world_live_quit_requested(const struct world_live *w)
+{
+	return atomic_load(&w->quit);
+}

@@ -1,0 +1,63 @@
+/*
+ * world_live.h — the world behind a plain run (`ftvm run`): the terminal, live back ends, and a
+ * guest clock that follows either the wall clock or nothing at all.
+ *
+ * WORLD_CLOCK_WALL: console output goes to stdout, input comes from stdin on a reader thread (raw
+ * mode on a tty; Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A), disk/TAP/entropy requests go to the
+ * back ends of backend.h and come back through the input queue. Guest time tracks wall time: at
+ * slice boundaries the world re-anchors TIME, with a rate fitted to the measured instruction speed,
+ * only when the guest clock has drifted more than a few ms; while the hart idles it sleeps until
+ * the wall time of the next timer deadline or an input, then anchors.
+ *
+ * WORLD_CLOCK_VIRTUAL (tests, benchmarks): the wall clock is never read. Time runs at the nominal
+ * rate, an idle hart jumps straight to its timer deadline, disk requests complete at the next
+ * slice boundary (the world waits for the back end there) and entropy comes from a PRNG seeded with
+ * rng_seed — so two runs with the same inputs are bit-identical (console input and TAP frames, if
+ * any arrive, are the only exceptions).
+ */
+#ifndef FTVM_VM_WORLD_LIVE_H
+#define FTVM_VM_WORLD_LIVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "util/compiler.h"
+#include "vm/clock.h"
+#include "vm/event.h"
+#include "vm/machine.h"
+
+enum world_clock_mode { WORLD_CLOCK_WALL, WORLD_CLOCK_VIRTUAL };
+
+struct world_live_config {
+	enum world_clock_mode clock;
+	unsigned ndisks;
+	const char *disk_path[MACHINE_MAX_DISKS];
+	bool disk_read_only[MACHINE_MAX_DISKS];
+	unsigned nnics;
+	const char *tap_ifname[MACHINE_MAX_NICS];
+	uint64_t rng_seed;        /* virtual clock only */
+	int console_in_fd;        /* -1: no console input */
+	int console_out_fd;
+};
+
+struct world_live;
+
+/* Opens the back ends and starts the console reader; -errno with a one-line reason in err. */
+int world_live_create(const struct world_live_config *config, struct world_live **out, char *err,
+		      size_t errlen) FTVM_MUST_CHECK;
+/* Stops the reader, restores the terminal, closes the back ends. */
+void world_live_destroy(struct world_live *w);
+struct vm_world world_live_world(struct world_live *w);
+uint64_t world_live_disk_size(const struct world_live *w, unsigned disk);
+/* True once the user typed Ctrl-A x (machine_run then ended with -ECANCELED). */
+bool world_live_quit_requested(const struct world_live *w);
+/* For a new machine after a guest reset: time restarts at 0, requests still in flight are
+ * completed and dropped (the old devices are gone); console input already queued is kept. */
+void world_live_reset(struct world_live *w);
+/* Continues a guest whose clock was driven by someone else (a replay going live at icount `now`):
+ * guest time carries on from `clock` and tracks the wall clock from here. */
+void world_live_take_clock(struct world_live *w, icount_t now, const struct vm_clock *clock);
+/* Flushes buffered console output. */
+void world_live_flush(struct world_live *w);
+
+#endif
