@@ -22,50 +22,21 @@
 #include <string.h>
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
+#include "vm/cpu_decode.h"
 #include "vm/cpu_rvc.h"
 
-/* Major opcodes (unprivileged spec, "RISC-V base opcode map"). */
-enum {
-	OPC_LOAD = 0x03, OPC_LOAD_FP = 0x07, OPC_MISC_MEM = 0x0f, OPC_OP_IMM = 0x13, OPC_AUIPC = 0x17,
-	OPC_OP_IMM_32 = 0x1b, OPC_STORE = 0x23, OPC_STORE_FP = 0x27, OPC_AMO = 0x2f, OPC_OP = 0x33,
-	OPC_LUI = 0x37, OPC_OP_32 = 0x3b, OPC_MADD = 0x43, OPC_MSUB = 0x47, OPC_NMSUB = 0x4b,
-	OPC_NMADD = 0x4f, OPC_OP_FP = 0x53, OPC_BRANCH = 0x63, OPC_JALR = 0x67, OPC_JAL = 0x6f,
-	OPC_SYSTEM = 0x73,
-};
-/* funct7 values of OP/OP-32. */
-#define F7_BASE 0x00
-#define F7_MULDIV 0x01
-#define F7_ALT 0x20
 /* AMO funct5 values. */
 enum {
 	AMO_ADD = 0x00, AMO_SWAP = 0x01, AMO_LR = 0x02, AMO_SC = 0x03, AMO_XOR = 0x04, AMO_OR = 0x08,
 	AMO_AND = 0x0c, AMO_MIN = 0x10, AMO_MAX = 0x14, AMO_MINU = 0x18, AMO_MAXU = 0x1c,
 };
-#define MISC_MEM_FENCE 0
-#define MISC_MEM_FENCE_I 1
 #define SC_FAILED 1
 
-#define RD(i) (((i) >> 7) & 31)
-#define RS1(i) (((i) >> 15) & 31)
-#define RS2(i) (((i) >> 20) & 31)
-#define F3(i) (((i) >> 12) & 7)
-#define F7(i) ((i) >> 25)
-#define IMM_I(i) ((uint64_t)((int64_t)(int32_t)(i) >> 20))
-#define IMM_S(i) ((uint64_t)(((int64_t)(int32_t)(i) >> 25 << 5) | (((i) >> 7) & 31)))
-#define IMM_U(i) ((uint64_t)(int64_t)(int32_t)((i) & 0xfffff000u))
+#define INSN_RD(i) (((i) >> 7) & 31)
+#define INSN_RS1(i) (((i) >> 15) & 31)
+#define INSN_RS2(i) (((i) >> 20) & 31)
+#define INSN_F3(i) (((i) >> 12) & 7)
 #define SEXT32(v) ((uint64_t)(int64_t)(int32_t)(uint32_t)(v))
-
-static uint64_t imm_b(uint32_t i)
-{
-	uint64_t v = ((i >> 7) & 0x1e) | ((i >> 20) & 0x7e0) | ((i << 4) & 0x800);
-	return v | (uint64_t)((int64_t)(int32_t)i >> 31 << 12);
-}
-
-static uint64_t imm_j(uint32_t i)
-{
-	uint64_t v = ((i >> 20) & 0x7fe) | ((i >> 9) & 0x800) | (i & 0xff000);
-	return v | (uint64_t)((int64_t)(int32_t)i >> 31 << 20);
-}
 
 static uint64_t mulh_s(int64_t a, int64_t b)
 {
@@ -98,21 +69,6 @@ static uint64_t rem_s(int64_t a, int64_t b)
 	if (a == INT64_MIN && b == -1)
 		return 0;
 	return (uint64_t)(a % b);
-}
-
-/* OP with funct7 = 1: the M extension on 64-bit values. */
-static uint64_t exec_muldiv(unsigned f3, uint64_t a, uint64_t b)
-{
-	switch (f3) {
-	case 0: return a * b;
-	case 1: return mulh_s((int64_t)a, (int64_t)b);
-	case 2: return mulh_su((int64_t)a, b);
-	case 3: return mulh_u(a, b);
-	case 4: return div_s((int64_t)a, (int64_t)b);
-	case 5: return b ? a / b : UINT64_MAX;
-	case 6: return rem_s((int64_t)a, (int64_t)b);
-	default: return b ? a % b : a;
-	}
 }
 
 /* OP-32 with funct7 = 1 (f3 1..3 are reserved and rejected by the caller). */
@@ -197,16 +153,16 @@ static bool amo_write(struct cpu *cpu, uint8_t *host, uint64_t paddr, uint64_t v
 /* The A extension. Returns false after raising an exception (illegal encoding or a fault). */
 static bool exec_amo(struct cpu *cpu, uint32_t insn)
 {
-	unsigned f3 = F3(insn), funct5 = insn >> 27, rd = RD(insn);
+	unsigned f3 = INSN_F3(insn), funct5 = insn >> 27, rd = INSN_RD(insn);
 	if (f3 != 2 && f3 != 3)
 		goto illegal;
 	unsigned size = f3 == 2 ? 4 : 8;
 	bool word = size == 4;
-	uint64_t vaddr = cpu->x[RS1(insn)], src = cpu->x[RS2(insn)], old, paddr = 0, result;
+	uint64_t vaddr = cpu->x[INSN_RS1(insn)], src = cpu->x[INSN_RS2(insn)], old, paddr = 0, result;
 	uint8_t *host;
 	switch (funct5) {
 	case AMO_LR:
-		if (RS2(insn) != 0)
+		if (INSN_RS2(insn) != 0)
 			goto illegal;
 		if (!cpu_translate_atomic(cpu, vaddr, size, true, &host, &paddr))
 			return false;
@@ -260,7 +216,7 @@ illegal:
 /* SYSTEM: Zicsr and the privileged instructions. Sets cpu->pc to the next pc. */
 static bool exec_system(struct cpu *cpu, uint32_t insn)
 {
-	unsigned f3 = F3(insn), rd = RD(insn), rs1 = RS1(insn);
+	unsigned f3 = INSN_F3(insn), rd = INSN_RD(insn), rs1 = INSN_RS1(insn);
 	if (f3 == 0)
 		return cpu_exec_system(cpu, insn);
 	if (f3 == 4)
@@ -285,323 +241,252 @@ static bool needs_attention(const struct cpu *cpu)
 }
 
 /*
- * The interpreter proper: executes until icount reaches limit or needs_attention(). The state
- * lives in pc/ic while on the fast path and is written back (SYNC) before anything that looks at
- * struct cpu.
+ * The interpreter proper: executes until icount reaches limit or needs_attention(). pc and icount
+ * live in locals on the fast path and are written back (SYNC) before anything that looks at
+ * struct cpu. Dispatch is threaded: every handler ends in NEXT, which retires the instruction,
+ * fetches the next one through the code-page pointer, checks its predecoded entry against the
+ * raw bits and jumps to the entry's handler.
  */
 static void execute(struct cpu *cpu, icount_t limit)
 {
+	static const void *const handlers[CPU_OP_COUNT] = {
+		[CPU_OP_DECODE] = &&op_decode, [CPU_OP_ILLEGAL] = &&op_illegal,
+		[CPU_OP_LUI] = &&op_lui, [CPU_OP_AUIPC] = &&op_auipc, [CPU_OP_JAL] = &&op_jal,
+		[CPU_OP_JALR] = &&op_jalr, [CPU_OP_BEQ] = &&op_beq, [CPU_OP_BNE] = &&op_bne,
+		[CPU_OP_BLT] = &&op_blt, [CPU_OP_BGE] = &&op_bge, [CPU_OP_BLTU] = &&op_bltu,
+		[CPU_OP_BGEU] = &&op_bgeu, [CPU_OP_LB] = &&op_lb, [CPU_OP_LH] = &&op_lh, [CPU_OP_LW] = &&op_lw,
+		[CPU_OP_LD] = &&op_ld, [CPU_OP_LBU] = &&op_lbu, [CPU_OP_LHU] = &&op_lhu, [CPU_OP_LWU] = &&op_lwu,
+		[CPU_OP_SB] = &&op_sb, [CPU_OP_SH] = &&op_sh, [CPU_OP_SW] = &&op_sw, [CPU_OP_SD] = &&op_sd,
+		[CPU_OP_ADDI] = &&op_addi, [CPU_OP_SLTI] = &&op_slti, [CPU_OP_SLTIU] = &&op_sltiu,
+		[CPU_OP_XORI] = &&op_xori, [CPU_OP_ORI] = &&op_ori, [CPU_OP_ANDI] = &&op_andi,
+		[CPU_OP_SLLI] = &&op_slli, [CPU_OP_SRLI] = &&op_srli, [CPU_OP_SRAI] = &&op_srai,
+		[CPU_OP_ADD] = &&op_add, [CPU_OP_SUB] = &&op_sub, [CPU_OP_SLL] = &&op_sll, [CPU_OP_SLT] = &&op_slt,
+		[CPU_OP_SLTU] = &&op_sltu, [CPU_OP_XOR] = &&op_xor, [CPU_OP_SRL] = &&op_srl, [CPU_OP_SRA] = &&op_sra,
+		[CPU_OP_OR] = &&op_or, [CPU_OP_AND] = &&op_and, [CPU_OP_MUL] = &&op_mul, [CPU_OP_MULH] = &&op_mulh,
+		[CPU_OP_MULHSU] = &&op_mulhsu, [CPU_OP_MULHU] = &&op_mulhu, [CPU_OP_DIV] = &&op_div,
+		[CPU_OP_DIVU] = &&op_divu, [CPU_OP_REM] = &&op_rem, [CPU_OP_REMU] = &&op_remu,
+		[CPU_OP_ADDIW] = &&op_addiw, [CPU_OP_SLLIW] = &&op_slliw, [CPU_OP_SRLIW] = &&op_srliw,
+		[CPU_OP_SRAIW] = &&op_sraiw, [CPU_OP_ADDW] = &&op_addw, [CPU_OP_SUBW] = &&op_subw,
+		[CPU_OP_SLLW] = &&op_sllw, [CPU_OP_SRLW] = &&op_srlw, [CPU_OP_SRAW] = &&op_sraw,
+		[CPU_OP_MULW] = &&op_mulw, [CPU_OP_DIVW] = &&op_divw, [CPU_OP_DIVUW] = &&op_divuw,
+		[CPU_OP_REMW] = &&op_remw, [CPU_OP_REMUW] = &&op_remuw, [CPU_OP_FENCE] = &&op_fence,
+		[CPU_OP_AMO] = &&op_amo, [CPU_OP_FPU] = &&op_fpu, [CPU_OP_SYSTEM] = &&op_system,
+	};
 	uint64_t *const x = cpu->x;
 	uint64_t pc = cpu->pc;
 	icount_t ic = cpu->icount;
+	const struct cpu_decoded *e;
+	struct cpu_decoded slow_entry; /* an instruction fetched off the fast path, decoded uncached */
+	uint32_t raw;
 
 #define SYNC() do { cpu->pc = pc; cpu->icount = ic; } while (0)
-#define LOAD(type, addr, dst)                                                                        \
+#define RS1 x[e->rs1]
+#define RS2 x[e->rs2]
+#define IMM ((uint64_t)(int64_t)e->imm)
+#define DISPATCH()                                                                                   \
 	do {                                                                                         \
-		uint64_t a_ = (addr);                                                                \
-		const uint8_t *h_ = cpu_tlb_lookup(cpu, CPU_ACCESS_LOAD, a_, sizeof(type));          \
-		type v_;                                                                             \
-		if (likely(h_ != NULL)) {                                                            \
-			memcpy(&v_, h_, sizeof(type));                                               \
-		} else {                                                                             \
-			uint64_t w_;                                                                 \
-			SYNC();                                                                      \
-			if (!cpu_load_slow(cpu, a_, sizeof(type), &w_))                             \
-				goto exception;                                                      \
-			v_ = (type)w_;                                                               \
-			slow = true;                                                                 \
-		}                                                                                    \
-		dst = (uint64_t)v_;                                                                  \
+		uint64_t off_ = pc - cpu->fetch_vpage;                                               \
+		if (unlikely(off_ > CPU_PAGE_SIZE - 4))                                              \
+			goto fetch_slow;                                                             \
+		memcpy(&raw, cpu->fetch_host + off_, 4);                                             \
+		struct cpu_decoded *d_ = &cpu->fetch_decoded[off_ >> 1];                             \
+		if (unlikely(d_->raw != raw))                                                        \
+			cpu_decode(d_, raw);                                                         \
+		e = d_;                                                                              \
+		goto *handlers[e->op];                                                               \
 	} while (0)
-#define STORE(type, addr, value)                                                                     \
+/* Retire the instruction and go on at new_pc. */
+#define NEXT_AT(new_pc)                                                                              \
 	do {                                                                                         \
-		uint64_t a_ = (addr);                                                                \
-		type v_ = (type)(value);                                                             \
+		pc = (new_pc);                                                                       \
+		x[0] = 0;                                                                            \
+		if (unlikely(++ic >= limit))                                                         \
+			goto out;                                                                    \
+		DISPATCH();                                                                          \
+	} while (0)
+#define NEXT() NEXT_AT(pc + e->len)
+/* After a slow path: the world may have changed (an interrupt, a stop request). */
+#define NEXT_SLOW_AT(new_pc)                                                                         \
+	do {                                                                                         \
+		pc = (new_pc);                                                                       \
+		x[0] = 0;                                                                            \
+		if (++ic >= limit || needs_attention(cpu))                                           \
+			goto out;                                                                    \
+		DISPATCH();                                                                          \
+	} while (0)
+#define LOAD(type)                                                                                   \
+	do {                                                                                         \
+		uint64_t a_ = RS1 + IMM;                                                             \
+		const uint8_t *h_ = cpu_tlb_lookup(cpu, CPU_ACCESS_LOAD, a_, sizeof(type));          \
+		if (likely(h_ != NULL)) {                                                            \
+			type v_;                                                                     \
+			memcpy(&v_, h_, sizeof(type));                                               \
+			x[e->rd] = (uint64_t)v_;                                                     \
+			NEXT();                                                                      \
+		}                                                                                    \
+		uint64_t w_;                                                                         \
+		SYNC();                                                                              \
+		if (!cpu_load_slow(cpu, a_, sizeof(type), &w_))                                     \
+			goto exception;                                                              \
+		x[e->rd] = (uint64_t)(type)w_;                                                       \
+		NEXT_SLOW_AT(pc + e->len);                                                           \
+	} while (0)
+#define STORE(type)                                                                                  \
+	do {                                                                                         \
+		uint64_t a_ = RS1 + IMM;                                                             \
+		type v_ = (type)RS2;                                                                 \
 		uint8_t *h_ = cpu_tlb_lookup(cpu, CPU_ACCESS_STORE, a_, sizeof(type));               \
 		if (likely(h_ != NULL)) {                                                            \
 			memcpy(h_, &v_, sizeof(type));                                               \
-		} else {                                                                             \
-			SYNC();                                                                      \
-			if (!cpu_store_slow(cpu, a_, sizeof(type), (uint64_t)v_))                    \
-				goto exception;                                                      \
-			slow = true;                                                                 \
+			NEXT();                                                                      \
 		}                                                                                    \
+		SYNC();                                                                              \
+		if (!cpu_store_slow(cpu, a_, sizeof(type), (uint64_t)v_))                            \
+			goto exception;                                                              \
+		NEXT_SLOW_AT(pc + e->len);                                                           \
 	} while (0)
+#define BRANCH(cond) NEXT_AT((cond) ? pc + IMM : pc + e->len)
 
-	while (ic < limit) {
-		uint32_t insn, raw;
-		uint64_t npc;
-		bool slow = false, refetched = false;
-		uint64_t off = pc - cpu->fetch_vpage;
-		if (likely(off <= CPU_PAGE_SIZE - 4)) {
-			memcpy(&raw, cpu->fetch_host + off, 4);
-		} else {
-			SYNC();
-			if (!cpu_fetch_slow(cpu, &raw))
-				goto exception;
-			refetched = true;
-		}
-	decode:
-		insn = raw;
-		if ((raw & 3) != 3) {
-			insn = cpu_rvc_table[raw & 0xffff];
-			npc = pc + 2;
-			if (unlikely(insn == 0)) {
-				/* Possibly the no-code page of an empty fetch cache: fetch for real. */
-				if (!refetched) {
-					SYNC();
-					if (!cpu_fetch_slow(cpu, &raw))
-						goto exception;
-					refetched = true;
-					goto decode;
-				}
-				SYNC();
-				cpu_raise_exception(cpu, EXC_ILLEGAL_INSN, raw & 0xffff);
-				goto exception;
-			}
-		} else {
-			npc = pc + 4;
-		}
-		unsigned rd = RD(insn);
-		switch (insn & 0x7f) {
-		case OPC_LUI:
-			x[rd] = IMM_U(insn);
-			break;
-		case OPC_AUIPC:
-			x[rd] = pc + IMM_U(insn);
-			break;
-		case OPC_JAL:
-			x[rd] = npc;
-			npc = pc + imm_j(insn);
-			break;
-		case OPC_JALR: {
-			if (F3(insn) != 0)
-				goto illegal;
-			uint64_t target = (x[RS1(insn)] + IMM_I(insn)) & ~1ull;
-			x[rd] = npc;
-			npc = target;
-			break;
-		}
-		case OPC_BRANCH: {
-			uint64_t a = x[RS1(insn)], b = x[RS2(insn)];
-			bool taken;
-			switch (F3(insn)) {
-			case 0: taken = a == b; break;
-			case 1: taken = a != b; break;
-			case 4: taken = (int64_t)a < (int64_t)b; break;
-			case 5: taken = (int64_t)a >= (int64_t)b; break;
-			case 6: taken = a < b; break;
-			case 7: taken = a >= b; break;
-			default: goto illegal;
-			}
-			if (taken)
-				npc = pc + imm_b(insn);
-			break;
-		}
-		case OPC_LOAD: {
-			uint64_t a = x[RS1(insn)] + IMM_I(insn), v;
-			switch (F3(insn)) {
-			case 0: LOAD(int8_t, a, v); break;
-			case 1: LOAD(int16_t, a, v); break;
-			case 2: LOAD(int32_t, a, v); break;
-			case 3: LOAD(uint64_t, a, v); break;
-			case 4: LOAD(uint8_t, a, v); break;
-			case 5: LOAD(uint16_t, a, v); break;
-			case 6: LOAD(uint32_t, a, v); break;
-			default: goto illegal;
-			}
-			x[rd] = v;
-			break;
-		}
-		case OPC_STORE: {
-			uint64_t a = x[RS1(insn)] + IMM_S(insn), v = x[RS2(insn)];
-			switch (F3(insn)) {
-			case 0: STORE(uint8_t, a, v); break;
-			case 1: STORE(uint16_t, a, v); break;
-			case 2: STORE(uint32_t, a, v); break;
-			case 3: STORE(uint64_t, a, v); break;
-			default: goto illegal;
-			}
-			break;
-		}
-		case OPC_OP_IMM: {
-			uint64_t a = x[RS1(insn)], imm = IMM_I(insn);
-			unsigned shamt = (insn >> 20) & 63;
-			switch (F3(insn)) {
-			case 0: x[rd] = a + imm; break;
-			case 1:
-				if ((insn >> 26) != 0)
-					goto illegal;
-				x[rd] = a << shamt;
-				break;
-			case 2: x[rd] = (int64_t)a < (int64_t)imm; break;
-			case 3: x[rd] = a < imm; break;
-			case 4: x[rd] = a ^ imm; break;
-			case 5:
-				if ((insn >> 26) == 0)
-					x[rd] = a >> shamt;
-				else if ((insn >> 26) == (F7_ALT >> 1))
-					x[rd] = (uint64_t)((int64_t)a >> shamt);
-				else
-					goto illegal;
-				break;
-			case 6: x[rd] = a | imm; break;
-			default: x[rd] = a & imm; break;
-			}
-			break;
-		}
-		case OPC_OP: {
-			uint64_t a = x[RS1(insn)], b = x[RS2(insn)];
-			unsigned f3 = F3(insn);
-			switch (F7(insn)) {
-			case F7_BASE:
-				switch (f3) {
-				case 0: x[rd] = a + b; break;
-				case 1: x[rd] = a << (b & 63); break;
-				case 2: x[rd] = (int64_t)a < (int64_t)b; break;
-				case 3: x[rd] = a < b; break;
-				case 4: x[rd] = a ^ b; break;
-				case 5: x[rd] = a >> (b & 63); break;
-				case 6: x[rd] = a | b; break;
-				default: x[rd] = a & b; break;
-				}
-				break;
-			case F7_ALT:
-				if (f3 == 0)
-					x[rd] = a - b;
-				else if (f3 == 5)
-					x[rd] = (uint64_t)((int64_t)a >> (b & 63));
-				else
-					goto illegal;
-				break;
-			case F7_MULDIV:
-				x[rd] = f3 == 0 ? a * b : exec_muldiv(f3, a, b);
-				break;
-			default:
-				goto illegal;
-			}
-			break;
-		}
-		case OPC_OP_IMM_32: {
-			uint32_t a = (uint32_t)x[RS1(insn)];
-			unsigned shamt = (insn >> 20) & 31;
-			switch (F3(insn)) {
-			case 0: x[rd] = SEXT32(a + (uint32_t)IMM_I(insn)); break;
-			case 1:
-				if (F7(insn) != F7_BASE)
-					goto illegal;
-				x[rd] = SEXT32(a << shamt);
-				break;
-			case 5:
-				if (F7(insn) == F7_BASE)
-					x[rd] = SEXT32(a >> shamt);
-				else if (F7(insn) == F7_ALT)
-					x[rd] = SEXT32((int32_t)a >> shamt);
-				else
-					goto illegal;
-				break;
-			default: goto illegal;
-			}
-			break;
-		}
-		case OPC_OP_32: {
-			uint64_t a = x[RS1(insn)], b = x[RS2(insn)];
-			unsigned f3 = F3(insn);
-			uint32_t a32 = (uint32_t)a, b32 = (uint32_t)b;
-			switch (F7(insn)) {
-			case F7_BASE:
-				if (f3 == 0)
-					x[rd] = SEXT32(a32 + b32);
-				else if (f3 == 1)
-					x[rd] = SEXT32(a32 << (b32 & 31));
-				else if (f3 == 5)
-					x[rd] = SEXT32(a32 >> (b32 & 31));
-				else
-					goto illegal;
-				break;
-			case F7_ALT:
-				if (f3 == 0)
-					x[rd] = SEXT32(a32 - b32);
-				else if (f3 == 5)
-					x[rd] = SEXT32((int32_t)a32 >> (b32 & 31));
-				else
-					goto illegal;
-				break;
-			case F7_MULDIV:
-				if (f3 >= 1 && f3 <= 3)
-					goto illegal;
-				x[rd] = exec_muldiv_w(f3, a, b);
-				break;
-			default:
-				goto illegal;
-			}
-			break;
-		}
-		case OPC_MISC_MEM:
-			if (F3(insn) == MISC_MEM_FENCE)
-				break;
-			if (F3(insn) != MISC_MEM_FENCE_I)
-				goto illegal;
-			/* FENCE.I: code is fetched straight from guest RAM and never cached in decoded
-			 * form, so stores are visible to fetch at once and there is nothing to flush. */
-			break;
-		case OPC_AMO:
-			SYNC();
-			if (!exec_amo(cpu, insn))
-				goto exception;
-			slow = true;
-			break;
-		case OPC_LOAD_FP: case OPC_STORE_FP: case OPC_MADD: case OPC_MSUB: case OPC_NMSUB:
-		case OPC_NMADD: case OPC_OP_FP:
-			SYNC();
-			fpu_execute(cpu, insn);
-			if (cpu->exception_pending) {
-				/* For a compressed FP access, tval of an illegal instruction is the 16 bits. */
-				if (cpu->exception_cause == EXC_ILLEGAL_INSN)
-					cpu->exception_tval = (raw & 3) != 3 ? (raw & 0xffff) : insn;
-				goto exception;
-			}
-			slow = true;
-			break;
-		case OPC_SYSTEM:
-			SYNC();
-			if (!exec_system(cpu, insn)) {
-				if ((raw & 3) != 3 && cpu->exception_cause == EXC_ILLEGAL_INSN)
-					cpu->exception_tval = raw & 0xffff;
-				goto exception;
-			}
-			pc = cpu->pc;
-			x[0] = 0;
-			ic++;
-			if (needs_attention(cpu))
-				goto out;
-			continue;
-		default:
-			goto illegal;
-		}
-		x[0] = 0;
-		pc = npc;
-		ic++;
-		if (unlikely(slow) && needs_attention(cpu))
-			goto out;
-		continue;
+	if (ic >= limit)
+		goto out;
+	DISPATCH();
 
-	illegal:
-		SYNC();
-		cpu_raise_exception(cpu, EXC_ILLEGAL_INSN, (raw & 3) != 3 ? (raw & 0xffff) : insn);
-	exception:
-		x[0] = 0;
-		cpu_take_exception(cpu);
-		pc = cpu->pc;
-		ic++;
-		if (needs_attention(cpu))
-			goto out;
+fetch_slow:
+	SYNC();
+	if (!cpu_fetch_slow(cpu, &raw))
+		goto exception;
+	cpu_decode(&slow_entry, raw);
+	e = &slow_entry;
+	goto *handlers[e->op];
+
+op_decode:
+	/* A fresh entry whose raw bits happened to match memory: decode it now. */
+	cpu_decode((struct cpu_decoded *)e, raw);
+	goto *handlers[e->op];
+
+op_illegal:
+	if (e != &slow_entry) {
+		/* Possibly the empty fetch cache's no-code page: fetch for real before trusting it. */
+		goto fetch_slow;
 	}
+	SYNC();
+	cpu_raise_exception(cpu, EXC_ILLEGAL_INSN, (uint32_t)e->imm);
+	goto exception;
+
+op_lui: x[e->rd] = IMM; NEXT();
+op_auipc: x[e->rd] = pc + IMM; NEXT();
+op_jal: x[e->rd] = pc + e->len; NEXT_AT(pc + IMM);
+op_jalr: {
+	uint64_t target = (RS1 + IMM) & ~1ull;
+	x[e->rd] = pc + e->len;
+	NEXT_AT(target);
+}
+op_beq: BRANCH(RS1 == RS2);
+op_bne: BRANCH(RS1 != RS2);
+op_blt: BRANCH((int64_t)RS1 < (int64_t)RS2);
+op_bge: BRANCH((int64_t)RS1 >= (int64_t)RS2);
+op_bltu: BRANCH(RS1 < RS2);
+op_bgeu: BRANCH(RS1 >= RS2);
+op_lb: LOAD(int8_t);
+op_lh: LOAD(int16_t);
+op_lw: LOAD(int32_t);
+op_ld: LOAD(uint64_t);
+op_lbu: LOAD(uint8_t);
+op_lhu: LOAD(uint16_t);
+op_lwu: LOAD(uint32_t);
+op_sb: STORE(uint8_t);
+op_sh: STORE(uint16_t);
+op_sw: STORE(uint32_t);
+op_sd: STORE(uint64_t);
+op_addi: x[e->rd] = RS1 + IMM; NEXT();
+op_slti: x[e->rd] = (int64_t)RS1 < (int64_t)IMM; NEXT();
+op_sltiu: x[e->rd] = RS1 < IMM; NEXT();
+op_xori: x[e->rd] = RS1 ^ IMM; NEXT();
+op_ori: x[e->rd] = RS1 | IMM; NEXT();
+op_andi: x[e->rd] = RS1 & IMM; NEXT();
+op_slli: x[e->rd] = RS1 << e->imm; NEXT();
+op_srli: x[e->rd] = RS1 >> e->imm; NEXT();
+op_srai: x[e->rd] = (uint64_t)((int64_t)RS1 >> e->imm); NEXT();
+op_add: x[e->rd] = RS1 + RS2; NEXT();
+op_sub: x[e->rd] = RS1 - RS2; NEXT();
+op_sll: x[e->rd] = RS1 << (RS2 & 63); NEXT();
+op_slt: x[e->rd] = (int64_t)RS1 < (int64_t)RS2; NEXT();
+op_sltu: x[e->rd] = RS1 < RS2; NEXT();
+op_xor: x[e->rd] = RS1 ^ RS2; NEXT();
+op_srl: x[e->rd] = RS1 >> (RS2 & 63); NEXT();
+op_sra: x[e->rd] = (uint64_t)((int64_t)RS1 >> (RS2 & 63)); NEXT();
+op_or: x[e->rd] = RS1 | RS2; NEXT();
+op_and: x[e->rd] = RS1 & RS2; NEXT();
+op_mul: x[e->rd] = RS1 * RS2; NEXT();
+op_mulh: x[e->rd] = mulh_s((int64_t)RS1, (int64_t)RS2); NEXT();
+op_mulhsu: x[e->rd] = mulh_su((int64_t)RS1, RS2); NEXT();
+op_mulhu: x[e->rd] = mulh_u(RS1, RS2); NEXT();
+op_div: x[e->rd] = div_s((int64_t)RS1, (int64_t)RS2); NEXT();
+op_divu: x[e->rd] = RS2 ? RS1 / RS2 : UINT64_MAX; NEXT();
+op_rem: x[e->rd] = rem_s((int64_t)RS1, (int64_t)RS2); NEXT();
+op_remu: x[e->rd] = RS2 ? RS1 % RS2 : RS1; NEXT();
+op_addiw: x[e->rd] = SEXT32(RS1 + IMM); NEXT();
+op_slliw: x[e->rd] = SEXT32((uint32_t)RS1 << e->imm); NEXT();
+op_srliw: x[e->rd] = SEXT32((uint32_t)RS1 >> e->imm); NEXT();
+op_sraiw: x[e->rd] = SEXT32((int32_t)RS1 >> e->imm); NEXT();
+op_addw: x[e->rd] = SEXT32(RS1 + RS2); NEXT();
+op_subw: x[e->rd] = SEXT32(RS1 - RS2); NEXT();
+op_sllw: x[e->rd] = SEXT32((uint32_t)RS1 << (RS2 & 31)); NEXT();
+op_srlw: x[e->rd] = SEXT32((uint32_t)RS1 >> (RS2 & 31)); NEXT();
+op_sraw: x[e->rd] = SEXT32((int32_t)RS1 >> (RS2 & 31)); NEXT();
+op_mulw: x[e->rd] = SEXT32(RS1 * RS2); NEXT();
+op_divw: x[e->rd] = exec_muldiv_w(4, RS1, RS2); NEXT();
+op_divuw: x[e->rd] = exec_muldiv_w(5, RS1, RS2); NEXT();
+op_remw: x[e->rd] = exec_muldiv_w(6, RS1, RS2); NEXT();
+op_remuw: x[e->rd] = exec_muldiv_w(7, RS1, RS2); NEXT();
+op_fence:
+	/* FENCE.I too: code is fetched straight from guest RAM and every predecoded entry is checked
+	 * against the bytes it came from, so stores are visible to fetch at once. */
+	NEXT();
+op_amo:
+	SYNC();
+	if (!exec_amo(cpu, (uint32_t)e->imm))
+		goto exception;
+	NEXT_SLOW_AT(pc + e->len);
+op_fpu:
+	SYNC();
+	fpu_execute(cpu, (uint32_t)e->imm);
+	if (cpu->exception_pending) {
+		/* For a compressed FP access, mtval of an illegal instruction is its 16 bits. */
+		if (cpu->exception_cause == EXC_ILLEGAL_INSN && e->len == 2)
+			cpu->exception_tval = e->raw & 0xffff;
+		goto exception;
+	}
+	NEXT_SLOW_AT(pc + e->len);
+op_system:
+	SYNC();
+	if (!exec_system(cpu, (uint32_t)e->imm)) {
+		if (cpu->exception_cause == EXC_ILLEGAL_INSN && e->len == 2)
+			cpu->exception_tval = e->raw & 0xffff;
+		goto exception;
+	}
+	NEXT_SLOW_AT(cpu->pc);
+
+exception:
+	x[0] = 0;
+	cpu_take_exception(cpu);
+	pc = cpu->pc;
+	if (++ic >= limit || needs_attention(cpu))
+		goto out;
+	DISPATCH();
 out:
 	SYNC();
 #undef SYNC
+#undef RS1
+#undef RS2
+#undef IMM
+#undef DISPATCH
+#undef NEXT_AT
+#undef NEXT
+#undef NEXT_SLOW_AT
 #undef LOAD
 #undef STORE
+#undef BRANCH
 }
 
 enum cpu_stop_reason cpu_run(struct cpu *cpu, icount_t limit)
@@ -635,6 +520,11 @@ int cpu_create(struct vm_bus *bus, const struct vm_clock *clock, struct cpu **ou
 	if (!cpu)
 		return -ENOMEM;
 	cpu_rvc_init();
+	cpu->dcache = calloc(CPU_DCACHE_SLOTS + 1, sizeof(*cpu->dcache));
+	if (!cpu->dcache) {
+		free(cpu);
+		return -ENOMEM;
+	}
 	cpu->bus = bus;
 	cpu->clock = clock;
 	cpu_reset(cpu, 0);
@@ -644,6 +534,9 @@ int cpu_create(struct vm_bus *bus, const struct vm_clock *clock, struct cpu **ou
 
 void cpu_destroy(struct cpu *cpu)
 {
+	if (!cpu)
+		return;
+	free(cpu->dcache);
 	free(cpu);
 }
 
@@ -651,9 +544,11 @@ void cpu_reset(struct cpu *cpu, uint64_t reset_pc)
 {
 	struct vm_bus *bus = cpu->bus;
 	const struct vm_clock *clock = cpu->clock;
+	struct cpu_decoded_page *dcache = cpu->dcache;
 	memset(cpu, 0, sizeof(*cpu));
 	cpu->bus = bus;
 	cpu->clock = clock;
+	cpu->dcache = dcache;
 	cpu->priv = PRIV_M;
 	cpu->pc = reset_pc;
 	cpu_csr_reset(cpu);

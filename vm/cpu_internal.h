@@ -52,6 +52,9 @@ enum cpu_exception {
 #define CPU_TLB_BITS 8
 #define CPU_TLB_SIZE (1u << CPU_TLB_BITS)
 #define CPU_TLB_INVALID 1ull /* never equal to a page-aligned address */
+#define CPU_DCACHE_SLOTS 128
+struct cpu_decoded;
+struct cpu_decoded_page;
 enum cpu_access { CPU_ACCESS_FETCH, CPU_ACCESS_LOAD, CPU_ACCESS_STORE, CPU_ACCESS_KINDS };
 
 struct cpu {
@@ -108,6 +111,10 @@ struct cpu {
 	uint64_t mcountinhibit;
 	uint64_t mcycle_offset;      /* mcycle = icount + mcycle_offset (M-mode may write mcycle) */
 	uint64_t minstret_offset;
+	/* Decoded instructions of the fetch page (cpu_decode.h), one per 16-bit slot, and the
+	 * direct-mapped cache of decoded pages they live in (CPU_DCACHE_SLOTS pages). */
+	struct cpu_decoded *fetch_decoded;
+	struct cpu_decoded_page *dcache;
 };
 
 void cpu_raise_exception(struct cpu *cpu, enum cpu_exception cause, uint64_t tval);
@@ -147,6 +154,8 @@ bool cpu_translate_atomic(struct cpu *cpu, uint64_t vaddr, unsigned size, bool i
  * Returns false after raising the fault. */
 bool cpu_fetch_slow(struct cpu *cpu, uint32_t *insn);
 void cpu_tlb_flush(struct cpu *cpu);
+/* The decoded entries for the code page at host address host_page (claims a dcache slot). */
+struct cpu_decoded *cpu_dcache_page(struct cpu *cpu, const uint8_t *host_page);
 
 /* Takes the pending exception (cpu->exception_*) as a trap: pc, priv and CSRs as the spec says. */
 void cpu_take_exception(struct cpu *cpu);

@@ -13,6 +13,7 @@
 #include "vm/cpu_internal.h"
 
 #include <string.h>
+#include "vm/cpu_decode.h"
 
 /* Sv39 (privileged spec, "Sv39: Page-Based 39-bit Virtual-Memory System"). */
 #define PTE_V (1ull << 0)
@@ -55,13 +56,32 @@ static const enum cpu_exception access_fault_cause[CPU_ACCESS_KINDS] = {
  * whose handler re-fetches through cpu_fetch_slow() before it believes it. */
 static const uint8_t no_code_page[CPU_PAGE_SIZE];
 
+static void forget_code_page(struct cpu *cpu)
+{
+	cpu->fetch_vpage = 0;
+	cpu->fetch_host = no_code_page;
+	cpu->fetch_decoded = cpu_dcache_page(cpu, no_code_page);
+}
+
 void cpu_tlb_flush(struct cpu *cpu)
 {
 	for (unsigned k = 0; k < CPU_ACCESS_KINDS; k++)
 		for (unsigned i = 0; i < CPU_TLB_SIZE; i++)
 			cpu->tlb[k][i].vpage = CPU_TLB_INVALID;
-	cpu->fetch_vpage = 0;
-	cpu->fetch_host = no_code_page;
+	forget_code_page(cpu);
+}
+
+struct cpu_decoded *cpu_dcache_page(struct cpu *cpu, const uint8_t *host_page)
+{
+	/* The no-code page has its own slot past the cache so that flushes never evict real code. */
+	struct cpu_decoded_page *p = host_page == no_code_page
+		? &cpu->dcache[CPU_DCACHE_SLOTS]
+		: &cpu->dcache[((uintptr_t)host_page >> CPU_PAGE_SHIFT) % CPU_DCACHE_SLOTS];
+	if (p->host_page != host_page) {
+		memset(p->e, 0, sizeof(p->e));
+		p->host_page = host_page;
+	}
+	return p->e;
 }
 
 static bool leaf_allows(const struct cpu *cpu, uint64_t pte, enum cpu_access kind, enum cpu_priv priv)
@@ -144,6 +164,7 @@ static bool translate_fill(struct cpu *cpu, uint64_t vaddr, enum cpu_access kind
 	if (kind == CPU_ACCESS_FETCH) {
 		cpu->fetch_vpage = vpage;
 		cpu->fetch_host = page;
+		cpu->fetch_decoded = cpu_dcache_page(cpu, page);
 	} else {
 		struct cpu_tlb_entry *e = &cpu->tlb[kind][(vaddr >> CPU_PAGE_SHIFT) & (CPU_TLB_SIZE - 1)];
 		e->vpage = vpage;
@@ -321,9 +342,7 @@ bool cpu_fetch_slow(struct cpu *cpu, uint32_t *insn)
 		return false;
 	*insn = lo | hi << 16;
 	/* Leave the cache on the page holding pc, so the next fetch of the same page is fast. */
-	if ((cpu->pc & CPU_PAGE_MASK) != ((cpu->pc + 2) & CPU_PAGE_MASK)) {
-		cpu->fetch_vpage = 0;
-		cpu->fetch_host = no_code_page;
-	}
+	if ((cpu->pc & CPU_PAGE_MASK) != ((cpu->pc + 2) & CPU_PAGE_MASK))
+		forget_code_page(cpu);
 	return true;
 }
