@@ -746,10 +746,11 @@ static void test_host_crosscheck_convert(void **state)
 	for (unsigned iter = 0; iter < 100000; iter++) {
 		unsigned rm = iter % 4;
 		uint64_t d = random_operand(D), want, got;
-		uint64_t i = rng() >> (rng() % 64);
+		uint64_t i = rng();
+		unsigned shift = (unsigned)(rng() % 64);
 		volatile double vd;
 		volatile float vf;
-		volatile int64_t vi = (int64_t)i;
+		volatile int64_t vi = (int64_t)(i >> shift);
 		uint32_t want_flags, u;
 
 		if (iter & 1)
