@@ -86,6 +86,7 @@ int chan_create(enum chan_role role, const struct channel_config *cfg, int fd, s
 	ch->thread_wake.efd = ch->app_wake.efd = ch->event_efd = -1;
 	atomic_init(&ch->state, CHANNEL_UP);
 	pthread_mutex_init(&ch->ack_mu, NULL);
+	pthread_mutex_init(&ch->tx_mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -147,6 +148,7 @@ void chan_destroy(struct channel *ch)
 	chring_destroy(&ch->ring);
 	free(ch->in);
 	pthread_mutex_destroy(&ch->ack_mu);
+	pthread_mutex_destroy(&ch->tx_mu);
 	pthread_cond_destroy(&ch->ack_cv);
 	free(ch);
 }

@@ -27,6 +27,11 @@
 #define CHAN_READ_CHUNK (256u * 1024u)
 /* Bytes the sender hands to one writev() at most, so room is freed progressively. */
 #define CHAN_WRITE_CHUNK (512u * 1024u)
+/*
+ * channel_send() writes a record itself (no thread hop) only when the previous one was queued at
+ * least this long ago; closer records are left to the channel thread, which batches them.
+ */
+#define CHAN_DIRECT_GAP_NS 20000u
 /* Receiver's ring entry header: u64 lsn, u32 len, u32 reserved. */
 #define CHAN_ENTRY_HDR 16u
 
@@ -57,6 +62,7 @@ struct channel {
 	/* Sender. */
 	uint64_t next_lsn;             /* producer-owned: LSN the next channel_send() must carry */
 	size_t want_room;              /* producer-owned: bytes channel_send_wait() waits for */
+	uint64_t last_send_ns;         /* producer-owned: time of the previous channel_send() */
 	_Atomic uint64_t sent_lsn;     /* highest LSN queued (for ACK validation) */
 	_Atomic uint64_t acked_lsn;
 	_Atomic uint64_t peer_icount;
@@ -74,7 +80,14 @@ struct channel {
 	uint8_t *in;                   /* receive staging: one maximal frame + a read chunk */
 	size_t in_cap, in_len, in_off;
 
-	/* Control frames queued by the channel thread (written before more ring data). */
+	/*
+	 * Control frames queued by the channel thread (written before more ring data). To save a
+	 * thread hop when the channel thread is asleep, the application thread may write to the
+	 * socket itself — channel_ack() an ACK, channel_send() the record it just queued — but only
+	 * under pthread_mutex_trylock(&tx_mu), never waiting for it; the channel thread holds tx_mu
+	 * for each of its writes. So writes never interleave mid-frame.
+	 */
+	pthread_mutex_t tx_mu;
 	uint8_t ctl[CHAN_CTL_MAX];
 	size_t ctl_len, ctl_off;
 	uint64_t last_rx_ns, last_tx_ns, last_hb_ns;

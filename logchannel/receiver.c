@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "util/log.h"
@@ -71,6 +72,35 @@ int channel_recv(struct channel *ch, uint64_t *lsn, void *buf, size_t cap, size_
 	}
 }
 
+/*
+ * Write ACK(@lsn) from the consumer's thread when the socket takes it whole: the common case,
+ * one system call and no wake-up of the channel thread. false: leave it to the channel thread.
+ */
+static bool ack_directly(struct channel *ch, uint64_t lsn)
+{
+	uint8_t frame[CHPROTO_HDR_SIZE];
+	bool done = false;
+
+	if (pthread_mutex_trylock(&ch->tx_mu) != 0)
+		return false;
+	if (ch->ctl_len == 0 && chan_up(ch) && atomic_load(&ch->ack_sent) < lsn) {
+		chproto_encode(frame, CHPROTO_ACK, lsn, NULL, 0);
+		ssize_t n = send(ch->fd, frame, sizeof(frame), MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			/* A partial write leaves the rest for the channel thread, in order. */
+			memcpy(ch->ctl, frame, sizeof(frame));
+			ch->ctl_len = (size_t)n < sizeof(frame) ? sizeof(frame) : 0;
+			ch->ctl_off = (size_t)n < sizeof(frame) ? (size_t)n : 0;
+			atomic_store_explicit(&ch->ack_sent, lsn, memory_order_relaxed);
+			chan_stat_add(&ch->st_acks, 1);
+			chan_stat_add(&ch->st_writes, 1);
+			done = (size_t)n == sizeof(frame);
+		}
+	}
+	pthread_mutex_unlock(&ch->tx_mu);
+	return done;
+}
+
 void channel_ack(struct channel *ch, uint64_t lsn)
 {
 	uint64_t prev = atomic_load_explicit(&ch->ack_req, memory_order_relaxed);
@@ -78,8 +108,10 @@ void channel_ack(struct channel *ch, uint64_t lsn)
 		return;
 	atomic_store_explicit(&ch->ack_req, lsn, memory_order_relaxed);
 	uint64_t sent = atomic_load_explicit(&ch->ack_sent, memory_order_relaxed);
-	if (lsn - sent >= ch->cfg.ack_every || ring_empty(ch))
-		chan_wake(&ch->thread_wake);
+	if (lsn - sent >= ch->cfg.ack_every || ring_empty(ch)) {
+		if (!ack_directly(ch, lsn))
+			chan_wake(&ch->thread_wake);
+	}
 }
 
 void channel_report_icount(struct channel *ch, icount_t icount)
@@ -181,6 +213,7 @@ void *chan_receiver_thread(void *arg)
 		int tmo = chan_timers(ch, now, ch->last_hb_ns);
 		if (!chan_up(ch))
 			break;
+		pthread_mutex_lock(&ch->tx_mu);
 		if (now - ch->last_hb_ns >= hb) {
 			queue_ack(ch);
 			if (chan_queue_ctl(ch, CHPROTO_HEARTBEAT,
@@ -189,13 +222,12 @@ void *chan_receiver_thread(void *arg)
 		} else if (ack_due(ch)) {
 			queue_ack(ch);
 		}
-		if (ch->ctl_len && !want_out) {
-			int rc = chan_flush_ctl(ch);
-			if (rc == -EAGAIN)
-				want_out = true;
-			else if (rc < 0)
-				chan_fail_io(ch, -rc, "write");
-		}
+		int wrc = ch->ctl_len && !want_out ? chan_flush_ctl(ch) : 0;
+		pthread_mutex_unlock(&ch->tx_mu);
+		if (wrc == -EAGAIN)
+			want_out = true;
+		else if (wrc < 0)
+			chan_fail_io(ch, -wrc, "write");
 
 		int published = 0;
 		uint64_t head0 = chring_head(&ch->ring, memory_order_relaxed);
@@ -226,8 +258,10 @@ void *chan_receiver_thread(void *arg)
 			tmo = 1; /* a heartbeat is due but the socket is full: do not spin */
 		chan_thread_poll(ch, receiver_ready, !throttled, &readable, &want_out, tmo);
 	}
+	pthread_mutex_lock(&ch->tx_mu);
 	if (chan_up(ch) && chan_queue_ctl(ch, CHPROTO_BYE, 0) && chan_flush_ctl(ch) < 0)
 		log_debug("BYE not sent");
+	pthread_mutex_unlock(&ch->tx_mu);
 	chan_wake(&ch->app_wake);
 	return NULL;
 }

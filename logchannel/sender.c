@@ -26,6 +26,44 @@
 
 #define NS_PER_MS 1000000ull
 
+/* One non-blocking sendmsg() of @len ring bytes from counter @pos (two pieces if it wraps). */
+static ssize_t send_ring(struct channel *ch, uint64_t pos, size_t len)
+{
+	size_t off = pos & ch->ring.mask;
+	size_t first = MIN(len, ch->ring.cap - off);
+	struct iovec iov[2] = {
+		{ .iov_base = ch->ring.buf + off, .iov_len = first },
+		{ .iov_base = ch->ring.buf, .iov_len = len - first },
+	};
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = len > first ? 2 : 1 };
+	return sendmsg(ch->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/*
+ * The channel was idle (ring empty) and its thread is asleep: write the record just queued from
+ * this thread, saving the wake-up of the channel thread on the latency-critical path. Never
+ * waits: if the thread holds tx_mu, or the socket does not take the whole frame, the thread
+ * carries on from where this stopped. Under load the thread is awake and batches instead.
+ */
+static bool send_directly(struct channel *ch, uint64_t pos, size_t len)
+{
+	bool done = false;
+
+	if (!atomic_load_explicit(&ch->thread_wake.sleeping, memory_order_relaxed) ||
+	    pthread_mutex_trylock(&ch->tx_mu) != 0)
+		return false;
+	if (ch->ctl_len == 0 && chring_tail(&ch->ring, memory_order_relaxed) == pos) {
+		ssize_t w = send_ring(ch, pos, len);
+		if (w > 0) {
+			chring_release(&ch->ring, pos + (uint64_t)w);
+			chan_stat_add(&ch->st_writes, 1);
+			done = (size_t)w == len;
+		}
+	}
+	pthread_mutex_unlock(&ch->tx_mu);
+	return done;
+}
+
 int channel_send(struct channel *ch, uint64_t lsn, const void *buf, size_t len)
 {
 	uint8_t hdr[CHPROTO_HDR_SIZE];
@@ -51,7 +89,11 @@ int channel_send(struct channel *ch, uint64_t lsn, const void *buf, size_t len)
 	ch->next_lsn = lsn + 1;
 	chan_stat_add(&ch->st_records, 1);
 	chan_stat_add(&ch->st_bytes, len);
-	chan_wake(&ch->thread_wake);
+	/* Write it here only if the producer has been quiet: a stream is the thread's to batch. */
+	uint64_t now = chnet_now_ns(), prev = ch->last_send_ns;
+	ch->last_send_ns = now;
+	if (head != tail || now - prev < CHAN_DIRECT_GAP_NS || !send_directly(ch, head, need))
+		chan_wake(&ch->thread_wake);
 	return 0;
 }
 
@@ -151,14 +193,7 @@ static bool write_ring(struct channel *ch)
 		if (head == tail)
 			return true;
 		size_t n = MIN(head - tail, (uint64_t)CHAN_WRITE_CHUNK);
-		size_t off = tail & ch->ring.mask;
-		size_t first = MIN(n, ch->ring.cap - off);
-		struct iovec iov[2] = {
-			{ .iov_base = ch->ring.buf + off, .iov_len = first },
-			{ .iov_base = ch->ring.buf, .iov_len = n - first },
-		};
-		struct msghdr msg = { .msg_iov = iov, .msg_iovlen = n > first ? 2 : 1 };
-		ssize_t w = sendmsg(ch->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t w = send_ring(ch, tail, n);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -203,13 +238,15 @@ void *chan_sender_thread(void *arg)
 		if (idle && now - ch->last_tx_ns >= (uint64_t)ch->cfg.heartbeat_ms * NS_PER_MS)
 			chan_queue_ctl(ch, CHPROTO_HEARTBEAT, 0);
 		if (!want_out) {
+			pthread_mutex_lock(&ch->tx_mu);
 			int rc = chan_flush_ctl(ch);
+			if (rc == 0)
+				want_out = !write_ring(ch);
+			pthread_mutex_unlock(&ch->tx_mu);
 			if (rc == -EAGAIN)
 				want_out = true;
 			else if (rc < 0)
 				chan_fail_io(ch, -rc, "write");
-			else
-				want_out = !write_ring(ch);
 		}
 		if (readable && chan_up(ch)) {
 			int rc = chan_read_input(ch);
@@ -226,9 +263,11 @@ void *chan_sender_thread(void *arg)
 		chan_thread_poll(ch, want_out ? stopping : sender_has_work, true, &readable,
 				 &want_out, tmo);
 	}
+	pthread_mutex_lock(&ch->tx_mu);
 	if (chan_up(ch) && drained_or_down(ch) && ch->ctl_off == 0 &&
 	    chan_queue_ctl(ch, CHPROTO_BYE, 0) && chan_flush_ctl(ch) < 0)
 		log_debug("BYE not sent");
+	pthread_mutex_unlock(&ch->tx_mu);
 	chan_wake(&ch->app_wake);
 	return NULL;
 }
