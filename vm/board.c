@@ -42,12 +42,13 @@ const struct board_device *board_device_of(enum board_device_kind kind)
 	return NULL;
 }
 
-/* libfdt calls return 0 or a negative FDT_ERR_*; the first failure ends the build. */
+/* libfdt calls return 0 or a negative FDT_ERR_*; the first failure ends the build, and
+ * board_build_fdt() turns it into an errno. */
 #define FDT_TRY(call)                                                                             \
 	do {                                                                                      \
 		int fdt_rc_ = (call);                                                             \
 		if (fdt_rc_ < 0) {                                                                \
-			ret = fdt_rc_ == -FDT_ERR_NOSPACE ? -ENOSPC : -EINVAL;                    \
+			ret = fdt_rc_;                                                            \
 			goto out;                                                                 \
 		}                                                                                 \
 	} while (0)
@@ -238,5 +239,7 @@ int board_build_fdt(const struct board_fdt_params *p, void *buf, size_t bufsize)
 	FDT_TRY(fdt_finish(buf));
 	FDT_TRY(fdt_pack(buf));
 out:
-	return ret;
+	if (ret == -FDT_ERR_NOSPACE)
+		return -ENOSPC;
+	return ret < 0 ? -EINVAL : 0;
 }

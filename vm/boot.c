@@ -180,6 +180,11 @@ static int load_kernel(struct vm_bus *bus, const struct machine_config *config, 
 			snprintf(err, errlen, "kernel %s", why);
 			return ret;
 		}
+		if (config->bios && layout->kernel < fw_end) {
+			snprintf(err, errlen, "kernel %s: ELF entry 0x%llx lies inside the firmware (use --bios none?)",
+				 config->kernel, (unsigned long long)layout->kernel);
+			return -EINVAL;
+		}
 		ret = hash_file(config->kernel, digest);
 		if (ret)
 			snprintf(err, errlen, "kernel %s: read failed: %s", config->kernel, strerror(-ret));
