@@ -126,7 +126,8 @@ static bool amo_read(struct cpu *cpu, const uint8_t *host, uint64_t paddr, uint6
 		return true;
 	}
 	if (bus_read(cpu->bus, paddr, size, value) != 0) {
-		cpu_raise_exception(cpu, EXC_STORE_ACCESS, vaddr);
+		/* The read half of the AMO faults first, a load access fault (as on QEMU 7.2). */
+		cpu_raise_exception(cpu, EXC_LOAD_ACCESS, vaddr);
 		return false;
 	}
 	return true;

@@ -56,7 +56,9 @@ enum {
 #define MSTATUS_WRITABLE (MSTATUS_SIE | MSTATUS_MIE | MSTATUS_SPIE | MSTATUS_MPIE | MSTATUS_SPP | \
 			  MSTATUS_VS_MASK | MSTATUS_MPP | MSTATUS_FS_MASK | MSTATUS_MPRV | MSTATUS_SUM | \
 			  MSTATUS_MXR | MSTATUS_TVM | MSTATUS_TW | MSTATUS_TSR)
-#define SSTATUS_WRITABLE (MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP | MSTATUS_FS_MASK | MSTATUS_SUM | MSTATUS_MXR)
+/* VS is part of the sstatus view as on QEMU 7.2 (there is no V extension, but the field holds its value). */
+#define SSTATUS_WRITABLE (MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP | MSTATUS_VS_MASK | MSTATUS_FS_MASK | MSTATUS_SUM | \
+			  MSTATUS_MXR)
 #define SSTATUS_READABLE (SSTATUS_WRITABLE | MSTATUS_XS_MASK | MSTATUS_UXL_MASK | MSTATUS_SD)
 /* Fields whose change alters address translation. */
 #define MSTATUS_TRANSLATION (MSTATUS_MPRV | MSTATUS_MPP | MSTATUS_SUM | MSTATUS_MXR)
@@ -92,7 +94,6 @@ enum {
 #define SATP_MODE_SV39 8ull
 #define PMP_ENTRIES 16
 #define PMP_CFG_LOCK 0x80u
-#define PMPADDR_MASK ((1ull << 54) - 1)
 #define CAUSE_INTERRUPT (1ull << 63)
 
 /* CSR address bits: [11:10] == 3 means read-only, [9:8] is the lowest privilege allowed. */
@@ -416,7 +417,7 @@ static bool csr_write(struct cpu *cpu, unsigned csr, uint64_t value)
 	if (csr >= CSR_PMPADDR0 && csr <= CSR_PMPADDR63) {
 		unsigned entry = csr - CSR_PMPADDR0;
 		if (!pmp_entry_locked(cpu, entry))
-			cpu->pmpaddr[entry] = value & PMPADDR_MASK;
+			cpu->pmpaddr[entry] = value; /* all bits read back, as on QEMU 7.2 */
 		return true;
 	}
 	return false;

@@ -300,7 +300,9 @@ bool cpu_translate_atomic(struct cpu *cpu, uint64_t vaddr, unsigned size, bool i
 {
 	enum cpu_access kind = is_load_only ? CPU_ACCESS_LOAD : CPU_ACCESS_STORE;
 	if (vaddr & (size - 1)) {
-		cpu_raise_exception(cpu, is_load_only ? EXC_LOAD_MISALIGNED : EXC_STORE_MISALIGNED, vaddr);
+		/* The spec allows a misaligned-address or an access fault here; QEMU 7.2 `virt` raises
+		 * a load access fault for LR, SC and AMOs alike, and so do we. */
+		cpu_raise_exception(cpu, EXC_LOAD_ACCESS, vaddr);
 		return false;
 	}
 	*host = cpu_tlb_lookup(cpu, kind, vaddr, size);

@@ -132,7 +132,7 @@ int main(int argc, char **argv)
 	bus.ram = calloc(1, RAM_SIZE);
 	bus.ram_base = RAM_BASE;
 	bus.ram_size = RAM_SIZE;
-	r.mtimecmp = UINT64_MAX;
+	r.mtimecmp = 0; /* QEMU's CLINT resets mtimecmp to 0, so MTIP is pending from power-on */
 	clock_init(&r.clock);
 	struct bus_region regions[] = {
 		{ "uart", UART_BASE, UART_SIZE, 0, &r, uart_read, uart_write },
@@ -155,17 +155,17 @@ int main(int argc, char **argv)
 		return 125;
 	}
 	cpu_reset(r.cpu, entry);
+	clint_update(&r);
 	struct timespec t0, t1, c0, c1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
 	while (!r.finished && cpu_icount(r.cpu) < budget) {
 		icount_t now = cpu_icount(r.cpu);
-		icount_t deadline = r.mtimecmp == UINT64_MAX ? ICOUNT_MAX
-							      : clock_icount_for_time(&r.clock, r.mtimecmp, now);
+		icount_t deadline = clock_icount_for_time(&r.clock, r.mtimecmp, now);
 		icount_t limit = deadline > now && deadline < budget ? deadline : budget;
 		enum cpu_stop_reason why = cpu_run(r.cpu, limit);
 		if (why == CPU_STOP_WFI) {
-			if (r.mtimecmp == UINT64_MAX && !(r.msip & 1)) {
+			if (!(r.msip & 1) && clock_icount_for_time(&r.clock, r.mtimecmp, cpu_icount(r.cpu)) == ICOUNT_MAX) {
 				fprintf(stderr, "hart_runner: WFI with no wakeup possible at pc 0x%llx\n",
 					(unsigned long long)cpu_get_pc(r.cpu));
 				break;
