@@ -38,6 +38,7 @@
 #define CLOCK_MIN_SAMPLE_TICKS (CLOCK_TIMEBASE_HZ / 1000) /* 1 ms: shorter intervals measure noise */
 #define SLICE_INSNS (1ull << 20)                          /* boundary spacing: input polling latency */
 #define CONSOLE_BUFFER 4096
+#define CONSOLE_FLUSH_INSNS (SLICE_INSNS / 4)   /* a busy guest's output still shows up promptly */
 #define CONSOLE_READ_CHUNK 256
 #define CTRL_A 0x01
 #define QUIT_KEY 'x'
@@ -64,6 +65,7 @@ struct world_live {
 
 	uint8_t out[CONSOLE_BUFFER];
 	size_t outlen;
+	icount_t last_flush;         /* console output is written out at most every CONSOLE_FLUSH_INSNS */
 
 	pthread_t reader;
 	bool reader_started;
@@ -301,7 +303,10 @@ static int next_event(void *ctx, icount_t now, struct vm_event *ev)
 		input_item_free(w->current);
 		w->current = NULL;
 	}
-	world_live_flush(w);
+	if (w->outlen && now - w->last_flush >= CONSOLE_FLUSH_INSNS) {
+		world_live_flush(w);
+		w->last_flush = now;
+	}
 	if (atomic_load(&w->quit))
 		return -ECANCELED;
 	if (w->time_pending) {
@@ -516,6 +521,7 @@ void world_live_reset(struct world_live *w)
 	w->started = false;
 	w->time_pending = false;
 	w->last_anchor_icount = 0;
+	w->last_flush = 0;
 	w->disk_outstanding = 0;
 	w->rng_outstanding = 0;
 }
