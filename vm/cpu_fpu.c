@@ -1,9 +1,10 @@
 /*
  * cpu_fpu.c — the hart's F and D extensions (RV64), bit-exact with the RISC-V spec and QEMU.
  *
- * Every operation is done in integer soft-float, never on the host FPU: the result, the fflags
+ * Every operation is done in integer soft-float, not on the host FPU: the result, the fflags
  * and the NaN behaviour then depend only on the guest's state, not on the host's CPU, libm or
- * compiler, which is what primary/backup determinism needs (and the host has no RMM mode).
+ * compiler, which is what primary/backup determinism needs (and the host has no RMM mode). The
+ * one use of host floating point, a seed for the integer square root, cannot change a result.
  *
  * How it works: an operand is unpacked into sign, exponent and a 64-bit significand normalised
  * so that bit 63 is set (value = sig * 2^(exp - 63)); the exact result is computed with at least
@@ -13,6 +14,7 @@
  * NaN inputs and invalid operations. Single-precision values live NaN-boxed in the 64-bit f
  * registers; an operand that is not properly boxed reads as the canonical NaN.
  */
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include "vm/cpu_internal.h"
@@ -112,9 +114,9 @@ static const struct fp_format fmt_single = { 23, 31, 127, 0xff, 0x7fc00000ull };
 static const struct fp_format fmt_double = { 52, 63, 1023, 0x7ff, 0x7ff8000000000000ull };
 
 /* Kinds of operand after unpacking. */
-enum fp_kind { FP_ZERO, FP_FINITE, FP_INF, FP_QNAN, FP_SNAN };
+enum fp_kind { VAL_ZERO, VAL_FINITE, VAL_INF, VAL_QNAN, VAL_SNAN };
 
-/* An unpacked operand: for FP_FINITE, value = (-1)^sign * sig * 2^(exp - 63) with bit 63 of sig set. */
+/* An unpacked operand: for VAL_FINITE, value = (-1)^sign * sig * 2^(exp - 63) with bit 63 of sig set. */
 struct fp_value {
 	enum fp_kind kind;
 	bool sign;
@@ -198,22 +200,22 @@ static struct fp_value unpack(const struct fp_format *f, uint64_t bits)
 
 	if (e == f->exp_all_ones) {
 		if (frac == 0)
-			v.kind = FP_INF;
+			v.kind = VAL_INF;
 		else
-			v.kind = (frac >> (f->frac_bits - 1)) ? FP_QNAN : FP_SNAN;
+			v.kind = (frac >> (f->frac_bits - 1)) ? VAL_QNAN : VAL_SNAN;
 	} else if (e == 0) {
 		if (frac == 0) {
-			v.kind = FP_ZERO;
+			v.kind = VAL_ZERO;
 		} else {
 			unsigned n = (unsigned)__builtin_clzll(frac);
 
-			v.kind = FP_FINITE;
+			v.kind = VAL_FINITE;
 			v.sig = frac << n;
 			/* frac * 2^(1 - bias - frac_bits) = (frac << n) * 2^(exp - 63) */
 			v.exp = 1 - f->bias - (int32_t)f->frac_bits + 63 - (int32_t)n;
 		}
 	} else {
-		v.kind = FP_FINITE;
+		v.kind = VAL_FINITE;
 		v.sig = (frac | (1ull << f->frac_bits)) << (63 - f->frac_bits);
 		v.exp = (int32_t)e - f->bias;
 	}
@@ -222,7 +224,7 @@ static struct fp_value unpack(const struct fp_format *f, uint64_t bits)
 
 static inline bool is_nan_kind(const struct fp_value *v)
 {
-	return v->kind == FP_QNAN || v->kind == FP_SNAN;
+	return v->kind == VAL_QNAN || v->kind == VAL_SNAN;
 }
 
 /* Whether a value with truncated remainder `rem` (out of `half` * 2) rounds away from zero. */
@@ -330,7 +332,7 @@ static uint64_t normalize_round_pack128(const struct fp_format *f, bool sign, in
 static uint64_t nan_result(const struct fp_format *f, const struct fp_value *a, const struct fp_value *b,
 			   const struct fp_value *c, uint32_t *flags)
 {
-	if (a->kind == FP_SNAN || (b && b->kind == FP_SNAN) || (c && c->kind == FP_SNAN))
+	if (a->kind == VAL_SNAN || (b && b->kind == VAL_SNAN) || (c && c->kind == VAL_SNAN))
 		*flags |= FFLAG_NV;
 	return f->canonical_nan;
 }
@@ -380,18 +382,18 @@ static uint64_t fp_add(const struct fp_format *f, uint64_t abits, uint64_t bbits
 	b.sign ^= negate_b;
 	if (is_nan_kind(&a) || is_nan_kind(&b))
 		return nan_result(f, &a, &b, NULL, flags);
-	if (a.kind == FP_INF) {
-		if (b.kind == FP_INF && a.sign != b.sign)
+	if (a.kind == VAL_INF) {
+		if (b.kind == VAL_INF && a.sign != b.sign)
 			return invalid_result(f, flags);
 		return pack_inf(f, a.sign);
 	}
-	if (b.kind == FP_INF)
+	if (b.kind == VAL_INF)
 		return pack_inf(f, b.sign);
-	if (a.kind == FP_ZERO && b.kind == FP_ZERO)
+	if (a.kind == VAL_ZERO && b.kind == VAL_ZERO)
 		return pack_zero(f, a.sign == b.sign ? a.sign : zero_sum_sign(rm));
-	if (a.kind == FP_ZERO)
+	if (a.kind == VAL_ZERO)
 		return bbits ^ (negate_b ? sign_bit(f) : 0);
-	if (b.kind == FP_ZERO)
+	if (b.kind == VAL_ZERO)
 		return abits;
 	return add_finite(f, &a, &b, rm, flags);
 }
@@ -404,12 +406,12 @@ static uint64_t fp_mul(const struct fp_format *f, uint64_t abits, uint64_t bbits
 
 	if (is_nan_kind(&a) || is_nan_kind(&b))
 		return nan_result(f, &a, &b, NULL, flags);
-	if (a.kind == FP_INF || b.kind == FP_INF) {
-		if (a.kind == FP_ZERO || b.kind == FP_ZERO)
+	if (a.kind == VAL_INF || b.kind == VAL_INF) {
+		if (a.kind == VAL_ZERO || b.kind == VAL_ZERO)
 			return invalid_result(f, flags);
 		return pack_inf(f, sign);
 	}
-	if (a.kind == FP_ZERO || b.kind == FP_ZERO)
+	if (a.kind == VAL_ZERO || b.kind == VAL_ZERO)
 		return pack_zero(f, sign);
 	/* sig_a * sig_b * 2^(ea + eb - 126) = product * 2^((ea + eb + 1) - 127) */
 	product = (u128)a.sig * b.sig;
@@ -425,20 +427,20 @@ static uint64_t fp_div(const struct fp_format *f, uint64_t abits, uint64_t bbits
 
 	if (is_nan_kind(&a) || is_nan_kind(&b))
 		return nan_result(f, &a, &b, NULL, flags);
-	if (a.kind == FP_INF) {
-		if (b.kind == FP_INF)
+	if (a.kind == VAL_INF) {
+		if (b.kind == VAL_INF)
 			return invalid_result(f, flags);
 		return pack_inf(f, sign);
 	}
-	if (b.kind == FP_INF)
+	if (b.kind == VAL_INF)
 		return pack_zero(f, sign);
-	if (b.kind == FP_ZERO) {
-		if (a.kind == FP_ZERO)
+	if (b.kind == VAL_ZERO) {
+		if (a.kind == VAL_ZERO)
 			return invalid_result(f, flags);
 		*flags |= FFLAG_DZ;
 		return pack_inf(f, sign);
 	}
-	if (a.kind == FP_ZERO)
+	if (a.kind == VAL_ZERO)
 		return pack_zero(f, sign);
 	/* (sig_a / 2) * 2^64 / sig_b lies in (2^62, 2^64): sig_a / sig_b * 2^63, 62+ quotient bits. */
 	dividend = (u128)(a.sig >> 1) << 64;
@@ -447,25 +449,34 @@ static uint64_t fp_div(const struct fp_format *f, uint64_t abits, uint64_t bbits
 	return normalize_round_pack(f, sign, a.exp - b.exp, q, rm, flags);
 }
 
-/* floor(sqrt(n)) for n < 2^128, and whether it is exact. */
+/*
+ * floor(sqrt(n)) for n in [2^126, 2^128), and whether it is exact. The host's sqrt() of the top 64
+ * bits only seeds the search (within about 2^12 of the root); one integer Newton step and an exact
+ * integer correction follow, so the result does not depend on the seed or on the host.
+ */
 static uint64_t isqrt128(u128 n, bool *exact)
 {
-	u128 rem = 0, root = 0;
+	double seed = sqrt((double)(uint64_t)(n >> 64)) * 0x1p32;
+	uint64_t r = seed >= 0x1p64 ? UINT64_MAX : (uint64_t)seed;
+	u128 q, sq;
 
-	for (int i = 0; i < 64; i++) {
-		u128 trial;
-
-		rem = (rem << 2) | (n >> 126);
-		n <<= 2;
-		root <<= 1;
-		trial = (root << 1) | 1;
-		if (rem >= trial) {
-			rem -= trial;
-			root |= 1;
-		}
+	if (r < (1ull << 63))
+		r = 1ull << 63;
+	/* Newton: (r + n / r) / 2 lies at or just above the root, whatever side r started on. */
+	q = n / r;
+	q = (q + r) >> 1;
+	r = q > UINT64_MAX ? UINT64_MAX : (uint64_t)q;
+	sq = (u128)r * r;
+	while (sq > n) {
+		sq -= 2 * (u128)r - 1; /* (r - 1)^2 */
+		r--;
 	}
-	*exact = rem == 0;
-	return (uint64_t)root;
+	while (r != UINT64_MAX && sq + 2 * (u128)r + 1 <= n) {
+		sq += 2 * (u128)r + 1; /* (r + 1)^2 */
+		r++;
+	}
+	*exact = sq == n;
+	return r;
 }
 
 static uint64_t fp_sqrt(const struct fp_format *f, uint64_t abits, unsigned rm, uint32_t *flags)
@@ -477,11 +488,11 @@ static uint64_t fp_sqrt(const struct fp_format *f, uint64_t abits, unsigned rm, 
 
 	if (is_nan_kind(&a))
 		return nan_result(f, &a, NULL, NULL, flags);
-	if (a.kind == FP_ZERO)
+	if (a.kind == VAL_ZERO)
 		return abits;
 	if (a.sign)
 		return invalid_result(f, flags);
-	if (a.kind == FP_INF)
+	if (a.kind == VAL_INF)
 		return abits;
 	/* value = sig * 2^e2; scale sig by 2^k so that e2 - k is even and the root has 64 bits. */
 	e2 = a.exp - 63;
@@ -496,8 +507,8 @@ static uint64_t fp_fma(const struct fp_format *f, uint64_t abits, uint64_t bbits
 {
 	struct fp_value a = unpack(f, abits), b = unpack(f, bbits), c = unpack(f, cbits);
 	bool psign = a.sign ^ b.sign ^ negate_product;
-	bool pinf = a.kind == FP_INF || b.kind == FP_INF;
-	bool pzero = a.kind == FP_ZERO || b.kind == FP_ZERO;
+	bool pinf = a.kind == VAL_INF || b.kind == VAL_INF;
+	bool pzero = a.kind == VAL_ZERO || b.kind == VAL_ZERO;
 	u128 p, cs;
 	int32_t pexp, cexp;
 
@@ -510,21 +521,21 @@ static uint64_t fp_fma(const struct fp_format *f, uint64_t abits, uint64_t bbits
 	if (is_nan_kind(&a) || is_nan_kind(&b) || is_nan_kind(&c))
 		return nan_result(f, &a, &b, &c, flags);
 	if (pinf) {
-		if (c.kind == FP_INF && c.sign != psign)
+		if (c.kind == VAL_INF && c.sign != psign)
 			return invalid_result(f, flags);
 		return pack_inf(f, psign);
 	}
-	if (c.kind == FP_INF)
+	if (c.kind == VAL_INF)
 		return pack_inf(f, c.sign);
 	if (pzero) {
-		if (c.kind == FP_ZERO)
+		if (c.kind == VAL_ZERO)
 			return pack_zero(f, psign == c.sign ? psign : zero_sum_sign(rm));
 		return cbits ^ (negate_c ? sign_bit(f) : 0);
 	}
 	/* Product: sig_a * sig_b * 2^(ea + eb - 126), in [2^126, 2^128); keep two bits of headroom. */
 	p = ((u128)a.sig * b.sig) >> 2; /* exact: both significands end in at least 11 zero bits */
 	pexp = a.exp + b.exp - 124;     /* value = p * 2^pexp */
-	if (c.kind == FP_ZERO)
+	if (c.kind == VAL_ZERO)
 		return normalize_round_pack128(f, psign, pexp + 127, p, rm, flags);
 	cs = (u128)c.sig << 62; /* in [2^125, 2^126) */
 	cexp = c.exp - 125;
@@ -551,12 +562,12 @@ static uint64_t fp_convert(const struct fp_format *to, const struct fp_format *f
 	struct fp_value a = unpack(from, bits);
 
 	switch (a.kind) {
-	case FP_QNAN:
-	case FP_SNAN:
+	case VAL_QNAN:
+	case VAL_SNAN:
 		return nan_result(to, &a, NULL, NULL, flags);
-	case FP_INF:
+	case VAL_INF:
 		return pack_inf(to, a.sign);
-	case FP_ZERO:
+	case VAL_ZERO:
 		return pack_zero(to, a.sign);
 	default:
 		return round_pack(to, a.sign, a.exp, a.sig, rm, flags);
@@ -588,14 +599,14 @@ static uint64_t fp_to_int(const struct fp_format *f, uint64_t fbits, unsigned bi
 	bool inexact = false;
 
 	switch (a.kind) {
-	case FP_QNAN:
-	case FP_SNAN:
+	case VAL_QNAN:
+	case VAL_SNAN:
 		result = max_pos;
 		goto invalid;
-	case FP_INF:
+	case VAL_INF:
 		result = a.sign ? 0 - max_neg : max_pos;
 		goto invalid;
-	case FP_ZERO:
+	case VAL_ZERO:
 		return 0;
 	default:
 		break;
@@ -687,16 +698,16 @@ static uint64_t fp_minmax(const struct fp_format *f, bool max, uint64_t a, uint6
 static uint64_t fp_class(const struct fp_format *f, uint64_t bits)
 {
 	struct fp_value v = unpack(f, bits);
-	bool subnormal = v.kind == FP_FINITE && exp_field(f, bits) == 0;
+	bool subnormal = v.kind == VAL_FINITE && exp_field(f, bits) == 0;
 
 	switch (v.kind) {
-	case FP_SNAN:
+	case VAL_SNAN:
 		return CLASS_SNAN;
-	case FP_QNAN:
+	case VAL_QNAN:
 		return CLASS_QNAN;
-	case FP_INF:
+	case VAL_INF:
 		return v.sign ? CLASS_NEG_INF : CLASS_POS_INF;
-	case FP_ZERO:
+	case VAL_ZERO:
 		return v.sign ? CLASS_NEG_ZERO : CLASS_POS_ZERO;
 	default:
 		if (subnormal)
