@@ -356,6 +356,11 @@ static void write_status(struct virtio_device *dev, uint32_t v)
 	bool going_live = (v & VIRTIO_STATUS_DRIVER_OK) && !(dev->status & VIRTIO_STATUS_DRIVER_OK);
 	/* The driver cannot clear NEEDS_RESET except by resetting the device. */
 	dev->status = (v & 0xffu & ~VIRTIO_STATUS_NEEDS_RESET) | (dev->status & VIRTIO_STATUS_NEEDS_RESET);
+	/* A device that broke during setup tells the driver as soon as the driver can listen. */
+	if (going_live && (dev->status & VIRTIO_STATUS_NEEDS_RESET)) {
+		dev->interrupt_status |= VIRTIO_INT_CONFIG_CHANGE;
+		update_irq(dev);
+	}
 	/* Buffers made available before DRIVER_OK are taken now, as if the driver had kicked. */
 	if (going_live)
 		for (unsigned q = 0; q < dev->ops->nqueues; q++)

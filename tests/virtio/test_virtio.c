@@ -213,6 +213,21 @@ static void test_reset_semantics(void **state)
 	h_free(h);
 }
 
+static void test_no_service_before_driver_ok(void **state)
+{
+	struct harness *h = new_rng();
+	assert_true(h_negotiate(h, F_VERSION_1));
+	h_setup_queue(h, 0);
+	uint64_t buf = h_alloc(h, 16);
+	h_add_chain(h, 0, &(struct h_buf){ buf, 16, true }, 1);
+	h_notify(h, 0);
+	assert_int_equal(h->nrng, 0);            /* the device waits for DRIVER_OK */
+	h_wr(h, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+	assert_int_equal(h->nrng, 1);            /* and then takes what is already there */
+	assert_int_equal(h->rng_len[0], 16);
+	h_free(h);
+}
+
 static void test_bad_queue_setup(void **state)
 {
 	struct harness *h = new_rng();
@@ -231,9 +246,14 @@ static void test_bad_queue_setup(void **state)
 	h_wr(h, R_QUEUE_READY, 1);
 	assert_int_equal(h_rd(h, R_QUEUE_READY), 0);
 	assert_true(h_rd(h, R_STATUS) & S_NEEDS_RESET);
-	/* the driver cannot clear NEEDS_RESET by writing status */
-	h_wr(h, R_STATUS, S_ACK | S_DRIVER);
+	/* the driver cannot clear NEEDS_RESET by writing status; DRIVER_OK brings the notification */
+	h_wr(h, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
 	assert_true(h_rd(h, R_STATUS) & S_NEEDS_RESET);
+	assert_false(h->irq_level);
+	h_wr(h, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+	assert_true(h_rd(h, R_STATUS) & S_NEEDS_RESET);
+	assert_int_equal(h_rd(h, R_INT_STATUS), 2);
+	assert_true(h->irq_level);
 	h_free(h);
 }
 
@@ -804,6 +824,7 @@ int main(void)
 		cmocka_unit_test(test_identity_registers),
 		cmocka_unit_test(test_feature_negotiation),
 		cmocka_unit_test(test_reset_semantics),
+		cmocka_unit_test(test_no_service_before_driver_ok),
 		cmocka_unit_test(test_bad_queue_setup),
 		cmocka_unit_test(test_blk_read),
 		cmocka_unit_test(test_blk_write_flush),
