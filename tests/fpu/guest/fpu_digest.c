@@ -78,7 +78,7 @@ static void print_value(const char *what, uint64_t v)
 static void run_memory(void)
 {
 	static volatile uint64_t mem[4];
-	uint64_t r;
+	uint64_t r, before;
 
 	mem[0] = 0x1122334455667788ull;
 	__asm__ volatile("flw ft0, 0(%1)\n\tfmv.x.d %0, ft0" : "=r"(r) : "r"(&mem[0]) : "ft0", "memory");
@@ -92,9 +92,24 @@ static void run_memory(void)
 			 : "ft0", "memory");
 	print_value("fsd", mem[2]);
 	/* c.fld / c.fsd (registers f8..f15, x8..x15) */
+	mem[3] = 0;
 	__asm__ volatile("mv s0, %1\n\tc.fld fs0, 0(s0)\n\tc.fsd fs0, 24(s0)\n\tfmv.x.d %0, fs0"
 			 : "=r"(r) : "r"(&mem[0]) : "s0", "fs0", "memory");
-	print_value("c.fld/c.fsd", r ^ mem[3]);
+	print_value("c.fld", r);
+	print_value("c.fsd", mem[3]);
+	/* c.fldsp / c.fsdsp */
+	__asm__ volatile("addi sp, sp, -16\n\tsd %1, 8(sp)\n\tc.fldsp fs1, 8(sp)\n\tc.fsdsp fs1, 0(sp)\n\t"
+			 "ld %0, 0(sp)\n\taddi sp, sp, 16"
+			 : "=&r"(r) : "r"(0x0badc0ffee0ddf00ull) : "fs1", "memory");
+	print_value("c.fldsp/c.fsdsp", r);
+	/* misaligned FP accesses: whatever the reference does (trap or not), ftvm must do the same */
+	before = rt_last.count;
+	__asm__ volatile(".option push\n\t.option norvc\n\tfld ft0, 4(%1)\n\tfmv.x.d %0, ft0\n\t.option pop"
+			 : "=r"(r) : "r"(&mem[0]) : "ft0", "memory");
+	print_value("fld-misaligned", rt_last.count - before == 0 ? r : rt_last.cause);
+	before = rt_last.count;
+	__asm__ volatile(".option push\n\t.option norvc\n\tfsw ft0, 2(%0)\n\t.option pop" : : "r"(&mem[0]) : "memory");
+	print_value("fsw-misaligned", rt_last.count - before == 0 ? mem[0] : rt_last.cause);
 }
 
 /* ---- traps and FS state ---- */
