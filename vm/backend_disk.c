@@ -27,7 +27,7 @@
 struct disk_job {
 	struct disk_job *next;
 	struct vm_disk_request req;
-	uint8_t *buf;               /* write data, or room for the read */
+	uint8_t *buf;               /* write data (reads use the disk's read_buf) */
 };
 
 struct disk_backend {
@@ -42,6 +42,7 @@ struct disk_backend {
 	pthread_cond_t idle;        /* the queue drained */
 	struct disk_job *head, **tail;
 	bool busy;                  /* the thread is running a job */
+	uint8_t *read_buf;          /* VM_EVENT_MAX_DISK_DATA bytes, the I/O thread's; the sink copies */
 	bool stop;
 };
 
@@ -71,7 +72,7 @@ static uint32_t run_job(struct disk_backend *disk, struct disk_job *job)
 		return VM_DISK_IOERR;
 	switch (req->op) {
 	case VM_DISK_READ:
-		ret = full_io(disk->fd, false, job->buf, req->len, off);
+		ret = full_io(disk->fd, false, disk->read_buf, req->len, off);
 		break;
 	case VM_DISK_WRITE:
 		if (disk->read_only)
@@ -116,7 +117,7 @@ static void *io_thread(void *arg)
 			.request = job->req.id,
 			.status = status,
 			.len = with_data ? job->req.len : 0,
-			.data = with_data ? job->buf : NULL,
+			.data = with_data ? disk->read_buf : NULL,
 		};
 		disk->sink.post(disk->sink.ctx, &ev);
 		free(job->buf);
@@ -172,7 +173,10 @@ int disk_backend_open(const char *path, bool read_only, unsigned index, struct b
 		goto out;
 	}
 	disk = calloc(1, sizeof(*disk));
-	if (!disk) {
+	if (disk)
+		disk->read_buf = malloc(VM_EVENT_MAX_DISK_DATA);
+	if (!disk || !disk->read_buf) {
+		free(disk);
 		ret = -ENOMEM;
 		snprintf(err, errlen, "disk %s: out of memory", path);
 		goto out;
@@ -192,6 +196,7 @@ int disk_backend_open(const char *path, bool read_only, unsigned index, struct b
 		pthread_cond_destroy(&disk->idle);
 		pthread_cond_destroy(&disk->wake);
 		pthread_mutex_destroy(&disk->lock);
+		free(disk->read_buf);
 		free(disk);
 		disk = NULL;
 		goto out;
@@ -213,9 +218,10 @@ void disk_backend_submit(struct disk_backend *disk, const struct vm_disk_request
 {
 	struct disk_job *job = calloc(1, sizeof(*job));
 	uint32_t len = MIN(req->len, VM_EVENT_MAX_DISK_DATA);
-	if (job && len && req->op != VM_DISK_FLUSH)
+	bool copy = req->op == VM_DISK_WRITE && len;
+	if (job && copy)
 		job->buf = malloc(len);
-	if (!job || (len && req->op != VM_DISK_FLUSH && !job->buf)) {
+	if (!job || (copy && !job->buf)) {
 		/* Out of memory: still answer, so the guest sees an I/O error rather than a hang. */
 		struct vm_event ev = { .kind = VM_EV_DISK_DONE, .device = disk->index, .request = req->id,
 				       .status = VM_DISK_IOERR };
@@ -229,8 +235,10 @@ void disk_backend_submit(struct disk_backend *disk, const struct vm_disk_request
 	job->req = *req;
 	job->req.len = len;
 	job->req.data = NULL;
-	if (req->op == VM_DISK_WRITE && req->data)
+	if (copy && req->data)
 		memcpy(job->buf, req->data, len);
+	else if (copy)
+		memset(job->buf, 0, len);
 	pthread_mutex_lock(&disk->lock);
 	*disk->tail = job;
 	disk->tail = &job->next;
@@ -260,5 +268,6 @@ void disk_backend_close(struct disk_backend *disk)
 	pthread_cond_destroy(&disk->wake);
 	pthread_mutex_destroy(&disk->lock);
 	close(disk->fd);
+	free(disk->read_buf);
 	free(disk);
 }
