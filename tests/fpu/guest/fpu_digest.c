@@ -148,6 +148,38 @@ static void report_fs(const char *what)
 	digest_putc('\n');
 }
 
+/* Reserved or unsupported encodings next to real ones (rd f3/x10, rs1 f0, rs2 f1). */
+#define OPFP_WORD(funct7, rs2, funct3, rd) ((funct7) << 25 | (rs2) << 20 | (funct3) << 12 | (rd) << 7 | 0x53u)
+static const struct {
+	const char *name;
+	uint32_t word;
+} reserved[] = {
+	{ "fadd.h", OPFP_WORD(0x02u, 1u, 0u, 3u) },       { "fadd.q", OPFP_WORD(0x03u, 1u, 0u, 3u) },
+	{ "fsqrt.d-rs2", OPFP_WORD(0x2du, 1u, 0u, 3u) },  { "fcvt.s.s", OPFP_WORD(0x20u, 0u, 0u, 3u) },
+	{ "fcvt.d.d", OPFP_WORD(0x21u, 1u, 0u, 3u) },     { "fcvt.s.q", OPFP_WORD(0x20u, 3u, 0u, 3u) },
+	{ "fsgnj.d-f3", OPFP_WORD(0x11u, 1u, 3u, 3u) },   { "fmin.d-f3", OPFP_WORD(0x15u, 1u, 2u, 3u) },
+	{ "fle.d-f3", OPFP_WORD(0x51u, 1u, 3u, 10u) },    { "fcvt.w.d-rs2", OPFP_WORD(0x61u, 4u, 0u, 10u) },
+	{ "fcvt.d.w-rs2", OPFP_WORD(0x69u, 5u, 0u, 3u) }, { "fmv.x.d-f3", OPFP_WORD(0x71u, 0u, 2u, 10u) },
+	{ "fclass.d-rs2", OPFP_WORD(0x71u, 1u, 1u, 10u) }, { "fmv.d.x-f3", OPFP_WORD(0x79u, 0u, 1u, 3u) },
+	{ "funct5-07", OPFP_WORD(0x0eu, 1u, 0u, 3u) },    { "funct5-1f", OPFP_WORD(0x7eu, 0u, 0u, 3u) },
+	{ "fmadd.h", 2u << 27 | 2u << 25 | 1u << 20 | 3u << 7 | 0x43u },
+	{ "flh", 1u << 12 | 3u << 7 | 0x07u },            { "flq", 4u << 12 | 3u << 7 | 0x07u },
+	{ "fsh", 1u << 20 | 1u << 12 | 0x27u },           { "fsq", 1u << 20 | 4u << 12 | 0x27u },
+	{ "fsgnj.d", OPFP_WORD(0x11u, 1u, 0u, 3u) },      { "fclass.d", OPFP_WORD(0x71u, 0u, 1u, 10u) },
+};
+
+/* Executes each word from the stub with FS on; reports whether it trapped, and how. */
+static void run_reserved(void)
+{
+	for (unsigned i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+		uint64_t flags, before = rt_last.count;
+
+		/* loads/stores address 0(x0): trapping on decode comes before any access */
+		(void)digest_exec(reserved[i].word, 1, 0, 0, 0, &flags);
+		report_trap(reserved[i].name, before);
+	}
+}
+
 static void run_traps(void)
 {
 	uint64_t before, v;
@@ -205,6 +237,7 @@ int main(void)
 	digest_puts("fpu-digest start\n");
 	digest_run();
 	run_memory();
+	run_reserved();
 	run_traps();
 	digest_puts("fpu-digest end\n");
 	return 0;
