@@ -9,12 +9,12 @@ name=$(basename "$elf" .elf)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-timeout 60 qemu-system-riscv64 -M virt -bios none -nographic -monitor none -serial stdio \
+timeout 20 qemu-system-riscv64 -M virt -bios none -nographic -monitor none -serial stdio \
 	-kernel "$elf" </dev/null >"$tmp/qemu.out" 2>"$tmp/qemu.err"
 qemu_rc=$?
 case $runner in
-ftvm:*) timeout 60 "${runner#ftvm:}" run --bios none --kernel "$elf" </dev/null >"$tmp/ftvm.out" 2>"$tmp/ftvm.err" ;;
-*) timeout 60 "$runner" "$elf" </dev/null >"$tmp/ftvm.out" 2>"$tmp/ftvm.err" ;;
+ftvm:*) timeout 20 "${runner#ftvm:}" run --bios none --kernel "$elf" </dev/null >"$tmp/ftvm.out" 2>"$tmp/ftvm.err" ;;
+*) timeout 20 "$runner" "$elf" </dev/null >"$tmp/ftvm.out" 2>"$tmp/ftvm.err" ;;
 esac
 ftvm_rc=$?
 

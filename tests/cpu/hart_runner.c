@@ -127,6 +127,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: hart_runner [--mips] [--budget N] prog.elf\n");
 		return 125;
 	}
+	/* Line-buffered, so a run killed by a timeout still shows what the guest printed. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	static struct vm_bus bus;
 	static struct runner r;
 	bus.ram = calloc(1, RAM_SIZE);
@@ -185,6 +187,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "hart_runner: %.0f instructions in %.3f s (%.3f s CPU) = %.1f MIPS (%.1f per CPU second)\n",
 			insns, secs, cpu_secs, insns / secs / 1e6, insns / cpu_secs / 1e6);
 	}
+	if (!r.finished)
+		fprintf(stderr, "hart_runner: no finisher write after %llu instructions (pc 0x%llx, priv %d)\n",
+			(unsigned long long)cpu_icount(r.cpu), (unsigned long long)cpu_get_pc(r.cpu),
+			(int)cpu_get_priv(r.cpu));
 	int status = r.finished ? r.status : 124;
 	cpu_destroy(r.cpu);
 	free(bus.ram);
