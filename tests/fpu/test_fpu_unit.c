@@ -810,6 +810,42 @@ static void test_host_crosscheck_convert(void **state)
 	}
 }
 
+/* Random words with the FP major opcodes over random state: never a crash, x0 stays zero, and
+ * every instruction either traps (illegal or access fault) or leaves single results boxed. */
+static void test_random_words(void **state)
+{
+	static const uint32_t opcodes[] = { OP_LOAD_FP, OP_STORE_FP, OP_MADD, OP_MSUB, OP_NMSUB, OP_NMADD, OP_FP };
+	unsigned trapped = 0, executed = 0;
+
+	for (unsigned iter = 0; iter < 200000; iter++) {
+		uint32_t insn = ((uint32_t)rng() & ~0x7fu) | opcodes[iter % 7];
+		unsigned rd = (insn >> 7) & 31;
+
+		for (unsigned r = 0; r < 32; r++) {
+			cpu.f[r] = (rng() & 1) ? BOX(rng()) : rng();
+			cpu.x[r] = r == 0 ? 0 : ((rng() & 1) ? TEST_MEM_BASE + rng() % TEST_MEM_SIZE : rng());
+		}
+		cpu.frm = (uint32_t)(rng() % 8);
+		cpu.fflags = 0;
+		cpu.mstatus = MSTATUS_FS_DIRTY;
+		cpu.exception_pending = false;
+		fpu_execute(&cpu, insn);
+		assert_int_equal(cpu.x[0], 0);
+		assert_int_equal(cpu.fflags & ~0x1fu, 0);
+		if (cpu.exception_pending) {
+			trapped++;
+			continue;
+		}
+		executed++;
+		/* an OP-FP single-precision result written to an f register is NaN-boxed */
+		if ((insn & 0x7f) == OP_FP && ((insn >> 25) & 3) == S && !((insn >> 27) & 0x10) && (insn >> 27) != F_CMP)
+			assert_int_equal(cpu.f[rd] >> 32, 0xffffffffu);
+	}
+	/* both outcomes are common in random words */
+	assert_true(trapped > 10000);
+	assert_true(executed > 10000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -824,6 +860,7 @@ int main(void)
 		cmocka_unit_test_setup(test_load_store, setup),
 		cmocka_unit_test_setup(test_host_crosscheck, setup),
 		cmocka_unit_test_setup(test_host_crosscheck_convert, setup),
+		cmocka_unit_test_setup(test_random_words, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
