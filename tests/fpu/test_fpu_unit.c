@@ -46,7 +46,7 @@ bool cpu_load(struct cpu *cpu, uint64_t vaddr, unsigned size, uint64_t *value)
 {
 	uint64_t v = 0;
 
-	if (vaddr < TEST_MEM_BASE || vaddr + size > TEST_MEM_BASE + TEST_MEM_SIZE) {
+	if (vaddr < TEST_MEM_BASE || vaddr - TEST_MEM_BASE > TEST_MEM_SIZE - size) {
 		cpu_raise_exception(cpu, EXC_LOAD_ACCESS, vaddr);
 		return false;
 	}
@@ -58,7 +58,7 @@ bool cpu_load(struct cpu *cpu, uint64_t vaddr, unsigned size, uint64_t *value)
 
 bool cpu_store(struct cpu *cpu, uint64_t vaddr, unsigned size, uint64_t value)
 {
-	if (vaddr < TEST_MEM_BASE || vaddr + size > TEST_MEM_BASE + TEST_MEM_SIZE) {
+	if (vaddr < TEST_MEM_BASE || vaddr - TEST_MEM_BASE > TEST_MEM_SIZE - size) {
 		cpu_raise_exception(cpu, EXC_STORE_ACCESS, vaddr);
 		return false;
 	}
