@@ -180,6 +180,23 @@ static void run_reserved(void)
 	}
 }
 
+/* The fcsr CSRs: field masking, frm values 5..7 can be written and read back, set/clear forms. */
+static void run_csrs(void)
+{
+	uint64_t a, b, c, d;
+
+	__asm__ volatile("csrw fcsr, %4\n\tcsrr %0, fflags\n\tcsrr %1, frm\n\tcsrr %2, fcsr\n\t"
+			 "csrrwi %3, frm, 5"
+			 : "=&r"(a), "=&r"(b), "=&r"(c), "=&r"(d) : "r"(0xffffffffffffffffull));
+	print_value("fcsr-write-ones", a << 48 | b << 32 | c << 16 | d);
+	__asm__ volatile("csrr %0, fcsr\n\tcsrrci %1, fflags, 0x5\n\tcsrrsi %2, frm, 2\n\tcsrr %3, fcsr"
+			 : "=&r"(a), "=&r"(b), "=&r"(c), "=&r"(d));
+	print_value("fcsr-set-clear", a << 48 | b << 32 | c << 16 | d);
+	__asm__ volatile("csrw fflags, %2\n\tcsrr %0, fcsr\n\tcsrrw %1, fcsr, zero"
+			 : "=&r"(a), "=&r"(b) : "r"(0x1234ull));
+	print_value("fflags-write", a << 32 | b);
+}
+
 static void run_traps(void)
 {
 	uint64_t before, v;
@@ -238,6 +255,7 @@ int main(void)
 	digest_run();
 	run_memory();
 	run_reserved();
+	run_csrs();
 	run_traps();
 	digest_puts("fpu-digest end\n");
 	return 0;
