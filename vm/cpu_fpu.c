@@ -769,6 +769,24 @@ static void accrue_flags(struct cpu *cpu, uint32_t flags)
 	}
 }
 
+static inline unsigned insn_opcode(uint32_t insn)
+{
+	return insn & 0x7f;
+}
+static inline unsigned insn_funct5(uint32_t insn)
+{
+	return insn >> 27;
+}
+/* I-type immediate (loads): bits 31:20, sign-extended. */
+static inline uint64_t insn_imm_i(uint32_t insn)
+{
+	return (uint64_t)((int64_t)(int32_t)insn >> 20);
+}
+/* S-type immediate (stores): bits 31:25 and 11:7, sign-extended. */
+static inline uint64_t insn_imm_s(uint32_t insn)
+{
+	return (uint64_t)(((int64_t)(int32_t)(insn & 0xfe000000u) >> 20) | (int64_t)((insn >> 7) & 31));
+}
 static inline unsigned insn_rd(uint32_t insn)
 {
 	return (insn >> 7) & 31;
@@ -813,7 +831,7 @@ static void illegal(struct cpu *cpu, uint32_t insn)
 static void exec_load(struct cpu *cpu, uint32_t insn)
 {
 	unsigned width = insn_funct3(insn);
-	uint64_t addr = cpu->x[insn_rs1(insn)] + (uint64_t)((int64_t)(int32_t)insn >> 20);
+	uint64_t addr = cpu->x[insn_rs1(insn)] + insn_imm_i(insn);
 	uint64_t value;
 
 	if (width != WIDTH_W && width != WIDTH_D) {
@@ -828,8 +846,7 @@ static void exec_load(struct cpu *cpu, uint32_t insn)
 static void exec_store(struct cpu *cpu, uint32_t insn)
 {
 	unsigned width = insn_funct3(insn);
-	int64_t imm = ((int64_t)(int32_t)(insn & 0xfe000000u) >> 20) | insn_rd(insn);
-	uint64_t addr = cpu->x[insn_rs1(insn)] + (uint64_t)imm;
+	uint64_t addr = cpu->x[insn_rs1(insn)] + insn_imm_s(insn);
 	uint64_t value = cpu->f[insn_rs2(insn)];
 
 	if (width != WIDTH_W && width != WIDTH_D) {
@@ -855,7 +872,7 @@ static const struct fp_format *insn_format(uint32_t insn)
 static void exec_fused(struct cpu *cpu, uint32_t insn)
 {
 	const struct fp_format *f = insn_format(insn);
-	unsigned opcode = insn & 0x7f, rm;
+	unsigned opcode = insn_opcode(insn), rm;
 	uint32_t flags = 0;
 	uint64_t r;
 
@@ -978,7 +995,7 @@ static bool exec_op_exact(struct cpu *cpu, uint32_t insn, const struct fp_format
 static void exec_op_fp(struct cpu *cpu, uint32_t insn)
 {
 	const struct fp_format *f = insn_format(insn);
-	unsigned funct5 = insn >> 27;
+	unsigned funct5 = insn_funct5(insn);
 	bool ok;
 
 	if (!f) {
@@ -1007,7 +1024,7 @@ void fpu_execute(struct cpu *cpu, uint32_t insn)
 		illegal(cpu, insn);
 		return;
 	}
-	switch (insn & 0x7f) {
+	switch (insn_opcode(insn)) {
 	case OPC_LOAD_FP:
 		exec_load(cpu, insn);
 		break;
