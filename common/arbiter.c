@@ -91,6 +91,8 @@ static const uint8_t ARB_MAGIC[8] = { 'F', 'T', 'V', 'M', 'A', 'R', 'B', '1' };
 #define IO_BACKOFF_MAX_MS 1000u
 #define NS_PER_MS 1000000ull
 #define NS_PER_US 1000ull
+#define READ_ATTEMPTS 8u        /* both copies invalid this often in a row: corrupt */
+#define READ_RETRY_NS 1000000ull
 
 struct dblock {
 	uint64_t seq;
@@ -266,34 +268,62 @@ static int io_write(struct arbiter *a, uint64_t index, const uint8_t *buf)
 	return 0;
 }
 
-/* Reads both copies of a double-buffered item and points *out at the newer valid one. */
+/* Checks copy c of the item at `first`; foreign and unsupported sectors are fatal (ret < 0 and the
+ * message set), garbage is reported in *valid = 0. */
+static int read_copy(struct arbiter *a, uint64_t first, unsigned c, uint32_t kind, const char *what, int *valid)
+{
+	int ret = io_read(a, first + c, a->copy[c]);
+
+	if (ret < 0)
+		return ret;
+	ret = check_sector(a, a->copy[c], kind, first + c);
+	if (ret == -EMEDIUMTYPE)
+		return fail(a->err, ret, "%s (sector %llu) belongs to another VM's arbiter area", what,
+			    (unsigned long long)(first + c));
+	if (ret == -EPROTONOSUPPORT)
+		return fail(a->err, ret, "%s (sector %llu) has an unsupported format version", what,
+			    (unsigned long long)(first + c));
+	*valid = ret == 0;
+	return 0;
+}
+
+/*
+ * Reads a double-buffered item and points *out at its current state. Both copies valid: the higher
+ * seq. One copy invalid (a write in progress, or torn by a crash): that copy's next valid content
+ * can only come from a write that starts later, so a fresh read of the other copy is a state the
+ * item held during this call; use that. Both invalid: read again, then give up as corrupt.
+ * tests/arbiter/diskpaxos.pml checks this rule (dropping the fresh read breaks safety there).
+ */
 static int read_pair(struct arbiter *a, uint64_t first, uint32_t kind, const char *what, const uint8_t **out)
 {
-	int st[COPIES];
-	int ret;
+	int valid[COPIES], ret;
 
-	for (unsigned c = 0; c < COPIES; c++) {
-		ret = io_read(a, first + c, a->copy[c]);
-		if (ret < 0)
-			return ret;
-		st[c] = check_sector(a, a->copy[c], kind, first + c);
-		if (st[c] == -EMEDIUMTYPE)
-			return fail(a->err, st[c], "%s (sector %llu) belongs to another VM's arbiter area", what,
-				    (unsigned long long)(first + c));
-		if (st[c] == -EPROTONOSUPPORT)
-			return fail(a->err, st[c], "%s (sector %llu) has an unsupported format version", what,
-				    (unsigned long long)(first + c));
+	for (unsigned attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
+		if (attempt)
+			sleep_ns(READ_RETRY_NS);
+		for (unsigned c = 0; c < COPIES; c++) {
+			ret = read_copy(a, first, c, kind, what, &valid[c]);
+			if (ret < 0)
+				return ret;
+		}
+		if (valid[0] && valid[1]) {
+			*out = get_le64(a->copy[1] + OFF_SEQ) > get_le64(a->copy[0] + OFF_SEQ) ? a->copy[1] : a->copy[0];
+			return 0;
+		}
+		for (unsigned c = 0; c < COPIES; c++) {
+			if (!valid[c])
+				continue;
+			ret = read_copy(a, first, c, kind, what, &valid[c]);
+			if (ret < 0)
+				return ret;
+			if (valid[c]) {
+				*out = a->copy[c];
+				return 0;
+			}
+		}
 	}
-	if (st[0] < 0 && st[1] < 0)
-		return fail(a->err, -EUCLEAN, "%s is corrupt (sectors %llu and %llu both fail their checks)", what,
-			    (unsigned long long)first, (unsigned long long)(first + 1));
-	if (st[0] < 0)
-		*out = a->copy[1];
-	else if (st[1] < 0)
-		*out = a->copy[0];
-	else
-		*out = get_le64(a->copy[1] + OFF_SEQ) > get_le64(a->copy[0] + OFF_SEQ) ? a->copy[1] : a->copy[0];
-	return 0;
+	return fail(a->err, -EUCLEAN, "%s is corrupt (sectors %llu and %llu both fail their checks)", what,
+		    (unsigned long long)first, (unsigned long long)(first + 1));
 }
 
 static int ballot_valid(const struct arbiter *a, uint64_t ballot)
@@ -389,7 +419,7 @@ static int write_record(struct arbiter *a, unsigned node, struct record *r)
 /* Step 0: what the records already say about epoch. 1 with *winner set if e is decided there. */
 static int check_records(struct arbiter *a, uint64_t epoch, unsigned *winner)
 {
-	const struct arbiter_decision *newest = NULL;
+	const struct arbiter_decision *newest = NULL, *found = NULL;
 	int ret;
 
 	for (unsigned n = 0; n < a->nodes; n++) {
@@ -399,16 +429,18 @@ static int check_records(struct arbiter *a, uint64_t epoch, unsigned *winner)
 		if (ret < 0)
 			return ret;
 		for (unsigned i = 0; i < r->count; i++)
-			if (r->d[i].epoch == epoch) {
-				*winner = r->d[i].winner;
-				return 1;
-			}
+			if (r->d[i].epoch == epoch)
+				found = &r->d[i];
 		if (r->count && (!newest || r->d[0].epoch > newest->epoch))
 			newest = &r->d[0];
 	}
 	if (newest && newest->epoch > epoch)
 		return fail(a->err, -ESTALE, "epoch %llu is older than epoch %llu, already decided (winner node %u)",
 			    (unsigned long long)epoch, (unsigned long long)newest->epoch, newest->winner);
+	if (found) {
+		*winner = found->winner;
+		return 1;
+	}
 	return 0;
 }
 
@@ -545,10 +577,11 @@ int arbiter_claim(struct arbiter *a, uint64_t epoch, unsigned node, int64_t time
 			return ret;
 		}
 		if (timeout_ms >= 0 && now_ns() + wait_ns - start > (uint64_t)timeout_ms * NS_PER_MS) {
-			if (ret == -EAGAIN)
-				snprintf(a->err, sizeof(a->err), "contention with other claimants");
+			char why[ARBITER_ERR_MAX];
+
+			snprintf(why, sizeof(why), "%s", ret == -EAGAIN ? "contention with other claimants" : a->err);
 			return fail(a->err, -ETIMEDOUT, "epoch %llu undecided for this node after %lld ms: %.180s",
-				    (unsigned long long)epoch, (long long)timeout_ms, a->err);
+				    (unsigned long long)epoch, (long long)timeout_ms, why);
 		}
 		sleep_ns(wait_ns);
 	}
