@@ -84,8 +84,10 @@ rt_svector:
 rt_run_in:
 	addi sp, sp, -112
 	sd ra, 0(sp)
-	.irp r, 8,9,18,19,20,21,22,23,24,25,26,27
-	sd x\r, ((\r - 7) * 8)(sp)
+	sd s0, 8(sp)
+	sd s1, 16(sp)
+	.irp r, 18,19,20,21,22,23,24,25,26,27
+	sd x\r, ((\r - 15) * 8)(sp)
 	.endr
 	la t0, rt_saved_sp
 	sd sp, 0(t0)
@@ -104,8 +106,10 @@ rt_back_in_m:
 	la t0, rt_saved_sp
 	ld sp, 0(t0)
 	ld ra, 0(sp)
-	.irp r, 8,9,18,19,20,21,22,23,24,25,26,27
-	ld x\r, ((\r - 7) * 8)(sp)
+	ld s0, 8(sp)
+	ld s1, 16(sp)
+	.irp r, 18,19,20,21,22,23,24,25,26,27
+	ld x\r, ((\r - 15) * 8)(sp)
 	.endr
 	addi sp, sp, 112
 	ret
