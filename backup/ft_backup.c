@@ -173,7 +173,7 @@ static int go_live(struct ft_backup *b, const char *why, char *msg, size_t msgle
 	unsigned winner = 0;
 	char err[256];
 
-	snprintf(b->reason, sizeof(b->reason), "primary lost: %s", why);
+	snprintf(b->reason, sizeof(b->reason), "primary lost: %.200s", why);
 	log_warn("%s; replayed to icount %llu (lsn %llu); claiming the arbiter for epoch %llu", b->reason,
 		 (unsigned long long)machine_icount(b->machine), (unsigned long long)atomic_load(&b->last_lsn),
 		 (unsigned long long)b->cfg.epoch);

@@ -11,6 +11,7 @@ static const struct ftvm_command commands[] = {
 	{ "record", "run a VM and write its event log (docs/log-format.md)", cmd_record_main },
 	{ "replay", "replay an event log and verify it, or print its composition (--stats)", cmd_replay_main },
 	{ "primary", "run a VM as the primary of an FT pair (streams its log to the backup)", cmd_primary_main },
+	{ "backup", "run a VM as the backup of an FT pair (replays, goes live on failure)", cmd_backup_main },
 	{ "status", "status of a running FT node (role, lag, log Mbit/s, outputs held...)", cmd_status_main },
 	{ "arbiter", "shared-disk test-and-set: init, claim, show (docs/arbiter.md)", cmd_arbiter_main },
 };

@@ -55,7 +55,7 @@ static enum ft_role_state get_state(struct ft_primary *p)
 static void set_reason(struct ft_primary *p, const char *why)
 {
 	pthread_mutex_lock(&p->reason_lock);
-	snprintf(p->reason, sizeof(p->reason), "%s", why);
+	snprintf(p->reason, sizeof(p->reason), "%.250s", why);
 	pthread_mutex_unlock(&p->reason_lock);
 }
 
@@ -127,7 +127,8 @@ static int gate_wait(void *ctx, uint64_t lsn, int timeout_ms)
 			if (ret == -ETIMEDOUT)
 				return ret;
 		}
-		/* fall through: the channel failed; hold until the arbiter decides */
+		/* the channel failed: hold until the arbiter decides */
+		__attribute__((fallthrough));
 	case FT_STATE_ARBITRATING:
 		usleep((useconds_t)timeout_ms * 1000);
 		return -ETIMEDOUT;

@@ -36,6 +36,9 @@
 #define CLOCK_DRIFT_TICKS (CLOCK_TIMEBASE_HZ / 500)       /* 2 ms */
 #define CLOCK_CORRECTION_TICKS (CLOCK_TIMEBASE_HZ / 20)   /* 50 ms */
 #define CLOCK_MIN_SAMPLE_TICKS (CLOCK_TIMEBASE_HZ / 1000) /* 1 ms: shorter intervals measure noise */
+/* Drift anchors at most this often: the previous anchor's rate already steers toward wall time,
+ * and re-anchoring at every boundary while it does so would flood the log with TIME records. */
+#define CLOCK_MIN_ANCHOR_GAP_TICKS (CLOCK_TIMEBASE_HZ / 50) /* 20 ms */
 #define SLICE_INSNS (1ull << 20)                          /* boundary spacing: input polling latency */
 #define CONSOLE_BUFFER 4096
 #define CONSOLE_FLUSH_INSNS (SLICE_INSNS / 4)   /* a busy guest's output still shows up promptly */
@@ -57,6 +60,8 @@ struct world_live {
 	uint64_t last_anchor_wall;
 	bool time_pending;
 	struct vm_event time_event;
+	uint64_t anchors_drift;      /* TIME anchors for drift (metrics, printed at FTVM_LOG=info) */
+	uint64_t anchors_idle;       /* TIME anchors after idling */
 
 	struct input_item *current;  /* the payload handed out by the last next_event */
 	unsigned disk_outstanding;
@@ -267,7 +272,7 @@ static void check_drift(struct world_live *w, icount_t now)
 	uint64_t wall = wall_ticks(w);
 	uint64_t guest = clock_time_at(&w->shadow, now);
 	uint64_t drift = guest > wall ? guest - wall : wall - guest;
-	if (drift <= CLOCK_DRIFT_TICKS)
+	if (drift <= CLOCK_DRIFT_TICKS || wall - w->last_anchor_wall < CLOCK_MIN_ANCHOR_GAP_TICKS)
 		return;
 	uint64_t sample_ticks = wall - w->last_anchor_wall;
 	uint64_t sample_insns = now - w->last_anchor_icount;
@@ -284,6 +289,7 @@ static void check_drift(struct world_live *w, icount_t now)
 		}
 	}
 	queue_anchor(w, now, wall, rate);
+	w->anchors_drift++;
 }
 
 /* Nothing can ever wake an idle hart: no timer, no console, no network, nothing in flight. */
@@ -353,6 +359,7 @@ static int idle_virtual(struct world_live *w, icount_t now, uint64_t deadline_ti
 		return 0;
 	if (deadline_time != UINT64_MAX) {
 		queue_anchor(w, now, deadline_time, w->shadow.ticks_per_insn);
+		w->anchors_idle++;
 		return 0;
 	}
 	if (nothing_can_arrive(w))
@@ -382,8 +389,10 @@ static int idle_wall(struct world_live *w, icount_t now, uint64_t deadline_time)
 		}
 	}
 	uint64_t wall = wall_ticks(w);
-	if (wall > clock_time_at(&w->shadow, now))
+	if (wall > clock_time_at(&w->shadow, now)) {
 		queue_anchor(w, now, wall, w->shadow.ticks_per_insn);
+		w->anchors_idle++;
+	}
 	return 0;
 }
 
@@ -471,6 +480,8 @@ void world_live_destroy(struct world_live *w)
 	if (!w)
 		return;
 	world_live_flush(w);
+	log_info("time anchors: %llu for drift, %llu after idling", (unsigned long long)w->anchors_drift,
+		 (unsigned long long)w->anchors_idle);
 	if (w->reader_started) {
 		ssize_t n = write(w->wake_pipe[1], "q", 1);
 		(void)n;
