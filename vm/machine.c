@@ -64,6 +64,7 @@ struct machine {
 	struct virtio_device *rng;
 	unsigned ndisks, nnics;
 	uint64_t config_digest;
+	uint64_t input_digest;       /* every event applied so far: what reached the guest from outside */
 };
 
 /* ---- the world as devices see it ---- */
@@ -391,9 +392,21 @@ static struct virtio_device *event_device(struct machine *m, const struct vm_eve
 	}
 }
 
+/* Folds an applied event into the input digest, so a replay that feeds the guest anything else
+ * than the recording did differs at the next CHECK, even before the guest looks at the bytes. */
+static void digest_input(struct machine *m, const struct vm_event *ev, icount_t now)
+{
+	uint64_t head[8] = { (uint64_t)ev->kind, now, ev->device, ev->request, ev->status, ev->time,
+			     ev->ticks_per_insn, ev->len };
+	m->input_digest = XXH3_64bits_withSeed(head, sizeof(head), m->input_digest);
+	if (ev->len && ev->data)
+		m->input_digest = XXH3_64bits_withSeed(ev->data, ev->len, m->input_digest);
+}
+
 int machine_apply_event(struct machine *m, const struct vm_event *ev)
 {
 	icount_t now = cpu_icount(m->cpu);
+	digest_input(m, ev, now);
 	switch (ev->kind) {
 	case VM_EV_TIME:
 		clock_anchor(&m->clock, now, ev->time, ev->ticks_per_insn);
@@ -518,6 +531,7 @@ uint64_t machine_digest(const struct machine *m, bool include_memory)
 	uint64_t d = cpu_state_digest(m->cpu);
 	uint64_t clock[3] = { m->clock.anchor_icount, m->clock.anchor_time, m->clock.ticks_per_insn };
 	d = XXH3_64bits_withSeed(clock, sizeof(clock), d);
+	d = XXH3_64bits_withSeed(&m->input_digest, sizeof(m->input_digest), d);
 	d = clint_digest(&m->clint, d);
 	d = plic_digest(&m->plic, d);
 	d = uart_digest(&m->uart, d);
