@@ -174,14 +174,15 @@ void chan_fail(struct channel *ch, enum channel_state state, const char *fmt, ..
 	va_start(ap, fmt);
 	vsnprintf(ch->error, sizeof(ch->error), fmt, ap);
 	va_end(ap);
-	atomic_store_explicit(&ch->state, state, memory_order_release);
 	if (state == CHANNEL_PEER_CLOSED)
 		log_info("channel for VM %s: %s", ch->vm_id, ch->error);
 	else if (state != CHANNEL_CLOSED)
 		log_error("channel for VM %s %s: %s", ch->vm_id, channel_state_name(state), ch->error);
-	notify_all(ch);
+	/* The callback runs first: whoever sees the failure next knows it has been told. */
 	if (ch->cfg.on_failure && state != CHANNEL_CLOSED)
 		ch->cfg.on_failure(ch, state, ch->error, ch->cfg.opaque);
+	atomic_store_explicit(&ch->state, state, memory_order_release);
+	notify_all(ch);
 }
 
 void chan_fail_io(struct channel *ch, int err, const char *what)

@@ -26,7 +26,9 @@
  * Both sides: the channel fails — and stays failed, it is never re-established — when the peer is
  * silent longer than timeout_ms, the connection breaks, or the peer sends anything malformed.
  * channel_state()/channel_error() say what happened; channel_event_fd() becomes readable and
- * on_failure is called (once, from the channel thread) at that moment.
+ * on_failure is called (once, from the channel thread, just before the new state becomes visible
+ * to other calls: it gets the state and the message as arguments; it must not block nor call
+ * channel_close()).
  *
  * Threads: channel_send*() from one thread at a time (the producer); channel_recv()/channel_ack()
  * from one thread at a time (the consumer); the other calls from any thread.

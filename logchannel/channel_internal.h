@@ -77,6 +77,7 @@ struct channel {
 	_Atomic uint64_t ack_sent;     /* channel thread: highest LSN sent in an ACK */
 	_Atomic uint64_t my_icount;
 	_Atomic int rx_throttled;      /* channel thread waits for room in the ring */
+	bool tx_blocked;               /* channel thread: the socket took no more, wait for POLLOUT */
 	uint8_t *in;                   /* receive staging: one maximal frame + a read chunk */
 	size_t in_cap, in_len, in_off;
 

@@ -192,11 +192,17 @@ static bool blocked_frame_fits(struct channel *ch)
 	return room_for(ch, CHAN_ENTRY_HDR + len);
 }
 
+/* An ACK is due and can be written now (not while the socket is full: then POLLOUT first). */
+static bool ack_ready(struct channel *ch)
+{
+	return !ch->tx_blocked && ack_due(ch);
+}
+
 /* Something to do without waiting for the socket: an ACK, room for the held frame, a stop. */
 static bool receiver_ready(struct channel *ch)
 {
 	bool throttled = atomic_load_explicit(&ch->rx_throttled, memory_order_relaxed);
-	return ack_due(ch) || (throttled && blocked_frame_fits(ch)) ||
+	return ack_ready(ch) || (throttled && blocked_frame_fits(ch)) ||
 	       atomic_load_explicit(&ch->stop, memory_order_relaxed);
 }
 
@@ -251,7 +257,8 @@ void *chan_receiver_thread(void *arg)
 			chan_wake(&ch->app_wake);
 		if (!chan_up(ch))
 			break;
-		if ((readable && !throttled) || ack_due(ch))
+		ch->tx_blocked = want_out;
+		if ((readable && !throttled) || ack_ready(ch))
 			continue;
 
 		if (want_out && tmo == 0)

@@ -232,13 +232,18 @@ void *chan_sender_thread(void *arg)
 	while (!atomic_load(&ch->stop) && chan_up(ch)) {
 		uint64_t now = chnet_now_ns();
 		bool idle = ch->ctl_len == 0 && !sender_has_work(ch);
-		int tmo = chan_timers(ch, now, idle ? ch->last_tx_ns : 0);
+		chan_timers(ch, now, 0); /* the silence check */
 		if (!chan_up(ch))
 			break;
-		if (idle && now - ch->last_tx_ns >= (uint64_t)ch->cfg.heartbeat_ms * NS_PER_MS)
-			chan_queue_ctl(ch, CHPROTO_HEARTBEAT, 0);
 		if (!want_out) {
 			pthread_mutex_lock(&ch->tx_mu);
+			/*
+			 * Idle is re-checked under tx_mu: channel_send() may just have written part
+			 * of a frame itself, and a heartbeat must never land inside a frame.
+			 */
+			if (idle && ch->ctl_len == 0 && !sender_has_work(ch) &&
+			    now - ch->last_tx_ns >= (uint64_t)ch->cfg.heartbeat_ms * NS_PER_MS)
+				chan_queue_ctl(ch, CHPROTO_HEARTBEAT, 0);
 			int rc = chan_flush_ctl(ch);
 			if (rc == 0)
 				want_out = !write_ring(ch);
@@ -260,6 +265,9 @@ void *chan_sender_thread(void *arg)
 		if (readable || (!want_out && sender_has_work(ch)))
 			continue;
 
+		/* Heartbeat due heartbeat_ms after the last write, if nothing else goes out. */
+		idle = ch->ctl_len == 0 && !sender_has_work(ch);
+		int tmo = chan_timers(ch, chnet_now_ns(), idle ? ch->last_tx_ns : 0);
 		chan_thread_poll(ch, want_out ? stopping : sender_has_work, true, &readable,
 				 &want_out, tmo);
 	}

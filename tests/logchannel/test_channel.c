@@ -21,12 +21,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "logchannel/channel.h"
+#include "logchannel/channel_internal.h"
 #include "logchannel/protocol.h"
 
 #define VM_ID "6f1c3a52-9d2e-4b7a-8c11-0e5d2f9a7b31"
@@ -646,6 +648,90 @@ static void test_bad_frames_to_backup(void **state)
 		     true);
 }
 
+/*
+ * A primary that never reads: the backup's outgoing direction (ACKs, heartbeats) fills up. The
+ * backup must keep reading and delivering records all the same (it once spun on a due ACK instead).
+ */
+struct raw_stream {
+	int fd;
+	uint64_t first, count;
+	pthread_t t;
+};
+
+static void *raw_stream_body(void *arg)
+{
+	struct raw_stream *r = arg;
+	enum { BATCH = 1024, PAYLOAD = 8 };
+	static uint8_t frames[BATCH * (CHPROTO_HDR_SIZE + PAYLOAD)];
+	for (uint64_t lsn = r->first; lsn < r->first + r->count;) {
+		size_t n = 0;
+		for (int i = 0; i < BATCH && lsn < r->first + r->count; i++, lsn++) {
+			uint8_t *f = frames + n;
+			chproto_put64(f + CHPROTO_HDR_SIZE, lsn);
+			chproto_encode(f, CHPROTO_RECORD, lsn, f + CHPROTO_HDR_SIZE, PAYLOAD);
+			n += CHPROTO_HDR_SIZE + PAYLOAD;
+		}
+		if (send(r->fd, frames, n, MSG_NOSIGNAL) != (ssize_t)n)
+			break;
+	}
+	return NULL;
+}
+
+static void test_backup_acks_blocked(void **state)
+{
+	struct channel_config bc;
+	struct acceptor a;
+	struct raw_stream rs;
+	uint8_t hdr[CHPROTO_HDR_SIZE];
+	char addr[64];
+	const uint64_t n = 200000;
+
+	base_config(&bc);
+	bc.timeout_ms = 5000; /* the silent primary is not what this test is about */
+	bc.ack_every = 1;
+	struct channel_listener *l = listen_local(&bc, addr, sizeof(addr));
+	acceptor_start(&a, l);
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)channel_listener_port(l)),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int small = 4096;
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	raw_hello(fd, CHPROTO_VERSION, VM_ID, EPOCH, 1);
+	raw_read(fd, hdr, sizeof(hdr)); /* WELCOME; nothing is read after this */
+	acceptor_join(&a);
+	assert_int_equal(a.rc, 0);
+	/* White box: a small send buffer on the backup's socket, so ACKs fill it quickly. */
+	assert_int_equal(setsockopt(a.ch->fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+
+	rs.fd = fd;
+	rs.first = 1;
+	rs.count = n;
+	assert_int_equal(pthread_create(&rs.t, NULL, raw_stream_body, &rs), 0);
+	uint8_t buf[64];
+	for (uint64_t lsn = 1; lsn <= n; lsn++) {
+		uint64_t got;
+		size_t len;
+		int rc = channel_recv(a.ch, &got, buf, sizeof(buf), &len, 3000);
+		if (rc != 0)
+			print_message("record %llu: %d %s\n", (unsigned long long)lsn, rc,
+				      channel_error(a.ch));
+		assert_int_equal(rc, 0);
+		assert_true(got == lsn && chproto_get64(buf) == lsn);
+		channel_ack(a.ch, got);
+	}
+	assert_int_equal(pthread_join(rs.t, NULL), 0);
+	struct channel_stats bs;
+	channel_get_stats(a.ch, &bs);
+	print_message("%llu acks sent to a primary that reads nothing\n",
+		      (unsigned long long)bs.acks);
+	assert_int_equal(channel_state(a.ch), CHANNEL_UP);
+	channel_close(a.ch);
+	close(fd);
+	channel_listener_close(l);
+}
+
 /* ---- 5. bad input to the primary from a hand-made backup ---- */
 
 struct connector {
@@ -841,6 +927,7 @@ static pid_t spawn_backup(unsigned *port)
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
 		close(pfd[0]);
 		child_backup(pfd[1]);
 	}
@@ -948,8 +1035,10 @@ static void test_killed_primary(void **state)
 	struct channel_listener *l = listen_local(&bc, addr, sizeof(addr));
 	pid_t pid = fork();
 	assert_true(pid >= 0);
-	if (pid == 0)
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		child_primary(channel_listener_port(l));
+	}
 	acceptor_start(&a, l);
 	acceptor_join(&a);
 	assert_int_equal(a.rc, 0);
@@ -1022,6 +1111,7 @@ int main(void)
 		cmocka_unit_test(test_refuse_vm_id_and_epoch),
 		cmocka_unit_test(test_refuse_version_and_malformed),
 		cmocka_unit_test(test_bad_frames_to_backup),
+		cmocka_unit_test(test_backup_acks_blocked),
 		cmocka_unit_test(test_bad_input_to_primary),
 		cmocka_unit_test(test_killed_backup),
 		cmocka_unit_test(test_stopped_backup),
