@@ -31,6 +31,7 @@ struct replayer {
 	bool have_pending;
 	bool source_ended;
 	bool saw_end;
+	bool perturbed;            /* the test hook has fired */
 	struct evlog_end end;
 	int failure;               /* first error: ERR_DIVERGED, ERR_LOG_ENDED or a log error */
 	char message[512];
@@ -181,8 +182,13 @@ static int rep_next_event(void *ctx, icount_t now, struct vm_event *ev)
 		default:
 			if (evlog_event_from_record(rec, ev, err, sizeof(err)) < 0)
 				return replay_fail(r, -EBADMSG, "%s", err);
-			if (rec->lsn == r->opts.perturb_lsn)
+			if (r->opts.perturb_lsn && rec->lsn >= r->opts.perturb_lsn && !r->perturbed) {
 				perturb(r, ev);
+				r->perturbed = true;
+				log_warn("test hook: perturbed input record lsn %llu (%s) at icount %llu",
+					 (unsigned long long)rec->lsn, evlog_kind_name(rec->kind),
+					 (unsigned long long)rec->icount);
+			}
 			r->have_pending = false; /* ev->data stays valid until the next load */
 			return 1;
 		}

@@ -34,7 +34,7 @@ struct replayer_options {
 	int console_fd;                       /* where replayed console output is shown, or -1 */
 	int disk_fd[MACHINE_MAX_DISKS];       /* private disk copies that receive writes, or -1 */
 	unsigned ndisks;
-	uint64_t perturb_lsn;                 /* test hook: corrupt this input record when applied (0 = off) */
+	uint64_t perturb_lsn;                 /* test hook: corrupt the first input record at or after this LSN (0 = off) */
 };
 
 struct replayer_stats {

@@ -44,7 +44,8 @@ static void usage(FILE *out)
 		     "  --stats             only print the log's composition: records and bytes per kind, guest\n"
 		     "                      time covered, log bandwidth\n"
 		     "  --quiet             do not show the replayed console output\n"
-		     "  --perturb-lsn N     (tests) corrupt input record N when applied: the next CHECK must catch it\n\n"
+		     "  --perturb-lsn N     (tests) corrupt the first input record at or after LSN N when it is\n"
+		     "                      applied: the next CHECK must catch it\n\n"
 		     "exit status: 0 matched to the end, 3 diverged, 4 bad or mismatched log, 5 log ends without END\n\n"
 		     "run options:\n");
 	run_options_help(out);

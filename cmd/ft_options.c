@@ -100,7 +100,9 @@ void ft_options_help(FILE *out)
 		"  --epoch N           pairing epoch (default 1): the channel's and the arbiter claim's\n"
 		"  --timeout MS        peer silence that counts as failure (default %d ms)\n"
 		"  --heartbeat MS      heartbeat interval (default %d ms)\n"
-		"  --control PATH      JSON control socket (default " CONTROL_DEFAULT_DIR "/NAME-ROLE.sock)\n",
+		"  --control PATH      JSON control socket (default " CONTROL_DEFAULT_DIR "/NAME-ROLE.sock)\n"
+		"  --perturb-lsn N     (tests, backup) corrupt the first input record at or after LSN N: the\n"
+		"                      backup must detect the divergence and end FT\n",
 		FT_DEFAULT_TIMEOUT_MS, FT_DEFAULT_HEARTBEAT_MS);
 }
 
