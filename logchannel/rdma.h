@@ -7,6 +7,8 @@
 #ifndef FTVM_LOGCHANNEL_RDMA_H
 #define FTVM_LOGCHANNEL_RDMA_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "logchannel/channel.h"
@@ -38,9 +40,40 @@ int chrdma_conndata_decode(const uint8_t *in, uint32_t len, struct chrdma_connda
 			   size_t whylen) FTVM_MUST_CHECK;
 
 /*
- * Check that the RDMA transport can run here: 0 if an RDMA device exists, else -ENODEV ("no RDMA
- * device found; use the TCP transport") or -EOPNOTSUPP (built without libibverbs), message in @err.
+ * Check whether the RDMA transport can run here; the message goes to @err. -ENODEV: "no RDMA
+ * device found; use the TCP transport". -EOPNOTSUPP: built without libibverbs, or a device is
+ * present but the channel threads do not drive data over RDMA yet (see rdma.c).
  */
 int chrdma_probe(struct channel_err *err) FTVM_MUST_CHECK;
+
+#ifdef FTVM_HAVE_RDMA
+/* The verbs layer (rdma.c): device, PD, registered ring, CQ, RC queue pair. */
+struct chrdma;
+
+struct chrdma_completion {
+	uint64_t wr_id;
+	bool ok;       /* IBV_WC_SUCCESS */
+	bool received; /* a WRITE WITH IMMEDIATE landed in our ring */
+	uint32_t bytes; /* its immediate: bytes written */
+};
+
+/* Open the first device, register @ring (remotely writable if @remote_write), QP in INIT. */
+int chrdma_open(struct chrdma **out, void *ring, size_t ring_size, bool remote_write,
+		struct channel_err *err) FTVM_MUST_CHECK;
+/* Our connection data, to send to the peer over the side channel. */
+void chrdma_local(const struct chrdma *r, struct chrdma_conndata *cd);
+/* Connect our QP to the peer's (INIT -> RTR -> RTS). */
+int chrdma_connect_qp(struct chrdma *r, const struct chrdma_conndata *peer,
+		      struct channel_err *err) FTVM_MUST_CHECK;
+/* RDMA WRITE WITH IMMEDIATE of @len ring bytes at @local_off to the peer's ring at @remote_off. */
+int chrdma_post_write(struct chrdma *r, uint64_t local_off, uint32_t len,
+		      const struct chrdma_conndata *peer, uint64_t remote_off,
+		      uint64_t wr_id) FTVM_MUST_CHECK;
+/* A receive request for one incoming WRITE WITH IMMEDIATE. */
+int chrdma_post_recv(struct chrdma *r, uint64_t wr_id) FTVM_MUST_CHECK;
+/* Up to @max completions: count, or -EIO. */
+int chrdma_poll(struct chrdma *r, struct chrdma_completion *out, int max) FTVM_MUST_CHECK;
+void chrdma_close(struct chrdma *r);
+#endif
 
 #endif
