@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""ftlab.py — drives an FT pair on the two-host test network of scripts/ft-topology, for the FT
+tests, the benchmarks and the demo.
+
+A Lab owns one topology (namespaces PREFIX-a, -b, -sw, -cl), a shared disk image and an arbiter
+area in a work directory, and the two ftvm processes: the backup in PREFIX-b, the primary in
+PREFIX-a, each with the guest's NIC on the host's TAP "vmtap". The guest serves kvd on GUEST_IP.
+"""
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+GUEST_IP = "10.77.0.10"
+HOST_GW = "10.77.0.1"
+CLIENT_IP = "10.77.0.100"
+MAC = "52:54:00:12:34:56"
+LOG_PORT = 7700
+
+
+def guest_dir():
+    return os.environ.get("FTVM_GUEST_DIR", os.path.join(ROOT, "build", "guest"))
+
+
+def ftvm_binary():
+    return os.environ.get("FTVM", os.path.join(ROOT, "build", "cmd", "ftvm"))
+
+
+class Node:
+    """One ftvm process; its stdout (the guest console) and stderr are collected line by line."""
+
+    def __init__(self, name, argv):
+        self.name = name
+        self.lines = []
+        self.lock = threading.Lock()
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            line = raw.decode(errors="replace").rstrip("\r\n")
+            with self.lock:
+                self.lines.append((time.monotonic(), line))
+            if os.environ.get("FTLAB_VERBOSE"):
+                print(f"[{self.name}] {line}", file=sys.stderr, flush=True)
+
+    def output(self):
+        with self.lock:
+            return "\n".join(l for _, l in self.lines)
+
+    def wait_for(self, pattern, timeout):
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while time.monotonic() < deadline:
+            with self.lock:
+                for _, l in self.lines:
+                    if rx.search(l):
+                        return l
+            if self.proc.poll() is not None:
+                time.sleep(0.2)  # let the reader drain
+                with self.lock:
+                    for _, l in self.lines:
+                        if rx.search(l):
+                            return l
+                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}) before /{pattern}/:\n"
+                                   + self.output()[-3000:])
+            time.sleep(0.05)
+        raise TimeoutError(f"{self.name}: no /{pattern}/ within {timeout}s:\n" + self.output()[-3000:])
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+
+    def wait(self, timeout):
+        return self.proc.wait(timeout)
+
+
+class Lab:
+    def __init__(self, prefix, workdir, disk_mib=64, timeout_ms=500, extra_run=None, extra_backup=None):
+        self.prefix, self.workdir = prefix, workdir
+        self.disk = os.path.join(workdir, "shared-disk.img")
+        self.arbiter = os.path.join(workdir, "arbiter.img")
+        self.timeout_ms = timeout_ms
+        self.extra_run = extra_run or []
+        self.extra_backup = extra_backup or []
+        self.primary = self.backup = None
+        os.makedirs(workdir, exist_ok=True)
+        with open(self.disk, "wb") as f:
+            f.truncate(disk_mib << 20)
+        self.sh([os.path.join(ROOT, "scripts", "ft-topology"), "up", prefix])
+        self.sh([ftvm_binary(), "arbiter", "init", self.arbiter, "--vm", self.vm_name(), "--force"])
+
+    def vm_name(self):
+        return "kv-" + self.prefix
+
+    @staticmethod
+    def sh(argv):
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+
+    def ns(self, host):
+        return f"{self.prefix}-{host}"
+
+    def run_options(self):
+        return ["--disk", self.disk, "--nic", f"tap=vmtap,mac={MAC}",
+                "--extra-args", f"ftvm.workload=kvd ip={GUEST_IP}::{HOST_GW}:255.255.255.0::eth0:off"] \
+            + self.extra_run
+
+    def ft_options(self):
+        return ["--arbiter", self.arbiter, "--vm", self.vm_name(), "--timeout", str(self.timeout_ms),
+                "--heartbeat", str(max(10, self.timeout_ms // 5))]
+
+    def start(self, ready_timeout=120):
+        ftvm = ftvm_binary()
+        self.backup = Node("backup", ["ip", "netns", "exec", self.ns("b"), ftvm, "backup",
+                                      "--listen", f"10.78.0.2:{LOG_PORT}",
+                                      "--control", os.path.join(self.workdir, "backup.sock")]
+                           + self.ft_options() + self.extra_backup + self.run_options())
+        self.backup.wait_for("listening on", 30)
+        self.primary = Node("primary", ["ip", "netns", "exec", self.ns("a"), ftvm, "primary",
+                                        "--peer", f"10.78.0.2:{LOG_PORT}",
+                                        "--control", os.path.join(self.workdir, "primary.sock")]
+                            + self.ft_options() + self.run_options())
+        self.primary.wait_for("ftvm-guest: ready", ready_timeout)
+
+    def client(self, argv, **kw):
+        return subprocess.run(["ip", "netns", "exec", self.ns("cl")] + argv, **kw)
+
+    def status(self, role):
+        out = subprocess.run([ftvm_binary(), "status", "--json", "--control",
+                              os.path.join(self.workdir, f"{role}.sock")], capture_output=True, text=True)
+        return out.stdout.strip()
+
+    def close(self):
+        for n in (self.primary, self.backup):
+            if n:
+                n.kill()
+                try:
+                    n.wait(10)
+                except subprocess.TimeoutExpired:
+                    pass
+        subprocess.run([os.path.join(ROOT, "scripts", "ft-topology"), "down", self.prefix])

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""test_ft.py — FT end to end with real processes and namespaces (scripts/ft-topology): the bundled
+guest's kvd under `ftvm primary` on host A and `ftvm backup` on host B, a client on its own host.
+
+usage: test_ft.py SCENARIO [--seed N] [--rounds N]
+  primary-crash  SIGKILL the primary at random moments while a client writes; the backup goes live;
+                 every acknowledged write reads back, the client's connection survives.
+  backup-crash   SIGKILL the backup; the primary runs on; the client's pause stays near the timeout.
+  partition      cut only the logging link; exactly one side runs on, the other halts (exit 6);
+                 every acknowledged write reads back.
+  divergence     the backup perturbs one input (test hook); it reports the divergence and ends FT
+                 (exit 3); the primary wins the arbiter and runs on.
+Prints one JSON line per round and exits non-zero on the first failed check.
+"""
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ftlab  # noqa: E402
+import kvclient  # noqa: E402
+
+CLIENT = os.path.join(ftlab.HERE, "kvclient.py")
+
+
+def check(cond, what, lab=None):
+    if not cond:
+        if lab:
+            for n in (lab.primary, lab.backup):
+                if n:
+                    print(f"--- {n.name} output (tail) ---\n{n.output()[-4000:]}", file=sys.stderr)
+        raise SystemExit(f"FAILED: {what}")
+
+
+def start_writer(lab, logfile, count, delay_ms, prefix):
+    return subprocess.Popen(
+        ["ip", "netns", "exec", lab.ns("cl"), "python3", CLIENT, "write", ftlab.GUEST_IP, "--count", str(count),
+         "--delay-ms", str(delay_ms), "--prefix", prefix, "--log", logfile],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_writer(proc, lab, timeout=180):
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        check(False, f"client did not finish in {timeout}s: {err[-2000:]}", lab)
+    check(proc.returncode == 0, f"client failed ({proc.returncode}): {err[-2000:]}", lab)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def verify(lab, logfile):
+    out = lab.client(["python3", CLIENT, "verify", ftlab.GUEST_IP, "--log", logfile], capture_output=True, text=True)
+    check(out.returncode == 0, f"verification failed: {out.stdout} {out.stderr[-2000:]}", lab)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def acked_lines(logfile):
+    with open(logfile) as f:
+        return sum(1 for line in f if line.strip())
+
+
+def scenario_primary_crash(lab, rnd, workdir, r):
+    logfile = os.path.join(workdir, f"acked-{r}.txt")
+    count = 400
+    writer = start_writer(lab, logfile, count, 4, f"p{r}-")
+    # Kill only once writes are flowing, at a random moment.
+    deadline = time.monotonic() + 60
+    while acked_lines(logfile) < 20 and time.monotonic() < deadline and writer.poll() is None:
+        time.sleep(0.05)
+    time.sleep(rnd.uniform(0.0, 1.5))
+    acked_at_kill = acked_lines(logfile)
+    lab.primary.kill()
+    t_kill = time.monotonic()
+    lab.backup.wait_for("live as primary", 30)
+    summary = finish_writer(writer, lab)
+    check(summary["acked"] == count, f"client got {summary['acked']} of {count} writes acknowledged", lab)
+    v = verify(lab, logfile)
+    st = json.loads(lab.status("backup"))
+    check(st["state"] == "alone" and st["failovers"] == 1, f"backup status after failover: {st}", lab)
+    return {"killed_after_acked": acked_at_kill, "acked": summary["acked"], "verified": v["verified"],
+            "reconnects": summary["reconnects"], "max_gap_s": summary["max_gap_s"],
+            "golive_s": round(time.monotonic() - t_kill, 2)}
+
+
+def scenario_backup_crash(lab, rnd, workdir, r):
+    logfile = os.path.join(workdir, f"acked-{r}.txt")
+    count = 300
+    writer = start_writer(lab, logfile, count, 4, f"b{r}-")
+    while acked_lines(logfile) < 20 and writer.poll() is None:
+        time.sleep(0.05)
+    time.sleep(rnd.uniform(0.0, 1.0))
+    lab.backup.kill()
+    lab.primary.wait_for("won the arbiter", 30)
+    summary = finish_writer(writer, lab)
+    check(summary["acked"] == count, f"client got {summary['acked']} of {count} acknowledged", lab)
+    v = verify(lab, logfile)
+    st = json.loads(lab.status("primary"))
+    check(st["state"] == "alone", f"primary status after losing the backup: {st}", lab)
+    # The client may pause for the detection timeout plus the arbiter claim, not much more.
+    check(summary["max_gap_s"] < lab.timeout_ms / 1000.0 + 2.0, f"client paused {summary['max_gap_s']} s", lab)
+    return {"acked": summary["acked"], "verified": v["verified"], "reconnects": summary["reconnects"],
+            "max_gap_s": summary["max_gap_s"]}
+
+
+def scenario_partition(lab, rnd, workdir, r):
+    logfile = os.path.join(workdir, f"acked-{r}.txt")
+    count = 300
+    writer = start_writer(lab, logfile, count, 4, f"n{r}-")
+    while acked_lines(logfile) < 20 and writer.poll() is None:
+        time.sleep(0.05)
+    subprocess.run([os.path.join(ftlab.ROOT, "scripts", "ft-topology"), "cut-log", lab.prefix], check=True)
+    # Both sides lose each other; exactly one wins the arbiter, the other halts with exit 6.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and lab.primary.proc.poll() is None and lab.backup.proc.poll() is None:
+        time.sleep(0.1)
+    halted = [n for n in (lab.primary, lab.backup) if n.proc.poll() is not None]
+    check(len(halted) == 1, "exactly one side must stop after the partition", lab)
+    loser = halted[0]
+    winner = lab.backup if loser is lab.primary else lab.primary
+    check(loser.proc.returncode == 6, f"{loser.name} exit {loser.proc.returncode}, expected 6 (halted)", lab)
+    check("halting this VM for good" in loser.output(), f"{loser.name} did not say it halts", lab)
+    summary = finish_writer(writer, lab)
+    check(summary["acked"] == count, f"client got {summary['acked']} of {count} acknowledged", lab)
+    v = verify(lab, logfile)
+    check(winner.proc.poll() is None, f"{winner.name} must still run", lab)
+    return {"winner": winner.name, "acked": summary["acked"], "verified": v["verified"],
+            "reconnects": summary["reconnects"], "max_gap_s": summary["max_gap_s"]}
+
+
+def scenario_divergence(lab, rnd, workdir, r):
+    # The backup was started with --perturb-lsn: it must stop with a precise report.
+    rc = lab.backup.wait(120)
+    out = lab.backup.output()
+    check(rc == 3, f"backup exit {rc}, expected 3 (diverged)", lab)
+    check("divergence at icount" in out, "backup did not name the divergence", lab)
+    lab.primary.wait_for("won the arbiter", 30)
+    logfile = os.path.join(workdir, f"acked-{r}.txt")
+    writer = start_writer(lab, logfile, 50, 0, f"d{r}-")
+    summary = finish_writer(writer, lab)
+    check(summary["acked"] == 50, "primary must serve after the divergence", lab)
+    st = json.loads(lab.status("primary"))
+    check(st["state"] == "alone", f"primary status after the divergence: {st}", lab)
+    line = next(l for l in out.splitlines() if "divergence at icount" in l)
+    return {"report": line.strip()[:200], "acked_after": summary["acked"]}
+
+
+SCENARIOS = {
+    "primary-crash": scenario_primary_crash,
+    "backup-crash": scenario_backup_crash,
+    "partition": scenario_partition,
+    "divergence": scenario_divergence,
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("scenario", choices=sorted(SCENARIOS))
+    ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--rounds", type=int, default=1)
+    a = ap.parse_args()
+    if not os.path.exists(os.path.join(ftlab.guest_dir(), "Image")):
+        print(f"SKIP: no bundled guest in {ftlab.guest_dir()} (run guest/build)")
+        return 77
+    rnd = random.Random(a.seed)
+    print(json.dumps({"scenario": a.scenario, "seed": a.seed}), flush=True)
+    for r in range(a.rounds):
+        workdir = tempfile.mkdtemp(prefix=f"ftvm-{a.scenario}-")
+        extra_backup = ["--perturb-lsn", str(rnd.randrange(100, 2000))] if a.scenario == "divergence" else []
+        lab = ftlab.Lab(f"f{os.getpid() % 10000}{r}", workdir, extra_backup=extra_backup)
+        try:
+            lab.start()
+            result = SCENARIOS[a.scenario](lab, rnd, workdir, r)
+            print(json.dumps({"round": r, **result}), flush=True)
+        finally:
+            lab.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
