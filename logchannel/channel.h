@@ -36,6 +36,7 @@
 #ifndef FTVM_LOGCHANNEL_CHANNEL_H
 #define FTVM_LOGCHANNEL_CHANNEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -79,6 +80,12 @@ struct channel_config {
 	unsigned timeout_ms;       /* peer silence that fails the channel (default 1000) */
 	unsigned connect_timeout_ms; /* TCP connect + handshake (default 5000) */
 	unsigned ack_every;        /* receiver acks at least every N records (default 64) */
+	/*
+	 * Receiver: acknowledge records as soon as the channel thread has them in the ring,
+	 * without waiting for channel_ack() — "received" in the Output Rule's sense, one thread
+	 * hop shorter. Off by default: then an LSN is acked once the consumer called channel_ack().
+	 */
+	bool ack_on_receipt;
 	enum channel_transport transport;
 	channel_failure_fn *on_failure; /* optional, called once from the channel thread */
 	void *opaque;

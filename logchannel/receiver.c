@@ -56,7 +56,8 @@ int channel_recv(struct channel *ch, uint64_t *lsn, void *buf, size_t cap, size_
 			if (n > cap)
 				return -EMSGSIZE;
 			*lsn = chproto_get64(ent);
-			chring_get(&ch->ring, tail + sizeof(ent), buf, n);
+			if (n)
+				chring_get(&ch->ring, tail + sizeof(ent), buf, n);
 			chring_release(&ch->ring, tail + sizeof(ent) + n);
 			atomic_thread_fence(memory_order_seq_cst);
 			if (atomic_load_explicit(&ch->rx_throttled, memory_order_relaxed))
@@ -103,12 +104,15 @@ static bool ack_directly(struct channel *ch, uint64_t lsn)
 
 void channel_ack(struct channel *ch, uint64_t lsn)
 {
+	/* A maximum: with ack_on_receipt the channel thread raises it too. */
 	uint64_t prev = atomic_load_explicit(&ch->ack_req, memory_order_relaxed);
-	if (lsn <= prev)
-		return;
-	atomic_store_explicit(&ch->ack_req, lsn, memory_order_relaxed);
+	do {
+		if (lsn <= prev)
+			return;
+	} while (!atomic_compare_exchange_weak_explicit(&ch->ack_req, &prev, lsn,
+							memory_order_relaxed, memory_order_relaxed));
 	uint64_t sent = atomic_load_explicit(&ch->ack_sent, memory_order_relaxed);
-	if (lsn - sent >= ch->cfg.ack_every || ring_empty(ch)) {
+	if (ch->cfg.ack_on_receipt || lsn - sent >= ch->cfg.ack_every || ring_empty(ch)) {
 		if (!ack_directly(ch, lsn))
 			chan_wake(&ch->thread_wake);
 	}
@@ -144,7 +148,8 @@ static int receiver_handle(struct channel *ch, const struct chproto_hdr *h, cons
 		chproto_put32(ent + 8, h->len);
 		chproto_put32(ent + 12, 0);
 		chring_put(&ch->ring, head, ent, sizeof(ent));
-		chring_put(&ch->ring, head + sizeof(ent), payload, h->len);
+		if (h->len)
+			chring_put(&ch->ring, head + sizeof(ent), payload, h->len);
 		chring_publish(&ch->ring, head + need);
 		ch->expect_lsn++;
 		chan_stat_add(&ch->st_records, 1);
@@ -165,7 +170,8 @@ static bool ack_due(struct channel *ch)
 {
 	uint64_t req = atomic_load_explicit(&ch->ack_req, memory_order_relaxed);
 	uint64_t sent = atomic_load_explicit(&ch->ack_sent, memory_order_relaxed);
-	return req > sent && (req - sent >= ch->cfg.ack_every || ring_empty(ch));
+	return req > sent &&
+	       (ch->cfg.ack_on_receipt || req - sent >= ch->cfg.ack_every || ring_empty(ch));
 }
 
 static void queue_ack(struct channel *ch)
@@ -253,8 +259,11 @@ void *chan_receiver_thread(void *arg)
 		}
 		atomic_store_explicit(&ch->rx_throttled, throttled, memory_order_relaxed);
 		published = chring_head(&ch->ring, memory_order_relaxed) != head0;
-		if (published)
+		if (published) {
 			chan_wake(&ch->app_wake);
+			if (ch->cfg.ack_on_receipt) /* one ACK per batch read, sent next turn */
+				channel_ack(ch, ch->expect_lsn - 1);
+		}
 		if (!chan_up(ch))
 			break;
 		ch->tx_blocked = want_out;

@@ -83,7 +83,8 @@ int channel_send(struct channel *ch, uint64_t lsn, const void *buf, size_t len)
 	}
 	chproto_encode(hdr, CHPROTO_RECORD, lsn, buf, (uint32_t)len);
 	chring_put(&ch->ring, head, hdr, sizeof(hdr));
-	chring_put(&ch->ring, head + sizeof(hdr), buf, len);
+	if (len)
+		chring_put(&ch->ring, head + sizeof(hdr), buf, len);
 	atomic_store_explicit(&ch->sent_lsn, lsn, memory_order_relaxed);
 	chring_publish(&ch->ring, head + need);
 	ch->next_lsn = lsn + 1;

@@ -377,6 +377,62 @@ static void test_backpressure(void **state)
 	free(buf);
 }
 
+/* ack_on_receipt: the backup's channel thread acks what it holds, before anyone consumes it. */
+static void test_ack_on_receipt(void **state)
+{
+	struct channel_config pc, bc;
+	struct channel *p, *b;
+	uint8_t buf[64] = { 0 };
+
+	base_config(&pc);
+	base_config(&bc);
+	bc.ack_on_receipt = true;
+	open_pair(&pc, &bc, &p, &b);
+	for (uint64_t lsn = 1; lsn <= 1000; lsn++)
+		assert_int_equal(channel_send_wait(p, lsn, buf, sizeof(buf), 2000), 0);
+	/* Nobody calls channel_recv() or channel_ack(), and still every record is acked. */
+	assert_int_equal(channel_wait_acked(p, 1000, 2000), 0);
+	struct channel_stats bs;
+	channel_get_stats(b, &bs);
+	assert_true(bs.queued_bytes == 1000 * (16 + sizeof(buf)));
+	assert_true(bs.acks >= 1 && bs.acks < 1000);
+	/* The records are all still there, in order, and a late channel_ack() is harmless. */
+	for (uint64_t lsn = 1; lsn <= 1000; lsn++) {
+		uint64_t got;
+		size_t len;
+		assert_int_equal(channel_recv(b, &got, buf, sizeof(buf), &len, 1000), 0);
+		assert_true(got == lsn);
+		channel_ack(b, got);
+	}
+	assert_int_equal(channel_state(p), CHANNEL_UP);
+	assert_int_equal(channel_state(b), CHANNEL_UP);
+	channel_close(p);
+	channel_close(b);
+}
+
+/* Without it, nothing is acked before the consumer says so. */
+static void test_ack_waits_for_consumer(void **state)
+{
+	struct channel_config pc, bc;
+	struct channel *p, *b;
+	uint8_t buf[64] = { 0 };
+	uint64_t got;
+	size_t len;
+
+	base_config(&pc);
+	base_config(&bc);
+	open_pair(&pc, &bc, &p, &b);
+	for (uint64_t lsn = 1; lsn <= 10; lsn++)
+		assert_int_equal(channel_send(p, lsn, buf, sizeof(buf)), 0);
+	assert_int_equal(channel_wait_acked(p, 1, 3 * HB_MS), -ETIMEDOUT);
+	assert_int_equal(channel_recv(b, &got, buf, sizeof(buf), &len, 1000), 0);
+	channel_ack(b, got);
+	assert_int_equal(channel_wait_acked(p, 1, 1000), 0);
+	assert_true(channel_acked_lsn(p) == 1); /* exactly what was acked, no more */
+	channel_close(p);
+	channel_close(b);
+}
+
 /* ---- 3. handshake refusals ---- */
 
 static void test_refuse_vm_id_and_epoch(void **state)
@@ -1109,6 +1165,8 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_refuse_vm_id_and_epoch),
+		cmocka_unit_test(test_ack_on_receipt),
+		cmocka_unit_test(test_ack_waits_for_consumer),
 		cmocka_unit_test(test_refuse_version_and_malformed),
 		cmocka_unit_test(test_bad_frames_to_backup),
 		cmocka_unit_test(test_backup_acks_blocked),
