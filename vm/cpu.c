@@ -492,22 +492,31 @@ out:
 
 enum cpu_stop_reason cpu_run(struct cpu *cpu, icount_t limit)
 {
+	enum cpu_stop_reason why;
 	for (;;) {
-		if (cpu->icount >= limit)
-			return CPU_STOP_LIMIT;
+		if (cpu->icount >= limit) {
+			why = CPU_STOP_LIMIT;
+			break;
+		}
 		if (cpu->stop_requested) {
-			cpu->stop_requested = false;
-			return CPU_STOP_REQUESTED;
+			why = CPU_STOP_REQUESTED;
+			break;
 		}
 		if (cpu->waiting) {
-			if (!cpu_wfi_wakeup(cpu))
-				return CPU_STOP_WFI;
+			if (!cpu_wfi_wakeup(cpu)) {
+				why = CPU_STOP_WFI;
+				break;
+			}
 			cpu->waiting = false;
 		}
 		if (cpu->irq_ready)
 			cpu_take_interrupt(cpu);
 		execute(cpu, limit);
 	}
+	/* A request made during the run is answered by this return, whatever its reason: it must not
+	 * cut the next run short. */
+	cpu->stop_requested = false;
+	return why;
 }
 
 void cpu_request_stop(struct cpu *cpu)
