@@ -479,6 +479,9 @@ static int remember(struct arbiter *a, unsigned node, uint64_t epoch, unsigned w
 	struct record *r = &a->rec[node];
 	unsigned keep = MIN(r->count, RECORD_HISTORY - 1);
 
+	if (r->count && r->d[0].epoch >= epoch)
+		return 0; /* step 0 saw no later epoch; this one is already listed */
+
 	memmove(&r->d[1], &r->d[0], keep * sizeof(r->d[0]));
 	r->d[0].epoch = epoch;
 	r->d[0].winner = winner;
