@@ -201,7 +201,10 @@ const char *channel_state_name(enum channel_state state);
  */
 int channel_flush(struct channel *ch, int timeout_ms) FTVM_MUST_CHECK;
 
-/* Send BYE (best effort), stop the channel thread, close the socket, free everything. */
+/*
+ * Send BYE (best effort), stop the channel thread, close the socket, free everything. No other
+ * thread may be inside a call on @ch, or make one after: the caller orders that.
+ */
 void channel_close(struct channel *ch);
 
 #endif

@@ -142,7 +142,6 @@ int channel_flush(struct channel *ch, int timeout_ms)
 		int left = chnet_remaining_ms(deadline);
 		if (left == 0)
 			return -ETIMEDOUT;
-		ch->want_room = ch->ring.cap; /* wake me when everything is written */
 		chan_sleep(ch, &ch->app_wake, drained_or_down, left);
 	}
 }
