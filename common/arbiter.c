@@ -5,20 +5,20 @@
  * copies of its decision record; then for each epoch slot and each node two copies of that node's
  * Disk Paxos block. Only a block's owner writes it. Every sector carries magic, format version,
  * kind, its own index, the area id and VM name, and a CRC32C. A node writes its block or record
- * alternately to copy (seq & 1); readers take the valid copy with the higher seq, so a write torn
- * by a crash leaves the previous state readable instead of a hole.
+ * alternately to copy (seq & 1), so a write torn by a crash leaves the previous state readable
+ * instead of a hole; read_pair() says how readers pick a copy.
  *
  * claim(e, node), one attempt (claim_once):
- *   0. Read every node's record. If one already names e's winner, answer from it. If one holds an
- *      epoch above e, refuse (-ESTALE).
+ *   0. Read every node's record. If one holds an epoch above e, refuse (-ESTALE). Else if one
+ *      already names e's winner, answer from it.
  *   1. Read every block of slot e % slots (a block of an older epoch counts as empty; one of a newer
  *      epoch means e is superseded: -ESTALE). Keep our own block's bal/inp: they may be what made a
  *      value chosen before we crashed.
  *   2. Phase 1: pick a ballot above every mbal seen (low bits = our node id), write our block with
- *      mbal = ballot, read every other block. A higher mbal means contention: back off, go to 1.
+ *      mbal = ballot, read every other block. A higher mbal means contention: back off, go to 0.
  *      Otherwise adopt the inp of the block with the highest bal, or our own node id if none.
  *   3. Phase 2: write bal = ballot, inp = value; read every other block again; a higher mbal: go
- *      to 1. Otherwise the value is chosen.
+ *      to 0. Otherwise the value is chosen.
  *   4. Append (e, value) to our record; return WON if value == node, LOST otherwise.
  * I/O errors restart the attempt after a backoff (the disk may come back); corruption and foreign
  * sectors end the claim with an error: no claim is granted on doubt.
@@ -71,6 +71,7 @@ static const uint8_t ARB_MAGIC[8] = { 'F', 'T', 'V', 'M', 'A', 'R', 'B', '1' };
 #define OFF_REC_COUNT (OFF_PAYLOAD + 8u)
 #define OFF_REC_ENTRIES (OFF_PAYLOAD + 16u)
 #define REC_ENTRY_SIZE 16u /* epoch u64, winner u32, reserved u32 */
+#define REC_ENTRY_WINNER 8u
 #define RECORD_HISTORY 16u /* decisions each node remembers; fits a 512-byte sector */
 #define OFF_BLK_EPOCH (OFF_PAYLOAD + 8u)
 #define OFF_BLK_MBAL (OFF_PAYLOAD + 16u)
@@ -388,7 +389,7 @@ static int read_record(struct arbiter *a, unsigned node, struct record *r)
 		const uint8_t *e = s + OFF_REC_ENTRIES + i * REC_ENTRY_SIZE;
 
 		r->d[i].epoch = get_le64(e);
-		r->d[i].winner = get_le32(e + 8);
+		r->d[i].winner = get_le32(e + REC_ENTRY_WINNER);
 		if (r->d[i].epoch == 0 || r->d[i].winner >= a->nodes || (i > 0 && r->d[i].epoch >= r->d[i - 1].epoch))
 			return fail(a->err, -EUCLEAN, "%s entry %u is impossible", what, i);
 	}
@@ -408,7 +409,7 @@ static int write_record(struct arbiter *a, unsigned node, struct record *r)
 		uint8_t *e = a->wbuf + OFF_REC_ENTRIES + i * REC_ENTRY_SIZE;
 
 		put_le64(e, r->d[i].epoch);
-		put_le32(e + 8, r->d[i].winner);
+		put_le32(e + REC_ENTRY_WINNER, r->d[i].winner);
 	}
 	seal_sector(a, a->wbuf, KIND_RECORD, index);
 	return io_write(a, index, a->wbuf);
