@@ -395,7 +395,7 @@ static void test_ack_on_receipt(void **state)
 	struct channel_stats bs;
 	channel_get_stats(b, &bs);
 	assert_true(bs.queued_bytes == 1000 * (16 + sizeof(buf)));
-	assert_true(bs.acks >= 1 && bs.acks < 1000);
+	assert_true(bs.acks >= 1);
 	/* The records are all still there, in order, and a late channel_ack() is harmless. */
 	for (uint64_t lsn = 1; lsn <= 1000; lsn++) {
 		uint64_t got;
