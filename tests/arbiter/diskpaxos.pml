@@ -16,7 +16,8 @@
  * Deliberately broken variants (the test expects spin to find a violation in each, proving the
  * model can fail): -DBROKEN_SKIP_PHASE2_READ decides right after the phase-2 write;
  * -DBROKEN_SINGLE_COPY keeps one copy per block and reads a garbled block as empty;
- * -DBROKEN_NO_REREAD trusts the valid copy of a half-garbled block without reading it again.
+ * -DBROKEN_NO_REREAD trusts the valid copy of a half-garbled block without reading it again;
+ * -DBROKEN_FORGET_OWN restarts without keeping the node's own accepted ballot and value.
  */
 #ifndef N
 #define N 2
@@ -149,6 +150,9 @@ restart:
 	/* 1. our own block and the highest ballot so far */
 	read_block(me);
 	own_seq = rs; own_mbal = rm; own_bal = rb; own_inp = ri;
+#ifdef BROKEN_FORGET_OWN
+	own_bal = 0; own_inp = NONE; /* a restart that does not keep what it accepted */
+#endif
 	maxm = own_mbal;
 	j = 0;
 	do

@@ -25,7 +25,7 @@ if grep -qE "Search not completed|max search depth too small|out of memory" "$ou
 fi
 echo "model: $(grep -E 'states, stored' "$out" | xargs), no violation, search completed"
 
-for broken in BROKEN_SKIP_PHASE2_READ BROKEN_SINGLE_COPY BROKEN_NO_REREAD; do
+for broken in BROKEN_SKIP_PHASE2_READ BROKEN_SINGLE_COPY BROKEN_NO_REREAD BROKEN_FORGET_OWN; do
 	run "$broken" "-D$broken"
 	if ! grep -q "assertion violated" "$broken/pan.out" || grep -q "errors: 0" "$broken/pan.out"; then
 		echo "FAIL: spin found no violation in the broken variant $broken"; cat "$broken/pan.out"; exit 1
