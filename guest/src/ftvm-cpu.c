@@ -1,8 +1,8 @@
 /*
  * ftvm-cpu.c — the `cpu` workload: a CPU-bound benchmark that prints its score and exits.
  *
- * One round is a fixed mix of work: a Mandelbrot tile (floating point), sorting 4096
- * pseudo-random numbers (integer, branches, calls) and a CRC-32C over 16 KiB (table lookups). The
+ * One round is a fixed mix of work: a Mandelbrot tile (floating point), sorting 1024
+ * pseudo-random numbers (integer, branches, calls) and a CRC-32C over 4 KiB (table lookups). The
  * run lasts FTVM_CPU_SECONDS (default 5; kernel command line ftvm.cpu.seconds=N) or exactly
  * FTVM_CPU_ROUNDS rounds when that is set (ftvm.cpu.rounds=N) — a fixed amount of work whose time
  * can be compared between machines. Output: "cpu: score <rounds per second> (<rounds> rounds in
@@ -16,11 +16,11 @@
 #include <stdlib.h>
 
 #define DEFAULT_SECONDS 5
-#define TILE_W 64
-#define TILE_H 32
+#define TILE_W 32
+#define TILE_H 16
 #define MANDEL_ITER 64
-#define SORT_COUNT 4096
-#define CRC_BYTES (16 * 1024)
+#define SORT_COUNT 1024
+#define CRC_BYTES (4 * 1024)
 
 static unsigned mandelbrot_tile(unsigned round)
 {

@@ -10,12 +10,15 @@ Subcommands (each exits 0 on success, 1 with a message on failure):
                           ready marker, "selftest: PASS" and QEMU exit status 0.
   qemu-selftest-fail GUEST_DIR  the same without a disk: expects "selftest: FAIL" and a nonzero
                           exit status (the test-finisher failure code, see guest/README.md).
+  qemu-workloads GUEST_DIR  `cpu` and `disk` print their scores and power off with status 0.
+  qemu-shell GUEST_DIR    the `shell` workload: busybox applets typed on the console, then poweroff.
   qemu-kvd GUEST_DIR      boots kvd with a user-mode network forward, checks SET/GET round trips
                           from concurrent clients, kills QEMU, boots again on the same disk image
                           and checks every acknowledged value is there.
 """
 import atexit
 import os
+import re
 import signal
 import socket
 import struct
@@ -281,13 +284,16 @@ def test_kvd_host(binary):
 class Qemu:
     """One boot of the bundled guest; console output collected by a thread."""
 
-    def __init__(self, guest_dir, workload, disk=None, netdev_extra="", append_extra=""):
+    def __init__(self, guest_dir, workload, disk=None, netdev_extra="", append_extra="",
+                 console_input=False):
         for name in ("Image", "initramfs.cpio", "fw_dynamic.bin"):
             check(os.path.exists(os.path.join(guest_dir, name)),
                   f"{guest_dir}/{name} missing: run guest/build")
         append = (f"console=ttyS0 panic=1 quiet ftvm.workload={workload} "
                   f"ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off {append_extra}")
-        cmd = ["qemu-system-riscv64", "-M", "virt", "-m", "128M", "-nodefaults", "-display", "none",
+        # One hart and no Sstc, like ftvm's board: the timer goes through SBI.
+        cmd = ["qemu-system-riscv64", "-M", "virt", "-cpu", "rv64,sstc=off", "-smp", "1", "-m", "128M",
+               "-nodefaults", "-display", "none",
                "-serial", "stdio", "-no-reboot",
                "-bios", os.path.join(guest_dir, "fw_dynamic.bin"),
                "-kernel", os.path.join(guest_dir, "Image"),
@@ -300,7 +306,8 @@ class Qemu:
         cmd += ["-netdev", "user,id=n0" + netdev_extra, "-device", "virtio-net-device,netdev=n0",
                 "-device", "virtio-rng-device"]
         self.start = time.monotonic()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if console_input else subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT)
         CHILDREN.append(self.proc)
         self.output = b""
@@ -439,12 +446,54 @@ def test_qemu_kvd(guest_dir):
         check(f", {len(expected)} keys;" in text, "kvd replayed every key on the second boot")
 
 
+def test_qemu_workloads(guest_dir):
+    """cpu and disk run to completion, print their scores and power off with status 0."""
+    vm = Qemu(guest_dir, "cpu", append_extra="ftvm.cpu.rounds=20")
+    status = vm.wait_exit()
+    text = vm.text()
+    print(text)
+    check(re.search(r"^cpu: score \d+ \(20 rounds in \d+ ms, checksum [0-9a-f]{16}\)\r?$", text, re.M),
+          "cpu prints its score")
+    check(status == 0, f"cpu ends with status 0, got {status}")
+    with tempfile.TemporaryDirectory() as tmp:
+        vm = Qemu(guest_dir, "disk", disk=make_disk(tmp, 8 << 20),
+                  append_extra="ftvm.disk.mb=4 ftvm.disk.ops=200")
+        status = vm.wait_exit()
+        text = vm.text()
+        print(text)
+        check(re.search(r"^disk: score seq-write \d+ MB/s, seq-read \d+ MB/s, rand-read \d+ IOPS, "
+                        r"rand-write \d+ IOPS\r?$", text, re.M), "disk prints its score")
+        check(status == 0, f"disk ends with status 0, got {status}")
+    vm = Qemu(guest_dir, "disk")   # no disk: the workload fails and says so in the exit status
+    status = vm.wait_exit()
+    check(status != 0, "disk without a disk ends with a nonzero status")
+
+
+def test_qemu_shell(guest_dir):
+    """busybox on the console: a few applets, then `poweroff` (signals init, which powers off)."""
+    vm = Qemu(guest_dir, "shell", console_input=True)
+    vm.wait_ready()
+    script = (b"echo sum-$((40+2)); ls /usr/bin/kvd; cat /proc/cmdline | grep -c workload=shell; "
+              b"ip addr show lo | grep -c 127.0.0.1; poweroff\n")
+    vm.proc.stdin.write(script)
+    vm.proc.stdin.flush()
+    status = vm.wait_exit()
+    text = vm.text()
+    print(text)
+    lines = [line.strip("\r") for line in text.splitlines()]
+    check("sum-42" in lines, "the shell runs commands")
+    check("/usr/bin/kvd" in lines, "ls sees the guest programs")
+    check(lines.count("1") >= 2, "grep, cat and ip work")
+    check("ftvm-guest: power off (status 0)" in lines and status == 0, f"poweroff ends QEMU with 0, got {status}")
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__)
         return 2
     tests = {"kvd-host": test_kvd_host, "qemu-selftest": test_qemu_selftest,
-             "qemu-selftest-fail": test_qemu_selftest_fail, "qemu-kvd": test_qemu_kvd}
+             "qemu-selftest-fail": test_qemu_selftest_fail, "qemu-kvd": test_qemu_kvd,
+             "qemu-shell": test_qemu_shell, "qemu-workloads": test_qemu_workloads}
     try:
         tests[sys.argv[1]](sys.argv[2])
     except TestFailure as e:
