@@ -277,20 +277,31 @@ static void execute(struct cpu *cpu, icount_t limit)
 	uint64_t pc = cpu->pc;
 	icount_t ic = cpu->icount;
 	const struct cpu_decoded *e;
+	/* The fetch page, cached in locals: stores through x[] could alias struct cpu, so the
+	 * compiler would reload the fields every instruction. Refreshed after every slow path. */
+	uint64_t fetch_vpage = cpu->fetch_vpage;
+	const uint8_t *fetch_host = cpu->fetch_host;
+	struct cpu_decoded *fetch_decoded = cpu->fetch_decoded;
 	struct cpu_decoded slow_entry; /* an instruction fetched off the fast path, decoded uncached */
 	uint32_t raw;
 
 #define SYNC() do { cpu->pc = pc; cpu->icount = ic; } while (0)
+#define RELOAD_FETCH()                                                                               \
+	do {                                                                                         \
+		fetch_vpage = cpu->fetch_vpage;                                                      \
+		fetch_host = cpu->fetch_host;                                                        \
+		fetch_decoded = cpu->fetch_decoded;                                                  \
+	} while (0)
 #define RS1 x[e->rs1]
 #define RS2 x[e->rs2]
 #define IMM ((uint64_t)(int64_t)e->imm)
 #define DISPATCH()                                                                                   \
 	do {                                                                                         \
-		uint64_t off_ = pc - cpu->fetch_vpage;                                               \
+		uint64_t off_ = pc - fetch_vpage;                                                    \
 		if (unlikely(off_ > CPU_PAGE_SIZE - 4))                                              \
 			goto fetch_slow;                                                             \
-		memcpy(&raw, cpu->fetch_host + off_, 4);                                             \
-		struct cpu_decoded *d_ = &cpu->fetch_decoded[off_ >> 1];                             \
+		memcpy(&raw, fetch_host + off_, 4);                                                  \
+		struct cpu_decoded *d_ = &fetch_decoded[off_ >> 1];                                  \
 		if (unlikely(d_->raw != raw))                                                        \
 			cpu_decode(d_, raw);                                                         \
 		e = d_;                                                                              \
@@ -313,6 +324,7 @@ static void execute(struct cpu *cpu, icount_t limit)
 		x[0] = 0;                                                                            \
 		if (++ic >= limit || needs_attention(cpu))                                           \
 			goto out;                                                                    \
+		RELOAD_FETCH();                                                                      \
 		DISPATCH();                                                                          \
 	} while (0)
 #define LOAD(type)                                                                                   \
@@ -356,6 +368,7 @@ fetch_slow:
 	SYNC();
 	if (!cpu_fetch_slow(cpu, &raw))
 		goto exception;
+	RELOAD_FETCH();
 	cpu_decode(&slow_entry, raw);
 	e = &slow_entry;
 	goto *handlers[e->op];
@@ -474,10 +487,12 @@ exception:
 	pc = cpu->pc;
 	if (++ic >= limit || needs_attention(cpu))
 		goto out;
+	RELOAD_FETCH();
 	DISPATCH();
 out:
 	SYNC();
 #undef SYNC
+#undef RELOAD_FETCH
 #undef RS1
 #undef RS2
 #undef IMM
