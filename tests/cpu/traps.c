@@ -184,25 +184,25 @@ static void u_body(void)
 static uint64_t trap_log[16][3];
 static unsigned trap_log_n;
 
-static int log_hook(struct rt_frame *f, uint64_t cause)
+static void log_trap(uint64_t cause, uint64_t tval)
 {
 	if (trap_log_n < 16) {
 		trap_log[trap_log_n][0] = cause;
 		trap_log[trap_log_n][1] = rt_last.priv << 4 | rt_last.mode;
-		trap_log[trap_log_n][2] = CSR_READ(mtval);
+		trap_log[trap_log_n][2] = tval;
 		trap_log_n++;
 	}
+}
+
+static int log_hook(struct rt_frame *f, uint64_t cause)
+{
+	log_trap(cause, CSR_READ(mtval));
 	return 0;
 }
 
 static int slog_hook(struct rt_frame *f, uint64_t cause)
 {
-	if (trap_log_n < 16) {
-		trap_log[trap_log_n][0] = cause;
-		trap_log[trap_log_n][1] = rt_last.priv << 4 | rt_last.mode;
-		trap_log[trap_log_n][2] = CSR_READ(stval);
-		trap_log_n++;
-	}
+	log_trap(cause, CSR_READ(stval));
 	return 0;
 }
 

@@ -53,31 +53,24 @@ _start:
 	ld sp, (2 * 8)(sp)
 .endm
 
+/* A trap vector: frame on the stack, epc in it, the C handler, then xRET. */
+.macro VECTOR name, epc, handler, xret
 	.balign 4
-	.globl rt_mvector
-rt_mvector:
+	.globl \name
+\name:
 	SAVE_ALL
-	csrr t0, mepc
+	csrr t0, \epc
 	sd t0, (32 * 8)(sp)
 	mv a0, sp
-	call rt_mtrap
+	call \handler
 	ld t0, (32 * 8)(sp)
-	csrw mepc, t0
+	csrw \epc, t0
 	RESTORE_ALL
-	mret
+	\xret
+.endm
 
-	.balign 4
-	.globl rt_svector
-rt_svector:
-	SAVE_ALL
-	csrr t0, sepc
-	sd t0, (32 * 8)(sp)
-	mv a0, sp
-	call rt_strap
-	ld t0, (32 * 8)(sp)
-	csrw sepc, t0
-	RESTORE_ALL
-	sret
+	VECTOR rt_mvector, mepc, rt_mtrap, mret
+	VECTOR rt_svector, sepc, rt_strap, sret
 
 /* void rt_run_in(unsigned priv, void (*fn)(void)) */
 	.globl rt_run_in
