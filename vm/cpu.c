@@ -365,13 +365,14 @@ static void execute(struct cpu *cpu, icount_t limit)
 	DISPATCH();
 
 fetch_slow:
+	/* Off the code page (a jump, a page crossing, MMIO code, an empty fetch cache). */
 	SYNC();
 	if (!cpu_fetch_slow(cpu, &raw))
 		goto exception;
 	RELOAD_FETCH();
-	cpu_decode(&slow_entry, raw);
-	e = &slow_entry;
-	goto *handlers[e->op];
+	if (likely(pc - fetch_vpage <= CPU_PAGE_SIZE - 4))
+		DISPATCH(); /* the new page is cached now */
+	goto decode_uncached;
 
 op_decode:
 	/* A fresh entry whose raw bits happened to match memory: decode it now. */
@@ -381,11 +382,20 @@ op_decode:
 op_illegal:
 	if (e != &slow_entry) {
 		/* Possibly the empty fetch cache's no-code page: fetch for real before trusting it. */
-		goto fetch_slow;
+		SYNC();
+		if (!cpu_fetch_slow(cpu, &raw))
+			goto exception;
+		RELOAD_FETCH();
+		goto decode_uncached;
 	}
 	SYNC();
 	cpu_raise_exception(cpu, EXC_ILLEGAL_INSN, (uint32_t)e->imm);
 	goto exception;
+
+decode_uncached:
+	cpu_decode(&slow_entry, raw);
+	e = &slow_entry;
+	goto *handlers[e->op];
 
 op_lui: x[e->rd] = IMM; NEXT();
 op_auipc: x[e->rd] = pc + IMM; NEXT();

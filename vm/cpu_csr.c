@@ -135,8 +135,16 @@ static void set_priv(struct cpu *cpu, enum cpu_priv priv)
 {
 	if (cpu->priv != priv) {
 		cpu->priv = priv;
-		cpu_tlb_flush(cpu);
+		cpu_tlb_select(cpu);
 	}
+}
+
+static void set_mstatus(struct cpu *cpu, uint64_t value)
+{
+	uint64_t old = cpu->mstatus;
+	cpu->mstatus = value;
+	if ((old ^ value) & MSTATUS_TRANSLATION)
+		cpu_tlb_mstatus_changed(cpu, old);
 }
 
 static void trap(struct cpu *cpu, uint64_t cause, uint64_t tval, bool interrupt)
@@ -164,9 +172,7 @@ static void trap(struct cpu *cpu, uint64_t cause, uint64_t tval, bool interrupt)
 		cpu->mtval = tval;
 		cpu->pc = (cpu->mtvec & ~MTVEC_MODE_MASK) +
 			  ((interrupt && (cpu->mtvec & MTVEC_MODE_MASK) == MTVEC_MODE_VECTORED) ? cause * 4 : 0);
-		if ((cpu->mstatus ^ s) & MSTATUS_TRANSLATION)
-			cpu_tlb_flush(cpu);
-		cpu->mstatus = s;
+		set_mstatus(cpu, s);
 		set_priv(cpu, PRIV_M);
 	}
 	cpu_update_irq(cpu);
@@ -218,9 +224,7 @@ static void write_mstatus(struct cpu *cpu, uint64_t value)
 {
 	uint64_t s = (cpu->mstatus & ~MSTATUS_WRITABLE) | (value & MSTATUS_WRITABLE);
 	s = (s & ~MSTATUS_SD) | MSTATUS_XLEN_FIELDS;
-	if ((cpu->mstatus ^ s) & MSTATUS_TRANSLATION)
-		cpu_tlb_flush(cpu);
-	cpu->mstatus = s;
+	set_mstatus(cpu, s);
 	cpu_update_irq(cpu);
 }
 
@@ -464,9 +468,7 @@ static void do_mret(struct cpu *cpu)
 	s &= ~MSTATUS_MPP; /* MPP = U */
 	if (prev != PRIV_M)
 		s &= ~MSTATUS_MPRV;
-	if ((cpu->mstatus ^ s) & MSTATUS_TRANSLATION)
-		cpu_tlb_flush(cpu);
-	cpu->mstatus = s;
+	set_mstatus(cpu, s);
 	cpu->pc = cpu->mepc;
 	set_priv(cpu, prev);
 	cpu_update_irq(cpu);
@@ -479,9 +481,7 @@ static void do_sret(struct cpu *cpu)
 	s = (s & ~MSTATUS_SIE) | ((s & MSTATUS_SPIE) ? MSTATUS_SIE : 0);
 	s |= MSTATUS_SPIE;
 	s &= ~(MSTATUS_SPP | MSTATUS_MPRV);
-	if ((cpu->mstatus ^ s) & MSTATUS_TRANSLATION)
-		cpu_tlb_flush(cpu);
-	cpu->mstatus = s;
+	set_mstatus(cpu, s);
 	cpu->pc = cpu->sepc;
 	set_priv(cpu, prev);
 	cpu_update_irq(cpu);

@@ -52,7 +52,12 @@ enum cpu_exception {
 #define CPU_TLB_BITS 8
 #define CPU_TLB_SIZE (1u << CPU_TLB_BITS)
 #define CPU_TLB_INVALID 1ull /* never equal to a page-aligned address */
-#define CPU_DCACHE_SLOTS 128
+#define CPU_DCACHE_SLOTS 512
+#define CPU_TLB_REGIMES 3 /* U, S, M */
+struct cpu_tlb_entry {
+	uint64_t vpage;      /* CPU_TLB_INVALID when empty */
+	uintptr_t addend;
+};
 struct cpu_decoded;
 struct cpu_decoded_page;
 enum cpu_access { CPU_ACCESS_FETCH, CPU_ACCESS_LOAD, CPU_ACCESS_STORE, CPU_ACCESS_KINDS };
@@ -94,14 +99,14 @@ struct cpu {
 	struct cpu_stats stats;
 	/* The integer core may add its translation cache and decode state below. */
 
-	/* Software TLB, one direct-mapped table per access kind (enum cpu_access). An entry maps the
-	 * 4 KiB virtual page vpage to RAM: host address = vaddr + addend. It is valid only for the
-	 * translation regime in force when it was filled (priv, satp, MPRV/MPP, SUM, MXR), so every
-	 * change of those flushes all tables. Store entries exist only for pages whose PTE is dirty. */
-	struct cpu_tlb_entry {
-		uint64_t vpage;      /* CPU_TLB_INVALID when empty */
-		uintptr_t addend;
-	} tlb[CPU_ACCESS_KINDS][CPU_TLB_SIZE];
+	/* Software TLB: for each translation regime (the privilege an access is translated for: U, S
+	 * or M) one direct-mapped table per access kind (enum cpu_access). An entry maps the 4 KiB
+	 * virtual page vpage to RAM: host address = vaddr + addend. tlb[kind] points at the table of
+	 * the regime in force, so a privilege change only re-points it; satp writes and sfence.vma
+	 * flush everything, clearing SUM or MXR flushes the U and S tables. Store entries exist only
+	 * for pages whose PTE is dirty. */
+	struct cpu_tlb_entry tlb_sets[CPU_TLB_REGIMES][CPU_ACCESS_KINDS][CPU_TLB_SIZE];
+	struct cpu_tlb_entry *tlb[CPU_ACCESS_KINDS];
 	/* The code page the hart executes from: pc - fetch_vpage < CPU_PAGE_SIZE means the bytes are at
 	 * fetch_host + (pc - fetch_vpage). Refilled on a page crossing, jump out or TLB flush. */
 	uint64_t fetch_vpage;
@@ -154,6 +159,10 @@ bool cpu_translate_atomic(struct cpu *cpu, uint64_t vaddr, unsigned size, bool i
  * Returns false after raising the fault. */
 bool cpu_fetch_slow(struct cpu *cpu, uint32_t *insn);
 void cpu_tlb_flush(struct cpu *cpu);
+/* Re-points cpu->tlb after a change of priv or of mstatus MPRV/MPP (and drops the code page). */
+void cpu_tlb_select(struct cpu *cpu);
+/* After an mstatus write: flushes or re-points what the change of SUM, MXR, MPRV or MPP needs. */
+void cpu_tlb_mstatus_changed(struct cpu *cpu, uint64_t old_mstatus);
 /* The decoded entries for the code page at host address host_page (claims a dcache slot). */
 struct cpu_decoded *cpu_dcache_page(struct cpu *cpu, const uint8_t *host_page);
 

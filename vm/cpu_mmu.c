@@ -56,6 +56,13 @@ static const enum cpu_exception access_fault_cause[CPU_ACCESS_KINDS] = {
  * whose handler re-fetches through cpu_fetch_slow() before it believes it. */
 static const uint8_t no_code_page[CPU_PAGE_SIZE];
 
+static void set_code_page(struct cpu *cpu, uint64_t vpage, const uint8_t *page)
+{
+	cpu->fetch_vpage = vpage;
+	cpu->fetch_host = page;
+	cpu->fetch_decoded = cpu_dcache_page(cpu, page);
+}
+
 static void forget_code_page(struct cpu *cpu)
 {
 	cpu->fetch_vpage = 0;
@@ -63,12 +70,55 @@ static void forget_code_page(struct cpu *cpu)
 	cpu->fetch_decoded = cpu_dcache_page(cpu, no_code_page);
 }
 
-void cpu_tlb_flush(struct cpu *cpu)
+static void flush_set(struct cpu *cpu, unsigned regime)
 {
 	for (unsigned k = 0; k < CPU_ACCESS_KINDS; k++)
 		for (unsigned i = 0; i < CPU_TLB_SIZE; i++)
-			cpu->tlb[k][i].vpage = CPU_TLB_INVALID;
+			cpu->tlb_sets[regime][k][i].vpage = CPU_TLB_INVALID;
+}
+
+static unsigned regime_of(enum cpu_priv priv)
+{
+	return priv == PRIV_M ? 2 : (unsigned)priv;
+}
+
+/* The privilege loads and stores are translated for (mstatus.MPRV lends M-mode MPP's). */
+static enum cpu_priv data_priv(const struct cpu *cpu)
+{
+	if (cpu->priv == PRIV_M && (cpu->mstatus & MSTATUS_MPRV))
+		return (enum cpu_priv)((cpu->mstatus & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT);
+	return cpu->priv;
+}
+
+void cpu_tlb_select(struct cpu *cpu)
+{
+	unsigned fetch = regime_of(cpu->priv), data = regime_of(data_priv(cpu));
+	if (cpu->tlb[CPU_ACCESS_FETCH] != cpu->tlb_sets[fetch][CPU_ACCESS_FETCH])
+		forget_code_page(cpu);
+	cpu->tlb[CPU_ACCESS_FETCH] = cpu->tlb_sets[fetch][CPU_ACCESS_FETCH];
+	cpu->tlb[CPU_ACCESS_LOAD] = cpu->tlb_sets[data][CPU_ACCESS_LOAD];
+	cpu->tlb[CPU_ACCESS_STORE] = cpu->tlb_sets[data][CPU_ACCESS_STORE];
+}
+
+void cpu_tlb_flush(struct cpu *cpu)
+{
+	for (unsigned r = 0; r < CPU_TLB_REGIMES; r++)
+		flush_set(cpu, r);
 	forget_code_page(cpu);
+	cpu_tlb_select(cpu);
+}
+
+void cpu_tlb_mstatus_changed(struct cpu *cpu, uint64_t old_mstatus)
+{
+	/* Entries only ever grant what the regime allowed when they were filled, so turning SUM or
+	 * MXR on needs nothing; turning one off withdraws rights from U and S translations. */
+	if (old_mstatus & ~cpu->mstatus & (MSTATUS_SUM | MSTATUS_MXR)) {
+		flush_set(cpu, regime_of(PRIV_U));
+		flush_set(cpu, regime_of(PRIV_S));
+		forget_code_page(cpu);
+	}
+	if ((old_mstatus ^ cpu->mstatus) & (MSTATUS_MPRV | MSTATUS_MPP))
+		cpu_tlb_select(cpu);
 }
 
 struct cpu_decoded *cpu_dcache_page(struct cpu *cpu, const uint8_t *host_page)
@@ -110,9 +160,7 @@ static bool leaf_allows(const struct cpu *cpu, uint64_t pte, enum cpu_access kin
 /* Translates vaddr for an access of the given kind; XLATE_OK or the exception cause. */
 static int translate(struct cpu *cpu, uint64_t vaddr, enum cpu_access kind, uint64_t *paddr)
 {
-	enum cpu_priv priv = cpu->priv;
-	if (kind != CPU_ACCESS_FETCH && (cpu->mstatus & MSTATUS_MPRV))
-		priv = (enum cpu_priv)((cpu->mstatus & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT);
+	enum cpu_priv priv = kind == CPU_ACCESS_FETCH ? cpu->priv : data_priv(cpu);
 	if (priv == PRIV_M || (cpu->satp >> SATP_MODE_SHIFT) == 0) {
 		*paddr = vaddr;
 		return XLATE_OK;
@@ -124,7 +172,10 @@ static int translate(struct cpu *cpu, uint64_t vaddr, enum cpu_access kind, uint
 		unsigned shift = CPU_PAGE_SHIFT + SV39_VPN_BITS * (unsigned)level;
 		uint64_t pte_addr = table + ((vaddr >> shift) & ((1u << SV39_VPN_BITS) - 1)) * PTE_SIZE;
 		uint64_t pte;
-		if (bus_read(cpu->bus, pte_addr, PTE_SIZE, &pte) != 0)
+		uint8_t *pte_host = bus_ram_range(cpu->bus, pte_addr, PTE_SIZE);
+		if (pte_host)
+			memcpy(&pte, pte_host, PTE_SIZE);
+		else if (bus_read(cpu->bus, pte_addr, PTE_SIZE, &pte) != 0)
 			return access_fault_cause[kind];
 		if (!(pte & PTE_V) || (!(pte & PTE_R) && (pte & PTE_W)) || (pte & PTE_RESERVED_MASK))
 			return page_fault_cause[kind];
@@ -137,8 +188,12 @@ static int translate(struct cpu *cpu, uint64_t vaddr, enum cpu_access kind, uint
 		if (!leaf_allows(cpu, pte, kind, priv) || ((ppn << CPU_PAGE_SHIFT) & offset_mask))
 			return page_fault_cause[kind];
 		uint64_t updated = pte | PTE_A | (kind == CPU_ACCESS_STORE ? PTE_D : 0);
-		if (updated != pte && bus_write(cpu->bus, pte_addr, PTE_SIZE, updated) != 0)
-			return access_fault_cause[kind];
+		if (updated != pte) {
+			if (pte_host)
+				memcpy(pte_host, &updated, PTE_SIZE);
+			else if (bus_write(cpu->bus, pte_addr, PTE_SIZE, updated) != 0)
+				return access_fault_cause[kind];
+		}
 		*paddr = (ppn << CPU_PAGE_SHIFT & ~offset_mask) | (vaddr & offset_mask);
 		return XLATE_OK;
 	}
@@ -161,15 +216,11 @@ static bool translate_fill(struct cpu *cpu, uint64_t vaddr, enum cpu_access kind
 		return true;
 	}
 	uint64_t vpage = vaddr & CPU_PAGE_MASK;
-	if (kind == CPU_ACCESS_FETCH) {
-		cpu->fetch_vpage = vpage;
-		cpu->fetch_host = page;
-		cpu->fetch_decoded = cpu_dcache_page(cpu, page);
-	} else {
-		struct cpu_tlb_entry *e = &cpu->tlb[kind][(vaddr >> CPU_PAGE_SHIFT) & (CPU_TLB_SIZE - 1)];
-		e->vpage = vpage;
-		e->addend = (uintptr_t)page - (uintptr_t)vpage;
-	}
+	struct cpu_tlb_entry *e = &cpu->tlb[kind][(vaddr >> CPU_PAGE_SHIFT) & (CPU_TLB_SIZE - 1)];
+	e->vpage = vpage;
+	e->addend = (uintptr_t)page - (uintptr_t)vpage;
+	if (kind == CPU_ACCESS_FETCH)
+		set_code_page(cpu, vpage, page);
 	*host = page + (vaddr & ~CPU_PAGE_MASK);
 	return true;
 }
@@ -315,7 +366,12 @@ bool cpu_translate_atomic(struct cpu *cpu, uint64_t vaddr, unsigned size, bool i
 static bool fetch_half(struct cpu *cpu, uint64_t vaddr, uint32_t *half)
 {
 	uint64_t paddr, value;
-	uint8_t *host;
+	uint8_t *host = cpu_tlb_lookup(cpu, CPU_ACCESS_FETCH, vaddr, 2);
+	if (host) {
+		set_code_page(cpu, vaddr & CPU_PAGE_MASK, host - (vaddr & ~CPU_PAGE_MASK));
+		*half = (uint32_t)host_read(host, 2);
+		return true;
+	}
 	if (!translate_fill(cpu, vaddr, CPU_ACCESS_FETCH, &paddr, &host))
 		return false;
 	if (host) {
