@@ -434,10 +434,13 @@ bool cpu_csr_op(struct cpu *cpu, unsigned csr, bool write, unsigned op, uint64_t
 		goto illegal;
 	if (write) {
 		uint64_t nv;
+		/* CSRRS/CSRRC on mip modify the software-writable bits only: the external lines (SEIP
+		 * from the PLIC) read as set must not be latched into mip (privileged spec, mip). */
+		uint64_t base = csr == CSR_MIP ? cpu->mip : value;
 		switch (op & 3) {
 		case 1: nv = src; break;
-		case 2: nv = value | src; break;
-		default: nv = value & ~src; break;
+		case 2: nv = base | src; break;
+		default: nv = base & ~src; break;
 		}
 		if (!csr_write(cpu, csr, nv))
 			goto illegal;
