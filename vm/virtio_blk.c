@@ -143,6 +143,8 @@ static int submit(struct virtio_blk *blk, const struct virtio_chain *chain, enum
 	blk->pending_tail = &p->next;
 	blk->live++;
 	blk->vdev.stats.disk_requests++;
+	log_debug("disk%u: submit %llu op %d sector %llu len %u", blk->vdev.host.index, (unsigned long long)p->req.id,
+		  (int)op, (unsigned long long)sector, len);
 	world->ops->disk_submit(world->ctx, blk->vdev.host.index, &p->req);
 	return 0;
 }
@@ -248,6 +250,8 @@ static int blk_apply(struct virtio_device *dev, const struct vm_event *ev)
 			  (unsigned long long)ev->request, p->req.len, ev->len);
 		return -EINVAL;
 	}
+	log_debug("disk%u: done %llu status %u%s", dev->host.index, (unsigned long long)p->req.id, ev->status,
+		  p->orphan ? " (orphan)" : "");
 	*link = p->next;
 	if (blk->pending_tail == &p->next)
 		blk->pending_tail = link;

@@ -80,6 +80,8 @@ static void update_irq(struct virtio_device *dev)
 	if (level == dev->irq_level)
 		return;
 	dev->irq_level = level;
+	log_debug("%s%u: irq %u %s (status 0x%x)", dev->ops->name, dev->host.index, dev->host.irq, level ? "up" : "down",
+		  dev->interrupt_status);
 	if (dev->host.set_irq)
 		dev->host.set_irq(dev->host.board, dev->host.irq, level);
 }
