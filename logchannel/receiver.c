@@ -234,11 +234,14 @@ void *chan_receiver_thread(void *arg)
 		} else if (ack_due(ch)) {
 			queue_ack(ch);
 		}
-		int wrc = ch->ctl_len && !want_out ? chan_flush_ctl(ch) : 0;
+		/*
+		 * Always try (a full socket costs one failed send): a thread kept busy by incoming
+		 * records may not reach poll() for a while, and must not go quiet meanwhile.
+		 */
+		int wrc = ch->ctl_len ? chan_flush_ctl(ch) : 0;
 		pthread_mutex_unlock(&ch->tx_mu);
-		if (wrc == -EAGAIN)
-			want_out = true;
-		else if (wrc < 0)
+		want_out = wrc == -EAGAIN;
+		if (wrc < 0 && wrc != -EAGAIN)
 			chan_fail_io(ch, -wrc, "write");
 
 		int published = 0;

@@ -235,7 +235,8 @@ void *chan_sender_thread(void *arg)
 		chan_timers(ch, now, 0); /* the silence check */
 		if (!chan_up(ch))
 			break;
-		if (!want_out) {
+		{
+			/* Always try: want_out from an earlier turn may be stale. */
 			pthread_mutex_lock(&ch->tx_mu);
 			/*
 			 * Idle is re-checked under tx_mu: channel_send() may just have written part
@@ -245,12 +246,9 @@ void *chan_sender_thread(void *arg)
 			    now - ch->last_tx_ns >= (uint64_t)ch->cfg.heartbeat_ms * NS_PER_MS)
 				chan_queue_ctl(ch, CHPROTO_HEARTBEAT, 0);
 			int rc = chan_flush_ctl(ch);
-			if (rc == 0)
-				want_out = !write_ring(ch);
+			want_out = rc == -EAGAIN || (rc == 0 && !write_ring(ch));
 			pthread_mutex_unlock(&ch->tx_mu);
-			if (rc == -EAGAIN)
-				want_out = true;
-			else if (rc < 0)
+			if (rc < 0 && rc != -EAGAIN)
 				chan_fail_io(ch, -rc, "write");
 		}
 		if (readable && chan_up(ch)) {
