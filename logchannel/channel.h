@@ -11,9 +11,12 @@
  * Sender (primary):
  *   1. channel_config_init(), fill vm_id/epoch/start_lsn, channel_connect(): handshake done.
  *   2. The vCPU thread calls channel_send() for every record; it copies the record into the ring
- *      and returns at once (no lock, no system call unless the channel thread sleeps). When the
- *      ring is full it returns -EAGAIN: the FT layer pauses the vCPU and retries, or uses
- *      channel_send_wait() which blocks up to a timeout.
+ *      and returns at once (no lock, no blocking). Under a stream it makes no system call: the
+ *      channel thread batches. When the channel was idle and its thread asleep, channel_send()
+ *      writes that one record to the socket itself (non-blocking, guarded by a trylock that
+ *      never waits) to save a thread wake-up on the Output Rule's path. When the ring is full it
+ *      returns -EAGAIN: the FT layer pauses the vCPU and retries, or uses channel_send_wait()
+ *      which blocks up to a timeout.
  *   3. The Output Rule reads channel_acked_lsn() (one atomic load) or blocks in
  *      channel_wait_acked(); channel_peer_icount() gives the backup's executed icount (lag).
  * Receiver (backup):
@@ -134,6 +137,7 @@ int channel_connect(const struct channel_config *cfg, const char *hostport, stru
  * Queue one record. Returns 0; -EAGAIN when the ring is full (nothing queued: retry the same
  * LSN later); -EINVAL if @lsn is not the next LSN; -EMSGSIZE if @len > CHANNEL_MAX_RECORD;
  * -EPIPE if the channel has failed (see channel_error()). Never blocks, never allocates.
+ * Records are framed with a CRC32C here, on the producer's thread.
  */
 int channel_send(struct channel *ch, uint64_t lsn, const void *buf, size_t len) FTVM_MUST_CHECK;
 
