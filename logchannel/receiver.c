@@ -9,9 +9,11 @@
  * that, unread bytes in the socket prove the primary alive, so silence is not counted.
  *
  * The replay thread takes entries with channel_recv() and acknowledges with channel_ack(), which
- * only publishes the LSN; the channel thread sends one cumulative ACK for the highest LSN when
- * ack_every records are unacknowledged, as soon as the consumer drains the ring, and with each
- * heartbeat (every heartbeat_ms, carrying the icount from channel_report_icount()).
+ * publishes the LSN; one cumulative ACK for the highest LSN goes out when ack_every records are
+ * unacknowledged or as soon as the consumer drains the ring — written by channel_ack() itself
+ * when the socket is free (no thread hop), else by the channel thread — and with each heartbeat
+ * (every heartbeat_ms, carrying the icount from channel_report_icount()). With ack_on_receipt the
+ * channel thread acknowledges each batch it has put in the ring.
  */
 #define LOG_MODULE "logchannel"
 #include "logchannel/channel_internal.h"

@@ -2,8 +2,8 @@
  * sender.c — the primary's side of a channel.
  *
  * channel_send() runs on the vCPU thread: it frames the record (header + CRC32C) straight into
- * the SPSC ring and publishes it; it takes no lock and makes no system call unless the channel
- * thread is asleep. The channel thread writes whatever is queued when the socket is writable, in
+ * the SPSC ring and publishes it; it never waits for a lock, and makes a system call only when
+ * the channel was idle (then it writes that record itself, see send_directly()). The channel thread writes whatever is queued when the socket is writable, in
  * one writev() of up to CHAN_WRITE_CHUNK bytes: small records batch by themselves while the
  * socket is busy, and a lone record goes out at once (TCP_NODELAY, no timer), so batching adds no
  * latency. Bytes are freed as soon as the kernel took them — a broken connection is never
@@ -21,7 +21,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "util/crc32c.h"
 #include "util/log.h"
 
 #define NS_PER_MS 1000000ull
