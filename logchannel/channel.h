@@ -165,8 +165,9 @@ void channel_listener_close(struct channel_listener *l);
 /*
  * Wait up to @timeout_ms for one primary and run the handshake. A primary for another VM id,
  * epoch or version is refused (it is told why) and this returns -EPERM / -ESTALE /
- * -EPROTONOSUPPORT (-EPROTO for a malformed HELLO) with the message in @err; the listener stays
- * usable, call again for the next primary.
+ * -EPROTONOSUPPORT, or -EPROTO when its HELLO was malformed, truncated, or did not come within
+ * connect_timeout_ms; the message is in @err. After any of these the listener stays usable: call
+ * again for the next primary. -ETIMEDOUT: nobody connected within @timeout_ms.
  */
 int channel_accept(struct channel_listener *l, int timeout_ms, struct channel **out,
 		   struct channel_err *err) FTVM_MUST_CHECK;

@@ -292,8 +292,9 @@ int channel_accept(struct channel_listener *l, int timeout_ms, struct channel **
 		return refuse(fd, hs_deadline, CHPROTO_REFUSE_VERSION, rc, err,
 			      "protocol version mismatch: backup speaks %u, primary sent version %u",
 			      CHPROTO_VERSION, hdr.version);
+	/* Whatever went wrong with this one connection, the listener stays good: -EPROTO. */
 	if (rc < 0)
-		return refuse(fd, hs_deadline, CHPROTO_REFUSE_MALFORMED, rc, err, "%s", herr.msg);
+		return refuse(fd, hs_deadline, CHPROTO_REFUSE_MALFORMED, -EPROTO, err, "%s", herr.msg);
 	if (hdr.kind != CHPROTO_HELLO) {
 		char tmp[24];
 		return refuse(fd, hs_deadline, CHPROTO_REFUSE_MALFORMED, -EPROTO, err,
