@@ -579,6 +579,19 @@ static void test_refuse_version_and_malformed(void **state)
 	assert_int_equal(a.rc, -EPROTO);
 	assert_non_null(strstr(a.err.msg, "truncated"));
 
+	/* A connection that never says anything: refused after the handshake timeout, and the
+	 * listener is still good for the next one. */
+	channel_listener_close(l);
+	bc.connect_timeout_ms = 200;
+	l = listen_local(&bc, addr, sizeof(addr));
+	port = channel_listener_port(l);
+	acceptor_start(&a, l);
+	fd = raw_connect(port);
+	acceptor_join(&a);
+	assert_int_equal(a.rc, -EPROTO);
+	assert_non_null(strstr(a.err.msg, "handshake timed out"));
+	close(fd);
+
 	/* A record before any HELLO. */
 	acceptor_start(&a, l);
 	fd = raw_connect(port);
