@@ -10,7 +10,8 @@ Subcommands (each exits 0 on success, 1 with a message on failure):
                           ready marker, "selftest: PASS" and QEMU exit status 0.
   qemu-selftest-fail GUEST_DIR  the same without a disk: expects "selftest: FAIL" and a nonzero
                           exit status (the test-finisher failure code, see guest/README.md).
-  qemu-workloads GUEST_DIR  `cpu` and `disk` print their scores and power off with status 0.
+  qemu-workloads GUEST_DIR  `cpu` and `disk` print their scores and power off with status 0;
+                          `idle` stays up.
   qemu-shell GUEST_DIR    the `shell` workload: busybox applets typed on the console, then poweroff.
   qemu-kvd GUEST_DIR      boots kvd with a user-mode network forward, checks SET/GET round trips
                           from concurrent clients, kills QEMU, boots again on the same disk image
@@ -212,6 +213,16 @@ def test_kvd_host(binary):
         expected = protocol_checks(port)
         expected.update(concurrent_sets(port))
         expect_values(port, expected)
+        # Many connections open at once, each with a SET in flight: one group commit answers all.
+        conns = [KvClient(port) for _ in range(150)]
+        for n, c in enumerate(conns):
+            c.send(b"SET open%d %d\n" % (n, n * n))
+        for n, c in enumerate(conns):
+            check(c.line() == "OK", f"SET on connection {n}")
+            expected[f"open{n}"] = str(n * n)
+        for c in conns:
+            c.close()
+
         # Batches whose padding is shorter than a record header (records ending 1-3 bytes before
         # a sector boundary) must not end the log at replay.
         c = KvClient(port)
@@ -447,7 +458,7 @@ def test_qemu_kvd(guest_dir):
 
 
 def test_qemu_workloads(guest_dir):
-    """cpu and disk run to completion, print their scores and power off with status 0."""
+    """cpu and disk run to completion, print their scores and power off with status 0; idle idles."""
     vm = Qemu(guest_dir, "cpu", append_extra="ftvm.cpu.rounds=20")
     status = vm.wait_exit()
     text = vm.text()
@@ -467,6 +478,14 @@ def test_qemu_workloads(guest_dir):
     vm = Qemu(guest_dir, "disk")   # no disk: the workload fails and says so in the exit status
     status = vm.wait_exit()
     check(status != 0, "disk without a disk ends with a nonzero status")
+    vm = Qemu(guest_dir, "idle")   # idle: ready, then nothing, and no power off
+    try:
+        vm.wait_ready()
+        time.sleep(2)
+        check(vm.proc.poll() is None, "the idle guest keeps running")
+    finally:
+        vm.kill()
+    check("power off" not in vm.text(), "the idle guest does not power off")
 
 
 def test_qemu_shell(guest_dir):
