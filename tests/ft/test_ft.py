@@ -62,6 +62,8 @@ def verify(lab, logfile):
 
 
 def acked_lines(logfile):
+    if not os.path.exists(logfile):
+        return 0
     with open(logfile) as f:
         return sum(1 for line in f if line.strip())
 
@@ -172,7 +174,7 @@ def main():
     print(json.dumps({"scenario": a.scenario, "seed": a.seed}), flush=True)
     for r in range(a.rounds):
         workdir = tempfile.mkdtemp(prefix=f"ftvm-{a.scenario}-")
-        extra_backup = ["--perturb-lsn", str(rnd.randrange(100, 2000))] if a.scenario == "divergence" else []
+        extra_backup = ["--perturb-lsn", str(rnd.randrange(20, 150))] if a.scenario == "divergence" else []
         lab = ftlab.Lab(f"f{os.getpid() % 10000}{r}", workdir, extra_backup=extra_backup)
         try:
             lab.start()
