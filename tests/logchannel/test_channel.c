@@ -274,6 +274,16 @@ static void test_ordered_delivery(void **state)
 	assert_int_equal(channel_state(p), CHANNEL_UP);
 	assert_int_equal(channel_state(b), CHANNEL_UP);
 
+	/* Idle for twice the timeout: heartbeats both ways keep the channel up. */
+	sleep_ms(2 * TIMEOUT_MS);
+	struct channel_stats ps2, bs2;
+	channel_get_stats(p, &ps2);
+	channel_get_stats(b, &bs2);
+	assert_int_equal(channel_state(p), CHANNEL_UP);
+	assert_int_equal(channel_state(b), CHANNEL_UP);
+	assert_true(ps2.heartbeats - ps.heartbeats >= TIMEOUT_MS / HB_MS);
+	assert_true(bs2.heartbeats - bs.heartbeats >= TIMEOUT_MS / HB_MS);
+
 	/* Orderly close: the backup learns it from BYE, distinct from a failure. */
 	channel_close(p);
 	assert_true(wait_down(b, 2000) >= 0);
