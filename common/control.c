@@ -28,7 +28,7 @@ struct control_server {
 	void *ctx;
 	atomic_bool stopping;
 	pthread_t thread;
-	/* Log-rate estimate between two status requests. */
+	/* Log-rate estimate between two status requests (the first one: since the server started). */
 	uint64_t prev_bytes;
 	double prev_time;
 };
@@ -96,7 +96,7 @@ static char *answer(struct control_server *srv, const char *line)
 		srv->status(srv->ctx, &st);
 		double t = now_s();
 		double rate = 0;
-		if (srv->prev_time > 0 && t > srv->prev_time && st.log_bytes >= srv->prev_bytes)
+		if (t > srv->prev_time && st.log_bytes >= srv->prev_bytes)
 			rate = (double)(st.log_bytes - srv->prev_bytes) * 8 / 1e6 / (t - srv->prev_time);
 		srv->prev_time = t;
 		srv->prev_bytes = st.log_bytes;
@@ -178,6 +178,7 @@ int control_start(const char *path, control_status_fn *status, void *ctx, struct
 		return -ENOMEM;
 	srv->status = status;
 	srv->ctx = ctx;
+	srv->prev_time = now_s();
 	snprintf(srv->path, sizeof(srv->path), "%s", path);
 	strcpy(addr.sun_path, path);
 	srv->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
