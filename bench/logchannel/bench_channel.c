@@ -369,6 +369,14 @@ static void raw_rtt(uint64_t n, double *p50, double *p99)
 	free(lat);
 }
 
+/* Other work on the machine moves every number here: print it with them. */
+static void print_load(const char *when)
+{
+	double l[3];
+	if (getloadavg(l, 3) == 3)
+		printf("%s: load average %.2f %.2f %.2f\n", when, l[0], l[1], l[2]);
+}
+
 static void print_host(const char *argv0)
 {
 	struct utsname u;
@@ -385,6 +393,7 @@ static void print_host(const char *argv0)
 	}
 	printf("host: %s %s %s, %ld CPUs; commit %s\n", u.nodename, u.sysname, u.release,
 	       sysconf(_SC_NPROCESSORS_ONLN), commit);
+	print_load("load at start");
 }
 
 int main(int argc, char **argv)
@@ -432,5 +441,6 @@ int main(int argc, char **argv)
 	printf("vs target p99 < %.0f us: %.2f %s; ack_on_receipt %.2f %s\n", TARGET_ACK_P99_US,
 	       c99 / TARGET_ACK_P99_US, c99 < TARGET_ACK_P99_US ? "(met)" : "(NOT met)",
 	       a99 / TARGET_ACK_P99_US, a99 < TARGET_ACK_P99_US ? "(met)" : "(NOT met)");
+	print_load("load at end");
 	return 0;
 }
