@@ -6,7 +6,9 @@
 # ip= autoconfiguration on eth0 and its default 64 MiB scratch disk. The host side of the tap gets
 # 10.0.2.2/24; the test then talks to kvd at 10.0.2.15:7000 (SET/GET, a 4000-byte value, and many
 # pipelined requests), checks the guest answered ARP with the MAC given on the command line, and
-# stops ftvm. Exit 77 (skip) when the guest is not built, /dev/net/tun is missing or no namespace
+# stops ftvm. Then it records the selftest workload with a TCP round trip to an echo server on
+# the host side (`ftvm record`) and replays the log with no network at all (`ftvm replay`): the
+# received frames applied at the recorded icounts must reproduce every CHECK. Exit 77 (skip) when the guest is not built, /dev/net/tun is missing or no namespace
 # can be made.
 set -euo pipefail
 
@@ -28,6 +30,7 @@ fi
 work=$(mktemp -d)
 pid=
 cleanup() {
+	[ -z "$echo_pid" ] || kill "$echo_pid" 2>/dev/null || true
 	if [ -n "$pid" ]; then
 		kill "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
@@ -35,6 +38,7 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
+echo_pid=
 fail() {
 	echo "FAIL: $*"
 	echo "--- guest console (last 40 lines) ---"
@@ -42,19 +46,23 @@ fail() {
 	exit 1
 }
 
-ip link set lo up
-"$FTVM" run --nic "tap=$TAP,mac=$MAC" \
-	--extra-args "ftvm.workload=kvd ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off" \
-	</dev/null >"$work/console" 2>&1 &
-pid=$!
+# Starts ftvm SUBCOMMAND ARGS... in the background (pid in $pid, console in $work/console) and
+# gives the host side of the tap it creates 10.0.2.2/24.
+start_ftvm() {
+	"$FTVM" "$@" </dev/null >"$work/console" 2>&1 &
+	pid=$!
+	for _ in $(seq 100); do
+		ip link show "$TAP" >/dev/null 2>&1 && break
+		kill -0 "$pid" 2>/dev/null || fail "ftvm exited before creating $TAP"
+		sleep 0.1
+	done
+	ip addr add 10.0.2.2/24 dev "$TAP"
+	ip link set "$TAP" up
+}
 
-for _ in $(seq 100); do
-	ip link show "$TAP" >/dev/null 2>&1 && break
-	kill -0 "$pid" 2>/dev/null || fail "ftvm exited before creating $TAP"
-	sleep 0.1
-done
-ip addr add 10.0.2.2/24 dev "$TAP"
-ip link set "$TAP" up
+ip link set lo up
+start_ftvm run --nic "tap=$TAP,mac=$MAC" \
+	--extra-args "ftvm.workload=kvd ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off"
 
 for _ in $(seq 600); do
 	grep -q "ftvm-guest: ready" "$work/console" && break
@@ -94,4 +102,37 @@ print("kvd over virtio-net: 404 requests answered")
 EOF
 
 ip neigh show 10.0.2.15 dev "$TAP" | grep -qi "$MAC" || fail "guest ARP answer does not carry $MAC: $(ip neigh show dev $TAP)"
-echo "PASS: Linux guest over virtio-net/TAP (MAC $MAC)"
+kill "$pid"
+wait "$pid" 2>/dev/null || true
+pid=
+
+# Record a run with network input, replay it offline.
+"$PY" - <<'ECHO' &
+import socket, threading
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", 7777)); srv.listen(4)
+def echo(c):
+    while (d := c.recv(4096)):
+        c.sendall(d)
+    c.close()
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=echo, args=(c,), daemon=True).start()
+ECHO
+echo_pid=$!
+args=(--nic "tap=$TAP,mac=$MAC" --extra-args
+      "ftvm.workload=selftest ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off ftvm.peer=10.0.2.2:7777")
+start_ftvm record --log "$work/net.log" "${args[@]}"
+status=0
+wait "$pid" || status=$?
+pid=
+kill "$echo_pid" 2>/dev/null || true
+[ "$status" = 0 ] || fail "recording ended with status $status"
+grep -q "selftest: peer ok" "$work/console" || fail "the guest's TCP round trip over virtio-net failed"
+frames=$(awk '$1 == "NET_RX" {print $2}' "$work/console")
+[ "${frames:-0}" -gt 0 ] || fail "no NET_RX record in the log"
+"$FTVM" replay --quiet --log "$work/net.log" "${args[@]}" </dev/null >"$work/replay" 2>&1 ||
+	{ cat "$work/replay"; fail "replay failed"; }
+grep -q "replay matched" "$work/replay" || { cat "$work/replay"; fail "replay did not match"; }
+echo "PASS: Linux guest over virtio-net/TAP (MAC $MAC); $frames received frames replayed exactly"
