@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #define TUN_DEVICE "/dev/net/tun"
+#define TAP_MIN_FRAME 14           /* an Ethernet header; the event log refuses shorter frames */
 
 struct tap_backend {
 	int fd;
@@ -59,7 +60,7 @@ static void *reader_thread(void *arg)
 			log_error("tap%u: read: %s", tap->index, strerror(errno));
 			break;
 		}
-		if (n == 0)
+		if (n < TAP_MIN_FRAME)
 			continue;
 		struct vm_event ev = {
 			.kind = VM_EV_NET_RX,
@@ -130,7 +131,7 @@ out:
 
 void tap_backend_send(struct tap_backend *tap, const uint8_t *frame, size_t len)
 {
-	if (!len)
+	if (len < TAP_MIN_FRAME)
 		return;
 	if (write(tap->fd, frame, len) < 0)
 		LOG_RATELIMITED(LOG_WARN, "tap%u: frame of %zu bytes dropped: %s", tap->index, len, strerror(errno));

@@ -26,7 +26,7 @@ enum vm_event_kind {
 };
 
 /* Caps that the device models, the log format and the channel all enforce. */
-#define VM_EVENT_MAX_FRAME 65550u        /* largest NET_RX frame (virtio-net header + 64 KiB) */
+#define VM_EVENT_MAX_FRAME 65550u        /* largest NET_RX / net_tx frame (bare Ethernet, no virtio-net header) */
 #define VM_EVENT_MAX_DISK_DATA (1u << 20) /* largest data of one DISK_DONE */
 #define VM_EVENT_MAX_BYTES 4096u          /* largest RNG / CONSOLE_IN payload */
 
