@@ -328,6 +328,18 @@ static void test_tap(void **state)
 	assert_memory_equal(got, out, 64);
 	close(sock);
 	tap_backend_close(tap);
+
+	/* a tap an administrator created beforehand is attached; a tun device of that name is refused */
+	if (system("ip tuntap add dev ftvmt1 mode tap && ip tuntap add dev ftvmtun1 mode tun") != 0) {
+		fprintf(stderr, "SKIP part of test_tap: 'ip tuntap add' failed\n");
+		sink_free(s);
+		return;
+	}
+	assert_int_equal(tap_backend_open("ftvmt1", 0, sink_of(s), &tap, err, sizeof(err)), 0);
+	tap_backend_close(tap);
+	assert_true(tap_backend_open("ftvmtun1", 0, sink_of(s), &tap, err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "ftvmtun1"));
+	assert_non_null(strstr(err, "cannot attach"));
 	sink_free(s);
 }
 
