@@ -227,7 +227,9 @@ int logfile_next(struct logfile_reader *r, struct evlog_record *rec, char *err, 
 		}
 		continue;
 bad:
-		snprintf(err, errlen, "log corrupt at byte %llu: %s", (unsigned long long)(r->offset + r->start), why);
+		/* Name the position by the last good record too: a corrupt record's own lsn is untrusted. */
+		snprintf(err, errlen, "log corrupt at byte %llu, the record after lsn %llu: %s",
+			 (unsigned long long)(r->offset + r->start), (unsigned long long)r->prev_lsn, why);
 		return -EBADMSG;
 	}
 }
