@@ -1,0 +1,380 @@
+#!/usr/bin/env python3
+"""bench_ft.py — what fault tolerance costs and buys, measured side by side in one run (issue 7).
+
+The bundled guest serves kvd (durable SETs on a virtio-blk disk, virtio-net on a TAP device) on
+host A of the two-host network of scripts/ft-topology, reached from the client host:
+  * without FT: `ftvm run` in host A's namespace, with exactly the run options the FT pair uses
+    (same --disk, --nic, kernel command line);
+  * with FT: `ftvm backup` on host B, `ftvm primary` on host A (tests/ft/ftlab.py's Lab).
+The two are booted alternately for --rounds rounds (each boot gets a fresh disk and arbiter area),
+so slow drift in the machine's load hits both alike; the table shows the median over rounds.
+
+Measured:
+  1. kvd throughput (SET ops/s over --conns concurrent connections, closed loop, --seconds after
+     a warm-up) and per-request latency p50/p99 (bench/ft/loadgen.py in the client's namespace),
+     without and with FT, and the ratio FT/no-FT;
+  2. logging-channel bandwidth from the primary's `ftvm status --json` log_bytes deltas: during
+     the FT load and while the guest serves nothing for --idle seconds;
+  3. backup lag: backup_lag_insns sampled from the primary's status during the load, converted to
+     guest time at the primary's instruction rate over the load (icount delta / wall delta);
+  4. failover gap seen by a client: after each FT round's load, one connection sends SETs back to
+     back, the primary is SIGKILLed, and the gap from the last reply before the kill to the first
+     reply after it is taken from the client's reply times (CLOCK_MONOTONIC, one clock for every
+     namespace). One kill per FT round; the table shows each and the median.
+VMware FT's published numbers (/work/shared/notes/ft-anchors.md) are printed as reference lines.
+
+Needs root (namespaces, TAP devices) and the bundled guest (guest/build).
+usage: bench_ft.py [--ftvm PATH] [--rounds N] [--conns N] [--seconds S] [--idle S] [--timeout-ms MS] [--json]
+"""
+import argparse
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "ft"))
+import ftlab  # noqa: E402
+
+LOADGEN = os.path.join(HERE, "loadgen.py")
+READY_TIMEOUT_S = 120
+STATUS_PERIOD_S = 0.25      # how often the primary's status is sampled during the load
+WARMUP_S = 2.0              # load before the measured window (connections ramp up)
+GAP_LEAD_S = 1.5            # the gap client runs this long before the kill
+GAP_TAIL_S = 2.0            # and this long after the backup says it is live
+GAP_DELAY_MS = 2.0          # between the gap client's requests
+TARGET_RATIO = 0.95
+TARGET_LOG_MBIT = 20.0
+TARGET_LAG_MS = 100.0
+TARGET_GAP_S = 1.0
+
+# VMware vSphere FT (record/replay), Scales et al., SIGOPS OSR 2010, and the vSphere 4 guidance,
+# as summarised in /work/shared/notes/ft-anchors.md.
+VMWARE_REFERENCE = [
+    "FT/non-FT performance: SPECjbb2005 0.98, kernel compile 0.95, Swingbench 0.99, DVD Store 0.94",
+    "logging bandwidth under load: 1.5 (SPECjbb) / 3.0 (kernel compile) / 12 (Swingbench) / 18 (DVD Store) Mbit/s",
+    "idle VM logging: 1.43 Mbit/s at a 1000 Hz guest timer, 0.68 at 250 Hz, 0.15 at 82 Hz",
+    "backup lag: normally under 100 ms; the primary is slowed above ~1 s",
+    "failover: not given as a number; detection by UDP heartbeats and logging-traffic monitoring",
+]
+
+
+def say(msg):
+    print(f"bench_ft: {msg}", file=sys.stderr, flush=True)
+
+
+class BenchLab(ftlab.Lab):
+    """ftlab's Lab plus a plain (non-FT) `ftvm run` on host A with the same run options, and a reset
+    between boots (fresh shared disk and arbiter area on the same topology)."""
+
+    def __init__(self, prefix, workdir, disk_mib, timeout_ms):
+        self.disk_mib = disk_mib
+        super().__init__(prefix, workdir, disk_mib=disk_mib, timeout_ms=timeout_ms)
+        self.plain = None
+
+    def reset(self):
+        self.stop()
+        with open(self.disk, "wb") as f:
+            f.truncate(self.disk_mib << 20)
+        self.sh([ftlab.ftvm_binary(), "arbiter", "init", self.arbiter, "--vm", self.vm_name(), "--force"])
+
+    def start_plain(self):
+        self.plain = ftlab.Node("plain", ["ip", "netns", "exec", self.ns("a"), ftlab.ftvm_binary(), "run"]
+                                + self.run_options())
+        self.plain.wait_for("ftvm-guest: ready", READY_TIMEOUT_S)
+
+    def stop(self):
+        for attr in ("plain", "primary", "backup"):
+            n = getattr(self, attr)
+            if n:
+                n.kill()
+                try:
+                    n.wait(10)
+                except subprocess.TimeoutExpired:
+                    say(f"{n.name} (pid {n.proc.pid}) did not exit 10 s after SIGKILL")
+                setattr(self, attr, None)
+
+    def close(self):
+        self.stop()
+        subprocess.run([os.path.join(ftlab.ROOT, "scripts", "ft-topology"), "down", self.prefix])
+
+    def status_json(self, role):
+        out = self.status(role)
+        if not out:
+            raise RuntimeError(f"`ftvm status` of the {role} answered nothing")
+        return json.loads(out)
+
+
+def run_client(lab, argv, timeout):
+    r = lab.client(["python3", LOADGEN] + argv, capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0 or not r.stdout.strip():
+        raise RuntimeError(f"loadgen {' '.join(argv)} failed ({r.returncode}): {r.stderr.strip()[-1500:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def load(lab, a):
+    return run_client(lab, ["load", ftlab.GUEST_IP, "--conns", str(a.conns), "--seconds", str(a.seconds),
+                            "--warmup", str(WARMUP_S)], timeout=a.seconds + WARMUP_S + 60)
+
+
+class StatusSampler:
+    """Samples the primary's `ftvm status --json` in a thread: (monotonic time, status dict)."""
+
+    def __init__(self, lab):
+        self.lab, self.samples, self.error = lab, [], None
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopping.is_set():
+            t0 = time.monotonic()
+            try:
+                st = self.lab.status_json("primary")
+                self.samples.append((time.monotonic(), st))
+            except (RuntimeError, ValueError) as e:
+                self.error = str(e)
+            self.stopping.wait(max(0.0, STATUS_PERIOD_S - (time.monotonic() - t0)))
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join()
+        return self.samples
+
+
+def window(samples, t_start, t_end):
+    return [(t, s) for t, s in samples if t_start <= t <= t_end]
+
+
+def mbit_s(s0, s1):
+    (t0, a), (t1, b) = s0, s1
+    return (b["log_bytes"] - a["log_bytes"]) * 8 / 1e6 / (t1 - t0)
+
+
+def plain_round(lab, a):
+    lab.reset()
+    t0 = time.monotonic()
+    lab.start_plain()
+    boot = time.monotonic() - t0
+    res = load(lab, a)
+    lab.stop()
+    return {"boot_s": round(boot, 2), **res}
+
+
+def ft_round(lab, a, idle_s):
+    lab.reset()
+    t0 = time.monotonic()
+    lab.start(READY_TIMEOUT_S)
+    boot = time.monotonic() - t0
+    out = {"boot_s": round(boot, 2)}
+
+    # Load, with the primary's status sampled throughout.
+    sampler = StatusSampler(lab)
+    res = load(lab, a)
+    samples = sampler.stop()
+    out.update(res)
+    w = window(samples, res["t_start"], res["t_end"])
+    if len(w) < 2:
+        raise RuntimeError(f"too few status samples in the load window ({len(w)}): {sampler.error}")
+    (ta, sa), (tb, sb) = w[0], w[-1]
+    out["log_mbit_s_load"] = round(mbit_s(w[0], w[-1]), 3)
+    out["log_bytes_per_op"] = round((sb["log_bytes"] - sa["log_bytes"]) / max(1, res["ops"]), 1)
+    rate = (sb["icount"] - sa["icount"]) / (tb - ta)      # guest instructions per wall second
+    lags = sorted(s["backup_lag_insns"] for _, s in w)
+    out["insn_rate_mips"] = round(rate / 1e6, 2)
+    out["lag_insns_p50"] = lags[len(lags) // 2]
+    out["lag_insns_max"] = lags[-1]
+    out["lag_ms_p50"] = round(lags[len(lags) // 2] / rate * 1000.0, 3) if rate > 0 else None
+    out["lag_ms_max"] = round(lags[-1] / rate * 1000.0, 3) if rate > 0 else None
+    out["throttled_ms"] = sb.get("throttled_ms", 0)
+    out["state"] = sb["state"]
+    if sb["state"] != "protected":
+        raise RuntimeError(f"the pair is not protected after the load: {sb}")
+
+    # Idle: nothing connects; the guest's timer and housekeeping are all the log carries.
+    if idle_s > 0:
+        s0 = (time.monotonic(), lab.status_json("primary"))
+        time.sleep(idle_s)
+        s1 = (time.monotonic(), lab.status_json("primary"))
+        out["log_mbit_s_idle"] = round(mbit_s(s0, s1), 4)
+        out["idle_records_s"] = round((s1[1]["log_records"] - s0[1]["log_records"]) / (s1[0] - s0[0]), 1)
+
+    out.update(failover(lab, a))
+    return out
+
+
+def failover(lab, a):
+    """One client connection sends SETs back to back; SIGKILL the primary; the gap in its replies
+    that spans the kill is the failover as the client sees it."""
+    budget = GAP_LEAD_S + READY_TIMEOUT_S
+    client = subprocess.Popen(["ip", "netns", "exec", lab.ns("cl"), "python3", LOADGEN, "gap", ftlab.GUEST_IP,
+                               "--seconds", str(budget), "--delay-ms", str(GAP_DELAY_MS)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(GAP_LEAD_S)
+        if client.poll() is not None:
+            raise RuntimeError(f"gap client ended early: {client.stderr.read()[-1500:]}")
+        t_kill = time.monotonic()
+        lab.primary.kill(signal.SIGKILL)
+        lab.backup.wait_for("live as primary", 30)
+        t_live = time.monotonic()
+        time.sleep(GAP_TAIL_S)
+        out, err = client.communicate(timeout=30)   # closes its stdin: it finishes and reports
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    if client.returncode != 0:
+        raise RuntimeError(f"gap client failed ({client.returncode}): {err[-1500:]}")
+    res = json.loads(out.strip().splitlines()[-1])
+    spanning = [g for g in res["gaps"] if g["from"] <= t_kill <= g["to"]]
+    if not spanning:
+        raise RuntimeError(f"no reply gap spans the kill at {t_kill:.3f}: {res}")
+    g = spanning[0]
+    st = lab.status_json("backup")
+    return {"gap_s": g["s"], "golive_s": round(t_live - t_kill, 3), "gap_reconnects": res["reconnects"],
+            "gap_replies": res["replies"], "after_state": st["state"], "after_failovers": st["failovers"]}
+
+
+def med(rows, key):
+    vals = [r[key] for r in rows if r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def host_info():
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "?")
+    except OSError:
+        pass
+    commit = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h %s"], capture_output=True,
+                            text=True).stdout.strip() or "?"
+    return {"host": platform.node(), "kernel": platform.release(), "cpu": cpu, "cpus": os.cpu_count(),
+            "loadavg_start": os.getloadavg()[0], "commit": commit, "ftvm": ftlab.ftvm_binary()}
+
+
+def fmt(v, spec="{:.1f}"):
+    return "-" if v is None else spec.format(v)
+
+
+def report(info, a, plains, fts, wall):
+    p_ops, f_ops = med(plains, "ops_s"), med(fts, "ops_s")
+    ratio = f_ops / p_ops if p_ops else None
+    gaps = [r["gap_s"] for r in fts]
+    rows = [
+        (f"kvd SET throughput, {a.conns} conns (ops/s)", fmt(p_ops), fmt(f_ops),
+         f"{fmt(ratio, '{:.3f}')} (target >= {TARGET_RATIO})"),
+        ("latency p50 (ms)", fmt(med(plains, "p50_ms"), "{:.2f}"), fmt(med(fts, "p50_ms"), "{:.2f}"),
+         fmt(med(fts, "p50_ms") / med(plains, "p50_ms") if med(plains, "p50_ms") else None, "{:.2f}x")),
+        ("latency p99 (ms)", fmt(med(plains, "p99_ms"), "{:.2f}"), fmt(med(fts, "p99_ms"), "{:.2f}"),
+         fmt(med(fts, "p99_ms") / med(plains, "p99_ms") if med(plains, "p99_ms") else None, "{:.2f}x")),
+        ("log bandwidth under load (Mbit/s)", "-", fmt(med(fts, "log_mbit_s_load"), "{:.3f}"),
+         f"target << {TARGET_LOG_MBIT:.0f}"),
+        ("log bytes per SET", "-", fmt(med(fts, "log_bytes_per_op"), "{:.0f}"), ""),
+        (f"log bandwidth idle, {a.idle:.0f} s (Mbit/s)", "-", fmt(med(fts, "log_mbit_s_idle"), "{:.4f}"),
+         f"target << {TARGET_LOG_MBIT:.0f}"),
+        ("guest insn rate under load (MIPS)", "-", fmt(med(fts, "insn_rate_mips"), "{:.1f}"), ""),
+        ("backup lag p50 (ms)", "-", fmt(med(fts, "lag_ms_p50"), "{:.3f}"), f"target < {TARGET_LAG_MS:.0f}"),
+        ("backup lag max (ms)", "-", fmt(max((r["lag_ms_max"] for r in fts if r["lag_ms_max"] is not None),
+                                             default=None), "{:.3f}"), f"target < {TARGET_LAG_MS:.0f}"),
+        ("failover gap seen by client (s)", "-",
+         f"{fmt(statistics.median(gaps), '{:.3f}')} (median)" if gaps else "-", f"target < {TARGET_GAP_S:.0f}"),
+        ("  each kill (s)", "-", ", ".join(f"{g:.3f}" for g in gaps), f"detection timeout {a.timeout_ms} ms"),
+        ("  kill -> backup live (s)", "-", ", ".join(f"{r['golive_s']:.3f}" for r in fts), ""),
+        ("boot to ready (s)", fmt(med(plains, "boot_s"), "{:.2f}"), fmt(med(fts, "boot_s"), "{:.2f}"), ""),
+    ]
+    print(f"ftvm FT benchmark — host {info['host']} ({info['cpu']}, {info['cpus']} cpus, kernel {info['kernel']})")
+    print(f"commit {info['commit']}; binary {info['ftvm']}")
+    print(f"load average at start {info['loadavg_start']:.2f}, at end {os.getloadavg()[0]:.2f}; "
+          f"{a.rounds} alternating rounds (no FT, FT), {a.seconds:.0f} s measured per load, "
+          f"{WARMUP_S:.0f} s warm-up; total {wall:.0f} s")
+    print()
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows + [("", "no FT")])
+    w2 = max(len(r[2]) for r in rows + [("", "", "FT")])
+    print(f"{'metric':<{w0}} | {'no FT':>{w1}} | {'FT':>{w2}} | ratio/target")
+    print(f"{'-' * w0}-+-{'-' * w1}-+-{'-' * w2}-+-{'-' * 28}")
+    for r in rows:
+        print(f"{r[0]:<{w0}} | {r[1]:>{w1}} | {r[2]:>{w2}} | {r[3]}")
+    print()
+    print("per round (ops/s no FT -> FT):", ", ".join(f"{p['ops_s']:.0f} -> {f['ops_s']:.0f}"
+                                                      for p, f in zip(plains, fts)))
+    print()
+    print("reference, VMware vSphere FT (record/replay; Scales et al. 2010, vSphere 4 guidance):")
+    for line in VMWARE_REFERENCE:
+        print(f"  {line}")
+    verdict = {
+        "throughput_ratio": ratio is not None and ratio >= TARGET_RATIO,
+        "log_load": all(r["log_mbit_s_load"] < TARGET_LOG_MBIT for r in fts),
+        "log_idle": all(r.get("log_mbit_s_idle", 0) < TARGET_LOG_MBIT for r in fts),
+        "lag": all(r["lag_ms_max"] is not None and r["lag_ms_max"] < TARGET_LAG_MS for r in fts),
+        "failover_gap": bool(gaps) and statistics.median(gaps) < TARGET_GAP_S,
+    }
+    print()
+    print("targets: " + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in verdict.items()))
+    return verdict
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ftvm", help="the ftvm binary (default: $FTVM, else build/cmd/ftvm)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating no-FT/FT boots; one kill per FT round")
+    ap.add_argument("--conns", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=10.0, help="measured load per boot")
+    ap.add_argument("--idle", type=float, default=10.0, help="idle log measurement, first FT round only")
+    ap.add_argument("--timeout-ms", type=int, default=500, help="FT failure-detection timeout")
+    ap.add_argument("--disk-mib", type=int, default=64)
+    ap.add_argument("--json", action="store_true", help="also print every round's raw numbers as JSON")
+    a = ap.parse_args()
+    if a.ftvm:
+        os.environ["FTVM"] = os.path.abspath(a.ftvm)
+    if os.geteuid() != 0:
+        sys.exit("bench_ft: needs root (network namespaces, TAP devices)")
+    if not os.path.exists(os.path.join(ftlab.guest_dir(), "Image")):
+        sys.exit(f"bench_ft: no bundled guest in {ftlab.guest_dir()} (run guest/build)")
+    if not os.access(ftlab.ftvm_binary(), os.X_OK):
+        sys.exit(f"bench_ft: no ftvm binary at {ftlab.ftvm_binary()} (build it, or pass --ftvm)")
+
+    info = host_info()
+    t0 = time.monotonic()
+    workdir = tempfile.mkdtemp(prefix="ftvm-bench-ft-")
+    lab = BenchLab(f"bft{os.getpid() % 10000}", workdir, a.disk_mib, a.timeout_ms)
+    plains, fts = [], []
+    try:
+        for r in range(a.rounds):
+            # Alternate which goes first so that a trend in the machine's load favours neither.
+            order = ("plain", "ft") if r % 2 == 0 else ("ft", "plain")
+            for kind in order:
+                if kind == "plain":
+                    res = plain_round(lab, a)
+                    plains.append(res)
+                    say(f"round {r} no FT: {res['ops_s']:.0f} ops/s p50 {res['p50_ms']} ms p99 {res['p99_ms']} ms")
+                else:
+                    res = ft_round(lab, a, a.idle if r == 0 else 0)
+                    fts.append(res)
+                    say(f"round {r} FT: {res['ops_s']:.0f} ops/s p50 {res['p50_ms']} ms p99 {res['p99_ms']} ms, "
+                        f"log {res['log_mbit_s_load']} Mbit/s, lag max {res['lag_ms_max']} ms, "
+                        f"failover gap {res['gap_s']} s")
+    except Exception:
+        for n in (lab.plain, lab.primary, lab.backup):
+            if n:
+                print(f"--- {n.name} output (tail) ---\n{n.output()[-3000:]}", file=sys.stderr)
+        raise
+    finally:
+        lab.close()
+    verdict = report(info, a, plains, fts, time.monotonic() - t0)
+    if a.json:
+        print(json.dumps({"info": info, "no_ft": plains, "ft": fts, "targets_met": verdict}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
