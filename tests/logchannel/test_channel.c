@@ -439,6 +439,21 @@ static void test_ack_waits_for_consumer(void **state)
 	channel_ack(b, got);
 	assert_int_equal(channel_wait_acked(p, 1, 1000), 0);
 	assert_true(channel_acked_lsn(p) == 1); /* exactly what was acked, no more */
+
+	/* channel_flush(): everything queued is handed to the kernel. */
+	for (uint64_t lsn = 11; lsn <= 1000; lsn++)
+		assert_int_equal(channel_send_wait(p, lsn, buf, sizeof(buf), 1000), 0);
+	assert_int_equal(channel_flush(p, 2000), 0);
+	struct channel_stats ps;
+	channel_get_stats(p, &ps);
+	assert_true(ps.queued_bytes == 0);
+
+	/* A buffer too small: -EMSGSIZE with the size needed, and the record stays queued. */
+	uint8_t small[8];
+	assert_int_equal(channel_recv(b, &got, small, sizeof(small), &len, 1000), -EMSGSIZE);
+	assert_int_equal(len, sizeof(buf));
+	assert_int_equal(channel_recv(b, &got, buf, sizeof(buf), &len, 1000), 0);
+	assert_true(got == 2 && len == sizeof(buf));
 	channel_close(p);
 	channel_close(b);
 }
