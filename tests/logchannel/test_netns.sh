@@ -27,8 +27,9 @@ ip -n "$A" link set lo up
 ip -n "$B" link set lo up
 ip -n "$A" addr add 10.203.5.1/24 dev "${tag}x"
 ip -n "$B" addr add 10.203.5.2/24 dev "${tag}y"
-ip -n "$A" addr add fd5c:ff7::1/64 dev "${tag}x" nodad
-ip -n "$B" addr add fd5c:ff7::2/64 dev "${tag}y" nodad
+have_v6=1
+ip -n "$A" addr add fd5c:ff7::1/64 dev "${tag}x" nodad 2>/dev/null &&
+	ip -n "$B" addr add fd5c:ff7::2/64 dev "${tag}y" nodad 2>/dev/null || have_v6=0
 ip -n "$A" link set "${tag}x" up
 ip -n "$B" link set "${tag}y" up
 # Wait until both ends report carrier, so the first segments are not dropped.
@@ -51,7 +52,11 @@ run_pair() {
 
 echo "== IPv4 across namespaces"
 run_pair 10.203.5.2:7400 10.203.5.2:7400 vm-netns 0 0
-echo "== IPv6 across namespaces"
-run_pair "[fd5c:ff7::2]:7401" "[fd5c:ff7::2]:7401" vm-netns 0 0
+if [ $have_v6 -eq 1 ]; then
+	echo "== IPv6 across namespaces"
+	run_pair "[fd5c:ff7::2]:7401" "[fd5c:ff7::2]:7401" vm-netns 0 0
+else
+	echo "== IPv6 not available in these namespaces: IPv6 part not run"
+fi
 echo "== a primary for another VM is refused on both sides (exit 3)"
 run_pair 10.203.5.2:7402 10.203.5.2:7402 vm-other 3 3
