@@ -259,3 +259,64 @@ def check_perturbations(f, ftvm, log_path, run_args, lsns, deadline_s=120, fresh
 def fresh_copy(src, dst):
     shutil.copyfile(src, dst)
     return dst
+
+
+class Live:
+    """A process whose console is driven interactively: type() on stdin, wait_for() output."""
+
+    def __init__(self, argv, env=None):
+        self.start = time.monotonic()
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, env=env)
+        self.out, self.err = bytearray(), bytearray()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._pump, args=(s, b), daemon=True)
+                        for s, b in ((self.p.stdout, self.out), (self.p.stderr, self.err))]
+        for t in self.threads:
+            t.start()
+
+    def _pump(self, stream, buf):
+        while True:
+            b = stream.read1(65536)
+            if not b:
+                return
+            with self.lock:
+                buf.extend(b)
+
+    def output(self):
+        with self.lock:
+            return bytes(self.out)
+
+    def wait_for(self, needle, timeout):
+        """True once `needle` (bytes) is in the output; False on timeout or exit."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.output():
+                return True
+            if self.p.poll() is not None:
+                return needle in self.output()
+            time.sleep(0.05)
+        return False
+
+    def type(self, data):
+        try:
+            self.p.stdin.write(data)
+            self.p.stdin.flush()
+        except BrokenPipeError:
+            pass
+
+    def finish(self, timeout):
+        """Waits for the exit (killing it after timeout); returns a Result."""
+        try:
+            code = self.p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            code = self.p.wait()
+            self.err.extend(f"\n[killed after {timeout} s]".encode())
+        try:
+            self.p.stdin.close()
+        except BrokenPipeError:
+            pass
+        for t in self.threads:
+            t.join()
+        return Result(code, bytes(self.out), bytes(self.err), time.monotonic() - self.start)
