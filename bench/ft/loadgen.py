@@ -30,6 +30,7 @@ import time
 PORT = 7000
 GAP_REPORT_S = 0.1          # gaps shorter than this are ordinary request times, not worth reporting
 CONNECT_TIMEOUT_S = 2.0
+CONNECT_GIVE_UP_S = 20.0    # a busy machine may drop a SYN or two; the load counts only after warm-up
 REQUEST_TIMEOUT_S = 10.0
 
 
@@ -40,11 +41,23 @@ def percentile(sorted_vals, p):
     return sorted_vals[k]
 
 
+def connect_retry(host, deadline):
+    while True:
+        try:
+            s = socket.create_connection((host, PORT), timeout=CONNECT_TIMEOUT_S)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.settimeout(REQUEST_TIMEOUT_S)
+            return s
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class Conn:
     def __init__(self, idx, host):
         self.idx = idx
-        self.sock = socket.create_connection((host, PORT), timeout=CONNECT_TIMEOUT_S)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = connect_retry(host, time.monotonic() + CONNECT_GIVE_UP_S)
         self.sock.setblocking(False)
         self.buf = b""
         self.seq = 0
@@ -106,19 +119,6 @@ def run_load(host, conns, seconds, warmup):
     return {"conns": conns, "seconds": seconds, "ops": ops, "ops_s": round(ops / seconds, 1),
             "p50_ms": ms(percentile(lat, 50)), "p99_ms": ms(percentile(lat, 99)),
             "max_ms": ms(lat[-1] if lat else None), "t_start": t_measure, "t_end": t_end}
-
-
-def connect_retry(host, deadline):
-    while True:
-        try:
-            s = socket.create_connection((host, PORT), timeout=CONNECT_TIMEOUT_S)
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            s.settimeout(REQUEST_TIMEOUT_S)
-            return s
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def stdin_closed():
