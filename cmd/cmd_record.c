@@ -115,6 +115,12 @@ int cmd_record_main(int argc, char **argv)
 	memcpy(comp.bytes, rs->bytes, sizeof(comp.bytes));
 	fprintf(stderr, "ftvm record: wrote %s\n", lo.log);
 	log_options_print_composition(stderr, &comp, machine_icount(m), elapsed, "recorded for");
+	if (why == MACHINE_EXIT_ERROR && status == -ECANCELED && world_live_quit_requested(world)) {
+		/* Ctrl-A x ends a recording like it ends `ftvm run`: the log is complete (END). */
+		fprintf(stderr, "ftvm record: terminated (Ctrl-A x)\n");
+		code = 0;
+		goto out;
+	}
 	if (why == MACHINE_EXIT_ERROR) {
 		snprintf(err, sizeof(err), "the run stopped with an error: %s (the log ends there)", strerror(-status));
 		goto fail;

@@ -4,7 +4,8 @@
 1. `ftvm record` runs echo.elf with console input typed on stdin in bursts with pauses (so the
    log has several CONSOLE_IN records between CHECKs); `ftvm replay` with the same options, no
    stdin, reproduces the console output byte for byte and exits 0; `--stats` agrees with the
-   recorder's table and with an independent parse of the file (evlog.py).
+   recorder's table and with an independent parse of the file (evlog.py). A recording ended by
+   Ctrl-A x exits 0 and replays too.
 2. Bad logs: bytes flipped in the header, a record header, a payload, a CRC; truncated inside the
    header and inside records; cut at record boundaries (exit 5); recorded for another
    configuration (--mem, --append, another kernel).
@@ -59,6 +60,15 @@ def main():
         f.expect(log.records[-2].kind == evlog.CHECK and log.records[-2].icount == log.records[-1].icount,
                  "no final CHECK at the END's icount")
         f.expect(len(log.of_kind(evlog.CHECK)) >= 10, f"only {len(log.of_kind(evlog.CHECK))} CHECK records")
+
+        # A recording ended by Ctrl-A x (the program never powers off) is complete and replays.
+        quit_log = os.path.join(tmp, "quit.log")
+        q = rrlib.run([ftvm, "record", "--log", quit_log] + run_args, feed=[(0.05, b"ab"), (0.2, b"\x01x")])
+        f.expect(q.code == 0 and "terminated (Ctrl-A x)" in q.last_err_line() and q.out == b"AB",
+                 f"record ended by Ctrl-A x: exit {q.code} '{q.last_err_line()}' printed {q.out!r}")
+        r = rrlib.run([ftvm, "replay", "--log", quit_log] + run_args)
+        f.expect(r.code == 0 and r.out == b"AB" and "replay matched" in r.last_err_line(),
+                 f"replay of a recording ended by Ctrl-A x: exit {r.code} '{r.last_err_line()}' printed {r.out!r}")
 
         # Another machine configuration: refused before running.
         for other, what in ((["--mem", "128"] + run_args, "--mem 128"),
