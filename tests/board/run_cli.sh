@@ -77,6 +77,24 @@ else
 	done
 	expect 42 '' -- timeout 20 "$FTVM" run --bios none --kernel "$BM/fail.elf"
 	expect 0 '' -- timeout 20 "$FTVM" run --no-reboot --bios none --kernel "$BM/reset.elf"
+	[ "$(cat "$T/out")" = "R" ] || fail "reset.elf --no-reboot printed '$(cat "$T/out")'"
+	# Without --no-reboot a reset boots the machine again (and again: stop after a while).
+	timeout 2 "$FTVM" run --bios none --kernel "$BM/reset.elf" </dev/null >"$T/out" 2>/dev/null
+	[ "$(head -c 3 "$T/out")" = "RRR" ] || fail "reset.elf did not reboot: '$(head -c 20 "$T/out")'"
+	# A 300 ms guest sleep takes 300 ms of wall time on the wall clock, next to none on the virtual one.
+	for clock in wall virtual; do
+		start=$(date +%s%N)
+		timeout 20 "$FTVM" run --clock=$clock --bios none --kernel "$BM/sleep300.elf" </dev/null >/dev/null
+		st=$?
+		ms=$((($(date +%s%N) - start) / 1000000))
+		[ $st -eq 0 ] || fail "sleep300.elf --clock=$clock: exit $st"
+		echo "sleep300.elf --clock=$clock: ${ms} ms"
+		if [ $clock = wall ]; then
+			[ $ms -ge 300 ] || fail "a 300 ms guest sleep took ${ms} ms on the wall clock"
+		else
+			[ $ms -lt 300 ] || fail "a 300 ms guest sleep took ${ms} ms on the virtual clock"
+		fi
+	done
 	expect 1 '^ftvm run: the guest halted' -- timeout 20 "$FTVM" run --bios none --kernel "$BM/idle.elf"
 	out=$(printf 'hello, world\nq' | timeout 20 "$FTVM" run --bios none --kernel "$BM/echo.elf")
 	st=$?

@@ -1,6 +1,11 @@
-/* Prints a line, sleeps 1 ms of guest time in WFI until the CLINT timer interrupt, prints 'T' and
- * powers off with status 0. Exercises UART output, mtime/mtimecmp, WFI and the finisher. */
+/* Prints a line, sleeps DELAY_TICKS of guest time (default 1 ms) in WFI until the CLINT timer
+ * interrupt, prints 'T' and powers off with status 0. Exercises UART output, mtime/mtimecmp, WFI
+ * and the finisher; built a second time as sleep300.elf to check that wall-clock runs take the
+ * guest's sleeps in real time and virtual-clock runs skip them. */
 #include "board.h"
+#ifndef DELAY_TICKS
+#define DELAY_TICKS 10000       /* 1 ms at 10 MHz */
+#endif
 	.section .text.init
 	.globl _start
 _start:
@@ -10,7 +15,7 @@ _start:
 	csrw mtvec, t0
 	li t0, CLINT_MTIME
 	ld t1, 0(t0)
-	li t2, 10000            /* 1 ms at 10 MHz */
+	li t2, DELAY_TICKS
 	add t1, t1, t2
 	li t0, CLINT_MTIMECMP
 	sd t1, 0(t0)
@@ -19,6 +24,7 @@ _start:
 	csrsi mstatus, MSTATUS_MIE
 1:	wfi
 	j 1b
+	.align 2                /* mtvec needs a 4-byte aligned handler */
 trap:
 	la a0, tmsg
 	call puts
