@@ -37,6 +37,10 @@
 #define I_J_BACK_1 0xffdff06fu        /* j .-4 */
 #define I_J_SELF 0x0000006fu          /* j . */
 #define I_WFI 0x10500073u
+#define I_LI_T0_0X20 0x02000293u      /* li t0, 0x20 (STIP) */
+#define I_CSRC_MIP_T0 0x3442b073u     /* csrc mip, t0 */
+#define I_CSRR_A0_MIP 0x34402573u     /* csrr a0, mip */
+#define MIP_SEIP (1ull << IRQ_S_EXT)
 #define REG_A0 10
 
 struct fixture {
@@ -183,6 +187,22 @@ static void test_wfi(void **state)
 	fixture_free(fx);
 }
 
+/* Regression: a read-modify-write of mip (OpenSBI's csrc mip, STIP) while the PLIC holds SEIP
+ * must not latch the line into mip's software bits, or SEIP stays pending after the line drops. */
+static void test_mip_rmw_does_not_latch_lines(void **state)
+{
+	struct fixture *fx = fixture_new();
+	const uint32_t prog[] = { I_LI_T0_0X20, I_CSRC_MIP_T0, I_CSRR_A0_MIP, I_CSRR_A0_MIP };
+	put_program(fx, 0, prog, ARRAY_SIZE(prog));
+	cpu_set_irq_line(fx->cpu, IRQ_S_EXT, true);
+	assert_int_equal(cpu_run(fx->cpu, 3), CPU_STOP_LIMIT);
+	assert_true(cpu_get_xreg(fx->cpu, REG_A0) & MIP_SEIP); /* the line reads as pending */
+	cpu_set_irq_line(fx->cpu, IRQ_S_EXT, false);
+	assert_int_equal(cpu_run(fx->cpu, 4), CPU_STOP_LIMIT);
+	assert_false(cpu_get_xreg(fx->cpu, REG_A0) & MIP_SEIP);
+	fixture_free(fx);
+}
+
 static void test_request_stop(void **state)
 {
 	if (!elf_path)
@@ -249,6 +269,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_exact_limit),
 		cmocka_unit_test(test_interrupt_after_stop),
 		cmocka_unit_test(test_wfi),
+		cmocka_unit_test(test_mip_rmw_does_not_latch_lines),
 		cmocka_unit_test(test_request_stop),
 		cmocka_unit_test(test_slicing_is_invisible),
 		cmocka_unit_test(test_bad_guest_memory_is_a_trap),
