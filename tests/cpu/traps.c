@@ -44,7 +44,21 @@ static void exceptions(void)
 	TRAP("ebreak", "ebreak", "r"(0));
 	TRAP("c_ebreak", "c.ebreak", "r"(0));
 	TRAP("illegal_c0", ".half 0", "r"(0));
+	TRAP("illegal_c_addi4spn0", ".half 0x0004", "r"(0));
+	TRAP("illegal_c_lwsp_x0", ".half 0x4002", "r"(0));
+	TRAP("illegal_c_jr_x0", ".half 0x8002", "r"(0));
+	TRAP("illegal_c_lui0", ".half 0x6081", "r"(0));
+	TRAP("illegal_c_addiw_x0", ".half 0x2005", "r"(0));
+	TRAP("illegal_c_subw_rsv", ".half 0x9c41", "r"(0));
 	TRAP("illegal_custom0", ".word 0x0000000b", "r"(0));
+	/* FP instructions with mstatus.FS off: compressed forms report their 16 bits. */
+	CSR_CLEAR(mstatus, 3ul << 13);
+	TRAP("fs_off_c_fld", "c.fld fa0, 0(%1)", "r"(0), "r"(scratch));
+	TRAP("fs_off_c_fsdsp", "c.fsdsp fa0, 8(sp)", "r"(0));
+	TRAP("fs_off_fld", "fld fa0, 0(%1)", "r"(0), "r"(scratch));
+	TRAP("fs_off_fadd", "fadd.d fa0, fa0, fa0", "r"(0));
+	TRAP("fs_off_frcsr", "frcsr t0", "r"(0));
+	CSR_SET(mstatus, 1ul << 13);
 	TRAP("illegal_system", ".word 0xfc000073", "r"(0));
 	TRAP("illegal_csr", "csrr t0, 0x7c0", "r"(0));
 	TRAP("illegal_ro_write", "csrw mhartid, zero", "r"(0));
