@@ -84,9 +84,11 @@ class BenchLab(ftlab.Lab):
     def reset(self):
         self.stop()
         self.set_host_a_links("up")
-        # After a failover the switch has learned the guest's MAC on host B's port; a guest booting
-        # afresh on host A announces nothing, so the switch must forget it or it never reaches A.
-        self.sh(["ip", "-n", self.ns("sw"), "link", "set", "sw", "type", "bridge", "fdb_flush"])
+        # After a failover the bridges have learned the guest's MAC where host B announced it (the
+        # switch on B's port, host A's bridge on its uplink); a guest booting afresh on host A
+        # announces nothing, so they must forget it or no frame reaches the guest on A.
+        for host, bridge in (("sw", "sw"), ("a", "vmbr"), ("b", "vmbr")):
+            self.sh(["ip", "-n", self.ns(host), "link", "set", bridge, "type", "bridge", "fdb_flush"])
         with open(self.disk, "wb") as f:
             f.truncate(self.disk_mib << 20)
         self.sh([ftlab.ftvm_binary(), "arbiter", "init", self.arbiter, "--vm", self.vm_name(), "--force"])
@@ -121,6 +123,28 @@ class BenchLab(ftlab.Lab):
         if not out:
             raise RuntimeError(f"`ftvm status` of the {role} answered nothing")
         return json.loads(out)
+
+
+def cpu_seconds(nodes):
+    """User+system CPU time so far of the given ftvm processes, all their threads (/proc/PID/stat).
+    `ip netns exec` execs ftvm in place, so a Node's pid is the ftvm process."""
+    total = 0.0
+    for n in nodes:
+        with open(f"/proc/{n.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def measured_load(lab, a, nodes):
+    """The load, with the CPU time the given ftvm processes spent on it (warm-up included)."""
+    c0, t0 = cpu_seconds(nodes), time.monotonic()
+    res = load(lab, a)
+    c1, t1 = cpu_seconds(nodes), time.monotonic()
+    res["ftvm_cpu_cores"] = round((c1 - c0) / (t1 - t0), 3)
+    ops_total = res["ops"] * (t1 - t0) / a.seconds      # the warm-up's requests cost CPU as well
+    res["ftvm_cpu_ms_per_op"] = round((c1 - c0) * 1000.0 / max(1.0, ops_total), 3)
+    return res
 
 
 def run_client(lab, argv, timeout):
@@ -200,7 +224,7 @@ def plain_round(lab, a):
     t0 = time.monotonic()
     lab.start_plain()
     boot = time.monotonic() - t0
-    res = load(lab, a)
+    res = measured_load(lab, a, [lab.plain])
     lab.stop()
     return {"boot_s": round(boot, 2), **res}
 
@@ -214,7 +238,7 @@ def ft_round(lab, a, idle_s, kill):
 
     # Load, with the primary's status sampled throughout.
     sampler = StatusSampler(lab)
-    res = load(lab, a)
+    res = measured_load(lab, a, [lab.primary, lab.backup])
     samples = sampler.stop()
     out.update(res)
     w = window(samples, res["t_start"], res["t_end"])
@@ -280,14 +304,19 @@ def failover(lab, kill):
         raise RuntimeError(f"gap client failed ({client.returncode}): {err[-1500:]}")
     res = json.loads(out.strip().splitlines()[-1])
     # Replies the dead primary had already released may still arrive just after t_kill, so the gap
-    # that counts is the longest one ending after the kill and starting before the backup was live.
-    spanning = [g for g in res["gaps"] if g["to"] >= t_kill and g["from"] <= t_live]
-    if not spanning:
-        raise RuntimeError(f"no reply gap around the kill at {t_kill:.3f} (live at {t_live:.3f}): {res}")
-    g = max(spanning, key=lambda x: x["s"])
+    # that counts is the longest interval between two replies ending after the kill and starting
+    # before the backup was live.
+    ts = res["times"]
+    spans = [(t1 - t0, t0, t1) for t0, t1 in zip(ts, ts[1:]) if t1 >= t_kill and t0 <= t_live]
+    if not spans:
+        raise RuntimeError(f"no replies around the kill at {t_kill:.3f} (live at {t_live:.3f}): "
+                           f"{res['replies']} replies, last at {ts[-1] if ts else None}")
+    gap = max(spans)[0]
+    before = [t1 - t0 for t0, t1 in zip(ts, ts[1:]) if t1 < t_kill]
     st = lab.status_json("backup")
-    return {"kill": kill, "gap_s": g["s"], "golive_s": round(t_live - t_kill, 3), "gap_reconnects": res["reconnects"],
-            "gap_replies": res["replies"], "after_state": st["state"], "after_failovers": st["failovers"]}
+    return {"kill": kill, "gap_s": round(gap, 4), "golive_s": round(t_live - t_kill, 3),
+            "gap_reconnects": res["reconnects"], "gap_replies": res["replies"],
+            "reply_interval_ms_before": round(statistics.median(before) * 1000.0, 2) if before else None, "after_state": st["state"], "after_failovers": st["failovers"]}
 
 
 def med(rows, key):
@@ -329,6 +358,12 @@ def report(info, a, plains, fts, wall):
          fmt(med(fts, "p50_ms") / med(plains, "p50_ms") if med(plains, "p50_ms") else None, "{:.2f}x")),
         ("latency p99 (ms)", fmt(med(plains, "p99_ms"), "{:.2f}"), fmt(med(fts, "p99_ms"), "{:.2f}"),
          fmt(med(fts, "p99_ms") / med(plains, "p99_ms") if med(plains, "p99_ms") else None, "{:.2f}x")),
+        ("ftvm CPU during the load (cores; FT: both)", fmt(med(plains, "ftvm_cpu_cores"), "{:.2f}"),
+         fmt(med(fts, "ftvm_cpu_cores"), "{:.2f}"), f"of {os.cpu_count()} cpus, shared with the client"),
+        ("ftvm CPU per SET (ms)", fmt(med(plains, "ftvm_cpu_ms_per_op"), "{:.2f}"),
+         fmt(med(fts, "ftvm_cpu_ms_per_op"), "{:.2f}"),
+         fmt(med(fts, "ftvm_cpu_ms_per_op") / med(plains, "ftvm_cpu_ms_per_op")
+             if med(plains, "ftvm_cpu_ms_per_op") else None, "{:.2f}x")),
         ("log bandwidth under load (Mbit/s)", "-", fmt(med(fts, "log_mbit_s_load"), "{:.3f}"),
          f"target << {TARGET_LOG_MBIT:.0f}"),
         ("log bytes per SET", "-", fmt(med(fts, "log_bytes_per_op"), "{:.0f}"), ""),
@@ -353,6 +388,8 @@ def report(info, a, plains, fts, wall):
                          "RST reaches the backup" if kind == "process" else f"detection timeout {a.timeout_ms} ms"))
     rows += [
         ("  kill -> backup live (s)", "-", ", ".join(f"{r['golive_s']:.3f}" for r in fts), ""),
+        ("  reply interval before the kill (ms)", "-", fmt(med(fts, "reply_interval_ms_before"), "{:.1f}"),
+         f"one connection, {GAP_DELAY_MS:.0f} ms pause"),
         ("boot to ready (s)", fmt(med(plains, "boot_s"), "{:.2f}"), fmt(med(fts, "boot_s"), "{:.2f}"), ""),
     ]
     print(f"ftvm FT benchmark — host {info['host']} ({info['cpu']}, {info['cpus']} cpus, kernel {info['kernel']})")
