@@ -16,6 +16,7 @@ VERSION = 1
 HEADER_SIZE = 256
 RECORD_HEAD = 24
 RECORD_TAIL = 4
+TIMEBASE_HZ = 10_000_000
 
 TIME, NET_RX, DISK_DONE, RNG, CONSOLE_IN, CHECK, END = 1, 2, 3, 4, 5, 16, 17
 KIND_NAMES = {TIME: "TIME", NET_RX: "NET_RX", DISK_DONE: "DISK_DONE", RNG: "RNG",
@@ -140,6 +141,21 @@ class Log:
         for r in self.records:
             c[r.kind] = c.get(r.kind, 0) + 1
         return c
+
+    def guest_seconds(self):
+        """Guest time of every record, in seconds, following the TIME anchors the way the guest
+        clock does (vm/clock.h): time(i) = anchor_time + ((i - anchor_icount) * rate) >> 32, the
+        nominal rate before the first anchor, and an anchor never moves time backwards."""
+        anchor_icount, anchor_time, rate = 0, 0, (1 << 32) // 10
+        times = []
+        for r in self.records:
+            now = anchor_time + (((r.icount - anchor_icount) * rate) >> 32)
+            if r.kind == TIME:
+                t, tpi = r.time()
+                anchor_icount, anchor_time, rate = r.icount, max(t, now), tpi or 1
+                now = anchor_time
+            times.append(now / TIMEBASE_HZ)
+        return times
 
     def first_check_after(self, rec):
         """The first CHECK the replayer verifies after applying `rec`: a CHECK at the same icount
