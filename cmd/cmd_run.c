@@ -10,6 +10,7 @@
  */
 #define LOG_MODULE "run"
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,31 @@
 
 #define EXIT_USAGE 2
 #define EXIT_FAILURE_RUN 1
+#define EXIT_SIGNAL_BASE 128
+
+/* The world a termination signal asks to quit (one VM per process). */
+static struct world_live *volatile signal_world;
+
+static void on_signal(int signo)
+{
+	struct world_live *w = signal_world;
+	if (w)
+		world_live_request_quit(w, signo);
+}
+
+/* SIGTERM, SIGHUP and SIGINT (which a raw terminal does not send) end the run cleanly, so the
+ * terminal is restored and buffered output written. */
+static void catch_signals(struct world_live *w)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	signal_world = w;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+}
 
 static void usage(FILE *out)
 {
@@ -57,6 +83,7 @@ static int run_vm(struct run_options *o)
 	if (world_live_create(&rw.config, &world, err, sizeof(err)))
 		goto fail;
 	run_world_release(&rw);  /* the disk back end holds its own descriptor of the scratch disk */
+	catch_signals(world);
 	if (run_world_machine_config(o, &rw, world, &mc, err, sizeof(err)))
 		goto fail;
 
@@ -82,11 +109,18 @@ static int run_vm(struct run_options *o)
 			world_live_reset(world);
 			continue;
 		}
-		if (why == MACHINE_EXIT_ERROR && status == -ECANCELED && world_live_quit_requested(world)) {
+		if (why == MACHINE_EXIT_ERROR && status == -ECANCELED) {
+			int signo = world_live_quit_signal(world);
+			signal_world = NULL;
 			world_live_destroy(world);
 			world = NULL;
-			fprintf(stderr, "\nftvm: terminated (Ctrl-A x)\n");
-			code = 0;
+			if (signo) {
+				fprintf(stderr, "\nftvm: terminated by signal %d\n", signo);
+				code = EXIT_SIGNAL_BASE + signo;
+			} else {
+				fprintf(stderr, "\nftvm: terminated (Ctrl-A x)\n");
+				code = 0;
+			}
 			goto out;
 		}
 		if (status == -EDEADLK)
@@ -96,10 +130,12 @@ static int run_vm(struct run_options *o)
 		goto fail;
 	}
 fail:
+	signal_world = NULL;
 	world_live_destroy(world);  /* restores the terminal before the message */
 	world = NULL;
 	fprintf(stderr, "ftvm run: %s\n", err);
 out:
+	signal_world = NULL;
 	machine_destroy(m);
 	world_live_destroy(world);
 	run_world_release(&rw);

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -43,6 +44,7 @@
 #define CONSOLE_BUFFER 4096
 #define CONSOLE_FLUSH_INSNS (SLICE_INSNS / 4)   /* a busy guest's output still shows up promptly */
 #define CONSOLE_READ_CHUNK 256
+#define QUIT_POLL_NS 100000000ull   /* idle waits wake this often to notice a signal's quit request */
 #define CTRL_A 0x01
 #define QUIT_KEY 'x'
 
@@ -78,6 +80,7 @@ struct world_live {
 	bool ctrl_a;                 /* reader: Ctrl-A seen, waiting for the command key */
 	atomic_bool stdin_open;
 	atomic_bool quit;
+	volatile sig_atomic_t quit_signal;   /* set by world_live_request_quit() from a signal handler */
 	bool raw;
 	struct termios saved_termios;
 };
@@ -299,6 +302,12 @@ static bool nothing_can_arrive(const struct world_live *w)
 	       w->rng_outstanding == 0 && !input_queue_pending(w->queue);
 }
 
+/* Ctrl-A x typed, or a signal asked to quit. */
+static bool quitting(const struct world_live *w)
+{
+	return atomic_load(&w->quit) || w->quit_signal;
+}
+
 /* ---- the vm_world ops ---- */
 
 static int next_event(void *ctx, icount_t now, struct vm_event *ev)
@@ -313,7 +322,7 @@ static int next_event(void *ctx, icount_t now, struct vm_event *ev)
 		world_live_flush(w);
 		w->last_flush = now;
 	}
-	if (atomic_load(&w->quit))
+	if (quitting(w))
 		return -ECANCELED;
 	if (w->time_pending) {
 		w->time_pending = false;
@@ -353,6 +362,16 @@ static icount_t horizon(void *ctx, icount_t now)
 	return now > ICOUNT_MAX - SLICE_INSNS ? ICOUNT_MAX : now + SLICE_INSNS;
 }
 
+/* Waits for input until the monotonic time wake_ns, but never longer than QUIT_POLL_NS, so that a
+ * quit request from a signal handler (which cannot signal a condition variable) is seen. */
+static void wait_bounded(struct world_live *w, uint64_t wake_ns)
+{
+	uint64_t limit = mono_ns() + QUIT_POLL_NS;
+	uint64_t until = MIN(wake_ns, limit);
+	struct timespec ts = { .tv_sec = (time_t)(until / 1000000000ull), .tv_nsec = (long)(until % 1000000000ull) };
+	(void)input_queue_wait(w->queue, &ts);
+}
+
 static int idle_virtual(struct world_live *w, icount_t now, uint64_t deadline_time)
 {
 	if (w->disk_outstanding || input_queue_pending(w->queue))
@@ -364,14 +383,14 @@ static int idle_virtual(struct world_live *w, icount_t now, uint64_t deadline_ti
 	}
 	if (nothing_can_arrive(w))
 		return -EDEADLK;
-	(void)input_queue_wait(w->queue, NULL);
-	return atomic_load(&w->quit) ? -ECANCELED : 0;
+	wait_bounded(w, UINT64_MAX);
+	return quitting(w) ? -ECANCELED : 0;
 }
 
 static int idle_wall(struct world_live *w, icount_t now, uint64_t deadline_time)
 {
 	for (;;) {
-		if (atomic_load(&w->quit))
+		if (quitting(w))
 			return -ECANCELED;
 		if (input_queue_pending(w->queue))
 			break;
@@ -379,13 +398,11 @@ static int idle_wall(struct world_live *w, icount_t now, uint64_t deadline_time)
 			uint64_t wake_ns = w->wall_start_ns + deadline_time * NS_PER_TICK;
 			if (mono_ns() >= wake_ns)
 				break;
-			struct timespec ts = { .tv_sec = (time_t)(wake_ns / 1000000000ull),
-					       .tv_nsec = (long)(wake_ns % 1000000000ull) };
-			(void)input_queue_wait(w->queue, &ts);
+			wait_bounded(w, wake_ns);
 		} else {
 			if (nothing_can_arrive(w))
 				return -EDEADLK;
-			(void)input_queue_wait(w->queue, NULL);
+			wait_bounded(w, UINT64_MAX);
 		}
 	}
 	uint64_t wall = wall_ticks(w);
@@ -561,4 +578,14 @@ uint64_t world_live_disk_size(const struct world_live *w, unsigned disk)
 bool world_live_quit_requested(const struct world_live *w)
 {
 	return atomic_load(&w->quit);
+}
+
+void world_live_request_quit(struct world_live *w, int signo)
+{
+	w->quit_signal = signo;
+}
+
+int world_live_quit_signal(const struct world_live *w)
+{
+	return w->quit_signal;
 }

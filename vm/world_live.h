@@ -51,6 +51,10 @@ struct vm_world world_live_world(struct world_live *w);
 uint64_t world_live_disk_size(const struct world_live *w, unsigned disk);
 /* True once the user typed Ctrl-A x (machine_run then ended with -ECANCELED). */
 bool world_live_quit_requested(const struct world_live *w);
+/* Async-signal-safe: ends the run at the next boundary (or within 100 ms of idling) with
+ * -ECANCELED, so the terminal is restored; world_live_quit_signal() then returns signo. */
+void world_live_request_quit(struct world_live *w, int signo);
+int world_live_quit_signal(const struct world_live *w);
 /* For a new machine after a guest reset: time restarts at 0, requests still in flight are
  * completed and dropped (the old devices are gone); console input already queued is kept. */
 void world_live_reset(struct world_live *w);

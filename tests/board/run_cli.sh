@@ -105,6 +105,14 @@ else
 	st=$?
 	[ $st -eq 0 ] || fail "Ctrl-A x: exit $st"
 	grep -q 'terminated (Ctrl-A x)' "$T/err" || fail "Ctrl-A x: stderr '$(cat "$T/err")'"
+	# SIGTERM ends the run cleanly with 128 + 15, busy (echo.elf polls) or idle (idle.elf on an open stdin).
+	for prog in echo idle; do
+		timeout --preserve-status -s TERM 1 "$FTVM" run --bios none --kernel "$BM/$prog.elf" \
+			< <(sleep 3) >/dev/null 2>"$T/err"
+		st=$?
+		[ $st -eq 143 ] || fail "SIGTERM during $prog.elf: exit $st"
+		grep -q 'terminated by signal 15' "$T/err" || fail "SIGTERM during $prog.elf: stderr '$(cat "$T/err")'"
+	done
 fi
 
 if [ $failures -ne 0 ]; then
