@@ -271,6 +271,7 @@ static void execute(struct cpu *cpu, icount_t limit)
 		[CPU_OP_SLLW] = &&op_sllw, [CPU_OP_SRLW] = &&op_srlw, [CPU_OP_SRAW] = &&op_sraw,
 		[CPU_OP_MULW] = &&op_mulw, [CPU_OP_DIVW] = &&op_divw, [CPU_OP_DIVUW] = &&op_divuw,
 		[CPU_OP_REMW] = &&op_remw, [CPU_OP_REMUW] = &&op_remuw, [CPU_OP_FENCE] = &&op_fence,
+		[CPU_OP_NOP] = &&op_fence, [CPU_OP_J] = &&op_j, [CPU_OP_JR] = &&op_jr,
 		[CPU_OP_AMO] = &&op_amo, [CPU_OP_FPU] = &&op_fpu, [CPU_OP_SYSTEM] = &&op_system,
 	};
 	uint64_t *const x = cpu->x;
@@ -311,7 +312,6 @@ static void execute(struct cpu *cpu, icount_t limit)
 #define NEXT_AT(new_pc)                                                                              \
 	do {                                                                                         \
 		pc = (new_pc);                                                                       \
-		x[0] = 0;                                                                            \
 		if (unlikely(++ic >= limit))                                                         \
 			goto out;                                                                    \
 		DISPATCH();                                                                          \
@@ -335,6 +335,7 @@ static void execute(struct cpu *cpu, icount_t limit)
 			type v_;                                                                     \
 			memcpy(&v_, h_, sizeof(type));                                               \
 			x[e->rd] = (uint64_t)v_;                                                     \
+			x[0] = 0; /* a load to x0 still loads */                                     \
 			NEXT();                                                                      \
 		}                                                                                    \
 		uint64_t w_;                                                                         \
@@ -405,6 +406,8 @@ op_jalr: {
 	x[e->rd] = pc + e->len;
 	NEXT_AT(target);
 }
+op_j: NEXT_AT(pc + IMM);
+op_jr: NEXT_AT((RS1 + IMM) & ~1ull);
 op_beq: BRANCH(RS1 == RS2);
 op_bne: BRANCH(RS1 != RS2);
 op_blt: BRANCH((int64_t)RS1 < (int64_t)RS2);

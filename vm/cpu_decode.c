@@ -138,6 +138,20 @@ static enum cpu_op decode_op(uint32_t i, int32_t *imm)
 	}
 }
 
+/* The form of op that does not write rd when rd is x0. */
+static enum cpu_op without_x0_write(enum cpu_op op, unsigned rd)
+{
+	if (rd != 0)
+		return op;
+	if (op == CPU_OP_JAL)
+		return CPU_OP_J;
+	if (op == CPU_OP_JALR)
+		return CPU_OP_JR;
+	if (op == CPU_OP_LUI || op == CPU_OP_AUIPC || (op >= CPU_OP_ADDI && op <= CPU_OP_REMUW))
+		return CPU_OP_NOP;
+	return op;
+}
+
 void cpu_decode(struct cpu_decoded *e, uint32_t raw)
 {
 	uint32_t insn = raw;
@@ -156,7 +170,7 @@ void cpu_decode(struct cpu_decoded *e, uint32_t raw)
 	e->rd = (insn >> 7) & 31;
 	e->rs1 = (insn >> 15) & 31;
 	e->rs2 = (insn >> 20) & 31;
-	e->op = (uint8_t)decode_op(insn, &e->imm);
+	e->op = (uint8_t)without_x0_write(decode_op(insn, &e->imm), e->rd);
 	if (e->op == CPU_OP_ILLEGAL)
 		e->imm = (int32_t)(e->len == 2 ? (raw & 0xffff) : insn);
 }

@@ -5,7 +5,8 @@
  * decoded pages keyed by the page's host address. An entry remembers the 32 raw bits it was
  * decoded from; the run loop fetches those bits anyway and re-decodes when they differ, so code
  * written by the guest (with or without fence.i) is always executed as it is in memory. A fresh
- * entry is all zero, whose op is CPU_OP_DECODE.
+ * entry is all zero, whose op is CPU_OP_DECODE. Instructions that could only write x0 decode to
+ * forms that write nothing, so the fast path never has to re-zero x0 (loads still load).
  */
 #ifndef FTVM_VM_CPU_DECODE_H
 #define FTVM_VM_CPU_DECODE_H
@@ -28,6 +29,9 @@ enum cpu_op {
 	CPU_OP_ADDW, CPU_OP_SUBW, CPU_OP_SLLW, CPU_OP_SRLW, CPU_OP_SRAW,
 	CPU_OP_MULW, CPU_OP_DIVW, CPU_OP_DIVUW, CPU_OP_REMW, CPU_OP_REMUW,
 	CPU_OP_FENCE,   /* FENCE and FENCE.I: nothing to do (see cpu.c) */
+	CPU_OP_NOP,     /* a register-only instruction with rd = x0 (HINTs included) */
+	CPU_OP_J,       /* JAL with rd = x0 */
+	CPU_OP_JR,      /* JALR with rd = x0 */
 	CPU_OP_AMO,     /* imm holds the 32-bit instruction */
 	CPU_OP_FPU,     /* imm holds the 32-bit (expanded) instruction */
 	CPU_OP_SYSTEM,  /* ECALL, EBREAK, xRET, WFI, SFENCE.VMA and CSR instructions; imm = instruction */
