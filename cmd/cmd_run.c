@@ -59,7 +59,8 @@ static void usage(FILE *out)
 		     "the guest's: 0 when it powers off, its failure code when it reports one through the test\n"
 		     "finisher; a guest reset reboots unless --no-reboot.\n\noptions:\n");
 	run_options_help(out);
-	fprintf(out, "\nenvironment: FTVM_GUEST_DIR (bundled guest), FTVM_LOG=error|warn|info|debug\n");
+	fprintf(out, "\nenvironment: FTVM_GUEST_DIR (bundled guest), FTVM_LOG=error|warn|info|debug,\n"
+		     "  FTVM_TRACE=N (log pc, privilege and trap counts every N instructions, to stderr)\n");
 }
 
 static int exit_code_of(int status)

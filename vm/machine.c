@@ -8,6 +8,11 @@
  * events, sets the timer lines and, when the hart waits in WFI, lets the world idle. Every
  * boundary is therefore a function of icount and machine state only, never of wall time.
  *
+ * FTVM_TRACE=N (a debugging aid) caps slices at N instructions and logs, at every boundary, where
+ * the hart is and how many exceptions and interrupts it took since the last one: enough to tell a
+ * guest that progresses from one stuck in a trap or interrupt storm. It changes slice boundaries
+ * only, which never changes guest state.
+ *
  * Devices reach the world through a thin wrapper that forwards outputs and, after a disk or
  * entropy request, stops the hart at the end of the requesting instruction: a world that answers
  * synchronously (the virtual-clock world, a replay) then applies the answer at a boundary that
@@ -65,6 +70,8 @@ struct machine {
 	unsigned ndisks, nnics;
 	uint64_t config_digest;
 	uint64_t input_digest;       /* every event applied so far: what reached the guest from outside */
+	uint64_t trace_slice;        /* FTVM_TRACE: 0 = off */
+	struct cpu_stats trace_stats;
 };
 
 /* ---- the world as devices see it ---- */
@@ -354,6 +361,8 @@ int machine_create(const struct machine_config *config, struct vm_world world, s
 		  (unsigned long long)layout.kernel, (unsigned long long)layout.initrd_start,
 		  (unsigned long long)layout.initrd_end, (unsigned long long)layout.fdt);
 	cpu_reset(m->cpu, BOARD_RESET_PC);
+	const char *trace = getenv("FTVM_TRACE");
+	m->trace_slice = trace ? strtoull(trace, NULL, 0) : 0;
 	*out = m;
 	m = NULL;
 out:
@@ -461,6 +470,17 @@ static bool finisher_done(struct machine *m, enum machine_exit *why, int *status
 	return false;
 }
 
+static void trace_boundary(struct machine *m, icount_t now)
+{
+	struct cpu_stats st;
+	cpu_get_stats(m->cpu, &st);
+	fprintf(stderr, "ftvm-trace: icount %llu pc 0x%llx priv %d exceptions +%llu interrupts +%llu\n",
+		(unsigned long long)now, (unsigned long long)cpu_get_pc(m->cpu), (int)cpu_get_priv(m->cpu),
+		(unsigned long long)(st.exceptions - m->trace_stats.exceptions),
+		(unsigned long long)(st.interrupts - m->trace_stats.interrupts));
+	m->trace_stats = st;
+}
+
 enum machine_exit machine_run(struct machine *m, icount_t stop_at, int *status)
 {
 	enum machine_exit why;
@@ -481,6 +501,10 @@ enum machine_exit machine_run(struct machine *m, icount_t stop_at, int *status)
 		icount_t limit = m->world.ops->horizon(m->world.ctx, now);
 		limit = MIN(limit, deadline);
 		limit = MIN(limit, stop_at);
+		if (m->trace_slice) {
+			trace_boundary(m, now);
+			limit = MIN(limit, now + m->trace_slice);
+		}
 		if (limit <= now)
 			limit = now + 1;
 		if (cpu_run(m->cpu, limit) != CPU_STOP_WFI || cpu_icount(m->cpu) != now)
