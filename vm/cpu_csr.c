@@ -38,12 +38,7 @@ enum {
 #define MSTATUS_MPIE (1ull << 7)
 #define MSTATUS_SPP (1ull << 8)
 #define MSTATUS_VS_MASK (3ull << 9)
-#define MSTATUS_MPP_SHIFT 11
-#define MSTATUS_MPP (3ull << MSTATUS_MPP_SHIFT)
 #define MSTATUS_XS_MASK (3ull << 15)
-#define MSTATUS_MPRV (1ull << 17)
-#define MSTATUS_SUM (1ull << 18)
-#define MSTATUS_MXR (1ull << 19)
 #define MSTATUS_TVM (1ull << 20)
 #define MSTATUS_TW (1ull << 21)
 #define MSTATUS_TSR (1ull << 22)
@@ -89,7 +84,6 @@ enum {
 #define COUNTEREN_MASK 0xffffffffull
 #define MCOUNTINHIBIT_MASK 0xfffffffdull  /* bit 1 (time) is read-only zero */
 #define ENVCFG_FIOM 1ull                  /* no Zicbom/Zicboz, Svpbmt, Sstc: only FIOM */
-#define SATP_MODE_SHIFT 60
 #define SATP_MODE_BARE 0ull
 #define SATP_MODE_SV39 8ull
 #define PMP_ENTRIES 16

@@ -37,6 +37,13 @@ enum cpu_exception {
 #define MSTATUS_FS_OFF 0ull
 #define MSTATUS_FS_DIRTY (3ull << MSTATUS_FS_SHIFT)
 #define MSTATUS_SD (1ull << 63)
+/* mstatus fields shared by the CSR file and address translation. */
+#define MSTATUS_MPP_SHIFT 11
+#define MSTATUS_MPP (3ull << MSTATUS_MPP_SHIFT)
+#define MSTATUS_MPRV (1ull << 17)
+#define MSTATUS_SUM (1ull << 18)
+#define MSTATUS_MXR (1ull << 19)
+#define SATP_MODE_SHIFT 60
 
 /* fcsr fields. */
 #define FFLAG_NX 0x01u /* inexact */

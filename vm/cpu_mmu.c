@@ -30,13 +30,7 @@
 #define SV39_LEVELS 3
 #define SV39_VPN_BITS 9
 #define SV39_VA_BITS 39
-#define SATP_MODE_SHIFT 60
 #define SATP_PPN_MASK ((1ull << 44) - 1)
-#define MSTATUS_MPRV (1ull << 17)
-#define MSTATUS_SUM (1ull << 18)
-#define MSTATUS_MXR (1ull << 19)
-#define MSTATUS_MPP_SHIFT 11
-#define MSTATUS_MPP (3ull << MSTATUS_MPP_SHIFT)
 
 /* Returned by translate() for success; otherwise it returns the exception cause. */
 #define XLATE_OK (-1)
