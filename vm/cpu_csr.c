@@ -118,6 +118,8 @@ static uint64_t ready_interrupts(const struct cpu *cpu)
 void cpu_update_irq(struct cpu *cpu)
 {
 	cpu->irq_ready = ready_interrupts(cpu) != 0;
+	if (cpu->waiting && cpu_wfi_wakeup(cpu))
+		cpu->waiting = false; /* cpu.h: waiting ends when an enabled interrupt becomes pending */
 }
 
 bool cpu_wfi_wakeup(const struct cpu *cpu)

@@ -180,6 +180,7 @@ static void test_wfi(void **state)
 	assert_int_equal(cpu_icount(fx->cpu), 3); /* waiting does not count */
 	/* MTIP enabled in mie wakes the hart even with mstatus.MIE clear; no trap is taken. */
 	cpu_set_irq_line(fx->cpu, IRQ_M_TIMER, true);
+	assert_false(cpu_is_waiting(fx->cpu));
 	assert_int_equal(cpu_run(fx->cpu, 5), CPU_STOP_LIMIT);
 	assert_false(cpu_is_waiting(fx->cpu));
 	assert_int_equal(cpu_get_xreg(fx->cpu, REG_A0), 1);
