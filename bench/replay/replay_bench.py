@@ -12,14 +12,18 @@ inputs, alternately, --runs times each; the table shows medians:
          (needs root and /dev/net/tun; skipped otherwise)
 
 Columns:
+  rec s         seconds the recorder ran the machine
   Mbit/s run    log bytes (header included) / seconds of the whole recording (boot too; the
                 recorder's machine_run time, which guest time tracks)
   Mbit/s phase  log bytes of the records after the ready marker / guest seconds since it (the
                 marker's guest time is taken from the wall clock, which the recorder's guest
                 clock tracks within milliseconds); for idle, the steady state
   wall ratio    recorded run's wall time / plain run's (same work; meaningless for idle)
-  cpu/insn      recorded run's (user+sys CPU seconds / instructions) over the plain run's: the
-                overhead measure that survives a shared, loaded host
+  cpu plain/rec user+sys CPU seconds of the whole ftvm process
+  cpu/insn      recorded run's (CPU seconds / instructions) over the plain run's: the overhead
+                measure that survives a shared, loaded host
+  net fixed     the same after subtracting the fixed cost of any recording (measured first, on a
+                10-instruction program): the overhead that grows with the length of the run
   kv req/s      kvd only: client requests per second, plain -> recorded
 
 Usage: replay_bench.py [--ftvm PATH] [--guest DIR] [--runs N] [--idle-seconds S] [--only W,W]
@@ -29,6 +33,7 @@ import os
 import re
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -106,6 +111,36 @@ def workload_args(name, a):
         return ["--extra-args", f"ftvm.workload=disk ftvm.disk.mb={a.disk_mb} ftvm.disk.ops={a.disk_ops}"]
     return ["--nic", f"tap={TAP},mac={MAC}",
             "--extra-args", f"ftvm.workload=shell ip={GUEST_IP}::{HOST_IP}:255.255.255.0::eth0:off"]
+
+
+# A 10-instruction bare-metal program (raw image at 0x80000000) that writes the test finisher's
+# PASS value: recording it costs only what every recording costs regardless of length.
+POWEROFF_PROGRAM = [
+    0x001002B7,  # lui  t0, 0x100          t0 = 0x100000, the finisher
+    0x00005337,  # lui  t1, 0x5
+    0x55530313,  # addi t1, t1, 0x555      t1 = 0x5555, PASS
+    0x0062A023,  # sw   t1, 0(t0)
+    0x0000006F,  # j    .
+]
+
+
+def fixed_cost(a, tmp, runs):
+    """Median CPU seconds a recording costs beyond a plain run of the same trivial program: the
+    per-recording constant (today the full-RAM digests of the final CHECK and END)."""
+    prog = os.path.join(tmp, "poweroff.bin")
+    with open(prog, "wb") as fo:
+        fo.write(struct.pack(f"<{len(POWEROFF_PROGRAM)}I", *POWEROFF_PROGRAM))
+    extra = []
+    for _ in range(runs):
+        cpu = {}
+        for mode in ("plain", "record"):
+            argv = [a.ftvm, "run"] if mode == "plain" else [a.ftvm, "record", "--log", os.path.join(tmp, "p.log")]
+            s = Session(argv + ["--bios", "none", "--kernel", prog], dict(os.environ))
+            code, _, cpu[mode], err = s.finish()
+            if code != 0:
+                raise RuntimeError(f"{mode} of the power-off program: exit {code}: {err[-500:]}")
+        extra.append(cpu["record"] - cpu["plain"])
+    return statistics.median(extra)
 
 
 def one_run(name, mode, a, tmp):
@@ -193,13 +228,15 @@ def main():
     print(f"ftvm {a.ftvm}; {a.runs} runs each, medians; load average {os.getloadavg()[0]:.1f} at start")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        fixed = fixed_cost(a, tmp, max(a.runs, 3))
+        print(f"fixed cost of a recording (a 10-instruction program, default --mem): {fixed:.2f} CPU s")
         for name in workloads:
             results = {"plain": [], "record": []}
             for _ in range(a.runs):
                 for mode in ("plain", "record"):
                     results[mode].append(one_run(name, mode, a, tmp))
             rows.append((name, results))
-            print_row(name, results, header=len(rows) == 1)
+            print_row(name, results, fixed, header=len(rows) == 1)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
     print("targets (issue 4): idle < 0.05 Mbit/s, CPU-bound < 0.1, kv far under 20, overhead < 5%")
     last = {name: res["record"][-1] for name, res in rows}
@@ -212,21 +249,24 @@ def med(results, key):
     return statistics.median(r[key] for r in results)
 
 
-def print_row(name, results, header):
+def print_row(name, results, fixed, header):
     plain, rec = results["plain"], results["record"]
     if header:
-        print(f"{'workload':<9}{'log MB':>8}{'guest s':>9}{'Mbit/s run':>12}{'Mbit/s phase':>14}"
-              f"{'wall plain':>12}{'wall rec':>10}{'wall ratio':>12}{'cpu/insn':>10}  kv req/s")
+        print(f"{'workload':<9}{'log MB':>8}{'rec s':>7}{'Mbit/s run':>12}{'Mbit/s phase':>14}"
+              f"{'wall plain':>12}{'wall rec':>10}{'wall ratio':>12}{'cpu plain':>11}{'cpu rec':>9}"
+              f"{'cpu/insn':>10}{'net fixed':>11}  kv req/s")
     cpi_plain = statistics.median(r["cpu"] / r["insns"] for r in plain)
     cpi_rec = statistics.median(r["cpu"] / r["insns"] for r in rec)
+    cpi_net = statistics.median((r["cpu"] - fixed) / r["insns"] for r in rec)
     kv = ""
     if plain[0]["load"]:
         rate = [statistics.median((r["load"]["sets"] + r["load"]["gets"]) / r["load"]["seconds"] for r in x)
                 for x in (plain, rec)]
         kv = f"{rate[0]:.0f} -> {rate[1]:.0f}"
-    print(f"{name:<9}{med(rec, 'bytes') / 1e6:>8.3f}{med(rec, 'guest_s'):>9.1f}{med(rec, 'mbit_run'):>12.4f}"
+    print(f"{name:<9}{med(rec, 'bytes') / 1e6:>8.3f}{med(rec, 'guest_s'):>7.1f}{med(rec, 'mbit_run'):>12.4f}"
           f"{med(rec, 'mbit_phase'):>14.4f}{med(plain, 'wall'):>12.2f}{med(rec, 'wall'):>10.2f}"
-          f"{med(rec, 'wall') / med(plain, 'wall'):>12.3f}{cpi_rec / cpi_plain:>10.3f}  {kv}", flush=True)
+          f"{med(rec, 'wall') / med(plain, 'wall'):>12.3f}{med(plain, 'cpu'):>11.2f}{med(rec, 'cpu'):>9.2f}"
+          f"{cpi_rec / cpi_plain:>10.3f}{cpi_net / cpi_plain:>11.3f}  {kv}", flush=True)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ a few hundred SET/GET with random pauses and check every answer (kvload.py), the
 `poweroff`. Replay, with another fresh copy of the zeroed disk and no network or console input:
 exit 0 (matched to END), the same console output byte for byte, and the replay's disk ends
 byte-identical to the recording's. The log must hold NET_RX, DISK_DONE and CONSOLE_IN records.
+Then --perturb-lsn on a NET_RX record and on the CONSOLE_IN record: exit 3 at the next CHECK (or
+earlier, when the change made the guest wait in WFI where the recording did not).
 
 Usage: kv_replay.py FTVM GUEST_DIR TAP
 """
@@ -85,6 +87,15 @@ def main():
         f.expect(same.returncode == 0, f"the replay's disk differs from the recording's: {same.stdout.strip()}")
         with open(zero, "rb") as z, open(rep_disk, "rb") as d:
             f.expect(z.read(1 << 20) != d.read(1 << 20), "the replay wrote nothing to its disk")
+
+        # Injected nondeterminism in a received frame (mid-run) and in the typed `kvd &`: the
+        # first CHECK after each catches it. Each replay gets a fresh copy of the zeroed disk.
+        net = log.of_kind(evlog.NET_RX)
+        lsns = [net[len(net) // 2].lsn, log.of_kind(evlog.CONSOLE_IN)[0].lsn]
+        scratch = os.path.join(tmp, "perturb.img")
+        rrlib.check_perturbations(f, ftvm, log_path, common, lsns, deadline_s=BOOT_TIMEOUT,
+                                  fresh_disks=lambda: ["--disk", shutil.copyfile(zero, scratch)],
+                                  allow_earlier=True)
     return f.report()
 
 
