@@ -284,7 +284,7 @@ static void execute(struct cpu *cpu, icount_t limit)
 	const uint8_t *fetch_host = cpu->fetch_host;
 	struct cpu_decoded *fetch_decoded = cpu->fetch_decoded;
 	struct cpu_decoded slow_entry; /* an instruction fetched off the fast path, decoded uncached */
-	uint32_t raw;
+	uint32_t raw, slow_raw; /* slow_raw keeps raw's address untaken, so raw stays in a register */
 
 #define SYNC() do { cpu->pc = pc; cpu->icount = ic; } while (0)
 #define RELOAD_FETCH()                                                                               \
@@ -368,8 +368,9 @@ static void execute(struct cpu *cpu, icount_t limit)
 fetch_slow:
 	/* Off the code page (a jump, a page crossing, MMIO code, an empty fetch cache). */
 	SYNC();
-	if (!cpu_fetch_slow(cpu, &raw))
+	if (!cpu_fetch_slow(cpu, &slow_raw))
 		goto exception;
+	raw = slow_raw;
 	RELOAD_FETCH();
 	if (likely(pc - fetch_vpage <= CPU_PAGE_SIZE - 4))
 		DISPATCH(); /* the new page is cached now */
@@ -384,8 +385,9 @@ op_illegal:
 	if (e != &slow_entry) {
 		/* Possibly the empty fetch cache's no-code page: fetch for real before trusting it. */
 		SYNC();
-		if (!cpu_fetch_slow(cpu, &raw))
+		if (!cpu_fetch_slow(cpu, &slow_raw))
 			goto exception;
+		raw = slow_raw;
 		RELOAD_FETCH();
 		goto decode_uncached;
 	}
