@@ -20,7 +20,7 @@ cleanup() {
 trap cleanup EXIT
 ip netns add "$A" || { echo "skip: cannot create network namespaces here"; exit $SKIP; }
 ip netns add "$B"
-ip link add "${tag}x" type veth peer name "${tag}y"
+ip link add "${tag}x" type veth peer name "${tag}y" || { echo "skip: no veth support here"; exit $SKIP; }
 ip link set "${tag}x" netns "$A"
 ip link set "${tag}y" netns "$B"
 ip -n "$A" link set lo up
