@@ -72,13 +72,8 @@ int cmd_primary_main(int argc, char **argv)
 		fprintf(stderr, "ftvm primary: --peer HOST:PORT and --arbiter PATH are required\n");
 		return 2;
 	}
-	if (run_options_resolve(&o, err, sizeof(err)) || run_world_prepare(&o, &rw, err, sizeof(err)))
-		goto fail;
-	if (world_live_create(&rw.config, &world, err, sizeof(err)))
-		goto fail;
-	run_world_release(&rw);
 	struct machine_config mc;
-	if (run_world_machine_config(&o, &rw, world, &mc, err, sizeof(err)))
+	if (run_options_resolve(&o, err, sizeof(err)) || run_world_open_live(&o, &rw, &world, &mc, err, sizeof(err)))
 		goto fail;
 	struct ft_primary_config pc = {
 		.vm_id = fo.vm, .epoch = fo.epoch, .peer = fo.peer, .arbiter = fo.arbiter, .node = 0,

@@ -75,13 +75,8 @@ int cmd_record_main(int argc, char **argv)
 		fprintf(stderr, "ftvm record: --log FILE is required\n");
 		return 2;
 	}
-	if (run_options_resolve(&o, err, sizeof(err)) || run_world_prepare(&o, &rw, err, sizeof(err)))
-		goto fail;
-	if (world_live_create(&rw.config, &world, err, sizeof(err)))
-		goto fail;
-	run_world_release(&rw);
 	struct machine_config mc;
-	if (run_world_machine_config(&o, &rw, world, &mc, err, sizeof(err)))
+	if (run_options_resolve(&o, err, sizeof(err)) || run_world_open_live(&o, &rw, &world, &mc, err, sizeof(err)))
 		goto fail;
 	int ret = recorder_create(world_live_world(world),
 				  (struct recorder_sink){ .append = file_sink_append, .ctx = NULL }, &rec);

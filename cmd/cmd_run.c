@@ -79,14 +79,9 @@ static int run_vm(struct run_options *o)
 	struct world_live *world = NULL;
 	struct machine *m = NULL;
 	struct machine_config mc;
-	if (run_world_prepare(o, &rw, err, sizeof(err)))
+	if (run_world_open_live(o, &rw, &world, &mc, err, sizeof(err)))
 		goto fail;
-	if (world_live_create(&rw.config, &world, err, sizeof(err)))
-		goto fail;
-	run_world_release(&rw);  /* the disk back end holds its own descriptor of the scratch disk */
 	catch_signals(world);
-	if (run_world_machine_config(o, &rw, world, &mc, err, sizeof(err)))
-		goto fail;
 
 	for (;;) {
 		int status;

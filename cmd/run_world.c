@@ -91,3 +91,22 @@ int run_world_machine_config(const struct run_options *o, const struct run_world
 	}
 	return 0;
 }
+
+int run_world_open_live(const struct run_options *o, struct run_world *rw, struct world_live **world,
+			struct machine_config *mc, char *err, size_t errlen)
+{
+	int ret;
+
+	*world = NULL;
+	ret = run_world_prepare(o, rw, err, errlen);
+	if (ret == 0)
+		ret = world_live_create(&rw->config, world, err, errlen);
+	run_world_release(rw); /* the disk back end holds its own descriptor of the scratch disk */
+	if (ret == 0)
+		ret = run_world_machine_config(o, rw, *world, mc, err, errlen);
+	if (ret < 0) {
+		world_live_destroy(*world);
+		*world = NULL;
+	}
+	return ret;
+}

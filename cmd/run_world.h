@@ -25,4 +25,10 @@ void run_world_release(struct run_world *rw);
 int run_world_machine_config(const struct run_options *o, const struct run_world *rw, const struct world_live *w,
 			     struct machine_config *mc, char *err, size_t errlen) FTVM_MUST_CHECK;
 
+/* Everything a live run needs once o is resolved, in order: prepare the world's configuration, open
+ * the live world (disks, TAPs, console) and build the machine configuration with the disks' sizes.
+ * On error *world is NULL and err says why. */
+int run_world_open_live(const struct run_options *o, struct run_world *rw, struct world_live **world,
+			struct machine_config *mc, char *err, size_t errlen) FTVM_MUST_CHECK;
+
 #endif

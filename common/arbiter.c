@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "common/arbiter_io.h"
+#include "util/byteorder.h"
 #include "util/crc32c.h"
 
 #define LOG_MODULE "arbiter"
@@ -125,34 +126,6 @@ struct arbiter {
 	uint64_t rng;
 	char err[ARBITER_ERR_MAX];
 };
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (unsigned i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	for (unsigned i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	uint32_t v = 0;
-	for (unsigned i = 0; i < 4; i++)
-		v |= (uint32_t)p[i] << (8 * i);
-	return v;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (unsigned i = 0; i < 8; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
 
 static int fail(char *err, int ret, const char *fmt, ...) FTVM_PRINTF(3, 4);
 static int fail(char *err, int ret, const char *fmt, ...)

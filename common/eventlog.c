@@ -11,6 +11,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "util/byteorder.h"
 #include "util/crc32c.h"
 
 static const uint8_t evlog_magic[8] = { 'F', 'T', 'V', 'M', 'L', 'O', 'G', 0 };
@@ -35,39 +36,6 @@ enum { REC_KIND = 0, REC_FLAGS = 1, REC_RESERVED = 2, REC_LENGTH = 4, REC_LSN = 
 #define CHECK_PAYLOAD 64u
 #define END_PAYLOAD 24u
 #define NET_RX_MIN_FRAME 14u
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) FTVM_PRINTF(3, 4);
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -119,14 +87,14 @@ void evlog_encode_header(const struct evlog_header *h, uint8_t out[EVLOG_HEADER_
 {
 	memset(out, 0, EVLOG_HEADER_SIZE);
 	memcpy(out + HDR_MAGIC, evlog_magic, sizeof(evlog_magic));
-	put16(out + HDR_VERSION, EVLOG_VERSION);
-	put16(out + HDR_SIZE, EVLOG_HEADER_SIZE);
-	put32(out + HDR_FLAGS, 0);
-	put64(out + HDR_CONFIG_DIGEST, h->config_digest);
-	put64(out + HDR_START_LSN, h->start_lsn);
+	put_le16(out + HDR_VERSION, EVLOG_VERSION);
+	put_le16(out + HDR_SIZE, EVLOG_HEADER_SIZE);
+	put_le32(out + HDR_FLAGS, 0);
+	put_le64(out + HDR_CONFIG_DIGEST, h->config_digest);
+	put_le64(out + HDR_START_LSN, h->start_lsn);
 	copy_padded(out + HDR_VM_NAME, h->vm_name, EVLOG_VM_NAME_MAX);
 	copy_padded(out + HDR_SUMMARY, h->config_summary, EVLOG_SUMMARY_MAX);
-	put32(out + HDR_CRC, crc32c(0, out, HDR_CRC));
+	put_le32(out + HDR_CRC, crc32c(0, out, HDR_CRC));
 }
 
 int evlog_decode_header(const uint8_t *buf, size_t len, struct evlog_header *h, char *err, size_t errlen)
@@ -135,23 +103,23 @@ int evlog_decode_header(const uint8_t *buf, size_t len, struct evlog_header *h, 
 		return fail(err, errlen, "log header: truncated (%zu of %d bytes)", len, EVLOG_HEADER_SIZE);
 	if (memcmp(buf + HDR_MAGIC, evlog_magic, sizeof(evlog_magic)) != 0)
 		return fail(err, errlen, "log header: bad magic (not an ftvm event log)");
-	if (get16(buf + HDR_VERSION) != EVLOG_VERSION)
+	if (get_le16(buf + HDR_VERSION) != EVLOG_VERSION)
 		return fail(err, errlen, "log header: version %u, this ftvm reads version %d",
-			    get16(buf + HDR_VERSION), EVLOG_VERSION);
-	if (get16(buf + HDR_SIZE) != EVLOG_HEADER_SIZE)
-		return fail(err, errlen, "log header: header_size %u, expected %d", get16(buf + HDR_SIZE),
+			    get_le16(buf + HDR_VERSION), EVLOG_VERSION);
+	if (get_le16(buf + HDR_SIZE) != EVLOG_HEADER_SIZE)
+		return fail(err, errlen, "log header: header_size %u, expected %d", get_le16(buf + HDR_SIZE),
 			    EVLOG_HEADER_SIZE);
 	uint32_t crc = crc32c(0, buf, HDR_CRC);
-	if (get32(buf + HDR_CRC) != crc)
+	if (get_le32(buf + HDR_CRC) != crc)
 		return fail(err, errlen, "log header: CRC mismatch (stored %08x, computed %08x)",
-			    get32(buf + HDR_CRC), crc);
-	if (get32(buf + HDR_FLAGS) != 0)
-		return fail(err, errlen, "log header: unknown flags %08x", get32(buf + HDR_FLAGS));
+			    get_le32(buf + HDR_CRC), crc);
+	if (get_le32(buf + HDR_FLAGS) != 0)
+		return fail(err, errlen, "log header: unknown flags %08x", get_le32(buf + HDR_FLAGS));
 	if (memchr(buf + HDR_VM_NAME, 0, EVLOG_VM_NAME_MAX) == NULL ||
 	    memchr(buf + HDR_SUMMARY, 0, EVLOG_SUMMARY_MAX) == NULL)
 		return fail(err, errlen, "log header: vm_name or config_summary not NUL-terminated");
-	h->config_digest = get64(buf + HDR_CONFIG_DIGEST);
-	h->start_lsn = get64(buf + HDR_START_LSN);
+	h->config_digest = get_le64(buf + HDR_CONFIG_DIGEST);
+	h->start_lsn = get_le64(buf + HDR_START_LSN);
 	memcpy(h->vm_name, buf + HDR_VM_NAME, EVLOG_VM_NAME_MAX);
 	memcpy(h->config_summary, buf + HDR_SUMMARY, EVLOG_SUMMARY_MAX);
 	return 0;
@@ -161,14 +129,14 @@ size_t evlog_encode_record(const struct evlog_record *r, uint8_t *out)
 {
 	out[REC_KIND] = (uint8_t)r->kind;
 	out[REC_FLAGS] = 0;
-	put16(out + REC_RESERVED, 0);
-	put32(out + REC_LENGTH, r->len);
-	put64(out + REC_LSN, r->lsn);
-	put64(out + REC_ICOUNT, r->icount);
+	put_le16(out + REC_RESERVED, 0);
+	put_le32(out + REC_LENGTH, r->len);
+	put_le64(out + REC_LSN, r->lsn);
+	put_le64(out + REC_ICOUNT, r->icount);
 	if (r->len && out + EVLOG_RECORD_HEAD != r->payload)
 		memmove(out + EVLOG_RECORD_HEAD, r->payload, r->len);
 	uint32_t crc = crc32c(0, out, EVLOG_RECORD_HEAD + r->len);
-	put32(out + EVLOG_RECORD_HEAD + r->len, crc);
+	put_le32(out + EVLOG_RECORD_HEAD + r->len, crc);
 	return EVLOG_RECORD_OVERHEAD + r->len;
 }
 
@@ -179,8 +147,8 @@ int evlog_decode_record(const uint8_t *buf, size_t len, struct evlog_record *r, 
 	if (len < EVLOG_RECORD_HEAD)
 		return -EAGAIN;
 	unsigned kind = buf[REC_KIND];
-	uint32_t length = get32(buf + REC_LENGTH);
-	uint64_t lsn = get64(buf + REC_LSN);
+	uint32_t length = get_le32(buf + REC_LENGTH);
+	uint64_t lsn = get_le64(buf + REC_LSN);
 	uint32_t cap = kind_cap(kind);
 
 	/* The size decides how much we read next, so check it before anything else. */
@@ -193,16 +161,16 @@ int evlog_decode_record(const uint8_t *buf, size_t len, struct evlog_record *r, 
 	if (len < *used)
 		return -EAGAIN;
 	uint32_t crc = crc32c(0, buf, EVLOG_RECORD_HEAD + length);
-	uint32_t stored = get32(buf + EVLOG_RECORD_HEAD + length);
+	uint32_t stored = get_le32(buf + EVLOG_RECORD_HEAD + length);
 	if (crc != stored)
 		return fail(err, errlen, "record lsn %llu (%s): CRC mismatch (stored %08x, computed %08x)",
 			    (unsigned long long)lsn, evlog_kind_name(kind), stored, crc);
-	if (buf[REC_FLAGS] != 0 || get16(buf + REC_RESERVED) != 0)
+	if (buf[REC_FLAGS] != 0 || get_le16(buf + REC_RESERVED) != 0)
 		return fail(err, errlen, "record lsn %llu (%s): reserved fields not zero",
 			    (unsigned long long)lsn, evlog_kind_name(kind));
 	r->kind = (enum evlog_kind)kind;
 	r->lsn = lsn;
-	r->icount = get64(buf + REC_ICOUNT);
+	r->icount = get_le64(buf + REC_ICOUNT);
 	r->len = length;
 	r->payload = buf + EVLOG_RECORD_HEAD;
 	return 0;
@@ -229,24 +197,24 @@ uint32_t evlog_payload_from_event(const struct vm_event *ev, uint8_t *out, uint3
 	case VM_EV_TIME:
 		if (cap < TIME_PAYLOAD)
 			return 0;
-		put64(out, ev->time);
-		put64(out + 8, ev->ticks_per_insn);
+		put_le64(out, ev->time);
+		put_le64(out + 8, ev->ticks_per_insn);
 		return TIME_PAYLOAD;
 	case VM_EV_NET_RX:
 	case VM_EV_RNG:
 		need = 4 + ev->len;
 		if (cap < need)
 			return 0;
-		put32(out, ev->device);
+		put_le32(out, ev->device);
 		memcpy(out + 4, ev->data, ev->len);
 		return need;
 	case VM_EV_DISK_DONE:
 		need = 16 + ev->len;
 		if (cap < need)
 			return 0;
-		put32(out, ev->device);
-		put32(out + 4, ev->status);
-		put64(out + 8, ev->request);
+		put_le32(out, ev->device);
+		put_le32(out + 4, ev->status);
+		put_le64(out + 8, ev->request);
 		memcpy(out + 16, ev->data, ev->len);
 		return need;
 	case VM_EV_CONSOLE_IN:
@@ -273,8 +241,8 @@ int evlog_event_from_record(const struct evlog_record *r, struct vm_event *ev, c
 	case EVLOG_TIME:
 		if (r->len != TIME_PAYLOAD)
 			return bad_payload(r, err, errlen, "payload is not 16 bytes");
-		ev->time = get64(r->payload);
-		ev->ticks_per_insn = get64(r->payload + 8);
+		ev->time = get_le64(r->payload);
+		ev->ticks_per_insn = get_le64(r->payload + 8);
 		if (ev->ticks_per_insn == 0)
 			return bad_payload(r, err, errlen, "ticks_per_insn is zero");
 		return 0;
@@ -282,7 +250,7 @@ int evlog_event_from_record(const struct evlog_record *r, struct vm_event *ev, c
 	case EVLOG_RNG:
 		if (r->len < 5)
 			return bad_payload(r, err, errlen, "payload shorter than device index + 1 byte");
-		ev->device = get32(r->payload);
+		ev->device = get_le32(r->payload);
 		ev->data = r->payload + 4;
 		ev->len = r->len - 4;
 		if (r->kind == EVLOG_NET_RX && ev->len < NET_RX_MIN_FRAME)
@@ -291,9 +259,9 @@ int evlog_event_from_record(const struct evlog_record *r, struct vm_event *ev, c
 	case EVLOG_DISK_DONE:
 		if (r->len < 16)
 			return bad_payload(r, err, errlen, "payload shorter than 16 bytes");
-		ev->device = get32(r->payload);
-		ev->status = get32(r->payload + 4);
-		ev->request = get64(r->payload + 8);
+		ev->device = get_le32(r->payload);
+		ev->status = get_le32(r->payload + 4);
+		ev->request = get_le64(r->payload + 8);
 		ev->data = r->payload + 16;
 		ev->len = r->len - 16;
 		if (ev->status > VM_DISK_UNSUPP)
@@ -319,13 +287,13 @@ uint32_t evlog_payload_from_check(const struct evlog_check *c, uint8_t *out, uin
 	if (cap < CHECK_PAYLOAD)
 		return 0;
 	memset(out, 0, CHECK_PAYLOAD);
-	put32(out, c->scope);
-	put64(out + 8, c->cpu_digest);
-	put64(out + 16, c->machine_digest);
-	put64(out + 24, c->outputs.console);
-	put64(out + 32, c->outputs.net);
-	put64(out + 40, c->outputs.disk);
-	put64(out + 48, c->outputs.count);
+	put_le32(out, c->scope);
+	put_le64(out + 8, c->cpu_digest);
+	put_le64(out + 16, c->machine_digest);
+	put_le64(out + 24, c->outputs.console);
+	put_le64(out + 32, c->outputs.net);
+	put_le64(out + 40, c->outputs.disk);
+	put_le64(out + 48, c->outputs.count);
 	return CHECK_PAYLOAD;
 }
 
@@ -333,16 +301,16 @@ int evlog_check_from_record(const struct evlog_record *r, struct evlog_check *c,
 {
 	if (r->kind != EVLOG_CHECK || r->len != CHECK_PAYLOAD)
 		return bad_payload(r, err, errlen, "not a 64-byte CHECK");
-	c->scope = get32(r->payload);
-	if (c->scope & ~(uint32_t)(EVLOG_CHECK_CPU | EVLOG_CHECK_MACHINE) || get32(r->payload + 4) ||
-	    get64(r->payload + 56))
+	c->scope = get_le32(r->payload);
+	if (c->scope & ~(uint32_t)(EVLOG_CHECK_CPU | EVLOG_CHECK_MACHINE) || get_le32(r->payload + 4) ||
+	    get_le64(r->payload + 56))
 		return bad_payload(r, err, errlen, "unknown scope bits or reserved fields not zero");
-	c->cpu_digest = get64(r->payload + 8);
-	c->machine_digest = get64(r->payload + 16);
-	c->outputs.console = get64(r->payload + 24);
-	c->outputs.net = get64(r->payload + 32);
-	c->outputs.disk = get64(r->payload + 40);
-	c->outputs.count = get64(r->payload + 48);
+	c->cpu_digest = get_le64(r->payload + 8);
+	c->machine_digest = get_le64(r->payload + 16);
+	c->outputs.console = get_le64(r->payload + 24);
+	c->outputs.net = get_le64(r->payload + 32);
+	c->outputs.disk = get_le64(r->payload + 40);
+	c->outputs.count = get_le64(r->payload + 48);
 	return 0;
 }
 
@@ -350,10 +318,10 @@ uint32_t evlog_payload_from_end(const struct evlog_end *e, uint8_t *out, uint32_
 {
 	if (cap < END_PAYLOAD)
 		return 0;
-	put32(out, e->exit);
-	put32(out + 4, (uint32_t)e->status);
-	put64(out + 8, e->machine_digest);
-	put64(out + 16, e->outputs);
+	put_le32(out, e->exit);
+	put_le32(out + 4, (uint32_t)e->status);
+	put_le64(out + 8, e->machine_digest);
+	put_le64(out + 16, e->outputs);
 	return END_PAYLOAD;
 }
 
@@ -361,10 +329,10 @@ int evlog_end_from_record(const struct evlog_record *r, struct evlog_end *e, cha
 {
 	if (r->kind != EVLOG_END || r->len != END_PAYLOAD)
 		return bad_payload(r, err, errlen, "not a 24-byte END");
-	e->exit = get32(r->payload);
-	e->status = (int32_t)get32(r->payload + 4);
-	e->machine_digest = get64(r->payload + 8);
-	e->outputs = get64(r->payload + 16);
+	e->exit = get_le32(r->payload);
+	e->status = (int32_t)get_le32(r->payload + 4);
+	e->machine_digest = get_le64(r->payload + 8);
+	e->outputs = get_le64(r->payload + 16);
 	if (e->exit > 3)
 		return bad_payload(r, err, errlen, "unknown exit kind");
 	return 0;
@@ -379,8 +347,8 @@ void evlog_outputs_console(struct evlog_outputs *o, const uint8_t *buf, size_t l
 void evlog_outputs_net(struct evlog_outputs *o, unsigned nic, const uint8_t *frame, size_t len)
 {
 	uint8_t head[8];
-	put32(head, nic);
-	put32(head + 4, (uint32_t)len);
+	put_le32(head, nic);
+	put_le32(head + 4, (uint32_t)len);
 	o->net = XXH3_64bits_withSeed(head, sizeof(head), o->net);
 	o->net = XXH3_64bits_withSeed(frame, len, o->net);
 	o->count++;
@@ -389,11 +357,11 @@ void evlog_outputs_net(struct evlog_outputs *o, unsigned nic, const uint8_t *fra
 void evlog_outputs_disk(struct evlog_outputs *o, unsigned disk, const struct vm_disk_request *req)
 {
 	uint8_t head[28];
-	put32(head, disk);
-	put32(head + 4, (uint32_t)req->op);
-	put64(head + 8, req->id);
-	put64(head + 16, req->sector);
-	put32(head + 24, req->len);
+	put_le32(head, disk);
+	put_le32(head + 4, (uint32_t)req->op);
+	put_le64(head + 8, req->id);
+	put_le64(head + 16, req->sector);
+	put_le32(head + 24, req->len);
 	o->disk = XXH3_64bits_withSeed(head, sizeof(head), o->disk);
 	if (req->op == VM_DISK_WRITE)
 		o->disk = XXH3_64bits_withSeed(req->data, req->len, o->disk);
