@@ -194,16 +194,17 @@ static int translate(struct cpu *cpu, uint64_t vaddr, enum cpu_access kind, uint
 	return page_fault_cause[kind];
 }
 
-/* Translates and, when the page is RAM, refills the TLB; *host is NULL for MMIO. */
+/* Translates and, when the page is RAM, refills the TLB; *host is NULL for MMIO. Every call is a
+ * TLB miss (MMIO accesses, which are never cached, count too); stats.tlb_hits counts only the hits
+ * of the slow paths, the run loop's inline hits stay uncounted to keep the fast path lean. */
 static bool translate_fill(struct cpu *cpu, uint64_t vaddr, enum cpu_access kind, uint64_t *paddr, uint8_t **host)
 {
 	int cause = translate(cpu, vaddr, kind, paddr);
+	cpu->stats.tlb_misses++;
 	if (cause != XLATE_OK) {
-		cpu->stats.tlb_misses++;
 		cpu_raise_exception(cpu, (enum cpu_exception)cause, vaddr);
 		return false;
 	}
-	cpu->stats.tlb_misses++;
 	uint8_t *page = bus_ram_range(cpu->bus, *paddr & CPU_PAGE_MASK, CPU_PAGE_SIZE);
 	if (!page) {
 		*host = NULL;
