@@ -12,7 +12,7 @@ Two modes, each printing one JSON line on stdout when done:
 
   loadgen.py gap HOST --seconds S [--delay-ms D]
       One connection sending SETs back to back (D ms apart), reconnecting when it must, recording
-      the CLOCK_MONOTONIC time of every reply. Runs until S seconds have passed or stdin closes
+      the CLOCK_MONOTONIC time of every reply; prints "replying" once the first replies are in. Runs until S seconds have passed or stdin closes
       (the bench closes it once it has seen the failover), then prints every reply time, so the
       bench can find the gap that spans its kill.
       CLOCK_MONOTONIC is one clock for every network namespace, so the times compare directly.
@@ -29,6 +29,7 @@ import time
 
 PORT = 7000
 CONNECT_TIMEOUT_S = 2.0
+GAP_READY_REPLIES = 10      # gap mode says "replying" on stdout after this many replies
 CONNECT_GIVE_UP_S = 20.0    # a busy machine may drop a SYN or two; the load counts only after warm-up
 REQUEST_TIMEOUT_S = 10.0
 
@@ -60,6 +61,7 @@ class Conn:
         self.sock.setblocking(False)
         self.buf = b""
         self.seq = 0
+        self.replies = 0
         self.sent_at = 0.0
 
     def send_next(self):
@@ -103,6 +105,7 @@ def run_load(host, conns, seconds, warmup):
                 reply, c.buf = c.buf.split(b"\n", 1)
                 done = time.monotonic()
                 last_progress = done
+                c.replies += 1
                 if reply != b"OK":
                     raise RuntimeError(f"connection {c.idx}: unexpected reply {reply[:80]!r}")
                 if c.sent_at >= t_measure and done <= t_end:
@@ -110,6 +113,10 @@ def run_load(host, conns, seconds, warmup):
                     lat.append(done - c.sent_at)
                 if done < t_end:
                     c.send_next()
+    now = time.monotonic()
+    # A request still unanswered at the end never shows in the latencies: report it separately.
+    stuck = [round(now - c.sent_at, 3) for c in cs if c.replies < c.seq and now - c.sent_at > 1.0]
+    per_conn = [c.replies for c in cs]
     for c in cs:
         sel.unregister(c.sock)
         c.sock.close()
@@ -117,7 +124,8 @@ def run_load(host, conns, seconds, warmup):
     ms = lambda v: None if v is None else round(v * 1000.0, 3)  # noqa: E731
     return {"conns": conns, "seconds": seconds, "ops": ops, "ops_s": round(ops / seconds, 1),
             "p50_ms": ms(percentile(lat, 50)), "p99_ms": ms(percentile(lat, 99)),
-            "max_ms": ms(lat[-1] if lat else None), "t_start": t_measure, "t_end": t_end}
+            "max_ms": ms(lat[-1] if lat else None), "t_start": t_measure, "t_end": t_end,
+            "stuck_s": stuck, "replies_per_conn": per_conn}
 
 
 def stdin_closed():
@@ -153,6 +161,8 @@ def run_gap(host, seconds, delay_ms):
         if reply != b"OK":
             raise RuntimeError(f"unexpected reply {reply[:80]!r}")
         times.append(round(time.monotonic(), 6))
+        if len(times) == GAP_READY_REPLIES:
+            print("replying", flush=True)
         if delay_ms:
             time.sleep(delay_ms / 1000.0)
     sock.close()
