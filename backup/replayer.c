@@ -211,7 +211,8 @@ static int rep_idle(void *ctx, icount_t now, icount_t deadline, uint64_t deadlin
 	if (ret < 0)
 		return ret;
 	if (ret == 0)
-		return replay_fail(r, ERR_LOG_ENDED, "the log ends at icount %llu (lsn %llu) while the guest waits",
+		return replay_fail(r, ERR_LOG_ENDED,
+				   "the log ends at icount %llu (lsn %llu) without an END record, while the guest waits",
 				   (unsigned long long)r->stats.last_icount, (unsigned long long)r->stats.last_lsn);
 	if (r->pending.icount != now)
 		return replay_fail(r, ERR_DIVERGED,

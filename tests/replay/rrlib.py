@@ -229,6 +229,10 @@ def check_bad_logs(f, ftvm, log_path, run_args, workdir, deadline_s=120, fresh_d
         want = rf"the log ends at icount {last.icount} \(lsn {last.lsn}\).* without an END record"
         f.expect(r.code == 5 and re.search(want, r.last_err_line()),
                  f"cut after lsn {last.lsn}: exit {r.code} '{r.last_err_line()}', want 5 /{want}/")
+    mutated(log_path, bad, cut(evlog.HEADER_SIZE))
+    r = replay("header only")
+    f.expect(r.code == 5 and re.search(r"the log ends at icount 0 \(lsn 0\).* without an END record", r.last_err_line()),
+             f"a log of just the header: exit {r.code} '{r.last_err_line()}', want 5")
     st = run([ftvm, "replay", "--stats", "--log", bad])
     f.expect(st.code == 0 and b"no END record" in st.out,
              f"--stats of a log without END: exit {st.code}, says {st.out[-200:]!r}")
