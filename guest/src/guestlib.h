@@ -1,9 +1,9 @@
 /*
  * guestlib.h — small helpers shared by the bundled guest's programs (init, kvd, workloads).
  *
- * The guest programs are cross-compiled statically against glibc for riscv64 and linked with
- * guestlib.c only; they do not use the host libraries in util/. kvd.c and guestlib.c also build
- * natively so tests/guest can exercise kvd on the host against a plain file.
+ * The guest programs form one multi-call binary (main.c), cross-compiled statically against glibc
+ * for riscv64; they use nothing from the host libraries in util/. The same sources build natively
+ * so tests/guest can exercise kvd on the host against a plain file.
  */
 #ifndef FTVM_GUEST_GUESTLIB_H
 #define FTVM_GUEST_GUESTLIB_H
