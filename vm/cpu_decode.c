@@ -22,6 +22,8 @@ enum {
 #define MISC_MEM_FENCE 0
 #define MISC_MEM_FENCE_I 1
 
+/* Immediates are assembled in uint32_t and sign-extended by one arithmetic right shift, so no
+ * negative value is ever shifted left (undefined in C). */
 static int32_t imm_i(uint32_t i)
 {
 	return (int32_t)i >> 20;
@@ -29,19 +31,19 @@ static int32_t imm_i(uint32_t i)
 
 static int32_t imm_s(uint32_t i)
 {
-	return ((int32_t)i >> 25 << 5) | (int32_t)((i >> 7) & 31);
+	return (int32_t)((i & 0xfe000000u) | ((i >> 7) & 31) << 20) >> 20;
 }
 
 static int32_t imm_b(uint32_t i)
 {
-	int32_t v = (int32_t)(((i >> 7) & 0x1e) | ((i >> 20) & 0x7e0) | ((i << 4) & 0x800));
-	return v | ((int32_t)i >> 31 << 12);
+	uint32_t v = ((i >> 7) & 0x1e) | ((i >> 20) & 0x7e0) | ((i << 4) & 0x800) | ((i >> 31) << 12);
+	return (int32_t)(v << 19) >> 19;
 }
 
 static int32_t imm_j(uint32_t i)
 {
-	int32_t v = (int32_t)(((i >> 20) & 0x7fe) | ((i >> 9) & 0x800) | (i & 0xff000));
-	return v | ((int32_t)i >> 31 << 20);
+	uint32_t v = ((i >> 20) & 0x7fe) | ((i >> 9) & 0x800) | (i & 0xff000) | ((i >> 31) << 20);
+	return (int32_t)(v << 11) >> 11;
 }
 
 static enum cpu_op decode_op(uint32_t i, int32_t *imm)
