@@ -23,7 +23,7 @@ fi
 
 ip link set lo up
 ip tuntap add dev "$TAP" mode tap
-sysctl -q -w "net.ipv6.conf.$TAP.disable_ipv6=1" || true
+echo 1 >"/proc/sys/net/ipv6/conf/$TAP/disable_ipv6" 2>/dev/null || true
 ip addr add 10.99.0.1/24 dev "$TAP"
 ip link set "$TAP" up
 exec python3 "$HERE/kv_replay.py" "$FTVM" "$GUEST_DIR" "$TAP"
