@@ -2,8 +2,10 @@
  * cpu.c — the RV64IMAC integer core: hart lifecycle, the run loop and the instruction set.
  *
  * The run loop keeps pc and icount in locals and fetches through a cached host pointer to the
- * current code page (cpu->fetch_host); a compressed instruction is replaced by its 32-bit form
- * from cpu_rvc_table and then executed like any other. Loads and stores hit the software TLB
+ * current code page (cpu->fetch_host). Each 16-bit slot of a code page has a predecoded entry
+ * (cpu_decode.h: compressed forms already expanded, immediates extracted) that is trusted only
+ * while the raw bits in memory still equal the ones it was decoded from, so guest code writes
+ * need no tracking; dispatch is threaded (computed goto). Loads and stores hit the software TLB
  * inline (one compare, one add); everything unusual — TLB misses, MMIO, CSRs, SYSTEM, atomics,
  * floating point — leaves the fast path with the state synced to struct cpu, and afterwards the
  * loop checks the few flags that can make it return (irq_ready, stop_requested, waiting). Nothing
