@@ -16,15 +16,14 @@
 void clint_init(struct clint *c, struct cpu *cpu, const struct vm_clock *clock)
 {
 	c->msip = 0;
-	c->mtimecmp = 0;
-	c->armed = false;
+	c->mtimecmp = 0; /* as in QEMU: mtime >= 0, so MTIP is pending from power-on until written */
 	c->cpu = cpu;
 	c->clock = clock;
 }
 
 static bool timer_pending(const struct clint *c, icount_t now)
 {
-	return c->armed && clock_time_at(c->clock, now) >= c->mtimecmp;
+	return clock_time_at(c->clock, now) >= c->mtimecmp;
 }
 
 void clint_update_lines(struct clint *c, icount_t now)
@@ -35,7 +34,7 @@ void clint_update_lines(struct clint *c, icount_t now)
 
 icount_t clint_deadline(const struct clint *c, icount_t now)
 {
-	if (!c->armed || timer_pending(c, now))
+	if (timer_pending(c, now))
 		return ICOUNT_MAX;
 	return clock_icount_for_time(c->clock, c->mtimecmp, now);
 }
@@ -94,7 +93,6 @@ static int clint_write(void *opaque, uint64_t offset, unsigned size, uint64_t va
 	} else if (offset >= CLINT_REG_MTIMECMP && offset < CLINT_REG_MTIMECMP + 8) {
 		if (!reg64_write(&c->mtimecmp, offset - CLINT_REG_MTIMECMP, size, value))
 			return -1;
-		c->armed = true;
 	} else {
 		if (offset >= CLINT_REG_MTIME && offset < CLINT_REG_MTIME + 8)
 			LOG_RATELIMITED(LOG_WARN, "guest write to mtime ignored (time follows icount)");
@@ -113,6 +111,6 @@ struct bus_region clint_region(struct clint *c, uint64_t base, uint64_t size)
 
 uint64_t clint_digest(const struct clint *c, uint64_t seed)
 {
-	uint64_t state[3] = { c->msip, c->mtimecmp, c->armed };
+	uint64_t state[2] = { c->msip, c->mtimecmp };
 	return XXH3_64bits_withSeed(state, sizeof(state), seed);
 }

@@ -24,7 +24,6 @@
 struct clint {
 	uint32_t msip;          /* bit 0: machine software interrupt of hart 0 */
 	uint64_t mtimecmp;
-	bool armed;             /* mtimecmp written since reset; QEMU raises no timer interrupt before */
 	struct cpu *cpu;
 	const struct vm_clock *clock;
 };
