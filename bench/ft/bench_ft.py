@@ -6,8 +6,9 @@ host A of the two-host network of scripts/ft-topology, reached from the client h
   * without FT: `ftvm run` in host A's namespace, with exactly the run options the FT pair uses
     (same --disk, --nic, kernel command line);
   * with FT: `ftvm backup` on host B, `ftvm primary` on host A (tests/ft/ftlab.py's Lab).
-The two are booted alternately for --rounds rounds (each boot gets a fresh disk and arbiter area),
-so slow drift in the machine's load hits both alike; the table shows the median over rounds.
+The two are booted alternately for --rounds rounds (each boot gets a fresh disk and arbiter area,
+on tmpfs by default: --dir), so slow drift in the machine's load hits both alike; the table shows
+the median over rounds. The FT processes' and plain run's CPU time is read from /proc.
 
 Measured:
   1. kvd throughput (SET ops/s over --conns concurrent connections, closed loop, --seconds after
@@ -15,16 +16,23 @@ Measured:
      without and with FT, and the ratio FT/no-FT; the same over --light-conns connections first;
   2. logging-channel bandwidth from the primary's `ftvm status --json` log_bytes deltas: during
      the FT load and while the guest serves nothing for --idle seconds;
-  3. backup lag: backup_lag_insns sampled from the primary's status during the load, converted to
-     guest time at the primary's instruction rate over the load (icount delta / wall delta);
+  3. backup lag: backup_lag_insns sampled from the primary's status during the load (it uses the
+     icount of the backup's last heartbeat, so it is up to a heartbeat stale), and measured directly
+     as the primary's icount minus the backup's, both read from the control sockets back to back;
+     both converted to guest time at the primary's instruction rate over the load (icount delta /
+     wall delta);
   4. failover gap seen by a client: after each FT round's load, one connection sends SETs back to
      back, the primary is SIGKILLed, and the gap from the last reply before the kill to the first
      reply after it is taken from the client's reply times (CLOCK_MONOTONIC, one clock for every
-     namespace). One kill per FT round; the table shows each and the median.
+     namespace). One kill per FT round, alternately a process kill (host A's kernel still resets
+     the logging connection) and a host kill (host A's links cut first, so only the backup's
+     silence timeout detects it); the table shows each and the median.
 VMware FT's published numbers (/work/shared/notes/ft-anchors.md) are printed as reference lines.
 
 Needs root (namespaces, TAP devices) and the bundled guest (guest/build).
-usage: bench_ft.py [--ftvm PATH] [--rounds N] [--conns N] [--light-conns N] [--seconds S] [--idle S] [--timeout-ms MS] [--json]
+usage: bench_ft.py [--ftvm PATH] [--rounds N] [--conns N] [--light-conns N] [--seconds S] [--idle S]
+                   [--timeout-ms MS] [--dir DIR] [--json]
+A default run (4 rounds) takes about 4 minutes.
 """
 import argparse
 import json
@@ -479,6 +487,8 @@ def main():
     a = ap.parse_args()
     if a.ftvm:
         os.environ["FTVM"] = os.path.abspath(a.ftvm)
+    # A binary built elsewhere would look for the guest next to its own sources: name it.
+    os.environ.setdefault("FTVM_GUEST_DIR", ftlab.guest_dir())
     if os.geteuid() != 0:
         sys.exit("bench_ft: needs root (network namespaces, TAP devices)")
     if not os.path.exists(os.path.join(ftlab.guest_dir(), "Image")):
