@@ -37,6 +37,7 @@
 #include "vm/cpu.h"
 #include "vm/finisher.h"
 #include "vm/plic.h"
+#include "vm/ram_digest.h"
 #include "vm/uart.h"
 #include "vm/virtio.h"
 
@@ -564,7 +565,7 @@ uint64_t machine_digest(const struct machine *m, bool include_memory)
 		if (m->slot[i])
 			d = virtio_digest(m->slot[i], d);
 	if (include_memory)
-		d = XXH3_64bits_withSeed(m->ram, m->ram_size, d);
+		d = ram_digest(m->ram, m->ram_size, d);
 	return d;
 }
 

@@ -1,0 +1,19 @@
+/*
+ * ram_digest.h — XXH3 digest of guest RAM that does not touch pages the guest never touched.
+ *
+ * Guest RAM is anonymous memory mapped on demand: a page nobody ever touched is all zeros and has
+ * no backing yet. Reading it just to hash it would fault in every page (measured here: 2.7 s for
+ * 256 MiB the first time, 0.03 s after). /proc/self/pagemap tells such pages apart (neither
+ * present nor swapped), and the digest feeds zeros for them instead — the same bytes, so the value
+ * is exactly the XXH3 of the whole of RAM whatever the host's page state is.
+ */
+#ifndef FTVM_VM_RAM_DIGEST_H
+#define FTVM_VM_RAM_DIGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* XXH3-64 (seeded) of ram[0..size), size a multiple of the host page size. */
+uint64_t ram_digest(const uint8_t *ram, size_t size, uint64_t seed);
+
+#endif
