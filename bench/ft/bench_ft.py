@@ -289,7 +289,7 @@ def ft_round(lab, a, idle_s, kill):
         s0 = (time.monotonic(), lab.status_json("primary"))
         time.sleep(idle_s)
         s1 = (time.monotonic(), lab.status_json("primary"))
-        out["log_mbit_s_idle"] = round(mbit_s(s0, s1), 4)
+        out["log_mbit_s_idle"] = round(mbit_s(s0, s1), 6)
         out["idle_records_s"] = round((s1[1]["log_records"] - s0[1]["log_records"]) / (s1[0] - s0[0]), 1)
 
     out.update(failover(lab, kill))
@@ -407,7 +407,7 @@ def report(info, a, plains, fts, wall):
         (f"log bandwidth under the {a.conns}-conn load (Mbit/s)", "-", fmt(med(fts, "log_mbit_s_load"), "{:.3f}"),
          f"target << {TARGET_LOG_MBIT:.0f}"),
         ("log bytes per SET", "-", fmt(med(fts, "log_bytes_per_op"), "{:.0f}"), ""),
-        (f"log bandwidth idle, {a.idle:.0f} s (Mbit/s)", "-", fmt(med(fts, "log_mbit_s_idle"), "{:.4f}"),
+        (f"log bandwidth idle, {a.idle:.0f} s (Mbit/s)", "-", fmt(med(fts, "log_mbit_s_idle"), "{:.6f}"),
          f"target << {TARGET_LOG_MBIT:.0f}"),
         ("guest insn rate under load (MIPS)", "-", fmt(med(fts, "insn_rate_mips"), "{:.1f}"), ""),
         ("backup lag, primary's backup_lag_insns p50 (ms)", "-", fmt(med(fts, "lag_ms_p50"), "{:.1f}"),
