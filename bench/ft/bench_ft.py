@@ -39,6 +39,7 @@ import json
 import os
 import platform
 import select
+import shutil
 import signal
 import socket
 import statistics
@@ -524,6 +525,7 @@ def main():
         raise
     finally:
         lab.close()
+        shutil.rmtree(workdir, ignore_errors=True)   # the disk image lives in RAM by default
     verdict = report(info, a, plains, fts, time.monotonic() - t0)
     if a.json:
         print(json.dumps({"info": info, "no_ft": plains, "ft": fts, "targets_met": verdict}))

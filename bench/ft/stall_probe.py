@@ -60,8 +60,8 @@ def main():
     if a.ftvm:
         os.environ["FTVM"] = os.path.abspath(a.ftvm)
     os.environ.setdefault("FTVM_GUEST_DIR", ftlab.guest_dir())
-    lab = bench_ft.BenchLab(f"stp{os.getpid() % 10000}", tempfile.mkdtemp(prefix="ftvm-stall-", dir="/dev/shm"),
-                            64, FT_TIMEOUT_MS)
+    workdir = tempfile.mkdtemp(prefix="ftvm-stall-", dir="/dev/shm")
+    lab = bench_ft.BenchLab(f"stp{os.getpid() % 10000}", workdir, 64, FT_TIMEOUT_MS)
     samples, caught, stop = [], [], threading.Event()
 
     def sampler():
@@ -108,6 +108,7 @@ def main():
     finally:
         stop.set()
         lab.close()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
