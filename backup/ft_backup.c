@@ -72,7 +72,6 @@ static int channel_source_next(void *ctx, struct evlog_record *rec, char *err, s
 			return ret == -EAGAIN ? -EBADMSG : ret;
 		b->prev_lsn = rec->lsn;
 		b->prev_icount = rec->icount;
-		channel_ack(b->ch, lsn); /* acknowledge receipt: the primary may release outputs up to here */
 		atomic_fetch_add(&b->log_bytes, len);
 		atomic_fetch_add(&b->log_records, 1);
 		atomic_store(&b->last_lsn, lsn);
@@ -260,6 +259,9 @@ int ft_backup_listen(struct ft_backup *b, const char *vm_id, char *err, size_t e
 	channel_config_init(&cc);
 	cc.vm_id = b->vm_id;
 	cc.epoch = b->cfg.epoch;
+	/* The Output Rule needs receipt, not replay: ack what the channel holds, so a reply leaves
+	 * the primary as soon as the backup has the log, however far its replay is behind. */
+	cc.ack_on_receipt = true;
 	if (b->cfg.timeout_ms)
 		cc.timeout_ms = b->cfg.timeout_ms;
 	if (b->cfg.heartbeat_ms)

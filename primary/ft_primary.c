@@ -171,16 +171,21 @@ static int ftw_next_event(void *ctx, icount_t now, struct vm_event *ev)
 	return p->live.ops->next_event(p->live.ctx, now, ev);
 }
 
+/* Waits longer than this per slice only while the backup is really stuck (the heartbeat timeout
+ * then ends FT): lag control slows the vCPU, it never stops it for long. */
+#define LAG_WAIT_MAX_MS 50
+
 static icount_t ftw_horizon(void *ctx, icount_t now)
 {
 	struct ft_primary *p = ctx;
-	/* Lag bound: while the backup is too far behind, the vCPU yields a millisecond per slice. */
-	if (get_state(p) == FT_STATE_PROTECTED && p->cfg.max_lag) {
+	/* Lag bound: while the backup is too far behind, the vCPU waits for it a millisecond at a time. */
+	for (unsigned waited = 0; waited < LAG_WAIT_MAX_MS && p->cfg.max_lag && get_state(p) == FT_STATE_PROTECTED;
+	     waited++) {
 		icount_t peer = channel_peer_icount(p->ch);
-		if (peer && now > peer + p->cfg.max_lag) {
-			usleep(1000);
-			atomic_fetch_add(&p->throttled_ms, 1);
-		}
+		if (!peer || now <= peer + p->cfg.max_lag)
+			break;
+		usleep(1000);
+		atomic_fetch_add(&p->throttled_ms, 1);
 	}
 	return p->live.ops->horizon(p->live.ctx, now);
 }
