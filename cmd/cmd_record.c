@@ -92,6 +92,7 @@ int cmd_record_main(int argc, char **argv)
 		goto fail;
 	recorder_set_sink(rec, (struct recorder_sink){ .append = file_sink_append, .ctx = log });
 	recorder_attach(rec, m);
+	run_world_catch_signals(world);
 
 	double t0 = now_s();
 	enum machine_exit why = machine_run(m, ICOUNT_MAX, &status);
@@ -110,10 +111,13 @@ int cmd_record_main(int argc, char **argv)
 	memcpy(comp.bytes, rs->bytes, sizeof(comp.bytes));
 	fprintf(stderr, "ftvm record: wrote %s\n", lo.log);
 	log_options_print_composition(stderr, &comp, machine_icount(m), elapsed, "recorded for");
-	if (why == MACHINE_EXIT_ERROR && status == -ECANCELED && world_live_quit_requested(world)) {
-		/* Ctrl-A x ends a recording like it ends `ftvm run`: the log is complete (END). */
-		fprintf(stderr, "ftvm record: terminated (Ctrl-A x)\n");
-		code = 0;
+	if (why == MACHINE_EXIT_ERROR && status == -ECANCELED &&
+	    (world_live_quit_requested(world) || world_live_quit_signal(world))) {
+		/* Ctrl-A x or a termination signal ends a recording like it ends `ftvm run`: the log is
+		 * complete (END). */
+		int signo = world_live_quit_signal(world);
+		fprintf(stderr, "ftvm record: terminated (%s)\n", signo ? strsignal(signo) : "Ctrl-A x");
+		code = signo ? 128 + signo : 0;
 		goto out;
 	}
 	if (why == MACHINE_EXIT_ERROR) {
@@ -128,6 +132,7 @@ fail:
 	fprintf(stderr, "ftvm record: %s\n", err);
 	code = 1;
 out:
+	run_world_catch_signals(NULL);
 	if (log)
 		logfile_close(log);
 	machine_destroy(m);

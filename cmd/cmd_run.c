@@ -27,30 +27,6 @@
 #define EXIT_FAILURE_RUN 1
 #define EXIT_SIGNAL_BASE 128
 
-/* The world a termination signal asks to quit (one VM per process). */
-static struct world_live *volatile signal_world;
-
-static void on_signal(int signo)
-{
-	struct world_live *w = signal_world;
-	if (w)
-		world_live_request_quit(w, signo);
-}
-
-/* SIGTERM, SIGHUP and SIGINT (which a raw terminal does not send) end the run cleanly, so the
- * terminal is restored and buffered output written. */
-static void catch_signals(struct world_live *w)
-{
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	signal_world = w;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-}
-
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: ftvm run [options]\n\n"
@@ -81,7 +57,7 @@ static int run_vm(struct run_options *o)
 	struct machine_config mc;
 	if (run_world_open_live(o, &rw, &world, &mc, err, sizeof(err)))
 		goto fail;
-	catch_signals(world);
+	run_world_catch_signals(world);
 
 	for (;;) {
 		int status;
@@ -107,7 +83,7 @@ static int run_vm(struct run_options *o)
 		}
 		if (why == MACHINE_EXIT_ERROR && status == -ECANCELED) {
 			int signo = world_live_quit_signal(world);
-			signal_world = NULL;
+			run_world_catch_signals(NULL);
 			world_live_destroy(world);
 			world = NULL;
 			if (signo) {
@@ -126,12 +102,12 @@ static int run_vm(struct run_options *o)
 		goto fail;
 	}
 fail:
-	signal_world = NULL;
+	run_world_catch_signals(NULL);
 	world_live_destroy(world);  /* restores the terminal before the message */
 	world = NULL;
 	fprintf(stderr, "ftvm run: %s\n", err);
 out:
-	signal_world = NULL;
+	run_world_catch_signals(NULL);
 	machine_destroy(m);
 	world_live_destroy(world);
 	run_world_release(&rw);

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,4 +110,28 @@ int run_world_open_live(const struct run_options *o, struct run_world *rw, struc
 		*world = NULL;
 	}
 	return ret;
+}
+
+/* The world a termination signal asks to quit (one VM per process). */
+static struct world_live *volatile signal_world;
+
+static void on_signal(int signo)
+{
+	struct world_live *w = signal_world;
+	if (w)
+		world_live_request_quit(w, signo);
+}
+
+void run_world_catch_signals(struct world_live *w)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	signal_world = w;
+	if (!w)
+		return;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
 }

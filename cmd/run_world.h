@@ -31,4 +31,8 @@ int run_world_machine_config(const struct run_options *o, const struct run_world
 int run_world_open_live(const struct run_options *o, struct run_world *rw, struct world_live **world,
 			struct machine_config *mc, char *err, size_t errlen) FTVM_MUST_CHECK;
 
+/* SIGTERM, SIGHUP and SIGINT (which a raw terminal does not send) ask w to quit, so the run ends
+ * cleanly: terminal restored, output flushed, a recording's log complete. NULL stops forwarding. */
+void run_world_catch_signals(struct world_live *w);
+
 #endif
