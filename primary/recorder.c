@@ -38,13 +38,16 @@ static int recorder_append(struct recorder *rec, enum evlog_kind kind, icount_t 
 	return 0;
 }
 
-static int recorder_check(struct recorder *rec, icount_t now, bool with_machine)
+/* Appends a CHECK at `now`; the full machine digest, when computed, is returned in *full. */
+static int recorder_check(struct recorder *rec, icount_t now, bool with_machine, uint64_t *full)
 {
 	struct evlog_check c = { .scope = EVLOG_CHECK_CPU, .outputs = rec->outputs };
 	c.cpu_digest = machine_digest(rec->machine, false);
 	if (with_machine) {
 		c.scope |= EVLOG_CHECK_MACHINE;
 		c.machine_digest = machine_digest(rec->machine, true);
+		if (full)
+			*full = c.machine_digest;
 	}
 	uint32_t len = evlog_payload_from_check(&c, rec->payload, sizeof(rec->payload));
 	return recorder_append(rec, EVLOG_CHECK, now, len);
@@ -84,7 +87,7 @@ static int rec_next_event(void *ctx, icount_t now, struct vm_event *ev)
 
 	if (now >= rec->next_cpu_check) {
 		bool with_machine = now >= rec->next_machine_check;
-		ret = recorder_check(rec, now, with_machine);
+		ret = recorder_check(rec, now, with_machine, NULL);
 		if (ret < 0)
 			return ret;
 		rec->next_cpu_check = (now / RECORDER_CHECK_CPU_EVERY + 1) * RECORDER_CHECK_CPU_EVERY;
@@ -162,11 +165,12 @@ void recorder_set_sink(struct recorder *rec, struct recorder_sink sink)
 int recorder_finish(struct recorder *rec, enum machine_exit exit, int status)
 {
 	icount_t now = machine_icount(rec->machine);
-	int ret = recorder_check(rec, now, true);
+	uint64_t full = 0;
+	int ret = recorder_check(rec, now, true, &full);
 	if (ret < 0)
 		return ret;
-	struct evlog_end e = { .exit = (uint32_t)exit, .status = status,
-			       .machine_digest = machine_digest(rec->machine, true),
+	/* Nothing runs between the final CHECK and END: the same digest serves both. */
+	struct evlog_end e = { .exit = (uint32_t)exit, .status = status, .machine_digest = full,
 			       .outputs = rec->outputs.count };
 	uint32_t len = evlog_payload_from_end(&e, rec->payload, sizeof(rec->payload));
 	return recorder_append(rec, EVLOG_END, now, len);
