@@ -130,15 +130,18 @@ static int verify_check(struct replayer *r, const struct evlog_record *rec)
 	return 0;
 }
 
-/* Test hook: flips the low bit of the record's last payload byte (or moves TIME by one tick). */
+/* Test hook: flips the low bit of the record's last payload byte; an event without payload (a
+ * write's DISK_DONE) gets its status flipped instead, TIME moves by one tick. */
 static void perturb(struct replayer *r, struct vm_event *ev)
 {
 	if (ev->kind == VM_EV_TIME) {
 		ev->time++;
 		return;
 	}
-	if (ev->len == 0)
+	if (ev->len == 0) {
+		ev->status ^= 1;
 		return;
+	}
 	memcpy(r->scratch, ev->data, ev->len);
 	r->scratch[ev->len - 1] ^= 1;
 	ev->data = r->scratch;
@@ -337,7 +340,8 @@ enum replay_result replayer_finish(struct replayer *r, enum machine_exit exit, i
 	if (r->failure == ERR_DIVERGED)
 		return REPLAY_DIVERGED;
 	if (r->failure == 0) {
-		snprintf(msg, msglen, "the machine stopped (%s, status %d) before the log ended", exit_names[exit], status);
+		snprintf(msg, msglen, "divergence at icount %llu: the machine stopped (%s, status %d) before the log ended",
+			 (unsigned long long)machine_icount(r->machine), exit_names[exit], status);
 		return REPLAY_DIVERGED;
 	}
 	return REPLAY_BAD_LOG;

@@ -17,7 +17,7 @@
 #include "vm/event.h"
 #include "vm/machine.h"
 
-#define RECORDER_CHECK_CPU_EVERY ((icount_t)1 << 20)
+#define RECORDER_CHECK_CPU_EVERY ((icount_t)1 << 21)
 #define RECORDER_CHECK_MACHINE_EVERY ((icount_t)1 << 28)
 
 struct recorder_sink {
