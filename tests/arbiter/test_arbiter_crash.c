@@ -170,8 +170,8 @@ static unsigned writes_per_claim(unsigned nodes, unsigned ssz)
 static void enumerate(unsigned nodes, unsigned ssz, unsigned max_write, struct step *steps, unsigned depth,
 		      unsigned at)
 {
-	if (at == depth) {
-		run_scenario(nodes, ssz, steps, depth);
+	if (at == depth || at >= MAX_STEPS) {
+		run_scenario(nodes, ssz, steps, at);
 		return;
 	}
 	for (unsigned node = 0; node < nodes; node++)

@@ -103,7 +103,7 @@ static bool sink_wait(struct sink *s, struct posted *out)
 
 static void sink_free(struct sink *s)
 {
-	struct posted p;
+	struct posted p = { 0 };
 	while (s->count && sink_wait(s, &p))
 		free(p.data);
 	pthread_cond_destroy(&s->cond);
@@ -144,7 +144,7 @@ static void test_disk_round_trip(void **state)
 	char err[256] = "";
 	struct disk_backend *disk;
 	struct sink *s = sink_new();
-	struct posted p;
+	struct posted p = { 0 };
 	assert_int_equal(make_image(IMAGE_SECTORS * SECTOR), 0);
 	assert_int_equal(disk_backend_open(image_path, false, 2, sink_of(s), &disk, err, sizeof(err)), 0);
 	assert_int_equal(disk_backend_size(disk), IMAGE_SECTORS * SECTOR);
@@ -222,7 +222,7 @@ static void test_disk_open_errors(void **state)
 static void test_rng_backend(void **state)
 {
 	struct sink *s = sink_new();
-	struct posted a, b;
+	struct posted a = { 0 }, b = { 0 };
 	rng_backend_request(1, 100, sink_of(s));
 	rng_backend_request(1, 100000, sink_of(s));
 	assert_true(sink_wait(s, &a));
@@ -280,7 +280,7 @@ static void test_tap(void **state)
 {
 	char err[256] = "";
 	struct tap_backend *tap = NULL;
-	struct posted p;
+	struct posted p = { 0 };
 	if (access("/dev/net/tun", R_OK | W_OK) != 0) {
 		fprintf(stderr, "SKIP test_tap: /dev/net/tun is not available: %s\n", strerror(errno));
 		skip();
