@@ -124,7 +124,7 @@ int cmd_backup_main(int argc, char **argv)
 		world_live_flush(bc.world);
 	fprintf(stderr, "ftvm backup: %s\n", msg);
 	if (ret >= 0)
-		code = log_options_exit_code(ret);
+		code = run_world_exit_code(ret);
 	else if (ret == -EPROTO)
 		code = EXIT_DIVERGED;
 	else if (ret == -ECANCELED)

@@ -106,7 +106,7 @@ int cmd_primary_main(int argc, char **argv)
 		snprintf(err, sizeof(err), "the run stopped with an error: %s", strerror(-status));
 		goto fail;
 	}
-	code = why == MACHINE_EXIT_POWEROFF ? log_options_exit_code(status) : 0;
+	code = why == MACHINE_EXIT_POWEROFF ? run_world_exit_code(status) : 0;
 	goto out;
 fail:
 	world_live_destroy(world);

@@ -124,7 +124,7 @@ int cmd_record_main(int argc, char **argv)
 		snprintf(err, sizeof(err), "the run stopped with an error: %s (the log ends there)", strerror(-status));
 		goto fail;
 	}
-	code = why == MACHINE_EXIT_POWEROFF ? log_options_exit_code(status) : 0;
+	code = why == MACHINE_EXIT_POWEROFF ? run_world_exit_code(status) : 0;
 	goto out;
 fail:
 	world_live_destroy(world);

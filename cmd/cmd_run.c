@@ -39,14 +39,6 @@ static void usage(FILE *out)
 		     "  FTVM_TRACE=N (log pc, privilege and trap counts every N instructions, to stderr)\n");
 }
 
-static int exit_code_of(int status)
-{
-	/* A failure code whose low byte is zero must still read as failure to the shell. */
-	if (status == 0)
-		return 0;
-	return (status & 0xff) ? status & 0xff : 1;
-}
-
 static int run_vm(struct run_options *o)
 {
 	char err[512];
@@ -70,7 +62,7 @@ static int run_vm(struct run_options *o)
 		m = NULL;
 		world_live_flush(world);
 		if (why == MACHINE_EXIT_POWEROFF) {
-			code = exit_code_of(status);
+			code = run_world_exit_code(status);
 			goto out;
 		}
 		if (why == MACHINE_EXIT_RESET) {

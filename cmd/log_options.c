@@ -88,10 +88,3 @@ void log_options_print_composition(FILE *out, const struct log_composition *c, i
 		fprintf(out, ", log bandwidth %.4f Mbit/s", (double)bytes * 8 / 1e6 / seconds);
 	fprintf(out, "\n");
 }
-
-int log_options_exit_code(int status)
-{
-	if (status == 0)
-		return 0;
-	return (status & 0xff) ? status & 0xff : 1;
-}

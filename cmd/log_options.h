@@ -36,7 +36,5 @@ void log_options_header_names(const struct log_options *lo, const struct run_opt
 /* Records and bytes per kind, the guest time covered, and the bandwidth over `seconds`. */
 void log_options_print_composition(FILE *out, const struct log_composition *c, icount_t icount, double seconds,
 				   const char *seconds_what);
-/* The shell exit code for a guest finisher status (a failure whose low byte is 0 still fails). */
-int log_options_exit_code(int status);
 
 #endif

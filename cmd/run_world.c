@@ -135,3 +135,10 @@ void run_world_catch_signals(struct world_live *w)
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 }
+
+int run_world_exit_code(int status)
+{
+	if (status == 0)
+		return 0;
+	return (status & 0xff) ? status & 0xff : 1;
+}

@@ -34,5 +34,7 @@ int run_world_open_live(const struct run_options *o, struct run_world *rw, struc
 /* SIGTERM, SIGHUP and SIGINT (which a raw terminal does not send) ask w to quit, so the run ends
  * cleanly: terminal restored, output flushed, a recording's log complete. NULL stops forwarding. */
 void run_world_catch_signals(struct world_live *w);
+/* The shell exit code for a guest finisher status (a failure whose low byte is 0 still fails). */
+int run_world_exit_code(int status);
 
 #endif
