@@ -262,12 +262,16 @@ int ft_backup_listen(struct ft_backup *b, const char *vm_id, char *err, size_t e
 	/* The Output Rule needs receipt, not replay: ack what the channel holds, so a reply leaves
 	 * the primary as soon as the backup has the log, however far its replay is behind. */
 	cc.ack_on_receipt = true;
+	cc.transport = b->cfg.rdma ? CHANNEL_RDMA : CHANNEL_TCP;
 	if (b->cfg.timeout_ms)
 		cc.timeout_ms = b->cfg.timeout_ms;
 	if (b->cfg.heartbeat_ms)
 		cc.heartbeat_ms = b->cfg.heartbeat_ms;
 	int ret = channel_listen(&cc, b->cfg.listen, &b->listener);
-	if (ret < 0)
+	if (ret == -ENODEV || ret == -EOPNOTSUPP)
+		snprintf(err, errlen, "cannot use the RDMA transport: %s; use --log-transport tcp",
+			 ret == -ENODEV ? "no RDMA device found" : "this ftvm was built without libibverbs");
+	else if (ret < 0)
 		snprintf(err, errlen, "cannot listen on %s: %s", b->cfg.listen, strerror(-ret));
 	return ret;
 }
@@ -279,7 +283,8 @@ int ft_backup_accept(struct ft_backup *b, char *err, size_t errlen)
 		int ret = channel_accept(b->listener, -1, &b->ch, &cerr);
 		if (ret == 0)
 			break;
-		if (ret == -EPERM || ret == -ESTALE || ret == -EPROTONOSUPPORT || ret == -EPROTO) {
+		if (ret == -EPERM || ret == -ESTALE || ret == -EPROTONOSUPPORT || ret == -EPROTOTYPE ||
+		    ret == -EPROTO) {
 			log_warn("refused a primary: %s", cerr.msg);
 			continue;
 		}

@@ -34,6 +34,7 @@ struct ft_backup_config {
 	unsigned timeout_ms;
 	unsigned heartbeat_ms;
 	uint64_t perturb_lsn;    /* test hook: corrupt this input record when replayed */
+	bool rdma;               /* logging channel over RDMA verbs instead of TCP */
 };
 
 /* What go-live needs from the command layer: live back ends, created only when going live. */

@@ -99,6 +99,7 @@ int cmd_backup_main(int argc, char **argv)
 	struct ft_backup_config cfg = {
 		.vm_id = fo.vm, .epoch = fo.epoch, .listen = fo.listen, .arbiter = fo.arbiter, .node = 1,
 		.timeout_ms = fo.timeout_ms, .heartbeat_ms = fo.heartbeat_ms, .perturb_lsn = fo.perturb_lsn,
+		.rdma = fo.rdma,
 	};
 	struct ft_backup_golive gl = { .make_live = make_live, .ctx = &bc, .nnics = o.nnics };
 	for (unsigned i = 0; i < o.nnics; i++)

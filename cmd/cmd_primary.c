@@ -78,6 +78,7 @@ int cmd_primary_main(int argc, char **argv)
 	struct ft_primary_config pc = {
 		.vm_id = fo.vm, .epoch = fo.epoch, .peer = fo.peer, .arbiter = fo.arbiter, .node = 0,
 		.timeout_ms = fo.timeout_ms, .heartbeat_ms = fo.heartbeat_ms, .max_lag = fo.max_lag,
+		.rdma = fo.rdma,
 	};
 	if (ft_primary_create(&pc, world_live_world(world), &p, err, sizeof(err)))
 		goto fail;

@@ -33,7 +33,7 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 	fo->max_lag = 50000000; /* about 100 ms of guest time at the interpreter's speed */
 	for (int i = 1; i < *argc;) {
 		const char *a = argv[i];
-		const char **str = NULL;
+		const char **str = NULL, *transport = NULL;
 		uint64_t *num = NULL, tmp = 0, min = 0;
 		if (!strcmp(a, "--peer"))
 			str = &fo->peer;
@@ -45,6 +45,8 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 			str = &fo->vm;
 		else if (!strcmp(a, "--control"))
 			str = &fo->control;
+		else if (!strcmp(a, "--log-transport"))
+			str = &transport;
 		else if (!strcmp(a, "--epoch"))
 			num = &fo->epoch, min = 1;
 		else if (!strcmp(a, "--timeout") || !strcmp(a, "--heartbeat"))
@@ -63,7 +65,13 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 			snprintf(err, errlen, "%s needs a value", a);
 			return -EINVAL;
 		}
-		if (str) {
+		if (str == &transport) {
+			if (strcmp(argv[i + 1], "tcp") != 0 && strcmp(argv[i + 1], "rdma") != 0) {
+				snprintf(err, errlen, "--log-transport: \"%s\" is neither tcp nor rdma", argv[i + 1]);
+				return -EINVAL;
+			}
+			fo->rdma = !strcmp(argv[i + 1], "rdma");
+		} else if (str) {
 			*str = argv[i + 1];
 		} else {
 			int ret = parse_u64(a, argv[i + 1], min, num, err, errlen);
@@ -100,6 +108,8 @@ void ft_options_help(FILE *out)
 		"  --epoch N           pairing epoch (default 1): the channel's and the arbiter claim's\n"
 		"  --timeout MS        peer silence that counts as failure (default %d ms)\n"
 		"  --heartbeat MS      heartbeat interval (default %d ms)\n"
+		"  --log-transport T   tcp (default) or rdma (RDMA verbs; needs a device on both hosts,\n"
+		"                      and the same choice on both nodes)\n"
 		"  --control PATH      JSON control socket (default " CONTROL_DEFAULT_DIR "/NAME-ROLE.sock)\n"
 		"  --perturb-lsn N     (tests, backup) corrupt the first input record at or after LSN N: the\n"
 		"                      backup must detect the divergence and end FT\n",

@@ -26,6 +26,7 @@ struct ft_options {
 	unsigned heartbeat_ms;
 	uint64_t max_lag;       /* instructions */
 	uint64_t perturb_lsn;   /* backup, tests only */
+	bool rdma;              /* --log-transport rdma */
 	bool help;
 };
 

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "logchannel/verbs.h"
 #include "util/log.h"
 
 #define DEFAULT_BUFFER_BYTES (16u * 1024u * 1024u)
@@ -138,6 +139,7 @@ void chan_destroy(struct channel *ch)
 {
 	if (!ch)
 		return;
+	chrdma_stream_close(ch->rdma);
 	if (ch->fd >= 0)
 		close(ch->fd);
 	if (ch->thread_wake.efd >= 0)
@@ -188,7 +190,9 @@ void chan_fail(struct channel *ch, enum channel_state state, const char *fmt, ..
 
 void chan_fail_io(struct channel *ch, int err, const char *what)
 {
-	if (err == 0)
+	if (ch->rdma && chrdma_stream_error(ch->rdma)[0])
+		chan_fail(ch, CHANNEL_BROKEN, "%s: %s", what, chrdma_stream_error(ch->rdma));
+	else if (err == 0)
 		chan_fail(ch, CHANNEL_BROKEN, "%s: connection closed by the peer without BYE", what);
 	else
 		chan_fail(ch, CHANNEL_BROKEN, "%s: %s", what, strerror(err));
@@ -222,9 +226,67 @@ void chan_sleep(struct channel *ch, struct chan_waker *w, bool (*ready)(struct c
 		log_debug("eventfd read: %s", strerror(errno));
 }
 
+ssize_t chan_link_writev(struct channel *ch, const struct iovec *iov, int iovcnt)
+{
+	if (ch->rdma) {
+		ssize_t n = chrdma_stream_writev(ch->rdma, iov, iovcnt);
+		if (n >= 0)
+			return n;
+		errno = (int)-n;
+		return -1;
+	}
+	struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
+	return sendmsg(ch->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+ssize_t chan_link_read(struct channel *ch, void *buf, size_t cap)
+{
+	if (ch->rdma) {
+		ssize_t n = chrdma_stream_read(ch->rdma, buf, cap);
+		if (n >= 0)
+			return n;
+		errno = (int)-n;
+		return -1;
+	}
+	return read(ch->fd, buf, cap);
+}
+
+/*
+ * RDMA: sleep on the device's completion events, the wake eventfd and the side channel (whose
+ * closing means the peer is gone); the stream then says what is readable and writable.
+ */
+static void rdma_thread_poll(struct channel *ch, bool (*ready)(struct channel *), bool *readable,
+			     bool *want_out, int tmo)
+{
+	struct pollfd p[3] = {
+		{ .fd = ch->fd, .events = POLLIN },
+		{ .fd = ch->thread_wake.efd, .events = POLLIN },
+		{ .fd = ch->rdma->ops->event_fd(ch->rdma->dev), .events = POLLIN },
+	};
+	int n = 0;
+
+	atomic_store_explicit(&ch->thread_wake.sleeping, 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!chrdma_stream_prepare_sleep(ch->rdma) && !ready(ch))
+		n = poll(p, 3, tmo);
+	atomic_store_explicit(&ch->thread_wake.sleeping, 0, memory_order_relaxed);
+	if (n > 0 && (p[1].revents & POLLIN)) {
+		uint64_t v;
+		if (read(ch->thread_wake.efd, &v, sizeof(v)) < 0)
+			log_debug("eventfd: %s", strerror(errno));
+	}
+	chrdma_stream_woken(ch->rdma, n > 0 ? p[2].revents : 0, n > 0 ? p[0].revents : 0);
+	*readable = chrdma_stream_has_input(ch->rdma) || chrdma_stream_error(ch->rdma)[0];
+	*want_out = !chrdma_stream_writable(ch->rdma);
+}
+
 void chan_thread_poll(struct channel *ch, bool (*ready)(struct channel *), bool want_in,
 		      bool *readable, bool *want_out, int tmo)
 {
+	if (ch->rdma) {
+		rdma_thread_poll(ch, ready, readable, want_out, tmo);
+		return;
+	}
 	struct pollfd p[2] = {
 		{ .fd = ch->fd, .events = (short)((want_in ? POLLIN : 0) | (*want_out ? POLLOUT : 0)) },
 		{ .fd = ch->thread_wake.efd, .events = POLLIN },
@@ -261,8 +323,9 @@ bool chan_queue_ctl(struct channel *ch, unsigned kind, uint64_t arg)
 int chan_flush_ctl(struct channel *ch)
 {
 	while (ch->ctl_off < ch->ctl_len) {
-		ssize_t n = send(ch->fd, ch->ctl + ch->ctl_off, ch->ctl_len - ch->ctl_off,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		struct iovec iov = { .iov_base = ch->ctl + ch->ctl_off,
+				     .iov_len = ch->ctl_len - ch->ctl_off };
+		ssize_t n = chan_link_writev(ch, &iov, 1);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -284,7 +347,10 @@ int chan_timers(struct channel *ch, uint64_t now, uint64_t hb_from)
 	if (now - ch->last_rx_ns > timeout) {
 		/* Bytes waiting unread (the thread was busy writing) prove the peer alive. */
 		uint8_t b;
-		if (recv(ch->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+		bool waiting = ch->rdma ? chrdma_stream_progress(ch->rdma) >= 0 &&
+						  chrdma_stream_has_input(ch->rdma)
+					: recv(ch->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+		if (waiting) {
 			ch->last_rx_ns = now;
 			return 0;
 		}
@@ -405,7 +471,7 @@ int chan_read_input(struct channel *ch)
 	for (;;) {
 		/* A chunk at a time: parsing it stays short, heartbeats and ACKs are not held up. */
 		size_t room = MIN(ch->in_cap - ch->in_len, (size_t)CHAN_READ_CHUNK);
-		ssize_t n = read(ch->fd, ch->in + ch->in_len, room);
+		ssize_t n = chan_link_read(ch, ch->in + ch->in_len, room);
 		if (n > 0) {
 			ch->in_len += (size_t)n;
 			ch->last_rx_ns = chnet_now_ns();

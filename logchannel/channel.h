@@ -56,7 +56,7 @@
 
 enum channel_transport {
 	CHANNEL_TCP = 0,  /* default */
-	CHANNEL_RDMA = 1, /* RC queue pair; needs an RDMA device (see README "Logging channel") */
+	CHANNEL_RDMA = 1, /* RC queue pair; needs an RDMA device (see verbs.h, README "Logging channel") */
 };
 
 enum channel_state {
@@ -127,7 +127,8 @@ int channel_parse_addr(const char *hostport, int passive, struct sockaddr_storag
 /*
  * Connect to the backup at @hostport and run the handshake. Returns 0 and *out, or -errno:
  * -ECONNREFUSED, -ETIMEDOUT, -EPERM (refused: another VM id), -ESTALE (another epoch),
- * -EPROTONOSUPPORT (another version), -EPROTO (malformed answer), -ENODEV (RDMA: no device).
+ * -EPROTONOSUPPORT (another version), -EPROTOTYPE (the backup uses the other transport),
+ * -EPROTO (malformed answer, or the RDMA setup failed), -ENODEV (RDMA: no device).
  * @err (may be NULL) receives the message.
  */
 int channel_connect(const struct channel_config *cfg, const char *hostport, struct channel **out,
@@ -164,8 +165,8 @@ void channel_listener_close(struct channel_listener *l);
 
 /*
  * Wait up to @timeout_ms for one primary and run the handshake. A primary for another VM id,
- * epoch or version is refused (it is told why) and this returns -EPERM / -ESTALE /
- * -EPROTONOSUPPORT, or -EPROTO when its HELLO was malformed, truncated, or did not come within
+ * epoch, version or transport is refused (it is told why) and this returns -EPERM / -ESTALE /
+ * -EPROTONOSUPPORT / -EPROTOTYPE, or -EPROTO when its HELLO was malformed, truncated, or did not come within
  * connect_timeout_ms; the message is in @err. After any of these the listener stays usable: call
  * again for the next primary. -ETIMEDOUT: nobody connected within @timeout_ms.
  */

@@ -15,6 +15,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include "logchannel/channel.h"
 #include "logchannel/protocol.h"
@@ -37,6 +39,8 @@
 
 enum chan_role { CHAN_SENDER, CHAN_RECEIVER };
 
+struct chrdma_stream;
+
 struct chan_waker {
 	_Atomic int sleeping;
 	int efd;
@@ -48,6 +52,7 @@ struct channel {
 	char vm_id[CHANNEL_MAX_VM_ID + 1];
 	int fd;
 	struct chring ring;
+	struct chrdma_stream *rdma;    /* RDMA transport: the byte stream (fd is its side channel) */
 
 	/* Application <-> channel thread. */
 	struct chan_waker thread_wake; /* wakes the channel thread */
@@ -165,6 +170,13 @@ void chan_fail_io(struct channel *ch, int err, const char *what);
  * silence deadline or the next heartbeat (due heartbeat_ms after @hb_from; 0: no heartbeat due).
  */
 int chan_timers(struct channel *ch, uint64_t now, uint64_t hb_from);
+
+/*
+ * The transport under the channel: the TCP socket, or the RDMA byte stream when ch->rdma is set.
+ * Both behave like non-blocking sendmsg()/read(): -1 with errno (EAGAIN, ECONNRESET, ...).
+ */
+ssize_t chan_link_writev(struct channel *ch, const struct iovec *iov, int iovcnt);
+ssize_t chan_link_read(struct channel *ch, void *buf, size_t cap);
 
 /* net.c */
 uint64_t chnet_now_ns(void);

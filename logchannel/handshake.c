@@ -2,7 +2,8 @@
  * handshake.c — opening a channel: the primary connects and sends HELLO (version, VM id, epoch,
  * start LSN); the backup listens, checks the HELLO against the VM id and epoch it was configured
  * for and answers WELCOME or REFUSE with a reason and a message naming what it expected and what
- * it got. Only after the handshake does either side start its channel thread.
+ * it got. With the RDMA transport both sides then set up the RDMA byte stream over the same TCP
+ * connection (rdma_setup()). Only after all that does either side start its channel thread.
  */
 #define LOG_MODULE "logchannel"
 #include "logchannel/channel_internal.h"
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "logchannel/rdma.h"
+#include "logchannel/verbs.h"
 #include "util/log.h"
 
 struct channel_listener {
@@ -108,9 +110,80 @@ static int refuse_errno(uint64_t reason)
 		return -EPERM;
 	case CHPROTO_REFUSE_EPOCH:
 		return -ESTALE;
+	case CHPROTO_REFUSE_TRANSPORT:
+		return -EPROTOTYPE;
 	default:
 		return -EPROTO;
 	}
+}
+
+/*
+ * RDMA transport, right after WELCOME on both sides: open the device and the stream, swap
+ * CONNDATA frames over the TCP connection, connect the queue pair, then swap one HEARTBEAT as
+ * "ready" (the peer's queue pair is in RTS with its receive requests posted, so no write of ours
+ * can reach it early). The TCP connection stays open as the side channel.
+ */
+static int rdma_setup(struct channel *ch, uint64_t deadline, struct channel_err *err)
+{
+	uint8_t frame[CHPROTO_HDR_SIZE + CHPROTO_CONNDATA_SIZE];
+	uint8_t payload[CHPROTO_CONNDATA_SIZE];
+	struct chrdma_conndata local, peer;
+	struct chrdma_stream *s = NULL;
+	struct chproto_hdr h;
+	char why[CHAN_ERR_MAX], tmp[24];
+	int rc;
+
+	rc = chrdma_stream_open(chrdma_selected_device(), ch->fd, &s, err);
+	if (rc < 0)
+		return rc;
+	chrdma_stream_local(s, &local);
+	chrdma_conndata_encode(payload, &local);
+	chproto_encode(frame, CHPROTO_CONNDATA, 0, payload, CHPROTO_CONNDATA_SIZE);
+	memcpy(frame + CHPROTO_HDR_SIZE, payload, CHPROTO_CONNDATA_SIZE);
+	rc = chnet_write_full(ch->fd, frame, sizeof(frame), deadline);
+	if (rc < 0) {
+		chan_seterr(err, rc, "RDMA setup: sending connection data: %s", strerror(-rc));
+		goto fail;
+	}
+	rc = read_frame(ch->fd, deadline, &h, payload, sizeof(payload), err,
+			"RDMA setup: peer's connection data");
+	if (rc < 0)
+		goto fail;
+	if (h.kind != CHPROTO_CONNDATA) {
+		rc = -EPROTO;
+		chan_seterr(err, rc, "RDMA setup: expected CONNDATA, got a %s frame",
+			    chproto_kind_name(h.kind, tmp, sizeof(tmp)));
+		goto fail;
+	}
+	rc = chrdma_conndata_decode(payload, h.len, &peer, why, sizeof(why));
+	if (rc < 0) {
+		chan_seterr(err, rc, "RDMA setup: %s", why);
+		goto fail;
+	}
+	rc = chrdma_stream_connect(s, &peer, err);
+	if (rc < 0)
+		goto fail;
+	chproto_encode(frame, CHPROTO_HEARTBEAT, 0, NULL, 0);
+	rc = chnet_write_full(ch->fd, frame, CHPROTO_HDR_SIZE, deadline);
+	if (rc < 0) {
+		chan_seterr(err, rc, "RDMA setup: sending ready: %s", strerror(-rc));
+		goto fail;
+	}
+	rc = read_frame(ch->fd, deadline, &h, payload, 0, err, "RDMA setup: peer's ready");
+	if (rc < 0)
+		goto fail;
+	if (h.kind != CHPROTO_HEARTBEAT) {
+		rc = -EPROTO;
+		chan_seterr(err, rc, "RDMA setup: expected HEARTBEAT (ready), got a %s frame",
+			    chproto_kind_name(h.kind, tmp, sizeof(tmp)));
+		goto fail;
+	}
+	ch->rdma = s;
+	log_info("RDMA transport up over %s: QPN 0x%x -> 0x%x", s->ops->name, local.qpn, peer.qpn);
+	return 0;
+fail:
+	chrdma_stream_close(s);
+	return rc;
 }
 
 int channel_connect(const struct channel_config *cfg, const char *hostport, struct channel **out,
@@ -142,6 +215,7 @@ int channel_connect(const struct channel_config *cfg, const char *hostport, stru
 	h.heartbeat_ms = cfg->heartbeat_ms;
 	h.timeout_ms = cfg->timeout_ms;
 	h.vm_id_len = (uint16_t)strlen(ch->vm_id);
+	h.transport = (uint16_t)cfg->transport;
 	memcpy(h.vm_id, ch->vm_id, h.vm_id_len);
 	uint32_t len = chproto_hello_encode(hello, &h);
 	chproto_encode(buf, CHPROTO_HELLO, 0, hello, len);
@@ -172,6 +246,11 @@ int channel_connect(const struct channel_config *cfg, const char *hostport, stru
 		goto out;
 	}
 
+	if (cfg->transport == CHANNEL_RDMA) {
+		rc = rdma_setup(ch, deadline, err);
+		if (rc < 0)
+			goto out;
+	}
 	ch->start_lsn = ch->next_lsn = cfg->start_lsn;
 	atomic_store(&ch->acked_lsn, cfg->start_lsn - 1);
 	atomic_store(&ch->sent_lsn, cfg->start_lsn - 1);
@@ -313,6 +392,12 @@ int channel_accept(struct channel_listener *l, int timeout_ms, struct channel **
 			      "wrong epoch for VM %s: this backup expects epoch %llu, the primary "
 			      "sent epoch %llu",
 			      h.vm_id, (unsigned long long)l->cfg.epoch, (unsigned long long)h.epoch);
+	if (h.transport != l->cfg.transport)
+		return refuse(fd, hs_deadline, CHPROTO_REFUSE_TRANSPORT, -EPROTOTYPE, err,
+			      "wrong transport for VM %s: this backup expects %s, the primary asked "
+			      "for %s",
+			      h.vm_id, l->cfg.transport == CHANNEL_RDMA ? "RDMA" : "TCP",
+			      h.transport == CHANNEL_RDMA ? "RDMA" : "TCP");
 
 	rc = chan_create(CHAN_RECEIVER, &l->cfg, fd, &ch);
 	if (rc < 0) {
@@ -328,6 +413,11 @@ int channel_accept(struct channel_listener *l, int timeout_ms, struct channel **
 	if (rc < 0) {
 		chan_seterr(err, rc, "sending WELCOME: %s", strerror(-rc));
 		goto out;
+	}
+	if (l->cfg.transport == CHANNEL_RDMA) {
+		rc = rdma_setup(ch, hs_deadline, err);
+		if (rc < 0)
+			goto out;
 	}
 	ch->last_rx_ns = ch->last_tx_ns = ch->last_hb_ns = chnet_now_ns();
 	rc = chan_start_thread(ch);

@@ -127,7 +127,7 @@ uint32_t chproto_hello_encode(uint8_t *out, const struct chproto_hello *h)
 	chproto_put32(out + 20, h->heartbeat_ms);
 	chproto_put32(out + 24, h->timeout_ms);
 	chproto_put16(out + 28, h->vm_id_len);
-	chproto_put16(out + 30, 0);
+	chproto_put16(out + 30, h->transport);
 	memcpy(out + CHPROTO_HELLO_FIXED, h->vm_id, h->vm_id_len);
 	return CHPROTO_HELLO_FIXED + h->vm_id_len;
 }
@@ -146,8 +146,9 @@ int chproto_hello_decode(const uint8_t *in, uint32_t len, struct chproto_hello *
 	out->heartbeat_ms = chproto_get32(in + 20);
 	out->timeout_ms = chproto_get32(in + 24);
 	out->vm_id_len = chproto_get16(in + 28);
-	if (chproto_get16(in + 30) != 0) {
-		snprintf(why, whylen, "malformed HELLO: reserved field is not 0");
+	out->transport = chproto_get16(in + 30);
+	if (out->transport != CHANNEL_TCP && out->transport != CHANNEL_RDMA) {
+		snprintf(why, whylen, "malformed HELLO: unknown transport %u", out->transport);
 		return -EPROTO;
 	}
 	if (out->vm_id_len == 0 || out->vm_id_len > CHANNEL_MAX_VM_ID ||

@@ -47,6 +47,7 @@ enum chproto_refuse_reason {
 	CHPROTO_REFUSE_VM_ID = 2,
 	CHPROTO_REFUSE_EPOCH = 3,
 	CHPROTO_REFUSE_MALFORMED = 4,
+	CHPROTO_REFUSE_TRANSPORT = 5,
 };
 
 struct chproto_hdr {
@@ -65,6 +66,7 @@ struct chproto_hello {
 	uint32_t heartbeat_ms;
 	uint32_t timeout_ms;
 	uint16_t vm_id_len;
+	uint16_t transport; /* enum channel_transport the primary will use after WELCOME */
 	char vm_id[CHANNEL_MAX_VM_ID + 1]; /* NUL-terminated copy */
 };
 

@@ -1,8 +1,8 @@
 /*
- * rdma.h — the RDMA verbs transport's pieces that the rest of logchannel/ sees: probing for a
- * device, and the connection data block exchanged over the TCP side channel
- * (docs/channel-protocol.md, "RDMA transport"). The verbs code itself is in rdma.c, built only
- * when libibverbs is installed; conndata.c (the encoding) is always built and tested.
+ * rdma.h — the RDMA transport's pieces the handshake sees: probing for a device, and the
+ * connection data block exchanged over the TCP side channel (docs/channel-protocol.md, "RDMA
+ * transport"). The transport itself is described in verbs.h; the libibverbs device is rdma.c,
+ * built only when libibverbs is installed; conndata.c (the encoding) is always built and tested.
  */
 #ifndef FTVM_LOGCHANNEL_RDMA_H
 #define FTVM_LOGCHANNEL_RDMA_H
@@ -40,40 +40,15 @@ int chrdma_conndata_decode(const uint8_t *in, uint32_t len, struct chrdma_connda
 			   size_t whylen) FTVM_MUST_CHECK;
 
 /*
- * Check whether the RDMA transport can run here; the message goes to @err. -ENODEV: "no RDMA
- * device found; use the TCP transport". -EOPNOTSUPP: built without libibverbs, or a device is
- * present but the channel threads do not drive data over RDMA yet (see rdma.c).
+ * Check whether the RDMA transport can run here with the selected device (verbs.h); the message
+ * goes to @err. -ENODEV: "no RDMA device found; use the TCP transport". -EOPNOTSUPP: built
+ * without libibverbs.
  */
 int chrdma_probe(struct channel_err *err) FTVM_MUST_CHECK;
 
 #ifdef FTVM_HAVE_RDMA
-/* The verbs layer (rdma.c): device, PD, registered ring, CQ, RC queue pair. */
-struct chrdma;
-
-struct chrdma_completion {
-	uint64_t wr_id;
-	bool ok;       /* IBV_WC_SUCCESS */
-	bool received; /* a WRITE WITH IMMEDIATE landed in our ring */
-	uint32_t bytes; /* its immediate: bytes written */
-};
-
-/* Open the first device, register @ring (remotely writable if @remote_write), QP in INIT. */
-int chrdma_open(struct chrdma **out, void *ring, size_t ring_size, bool remote_write,
-		struct channel_err *err) FTVM_MUST_CHECK;
-/* Our connection data, to send to the peer over the side channel. */
-void chrdma_local(const struct chrdma *r, struct chrdma_conndata *cd);
-/* Connect our QP to the peer's (INIT -> RTR -> RTS). */
-int chrdma_connect_qp(struct chrdma *r, const struct chrdma_conndata *peer,
-		      struct channel_err *err) FTVM_MUST_CHECK;
-/* RDMA WRITE WITH IMMEDIATE of @len ring bytes at @local_off to the peer's ring at @remote_off. */
-int chrdma_post_write(struct chrdma *r, uint64_t local_off, uint32_t len,
-		      const struct chrdma_conndata *peer, uint64_t remote_off,
-		      uint64_t wr_id) FTVM_MUST_CHECK;
-/* A receive request for one incoming WRITE WITH IMMEDIATE. */
-int chrdma_post_recv(struct chrdma *r, uint64_t wr_id) FTVM_MUST_CHECK;
-/* Up to @max completions: count, or -EIO. */
-int chrdma_poll(struct chrdma *r, struct chrdma_completion *out, int max) FTVM_MUST_CHECK;
-void chrdma_close(struct chrdma *r);
+/* rdma.c: is there an RDMA device? 0 or -ENODEV with the message. */
+int chrdma_verbs_probe(struct channel_err *err) FTVM_MUST_CHECK;
 #endif
 
 #endif

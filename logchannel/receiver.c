@@ -88,7 +88,8 @@ static bool ack_directly(struct channel *ch, uint64_t lsn)
 		return false;
 	if (ch->ctl_len == 0 && chan_up(ch) && atomic_load(&ch->ack_sent) < lsn) {
 		chproto_encode(frame, CHPROTO_ACK, lsn, NULL, 0);
-		ssize_t n = send(ch->fd, frame, sizeof(frame), MSG_NOSIGNAL | MSG_DONTWAIT);
+		struct iovec iov = { .iov_base = frame, .iov_len = sizeof(frame) };
+		ssize_t n = chan_link_writev(ch, &iov, 1);
 		if (n > 0) {
 			/* A partial write leaves the rest for the channel thread, in order. */
 			memcpy(ch->ctl, frame, sizeof(frame));

@@ -25,7 +25,7 @@
 
 #define NS_PER_MS 1000000ull
 
-/* One non-blocking sendmsg() of @len ring bytes from counter @pos (two pieces if it wraps). */
+/* One non-blocking write of @len ring bytes from counter @pos to the link (two pieces if it wraps). */
 static ssize_t send_ring(struct channel *ch, uint64_t pos, size_t len)
 {
 	size_t off = pos & ch->ring.mask;
@@ -34,8 +34,7 @@ static ssize_t send_ring(struct channel *ch, uint64_t pos, size_t len)
 		{ .iov_base = ch->ring.buf + off, .iov_len = first },
 		{ .iov_base = ch->ring.buf, .iov_len = len - first },
 	};
-	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = len > first ? 2 : 1 };
-	return sendmsg(ch->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+	return chan_link_writev(ch, iov, len > first ? 2 : 1);
 }
 
 /*

@@ -30,6 +30,7 @@ struct ft_primary_config {
 	unsigned timeout_ms;     /* failure detection */
 	unsigned heartbeat_ms;
 	icount_t max_lag;        /* slow the vCPU when the backup is further behind than this */
+	bool rdma;               /* logging channel over RDMA verbs instead of TCP */
 };
 
 struct ft_primary;

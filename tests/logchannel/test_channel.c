@@ -31,193 +31,7 @@
 #include "logchannel/channel_internal.h"
 #include "logchannel/protocol.h"
 
-#define VM_ID "6f1c3a52-9d2e-4b7a-8c11-0e5d2f9a7b31"
-#define EPOCH 3
-#define HB_MS 20
-#define TIMEOUT_MS 400
-#define MiB (1024u * 1024u)
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
-static void base_config(struct channel_config *c)
-{
-	channel_config_init(c);
-	c->vm_id = VM_ID;
-	c->epoch = EPOCH;
-	c->heartbeat_ms = HB_MS;
-	c->timeout_ms = TIMEOUT_MS;
-	c->connect_timeout_ms = 2000;
-	c->buffer_bytes = 4 * MiB;
-}
-
-/* ---- record contents: a pure function of the LSN, so the receiver can check every byte ---- */
-
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	return x ^ (x >> 33);
-}
-
-#define LARGE_EVERY 100003u
-
-static size_t record_len(uint64_t lsn)
-{
-	uint64_t h = mix(lsn);
-	if (lsn % LARGE_EVERY == 0)
-		return CHANNEL_MAX_RECORD - (h % 3) * 4097; /* includes the maximum exactly */
-	if (lsn % 997 == 0)
-		return 1500 + h % 3000;
-	return h % 120; /* zero-length records too */
-}
-
-static void record_fill(uint64_t lsn, uint8_t *buf, size_t len)
-{
-	uint64_t s = mix(lsn ^ 0x9e3779b97f4a7c15ull);
-	size_t i = 0;
-	for (; i + 8 <= len; i += 8) {
-		s = s * 6364136223846793005ull + 1442695040888963407ull;
-		memcpy(buf + i, &s, 8);
-	}
-	for (; i < len; i++)
-		buf[i] = (uint8_t)(s >> (8 * (i & 7)));
-}
-
-/* ---- opening channels ---- */
-
-struct acceptor {
-	struct channel_listener *l;
-	struct channel *ch;
-	struct channel_err err;
-	int rc;
-	pthread_t t;
-};
-
-static void *accept_body(void *arg)
-{
-	struct acceptor *a = arg;
-	a->rc = channel_accept(a->l, 5000, &a->ch, &a->err);
-	return NULL;
-}
-
-static void acceptor_start(struct acceptor *a, struct channel_listener *l)
-{
-	memset(a, 0, sizeof(*a));
-	a->l = l;
-	assert_int_equal(pthread_create(&a->t, NULL, accept_body, a), 0);
-}
-
-static void acceptor_join(struct acceptor *a)
-{
-	assert_int_equal(pthread_join(a->t, NULL), 0);
-}
-
-static struct channel_listener *listen_local(const struct channel_config *c, char *addr, size_t n)
-{
-	struct channel_listener *l = NULL;
-	assert_int_equal(channel_listen(c, "127.0.0.1:0", &l), 0);
-	snprintf(addr, n, "127.0.0.1:%u", channel_listener_port(l));
-	return l;
-}
-
-static void open_pair(const struct channel_config *pc, const struct channel_config *bc,
-		      struct channel **p, struct channel **b)
-{
-	struct acceptor a;
-	struct channel_err err;
-	char addr[64];
-	struct channel_listener *l = listen_local(bc, addr, sizeof(addr));
-
-	acceptor_start(&a, l);
-	int rc = channel_connect(pc, addr, p, &err);
-	acceptor_join(&a);
-	assert_int_equal(rc, 0);
-	assert_int_equal(a.rc, 0);
-	*b = a.ch;
-	channel_listener_close(l);
-}
-
-/* Wait until the channel leaves CHANNEL_UP, through its event fd. Returns ms waited or -1. */
-static long wait_down(struct channel *ch, int timeout_ms)
-{
-	uint64_t t0 = now_ms();
-	struct pollfd p = { .fd = channel_event_fd(ch), .events = POLLIN };
-	if (poll(&p, 1, timeout_ms) != 1)
-		return -1;
-	return (long)(now_ms() - t0);
-}
-
-/* ---- 1. ordered delivery of millions of records ---- */
-
-struct consumer {
-	struct channel *ch;
-	uint64_t first, count;
-	uint64_t received, bad, acked_samples_nonmonotonic;
-	int final_rc;
-	bool report_icount;
-	pthread_t t;
-};
-
-static void *consume_body(void *arg)
-{
-	struct consumer *c = arg;
-	uint8_t *buf = malloc(CHANNEL_MAX_RECORD), *want = malloc(CHANNEL_MAX_RECORD);
-	uint64_t expect = c->first;
-
-	while (c->received < c->count) {
-		uint64_t lsn;
-		size_t len;
-		int rc = channel_recv(c->ch, &lsn, buf, CHANNEL_MAX_RECORD, &len, 10000);
-		if (rc < 0) {
-			c->final_rc = rc;
-			break;
-		}
-		record_fill(lsn, want, len);
-		if (lsn != expect || len != record_len(lsn) || memcmp(buf, want, len) != 0)
-			c->bad++;
-		expect = lsn + 1;
-		c->received++;
-		channel_ack(c->ch, lsn);
-		if (c->report_icount)
-			channel_report_icount(c->ch, lsn * 10);
-	}
-	free(buf);
-	free(want);
-	return NULL;
-}
-
-static void consumer_start(struct consumer *c, struct channel *ch, uint64_t first, uint64_t count)
-{
-	memset(c, 0, sizeof(*c));
-	c->ch = ch;
-	c->first = first;
-	c->count = count;
-	c->report_icount = true;
-	assert_int_equal(pthread_create(&c->t, NULL, consume_body, c), 0);
-}
-
-static void send_range(struct channel *p, uint64_t first, uint64_t count, uint8_t *buf)
-{
-	for (uint64_t lsn = first; lsn < first + count; lsn++) {
-		size_t len = record_len(lsn);
-		record_fill(lsn, buf, len);
-		int rc = channel_send_wait(p, lsn, buf, len, 10000);
-		assert_int_equal(rc, 0);
-	}
-}
+#include "chan_harness.h"
 
 static void test_ordered_delivery(void **state)
 {
@@ -275,43 +89,17 @@ static void test_ordered_delivery(void **state)
 	assert_int_equal(channel_state(b), CHANNEL_UP);
 
 	/* Idle for twice the timeout: heartbeats both ways keep the channel up. */
-	sleep_ms(2 * TIMEOUT_MS);
-	struct channel_stats ps2, bs2;
-	channel_get_stats(p, &ps2);
-	channel_get_stats(b, &bs2);
-	assert_int_equal(channel_state(p), CHANNEL_UP);
-	assert_int_equal(channel_state(b), CHANNEL_UP);
-	assert_true(ps2.heartbeats - ps.heartbeats >= TIMEOUT_MS / HB_MS);
-	assert_true(bs2.heartbeats - bs.heartbeats >= TIMEOUT_MS / HB_MS);
-
-	/* Orderly close: the backup learns it from BYE, distinct from a failure. */
-	channel_close(p);
-	assert_true(wait_down(b, 2000) >= 0);
-	assert_int_equal(channel_state(b), CHANNEL_PEER_CLOSED);
-	assert_non_null(strstr(channel_error(b), "BYE"));
-	channel_close(b);
+	check_idle_heartbeats(p, b);
+	close_with_bye(p, b);
 	free(buf);
 }
 
 /* ---- 2. bounded buffer: a backup that stops reading ---- */
 
-static long rss_kib(void)
-{
-	long pages = 0, resident = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-	if (!f)
-		return -1;
-	if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
-		resident = -1;
-	fclose(f);
-	return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 static void test_backpressure(void **state)
 {
 	struct channel_config pc, bc;
 	struct channel *p, *b;
-	struct consumer c;
 	const size_t rec = 4096;
 	uint8_t *buf = malloc(CHANNEL_MAX_RECORD);
 
@@ -321,67 +109,31 @@ static void test_backpressure(void **state)
 	open_pair(&pc, &bc, &p, &b);
 
 	/* Nobody calls channel_recv(): send until no progress for well over the timeout. */
-	uint64_t lsn = 1, last_progress = now_ms();
-	long rss_at_stall = -1;
-	unsigned eagain = 0;
-	while (now_ms() - last_progress < 3 * TIMEOUT_MS) {
-		memset(buf, (int)lsn, rec);
-		int rc = channel_send(p, lsn, buf, rec);
-		if (rc == 0) {
-			lsn++;
-			last_progress = now_ms();
-			continue;
-		}
-		assert_int_equal(rc, -EAGAIN);
-		eagain++;
-		if (rss_at_stall < 0 && now_ms() - last_progress > 100)
-			rss_at_stall = rss_kib();
-		sleep_ms(1);
-	}
+	struct stall st;
+	stall_producer(p, rec, buf, &st);
 	struct channel_stats ps, bs;
 	channel_get_stats(p, &ps);
 	channel_get_stats(b, &bs);
-	long rss_end = rss_kib();
 	print_message("stalled after %llu records; sender queue %zu/%zu, receiver queue %zu/%zu; "
 		      "RSS %ld -> %ld KiB over %u refused sends\n",
-		      (unsigned long long)(lsn - 1), ps.queued_bytes, ps.capacity, bs.queued_bytes,
-		      bs.capacity, rss_at_stall, rss_end, eagain);
-	assert_true(eagain > 100);
-	assert_true(ps.full == eagain);
+		      (unsigned long long)st.queued, ps.queued_bytes, ps.capacity, bs.queued_bytes,
+		      bs.capacity, st.rss_at_stall, st.rss_end, st.eagain);
+	assert_true(st.eagain > 100);
+	assert_true(ps.full == st.eagain);
 	assert_true(ps.capacity == CHANNEL_MIN_BUFFER);
 	assert_true(ps.queued_bytes <= ps.capacity);
 	assert_true(ps.queued_bytes + CHPROTO_HDR_SIZE + rec > ps.capacity); /* it is full */
 	assert_true(bs.queued_bytes <= bs.capacity);
 	/* Sender ring + receiver ring + kernel socket buffers: nothing else holds records. */
-	assert_true((lsn - 1) * rec < 32 * MiB);
-	assert_true(rss_end - rss_at_stall < 1024);
+	assert_true(st.queued * rec < 32 * MiB);
+	assert_true(st.rss_end - st.rss_at_stall < 1024);
 	/* Stalled is not dead: heartbeats kept both sides up past the timeout. */
 	assert_int_equal(channel_state(p), CHANNEL_UP);
 	assert_int_equal(channel_state(b), CHANNEL_UP);
-	assert_int_equal(channel_send_wait(p, lsn, buf, rec, 50), -ETIMEDOUT);
+	assert_int_equal(channel_send_wait(p, st.queued + 1, buf, rec, 50), -ETIMEDOUT);
 
 	/* The consumer starts: everything queued drains in order and the producer goes on. */
-	uint64_t queued = lsn - 1;
-	memset(&c, 0, sizeof(c));
-	c.ch = b;
-	c.first = 1;
-	c.count = queued + 1000;
-	/* Queued records were filled with memset, not record_fill: check order and length only. */
-	for (uint64_t i = 1; i <= queued; i++) {
-		uint64_t got;
-		size_t len;
-		assert_int_equal(channel_recv(b, &got, buf, CHANNEL_MAX_RECORD, &len, 5000), 0);
-		assert_true(got == i && len == rec && buf[0] == (uint8_t)i);
-		channel_ack(b, got);
-	}
-	c.first = queued + 1;
-	c.count = 1000;
-	c.report_icount = false;
-	assert_int_equal(pthread_create(&c.t, NULL, consume_body, &c), 0);
-	send_range(p, queued + 1, 1000, buf);
-	assert_int_equal(channel_wait_acked(p, queued + 1000, 5000), 0);
-	assert_int_equal(pthread_join(c.t, NULL), 0);
-	assert_true(c.received == 1000 && c.bad == 0);
+	drain_stalled(p, b, st.queued, rec, buf);
 	channel_close(p);
 	channel_close(b);
 	free(buf);

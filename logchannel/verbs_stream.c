@@ -1,0 +1,298 @@
+/*
+ * verbs_stream.c — a reliable, flow-controlled byte stream over an RDMA verbs device (one RC
+ * queue pair, one registered region): the layout, the credit rule and the immediates are
+ * described in verbs.h and docs/channel-protocol.md ("RDMA transport"). Device-independent: the
+ * same code runs over libibverbs (rdma.c) and over the emulated fabric (verbs_emul.c).
+ *
+ * Threads: writev() from whoever holds the channel's tx_mu; everything else from the channel
+ * thread. The two meet only at sq_used (atomic) and at the credit word (written by the peer).
+ */
+#define LOG_MODULE "logchannel"
+#include "logchannel/verbs.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "logchannel/channel_internal.h"
+#include "util/log.h"
+
+#define CHRDMA_POLL_BATCH 32
+#define CHRDMA_CLOSE_DRAIN_MS 100
+
+static void stream_fail(struct chrdma_stream *s, const char *fmt, ...) FTVM_PRINTF(2, 3);
+static void stream_fail(struct chrdma_stream *s, const char *fmt, ...)
+{
+	if (atomic_exchange(&s->fail_claimed, 1)) /* the first failure is the one reported */
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->why, sizeof(s->why), fmt, ap);
+	va_end(ap);
+	atomic_store(&s->failed, -ECONNRESET);
+}
+
+static uint64_t credit_in(const struct chrdma_stream *s)
+{
+	/* Written by the peer's adapter (8 aligned bytes); only ever grows. */
+	return __atomic_load_n((const uint64_t *)(s->mem + CHRDMA_OFF_CREDIT_IN), __ATOMIC_ACQUIRE);
+}
+
+static bool take_send_slot(struct chrdma_stream *s)
+{
+	uint32_t used = atomic_load(&s->sq_used);
+	do {
+		if (used >= CHRDMA_SQ_DEPTH)
+			return false;
+	} while (!atomic_compare_exchange_weak(&s->sq_used, &used, used + 1));
+	return true;
+}
+
+int chrdma_stream_open(const struct chrdma_dev_ops *ops, int side_fd, struct chrdma_stream **out,
+		       struct channel_err *err)
+{
+	struct chrdma_stream *s = calloc(1, sizeof(*s));
+	int rc;
+
+	if (!s)
+		return -ENOMEM;
+	s->ops = ops;
+	s->side_fd = side_fd;
+	s->mem = aligned_alloc(4096, CHRDMA_REGION_SIZE);
+	if (!s->mem) {
+		free(s);
+		return -ENOMEM;
+	}
+	memset(s->mem, 0, CHRDMA_REGION_SIZE);
+	rc = ops->open(&s->dev, s->mem, CHRDMA_REGION_SIZE, err);
+	if (rc < 0) {
+		free(s->mem);
+		free(s);
+		return rc;
+	}
+	for (unsigned i = 0; i < CHRDMA_RQ_DEPTH; i++) {
+		rc = ops->post_recv(s->dev, 0);
+		if (rc < 0) {
+			chan_seterr(err, rc, "RDMA (%s): cannot post receive requests: %s", ops->name,
+				    strerror(-rc));
+			chrdma_stream_close(s);
+			return rc;
+		}
+	}
+	*out = s;
+	return 0;
+}
+
+void chrdma_stream_local(const struct chrdma_stream *s, struct chrdma_conndata *cd)
+{
+	s->ops->local(s->dev, cd);
+}
+
+int chrdma_stream_connect(struct chrdma_stream *s, const struct chrdma_conndata *peer,
+			  struct channel_err *err)
+{
+	if (peer->ring_size != CHRDMA_RING_SIZE) {
+		chan_seterr(err, -EPROTO, "RDMA: the peer's ring is %u bytes, this side uses %u",
+			    peer->ring_size, CHRDMA_RING_SIZE);
+		return -EPROTO;
+	}
+	return s->ops->connect(s->dev, peer, err);
+}
+
+/* Let our last writes (a BYE) leave before the queue pair goes away. */
+static void drain_sends(struct chrdma_stream *s)
+{
+	uint64_t deadline = chnet_deadline(CHRDMA_CLOSE_DRAIN_MS);
+	struct timespec pause = { .tv_nsec = 100000 };
+
+	while (atomic_load(&s->sq_used) > 0 && !atomic_load(&s->failed) &&
+	       chnet_remaining_ms(deadline) > 0) {
+		if (chrdma_stream_progress(s) < 0)
+			break;
+		if (atomic_load(&s->sq_used) > 0)
+			nanosleep(&pause, NULL);
+	}
+}
+
+void chrdma_stream_close(struct chrdma_stream *s)
+{
+	if (!s)
+		return;
+	drain_sends(s);
+	s->ops->close(s->dev);
+	free(s->mem);
+	free(s);
+}
+
+ssize_t chrdma_stream_writev(struct chrdma_stream *s, const struct iovec *iov, int iovcnt)
+{
+	if (atomic_load_explicit(&s->failed, memory_order_relaxed))
+		return -ECONNRESET;
+	uint64_t credit = credit_in(s);
+	if (credit > s->tx_head) {
+		stream_fail(s, "RDMA: the peer credited %llu bytes, only %llu were sent",
+			    (unsigned long long)credit, (unsigned long long)s->tx_head);
+		return -ECONNRESET;
+	}
+	uint64_t room = CHRDMA_RING_SIZE - (s->tx_head - credit);
+	size_t done = 0, iov_off = 0;
+	int i = 0;
+
+	while (i < iovcnt && room > 0) {
+		if (iov_off == iov[i].iov_len) {
+			i++, iov_off = 0;
+			continue;
+		}
+		size_t pos = (size_t)(s->tx_head % CHRDMA_RING_SIZE);
+		size_t piece = MIN(iov[i].iov_len - iov_off, (size_t)room);
+		piece = MIN(piece, (size_t)CHRDMA_MAX_WRITE);
+		piece = MIN(piece, CHRDMA_RING_SIZE - pos);
+		if (!take_send_slot(s))
+			break;
+		memcpy(s->mem + CHRDMA_RING_SIZE + pos, (const uint8_t *)iov[i].iov_base + iov_off,
+		       piece);
+		int rc = s->ops->post_write(s->dev, CHRDMA_RING_SIZE + pos, (uint32_t)piece, pos,
+					    (uint32_t)piece, 0);
+		if (rc < 0) {
+			atomic_fetch_sub(&s->sq_used, 1);
+			stream_fail(s, "RDMA: posting a write failed: %s", strerror(-rc));
+			return done ? (ssize_t)done : -ECONNRESET;
+		}
+		s->tx_head += piece;
+		room -= piece;
+		iov_off += piece;
+		done += piece;
+	}
+	return done ? (ssize_t)done : -EAGAIN;
+}
+
+/* Tell the peer how far we have read, once R/4 more bytes are consumed (or a try was owed). */
+static void return_credit(struct chrdma_stream *s)
+{
+	if (!s->credit_owed && s->rx_tail - s->credit_sent < CHRDMA_RING_SIZE / 4)
+		return;
+	if (!take_send_slot(s)) {
+		s->credit_owed = true;
+		return;
+	}
+	__atomic_store_n((uint64_t *)(s->mem + CHRDMA_OFF_CREDIT_OUT), s->rx_tail, __ATOMIC_RELEASE);
+	int rc = s->ops->post_write(s->dev, CHRDMA_OFF_CREDIT_OUT, sizeof(uint64_t),
+				    CHRDMA_OFF_CREDIT_IN, CHRDMA_IMM_CREDIT, CHRDMA_WR_CREDIT);
+	if (rc < 0) {
+		atomic_fetch_sub(&s->sq_used, 1);
+		stream_fail(s, "RDMA: posting a credit write failed: %s", strerror(-rc));
+		return;
+	}
+	s->credit_sent = s->rx_tail;
+	s->credit_owed = false;
+}
+
+int chrdma_stream_progress(struct chrdma_stream *s)
+{
+	struct chrdma_completion wc[CHRDMA_POLL_BATCH];
+	int reaped = 0;
+
+	for (;;) {
+		int n = s->ops->poll(s->dev, wc, CHRDMA_POLL_BATCH);
+		if (n < 0) {
+			stream_fail(s, "RDMA: polling the completion queue failed");
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			if (wc[i].status != 0) {
+				stream_fail(s, "RDMA: %s completed with error status %d (peer gone?)",
+					    wc[i].recv ? "a receive" : "a write", wc[i].status);
+				continue;
+			}
+			if (!wc[i].recv) {
+				atomic_fetch_sub(&s->sq_used, 1);
+				continue;
+			}
+			if (wc[i].imm != CHRDMA_IMM_CREDIT) {
+				s->rx_head += wc[i].imm;
+				if (s->rx_head - s->rx_tail > CHRDMA_RING_SIZE)
+					stream_fail(s, "RDMA: the peer overran the receive ring "
+						       "(%llu unread bytes in a %u-byte ring)",
+						    (unsigned long long)(s->rx_head - s->rx_tail),
+						    CHRDMA_RING_SIZE);
+			}
+			int rc = s->ops->post_recv(s->dev, 0);
+			if (rc < 0)
+				stream_fail(s, "RDMA: re-posting a receive request failed: %s",
+					    strerror(-rc));
+		}
+		reaped += n;
+		if (n < CHRDMA_POLL_BATCH)
+			break;
+	}
+	if (s->credit_owed && !atomic_load(&s->failed))
+		return_credit(s);
+	return atomic_load(&s->failed) ? -ECONNRESET : reaped;
+}
+
+ssize_t chrdma_stream_read(struct chrdma_stream *s, void *buf, size_t cap)
+{
+	(void)chrdma_stream_progress(s);
+	/* Bytes that landed before a failure are still delivered, in order. */
+	uint64_t avail = s->rx_head - s->rx_tail;
+	if (avail == 0)
+		return atomic_load(&s->failed) ? -ECONNRESET : -EAGAIN;
+	size_t pos = (size_t)(s->rx_tail % CHRDMA_RING_SIZE);
+	size_t n = MIN((size_t)avail, cap);
+	size_t first = MIN(n, CHRDMA_RING_SIZE - pos);
+	memcpy(buf, s->mem + pos, first);
+	if (n > first)
+		memcpy((uint8_t *)buf + first, s->mem, n - first);
+	s->rx_tail += n;
+	if (!atomic_load(&s->failed))
+		return_credit(s);
+	return (ssize_t)n;
+}
+
+bool chrdma_stream_has_input(const struct chrdma_stream *s)
+{
+	return s->rx_head != s->rx_tail;
+}
+
+bool chrdma_stream_writable(const struct chrdma_stream *s)
+{
+	return atomic_load(&s->failed) ||
+	       (s->tx_head - credit_in(s) < CHRDMA_RING_SIZE &&
+		atomic_load(&s->sq_used) < CHRDMA_SQ_DEPTH);
+}
+
+bool chrdma_stream_prepare_sleep(struct chrdma_stream *s)
+{
+	int rc = s->ops->arm(s->dev);
+	if (rc < 0)
+		stream_fail(s, "RDMA: cannot arm the completion queue: %s", strerror(-rc));
+	return chrdma_stream_progress(s) != 0;
+}
+
+void chrdma_stream_woken(struct chrdma_stream *s, short event_revents, short side_revents)
+{
+	if (event_revents & POLLIN)
+		s->ops->ack_event(s->dev);
+	/* Reap first: an orderly BYE that landed just before the side channel closed is kept. */
+	(void)chrdma_stream_progress(s);
+	if (side_revents & (POLLIN | POLLHUP | POLLERR)) {
+		char b;
+		ssize_t n = recv(s->side_fd, &b, 1, MSG_DONTWAIT);
+		if (n == 0)
+			stream_fail(s, "RDMA side channel closed: the peer is gone");
+		else if (n > 0)
+			stream_fail(s, "RDMA side channel: unexpected data after the connection setup");
+		else if (errno != EAGAIN && errno != EINTR)
+			stream_fail(s, "RDMA side channel: %s", strerror(errno));
+	}
+}
+
+const char *chrdma_stream_error(const struct chrdma_stream *s)
+{
+	return atomic_load(&s->failed) ? s->why : "";
+}

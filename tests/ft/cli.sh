@@ -1,0 +1,44 @@
+#!/bin/bash
+# ft.cli — `ftvm primary` / `ftvm backup` refuse bad options with one clear line and a non-zero
+# exit, before touching the network or the guest: missing required options, a heartbeat not
+# shorter than the timeout, an unknown --log-transport, and the RDMA transport on a machine
+# without an RDMA device (the CI machine; skipped where a device exists).
+set -u
+FTVM=${1:?usage: cli.sh FTVM}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail=0
+
+# expect CODE PATTERN -- ARGS...: the exit code is CODE and stderr matches PATTERN.
+expect() {
+	local want=$1 pattern=$2
+	shift 3
+	local out rc
+	out=$(timeout 20 "$FTVM" "$@" 2>&1 </dev/null)
+	rc=$?
+	if [ "$rc" != "$want" ] || ! grep -q -- "$pattern" <<<"$out"; then
+		echo "FAIL: ftvm $*: exit $rc (want $want), output:"
+		sed 's/^/    /' <<<"$out"
+		fail=1
+	else
+		echo "ok: ftvm $* -> $rc: $(grep -- "$pattern" <<<"$out" | head -1)"
+	fi
+}
+
+truncate -s 1M "$work/arb"
+"$FTVM" arbiter init "$work/arb" --vm cli >/dev/null || { echo "arbiter init failed"; exit 1; }
+A=(--arbiter "$work/arb" --vm cli)
+
+expect 2 "--listen HOST:PORT and --arbiter PATH are required" -- backup --vm cli
+expect 2 "must be shorter than --timeout" -- primary --peer 127.0.0.1:9 "${A[@]}" --heartbeat 500 --timeout 400
+expect 2 '"ib" is neither tcp nor rdma' -- backup --listen 127.0.0.1:0 "${A[@]}" --log-transport ib
+expect 2 "needs a value" -- primary --peer 127.0.0.1:9 "${A[@]}" --log-transport
+if [ -d /sys/class/infiniband ] && [ -n "$(ls -A /sys/class/infiniband 2>/dev/null)" ]; then
+	echo "an RDMA device is present: the no-device cases are not exercised"
+else
+	expect 1 "no RDMA device found; use --log-transport tcp" -- \
+		backup --listen 127.0.0.1:0 "${A[@]}" --log-transport rdma
+	expect 1 "no RDMA device found; use the TCP transport" -- \
+		primary --peer 127.0.0.1:9 "${A[@]}" --log-transport rdma
+fi
+exit $fail
