@@ -89,6 +89,7 @@ int chan_create(enum chan_role role, const struct channel_config *cfg, int fd, s
 	atomic_init(&ch->state, CHANNEL_UP);
 	pthread_mutex_init(&ch->ack_mu, NULL);
 	pthread_mutex_init(&ch->tx_mu, NULL);
+	pthread_mutex_init(&ch->rx_mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -152,6 +153,7 @@ void chan_destroy(struct channel *ch)
 	free(ch->in);
 	pthread_mutex_destroy(&ch->ack_mu);
 	pthread_mutex_destroy(&ch->tx_mu);
+	pthread_mutex_destroy(&ch->rx_mu);
 	pthread_cond_destroy(&ch->ack_cv);
 	free(ch);
 }
@@ -343,8 +345,10 @@ int chan_timers(struct channel *ch, uint64_t now, uint64_t hb_from)
 {
 	uint64_t timeout = (uint64_t)ch->cfg.timeout_ms * NS_PER_MS;
 	uint64_t hb = (uint64_t)ch->cfg.heartbeat_ms * NS_PER_MS;
+	/* An ack waiter may have read (and stamped last_rx_ns) after @now was taken. */
+	uint64_t last_rx = atomic_load(&ch->last_rx_ns);
 
-	if (now - ch->last_rx_ns > timeout) {
+	if (now > last_rx && now - last_rx > timeout) {
 		/* Bytes waiting unread (the thread was busy writing) prove the peer alive. */
 		uint8_t b;
 		bool waiting = ch->rdma ? chrdma_stream_progress(ch->rdma) >= 0 &&
@@ -355,12 +359,12 @@ int chan_timers(struct channel *ch, uint64_t now, uint64_t hb_from)
 			return 0;
 		}
 		chan_fail(ch, CHANNEL_TIMED_OUT, "peer silent for %llu ms (timeout %u ms): the %s",
-			  (unsigned long long)((now - ch->last_rx_ns) / NS_PER_MS), ch->cfg.timeout_ms,
+			  (unsigned long long)((now - last_rx) / NS_PER_MS), ch->cfg.timeout_ms,
 			  ch->role == CHAN_SENDER ? "backup sent no ack or heartbeat"
 						  : "primary sent no record or heartbeat");
 		return 0;
 	}
-	uint64_t next = ch->last_rx_ns + timeout + 1;
+	uint64_t next = last_rx + timeout + 1;
 	if (hb_from)
 		next = MIN(next, hb_from + hb);
 	if (next <= now)
@@ -420,6 +424,10 @@ int channel_wait_acked(struct channel *ch, uint64_t lsn, int timeout_ms)
 
 	if (channel_acked_lsn(ch) >= lsn)
 		return 0;
+	rc = chan_sender_wait_reading(ch, lsn, deadline);
+	if (rc != -EBUSY)
+		return rc;
+	rc = 0;
 	if (deadline != UINT64_MAX) {
 		ts.tv_sec = (time_t)(deadline / 1000000000ull);
 		ts.tv_nsec = (long)(deadline % 1000000000ull);

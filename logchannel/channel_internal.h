@@ -96,7 +96,16 @@ struct channel {
 	pthread_mutex_t tx_mu;
 	uint8_t ctl[CHAN_CTL_MAX];
 	size_t ctl_len, ctl_off;
-	uint64_t last_rx_ns, last_tx_ns, last_hb_ns;
+	_Atomic uint64_t last_rx_ns;   /* written by whoever reads the socket (see rx_mu) */
+	uint64_t last_tx_ns, last_hb_ns;
+	/*
+	 * Sender: whoever reads the socket's input (in, in_len, in_off) holds rx_mu — the channel
+	 * thread, or a thread in channel_wait_acked() that reads the ACK it waits for itself
+	 * (rx_delegated set: the channel thread then polls without POLLIN).
+	 */
+	pthread_mutex_t rx_mu;
+	_Atomic int rx_delegated;
+	bool poll_without_input;       /* channel thread: its poll() left POLLIN out */
 
 	/* Statistics (relaxed atomics, read by channel_get_stats()). */
 	_Atomic uint64_t st_records, st_bytes, st_writes, st_acks, st_heartbeats, st_full;
@@ -154,6 +163,12 @@ int chan_read_input(struct channel *ch) FTVM_MUST_CHECK;
 int chan_parse_input(struct channel *ch, bool (*allowed)(unsigned kind),
 		     int (*handle)(struct channel *ch, const struct chproto_hdr *h,
 				   const uint8_t *payload)) FTVM_MUST_CHECK;
+
+/*
+ * Sender: wait for the ACK of @lsn reading the socket on this thread (see sender.c). 0, -EPIPE,
+ * -ETIMEDOUT, or -EBUSY when another thread reads it now (then wait on the condition variable).
+ */
+int chan_sender_wait_reading(struct channel *ch, uint64_t lsn, uint64_t deadline) FTVM_MUST_CHECK;
 
 /* Thread bodies. */
 void *chan_sender_thread(void *arg);

@@ -266,9 +266,10 @@ void *chan_receiver_thread(void *arg)
 		atomic_store_explicit(&ch->rx_throttled, throttled, memory_order_relaxed);
 		published = chring_head(&ch->ring, memory_order_relaxed) != head0;
 		if (published) {
-			chan_wake(&ch->app_wake);
-			if (ch->cfg.ack_on_receipt) /* one ACK per batch read, sent next turn */
+			/* The ACK first: the primary's Output Rule waits for it, the consumer does not. */
+			if (ch->cfg.ack_on_receipt) /* one ACK per batch read */
 				channel_ack(ch, ch->expect_lsn - 1);
+			chan_wake(&ch->app_wake);
 		}
 		if (!chan_up(ch))
 			break;

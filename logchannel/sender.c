@@ -210,6 +210,53 @@ static bool write_ring(struct channel *ch)
 	}
 }
 
+/*
+ * The Output Rule's thread waits for an ACK: rather than the channel thread reading it and
+ * handing it over through the condition variable (two wake-ups on the critical path), the waiter
+ * reads the socket itself (one). One reader at a time (rx_mu); meanwhile the channel thread polls
+ * without POLLIN and goes on writing and keeping the timers. The RDMA stream is the channel
+ * thread's alone: there waiters use the condition variable.
+ */
+int chan_sender_wait_reading(struct channel *ch, uint64_t lsn, uint64_t deadline)
+{
+	int rc;
+
+	if (ch->rdma || ch->role != CHAN_SENDER || pthread_mutex_trylock(&ch->rx_mu) != 0)
+		return -EBUSY;
+	atomic_store(&ch->rx_delegated, 1);
+	for (;;) {
+		if (atomic_load(&ch->acked_lsn) >= lsn) {
+			rc = 0;
+			break;
+		}
+		if (!chan_up(ch)) {
+			rc = -EPIPE;
+			break;
+		}
+		int left = chnet_remaining_ms(deadline);
+		if (left == 0) {
+			rc = -ETIMEDOUT;
+			break;
+		}
+		int n = chan_read_input(ch);
+		if (n > 0) {
+			if (chan_parse_input(ch, sender_allowed, sender_handle) < 0)
+				log_debug("ack wait: the channel failed on its input");
+			continue;
+		}
+		if (n != -EAGAIN)
+			continue; /* the channel failed: said next turn */
+		struct pollfd p[2] = { { .fd = ch->fd, .events = POLLIN },
+				       { .fd = ch->event_efd, .events = POLLIN } };
+		if (poll(p, 2, left) < 0 && errno != EINTR)
+			log_debug("ack wait: poll: %s", strerror(errno));
+	}
+	atomic_store(&ch->rx_delegated, 0);
+	pthread_mutex_unlock(&ch->rx_mu);
+	chan_wake(&ch->thread_wake); /* the socket's input is the channel thread's again */
+	return rc;
+}
+
 static bool sender_has_work(struct channel *ch)
 {
 	return chring_head(&ch->ring, memory_order_acquire) !=
@@ -217,9 +264,20 @@ static bool sender_has_work(struct channel *ch)
 	       atomic_load_explicit(&ch->stop, memory_order_relaxed);
 }
 
+/* The thread polls without POLLIN while a waiter reads, and must not sleep past its return. */
+static bool input_returned(struct channel *ch)
+{
+	return ch->poll_without_input && !atomic_load(&ch->rx_delegated);
+}
+
 static bool stopping(struct channel *ch)
 {
-	return atomic_load_explicit(&ch->stop, memory_order_relaxed);
+	return atomic_load_explicit(&ch->stop, memory_order_relaxed) || input_returned(ch);
+}
+
+static bool has_work_or_input_returned(struct channel *ch)
+{
+	return sender_has_work(ch) || input_returned(ch);
 }
 
 void *chan_sender_thread(void *arg)
@@ -250,11 +308,16 @@ void *chan_sender_thread(void *arg)
 				chan_fail_io(ch, -rc, "write");
 		}
 		if (readable && chan_up(ch)) {
-			int rc = chan_read_input(ch);
-			if (rc > 0)
-				rc = chan_parse_input(ch, sender_allowed, sender_handle);
-			if (rc == -EAGAIN)
-				readable = false;
+			if (pthread_mutex_trylock(&ch->rx_mu) == 0) {
+				int rc = chan_read_input(ch);
+				if (rc > 0)
+					rc = chan_parse_input(ch, sender_allowed, sender_handle);
+				pthread_mutex_unlock(&ch->rx_mu);
+				if (rc == -EAGAIN)
+					readable = false;
+			} else {
+				readable = false; /* an ack waiter is reading */
+			}
 		}
 		if (!chan_up(ch))
 			break;
@@ -264,8 +327,10 @@ void *chan_sender_thread(void *arg)
 		/* Heartbeat due heartbeat_ms after the last write, if nothing else goes out. */
 		idle = ch->ctl_len == 0 && !sender_has_work(ch);
 		int tmo = chan_timers(ch, chnet_now_ns(), idle ? ch->last_tx_ns : 0);
-		chan_thread_poll(ch, want_out ? stopping : sender_has_work, true, &readable,
-				 &want_out, tmo);
+		ch->poll_without_input = atomic_load(&ch->rx_delegated);
+		chan_thread_poll(ch, want_out ? stopping : has_work_or_input_returned,
+				 !ch->poll_without_input, &readable, &want_out, tmo);
+		ch->poll_without_input = false;
 	}
 	pthread_mutex_lock(&ch->tx_mu);
 	if (chan_up(ch) && drained_or_down(ch) && ch->ctl_off == 0 &&
