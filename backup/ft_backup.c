@@ -50,7 +50,13 @@ static int channel_source_next(void *ctx, struct evlog_record *rec, char *err, s
 	for (;;) {
 		if (b->machine)
 			channel_report_icount(b->ch, machine_icount(b->machine));
-		int ret = channel_recv(b->ch, &lsn, b->buf, sizeof(b->buf), &len, 100);
+		int ret = channel_recv(b->ch, &lsn, b->buf, sizeof(b->buf), &len, 0);
+		if (ret == -ETIMEDOUT) {
+			/* Everything received is replayed: waiting for log is not lagging behind. */
+			if (b->machine)
+				channel_report_caught_up(b->ch, machine_icount(b->machine));
+			ret = channel_recv(b->ch, &lsn, b->buf, sizeof(b->buf), &len, 100);
+		}
 		if (ret == -ETIMEDOUT)
 			continue;
 		if (ret == -EPIPE)

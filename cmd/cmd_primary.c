@@ -37,7 +37,8 @@ static void usage(FILE *out)
 		     "arbiter: it runs on alone when it wins, halts the VM for good when it loses.\n\n"
 		     "FT options:\n"
 		     "  --peer HOST:PORT    the backup's logging-channel address, required\n"
-		     "  --max-lag N         slow the vCPU when the backup is more than N instructions behind\n");
+		     "  --max-lag MS        slow the vCPU while the backup is more than MS behind in time\n"
+		     "                      (default %d; 0: never)\n", FT_DEFAULT_MAX_LAG_MS);
 	ft_options_help(out);
 	fprintf(out, "\nexit status: the guest's on power-off; 6 lost the arbiter and halted; 1 errors\n\nrun options:\n");
 	run_options_help(out);
@@ -77,7 +78,7 @@ int cmd_primary_main(int argc, char **argv)
 		goto fail;
 	struct ft_primary_config pc = {
 		.vm_id = fo.vm, .epoch = fo.epoch, .peer = fo.peer, .arbiter = fo.arbiter, .node = 0,
-		.timeout_ms = fo.timeout_ms, .heartbeat_ms = fo.heartbeat_ms, .max_lag = fo.max_lag,
+		.timeout_ms = fo.timeout_ms, .heartbeat_ms = fo.heartbeat_ms, .max_lag_ms = (unsigned)fo.max_lag_ms,
 		.rdma = fo.rdma,
 	};
 	if (ft_primary_create(&pc, world_live_world(world), &p, err, sizeof(err)))

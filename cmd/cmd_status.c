@@ -20,7 +20,7 @@ static void usage(FILE *out)
 
 static void print_human(json_t *o)
 {
-	static const char *const fields[] = { "role", "state", "epoch", "icount", "peer_icount", "backup_lag_insns",
+	static const char *const fields[] = { "role", "state", "epoch", "icount", "peer_icount", "backup_lag_insns", "backup_lag_ms",
 					       "log_mbit_s", "log_bytes", "log_records", "last_lsn", "acked_lsn",
 					       "outputs_held", "outputs_released", "peer_state", "failovers",
 					       "throttled_ms", "reason" };

@@ -30,7 +30,7 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 	fo->timeout_ms = FT_DEFAULT_TIMEOUT_MS;
 	fo->heartbeat_ms = FT_DEFAULT_HEARTBEAT_MS;
 	fo->vm = FT_DEFAULT_VM;
-	fo->max_lag = 50000000; /* about 100 ms of guest time at the interpreter's speed */
+	fo->max_lag_ms = FT_DEFAULT_MAX_LAG_MS;
 	for (int i = 1; i < *argc;) {
 		const char *a = argv[i];
 		const char **str = NULL, *transport = NULL;
@@ -52,7 +52,7 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 		else if (!strcmp(a, "--timeout") || !strcmp(a, "--heartbeat"))
 			num = &tmp, min = 10;
 		else if (!strcmp(a, "--max-lag"))
-			num = &fo->max_lag, min = 0;
+			num = &fo->max_lag_ms, min = 0;
 		else if (!strcmp(a, "--perturb-lsn"))
 			num = &fo->perturb_lsn, min = 1;
 		if (!str && !num) {
@@ -77,6 +77,10 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 			int ret = parse_u64(a, argv[i + 1], min, num, err, errlen);
 			if (ret < 0)
 				return ret;
+			if (num == &fo->max_lag_ms && *num > 600000) {
+				snprintf(err, errlen, "%s: at most 600000 ms", a);
+				return -EINVAL;
+			}
 			if (num == &tmp) {
 				if (tmp > 600000) {
 					snprintf(err, errlen, "%s: at most 600000 ms", a);

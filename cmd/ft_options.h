@@ -14,6 +14,8 @@
 #define FT_DEFAULT_TIMEOUT_MS 1000
 #define FT_DEFAULT_HEARTBEAT_MS 100
 #define FT_DEFAULT_VM "ftvm"
+/* DESIGN.md: the backup stays under 100 ms of guest time behind; past that the primary is slowed. */
+#define FT_DEFAULT_MAX_LAG_MS 100
 
 struct ft_options {
 	const char *peer;       /* primary: backup's HOST:PORT */
@@ -24,7 +26,7 @@ struct ft_options {
 	uint64_t epoch;
 	unsigned timeout_ms;
 	unsigned heartbeat_ms;
-	uint64_t max_lag;       /* instructions */
+	uint64_t max_lag_ms;    /* primary: slow the vCPU while the backup is further behind */
 	uint64_t perturb_lsn;   /* backup, tests only */
 	bool rdma;              /* --log-transport rdma */
 	bool help;

@@ -52,6 +52,7 @@ char *control_status_json(const struct ft_status *st, double log_mbit_s)
 	json_object_set_new(o, "icount", json_integer((json_int_t)st->icount));
 	json_object_set_new(o, "peer_icount", json_integer((json_int_t)st->peer_icount));
 	json_object_set_new(o, "backup_lag_insns", json_integer((json_int_t)lag));
+	json_object_set_new(o, "backup_lag_ms", json_real(st->backup_lag_ms));
 	json_object_set_new(o, "log_bytes", json_integer((json_int_t)st->log_bytes));
 	json_object_set_new(o, "log_records", json_integer((json_int_t)st->log_records));
 	json_object_set_new(o, "log_mbit_s", json_real(log_mbit_s));

@@ -23,6 +23,7 @@ struct ft_status {
 	uint64_t epoch;
 	icount_t icount;
 	icount_t peer_icount;
+	double backup_lag_ms;    /* primary: how long ago it was where the backup now is */
 	uint64_t log_bytes;
 	uint64_t log_records;
 	uint64_t acked_lsn;

@@ -413,7 +413,14 @@ uint64_t channel_acked_lsn(const struct channel *ch)
 
 icount_t channel_peer_icount(const struct channel *ch)
 {
-	return atomic_load_explicit(&((struct channel *)ch)->peer_icount, memory_order_relaxed);
+	return atomic_load_explicit(&((struct channel *)ch)->peer_icount, memory_order_relaxed) &
+	       ~CHPROTO_HB_CAUGHT_UP;
+}
+
+bool channel_peer_caught_up(const struct channel *ch)
+{
+	return atomic_load_explicit(&((struct channel *)ch)->peer_icount, memory_order_relaxed) &
+	       CHPROTO_HB_CAUGHT_UP;
 }
 
 int channel_wait_acked(struct channel *ch, uint64_t lsn, int timeout_ms)

@@ -154,6 +154,8 @@ int channel_wait_acked(struct channel *ch, uint64_t lsn, int timeout_ms) FTVM_MU
 
 /* The backup's executed icount from its latest heartbeat (0 before the first). */
 icount_t channel_peer_icount(const struct channel *ch);
+/* Whether that heartbeat said the backup had replayed everything it received. */
+bool channel_peer_caught_up(const struct channel *ch);
 
 /* ---- receiver (backup) ---- */
 
@@ -185,8 +187,17 @@ int channel_recv(struct channel *ch, uint64_t *lsn, void *buf, size_t cap, size_
 /* Acknowledge every record up to @lsn (cumulative; lower values are ignored). Coalesced. */
 void channel_ack(struct channel *ch, uint64_t lsn);
 
-/* Publish the icount the replay has executed; sent with the next heartbeat. */
+/*
+ * Publish the icount the replay has executed; sent with the next heartbeat, which goes out within
+ * a few milliseconds when the icount moved (so the primary's lag bound works on fresh numbers).
+ */
 void channel_report_icount(struct channel *ch, icount_t icount);
+/*
+ * The replay has executed every record received and waits at @icount for more: it is not behind,
+ * however long ago the primary was at @icount (the primary ran on without producing log). Sent
+ * like channel_report_icount(), which clears it.
+ */
+void channel_report_caught_up(struct channel *ch, icount_t icount);
 
 /* LSN of the first record, from the handshake. */
 uint64_t channel_start_lsn(const struct channel *ch);

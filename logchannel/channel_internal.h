@@ -34,6 +34,12 @@
  * least this long ago; closer records are left to the channel thread, which batches them.
  */
 #define CHAN_DIRECT_GAP_NS 20000u
+/*
+ * Receiver: besides the periodic heartbeat, a HEARTBEAT carrying the replay's icount goes out
+ * when the icount moved and this long has passed since the last one, so the primary's view of
+ * the lag is fresh (heartbeat_ms old at worst would make the lag bound react late).
+ */
+#define CHAN_ICOUNT_REPORT_NS 5000000u
 /* Receiver's ring entry header: u64 lsn, u32 len, u32 reserved. */
 #define CHAN_ENTRY_HDR 16u
 
@@ -97,7 +103,10 @@ struct channel {
 	uint8_t ctl[CHAN_CTL_MAX];
 	size_t ctl_len, ctl_off;
 	_Atomic uint64_t last_rx_ns;   /* written by whoever reads the socket (see rx_mu) */
-	uint64_t last_tx_ns, last_hb_ns;
+	uint64_t last_tx_ns;
+	_Atomic uint64_t last_hb_ns;   /* receiver: last HEARTBEAT queued (read by the consumer) */
+	_Atomic uint64_t hb_icount_sent; /* receiver: the icount that heartbeat carried */
+	_Atomic int report_asleep;     /* receiver thread sleeps with no icount report due */
 	/*
 	 * Sender: whoever reads the socket's input (in, in_len, in_off) holds rx_mu — the channel
 	 * thread, or a thread in channel_wait_acked() that reads the ACK it waits for itself

@@ -59,6 +59,9 @@ struct chproto_hdr {
 	uint64_t arg;
 };
 
+/* HEARTBEAT from the backup: bit 63 of arg says it has replayed every record it received. */
+#define CHPROTO_HB_CAUGHT_UP (1ull << 63)
+
 struct chproto_hello {
 	uint64_t epoch;
 	uint64_t start_lsn;

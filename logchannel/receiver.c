@@ -121,9 +121,23 @@ void channel_ack(struct channel *ch, uint64_t lsn)
 	}
 }
 
-void channel_report_icount(struct channel *ch, icount_t icount)
+static void report_progress(struct channel *ch, uint64_t icount)
 {
 	atomic_store_explicit(&ch->my_icount, icount, memory_order_relaxed);
+	/* A quiet channel thread sleeps until the next heartbeat: wake it to schedule a report. */
+	if (atomic_load_explicit(&ch->report_asleep, memory_order_relaxed) &&
+	    icount != atomic_load_explicit(&ch->hb_icount_sent, memory_order_relaxed))
+		chan_wake(&ch->thread_wake);
+}
+
+void channel_report_icount(struct channel *ch, icount_t icount)
+{
+	report_progress(ch, icount & ~CHPROTO_HB_CAUGHT_UP);
+}
+
+void channel_report_caught_up(struct channel *ch, icount_t icount)
+{
+	report_progress(ch, icount | CHPROTO_HB_CAUGHT_UP);
 }
 
 static bool receiver_allowed(unsigned kind)
@@ -207,11 +221,19 @@ static bool ack_ready(struct channel *ch)
 	return !ch->tx_blocked && ack_due(ch);
 }
 
+/* The icount moved while the thread meant to sleep until the next heartbeat. */
+static bool report_missed(struct channel *ch)
+{
+	return atomic_load_explicit(&ch->report_asleep, memory_order_relaxed) &&
+	       atomic_load_explicit(&ch->my_icount, memory_order_relaxed) !=
+		       atomic_load_explicit(&ch->hb_icount_sent, memory_order_relaxed);
+}
+
 /* Something to do without waiting for the socket: an ACK, room for the held frame, a stop. */
 static bool receiver_ready(struct channel *ch)
 {
 	bool throttled = atomic_load_explicit(&ch->rx_throttled, memory_order_relaxed);
-	return ack_ready(ch) || (throttled && blocked_frame_fits(ch)) ||
+	return ack_ready(ch) || (throttled && blocked_frame_fits(ch)) || report_missed(ch) ||
 	       atomic_load_explicit(&ch->stop, memory_order_relaxed);
 }
 
@@ -229,11 +251,14 @@ void *chan_receiver_thread(void *arg)
 		if (!chan_up(ch))
 			break;
 		pthread_mutex_lock(&ch->tx_mu);
-		if (now - ch->last_hb_ns >= hb) {
+		uint64_t icount = atomic_load_explicit(&ch->my_icount, memory_order_relaxed);
+		uint64_t since_hb = now - ch->last_hb_ns;
+		if (since_hb >= hb || (icount != ch->hb_icount_sent && since_hb >= CHAN_ICOUNT_REPORT_NS)) {
 			queue_ack(ch);
-			if (chan_queue_ctl(ch, CHPROTO_HEARTBEAT,
-					   atomic_load_explicit(&ch->my_icount, memory_order_relaxed)))
+			if (chan_queue_ctl(ch, CHPROTO_HEARTBEAT, icount)) {
 				ch->last_hb_ns = now;
+				ch->hb_icount_sent = icount;
+			}
 		} else if (ack_due(ch)) {
 			queue_ack(ch);
 		}
@@ -279,7 +304,18 @@ void *chan_receiver_thread(void *arg)
 
 		if (want_out && tmo == 0)
 			tmo = 1; /* a heartbeat is due but the socket is full: do not spin */
+		/* A moved icount is reported CHAN_ICOUNT_REPORT_NS after the last heartbeat. */
+		bool moved = atomic_load_explicit(&ch->my_icount, memory_order_relaxed) !=
+			     ch->hb_icount_sent;
+		if (moved) {
+			uint64_t due = ch->last_hb_ns + CHAN_ICOUNT_REPORT_NS, t = chnet_now_ns();
+			int ms = due > t ? (int)((due - t + NS_PER_MS - 1) / NS_PER_MS) : 0;
+			if (tmo < 0 || ms < tmo)
+				tmo = MAX(ms, 1);
+		}
+		atomic_store_explicit(&ch->report_asleep, !moved, memory_order_relaxed);
 		chan_thread_poll(ch, receiver_ready, !throttled, &readable, &want_out, tmo);
+		atomic_store_explicit(&ch->report_asleep, 0, memory_order_relaxed);
 	}
 	pthread_mutex_lock(&ch->tx_mu);
 	if (chan_up(ch) && chan_queue_ctl(ch, CHPROTO_BYE, 0) && chan_flush_ctl(ch) < 0)

@@ -22,6 +22,7 @@
 #include "common/arbiter.h"
 #include "common/eventlog.h"
 #include "logchannel/channel.h"
+#include "primary/lag_clock.h"
 #include "primary/output_rule.h"
 #include "primary/recorder.h"
 #include "util/log.h"
@@ -40,6 +41,8 @@ struct ft_primary {
 	atomic_uint_fast64_t last_lsn;  /* LSN of the last record appended */
 	atomic_uint_fast64_t log_bytes, log_records, throttled_ms, failovers;
 	atomic_uint_fast64_t icount;    /* published by the vCPU thread for status */
+	atomic_uint_fast64_t lag_ns;    /* the backup's lag in time, published by the vCPU thread */
+	struct lag_clock lag;           /* vCPU thread only */
 	pthread_t monitor;
 	bool monitor_started;
 	pthread_mutex_t reason_lock;
@@ -175,14 +178,33 @@ static int ftw_next_event(void *ctx, icount_t now, struct vm_event *ev)
  * then ends FT): lag control slows the vCPU, it never stops it for long. */
 #define LAG_WAIT_MAX_MS 50
 
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The backup's lag in time (lag_clock.h), published for status. */
+static uint64_t measure_lag(struct ft_primary *p, icount_t now)
+{
+	uint64_t t = monotonic_ns();
+	lag_clock_note(&p->lag, now, t);
+	icount_t peer = p->ch ? channel_peer_icount(p->ch) : 0;
+	/* A backup that waits for log has replayed all the primary produced: it is not behind. */
+	bool caught_up = p->ch && channel_peer_caught_up(p->ch);
+	uint64_t behind = peer && !caught_up ? lag_clock_behind_ns(&p->lag, peer, t) : 0;
+	atomic_store(&p->lag_ns, behind);
+	return behind;
+}
+
 static icount_t ftw_horizon(void *ctx, icount_t now)
 {
 	struct ft_primary *p = ctx;
+	uint64_t max_ns = (uint64_t)p->cfg.max_lag_ms * 1000000ull;
 	/* Lag bound: while the backup is too far behind, the vCPU waits for it a millisecond at a time. */
-	for (unsigned waited = 0; waited < LAG_WAIT_MAX_MS && p->cfg.max_lag && get_state(p) == FT_STATE_PROTECTED;
-	     waited++) {
-		icount_t peer = channel_peer_icount(p->ch);
-		if (!peer || now <= peer + p->cfg.max_lag)
+	for (unsigned waited = 0; waited < LAG_WAIT_MAX_MS && get_state(p) == FT_STATE_PROTECTED; waited++) {
+		if (measure_lag(p, now) <= max_ns || !max_ns)
 			break;
 		usleep(1000);
 		atomic_fetch_add(&p->throttled_ms, 1);
@@ -387,6 +409,7 @@ void ft_primary_get_status(struct ft_primary *p, struct ft_status *st)
 	st->throttled_ms = atomic_load(&p->throttled_ms);
 	if (p->ch) {
 		st->peer_icount = channel_peer_icount(p->ch);
+		st->backup_lag_ms = (double)atomic_load(&p->lag_ns) / 1e6;
 		st->acked_lsn = channel_acked_lsn(p->ch);
 		snprintf(st->peer_state, sizeof(st->peer_state), "%s", channel_state_name(channel_state(p->ch)));
 	}

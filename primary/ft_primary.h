@@ -29,7 +29,7 @@ struct ft_primary_config {
 	unsigned node;           /* arbiter node id (primary: 0) */
 	unsigned timeout_ms;     /* failure detection */
 	unsigned heartbeat_ms;
-	icount_t max_lag;        /* slow the vCPU when the backup is further behind than this */
+	unsigned max_lag_ms;     /* slow the vCPU while the backup is further behind (0: never) */
 	bool rdma;               /* logging channel over RDMA verbs instead of TCP */
 };
 

@@ -210,6 +210,39 @@ static void test_ack_waits_for_consumer(void **state)
 	channel_close(b);
 }
 
+/* The backup's progress reaches the primary within a few ms, not a heartbeat interval later. */
+static void test_icount_reports(void **state)
+{
+	struct channel_config pc, bc;
+	struct channel *p, *b;
+
+	base_config(&pc);
+	base_config(&bc);
+	pc.heartbeat_ms = bc.heartbeat_ms = 1000;
+	pc.timeout_ms = bc.timeout_ms = 5000;
+	open_pair(&pc, &bc, &p, &b);
+	sleep_ms(50);
+	for (icount_t icount = 1000; icount <= 5000; icount += 1000) {
+		uint64_t t0 = now_ms();
+		bool caught_up = icount % 2000 == 0;
+		if (caught_up)
+			channel_report_caught_up(b, icount);
+		else
+			channel_report_icount(b, icount);
+		while (channel_peer_icount(p) != icount && now_ms() - t0 < 500)
+			sleep_ms(1);
+		uint64_t ms = now_ms() - t0;
+		print_message("icount %llu (%s) seen by the primary after %llu ms\n",
+			      (unsigned long long)icount, caught_up ? "caught up" : "replaying",
+			      (unsigned long long)ms);
+		assert_true(channel_peer_icount(p) == icount);
+		assert_true(channel_peer_caught_up(p) == caught_up);
+		assert_true(ms < 100); /* heartbeats alone come every 1000 ms here */
+	}
+	channel_close(p);
+	channel_close(b);
+}
+
 /* ---- 3. handshake refusals ---- */
 
 static void test_refuse_vm_id_and_epoch(void **state)
@@ -986,6 +1019,7 @@ int main(void)
 		cmocka_unit_test(test_refuse_vm_id_and_epoch),
 		cmocka_unit_test(test_ack_on_receipt),
 		cmocka_unit_test(test_ack_waits_for_consumer),
+		cmocka_unit_test(test_icount_reports),
 		cmocka_unit_test(test_refuse_version_and_malformed),
 		cmocka_unit_test(test_bad_frames_to_backup),
 		cmocka_unit_test(test_backup_acks_blocked),
