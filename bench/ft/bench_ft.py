@@ -137,25 +137,29 @@ class BenchLab(ftlab.Lab):
         return json.loads(out)
 
 
-def cpu_seconds(nodes):
-    """User+system CPU time so far of the given ftvm processes, all their threads (/proc/PID/stat).
+def cpu_seconds_each(nodes):
+    """User+system CPU time so far of each given ftvm process, all its threads (/proc/PID/stat).
     `ip netns exec` execs ftvm in place, so a Node's pid is the ftvm process."""
-    total = 0.0
+    each = []
     for n in nodes:
         with open(f"/proc/{n.proc.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+        each.append((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+    return each
 
 
 def measured_load(lab, a, nodes):
     """The load, with the CPU time the given ftvm processes spent on it (warm-up included)."""
-    c0, t0 = cpu_seconds(nodes), time.monotonic()
+    e0, t0 = cpu_seconds_each(nodes), time.monotonic()
     res = load(lab, a)
-    c1, t1 = cpu_seconds(nodes), time.monotonic()
+    e1, t1 = cpu_seconds_each(nodes), time.monotonic()
+    c0, c1 = sum(e0), sum(e1)
     res["ftvm_cpu_cores"] = round((c1 - c0) / (t1 - t0), 3)
     ops_total = res["ops"] * (t1 - t0) / a.seconds      # the warm-up's requests cost CPU as well
     res["ftvm_cpu_ms_per_op"] = round((c1 - c0) * 1000.0 / max(1.0, ops_total), 3)
+    # Per process (FT: primary, then backup).
+    res["ftvm_cpu_ms_per_op_each"] = [round((b - a_) * 1000.0 / max(1.0, ops_total), 3)
+                                      for a_, b in zip(e0, e1)]
     return res
 
 
@@ -409,6 +413,9 @@ def report(info, a, plains, fts, wall):
          fmt(med(fts, "ftvm_cpu_cores"), "{:.2f}"), f"of {os.cpu_count()} cpus, shared with the client"),
         ("ftvm CPU per SET (ms)", fmt(med(plains, "ftvm_cpu_ms_per_op"), "{:.2f}"),
          fmt(med(fts, "ftvm_cpu_ms_per_op"), "{:.2f}"), ratio_of(fts, plains, "ftvm_cpu_ms_per_op")),
+        ("  of which the primary / the backup (ms)", "-",
+         "{} / {}".format(*(fmt(statistics.median(r["ftvm_cpu_ms_per_op_each"][i] for r in fts), "{:.2f}")
+                            for i in (0, 1))) if fts else "-", ""),
         (f"log bandwidth under the {a.conns}-conn load (Mbit/s)", "-", fmt(med(fts, "log_mbit_s_load"), "{:.3f}"),
          f"target << {TARGET_LOG_MBIT:.0f}"),
         ("log bytes per SET", "-", fmt(med(fts, "log_bytes_per_op"), "{:.0f}"), ""),
