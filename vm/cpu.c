@@ -368,7 +368,17 @@ static void execute(struct cpu *cpu, icount_t limit)
 	DISPATCH();
 
 fetch_slow:
-	/* Off the code page (a jump, a page crossing, MMIO code, an empty fetch cache). */
+	/* Off the code page (a jump, a page crossing, MMIO code, an empty fetch cache). A jump to
+	 * a RAM page the fetch TLB knows, with a whole instruction's room left on it, only switches
+	 * the fetch page. */
+	if (likely((pc & ~CPU_PAGE_MASK) <= CPU_PAGE_SIZE - 4)) {
+		const uint8_t *h_ = cpu_tlb_lookup(cpu, CPU_ACCESS_FETCH, pc, 2);
+		if (h_) {
+			cpu_set_code_page(cpu, pc & CPU_PAGE_MASK, h_ - (pc & ~CPU_PAGE_MASK));
+			RELOAD_FETCH();
+			DISPATCH();
+		}
+	}
 	SYNC();
 	if (!cpu_fetch_slow(cpu, &slow_raw))
 		goto exception;

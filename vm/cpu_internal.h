@@ -165,6 +165,8 @@ bool cpu_translate_atomic(struct cpu *cpu, uint64_t vaddr, unsigned size, bool i
 /* Fetches the instruction at cpu->pc when the fetch page is not cached (refills it when it is RAM).
  * Returns false after raising the fault. */
 bool cpu_fetch_slow(struct cpu *cpu, uint32_t *insn);
+/* Makes the RAM page at host address `page` (virtual page vpage) the fetch page. */
+void cpu_set_code_page(struct cpu *cpu, uint64_t vpage, const uint8_t *page);
 void cpu_tlb_flush(struct cpu *cpu);
 /* Re-points cpu->tlb after a change of priv or of mstatus MPRV/MPP (and drops the code page). */
 void cpu_tlb_select(struct cpu *cpu);

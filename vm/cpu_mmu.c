@@ -50,7 +50,7 @@ static const enum cpu_exception access_fault_cause[CPU_ACCESS_KINDS] = {
  * whose handler re-fetches through cpu_fetch_slow() before it believes it. */
 static const uint8_t no_code_page[CPU_PAGE_SIZE];
 
-static void set_code_page(struct cpu *cpu, uint64_t vpage, const uint8_t *page)
+void cpu_set_code_page(struct cpu *cpu, uint64_t vpage, const uint8_t *page)
 {
 	cpu->fetch_vpage = vpage;
 	cpu->fetch_host = page;
@@ -215,7 +215,7 @@ static bool translate_fill(struct cpu *cpu, uint64_t vaddr, enum cpu_access kind
 	e->vpage = vpage;
 	e->addend = (uintptr_t)page - (uintptr_t)vpage;
 	if (kind == CPU_ACCESS_FETCH)
-		set_code_page(cpu, vpage, page);
+		cpu_set_code_page(cpu, vpage, page);
 	*host = page + (vaddr & ~CPU_PAGE_MASK);
 	return true;
 }
@@ -363,7 +363,7 @@ static bool fetch_half(struct cpu *cpu, uint64_t vaddr, uint32_t *half)
 	uint64_t paddr, value;
 	uint8_t *host = cpu_tlb_lookup(cpu, CPU_ACCESS_FETCH, vaddr, 2);
 	if (host) {
-		set_code_page(cpu, vaddr & CPU_PAGE_MASK, host - (vaddr & ~CPU_PAGE_MASK));
+		cpu_set_code_page(cpu, vaddr & CPU_PAGE_MASK, host - (vaddr & ~CPU_PAGE_MASK));
 		*half = (uint32_t)host_read(host, 2);
 		return true;
 	}
