@@ -8,7 +8,9 @@
  * a cut link caught by the silence timeout on both sides; the side channel closing (the peer's
  * process is gone) caught at once; a primary and a backup on different transports refused; bad
  * CONNDATA refused with the listener still usable. Not covered here: rdma.c's libibverbs calls
- * (no device on this machine).
+ * (no device on this machine). On a machine with an RDMA device (an HCA, or rdma_rxe over an
+ * Ethernet link), FTVM_RDMA_TEST_DEVICE=verbs runs the same tests over libibverbs instead (the
+ * cut-link test needs the emulated fabric and is skipped then).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +23,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -33,6 +36,8 @@
 #include "logchannel/verbs.h"
 
 #include "chan_harness.h"
+
+static bool on_real_device;
 
 /* Bytes of records that pass through the 4 MiB RDMA ring in the delivery test. */
 #define DELIVERY_RECORDS 400000u
@@ -145,6 +150,8 @@ static void test_cut_link(void **state)
 	struct channel *p, *b;
 	uint8_t rec[100] = { 0 };
 
+	if (on_real_device)
+		skip(); /* only the emulated fabric can cut its link on demand */
 	base_config(&pc);
 	base_config(&bc);
 	open_pair(&pc, &bc, &p, &b);
@@ -299,7 +306,18 @@ int main(void)
 		cmocka_unit_test(test_side_channel_closed), cmocka_unit_test(test_cut_link),
 		cmocka_unit_test(test_backpressure),	   cmocka_unit_test(test_delivery),
 	};
-	chrdma_select_device(chrdma_emul_ops());
+	const char *dev = getenv("FTVM_RDMA_TEST_DEVICE");
+	on_real_device = dev && strcmp(dev, "verbs") == 0;
+	if (on_real_device && !chrdma_verbs_ops()) {
+		fprintf(stderr, "FTVM_RDMA_TEST_DEVICE=verbs, but this build has no libibverbs\n");
+		return 77;
+	}
+	chrdma_select_device(on_real_device ? NULL : chrdma_emul_ops());
+	struct channel_err err = { 0 };
+	if (chrdma_probe(&err) < 0) {
+		fprintf(stderr, "no RDMA transport here: %s\n", err.msg);
+		return 77;
+	}
 	harness_transport = CHANNEL_RDMA;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
