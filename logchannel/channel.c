@@ -261,7 +261,8 @@ static void rdma_thread_poll(struct channel *ch, bool (*ready)(struct channel *)
 			     bool *want_out, int tmo)
 {
 	struct pollfd p[3] = {
-		{ .fd = ch->fd, .events = POLLIN },
+		/* At EOF the side channel stays readable: once it told us, leave it out. */
+		{ .fd = chrdma_stream_error(ch->rdma)[0] ? -1 : ch->fd, .events = POLLIN },
 		{ .fd = ch->thread_wake.efd, .events = POLLIN },
 		{ .fd = ch->rdma->ops->event_fd(ch->rdma->dev), .events = POLLIN },
 	};

@@ -125,7 +125,8 @@ void chrdma_stream_close(struct chrdma_stream *s);
 
 /*
  * Like a non-blocking writev(): bytes taken (maybe fewer than offered), or -EAGAIN (no room in
- * the peer's ring or the send queue is full), or -ECONNRESET once the stream failed.
+ * the peer's ring or the send queue is full). Once the stream failed, everything is "taken" and
+ * dropped: the failure is reported by read(), after the input that landed before it.
  */
 ssize_t chrdma_stream_writev(struct chrdma_stream *s, const struct iovec *iov, int iovcnt);
 /* Like a non-blocking read(): bytes copied, -EAGAIN, or -ECONNRESET once failed. */
@@ -138,7 +139,8 @@ bool chrdma_stream_has_input(const struct chrdma_stream *s);
 bool chrdma_stream_writable(const struct chrdma_stream *s);
 /*
  * Before sleeping on the device's event fd: arm it, then reap once more; true if something
- * arrived meanwhile (do not sleep). After the sleep: chrdma_stream_woken() with what poll() saw
+ * arrived meanwhile (do not sleep). The side channel is not worth polling once the stream has
+ * failed (it would stay readable at EOF). After the sleep: chrdma_stream_woken() with what poll() saw
  * on the event fd and on the side channel.
  */
 bool chrdma_stream_prepare_sleep(struct chrdma_stream *s);

@@ -131,8 +131,14 @@ void chrdma_stream_close(struct chrdma_stream *s)
 
 ssize_t chrdma_stream_writev(struct chrdma_stream *s, const struct iovec *iov, int iovcnt)
 {
-	if (atomic_load_explicit(&s->failed, memory_order_relaxed))
-		return -ECONNRESET;
+	if (atomic_load_explicit(&s->failed, memory_order_relaxed)) {
+		/* The peer is gone: what we write vanishes. The failure surfaces through read(),
+		 * after the input that landed before it (a receiver must not lose those records). */
+		size_t all = 0;
+		for (int i = 0; i < iovcnt; i++)
+			all += iov[i].iov_len;
+		return (ssize_t)all;
+	}
 	uint64_t credit = credit_in(s);
 	if (credit > s->tx_head) {
 		stream_fail(s, "RDMA: the peer credited %llu bytes, only %llu were sent",
@@ -271,7 +277,9 @@ bool chrdma_stream_prepare_sleep(struct chrdma_stream *s)
 	int rc = s->ops->arm(s->dev);
 	if (rc < 0)
 		stream_fail(s, "RDMA: cannot arm the completion queue: %s", strerror(-rc));
-	return chrdma_stream_progress(s) != 0;
+	/* A failure is sticky and shows as readable input; it is no reason to stay awake (a
+	 * receiver holding back for a full queue would spin). */
+	return chrdma_stream_progress(s) > 0;
 }
 
 void chrdma_stream_woken(struct chrdma_stream *s, short event_revents, short side_revents)

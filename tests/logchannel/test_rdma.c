@@ -6,7 +6,7 @@
  * records up to the maximum size; acks advancing; heartbeats keeping an idle channel up; BYE;
  * a stalled consumer making the primary block at its buffer bound with RSS flat, then draining;
  * a cut link caught by the silence timeout on both sides; the side channel closing (the peer's
- * process is gone) caught at once; a primary and a backup on different transports refused; bad
+ * process is gone) caught at once, also while the backup holds back (no spinning, nothing lost); a primary and a backup on different transports refused; bad
  * CONNDATA refused with the listener still usable. Not covered here: rdma.c's libibverbs calls
  * (no device on this machine). On a machine with an RDMA device (an HCA, or rdma_rxe over an
  * Ethernet link), FTVM_RDMA_TEST_DEVICE=verbs runs the same tests over libibverbs instead (the
@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "logchannel/channel.h"
@@ -212,6 +213,57 @@ static void test_side_channel_closed(void **state)
 	channel_close(b);
 }
 
+/*
+ * The primary dies while the backup holds back (its consumer stopped): the backup neither spins
+ * nor loses what landed — once the consumer resumes it gets every record that arrived, in order,
+ * then the failure.
+ */
+static void test_failed_while_throttled(void **state)
+{
+	struct channel_config pc, bc;
+	struct channel *p, *b;
+	const size_t rec = 4096;
+	uint8_t *buf = malloc(CHANNEL_MAX_RECORD);
+	struct timespec c0, c1;
+
+	base_config(&pc);
+	base_config(&bc);
+	pc.buffer_bytes = bc.buffer_bytes = CHANNEL_MIN_BUFFER;
+	open_pair(&pc, &bc, &p, &b);
+	struct stall st;
+	stall_producer(p, rec, buf, &st);
+	assert_true(st.queued > 100);
+
+	/* What the kernel does to the primary's TCP socket when its process dies. */
+	assert_int_equal(shutdown(p->fd, SHUT_RDWR), 0);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+	sleep_ms(500);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+	double cpu_ms = (double)(c1.tv_sec - c0.tv_sec) * 1e3 + (double)(c1.tv_nsec - c0.tv_nsec) / 1e6;
+	print_message("queued %llu records; CPU while the backup held back, failed: %.1f ms in 500 ms\n",
+		      (unsigned long long)st.queued, cpu_ms);
+	assert_true(cpu_ms < 150);
+
+	uint64_t lsn, got = 0;
+	size_t len;
+	int rc;
+	while ((rc = channel_recv(b, &lsn, buf, CHANNEL_MAX_RECORD, &len, 2000)) == 0) {
+		assert_true(lsn == got + 1 && len == rec && buf[0] == (uint8_t)lsn);
+		got++;
+	}
+	print_message("then delivered %llu records in order, then: %s\n", (unsigned long long)got,
+		      channel_error(b));
+	assert_int_equal(rc, -EPIPE);
+	/* Everything that had landed: the backup's queue and its RDMA ring, not just the queue. */
+	assert_true(got * (rec + CHPROTO_HDR_SIZE) > CHANNEL_MIN_BUFFER + CHRDMA_RING_SIZE / 2);
+	assert_true(got <= st.queued);
+	assert_int_equal(channel_state(b), CHANNEL_BROKEN);
+	assert_non_null(strstr(channel_error(b), "side channel closed"));
+	channel_close(p);
+	channel_close(b);
+	free(buf);
+}
+
 /* A primary asking for RDMA and a backup listening for TCP (and the reverse) refuse each other. */
 static void test_transport_mismatch(void **state)
 {
@@ -304,6 +356,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_transport_mismatch), cmocka_unit_test(test_bad_conndata),
 		cmocka_unit_test(test_side_channel_closed), cmocka_unit_test(test_cut_link),
+		cmocka_unit_test(test_failed_while_throttled),
 		cmocka_unit_test(test_backpressure),	   cmocka_unit_test(test_delivery),
 	};
 	const char *dev = getenv("FTVM_RDMA_TEST_DEVICE");
