@@ -125,6 +125,16 @@ void open_pair(const struct channel_config *pc, const struct channel_config *bc,
 	channel_listener_close(l);
 }
 
+void open_bounded_pair(struct channel **p, struct channel **b)
+{
+	struct channel_config pc, bc;
+
+	base_config(&pc);
+	base_config(&bc);
+	pc.buffer_bytes = bc.buffer_bytes = CHANNEL_MIN_BUFFER;
+	open_pair(&pc, &bc, p, b);
+}
+
 long wait_down(struct channel *ch, int timeout_ms)
 {
 	uint64_t t0 = now_ms();

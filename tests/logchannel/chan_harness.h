@@ -42,6 +42,8 @@ void acceptor_join(struct acceptor *a);
 struct channel_listener *listen_local(const struct channel_config *c, char *addr, size_t n);
 void open_pair(const struct channel_config *pc, const struct channel_config *bc, struct channel **p,
 	       struct channel **b);
+/* open_pair() with base configurations and the smallest buffers, for the backpressure tests. */
+void open_bounded_pair(struct channel **p, struct channel **b);
 /* Wait until the channel leaves CHANNEL_UP, through its event fd. Returns ms waited or -1. */
 long wait_down(struct channel *ch, int timeout_ms);
 

@@ -98,15 +98,11 @@ static void test_ordered_delivery(void **state)
 
 static void test_backpressure(void **state)
 {
-	struct channel_config pc, bc;
 	struct channel *p, *b;
 	const size_t rec = 4096;
 	uint8_t *buf = malloc(CHANNEL_MAX_RECORD);
 
-	base_config(&pc);
-	base_config(&bc);
-	pc.buffer_bytes = bc.buffer_bytes = CHANNEL_MIN_BUFFER;
-	open_pair(&pc, &bc, &p, &b);
+	open_bounded_pair(&p, &b);
 
 	/* Nobody calls channel_recv(): send until no progress for well over the timeout. */
 	struct stall st;

@@ -107,15 +107,11 @@ static void test_delivery(void **state)
 /* A backup that stops consuming: the primary blocks at its bound, memory stays flat. */
 static void test_backpressure(void **state)
 {
-	struct channel_config pc, bc;
 	struct channel *p, *b;
 	const size_t rec = 4096;
 	uint8_t *buf = malloc(CHANNEL_MAX_RECORD);
 
-	base_config(&pc);
-	base_config(&bc);
-	pc.buffer_bytes = bc.buffer_bytes = CHANNEL_MIN_BUFFER;
-	open_pair(&pc, &bc, &p, &b);
+	open_bounded_pair(&p, &b);
 
 	struct stall st;
 	stall_producer(p, rec, buf, &st);
@@ -220,16 +216,12 @@ static void test_side_channel_closed(void **state)
  */
 static void test_failed_while_throttled(void **state)
 {
-	struct channel_config pc, bc;
 	struct channel *p, *b;
 	const size_t rec = 4096;
 	uint8_t *buf = malloc(CHANNEL_MAX_RECORD);
 	struct timespec c0, c1;
 
-	base_config(&pc);
-	base_config(&bc);
-	pc.buffer_bytes = bc.buffer_bytes = CHANNEL_MIN_BUFFER;
-	open_pair(&pc, &bc, &p, &b);
+	open_bounded_pair(&p, &b);
 	struct stall st;
 	stall_producer(p, rec, buf, &st);
 	assert_true(st.queued > 100);
