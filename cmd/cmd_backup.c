@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "backup/ft_backup.h"
+#include "cmd/domain_xml.h"
 #include "cmd/ft_options.h"
 #include "cmd/ftvm.h"
 #include "cmd/log_options.h"
@@ -86,6 +87,10 @@ int cmd_backup_main(int argc, char **argv)
 	if (o.help || fo.help) {
 		usage(stdout);
 		return 0;
+	}
+	if (o.dom && ft_options_apply_domain(&fo, o.dom, err, sizeof(err))) {
+		fprintf(stderr, "ftvm backup: %s\n", err);
+		return 2;
 	}
 	if (!fo.listen || !fo.arbiter) {
 		fprintf(stderr, "ftvm backup: --listen HOST:PORT and --arbiter PATH are required\n");

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cmd/domain_xml.h"
 #include "cmd/ft_options.h"
 #include "cmd/ftvm.h"
 #include "cmd/log_options.h"
@@ -68,6 +69,10 @@ int cmd_primary_main(int argc, char **argv)
 	if (o.help || fo.help) {
 		usage(stdout);
 		return 0;
+	}
+	if (o.dom && ft_options_apply_domain(&fo, o.dom, err, sizeof(err))) {
+		fprintf(stderr, "ftvm primary: %s\n", err);
+		return 2;
 	}
 	if (!fo.peer || !fo.arbiter) {
 		fprintf(stderr, "ftvm primary: --peer HOST:PORT and --arbiter PATH are required\n");

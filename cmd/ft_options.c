@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cmd/domain_xml.h"
 #include "common/control.h"
 
 static int parse_u64(const char *opt, const char *s, uint64_t min, uint64_t *out, char *err, size_t errlen)
@@ -20,6 +21,20 @@ static int parse_u64(const char *opt, const char *s, uint64_t min, uint64_t *out
 		return -EINVAL;
 	}
 	*out = v;
+	return 0;
+}
+
+static int check(const struct ft_options *fo, char *err, size_t errlen)
+{
+	if (strlen(fo->vm) == 0 || strlen(fo->vm) > 63 || strchr(fo->vm, '/')) {
+		snprintf(err, errlen, "--vm '%s': a name of 1..63 characters without '/'", fo->vm);
+		return -EINVAL;
+	}
+	if (fo->heartbeat_ms >= fo->timeout_ms) {
+		snprintf(err, errlen, "--heartbeat (%u ms) must be shorter than --timeout (%u ms)", fo->heartbeat_ms,
+			 fo->timeout_ms);
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -65,6 +80,12 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 			snprintf(err, errlen, "%s needs a value", a);
 			return -EINVAL;
 		}
+		fo->vm_given |= str == &fo->vm;
+		fo->epoch_given |= num == &fo->epoch;
+		fo->timeout_given |= !strcmp(a, "--timeout");
+		fo->heartbeat_given |= !strcmp(a, "--heartbeat");
+		fo->max_lag_given |= num == &fo->max_lag_ms;
+		fo->transport_given |= str == &transport;
 		if (str == &transport) {
 			if (strcmp(argv[i + 1], "tcp") != 0 && strcmp(argv[i + 1], "rdma") != 0) {
 				snprintf(err, errlen, "--log-transport: \"%s\" is neither tcp nor rdma", argv[i + 1]);
@@ -92,16 +113,34 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 		memmove(&argv[i], &argv[i + 2], sizeof(char *) * (size_t)(*argc - i - 1));
 		*argc -= 2;
 	}
-	if (strlen(fo->vm) == 0 || strlen(fo->vm) > 63 || strchr(fo->vm, '/')) {
-		snprintf(err, errlen, "--vm: a name of 1..63 characters without '/'");
-		return -EINVAL;
-	}
-	if (fo->heartbeat_ms >= fo->timeout_ms) {
-		snprintf(err, errlen, "--heartbeat (%u ms) must be shorter than --timeout (%u ms)", fo->heartbeat_ms,
-			 fo->timeout_ms);
-		return -EINVAL;
-	}
-	return 0;
+	return check(fo, err, errlen);
+}
+
+int ft_options_apply_domain(struct ft_options *fo, const struct domain_def *d, char *err, size_t errlen)
+{
+	const struct domain_ft *f = &d->ft;
+
+	if (!fo->vm_given)
+		fo->vm = d->name;
+	if (!fo->peer && f->peer[0])
+		fo->peer = f->peer;
+	if (!fo->listen && f->listen[0])
+		fo->listen = f->listen;
+	if (!fo->arbiter && f->arbiter[0])
+		fo->arbiter = f->arbiter;
+	if (!fo->control && f->control[0])
+		fo->control = f->control;
+	if (!fo->epoch_given && f->has_epoch)
+		fo->epoch = f->epoch;
+	if (!fo->timeout_given && f->has_timeout)
+		fo->timeout_ms = f->timeout_ms;
+	if (!fo->heartbeat_given && f->has_heartbeat)
+		fo->heartbeat_ms = f->heartbeat_ms;
+	if (!fo->max_lag_given && f->has_max_lag)
+		fo->max_lag_ms = f->max_lag_ms;
+	if (!fo->transport_given && f->log_transport[0])
+		fo->rdma = strcmp(f->log_transport, "rdma") == 0;
+	return check(fo, err, errlen);
 }
 
 void ft_options_help(FILE *out)

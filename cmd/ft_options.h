@@ -30,11 +30,21 @@ struct ft_options {
 	uint64_t perturb_lsn;   /* backup, tests only */
 	bool rdma;              /* --log-transport rdma */
 	bool help;
+	/* Which were given on the command line (a domain's <ftvm:ft> fills in the others). */
+	bool vm_given, epoch_given, timeout_given, heartbeat_given, max_lag_given, transport_given;
 };
+
+struct domain_def;
 
 /* Takes the FT options out of argv (argc adjusted). */
 int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err, size_t errlen) FTVM_MUST_CHECK;
 void ft_options_help(FILE *out);
+/*
+ * Settings the command line left out come from the domain (run --domain): its <name> as --vm and
+ * its <metadata><ftvm:ft> attributes. Then the checks of ft_options_extract() again.
+ */
+int ft_options_apply_domain(struct ft_options *fo, const struct domain_def *d, char *err,
+			    size_t errlen) FTVM_MUST_CHECK;
 /* The control socket path for this VM and role into buf (creating its directory). */
 int ft_options_control_path(const struct ft_options *fo, const char *role, char *buf, size_t len) FTVM_MUST_CHECK;
 /* The VM id of the handshake: the VM name and the configuration digest, so a primary and a backup

@@ -2,6 +2,7 @@
  * run_options.c — parsing and resolving the VM options (see run_options.h).
  */
 #include "cmd/run_options.h"
+#include "cmd/domain_xml.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -19,7 +20,7 @@ static const uint8_t default_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 
 enum {
 	OPT_KERNEL = 256, OPT_INITRD, OPT_APPEND, OPT_BIOS, OPT_MEM, OPT_DISK, OPT_NIC, OPT_EXTRA,
-	OPT_CLOCK, OPT_NO_REBOOT, OPT_RNG, OPT_NO_RNG, OPT_SEED, OPT_HELP,
+	OPT_CLOCK, OPT_NO_REBOOT, OPT_RNG, OPT_NO_RNG, OPT_SEED, OPT_HELP, OPT_DOMAIN, OPT_CONNECT,
 };
 
 static const struct option long_options[] = {
@@ -37,12 +38,20 @@ static const struct option long_options[] = {
 	{ "no-rng", no_argument, NULL, OPT_NO_RNG },
 	{ "seed", required_argument, NULL, OPT_SEED },
 	{ "help", no_argument, NULL, OPT_HELP },
+	{ "domain", required_argument, NULL, OPT_DOMAIN },
+	{ "connect", required_argument, NULL, OPT_CONNECT },
 	{ NULL, 0, NULL, 0 },
 };
 
 void run_options_help(FILE *out)
 {
 	fprintf(out,
+		"  --domain FILE       the VM as a libvirt domain XML (riscv64 'virt'; memory, os kernel/\n"
+		"                      initrd/cmdline/loader, virtio disks and interfaces, rng, FT settings\n"
+		"                      in <metadata><ftvm:ft xmlns:ftvm=\"" DOMAIN_FT_NS "\">), instead of\n"
+		"                      the options below up to --rng; see docs/domain-xml.md\n"
+		"  --connect URI       libvirt connection for the domain's storage volumes and networks\n"
+		"                      (default: libvirt's default URI)\n"
 		"  --kernel K          Linux Image (or ELF) to boot; without it, the bundled guest from\n"
 		"                      $FTVM_GUEST_DIR (default %s): Image, initramfs.cpio,\n"
 		"                      fw_dynamic.bin, with a 64 MiB scratch disk when no --disk is given\n"
@@ -72,7 +81,7 @@ const char *run_options_guest_dir(void)
 	return dir && *dir ? dir : FTVM_DEFAULT_GUEST_DIR;
 }
 
-static int parse_u64(const char *s, uint64_t *v)
+int run_options_parse_u64(const char *s, uint64_t *v)
 {
 	char *end;
 	if (!*s || *s == '-')
@@ -85,7 +94,7 @@ static int parse_u64(const char *s, uint64_t *v)
 	return 0;
 }
 
-static int parse_mac(const char *s, uint8_t mac[6])
+int run_options_parse_mac(const char *s, uint8_t mac[6])
 {
 	unsigned b[6];
 	char tail;
@@ -119,7 +128,7 @@ static int parse_nic(const char *arg, struct run_nic *nic, unsigned index, char 
 	storage[index][len] = '\0';
 	nic->ifname = storage[index];
 	if (comma) {
-		if (strncmp(comma + 1, "mac=", 4) != 0 || parse_mac(comma + 5, nic->mac)) {
+		if (strncmp(comma + 1, "mac=", 4) != 0 || run_options_parse_mac(comma + 5, nic->mac)) {
 			snprintf(err, errlen, "--nic %s: expected mac=xx:xx:xx:xx:xx:xx (unicast)", arg);
 			return -EINVAL;
 		}
@@ -139,12 +148,14 @@ static int parse_one(struct run_options *o, int opt, const char *arg, char *err,
 	case OPT_RNG: o->rng = true; return 0;
 	case OPT_NO_RNG: o->rng = false; return 0;
 	case OPT_HELP: o->help = true; return 0;
+	case OPT_DOMAIN: o->domain = arg; return 0;
+	case OPT_CONNECT: o->connect = arg; return 0;
 	case OPT_BIOS:
 		o->bios_none = strcmp(arg, "none") == 0;
 		o->bios = o->bios_none ? NULL : arg;
 		return 0;
 	case OPT_MEM:
-		if (parse_u64(arg, &v) || v < MACHINE_MIN_MEM_MIB || v > MACHINE_MAX_MEM_MIB) {
+		if (run_options_parse_u64(arg, &v) || v < MACHINE_MIN_MEM_MIB || v > MACHINE_MAX_MEM_MIB) {
 			snprintf(err, errlen, "--mem %s: expected a size in MiB from %u to %u", arg, MACHINE_MIN_MEM_MIB,
 				 MACHINE_MAX_MEM_MIB);
 			return -EINVAL;
@@ -152,7 +163,7 @@ static int parse_one(struct run_options *o, int opt, const char *arg, char *err,
 		o->mem_mib = v;
 		return 0;
 	case OPT_SEED:
-		if (parse_u64(arg, &o->rng_seed)) {
+		if (run_options_parse_u64(arg, &o->rng_seed)) {
 			snprintf(err, errlen, "--seed %s: expected a non-negative integer", arg);
 			return -EINVAL;
 		}
@@ -188,8 +199,43 @@ static int parse_one(struct run_options *o, int opt, const char *arg, char *err,
 	return -EINVAL;
 }
 
+/* The domain's definition takes the place of the VM options (one domain per process). */
+static int apply_domain(struct run_options *o, const char *given, char *err, size_t errlen)
+{
+	static struct domain_def dom;
+
+	if (given) {
+		snprintf(err, errlen, "%s: the domain XML defines the VM; edit it or drop --domain", given);
+		return -EINVAL;
+	}
+	int rc = domain_load(o->domain, o->connect, &dom, err, errlen);
+	if (rc < 0)
+		return rc;
+	o->dom = &dom;
+	o->kernel = dom.kernel[0] ? dom.kernel : NULL;
+	o->initrd = dom.initrd[0] ? dom.initrd : NULL;
+	o->append = dom.cmdline[0] ? dom.cmdline : NULL;
+	o->bios = dom.loader[0] ? dom.loader : NULL;
+	o->mem_mib = dom.mem_mib;
+	o->rng = dom.rng;
+	o->ndisks = dom.ndisks;
+	for (unsigned i = 0; i < dom.ndisks; i++)
+		o->disk[i] = dom.disk[i];
+	o->nnics = dom.nnics;
+	for (unsigned i = 0; i < dom.nnics; i++) {
+		o->nic[i].ifname = dom.nic[i].ifname;
+		memcpy(o->nic[i].mac, default_mac, sizeof(o->nic[i].mac));
+		o->nic[i].mac[5] = (uint8_t)(default_mac[5] + i);
+		if (dom.nic[i].has_mac)
+			memcpy(o->nic[i].mac, dom.nic[i].mac, sizeof(o->nic[i].mac));
+	}
+	return 0;
+}
+
 int run_options_parse(int argc, char **argv, struct run_options *o, char *err, size_t errlen)
 {
+	const char *vm_option = NULL; /* a VM option given on the command line, for --domain */
+
 	memset(o, 0, sizeof(*o));
 	o->mem_mib = RUN_DEFAULT_MEM_MIB;
 	o->rng = true;
@@ -215,10 +261,25 @@ int run_options_parse(int argc, char **argv, struct run_options *o, char *err, s
 		}
 		if (parse_one(o, opt, optarg, err, errlen))
 			return -EINVAL;
+		if (opt >= OPT_KERNEL && opt <= OPT_NIC)
+			vm_option = long_options[opt - OPT_KERNEL].name;
+		if (opt == OPT_RNG || opt == OPT_NO_RNG)
+			vm_option = long_options[opt - OPT_KERNEL].name;
 	}
 	if (optind < argc) {
 		snprintf(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
 		return -EINVAL;
+	}
+	if (o->connect && !o->domain) {
+		snprintf(err, errlen, "--connect needs --domain");
+		return -EINVAL;
+	}
+	if (o->domain) {
+		char given[32];
+		snprintf(given, sizeof(given), "--%s", vm_option ? vm_option : "");
+		int rc = apply_domain(o, vm_option ? given : NULL, err, errlen);
+		if (rc < 0)
+			return rc;
 	}
 	if (o->bios_none && !o->kernel) {
 		snprintf(err, errlen, "--bios none needs --kernel");

@@ -29,7 +29,12 @@ struct run_nic {
 	uint8_t mac[6];
 };
 
+struct domain_def;
+
 struct run_options {
+	const char *domain;        /* --domain FILE: a libvirt domain XML (cmd/domain_xml.h) */
+	const char *connect;       /* --connect URI: libvirt, for the domain's volumes and networks */
+	const struct domain_def *dom; /* the loaded domain, or NULL */
 	const char *kernel;
 	const char *initrd;
 	const char *append;
@@ -55,7 +60,15 @@ struct run_options {
 	char cmdline[RUN_CMDLINE_MAX];
 };
 
-/* Parses argv[1..] (argv[0] is the subcommand). 0, or -EINVAL with a one-line reason in err. */
+/* Parses a non-negative integer (decimal, 0x hex, 0 octal), nothing after it: 0 or -EINVAL. */
+int run_options_parse_u64(const char *s, uint64_t *v) FTVM_MUST_CHECK;
+/* Parses "xx:xx:xx:xx:xx:xx" (unicast only): 0 or -EINVAL. */
+int run_options_parse_mac(const char *s, uint8_t mac[6]) FTVM_MUST_CHECK;
+/*
+ * Parses argv[1..] (argv[0] is the subcommand) and loads --domain (after which only
+ * --extra-args, --clock, --seed and --no-reboot may be given besides). 0, or -EINVAL / -ENOENT
+ * with a one-line reason in err.
+ */
 int run_options_parse(int argc, char **argv, struct run_options *o, char *err, size_t errlen) FTVM_MUST_CHECK;
 /* Bundled guest, default firmware and command line; checks that the files exist. */
 int run_options_resolve(struct run_options *o, char *err, size_t errlen) FTVM_MUST_CHECK;

@@ -9,21 +9,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail=0
 
-# expect CODE PATTERN -- ARGS...: the exit code is CODE and stderr matches PATTERN.
-expect() {
-	local want=$1 pattern=$2
-	shift 3
-	local out rc
-	out=$(timeout 20 "$FTVM" "$@" 2>&1 </dev/null)
-	rc=$?
-	if [ "$rc" != "$want" ] || ! grep -q -- "$pattern" <<<"$out"; then
-		echo "FAIL: ftvm $*: exit $rc (want $want), output:"
-		sed 's/^/    /' <<<"$out"
-		fail=1
-	else
-		echo "ok: ftvm $* -> $rc: $(grep -- "$pattern" <<<"$out" | head -1)"
-	fi
-}
+EXPECT_TIMEOUT=20
+. "$(dirname "$0")/../lib/expect.sh"
 
 truncate -s 1M "$work/arb"
 "$FTVM" arbiter init "$work/arb" --vm cli >/dev/null || { echo "arbiter init failed"; exit 1; }
