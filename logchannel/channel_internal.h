@@ -40,6 +40,12 @@
  * the lag is fresh (heartbeat_ms old at worst would make the lag bound react late).
  */
 #define CHAN_ICOUNT_REPORT_NS 5000000u
+/*
+ * Sender: an ack waiter keeps the socket's input this long after it returns (the Output Rule
+ * waits again soon); only then does the channel thread take it back. So a stream of waits costs
+ * no wake-up of the channel thread each, and a lone ACK nobody waits for is read this late.
+ */
+#define CHAN_DELEGATION_LINGER_NS 2000000u
 /* Receiver's ring entry header: u64 lsn, u32 len, u32 reserved. */
 #define CHAN_ENTRY_HDR 16u
 
@@ -114,6 +120,7 @@ struct channel {
 	 */
 	pthread_mutex_t rx_mu;
 	_Atomic int rx_delegated;
+	_Atomic uint64_t waiter_left_ns; /* when the last ack waiter stopped reading */
 	bool poll_without_input;       /* channel thread: its poll() left POLLIN out */
 
 	/* Statistics (relaxed atomics, read by channel_get_stats()). */

@@ -214,7 +214,9 @@ static bool write_ring(struct channel *ch)
  * The Output Rule's thread waits for an ACK: rather than the channel thread reading it and
  * handing it over through the condition variable (two wake-ups on the critical path), the waiter
  * reads the socket itself (one). One reader at a time (rx_mu); meanwhile the channel thread polls
- * without POLLIN and goes on writing and keeping the timers. The RDMA stream is the channel
+ * without POLLIN and goes on writing and keeping the timers. The input stays the waiters' for
+ * CHAN_DELEGATION_LINGER_NS after the last one returned (reclaim_input()), so back-to-back waits
+ * do not wake the channel thread each time. The RDMA stream is the channel
  * thread's alone: there waiters use the condition variable.
  */
 int chan_sender_wait_reading(struct channel *ch, uint64_t lsn, uint64_t deadline)
@@ -223,6 +225,7 @@ int chan_sender_wait_reading(struct channel *ch, uint64_t lsn, uint64_t deadline
 
 	if (ch->rdma || ch->role != CHAN_SENDER || pthread_mutex_trylock(&ch->rx_mu) != 0)
 		return -EBUSY;
+	atomic_store(&ch->waiter_left_ns, 0); /* a waiter is in */
 	atomic_store(&ch->rx_delegated, 1);
 	for (;;) {
 		if (atomic_load(&ch->acked_lsn) >= lsn) {
@@ -251,9 +254,9 @@ int chan_sender_wait_reading(struct channel *ch, uint64_t lsn, uint64_t deadline
 		if (poll(p, 2, left) < 0 && errno != EINTR)
 			log_debug("ack wait: poll: %s", strerror(errno));
 	}
-	atomic_store(&ch->rx_delegated, 0);
+	/* The input stays delegated: the channel thread takes it back after the linger time. */
+	atomic_store(&ch->waiter_left_ns, chnet_now_ns());
 	pthread_mutex_unlock(&ch->rx_mu);
-	chan_wake(&ch->thread_wake); /* the socket's input is the channel thread's again */
 	return rc;
 }
 
@@ -268,6 +271,27 @@ static bool sender_has_work(struct channel *ch)
 static bool input_returned(struct channel *ch)
 {
 	return ch->poll_without_input && !atomic_load(&ch->rx_delegated);
+}
+
+/*
+ * Channel thread: take the socket's input back once no waiter has read it for the linger time;
+ * else the ms until then (for its poll timeout). 0: it is the thread's (again).
+ */
+static int reclaim_input(struct channel *ch, uint64_t now)
+{
+	if (!atomic_load(&ch->rx_delegated))
+		return 0;
+	uint64_t left = atomic_load(&ch->waiter_left_ns);
+	if (left && now - left < CHAN_DELEGATION_LINGER_NS)
+		return (int)((left + CHAN_DELEGATION_LINGER_NS - now + 999999) / 1000000);
+	if (pthread_mutex_trylock(&ch->rx_mu) != 0)
+		return 1; /* a waiter is reading right now */
+	left = atomic_load(&ch->waiter_left_ns);
+	bool idle = left && chnet_now_ns() - left >= CHAN_DELEGATION_LINGER_NS;
+	if (idle)
+		atomic_store(&ch->rx_delegated, 0);
+	pthread_mutex_unlock(&ch->rx_mu);
+	return idle ? 0 : 1;
 }
 
 static bool stopping(struct channel *ch)
@@ -327,7 +351,11 @@ void *chan_sender_thread(void *arg)
 		/* Heartbeat due heartbeat_ms after the last write, if nothing else goes out. */
 		idle = ch->ctl_len == 0 && !sender_has_work(ch);
 		int tmo = chan_timers(ch, chnet_now_ns(), idle ? ch->last_tx_ns : 0);
-		ch->poll_without_input = atomic_load(&ch->rx_delegated);
+		int linger = reclaim_input(ch, chnet_now_ns());
+		if (linger && (tmo < 0 || linger < tmo))
+			tmo = linger;
+		readable |= linger == 0 && ch->poll_without_input;
+		ch->poll_without_input = linger != 0;
 		chan_thread_poll(ch, want_out ? stopping : has_work_or_input_returned,
 				 !ch->poll_without_input, &readable, &want_out, tmo);
 		ch->poll_without_input = false;
