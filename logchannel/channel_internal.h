@@ -121,7 +121,6 @@ struct channel {
 	pthread_mutex_t rx_mu;
 	_Atomic int rx_delegated;
 	_Atomic uint64_t waiter_left_ns; /* when the last ack waiter stopped reading */
-	bool poll_without_input;       /* channel thread: its poll() left POLLIN out */
 
 	/* Statistics (relaxed atomics, read by channel_get_stats()). */
 	_Atomic uint64_t st_records, st_bytes, st_writes, st_acks, st_heartbeats, st_full;

@@ -267,12 +267,6 @@ static bool sender_has_work(struct channel *ch)
 	       atomic_load_explicit(&ch->stop, memory_order_relaxed);
 }
 
-/* The thread polls without POLLIN while a waiter reads, and must not sleep past its return. */
-static bool input_returned(struct channel *ch)
-{
-	return ch->poll_without_input && !atomic_load(&ch->rx_delegated);
-}
-
 /*
  * Channel thread: take the socket's input back once no waiter has read it for the linger time;
  * else the ms until then (for its poll timeout). 0: it is the thread's (again).
@@ -296,12 +290,7 @@ static int reclaim_input(struct channel *ch, uint64_t now)
 
 static bool stopping(struct channel *ch)
 {
-	return atomic_load_explicit(&ch->stop, memory_order_relaxed) || input_returned(ch);
-}
-
-static bool has_work_or_input_returned(struct channel *ch)
-{
-	return sender_has_work(ch) || input_returned(ch);
+	return atomic_load_explicit(&ch->stop, memory_order_relaxed);
 }
 
 void *chan_sender_thread(void *arg)
@@ -351,14 +340,12 @@ void *chan_sender_thread(void *arg)
 		/* Heartbeat due heartbeat_ms after the last write, if nothing else goes out. */
 		idle = ch->ctl_len == 0 && !sender_has_work(ch);
 		int tmo = chan_timers(ch, chnet_now_ns(), idle ? ch->last_tx_ns : 0);
+		/* While ack waiters own the input, poll without POLLIN until they are done with it. */
 		int linger = reclaim_input(ch, chnet_now_ns());
 		if (linger && (tmo < 0 || linger < tmo))
 			tmo = linger;
-		readable |= linger == 0 && ch->poll_without_input;
-		ch->poll_without_input = linger != 0;
-		chan_thread_poll(ch, want_out ? stopping : has_work_or_input_returned,
-				 !ch->poll_without_input, &readable, &want_out, tmo);
-		ch->poll_without_input = false;
+		chan_thread_poll(ch, want_out ? stopping : sender_has_work, linger == 0, &readable,
+				 &want_out, tmo);
 	}
 	pthread_mutex_lock(&ch->tx_mu);
 	if (chan_up(ch) && drained_or_down(ch) && ch->ctl_off == 0 &&
