@@ -43,8 +43,11 @@ def main():
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(4)
         st = json.loads(lab.status("primary") or "{}")
-        say("primary status: " + ", ".join(f"{k}={st.get(k)}" for k in
-                                            ("state", "icount", "backup_lag_insns", "log_mbit_s", "outputs_held")))
+        shown = {k: st.get(k) for k in ("state", "icount", "backup_lag_ms", "log_mbit_s", "outputs_held")}
+        for k in ("backup_lag_ms", "log_mbit_s"):
+            if isinstance(shown[k], float):
+                shown[k] = round(shown[k], 3)
+        say("primary status: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
         with open(logfile) as f:
             acked_before = sum(1 for _ in f)
         say(f"killing the primary (SIGKILL) after {acked_before} acknowledged writes")
