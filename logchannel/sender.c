@@ -3,13 +3,15 @@
  *
  * channel_send() runs on the vCPU thread: it frames the record (header + CRC32C) straight into
  * the SPSC ring and publishes it; it never waits for a lock, and makes a system call only when
- * the channel was idle (then it writes that record itself, see send_directly()). The channel thread writes whatever is queued when the socket is writable, in
- * one writev() of up to CHAN_WRITE_CHUNK bytes: small records batch by themselves while the
- * socket is busy, and a lone record goes out at once (TCP_NODELAY, no timer), so batching adds no
- * latency. Bytes are freed as soon as the kernel took them — a broken connection is never
- * resumed, so nothing needs resending. The same thread reads ACKs (cumulative LSN) and heartbeats
- * (the backup's icount), sends a heartbeat when it has had nothing to write for heartbeat_ms, and
- * fails the channel when the backup has been silent for timeout_ms.
+ * the channel was idle (then it writes that record itself, see send_directly()). The channel
+ * thread writes whatever is queued when the link is writable, in one writev() of up to
+ * CHAN_WRITE_CHUNK bytes: small records batch by themselves while the link is busy, and a lone
+ * record goes out at once (TCP_NODELAY, no timer), so batching adds no latency. Bytes are freed
+ * as soon as the link took them — a broken connection is never resumed, so nothing needs
+ * resending. ACKs (cumulative LSN) and heartbeats (the backup's icount) are read by the channel
+ * thread, or, on TCP, by a thread waiting in channel_wait_acked() (chan_sender_wait_reading());
+ * the channel thread also sends a heartbeat when it has had nothing to write for heartbeat_ms,
+ * and fails the channel when the backup has been silent for timeout_ms.
  */
 #define LOG_MODULE "logchannel"
 #include "logchannel/channel_internal.h"
