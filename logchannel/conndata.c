@@ -23,16 +23,16 @@
 
 void chrdma_conndata_encode(uint8_t *out, const struct chrdma_conndata *cd)
 {
-	chproto_put32(out + CD_OFF_MAGIC, CHRDMA_CONNDATA_MAGIC);
-	chproto_put32(out + CD_OFF_QPN, cd->qpn);
-	chproto_put32(out + CD_OFF_PSN, cd->psn);
-	chproto_put16(out + CD_OFF_LID, cd->lid);
+	put_le32(out + CD_OFF_MAGIC, CHRDMA_CONNDATA_MAGIC);
+	put_le32(out + CD_OFF_QPN, cd->qpn);
+	put_le32(out + CD_OFF_PSN, cd->psn);
+	put_le16(out + CD_OFF_LID, cd->lid);
 	out[CD_OFF_MTU] = cd->mtu;
 	out[CD_OFF_GID_INDEX] = cd->gid_index;
 	memcpy(out + CD_OFF_GID, cd->gid, CHRDMA_GID_SIZE);
-	chproto_put32(out + CD_OFF_RKEY, cd->rkey);
-	chproto_put32(out + CD_OFF_RING_SIZE, cd->ring_size);
-	chproto_put64(out + CD_OFF_ADDR, cd->addr);
+	put_le32(out + CD_OFF_RKEY, cd->rkey);
+	put_le32(out + CD_OFF_RING_SIZE, cd->ring_size);
+	put_le64(out + CD_OFF_ADDR, cd->addr);
 }
 
 int chrdma_conndata_decode(const uint8_t *in, uint32_t len, struct chrdma_conndata *cd, char *why,
@@ -43,20 +43,20 @@ int chrdma_conndata_decode(const uint8_t *in, uint32_t len, struct chrdma_connda
 			 CHPROTO_CONNDATA_SIZE);
 		return -EPROTO;
 	}
-	uint32_t magic = chproto_get32(in + CD_OFF_MAGIC);
+	uint32_t magic = get_le32(in + CD_OFF_MAGIC);
 	if (magic != CHRDMA_CONNDATA_MAGIC) {
 		snprintf(why, whylen, "RDMA connection data: bad magic 0x%08x", magic);
 		return -EPROTO;
 	}
-	cd->qpn = chproto_get32(in + CD_OFF_QPN);
-	cd->psn = chproto_get32(in + CD_OFF_PSN);
-	cd->lid = chproto_get16(in + CD_OFF_LID);
+	cd->qpn = get_le32(in + CD_OFF_QPN);
+	cd->psn = get_le32(in + CD_OFF_PSN);
+	cd->lid = get_le16(in + CD_OFF_LID);
 	cd->mtu = in[CD_OFF_MTU];
 	cd->gid_index = in[CD_OFF_GID_INDEX];
 	memcpy(cd->gid, in + CD_OFF_GID, CHRDMA_GID_SIZE);
-	cd->rkey = chproto_get32(in + CD_OFF_RKEY);
-	cd->ring_size = chproto_get32(in + CD_OFF_RING_SIZE);
-	cd->addr = chproto_get64(in + CD_OFF_ADDR);
+	cd->rkey = get_le32(in + CD_OFF_RKEY);
+	cd->ring_size = get_le32(in + CD_OFF_RING_SIZE);
+	cd->addr = get_le64(in + CD_OFF_ADDR);
 	if (cd->qpn == 0 || cd->qpn > CHRDMA_QPN_MASK || cd->psn > CHRDMA_QPN_MASK) {
 		snprintf(why, whylen, "RDMA connection data: QPN 0x%x / PSN 0x%x not 24-bit values",
 			 cd->qpn, cd->psn);

@@ -44,17 +44,17 @@ uint32_t chproto_max_payload(unsigned kind)
 void chproto_encode_version(uint8_t hdr[CHPROTO_HDR_SIZE], unsigned version, unsigned kind,
 			    uint64_t arg, const void *payload, uint32_t len)
 {
-	chproto_put32(hdr + CHPROTO_OFF_MAGIC, CHPROTO_MAGIC);
+	put_le32(hdr + CHPROTO_OFF_MAGIC, CHPROTO_MAGIC);
 	hdr[CHPROTO_OFF_VERSION] = (uint8_t)version;
 	hdr[CHPROTO_OFF_KIND] = (uint8_t)kind;
-	chproto_put16(hdr + CHPROTO_OFF_FLAGS, 0);
-	chproto_put32(hdr + CHPROTO_OFF_LEN, len);
-	chproto_put32(hdr + CHPROTO_OFF_CRC, 0);
-	chproto_put64(hdr + CHPROTO_OFF_ARG, arg);
+	put_le16(hdr + CHPROTO_OFF_FLAGS, 0);
+	put_le32(hdr + CHPROTO_OFF_LEN, len);
+	put_le32(hdr + CHPROTO_OFF_CRC, 0);
+	put_le64(hdr + CHPROTO_OFF_ARG, arg);
 	uint32_t crc = crc32c(0, hdr, CHPROTO_HDR_SIZE);
 	if (payload)
 		crc = crc32c(crc, payload, len);
-	chproto_put32(hdr + CHPROTO_OFF_CRC, crc);
+	put_le32(hdr + CHPROTO_OFF_CRC, crc);
 }
 
 void chproto_encode(uint8_t hdr[CHPROTO_HDR_SIZE], unsigned kind, uint64_t arg, const void *payload,
@@ -67,7 +67,7 @@ int chproto_decode(const uint8_t hdr[CHPROTO_HDR_SIZE], struct chproto_hdr *out,
 		   size_t whylen)
 {
 	char tmp[24];
-	uint32_t magic = chproto_get32(hdr + CHPROTO_OFF_MAGIC);
+	uint32_t magic = get_le32(hdr + CHPROTO_OFF_MAGIC);
 
 	if (magic != CHPROTO_MAGIC) {
 		snprintf(why, whylen, "garbage: bad frame magic 0x%08x (expected 0x%08x)", magic,
@@ -76,10 +76,10 @@ int chproto_decode(const uint8_t hdr[CHPROTO_HDR_SIZE], struct chproto_hdr *out,
 	}
 	out->version = hdr[CHPROTO_OFF_VERSION];
 	out->kind = hdr[CHPROTO_OFF_KIND];
-	out->flags = chproto_get16(hdr + CHPROTO_OFF_FLAGS);
-	out->len = chproto_get32(hdr + CHPROTO_OFF_LEN);
-	out->crc = chproto_get32(hdr + CHPROTO_OFF_CRC);
-	out->arg = chproto_get64(hdr + CHPROTO_OFF_ARG);
+	out->flags = get_le16(hdr + CHPROTO_OFF_FLAGS);
+	out->len = get_le32(hdr + CHPROTO_OFF_LEN);
+	out->crc = get_le32(hdr + CHPROTO_OFF_CRC);
+	out->arg = get_le64(hdr + CHPROTO_OFF_ARG);
 	if (out->version != CHPROTO_VERSION) {
 		snprintf(why, whylen, "peer speaks channel protocol version %u, this build speaks %u",
 			 out->version, CHPROTO_VERSION);
@@ -109,7 +109,7 @@ int chproto_check_crc(const uint8_t hdr[CHPROTO_HDR_SIZE], const struct chproto_
 	char tmp[24];
 
 	memcpy(zeroed, hdr, CHPROTO_HDR_SIZE);
-	chproto_put32(zeroed + CHPROTO_OFF_CRC, 0);
+	put_le32(zeroed + CHPROTO_OFF_CRC, 0);
 	uint32_t crc = crc32c(crc32c(0, zeroed, CHPROTO_HDR_SIZE), payload, h->len);
 	if (crc != h->crc) {
 		snprintf(why, whylen, "corrupt %s frame: CRC32C 0x%08x, computed 0x%08x",
@@ -121,13 +121,13 @@ int chproto_check_crc(const uint8_t hdr[CHPROTO_HDR_SIZE], const struct chproto_
 
 uint32_t chproto_hello_encode(uint8_t *out, const struct chproto_hello *h)
 {
-	chproto_put64(out + 0, h->epoch);
-	chproto_put64(out + 8, h->start_lsn);
-	chproto_put32(out + 16, h->max_record);
-	chproto_put32(out + 20, h->heartbeat_ms);
-	chproto_put32(out + 24, h->timeout_ms);
-	chproto_put16(out + 28, h->vm_id_len);
-	chproto_put16(out + 30, h->transport);
+	put_le64(out + 0, h->epoch);
+	put_le64(out + 8, h->start_lsn);
+	put_le32(out + 16, h->max_record);
+	put_le32(out + 20, h->heartbeat_ms);
+	put_le32(out + 24, h->timeout_ms);
+	put_le16(out + 28, h->vm_id_len);
+	put_le16(out + 30, h->transport);
 	memcpy(out + CHPROTO_HELLO_FIXED, h->vm_id, h->vm_id_len);
 	return CHPROTO_HELLO_FIXED + h->vm_id_len;
 }
@@ -140,13 +140,13 @@ int chproto_hello_decode(const uint8_t *in, uint32_t len, struct chproto_hello *
 			 CHPROTO_HELLO_FIXED);
 		return -EPROTO;
 	}
-	out->epoch = chproto_get64(in + 0);
-	out->start_lsn = chproto_get64(in + 8);
-	out->max_record = chproto_get32(in + 16);
-	out->heartbeat_ms = chproto_get32(in + 20);
-	out->timeout_ms = chproto_get32(in + 24);
-	out->vm_id_len = chproto_get16(in + 28);
-	out->transport = chproto_get16(in + 30);
+	out->epoch = get_le64(in + 0);
+	out->start_lsn = get_le64(in + 8);
+	out->max_record = get_le32(in + 16);
+	out->heartbeat_ms = get_le32(in + 20);
+	out->timeout_ms = get_le32(in + 24);
+	out->vm_id_len = get_le16(in + 28);
+	out->transport = get_le16(in + 30);
 	if (out->transport != CHANNEL_TCP && out->transport != CHANNEL_RDMA) {
 		snprintf(why, whylen, "malformed HELLO: unknown transport %u", out->transport);
 		return -EPROTO;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "logchannel/channel.h"
+#include "util/byteorder.h"
 #include "util/compiler.h"
 
 #define CHPROTO_MAGIC 0x434C5446u /* "FTLC" as little-endian bytes */
@@ -72,45 +73,6 @@ struct chproto_hello {
 	uint16_t transport; /* enum channel_transport the primary will use after WELCOME */
 	char vm_id[CHANNEL_MAX_VM_ID + 1]; /* NUL-terminated copy */
 };
-
-static inline void chproto_put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static inline void chproto_put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline void chproto_put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline uint16_t chproto_get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static inline uint32_t chproto_get32(const uint8_t *p)
-{
-	uint32_t v = 0;
-	for (int i = 3; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static inline uint64_t chproto_get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
 
 /* Name of a kind for messages ("RECORD", "kind 42"). Returns a static string or @tmp. */
 const char *chproto_kind_name(unsigned kind, char *tmp, size_t tmplen);

@@ -53,11 +53,11 @@ int channel_recv(struct channel *ch, uint64_t *lsn, void *buf, size_t cap, size_
 		uint64_t head = chring_head(&ch->ring, memory_order_acquire);
 		if (head != tail) {
 			chring_get(&ch->ring, tail, ent, sizeof(ent));
-			uint32_t n = chproto_get32(ent + 8);
+			uint32_t n = get_le32(ent + 8);
 			*len = n;
 			if (n > cap)
 				return -EMSGSIZE;
-			*lsn = chproto_get64(ent);
+			*lsn = get_le64(ent);
 			if (n)
 				chring_get(&ch->ring, tail + sizeof(ent), buf, n);
 			chring_release(&ch->ring, tail + sizeof(ent) + n);
@@ -161,9 +161,9 @@ static int receiver_handle(struct channel *ch, const struct chproto_hdr *h, cons
 		uint64_t tail = chring_tail(&ch->ring, memory_order_acquire);
 		if (ch->ring.cap - (head - tail) < need)
 			return 1; /* full: keep the frame, stop reading */
-		chproto_put64(ent, h->arg);
-		chproto_put32(ent + 8, h->len);
-		chproto_put32(ent + 12, 0);
+		put_le64(ent, h->arg);
+		put_le32(ent + 8, h->len);
+		put_le32(ent + 12, 0);
 		chring_put(&ch->ring, head, ent, sizeof(ent));
 		if (h->len)
 			chring_put(&ch->ring, head + sizeof(ent), payload, h->len);
@@ -211,7 +211,7 @@ static bool room_for(struct channel *ch, size_t need)
 /* Room for the frame the thread is holding back (when throttled). */
 static bool blocked_frame_fits(struct channel *ch)
 {
-	uint32_t len = chproto_get32(ch->in + ch->in_off + CHPROTO_OFF_LEN);
+	uint32_t len = get_le32(ch->in + ch->in_off + CHPROTO_OFF_LEN);
 	return room_for(ch, CHAN_ENTRY_HDR + len);
 }
 

@@ -365,8 +365,8 @@ static void test_refuse_version_and_malformed(void **state)
 	acceptor_start(&a, l);
 	fd = raw_connect(port);
 	uint8_t payload[CHPROTO_HELLO_FIXED + 4] = { 0 };
-	chproto_put64(payload + 8, 1);
-	chproto_put16(payload + 28, 100);
+	put_le64(payload + 8, 1);
+	put_le16(payload + 28, 100);
 	memcpy(payload + CHPROTO_HELLO_FIXED, "abcd", 4);
 	chproto_encode(hdr, CHPROTO_HELLO, 0, payload, sizeof(payload));
 	raw_write(fd, hdr, sizeof(hdr));
@@ -548,7 +548,7 @@ static void *raw_stream_body(void *arg)
 		size_t n = 0;
 		for (int i = 0; i < BATCH && lsn < r->first + r->count; i++, lsn++) {
 			uint8_t *f = frames + n;
-			chproto_put64(f + CHPROTO_HDR_SIZE, lsn);
+			put_le64(f + CHPROTO_HDR_SIZE, lsn);
 			chproto_encode(f, CHPROTO_RECORD, lsn, f + CHPROTO_HDR_SIZE, PAYLOAD);
 			n += CHPROTO_HDR_SIZE + PAYLOAD;
 		}
@@ -599,7 +599,7 @@ static void test_backup_acks_blocked(void **state)
 			print_message("record %llu: %d %s\n", (unsigned long long)lsn, rc,
 				      channel_error(a.ch));
 		assert_int_equal(rc, 0);
-		assert_true(got == lsn && chproto_get64(buf) == lsn);
+		assert_true(got == lsn && get_le64(buf) == lsn);
 		channel_ack(a.ch, got);
 	}
 	assert_int_equal(pthread_join(rs.t, NULL), 0);
@@ -625,12 +625,12 @@ static void test_random_garbage_to_backup(void **state)
 			f[k] = (uint8_t)mix(seed ^ ((uint64_t)i << 32) ^ k);
 		if (i % 2 && n >= CHPROTO_HDR_SIZE) {
 			/* A plausible header: right magic and version, the rest random. */
-			chproto_put32(f + CHPROTO_OFF_MAGIC, CHPROTO_MAGIC);
+			put_le32(f + CHPROTO_OFF_MAGIC, CHPROTO_MAGIC);
 			f[CHPROTO_OFF_VERSION] = CHPROTO_VERSION;
 			if (i % 4 == 1)
 				f[CHPROTO_OFF_KIND] = CHPROTO_RECORD;
 			if (i % 8 == 1)
-				chproto_put16(f + CHPROTO_OFF_FLAGS, 0);
+				put_le16(f + CHPROTO_OFF_FLAGS, 0);
 		}
 		run_bad_case(&(struct bad_case){ NULL, CHANNEL_UP, "" }, f, n, true);
 	}
