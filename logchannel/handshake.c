@@ -118,6 +118,40 @@ static int refuse_errno(uint64_t reason)
 }
 
 /*
+ * Send one frame of @kind with @len bytes of @payload, then read the peer's frame, which must be
+ * of the same kind with at most @cap payload bytes (into @in, header into @h). @what names the
+ * step in messages.
+ */
+static int swap_frames(int fd, uint64_t deadline, unsigned kind, const uint8_t *payload,
+		       uint32_t len, uint8_t *in, size_t cap, struct chproto_hdr *h, const char *what,
+		       struct channel_err *err)
+{
+	uint8_t hdr[CHPROTO_HDR_SIZE];
+	char who[80], tmp[24];
+	int rc;
+
+	chproto_encode(hdr, kind, 0, payload, len);
+	rc = chnet_write_full(fd, hdr, sizeof(hdr), deadline);
+	if (rc == 0 && len)
+		rc = chnet_write_full(fd, payload, len, deadline);
+	if (rc < 0) {
+		chan_seterr(err, rc, "RDMA setup: sending %s: %s", what, strerror(-rc));
+		return rc;
+	}
+	snprintf(who, sizeof(who), "RDMA setup: peer's %s", what);
+	rc = read_frame(fd, deadline, h, in, cap, err, who);
+	if (rc < 0)
+		return rc;
+	if (h->kind != kind) {
+		chan_seterr(err, -EPROTO, "RDMA setup: expected %s (%s), got a %s frame",
+			    chproto_kind_name(kind, tmp, sizeof(tmp)), what,
+			    chproto_kind_name(h->kind, who, sizeof(who)));
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/*
  * RDMA transport, right after WELCOME on both sides: open the device and the stream, swap
  * CONNDATA frames over the TCP connection, connect the queue pair, then swap one HEARTBEAT as
  * "ready" (the peer's queue pair is in RTS with its receive requests posted, so no write of ours
@@ -125,59 +159,32 @@ static int refuse_errno(uint64_t reason)
  */
 static int rdma_setup(struct channel *ch, uint64_t deadline, struct channel_err *err)
 {
-	uint8_t frame[CHPROTO_HDR_SIZE + CHPROTO_CONNDATA_SIZE];
-	uint8_t payload[CHPROTO_CONNDATA_SIZE];
+	uint8_t out[CHPROTO_CONNDATA_SIZE], in[CHPROTO_CONNDATA_SIZE];
 	struct chrdma_conndata local, peer;
 	struct chrdma_stream *s = NULL;
 	struct chproto_hdr h;
-	char why[CHAN_ERR_MAX], tmp[24];
+	char why[CHAN_ERR_MAX];
 	int rc;
 
 	rc = chrdma_stream_open(chrdma_selected_device(), ch->fd, &s, err);
 	if (rc < 0)
 		return rc;
 	chrdma_stream_local(s, &local);
-	chrdma_conndata_encode(payload, &local);
-	chproto_encode(frame, CHPROTO_CONNDATA, 0, payload, CHPROTO_CONNDATA_SIZE);
-	memcpy(frame + CHPROTO_HDR_SIZE, payload, CHPROTO_CONNDATA_SIZE);
-	rc = chnet_write_full(ch->fd, frame, sizeof(frame), deadline);
-	if (rc < 0) {
-		chan_seterr(err, rc, "RDMA setup: sending connection data: %s", strerror(-rc));
-		goto fail;
-	}
-	rc = read_frame(ch->fd, deadline, &h, payload, sizeof(payload), err,
-			"RDMA setup: peer's connection data");
+	chrdma_conndata_encode(out, &local);
+	rc = swap_frames(ch->fd, deadline, CHPROTO_CONNDATA, out, sizeof(out), in, sizeof(in), &h,
+			 "connection data", err);
 	if (rc < 0)
 		goto fail;
-	if (h.kind != CHPROTO_CONNDATA) {
-		rc = -EPROTO;
-		chan_seterr(err, rc, "RDMA setup: expected CONNDATA, got a %s frame",
-			    chproto_kind_name(h.kind, tmp, sizeof(tmp)));
-		goto fail;
-	}
-	rc = chrdma_conndata_decode(payload, h.len, &peer, why, sizeof(why));
+	rc = chrdma_conndata_decode(in, h.len, &peer, why, sizeof(why));
 	if (rc < 0) {
 		chan_seterr(err, rc, "RDMA setup: %s", why);
 		goto fail;
 	}
 	rc = chrdma_stream_connect(s, &peer, err);
+	if (rc == 0)
+		rc = swap_frames(ch->fd, deadline, CHPROTO_HEARTBEAT, NULL, 0, in, 0, &h, "ready", err);
 	if (rc < 0)
 		goto fail;
-	chproto_encode(frame, CHPROTO_HEARTBEAT, 0, NULL, 0);
-	rc = chnet_write_full(ch->fd, frame, CHPROTO_HDR_SIZE, deadline);
-	if (rc < 0) {
-		chan_seterr(err, rc, "RDMA setup: sending ready: %s", strerror(-rc));
-		goto fail;
-	}
-	rc = read_frame(ch->fd, deadline, &h, payload, 0, err, "RDMA setup: peer's ready");
-	if (rc < 0)
-		goto fail;
-	if (h.kind != CHPROTO_HEARTBEAT) {
-		rc = -EPROTO;
-		chan_seterr(err, rc, "RDMA setup: expected HEARTBEAT (ready), got a %s frame",
-			    chproto_kind_name(h.kind, tmp, sizeof(tmp)));
-		goto fail;
-	}
 	ch->rdma = s;
 	log_info("RDMA transport up over %s: QPN 0x%x -> 0x%x", s->ops->name, local.qpn, peer.qpn);
 	return 0;
