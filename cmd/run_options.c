@@ -18,6 +18,12 @@
 /* QEMU's default MAC; the last byte counts NICs up. */
 static const uint8_t default_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 
+static void set_default_mac(uint8_t mac[6], unsigned index)
+{
+	memcpy(mac, default_mac, sizeof(default_mac));
+	mac[5] = (uint8_t)(default_mac[5] + index);
+}
+
 enum {
 	OPT_KERNEL = 256, OPT_INITRD, OPT_APPEND, OPT_BIOS, OPT_MEM, OPT_DISK, OPT_NIC, OPT_EXTRA,
 	OPT_CLOCK, OPT_NO_REBOOT, OPT_RNG, OPT_NO_RNG, OPT_SEED, OPT_HELP, OPT_DOMAIN, OPT_CONNECT,
@@ -111,8 +117,7 @@ int run_options_parse_mac(const char *s, uint8_t mac[6])
 static int parse_nic(const char *arg, struct run_nic *nic, unsigned index, char *err, size_t errlen)
 {
 	static char storage[MACHINE_MAX_NICS][64];
-	memcpy(nic->mac, default_mac, sizeof(nic->mac));
-	nic->mac[5] = (uint8_t)(default_mac[5] + index);
+	set_default_mac(nic->mac, index);
 	if (strncmp(arg, "tap=", 4) != 0) {
 		snprintf(err, errlen, "--nic %s: expected tap=IFNAME[,mac=MAC]", arg);
 		return -EINVAL;
@@ -224,8 +229,7 @@ static int apply_domain(struct run_options *o, const char *given, char *err, siz
 	o->nnics = dom.nnics;
 	for (unsigned i = 0; i < dom.nnics; i++) {
 		o->nic[i].ifname = dom.nic[i].ifname;
-		memcpy(o->nic[i].mac, default_mac, sizeof(o->nic[i].mac));
-		o->nic[i].mac[5] = (uint8_t)(default_mac[5] + i);
+		set_default_mac(o->nic[i].mac, i);
 		if (dom.nic[i].has_mac)
 			memcpy(o->nic[i].mac, dom.nic[i].mac, sizeof(o->nic[i].mac));
 	}
@@ -261,9 +265,7 @@ int run_options_parse(int argc, char **argv, struct run_options *o, char *err, s
 		}
 		if (parse_one(o, opt, optarg, err, errlen))
 			return -EINVAL;
-		if (opt >= OPT_KERNEL && opt <= OPT_NIC)
-			vm_option = long_options[opt - OPT_KERNEL].name;
-		if (opt == OPT_RNG || opt == OPT_NO_RNG)
+		if ((opt >= OPT_KERNEL && opt <= OPT_NIC) || opt == OPT_RNG || opt == OPT_NO_RNG)
 			vm_option = long_options[opt - OPT_KERNEL].name;
 	}
 	if (optind < argc) {
