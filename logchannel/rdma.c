@@ -238,14 +238,13 @@ static int verbs_connect(struct chrdma_dev *d, const struct chrdma_conndata *pee
 }
 
 static int verbs_post_write(struct chrdma_dev *d, uint64_t local_off, uint32_t len,
-			    uint64_t remote_off, uint32_t imm, uint64_t wr_id)
+			    uint64_t remote_off, uint32_t imm)
 {
 	if (local_off + len > d->len || remote_off + len > CHRDMA_REGION_SIZE)
 		return -EINVAL;
 	struct ibv_sge sge = { .addr = (uint64_t)(uintptr_t)d->mem + local_off, .length = len,
 			       .lkey = d->mr->lkey };
 	struct ibv_send_wr wr = {
-		.wr_id = wr_id,
 		.sg_list = &sge,
 		.num_sge = 1,
 		.opcode = IBV_WR_RDMA_WRITE_WITH_IMM,
@@ -258,10 +257,10 @@ static int verbs_post_write(struct chrdma_dev *d, uint64_t local_off, uint32_t l
 	return rc ? -rc : 0;
 }
 
-static int verbs_post_recv(struct chrdma_dev *d, uint64_t wr_id)
+static int verbs_post_recv(struct chrdma_dev *d)
 {
 	/* A WRITE WITH IMMEDIATE consumes a receive request but no buffer: no scatter list. */
-	struct ibv_recv_wr wr = { .wr_id = wr_id, .sg_list = NULL, .num_sge = 0 };
+	struct ibv_recv_wr wr = { .sg_list = NULL, .num_sge = 0 };
 	struct ibv_recv_wr *bad = NULL;
 	int rc = ibv_post_recv(d->qp, &wr, &bad);
 	return rc ? -rc : 0;
@@ -274,7 +273,6 @@ static int verbs_poll(struct chrdma_dev *d, struct chrdma_completion *out, int m
 	if (n < 0)
 		return -EIO;
 	for (int i = 0; i < n; i++) {
-		out[i].wr_id = wc[i].wr_id;
 		out[i].status = wc[i].status == IBV_WC_SUCCESS ? 0 : (int)wc[i].status;
 		out[i].recv = wc[i].opcode == IBV_WC_RECV_RDMA_WITH_IMM;
 		out[i].imm = out[i].recv ? ntohl(wc[i].imm_data) : 0;

@@ -46,12 +46,10 @@
 #define CHRDMA_SQ_DEPTH 64u   /* our writes in flight at most */
 #define CHRDMA_RQ_DEPTH 256u  /* receive requests kept posted */
 #define CHRDMA_MAX_WRITE (256u * 1024u)
-#define CHRDMA_WR_CREDIT 1u   /* wr_id of credit writes (data writes use 0) */
 
 struct chrdma_dev;
 
 struct chrdma_completion {
-	uint64_t wr_id;
 	int status;   /* 0: success; else the device's error code (ibv_wc_status) */
 	bool recv;    /* an incoming WRITE WITH IMMEDIATE; false: one of our writes completed */
 	uint32_t imm; /* recv only: the immediate */
@@ -68,9 +66,9 @@ struct chrdma_dev_ops {
 		       struct channel_err *err);
 	/* WRITE WITH IMMEDIATE of @len bytes at @local_off of our region to the peer's @remote_off. */
 	int (*post_write)(struct chrdma_dev *d, uint64_t local_off, uint32_t len, uint64_t remote_off,
-			  uint32_t imm, uint64_t wr_id);
+			  uint32_t imm);
 	/* One receive request (consumed by one incoming WRITE WITH IMMEDIATE). */
-	int (*post_recv)(struct chrdma_dev *d, uint64_t wr_id);
+	int (*post_recv)(struct chrdma_dev *d);
 	/* Up to @max completions, oldest first: the count, or -EIO. */
 	int (*poll)(struct chrdma_dev *d, struct chrdma_completion *out, int max);
 	/* Ask for an event on event_fd at the next completion. */

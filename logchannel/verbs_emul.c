@@ -34,7 +34,7 @@
 
 struct emul_write {
 	struct chrdma_dev *src;
-	uint64_t local_off, remote_off, wr_id;
+	uint64_t local_off, remote_off;
 	uint32_t len, imm;
 };
 
@@ -76,14 +76,14 @@ static struct chrdma_dev *find_qpn(uint32_t qpn)
 }
 
 /* Under fabric_mu. */
-static void complete(struct chrdma_dev *d, uint64_t wr_id, int status, bool recv, uint32_t imm)
+static void complete(struct chrdma_dev *d, int status, bool recv, uint32_t imm)
 {
 	if (d->cq_count == EMUL_CQ_DEPTH) {
 		d->cq_overrun = true;
 		return;
 	}
 	d->cq[(d->cq_head + d->cq_count++) % EMUL_CQ_DEPTH] =
-		(struct chrdma_completion){ .wr_id = wr_id, .status = status, .recv = recv, .imm = imm };
+		(struct chrdma_completion){ .status = status, .recv = recv, .imm = imm };
 	if (d->armed) {
 		uint64_t one = 1;
 		d->armed = false;
@@ -98,13 +98,13 @@ static void execute(struct chrdma_dev *dst, const struct emul_write *w)
 	const struct chrdma_conndata *p = &w->src->peer;
 	if (p->rkey != dst->rkey || p->addr != (uint64_t)(uintptr_t)dst->mem ||
 	    w->remote_off + w->len > dst->len) {
-		complete(w->src, w->wr_id, EMUL_WC_REM_ACCESS_ERR, false, 0);
+		complete(w->src, EMUL_WC_REM_ACCESS_ERR, false, 0);
 		return;
 	}
 	memcpy(dst->mem + w->remote_off, w->src->mem + w->local_off, w->len);
 	dst->recvs--;
-	complete(dst, 0, 0, true, w->imm);
-	complete(w->src, w->wr_id, 0, false, 0);
+	complete(dst, 0, true, w->imm);
+	complete(w->src, 0, false, 0);
 }
 
 static int emul_open(struct chrdma_dev **out, void *mem, size_t len, struct channel_err *err)
@@ -163,7 +163,7 @@ static int emul_connect(struct chrdma_dev *d, const struct chrdma_conndata *peer
 }
 
 static int emul_post_write(struct chrdma_dev *d, uint64_t local_off, uint32_t len,
-			   uint64_t remote_off, uint32_t imm, uint64_t wr_id)
+			   uint64_t remote_off, uint32_t imm)
 {
 	int rc = 0;
 
@@ -172,11 +172,11 @@ static int emul_post_write(struct chrdma_dev *d, uint64_t local_off, uint32_t le
 	pthread_mutex_lock(&fabric_mu);
 	struct chrdma_dev *dst = find_qpn(d->peer.qpn);
 	struct emul_write w = { .src = d, .local_off = local_off, .remote_off = remote_off,
-				.wr_id = wr_id, .len = len, .imm = imm };
+				.len = len, .imm = imm };
 	if (dropping) {
 		/* Lost on a cut link: no completion anywhere (the adapter would retry for seconds). */
 	} else if (!dst) {
-		complete(d, wr_id, EMUL_WC_RETRY_EXC_ERR, false, 0);
+		complete(d, EMUL_WC_RETRY_EXC_ERR, false, 0);
 	} else if (dst->pend_count == 0 && dst->recvs > 0) {
 		execute(dst, &w);
 	} else if (dst->pend_count < EMUL_PENDING_MAX) {
@@ -188,9 +188,8 @@ static int emul_post_write(struct chrdma_dev *d, uint64_t local_off, uint32_t le
 	return rc;
 }
 
-static int emul_post_recv(struct chrdma_dev *d, uint64_t wr_id)
+static int emul_post_recv(struct chrdma_dev *d)
 {
-	(void)wr_id;
 	pthread_mutex_lock(&fabric_mu);
 	d->recvs++;
 	/* Writes that found no receive request (RNR) go through now, in order. */
@@ -255,7 +254,7 @@ static void emul_close(struct chrdma_dev *d)
 	/* Writes waiting at us fail at their senders; ours waiting elsewhere vanish with us. */
 	for (unsigned i = 0; i < d->pend_count; i++) {
 		struct emul_write *w = &d->pending[(d->pend_head + i) % EMUL_PENDING_MAX];
-		complete(w->src, w->wr_id, EMUL_WC_RETRY_EXC_ERR, false, 0);
+		complete(w->src, EMUL_WC_RETRY_EXC_ERR, false, 0);
 	}
 	for (struct chrdma_dev *o = fabric; o; o = o->next) {
 		unsigned kept = 0;

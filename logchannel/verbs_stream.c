@@ -76,7 +76,7 @@ int chrdma_stream_open(const struct chrdma_dev_ops *ops, int side_fd, struct chr
 		return rc;
 	}
 	for (unsigned i = 0; i < CHRDMA_RQ_DEPTH; i++) {
-		rc = ops->post_recv(s->dev, 0);
+		rc = ops->post_recv(s->dev);
 		if (rc < 0) {
 			chan_seterr(err, rc, "RDMA (%s): cannot post receive requests: %s", ops->name,
 				    strerror(-rc));
@@ -163,7 +163,7 @@ ssize_t chrdma_stream_writev(struct chrdma_stream *s, const struct iovec *iov, i
 		memcpy(s->mem + CHRDMA_RING_SIZE + pos, (const uint8_t *)iov[i].iov_base + iov_off,
 		       piece);
 		int rc = s->ops->post_write(s->dev, CHRDMA_RING_SIZE + pos, (uint32_t)piece, pos,
-					    (uint32_t)piece, 0);
+					    (uint32_t)piece);
 		if (rc < 0) {
 			atomic_fetch_sub(&s->sq_used, 1);
 			stream_fail(s, "RDMA: posting a write failed: %s", strerror(-rc));
@@ -188,7 +188,7 @@ static void return_credit(struct chrdma_stream *s)
 	}
 	__atomic_store_n((uint64_t *)(s->mem + CHRDMA_OFF_CREDIT_OUT), s->rx_tail, __ATOMIC_RELEASE);
 	int rc = s->ops->post_write(s->dev, CHRDMA_OFF_CREDIT_OUT, sizeof(uint64_t),
-				    CHRDMA_OFF_CREDIT_IN, CHRDMA_IMM_CREDIT, CHRDMA_WR_CREDIT);
+				    CHRDMA_OFF_CREDIT_IN, CHRDMA_IMM_CREDIT);
 	if (rc < 0) {
 		atomic_fetch_sub(&s->sq_used, 1);
 		stream_fail(s, "RDMA: posting a credit write failed: %s", strerror(-rc));
@@ -227,7 +227,7 @@ int chrdma_stream_progress(struct chrdma_stream *s)
 						    (unsigned long long)(s->rx_head - s->rx_tail),
 						    CHRDMA_RING_SIZE);
 			}
-			int rc = s->ops->post_recv(s->dev, 0);
+			int rc = s->ops->post_recv(s->dev);
 			if (rc < 0)
 				stream_fail(s, "RDMA: re-posting a receive request failed: %s",
 					    strerror(-rc));
