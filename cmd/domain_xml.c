@@ -123,24 +123,21 @@ static int read_os(struct dom_ctx *c, struct domain_def *d)
 	return 0;
 }
 
+static const char *virt_error(void)
+{
+	virErrorPtr e = virGetLastError();
+	return e && e->message ? e->message : "unknown error";
+}
+
 static int connect_libvirt(struct dom_ctx *c, const char *why)
 {
 	if (c->conn)
 		return 0;
 	c->conn = virConnectOpenReadOnly(c->connect_uri);
-	if (!c->conn) {
-		virErrorPtr e = virGetLastError();
+	if (!c->conn)
 		return fail(c, -ENOENT, "%s: cannot connect to libvirt at %s: %s", why,
-			    c->connect_uri ? c->connect_uri : "the default URI",
-			    e && e->message ? e->message : "unknown error");
-	}
+			    c->connect_uri ? c->connect_uri : "the default URI", virt_error());
 	return 0;
-}
-
-static const char *virt_error(void)
-{
-	virErrorPtr e = virGetLastError();
-	return e && e->message ? e->message : "unknown error";
 }
 
 /* <disk type='volume'><source pool volume>: the volume's path, from libvirt. */
@@ -385,6 +382,12 @@ static void quiet_xml_errors(void *ctx, const char *msg, ...)
 	(void)msg;
 }
 
+static void quiet_virt_errors(void *ctx, virErrorPtr e)
+{
+	(void)ctx;
+	(void)e;
+}
+
 int domain_load(const char *path, const char *connect_uri, struct domain_def *d, char *err,
 		size_t errlen)
 {
@@ -402,7 +405,7 @@ int domain_load(const char *path, const char *connect_uri, struct domain_def *d,
 			    e && e->message ? e->message : "parse error");
 	}
 	/* libvirt's own diagnostics go to our messages, not to stderr. */
-	virSetErrorFunc(NULL, (virErrorFunc)quiet_xml_errors);
+	virSetErrorFunc(NULL, quiet_virt_errors);
 	c.xp = xmlXPathNewContext(c.doc);
 	xmlNodePtr root = xmlDocGetRootElement(c.doc);
 	if (!c.xp || xmlXPathRegisterNs(c.xp, (const xmlChar *)"ftvm", (const xmlChar *)DOMAIN_FT_NS)) {
