@@ -273,12 +273,10 @@ int ft_backup_listen(struct ft_backup *b, const char *vm_id, char *err, size_t e
 		cc.timeout_ms = b->cfg.timeout_ms;
 	if (b->cfg.heartbeat_ms)
 		cc.heartbeat_ms = b->cfg.heartbeat_ms;
-	int ret = channel_listen(&cc, b->cfg.listen, &b->listener);
-	if (ret == -ENODEV || ret == -EOPNOTSUPP)
-		snprintf(err, errlen, "cannot use the RDMA transport: %s; use --log-transport tcp",
-			 ret == -ENODEV ? "no RDMA device found" : "this ftvm was built without libibverbs");
-	else if (ret < 0)
-		snprintf(err, errlen, "cannot listen on %s: %s", b->cfg.listen, strerror(-ret));
+	struct channel_err cerr = { 0 };
+	int ret = channel_listen(&cc, b->cfg.listen, &b->listener, &cerr);
+	if (ret < 0)
+		snprintf(err, errlen, "cannot listen on %s: %s", b->cfg.listen, cerr.msg);
 	return ret;
 }
 

@@ -159,9 +159,13 @@ bool channel_peer_caught_up(const struct channel *ch);
 
 /* ---- receiver (backup) ---- */
 
-/* Listen on @hostport (port 0 picks a free port, see channel_listener_port()). */
+/*
+ * Listen on @hostport (port 0 picks a free port, see channel_listener_port()). -errno with the
+ * message in @err (may be NULL): a bad configuration, the RDMA transport without a device
+ * (-ENODEV) or without libibverbs (-EOPNOTSUPP), or the address.
+ */
 int channel_listen(const struct channel_config *cfg, const char *hostport,
-		   struct channel_listener **out) FTVM_MUST_CHECK;
+		   struct channel_listener **out, struct channel_err *err) FTVM_MUST_CHECK;
 unsigned channel_listener_port(const struct channel_listener *l);
 void channel_listener_close(struct channel_listener *l);
 

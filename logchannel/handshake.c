@@ -277,12 +277,12 @@ out:
 }
 
 int channel_listen(const struct channel_config *cfg, const char *hostport,
-		   struct channel_listener **out)
+		   struct channel_listener **out, struct channel_err *err)
 {
 	struct channel_listener *l;
 	int rc;
 
-	rc = check_config(cfg, NULL);
+	rc = check_config(cfg, err);
 	if (rc < 0)
 		return rc;
 	l = calloc(1, sizeof(*l));
@@ -294,7 +294,7 @@ int channel_listen(const struct channel_config *cfg, const char *hostport,
 	l->fd = chnet_listen(hostport, &l->port);
 	if (l->fd < 0) {
 		rc = l->fd;
-		log_error("listen on %s: %s", hostport, strerror(-rc));
+		chan_seterr(err, rc, "listen on %s: %s", hostport, strerror(-rc));
 		free(l);
 		return rc;
 	}

@@ -107,7 +107,7 @@ static void pair_open(struct pair *pr)
 	channel_config_init(&c);
 	c.vm_id = VM_ID;
 	c.ack_on_receipt = ack_on_receipt;
-	int rc = channel_listen(&c, "127.0.0.1:0", &l);
+	int rc = channel_listen(&c, "127.0.0.1:0", &l, NULL);
 	if (rc < 0)
 		die("listen", rc);
 	snprintf(addr, sizeof(addr), "127.0.0.1:%u", channel_listener_port(l));

@@ -126,7 +126,7 @@ domain ftdom "$FILE_DISK" "" "$META" > "$work/ft-rdma.xml"
 if [ -d /sys/class/infiniband ] && [ -n "$(ls -A /sys/class/infiniband 2>/dev/null)" ]; then
 	echo "an RDMA device is present: the metadata transport check is not run"
 else
-	expect 1 "cannot use the RDMA transport" -- backup --domain "$work/ft-rdma.xml"
+	expect 1 "cannot listen on 127.0.0.1:0: no RDMA device found" -- backup --domain "$work/ft-rdma.xml"
 	expect 2 "listen HOST:PORT and --arbiter PATH are required" -- backup --domain "$work/ok.xml"
 fi
 META="<ftvm:ft xmlns:ftvm='urn:x-ftvm:ft:1' log-transport='ib'/>"

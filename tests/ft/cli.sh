@@ -24,7 +24,7 @@ expect 2 "--max-lag: at most 600000 ms" -- primary --peer 127.0.0.1:9 "${A[@]}" 
 if [ -d /sys/class/infiniband ] && [ -n "$(ls -A /sys/class/infiniband 2>/dev/null)" ]; then
 	echo "an RDMA device is present: the no-device cases are not exercised"
 else
-	expect 1 "no RDMA device found; use --log-transport tcp" -- \
+	expect 1 "cannot listen on 127.0.0.1:0: no RDMA device found; use the TCP transport" -- \
 		backup --listen 127.0.0.1:0 "${A[@]}" --log-transport rdma
 	expect 1 "no RDMA device found; use the TCP transport" -- \
 		primary --peer 127.0.0.1:9 "${A[@]}" --log-transport rdma

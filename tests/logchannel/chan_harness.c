@@ -103,7 +103,7 @@ void acceptor_join(struct acceptor *a)
 struct channel_listener *listen_local(const struct channel_config *c, char *addr, size_t n)
 {
 	struct channel_listener *l = NULL;
-	assert_int_equal(channel_listen(c, "127.0.0.1:0", &l), 0);
+	assert_int_equal(channel_listen(c, "127.0.0.1:0", &l, NULL), 0);
 	snprintf(addr, n, "127.0.0.1:%u", channel_listener_port(l));
 	return l;
 }

@@ -52,7 +52,7 @@ static int do_recv(const struct channel_config *cfg, const char *addr, uint64_t 
 	struct channel *b;
 	struct channel_err err;
 	uint8_t *buf = malloc(CHANNEL_MAX_RECORD), *want = malloc(CHANNEL_MAX_RECORD);
-	int rc = channel_listen(cfg, addr, &l);
+	int rc = channel_listen(cfg, addr, &l, NULL);
 
 	if (rc < 0) {
 		fprintf(stderr, "lc_peer: listen %s: %s\n", addr, strerror(-rc));

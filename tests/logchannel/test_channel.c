@@ -787,7 +787,7 @@ static void child_backup(int wfd)
 	uint8_t *buf = malloc(CHANNEL_MAX_RECORD);
 
 	base_config(&bc);
-	if (channel_listen(&bc, "127.0.0.1:0", &l) < 0)
+	if (channel_listen(&bc, "127.0.0.1:0", &l, NULL) < 0)
 		_exit(2);
 	unsigned port = channel_listener_port(l);
 	if (write(wfd, &port, sizeof(port)) != sizeof(port))
@@ -986,7 +986,7 @@ static void test_ipv6(void **state)
 	char addr[64];
 
 	base_config(&c);
-	if (channel_listen(&c, "[::1]:0", &l) < 0) {
+	if (channel_listen(&c, "[::1]:0", &l, NULL) < 0) {
 		print_message("no IPv6 loopback here\n");
 		skip();
 	}
