@@ -198,8 +198,8 @@ def control_status(path):
 class StatusSampler:
     """Samples both nodes' status in a thread, backup, primary, backup back to back: the primary's
     icount minus the backup's (taken right after) is the lag measured directly, next to the
-    primary's own backup_lag_insns (which uses the icount the backup last reported in a heartbeat,
-    so it also counts up to one heartbeat interval of staleness). Samples: (time, primary, backup)."""
+    primary's own backup_lag_ms (its lag clock applied to the icount the backup last reported,
+    at most about 5 ms old while the backup replays). Samples: (time, primary, backup)."""
 
     def __init__(self, lab):
         self.lab, self.samples, self.error = lab, [], None
