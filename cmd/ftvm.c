@@ -1,6 +1,11 @@
 /*
  * ftvm.c — entry point of the ftvm command: `ftvm SUBCOMMAND [options]`.
+ *
+ * SIGPIPE is ignored for the whole process before anything else runs: a control client or a
+ * console reader that goes away is an error of that one socket or pipe (EPIPE, handled where it
+ * is written), never the death of a VM.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +30,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

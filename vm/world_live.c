@@ -73,6 +73,7 @@ struct world_live {
 	uint8_t out[CONSOLE_BUFFER];
 	size_t outlen;
 	icount_t last_flush;         /* console output is written out at most every CONSOLE_FLUSH_INSNS */
+	bool out_closed;             /* the console output failed: output is discarded from then on */
 
 	pthread_t reader;
 	bool reader_started;
@@ -108,15 +109,22 @@ static uint64_t prng_next(uint64_t *state)
 
 /* ---- console ---- */
 
+/* A console output that fails (a closed pipe: EPIPE, a full disk...) is given up for good with one
+ * message: the guest keeps running and its later output is discarded. A VM's life does not depend
+ * on someone reading its console. */
 void world_live_flush(struct world_live *w)
 {
 	size_t done = 0;
-	while (done < w->outlen) {
+	while (done < w->outlen && !w->out_closed) {
 		ssize_t n = write(w->config.console_out_fd, w->out + done, w->outlen - done);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			break;  /* stdout gone: the guest keeps running, its output is lost */
+		if (n <= 0) {
+			w->out_closed = true;
+			log_warn("console output closed (%s): the guest runs on, its console output is discarded",
+				 n < 0 ? strerror(errno) : "no progress");
+			break;
+		}
 		done += (size_t)n;
 	}
 	w->outlen = 0;

@@ -2,7 +2,8 @@
  * world_live.h — the world behind a plain run (`ftvm run`): the terminal, live back ends, and a
  * guest clock that follows either the wall clock or nothing at all.
  *
- * WORLD_CLOCK_WALL: console output goes to stdout, input comes from stdin on a reader thread (raw
+ * WORLD_CLOCK_WALL: console output goes to stdout (when that fails, e.g. a closed pipe, the guest
+ * runs on and its output is discarded), input comes from stdin on a reader thread (raw
  * mode on a tty; Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A), disk/TAP/entropy requests go to the
  * back ends of backend.h and come back through the input queue. Guest time tracks wall time: at
  * slice boundaries the world re-anchors TIME, with a rate fitted to the measured instruction speed,

@@ -100,6 +100,15 @@ else
 	st=$?
 	[ $st -eq 0 ] || fail "echo.elf: exit $st"
 	[ "$out" = "HELLO, WORLD" ] || fail "echo.elf printed '$out'"
+	# A console pipe whose reader goes away (`| head -c 2`) is no SIGPIPE death (not even with the
+	# default disposition inherited): the guest runs on, its output is discarded after one warning,
+	# and it powers off normally.
+	(printf 'ab\n'; sleep 0.5; printf 'more output\n'; sleep 0.5; printf 'q') |
+		timeout 20 env --default-signal=PIPE "$FTVM" run --bios none --kernel "$BM/echo.elf" 2>"$T/err" |
+		head -c 2 >/dev/null
+	st=${PIPESTATUS[1]}
+	[ $st -eq 0 ] || fail "echo.elf | head -c 2: exit $st (141: killed by SIGPIPE)"
+	grep -q 'console output closed' "$T/err" || fail "echo.elf | head -c 2: stderr '$(cat "$T/err")'"
 	# Ctrl-A x quits like QEMU (exit 0, one line on stderr).
 	printf '\001x' | timeout 20 "$FTVM" run --bios none --kernel "$BM/echo.elf" >/dev/null 2>"$T/err"
 	st=$?
