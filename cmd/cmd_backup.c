@@ -118,7 +118,9 @@ int cmd_backup_main(int argc, char **argv)
 	if (ft_backup_listen(bc.b, vm_id, err, sizeof(err)))
 		goto fail;
 	if (ft_options_control_path(&fo, "backup", ctl_path, sizeof(ctl_path)) == 0 &&
-	    control_start(ctl_path, status_cb, bc.b, &ctl, err, sizeof(err)) < 0)
+	    control_start(&(struct control_config){ .path = ctl_path, .has_group = fo.control_group != NULL,
+						   .group = fo.control_gid, .status = status_cb, .ctx = bc.b },
+			  &ctl, err, sizeof(err)) < 0)
 		log_warn("no control socket: %s", err);
 	fprintf(stderr, "ftvm backup: %s epoch %llu listening on %s\n", vm_id, (unsigned long long)fo.epoch, fo.listen);
 	if (ft_backup_accept(bc.b, err, sizeof(err)))

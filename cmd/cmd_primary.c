@@ -95,7 +95,9 @@ int cmd_primary_main(int argc, char **argv)
 	if (ft_primary_connect(p, vm_id, err, sizeof(err)))
 		goto fail;
 	if (ft_options_control_path(&fo, "primary", ctl_path, sizeof(ctl_path)) == 0 &&
-	    control_start(ctl_path, status_cb, p, &ctl, err, sizeof(err)) < 0)
+	    control_start(&(struct control_config){ .path = ctl_path, .has_group = fo.control_group != NULL,
+						   .group = fo.control_gid, .status = status_cb, .ctx = p },
+			  &ctl, err, sizeof(err)) < 0)
 		log_warn("no control socket: %s", err);
 	log_info("primary of %s, epoch %llu, streaming to %s", vm_id, (unsigned long long)fo.epoch, fo.peer);
 

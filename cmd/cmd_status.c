@@ -77,13 +77,16 @@ int cmd_status_main(int argc, char **argv)
 		fprintf(stderr, "ftvm status: %s\n", err);
 		return 1;
 	}
-	if (as_json) {
-		printf("%s\n", answer);
-		free(answer);
-		return 0;
-	}
 	json_error_t jerr;
 	json_t *o = json_loads(answer, 0, &jerr);
+	if (as_json) {
+		/* The answer as it came; an error answer ({"ok":false,...}) is still a failure. */
+		printf("%s\n", answer);
+		free(answer);
+		int ok = json_is_true(json_object_get(o, "ok"));
+		json_decref(o);
+		return ok ? 0 : 1;
+	}
 	free(answer);
 	if (!o || !json_is_true(json_object_get(o, "ok"))) {
 		fprintf(stderr, "ftvm status: bad answer: %s\n", o ? json_string_value(json_object_get(o, "error")) : jerr.text);

@@ -60,6 +60,8 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 			str = &fo->vm;
 		else if (!strcmp(a, "--control"))
 			str = &fo->control;
+		else if (!strcmp(a, "--control-group"))
+			str = &fo->control_group;
 		else if (!strcmp(a, "--log-transport"))
 			str = &transport;
 		else if (!strcmp(a, "--epoch"))
@@ -113,6 +115,11 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 		memmove(&argv[i], &argv[i + 2], sizeof(char *) * (size_t)(*argc - i - 1));
 		*argc -= 2;
 	}
+	if (fo->control_group) {
+		int ret = control_group_lookup(fo->control_group, &fo->control_gid, err, errlen);
+		if (ret < 0)
+			return ret;
+	}
 	return check(fo, err, errlen);
 }
 
@@ -153,7 +160,9 @@ void ft_options_help(FILE *out)
 		"  --heartbeat MS      heartbeat interval (default %d ms)\n"
 		"  --log-transport T   tcp (default) or rdma (RDMA verbs; needs a device on both hosts,\n"
 		"                      and the same choice on both nodes)\n"
-		"  --control PATH      JSON control socket (default " CONTROL_DEFAULT_DIR "/NAME-ROLE.sock)\n"
+		"  --control PATH      JSON control socket (default " CONTROL_DEFAULT_DIR "/NAME-ROLE.sock),\n"
+		"                      mode 0600: only root and this user may connect (docs/control.md)\n"
+		"  --control-group G   also admit members of group G (socket mode 0660, group G)\n"
 		"  --perturb-lsn N     (tests, backup) corrupt the first input record at or after LSN N: the\n"
 		"                      backup must detect the divergence and end FT\n",
 		FT_DEFAULT_TIMEOUT_MS, FT_DEFAULT_HEARTBEAT_MS);

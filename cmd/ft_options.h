@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 #include "util/compiler.h"
 
 #define FT_DEFAULT_TIMEOUT_MS 1000
@@ -23,6 +24,8 @@ struct ft_options {
 	const char *arbiter;
 	const char *vm;
 	const char *control;    /* control socket path; default CONTROL_DEFAULT_DIR/VM-ROLE.sock */
+	const char *control_group; /* --control-group: socket mode 0660, this group's members admitted */
+	gid_t control_gid;      /* control_group resolved */
 	uint64_t epoch;
 	unsigned timeout_ms;
 	unsigned heartbeat_ms;

@@ -1,36 +1,66 @@
 /*
- * control.c — the JSON control socket (see control.h): a thread accepting one client at a time,
- * a line-based request/answer exchange built with jansson.
+ * control.c — the JSON control socket (see control.h and docs/control.md).
+ *
+ * One thread runs a poll loop over an eventfd (control_stop() wakes it), the listening socket and
+ * a fixed table of client slots. Every socket is non-blocking and every send uses MSG_NOSIGNAL, so
+ * neither a slow nor a vanished client can block the thread or raise SIGPIPE. Per client: an input
+ * buffer of one request line, at most one answer being sent (the next request is read only when
+ * it is out, so a client that does not read stalls only itself), and a deadline by which its next
+ * request must be complete; a client past its deadline is closed. Connections are admitted by
+ * their SO_PEERCRED credentials; a refused or surplus client gets one error line and is closed.
  */
 #define LOG_MODULE "control"
 #include "common/control.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <jansson.h>
+#include <libgen.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "util/log.h"
 
+#define SUN_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
+#define LISTEN_BACKLOG 128
+#define PEER_GROUPS_MAX 65536   /* NGROUPS_MAX of Linux */
+
+struct control_client {
+	int fd;                     /* -1: a free slot */
+	uint64_t deadline_ms;       /* the next request must be complete by then */
+	size_t in_len;
+	char in[CONTROL_MAX_REQUEST];
+	char *out;                  /* the answer being sent, newline-terminated; NULL: none */
+	size_t out_len, out_done;
+};
+
 struct control_server {
 	int fd;
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int wake_fd;                /* eventfd: control_stop() ends the loop */
+	char path[SUN_PATH_MAX];
+	dev_t dev;                  /* the socket file this server created, so that stop */
+	ino_t ino;                  /* removes it only if no one replaced it since */
+	bool has_group;
+	gid_t group;
+	uid_t uid;
 	control_status_fn *status;
 	void *ctx;
-	atomic_bool stopping;
 	pthread_t thread;
 	/* Log-rate estimate between two status requests (the first one: since the server started). */
 	uint64_t prev_bytes;
 	double prev_time;
+	struct control_client clients[CONTROL_MAX_CLIENTS];
 };
 
 static double now_s(void)
@@ -38,6 +68,13 @@ static double now_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 char *control_status_json(const struct ft_status *st, double log_mbit_s)
@@ -111,124 +148,372 @@ static char *answer(struct control_server *srv, const char *line)
 	return out;
 }
 
-static void serve_client(struct control_server *srv, int fd)
+/* Sends one error line on a connection and closes it. The line is short and the connection fresh
+ * (or drained), so it fits in the socket buffer; a client that is already gone loses nothing.
+ * `busy` marks a refusal worth retrying (the server is full). */
+static void send_and_close(int fd, const char *msg, bool busy)
 {
-	char buf[CONTROL_MAX_REQUEST + 1];
-	size_t used = 0;
+	json_t *o = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+	if (o && busy)
+		json_object_set_new(o, "busy", json_true());
+	char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	if (line) {
+		size_t len = strlen(line);
+		line[len] = '\n';   /* replaces the terminating NUL: len + 1 bytes are sent, not a string */
+		(void)!send(fd, line, len + 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		free(line);
+	}
+	json_decref(o);
+	/* Closing a Unix socket with unread input resets the peer, which may then lose the line: read
+	 * what is already queued (a bounded amount) first. */
+	char sink[CONTROL_MAX_REQUEST];
+	for (int i = 0; i < 4 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+		;
+	close(fd);
+}
 
-	while (!atomic_load(&srv->stopping)) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		if (poll(&p, 1, 1000) <= 0)
-			return; /* idle clients are dropped: one at a time is served */
-		ssize_t n = read(fd, buf + used, CONTROL_MAX_REQUEST - used);
-		if (n <= 0)
-			return;
-		used += (size_t)n;
-		char *nl;
-		while ((nl = memchr(buf, '\n', used)) != NULL) {
-			*nl = 0;
-			char *out = answer(srv, buf);
-			if (out) {
-				size_t len = strlen(out);
-				out[len] = '\n';
-				(void)!write(fd, out, len + 1);
-				free(out);
-			}
-			used -= (size_t)(nl + 1 - buf);
-			memmove(buf, nl + 1, used);
-		}
-		if (used == CONTROL_MAX_REQUEST) {
-			char *out = error_json("request too long");
-			(void)!write(fd, out, strlen(out));
-			(void)!write(fd, "\n", 1);
+static void client_drop(struct control_client *c)
+{
+	close(c->fd);
+	free(c->out);
+	c->fd = -1;
+	c->out = NULL;
+	c->in_len = 0;
+}
+
+/* Sends what the socket takes of the pending answer; -errno when the client must be dropped. */
+static int client_flush(struct control_client *c)
+{
+	while (c->out && c->out_done < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_done, c->out_len - c->out_done, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n < 0)
+			return -errno;
+		c->out_done += (size_t)n;
+	}
+	if (c->out) {
+		free(c->out);
+		c->out = NULL;
+		c->deadline_ms = now_ms() + CONTROL_REQUEST_TIMEOUT_MS;
+	}
+	return 0;
+}
+
+/* Answers the complete request lines in the input, one at a time: the next only once the previous
+ * answer is out. -errno when the client must be dropped. */
+static int client_answer(struct control_server *srv, struct control_client *c)
+{
+	char *nl;
+	while (!c->out && (nl = memchr(c->in, '\n', c->in_len)) != NULL) {
+		*nl = 0;
+		char *out = answer(srv, c->in);
+		c->in_len -= (size_t)(nl + 1 - c->in);
+		memmove(c->in, nl + 1, c->in_len);
+		if (!out)
+			return -ENOMEM;
+		size_t len = strlen(out);
+		char *line = realloc(out, len + 1);   /* room for the newline; the NUL is not sent */
+		if (!line) {
 			free(out);
-			return;
+			return -ENOMEM;
 		}
+		line[len] = '\n';
+		c->out = line;
+		c->out_len = len + 1;
+		c->out_done = 0;
+		int ret = client_flush(c);
+		if (ret < 0)
+			return ret;
+	}
+	if (!c->out && c->in_len == sizeof(c->in)) {
+		char msg[64];
+		snprintf(msg, sizeof(msg), "request too long (limit %d bytes)", CONTROL_MAX_REQUEST);
+		send_and_close(c->fd, msg, false);
+		c->fd = -1;
+		c->in_len = 0;
+	}
+	return 0;
+}
+
+static int client_read(struct control_server *srv, struct control_client *c)
+{
+	ssize_t n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, MSG_DONTWAIT);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		return -ECONNRESET;
+	c->in_len += (size_t)n;
+	return client_answer(srv, c);
+}
+
+static bool in_groups(gid_t group, const gid_t *groups, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (groups[i] == group)
+			return true;
+	return false;
+}
+
+/* Whether the peer may use the socket: root, this node's user, or a member of the control group
+ * (its primary group or, through SO_PEERGROUPS, a supplementary one). */
+static bool peer_allowed(const struct control_server *srv, int fd, char *why, size_t whylen)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	gid_t small[64], *groups = small;
+	bool ok = false;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		snprintf(why, whylen, "permission denied: peer credentials unavailable (%s)", strerror(errno));
+		return false;
+	}
+	if (cred.uid == 0 || cred.uid == srv->uid || (srv->has_group && cred.gid == srv->group))
+		return true;
+	if (srv->has_group) {
+		len = sizeof(small);
+		int ret = getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len);
+		if (ret < 0 && errno == ERANGE && len <= PEER_GROUPS_MAX * sizeof(gid_t) &&
+		    (groups = malloc(len)) != NULL)
+			ret = getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len);
+		if (ret == 0 && groups)
+			ok = in_groups(srv->group, groups, len / sizeof(gid_t));
+		if (groups != small)
+			free(groups);
+	}
+	if (!ok)
+		snprintf(why, whylen, "permission denied: uid %u is not allowed on this control socket",
+			 (unsigned)cred.uid);
+	return ok;
+}
+
+static void accept_clients(struct control_server *srv)
+{
+	for (;;) {
+		int fd = accept4(srv->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return;   /* EAGAIN: all taken; EMFILE and the like: try again at the next wake-up */
+		}
+		char why[128];
+		if (!peer_allowed(srv, fd, why, sizeof(why))) {
+			send_and_close(fd, why, false);
+			continue;
+		}
+		struct control_client *c = NULL;
+		for (size_t i = 0; i < CONTROL_MAX_CLIENTS && !c; i++)
+			if (srv->clients[i].fd < 0)
+				c = &srv->clients[i];
+		if (!c) {
+			snprintf(why, sizeof(why), "too many control clients (%d connected), try again",
+				 CONTROL_MAX_CLIENTS);
+			send_and_close(fd, why, true);
+			continue;
+		}
+		c->fd = fd;
+		c->in_len = 0;
+		c->deadline_ms = now_ms() + CONTROL_REQUEST_TIMEOUT_MS;
 	}
 }
 
 static void *control_main(void *arg)
 {
 	struct control_server *srv = arg;
-	while (!atomic_load(&srv->stopping)) {
-		struct pollfd p = { .fd = srv->fd, .events = POLLIN };
-		if (poll(&p, 1, 200) <= 0)
-			continue;
-		int c = accept4(srv->fd, NULL, NULL, SOCK_CLOEXEC);
-		if (c < 0)
-			continue;
-		serve_client(srv, c);
-		close(c);
+	struct pollfd fds[2 + CONTROL_MAX_CLIENTS];
+	struct control_client *polled[CONTROL_MAX_CLIENTS];
+
+	for (;;) {
+		uint64_t now = now_ms(), next = UINT64_MAX;
+		size_t n = 2;
+		fds[0] = (struct pollfd){ .fd = srv->wake_fd, .events = POLLIN };
+		fds[1] = (struct pollfd){ .fd = srv->fd, .events = POLLIN };
+		for (size_t i = 0; i < CONTROL_MAX_CLIENTS; i++) {
+			struct control_client *c = &srv->clients[i];
+			if (c->fd < 0)
+				continue;
+			if (now >= c->deadline_ms) {
+				client_drop(c);   /* too slow to send a request or to read its answer */
+				continue;
+			}
+			next = MIN(next, c->deadline_ms);
+			polled[n - 2] = c;
+			fds[n++] = (struct pollfd){ .fd = c->fd, .events = c->out ? POLLOUT : POLLIN };
+		}
+		int timeout = next == UINT64_MAX ? -1 : (int)(next - now);
+		if (poll(fds, n, timeout) < 0 && errno != EINTR) {
+			log_error("poll: %s", strerror(errno));
+			break;
+		}
+		if (fds[0].revents)
+			break;
+		for (size_t i = 2; i < n; i++) {
+			struct control_client *c = polled[i - 2];
+			short ev = fds[i].revents;
+			int ret = 0;
+			if (!ev)
+				continue;
+			if (c->out)
+				ret = client_flush(c);
+			if (ret == 0 && c->out == NULL)
+				ret = client_answer(srv, c);   /* requests already buffered go first */
+			if (ret == 0 && c->fd >= 0 && !c->out && (ev & (POLLIN | POLLHUP | POLLERR)))
+				ret = client_read(srv, c);
+			if (ret < 0 && c->fd >= 0)
+				client_drop(c);
+		}
+		if (fds[1].revents)
+			accept_clients(srv);
 	}
+	for (size_t i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		if (srv->clients[i].fd >= 0)
+			client_drop(&srv->clients[i]);
 	return NULL;
 }
 
-int control_start(const char *path, control_status_fn *status, void *ctx, struct control_server **out, char *err,
-		  size_t errlen)
+/*
+ * Creates the listening socket at srv->path with its final mode and group before anyone can reach
+ * it, whatever the umask: bind() inside a fresh 0700 directory next to the target (only this user
+ * and root can enter it), chmod/chown the socket file there, listen, then rename() it into place —
+ * an atomic step that also replaces a stale socket. There is no moment at which the socket exists
+ * at a reachable path with a wider mode.
+ */
+static int listen_private(struct control_server *srv, char *err, size_t errlen)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	char dir[SUN_PATH_MAX], tmpdir[SUN_PATH_MAX + 16];
+	struct stat st;
+	int ret;
+
+	snprintf(dir, sizeof(dir), "%s", srv->path);
+	snprintf(tmpdir, sizeof(tmpdir), "%s/.ftvm-XXXXXX", dirname(dir));
+	if (strlen(tmpdir) + 2 >= sizeof(addr.sun_path)) {
+		snprintf(err, errlen, "control socket directory name too long: %s", tmpdir);
+		return -ENAMETOOLONG;
+	}
+	if (!mkdtemp(tmpdir)) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot create the control socket %s: %s", srv->path, strerror(errno));
+		return ret;
+	}
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/s", tmpdir);
+	srv->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (srv->fd < 0 || chmod(tmpdir, 0700) < 0 || bind(srv->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+	    chmod(addr.sun_path, srv->has_group ? 0660 : 0600) < 0 ||
+	    (srv->has_group && chown(addr.sun_path, (uid_t)-1, srv->group) < 0) ||
+	    listen(srv->fd, LISTEN_BACKLOG) < 0 || rename(addr.sun_path, srv->path) < 0 || stat(srv->path, &st) < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot listen on control socket %s: %s", srv->path, strerror(errno));
+		unlink(addr.sun_path);
+		rmdir(tmpdir);
+		if (srv->fd >= 0)
+			close(srv->fd);
+		srv->fd = -1;
+		return ret;
+	}
+	srv->dev = st.st_dev;
+	srv->ino = st.st_ino;
+	rmdir(tmpdir);
+	return 0;
+}
+
+int control_start(const struct control_config *cfg, struct control_server **out, char *err, size_t errlen)
+{
 	struct control_server *srv;
 	int ret;
 
-	if (strlen(path) >= sizeof(addr.sun_path)) {
-		snprintf(err, errlen, "control socket path too long: %s", path);
+	if (strlen(cfg->path) >= SUN_PATH_MAX) {
+		snprintf(err, errlen, "control socket path too long: %s", cfg->path);
 		return -ENAMETOOLONG;
 	}
 	srv = calloc(1, sizeof(*srv));
-	if (!srv)
+	if (!srv) {
+		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
-	srv->status = status;
-	srv->ctx = ctx;
+	}
+	for (size_t i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		srv->clients[i].fd = -1;
+	srv->status = cfg->status;
+	srv->ctx = cfg->ctx;
+	srv->has_group = cfg->has_group;
+	srv->group = cfg->group;
+	srv->uid = geteuid();
 	srv->prev_time = now_s();
-	snprintf(srv->path, sizeof(srv->path), "%s", path);
-	strcpy(addr.sun_path, path);
-	srv->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (srv->fd < 0) {
+	snprintf(srv->path, sizeof(srv->path), "%s", cfg->path);
+	srv->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (srv->wake_fd < 0) {
 		ret = -errno;
-		goto fail;
+		snprintf(err, errlen, "cannot start the control socket: %s", strerror(errno));
+		goto out_free;
 	}
-	unlink(path);
-	if (bind(srv->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(srv->fd, 8) < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "cannot listen on control socket %s: %s", path, strerror(errno));
-		close(srv->fd);
-		goto fail;
-	}
+	ret = listen_private(srv, err, errlen);
+	if (ret < 0)
+		goto out_wake;
 	ret = -pthread_create(&srv->thread, NULL, control_main, srv);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot start the control thread: %s", strerror(-ret));
-		close(srv->fd);
-		goto fail;
+		goto out_listen;
 	}
 	*out = srv;
 	return 0;
-fail:
+out_listen:
+	close(srv->fd);
+	unlink(srv->path);
+out_wake:
+	close(srv->wake_fd);
+out_free:
 	free(srv);
 	return ret;
 }
 
 void control_stop(struct control_server *srv)
 {
+	struct stat st;
+	uint64_t one = 1;
+
 	if (!srv)
 		return;
-	atomic_store(&srv->stopping, true);
+	(void)!write(srv->wake_fd, &one, sizeof(one));
 	pthread_join(srv->thread, NULL);
+	if (lstat(srv->path, &st) == 0 && st.st_dev == srv->dev && st.st_ino == srv->ino)
+		unlink(srv->path);
 	close(srv->fd);
-	unlink(srv->path);
+	close(srv->wake_fd);
 	free(srv);
 }
 
-char *control_request(const char *path, const char *cmd, char *err, size_t errlen)
+int control_group_lookup(const char *name, gid_t *gid, char *err, size_t errlen)
+{
+	char buf[4096], *end;
+	struct group g, *found = NULL;
+
+	int ret = getgrnam_r(name, &g, buf, sizeof(buf), &found);
+	if (ret == 0 && found) {
+		*gid = found->gr_gid;
+		return 0;
+	}
+	unsigned long n = strtoul(name, &end, 10);
+	if (*name && !*end && n < (gid_t)-1) {
+		*gid = (gid_t)n;
+		return 0;
+	}
+	snprintf(err, errlen, "--control-group %s: no such group", name);
+	return -ENOENT;
+}
+
+/* One exchange: connect, send the request, read one line until `deadline_ms`. NULL with a message
+ * on failure. */
+static char *request_once(const char *path, const char *req, uint64_t deadline_ms, char *err, size_t errlen)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	char req[256], *buf = NULL;
+	char *buf = NULL;
 	size_t used = 0, cap = 0;
 
-	if (strlen(path) >= sizeof(addr.sun_path)) {
-		snprintf(err, errlen, "control socket path too long: %s", path);
-		return NULL;
-	}
-	strcpy(addr.sun_path, path);
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
 		snprintf(err, errlen, "cannot reach the control socket %s: %s (is the VM running?)", path, strerror(errno));
@@ -236,9 +521,9 @@ char *control_request(const char *path, const char *cmd, char *err, size_t errle
 			close(fd);
 		return NULL;
 	}
-	snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}\n", cmd);
-	if (write(fd, req, strlen(req)) < 0)
-		goto io_error;
+	/* A server that refuses the connection sends its line and closes, perhaps before the request is
+	 * sent: a failed send (EPIPE, without a SIGPIPE) still leaves that line to read. */
+	(void)!send(fd, req, strlen(req), MSG_NOSIGNAL);
 	for (;;) {
 		if (used + 1024 > cap) {
 			char *nb = realloc(buf, cap = cap * 2 + 4096);
@@ -246,8 +531,9 @@ char *control_request(const char *path, const char *cmd, char *err, size_t errle
 				goto io_error;
 			buf = nb;
 		}
+		uint64_t now = now_ms();
 		struct pollfd p = { .fd = fd, .events = POLLIN };
-		if (poll(&p, 1, 5000) <= 0)
+		if (now >= deadline_ms || poll(&p, 1, (int)(deadline_ms - now)) <= 0)
 			goto io_error;
 		ssize_t n = read(fd, buf + used, cap - used - 1);
 		if (n <= 0)
@@ -266,4 +552,31 @@ io_error:
 	free(buf);
 	close(fd);
 	return NULL;
+}
+
+static bool answer_is_busy(const char *line)
+{
+	json_t *o = json_loads(line, 0, NULL);
+	bool busy = json_is_true(json_object_get(o, "busy"));
+	json_decref(o);
+	return busy;
+}
+
+char *control_request(const char *path, const char *cmd, char *err, size_t errlen)
+{
+	uint64_t deadline = now_ms() + CONTROL_CLIENT_TIMEOUT_MS;
+	char req[256];
+
+	if (strlen(path) >= SUN_PATH_MAX) {
+		snprintf(err, errlen, "control socket path too long: %s", path);
+		return NULL;
+	}
+	snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}\n", cmd);
+	for (;;) {
+		char *line = request_once(path, req, deadline, err, errlen);
+		if (!line || !answer_is_busy(line) || now_ms() + 100 >= deadline)
+			return line;
+		free(line);
+		usleep(100 * 1000);   /* full: a slot frees up at the latest at a client's deadline */
+	}
 }
