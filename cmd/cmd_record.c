@@ -26,11 +26,13 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: ftvm record --log FILE [--vm NAME] [run options]\n\n"
+	fprintf(out, "usage: ftvm record --log FILE [--force] [--vm NAME] [run options]\n\n"
 		     "Runs a VM like `ftvm run` and records every nondeterministic input into the event log FILE\n"
 		     "(format: docs/log-format.md). `ftvm replay --log FILE` with the same run options replays it.\n"
 		     "A recording ends when the guest powers off or resets. Prints the log's size and bandwidth.\n\n"
-		     "  --log FILE          event log to write (required)\n"
+		     "  --log FILE          event log to write (required), created with mode 0600; an existing\n"
+		     "                      file or a symbolic link there is refused\n"
+		     "  --force             replace an existing FILE (a symbolic link is still refused)\n"
 		     "  --vm NAME           name stored in the log header (default: the kernel's file name)\n\nrun options:\n");
 	run_options_help(out);
 }
@@ -88,7 +90,7 @@ int cmd_record_main(int argc, char **argv)
 		goto fail;
 	struct evlog_header h = { .config_digest = machine_config_digest(m), .start_lsn = 1 };
 	log_options_header_names(&lo, &o, &mc, &h);
-	if (logfile_create(lo.log, &h, &log, err, sizeof(err)))
+	if (logfile_create(lo.log, &h, lo.force, &log, err, sizeof(err)))
 		goto fail;
 	recorder_set_sink(rec, (struct recorder_sink){ .append = file_sink_append, .ctx = log });
 	recorder_attach(rec, m);

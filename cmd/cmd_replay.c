@@ -122,6 +122,10 @@ int cmd_replay_main(int argc, char **argv)
 		fprintf(stderr, "ftvm replay: --log FILE is required\n");
 		return EXIT_USAGE;
 	}
+	if (lo.force) {
+		fprintf(stderr, "ftvm replay: --force applies to ftvm record (replay writes no file)\n");
+		return EXIT_USAGE;
+	}
 	if (lo.stats)
 		return print_stats(lo.log);
 	if (run_options_resolve(&o, err, sizeof(err)) || run_world_prepare(&o, &rw, err, sizeof(err))) {

@@ -44,8 +44,10 @@ int log_options_extract(int *argc, char **argv, struct log_options *lo, char *er
 			drop_args(argc, argv, i, 2);
 			continue;
 		}
-		if (strcmp(a, "--stats") == 0 || strcmp(a, "--quiet") == 0) {
-			*(a[2] == 's' ? &lo->stats : &lo->quiet) = true;
+		bool *flag = strcmp(a, "--stats") == 0 ? &lo->stats : strcmp(a, "--quiet") == 0 ? &lo->quiet
+			   : strcmp(a, "--force") == 0 ? &lo->force : NULL;
+		if (flag) {
+			*flag = true;
 			drop_args(argc, argv, i, 1);
 			continue;
 		}

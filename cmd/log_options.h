@@ -1,6 +1,6 @@
 /*
- * log_options.h — options and printing shared by `ftvm record` and `ftvm replay`: the log file,
- * the VM name in its header, the test-only perturbation switch, and the log-composition summary.
+ * log_options.h — options and printing shared by `ftvm record` and `ftvm replay`: the log file
+ * (and --force to replace one), the VM name in its header, the test-only perturbation switch, and the log-composition summary.
  */
 #ifndef FTVM_CMD_LOG_OPTIONS_H
 #define FTVM_CMD_LOG_OPTIONS_H
@@ -18,6 +18,7 @@ struct log_options {
 	const char *vm_name;
 	bool stats;            /* replay: print the log's composition only */
 	bool quiet;            /* replay: do not show the console */
+	bool force;            /* record: replace an existing log file (never through a symlink) */
 	uint64_t perturb_lsn;  /* replay, tests only: corrupt this input record when applied */
 	bool help;
 };

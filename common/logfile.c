@@ -1,5 +1,10 @@
 /*
  * logfile.c — buffered writer and streaming reader of event log files (docs/log-format.md).
+ *
+ * A log is created with O_CREAT | O_EXCL | O_NOFOLLOW, mode 0600: never through a symbolic link
+ * (O_EXCL refuses any existing name, a dangling link included), never over an existing file. To
+ * replace one the caller must ask; the old file is then unlinked (after lstat() showed it is not a
+ * link) and the exclusive create retried, so a link put there in between is refused, not followed.
  */
 #include "common/logfile.h"
 
@@ -8,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define WRITE_BUFFER (4u << 20)
@@ -47,8 +53,42 @@ static int write_all(int fd, const uint8_t *p, size_t len)
 	return 0;
 }
 
-int logfile_create(const char *path, const struct evlog_header *header, struct logfile_writer **out, char *err,
-		   size_t errlen)
+/* The new, private log file's descriptor, or -errno with a message. */
+static int create_exclusive(const char *path, bool replace, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd < 0 && errno == EEXIST) {
+		if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+			snprintf(err, errlen, "cannot create log %s: it is a symbolic link (not followed)", path);
+			return -ELOOP;
+		}
+		if (!replace) {
+			snprintf(err, errlen, "cannot create log %s: the file exists (--force replaces it)", path);
+			return -EEXIST;
+		}
+		if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+			snprintf(err, errlen, "cannot replace %s: not a regular file", path);
+			return -EEXIST;
+		}
+		if (unlink(path) < 0 && errno != ENOENT) {
+			int ret = -errno;
+			snprintf(err, errlen, "cannot replace log %s: %s", path, strerror(errno));
+			return ret;
+		}
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	}
+	if (fd < 0) {
+		int ret = -errno;
+		snprintf(err, errlen, "cannot create log %s: %s", path, strerror(errno));
+		return ret;
+	}
+	return fd;
+}
+
+int logfile_create(const char *path, const struct evlog_header *header, bool replace, struct logfile_writer **out,
+		   char *err, size_t errlen)
 {
 	uint8_t head[EVLOG_HEADER_SIZE];
 	struct logfile_writer *w = calloc(1, sizeof(*w));
@@ -59,10 +99,9 @@ int logfile_create(const char *path, const struct evlog_header *header, struct l
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	w->fd = create_exclusive(path, replace, err, errlen);
 	if (w->fd < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "cannot create log %s: %s", path, strerror(errno));
+		ret = w->fd;
 		goto fail;
 	}
 	evlog_encode_header(header, head);

@@ -8,14 +8,18 @@
 #ifndef FTVM_COMMON_LOGFILE_H
 #define FTVM_COMMON_LOGFILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "common/eventlog.h"
 #include "util/compiler.h"
 
 struct logfile_writer;
-int logfile_create(const char *path, const struct evlog_header *header, struct logfile_writer **out,
-		   char *err, size_t errlen) FTVM_MUST_CHECK;
+/* Creates the log file, mode 0600 (it holds console input, disk data and the guest's entropy). An
+ * existing file is refused (-EEXIST) unless `replace`; a symbolic link at path is refused either
+ * way and never followed. */
+int logfile_create(const char *path, const struct evlog_header *header, bool replace,
+		   struct logfile_writer **out, char *err, size_t errlen) FTVM_MUST_CHECK;
 /* Appends a record whose lsn the writer assigns (the next one); returns it through *lsn if non-NULL. */
 int logfile_append(struct logfile_writer *w, enum evlog_kind kind, icount_t icount, const uint8_t *payload,
 		   uint32_t len, uint64_t *lsn) FTVM_MUST_CHECK;

@@ -134,7 +134,7 @@ def fixed_cost(a, tmp, runs):
     for _ in range(runs):
         cpu = {}
         for mode in ("plain", "record"):
-            argv = [a.ftvm, "run"] if mode == "plain" else [a.ftvm, "record", "--log", os.path.join(tmp, "p.log")]
+            argv = [a.ftvm, "run"] if mode == "plain" else [a.ftvm, "record", "--force", "--log", os.path.join(tmp, "p.log")]
             s = Session(argv + ["--bios", "none", "--kernel", prog], dict(os.environ))
             code, _, cpu[mode], err = s.finish()
             if code != 0:
@@ -147,7 +147,7 @@ def one_run(name, mode, a, tmp):
     """Runs workload `name` under `ftvm run` (mode 'plain') or `ftvm record`; returns a dict."""
     env = dict(os.environ, FTVM_GUEST_DIR=a.guest, FTVM_LOG="info")
     log_path = os.path.join(tmp, f"{name}.log")
-    argv = [a.ftvm, "run"] if mode == "plain" else [a.ftvm, "record", "--log", log_path]
+    argv = [a.ftvm, "run"] if mode == "plain" else [a.ftvm, "record", "--force", "--log", log_path]
     s = Session(argv + workload_args(name, a), env)
     s.wait_ready()
     load = None

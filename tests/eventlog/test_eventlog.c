@@ -1,7 +1,8 @@
 /*
  * test_eventlog.c — the event log format as docs/log-format.md specifies it: every kind round-trips
  * through a file; every flipped bit and every truncation is refused with a message; sizes, kinds,
- * LSN gaps and backwards icounts are refused.
+ * LSN gaps and backwards icounts are refused. Log files are created private (0600 whatever the
+ * umask), never over an existing file unless asked to replace it, and never through a symlink.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -56,7 +58,7 @@ static int write_sample_log(const char *path)
 		frame[i] = (uint8_t)(i * 7);
 	for (unsigned i = 0; i < sizeof(sectors); i++)
 		sectors[i] = (uint8_t)(i ^ 0x5a);
-	assert_int_equal(logfile_create(path, &h, &w, err, sizeof(err)), 0);
+	assert_int_equal(logfile_create(path, &h, true, &w, err, sizeof(err)), 0);
 
 	struct vm_event events[] = {
 		{ .kind = VM_EV_TIME, .time = 12345, .ticks_per_insn = 1u << 28 },
@@ -284,6 +286,84 @@ static void test_output_digests_depend_on_content(void **state)
 	assert_int_not_equal(a.disk, b.disk);
 }
 
+static int create_log(const char *path, bool replace, char *err, size_t errlen)
+{
+	struct evlog_header h = sample_header();
+	struct logfile_writer *w;
+	int ret = logfile_create(path, &h, replace, &w, err, errlen);
+	if (ret == 0)
+		assert_int_equal(logfile_close(w), 0);
+	return ret;
+}
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void assert_text(const char *path, const char *text)
+{
+	char buf[64] = { 0 };
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	assert_true(fread(buf, 1, sizeof(buf) - 1, f) == strlen(text));
+	fclose(f);
+	assert_string_equal(buf, text);
+}
+
+static void test_files_private_exclusive_nofollow(void **state)
+{
+	char dir[] = "/tmp/ftvm-evlog-dir-XXXXXX", log[64], victim[64], link[64], err[256];
+	struct stat st;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(log, sizeof(log), "%s/log", dir);
+	snprintf(victim, sizeof(victim), "%s/victim", dir);
+	snprintf(link, sizeof(link), "%s/link", dir);
+
+	/* A new log is 0600 even under umask 000: it holds console input, disk data, entropy. */
+	mode_t old = umask(0);
+	assert_int_equal(create_log(log, false, err, sizeof(err)), 0);
+	umask(old);
+	assert_int_equal(stat(log, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+
+	/* An existing file is refused, with a message naming --force, and left as it was. */
+	write_text(log, "precious");
+	assert_int_equal(create_log(log, false, err, sizeof(err)), -EEXIST);
+	assert_non_null(strstr(err, "--force"));
+	assert_text(log, "precious");
+
+	/* Replacing it (--force) makes a fresh private file. */
+	assert_int_equal(chmod(log, 0644), 0);
+	assert_int_equal(create_log(log, true, err, sizeof(err)), 0);
+	assert_int_equal(stat(log, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(st.st_size, EVLOG_HEADER_SIZE);
+
+	/* A symlink is never followed, not even with replace, and its target is untouched. */
+	write_text(victim, "victim");
+	assert_int_equal(symlink(victim, link), 0);
+	assert_true(create_log(link, false, err, sizeof(err)) < 0);
+	assert_true(create_log(link, true, err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "symbolic link"));
+	assert_text(victim, "victim");
+	assert_int_equal(lstat(link, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+
+	/* A dangling symlink is not a way to create a file elsewhere either. */
+	assert_int_equal(unlink(victim), 0);
+	assert_true(create_log(link, true, err, sizeof(err)) < 0);
+	assert_int_equal(access(victim, F_OK), -1);
+
+	unlink(link);
+	unlink(log);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(int argc, char **argv)
 {
 	/* `test_eventlog --write-sample PATH` writes the sample log (seed for the fuzz corpus). */
@@ -297,6 +377,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_sequence_rules),
 		cmocka_unit_test(test_header_refusals),
 		cmocka_unit_test(test_output_digests_depend_on_content),
+		cmocka_unit_test(test_files_private_exclusive_nofollow),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
