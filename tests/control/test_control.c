@@ -1,0 +1,259 @@
+/*
+ * test_control.c — the control server (common/control.c) in-process, against a fake node status:
+ * every error answer of docs/control.md and whether it keeps the connection; a client that closes
+ * before its answer raises no SIGPIPE (this process keeps the default disposition); the request
+ * deadline; control_stop() returning at once with blocked clients attached; the socket's mode under
+ * umask 000, with and without a control group; and a node that stops removes only its own socket.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "common/control.h"
+
+static char dir[64], path[96];
+
+static int setup(void **state)
+{
+	strcpy(dir, "/tmp/ftvm-ctl-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/c.sock", dir);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	unlink(path);
+	rmdir(dir);
+	return 0;
+}
+
+static void fake_status(void *ctx, struct ft_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	snprintf(st->role, sizeof(st->role), "%s", (const char *)ctx);
+	st->state = FT_STATE_PROTECTED;
+	st->icount = 1234;
+}
+
+static struct control_server *start(bool group)
+{
+	struct control_config cfg = { .path = path, .has_group = group, .group = getegid(), .status = fake_status,
+				      .ctx = "tester" };
+	struct control_server *srv = NULL;
+	char err[256];
+	int ret = control_start(&cfg, &srv, err, sizeof(err));
+	if (ret < 0)
+		fail_msg("control_start: %s", err);
+	return srv;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int client(void)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	return fd;
+}
+
+static void say(int fd, const char *text)
+{
+	assert_int_equal(send(fd, text, strlen(text), MSG_NOSIGNAL), (ssize_t)strlen(text));
+}
+
+/* One answer line into buf (without the newline): its length, 0 at end of stream, -1 on timeout. */
+static int read_line(int fd, char *buf, size_t len, int timeout_ms)
+{
+	size_t used = 0;
+	while (used + 1 < len) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, timeout_ms) <= 0)
+			return -1;
+		ssize_t n = recv(fd, buf + used, 1, 0);
+		if (n <= 0)
+			return used ? (int)used : 0;
+		if (buf[used] == '\n')
+			break;
+		used += (size_t)n;
+	}
+	buf[used] = 0;
+	return (int)used;
+}
+
+static void expect_answer(int fd, const char *request, const char *want)
+{
+	char line[2048];
+	say(fd, request);
+	assert_true(read_line(fd, line, sizeof(line), 2000) > 0);
+	if (!strstr(line, want))
+		fail_msg("request %s answered %s, want %s", request, line, want);
+}
+
+static void test_errors_keep_the_connection(void **state)
+{
+	struct control_server *srv = start(false);
+	int fd = client();
+	char line[2048];
+
+	expect_answer(fd, "nonsense\n", "{\"ok\":false,\"error\":\"request is not a JSON object: ");
+	expect_answer(fd, "[1]\n", "\"error\":\"request is not a JSON object: wrong type\"");
+	expect_answer(fd, "{}\n", "\"error\":\"request has no \\\"cmd\\\" string\"");
+	expect_answer(fd, "{\"cmd\":\"reboot\"}\n", "\"error\":\"unknown command \\\"reboot\\\"\"");
+	expect_answer(fd, "{\"cmd\":\"status\"}\n", "{\"ok\":true,\"role\":\"tester\",\"state\":\"protected\"");
+	/* Two requests in one write: two answers, in order. */
+	say(fd, "{\"cmd\":\"status\"}\n{\"cmd\":\"what\"}\n");
+	assert_true(read_line(fd, line, sizeof(line), 2000) > 0);
+	assert_non_null(strstr(line, "\"ok\":true"));
+	assert_true(read_line(fd, line, sizeof(line), 2000) > 0);
+	if (!strstr(line, "unknown command"))
+		fail_msg("second answer: %s", line);
+
+	/* A request line past the limit: one error line, then the connection is closed. */
+	char big[CONTROL_MAX_REQUEST + 100];
+	memset(big, 'x', sizeof(big));
+	assert_int_equal(send(fd, big, sizeof(big), MSG_NOSIGNAL), (ssize_t)sizeof(big));
+	assert_true(read_line(fd, line, sizeof(line), 2000) > 0);
+	assert_non_null(strstr(line, "request too long (limit 4096 bytes)"));
+	assert_int_equal(read_line(fd, line, sizeof(line), 2000), 0);
+	close(fd);
+	control_stop(srv);
+}
+
+static void test_client_gone_before_its_answer(void **state)
+{
+	struct control_server *srv = start(false);
+	for (int i = 0; i < 50; i++) {
+		int fd = client();
+		say(fd, "{\"cmd\":\"status\"}\n{\"cmd\":\"status\"}\n");
+		close(fd);
+	}
+	/* This process would have died of SIGPIPE; it also still gets answers. */
+	char err[256];
+	char *answer = control_request(path, "status", err, sizeof(err));
+	assert_non_null(answer);
+	assert_non_null(strstr(answer, "\"ok\":true"));
+	free(answer);
+	control_stop(srv);
+}
+
+static void test_request_deadline(void **state)
+{
+	struct control_server *srv = start(false);
+	char line[2048];
+	int silent = client(), slow = client();
+	double t0 = now_s();
+
+	/* A complete request in time renews the deadline; a partial one does not. */
+	usleep(CONTROL_REQUEST_TIMEOUT_MS * 1000 / 2);
+	expect_answer(slow, "{\"cmd\":\"status\"}\n", "\"ok\":true");
+	say(slow, "{\"cmd\":");
+	assert_int_equal(read_line(silent, line, sizeof(line), CONTROL_REQUEST_TIMEOUT_MS + 1000), 0);
+	double closed = now_s() - t0;
+	assert_true(closed >= CONTROL_REQUEST_TIMEOUT_MS / 1000.0 - 0.05);
+	assert_true(closed < CONTROL_REQUEST_TIMEOUT_MS / 1000.0 + 0.5);
+	assert_int_equal(read_line(slow, line, sizeof(line), CONTROL_REQUEST_TIMEOUT_MS + 1000), 0);
+	double slow_closed = now_s() - t0;
+	assert_true(slow_closed >= 1.5 * CONTROL_REQUEST_TIMEOUT_MS / 1000.0 - 0.05);
+	close(silent);
+	close(slow);
+	control_stop(srv);
+}
+
+static void test_stop_is_prompt(void **state)
+{
+	struct control_server *srv = start(false);
+	int fds[CONTROL_MAX_CLIENTS + 4];
+	static const char req[] = "{\"cmd\":\"status\"}\n";
+
+	/* Every slot taken: pipeliners that never read (their answers fill the socket), a dripper, and
+	 * silent ones; then a few more connections waiting to be refused. */
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		fds[i] = client();
+		if (i < 4)
+			for (int k = 0; k < 2000 && send(fds[i], req, sizeof(req) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) > 0; k++)
+				;
+		else if (i == 4)
+			say(fds[i], "{");
+	}
+	usleep(200 * 1000);
+	double t0 = now_s();
+	control_stop(srv);
+	double took = now_s() - t0;
+	assert_true(took < 0.1);
+	struct stat st;
+	assert_int_equal(lstat(path, &st), -1);   /* the socket is gone with its server */
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		close(fds[i]);
+}
+
+static void test_mode_whatever_the_umask(void **state)
+{
+	struct stat st;
+	mode_t old = umask(0);
+	struct control_server *srv = start(false);
+	umask(old);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(st.st_uid, geteuid());
+	control_stop(srv);
+
+	old = umask(0);
+	srv = start(true);
+	umask(old);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0660);
+	assert_int_equal(st.st_gid, getegid());
+	control_stop(srv);
+
+	/* No private directory is left behind next to the socket. */
+	assert_int_equal(rmdir(dir), 0);
+	assert_int_equal(mkdir(dir, 0700), 0);
+}
+
+static void test_stop_removes_only_its_own_socket(void **state)
+{
+	struct control_server *a = start(false);
+	struct control_server *b = start(false);   /* replaces a's socket file, as for a stale one */
+	control_stop(a);
+	char err[256];
+	char *answer = control_request(path, "status", err, sizeof(err));
+	assert_non_null(answer);
+	free(answer);
+	control_stop(b);
+	assert_int_equal(access(path, F_OK), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_errors_keep_the_connection, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_gone_before_its_answer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_request_deadline, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_is_prompt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mode_whatever_the_umask, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_removes_only_its_own_socket, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
