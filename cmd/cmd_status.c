@@ -15,7 +15,8 @@ static void usage(FILE *out)
 	fprintf(out, "usage: ftvm status [--json] [--vm NAME] [--role primary|backup] [--control PATH]\n\n"
 		     "Prints a running FT node's status: role, state, epoch, icount, backup lag, log bandwidth,\n"
 		     "outputs held, peer state, failovers. Without --control it asks " CONTROL_DEFAULT_DIR
-		     "/NAME-ROLE.sock\n(default NAME ftvm, role: primary, then backup).\n");
+		     "/NAME-ROLE.sock\n(default NAME ftvm, role: primary, then backup). --json prints the answer as received.\n"
+		     "Exit status 1 when the node cannot be reached or answers an error. Protocol: docs/control.md.\n");
 }
 
 static void print_human(json_t *o)
