@@ -1,6 +1,7 @@
 /*
  * fuzz_devices.c — libFuzzer target for the board's device models as a hostile guest sees them:
- * virtio-blk, virtio-net and virtio-rng behind virtio-mmio, the PLIC, the CLINT and the UART, on a
+ * virtio-blk, virtio-net and virtio-rng behind virtio-mmio, the PLIC, the CLINT, the UART and the
+ * test finisher, on a
  * bus with 1 MiB of RAM. The input is a program of operations, each an opcode byte and its
  * operands: MMIO loads and stores of any width at any offset of any device, bytes written
  * anywhere in RAM (virtqueues, descriptors, buffers), shortcuts that set a virtio device up the way
@@ -21,6 +22,7 @@
 #include "vm/clock.h"
 #include "vm/cpu.h"
 #include "vm/event.h"
+#include "vm/finisher.h"
 #include "vm/plic.h"
 #include "vm/uart.h"
 #include "vm/virtio.h"
@@ -34,6 +36,8 @@
 #define UART_BASE 0x10000000ull
 #define UART_SIZE 0x100ull
 #define UART_IRQ 10
+#define FINISHER_BASE 0x100000ull
+#define FINISHER_SIZE 0x1000ull
 #define VIRTIO_BASE 0x10001000ull
 #define VIRTIO_SLOT 0x1000ull
 #define NDEV 3 /* blk, net, rng: slots 0, 1, 2, irqs 1, 2, 3 */
@@ -68,6 +72,7 @@ struct board {
 	struct plic plic;
 	struct clint clint;
 	struct uart uart;
+	struct finisher finisher;
 	struct virtio_device *dev[NDEV];
 	struct vm_world world;
 	uint64_t sink;       /* outputs are folded in here, so each byte is really read */
@@ -125,6 +130,11 @@ static void virtio_irq(void *ctx, unsigned irq, bool level)
 	plic_set_irq(&((struct board *)ctx)->plic, irq, level);
 }
 
+static void finisher_fired(void *ctx)
+{
+	((struct board *)ctx)->sink++;
+}
+
 static struct cpu *shared_cpu;
 static struct vm_clock vclock;
 static struct vm_bus cpu_bus;  /* the hart's own, never used: it only carries interrupt lines */
@@ -153,12 +163,14 @@ static bool board_init(struct board *b)
 	plic_init(&b->plic, b->cpu);
 	clint_init(&b->clint, b->cpu, &vclock);
 	uart_init(&b->uart, uart_out, uart_irq, b);
-	struct bus_region regions[3] = {
+	finisher_init(&b->finisher, finisher_fired, b);
+	struct bus_region regions[4] = {
 		plic_region(&b->plic, PLIC_BASE, PLIC_SIZE),
 		clint_region(&b->clint, CLINT_BASE, CLINT_SIZE),
 		uart_region(&b->uart, UART_BASE, UART_SIZE),
+		finisher_region(&b->finisher, FINISHER_BASE, FINISHER_SIZE),
 	};
-	for (unsigned i = 0; i < 3; i++)
+	for (unsigned i = 0; i < 4; i++)
 		if (bus_add_region(&b->bus, &regions[i]) != 0)
 			abort();
 	for (unsigned i = 0; i < NDEV; i++) {
@@ -186,13 +198,14 @@ static void board_fini(struct board *b)
 /* An MMIO address: a device, then an offset up to a little past its end. */
 static uint64_t mmio_addr(struct input *in)
 {
-	unsigned which = (unsigned)take(in, 1) % (3 + NDEV);
+	unsigned which = (unsigned)take(in, 1) % (4 + NDEV);
 	uint64_t off = take(in, 3);
 	switch (which) {
 	case 0: return PLIC_BASE + off % (PLIC_SIZE + 8);
 	case 1: return CLINT_BASE + off % (CLINT_SIZE + 8);
 	case 2: return UART_BASE + off % (UART_SIZE + 8);
-	default: return VIRTIO_BASE + (which - 3) * VIRTIO_SLOT + off % (VIRTIO_SLOT + 8);
+	case 3: return FINISHER_BASE + off % (FINISHER_SIZE + 8);
+	default: return VIRTIO_BASE + (which - 4) * VIRTIO_SLOT + off % (VIRTIO_SLOT + 8);
 	}
 }
 
