@@ -7,6 +7,8 @@
  * slot, and after a flush of that warm state. The value read (or the register left untouched), the
  * trap count, cause and tval of each probe go into one digest per (mode, state, base page), and the
  * pages stored to into one digest per mode; difftest.sh requires the same lines as QEMU prints.
+ * Jumps to addresses without code (page 0, past RAM, the top of the address space, pages without
+ * X) must take the right fetch fault in every mode.
  * Built with -DTLB_VERBOSE it prints every probe (kind, address, value, traps, cause, tval) too.
  */
 #include <stdbool.h>
@@ -173,6 +175,42 @@ static void sweep_body(void)
 	}
 }
 
+/* Instruction fetch from addresses no code lives at (none of the pages probed is executable): a
+ * jump there must trap with the fault the spec names, and the handler returns to the caller.
+ * (Not into device registers: whether they are executable is the platform's choice, and QEMU
+ * executes what they read while ftvm raises an access fault.) */
+static const uint64_t fetch_bare[] = {
+	0x0, 0x2, 0x7fe, RAM_END, RAM_END + 0xffe, 0xfffffffffffff000ul, 0xfffffffffffffffeul,
+};
+static const uint64_t fetch_sv39[] = {
+	0x0, 0x2, 0xffe, 0x1ffe, 0x3000, 0x4000, 0xffffffffffffe000ul, 0xfffffffffffffffeul, 0x4000000000ul,
+};
+static const uint64_t *fetch_targets;
+static unsigned nfetch;
+static uint64_t fetch_digest;
+
+static int fetch_hook(struct rt_frame *f, uint64_t cause)
+{
+	f->epc = f->x[1]; /* back to the jalr's return address */
+	return 1;
+}
+
+static void fetch_body(void)
+{
+	for (unsigned i = 0; i < nfetch; i++) {
+		rt_clear_trap();
+		__asm__ volatile("jalr ra, 0(%0)" ::"r"(fetch_targets[i]) : "ra", "memory");
+		fetch_digest = rt_mix(fetch_digest, fetch_targets[i]);
+		fetch_digest = rt_mix(fetch_digest, rt_last.count);
+		fetch_digest = rt_mix(fetch_digest, rt_last.cause);
+		fetch_digest = rt_mix(fetch_digest, rt_last.tval);
+#ifdef TLB_VERBOSE
+		rt_puts("fetch "); rt_puthex(fetch_targets[i]); rt_putc(' '); rt_puthex(rt_last.count); rt_putc(' ');
+		rt_puthex(rt_last.cause); rt_putc(' '); rt_puthex(rt_last.tval); rt_putc('\n');
+#endif
+	}
+}
+
 /* Scratch layout: page tables for S and for U, and three data pages. */
 #define T_ROOT 0
 #define T_L1LO 1
@@ -287,6 +325,20 @@ static void run(const char *mode, unsigned priv, bool user_tables, uint64_t mprv
 		else
 			rt_run_in(priv, sweep_body);
 		report(mode);
+	}
+	if (!mprv) {
+		fetch_targets = bare ? fetch_bare : fetch_sv39;
+		nfetch = bare ? sizeof(fetch_bare) / sizeof(fetch_bare[0]) : sizeof(fetch_sv39) / sizeof(fetch_sv39[0]);
+		fetch_digest = 0;
+		fence();
+		rt_mhook = fetch_hook;
+		if (priv == PRIV_M)
+			fetch_body();
+		else
+			rt_run_in(priv, fetch_body);
+		rt_mhook = 0;
+		rt_puts(mode);
+		rt_print(" fetch", fetch_digest);
 	}
 	CSR_WRITE(satp, 0);
 	fence();
