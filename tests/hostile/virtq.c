@@ -3,9 +3,10 @@
  * descriptor chains that loop or point at themselves through an indirect descriptor, buffers
  * outside RAM, straddling its end or wrapping the address space, lengths of 4 GiB, queue sizes of
  * 0, 3 and 512, rings outside RAM or misaligned, available indexes that jump, heads and next
- * fields beyond the queue, device-readable buffers after writable ones, kicks of queues that do
- * not exist. Each must end in DEVICE_NEEDS_RESET (§2.1.2) without anything reaching the used
- * ring; then a reset and a well-formed request must work again. For the block device, requests
+ * fields beyond the queue, device-readable buffers after writable ones. Each must end in
+ * DEVICE_NEEDS_RESET (§2.1.2) without anything reaching the used ring; then a reset and a
+ * well-formed request must work again. Kicks of queues that do not exist are ignored, and a used
+ * index the driver scribbled on does not stop the next request. For the block device, requests
  * that are well-formed virtio but wrong for a disk (beyond capacity, not whole sectors, larger
  * than the device allows, unknown type, short header) get their IOERR/UNSUPP status or a reset.
  * The program exits through the finisher: 0 when every outcome was the expected one.
@@ -86,10 +87,9 @@ static void one(const struct target *t, uint64_t addr, uint32_t len, uint16_t fl
 	vm_wr(t->slot, VM_QUEUE_NOTIFY, t->q);
 }
 
-/* A request the device accepts, to prove a reset brought it back. Waits for it to be used. */
-static bool healthy(const struct target *t)
+/* Sends a request the device accepts and waits until the used index reaches want. */
+static bool good_request(const struct target *t, uint16_t want)
 {
-	setup_ok(t->slot, t->q);
 	if (t->id == ID_BLK) {
 		volatile uint8_t *hdr = (volatile uint8_t *)BUF;
 		for (unsigned i = 0; i < 16; i++)
@@ -104,9 +104,25 @@ static bool healthy(const struct target *t)
 	} else {
 		one(t, BUF, 64, t->buf_flags, 0);
 	}
-	for (unsigned spin = 0; spin < 2000000 && used_idx() == 0; spin++)
+	for (unsigned spin = 0; spin < 2000000 && used_idx() != want; spin++)
 		;
-	return used_idx() == 1 && !(vm_rd(t->slot, VM_STATUS) & ST_NEEDS_RESET);
+	return used_idx() == want && !(vm_rd(t->slot, VM_STATUS) & ST_NEEDS_RESET);
+}
+
+/* A request the device accepts, to prove a reset brought it back. */
+static bool healthy(const struct target *t)
+{
+	setup_ok(t->slot, t->q);
+	return good_request(t, 1);
+}
+
+/* The used ring is the device's: a driver that scribbles on its index cannot make the device lose
+ * count (it writes its own next index over the scribble). */
+static void used_scribble(const struct target *t)
+{
+	setup_ok(t->slot, t->q);
+	*(volatile uint16_t *)(USED + 2) = 500;
+	check(t->name, "used index scribbled by the driver", good_request(t, 1));
 }
 
 static void attack(const struct target *t, const char *what, void (*fn)(const struct target *t))
@@ -261,6 +277,7 @@ static void run_target(const struct target *t)
 		const struct queue_attack *a = &queue_attacks[i];
 		queue_attack(t, a->what, a->num, a->desc, a->avail, a->used);
 	}
+	used_scribble(t);
 	/* Kicks of queues that do not exist are ignored. */
 	setup_ok(t->slot, t->q);
 	vm_wr(t->slot, VM_QUEUE_NOTIFY, 7);
