@@ -127,8 +127,12 @@ bool cpu_wfi_wakeup(const struct cpu *cpu)
 	return (pending_bits(cpu) & cpu->mie) != 0;
 }
 
+/* Every trap and xRET goes through here. Like QEMU (and as version 2.2 of the ISA required), it
+ * also drops the LR reservation, so that one placed before a trap never lets an SC after it
+ * succeed, in whatever context the handler returns to. */
 static void set_priv(struct cpu *cpu, enum cpu_priv priv)
 {
+	cpu->reservation_valid = false;
 	if (cpu->priv != priv) {
 		cpu->priv = priv;
 		cpu_tlb_select(cpu);

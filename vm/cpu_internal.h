@@ -58,12 +58,19 @@ enum cpu_exception {
 #define CPU_PAGE_MASK (~(CPU_PAGE_SIZE - 1))
 #define CPU_TLB_BITS 8
 #define CPU_TLB_SIZE (1u << CPU_TLB_BITS)
-#define CPU_TLB_INVALID 1ull /* never equal to a page-aligned address */
+/* The widest access the TLB fast path serves (ld/sd/fld/fsd). */
+#define CPU_TLB_MAX_ACCESS 8u
+/* The vpage of an empty entry. A lookup compares vpage with vaddr & (CPU_PAGE_MASK | (size - 1)),
+ * whose bits from log2(CPU_TLB_MAX_ACCESS) up to CPU_PAGE_SHIFT - 1 are always zero, and a filled
+ * entry's vpage is page-aligned: a sentinel with any of those bits set matches no access at all. */
+#define CPU_TLB_INVALID (~0ull)
+_Static_assert((CPU_TLB_INVALID & ~CPU_PAGE_MASK & ~(uint64_t)(CPU_TLB_MAX_ACCESS - 1)) != 0,
+	       "an empty TLB entry must not match any masked access address");
 #define CPU_DCACHE_SLOTS 512
 #define CPU_TLB_REGIMES 3 /* U, S, M */
 struct cpu_tlb_entry {
 	uint64_t vpage;      /* CPU_TLB_INVALID when empty */
-	uintptr_t addend;
+	uintptr_t addend;    /* 0 when empty: an empty entry keeps no pointer into RAM */
 };
 struct cpu_decoded;
 struct cpu_decoded_page;
@@ -147,7 +154,8 @@ bool fpu_csr_write(struct cpu *cpu, unsigned csr, uint64_t value);
 
 /* Integer-core services shared between cpu.c, cpu_csr.c and cpu_mmu.c. */
 
-/* TLB-hit fast paths: a single compare (page and natural alignment) and an add. */
+/* TLB-hit fast paths: a single compare (page and natural alignment) and an add. size is 1, 2, 4
+ * or 8 (at most CPU_TLB_MAX_ACCESS), so an empty entry never hits (see CPU_TLB_INVALID). */
 static inline uint8_t *cpu_tlb_lookup(struct cpu *cpu, enum cpu_access kind, uint64_t vaddr, unsigned size)
 {
 	const struct cpu_tlb_entry *e = &cpu->tlb[kind][(vaddr >> CPU_PAGE_SHIFT) & (CPU_TLB_SIZE - 1)];

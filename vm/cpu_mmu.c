@@ -68,7 +68,7 @@ static void flush_set(struct cpu *cpu, unsigned regime)
 {
 	for (unsigned k = 0; k < CPU_ACCESS_KINDS; k++)
 		for (unsigned i = 0; i < CPU_TLB_SIZE; i++)
-			cpu->tlb_sets[regime][k][i].vpage = CPU_TLB_INVALID;
+			cpu->tlb_sets[regime][k][i] = (struct cpu_tlb_entry){ .vpage = CPU_TLB_INVALID, .addend = 0 };
 }
 
 static unsigned regime_of(enum cpu_priv priv)

@@ -33,6 +33,10 @@ struct virtio_host {
 	unsigned index;                     /* index among devices of its kind: disk 0, nic 0, ... */
 };
 
+/* A block device takes no new request while this many requests, or this many data bytes, are
+ * submitted to the world and not completed — orphans of a driver reset included. */
+#define VIRTIO_BLK_MAX_UNFINISHED 512u
+#define VIRTIO_BLK_MAX_UNFINISHED_BYTES (32u << 20)
 int virtio_blk_create(const struct virtio_host *host, uint64_t capacity_bytes, bool read_only,
 		      struct virtio_device **out) FTVM_MUST_CHECK;
 int virtio_net_create(const struct virtio_host *host, const uint8_t mac[6],

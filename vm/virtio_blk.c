@@ -14,6 +14,15 @@
  * but is applied without touching guest memory. virtio_blk_pending() lists every submitted,
  * uncompleted request, orphans included, for the go-live reissue.
  *
+ * Unfinished requests (live and orphaned) hold host memory — their bookkeeping, a write's bounce
+ * buffer, the world's buffer for a read — so they are bounded: while VIRTIO_BLK_MAX_UNFINISHED
+ * requests or VIRTIO_BLK_MAX_UNFINISHED_BYTES bytes are unfinished, the device takes no more
+ * chains from the queue; they wait in the available ring, and the completion that brings the
+ * device back under the bound takes them. A guest that queues writes and resets the device in a
+ * loop is slowed to the speed of the disk instead of piling up orphans. The bound depends only on
+ * what the guest submitted and which DISK_DONE events were applied, so it holds identically in
+ * a plain run, a recording and its replay.
+ *
  * Limits offered so Linux never builds a request the event format cannot carry: segments of at
  * most SIZE_MAX (4 KiB) and at most SEG_MAX (254) of them, i.e. < VM_EVENT_MAX_DISK_DATA.
  */
@@ -80,6 +89,9 @@ struct virtio_blk {
 	struct blk_pending *pending;       /* submission order */
 	struct blk_pending **pending_tail;
 	unsigned live;                     /* pending requests that are not orphans */
+	unsigned unfinished;               /* pending requests, orphans included */
+	uint64_t unfinished_bytes;         /* their data bytes */
+	bool throttled;                    /* chains were left in the queue for the bound */
 };
 
 static struct virtio_blk *to_blk(struct virtio_device *dev)
@@ -142,6 +154,8 @@ static int submit(struct virtio_blk *blk, const struct virtio_chain *chain, enum
 	*blk->pending_tail = p;
 	blk->pending_tail = &p->next;
 	blk->live++;
+	blk->unfinished++;
+	blk->unfinished_bytes += len;
 	blk->vdev.stats.disk_requests++;
 	log_debug("disk%u: submit %llu op %d sector %llu len %u", blk->vdev.host.index, (unsigned long long)p->req.id,
 		  (int)op, (unsigned long long)sector, len);
@@ -204,12 +218,25 @@ static void handle_request(struct virtio_blk *blk, const struct virtio_chain *ch
 		complete_now(blk, chain, VIRTIO_BLK_S_IOERR, 0);
 }
 
+static bool over_bound(const struct virtio_blk *blk)
+{
+	return blk->unfinished >= VIRTIO_BLK_MAX_UNFINISHED ||
+	       blk->unfinished_bytes >= VIRTIO_BLK_MAX_UNFINISHED_BYTES;
+}
+
 static void blk_notify(struct virtio_device *dev, unsigned q)
 {
 	struct virtio_blk *blk = to_blk(dev);
 	struct virtio_chain chain;
-	while (virtq_pop(dev, q, &chain) == 1)
+	for (;;) {
+		if (over_bound(blk)) {
+			blk->throttled = true;
+			return;
+		}
+		if (virtq_pop(dev, q, &chain) != 1)
+			return;
 		handle_request(blk, &chain);
+	}
 }
 
 static uint8_t blk_status(uint32_t status)
@@ -255,6 +282,8 @@ static int blk_apply(struct virtio_device *dev, const struct vm_event *ev)
 	*link = p->next;
 	if (blk->pending_tail == &p->next)
 		blk->pending_tail = link;
+	blk->unfinished--;
+	blk->unfinished_bytes -= p->req.len;
 	if (!p->orphan) {
 		blk->live--;
 		if (virtio_running(dev) && dev->vq[BLK_QUEUE].ready) {
@@ -268,6 +297,12 @@ static int blk_apply(struct virtio_device *dev, const struct vm_event *ev)
 		}
 	}
 	free_pending(p);
+	if (blk->throttled && !over_bound(blk)) {
+		/* Take what waited for the bound, as a kick would now. */
+		blk->throttled = false;
+		if (virtio_running(dev) && dev->vq[BLK_QUEUE].ready)
+			blk_notify(dev, BLK_QUEUE);
+	}
 	return 0;
 }
 
@@ -277,12 +312,14 @@ static void blk_reset(struct virtio_device *dev)
 	for (struct blk_pending *p = blk->pending; p; p = p->next)
 		p->orphan = true;
 	blk->live = 0;
+	blk->throttled = false;
 }
 
 static uint64_t blk_digest(const struct virtio_device *dev, uint64_t seed)
 {
 	const struct virtio_blk *blk = (const struct virtio_blk *)dev;
-	uint64_t words[4] = { blk->capacity_sectors, blk->read_only, blk->next_id, blk->live };
+	uint64_t words[6] = { blk->capacity_sectors, blk->read_only, blk->next_id, blk->live,
+			      blk->unfinished_bytes, blk->throttled };
 	uint64_t h = virtio_fold(seed, words, ARRAY_SIZE(words));
 	for (const struct blk_pending *p = blk->pending; p; p = p->next) {
 		uint64_t pw[6] = { p->req.id, p->req.op, p->req.sector, p->req.len, p->head, p->orphan };

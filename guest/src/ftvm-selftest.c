@@ -8,6 +8,9 @@
  *   disk      /dev/vda: the last 4 KiB are saved, overwritten with random bytes, synced, read back
  *             with O_DIRECT (from the device, not the page cache), compared, then restored;
  *   loopback  16 KiB each way over a TCP connection on 127.0.0.1;
+ *   pagezero  an unprivileged process that mapped, touched and unmapped a page sharing page 0's
+ *             slot in the emulator's TLB, then loads 2, 4 or 8 bytes from address 1, dies of SIGSEGV
+ *             (each width in its own child);
  *   peer      only with FTVM_PEER=IP:PORT (kernel command line ftvm.peer=...): a line sent to that
  *             TCP echo server comes back unchanged; skipped otherwise.
  * The last line is "selftest: PASS" or "selftest: FAIL (N of M checks)"; the exit status is the
@@ -24,7 +27,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define DETAIL_MAX 160
@@ -39,6 +45,9 @@
 #define NET_BYTES (16 * 1024)
 #define NET_TIMEOUT_MS 5000
 #define PEER_LINE_MAX 128
+#define NOBODY 65534
+#define PAGE_BYTES 4096
+#define TLB_ALIAS_OF_PAGE0 ((void *)0x100000) /* 256 pages up: the same slot of a 256-entry TLB */
 
 typedef int (*check_fn)(char *detail);
 
@@ -294,6 +303,50 @@ out:
 	return err;
 }
 
+/* In a child that has given up root: map, touch and unmap the alias page, then load `size` bytes
+ * from address 1. Returns only if the load did not fault. */
+static void load_from_one(unsigned size)
+{
+	uint64_t v = 0;
+	if (setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+		_exit(2);
+	void *p = mmap(TLB_ALIAS_OF_PAGE0, PAGE_BYTES, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (p == MAP_FAILED)
+		_exit(3);
+	memset(p, 0x5a, PAGE_BYTES);
+	munmap(p, PAGE_BYTES);
+	switch (size) {
+	case 2: __asm__ volatile("lh %0, 0(%1)" : "=r"(v) : "r"(1ul) : "memory"); break;
+	case 4: __asm__ volatile("lw %0, 0(%1)" : "=r"(v) : "r"(1ul) : "memory"); break;
+	default: __asm__ volatile("ld %0, 0(%1)" : "=r"(v) : "r"(1ul) : "memory"); break;
+	}
+	_exit(v == 0x5a5a5a5a5a5a5a5aull ? 4 : 5);
+}
+
+static int check_pagezero(char *detail)
+{
+	static const unsigned sizes[] = { 2, 4, 8 };
+	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		int status;
+		pid_t pid = fork();
+		if (pid < 0)
+			return fail(detail, -errno, "fork");
+		if (pid == 0)
+			load_from_one(sizes[i]);
+		if (waitpid(pid, &status, 0) < 0)
+			return fail(detail, -errno, "waitpid");
+		if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGSEGV) {
+			snprintf(detail, DETAIL_MAX, "%u-byte load from address 1: %s %d", sizes[i],
+				 WIFSIGNALED(status) ? "signal" : "exit status",
+				 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+			return -EIO;
+		}
+	}
+	snprintf(detail, DETAIL_MAX, "2-, 4- and 8-byte loads from address 1 as uid %d: SIGSEGV", NOBODY);
+	return 0;
+}
+
 static int check_peer(char *detail)
 {
 	const char *peer = getenv("FTVM_PEER");
@@ -336,7 +389,8 @@ int selftest_main(int argc, char **argv)
 	} checks[] = {
 		{ "memory", check_memory, false }, { "timer", check_timer, false },
 		{ "rng", check_rng, false },       { "disk", check_disk, false },
-		{ "loopback", check_loopback, false }, { "peer", check_peer, true },
+		{ "loopback", check_loopback, false }, { "pagezero", check_pagezero, false },
+		{ "peer", check_peer, true },
 	};
 	bool have_peer = getenv("FTVM_PEER") && *getenv("FTVM_PEER");
 	unsigned failed = 0, run = 0;

@@ -9,7 +9,7 @@ name=$(basename "$elf" .elf)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-timeout 20 qemu-system-riscv64 -M virt -bios none -nographic -monitor none -serial stdio \
+timeout 20 qemu-system-riscv64 -M virt -m 256M -bios none -nographic -monitor none -serial stdio \
 	-kernel "$elf" </dev/null >"$tmp/qemu.out" 2>"$tmp/qemu.err"
 qemu_rc=$?
 case $runner in

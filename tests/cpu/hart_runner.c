@@ -15,7 +15,7 @@
 #include "vm/elf.h"
 
 #define RAM_BASE 0x80000000ull
-#define RAM_SIZE (128ull << 20)
+#define RAM_SIZE (256ull << 20)
 #define UART_BASE 0x10000000ull
 #define UART_SIZE 0x100
 #define UART_THR 0

@@ -5,13 +5,6 @@
  */
 #include "rt.h"
 
-#define PTE_V (1ul << 0)
-#define PTE_R (1ul << 1)
-#define PTE_W (1ul << 2)
-#define PTE_X (1ul << 3)
-#define PTE_U (1ul << 4)
-#define PTE_A (1ul << 6)
-#define PTE_D (1ul << 7)
 #define PAGE 4096ul
 #define MSTATUS_MPRV (1ul << 17)
 #define MSTATUS_SUM (1ul << 18)

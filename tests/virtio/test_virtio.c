@@ -426,6 +426,45 @@ static void test_blk_reset_orphans_pending(void **state)
 	h_free(h);
 }
 
+/* A driver that queues the largest write and resets the device, again and again, while the disk
+ * completes nothing: the orphans stop at the bound, and the waiting chain goes out once the
+ * completions bring the device back under it. */
+static void test_blk_orphans_bounded(void **state)
+{
+	const uint32_t len = VM_EVENT_MAX_DISK_DATA;
+	const unsigned rounds = VIRTIO_BLK_MAX_UNFINISHED_BYTES / len + 8;
+	struct harness *h = h_new();
+	struct virtio_device *dev;
+	assert_int_equal(virtio_blk_create(&h->host, 2ull * len, false, &dev), 0);
+	h_attach(h, dev);
+	uint64_t hdr = h_alloc(h, 16), data = h_alloc(h, len), status = h_alloc(h, 1);
+	memset(h_ptr(h, hdr), 0, 16);
+	h_ptr(h, hdr)[0] = BLK_T_OUT;
+	struct h_buf bufs[3] = { { hdr, 16, false }, { data, len, false }, { status, 1, true } };
+	uint16_t head = 0;
+	for (unsigned i = 0; i < rounds; i++) {
+		h_init(h, 1);
+		*h_ptr(h, status) = 0xff;
+		head = h_add_chain(h, 0, bufs, 3);
+		h_notify(h, 0);
+	}
+	struct vm_disk_request pend[1];
+	unsigned unfinished = virtio_blk_pending(h->dev, pend, 1);
+	assert_true((uint64_t)unfinished * len <= VIRTIO_BLK_MAX_UNFINISHED_BYTES);
+	assert_int_equal(h->ndisk, unfinished);
+	assert_int_equal(h_rd(h, R_STATUS) & S_NEEDS_RESET, 0);
+	/* The last round's chain waits in the queue; completing the orphans lets it through. */
+	expect_no_used(h, 0);
+	for (unsigned i = 0; i < unfinished; i++)
+		assert_int_equal(disk_done(h, h->disk[i].req.id, VM_DISK_OK, NULL, 0), 0);
+	assert_int_equal(h->ndisk, unfinished + 1);
+	assert_int_equal(disk_done(h, h->disk[unfinished].req.id, VM_DISK_OK, NULL, 0), 0);
+	expect_used(h, 0, head, 1);
+	assert_int_equal(*h_ptr(h, status), 0);
+	assert_int_equal(virtio_blk_pending(h->dev, pend, 1), 0);
+	h_free(h);
+}
+
 /* ---- network ---- */
 
 static void test_net_tx(void **state)
@@ -831,6 +870,7 @@ int main(void)
 		cmocka_unit_test(test_blk_out_of_order),
 		cmocka_unit_test(test_blk_refused_requests),
 		cmocka_unit_test(test_blk_reset_orphans_pending),
+		cmocka_unit_test(test_blk_orphans_bounded),
 		cmocka_unit_test(test_net_tx),
 		cmocka_unit_test(test_net_rx),
 		cmocka_unit_test(test_rng),

@@ -20,6 +20,15 @@
 #define RT_CLINT_MTIMECMP 0x2004000ul
 #define RT_CLINT_MTIME 0x200bff8ul
 
+/* Sv39 page-table entry bits, for the tests that build page tables. */
+#define PTE_V (1ul << 0)
+#define PTE_R (1ul << 1)
+#define PTE_W (1ul << 2)
+#define PTE_X (1ul << 3)
+#define PTE_U (1ul << 4)
+#define PTE_A (1ul << 6)
+#define PTE_D (1ul << 7)
+
 #define PRIV_U 0
 #define PRIV_S 1
 #define PRIV_M 3
