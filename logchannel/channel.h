@@ -53,6 +53,12 @@
 #define CHANNEL_MAX_VM_ID 128u
 /* Smallest send/receive buffer: must hold one maximal frame; rounded up to a power of two. */
 #define CHANNEL_MIN_BUFFER (2u * 1024u * 1024u)
+/* Bytes of a pairing key (the TLS 1.3 pre-shared key both nodes hold). */
+#define CHANNEL_KEY_SIZE 32u
+/* Connection attempts the backup handshakes with at once (channel_accept()). */
+#define CHANNEL_MAX_PENDING 16u
+/* Default deadline of one attempt's whole TLS handshake + HELLO on the backup. */
+#define CHANNEL_DEFAULT_HANDSHAKE_MS 2000u
 
 enum channel_transport {
 	CHANNEL_TCP = 0,  /* default */
@@ -70,6 +76,11 @@ enum channel_state {
 
 struct channel;
 struct channel_listener;
+
+/* The pairing's secret: whoever holds it may act as primary or backup of the pair. */
+struct channel_key {
+	uint8_t bytes[CHANNEL_KEY_SIZE];
+};
 
 typedef void channel_failure_fn(struct channel *ch, enum channel_state state, const char *why,
 				void *opaque);
@@ -90,6 +101,19 @@ struct channel_config {
 	 */
 	bool ack_on_receipt;
 	enum channel_transport transport;
+	/*
+	 * The pairing key: the channel runs inside TLS 1.3 authenticated by it (PSK with ECDHE),
+	 * and nothing about the VM is said to a peer before TLS has proved it holds the key.
+	 * Required unless @plaintext.
+	 */
+	const struct channel_key *key;
+	/*
+	 * No TLS, no authentication: only so bench/logchannel can measure the channel's own cost
+	 * and tests can drive the frame layer with hand-made bytes. Never set by ftvm itself.
+	 */
+	bool plaintext;
+	/* Backup: deadline of one connection attempt's TLS handshake + HELLO (default 2000). */
+	unsigned handshake_timeout_ms;
 	channel_failure_fn *on_failure; /* optional, called once from the channel thread */
 	void *opaque;
 };
@@ -111,8 +135,26 @@ struct channel_stats {
 	size_t capacity;       /* ring capacity */
 };
 
-/* Fill @cfg with the defaults above (vm_id NULL, epoch 0, start_lsn 1, TCP). */
+/* Fill @cfg with the defaults above (vm_id NULL, epoch 0, start_lsn 1, TCP, no key). */
 void channel_config_init(struct channel_config *cfg);
+
+/*
+ * Pairing keys (logchannel/key.c). A key file is one line, "ftvm-channel-key-v1 " and 64 hex
+ * digits. channel_key_generate() writes a new key from getrandom() to @path, created with mode
+ * 0600, never over an existing file nor through a symlink. channel_key_load() refuses a file
+ * that is not a regular file, is accessible by group or others, or is malformed. Both return 0
+ * or -errno with the message in @err.
+ */
+int channel_key_generate(const char *path, struct channel_err *err) FTVM_MUST_CHECK;
+int channel_key_load(const char *path, struct channel_key *key, struct channel_err *err)
+	FTVM_MUST_CHECK;
+
+/*
+ * Copy @in to @out (@cap bytes, NUL-terminated, truncated) with every byte that is not printable
+ * ASCII, and the backslash, written as \xNN: a peer's string is safe to print to a terminal or a
+ * log line.
+ */
+void channel_sanitize(char *out, size_t cap, const char *in);
 
 /*
  * Parse "HOST:PORT" ("127.0.0.1:7000", "[::1]:7000", "name:7000"; HOST may be empty or "*" for
@@ -169,12 +211,28 @@ int channel_listen(const struct channel_config *cfg, const char *hostport,
 unsigned channel_listener_port(const struct channel_listener *l);
 void channel_listener_close(struct channel_listener *l);
 
+/* What became of the connection attempts a listener saw (channel_accept()). */
+struct channel_listener_stats {
+	uint64_t connections; /* TCP connections taken */
+	uint64_t auth_failed; /* dropped: failed TLS (no key, another key, not TLS at all) */
+	uint64_t hung_up;     /* dropped: closed before a whole HELLO */
+	uint64_t timed_out;   /* dropped: no TLS + HELLO within handshake_timeout_ms */
+	uint64_t evicted;     /* dropped: every slot busy and this attempt the oldest */
+	uint64_t refused;     /* a whole HELLO, refused (VM id, epoch, version, malformed) */
+	uint64_t accepted;    /* channels opened */
+};
+void channel_listener_get_stats(const struct channel_listener *l,
+				struct channel_listener_stats *st);
+
 /*
- * Wait up to @timeout_ms for one primary and run the handshake. A primary for another VM id,
- * epoch, version or transport is refused (it is told why) and this returns -EPERM / -ESTALE /
- * -EPROTONOSUPPORT / -EPROTOTYPE, or -EPROTO when its HELLO was malformed, truncated, or did not come within
- * connect_timeout_ms; the message is in @err. After any of these the listener stays usable: call
- * again for the next primary. -ETIMEDOUT: nobody connected within @timeout_ms.
+ * Wait up to @timeout_ms (-1: forever) for a primary and open its channel. Up to
+ * CHANNEL_MAX_PENDING connection attempts are handshaken at once, each within
+ * handshake_timeout_ms; one that fails TLS (another key, no TLS), stays silent or hangs up is
+ * dropped — it learns nothing, and this call goes on waiting. A primary that proved the key and
+ * sent a HELLO for another VM id, epoch, version or transport is refused (it is told why) and this
+ * returns -EPERM / -ESTALE / -EPROTONOSUPPORT / -EPROTOTYPE, or -EPROTO when its HELLO was
+ * malformed; the message is in @err. After any of these the listener stays usable: call again for
+ * the next primary. -ETIMEDOUT: no primary within @timeout_ms.
  */
 int channel_accept(struct channel_listener *l, int timeout_ms, struct channel **out,
 		   struct channel_err *err) FTVM_MUST_CHECK;
