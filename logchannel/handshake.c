@@ -52,6 +52,7 @@ struct channel_listener {
 	int port;
 	struct hs_slot slots[CHANNEL_MAX_PENDING];
 	struct channel_listener_stats st;
+	uint64_t last_drop_log_ns, drops_unlogged; /* rate limit of the "dropped" lines */
 };
 
 static int check_config(const struct channel_config *cfg, struct channel_err *err)
@@ -389,10 +390,27 @@ void channel_listener_close(struct channel_listener *l)
 	free(l);
 }
 
-/* Drop an attempt that never proved itself: logged here, nothing told to the peer. */
-static void slot_drop(struct hs_slot *s, uint64_t *counter, const char *why)
+/*
+ * Drop an attempt that never proved itself: nothing is told to the peer. Logged here, one line
+ * per second at most, so a flood of strangers cannot flood the log too.
+ */
+static void slot_drop(struct channel_listener *l, struct hs_slot *s, uint64_t *counter,
+		      const char *why)
 {
-	log_warn("channel: dropped a connection from %s: %s", s->peer, why);
+	uint64_t now = chnet_now_ns();
+
+	if (now - l->last_drop_log_ns >= 1000000000ull || l->last_drop_log_ns == 0) {
+		if (l->drops_unlogged)
+			log_warn("channel: dropped a connection from %s: %s (and %llu more since the "
+				 "last such line)",
+				 s->peer, why, (unsigned long long)l->drops_unlogged);
+		else
+			log_warn("channel: dropped a connection from %s: %s", s->peer, why);
+		l->last_drop_log_ns = now;
+		l->drops_unlogged = 0;
+	} else {
+		l->drops_unlogged++;
+	}
 	(*counter)++;
 	slot_free(s);
 }
@@ -542,7 +560,7 @@ static int slot_advance(struct channel_listener *l, struct hs_slot *s, struct ch
 		if (rc == -EAGAIN)
 			return 1;
 		if (rc < 0) {
-			slot_drop(s, &l->st.auth_failed, why);
+			slot_drop(l, s, &l->st.auth_failed, why);
 			return 1;
 		}
 		s->tls_done = true;
@@ -593,7 +611,7 @@ static int slot_advance(struct channel_listener *l, struct hs_slot *s, struct ch
 			return 1;
 		snprintf(why, sizeof(why), "%s after %zu bytes of its HELLO",
 			 n == 0 ? "closed by the peer" : strerror(errno), s->got);
-		slot_drop(s, &l->st.hung_up, why);
+		slot_drop(l, s, &l->st.hung_up, why);
 		return 1;
 	}
 }
@@ -614,7 +632,7 @@ static void slot_take(struct channel_listener *l, int fd, const struct sockaddr_
 		for (unsigned i = 1; i < CHANNEL_MAX_PENDING; i++)
 			if (l->slots[i].started < s->started)
 				s = &l->slots[i];
-		slot_drop(s, &l->st.evicted, "all handshake slots busy, this attempt the oldest");
+		slot_drop(l, s, &l->st.evicted, "all handshake slots busy, this attempt the oldest");
 	}
 	memset(s, 0, sizeof(*s));
 	s->fd = fd;
@@ -628,7 +646,7 @@ static void slot_take(struct channel_listener *l, int fd, const struct sockaddr_
 	l->st.connections++;
 	if (chnet_socket_opts(fd) < 0 ||
 	    (!l->cfg.plaintext && chtls_open(fd, true, &l->key, &s->tls, &err) < 0)) {
-		slot_drop(s, &l->st.hung_up, "socket setup failed");
+		slot_drop(l, s, &l->st.hung_up, "socket setup failed");
 		return;
 	}
 	s->tls_done = s->tls == NULL;
@@ -653,7 +671,7 @@ int channel_accept(struct channel_listener *l, int timeout_ms, struct channel **
 				snprintf(why, sizeof(why), "no %s within %u ms",
 					 s->tls_done ? "HELLO" : "TLS handshake",
 					 l->cfg.handshake_timeout_ms);
-				slot_drop(s, &l->st.timed_out, why);
+				slot_drop(l, s, &l->st.timed_out, why);
 				continue;
 			}
 			next = MIN(next, s->deadline);
