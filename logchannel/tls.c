@@ -31,8 +31,12 @@
 #include "logchannel/channel_internal.h"
 #include "util/log.h"
 
-/* TLS 1.3 only, pre-shared key with (EC)DHE only: no plain-PSK key exchange, no certificates. */
-#define CHTLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:-KX-ALL:+ECDHE-PSK:+DHE-PSK"
+/*
+ * TLS 1.3 only, pre-shared key with (EC)DHE only: no plain-PSK key exchange, no certificates.
+ * AES-GCM first: GnuTLS's default order picked ChaCha20-Poly1305 here, at a third of AES-GCM's
+ * throughput on a CPU with AES instructions (bench/logchannel: 177 vs 484 MB/s of 1500 B records).
+ */
+#define CHTLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:-KX-ALL:+ECDHE-PSK:+DHE-PSK:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305"
 /* The PSK identity: the same for every pair, so it tells an observer nothing. */
 #define CHTLS_IDENTITY "ftvm-channel"
 /* Plaintext bytes per TLS record at most (TLS's own limit). */
