@@ -3,13 +3,15 @@
  * heartbeats backup -> primary. Wire format: docs/channel-protocol.md.
  *
  * Model. A channel is one connection between one primary (the sender) and one backup (the
- * receiver) for one VM in one failover epoch. Records are (lsn, bytes, len) with LSNs strictly
+ * receiver) for one VM in one failover epoch, inside TLS 1.3 authenticated both ways by the pair's
+ * key (channel_config.key; docs/channel-protocol.md, "TLS"). Records are (lsn, bytes, len) with LSNs strictly
  * increasing by one from the start LSN given at connect. Each side runs one channel thread that
  * owns the socket; the application threads talk to it through lock-free single-producer /
  * single-consumer byte rings of fixed capacity, so memory never grows with the log.
  *
  * Sender (primary):
- *   1. channel_config_init(), fill vm_id/epoch/start_lsn, channel_connect(): handshake done.
+ *   1. channel_config_init(), fill vm_id/epoch/start_lsn/key, channel_connect(): TLS and
+ *      handshake done.
  *   2. The vCPU thread calls channel_send() for every record; it copies the record into the ring
  *      and returns at once (no lock, no blocking). Under a stream it makes no system call: the
  *      channel thread batches. When the channel was idle and its thread asleep, channel_send()
@@ -20,8 +22,9 @@
  *   3. The Output Rule reads channel_acked_lsn() (one atomic load) or blocks in
  *      channel_wait_acked(); channel_peer_icount() gives the backup's executed icount (lag).
  * Receiver (backup):
- *   1. channel_listen(), then channel_accept(): refuses a HELLO for another VM id, another epoch
- *      or another protocol version, with a precise message on both sides.
+ *   1. channel_listen(), then channel_accept(): drops peers that fail TLS without a word, and
+ *      refuses an authenticated HELLO for another VM id, another epoch or another protocol
+ *      version, with a precise message on both sides.
  *   2. The replay thread calls channel_recv() to take records in LSN order and channel_ack() once
  *      it holds them; channel_report_icount() publishes its progress for the heartbeats.
  *      After a failure, records already received are still returned, then the error: the backup
