@@ -12,11 +12,16 @@
  * Non-blocking use, like the plain socket beneath: chtls_writev()/chtls_read() behave like
  * sendmsg()/read() (-1 with errno EAGAIN, EINTR, ...). GnuTLS lets one thread send while another
  * receives on a session; the channel already keeps one writer (tx_mu) and one reader at a time.
- * When gnutls_record_send() cannot push a record it keeps it encrypted and wants the same call
- * repeated: chtls_writev() notes how many plaintext bytes that record holds (`owed`) and does not
- * count them as written; the caller's next write necessarily starts with the same bytes (ring
- * bytes stay until reported written, a partial control frame stays queued), so the record is
- * flushed first and those bytes are reported then.
+ *
+ * System calls are batched both ways, since a TLS record holds at most 16 KiB: the writer encrypts
+ * up to CHTLS_BATCH bytes of records into its own staging buffer (GnuTLS's push function only
+ * copies while staging) and hands them to the socket in one send(); the reader's pull function
+ * reads the socket in chunks of CHTLS_READAHEAD bytes and serves GnuTLS from them. Bytes waiting
+ * in either buffer make no noise on the socket, hence chtls_pending() for the reader; the writer
+ * keeps its own promise: plaintext whose records are staged but not yet all on the socket
+ * (`owed`) is not reported written. The caller's next write necessarily starts with those same
+ * bytes (ring bytes stay until reported written, a partial control frame stays queued), so the
+ * staged records are flushed first and those bytes are reported then.
  */
 #define LOG_MODULE "logchannel"
 #include "logchannel/tls.h"
@@ -41,6 +46,12 @@
 #define CHTLS_IDENTITY "ftvm-channel"
 /* Plaintext bytes per TLS record at most (TLS's own limit). */
 #define CHTLS_RECORD_MAX 16384u
+/* The writer stops encrypting records into its staging buffer past this many bytes. */
+#define CHTLS_BATCH (256u * 1024u)
+/* Room for one more record past CHTLS_BATCH: header, content type, tag, and slack. */
+#define CHTLS_STAGE_CAP (CHTLS_BATCH + CHTLS_RECORD_MAX + 1024u)
+/* The reader's chunk from the socket. */
+#define CHTLS_READAHEAD (256u * 1024u)
 
 struct chtls {
 	gnutls_session_t s;
@@ -49,10 +60,77 @@ struct chtls {
 	struct channel_key key;
 	int fd;
 	bool server;
-	size_t owed;           /* writer: plaintext bytes of a record GnuTLS holds, not yet reported */
+	size_t owed;           /* writer: plaintext bytes whose records are staged, not yet sent */
+	bool staging;          /* writer: push copies into out[] instead of sending */
+	uint8_t *out;          /* writer: staged records (CHTLS_STAGE_CAP) */
+	size_t out_len, out_off;
+	uint8_t *in;           /* reader: bytes read from the socket ahead (CHTLS_READAHEAD) */
+	size_t in_len, in_off;
 	char tx_error[128];    /* writer's last fatal error */
 	char rx_error[128];    /* reader's last fatal error */
 };
+
+/* GnuTLS's push: stage while the writer batches, else straight to the socket (never past staged bytes). */
+static ssize_t tls_push(gnutls_transport_ptr_t ptr, const void *buf, size_t len)
+{
+	struct chtls *t = ptr;
+
+	if (t->staging && CHTLS_STAGE_CAP - t->out_len >= len) {
+		memcpy(t->out + t->out_len, buf, len);
+		t->out_len += len;
+		return (ssize_t)len;
+	}
+	if (t->out_len > t->out_off) {
+		errno = EAGAIN;
+		return -1;
+	}
+	return send(t->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* GnuTLS's pull: from the read-ahead buffer, refilled one chunk at a time. */
+static ssize_t tls_pull(gnutls_transport_ptr_t ptr, void *buf, size_t len)
+{
+	struct chtls *t = ptr;
+
+	if (t->in_off == t->in_len) {
+		ssize_t n = recv(t->fd, t->in, CHTLS_READAHEAD, MSG_DONTWAIT);
+		if (n <= 0)
+			return n; /* errno says EAGAIN, ECONNRESET, ...; 0: EOF */
+		t->in_off = 0;
+		t->in_len = (size_t)n;
+	}
+	size_t k = MIN(len, t->in_len - t->in_off);
+	memcpy(buf, t->in + t->in_off, k);
+	t->in_off += k;
+	return (ssize_t)k;
+}
+
+static int tls_pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms)
+{
+	struct chtls *t = ptr;
+	struct pollfd p = { .fd = t->fd, .events = POLLIN };
+
+	if (t->in_off < t->in_len)
+		return 1;
+	return poll(&p, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
+}
+
+/* Send the staged records: 0 all gone, -1 with errno (EAGAIN: the socket is full). */
+static int flush_staged(struct chtls *t)
+{
+	while (t->out_off < t->out_len) {
+		ssize_t n = send(t->fd, t->out + t->out_off, t->out_len - t->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		t->out_off += (size_t)n;
+	}
+	t->out_off = t->out_len = 0;
+	return 0;
+}
 
 /* Server: the key for the identity the client named; an unknown identity fails the handshake. */
 static int server_key(gnutls_session_t s, const char *identity, gnutls_datum_t *key)
@@ -102,6 +180,13 @@ int chtls_open(int fd, bool server, const struct channel_key *key, struct chtls 
 	t->fd = fd;
 	t->server = server;
 	t->key = *key;
+	t->out = malloc(CHTLS_STAGE_CAP);
+	t->in = malloc(CHTLS_READAHEAD);
+	if (!t->out || !t->in) {
+		chtls_close(t);
+		chan_seterr(err, -ENOMEM, "TLS: out of memory");
+		return -ENOMEM;
+	}
 	rc = gnutls_init(&t->s, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NONBLOCK |
 					 GNUTLS_NO_TICKETS | GNUTLS_NO_SIGNAL);
 	if (rc < 0) {
@@ -133,7 +218,10 @@ int chtls_open(int fd, bool server, const struct channel_key *key, struct chtls 
 		where = "priority";
 		goto out;
 	}
-	gnutls_transport_set_int(t->s, fd);
+	gnutls_transport_set_ptr(t->s, t);
+	gnutls_transport_set_push_function(t->s, tls_push);
+	gnutls_transport_set_pull_function(t->s, tls_pull);
+	gnutls_transport_set_pull_timeout_function(t->s, tls_pull_timeout);
 	/* The caller's deadlines bound the handshake, not GnuTLS's own timer. */
 	gnutls_handshake_set_timeout(t->s, 0);
 	*out = t;
@@ -155,6 +243,8 @@ void chtls_close(struct chtls *t)
 	if (t->scred)
 		gnutls_psk_free_server_credentials(t->scred);
 	explicit_bzero(&t->key, sizeof(t->key));
+	free(t->out);
+	free(t->in);
 	free(t);
 }
 
@@ -243,7 +333,8 @@ bool chtls_forward_secret(struct chtls *t)
 static ssize_t write_failed(struct chtls *t, ssize_t r)
 {
 	int e = tls_errno((int)r);
-	if (e != EAGAIN && e != EINTR)
+	/* A socket error speaks for itself (strerror); a TLS one needs GnuTLS's words. */
+	if (e != EAGAIN && e != EINTR && r != GNUTLS_E_PUSH_ERROR)
 		snprintf(t->tx_error, sizeof(t->tx_error), "TLS: %s", gnutls_strerror((int)r));
 	errno = e;
 	return -1;
@@ -251,19 +342,19 @@ static ssize_t write_failed(struct chtls *t, ssize_t r)
 
 ssize_t chtls_writev(struct chtls *t, const struct iovec *iov, int iovcnt)
 {
-	size_t total = 0, skip;
-	ssize_t r;
+	size_t total = 0, batch = 0, skip;
+	ssize_t r = 0;
 
 	if (t->owed) {
-		/* Push the record GnuTLS holds: it carries the first `owed` bytes of @iov. */
-		r = gnutls_record_send(t->s, NULL, 0);
-		if (r < 0)
-			return write_failed(t, r);
+		/* The staged records carry the first `owed` bytes of @iov. */
+		if (flush_staged(t) < 0)
+			return write_failed(t, errno == EAGAIN ? GNUTLS_E_AGAIN : GNUTLS_E_PUSH_ERROR);
 		total = t->owed;
 		t->owed = 0;
 	}
 	skip = total;
-	for (int i = 0; i < iovcnt; i++) {
+	t->staging = true;
+	for (int i = 0; i < iovcnt && r >= 0 && t->out_len < CHTLS_BATCH; i++) {
 		const uint8_t *p = iov[i].iov_base;
 		size_t len = iov[i].iov_len;
 		if (skip >= len) {
@@ -273,23 +364,28 @@ ssize_t chtls_writev(struct chtls *t, const struct iovec *iov, int iovcnt)
 		p += skip;
 		len -= skip;
 		skip = 0;
-		while (len > 0) {
-			size_t n = MIN(len, (size_t)CHTLS_RECORD_MAX);
-			r = gnutls_record_send(t->s, p, n);
-			if (r > 0) {
-				total += (size_t)r;
-				p += r;
-				len -= (size_t)r;
-				continue;
-			}
-			if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
-				t->owed = n; /* encrypted and held: reported when pushed */
-			if (total > 0)
-				return (ssize_t)total;
-			return write_failed(t, r == 0 ? GNUTLS_E_INTERNAL_ERROR : r);
+		while (len > 0 && t->out_len < CHTLS_BATCH) {
+			r = gnutls_record_send(t->s, p, MIN(len, (size_t)CHTLS_RECORD_MAX));
+			if (r <= 0)
+				break;
+			batch += (size_t)r;
+			p += r;
+			len -= (size_t)r;
 		}
 	}
-	return (ssize_t)total;
+	t->staging = false;
+	if (t->out_len > t->out_off && flush_staged(t) < 0) {
+		if (errno != EAGAIN)
+			return total ? (ssize_t)total : write_failed(t, GNUTLS_E_PUSH_ERROR);
+		t->owed = batch; /* reported once the socket took them */
+		batch = 0;
+	}
+	total += batch;
+	if (total > 0)
+		return (ssize_t)total;
+	if (t->owed)
+		return write_failed(t, GNUTLS_E_AGAIN);
+	return write_failed(t, r == 0 ? GNUTLS_E_INTERNAL_ERROR : r);
 }
 
 ssize_t chtls_read(struct chtls *t, void *buf, size_t cap)
@@ -302,7 +398,7 @@ ssize_t chtls_read(struct chtls *t, void *buf, size_t cap)
 	if (r == GNUTLS_E_PREMATURE_TERMINATION)
 		return 0;
 	int e = tls_errno((int)r);
-	if (e != EAGAIN && e != EINTR)
+	if (e != EAGAIN && e != EINTR && r != GNUTLS_E_PULL_ERROR)
 		snprintf(t->rx_error, sizeof(t->rx_error), "TLS: %s", gnutls_strerror((int)r));
 	errno = e;
 	return -1;
@@ -310,7 +406,7 @@ ssize_t chtls_read(struct chtls *t, void *buf, size_t cap)
 
 bool chtls_pending(struct chtls *t)
 {
-	return gnutls_record_check_pending(t->s) > 0;
+	return t->in_off < t->in_len || gnutls_record_check_pending(t->s) > 0;
 }
 
 const char *chtls_error(struct chtls *t)
