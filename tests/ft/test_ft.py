@@ -184,13 +184,25 @@ def strangers_before_primary(lab, workdir):
     st = json.loads(lab.status("backup"))
     check(st["state"] == "waiting", f"backup status with strangers around: {st}", lab)
     check(out.count("dropped a connection") >= 4, "the backup did not report the strangers it dropped", lab)
+    # A primary with another key is refused by TLS, says so, and leaves the backup waiting.
+    other_key = os.path.join(workdir, "other.key")
+    subprocess.run([ftlab.ftvm_binary(), "keygen", other_key], check=True)
+    argv = [a if a != lab.key else other_key for a in lab.ft_options()]
+    impostor = subprocess.run(["ip", "netns", "exec", lab.ns("a"), ftlab.ftvm_binary(), "primary",
+                               "--peer", f"10.78.0.2:{ftlab.LOG_PORT}", "--control",
+                               os.path.join(workdir, "impostor.sock")] + argv + lab.run_options(),
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    check(impostor.returncode != 0 and "different channel keys" in impostor.stderr,
+          f"a primary with another key: exit {impostor.returncode}: {impostor.stderr[-500:]}", lab)
+    check(lab.backup.proc.poll() is None and json.loads(lab.status("backup"))["state"] == "waiting",
+          "the backup stopped waiting after a primary with another key", lab)
     # The real primary pairs while strangers still hold silent connections and open new ones.
     t0 = time.monotonic()
     lab.start_primary()
     paired_s = time.monotonic() - t0
     stranger.kill()
     stranger.communicate()
-    return {"paired_with_strangers_s": round(paired_s, 2), "dropped": out.count("dropped a connection"),
+    return {"paired_with_strangers_s": round(paired_s, 2), "drop_log_lines": out.count("dropped a connection"),
             "stranger_connections": tried["connections"], "answer_to_plain_hello": answer.hex()}
 
 
