@@ -356,6 +356,25 @@ int chan_flush_ctl(struct channel *ch)
 	return 0;
 }
 
+/*
+ * Bytes the TLS layer holds for the reader. Only whoever may read looks: on the sender an ack
+ * waiter may be reading (rx_mu), and the session's input is not to be touched meanwhile.
+ */
+static bool tls_input_waiting(struct channel *ch)
+{
+	bool waiting = false;
+
+	if (!ch->tls)
+		return false;
+	if (ch->role == CHAN_RECEIVER)
+		return chtls_pending(ch->tls);
+	if (pthread_mutex_trylock(&ch->rx_mu) != 0)
+		return false; /* a waiter reads: what it gets stamps last_rx_ns itself */
+	waiting = chtls_pending(ch->tls);
+	pthread_mutex_unlock(&ch->rx_mu);
+	return waiting;
+}
+
 int chan_timers(struct channel *ch, uint64_t now, uint64_t hb_from)
 {
 	uint64_t timeout = (uint64_t)ch->cfg.timeout_ms * NS_PER_MS;
@@ -369,7 +388,7 @@ int chan_timers(struct channel *ch, uint64_t now, uint64_t hb_from)
 		bool waiting = ch->rdma ? chrdma_stream_progress(ch->rdma) >= 0 &&
 						  chrdma_stream_has_input(ch->rdma)
 					: recv(ch->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0 ||
-						  (ch->tls && chtls_pending(ch->tls));
+						  tls_input_waiting(ch);
 		if (waiting) {
 			ch->last_rx_ns = now;
 			return 0;
