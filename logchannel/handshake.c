@@ -53,6 +53,7 @@ struct channel_listener {
 	struct hs_slot slots[CHANNEL_MAX_PENDING];
 	struct channel_listener_stats st;
 	uint64_t last_drop_log_ns, drops_unlogged; /* rate limit of the "dropped" lines */
+	uint64_t accept_paused_until;              /* out of descriptors: retry accept() then */
 };
 
 static int check_config(const struct channel_config *cfg, struct channel_err *err)
@@ -683,7 +684,12 @@ int channel_accept(struct channel_listener *l, int timeout_ms, struct channel **
 			chan_seterr(err, -ETIMEDOUT, "no primary connected within %d ms", timeout_ms);
 			return -ETIMEDOUT;
 		}
-		p[0] = (struct pollfd){ .fd = l->fd, .events = POLLIN };
+		/* Out of descriptors, the listener stays readable: leave it out of poll() a while. */
+		bool paused = now < l->accept_paused_until;
+		if (paused)
+			next = MIN(next, l->accept_paused_until);
+		left = chnet_remaining_ms(next);
+		p[0] = (struct pollfd){ .fd = paused ? -1 : l->fd, .events = POLLIN };
 		bool pending = false;
 		for (unsigned i = 0; i < CHANNEL_MAX_PENDING; i++)
 			pending |= l->slots[i].tls && l->slots[i].tls_done &&
@@ -719,6 +725,7 @@ int channel_accept(struct channel_listener *l, int timeout_ms, struct channel **
 				    errno == ENOMEM) {
 					/* Out of descriptors: the attempts in progress finish or expire. */
 					log_warn("channel: accept: %s", strerror(errno));
+					l->accept_paused_until = now + 100000000ull;
 					break;
 				}
 				rc = -errno;
