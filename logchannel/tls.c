@@ -257,7 +257,8 @@ int chtls_handshake_step(struct chtls *t, char *why, size_t whylen)
 		if (gnutls_protocol_get_version(t->s) != GNUTLS_TLS1_3 ||
 		    (gnutls_kx_get(t->s) != GNUTLS_KX_ECDHE_PSK &&
 		     gnutls_kx_get(t->s) != GNUTLS_KX_DHE_PSK)) {
-			snprintf(why, whylen, "TLS: negotiated %s", chtls_describe(t, why, whylen));
+			char how[96];
+			snprintf(why, whylen, "TLS: negotiated %s", chtls_describe(t, how, sizeof(how)));
 			return -EPROTO;
 		}
 		return 0;
