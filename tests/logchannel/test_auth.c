@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -428,6 +429,62 @@ static void test_silent_strangers(void **state)
 	channel_listener_close(l);
 }
 
+/* ---- out of file descriptors: the backup waits, it does not spin ---- */
+
+static double cpu_ms(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
+static void test_out_of_descriptors(void **state)
+{
+	struct channel_config bc;
+	struct channel_listener_stats st;
+	struct channel_err aerr;
+	struct channel *b = NULL;
+	struct rlimit saved, tight;
+	int fds[4];
+	char addr[64];
+
+	big_epoch_config(&bc);
+	struct channel_listener *l = listen_local(&bc, addr, sizeof(addr));
+	for (int i = 0; i < 4; i++)
+		fds[i] = tcp_connect(channel_listener_port(l)); /* waiting in the backlog */
+	/*
+	 * No descriptor at or above the lowest free one: accept() fails with EMFILE. (Some are
+	 * taken first: poll() wants the limit above the number of descriptors it is given.)
+	 */
+	int filler[64], nfill = 0, lowest;
+	while ((lowest = dup(0)) >= 0 && lowest < 48 && nfill < 64)
+		filler[nfill++] = lowest;
+	assert_true(lowest >= 0);
+	close(lowest);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+	tight = saved;
+	tight.rlim_cur = (rlim_t)lowest;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
+	double c0 = cpu_ms();
+	int rc = channel_accept(l, 500, &b, &aerr);
+	double used = cpu_ms() - c0;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	print_message("500 ms without descriptors: %.1f ms of CPU\n", used);
+	assert_int_equal(rc, -ETIMEDOUT);
+	assert_true(used < 150);
+	/* With descriptors again, the waiting connections are taken (and time out: silent). */
+	assert_int_equal(channel_accept(l, 300, &b, &aerr), -ETIMEDOUT);
+	listener_stats(l, &st);
+	assert_int_equal(st.connections, 4);
+	for (int i = 0; i < 4; i++)
+		close(fds[i]);
+	while (nfill > 0)
+		close(filler[--nfill]);
+	right_primary_pairs(l, addr);
+	channel_listener_close(l);
+}
+
 /* ---- after authentication: refusals name things, with the peer's strings made printable ---- */
 
 static void test_refusal_sanitized(void **state)
@@ -473,6 +530,7 @@ int main(void)
 		cmocka_unit_test(test_replayed_handshake),
 		cmocka_unit_test(test_hangup_mid_handshake),
 		cmocka_unit_test(test_silent_strangers),
+		cmocka_unit_test(test_out_of_descriptors),
 		cmocka_unit_test(test_refusal_sanitized),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
