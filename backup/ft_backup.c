@@ -269,6 +269,7 @@ int ft_backup_listen(struct ft_backup *b, const char *vm_id, char *err, size_t e
 	 * the primary as soon as the backup has the log, however far its replay is behind. */
 	cc.ack_on_receipt = true;
 	cc.transport = b->cfg.rdma ? CHANNEL_RDMA : CHANNEL_TCP;
+	cc.key = b->cfg.key;
 	if (b->cfg.timeout_ms)
 		cc.timeout_ms = b->cfg.timeout_ms;
 	if (b->cfg.heartbeat_ms)

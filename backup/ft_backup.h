@@ -25,6 +25,8 @@
 #include "vm/event.h"
 #include "vm/machine.h"
 
+struct channel_key;
+
 struct ft_backup_config {
 	const char *vm_id;
 	uint64_t epoch;
@@ -35,6 +37,7 @@ struct ft_backup_config {
 	unsigned heartbeat_ms;
 	uint64_t perturb_lsn;    /* test hook: corrupt this input record when replayed */
 	bool rdma;               /* logging channel over RDMA verbs instead of TCP */
+	const struct channel_key *key; /* the pairing key (kept by the caller while this runs) */
 };
 
 /* What go-live needs from the command layer: live back ends, created only when going live. */

@@ -19,6 +19,7 @@
 #include "backup/ft_backup.h"
 #include "cmd/domain_xml.h"
 #include "cmd/ft_options.h"
+#include "logchannel/channel.h"
 #include "cmd/ftvm.h"
 #include "cmd/log_options.h"
 #include "cmd/run_options.h"
@@ -96,6 +97,11 @@ int cmd_backup_main(int argc, char **argv)
 		fprintf(stderr, "ftvm backup: --listen HOST:PORT and --arbiter PATH are required\n");
 		return 2;
 	}
+	struct channel_key key;
+	if (ft_options_load_key(&fo, &key, err, sizeof(err))) {
+		fprintf(stderr, "ftvm backup: %s\n", err);
+		return 2;
+	}
 	if (run_options_resolve(&o, err, sizeof(err)) || run_world_prepare(&o, &bc.rw, err, sizeof(err)))
 		goto fail;
 	struct machine_config mc;
@@ -104,7 +110,7 @@ int cmd_backup_main(int argc, char **argv)
 	struct ft_backup_config cfg = {
 		.vm_id = fo.vm, .epoch = fo.epoch, .listen = fo.listen, .arbiter = fo.arbiter, .node = 1,
 		.timeout_ms = fo.timeout_ms, .heartbeat_ms = fo.heartbeat_ms, .perturb_lsn = fo.perturb_lsn,
-		.rdma = fo.rdma,
+		.rdma = fo.rdma, .key = &key,
 	};
 	struct ft_backup_golive gl = { .make_live = make_live, .ctx = &bc, .nnics = o.nnics };
 	for (unsigned i = 0; i < o.nnics; i++)

@@ -17,6 +17,7 @@
 
 #include "cmd/domain_xml.h"
 #include "cmd/ft_options.h"
+#include "logchannel/channel.h"
 #include "cmd/ftvm.h"
 #include "cmd/log_options.h"
 #include "cmd/run_options.h"
@@ -78,13 +79,18 @@ int cmd_primary_main(int argc, char **argv)
 		fprintf(stderr, "ftvm primary: --peer HOST:PORT and --arbiter PATH are required\n");
 		return 2;
 	}
+	struct channel_key key;
+	if (ft_options_load_key(&fo, &key, err, sizeof(err))) {
+		fprintf(stderr, "ftvm primary: %s\n", err);
+		return 2;
+	}
 	struct machine_config mc;
 	if (run_options_resolve(&o, err, sizeof(err)) || run_world_open_live(&o, &rw, &world, &mc, err, sizeof(err)))
 		goto fail;
 	struct ft_primary_config pc = {
 		.vm_id = fo.vm, .epoch = fo.epoch, .peer = fo.peer, .arbiter = fo.arbiter, .node = 0,
 		.timeout_ms = fo.timeout_ms, .heartbeat_ms = fo.heartbeat_ms, .max_lag_ms = (unsigned)fo.max_lag_ms,
-		.rdma = fo.rdma,
+		.rdma = fo.rdma, .key = &key,
 	};
 	if (ft_primary_create(&pc, world_live_world(world), &p, err, sizeof(err)))
 		goto fail;

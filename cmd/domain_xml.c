@@ -356,6 +356,7 @@ static int read_ft(struct dom_ctx *c, struct domain_ft *f)
 		xstr(c, ft, "string(@peer)", f->peer, sizeof(f->peer));
 		xstr(c, ft, "string(@listen)", f->listen, sizeof(f->listen));
 		xstr(c, ft, "string(@control)", f->control, sizeof(f->control));
+		xstr(c, ft, "string(@channel-key)", f->channel_key, sizeof(f->channel_key));
 		xstr(c, ft, "string(@log-transport)", f->log_transport, sizeof(f->log_transport));
 		if (f->log_transport[0] && strcmp(f->log_transport, "tcp") != 0 &&
 		    strcmp(f->log_transport, "rdma") != 0)

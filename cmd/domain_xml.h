@@ -53,6 +53,7 @@ struct domain_ft {
 	char listen[DOMAIN_STR_MAX];
 	char control[RUN_PATH_MAX];
 	char log_transport[16];
+	char channel_key[RUN_PATH_MAX];
 	bool has_epoch, has_timeout, has_heartbeat, has_max_lag;
 	uint64_t epoch;
 	unsigned timeout_ms, heartbeat_ms, max_lag_ms;

@@ -10,6 +10,7 @@
 
 #include "cmd/domain_xml.h"
 #include "common/control.h"
+#include "logchannel/channel.h"
 
 static int parse_u64(const char *opt, const char *s, uint64_t min, uint64_t *out, char *err, size_t errlen)
 {
@@ -62,6 +63,8 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 			str = &fo->control;
 		else if (!strcmp(a, "--control-group"))
 			str = &fo->control_group;
+		else if (!strcmp(a, "--channel-key"))
+			str = &fo->channel_key;
 		else if (!strcmp(a, "--log-transport"))
 			str = &transport;
 		else if (!strcmp(a, "--epoch"))
@@ -137,6 +140,8 @@ int ft_options_apply_domain(struct ft_options *fo, const struct domain_def *d, c
 		fo->arbiter = f->arbiter;
 	if (!fo->control && f->control[0])
 		fo->control = f->control;
+	if (!fo->channel_key && f->channel_key[0])
+		fo->channel_key = f->channel_key;
 	if (!fo->epoch_given && f->has_epoch)
 		fo->epoch = f->epoch;
 	if (!fo->timeout_given && f->has_timeout)
@@ -154,6 +159,9 @@ void ft_options_help(FILE *out)
 {
 	fprintf(out,
 		"  --arbiter PATH      shared arbiter area (`ftvm arbiter init PATH --vm NAME`), required\n"
+		"  --channel-key FILE  the pair's key (`ftvm keygen FILE`, copied to the other host over a\n"
+		"                      trusted path; mode 0600), required: the logging channel runs in\n"
+		"                      TLS 1.3 authenticated by it\n"
 		"  --vm NAME           the VM's name (default " FT_DEFAULT_VM "); must match the arbiter area\n"
 		"  --epoch N           pairing epoch (default 1): the channel's and the arbiter claim's\n"
 		"  --timeout MS        peer silence that counts as failure (default %d ms)\n"
@@ -166,6 +174,22 @@ void ft_options_help(FILE *out)
 		"  --perturb-lsn N     (tests, backup) corrupt the first input record at or after LSN N: the\n"
 		"                      backup must detect the divergence and end FT\n",
 		FT_DEFAULT_TIMEOUT_MS, FT_DEFAULT_HEARTBEAT_MS);
+}
+
+int ft_options_load_key(const struct ft_options *fo, struct channel_key *key, char *err, size_t errlen)
+{
+	struct channel_err cerr = { 0 };
+
+	if (!fo->channel_key) {
+		snprintf(err, errlen,
+			 "--channel-key FILE is required: make a key with `ftvm keygen FILE` on one host, "
+			 "copy it to the other over a trusted path, and give it to both nodes");
+		return -EINVAL;
+	}
+	int ret = channel_key_load(fo->channel_key, key, &cerr);
+	if (ret < 0)
+		snprintf(err, errlen, "%s", cerr.msg);
+	return ret;
 }
 
 int ft_options_control_path(const struct ft_options *fo, const char *role, char *buf, size_t len)

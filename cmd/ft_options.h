@@ -26,6 +26,7 @@ struct ft_options {
 	const char *control;    /* control socket path; default CONTROL_DEFAULT_DIR/VM-ROLE.sock */
 	const char *control_group; /* --control-group: socket mode 0660, this group's members admitted */
 	gid_t control_gid;      /* control_group resolved */
+	const char *channel_key; /* the pairing key file (ftvm keygen), required */
 	uint64_t epoch;
 	unsigned timeout_ms;
 	unsigned heartbeat_ms;
@@ -38,6 +39,7 @@ struct ft_options {
 };
 
 struct domain_def;
+struct channel_key;
 
 /* Takes the FT options out of argv (argc adjusted). */
 int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err, size_t errlen) FTVM_MUST_CHECK;
@@ -48,6 +50,9 @@ void ft_options_help(FILE *out);
  */
 int ft_options_apply_domain(struct ft_options *fo, const struct domain_def *d, char *err,
 			    size_t errlen) FTVM_MUST_CHECK;
+/* Loads the --channel-key file (required: the channel is never plaintext). */
+int ft_options_load_key(const struct ft_options *fo, struct channel_key *key, char *err, size_t errlen)
+	FTVM_MUST_CHECK;
 /* The control socket path for this VM and role into buf (creating its directory). */
 int ft_options_control_path(const struct ft_options *fo, const char *role, char *buf, size_t len) FTVM_MUST_CHECK;
 /* The VM id of the handshake: the VM name and the configuration digest, so a primary and a backup

@@ -19,6 +19,7 @@ static const struct ftvm_command commands[] = {
 	{ "backup", "run a VM as the backup of an FT pair (replays, goes live on failure)", cmd_backup_main },
 	{ "status", "status of a running FT node (role, lag, log Mbit/s, outputs held...)", cmd_status_main },
 	{ "arbiter", "shared-disk test-and-set: init, claim, show (docs/arbiter.md)", cmd_arbiter_main },
+	{ "keygen", "make a pairing key for the logging channel (--channel-key)", cmd_keygen_main },
 };
 
 static void usage(FILE *out)

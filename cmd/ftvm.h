@@ -19,5 +19,6 @@ int cmd_replay_main(int argc, char **argv);
 int cmd_primary_main(int argc, char **argv);
 int cmd_backup_main(int argc, char **argv);
 int cmd_status_main(int argc, char **argv);
+int cmd_keygen_main(int argc, char **argv);
 
 #endif

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "logchannel/tls.h"
 #include "logchannel/verbs.h"
 #include "util/log.h"
 
@@ -47,6 +48,7 @@ void channel_config_init(struct channel_config *cfg)
 	cfg->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
 	cfg->ack_every = DEFAULT_ACK_EVERY;
 	cfg->transport = CHANNEL_TCP;
+	cfg->handshake_timeout_ms = CHANNEL_DEFAULT_HANDSHAKE_MS;
 }
 
 const char *channel_state_name(enum channel_state state)
@@ -141,6 +143,7 @@ void chan_destroy(struct channel *ch)
 	if (!ch)
 		return;
 	chrdma_stream_close(ch->rdma);
+	chtls_close(ch->tls);
 	if (ch->fd >= 0)
 		close(ch->fd);
 	if (ch->thread_wake.efd >= 0)
@@ -194,6 +197,8 @@ void chan_fail_io(struct channel *ch, int err, const char *what)
 {
 	if (ch->rdma && chrdma_stream_error(ch->rdma)[0])
 		chan_fail(ch, CHANNEL_BROKEN, "%s: %s", what, chrdma_stream_error(ch->rdma));
+	else if (ch->tls && err != 0 && chtls_error(ch->tls)[0])
+		chan_fail(ch, CHANNEL_BROKEN, "%s: %s", what, chtls_error(ch->tls));
 	else if (err == 0)
 		chan_fail(ch, CHANNEL_BROKEN, "%s: connection closed by the peer without BYE", what);
 	else
@@ -237,6 +242,8 @@ ssize_t chan_link_writev(struct channel *ch, const struct iovec *iov, int iovcnt
 		errno = (int)-n;
 		return -1;
 	}
+	if (ch->tls)
+		return chtls_writev(ch->tls, iov, iovcnt);
 	struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
 	return sendmsg(ch->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
@@ -250,6 +257,8 @@ ssize_t chan_link_read(struct channel *ch, void *buf, size_t cap)
 		errno = (int)-n;
 		return -1;
 	}
+	if (ch->tls)
+		return chtls_read(ch->tls, buf, cap);
 	return read(ch->fd, buf, cap);
 }
 
@@ -296,6 +305,11 @@ void chan_thread_poll(struct channel *ch, bool (*ready)(struct channel *), bool 
 	};
 	int n = 0;
 
+	/* Bytes the TLS session already decrypted make no noise on the socket. */
+	if (want_in && ch->tls && chtls_pending(ch->tls)) {
+		*readable = true;
+		return;
+	}
 	atomic_store_explicit(&ch->thread_wake.sleeping, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
 	if (!ready(ch))
@@ -342,6 +356,25 @@ int chan_flush_ctl(struct channel *ch)
 	return 0;
 }
 
+/*
+ * Bytes the TLS layer holds for the reader. Only whoever may read looks: on the sender an ack
+ * waiter may be reading (rx_mu), and the session's input is not to be touched meanwhile.
+ */
+static bool tls_input_waiting(struct channel *ch)
+{
+	bool waiting = false;
+
+	if (!ch->tls)
+		return false;
+	if (ch->role == CHAN_RECEIVER)
+		return chtls_pending(ch->tls);
+	if (pthread_mutex_trylock(&ch->rx_mu) != 0)
+		return false; /* a waiter reads: what it gets stamps last_rx_ns itself */
+	waiting = chtls_pending(ch->tls);
+	pthread_mutex_unlock(&ch->rx_mu);
+	return waiting;
+}
+
 int chan_timers(struct channel *ch, uint64_t now, uint64_t hb_from)
 {
 	uint64_t timeout = (uint64_t)ch->cfg.timeout_ms * NS_PER_MS;
@@ -354,7 +387,8 @@ int chan_timers(struct channel *ch, uint64_t now, uint64_t hb_from)
 		uint8_t b;
 		bool waiting = ch->rdma ? chrdma_stream_progress(ch->rdma) >= 0 &&
 						  chrdma_stream_has_input(ch->rdma)
-					: recv(ch->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+					: recv(ch->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0 ||
+						  tls_input_waiting(ch);
 		if (waiting) {
 			ch->last_rx_ns = now;
 			return 0;

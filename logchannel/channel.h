@@ -3,13 +3,15 @@
  * heartbeats backup -> primary. Wire format: docs/channel-protocol.md.
  *
  * Model. A channel is one connection between one primary (the sender) and one backup (the
- * receiver) for one VM in one failover epoch. Records are (lsn, bytes, len) with LSNs strictly
+ * receiver) for one VM in one failover epoch, inside TLS 1.3 authenticated both ways by the pair's
+ * key (channel_config.key; docs/channel-protocol.md, "TLS"). Records are (lsn, bytes, len) with LSNs strictly
  * increasing by one from the start LSN given at connect. Each side runs one channel thread that
  * owns the socket; the application threads talk to it through lock-free single-producer /
  * single-consumer byte rings of fixed capacity, so memory never grows with the log.
  *
  * Sender (primary):
- *   1. channel_config_init(), fill vm_id/epoch/start_lsn, channel_connect(): handshake done.
+ *   1. channel_config_init(), fill vm_id/epoch/start_lsn/key, channel_connect(): TLS and
+ *      handshake done.
  *   2. The vCPU thread calls channel_send() for every record; it copies the record into the ring
  *      and returns at once (no lock, no blocking). Under a stream it makes no system call: the
  *      channel thread batches. When the channel was idle and its thread asleep, channel_send()
@@ -20,8 +22,9 @@
  *   3. The Output Rule reads channel_acked_lsn() (one atomic load) or blocks in
  *      channel_wait_acked(); channel_peer_icount() gives the backup's executed icount (lag).
  * Receiver (backup):
- *   1. channel_listen(), then channel_accept(): refuses a HELLO for another VM id, another epoch
- *      or another protocol version, with a precise message on both sides.
+ *   1. channel_listen(), then channel_accept(): drops peers that fail TLS without a word, and
+ *      refuses an authenticated HELLO for another VM id, another epoch or another protocol
+ *      version, with a precise message on both sides.
  *   2. The replay thread calls channel_recv() to take records in LSN order and channel_ack() once
  *      it holds them; channel_report_icount() publishes its progress for the heartbeats.
  *      After a failure, records already received are still returned, then the error: the backup
@@ -53,6 +56,12 @@
 #define CHANNEL_MAX_VM_ID 128u
 /* Smallest send/receive buffer: must hold one maximal frame; rounded up to a power of two. */
 #define CHANNEL_MIN_BUFFER (2u * 1024u * 1024u)
+/* Bytes of a pairing key (the TLS 1.3 pre-shared key both nodes hold). */
+#define CHANNEL_KEY_SIZE 32u
+/* Connection attempts the backup handshakes with at once (channel_accept()). */
+#define CHANNEL_MAX_PENDING 16u
+/* Default deadline of one attempt's whole TLS handshake + HELLO on the backup. */
+#define CHANNEL_DEFAULT_HANDSHAKE_MS 2000u
 
 enum channel_transport {
 	CHANNEL_TCP = 0,  /* default */
@@ -70,6 +79,11 @@ enum channel_state {
 
 struct channel;
 struct channel_listener;
+
+/* The pairing's secret: whoever holds it may act as primary or backup of the pair. */
+struct channel_key {
+	uint8_t bytes[CHANNEL_KEY_SIZE];
+};
 
 typedef void channel_failure_fn(struct channel *ch, enum channel_state state, const char *why,
 				void *opaque);
@@ -90,6 +104,19 @@ struct channel_config {
 	 */
 	bool ack_on_receipt;
 	enum channel_transport transport;
+	/*
+	 * The pairing key: the channel runs inside TLS 1.3 authenticated by it (PSK with ECDHE),
+	 * and nothing about the VM is said to a peer before TLS has proved it holds the key.
+	 * Required unless @plaintext.
+	 */
+	const struct channel_key *key;
+	/*
+	 * No TLS, no authentication: only so bench/logchannel can measure the channel's own cost
+	 * and tests can drive the frame layer with hand-made bytes. Never set by ftvm itself.
+	 */
+	bool plaintext;
+	/* Backup: deadline of one connection attempt's TLS handshake + HELLO (default 2000). */
+	unsigned handshake_timeout_ms;
 	channel_failure_fn *on_failure; /* optional, called once from the channel thread */
 	void *opaque;
 };
@@ -111,8 +138,26 @@ struct channel_stats {
 	size_t capacity;       /* ring capacity */
 };
 
-/* Fill @cfg with the defaults above (vm_id NULL, epoch 0, start_lsn 1, TCP). */
+/* Fill @cfg with the defaults above (vm_id NULL, epoch 0, start_lsn 1, TCP, no key). */
 void channel_config_init(struct channel_config *cfg);
+
+/*
+ * Pairing keys (logchannel/key.c). A key file is one line, "ftvm-channel-key-v1 " and 64 hex
+ * digits. channel_key_generate() writes a new key from getrandom() to @path, created with mode
+ * 0600, never over an existing file nor through a symlink. channel_key_load() refuses a file
+ * that is not a regular file, is accessible by group or others, or is malformed. Both return 0
+ * or -errno with the message in @err.
+ */
+int channel_key_generate(const char *path, struct channel_err *err) FTVM_MUST_CHECK;
+int channel_key_load(const char *path, struct channel_key *key, struct channel_err *err)
+	FTVM_MUST_CHECK;
+
+/*
+ * Copy @in to @out (@cap bytes, NUL-terminated, truncated) with every byte that is not printable
+ * ASCII, and the backslash, written as \xNN: a peer's string is safe to print to a terminal or a
+ * log line.
+ */
+void channel_sanitize(char *out, size_t cap, const char *in);
 
 /*
  * Parse "HOST:PORT" ("127.0.0.1:7000", "[::1]:7000", "name:7000"; HOST may be empty or "*" for
@@ -169,12 +214,28 @@ int channel_listen(const struct channel_config *cfg, const char *hostport,
 unsigned channel_listener_port(const struct channel_listener *l);
 void channel_listener_close(struct channel_listener *l);
 
+/* What became of the connection attempts a listener saw (channel_accept()). */
+struct channel_listener_stats {
+	uint64_t connections; /* TCP connections taken */
+	uint64_t auth_failed; /* dropped: failed TLS (no key, another key, not TLS at all) */
+	uint64_t hung_up;     /* dropped: closed before a whole HELLO */
+	uint64_t timed_out;   /* dropped: no TLS + HELLO within handshake_timeout_ms */
+	uint64_t evicted;     /* dropped: every slot busy and this attempt the oldest */
+	uint64_t refused;     /* a whole HELLO, refused (VM id, epoch, version, malformed) */
+	uint64_t accepted;    /* channels opened */
+};
+void channel_listener_get_stats(const struct channel_listener *l,
+				struct channel_listener_stats *st);
+
 /*
- * Wait up to @timeout_ms for one primary and run the handshake. A primary for another VM id,
- * epoch, version or transport is refused (it is told why) and this returns -EPERM / -ESTALE /
- * -EPROTONOSUPPORT / -EPROTOTYPE, or -EPROTO when its HELLO was malformed, truncated, or did not come within
- * connect_timeout_ms; the message is in @err. After any of these the listener stays usable: call
- * again for the next primary. -ETIMEDOUT: nobody connected within @timeout_ms.
+ * Wait up to @timeout_ms (-1: forever) for a primary and open its channel. Up to
+ * CHANNEL_MAX_PENDING connection attempts are handshaken at once, each within
+ * handshake_timeout_ms; one that fails TLS (another key, no TLS), stays silent or hangs up is
+ * dropped — it learns nothing, and this call goes on waiting. A primary that proved the key and
+ * sent a HELLO for another VM id, epoch, version or transport is refused (it is told why) and this
+ * returns -EPERM / -ESTALE / -EPROTONOSUPPORT / -EPROTOTYPE, or -EPROTO when its HELLO was
+ * malformed; the message is in @err. After any of these the listener stays usable: call again for
+ * the next primary. -ETIMEDOUT: no primary within @timeout_ms.
  */
 int channel_accept(struct channel_listener *l, int timeout_ms, struct channel **out,
 		   struct channel_err *err) FTVM_MUST_CHECK;

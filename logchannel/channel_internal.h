@@ -52,6 +52,7 @@
 enum chan_role { CHAN_SENDER, CHAN_RECEIVER };
 
 struct chrdma_stream;
+struct chtls;
 
 struct chan_waker {
 	_Atomic int sleeping;
@@ -63,6 +64,7 @@ struct channel {
 	struct channel_config cfg;
 	char vm_id[CHANNEL_MAX_VM_ID + 1];
 	int fd;
+	struct chtls *tls;             /* the TLS session over fd (NULL only in plaintext mode) */
 	struct chring ring;
 	struct chrdma_stream *rdma;    /* RDMA transport: the byte stream (fd is its side channel) */
 
@@ -202,8 +204,10 @@ void chan_fail_io(struct channel *ch, int err, const char *what);
 int chan_timers(struct channel *ch, uint64_t now, uint64_t hb_from);
 
 /*
- * The transport under the channel: the TCP socket, or the RDMA byte stream when ch->rdma is set.
- * Both behave like non-blocking sendmsg()/read(): -1 with errno (EAGAIN, ECONNRESET, ...).
+ * The transport under the channel: TLS over the TCP socket (the bare socket in plaintext mode),
+ * or the RDMA byte stream when ch->rdma is set. All behave like non-blocking sendmsg()/read(): -1
+ * with errno (EAGAIN, ECONNRESET, ...). A write that returns less than asked, or EAGAIN, must be
+ * followed by one that starts with the bytes not reported written (tls.c relies on it).
  */
 ssize_t chan_link_writev(struct channel *ch, const struct iovec *iov, int iovcnt);
 ssize_t chan_link_read(struct channel *ch, void *buf, size_t cap);
@@ -215,8 +219,11 @@ int chnet_remaining_ms(uint64_t deadline);
 int chnet_socket_opts(int fd) FTVM_MUST_CHECK;
 int chnet_connect(const char *hostport, int timeout_ms, struct channel_err *err) FTVM_MUST_CHECK;
 int chnet_listen(const char *hostport, int *port_out) FTVM_MUST_CHECK;
-int chnet_read_full(int fd, void *buf, size_t len, uint64_t deadline, size_t *got)
+/* Read/write exactly @len bytes through TLS session @tls over @fd (the bare socket when @tls is
+ * NULL) by @deadline: 0, -ETIMEDOUT, -ECONNRESET (EOF; *got says how far), -errno. */
+int chnet_read_full(int fd, struct chtls *tls, void *buf, size_t len, uint64_t deadline,
+		    size_t *got) FTVM_MUST_CHECK;
+int chnet_write_full(int fd, struct chtls *tls, const void *buf, size_t len, uint64_t deadline)
 	FTVM_MUST_CHECK;
-int chnet_write_full(int fd, const void *buf, size_t len, uint64_t deadline) FTVM_MUST_CHECK;
 
 #endif

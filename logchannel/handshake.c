@@ -1,14 +1,25 @@
 /*
- * handshake.c — opening a channel: the primary connects and sends HELLO (version, VM id, epoch,
- * start LSN); the backup listens, checks the HELLO against the VM id and epoch it was configured
- * for and answers WELCOME or REFUSE with a reason and a message naming what it expected and what
- * it got. With the RDMA transport both sides then set up the RDMA byte stream over the same TCP
- * connection (rdma_setup()). Only after all that does either side start its channel thread.
+ * handshake.c — opening a channel. The primary connects and runs the TLS 1.3 handshake (tls.c:
+ * pre-shared pairing key + ECDHE), then sends HELLO (version, VM id, epoch, start LSN) inside
+ * TLS; the backup checks the HELLO against the VM id and epoch it was configured for and answers
+ * WELCOME or REFUSE with a reason and a message naming what it expected and what it got. A peer
+ * that has not proved it holds the key never gets that far: it is dropped with nothing said but
+ * a TLS alert. With the RDMA transport both sides then set up the RDMA byte stream over the same
+ * TLS session (rdma_setup()), so the connection data is bound to the authenticated peer. Only
+ * after all that does either side start its channel thread.
+ *
+ * The backup handshakes with up to CHANNEL_MAX_PENDING connection attempts at once, each with
+ * its own deadline (handshake_timeout_ms for TLS + HELLO), all non-blocking in one poll() loop
+ * in channel_accept(): silent or slow strangers cannot hold the door shut for the real primary.
+ * When all slots are busy a new attempt takes the slot of the oldest one. A peer that fails TLS,
+ * goes silent or hangs up is dropped and counted (channel_listener_get_stats()); channel_accept()
+ * goes on waiting and only returns for a peer that completed TLS and sent a whole HELLO.
  */
 #define LOG_MODULE "logchannel"
 #include "logchannel/channel_internal.h"
 
 #include <errno.h>
+#include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,14 +29,31 @@
 #include <unistd.h>
 
 #include "logchannel/rdma.h"
+#include "logchannel/tls.h"
 #include "logchannel/verbs.h"
 #include "util/log.h"
 
+/* One connection attempt the backup is handshaking with. */
+struct hs_slot {
+	int fd;                   /* -1: the slot is free */
+	struct chtls *tls;        /* NULL in plaintext mode */
+	bool tls_done;            /* the peer proved it holds the key */
+	uint64_t started, deadline;
+	size_t got;               /* bytes of the HELLO frame read so far */
+	uint8_t frame[CHPROTO_HDR_SIZE + CHPROTO_HELLO_MAX];
+	char peer[64];            /* its address, for log lines */
+};
+
 struct channel_listener {
 	struct channel_config cfg;
+	struct channel_key key;
 	char vm_id[CHANNEL_MAX_VM_ID + 1];
 	int fd;
 	int port;
+	struct hs_slot slots[CHANNEL_MAX_PENDING];
+	struct channel_listener_stats st;
+	uint64_t last_drop_log_ns, drops_unlogged; /* rate limit of the "dropped" lines */
+	uint64_t accept_paused_until;              /* out of descriptors: retry accept() then */
 };
 
 static int check_config(const struct channel_config *cfg, struct channel_err *err)
@@ -48,6 +76,10 @@ static int check_config(const struct channel_config *cfg, struct channel_err *er
 			    cfg->heartbeat_ms, cfg->timeout_ms, cfg->ack_every);
 		return -EINVAL;
 	}
+	if (!cfg->key && !cfg->plaintext) {
+		chan_seterr(err, -EINVAL, "channel config: a channel key is required");
+		return -EINVAL;
+	}
 	if (cfg->transport == CHANNEL_RDMA)
 		return chrdma_probe(err);
 	if (cfg->transport != CHANNEL_TCP) {
@@ -58,15 +90,15 @@ static int check_config(const struct channel_config *cfg, struct channel_err *er
 }
 
 /* Read one frame (header + payload up to @cap) during the handshake. */
-static int read_frame(int fd, uint64_t deadline, struct chproto_hdr *h, uint8_t *payload,
-		      size_t cap, struct channel_err *err, const char *who)
+static int read_frame(int fd, struct chtls *tls, uint64_t deadline, struct chproto_hdr *h,
+		      uint8_t *payload, size_t cap, struct channel_err *err, const char *who)
 {
 	uint8_t hdr[CHPROTO_HDR_SIZE];
 	char why[CHAN_ERR_MAX];
 	size_t got;
 	int rc;
 
-	rc = chnet_read_full(fd, hdr, sizeof(hdr), deadline, &got);
+	rc = chnet_read_full(fd, tls, hdr, sizeof(hdr), deadline, &got);
 	if (rc < 0) {
 		if (rc == -ECONNRESET && got > 0)
 			chan_seterr(err, -EPROTO, "%s: truncated frame header (%zu of %u bytes)", who,
@@ -88,7 +120,7 @@ static int read_frame(int fd, uint64_t deadline, struct chproto_hdr *h, uint8_t 
 			    h->len);
 		return -EPROTO;
 	}
-	rc = chnet_read_full(fd, payload, h->len, deadline, &got);
+	rc = chnet_read_full(fd, tls, payload, h->len, deadline, &got);
 	if (rc < 0) {
 		chan_seterr(err, -EPROTO, "%s: truncated frame (%zu of %u payload bytes): %s", who,
 			    got, h->len, strerror(-rc));
@@ -122,24 +154,24 @@ static int refuse_errno(uint64_t reason)
  * of the same kind with at most @cap payload bytes (into @in, header into @h). @what names the
  * step in messages.
  */
-static int swap_frames(int fd, uint64_t deadline, unsigned kind, const uint8_t *payload,
-		       uint32_t len, uint8_t *in, size_t cap, struct chproto_hdr *h, const char *what,
-		       struct channel_err *err)
+static int swap_frames(int fd, struct chtls *tls, uint64_t deadline, unsigned kind,
+		       const uint8_t *payload, uint32_t len, uint8_t *in, size_t cap,
+		       struct chproto_hdr *h, const char *what, struct channel_err *err)
 {
 	uint8_t hdr[CHPROTO_HDR_SIZE];
 	char who[80], tmp[24];
 	int rc;
 
 	chproto_encode(hdr, kind, 0, payload, len);
-	rc = chnet_write_full(fd, hdr, sizeof(hdr), deadline);
+	rc = chnet_write_full(fd, tls, hdr, sizeof(hdr), deadline);
 	if (rc == 0 && len)
-		rc = chnet_write_full(fd, payload, len, deadline);
+		rc = chnet_write_full(fd, tls, payload, len, deadline);
 	if (rc < 0) {
 		chan_seterr(err, rc, "RDMA setup: sending %s: %s", what, strerror(-rc));
 		return rc;
 	}
 	snprintf(who, sizeof(who), "RDMA setup: peer's %s", what);
-	rc = read_frame(fd, deadline, h, in, cap, err, who);
+	rc = read_frame(fd, tls, deadline, h, in, cap, err, who);
 	if (rc < 0)
 		return rc;
 	if (h->kind != kind) {
@@ -153,7 +185,8 @@ static int swap_frames(int fd, uint64_t deadline, unsigned kind, const uint8_t *
 
 /*
  * RDMA transport, right after WELCOME on both sides: open the device and the stream, swap
- * CONNDATA frames over the TCP connection, connect the queue pair, then swap one HEARTBEAT as
+ * CONNDATA frames over the TLS session (so only the authenticated peer's connection data is
+ * used), connect the queue pair, then swap one HEARTBEAT as
  * "ready" (the peer's queue pair is in RTS with its receive requests posted, so no write of ours
  * can reach it early). The TCP connection stays open as the side channel.
  */
@@ -171,7 +204,7 @@ static int rdma_setup(struct channel *ch, uint64_t deadline, struct channel_err 
 		return rc;
 	chrdma_stream_local(s, &local);
 	chrdma_conndata_encode(out, &local);
-	rc = swap_frames(ch->fd, deadline, CHPROTO_CONNDATA, out, sizeof(out), in, sizeof(in), &h,
+	rc = swap_frames(ch->fd, ch->tls, deadline, CHPROTO_CONNDATA, out, sizeof(out), in, sizeof(in), &h,
 			 "connection data", err);
 	if (rc < 0)
 		goto fail;
@@ -182,7 +215,7 @@ static int rdma_setup(struct channel *ch, uint64_t deadline, struct channel_err 
 	}
 	rc = chrdma_stream_connect(s, &peer, err);
 	if (rc == 0)
-		rc = swap_frames(ch->fd, deadline, CHPROTO_HEARTBEAT, NULL, 0, in, 0, &h, "ready", err);
+		rc = swap_frames(ch->fd, ch->tls, deadline, CHPROTO_HEARTBEAT, NULL, 0, in, 0, &h, "ready", err);
 	if (rc < 0)
 		goto fail;
 	ch->rdma = s;
@@ -215,6 +248,17 @@ int channel_connect(const struct channel_config *cfg, const char *hostport, stru
 		chan_seterr(err, rc, "channel: %s", strerror(-rc));
 		return rc;
 	}
+	if (!cfg->plaintext) {
+		char why[CHAN_ERR_MAX];
+		rc = chtls_open(fd, false, cfg->key, &ch->tls, err);
+		if (rc < 0)
+			goto out;
+		rc = chtls_handshake(ch->tls, deadline, why, sizeof(why));
+		if (rc < 0) {
+			chan_seterr(err, rc, "connect to %s: %s", hostport, why);
+			goto out;
+		}
+	}
 
 	h.epoch = cfg->epoch;
 	h.start_lsn = cfg->start_lsn;
@@ -226,22 +270,24 @@ int channel_connect(const struct channel_config *cfg, const char *hostport, stru
 	memcpy(h.vm_id, ch->vm_id, h.vm_id_len);
 	uint32_t len = chproto_hello_encode(hello, &h);
 	chproto_encode(buf, CHPROTO_HELLO, 0, hello, len);
-	rc = chnet_write_full(fd, buf, CHPROTO_HDR_SIZE, deadline);
+	rc = chnet_write_full(fd, ch->tls, buf, CHPROTO_HDR_SIZE, deadline);
 	if (rc == 0)
-		rc = chnet_write_full(fd, hello, len, deadline);
+		rc = chnet_write_full(fd, ch->tls, hello, len, deadline);
 	if (rc < 0) {
 		chan_seterr(err, rc, "connect to %s: sending HELLO: %s", hostport, strerror(-rc));
 		goto out;
 	}
 
-	rc = read_frame(fd, deadline, &rh, buf, CHPROTO_REFUSE_MAX, err, "backup's answer");
+	rc = read_frame(fd, ch->tls, deadline, &rh, buf, CHPROTO_REFUSE_MAX, err, "backup's answer");
 	if (rc < 0)
 		goto out;
 	if (rh.kind == CHPROTO_REFUSE) {
+		char msg[4 * CHPROTO_REFUSE_MAX + 1];
 		buf[rh.len] = '\0';
+		channel_sanitize(msg, sizeof(msg), (char *)buf);
 		rc = refuse_errno(rh.arg);
 		chan_seterr(err, rc, "backup at %s refused the log of VM %s epoch %llu: %s", hostport,
-			    ch->vm_id, (unsigned long long)cfg->epoch, (char *)buf);
+			    ch->vm_id, (unsigned long long)cfg->epoch, msg);
 		goto out;
 	}
 	if (rh.kind != CHPROTO_WELCOME || rh.arg != cfg->start_lsn) {
@@ -267,7 +313,9 @@ int channel_connect(const struct channel_config *cfg, const char *hostport, stru
 		chan_seterr(err, rc, "channel thread: %s", strerror(-rc));
 		goto out;
 	}
-	log_info("channel to %s up: VM %s epoch %llu start LSN %llu", hostport, ch->vm_id,
+	char how[96];
+	log_info("channel to %s up (%s): VM %s epoch %llu start LSN %llu", hostport,
+		 ch->tls ? chtls_describe(ch->tls, how, sizeof(how)) : "plaintext", ch->vm_id,
 		 (unsigned long long)cfg->epoch, (unsigned long long)cfg->start_lsn);
 	*out = ch;
 	return 0;
@@ -275,6 +323,7 @@ out:
 	chan_destroy(ch);
 	return rc;
 }
+
 
 int channel_listen(const struct channel_config *cfg, const char *hostport,
 		   struct channel_listener **out, struct channel_err *err)
@@ -291,6 +340,14 @@ int channel_listen(const struct channel_config *cfg, const char *hostport,
 	l->cfg = *cfg;
 	snprintf(l->vm_id, sizeof(l->vm_id), "%s", cfg->vm_id);
 	l->cfg.vm_id = l->vm_id;
+	if (cfg->key) {
+		l->key = *cfg->key;
+		l->cfg.key = &l->key;
+	}
+	if (l->cfg.handshake_timeout_ms == 0)
+		l->cfg.handshake_timeout_ms = CHANNEL_DEFAULT_HANDSHAKE_MS;
+	for (unsigned i = 0; i < CHANNEL_MAX_PENDING; i++)
+		l->slots[i].fd = -1;
 	l->fd = chnet_listen(hostport, &l->port);
 	if (l->fd < 0) {
 		rc = l->fd;
@@ -307,122 +364,166 @@ unsigned channel_listener_port(const struct channel_listener *l)
 	return (unsigned)l->port;
 }
 
+void channel_listener_get_stats(const struct channel_listener *l,
+				struct channel_listener_stats *st)
+{
+	*st = l->st;
+}
+
+/* Forget an attempt: its socket is closed (or was handed to a channel: fd already -1). */
+static void slot_free(struct hs_slot *s)
+{
+	chtls_close(s->tls);
+	s->tls = NULL;
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+}
+
 void channel_listener_close(struct channel_listener *l)
 {
 	if (!l)
 		return;
+	for (unsigned i = 0; i < CHANNEL_MAX_PENDING; i++)
+		slot_free(&l->slots[i]);
 	close(l->fd);
+	explicit_bzero(&l->key, sizeof(l->key));
 	free(l);
 }
 
-/* Tell the primary why (best effort: it may already be gone) and log it on this side. */
-static int refuse(int fd, uint64_t deadline, unsigned reason, int code, struct channel_err *err,
-		  const char *fmt, ...) FTVM_PRINTF(6, 7);
-static int refuse(int fd, uint64_t deadline, unsigned reason, int code, struct channel_err *err,
-		  const char *fmt, ...)
+/*
+ * Drop an attempt that never proved itself: nothing is told to the peer. Logged here, one line
+ * per second at most, so a flood of strangers cannot flood the log too.
+ */
+static void slot_drop(struct channel_listener *l, struct hs_slot *s, uint64_t *counter,
+		      const char *why)
 {
-	char msg[CHPROTO_REFUSE_MAX];
+	uint64_t now = chnet_now_ns();
+
+	if (now - l->last_drop_log_ns >= 1000000000ull || l->last_drop_log_ns == 0) {
+		if (l->drops_unlogged)
+			log_warn("channel: dropped a connection from %s: %s (and %llu more since the "
+				 "last such line)",
+				 s->peer, why, (unsigned long long)l->drops_unlogged);
+		else
+			log_warn("channel: dropped a connection from %s: %s", s->peer, why);
+		l->last_drop_log_ns = now;
+		l->drops_unlogged = 0;
+	} else {
+		l->drops_unlogged++;
+	}
+	(*counter)++;
+	slot_free(s);
+}
+
+/*
+ * Refuse the primary in @s: tell it why (best effort: it may already be gone), log it on this
+ * side with the peer's strings made printable. @peer_msg goes to the peer; @fmt is for this side.
+ */
+static int refuse(struct channel_listener *l, struct hs_slot *s, unsigned reason, int code,
+		  struct channel_err *err, const char *peer_msg, const char *fmt, ...) FTVM_PRINTF(7, 8);
+static int refuse(struct channel_listener *l, struct hs_slot *s, unsigned reason, int code,
+		  struct channel_err *err, const char *peer_msg, const char *fmt, ...)
+{
+	char msg[CHAN_ERR_MAX];
 	uint8_t hdr[CHPROTO_HDR_SIZE];
+	uint64_t deadline = chnet_deadline(500);
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	uint32_t len = (uint32_t)strlen(msg);
-	chproto_encode(hdr, CHPROTO_REFUSE, reason, msg, len);
-	if (chnet_write_full(fd, hdr, sizeof(hdr), deadline) == 0 &&
-	    chnet_write_full(fd, msg, len, deadline) == 0)
-		shutdown(fd, SHUT_WR);
-	chan_seterr(err, code, "refused a primary: %s", msg);
-	close(fd);
+	uint32_t len = (uint32_t)MIN(strlen(peer_msg), (size_t)CHPROTO_REFUSE_MAX);
+	chproto_encode(hdr, CHPROTO_REFUSE, reason, peer_msg, len);
+	if (chnet_write_full(s->fd, s->tls, hdr, sizeof(hdr), deadline) == 0 &&
+	    chnet_write_full(s->fd, s->tls, peer_msg, len, deadline) == 0)
+		shutdown(s->fd, SHUT_WR);
+	chan_seterr(err, code, "refused a primary from %s: %s", s->peer, msg);
+	l->st.refused++;
+	slot_free(s);
 	return code;
 }
 
-int channel_accept(struct channel_listener *l, int timeout_ms, struct channel **out,
-		   struct channel_err *err)
+/*
+ * A whole HELLO arrived in @s: refuse it or open the channel. The peer is told what was wrong
+ * only if it proved it holds the key (TLS); in plaintext mode it gets the reason alone.
+ */
+static int hello_complete(struct channel_listener *l, struct hs_slot *s, struct channel **out,
+			  struct channel_err *err)
 {
-	uint8_t payload[CHPROTO_HELLO_MAX];
-	char why[CHAN_ERR_MAX];
-	struct chproto_hello h;
-	struct chproto_hdr hdr;
+	struct chproto_hdr h;
+	struct chproto_hello hello;
 	struct channel *ch = NULL;
-	struct channel_err herr = { 0 };
-	uint64_t deadline = chnet_deadline(timeout_ms);
-	int fd, rc;
+	char why[CHAN_ERR_MAX], peer_msg[CHPROTO_REFUSE_MAX], id[4 * CHANNEL_MAX_VM_ID + 1];
+	bool auth = s->tls != NULL;
+	int rc;
 
-	for (;;) {
-		fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-		if (fd >= 0)
-			break;
-		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
-			rc = -errno;
-			chan_seterr(err, rc, "accept: %s", strerror(errno));
-			return rc;
-		}
-		struct pollfd p = { .fd = l->fd, .events = POLLIN };
-		rc = poll(&p, 1, chnet_remaining_ms(deadline));
-		if (rc == 0) {
-			chan_seterr(err, -ETIMEDOUT, "no primary connected within %d ms", timeout_ms);
-			return -ETIMEDOUT;
-		}
-	}
-	rc = chnet_socket_opts(fd);
-	if (rc < 0) {
-		chan_seterr(err, rc, "socket options: %s", strerror(-rc));
-		close(fd);
-		return rc;
-	}
-	uint64_t hs_deadline = chnet_deadline((int)l->cfg.connect_timeout_ms);
-	rc = read_frame(fd, hs_deadline, &hdr, payload, sizeof(payload), &herr, "primary's HELLO");
-	if (rc == -EPROTONOSUPPORT)
-		return refuse(fd, hs_deadline, CHPROTO_REFUSE_VERSION, rc, err,
-			      "protocol version mismatch: backup speaks %u, primary sent version %u",
-			      CHPROTO_VERSION, hdr.version);
-	/* Whatever went wrong with this one connection, the listener stays good: -EPROTO. */
+	rc = chproto_decode(s->frame, &h, why, sizeof(why));
+	if (rc < 0) /* decoded once already when the header came in */
+		return refuse(l, s, CHPROTO_REFUSE_MALFORMED, -EPROTO, err, why, "%s", why);
+	if (chproto_check_crc(s->frame, &h, s->frame + CHPROTO_HDR_SIZE, why, sizeof(why)) < 0)
+		return refuse(l, s, CHPROTO_REFUSE_MALFORMED, -EPROTO, err, why,
+			      "primary's HELLO: %s", why);
+	rc = chproto_hello_decode(s->frame + CHPROTO_HDR_SIZE, h.len, &hello, why, sizeof(why));
 	if (rc < 0)
-		return refuse(fd, hs_deadline, CHPROTO_REFUSE_MALFORMED, -EPROTO, err, "%s", herr.msg);
-	if (hdr.kind != CHPROTO_HELLO) {
-		char tmp[24];
-		return refuse(fd, hs_deadline, CHPROTO_REFUSE_MALFORMED, -EPROTO, err,
-			      "expected HELLO, got a %s frame",
-			      chproto_kind_name(hdr.kind, tmp, sizeof(tmp)));
-	}
-	rc = chproto_hello_decode(payload, hdr.len, &h, why, sizeof(why));
-	if (rc < 0)
-		return refuse(fd, hs_deadline, CHPROTO_REFUSE_MALFORMED, rc, err, "%s", why);
-	if (strcmp(h.vm_id, l->vm_id) != 0)
-		return refuse(fd, hs_deadline, CHPROTO_REFUSE_VM_ID, -EPERM, err,
+		return refuse(l, s, CHPROTO_REFUSE_MALFORMED, rc, err, why, "%s", why);
+	channel_sanitize(id, sizeof(id), hello.vm_id);
+	if (strcmp(hello.vm_id, l->vm_id) != 0) {
+		snprintf(peer_msg, sizeof(peer_msg),
+			 auth ? "wrong VM: this backup expects VM id \"%s\", the primary sent \"%s\""
+			      : "wrong VM",
+			 l->vm_id, id);
+		return refuse(l, s, CHPROTO_REFUSE_VM_ID, -EPERM, err, peer_msg,
 			      "wrong VM: this backup expects VM id \"%s\", the primary sent \"%s\"",
-			      l->vm_id, h.vm_id);
-	if (h.epoch != l->cfg.epoch)
-		return refuse(fd, hs_deadline, CHPROTO_REFUSE_EPOCH, -ESTALE, err,
+			      l->vm_id, id);
+	}
+	if (hello.epoch != l->cfg.epoch) {
+		snprintf(peer_msg, sizeof(peer_msg),
+			 auth ? "wrong epoch for VM %s: this backup expects epoch %llu, the primary "
+				"sent epoch %llu"
+			      : "wrong epoch",
+			 id, (unsigned long long)l->cfg.epoch, (unsigned long long)hello.epoch);
+		return refuse(l, s, CHPROTO_REFUSE_EPOCH, -ESTALE, err, peer_msg,
 			      "wrong epoch for VM %s: this backup expects epoch %llu, the primary "
 			      "sent epoch %llu",
-			      h.vm_id, (unsigned long long)l->cfg.epoch, (unsigned long long)h.epoch);
-	if (h.transport != l->cfg.transport)
-		return refuse(fd, hs_deadline, CHPROTO_REFUSE_TRANSPORT, -EPROTOTYPE, err,
+			      id, (unsigned long long)l->cfg.epoch, (unsigned long long)hello.epoch);
+	}
+	if (hello.transport != l->cfg.transport) {
+		const char *want = l->cfg.transport == CHANNEL_RDMA ? "RDMA" : "TCP";
+		const char *got = hello.transport == CHANNEL_RDMA ? "RDMA" : "TCP";
+		snprintf(peer_msg, sizeof(peer_msg),
+			 "wrong transport: this backup expects %s, the primary asked for %s", want,
+			 got);
+		return refuse(l, s, CHPROTO_REFUSE_TRANSPORT, -EPROTOTYPE, err, peer_msg,
 			      "wrong transport for VM %s: this backup expects %s, the primary asked "
 			      "for %s",
-			      h.vm_id, l->cfg.transport == CHANNEL_RDMA ? "RDMA" : "TCP",
-			      h.transport == CHANNEL_RDMA ? "RDMA" : "TCP");
+			      id, want, got);
+	}
 
-	rc = chan_create(CHAN_RECEIVER, &l->cfg, fd, &ch);
+	rc = chan_create(CHAN_RECEIVER, &l->cfg, s->fd, &ch);
+	s->fd = -1; /* the channel owns it now (closed by chan_create() on failure) */
 	if (rc < 0) {
+		slot_free(s);
 		chan_seterr(err, rc, "channel: %s", strerror(-rc));
 		return rc;
 	}
-	ch->start_lsn = ch->expect_lsn = h.start_lsn;
-	atomic_store(&ch->ack_req, h.start_lsn - 1);
-	atomic_store(&ch->ack_sent, h.start_lsn - 1);
+	ch->tls = s->tls;
+	s->tls = NULL;
+	slot_free(s);
+	ch->start_lsn = ch->expect_lsn = hello.start_lsn;
+	atomic_store(&ch->ack_req, hello.start_lsn - 1);
+	atomic_store(&ch->ack_sent, hello.start_lsn - 1);
+	/* The peer is authenticated: the rest of the setup gets the full connect timeout. */
+	uint64_t deadline = chnet_deadline((int)l->cfg.connect_timeout_ms);
 	uint8_t welcome[CHPROTO_HDR_SIZE];
-	chproto_encode(welcome, CHPROTO_WELCOME, h.start_lsn, NULL, 0);
-	rc = chnet_write_full(fd, welcome, sizeof(welcome), hs_deadline);
+	chproto_encode(welcome, CHPROTO_WELCOME, hello.start_lsn, NULL, 0);
+	rc = chnet_write_full(ch->fd, ch->tls, welcome, sizeof(welcome), deadline);
 	if (rc < 0) {
 		chan_seterr(err, rc, "sending WELCOME: %s", strerror(-rc));
 		goto out;
 	}
 	if (l->cfg.transport == CHANNEL_RDMA) {
-		rc = rdma_setup(ch, hs_deadline, err);
+		rc = rdma_setup(ch, deadline, err);
 		if (rc < 0)
 			goto out;
 	}
@@ -432,11 +533,206 @@ int channel_accept(struct channel_listener *l, int timeout_ms, struct channel **
 		chan_seterr(err, rc, "channel thread: %s", strerror(-rc));
 		goto out;
 	}
-	log_info("channel accepted: VM %s epoch %llu start LSN %llu", h.vm_id,
-		 (unsigned long long)h.epoch, (unsigned long long)h.start_lsn);
+	l->st.accepted++;
+	char how[96];
+	log_info("channel accepted (%s): VM %s epoch %llu start LSN %llu",
+		 ch->tls ? chtls_describe(ch->tls, how, sizeof(how)) : "plaintext", id,
+		 (unsigned long long)hello.epoch, (unsigned long long)hello.start_lsn);
 	*out = ch;
 	return 0;
 out:
 	chan_destroy(ch);
 	return rc;
+}
+
+/*
+ * Move attempt @s forward with what its socket has: TLS handshake, then the HELLO frame. Returns
+ * 1 while it is still in progress or was dropped, else what hello_complete() returned.
+ */
+static int slot_advance(struct channel_listener *l, struct hs_slot *s, struct channel **out,
+			struct channel_err *err)
+{
+	char why[CHAN_ERR_MAX];
+	struct chproto_hdr h;
+	int rc;
+
+	if (!s->tls_done) {
+		rc = chtls_handshake_step(s->tls, why, sizeof(why));
+		if (rc == -EAGAIN)
+			return 1;
+		if (rc < 0) {
+			slot_drop(l, s, &l->st.auth_failed, why);
+			return 1;
+		}
+		s->tls_done = true;
+	}
+	for (;;) {
+		size_t need = CHPROTO_HDR_SIZE;
+		if (s->got >= CHPROTO_HDR_SIZE) {
+			rc = chproto_decode(s->frame, &h, why, sizeof(why));
+			if (rc == -EPROTONOSUPPORT) {
+				char msg[CHPROTO_REFUSE_MAX];
+				snprintf(msg, sizeof(msg),
+					 "protocol version mismatch: backup speaks %u, primary sent "
+					 "version %u",
+					 CHPROTO_VERSION, h.version);
+				return refuse(l, s, CHPROTO_REFUSE_VERSION, rc, err, msg, "%s", msg);
+			}
+			if (rc < 0)
+				return refuse(l, s, CHPROTO_REFUSE_MALFORMED, -EPROTO, err, why,
+					      "primary's HELLO: %s", why);
+			if (h.kind != CHPROTO_HELLO) {
+				char tmp[24], msg[CHPROTO_REFUSE_MAX];
+				snprintf(msg, sizeof(msg), "expected HELLO, got a %s frame",
+					 chproto_kind_name(h.kind, tmp, sizeof(tmp)));
+				return refuse(l, s, CHPROTO_REFUSE_MALFORMED, -EPROTO, err, msg, "%s",
+					      msg);
+			}
+			if (h.len > CHPROTO_HELLO_MAX) {
+				char msg[CHPROTO_REFUSE_MAX];
+				snprintf(msg, sizeof(msg),
+					 "primary's HELLO: unexpected %u-byte payload during handshake",
+					 h.len);
+				return refuse(l, s, CHPROTO_REFUSE_MALFORMED, -EPROTO, err, msg, "%s",
+					      msg);
+			}
+			need = CHPROTO_HDR_SIZE + h.len;
+			if (s->got == need)
+				return hello_complete(l, s, out, err);
+		}
+		ssize_t n = s->tls ? chtls_read(s->tls, s->frame + s->got, need - s->got)
+				   : read(s->fd, s->frame + s->got, need - s->got);
+		if (n > 0) {
+			s->got += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 1;
+		snprintf(why, sizeof(why), "%s after %zu bytes of its HELLO",
+			 n == 0 ? "closed by the peer" : strerror(errno), s->got);
+		slot_drop(l, s, &l->st.hung_up, why);
+		return 1;
+	}
+}
+
+/* Take a new connection into a free slot, or the oldest attempt's when all are busy. */
+static void slot_take(struct channel_listener *l, int fd, const struct sockaddr_storage *sa,
+		      socklen_t salen, uint64_t now)
+{
+	struct hs_slot *s = NULL;
+	struct channel_err err;
+	char host[48], port[8];
+
+	for (unsigned i = 0; i < CHANNEL_MAX_PENDING && !s; i++)
+		if (l->slots[i].fd < 0)
+			s = &l->slots[i];
+	if (!s) {
+		s = &l->slots[0];
+		for (unsigned i = 1; i < CHANNEL_MAX_PENDING; i++)
+			if (l->slots[i].started < s->started)
+				s = &l->slots[i];
+		slot_drop(l, s, &l->st.evicted, "all handshake slots busy, this attempt the oldest");
+	}
+	memset(s, 0, sizeof(*s));
+	s->fd = fd;
+	s->started = now;
+	s->deadline = now + (uint64_t)l->cfg.handshake_timeout_ms * 1000000ull;
+	if (getnameinfo((const struct sockaddr *)sa, salen, host, sizeof(host), port, sizeof(port),
+			NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+		snprintf(s->peer, sizeof(s->peer), "%s port %s", host, port);
+	else
+		snprintf(s->peer, sizeof(s->peer), "an unknown address");
+	l->st.connections++;
+	if (chnet_socket_opts(fd) < 0 ||
+	    (!l->cfg.plaintext && chtls_open(fd, true, &l->key, &s->tls, &err) < 0)) {
+		slot_drop(l, s, &l->st.hung_up, "socket setup failed");
+		return;
+	}
+	s->tls_done = s->tls == NULL;
+}
+
+int channel_accept(struct channel_listener *l, int timeout_ms, struct channel **out,
+		   struct channel_err *err)
+{
+	struct pollfd p[1 + CHANNEL_MAX_PENDING];
+	uint64_t deadline = chnet_deadline(timeout_ms);
+	int rc;
+
+	for (;;) {
+		uint64_t now = chnet_now_ns(), next = deadline;
+		char why[64];
+		for (unsigned i = 0; i < CHANNEL_MAX_PENDING; i++) {
+			struct hs_slot *s = &l->slots[i];
+			p[1 + i] = (struct pollfd){ .fd = -1 };
+			if (s->fd < 0)
+				continue;
+			if (now >= s->deadline) {
+				snprintf(why, sizeof(why), "no %s within %u ms",
+					 s->tls_done ? "HELLO" : "TLS handshake",
+					 l->cfg.handshake_timeout_ms);
+				slot_drop(l, s, &l->st.timed_out, why);
+				continue;
+			}
+			next = MIN(next, s->deadline);
+			p[1 + i].fd = s->fd;
+			p[1 + i].events = s->tls_done ? POLLIN : chtls_poll_events(s->tls);
+		}
+		int left = chnet_remaining_ms(next);
+		if (next == deadline && left == 0) {
+			chan_seterr(err, -ETIMEDOUT, "no primary connected within %d ms", timeout_ms);
+			return -ETIMEDOUT;
+		}
+		/* Out of descriptors, the listener stays readable: leave it out of poll() a while. */
+		bool paused = now < l->accept_paused_until;
+		if (paused)
+			next = MIN(next, l->accept_paused_until);
+		left = chnet_remaining_ms(next);
+		p[0] = (struct pollfd){ .fd = paused ? -1 : l->fd, .events = POLLIN };
+		bool pending = false;
+		for (unsigned i = 0; i < CHANNEL_MAX_PENDING; i++)
+			pending |= l->slots[i].tls && l->slots[i].tls_done &&
+				    chtls_pending(l->slots[i].tls);
+		rc = poll(p, 1 + CHANNEL_MAX_PENDING, pending ? 0 : left);
+		if (rc < 0 && errno != EINTR) {
+			rc = -errno;
+			chan_seterr(err, rc, "accept: poll: %s", strerror(errno));
+			return rc;
+		}
+		now = chnet_now_ns();
+		for (unsigned i = 0; i < CHANNEL_MAX_PENDING; i++) {
+			struct hs_slot *s = &l->slots[i];
+			bool ready = p[1 + i].fd >= 0 && s->fd == p[1 + i].fd &&
+				     (p[1 + i].revents || (s->tls && s->tls_done && chtls_pending(s->tls)));
+			if (!ready)
+				continue;
+			rc = slot_advance(l, s, out, err);
+			if (rc <= 0)
+				return rc;
+		}
+		if (!(p[0].revents & POLLIN))
+			continue;
+		for (;;) {
+			struct sockaddr_storage sa;
+			socklen_t salen = sizeof(sa);
+			int fd = accept4(l->fd, (struct sockaddr *)&sa, &salen,
+					 SOCK_CLOEXEC | SOCK_NONBLOCK);
+			if (fd < 0) {
+				if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+					break;
+				if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+				    errno == ENOMEM) {
+					/* Out of descriptors: the attempts in progress finish or expire. */
+					log_warn("channel: accept: %s", strerror(errno));
+					l->accept_paused_until = now + 100000000ull;
+					break;
+				}
+				rc = -errno;
+				chan_seterr(err, rc, "accept: %s", strerror(errno));
+				return rc;
+			}
+			slot_take(l, fd, &sa, salen, now);
+		}
+	}
 }

@@ -1,10 +1,11 @@
 /*
  * net.c — the socket plumbing of the channel: "HOST:PORT" parsing (IPv4, [IPv6], names),
  * non-blocking connect with a deadline, listening sockets, and read/write-exactly helpers with a
- * deadline used by the handshake. Plain sockets only, so a channel works between network
- * namespaces like between hosts.
+ * deadline used by the handshake, on the bare socket or through its TLS session. Plain sockets
+ * only, so a channel works between network namespaces like between hosts.
  */
 #include "logchannel/channel_internal.h"
+#include "logchannel/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -205,11 +206,24 @@ static int wait_fd(int fd, short events, uint64_t deadline)
 	return rc < 0 ? -errno : rc;
 }
 
-int chnet_read_full(int fd, void *buf, size_t len, uint64_t deadline, size_t *got)
+/* One non-blocking read or write through @tls, or on the bare socket without it. */
+static ssize_t link_read(int fd, struct chtls *tls, void *buf, size_t len)
+{
+	return tls ? chtls_read(tls, buf, len) : read(fd, buf, len);
+}
+
+static ssize_t link_write(int fd, struct chtls *tls, const void *buf, size_t len)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	return tls ? chtls_writev(tls, &iov, 1) : send(fd, buf, len, MSG_NOSIGNAL);
+}
+
+int chnet_read_full(int fd, struct chtls *tls, void *buf, size_t len, uint64_t deadline,
+		    size_t *got)
 {
 	*got = 0;
 	while (*got < len) {
-		ssize_t n = read(fd, (uint8_t *)buf + *got, len - *got);
+		ssize_t n = link_read(fd, tls, (uint8_t *)buf + *got, len - *got);
 		if (n > 0) {
 			*got += (size_t)n;
 			continue;
@@ -227,11 +241,11 @@ int chnet_read_full(int fd, void *buf, size_t len, uint64_t deadline, size_t *go
 	return 0;
 }
 
-int chnet_write_full(int fd, const void *buf, size_t len, uint64_t deadline)
+int chnet_write_full(int fd, struct chtls *tls, const void *buf, size_t len, uint64_t deadline)
 {
 	size_t done = 0;
 	while (done < len) {
-		ssize_t n = send(fd, (const uint8_t *)buf + done, len - done, MSG_NOSIGNAL);
+		ssize_t n = link_write(fd, tls, (const uint8_t *)buf + done, len - done);
 		if (n >= 0) {
 			done += (size_t)n;
 			continue;

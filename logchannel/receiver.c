@@ -90,14 +90,16 @@ static bool ack_directly(struct channel *ch, uint64_t lsn)
 		chproto_encode(frame, CHPROTO_ACK, lsn, NULL, 0);
 		struct iovec iov = { .iov_base = frame, .iov_len = sizeof(frame) };
 		ssize_t n = chan_link_writev(ch, &iov, 1);
-		if (n > 0) {
+		if (n < 0 && ch->tls && errno == EAGAIN)
+			n = 0; /* TLS may hold the frame already: it must be the next bytes written */
+		if (n >= 0) {
 			/* A partial write leaves the rest for the channel thread, in order. */
 			memcpy(ch->ctl, frame, sizeof(frame));
 			ch->ctl_len = (size_t)n < sizeof(frame) ? sizeof(frame) : 0;
 			ch->ctl_off = (size_t)n < sizeof(frame) ? (size_t)n : 0;
 			atomic_store_explicit(&ch->ack_sent, lsn, memory_order_relaxed);
 			chan_stat_add(&ch->st_acks, 1);
-			chan_stat_add(&ch->st_writes, 1);
+			chan_stat_add(&ch->st_writes, n > 0);
 			done = (size_t)n == sizeof(frame);
 		}
 	}

@@ -335,6 +335,7 @@ int ft_primary_connect(struct ft_primary *p, const char *vm_id, char *err, size_
 	cc.epoch = p->cfg.epoch;
 	cc.start_lsn = 1;
 	cc.transport = p->cfg.rdma ? CHANNEL_RDMA : CHANNEL_TCP;
+	cc.key = p->cfg.key;
 	if (p->cfg.timeout_ms)
 		cc.timeout_ms = p->cfg.timeout_ms;
 	if (p->cfg.heartbeat_ms)

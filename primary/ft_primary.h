@@ -21,6 +21,8 @@
 #include "vm/icount.h"
 #include "vm/machine.h"
 
+struct channel_key;
+
 struct ft_primary_config {
 	const char *vm_id;
 	uint64_t epoch;          /* pairing epoch: the channel's and the arbiter claim's */
@@ -31,6 +33,7 @@ struct ft_primary_config {
 	unsigned heartbeat_ms;
 	unsigned max_lag_ms;     /* slow the vCPU while the backup is further behind (0: never) */
 	bool rdma;               /* logging channel over RDMA verbs instead of TCP */
+	const struct channel_key *key; /* the pairing key (kept by the caller while this runs) */
 };
 
 struct ft_primary;

@@ -1,6 +1,8 @@
 /*
- * bench_channel.c — the logging channel over loopback TCP, against the targets of issue 5 and
- * against plain TCP measured side by side in the same run.
+ * bench_channel.c — the logging channel over loopback TCP, against its targets and against plain
+ * TCP measured side by side in the same run; each channel measurement twice: as ftvm runs it,
+ * inside TLS 1.3 (pre-shared key + ECDHE), and in the channel's plaintext mode, so the cost of
+ * the encryption shows as a ratio.
  *
  *   1. Throughput: N records of 32 B and of 1500 B streamed primary -> backup as fast as the
  *      producer can (channel_send, retrying on -EAGAIN), the backup receiving, checking the LSN
@@ -95,6 +97,8 @@ static void *accept_body(void *arg)
 }
 
 static bool ack_on_receipt;
+static bool use_tls; /* the channel as ftvm runs it; false: plaintext mode (the baseline) */
+static struct channel_key bench_key;
 
 static void pair_open(struct pair *pr)
 {
@@ -107,6 +111,8 @@ static void pair_open(struct pair *pr)
 	channel_config_init(&c);
 	c.vm_id = VM_ID;
 	c.ack_on_receipt = ack_on_receipt;
+	c.key = use_tls ? &bench_key : NULL;
+	c.plaintext = !use_tls;
 	int rc = channel_listen(&c, "127.0.0.1:0", &l, NULL);
 	if (rc < 0)
 		die("listen", rc);
@@ -420,22 +426,32 @@ int main(int argc, char **argv)
 	uint64_t n_rtt_raw = quick ? 5000 : 25000;
 
 	print_host(argv[0]);
-	printf("\n== throughput over loopback TCP (channel vs bare TCP, same bytes) ==\n");
+	for (unsigned i = 0; i < sizeof(bench_key.bytes); i++)
+		bench_key.bytes[i] = (uint8_t)(i * 37 + 11);
+	printf("\n== throughput over loopback TCP (channel in TLS, plaintext channel, bare TCP; same "
+	       "bytes) ==\n");
 	const size_t sizes[] = { 32, 1500 };
 	for (unsigned i = 0; i < 2; i++) {
 		uint64_t n = sizes[i] == 32 ? n_small : n_large;
-		struct tput t = channel_throughput(sizes[i], n);
+		struct tput t[2];
+		for (int tls = 0; tls < 2; tls++) {
+			use_tls = tls;
+			t[tls] = channel_throughput(sizes[i], n);
+			printf("%5zu B records, %-9s %10.0f records/s  %8.1f MB/s payload  %8.1f MB/s "
+			       "on the wire  (%llu writes, %.0f records/write)\n",
+			       sizes[i], tls ? "TLS:" : "plaintext:", t[tls].rec_per_s, t[tls].mb_per_s,
+			       t[tls].wire_mb_per_s, (unsigned long long)t[tls].writes,
+			       (double)n / (double)t[tls].writes);
+		}
 		double raw = raw_throughput(n * (sizes[i] + HDR_BYTES));
-		printf("%5zu B records: %10.0f records/s  %8.1f MB/s payload  %8.1f MB/s on the wire"
-		       "  (%llu writes, %.0f records/write)\n",
-		       sizes[i], t.rec_per_s, t.mb_per_s, t.wire_mb_per_s,
-		       (unsigned long long)t.writes, (double)n / (double)t.writes);
-		printf("%5s            bare TCP %8.1f MB/s; channel/bare = %.2f", "", raw,
-		       t.wire_mb_per_s / raw);
+		printf("%5s            bare TCP %8.1f MB/s; TLS/plaintext = %.2f, TLS/bare = %.2f, "
+		       "plaintext/bare = %.2f",
+		       "", raw, t[1].mb_per_s / t[0].mb_per_s, t[1].wire_mb_per_s / raw,
+		       t[0].wire_mb_per_s / raw);
 		if (sizes[i] == 1500)
-			printf("; vs target %.0f MB/s = %.2f %s", TARGET_LARGE_MBPS,
-			       t.mb_per_s / TARGET_LARGE_MBPS,
-			       t.mb_per_s >= TARGET_LARGE_MBPS ? "(met)" : "(NOT met)");
+			printf("; TLS vs target %.0f MB/s = %.2f %s", TARGET_LARGE_MBPS,
+			       t[1].mb_per_s / TARGET_LARGE_MBPS,
+			       t[1].mb_per_s >= TARGET_LARGE_MBPS ? "(met)" : "(NOT met)");
 		printf("\n");
 	}
 
@@ -448,17 +464,26 @@ int main(int argc, char **argv)
 	const unsigned rates[] = { RTT_RATE_FAST, RTT_RATE_SLOW };
 	for (unsigned i = 0; i < ARRAY_LEN(rates); i++) {
 		for (int mode = 0; mode < 2; mode++) {
-			double c50, c99, cmax, rate;
-			uint64_t n = (uint64_t)rates[i] * rtt_seconds;
-			ack_on_receipt = mode == 1;
-			double cpu0 = cpu_s();
-			channel_rtt(n, rates[i], &c50, &c99, &cmax, &rate);
-			double cpu_us = (cpu_s() - cpu0) * 1e6 / (double)n;
-			printf("%6.0f records/s, %-22s p50 %7.1f us  p99 %8.1f us  max %8.1f us;"
-			       " p99 vs target %.0f us: %.2f %s; p50/bare %.1f; CPU %.1f us/record\n",
-			       rate, mode ? "ack_on_receipt:" : "ack by the consumer:", c50, c99, cmax,
-			       TARGET_ACK_P99_US, c99 / TARGET_ACK_P99_US,
-			       c99 < TARGET_ACK_P99_US ? "(met)" : "(NOT met)", c50 / r50, cpu_us);
+			double c50[2], c99[2];
+			for (int tls = 0; tls < 2; tls++) {
+				double cmax, rate;
+				uint64_t n = (uint64_t)rates[i] * rtt_seconds;
+				use_tls = tls;
+				ack_on_receipt = mode == 1;
+				double cpu0 = cpu_s();
+				channel_rtt(n, rates[i], &c50[tls], &c99[tls], &cmax, &rate);
+				double cpu_us = (cpu_s() - cpu0) * 1e6 / (double)n;
+				printf("%6.0f records/s, %-22s %-10s p50 %7.1f us  p99 %8.1f us  max "
+				       "%8.1f us; p99 vs target %.0f us: %.2f %s; p50/bare %.1f; CPU "
+				       "%.1f us/record\n",
+				       rate, mode ? "ack_on_receipt:" : "ack by the consumer:",
+				       tls ? "TLS" : "plaintext", c50[tls], c99[tls], cmax,
+				       TARGET_ACK_P99_US, c99[tls] / TARGET_ACK_P99_US,
+				       c99[tls] < TARGET_ACK_P99_US ? "(met)" : "(NOT met)",
+				       c50[tls] / r50, cpu_us);
+			}
+			printf("%38s TLS/plaintext: p50 %.2f  p99 %.2f\n", "", c50[1] / c50[0],
+			       c99[1] / c99[0]);
 		}
 	}
 	ack_on_receipt = false;

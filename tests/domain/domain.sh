@@ -121,7 +121,8 @@ META="<ftvm:ft xmlns:ftvm='urn:x-ftvm:ft:1' arbiter='$work/arb' peer='127.0.0.1:
 domain ftdom "$FILE_DISK" "" "$META" > "$work/ft-slow.xml"
 expect 2 "--heartbeat (500 ms) must be shorter than --timeout (400 ms)" -- primary --domain "$work/ft-slow.xml"
 expect 2 "'9x' is not a number" -- primary --domain "$work/ft-slow.xml" --timeout 9x
-META="<ftvm:ft xmlns:ftvm='urn:x-ftvm:ft:1' arbiter='$work/arb' listen='127.0.0.1:0' log-transport='rdma'/>"
+"$FTVM" keygen "$work/channel.key" >/dev/null
+META="<ftvm:ft xmlns:ftvm='urn:x-ftvm:ft:1' arbiter='$work/arb' listen='127.0.0.1:0' log-transport='rdma' channel-key='$work/channel.key'/>"
 domain ftdom "$FILE_DISK" "" "$META" > "$work/ft-rdma.xml"
 if [ -d /sys/class/infiniband ] && [ -n "$(ls -A /sys/class/infiniband 2>/dev/null)" ]; then
 	echo "an RDMA device is present: the metadata transport check is not run"

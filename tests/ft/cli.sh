@@ -2,8 +2,9 @@
 # ft.cli — `ftvm primary` / `ftvm backup` refuse bad options with one clear line and a non-zero
 # exit, before touching the network or the guest: missing required options, a heartbeat not
 # shorter than the timeout, an unknown --log-transport, a lag bound out of range, an unknown
-# control group, and the RDMA transport on a machine without an RDMA device (the CI machine;
-# skipped where a device exists).
+# control group, a missing or unsafe channel key, and the RDMA transport on a machine without an
+# RDMA device (the CI machine; skipped where a device exists). `ftvm keygen` makes a 0600 key, never
+# over an existing file nor through a symlink.
 set -u
 FTVM=${1:?usage: cli.sh FTVM}
 work=$(mktemp -d)
@@ -15,7 +16,32 @@ EXPECT_TIMEOUT=20
 
 truncate -s 1M "$work/arb"
 "$FTVM" arbiter init "$work/arb" --vm cli >/dev/null || { echo "arbiter init failed"; exit 1; }
-A=(--arbiter "$work/arb" --vm cli)
+umask 022
+expect 0 "" -- keygen "$work/key"
+mode=$(stat -c %a "$work/key")
+[ "$mode" = 600 ] || { echo "FAIL: keygen made a key file of mode $mode"; fail=1; }
+grep -Eq '^ftvm-channel-key-v1 [0-9a-f]{64}$' "$work/key" || { echo "FAIL: key file format"; fail=1; }
+expect 0 "" -- keygen "$work/key2"
+cmp -s "$work/key" "$work/key2" && { echo "FAIL: two keygens made the same key"; fail=1; }
+before=$(cat "$work/key")
+expect 1 "File exists" -- keygen "$work/key"
+[ "$(cat "$work/key")" = "$before" ] || { echo "FAIL: keygen overwrote a key"; fail=1; }
+ln -s "$work/elsewhere" "$work/link"
+expect 1 "keygen" -- keygen "$work/link"
+[ -e "$work/elsewhere" ] && { echo "FAIL: keygen wrote through a symlink"; fail=1; }
+A=(--arbiter "$work/arb" --vm cli --channel-key "$work/key")
+expect 2 "--channel-key FILE is required" -- backup --listen 127.0.0.1:0 --arbiter "$work/arb" --vm cli
+cp "$work/key" "$work/open.key"
+chmod 644 "$work/open.key"
+expect 2 "mode 0644 lets group or others at the key; refused" -- \
+	primary --peer 127.0.0.1:9 --arbiter "$work/arb" --vm cli --channel-key "$work/open.key"
+expect 2 "not a regular file" -- backup --listen 127.0.0.1:0 --arbiter "$work/arb" --vm cli --channel-key "$work"
+ln -s "$work/key" "$work/key.link"
+expect 2 "a symlink" -- backup --listen 127.0.0.1:0 --arbiter "$work/arb" --vm cli --channel-key "$work/key.link"
+printf 'ftvm-channel-key-v1 %064d\n' 7 | tr 7 x >"$work/bad.key"
+chmod 600 "$work/bad.key"
+expect 2 "not an ftvm channel key\|bad hex digit" -- \
+	backup --listen 127.0.0.1:0 --arbiter "$work/arb" --vm cli --channel-key "$work/bad.key"
 
 expect 2 "--listen HOST:PORT and --arbiter PATH are required" -- backup --vm cli
 expect 2 "must be shorter than --timeout" -- primary --peer 127.0.0.1:9 "${A[@]}" --heartbeat 500 --timeout 400

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """demo.py — the README's first command, after building: kvd under FT, a client, a primary crash.
 
-1. Builds the two-host network (scripts/ft-topology), a shared disk and an arbiter area.
+1. Builds the two-host network (scripts/ft-topology), a shared disk, an arbiter area and the
+   pair's channel key (`ftvm keygen`; both nodes get it with --channel-key).
 2. Starts `ftvm backup` on host B, then `ftvm primary` on host A; the guest boots on A.
 3. A client on its own host writes unique keys over one TCP connection and remembers every OK.
 4. Midway the primary process is killed with SIGKILL (its host "crashes").

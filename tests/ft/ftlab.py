@@ -2,8 +2,8 @@
 """ftlab.py — drives an FT pair on the two-host test network of scripts/ft-topology, for the FT
 tests, the benchmarks and the demo.
 
-A Lab owns one topology (namespaces PREFIX-a, -b, -sw, -cl), a shared disk image and an arbiter
-area in a work directory, and the two ftvm processes: the backup in PREFIX-b, the primary in
+A Lab owns one topology (namespaces PREFIX-a, -b, -sw, -cl), a shared disk image, an arbiter
+area and the pair's channel key (`ftvm keygen`) in a work directory, and the two ftvm processes: the backup in PREFIX-b, the primary in
 PREFIX-a, each with the guest's NIC on the host's TAP "vmtap". The guest serves kvd on GUEST_IP.
 """
 import os
@@ -87,6 +87,7 @@ class Lab:
         self.prefix, self.workdir = prefix, workdir
         self.disk = os.path.join(workdir, "shared-disk.img")
         self.arbiter = os.path.join(workdir, "arbiter.img")
+        self.key = os.path.join(workdir, "channel.key")
         self.timeout_ms = timeout_ms
         self.extra_run = extra_run or []
         self.extra_backup = extra_backup or []
@@ -96,6 +97,9 @@ class Lab:
             f.truncate(disk_mib << 20)
         self.sh([os.path.join(ROOT, "scripts", "ft-topology"), "up", prefix])
         self.sh([ftvm_binary(), "arbiter", "init", self.arbiter, "--vm", self.vm_name(), "--force"])
+        if os.path.exists(self.key):
+            os.unlink(self.key)
+        self.sh([ftvm_binary(), "keygen", self.key])
 
     def vm_name(self):
         return "kv-" + self.prefix
@@ -113,16 +117,24 @@ class Lab:
             + self.extra_run
 
     def ft_options(self):
-        return ["--arbiter", self.arbiter, "--vm", self.vm_name(), "--timeout", str(self.timeout_ms),
+        return ["--arbiter", self.arbiter, "--vm", self.vm_name(), "--channel-key", self.key,
+                "--timeout", str(self.timeout_ms),
                 "--heartbeat", str(max(10, self.timeout_ms // 5))]
 
     def start(self, ready_timeout=120):
+        self.start_backup()
+        self.start_primary(ready_timeout)
+
+    def start_backup(self):
         ftvm = ftvm_binary()
         self.backup = Node("backup", ["ip", "netns", "exec", self.ns("b"), ftvm, "backup",
                                       "--listen", f"10.78.0.2:{LOG_PORT}",
                                       "--control", os.path.join(self.workdir, "backup.sock")]
                            + self.ft_options() + self.extra_backup + self.run_options())
         self.backup.wait_for("listening on", 30)
+
+    def start_primary(self, ready_timeout=120):
+        ftvm = ftvm_binary()
         self.primary = Node("primary", ["ip", "netns", "exec", self.ns("a"), ftvm, "primary",
                                         "--peer", f"10.78.0.2:{LOG_PORT}",
                                         "--control", os.path.join(self.workdir, "primary.sock")]

@@ -161,12 +161,71 @@ def scenario_divergence(lab, rnd, workdir, r):
     return {"report": line.strip()[:200], "acked_after": summary["acked"]}
 
 
+def strangers_before_primary(lab, workdir):
+    """Strangers without the key hit the waiting backup; it must neither go live nor claim."""
+    vm_id = lab.vm_name()
+    hold = 60.0
+    stranger = subprocess.Popen(["ip", "netns", "exec", lab.ns("a"), sys.executable,
+                                 os.path.join(ftlab.HERE, "stranger.py"), "10.78.0.2", str(ftlab.LOG_PORT),
+                                 vm_id, str(hold)], stdout=subprocess.PIPE, text=True)
+    tried = json.loads(stranger.stdout.readline())
+    answer = bytes.fromhex(tried["answers"]["plain_hello"])
+    # Nothing at all, or a TLS alert record: never the VM id nor a REFUSE frame.
+    check(vm_id.encode() not in answer and (not answer or answer[0] == 0x15),
+          f"a stranger's plaintext HELLO got {answer[:64].hex()}", lab)
+    # Longer than the handshake deadline (2 s) plus the backup's failure timeout.
+    time.sleep(2.0 + lab.timeout_ms / 1000.0 + 1.0)
+    check(lab.backup.proc.poll() is None, "the backup exited after strangers connected", lab)
+    out = lab.backup.output()
+    check("live as primary" not in out and "claiming the arbiter" not in out,
+          "the backup went live or touched the arbiter because of a stranger", lab)
+    show = subprocess.run([ftlab.ftvm_binary(), "arbiter", "show", lab.arbiter], capture_output=True, text=True)
+    check("no epoch decided yet" in show.stdout, f"arbiter claimed after strangers: {show.stdout}", lab)
+    st = json.loads(lab.status("backup"))
+    check(st["state"] == "waiting", f"backup status with strangers around: {st}", lab)
+    check(out.count("dropped a connection") >= 4, "the backup did not report the strangers it dropped", lab)
+    # A primary with another key is refused by TLS, says so, and leaves the backup waiting.
+    other_key = os.path.join(workdir, "other.key")
+    subprocess.run([ftlab.ftvm_binary(), "keygen", other_key], check=True)
+    argv = [a if a != lab.key else other_key for a in lab.ft_options()]
+    impostor = subprocess.run(["ip", "netns", "exec", lab.ns("a"), ftlab.ftvm_binary(), "primary",
+                               "--peer", f"10.78.0.2:{ftlab.LOG_PORT}", "--control",
+                               os.path.join(workdir, "impostor.sock")] + argv + lab.run_options(),
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    check(impostor.returncode != 0 and "different channel keys" in impostor.stderr,
+          f"a primary with another key: exit {impostor.returncode}: {impostor.stderr[-500:]}", lab)
+    check(lab.backup.proc.poll() is None and json.loads(lab.status("backup"))["state"] == "waiting",
+          "the backup stopped waiting after a primary with another key", lab)
+    # The real primary pairs while strangers still hold silent connections and open new ones.
+    t0 = time.monotonic()
+    lab.start_primary()
+    paired_s = time.monotonic() - t0
+    stranger.kill()
+    stranger.communicate()
+    return {"paired_with_strangers_s": round(paired_s, 2), "drop_log_lines": out.count("dropped a connection"),
+            "stranger_connections": tried["connections"], "answer_to_plain_hello": answer.hex()}
+
+
+def scenario_strangers(lab, rnd, workdir, r):
+    logfile = os.path.join(workdir, f"acked-{r}.txt")
+    writer = start_writer(lab, logfile, 50, 0, f"s{r}-")
+    summary = finish_writer(writer, lab)
+    check(summary["acked"] == 50, f"client got {summary['acked']} of 50 acknowledged", lab)
+    v = verify(lab, logfile)
+    st = json.loads(lab.status("backup"))
+    check(st["state"] == "protected", f"backup status after pairing: {st}", lab)
+    return {"acked": summary["acked"], "verified": v["verified"], **lab.before_primary_result}
+
+
 SCENARIOS = {
     "primary-crash": scenario_primary_crash,
     "backup-crash": scenario_backup_crash,
     "partition": scenario_partition,
     "divergence": scenario_divergence,
+    "strangers": scenario_strangers,
 }
+# What runs between starting the backup and starting the primary (default: nothing).
+BEFORE_PRIMARY = {"strangers": strangers_before_primary}
 
 
 def main():
@@ -185,7 +244,11 @@ def main():
         extra_backup = ["--perturb-lsn", str(rnd.randrange(20, 150))] if a.scenario == "divergence" else []
         lab = ftlab.Lab(f"f{os.getpid() % 10000}{r}", workdir, extra_backup=extra_backup)
         try:
-            lab.start()
+            if a.scenario in BEFORE_PRIMARY:
+                lab.start_backup()
+                lab.before_primary_result = BEFORE_PRIMARY[a.scenario](lab, workdir)
+            else:
+                lab.start()
             result = SCENARIOS[a.scenario](lab, rnd, workdir, r)
             print(json.dumps({"round": r, **result}), flush=True)
         finally:

@@ -32,6 +32,11 @@ void sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
+const struct channel_key harness_key = { .bytes = { 0x3c, 0x91, 0x5e, 0x07, 0xa2, 0x68, 0xd4, 0x1b,
+							0xf0, 0x2d, 0x86, 0x4a, 0xc9, 0x73, 0x15, 0xbe,
+							0x58, 0xe1, 0x0f, 0x9a, 0x34, 0xc7, 0x62, 0xdb,
+							0x8e, 0x21, 0xa5, 0x4f, 0x70, 0x13, 0xec, 0x96 } };
+
 void base_config(struct channel_config *c)
 {
 	channel_config_init(c);
@@ -42,6 +47,14 @@ void base_config(struct channel_config *c)
 	c->connect_timeout_ms = 2000;
 	c->buffer_bytes = 4 * MiB;
 	c->transport = harness_transport;
+	c->key = &harness_key;
+}
+
+void plain_config(struct channel_config *c)
+{
+	base_config(c);
+	c->key = NULL;
+	c->plaintext = true;
 }
 
 /* ---- record contents: a pure function of the LSN, so the receiver can check every byte ---- */

@@ -1,6 +1,6 @@
 /*
  * chan_harness.h — what the logging-channel tests share: a base configuration (its transport
- * chosen once per test program), records whose contents are a pure function of their LSN, opening
+ * chosen once per test program; TLS with a test key, or plaintext for hand-made peers), records whose contents are a pure function of their LSN, opening
  * a connected primary/backup pair on the loopback, and a consumer thread that checks every byte.
  */
 #ifndef FTVM_TESTS_CHAN_HARNESS_H
@@ -24,7 +24,10 @@ extern enum channel_transport harness_transport;
 
 uint64_t now_ms(void);
 void sleep_ms(unsigned ms);
+/* TLS with the pairing key harness_key; plain_config(): no TLS, for hand-made frame bytes. */
+extern const struct channel_key harness_key;
 void base_config(struct channel_config *c);
+void plain_config(struct channel_config *c);
 uint64_t mix(uint64_t x);
 size_t record_len(uint64_t lsn);
 void record_fill(uint64_t lsn, uint8_t *buf, size_t len);

@@ -6,6 +6,8 @@
  *                                          every byte and the LSN order, ack, then expect BYE
  *   lc_peer send HOST:PORT VM_ID EPOCH N   primary: connect (retrying while nobody listens),
  *                                          send N records of random sizes, wait for the last ack
+ *   lc_peer keygen FILE                    write a new channel key to FILE
+ * recv and send take the channel key from the file named by $LC_PEER_KEY.
  *
  * Record contents are a function of the LSN, so the receiver checks them without a side channel.
  * Exit status: 0 success, 1 usage, 2 channel failure, 3 connection refused by the backup
@@ -138,12 +140,22 @@ static int do_send(const struct channel_config *cfg, const char *addr, uint64_t 
 int main(int argc, char **argv)
 {
 	struct channel_config cfg;
+	struct channel_key key;
+	struct channel_err err = { 0 };
+	const char *key_path = getenv("LC_PEER_KEY");
 
+	if (argc == 3 && strcmp(argv[1], "keygen") == 0)
+		return channel_key_generate(argv[2], &err) < 0 ? EXIT_CHANNEL : 0;
 	if (argc != 6 || (strcmp(argv[1], "recv") != 0 && strcmp(argv[1], "send") != 0)) {
-		fprintf(stderr, "usage: lc_peer recv|send HOST:PORT VM_ID EPOCH N\n");
+		fprintf(stderr, "usage: lc_peer recv|send HOST:PORT VM_ID EPOCH N | keygen FILE\n");
+		return EXIT_USAGE;
+	}
+	if (!key_path || channel_key_load(key_path, &key, &err) < 0) {
+		fprintf(stderr, "lc_peer: $LC_PEER_KEY: %s\n", key_path ? err.msg : "not set");
 		return EXIT_USAGE;
 	}
 	channel_config_init(&cfg);
+	cfg.key = &key;
 	cfg.timeout_ms = PEER_TIMEOUT_MS;
 	cfg.vm_id = argv[3];
 	cfg.epoch = strtoull(argv[4], NULL, 10);

@@ -13,11 +13,15 @@ command -v ip >/dev/null || { echo "skip: no iproute2"; exit $SKIP; }
 
 tag=lc$$
 A=$tag-a B=$tag-b
+keydir=$(mktemp -d)
 cleanup() {
 	ip netns del "$A" 2>/dev/null || true
 	ip netns del "$B" 2>/dev/null || true
+	rm -rf "$keydir"
 }
 trap cleanup EXIT
+"$PEER" keygen "$keydir/key"
+export LC_PEER_KEY=$keydir/key
 ip netns add "$A" || { echo "skip: cannot create network namespaces here"; exit $SKIP; }
 ip netns add "$B"
 ip link add "${tag}x" type veth peer name "${tag}y" || { echo "skip: no veth support here"; exit $SKIP; }

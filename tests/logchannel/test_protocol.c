@@ -250,9 +250,11 @@ static void test_rdma_probe(void **state)
 		assert_non_null(strstr(err.msg, "use the TCP transport"));
 	}
 	/* channel_connect with the RDMA transport fails the same way before touching the network. */
+	static const struct channel_key key;
 	channel_config_init(&cfg);
 	cfg.vm_id = "vm-rdma";
 	cfg.transport = CHANNEL_RDMA;
+	cfg.key = &key;
 	memset(&err, 0, sizeof(err));
 	assert_int_equal(channel_connect(&cfg, "127.0.0.1:9", &ch, &err), rc);
 	assert_int_equal(err.code, rc);

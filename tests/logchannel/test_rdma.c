@@ -291,7 +291,7 @@ static void test_bad_conndata(void **state)
 	uint8_t frame[CHPROTO_HDR_SIZE + CHPROTO_HELLO_MAX];
 	uint8_t hello[CHPROTO_HELLO_MAX];
 
-	base_config(&bc);
+	plain_config(&bc);
 	struct channel_listener *l = listen_local(&bc, addr, sizeof(addr));
 	for (int round = 0; round < 2; round++) {
 		acceptor_start(&a, l);
@@ -333,7 +333,7 @@ static void test_bad_conndata(void **state)
 	struct channel_config pc;
 	struct channel *p;
 	struct channel_err err;
-	base_config(&pc);
+	plain_config(&pc);
 	acceptor_start(&a, l);
 	assert_int_equal(channel_connect(&pc, addr, &p, &err), 0);
 	acceptor_join(&a);
