@@ -68,8 +68,11 @@ class Pair:
         with open(arb, "wb") as f:
             f.truncate(1 << 20)
         subprocess.run([FTVM, "arbiter", "init", arb, "--vm", "ctl"], check=True, stdout=subprocess.DEVNULL)
+        key = os.path.join(self.dir, "channel.key")
+        subprocess.run([FTVM, "keygen", key], check=True, stdout=subprocess.DEVNULL)
         port = free_port()
-        common = ["--arbiter", arb, "--vm", "ctl", "--bios", "none", "--kernel", os.path.join(BM, "echo.elf")]
+        common = ["--arbiter", arb, "--vm", "ctl", "--channel-key", key,
+                  "--bios", "none", "--kernel", os.path.join(BM, "echo.elf")]
         common += list(extra)
         pre = (lambda: os.umask(umask)) if umask is not None else None
         self.b_err = open(os.path.join(self.dir, "backup.err"), "w+")
