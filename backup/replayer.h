@@ -56,11 +56,12 @@ enum replay_result {
 
 struct replayer;
 
-int replayer_create(struct replay_source src, const struct replayer_options *opts,
+/* Replays src on machine m, which must be at the icount where the log starts (power-on). */
+int replayer_create(struct machine *m, struct replay_source src, const struct replayer_options *opts,
 		    struct replayer **out) FTVM_MUST_CHECK;
 void replayer_destroy(struct replayer *r);
+/* The world to give machine_run(). */
 struct vm_world replayer_world(struct replayer *r);
-void replayer_attach(struct replayer *r, struct machine *m);
 /* After machine_run() returns: checks the end of the log against how the machine ended, and
  * writes a one-line verdict to msg. */
 enum replay_result replayer_finish(struct replayer *r, enum machine_exit exit, int status, char *msg,

@@ -53,9 +53,9 @@ static int run_vm(struct run_options *o)
 
 	for (;;) {
 		int status;
-		if (machine_create(&mc, world_live_world(world), &m, err, sizeof(err)))
+		if (machine_create(&mc, &m, err, sizeof(err)))
 			goto fail;
-		enum machine_exit why = machine_run(m, ICOUNT_MAX, &status);
+		enum machine_exit why = machine_run(m, world_live_world(world), ICOUNT_MAX, &status);
 		log_info("machine stopped (%d, status %d) at icount %llu", why, status,
 			 (unsigned long long)machine_icount(m));
 		machine_destroy(m);

@@ -129,11 +129,12 @@ static const struct vm_world_ops recorder_ops = {
 	.idle = rec_idle,
 };
 
-int recorder_create(struct vm_world live, struct recorder_sink sink, struct recorder **out)
+int recorder_create(struct machine *m, struct vm_world live, struct recorder_sink sink, struct recorder **out)
 {
 	struct recorder *rec = calloc(1, sizeof(*rec));
 	if (!rec)
 		return -ENOMEM;
+	rec->machine = m;
 	rec->live = live;
 	rec->sink = sink;
 	rec->next_cpu_check = RECORDER_CHECK_CPU_EVERY;
@@ -150,16 +151,6 @@ void recorder_destroy(struct recorder *rec)
 struct vm_world recorder_world(struct recorder *rec)
 {
 	return (struct vm_world){ .ops = &recorder_ops, .ctx = rec };
-}
-
-void recorder_attach(struct recorder *rec, struct machine *m)
-{
-	rec->machine = m;
-}
-
-void recorder_set_sink(struct recorder *rec, struct recorder_sink sink)
-{
-	rec->sink = sink;
 }
 
 int recorder_finish(struct recorder *rec, enum machine_exit exit, int status)

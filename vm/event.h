@@ -1,7 +1,8 @@
 /*
  * event.h — the determinism boundary: every nondeterministic input enters the guest here.
  *
- * The machine (machine.c) runs the hart in slices. At each slice boundary it asks its world for
+ * The machine (machine.c) runs the hart in slices, in the world given to machine_run() for that
+ * run only (a machine is built without one). At each slice boundary it asks the world for
  * events due at the current icount and applies them with machine_apply_event(); the world also
  * says how far the machine may run before asking again and what to do when the hart idles in WFI.
  * Outputs (console bytes, transmitted frames, disk requests, entropy requests) leave through the

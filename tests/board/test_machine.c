@@ -37,7 +37,7 @@ static void vm_start(struct vm *vm, uint64_t mem_mib)
 					.console_out_fd = vm->out_fd };
 	assert_int_equal(world_live_create(&wc, &vm->w, err, sizeof(err)), 0);
 	struct machine_config mc = { .kernel = timer_elf, .mem_mib = mem_mib, .rng = true };
-	int ret = machine_create(&mc, world_live_world(vm->w), &vm->m, err, sizeof(err));
+	int ret = machine_create(&mc, &vm->m, err, sizeof(err));
 	if (ret)
 		fail_msg("machine_create: %s", err);
 }
@@ -54,14 +54,14 @@ static icount_t run_with_stops(struct vm *vm, const icount_t *stops, size_t n, u
 {
 	int status;
 	for (size_t i = 0; i < n; i++) {
-		assert_int_equal(machine_run(vm->m, stops[i], &status), MACHINE_EXIT_STOP_ICOUNT);
+		assert_int_equal(machine_run(vm->m, world_live_world(vm->w), stops[i], &status), MACHINE_EXIT_STOP_ICOUNT);
 		assert_int_equal(machine_icount(vm->m), stops[i]);
 		digests[i] = machine_digest(vm->m, true);
 	}
-	assert_int_equal(machine_run(vm->m, ICOUNT_MAX, &status), MACHINE_EXIT_POWEROFF);
+	assert_int_equal(machine_run(vm->m, world_live_world(vm->w), ICOUNT_MAX, &status), MACHINE_EXIT_POWEROFF);
 	assert_int_equal(status, 0);
 	/* Once powered off, it stays off. */
-	assert_int_equal(machine_run(vm->m, ICOUNT_MAX, &status), MACHINE_EXIT_POWEROFF);
+	assert_int_equal(machine_run(vm->m, world_live_world(vm->w), ICOUNT_MAX, &status), MACHINE_EXIT_POWEROFF);
 	return machine_icount(vm->m);
 }
 
@@ -116,16 +116,16 @@ static void test_create_errors(void **state)
 	struct vm vm;
 	vm_start(&vm, 64);
 	struct machine_config mc = { .kernel = timer_elf, .mem_mib = 8 };
-	assert_int_equal(machine_create(&mc, world_live_world(vm.w), &m, err, sizeof(err)), -EINVAL);
+	assert_int_equal(machine_create(&mc, &m, err, sizeof(err)), -EINVAL);
 	assert_null(m);
 	assert_non_null(strstr(err, "memory size 8 MiB out of range"));
 	mc.mem_mib = 64;
 	mc.ndisks = 5;
-	assert_int_equal(machine_create(&mc, world_live_world(vm.w), &m, err, sizeof(err)), -EINVAL);
+	assert_int_equal(machine_create(&mc, &m, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "too many devices"));
 	mc.ndisks = 0;
 	mc.kernel = NULL;
-	assert_int_equal(machine_create(&mc, world_live_world(vm.w), &m, err, sizeof(err)), -EINVAL);
+	assert_int_equal(machine_create(&mc, &m, err, sizeof(err)), -EINVAL);
 	vm_stop(&vm);
 }
 
