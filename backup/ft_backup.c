@@ -15,9 +15,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "backup/replayer.h"
+#include "replay/replayer.h"
 #include "common/arbiter.h"
-#include "common/eventlog.h"
+#include "replay/eventlog.h"
 #include "logchannel/channel.h"
 #include "util/log.h"
 

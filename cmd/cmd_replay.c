@@ -21,12 +21,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backup/replayer.h"
+#include "replay/replayer.h"
 #include "cmd/ftvm.h"
 #include "cmd/log_options.h"
 #include "cmd/run_options.h"
 #include "cmd/run_world.h"
-#include "common/logfile.h"
+#include "replay/logfile.h"
 #include "util/log.h"
 #include "vm/clock.h"
 #include "vm/machine.h"

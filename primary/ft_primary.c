@@ -20,11 +20,11 @@
 #include <unistd.h>
 
 #include "common/arbiter.h"
-#include "common/eventlog.h"
+#include "replay/eventlog.h"
 #include "logchannel/channel.h"
 #include "primary/lag_clock.h"
 #include "primary/output_rule.h"
-#include "primary/recorder.h"
+#include "replay/recorder.h"
 #include "util/log.h"
 
 struct ft_primary {

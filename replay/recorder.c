@@ -1,12 +1,11 @@
 /*
  * recorder.c — the recording world (see recorder.h).
  *
- * Ordering at one icount: a CHECK due at icount N is appended before any input applied at N, so
- * it digests the state after N instructions and before those inputs; the replayer meets the
- * records in the same order and verifies the CHECK at the same point.
+ * At each slice boundary rec_next_event() first appends the CHECK that is due, then asks the live
+ * world for inputs: the order at one icount that docs/log-format.md ("Order at one icount") fixes.
  */
 #define LOG_MODULE "recorder"
-#include "primary/recorder.h"
+#include "replay/recorder.h"
 
 #include <errno.h>
 #include <stdlib.h>

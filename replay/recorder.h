@@ -9,11 +9,11 @@
  * full machine digest every RECORDER_CHECK_MACHINE_EVERY) so a replayer can prove it is on the
  * recorded path. Where the records go (a file, the logging channel) is the sink's business.
  */
-#ifndef FTVM_PRIMARY_RECORDER_H
-#define FTVM_PRIMARY_RECORDER_H
+#ifndef FTVM_REPLAY_RECORDER_H
+#define FTVM_REPLAY_RECORDER_H
 
 #include <stdint.h>
-#include "common/eventlog.h"
+#include "replay/eventlog.h"
 #include "util/compiler.h"
 #include "vm/event.h"
 #include "vm/machine.h"

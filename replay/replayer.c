@@ -8,7 +8,7 @@
  * return) with its description saved for replayer_finish().
  */
 #define LOG_MODULE "replayer"
-#include "backup/replayer.h"
+#include "replay/replayer.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -8,14 +8,14 @@
  * digested the same way the recorder did and then dropped (console bytes can be shown; disk writes
  * can go to a private copy of the disk so its final state can be compared).
  */
-#ifndef FTVM_BACKUP_REPLAYER_H
-#define FTVM_BACKUP_REPLAYER_H
+#ifndef FTVM_REPLAY_REPLAYER_H
+#define FTVM_REPLAY_REPLAYER_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "common/eventlog.h"
-#include "common/logfile.h"
+#include "replay/eventlog.h"
+#include "replay/logfile.h"
 #include "util/compiler.h"
 #include "vm/event.h"
 #include "vm/machine.h"
