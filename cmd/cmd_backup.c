@@ -26,7 +26,7 @@
 #include "common/control.h"
 #include "util/log.h"
 #include "vm/machine.h"
-#include "vm/world_live.h"
+#include "host/world_live.h"
 
 #define EXIT_DIVERGED 3
 #define EXIT_HALTED 6

@@ -25,7 +25,7 @@
 #include "primary/ft_primary.h"
 #include "util/log.h"
 #include "vm/machine.h"
-#include "vm/world_live.h"
+#include "host/world_live.h"
 
 #define EXIT_HALTED 6
 

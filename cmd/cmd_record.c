@@ -22,7 +22,7 @@
 #include "replay/recorder.h"
 #include "util/log.h"
 #include "vm/machine.h"
-#include "vm/world_live.h"
+#include "host/world_live.h"
 
 static void usage(FILE *out)
 {

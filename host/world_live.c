@@ -13,7 +13,7 @@
  * speed thus needs an anchor only now and then; an idle guest gets one per wake-up.
  */
 #define LOG_MODULE "world"
-#include "vm/world_live.h"
+#include "host/world_live.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,9 +29,9 @@
 #include <unistd.h>
 
 #include "util/log.h"
-#include "vm/backend.h"
+#include "host/backend.h"
 #include "vm/clock.h"
-#include "vm/input_queue.h"
+#include "host/input_queue.h"
 
 #define NS_PER_TICK (1000000000ull / CLOCK_TIMEBASE_HZ)
 #define CLOCK_DRIFT_TICKS (CLOCK_TIMEBASE_HZ / 500)       /* 2 ms */

@@ -16,8 +16,8 @@
  * rng_seed — so two runs with the same inputs are bit-identical (console input and TAP frames, if
  * any arrive, are the only exceptions).
  */
-#ifndef FTVM_VM_WORLD_LIVE_H
-#define FTVM_VM_WORLD_LIVE_H
+#ifndef FTVM_HOST_WORLD_LIVE_H
+#define FTVM_HOST_WORLD_LIVE_H
 
 #include <stdbool.h>
 #include <stddef.h>

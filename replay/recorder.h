@@ -1,7 +1,7 @@
 /*
  * recorder.h — the recording world: wraps a live world and logs every input it delivers.
  *
- * The recorder is built for one machine and sits between it and a live world (vm/world_live.h):
+ * The recorder is built for one machine and sits between it and a live world (host/world_live.h):
  * machine_run(m, recorder_world(rec), ...). Every event the live
  * world hands to the machine is first appended to the log, stamped with the icount at which it is
  * applied; every output passes through it on its way out and is folded into running digests. At

@@ -8,7 +8,7 @@
  * Outputs (console bytes, transmitted frames, disk requests, entropy requests) leave through the
  * same world at the moment the guest issues them.
  *
- * A plain run (world_live.c), a recording (primary/) and a replay (backup/) differ only in the
+ * A plain run (host/world_live.c), a recording and a replay (replay/) differ only in the
  * world behind this interface; device models never branch on the mode.
  */
 #ifndef FTVM_VM_EVENT_H

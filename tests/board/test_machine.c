@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "vm/machine.h"
-#include "vm/world_live.h"
+#include "host/world_live.h"
 
 static char timer_elf[4096];
 

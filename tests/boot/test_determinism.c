@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "vm/machine.h"
-#include "vm/world_live.h"
+#include "host/world_live.h"
 
 #define SKIP 77
 #define NCHECK 5
