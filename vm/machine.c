@@ -30,6 +30,7 @@
 #include <xxhash.h>
 
 #include "util/log.h"
+#include "util/ram_digest.h"
 #include "vm/board.h"
 #include "vm/boot.h"
 #include "vm/bus.h"
@@ -38,7 +39,6 @@
 #include "vm/cpu.h"
 #include "vm/finisher.h"
 #include "vm/plic.h"
-#include "vm/ram_digest.h"
 #include "vm/uart.h"
 #include "vm/virtio.h"
 
