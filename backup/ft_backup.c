@@ -1,8 +1,9 @@
 /*
  * ft_backup.c — the backup of an FT pair (see ft_backup.h for the go-live steps).
  *
- * The machine runs behind a switchable world: it forwards to the replayer while replaying and to
- * the live world after go-live, so the machine itself never learns that anything changed.
+ * The machine runs first in the replayer's world. When that run ends because the log ended
+ * without END, go-live builds the live world and the machine runs again in it, from the very
+ * icount where the replay stopped: the machine itself never learns that anything changed.
  */
 #define LOG_MODULE "backup"
 #include "backup/ft_backup.h"
@@ -14,25 +15,25 @@
 #include <string.h>
 #include <time.h>
 
-#include "backup/replayer.h"
+#include "replay/replayer.h"
 #include "common/arbiter.h"
-#include "common/eventlog.h"
+#include "replay/eventlog.h"
 #include "logchannel/channel.h"
 #include "util/log.h"
 
 struct ft_backup {
 	struct ft_backup_config cfg;
 	struct ft_backup_golive golive;
+	char vm_name[128];
 	char vm_id[128];
 	struct channel_listener *listener;
 	struct channel *ch;
 	struct arbiter *arb;
 	struct replayer *replayer;
 	struct machine *machine;
-	struct vm_world current;        /* replayer's world, then the live one */
 	bool live;
 	_Atomic int state;
-	atomic_uint_fast64_t icount, log_bytes, log_records, last_lsn, failovers;
+	atomic_uint_fast64_t log_bytes, log_records, last_lsn, failovers;
 	uint64_t prev_lsn;
 	icount_t prev_icount;
 	char reason[256];
@@ -48,13 +49,11 @@ static int channel_source_next(void *ctx, struct evlog_record *rec, char *err, s
 	size_t len, used;
 
 	for (;;) {
-		if (b->machine)
-			channel_report_icount(b->ch, machine_icount(b->machine));
+		channel_report_icount(b->ch, machine_icount(b->machine));
 		int ret = channel_recv(b->ch, &lsn, b->buf, sizeof(b->buf), &len, 0);
 		if (ret == -ETIMEDOUT) {
 			/* Everything received is replayed: waiting for log is not lagging behind. */
-			if (b->machine)
-				channel_report_caught_up(b->ch, machine_icount(b->machine));
+			channel_report_caught_up(b->ch, machine_icount(b->machine));
 			ret = channel_recv(b->ch, &lsn, b->buf, sizeof(b->buf), &len, 100);
 		}
 		if (ret == -ETIMEDOUT)
@@ -84,62 +83,6 @@ static int channel_source_next(void *ctx, struct evlog_record *rec, char *err, s
 		return 1;
 	}
 }
-
-/* ---- the switchable world ---- */
-
-static void sw_console_out(void *ctx, const uint8_t *buf, size_t len)
-{
-	struct ft_backup *b = ctx;
-	b->current.ops->console_out(b->current.ctx, buf, len);
-}
-
-static void sw_net_tx(void *ctx, unsigned nic, const uint8_t *frame, size_t len)
-{
-	struct ft_backup *b = ctx;
-	b->current.ops->net_tx(b->current.ctx, nic, frame, len);
-}
-
-static void sw_disk_submit(void *ctx, unsigned disk, const struct vm_disk_request *req)
-{
-	struct ft_backup *b = ctx;
-	b->current.ops->disk_submit(b->current.ctx, disk, req);
-}
-
-static void sw_rng_request(void *ctx, unsigned dev, uint32_t len)
-{
-	struct ft_backup *b = ctx;
-	b->current.ops->rng_request(b->current.ctx, dev, len);
-}
-
-static int sw_next_event(void *ctx, icount_t now, struct vm_event *ev)
-{
-	struct ft_backup *b = ctx;
-	atomic_store(&b->icount, now);
-	return b->current.ops->next_event(b->current.ctx, now, ev);
-}
-
-static icount_t sw_horizon(void *ctx, icount_t now)
-{
-	struct ft_backup *b = ctx;
-	return b->current.ops->horizon(b->current.ctx, now);
-}
-
-static int sw_idle(void *ctx, icount_t now, icount_t deadline, uint64_t deadline_time)
-{
-	struct ft_backup *b = ctx;
-	atomic_store(&b->icount, now);
-	return b->current.ops->idle(b->current.ctx, now, deadline, deadline_time);
-}
-
-static const struct vm_world_ops switch_ops = {
-	.console_out = sw_console_out,
-	.net_tx = sw_net_tx,
-	.disk_submit = sw_disk_submit,
-	.rng_request = sw_rng_request,
-	.next_event = sw_next_event,
-	.horizon = sw_horizon,
-	.idle = sw_idle,
-};
 
 /* ---- RARP announcement ---- */
 
@@ -173,7 +116,8 @@ size_t ft_rarp_announce(const uint8_t mac[6], uint8_t *out, size_t cap)
 
 /* ---- go-live ---- */
 
-static int go_live(struct ft_backup *b, const char *why, char *msg, size_t msglen)
+/* Steps 1-6 of ft_backup.h; on success *live is the world to run on in. */
+static int go_live(struct ft_backup *b, const char *why, struct vm_world *live, char *msg, size_t msglen)
 {
 	unsigned winner = 0;
 	char err[256];
@@ -197,21 +141,19 @@ static int go_live(struct ft_backup *b, const char *why, char *msg, size_t msgle
 		atomic_store(&b->state, FT_STATE_HALTED);
 		return -ECANCELED;
 	}
-	struct vm_world live;
-	ret = b->golive.make_live(b->golive.ctx, machine_icount(b->machine), machine_clock(b->machine), &live, err,
+	ret = b->golive.make_live(b->golive.ctx, machine_icount(b->machine), machine_clock(b->machine), live, err,
 				  sizeof(err));
 	if (ret < 0) {
 		snprintf(msg, msglen, "won the arbiter but cannot go live: %s", err);
 		atomic_store(&b->state, FT_STATE_HALTED);
 		return ret;
 	}
-	b->current = live;                  /* 4. back ends live */
-	b->live = true;
-	unsigned reissued = machine_reissue_disk_requests(b->machine); /* 5. */
+	b->live = true;                     /* 4. back ends live */
+	unsigned reissued = machine_reissue_disk_requests(b->machine, *live); /* 5. */
 	for (unsigned i = 0; i < b->golive.nnics; i++) {                /* 6. */
 		uint8_t frame[ETH_MIN_FRAME];
 		size_t n = ft_rarp_announce(b->golive.macs[i], frame, sizeof(frame));
-		live.ops->net_tx(live.ctx, i, frame, n);
+		live->ops->net_tx(live->ctx, i, frame, n);
 	}
 	atomic_fetch_add(&b->failovers, 1);
 	atomic_store(&b->state, FT_STATE_ALONE);
@@ -220,8 +162,8 @@ static int go_live(struct ft_backup *b, const char *why, char *msg, size_t msgle
 	return 0;
 }
 
-int ft_backup_create(const struct ft_backup_config *cfg, const struct ft_backup_golive *golive, struct ft_backup **out,
-		     char *err, size_t errlen)
+int ft_backup_create(const struct ft_backup_config *cfg, struct machine *m, const struct ft_backup_golive *golive,
+		     struct ft_backup **out, char *err, size_t errlen)
 {
 	struct ft_backup *b = calloc(1, sizeof(*b));
 	char aerr[ARBITER_ERR_MAX];
@@ -233,10 +175,13 @@ int ft_backup_create(const struct ft_backup_config *cfg, const struct ft_backup_
 	}
 	b->cfg = *cfg;
 	b->golive = *golive;
+	b->machine = m;
+	snprintf(b->vm_name, sizeof(b->vm_name), "%s", cfg->vm_name);
 	snprintf(b->vm_id, sizeof(b->vm_id), "%s", cfg->vm_id);
+	b->cfg.vm_name = b->vm_name;
 	b->cfg.vm_id = b->vm_id;
 	atomic_store(&b->state, FT_STATE_WAITING);
-	ret = arbiter_open(cfg->arbiter, cfg->vm_id, &b->arb, aerr);
+	ret = arbiter_open(cfg->arbiter, cfg->vm_name, &b->arb, aerr);
 	if (ret < 0) {
 		snprintf(err, errlen, "arbiter %s: %s", cfg->arbiter, aerr);
 		goto fail;
@@ -244,12 +189,11 @@ int ft_backup_create(const struct ft_backup_config *cfg, const struct ft_backup_
 	struct replayer_options ro = { .console_fd = -1, .perturb_lsn = cfg->perturb_lsn };
 	for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++)
 		ro.disk_fd[i] = -1;
-	ret = replayer_create((struct replay_source){ .next = channel_source_next, .ctx = b }, &ro, &b->replayer);
+	ret = replayer_create(m, (struct replay_source){ .next = channel_source_next, .ctx = b }, &ro, &b->replayer);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot create the replayer: %s", strerror(-ret));
 		goto fail;
 	}
-	b->current = replayer_world(b->replayer);
 	*out = b;
 	return 0;
 fail:
@@ -257,11 +201,10 @@ fail:
 	return ret;
 }
 
-int ft_backup_listen(struct ft_backup *b, const char *vm_id, char *err, size_t errlen)
+int ft_backup_listen(struct ft_backup *b, char *err, size_t errlen)
 {
 	struct channel_config cc;
 
-	snprintf(b->vm_id, sizeof(b->vm_id), "%s", vm_id);
 	channel_config_init(&cc);
 	cc.vm_id = b->vm_id;
 	cc.epoch = b->cfg.epoch;
@@ -302,21 +245,10 @@ int ft_backup_accept(struct ft_backup *b, char *err, size_t errlen)
 	return 0;
 }
 
-struct vm_world ft_backup_world(struct ft_backup *b)
-{
-	return (struct vm_world){ .ops = &switch_ops, .ctx = b };
-}
-
-void ft_backup_attach(struct ft_backup *b, struct machine *m)
-{
-	b->machine = m;
-	replayer_attach(b->replayer, m);
-}
-
 int ft_backup_run(struct ft_backup *b, char *msg, size_t msglen)
 {
 	int status = 0;
-	enum machine_exit exit = machine_run(b->machine, ICOUNT_MAX, &status);
+	enum machine_exit exit = machine_run(b->machine, replayer_world(b->replayer), ICOUNT_MAX, &status);
 
 	if (!b->live) {
 		enum replay_result res = replayer_finish(b->replayer, exit, status, msg, msglen);
@@ -337,10 +269,11 @@ int ft_backup_run(struct ft_backup *b, char *msg, size_t msglen)
 			const char *why = b->ch ? channel_error(b->ch) : "log ended";
 			char reason[256];
 			snprintf(reason, sizeof(reason), "%s", why && *why ? why : "log ended");
-			int ret = go_live(b, reason, msg, msglen);
+			struct vm_world live;
+			int ret = go_live(b, reason, &live, msg, msglen);
 			if (ret < 0)
 				return ret;
-			exit = machine_run(b->machine, ICOUNT_MAX, &status);
+			exit = machine_run(b->machine, live, ICOUNT_MAX, &status);
 			break;
 		}
 		}
@@ -360,7 +293,7 @@ void ft_backup_get_status(struct ft_backup *b, struct ft_status *st)
 	snprintf(st->role, sizeof(st->role), "%s", b->live ? "primary" : "backup");
 	st->state = (enum ft_role_state)atomic_load(&b->state);
 	st->epoch = b->cfg.epoch;
-	st->icount = atomic_load(&b->icount);
+	st->icount = machine_progress(b->machine);
 	st->log_bytes = atomic_load(&b->log_bytes);
 	st->log_records = atomic_load(&b->log_records);
 	st->last_lsn = atomic_load(&b->last_lsn);

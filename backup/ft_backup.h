@@ -28,7 +28,8 @@
 struct channel_key;
 
 struct ft_backup_config {
-	const char *vm_id;
+	const char *vm_name;     /* the VM's name in the arbiter area */
+	const char *vm_id;       /* what the primary's handshake must carry: name and configuration digest */
 	uint64_t epoch;
 	const char *listen;      /* HOST:PORT */
 	const char *arbiter;
@@ -53,17 +54,15 @@ struct ft_backup_golive {
 
 struct ft_backup;
 
-int ft_backup_create(const struct ft_backup_config *cfg, const struct ft_backup_golive *golive,
+/* The backup role for machine m, at power-on. */
+int ft_backup_create(const struct ft_backup_config *cfg, struct machine *m, const struct ft_backup_golive *golive,
 		     struct ft_backup **out, char *err, size_t errlen) FTVM_MUST_CHECK;
-/* Listens for the primary of vm_id (set it, e.g. with the machine's configuration digest) and this
- * epoch; call after ft_backup_attach(). */
-int ft_backup_listen(struct ft_backup *b, const char *vm_id, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* Listens for the primary of cfg->vm_id and this epoch. */
+int ft_backup_listen(struct ft_backup *b, char *err, size_t errlen) FTVM_MUST_CHECK;
 /* Blocks until the primary of this VM and epoch connects (others are refused and waited past). */
 int ft_backup_accept(struct ft_backup *b, char *err, size_t errlen) FTVM_MUST_CHECK;
-struct vm_world ft_backup_world(struct ft_backup *b);
-void ft_backup_attach(struct ft_backup *b, struct machine *m);
-/* Replays, goes live when the primary is lost, and runs until the guest powers off or this node
- * halts. Returns the guest's exit status (>= 0) or -errno (halted, diverged) with a message. */
+/* Replays (machine_run in the replayer's world), goes live when the primary is lost (a second
+ * machine_run, in the live world), and runs until the guest powers off or this node halts. Returns the guest's exit status (>= 0) or -errno (halted, diverged) with a message. */
 int ft_backup_run(struct ft_backup *b, char *msg, size_t msglen);
 void ft_backup_get_status(struct ft_backup *b, struct ft_status *st);
 void ft_backup_destroy(struct ft_backup *b);

@@ -27,7 +27,7 @@
 #include "common/control.h"
 #include "util/log.h"
 #include "vm/machine.h"
-#include "vm/world_live.h"
+#include "host/world_live.h"
 
 #define EXIT_DIVERGED 3
 #define EXIT_HALTED 6
@@ -107,21 +107,20 @@ int cmd_backup_main(int argc, char **argv)
 	struct machine_config mc;
 	if (run_world_machine_config(&o, &bc.rw, NULL, &mc, err, sizeof(err)))
 		goto fail;
+	if (machine_create(&mc, &m, err, sizeof(err)))
+		goto fail;
+	ft_options_vm_id(&fo, machine_config_digest(m), vm_id, sizeof(vm_id));
 	struct ft_backup_config cfg = {
-		.vm_id = fo.vm, .epoch = fo.epoch, .listen = fo.listen, .arbiter = fo.arbiter, .node = 1,
-		.timeout_ms = fo.timeout_ms, .heartbeat_ms = fo.heartbeat_ms, .perturb_lsn = fo.perturb_lsn,
+		.vm_name = fo.vm, .vm_id = vm_id, .epoch = fo.epoch, .listen = fo.listen, .arbiter = fo.arbiter,
+		.node = 1, .timeout_ms = fo.timeout_ms, .heartbeat_ms = fo.heartbeat_ms, .perturb_lsn = fo.perturb_lsn,
 		.rdma = fo.rdma, .key = &key,
 	};
 	struct ft_backup_golive gl = { .make_live = make_live, .ctx = &bc, .nnics = o.nnics };
 	for (unsigned i = 0; i < o.nnics; i++)
 		memcpy(gl.macs[i], o.nic[i].mac, 6);
-	if (ft_backup_create(&cfg, &gl, &bc.b, err, sizeof(err)))
+	if (ft_backup_create(&cfg, m, &gl, &bc.b, err, sizeof(err)))
 		goto fail;
-	if (machine_create(&mc, ft_backup_world(bc.b), &m, err, sizeof(err)))
-		goto fail;
-	ft_backup_attach(bc.b, m);
-	ft_options_vm_id(&fo, machine_config_digest(m), vm_id, sizeof(vm_id));
-	if (ft_backup_listen(bc.b, vm_id, err, sizeof(err)))
+	if (ft_backup_listen(bc.b, err, sizeof(err)))
 		goto fail;
 	if (ft_options_control_path(&fo, "backup", ctl_path, sizeof(ctl_path)) == 0 &&
 	    control_start(&(struct control_config){ .path = ctl_path, .has_group = fo.control_group != NULL,

@@ -26,7 +26,7 @@
 #include "primary/ft_primary.h"
 #include "util/log.h"
 #include "vm/machine.h"
-#include "vm/world_live.h"
+#include "host/world_live.h"
 
 #define EXIT_HALTED 6
 
@@ -87,18 +87,17 @@ int cmd_primary_main(int argc, char **argv)
 	struct machine_config mc;
 	if (run_options_resolve(&o, err, sizeof(err)) || run_world_open_live(&o, &rw, &world, &mc, err, sizeof(err)))
 		goto fail;
+	if (machine_create(&mc, &m, err, sizeof(err)))
+		goto fail;
+	ft_options_vm_id(&fo, machine_config_digest(m), vm_id, sizeof(vm_id));
 	struct ft_primary_config pc = {
-		.vm_id = fo.vm, .epoch = fo.epoch, .peer = fo.peer, .arbiter = fo.arbiter, .node = 0,
+		.vm_name = fo.vm, .vm_id = vm_id, .epoch = fo.epoch, .peer = fo.peer, .arbiter = fo.arbiter, .node = 0,
 		.timeout_ms = fo.timeout_ms, .heartbeat_ms = fo.heartbeat_ms, .max_lag_ms = (unsigned)fo.max_lag_ms,
 		.rdma = fo.rdma, .key = &key,
 	};
-	if (ft_primary_create(&pc, world_live_world(world), &p, err, sizeof(err)))
+	if (ft_primary_create(&pc, m, world_live_world(world), &p, err, sizeof(err)))
 		goto fail;
-	if (machine_create(&mc, ft_primary_world(p), &m, err, sizeof(err)))
-		goto fail;
-	ft_primary_attach(p, m);
-	ft_options_vm_id(&fo, machine_config_digest(m), vm_id, sizeof(vm_id));
-	if (ft_primary_connect(p, vm_id, err, sizeof(err)))
+	if (ft_primary_connect(p, err, sizeof(err)))
 		goto fail;
 	if (ft_options_control_path(&fo, "primary", ctl_path, sizeof(ctl_path)) == 0 &&
 	    control_start(&(struct control_config){ .path = ctl_path, .has_group = fo.control_group != NULL,
@@ -107,7 +106,7 @@ int cmd_primary_main(int argc, char **argv)
 		log_warn("no control socket: %s", err);
 	log_info("primary of %s, epoch %llu, streaming to %s", vm_id, (unsigned long long)fo.epoch, fo.peer);
 
-	enum machine_exit why = machine_run(m, ICOUNT_MAX, &status);
+	enum machine_exit why = machine_run(m, ft_primary_world(p), ICOUNT_MAX, &status);
 	world_live_flush(world);
 	int ret = ft_primary_finish(p, why, status);
 	struct ft_status st;

@@ -18,11 +18,11 @@
 #include "cmd/log_options.h"
 #include "cmd/run_options.h"
 #include "cmd/run_world.h"
-#include "common/logfile.h"
-#include "primary/recorder.h"
+#include "replay/logfile.h"
+#include "replay/recorder.h"
 #include "util/log.h"
 #include "vm/machine.h"
-#include "vm/world_live.h"
+#include "host/world_live.h"
 
 static void usage(FILE *out)
 {
@@ -80,24 +80,22 @@ int cmd_record_main(int argc, char **argv)
 	struct machine_config mc;
 	if (run_options_resolve(&o, err, sizeof(err)) || run_world_open_live(&o, &rw, &world, &mc, err, sizeof(err)))
 		goto fail;
-	int ret = recorder_create(world_live_world(world),
-				  (struct recorder_sink){ .append = file_sink_append, .ctx = NULL }, &rec);
-	if (ret < 0) {
-		snprintf(err, sizeof(err), "cannot create the recorder: %s", strerror(-ret));
-		goto fail;
-	}
-	if (machine_create(&mc, recorder_world(rec), &m, err, sizeof(err)))
+	if (machine_create(&mc, &m, err, sizeof(err)))
 		goto fail;
 	struct evlog_header h = { .config_digest = machine_config_digest(m), .start_lsn = 1 };
 	log_options_header_names(&lo, &o, &mc, &h);
 	if (logfile_create(lo.log, &h, lo.force, &log, err, sizeof(err)))
 		goto fail;
-	recorder_set_sink(rec, (struct recorder_sink){ .append = file_sink_append, .ctx = log });
-	recorder_attach(rec, m);
+	int ret = recorder_create(m, world_live_world(world),
+				  (struct recorder_sink){ .append = file_sink_append, .ctx = log }, &rec);
+	if (ret < 0) {
+		snprintf(err, sizeof(err), "cannot create the recorder: %s", strerror(-ret));
+		goto fail;
+	}
 	run_world_catch_signals(world);
 
 	double t0 = now_s();
-	enum machine_exit why = machine_run(m, ICOUNT_MAX, &status);
+	enum machine_exit why = machine_run(m, recorder_world(rec), ICOUNT_MAX, &status);
 	double elapsed = now_s() - t0;
 	world_live_flush(world);
 	ret = recorder_finish(rec, why, status);

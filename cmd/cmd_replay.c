@@ -21,12 +21,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backup/replayer.h"
+#include "replay/replayer.h"
 #include "cmd/ftvm.h"
 #include "cmd/log_options.h"
 #include "cmd/run_options.h"
 #include "cmd/run_world.h"
-#include "common/logfile.h"
+#include "replay/logfile.h"
 #include "util/log.h"
 #include "vm/clock.h"
 #include "vm/machine.h"
@@ -151,11 +151,7 @@ int cmd_replay_main(int argc, char **argv)
 	ro.perturb_lsn = lo.perturb_lsn;
 	if (logfile_open(lo.log, &log, &h, err, sizeof(err)))
 		goto fail;
-	if (replayer_create(replay_source_file(log), &ro, &rep)) {
-		snprintf(err, sizeof(err), "out of memory");
-		goto fail;
-	}
-	if (machine_create(&mc, replayer_world(rep), &m, err, sizeof(err))) {
+	if (machine_create(&mc, &m, err, sizeof(err))) {
 		code = 1;
 		goto fail;
 	}
@@ -169,8 +165,11 @@ int cmd_replay_main(int argc, char **argv)
 			 (unsigned long long)digest);
 		goto fail;
 	}
-	replayer_attach(rep, m);
-	enum machine_exit why = machine_run(m, ICOUNT_MAX, &status);
+	if (replayer_create(m, replay_source_file(log), &ro, &rep)) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
+	enum machine_exit why = machine_run(m, replayer_world(rep), ICOUNT_MAX, &status);
 	enum replay_result res = replayer_finish(rep, why, status, msg, sizeof(msg));
 	fflush(stdout);
 	fprintf(stderr, "ftvm replay: %s\n", msg);

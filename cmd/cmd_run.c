@@ -2,7 +2,7 @@
  * cmd_run.c — `ftvm run`: boot a VM without fault tolerance, on the terminal.
  *
  * Options come from run_options.c (shared with the subcommands that run a VM). The live world
- * (vm/world_live.c) opens the disks and TAP devices and owns the console; the machine is built on
+ * (host/world_live.c) opens the disks and TAP devices and owns the console; the machine is built on
  * top of it and run until the guest powers off. The exit status is the guest's test-finisher
  * status: 0 for poweroff/pass, the failure code otherwise; a guest reset reboots the machine
  * unless --no-reboot. Bad input is one line on stderr and exit status 2 (usage) or 1 (files,
@@ -21,7 +21,7 @@
 #include "cmd/run_world.h"
 #include "util/log.h"
 #include "vm/machine.h"
-#include "vm/world_live.h"
+#include "host/world_live.h"
 
 #define EXIT_USAGE 2
 #define EXIT_FAILURE_RUN 1
@@ -53,9 +53,9 @@ static int run_vm(struct run_options *o)
 
 	for (;;) {
 		int status;
-		if (machine_create(&mc, world_live_world(world), &m, err, sizeof(err)))
+		if (machine_create(&mc, &m, err, sizeof(err)))
 			goto fail;
-		enum machine_exit why = machine_run(m, ICOUNT_MAX, &status);
+		enum machine_exit why = machine_run(m, world_live_world(world), ICOUNT_MAX, &status);
 		log_info("machine stopped (%d, status %d) at icount %llu", why, status,
 			 (unsigned long long)machine_icount(m));
 		machine_destroy(m);

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "cmd/run_options.h"
-#include "common/eventlog.h"
+#include "replay/eventlog.h"
 #include "util/compiler.h"
 #include "vm/machine.h"
 

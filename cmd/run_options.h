@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include "util/compiler.h"
 #include "vm/machine.h"
-#include "vm/world_live.h"
+#include "host/world_live.h"
 
 #define RUN_DEFAULT_MEM_MIB 256
 #define RUN_DEFAULT_APPEND "console=ttyS0 panic=1"

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include "cmd/run_options.h"
 #include "util/compiler.h"
-#include "vm/world_live.h"
+#include "host/world_live.h"
 
 struct run_world {
 	struct world_live_config config;

@@ -20,15 +20,16 @@
 #include <unistd.h>
 
 #include "common/arbiter.h"
-#include "common/eventlog.h"
+#include "replay/eventlog.h"
 #include "logchannel/channel.h"
 #include "primary/lag_clock.h"
 #include "primary/output_rule.h"
-#include "primary/recorder.h"
+#include "replay/recorder.h"
 #include "util/log.h"
 
 struct ft_primary {
 	struct ft_primary_config cfg;
+	char vm_name[128];
 	char vm_id[128];
 	char arbiter_path[4096];
 	struct vm_world live;
@@ -40,7 +41,6 @@ struct ft_primary {
 	_Atomic int state;              /* enum ft_role_state */
 	atomic_uint_fast64_t last_lsn;  /* LSN of the last record appended */
 	atomic_uint_fast64_t log_bytes, log_records, throttled_ms, failovers;
-	atomic_uint_fast64_t icount;    /* published by the vCPU thread for status */
 	atomic_uint_fast64_t lag_ns;    /* the backup's lag in time, published by the vCPU thread */
 	struct lag_clock lag;           /* vCPU thread only */
 	pthread_t monitor;
@@ -168,7 +168,6 @@ static void ftw_rng_request(void *ctx, unsigned dev, uint32_t len)
 static int ftw_next_event(void *ctx, icount_t now, struct vm_event *ev)
 {
 	struct ft_primary *p = ctx;
-	atomic_store(&p->icount, now);
 	if (get_state(p) == FT_STATE_HALTED)
 		return -ECANCELED;
 	return p->live.ops->next_event(p->live.ctx, now, ev);
@@ -215,7 +214,6 @@ static icount_t ftw_horizon(void *ctx, icount_t now)
 static int ftw_idle(void *ctx, icount_t now, icount_t deadline, uint64_t deadline_time)
 {
 	struct ft_primary *p = ctx;
-	atomic_store(&p->icount, now);
 	if (get_state(p) == FT_STATE_HALTED)
 		return -ECANCELED;
 	return p->live.ops->idle(p->live.ctx, now, deadline, deadline_time);
@@ -280,8 +278,8 @@ static void *monitor_main(void *arg)
 	}
 }
 
-int ft_primary_create(const struct ft_primary_config *cfg, struct vm_world live, struct ft_primary **out, char *err,
-		      size_t errlen)
+int ft_primary_create(const struct ft_primary_config *cfg, struct machine *m, struct vm_world live,
+		      struct ft_primary **out, char *err, size_t errlen)
 {
 	struct ft_primary *p = calloc(1, sizeof(*p));
 	char aerr[ARBITER_ERR_MAX];
@@ -292,15 +290,18 @@ int ft_primary_create(const struct ft_primary_config *cfg, struct vm_world live,
 		return -ENOMEM;
 	}
 	p->cfg = *cfg;
+	snprintf(p->vm_name, sizeof(p->vm_name), "%s", cfg->vm_name);
 	snprintf(p->vm_id, sizeof(p->vm_id), "%s", cfg->vm_id);
 	snprintf(p->arbiter_path, sizeof(p->arbiter_path), "%s", cfg->arbiter);
+	p->cfg.vm_name = p->vm_name;
 	p->cfg.vm_id = p->vm_id;
 	p->cfg.arbiter = p->arbiter_path;
+	p->machine = m;
 	p->live = live;
 	pthread_mutex_init(&p->reason_lock, NULL);
 	atomic_store(&p->state, FT_STATE_WAITING);
 
-	ret = arbiter_open(cfg->arbiter, cfg->vm_id, &p->arb, aerr);
+	ret = arbiter_open(cfg->arbiter, cfg->vm_name, &p->arb, aerr);
 	if (ret < 0) {
 		snprintf(err, errlen, "arbiter %s: %s", cfg->arbiter, aerr);
 		goto fail;
@@ -310,7 +311,7 @@ int ft_primary_create(const struct ft_primary_config *cfg, struct vm_world live,
 		snprintf(err, errlen, "cannot start the output releaser: %s", strerror(-ret));
 		goto fail;
 	}
-	ret = recorder_create((struct vm_world){ .ops = &ft_output_ops, .ctx = p },
+	ret = recorder_create(m, (struct vm_world){ .ops = &ft_output_ops, .ctx = p },
 			      (struct recorder_sink){ .append = sink_append, .ctx = p }, &p->rec);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot create the recorder: %s", strerror(-ret));
@@ -323,13 +324,12 @@ fail:
 	return ret;
 }
 
-int ft_primary_connect(struct ft_primary *p, const char *vm_id, char *err, size_t errlen)
+int ft_primary_connect(struct ft_primary *p, char *err, size_t errlen)
 {
 	struct channel_err cerr = { 0 };
 	struct channel_config cc;
 	int ret;
 
-	snprintf(p->vm_id, sizeof(p->vm_id), "%s", vm_id);
 	channel_config_init(&cc);
 	cc.vm_id = p->vm_id;
 	cc.epoch = p->cfg.epoch;
@@ -360,12 +360,6 @@ struct vm_world ft_primary_world(struct ft_primary *p)
 	return recorder_world(p->rec);
 }
 
-void ft_primary_attach(struct ft_primary *p, struct machine *m)
-{
-	p->machine = m;
-	recorder_attach(p->rec, m);
-}
-
 int ft_primary_finish(struct ft_primary *p, enum machine_exit exit, int status)
 {
 	int ret = 0;
@@ -373,7 +367,6 @@ int ft_primary_finish(struct ft_primary *p, enum machine_exit exit, int status)
 
 	if (s == FT_STATE_HALTED)
 		return -ECANCELED;
-	atomic_store(&p->icount, machine_icount(p->machine));
 	ret = recorder_finish(p->rec, exit, status);
 	if (ret < 0)
 		return ret;
@@ -402,7 +395,7 @@ void ft_primary_get_status(struct ft_primary *p, struct ft_status *st)
 	snprintf(st->role, sizeof(st->role), "primary");
 	st->state = get_state(p);
 	st->epoch = p->cfg.epoch;
-	st->icount = atomic_load(&p->icount);
+	st->icount = machine_progress(p->machine);
 	st->log_bytes = atomic_load(&p->log_bytes);
 	st->log_records = atomic_load(&p->log_records);
 	st->last_lsn = atomic_load(&p->last_lsn);

@@ -24,7 +24,8 @@
 struct channel_key;
 
 struct ft_primary_config {
-	const char *vm_id;
+	const char *vm_name;     /* the VM's name in the arbiter area */
+	const char *vm_id;       /* what the handshake carries: name and configuration digest */
 	uint64_t epoch;          /* pairing epoch: the channel's and the arbiter claim's */
 	const char *peer;        /* backup's HOST:PORT */
 	const char *arbiter;     /* path of the shared arbiter area */
@@ -38,15 +39,13 @@ struct ft_primary_config {
 
 struct ft_primary;
 
-/* Opens the arbiter and builds the world chain; `live` performs released outputs. */
-int ft_primary_create(const struct ft_primary_config *cfg, struct vm_world live, struct ft_primary **out,
-		      char *err, size_t errlen) FTVM_MUST_CHECK;
-/* Connects to the backup and runs the handshake for cfg->vm_id (set it, e.g. with the machine's
- * configuration digest, before calling). Call after ft_primary_attach(), before machine_run(). */
-int ft_primary_connect(struct ft_primary *p, const char *vm_id, char *err, size_t errlen) FTVM_MUST_CHECK;
-/* The world to give machine_create(); then ft_primary_attach(). */
+/* Opens the arbiter and builds the world chain for machine m; `live` performs released outputs. */
+int ft_primary_create(const struct ft_primary_config *cfg, struct machine *m, struct vm_world live,
+		      struct ft_primary **out, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* Connects to the backup and runs the handshake for cfg->vm_id. Call before machine_run(). */
+int ft_primary_connect(struct ft_primary *p, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* The world to give machine_run(). */
 struct vm_world ft_primary_world(struct ft_primary *p);
-void ft_primary_attach(struct ft_primary *p, struct machine *m);
 /* After machine_run(): log END, let held outputs leave, close the channel in order. */
 int ft_primary_finish(struct ft_primary *p, enum machine_exit exit, int status) FTVM_MUST_CHECK;
 void ft_primary_get_status(struct ft_primary *p, struct ft_status *st);

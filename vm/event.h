@@ -1,13 +1,14 @@
 /*
  * event.h — the determinism boundary: every nondeterministic input enters the guest here.
  *
- * The machine (machine.c) runs the hart in slices. At each slice boundary it asks its world for
+ * The machine (machine.c) runs the hart in slices, in the world given to machine_run() for that
+ * run only (a machine is built without one). At each slice boundary it asks the world for
  * events due at the current icount and applies them with machine_apply_event(); the world also
  * says how far the machine may run before asking again and what to do when the hart idles in WFI.
  * Outputs (console bytes, transmitted frames, disk requests, entropy requests) leave through the
  * same world at the moment the guest issues them.
  *
- * A plain run (world_live.c), a recording (primary/) and a replay (backup/) differ only in the
+ * A plain run (host/world_live.c), a recording and a replay (replay/) differ only in the
  * world behind this interface; device models never branch on the mode.
  */
 #ifndef FTVM_VM_EVENT_H

@@ -22,6 +22,7 @@
 #include "vm/machine.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 #include <xxhash.h>
 
 #include "util/log.h"
+#include "util/ram_digest.h"
 #include "vm/board.h"
 #include "vm/boot.h"
 #include "vm/bus.h"
@@ -37,7 +39,6 @@
 #include "vm/cpu.h"
 #include "vm/finisher.h"
 #include "vm/plic.h"
-#include "vm/ram_digest.h"
 #include "vm/uart.h"
 #include "vm/virtio.h"
 
@@ -51,7 +52,7 @@
 enum slot_kind { SLOT_EMPTY, SLOT_BLK, SLOT_NET, SLOT_RNG };
 
 struct machine {
-	struct vm_world world;       /* the world the machine was created with */
+	struct vm_world world;       /* the world of the machine_run() in progress */
 	struct vm_world dev_world;   /* what devices see: forwards to world, stops the hart after requests */
 	struct vm_bus bus;
 	uint8_t *ram;
@@ -71,6 +72,7 @@ struct machine {
 	unsigned ndisks, nnics;
 	uint64_t config_digest;
 	uint64_t input_digest;       /* every event applied so far: what reached the guest from outside */
+	_Atomic icount_t progress;   /* icount at the latest slice boundary, for other threads */
 	uint64_t trace_slice;        /* FTVM_TRACE: 0 = off */
 	struct cpu_stats trace_stats;
 };
@@ -296,8 +298,7 @@ static void digest_config(XXH3_state_t *st, const struct machine_config *c)
 		XXH3_64bits_update(st, c->nic_mac[i], sizeof(c->nic_mac[i]));
 }
 
-int machine_create(const struct machine_config *config, struct vm_world world, struct machine **out, char *err,
-		   size_t errlen)
+int machine_create(const struct machine_config *config, struct machine **out, char *err, size_t errlen)
 {
 	int ret;
 	XXH3_state_t *digest = NULL;
@@ -317,7 +318,6 @@ int machine_create(const struct machine_config *config, struct vm_world world, s
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	m->world = world;
 	m->dev_world = (struct vm_world){ .ops = &dev_world_ops, .ctx = m };
 	m->ram_size = config->mem_mib * MIB;
 	m->ram = mmap(NULL, m->ram_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -482,7 +482,8 @@ static void trace_boundary(struct machine *m, icount_t now)
 	m->trace_stats = st;
 }
 
-enum machine_exit machine_run(struct machine *m, icount_t stop_at, int *status)
+/* The loop of machine_run() with m->world bound. */
+static enum machine_exit run_slices(struct machine *m, icount_t stop_at, int *status)
 {
 	enum machine_exit why;
 	*status = 0;
@@ -490,6 +491,7 @@ enum machine_exit machine_run(struct machine *m, icount_t stop_at, int *status)
 		if (finisher_done(m, &why, status))
 			return why;
 		icount_t now = cpu_icount(m->cpu);
+		atomic_store_explicit(&m->progress, now, memory_order_relaxed);
 		int r = drain_events(m, now);
 		if (r < 0) {
 			*status = r;
@@ -520,9 +522,23 @@ enum machine_exit machine_run(struct machine *m, icount_t stop_at, int *status)
 	}
 }
 
+enum machine_exit machine_run(struct machine *m, struct vm_world world, icount_t stop_at, int *status)
+{
+	m->world = world;
+	enum machine_exit why = run_slices(m, stop_at, status);
+	atomic_store_explicit(&m->progress, cpu_icount(m->cpu), memory_order_relaxed);
+	m->world = (struct vm_world){ 0 };  /* no output can leave between runs */
+	return why;
+}
+
 icount_t machine_icount(const struct machine *m)
 {
 	return cpu_icount(m->cpu);
+}
+
+icount_t machine_progress(const struct machine *m)
+{
+	return atomic_load_explicit(&m->progress, memory_order_relaxed);
 }
 
 const struct vm_clock *machine_clock(const struct machine *m)
@@ -530,7 +546,7 @@ const struct vm_clock *machine_clock(const struct machine *m)
 	return &m->clock;
 }
 
-unsigned machine_reissue_disk_requests(struct machine *m)
+unsigned machine_reissue_disk_requests(struct machine *m, struct vm_world world)
 {
 	unsigned total = 0;
 	for (unsigned d = 0; d < m->ndisks; d++) {
@@ -544,7 +560,7 @@ unsigned machine_reissue_disk_requests(struct machine *m)
 		}
 		n = MIN(n, virtio_blk_pending(m->disk[d], reqs, n));
 		for (unsigned i = 0; i < n; i++)
-			m->world.ops->disk_submit(m->world.ctx, d, &reqs[i]);
+			world.ops->disk_submit(world.ctx, d, &reqs[i]);
 		total += n;
 		free(reqs);
 	}

@@ -3,8 +3,11 @@
  *
  * machine_create() builds RAM, the hart, the devices of the board table (board.c), loads firmware,
  * kernel, initrd and the generated device tree, exactly as `qemu-system-riscv64 -M virt -bios FW
- * -kernel K -initrd I -append A` would. machine_run() runs slices of the hart, applies the world's
- * events at slice boundaries and stops at power-off, at a requested icount, or on error.
+ * -kernel K -initrd I -append A` would. The machine knows nothing of the world it will run in:
+ * machine_run(m, world, ...) binds one for the length of that call, runs slices of the hart, applies
+ * the world's events at slice boundaries and stops at power-off, at a requested icount, or on error.
+ * Outputs only ever leave during machine_run, so consecutive runs may use different worlds (a
+ * replay, then the live world at FT go-live) and the machine never learns that anything changed.
  */
 #ifndef FTVM_VM_MACHINE_H
 #define FTVM_VM_MACHINE_H
@@ -39,8 +42,8 @@ struct machine_config {
 struct machine;
 
 /* Builds the machine; on error returns -errno and writes a one-line reason to err. */
-int machine_create(const struct machine_config *config, struct vm_world world, struct machine **out,
-		   char *err, size_t errlen) FTVM_MUST_CHECK;
+int machine_create(const struct machine_config *config, struct machine **out, char *err,
+		   size_t errlen) FTVM_MUST_CHECK;
 void machine_destroy(struct machine *m);
 
 enum machine_exit {
@@ -50,18 +53,21 @@ enum machine_exit {
 	MACHINE_EXIT_ERROR,       /* the world or an event failed; *status is -errno */
 };
 
-/* Runs until power-off, reset, icount == stop_at (ICOUNT_MAX for never) or an error. */
-enum machine_exit machine_run(struct machine *m, icount_t stop_at, int *status);
+/* Runs in `world` until power-off, reset, icount == stop_at (ICOUNT_MAX for never) or an error. */
+enum machine_exit machine_run(struct machine *m, struct vm_world world, icount_t stop_at, int *status);
 
 /* Applies one event at the current icount (vCPU thread). -EINVAL when it does not fit. */
 int machine_apply_event(struct machine *m, const struct vm_event *ev) FTVM_MUST_CHECK;
 
+/* The vCPU thread's exact icount (call it from that thread, or when no run is in progress). */
 icount_t machine_icount(const struct machine *m);
+/* Any thread: the icount of the latest slice boundary (status reports, never replay decisions). */
+icount_t machine_progress(const struct machine *m);
 /* The guest clock, for a world that takes over (FT go-live). */
 const struct vm_clock *machine_clock(const struct machine *m);
-/* Go-live: submits again, through the current world, every disk request that was submitted and
- * has no completion (virtio_blk_pending); returns how many. Safe because disk writes are idempotent. */
-unsigned machine_reissue_disk_requests(struct machine *m);
+/* Go-live: submits again, to `world`, every disk request that was submitted and has no completion
+ * (virtio_blk_pending); returns how many. Safe because disk writes are idempotent. */
+unsigned machine_reissue_disk_requests(struct machine *m, struct vm_world world);
 /* Digest of CPU and device state; with memory too when include_memory. */
 uint64_t machine_digest(const struct machine *m, bool include_memory);
 /* Digest of the configuration (memory size, devices, firmware/kernel/initrd bytes, command line):

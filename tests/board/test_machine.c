@@ -2,8 +2,9 @@
  * test_machine.c — the run loop through the machine API on a bare-metal program (timer.elf:
  * UART output, a CLINT timer interrupt out of WFI, poweroff) with the virtual-clock world:
  * machine_run stops at exactly the requested icount, two runs give equal digests at equal
- * icounts, stopping in more places does not change the outcome, and the configuration digest
- * follows the configuration.
+ * icounts, stopping in more places does not change the outcome, the configuration digest
+ * follows the configuration, and a run split between two worlds (the world is bound per
+ * machine_run, as at FT go-live) sends each output to the world of its run and ends as one run.
  *
  * Usage: test_machine BM_DIR (exits 77 when BM_DIR is "-": no cross compiler).
  */
@@ -19,7 +20,7 @@
 #include <unistd.h>
 
 #include "vm/machine.h"
-#include "vm/world_live.h"
+#include "host/world_live.h"
 
 static char timer_elf[4096];
 
@@ -37,7 +38,7 @@ static void vm_start(struct vm *vm, uint64_t mem_mib)
 					.console_out_fd = vm->out_fd };
 	assert_int_equal(world_live_create(&wc, &vm->w, err, sizeof(err)), 0);
 	struct machine_config mc = { .kernel = timer_elf, .mem_mib = mem_mib, .rng = true };
-	int ret = machine_create(&mc, world_live_world(vm->w), &vm->m, err, sizeof(err));
+	int ret = machine_create(&mc, &vm->m, err, sizeof(err));
 	if (ret)
 		fail_msg("machine_create: %s", err);
 }
@@ -54,14 +55,14 @@ static icount_t run_with_stops(struct vm *vm, const icount_t *stops, size_t n, u
 {
 	int status;
 	for (size_t i = 0; i < n; i++) {
-		assert_int_equal(machine_run(vm->m, stops[i], &status), MACHINE_EXIT_STOP_ICOUNT);
+		assert_int_equal(machine_run(vm->m, world_live_world(vm->w), stops[i], &status), MACHINE_EXIT_STOP_ICOUNT);
 		assert_int_equal(machine_icount(vm->m), stops[i]);
 		digests[i] = machine_digest(vm->m, true);
 	}
-	assert_int_equal(machine_run(vm->m, ICOUNT_MAX, &status), MACHINE_EXIT_POWEROFF);
+	assert_int_equal(machine_run(vm->m, world_live_world(vm->w), ICOUNT_MAX, &status), MACHINE_EXIT_POWEROFF);
 	assert_int_equal(status, 0);
 	/* Once powered off, it stays off. */
-	assert_int_equal(machine_run(vm->m, ICOUNT_MAX, &status), MACHINE_EXIT_POWEROFF);
+	assert_int_equal(machine_run(vm->m, world_live_world(vm->w), ICOUNT_MAX, &status), MACHINE_EXIT_POWEROFF);
 	return machine_icount(vm->m);
 }
 
@@ -109,6 +110,80 @@ static void test_config_digest(void **state)
 	vm_stop(&c);
 }
 
+/* Console output written to fd so far, as a string (timer.elf prints a few short lines). */
+static size_t read_all(int fd, char *buf, size_t cap)
+{
+	ssize_t n = pread(fd, buf, cap - 1, 0);
+	assert_true(n >= 0);
+	buf[n] = 0;
+	return (size_t)n;
+}
+
+static int temp_fd(void)
+{
+	char path[] = "/tmp/ftvm-test-machine-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	return fd;
+}
+
+static struct world_live *virtual_world(int out_fd)
+{
+	char err[256];
+	struct world_live *w;
+	struct world_live_config wc = { .clock = WORLD_CLOCK_VIRTUAL, .console_in_fd = -1, .console_out_fd = out_fd };
+	if (world_live_create(&wc, &w, err, sizeof(err)))
+		fail_msg("world_live_create: %s", err);
+	return w;
+}
+
+static void test_world_per_run(void **state)
+{
+	char err[256], whole[4096], first[4096], second[4096];
+	struct machine_config mc = { .kernel = timer_elf, .mem_mib = 64, .rng = true };
+	struct machine *m;
+	int status;
+
+	/* One run, one world. */
+	int fd = temp_fd();
+	struct world_live *w = virtual_world(fd);
+	assert_int_equal(machine_create(&mc, &m, err, sizeof(err)), 0);
+	assert_int_equal(machine_run(m, world_live_world(w), ICOUNT_MAX, &status), MACHINE_EXIT_POWEROFF);
+	icount_t end = machine_icount(m);
+	uint64_t digest = machine_digest(m, true);
+	machine_destroy(m);
+	world_live_destroy(w);
+	size_t n_whole = read_all(fd, whole, sizeof(whole));
+	close(fd);
+	assert_true(n_whole > 0);
+
+	/* The same machine, its first half in world a, the rest in world b that takes over its clock. */
+	int fd_a = temp_fd(), fd_b = temp_fd();
+	struct world_live *a = virtual_world(fd_a), *b = virtual_world(fd_b);
+	assert_int_equal(machine_create(&mc, &m, err, sizeof(err)), 0);
+	assert_int_equal(machine_run(m, world_live_world(a), end / 2, &status), MACHINE_EXIT_STOP_ICOUNT);
+	world_live_flush(a);
+	world_live_take_clock(b, machine_icount(m), machine_clock(m));
+	assert_int_equal(machine_run(m, world_live_world(b), ICOUNT_MAX, &status), MACHINE_EXIT_POWEROFF);
+	assert_int_equal(status, 0);
+	assert_int_equal(machine_icount(m), end);
+	assert_int_equal(machine_digest(m, true), digest);
+	machine_destroy(m);
+	world_live_destroy(a);
+	world_live_destroy(b);
+	size_t n_first = read_all(fd_a, first, sizeof(first));
+	size_t n_second = read_all(fd_b, second, sizeof(second));
+	close(fd_a);
+	close(fd_b);
+	/* Each world got the output of its own run, nothing twice, nothing lost. */
+	assert_true(n_first > 0);
+	assert_true(n_second > 0);
+	assert_int_equal(n_first + n_second, n_whole);
+	assert_memory_equal(first, whole, n_first);
+	assert_memory_equal(second, whole + n_first, n_second);
+}
+
 static void test_create_errors(void **state)
 {
 	char err[256];
@@ -116,16 +191,16 @@ static void test_create_errors(void **state)
 	struct vm vm;
 	vm_start(&vm, 64);
 	struct machine_config mc = { .kernel = timer_elf, .mem_mib = 8 };
-	assert_int_equal(machine_create(&mc, world_live_world(vm.w), &m, err, sizeof(err)), -EINVAL);
+	assert_int_equal(machine_create(&mc, &m, err, sizeof(err)), -EINVAL);
 	assert_null(m);
 	assert_non_null(strstr(err, "memory size 8 MiB out of range"));
 	mc.mem_mib = 64;
 	mc.ndisks = 5;
-	assert_int_equal(machine_create(&mc, world_live_world(vm.w), &m, err, sizeof(err)), -EINVAL);
+	assert_int_equal(machine_create(&mc, &m, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "too many devices"));
 	mc.ndisks = 0;
 	mc.kernel = NULL;
-	assert_int_equal(machine_create(&mc, world_live_world(vm.w), &m, err, sizeof(err)), -EINVAL);
+	assert_int_equal(machine_create(&mc, &m, err, sizeof(err)), -EINVAL);
 	vm_stop(&vm);
 }
 
@@ -144,6 +219,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_exact_stops_and_determinism),
 		cmocka_unit_test(test_config_digest),
 		cmocka_unit_test(test_create_errors),
+		cmocka_unit_test(test_world_per_run),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,7 +13,7 @@
 #include <cmocka.h>
 #include <xxhash.h>
 
-#include "vm/ram_digest.h"
+#include "util/ram_digest.h"
 
 #define PAGES 3000u
 #define PAGE 4096u

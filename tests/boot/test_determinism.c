@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "vm/machine.h"
-#include "vm/world_live.h"
+#include "host/world_live.h"
 
 #define SKIP 77
 #define NCHECK 5
@@ -71,14 +71,14 @@ static void run_guest(const char *dir, uint64_t seed, struct run_result *res)
 		.mem_mib = 256, .ndisks = 1, .disk_bytes = { DISK_BYTES }, .rng = true,
 	};
 	struct machine *m;
-	if (machine_create(&mc, world_live_world(w), &m, err, sizeof(err))) {
+	if (machine_create(&mc, &m, err, sizeof(err))) {
 		fprintf(stderr, "machine: %s\n", err);
 		exit(1);
 	}
 	res->config_digest = machine_config_digest(m);
 	for (int i = 0; i < NCHECK; i++) {
 		int status;
-		enum machine_exit why = machine_run(m, checkpoints[i], &status);
+		enum machine_exit why = machine_run(m, world_live_world(w), checkpoints[i], &status);
 		enum machine_exit want = checkpoints[i] == ICOUNT_MAX ? MACHINE_EXIT_POWEROFF : MACHINE_EXIT_STOP_ICOUNT;
 		if (why != want || status != 0) {
 			fprintf(stderr, "run ended with %d (status %d) at icount %llu, want %d\n", why, status,

@@ -9,7 +9,7 @@ command -v clang >/dev/null || { echo "clang missing: run scripts/setup" >&2; ex
 mkdir -p "$out/fuzz-work"
 clang -g -O1 -std=gnu17 -D_GNU_SOURCE -msse4.2 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -I"$src" \
-	"$here/fuzz_eventlog.c" "$src/common/eventlog.c" "$src/util/crc32c.c" \
+	"$here/fuzz_eventlog.c" "$src/replay/eventlog.c" "$src/util/crc32c.c" \
 	$(pkg-config --cflags --libs libxxhash) -lpthread -o "$out/fuzz_eventlog"
 # New inputs go to a scratch corpus; the kept corpus is read-only seed material.
 "$out/fuzz_eventlog" -max_total_time="$secs" -max_len=70000 -timeout=10 \

@@ -16,8 +16,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "common/eventlog.h"
-#include "common/logfile.h"
+#include "replay/eventlog.h"
+#include "replay/logfile.h"
 
 static char tmp_path[64];
 

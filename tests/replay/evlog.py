@@ -3,7 +3,7 @@
 The record/replay tests use it to find records by kind (the input to perturb, the first CHECK
 after it), to compute byte offsets of fields to corrupt, and to check that the log the recorder
 wrote follows the specification (CRCs, LSN sequence, icount order, payload sizes). It shares no
-code with common/eventlog.c on purpose: a misreading of the spec on either side shows up as a
+code with replay/eventlog.c on purpose: a misreading of the spec on either side shows up as a
 disagreement.
 
 Command line: `evlog.py dump LOG` lists every record (offset, lsn, kind, icount, length).

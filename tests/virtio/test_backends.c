@@ -30,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vm/backend.h"
+#include "host/backend.h"
 
 #define WAIT_MS 5000
 #define SECTOR 512u

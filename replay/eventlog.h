@@ -6,8 +6,8 @@
  * the bytes. Decoding never trusts a size before checking it against the kind's cap and never
  * reads past the buffer it is given: a bad record is an error with a message naming the field.
  */
-#ifndef FTVM_COMMON_EVENTLOG_H
-#define FTVM_COMMON_EVENTLOG_H
+#ifndef FTVM_REPLAY_EVENTLOG_H
+#define FTVM_REPLAY_EVENTLOG_H
 
 #include <stdbool.h>
 #include <stddef.h>

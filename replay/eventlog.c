@@ -3,7 +3,7 @@
  * Little-endian helpers below keep the layout explicit; every decode path checks the length it
  * is about to read first.
  */
-#include "common/eventlog.h"
+#include "replay/eventlog.h"
 
 #include <errno.h>
 #include <stdarg.h>

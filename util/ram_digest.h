@@ -7,8 +7,8 @@
  * present nor swapped), and the digest feeds zeros for them instead — the same bytes, so the value
  * is exactly the XXH3 of the whole of RAM whatever the host's page state is.
  */
-#ifndef FTVM_VM_RAM_DIGEST_H
-#define FTVM_VM_RAM_DIGEST_H
+#ifndef FTVM_UTIL_RAM_DIGEST_H
+#define FTVM_UTIL_RAM_DIGEST_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -6,8 +6,8 @@
  * is posted as a vm_event to a sink (the live world's input queue), which copies it. The vCPU
  * thread applies it later, at an icount of its choosing.
  */
-#ifndef FTVM_VM_BACKEND_H
-#define FTVM_VM_BACKEND_H
+#ifndef FTVM_HOST_BACKEND_H
+#define FTVM_HOST_BACKEND_H
 
 #include <stdbool.h>
 #include <stddef.h>

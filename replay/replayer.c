@@ -8,7 +8,7 @@
  * return) with its description saved for replayer_finish().
  */
 #define LOG_MODULE "replayer"
-#include "backup/replayer.h"
+#include "replay/replayer.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -279,11 +279,13 @@ static const struct vm_world_ops replayer_ops = {
 	.idle = rep_idle,
 };
 
-int replayer_create(struct replay_source src, const struct replayer_options *opts, struct replayer **out)
+int replayer_create(struct machine *m, struct replay_source src, const struct replayer_options *opts,
+		    struct replayer **out)
 {
 	struct replayer *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
+	r->machine = m;
 	r->src = src;
 	r->opts = *opts;
 	*out = r;
@@ -298,11 +300,6 @@ void replayer_destroy(struct replayer *r)
 struct vm_world replayer_world(struct replayer *r)
 {
 	return (struct vm_world){ .ops = &replayer_ops, .ctx = r };
-}
-
-void replayer_attach(struct replayer *r, struct machine *m)
-{
-	r->machine = m;
 }
 
 static const char *const exit_names[] = { "power-off", "reset", "stop at icount", "error" };

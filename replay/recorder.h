@@ -1,18 +1,19 @@
 /*
  * recorder.h — the recording world: wraps a live world and logs every input it delivers.
  *
- * The recorder sits between the machine and a live world (vm/world_live.h). Every event the live
+ * The recorder is built for one machine and sits between it and a live world (host/world_live.h):
+ * machine_run(m, recorder_world(rec), ...). Every event the live
  * world hands to the machine is first appended to the log, stamped with the icount at which it is
  * applied; every output passes through it on its way out and is folded into running digests. At
  * fixed icounts it appends CHECK records (CPU digest every RECORDER_CHECK_CPU_EVERY instructions,
  * full machine digest every RECORDER_CHECK_MACHINE_EVERY) so a replayer can prove it is on the
  * recorded path. Where the records go (a file, the logging channel) is the sink's business.
  */
-#ifndef FTVM_PRIMARY_RECORDER_H
-#define FTVM_PRIMARY_RECORDER_H
+#ifndef FTVM_REPLAY_RECORDER_H
+#define FTVM_REPLAY_RECORDER_H
 
 #include <stdint.h>
-#include "common/eventlog.h"
+#include "replay/eventlog.h"
 #include "util/compiler.h"
 #include "vm/event.h"
 #include "vm/machine.h"
@@ -35,13 +36,12 @@ struct recorder_stats {
 
 struct recorder;
 
-int recorder_create(struct vm_world live, struct recorder_sink sink, struct recorder **out) FTVM_MUST_CHECK;
+/* Records machine m, whose inputs come from and whose outputs go to `live`, into `sink`. */
+int recorder_create(struct machine *m, struct vm_world live, struct recorder_sink sink,
+		    struct recorder **out) FTVM_MUST_CHECK;
 void recorder_destroy(struct recorder *rec);
-/* The world to give machine_create(); call recorder_attach() with the machine it built. */
+/* The world to give machine_run(). */
 struct vm_world recorder_world(struct recorder *rec);
-void recorder_attach(struct recorder *rec, struct machine *m);
-/* Replaces the sink before the machine runs (e.g. once the log file exists). */
-void recorder_set_sink(struct recorder *rec, struct recorder_sink sink);
 /* After machine_run() returns: a final CHECK and the END record. */
 int recorder_finish(struct recorder *rec, enum machine_exit exit, int status) FTVM_MUST_CHECK;
 const struct recorder_stats *recorder_get_stats(const struct recorder *rec);

@@ -4,7 +4,7 @@
  * kernel, a sandbox) every page is read.
  */
 #define LOG_MODULE "machine"
-#include "vm/ram_digest.h"
+#include "util/ram_digest.h"
 
 #include <fcntl.h>
 #include <stdbool.h>

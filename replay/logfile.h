@@ -5,13 +5,13 @@
  * through a bounded buffer, checks every record (eventlog.h) and its place in the sequence, and
  * reports the byte offset and LSN of the first bad one.
  */
-#ifndef FTVM_COMMON_LOGFILE_H
-#define FTVM_COMMON_LOGFILE_H
+#ifndef FTVM_REPLAY_LOGFILE_H
+#define FTVM_REPLAY_LOGFILE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "common/eventlog.h"
+#include "replay/eventlog.h"
 #include "util/compiler.h"
 
 struct logfile_writer;

@@ -9,7 +9,7 @@
  */
 #define LOG_MODULE "rng"
 #include "util/log.h"
-#include "vm/backend.h"
+#include "host/backend.h"
 
 #include <errno.h>
 #include <string.h>

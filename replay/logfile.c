@@ -6,7 +6,7 @@
  * replace one the caller must ask; the old file is then unlinked (after lstat() showed it is not a
  * link) and the exclusive create retried, so a link put there in between is refused, not followed.
  */
-#include "common/logfile.h"
+#include "replay/logfile.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -3,7 +3,7 @@
  * monotonic clock (see input_queue.h). Posts are rare next to instructions, so one lock is fine;
  * the vCPU's per-boundary check is an atomic load.
  */
-#include "vm/input_queue.h"
+#include "host/input_queue.h"
 
 #include <errno.h>
 #include <pthread.h>

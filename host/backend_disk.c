@@ -9,7 +9,7 @@
  */
 #define LOG_MODULE "disk"
 #include "util/log.h"
-#include "vm/backend.h"
+#include "host/backend.h"
 
 #include <errno.h>
 #include <fcntl.h>

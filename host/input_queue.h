@@ -6,14 +6,14 @@
  * input_queue_wait() until something arrives or a deadline passes. A cheap unlocked check
  * (input_queue_pending) keeps the common "nothing new" case off the mutex.
  */
-#ifndef FTVM_VM_INPUT_QUEUE_H
-#define FTVM_VM_INPUT_QUEUE_H
+#ifndef FTVM_HOST_INPUT_QUEUE_H
+#define FTVM_HOST_INPUT_QUEUE_H
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 #include "util/compiler.h"
-#include "vm/backend.h"
+#include "host/backend.h"
 #include "vm/event.h"
 
 struct input_queue;

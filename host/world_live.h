@@ -2,10 +2,8 @@
  * world_live.h — the world behind a plain run (`ftvm run`): the terminal, live back ends, and a
  * guest clock that follows either the wall clock or nothing at all.
  *
- * WORLD_CLOCK_WALL: console output goes to stdout (when that fails, e.g. a closed pipe, the guest
- * runs on and its output is discarded), input comes from stdin on a reader thread (raw
- * mode on a tty; Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A), disk/TAP/entropy requests go to the
- * back ends of backend.h and come back through the input queue. Guest time tracks wall time: at
+ * WORLD_CLOCK_WALL: the console (console.h) is the terminal or the descriptors given; disk, TAP
+ * and entropy requests go to the back ends of backend.h and come back through the input queue. Guest time tracks wall time: at
  * slice boundaries the world re-anchors TIME, with a rate fitted to the measured instruction speed,
  * only when the guest clock has drifted more than a few ms; while the hart idles it sleeps until
  * the wall time of the next timer deadline or an input, then anchors.
@@ -16,8 +14,8 @@
  * rng_seed — so two runs with the same inputs are bit-identical (console input and TAP frames, if
  * any arrive, are the only exceptions).
  */
-#ifndef FTVM_VM_WORLD_LIVE_H
-#define FTVM_VM_WORLD_LIVE_H
+#ifndef FTVM_HOST_WORLD_LIVE_H
+#define FTVM_HOST_WORLD_LIVE_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -8,14 +8,14 @@
  * digested the same way the recorder did and then dropped (console bytes can be shown; disk writes
  * can go to a private copy of the disk so its final state can be compared).
  */
-#ifndef FTVM_BACKUP_REPLAYER_H
-#define FTVM_BACKUP_REPLAYER_H
+#ifndef FTVM_REPLAY_REPLAYER_H
+#define FTVM_REPLAY_REPLAYER_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "common/eventlog.h"
-#include "common/logfile.h"
+#include "replay/eventlog.h"
+#include "replay/logfile.h"
 #include "util/compiler.h"
 #include "vm/event.h"
 #include "vm/machine.h"
@@ -56,11 +56,12 @@ enum replay_result {
 
 struct replayer;
 
-int replayer_create(struct replay_source src, const struct replayer_options *opts,
+/* Replays src on machine m, which must be at the icount where the log starts (power-on). */
+int replayer_create(struct machine *m, struct replay_source src, const struct replayer_options *opts,
 		    struct replayer **out) FTVM_MUST_CHECK;
 void replayer_destroy(struct replayer *r);
+/* The world to give machine_run(). */
 struct vm_world replayer_world(struct replayer *r);
-void replayer_attach(struct replayer *r, struct machine *m);
 /* After machine_run() returns: checks the end of the log against how the machine ended, and
  * writes a one-line verdict to msg. */
 enum replay_result replayer_finish(struct replayer *r, enum machine_exit exit, int status, char *msg,

@@ -9,7 +9,7 @@
  */
 #define LOG_MODULE "tap"
 #include "util/log.h"
-#include "vm/backend.h"
+#include "host/backend.h"
 
 #include <errno.h>
 #include <fcntl.h>

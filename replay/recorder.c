@@ -1,12 +1,11 @@
 /*
  * recorder.c — the recording world (see recorder.h).
  *
- * Ordering at one icount: a CHECK due at icount N is appended before any input applied at N, so
- * it digests the state after N instructions and before those inputs; the replayer meets the
- * records in the same order and verifies the CHECK at the same point.
+ * At each slice boundary rec_next_event() first appends the CHECK that is due, then asks the live
+ * world for inputs: the order at one icount that docs/log-format.md ("Order at one icount") fixes.
  */
 #define LOG_MODULE "recorder"
-#include "primary/recorder.h"
+#include "replay/recorder.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -129,11 +128,12 @@ static const struct vm_world_ops recorder_ops = {
 	.idle = rec_idle,
 };
 
-int recorder_create(struct vm_world live, struct recorder_sink sink, struct recorder **out)
+int recorder_create(struct machine *m, struct vm_world live, struct recorder_sink sink, struct recorder **out)
 {
 	struct recorder *rec = calloc(1, sizeof(*rec));
 	if (!rec)
 		return -ENOMEM;
+	rec->machine = m;
 	rec->live = live;
 	rec->sink = sink;
 	rec->next_cpu_check = RECORDER_CHECK_CPU_EVERY;
@@ -150,16 +150,6 @@ void recorder_destroy(struct recorder *rec)
 struct vm_world recorder_world(struct recorder *rec)
 {
 	return (struct vm_world){ .ops = &recorder_ops, .ctx = rec };
-}
-
-void recorder_attach(struct recorder *rec, struct machine *m)
-{
-	rec->machine = m;
-}
-
-void recorder_set_sink(struct recorder *rec, struct recorder_sink sink)
-{
-	rec->sink = sink;
 }
 
 int recorder_finish(struct recorder *rec, enum machine_exit exit, int status)

@@ -1,9 +1,9 @@
 /*
  * world_live.c — the live and virtual-clock worlds of a plain run (see world_live.h).
  *
- * Threads: the vCPU calls every vm_world op; the console reader and the back ends' own threads
- * only post into the input queue. State below the queue is owned by the vCPU thread except the
- * atomics (stdin_open, quit).
+ * Threads: the vCPU calls every vm_world op; the console reader (console.c) and the back ends'
+ * own threads only post into the input queue. State below the queue is owned by the vCPU thread
+ * except quit_signal, which a signal handler sets.
  *
  * Clock policy (wall mode). The world keeps a shadow copy of the guest clock, applying the same
  * anchors it hands the machine, so it knows guest time at any icount without asking the machine.
@@ -13,25 +13,20 @@
  * speed thus needs an anchor only now and then; an idle guest gets one per wake-up.
  */
 #define LOG_MODULE "world"
-#include "vm/world_live.h"
+#include "host/world_live.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "host/backend.h"
+#include "host/console.h"
+#include "host/input_queue.h"
 #include "util/log.h"
-#include "vm/backend.h"
 #include "vm/clock.h"
-#include "vm/input_queue.h"
 
 #define NS_PER_TICK (1000000000ull / CLOCK_TIMEBASE_HZ)
 #define CLOCK_DRIFT_TICKS (CLOCK_TIMEBASE_HZ / 500)       /* 2 ms */
@@ -41,18 +36,15 @@
  * and re-anchoring at every boundary while it does so would flood the log with TIME records. */
 #define CLOCK_MIN_ANCHOR_GAP_TICKS (CLOCK_TIMEBASE_HZ / 50) /* 20 ms */
 #define SLICE_INSNS (1ull << 20)                          /* boundary spacing: input polling latency */
-#define CONSOLE_BUFFER 4096
 #define CONSOLE_FLUSH_INSNS (SLICE_INSNS / 4)   /* a busy guest's output still shows up promptly */
-#define CONSOLE_READ_CHUNK 256
 #define QUIT_POLL_NS 100000000ull   /* idle waits wake this often to notice a signal's quit request */
-#define CTRL_A 0x01
-#define QUIT_KEY 'x'
 
 struct world_live {
 	struct world_live_config config;
 	struct input_queue *queue;
 	struct disk_backend *disk[MACHINE_MAX_DISKS];
 	struct tap_backend *tap[MACHINE_MAX_NICS];
+	struct console *console;
 
 	/* Guest clock as the machine sees it, and where the wall clock stood at the last anchor. */
 	struct vm_clock shadow;
@@ -70,20 +62,8 @@ struct world_live {
 	unsigned rng_outstanding;
 	uint64_t prng;
 
-	uint8_t out[CONSOLE_BUFFER];
-	size_t outlen;
 	icount_t last_flush;         /* console output is written out at most every CONSOLE_FLUSH_INSNS */
-	bool out_closed;             /* the console output failed: output is discarded from then on */
-
-	pthread_t reader;
-	bool reader_started;
-	int wake_pipe[2];
-	bool ctrl_a;                 /* reader: Ctrl-A seen, waiting for the command key */
-	atomic_bool stdin_open;
-	atomic_bool quit;
 	volatile sig_atomic_t quit_signal;   /* set by world_live_request_quit() from a signal handler */
-	bool raw;
-	struct termios saved_termios;
 };
 
 static uint64_t mono_ns(void)
@@ -109,110 +89,16 @@ static uint64_t prng_next(uint64_t *state)
 
 /* ---- console ---- */
 
-/* A console output that fails (a closed pipe: EPIPE, a full disk...) is given up for good with one
- * message: the guest keeps running and its later output is discarded. A VM's life does not depend
- * on someone reading its console. */
 void world_live_flush(struct world_live *w)
 {
-	size_t done = 0;
-	while (done < w->outlen && !w->out_closed) {
-		ssize_t n = write(w->config.console_out_fd, w->out + done, w->outlen - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			w->out_closed = true;
-			log_warn("console output closed (%s): the guest runs on, its console output is discarded",
-				 n < 0 ? strerror(errno) : "no progress");
-			break;
-		}
-		done += (size_t)n;
-	}
-	w->outlen = 0;
+	if (w->console)
+		console_flush(w->console);
 }
 
 static void console_out(void *ctx, const uint8_t *buf, size_t len)
 {
 	struct world_live *w = ctx;
-	while (len) {
-		size_t n = MIN(len, sizeof(w->out) - w->outlen);
-		memcpy(w->out + w->outlen, buf, n);
-		w->outlen += n;
-		buf += n;
-		len -= n;
-		if (w->outlen == sizeof(w->out))
-			world_live_flush(w);
-	}
-}
-
-/* Filters the QEMU-style escape (Ctrl-A x quits, Ctrl-A Ctrl-A is a literal Ctrl-A). */
-static size_t filter_escapes(struct world_live *w, const uint8_t *in, size_t n, uint8_t *out)
-{
-	size_t m = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (w->ctrl_a) {
-			w->ctrl_a = false;
-			if (in[i] == QUIT_KEY) {
-				atomic_store(&w->quit, true);
-				return m;
-			}
-			if (in[i] != CTRL_A)
-				out[m++] = CTRL_A;
-			out[m++] = in[i];
-		} else if (in[i] == CTRL_A) {
-			w->ctrl_a = true;
-		} else {
-			out[m++] = in[i];
-		}
-	}
-	return m;
-}
-
-static void *reader_main(void *arg)
-{
-	struct world_live *w = arg;
-	uint8_t buf[CONSOLE_READ_CHUNK], filtered[2 * CONSOLE_READ_CHUNK];
-	struct pollfd fds[2] = { { .fd = w->config.console_in_fd, .events = POLLIN },
-				 { .fd = w->wake_pipe[0], .events = POLLIN } };
-	while (!atomic_load(&w->quit)) {
-		if (poll(fds, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (fds[1].revents)
-			break;  /* destroy */
-		if (!fds[0].revents)
-			continue;
-		ssize_t n = read(w->config.console_in_fd, buf, sizeof(buf));
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n <= 0)
-			break;  /* EOF: no more console input */
-		size_t m = filter_escapes(w, buf, (size_t)n, filtered);
-		if (m) {
-			struct vm_event ev = { .kind = VM_EV_CONSOLE_IN, .len = (uint32_t)m, .data = filtered };
-			input_queue_post(w->queue, &ev);
-		}
-	}
-	atomic_store(&w->stdin_open, false);
-	input_queue_wake(w->queue);
-	return NULL;
-}
-
-static void enter_raw_mode(struct world_live *w)
-{
-	int fd = w->config.console_in_fd;
-	if (!isatty(fd) || tcgetattr(fd, &w->saved_termios) != 0)
-		return;
-	struct termios t = w->saved_termios;
-	t.c_iflag &= ~(tcflag_t)(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
-	t.c_lflag &= ~(tcflag_t)(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
-	t.c_cflag = (t.c_cflag & ~(tcflag_t)(CSIZE | PARENB)) | CS8;
-	t.c_cc[VMIN] = 1;
-	t.c_cc[VTIME] = 0;
-	/* OPOST stays on, as QEMU keeps it, so the host terminal still renders output normally. */
-	if (tcsetattr(fd, TCSANOW, &t) == 0)
-		w->raw = true;
+	console_write(w->console, buf, len);
 }
 
 /* ---- outputs and requests ---- */
@@ -306,14 +192,14 @@ static void check_drift(struct world_live *w, icount_t now)
 /* Nothing can ever wake an idle hart: no timer, no console, no network, nothing in flight. */
 static bool nothing_can_arrive(const struct world_live *w)
 {
-	return !atomic_load(&w->stdin_open) && w->config.nnics == 0 && w->disk_outstanding == 0 &&
+	return !console_input_open(w->console) && w->config.nnics == 0 && w->disk_outstanding == 0 &&
 	       w->rng_outstanding == 0 && !input_queue_pending(w->queue);
 }
 
 /* Ctrl-A x typed, or a signal asked to quit. */
 static bool quitting(const struct world_live *w)
 {
-	return atomic_load(&w->quit) || w->quit_signal;
+	return console_quit_requested(w->console) || w->quit_signal;
 }
 
 /* ---- the vm_world ops ---- */
@@ -326,7 +212,7 @@ static int next_event(void *ctx, icount_t now, struct vm_event *ev)
 		input_item_free(w->current);
 		w->current = NULL;
 	}
-	if (w->outlen && now - w->last_flush >= CONSOLE_FLUSH_INSNS) {
+	if (console_has_output(w->console) && now - w->last_flush >= CONSOLE_FLUSH_INSNS) {
 		world_live_flush(w);
 		w->last_flush = now;
 	}
@@ -457,7 +343,6 @@ int world_live_create(const struct world_live_config *config, struct world_live 
 		return -ENOMEM;
 	}
 	w->config = *config;
-	w->wake_pipe[0] = w->wake_pipe[1] = -1;
 	w->prng = config->rng_seed;
 	clock_init(&w->shadow);
 	ret = input_queue_create(&w->queue);
@@ -477,22 +362,9 @@ int world_live_create(const struct world_live_config *config, struct world_live 
 		if (ret)
 			goto out;
 	}
-	if (config->console_in_fd >= 0) {
-		if (pipe2(w->wake_pipe, O_CLOEXEC) != 0) {
-			ret = -errno;
-			snprintf(err, errlen, "console: %s", strerror(errno));
-			goto out;
-		}
-		atomic_store(&w->stdin_open, true);
-		enter_raw_mode(w);
-		ret = -pthread_create(&w->reader, NULL, reader_main, w);
-		if (ret) {
-			atomic_store(&w->stdin_open, false);
-			snprintf(err, errlen, "console: cannot start the reader thread: %s", strerror(-ret));
-			goto out;
-		}
-		w->reader_started = true;
-	}
+	ret = console_open(config->console_in_fd, config->console_out_fd, w->queue, &w->console, err, errlen);
+	if (ret)
+		goto out;
 	*out = w;
 	return 0;
 out:
@@ -504,19 +376,9 @@ void world_live_destroy(struct world_live *w)
 {
 	if (!w)
 		return;
-	world_live_flush(w);
 	log_info("time anchors: %llu for drift, %llu after idling", (unsigned long long)w->anchors_drift,
 		 (unsigned long long)w->anchors_idle);
-	if (w->reader_started) {
-		ssize_t n = write(w->wake_pipe[1], "q", 1);
-		(void)n;
-		pthread_join(w->reader, NULL);
-	}
-	if (w->raw)
-		tcsetattr(w->config.console_in_fd, TCSANOW, &w->saved_termios);
-	for (int i = 0; i < 2; i++)
-		if (w->wake_pipe[i] >= 0)
-			close(w->wake_pipe[i]);
+	console_close(w->console);
 	for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++)
 		disk_backend_close(w->disk[i]);
 	for (unsigned i = 0; i < MACHINE_MAX_NICS; i++)
@@ -585,7 +447,7 @@ uint64_t world_live_disk_size(const struct world_live *w, unsigned disk)
 
 bool world_live_quit_requested(const struct world_live *w)
 {
-	return atomic_load(&w->quit);
+	return w->console && console_quit_requested(w->console);
 }
 
 void world_live_request_quit(struct world_live *w, int signo)

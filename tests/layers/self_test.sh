@@ -1,0 +1,62 @@
+#!/bin/bash
+# self_test.sh — check_layers.sh finds what it is meant to find: a synthetic tree with one
+# violation of each kind must produce exactly those, and the same tree repaired must pass. Member
+# calls (r->read()), comments and the image loaders' file reads must not be reported.
+#
+# Usage: self_test.sh CHECK_LAYERS_SH
+set -u
+check=${1:?usage: self_test.sh CHECK_LAYERS_SH}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+mkdir -p "$T"/{util,vm,host,replay,common,logchannel,primary,backup,cmd,tests}
+echo '#include "util/compiler.h"' >"$T/util/log.h"
+echo '#include "util/log.h"' >"$T/util/compiler.h"
+cat >"$T/vm/bus.c" <<'C'
+#include "util/log.h"
+#include "vm/bus.h"
+/* a comment may say read( or clock_gettime( */
+static int f(struct r *r) { return r->read(r->opaque) + r->write(1) + clock_time_at(0); }
+C
+cat >"$T/vm/boot.c" <<'C'
+#include "vm/bus.h"
+static int load(const char *p) { int fd = open(p, 0); char b[4]; read(fd, b, 4); return close(fd); }
+C
+echo '#include "vm/bus.h"' >"$T/host/world_live.c"
+echo '#include "host/world_live.h"' >"$T/replay/recorder.c"
+echo '#include "util/log.h"' >"$T/common/arbiter.c"
+echo '#include "common/arbiter.h"' >"$T/logchannel/channel.c"
+echo '#include "replay/recorder.h"' >"$T/primary/ft_primary.c"
+echo '#include "logchannel/channel.h"' >"$T/backup/ft_backup.c"
+printf '#include "primary/ft_primary.h"\n#include "backup/ft_backup.h"\n' >"$T/cmd/main.c"
+echo '#include "cmd/ftvm.h"' >"$T/tests/t.c"
+
+out=$("$check" "$T") || fail "a clean tree fails: $out"
+
+# One violation of each kind.
+echo '#include "host/world_live.h"' >>"$T/vm/bus.c"
+printf 'static long t(void) { struct timespec ts; clock_gettime(1, &ts); return ts.tv_sec; }\n' >>"$T/vm/bus.c"
+echo 'static void w(int fd) { write(fd, "x", 1); }' >>"$T/vm/boot.c"
+echo '#include "backup/ft_backup.h"' >>"$T/primary/ft_primary.c"
+echo '#include "cmd/main.h"' >>"$T/common/arbiter.c"
+echo '#include "arbiter_io.h"' >>"$T/common/arbiter.c"
+echo '#include "guest/kvd.h"' >>"$T/replay/recorder.c"
+mkdir -p "$T/extra" && echo 'int x;' >"$T/extra/x.c"
+
+out=$("$check" "$T")
+st=$?
+echo "$out"
+[ $st -eq 1 ] || fail "exit status $st with violations, want 1"
+expect() { grep -qF -- "$1" <<<"$out" || fail "not reported: $1"; }
+expect 'vm/bus.c:5 (vm/, layer 1) includes "host/world_live.h"'
+expect 'vm/bus.c calls clock_gettime()'
+expect 'vm/boot.c calls write()'
+expect 'primary/ft_primary.c:2 (primary/, layer 6) includes "backup/ft_backup.h"'
+expect 'common/arbiter.c:2 (common/, layer 4) includes "cmd/main.h"'
+expect 'common/arbiter.c:3 includes "arbiter_io.h" without its folder'
+expect 'replay/recorder.c:2 includes "guest/kvd.h": guest/ is not a layer'
+expect 'extra/ holds C code but has no place in the layer table'
+n=$(grep -c '^layer violation' <<<"$out")
+[ "$n" -eq 8 ] || fail "$n violations reported, want exactly 8 (no false positives)"
+echo "PASS: every planted violation reported, nothing else"
