@@ -421,7 +421,7 @@ def test_qemu_selftest_fail(guest_dir):
     text = vm.text()
     print(text)
     check(has_ready_line(text), "ready marker printed")
-    check("selftest: disk FAILED" in text and "selftest: FAIL (1 of 5 checks)" in text,
+    check("selftest: disk FAILED" in text and "selftest: FAIL (1 of 6 checks)" in text,
           "selftest reports the missing disk")
     check(status == 1, f"QEMU exit status is the number of failed checks (1), got {status}")
 
