@@ -23,6 +23,7 @@
 #include "util/log.h"
 #include "vm/machine.h"
 #include "host/world_live.h"
+#include "util/time.h"
 
 static void usage(FILE *out)
 {
@@ -41,13 +42,6 @@ static int file_sink_append(void *ctx, enum evlog_kind kind, icount_t icount, co
 			    uint64_t *lsn)
 {
 	return logfile_append(ctx, kind, icount, payload, len, lsn);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 int cmd_record_main(int argc, char **argv)
@@ -94,9 +88,9 @@ int cmd_record_main(int argc, char **argv)
 	}
 	run_world_catch_signals(world);
 
-	double t0 = now_s();
+	double t0 = time_mono_s();
 	enum machine_exit why = machine_run(m, recorder_world(rec), ICOUNT_MAX, &status);
-	double elapsed = now_s() - t0;
+	double elapsed = time_mono_s() - t0;
 	world_live_flush(world);
 	ret = recorder_finish(rec, why, status);
 	int close_ret = logfile_close(log);

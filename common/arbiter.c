@@ -40,6 +40,7 @@
 
 #define LOG_MODULE "arbiter"
 #include "util/log.h"
+#include "util/time.h"
 
 /* Sector kinds and format. */
 static const uint8_t ARB_MAGIC[8] = { 'F', 'T', 'V', 'M', 'A', 'R', 'B', '1' };
@@ -136,14 +137,6 @@ static int fail(char *err, int ret, const char *fmt, ...)
 	vsnprintf(err, ARBITER_ERR_MAX, fmt, ap);
 	va_end(ap);
 	return ret;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static void sleep_ns(uint64_t ns)
@@ -522,7 +515,7 @@ static int claim_once(struct arbiter *a, uint64_t epoch, unsigned node, unsigned
 
 int arbiter_claim(struct arbiter *a, uint64_t epoch, unsigned node, int64_t timeout_ms, unsigned *winner)
 {
-	uint64_t start = now_ns();
+	uint64_t start = time_mono_ns();
 	unsigned io_backoff_ms = IO_BACKOFF_FIRST_MS;
 	unsigned contention = 0;
 	int ret;
@@ -553,7 +546,7 @@ int arbiter_claim(struct arbiter *a, uint64_t epoch, unsigned node, int64_t time
 		} else {
 			return ret;
 		}
-		if (timeout_ms >= 0 && now_ns() + wait_ns - start > (uint64_t)timeout_ms * NS_PER_MS) {
+		if (timeout_ms >= 0 && time_mono_ns() + wait_ns - start > (uint64_t)timeout_ms * NS_PER_MS) {
 			char why[ARBITER_ERR_MAX];
 
 			snprintf(why, sizeof(why), "%s", ret == -EAGAIN ? "contention with other claimants" : a->err);
@@ -634,7 +627,7 @@ static struct arbiter *arbiter_alloc(struct arbiter_io *io)
 		free(a);
 		return NULL;
 	}
-	a->rng = now_ns() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)a;
+	a->rng = time_mono_ns() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)a;
 	if (!a->rng)
 		a->rng = 1;
 	return a;

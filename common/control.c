@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "util/log.h"
+#include "util/time.h"
 
 #define SUN_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
 #define LISTEN_BACKLOG 128
@@ -62,20 +63,6 @@ struct control_server {
 	double prev_time;
 	struct control_client clients[CONTROL_MAX_CLIENTS];
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 char *control_status_json(const struct ft_status *st, double log_mbit_s)
 {
@@ -132,7 +119,7 @@ static char *answer(struct control_server *srv, const char *line)
 	} else if (strcmp(cmd, "status") == 0) {
 		struct ft_status st;
 		srv->status(srv->ctx, &st);
-		double t = now_s();
+		double t = time_mono_s();
 		double rate = 0;
 		if (t > srv->prev_time && st.log_bytes >= srv->prev_bytes)
 			rate = (double)(st.log_bytes - srv->prev_bytes) * 8 / 1e6 / (t - srv->prev_time);
@@ -197,7 +184,7 @@ static int client_flush(struct control_client *c)
 	if (c->out) {
 		free(c->out);
 		c->out = NULL;
-		c->deadline_ms = now_ms() + CONTROL_REQUEST_TIMEOUT_MS;
+		c->deadline_ms = time_mono_ms() + CONTROL_REQUEST_TIMEOUT_MS;
 	}
 	return 0;
 }
@@ -317,7 +304,7 @@ static void accept_clients(struct control_server *srv)
 		}
 		c->fd = fd;
 		c->in_len = 0;
-		c->deadline_ms = now_ms() + CONTROL_REQUEST_TIMEOUT_MS;
+		c->deadline_ms = time_mono_ms() + CONTROL_REQUEST_TIMEOUT_MS;
 	}
 }
 
@@ -328,7 +315,7 @@ static void *control_main(void *arg)
 	struct control_client *polled[CONTROL_MAX_CLIENTS];
 
 	for (;;) {
-		uint64_t now = now_ms(), next = UINT64_MAX;
+		uint64_t now = time_mono_ms(), next = UINT64_MAX;
 		size_t n = 2;
 		fds[0] = (struct pollfd){ .fd = srv->wake_fd, .events = POLLIN };
 		fds[1] = (struct pollfd){ .fd = srv->fd, .events = POLLIN };
@@ -442,7 +429,7 @@ int control_start(const struct control_config *cfg, struct control_server **out,
 	srv->has_group = cfg->has_group;
 	srv->group = cfg->group;
 	srv->uid = geteuid();
-	srv->prev_time = now_s();
+	srv->prev_time = time_mono_s();
 	snprintf(srv->path, sizeof(srv->path), "%s", cfg->path);
 	srv->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (srv->wake_fd < 0) {
@@ -534,7 +521,7 @@ static char *request_once(const char *path, const char *req, uint64_t deadline_m
 				goto io_error;
 			buf = nb;
 		}
-		uint64_t now = now_ms();
+		uint64_t now = time_mono_ms();
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		if (now >= deadline_ms || poll(&p, 1, (int)(deadline_ms - now)) <= 0)
 			goto io_error;
@@ -567,7 +554,7 @@ static bool answer_is_busy(const char *line)
 
 char *control_request(const char *path, const char *cmd, char *err, size_t errlen)
 {
-	uint64_t deadline = now_ms() + CONTROL_CLIENT_TIMEOUT_MS;
+	uint64_t deadline = time_mono_ms() + CONTROL_CLIENT_TIMEOUT_MS;
 	char req[256];
 
 	if (strlen(path) >= SUN_PATH_MAX) {
@@ -577,7 +564,7 @@ char *control_request(const char *path, const char *cmd, char *err, size_t errle
 	snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}\n", cmd);
 	for (;;) {
 		char *line = request_once(path, req, deadline, err, errlen);
-		if (!line || !answer_is_busy(line) || now_ms() + 100 >= deadline)
+		if (!line || !answer_is_busy(line) || time_mono_ms() + 100 >= deadline)
 			return line;
 		free(line);
 		usleep(100 * 1000);   /* full: a slot frees up at the latest at a client's deadline */

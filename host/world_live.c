@@ -27,6 +27,7 @@
 #include "host/input_queue.h"
 #include "util/log.h"
 #include "vm/clock.h"
+#include "util/time.h"
 
 #define NS_PER_TICK (1000000000ull / CLOCK_TIMEBASE_HZ)
 #define CLOCK_DRIFT_TICKS (CLOCK_TIMEBASE_HZ / 500)       /* 2 ms */
@@ -66,16 +67,9 @@ struct world_live {
 	volatile sig_atomic_t quit_signal;   /* set by world_live_request_quit() from a signal handler */
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static uint64_t wall_ticks(const struct world_live *w)
 {
-	return (mono_ns() - w->wall_start_ns) / NS_PER_TICK;
+	return (time_mono_ns() - w->wall_start_ns) / NS_PER_TICK;
 }
 
 /* splitmix64: a tiny, well-known, seedable generator; quality is ample for guest entropy tests. */
@@ -149,7 +143,7 @@ static void start_clock(struct world_live *w)
 	if (w->started)
 		return;
 	w->started = true;
-	w->wall_start_ns = mono_ns();
+	w->wall_start_ns = time_mono_ns();
 	w->last_anchor_wall = 0;
 }
 
@@ -260,7 +254,7 @@ static icount_t horizon(void *ctx, icount_t now)
  * quit request from a signal handler (which cannot signal a condition variable) is seen. */
 static void wait_bounded(struct world_live *w, uint64_t wake_ns)
 {
-	uint64_t limit = mono_ns() + QUIT_POLL_NS;
+	uint64_t limit = time_mono_ns() + QUIT_POLL_NS;
 	uint64_t until = MIN(wake_ns, limit);
 	struct timespec ts = { .tv_sec = (time_t)(until / 1000000000ull), .tv_nsec = (long)(until % 1000000000ull) };
 	(void)input_queue_wait(w->queue, &ts);
@@ -290,7 +284,7 @@ static int idle_wall(struct world_live *w, icount_t now, uint64_t deadline_time)
 			break;
 		if (deadline_time != UINT64_MAX) {
 			uint64_t wake_ns = w->wall_start_ns + deadline_time * NS_PER_TICK;
-			if (mono_ns() >= wake_ns)
+			if (time_mono_ns() >= wake_ns)
 				break;
 			wait_bounded(w, wake_ns);
 		} else {
@@ -429,7 +423,7 @@ void world_live_take_clock(struct world_live *w, icount_t now, const struct vm_c
 	uint64_t time = clock_time_at(clock, now);
 	w->shadow = *clock;
 	w->started = true;
-	w->wall_start_ns = mono_ns() - time * NS_PER_TICK;  /* wall_ticks() == guest time now */
+	w->wall_start_ns = time_mono_ns() - time * NS_PER_TICK;  /* wall_ticks() == guest time now */
 	w->time_pending = false;
 	w->last_anchor_icount = now;
 	w->last_anchor_wall = time;

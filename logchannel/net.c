@@ -6,6 +6,7 @@
  */
 #include "logchannel/channel_internal.h"
 #include "logchannel/tls.h"
+#include "util/time.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,9 +26,7 @@
 
 uint64_t chnet_now_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
+	return time_mono_ns();
 }
 
 uint64_t chnet_deadline(int timeout_ms)

@@ -26,6 +26,7 @@
 #include "primary/output_rule.h"
 #include "replay/recorder.h"
 #include "util/log.h"
+#include "util/time.h"
 
 struct ft_primary {
 	struct ft_primary_config cfg;
@@ -177,17 +178,10 @@ static int ftw_next_event(void *ctx, icount_t now, struct vm_event *ev)
  * then ends FT): lag control slows the vCPU, it never stops it for long. */
 #define LAG_WAIT_MAX_MS 50
 
-static uint64_t monotonic_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* The backup's lag in time (lag_clock.h), published for status. */
 static uint64_t measure_lag(struct ft_primary *p, icount_t now)
 {
-	uint64_t t = monotonic_ns();
+	uint64_t t = time_mono_ns();
 	lag_clock_note(&p->lag, now, t);
 	icount_t peer = p->ch ? channel_peer_icount(p->ch) : 0;
 	/* A backup that waits for log has replayed all the primary produced: it is not behind. */

@@ -20,6 +20,7 @@
 #include <urcu/wfcqueue.h>
 
 #include "util/log.h"
+#include "util/time.h"
 
 enum held_kind { HELD_CONSOLE, HELD_NET, HELD_DISK };
 
@@ -46,13 +47,6 @@ struct output_rule {
 	pthread_t releaser;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void wake(struct output_rule *rule)
 {
 	uint64_t one = 1;
@@ -78,7 +72,7 @@ static void perform(struct output_rule *rule, struct held_output *o)
 
 static void finish(struct output_rule *rule, struct held_output *o, bool performed)
 {
-	uint64_t waited_us = (now_ns() - o->held_at_ns) / 1000;
+	uint64_t waited_us = (time_mono_ns() - o->held_at_ns) / 1000;
 	if (performed) {
 		atomic_fetch_add(&rule->released, 1);
 		uint64_t max = atomic_load(&rule->max_wait_us);
@@ -173,7 +167,7 @@ static void hold(struct output_rule *rule, struct held_output *o)
 	while (atomic_load(&rule->held_bytes) + o->len > OUTPUT_RULE_MAX_HELD_BYTES && atomic_load(&rule->held) > 0 &&
 	       !atomic_load(&rule->stopping))
 		usleep(100);
-	o->held_at_ns = now_ns();
+	o->held_at_ns = time_mono_ns();
 	cds_wfcq_node_init(&o->node);
 	atomic_fetch_add(&rule->held, 1);
 	atomic_fetch_add(&rule->held_bytes, o->len);
@@ -225,9 +219,9 @@ void output_rule_disk(struct output_rule *rule, uint64_t lsn, unsigned disk, con
 
 int output_rule_drain(struct output_rule *rule, int timeout_ms)
 {
-	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
+	uint64_t deadline = time_mono_ns() + (uint64_t)timeout_ms * 1000000u;
 	while (atomic_load(&rule->held) > 0) {
-		if (now_ns() > deadline)
+		if (time_mono_ns() > deadline)
 			return -ETIMEDOUT;
 		usleep(200);
 	}

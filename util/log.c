@@ -3,6 +3,7 @@
  * threads do not interleave.
  */
 #include "util/log.h"
+#include "util/time.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -44,9 +45,7 @@ enum { RATELIMIT_WINDOW_NS = 1000000000, RATELIMIT_BURST = 5 };
 
 int log_ratelimit_ok(uint64_t *window_start_ns, unsigned *count_in_window)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	uint64_t now = time_mono_ns();
 
 	if (now - *window_start_ns > RATELIMIT_WINDOW_NS) {
 		*window_start_ns = now;
