@@ -17,6 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/parse.h"
+
 struct dom_ctx {
 	const char *path;
 	xmlDocPtr doc;
@@ -90,7 +92,7 @@ static int memory_mib(struct dom_ctx *c, uint64_t *mib)
 			mult = units[i].bytes;
 	if (!mult)
 		return fail(c, -EINVAL, "<memory unit='%s'>: unknown unit", unit);
-	if (run_options_parse_u64(val, &n) || n > UINT64_MAX / mult)
+	if (parse_u64(val, 0, UINT64_MAX / mult, &n))
 		return fail(c, -EINVAL, "<memory>%s</memory>: not a size", val);
 	uint64_t bytes = n * mult;
 	if (bytes % (1u << 20))
@@ -171,7 +173,7 @@ static int read_disks(struct dom_ctx *c, struct domain_def *d)
 
 	for (int i = 0; i < n && rc == 0; i++) {
 		xmlNodePtr node = r->nodesetval->nodeTab[i];
-		char type[32], device[32], bus[32], src[RUN_PATH_MAX], pool[DOMAIN_STR_MAX];
+		char type[32], device[32], bus[32], src[DOMAIN_PATH_MAX], pool[DOMAIN_STR_MAX];
 		xstr(c, node, "string(@type)", type, sizeof(type));
 		if (!xstr(c, node, "string(@device)", device, sizeof(device)))
 			snprintf(device, sizeof(device), "disk");
@@ -189,14 +191,14 @@ static int read_disks(struct dom_ctx *c, struct domain_def *d)
 		}
 		char *dst = d->disk[d->ndisks];
 		if (strcmp(type, "file") == 0 && xstr(c, node, "string(source/@file)", src, sizeof(src))) {
-			snprintf(dst, RUN_PATH_MAX, "%s", src);
+			snprintf(dst, DOMAIN_PATH_MAX, "%s", src);
 		} else if (strcmp(type, "block") == 0 &&
 			   xstr(c, node, "string(source/@dev)", src, sizeof(src))) {
-			snprintf(dst, RUN_PATH_MAX, "%s", src);
+			snprintf(dst, DOMAIN_PATH_MAX, "%s", src);
 		} else if (strcmp(type, "volume") == 0 &&
 			   xstr(c, node, "string(source/@pool)", pool, sizeof(pool)) &&
 			   xstr(c, node, "string(source/@volume)", src, sizeof(src))) {
-			rc = volume_path(c, pool, src, dst, RUN_PATH_MAX);
+			rc = volume_path(c, pool, src, dst, DOMAIN_PATH_MAX);
 		} else {
 			rc = fail(c, -EINVAL,
 				  "<disk type='%s'>: expected type 'file' with <source file>, 'block' with "
@@ -212,7 +214,7 @@ static int read_disks(struct dom_ctx *c, struct domain_def *d)
 /* The bridge a network device is a port of ("" if none), from sysfs. */
 static void port_of(const char *ifname, char *bridge, size_t len)
 {
-	char link[64], target[RUN_PATH_MAX];
+	char link[64], target[DOMAIN_PATH_MAX];
 	snprintf(link, sizeof(link), "/sys/class/net/%s/master", ifname);
 	ssize_t n = readlink(link, target, sizeof(target) - 1);
 	bridge[0] = '\0';
@@ -248,7 +250,7 @@ static int read_nic(struct dom_ctx *c, xmlNodePtr node, struct domain_nic *nic)
 		return fail(c, -EINVAL, "<interface> %s: <model type='%s'>: ftvm NICs are virtio", dev,
 			    model);
 	if (xstr(c, node, "string(mac/@address)", mac, sizeof(mac))) {
-		if (run_options_parse_mac(mac, nic->mac))
+		if (parse_mac(mac, nic->mac))
 			return fail(c, -EINVAL, "<interface> %s: <mac address='%s'>: not a unicast MAC",
 				    dev, mac);
 		nic->has_mac = true;
@@ -334,7 +336,7 @@ static int ft_number(struct dom_ctx *c, xmlNodePtr ft, const char *attr, uint64_
 	snprintf(expr, sizeof(expr), "string(@%s)", attr);
 	if (!xstr(c, ft, expr, val, sizeof(val)))
 		return 0;
-	if (run_options_parse_u64(val, v) || *v > max)
+	if (parse_u64(val, 0, max, v))
 		return fail(c, -EINVAL, "<ftvm:ft %s='%s'>: expected an integer up to %" PRIu64, attr, val,
 			    max);
 	*has = true;

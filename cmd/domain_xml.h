@@ -28,16 +28,19 @@
 #ifndef FTVM_CMD_DOMAIN_XML_H
 #define FTVM_CMD_DOMAIN_XML_H
 
+#include <limits.h>
 #include <net/if.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cmd/run_options.h"
 #include "util/compiler.h"
+#include "vm/machine.h"
 
 #define DOMAIN_FT_NS "urn:x-ftvm:ft:1"
 #define DOMAIN_STR_MAX 256
+#define DOMAIN_PATH_MAX PATH_MAX  /* a file name from the XML, with its NUL */
+#define DOMAIN_CMDLINE_MAX 2048  /* <cmdline>, with its NUL */
 
 struct domain_nic {
 	char ifname[IFNAMSIZ];
@@ -48,12 +51,12 @@ struct domain_nic {
 /* FT settings from <metadata><ftvm:ft>; empty strings / has_* false where absent. */
 struct domain_ft {
 	bool present;
-	char arbiter[RUN_PATH_MAX];
+	char arbiter[DOMAIN_PATH_MAX];
 	char peer[DOMAIN_STR_MAX];
 	char listen[DOMAIN_STR_MAX];
-	char control[RUN_PATH_MAX];
+	char control[DOMAIN_PATH_MAX];
 	char log_transport[16];
-	char channel_key[RUN_PATH_MAX];
+	char channel_key[DOMAIN_PATH_MAX];
 	bool has_epoch, has_timeout, has_heartbeat, has_max_lag;
 	uint64_t epoch;
 	unsigned timeout_ms, heartbeat_ms, max_lag_ms;
@@ -62,12 +65,12 @@ struct domain_ft {
 struct domain_def {
 	char name[64];
 	uint64_t mem_mib;
-	char kernel[RUN_PATH_MAX];
-	char initrd[RUN_PATH_MAX];
-	char cmdline[RUN_CMDLINE_MAX];
-	char loader[RUN_PATH_MAX];
+	char kernel[DOMAIN_PATH_MAX];
+	char initrd[DOMAIN_PATH_MAX];
+	char cmdline[DOMAIN_CMDLINE_MAX];
+	char loader[DOMAIN_PATH_MAX];
 	unsigned ndisks;
-	char disk[MACHINE_MAX_DISKS][RUN_PATH_MAX];
+	char disk[MACHINE_MAX_DISKS][DOMAIN_PATH_MAX];
 	unsigned nnics;
 	struct domain_nic nic[MACHINE_MAX_NICS];
 	bool rng;

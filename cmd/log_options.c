@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/parse.h"
+
 /* Removes argv[i] and, when has_value, argv[i + 1]. */
 static void drop_args(int *argc, char **argv, int i, int n)
 {
@@ -36,8 +38,7 @@ int log_options_extract(int *argc, char **argv, struct log_options *lo, char *er
 			continue;
 		}
 		if (strcmp(a, "--perturb-lsn") == 0) {
-			char *end;
-			if (i + 1 >= *argc || (lo->perturb_lsn = strtoull(argv[i + 1], &end, 0)) == 0 || *end) {
+			if (i + 1 >= *argc || parse_u64(argv[i + 1], 1, UINT64_MAX, &lo->perturb_lsn) < 0) {
 				snprintf(err, errlen, "--perturb-lsn needs a record number > 0");
 				return -EINVAL;
 			}

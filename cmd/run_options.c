@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/parse.h"
+
 #ifndef FTVM_DEFAULT_GUEST_DIR
 #define FTVM_DEFAULT_GUEST_DIR "build/guest"
 #endif
@@ -87,32 +89,6 @@ const char *run_options_guest_dir(void)
 	return dir && *dir ? dir : FTVM_DEFAULT_GUEST_DIR;
 }
 
-int run_options_parse_u64(const char *s, uint64_t *v)
-{
-	char *end;
-	if (!*s || *s == '-')
-		return -EINVAL;
-	errno = 0;
-	unsigned long long x = strtoull(s, &end, 0);
-	if (errno || *end)
-		return -EINVAL;
-	*v = x;
-	return 0;
-}
-
-int run_options_parse_mac(const char *s, uint8_t mac[6])
-{
-	unsigned b[6];
-	char tail;
-	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &tail) != 6)
-		return -EINVAL;
-	for (int i = 0; i < 6; i++)
-		mac[i] = (uint8_t)b[i];
-	if (mac[0] & 1)
-		return -EINVAL;  /* a multicast address cannot be a NIC's */
-	return 0;
-}
-
 /* "tap=IFNAME[,mac=MAC]" */
 static int parse_nic(const char *arg, struct run_nic *nic, unsigned index, char *err, size_t errlen)
 {
@@ -133,7 +109,7 @@ static int parse_nic(const char *arg, struct run_nic *nic, unsigned index, char 
 	storage[index][len] = '\0';
 	nic->ifname = storage[index];
 	if (comma) {
-		if (strncmp(comma + 1, "mac=", 4) != 0 || run_options_parse_mac(comma + 5, nic->mac)) {
+		if (strncmp(comma + 1, "mac=", 4) != 0 || parse_mac(comma + 5, nic->mac)) {
 			snprintf(err, errlen, "--nic %s: expected mac=xx:xx:xx:xx:xx:xx (unicast)", arg);
 			return -EINVAL;
 		}
@@ -160,7 +136,7 @@ static int parse_one(struct run_options *o, int opt, const char *arg, char *err,
 		o->bios = o->bios_none ? NULL : arg;
 		return 0;
 	case OPT_MEM:
-		if (run_options_parse_u64(arg, &v) || v < MACHINE_MIN_MEM_MIB || v > MACHINE_MAX_MEM_MIB) {
+		if (parse_u64(arg, MACHINE_MIN_MEM_MIB, MACHINE_MAX_MEM_MIB, &v)) {
 			snprintf(err, errlen, "--mem %s: expected a size in MiB from %u to %u", arg, MACHINE_MIN_MEM_MIB,
 				 MACHINE_MAX_MEM_MIB);
 			return -EINVAL;
@@ -168,7 +144,7 @@ static int parse_one(struct run_options *o, int opt, const char *arg, char *err,
 		o->mem_mib = v;
 		return 0;
 	case OPT_SEED:
-		if (run_options_parse_u64(arg, &o->rng_seed)) {
+		if (parse_u64(arg, 0, UINT64_MAX, &o->rng_seed)) {
 			snprintf(err, errlen, "--seed %s: expected a non-negative integer", arg);
 			return -EINVAL;
 		}

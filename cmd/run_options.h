@@ -9,6 +9,7 @@
 #ifndef FTVM_CMD_RUN_OPTIONS_H
 #define FTVM_CMD_RUN_OPTIONS_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,7 +21,7 @@
 #define RUN_DEFAULT_MEM_MIB 256
 #define RUN_DEFAULT_APPEND "console=ttyS0 panic=1"
 #define RUN_SCRATCH_DISK_BYTES (64ull << 20)
-#define RUN_PATH_MAX 4096
+#define RUN_PATH_MAX PATH_MAX
 #define RUN_CMDLINE_MAX 2048
 #define RUN_DEBIAN_OPENSBI "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin"
 
@@ -60,10 +61,6 @@ struct run_options {
 	char cmdline[RUN_CMDLINE_MAX];
 };
 
-/* Parses a non-negative integer (decimal, 0x hex, 0 octal), nothing after it: 0 or -EINVAL. */
-int run_options_parse_u64(const char *s, uint64_t *v) FTVM_MUST_CHECK;
-/* Parses "xx:xx:xx:xx:xx:xx" (unicast only): 0 or -EINVAL. */
-int run_options_parse_mac(const char *s, uint8_t mac[6]) FTVM_MUST_CHECK;
 /*
  * Parses argv[1..] (argv[0] is the subcommand) and loads --domain (after which only
  * --extra-args, --clock, --seed and --no-reboot may be given besides). 0, or -EINVAL / -ENOENT

@@ -9,7 +9,8 @@
  * as either node.
  */
 #define LOG_MODULE "logchannel"
-#include "logchannel/channel_internal.h"
+#include "logchannel/net.h"
+#include "util/parse.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,17 +23,6 @@
 #define KEY_TAG "ftvm-channel-key-v1 "
 #define KEY_TAG_LEN (sizeof(KEY_TAG) - 1)
 #define KEY_TEXT_LEN (KEY_TAG_LEN + 2 * CHANNEL_KEY_SIZE + 1) /* tag, hex, newline */
-
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 static int fill_random(uint8_t *buf, size_t len)
 {
@@ -137,8 +127,8 @@ int channel_key_load(const char *path, struct channel_key *key, struct channel_e
 		goto out;
 	}
 	for (size_t i = 0; i < CHANNEL_KEY_SIZE; i++) {
-		int hi = hex_value(text[KEY_TAG_LEN + 2 * i]);
-		int lo = hex_value(text[KEY_TAG_LEN + 2 * i + 1]);
+		int hi = parse_hex_digit(text[KEY_TAG_LEN + 2 * i]);
+		int lo = parse_hex_digit(text[KEY_TAG_LEN + 2 * i + 1]);
 		if (hi < 0 || lo < 0) {
 			chan_seterr(err, rc, "key file %s: bad hex digit in the key", path);
 			goto out;

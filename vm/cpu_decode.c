@@ -7,48 +7,18 @@
  */
 #include "vm/cpu_decode.h"
 
+#include "util/insn.h"
 #include "vm/cpu_rvc.h"
 
-enum {
-	OPC_LOAD = 0x03, OPC_LOAD_FP = 0x07, OPC_MISC_MEM = 0x0f, OPC_OP_IMM = 0x13, OPC_AUIPC = 0x17,
-	OPC_OP_IMM_32 = 0x1b, OPC_STORE = 0x23, OPC_STORE_FP = 0x27, OPC_AMO = 0x2f, OPC_OP = 0x33,
-	OPC_LUI = 0x37, OPC_OP_32 = 0x3b, OPC_MADD = 0x43, OPC_MSUB = 0x47, OPC_NMSUB = 0x4b,
-	OPC_NMADD = 0x4f, OPC_OP_FP = 0x53, OPC_BRANCH = 0x63, OPC_JALR = 0x67, OPC_JAL = 0x6f,
-	OPC_SYSTEM = 0x73,
-};
 #define F7_BASE 0x00
 #define F7_MULDIV 0x01
 #define F7_ALT 0x20
 #define MISC_MEM_FENCE 0
 #define MISC_MEM_FENCE_I 1
 
-/* Immediates are assembled in uint32_t and sign-extended by one arithmetic right shift, so no
- * negative value is ever shifted left (undefined in C). */
-static int32_t imm_i(uint32_t i)
-{
-	return (int32_t)i >> 20;
-}
-
-static int32_t imm_s(uint32_t i)
-{
-	return (int32_t)((i & 0xfe000000u) | ((i >> 7) & 31) << 20) >> 20;
-}
-
-static int32_t imm_b(uint32_t i)
-{
-	uint32_t v = ((i >> 7) & 0x1e) | ((i >> 20) & 0x7e0) | ((i << 4) & 0x800) | ((i >> 31) << 12);
-	return (int32_t)(v << 19) >> 19;
-}
-
-static int32_t imm_j(uint32_t i)
-{
-	uint32_t v = ((i >> 20) & 0x7fe) | ((i >> 9) & 0x800) | (i & 0xff000) | ((i >> 31) << 20);
-	return (int32_t)(v << 11) >> 11;
-}
-
 static enum cpu_op decode_op(uint32_t i, int32_t *imm)
 {
-	unsigned f3 = (i >> 12) & 7, f7 = i >> 25;
+	unsigned f3 = insn_funct3(i), f7 = insn_funct7(i);
 	static const uint8_t branch[8] = {
 		CPU_OP_BEQ, CPU_OP_BNE, CPU_OP_ILLEGAL, CPU_OP_ILLEGAL,
 		CPU_OP_BLT, CPU_OP_BGE, CPU_OP_BLTU, CPU_OP_BGEU,
@@ -74,15 +44,15 @@ static enum cpu_op decode_op(uint32_t i, int32_t *imm)
 		CPU_OP_DIVW, CPU_OP_DIVUW, CPU_OP_REMW, CPU_OP_REMUW,
 	};
 
-	*imm = imm_i(i);
-	switch (i & 0x7f) {
-	case OPC_LUI: *imm = (int32_t)(i & 0xfffff000u); return CPU_OP_LUI;
-	case OPC_AUIPC: *imm = (int32_t)(i & 0xfffff000u); return CPU_OP_AUIPC;
-	case OPC_JAL: *imm = imm_j(i); return CPU_OP_JAL;
+	*imm = insn_imm_i(i);
+	switch (insn_opcode(i)) {
+	case OPC_LUI: *imm = insn_imm_u(i); return CPU_OP_LUI;
+	case OPC_AUIPC: *imm = insn_imm_u(i); return CPU_OP_AUIPC;
+	case OPC_JAL: *imm = insn_imm_j(i); return CPU_OP_JAL;
 	case OPC_JALR: return f3 == 0 ? CPU_OP_JALR : CPU_OP_ILLEGAL;
-	case OPC_BRANCH: *imm = imm_b(i); return branch[f3];
+	case OPC_BRANCH: *imm = insn_imm_b(i); return branch[f3];
 	case OPC_LOAD: return load[f3];
-	case OPC_STORE: *imm = imm_s(i); return store[f3];
+	case OPC_STORE: *imm = insn_imm_s(i); return store[f3];
 	case OPC_OP_IMM:
 		if (f3 == 1 || f3 == 5) {
 			unsigned top = i >> 26, shamt = (i >> 20) & 63;
@@ -107,7 +77,7 @@ static enum cpu_op decode_op(uint32_t i, int32_t *imm)
 	case OPC_OP_IMM_32:
 		if (f3 == 0)
 			return CPU_OP_ADDIW;
-		*imm = (int32_t)((i >> 20) & 31);
+		*imm = (int32_t)insn_rs2(i); /* shamt[4:0] */
 		if (f3 == 1 && f7 == F7_BASE)
 			return CPU_OP_SLLIW;
 		if (f3 == 5 && f7 == F7_BASE)
@@ -169,9 +139,9 @@ void cpu_decode(struct cpu_decoded *e, uint32_t raw)
 			return;
 		}
 	}
-	e->rd = (insn >> 7) & 31;
-	e->rs1 = (insn >> 15) & 31;
-	e->rs2 = (insn >> 20) & 31;
+	e->rd = (uint8_t)insn_rd(insn);
+	e->rs1 = (uint8_t)insn_rs1(insn);
+	e->rs2 = (uint8_t)insn_rs2(insn);
 	e->op = (uint8_t)without_x0_write(decode_op(insn, &e->imm), e->rd);
 	if (e->op == CPU_OP_ILLEGAL)
 		e->imm = (int32_t)(e->len == 2 ? (raw & 0xffff) : insn);

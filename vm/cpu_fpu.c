@@ -17,16 +17,8 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "util/insn.h"
 #include "vm/cpu_internal.h"
-
-/* Major opcodes handled here. */
-#define OPC_LOAD_FP 0x07u
-#define OPC_STORE_FP 0x27u
-#define OPC_MADD 0x43u
-#define OPC_MSUB 0x47u
-#define OPC_NMSUB 0x4bu
-#define OPC_NMADD 0x4fu
-#define OPC_OP_FP 0x53u
 
 /* LOAD-FP / STORE-FP width (funct3). */
 #define WIDTH_W 2u
@@ -769,49 +761,6 @@ static void accrue_flags(struct cpu *cpu, uint32_t flags)
 	}
 }
 
-static inline unsigned insn_opcode(uint32_t insn)
-{
-	return insn & 0x7f;
-}
-static inline unsigned insn_funct5(uint32_t insn)
-{
-	return insn >> 27;
-}
-/* I-type immediate (loads): bits 31:20, sign-extended. */
-static inline uint64_t insn_imm_i(uint32_t insn)
-{
-	return (uint64_t)((int64_t)(int32_t)insn >> 20);
-}
-/* S-type immediate (stores): bits 31:25 and 11:7, sign-extended. */
-static inline uint64_t insn_imm_s(uint32_t insn)
-{
-	return (uint64_t)(((int64_t)(int32_t)(insn & 0xfe000000u) >> 20) | (int64_t)((insn >> 7) & 31));
-}
-static inline unsigned insn_rd(uint32_t insn)
-{
-	return (insn >> 7) & 31;
-}
-static inline unsigned insn_funct3(uint32_t insn)
-{
-	return (insn >> 12) & 7;
-}
-static inline unsigned insn_rs1(uint32_t insn)
-{
-	return (insn >> 15) & 31;
-}
-static inline unsigned insn_rs2(uint32_t insn)
-{
-	return (insn >> 20) & 31;
-}
-static inline unsigned insn_rs3(uint32_t insn)
-{
-	return insn >> 27;
-}
-static inline unsigned insn_fmt(uint32_t insn)
-{
-	return (insn >> 25) & 3;
-}
-
 /* The effective rounding mode of an instruction, or false if it is reserved. */
 static bool effective_rm(const struct cpu *cpu, uint32_t insn, unsigned *rm)
 {
@@ -831,7 +780,7 @@ static void illegal(struct cpu *cpu, uint32_t insn)
 static void exec_load(struct cpu *cpu, uint32_t insn)
 {
 	unsigned width = insn_funct3(insn);
-	uint64_t addr = cpu->x[insn_rs1(insn)] + insn_imm_i(insn);
+	uint64_t addr = cpu->x[insn_rs1(insn)] + (uint64_t)(int64_t)insn_imm_i(insn);
 	uint64_t value;
 
 	if (width != WIDTH_W && width != WIDTH_D) {
@@ -846,7 +795,7 @@ static void exec_load(struct cpu *cpu, uint32_t insn)
 static void exec_store(struct cpu *cpu, uint32_t insn)
 {
 	unsigned width = insn_funct3(insn);
-	uint64_t addr = cpu->x[insn_rs1(insn)] + insn_imm_s(insn);
+	uint64_t addr = cpu->x[insn_rs1(insn)] + (uint64_t)(int64_t)insn_imm_s(insn);
 	uint64_t value = cpu->f[insn_rs2(insn)];
 
 	if (width != WIDTH_W && width != WIDTH_D) {

@@ -10,11 +10,8 @@
 
 #include <pthread.h>
 
-enum {
-	OP_LOAD = 0x03, OP_LOAD_FP = 0x07, OP_IMM = 0x13, OP_IMM_32 = 0x1b, OP_STORE = 0x23,
-	OP_STORE_FP = 0x27, OP_OP = 0x33, OP_LUI = 0x37, OP_OP_32 = 0x3b, OP_BRANCH = 0x63,
-	OP_JALR = 0x67, OP_JAL = 0x6f,
-};
+#include "util/insn.h"
+
 #define INSN_EBREAK 0x00100073u
 #define REG_RA 1u
 #define REG_SP 2u
@@ -27,41 +24,6 @@ static uint32_t bits(uint32_t c, unsigned hi, unsigned lo)
 	return (c >> lo) & ((1u << (hi - lo + 1)) - 1);
 }
 
-static int32_t sext(uint32_t value, unsigned width)
-{
-	return (int32_t)(value << (32 - width)) >> (32 - width);
-}
-
-static uint32_t enc_i(unsigned op, unsigned f3, unsigned rd, unsigned rs1, int32_t imm)
-{
-	return ((uint32_t)imm & 0xfff) << 20 | rs1 << 15 | f3 << 12 | rd << 7 | op;
-}
-
-static uint32_t enc_s(unsigned op, unsigned f3, unsigned rs1, unsigned rs2, int32_t imm)
-{
-	uint32_t u = (uint32_t)imm;
-	return ((u >> 5) & 0x7f) << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 | (u & 0x1f) << 7 | op;
-}
-
-static uint32_t enc_r(unsigned op, unsigned f3, unsigned f7, unsigned rd, unsigned rs1, unsigned rs2)
-{
-	return f7 << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 | rd << 7 | op;
-}
-
-static uint32_t enc_b(unsigned f3, unsigned rs1, unsigned rs2, int32_t imm)
-{
-	uint32_t u = (uint32_t)imm;
-	return ((u >> 12) & 1) << 31 | ((u >> 5) & 0x3f) << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 |
-	       ((u >> 1) & 0xf) << 8 | ((u >> 11) & 1) << 7 | OP_BRANCH;
-}
-
-static uint32_t enc_j(unsigned rd, int32_t imm)
-{
-	uint32_t u = (uint32_t)imm;
-	return ((u >> 20) & 1) << 31 | ((u >> 1) & 0x3ff) << 21 | ((u >> 11) & 1) << 20 |
-	       ((u >> 12) & 0xff) << 12 | rd << 7 | OP_JAL;
-}
-
 static uint32_t expand_q0(uint32_t c)
 {
 	unsigned rd_ = 8 + bits(c, 4, 2), rs1_ = 8 + bits(c, 9, 7);
@@ -70,14 +32,14 @@ static uint32_t expand_q0(uint32_t c)
 	switch (bits(c, 15, 13)) {
 	case 0: { /* C.ADDI4SPN */
 		uint32_t imm = bits(c, 12, 11) << 4 | bits(c, 10, 7) << 6 | bits(c, 6, 6) << 2 | bits(c, 5, 5) << 3;
-		return imm ? enc_i(OP_IMM, 0, rd_, REG_SP, (int32_t)imm) : 0;
+		return imm ? insn_enc_i(OPC_OP_IMM, 0, rd_, REG_SP, (int32_t)imm) : 0;
 	}
-	case 1: return enc_i(OP_LOAD_FP, 3, rd_, rs1_, (int32_t)uimm_d);  /* C.FLD */
-	case 2: return enc_i(OP_LOAD, 2, rd_, rs1_, (int32_t)uimm_w);     /* C.LW */
-	case 3: return enc_i(OP_LOAD, 3, rd_, rs1_, (int32_t)uimm_d);     /* C.LD */
-	case 5: return enc_s(OP_STORE_FP, 3, rs1_, rd_, (int32_t)uimm_d); /* C.FSD */
-	case 6: return enc_s(OP_STORE, 2, rs1_, rd_, (int32_t)uimm_w);    /* C.SW */
-	case 7: return enc_s(OP_STORE, 3, rs1_, rd_, (int32_t)uimm_d);    /* C.SD */
+	case 1: return insn_enc_i(OPC_LOAD_FP, 3, rd_, rs1_, (int32_t)uimm_d);  /* C.FLD */
+	case 2: return insn_enc_i(OPC_LOAD, 2, rd_, rs1_, (int32_t)uimm_w);     /* C.LW */
+	case 3: return insn_enc_i(OPC_LOAD, 3, rd_, rs1_, (int32_t)uimm_d);     /* C.LD */
+	case 5: return insn_enc_s(OPC_STORE_FP, 3, rs1_, rd_, (int32_t)uimm_d); /* C.FSD */
+	case 6: return insn_enc_s(OPC_STORE, 2, rs1_, rd_, (int32_t)uimm_w);    /* C.SW */
+	case 7: return insn_enc_s(OPC_STORE, 3, rs1_, rd_, (int32_t)uimm_d);    /* C.SD */
 	default: return 0;
 	}
 }
@@ -85,47 +47,47 @@ static uint32_t expand_q0(uint32_t c)
 static uint32_t expand_q1(uint32_t c)
 {
 	unsigned rd = bits(c, 11, 7), rs1_ = 8 + bits(c, 9, 7), rs2_ = 8 + bits(c, 4, 2);
-	int32_t imm6 = sext(bits(c, 12, 12) << 5 | bits(c, 6, 2), 6);
+	int32_t imm6 = insn_sext(bits(c, 12, 12) << 5 | bits(c, 6, 2), 6);
 	switch (bits(c, 15, 13)) {
-	case 0: return enc_i(OP_IMM, 0, rd, rd, imm6);                      /* C.ADDI, C.NOP */
-	case 1: return rd ? enc_i(OP_IMM_32, 0, rd, rd, imm6) : 0;          /* C.ADDIW */
-	case 2: return enc_i(OP_IMM, 0, rd, 0, imm6);                       /* C.LI */
+	case 0: return insn_enc_i(OPC_OP_IMM, 0, rd, rd, imm6);                      /* C.ADDI, C.NOP */
+	case 1: return rd ? insn_enc_i(OPC_OP_IMM_32, 0, rd, rd, imm6) : 0;          /* C.ADDIW */
+	case 2: return insn_enc_i(OPC_OP_IMM, 0, rd, 0, imm6);                       /* C.LI */
 	case 3:
 		if (rd == REG_SP) { /* C.ADDI16SP */
-			int32_t imm = sext(bits(c, 12, 12) << 9 | bits(c, 6, 6) << 4 | bits(c, 5, 5) << 6 |
-					   bits(c, 4, 3) << 7 | bits(c, 2, 2) << 5, 10);
-			return imm ? enc_i(OP_IMM, 0, REG_SP, REG_SP, imm) : 0;
+			int32_t imm = insn_sext(bits(c, 12, 12) << 9 | bits(c, 6, 6) << 4 | bits(c, 5, 5) << 6 |
+						bits(c, 4, 3) << 7 | bits(c, 2, 2) << 5, 10);
+			return imm ? insn_enc_i(OPC_OP_IMM, 0, REG_SP, REG_SP, imm) : 0;
 		}
 		/* C.LUI */
-		return imm6 ? ((uint32_t)imm6 << 12) | rd << 7 | OP_LUI : 0;
+		return imm6 ? ((uint32_t)imm6 << 12) | rd << 7 | OPC_LUI : 0;
 	case 4: {
 		uint32_t shamt = bits(c, 12, 12) << 5 | bits(c, 6, 2);
 		switch (bits(c, 11, 10)) {
-		case 0: return enc_i(OP_IMM, 5, rs1_, rs1_, (int32_t)shamt);            /* C.SRLI */
-		case 1: return enc_i(OP_IMM, 5, rs1_, rs1_, (int32_t)(shamt | 0x400));  /* C.SRAI */
-		case 2: return enc_i(OP_IMM, 7, rs1_, rs1_, imm6);                      /* C.ANDI */
+		case 0: return insn_enc_i(OPC_OP_IMM, 5, rs1_, rs1_, (int32_t)shamt);            /* C.SRLI */
+		case 1: return insn_enc_i(OPC_OP_IMM, 5, rs1_, rs1_, (int32_t)(shamt | 0x400));  /* C.SRAI */
+		case 2: return insn_enc_i(OPC_OP_IMM, 7, rs1_, rs1_, imm6);                      /* C.ANDI */
 		default: break;
 		}
 		static const uint8_t f3[4] = { 0, 4, 6, 7 }; /* SUB, XOR, OR, AND */
 		unsigned sel = bits(c, 6, 5);
 		if (!bits(c, 12, 12))
-			return enc_r(OP_OP, f3[sel], sel == 0 ? 0x20 : 0, rs1_, rs1_, rs2_);
+			return insn_enc_r(OPC_OP, f3[sel], sel == 0 ? 0x20 : 0, rs1_, rs1_, rs2_);
 		if (sel == 0)
-			return enc_r(OP_OP_32, 0, 0x20, rs1_, rs1_, rs2_);                 /* C.SUBW */
+			return insn_enc_r(OPC_OP_32, 0, 0x20, rs1_, rs1_, rs2_);                 /* C.SUBW */
 		if (sel == 1)
-			return enc_r(OP_OP_32, 0, 0, rs1_, rs1_, rs2_);                    /* C.ADDW */
+			return insn_enc_r(OPC_OP_32, 0, 0, rs1_, rs1_, rs2_);                    /* C.ADDW */
 		return 0;
 	}
 	case 5: { /* C.J */
-		int32_t imm = sext(bits(c, 12, 12) << 11 | bits(c, 11, 11) << 4 | bits(c, 10, 9) << 8 |
-				   bits(c, 8, 8) << 10 | bits(c, 7, 7) << 6 | bits(c, 6, 6) << 7 |
-				   bits(c, 5, 3) << 1 | bits(c, 2, 2) << 5, 12);
-		return enc_j(0, imm);
+		int32_t imm = insn_sext(bits(c, 12, 12) << 11 | bits(c, 11, 11) << 4 | bits(c, 10, 9) << 8 |
+				        bits(c, 8, 8) << 10 | bits(c, 7, 7) << 6 | bits(c, 6, 6) << 7 |
+				        bits(c, 5, 3) << 1 | bits(c, 2, 2) << 5, 12);
+		return insn_enc_j(0, imm);
 	}
 	default: { /* C.BEQZ, C.BNEZ */
-		int32_t imm = sext(bits(c, 12, 12) << 8 | bits(c, 11, 10) << 3 | bits(c, 6, 5) << 6 |
-				   bits(c, 4, 3) << 1 | bits(c, 2, 2) << 5, 9);
-		return enc_b(bits(c, 15, 13) == 6 ? 0 : 1, rs1_, 0, imm);
+		int32_t imm = insn_sext(bits(c, 12, 12) << 8 | bits(c, 11, 10) << 3 | bits(c, 6, 5) << 6 |
+				        bits(c, 4, 3) << 1 | bits(c, 2, 2) << 5, 9);
+		return insn_enc_b(bits(c, 15, 13) == 6 ? 0 : 1, rs1_, 0, imm);
 	}
 	}
 }
@@ -138,22 +100,22 @@ static uint32_t expand_q2(uint32_t c)
 	uint32_t sdsp = bits(c, 12, 10) << 3 | bits(c, 9, 7) << 6;
 	uint32_t swsp = bits(c, 12, 9) << 2 | bits(c, 8, 7) << 6;
 	switch (bits(c, 15, 13)) {
-	case 0: return enc_i(OP_IMM, 1, rd, rd, (int32_t)(bits(c, 12, 12) << 5 | rs2)); /* C.SLLI */
-	case 1: return enc_i(OP_LOAD_FP, 3, rd, REG_SP, (int32_t)ldsp);                  /* C.FLDSP */
-	case 2: return rd ? enc_i(OP_LOAD, 2, rd, REG_SP, (int32_t)lwsp) : 0;            /* C.LWSP */
-	case 3: return rd ? enc_i(OP_LOAD, 3, rd, REG_SP, (int32_t)ldsp) : 0;            /* C.LDSP */
+	case 0: return insn_enc_i(OPC_OP_IMM, 1, rd, rd, (int32_t)(bits(c, 12, 12) << 5 | rs2)); /* C.SLLI */
+	case 1: return insn_enc_i(OPC_LOAD_FP, 3, rd, REG_SP, (int32_t)ldsp);                  /* C.FLDSP */
+	case 2: return rd ? insn_enc_i(OPC_LOAD, 2, rd, REG_SP, (int32_t)lwsp) : 0;            /* C.LWSP */
+	case 3: return rd ? insn_enc_i(OPC_LOAD, 3, rd, REG_SP, (int32_t)ldsp) : 0;            /* C.LDSP */
 	case 4:
 		if (!bits(c, 12, 12)) {
 			if (rs2 == 0)
-				return rd ? enc_i(OP_JALR, 0, 0, rd, 0) : 0;                     /* C.JR */
-			return enc_r(OP_OP, 0, 0, rd, 0, rs2);                                   /* C.MV */
+				return rd ? insn_enc_i(OPC_JALR, 0, 0, rd, 0) : 0;                     /* C.JR */
+			return insn_enc_r(OPC_OP, 0, 0, rd, 0, rs2);                                   /* C.MV */
 		}
 		if (rs2 == 0)
-			return rd ? enc_i(OP_JALR, 0, REG_RA, rd, 0) : INSN_EBREAK;              /* C.JALR, C.EBREAK */
-		return enc_r(OP_OP, 0, 0, rd, rd, rs2);                                          /* C.ADD */
-	case 5: return enc_s(OP_STORE_FP, 3, REG_SP, rs2, (int32_t)sdsp);                /* C.FSDSP */
-	case 6: return enc_s(OP_STORE, 2, REG_SP, rs2, (int32_t)swsp);                   /* C.SWSP */
-	default: return enc_s(OP_STORE, 3, REG_SP, rs2, (int32_t)sdsp);                  /* C.SDSP */
+			return rd ? insn_enc_i(OPC_JALR, 0, REG_RA, rd, 0) : INSN_EBREAK;              /* C.JALR, C.EBREAK */
+		return insn_enc_r(OPC_OP, 0, 0, rd, rd, rs2);                                          /* C.ADD */
+	case 5: return insn_enc_s(OPC_STORE_FP, 3, REG_SP, rs2, (int32_t)sdsp);                /* C.FSDSP */
+	case 6: return insn_enc_s(OPC_STORE, 2, REG_SP, rs2, (int32_t)swsp);                   /* C.SWSP */
+	default: return insn_enc_s(OPC_STORE, 3, REG_SP, rs2, (int32_t)sdsp);                  /* C.SDSP */
 	}
 }
 

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
+#include "util/insn.h"
 #include "vm/cpu_internal.h"
 
 /* GCC ignores FENV_ACCESS; -frounding-math (set in CMakeLists.txt) and volatile do its job. */
@@ -69,8 +70,6 @@ bool cpu_store(struct cpu *cpu, uint64_t vaddr, unsigned size, uint64_t value)
 
 /* ---- instruction encoding ---- */
 
-enum { OP_LOAD_FP = 0x07, OP_STORE_FP = 0x27, OP_MADD = 0x43, OP_MSUB = 0x47, OP_NMSUB = 0x4b, OP_NMADD = 0x4f,
-       OP_FP = 0x53 };
 enum { S = 0, D = 1 };
 enum { RNE = 0, RTZ = 1, RDN = 2, RUP = 3, RMM = 4, DYN = 7 };
 enum { NX = FFLAG_NX, UF = FFLAG_UF, OF = FFLAG_OF, DZ = FFLAG_DZ, NV = FFLAG_NV };
@@ -82,12 +81,12 @@ enum { RA = 1, RB = 2, RC = 3, RD = 4 };
 
 static uint32_t op_fp(unsigned funct5, unsigned fmt, unsigned rs2, unsigned rs1, unsigned funct3, unsigned rd)
 {
-	return funct5 << 27 | fmt << 25 | rs2 << 20 | rs1 << 15 | funct3 << 12 | rd << 7 | OP_FP;
+	return insn_enc_r(OPC_OP_FP, funct3, funct5 << 2 | fmt, rd, rs1, rs2);
 }
 
 static uint32_t fused(unsigned opcode, unsigned fmt, unsigned rm)
 {
-	return (uint32_t)RC << 27 | fmt << 25 | RB << 20 | RA << 15 | rm << 12 | RD << 7 | opcode;
+	return insn_enc_r(opcode, rm, (unsigned)RC << 2 | fmt, RD, RA, RB); /* R4: rs3 in funct7's top bits */
 }
 
 #define BOX(v) (0xffffffff00000000ull | (uint32_t)(v))
@@ -172,9 +171,9 @@ static const struct arith_case arith_cases[] = {
 	{ F_ADD, S, RNE, 0x7f812345, 0x3f800000, 0, S_QNAN, NV },
 	{ F_MUL, D, RNE, 0xfff0000000000001, 0x7ff8000000000001, 0, D_QNAN, NV },
 	{ F_SQRT, D, RNE, 0xfff8000000000000, 0, 0, D_QNAN, 0 },
-	{ OP_MADD, S, RNE, 0x7f800000, 0x00000000, 0x7fc00000, S_QNAN, NV }, /* inf*0 + qNaN is invalid */
-	{ OP_MADD, S, RNE, 0x3f800000, 0x3f800000, 0x7f800001, S_QNAN, NV },
-	{ OP_MADD, D, RNE, 0x7ff0000000000000, 0x3ff0000000000000, 0xfff0000000000000, D_QNAN, NV },
+	{ OPC_MADD, S, RNE, 0x7f800000, 0x00000000, 0x7fc00000, S_QNAN, NV }, /* inf*0 + qNaN is invalid */
+	{ OPC_MADD, S, RNE, 0x3f800000, 0x3f800000, 0x7f800001, S_QNAN, NV },
+	{ OPC_MADD, D, RNE, 0x7ff0000000000000, 0x3ff0000000000000, 0xfff0000000000000, D_QNAN, NV },
 	/* exact results */
 	{ F_ADD, S, RNE, 0x3f800000, 0x3f800000, 0, 0x40000000, 0 },
 	{ F_SQRT, D, RNE, 0x4010000000000000, 0, 0, 0x4000000000000000, 0 },
@@ -223,32 +222,32 @@ static const struct arith_case arith_cases[] = {
 	{ F_MUL, S, RNE, 0x00ffffff, 0x3f000000, 0, 0x00800000, UF | NX },
 	{ F_MUL, S, RTZ, 0x00ffffff, 0x3f000000, 0, 0x007fffff, UF | NX },
 	/* tininess after rounding: 2^-126 - 2^-151 rounds to 2^-126 with 24 bits in RNE: not tiny */
-	{ OP_MADD, S, RNE, 0x1a000000, 0x99800000, 0x00800000, 0x00800000, NX },
-	{ OP_MADD, S, RTZ, 0x1a000000, 0x99800000, 0x00800000, 0x007fffff, UF | NX },
-	{ OP_MADD, S, RMM, 0x1a000000, 0x99800000, 0x00800000, 0x00800000, NX },
-	{ OP_MADD, D, RNE, 0x1e50000000000000, 0x9e50000000000000, 0x0010000000000000, 0x0010000000000000, NX },
-	{ OP_MADD, D, RDN, 0x1e50000000000000, 0x9e50000000000000, 0x0010000000000000, 0x000fffffffffffff,
+	{ OPC_MADD, S, RNE, 0x1a000000, 0x99800000, 0x00800000, 0x00800000, NX },
+	{ OPC_MADD, S, RTZ, 0x1a000000, 0x99800000, 0x00800000, 0x007fffff, UF | NX },
+	{ OPC_MADD, S, RMM, 0x1a000000, 0x99800000, 0x00800000, 0x00800000, NX },
+	{ OPC_MADD, D, RNE, 0x1e50000000000000, 0x9e50000000000000, 0x0010000000000000, 0x0010000000000000, NX },
+	{ OPC_MADD, D, RDN, 0x1e50000000000000, 0x9e50000000000000, 0x0010000000000000, 0x000fffffffffffff,
 	  UF | NX },
 	/* largest subnormal + smallest subnormal: exact */
 	{ F_ADD, S, RNE, 0x007fffff, 0x00000001, 0, 0x00800000, 0 },
 	{ F_SUB, D, RNE, 0x0010000000000000, 0x0000000000000001, 0, 0x000fffffffffffff, 0 },
 	/* fused: one rounding; (1 + 2^-23)^2 - (1 + 2^-22) = 2^-46 exactly */
-	{ OP_MADD, S, RNE, 0x3f800001, 0x3f800001, 0xbf800002, 0x28800000, 0 },
-	{ OP_MSUB, S, RNE, 0x3f800001, 0x3f800001, 0x3f800002, 0x28800000, 0 },
-	{ OP_NMSUB, S, RNE, 0x3f800001, 0x3f800001, 0x3f800002, 0xa8800000, 0 },
-	{ OP_NMADD, S, RNE, 0x3f800001, 0x3f800001, 0xbf800002, 0xa8800000, 0 },
+	{ OPC_MADD, S, RNE, 0x3f800001, 0x3f800001, 0xbf800002, 0x28800000, 0 },
+	{ OPC_MSUB, S, RNE, 0x3f800001, 0x3f800001, 0x3f800002, 0x28800000, 0 },
+	{ OPC_NMSUB, S, RNE, 0x3f800001, 0x3f800001, 0x3f800002, 0xa8800000, 0 },
+	{ OPC_NMADD, S, RNE, 0x3f800001, 0x3f800001, 0xbf800002, 0xa8800000, 0 },
 	/* fused zero signs: -(+0 * 1) - (+0) = -0; 0*1 + -0 = +0 in RNE, -0 in RDN */
-	{ OP_NMADD, D, RNE, 0, 0x3ff0000000000000, 0, 0x8000000000000000, 0 },
-	{ OP_MADD, D, RNE, 0, 0x3ff0000000000000, 0x8000000000000000, 0, 0 },
-	{ OP_MADD, D, RDN, 0, 0x3ff0000000000000, 0x8000000000000000, 0x8000000000000000, 0 },
-	{ OP_MADD, D, RNE, 0x3ff0000000000000, 0x3ff0000000000000, 0xbff0000000000000, 0, 0 },
-	{ OP_MADD, D, RDN, 0x3ff0000000000000, 0x3ff0000000000000, 0xbff0000000000000, 0x8000000000000000, 0 },
+	{ OPC_NMADD, D, RNE, 0, 0x3ff0000000000000, 0, 0x8000000000000000, 0 },
+	{ OPC_MADD, D, RNE, 0, 0x3ff0000000000000, 0x8000000000000000, 0, 0 },
+	{ OPC_MADD, D, RDN, 0, 0x3ff0000000000000, 0x8000000000000000, 0x8000000000000000, 0 },
+	{ OPC_MADD, D, RNE, 0x3ff0000000000000, 0x3ff0000000000000, 0xbff0000000000000, 0, 0 },
+	{ OPC_MADD, D, RDN, 0x3ff0000000000000, 0x3ff0000000000000, 0xbff0000000000000, 0x8000000000000000, 0 },
 	/* fused RMM tie: 1*1 + 2^-24 */
-	{ OP_MADD, S, RMM, 0x3f800000, 0x3f800000, 0x33800000, 0x3f800001, NX },
-	{ OP_MADD, S, RNE, 0x3f800000, 0x3f800000, 0x33800000, 0x3f800000, NX },
+	{ OPC_MADD, S, RMM, 0x3f800000, 0x3f800000, 0x33800000, 0x3f800001, NX },
+	{ OPC_MADD, S, RNE, 0x3f800000, 0x3f800000, 0x33800000, 0x3f800000, NX },
 	/* fused with a tiny addend far below the product: sticky only */
-	{ OP_MADD, D, RUP, 0x3ff0000000000000, 0x3ff0000000000000, 0x0000000000000001, 0x3ff0000000000001, NX },
-	{ OP_MSUB, D, RTZ, 0x3ff0000000000000, 0x3ff0000000000000, 0x0000000000000001, 0x3fefffffffffffff, NX },
+	{ OPC_MADD, D, RUP, 0x3ff0000000000000, 0x3ff0000000000000, 0x0000000000000001, 0x3ff0000000000001, NX },
+	{ OPC_MSUB, D, RTZ, 0x3ff0000000000000, 0x3ff0000000000000, 0x0000000000000001, 0x3fefffffffffffff, NX },
 	/* sign injection works on raw bits; NaN payloads pass through unchanged */
 	{ F_SGNJ, S, 0, 0x7fc12345, 0x80000000, 0, 0xffc12345, 0 },
 	{ F_SGNJ, S, 1, 0x3f800000, 0x80000000, 0, 0x3f800000, 0 },
@@ -290,7 +289,7 @@ static void test_arith_table(void **state)
 		load_operand(RA, t->fmt, t->a);
 		load_operand(RB, t->fmt, t->b);
 		load_operand(RC, t->fmt, t->c);
-		if (t->funct5 >= OP_MADD) {
+		if (t->funct5 >= OPC_MADD) {
 			insn = fused(t->funct5, t->fmt, t->rm);
 		} else if (t->funct5 == F_SQRT) {
 			insn = op_fp(t->funct5, t->fmt, 0, RA, t->rm, RD);
@@ -493,7 +492,7 @@ static void test_illegal(void **state)
 	expect_illegal(op_fp(F_ADD, D, RB, RA, 6, RD));
 	cpu.frm = 5; /* reserved dynamic rm */
 	expect_illegal(op_fp(F_MUL, S, RB, RA, DYN, RD));
-	expect_illegal(fused(OP_MADD, D, DYN));
+	expect_illegal(fused(OPC_MADD, D, DYN));
 	cpu.frm = RUP;
 	run(op_fp(F_DIV, D, RB, RA, DYN, RD)); /* frm valid again */
 	/* rm-less operations ignore frm */
@@ -509,7 +508,7 @@ static void test_illegal(void **state)
 	expect_illegal(op_fp(F_MV_XF, D, 0, RA, 2, RD));
 	expect_illegal(op_fp(F_MV_FX, D, 0, RA, 1, RD));
 	expect_illegal(op_fp(0x07, D, RB, RA, RNE, RD));        /* unused funct5 */
-	expect_illegal(1u << 12 | OP_LOAD_FP); /* FLH */
+	expect_illegal(1u << 12 | OPC_LOAD_FP); /* FLH */
 	/* FS off: everything traps, including the CSRs */
 	cpu.mstatus = 0;
 	cpu.frm = RNE;
@@ -560,22 +559,22 @@ static void test_load_store(void **state)
 	for (unsigned i = 0; i < 8; i++)
 		test_mem[i] = (uint8_t)(0x11 * (i + 1));
 	cpu.x[RA] = TEST_MEM_BASE + 0x10;
-	run(0xff0u << 20 | RA << 15 | 2u << 12 | RD << 7 | OP_LOAD_FP); /* flw f4, -16(x1) */
+	run(insn_enc_i(OPC_LOAD_FP, 2, RD, RA, -16)); /* flw f4, -16(x1) */
 	assert_int_equal(cpu.f[RD], BOX(0x44332211));
-	run(0xff0u << 20 | RA << 15 | 3u << 12 | 5u << 7 | OP_LOAD_FP); /* fld f5, -16(x1) */
+	run(insn_enc_i(OPC_LOAD_FP, 3, 5, RA, -16)); /* fld f5, -16(x1) */
 	assert_int_equal(cpu.f[5], 0x8877665544332211ull);
 	cpu.f[6] = 0x0123456789abcdefull;
-	run(0u << 25 | 6u << 20 | RA << 15 | 2u << 12 | 8u << 7 | OP_STORE_FP); /* fsw f6, 8(x1) */
+	run(insn_enc_s(OPC_STORE_FP, 2, RA, 6, 8)); /* fsw f6, 8(x1) */
 	assert_int_equal(test_mem[0x18], 0xef);
 	assert_int_equal(test_mem[0x1b], 0x89);
 	assert_int_equal(test_mem[0x1c], 0);
-	run(0x7fu << 25 | 6u << 20 | RA << 15 | 3u << 12 | 0x18u << 7 | OP_STORE_FP); /* fsd f6, -8(x1) */
+	run(insn_enc_s(OPC_STORE_FP, 3, RA, 6, -8)); /* fsd f6, -8(x1) */
 	assert_int_equal(test_mem[8], 0xef);
 	assert_int_equal(test_mem[15], 0x01);
 	/* a faulting load leaves the register alone and reports the fault (raised by cpu_load) */
 	cpu.f[RD] = 42;
 	cpu.x[RA] = 0x8000;
-	fpu_execute(&cpu, RA << 15 | 3u << 12 | RD << 7 | OP_LOAD_FP);
+	fpu_execute(&cpu, insn_enc_i(OPC_LOAD_FP, 3, RD, RA, 0));
 	assert_true(cpu.exception_pending);
 	assert_int_equal(last_cause, EXC_LOAD_ACCESS);
 	assert_int_equal(cpu.f[RD], 42);
@@ -632,7 +631,7 @@ static uint32_t host_flags(void)
 
 static const int host_modes[] = { FE_TONEAREST, FE_TOWARDZERO, FE_DOWNWARD, FE_UPWARD }; /* rm 0..3 */
 
-/* Host reference for op (F_ADD, F_SUB, F_MUL, F_DIV, F_SQRT, OP_MADD) in format fmt. */
+/* Host reference for op (F_ADD, F_SUB, F_MUL, F_DIV, F_SQRT, OPC_MADD) in format fmt. */
 static uint64_t host_op(unsigned op, unsigned fmt, unsigned rm, uint64_t a, uint64_t b, uint64_t c,
 			uint32_t *flags)
 {
@@ -693,7 +692,7 @@ static bool is_inf_times_zero(unsigned fmt, uint64_t a, uint64_t b)
 
 static void test_host_crosscheck(void **state)
 {
-	static const unsigned ops[] = { F_ADD, F_SUB, F_MUL, F_DIV, F_SQRT, OP_MADD };
+	static const unsigned ops[] = { F_ADD, F_SUB, F_MUL, F_DIV, F_SQRT, OPC_MADD };
 	unsigned checked = 0;
 
 	for (unsigned iter = 0; iter < 400000; iter++) {
@@ -702,7 +701,7 @@ static void test_host_crosscheck(void **state)
 		uint64_t want, got;
 		uint32_t want_flags, insn;
 
-		if (op == OP_MADD && iter % 3 == 0) {
+		if (op == OPC_MADD && iter % 3 == 0) {
 			/* c close to -(a*b): deep cancellation */
 			uint32_t ignored;
 			c = host_op(F_MUL, fmt, rm, a, b, 0, &ignored) ^ (fmt == S ? 0x80000000u : 1ull << 63);
@@ -712,8 +711,8 @@ static void test_host_crosscheck(void **state)
 		load_operand(RA, fmt, a);
 		load_operand(RB, fmt, b);
 		load_operand(RC, fmt, c);
-		if (op == OP_MADD)
-			insn = fused(OP_MADD, fmt, rm);
+		if (op == OPC_MADD)
+			insn = fused(OPC_MADD, fmt, rm);
 		else
 			insn = op_fp(op, fmt, op == F_SQRT ? 0 : RB, RA, rm, RD);
 		run(insn);
@@ -724,7 +723,7 @@ static void test_host_crosscheck(void **state)
 			/* the host propagates payloads; RISC-V returns the canonical NaN */
 			want = fmt == S ? S_QNAN : D_QNAN;
 			/* RISC-V (unlike x86) raises NV for inf * 0 + qNaN */
-			if (op == OP_MADD && is_inf_times_zero(fmt, a, b))
+			if (op == OPC_MADD && is_inf_times_zero(fmt, a, b))
 				want_flags |= NV;
 		}
 		if (got != want || cpu.fflags != want_flags) {
@@ -814,12 +813,12 @@ static void test_host_crosscheck_convert(void **state)
  * every instruction either traps (illegal or access fault) or leaves single results boxed. */
 static void test_random_words(void **state)
 {
-	static const uint32_t opcodes[] = { OP_LOAD_FP, OP_STORE_FP, OP_MADD, OP_MSUB, OP_NMSUB, OP_NMADD, OP_FP };
+	static const uint32_t opcodes[] = { OPC_LOAD_FP, OPC_STORE_FP, OPC_MADD, OPC_MSUB, OPC_NMSUB, OPC_NMADD, OPC_OP_FP };
 	unsigned trapped = 0, executed = 0;
 
 	for (unsigned iter = 0; iter < 200000; iter++) {
 		uint32_t insn = ((uint32_t)rng() & ~0x7fu) | opcodes[iter % 7];
-		unsigned rd = (insn >> 7) & 31;
+		unsigned rd = insn_rd(insn);
 
 		for (unsigned r = 0; r < 32; r++) {
 			cpu.f[r] = (rng() & 1) ? BOX(rng()) : rng();
@@ -838,7 +837,8 @@ static void test_random_words(void **state)
 		}
 		executed++;
 		/* an OP-FP single-precision result written to an f register is NaN-boxed */
-		if ((insn & 0x7f) == OP_FP && ((insn >> 25) & 3) == S && !((insn >> 27) & 0x10) && (insn >> 27) != F_CMP)
+		if (insn_opcode(insn) == OPC_OP_FP && insn_fmt(insn) == S && !(insn_funct5(insn) & 0x10) &&
+		    insn_funct5(insn) != F_CMP)
 			assert_int_equal(cpu.f[rd] >> 32, 0xffffffffu);
 	}
 	/* both outcomes are common in random words */
