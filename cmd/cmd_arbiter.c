@@ -15,13 +15,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "cmd/exit_code.h"
 #include "cmd/ftvm.h"
 #include "common/arbiter.h"
+#include "util/parse.h"
 
-#define EXIT_WON 0
-#define EXIT_LOST 1
-#define EXIT_USAGE 2
-#define EXIT_FAILED 3
 #define SHOW_MAX 256u
 #define OPEN_BACKOFF_FIRST_MS 10u
 #define OPEN_BACKOFF_MAX_MS 1000u
@@ -43,25 +41,10 @@ static const char arbiter_usage[] =
 	"\n"
 	"exit status: 0 success (claim: won), 1 claim lost, 2 bad usage, 3 failed\n";
 
-static int parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (!s || !*s || *s == '-')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 static int usage_error(const char *cmd, const char *msg)
 {
 	fprintf(stderr, "ftvm arbiter%s%s: %s (ftvm arbiter --help)\n", cmd ? " " : "", cmd ? cmd : "", msg);
-	return EXIT_USAGE;
+	return FTVM_EXIT_USAGE;
 }
 
 static int arbiter_init_main(int argc, char **argv)
@@ -84,7 +67,7 @@ static int arbiter_init_main(int argc, char **argv)
 			vm = optarg;
 			break;
 		case 'n':
-			if (parse_u64(optarg, &nodes) < 0 || nodes < 1 || nodes > ARBITER_MAX_NODES)
+			if (parse_u64(optarg, 1, ARBITER_MAX_NODES, &nodes) < 0)
 				return usage_error("init", "--nodes takes a number from 1 to 16");
 			break;
 		case 'f':
@@ -104,7 +87,7 @@ static int arbiter_init_main(int argc, char **argv)
 	ret = arbiter_init(argv[optind], vm, (unsigned)nodes, force, err);
 	if (ret < 0) {
 		fprintf(stderr, "ftvm arbiter init: %s: %s\n", argv[optind], err);
-		return EXIT_FAILED;
+		return FTVM_EXIT_ARBITER_FAILED;
 	}
 	printf("%s: arbiter area for VM '%s' with %u nodes\n", argv[optind], vm, (unsigned)nodes);
 	return 0;
@@ -151,18 +134,18 @@ static int arbiter_claim_main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'e':
-			if (parse_u64(optarg, &epoch) < 0 || epoch == 0)
+			if (parse_u64(optarg, 1, UINT64_MAX, &epoch) < 0)
 				return usage_error("claim", "--epoch takes a number >= 1");
 			break;
 		case 'n':
-			if (parse_u64(optarg, &node) < 0 || node >= ARBITER_MAX_NODES)
+			if (parse_u64(optarg, 0, ARBITER_MAX_NODES - 1, &node) < 0)
 				return usage_error("claim", "--node takes a node id from 0 to 15");
 			break;
 		case 'v':
 			vm = optarg;
 			break;
 		case 't':
-			if (parse_u64(optarg, &timeout_s) < 0 || timeout_s > INT32_MAX)
+			if (parse_u64(optarg, 0, INT32_MAX, &timeout_s) < 0)
 				return usage_error("claim", "--timeout takes a number of seconds");
 			timeout_ms = (int64_t)timeout_s * MS_PER_S;
 			break;
@@ -185,7 +168,7 @@ static int arbiter_claim_main(int argc, char **argv)
 			break;
 		if (!open_retryable(ret) || (timeout_ms >= 0 && (int64_t)waited + backoff > timeout_ms)) {
 			fprintf(stderr, "ftvm arbiter claim: %s\n", err);
-			return EXIT_FAILED;
+			return FTVM_EXIT_ARBITER_FAILED;
 		}
 		fprintf(stderr, "ftvm arbiter claim: %s; retrying in %u ms\n", err, backoff);
 		sleep_ms(backoff);
@@ -198,22 +181,22 @@ static int arbiter_claim_main(int argc, char **argv)
 	if (ret < 0) {
 		fprintf(stderr, "ftvm arbiter claim: %s: %s\n", path, arbiter_error(a));
 		arbiter_close(a);
-		return EXIT_FAILED;
+		return FTVM_EXIT_ARBITER_FAILED;
 	}
 	arbiter_close(a);
 	if (ret == ARBITER_WON) {
 		printf("epoch %llu: node %u won\n", (unsigned long long)epoch, winner);
-		return EXIT_WON;
+		return FTVM_EXIT_OK;
 	}
 	printf("epoch %llu: node %u lost, node %u won\n", (unsigned long long)epoch, (unsigned)node, winner);
-	return EXIT_LOST;
+	return FTVM_EXIT_CLAIM_LOST;
 }
 
 static int show_json(const char *path, const struct arbiter_info *info, const struct arbiter_decision *d,
 		     size_t count)
 {
 	json_t *root = json_object(), *list = json_array();
-	int ret = EXIT_FAILED;
+	int ret = FTVM_EXIT_ARBITER_FAILED;
 
 	if (!root || !list)
 		goto out;
@@ -274,14 +257,14 @@ static int arbiter_show_main(int argc, char **argv)
 	ret = arbiter_open(argv[optind], NULL, &a, err);
 	if (ret < 0) {
 		fprintf(stderr, "ftvm arbiter show: %s\n", err);
-		return EXIT_FAILED;
+		return FTVM_EXIT_ARBITER_FAILED;
 	}
 	arbiter_get_info(a, &info);
 	ret = arbiter_decided(a, decided, SHOW_MAX, &count);
 	if (ret < 0) {
 		fprintf(stderr, "ftvm arbiter show: %s: %s\n", argv[optind], arbiter_error(a));
 		arbiter_close(a);
-		return EXIT_FAILED;
+		return FTVM_EXIT_ARBITER_FAILED;
 	}
 	arbiter_close(a);
 	if (json)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cmd/exit_code.h"
 #include "cmd/ftvm.h"
 #include "logchannel/channel.h"
 
@@ -26,15 +27,15 @@ int cmd_keygen_main(int argc, char **argv)
 
 	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		usage(stdout);
-		return 0;
+		return FTVM_EXIT_OK;
 	}
 	if (argc != 2 || argv[1][0] == '-') {
 		usage(stderr);
-		return 2;
+		return FTVM_EXIT_USAGE;
 	}
 	if (channel_key_generate(argv[1], &err) < 0) {
 		fprintf(stderr, "ftvm keygen: %s\n", err.msg);
-		return 1;
+		return FTVM_EXIT_FAILURE;
 	}
-	return 0;
+	return FTVM_EXIT_OK;
 }

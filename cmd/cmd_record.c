@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cmd/exit_code.h"
 #include "cmd/ftvm.h"
 #include "cmd/log_options.h"
 #include "cmd/run_options.h"
@@ -54,22 +55,22 @@ int cmd_record_main(int argc, char **argv)
 	struct machine *m = NULL;
 	struct logfile_writer *log = NULL;
 	char err[512];
-	int code = 1, status = 0;
+	int code = FTVM_EXIT_FAILURE, status = 0;
 
 	rw.scratch_fd = -1;
 
 	if (log_options_extract(&argc, argv, &lo, err, sizeof(err)) ||
 	    run_options_parse(argc, argv, &o, err, sizeof(err))) {
 		fprintf(stderr, "ftvm record: %s\n", err);
-		return 2;
+		return FTVM_EXIT_USAGE;
 	}
 	if (o.help || lo.help) {
 		usage(stdout);
-		return 0;
+		return FTVM_EXIT_OK;
 	}
 	if (!lo.log) {
 		fprintf(stderr, "ftvm record: --log FILE is required\n");
-		return 2;
+		return FTVM_EXIT_USAGE;
 	}
 	struct machine_config mc;
 	if (run_options_resolve(&o, err, sizeof(err)) || run_world_open_live(&o, &rw, &world, &mc, err, sizeof(err)))
@@ -105,26 +106,13 @@ int cmd_record_main(int argc, char **argv)
 	memcpy(comp.bytes, rs->bytes, sizeof(comp.bytes));
 	fprintf(stderr, "ftvm record: wrote %s\n", lo.log);
 	log_options_print_composition(stderr, &comp, machine_icount(m), elapsed, "recorded for");
-	if (why == MACHINE_EXIT_ERROR && status == -ECANCELED &&
-	    (world_live_quit_requested(world) || world_live_quit_signal(world))) {
-		/* Ctrl-A x or a termination signal ends a recording like it ends `ftvm run`: the log is
-		 * complete (END). */
-		int signo = world_live_quit_signal(world);
-		fprintf(stderr, "ftvm record: terminated (%s)\n", signo ? strsignal(signo) : "Ctrl-A x");
-		code = signo ? 128 + signo : 0;
-		goto out;
-	}
-	if (why == MACHINE_EXIT_ERROR) {
-		snprintf(err, sizeof(err), "the run stopped with an error: %s (the log ends there)", strerror(-status));
-		goto fail;
-	}
-	code = why == MACHINE_EXIT_POWEROFF ? run_world_exit_code(status) : 0;
+	code = run_world_finish("record", &world, why, status, "(the log ends there)");
 	goto out;
 fail:
 	world_live_destroy(world);
 	world = NULL;
 	fprintf(stderr, "ftvm record: %s\n", err);
-	code = 1;
+	code = FTVM_EXIT_FAILURE;
 out:
 	run_world_catch_signals(NULL);
 	if (log)

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "replay/replayer.h"
+#include "cmd/exit_code.h"
 #include "cmd/ftvm.h"
 #include "cmd/log_options.h"
 #include "cmd/run_options.h"
@@ -30,8 +31,6 @@
 #include "util/log.h"
 #include "vm/clock.h"
 #include "vm/machine.h"
-
-enum { EXIT_MATCHED = 0, EXIT_USAGE = 2, EXIT_DIVERGED = 3, EXIT_BAD_LOG = 4, EXIT_INCOMPLETE = 5 };
 
 static void usage(FILE *out)
 {
@@ -65,7 +64,7 @@ static int print_stats(const char *path)
 
 	if (logfile_open(path, &r, &h, err, sizeof(err)) < 0) {
 		fprintf(stderr, "ftvm replay: %s\n", err);
-		return EXIT_BAD_LOG;
+		return FTVM_EXIT_BAD_LOG;
 	}
 	clock_init(&clock);
 	while ((ret = logfile_next(r, &rec, err, sizeof(err))) == 1) {
@@ -87,7 +86,7 @@ static int print_stats(const char *path)
 	log_options_print_composition(stdout, &comp, last, guest_seconds, "guest time");
 	if (ret < 0) {
 		fprintf(stderr, "ftvm replay: %s\n", err);
-		return EXIT_BAD_LOG;
+		return FTVM_EXIT_BAD_LOG;
 	}
 	if (comp.records[EVLOG_END] == 0)
 		printf("the log has no END record: the recording did not finish\n");
@@ -105,14 +104,14 @@ int cmd_replay_main(int argc, char **argv)
 	struct evlog_header h;
 	struct replayer_options ro = { .console_fd = STDOUT_FILENO };
 	char err[512], msg[600];
-	int code = EXIT_BAD_LOG, status = 0;
+	int code = FTVM_EXIT_BAD_LOG, status = 0;
 
 	for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++)
 		ro.disk_fd[i] = -1;
 	if (log_options_extract(&argc, argv, &lo, err, sizeof(err)) ||
 	    run_options_parse(argc, argv, &o, err, sizeof(err))) {
 		fprintf(stderr, "ftvm replay: %s\n", err);
-		return EXIT_USAGE;
+		return FTVM_EXIT_USAGE;
 	}
 	if (o.help || lo.help) {
 		usage(stdout);
@@ -120,21 +119,21 @@ int cmd_replay_main(int argc, char **argv)
 	}
 	if (!lo.log) {
 		fprintf(stderr, "ftvm replay: --log FILE is required\n");
-		return EXIT_USAGE;
+		return FTVM_EXIT_USAGE;
 	}
 	if (lo.force) {
 		fprintf(stderr, "ftvm replay: --force applies to ftvm record (replay writes no file)\n");
-		return EXIT_USAGE;
+		return FTVM_EXIT_USAGE;
 	}
 	if (lo.stats)
 		return print_stats(lo.log);
 	if (run_options_resolve(&o, err, sizeof(err)) || run_world_prepare(&o, &rw, err, sizeof(err))) {
-		code = 1;
+		code = FTVM_EXIT_FAILURE;
 		goto fail;
 	}
 	struct machine_config mc;
 	if (run_world_machine_config(&o, &rw, NULL, &mc, err, sizeof(err))) {
-		code = 1;
+		code = FTVM_EXIT_FAILURE;
 		goto fail;
 	}
 	ro.ndisks = rw.config.ndisks;
@@ -142,7 +141,7 @@ int cmd_replay_main(int argc, char **argv)
 		ro.disk_fd[i] = open(rw.config.disk_path[i], O_RDWR | O_CLOEXEC);
 		if (ro.disk_fd[i] < 0) {
 			snprintf(err, sizeof(err), "disk %s: %s", rw.config.disk_path[i], strerror(errno));
-			code = 1;
+			code = FTVM_EXIT_FAILURE;
 			goto fail;
 		}
 	}
@@ -152,7 +151,7 @@ int cmd_replay_main(int argc, char **argv)
 	if (logfile_open(lo.log, &log, &h, err, sizeof(err)))
 		goto fail;
 	if (machine_create(&mc, &m, err, sizeof(err))) {
-		code = 1;
+		code = FTVM_EXIT_FAILURE;
 		goto fail;
 	}
 	uint64_t digest = machine_config_digest(m);
@@ -174,10 +173,10 @@ int cmd_replay_main(int argc, char **argv)
 	fflush(stdout);
 	fprintf(stderr, "ftvm replay: %s\n", msg);
 	switch (res) {
-	case REPLAY_MATCHED: code = EXIT_MATCHED; break;
-	case REPLAY_DIVERGED: code = EXIT_DIVERGED; break;
-	case REPLAY_INCOMPLETE: code = EXIT_INCOMPLETE; break;
-	case REPLAY_BAD_LOG: code = EXIT_BAD_LOG; break;
+	case REPLAY_MATCHED: code = FTVM_EXIT_OK; break;
+	case REPLAY_DIVERGED: code = FTVM_EXIT_DIVERGED; break;
+	case REPLAY_INCOMPLETE: code = FTVM_EXIT_INCOMPLETE; break;
+	case REPLAY_BAD_LOG: code = FTVM_EXIT_BAD_LOG; break;
 	}
 	goto out;
 fail:

@@ -16,16 +16,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cmd/exit_code.h"
 #include "cmd/ftvm.h"
 #include "cmd/run_options.h"
 #include "cmd/run_world.h"
 #include "util/log.h"
 #include "vm/machine.h"
 #include "host/world_live.h"
-
-#define EXIT_USAGE 2
-#define EXIT_FAILURE_RUN 1
-#define EXIT_SIGNAL_BASE 128
 
 static void usage(FILE *out)
 {
@@ -42,68 +39,38 @@ static void usage(FILE *out)
 static int run_vm(struct run_options *o)
 {
 	char err[512];
-	int code = EXIT_FAILURE_RUN;
 	struct run_world rw;
 	struct world_live *world = NULL;
 	struct machine *m = NULL;
 	struct machine_config mc;
+	enum machine_exit why;
+	int status;
 	if (run_world_open_live(o, &rw, &world, &mc, err, sizeof(err)))
 		goto fail;
 	run_world_catch_signals(world);
-
 	for (;;) {
-		int status;
 		if (machine_create(&mc, &m, err, sizeof(err)))
 			goto fail;
-		enum machine_exit why = machine_run(m, world_live_world(world), ICOUNT_MAX, &status);
+		why = machine_run(m, world_live_world(world), ICOUNT_MAX, &status);
 		log_info("machine stopped (%d, status %d) at icount %llu", why, status,
 			 (unsigned long long)machine_icount(m));
 		machine_destroy(m);
 		m = NULL;
 		world_live_flush(world);
-		if (why == MACHINE_EXIT_POWEROFF) {
-			code = run_world_exit_code(status);
-			goto out;
-		}
-		if (why == MACHINE_EXIT_RESET) {
-			if (o->no_reboot) {
-				code = 0;
-				goto out;
-			}
-			world_live_reset(world);
-			continue;
-		}
-		if (why == MACHINE_EXIT_ERROR && status == -ECANCELED) {
-			int signo = world_live_quit_signal(world);
-			run_world_catch_signals(NULL);
-			world_live_destroy(world);
-			world = NULL;
-			if (signo) {
-				fprintf(stderr, "\nftvm: terminated by signal %d\n", signo);
-				code = EXIT_SIGNAL_BASE + signo;
-			} else {
-				fprintf(stderr, "\nftvm: terminated (Ctrl-A x)\n");
-				code = 0;
-			}
-			goto out;
-		}
-		if (status == -EDEADLK)
-			snprintf(err, sizeof(err), "the guest halted: it waits for an interrupt that cannot come");
-		else
-			snprintf(err, sizeof(err), "the run failed: %s", strerror(-status));
-		goto fail;
+		if (why != MACHINE_EXIT_RESET || o->no_reboot)
+			break;
+		world_live_reset(world);
 	}
+	int code = run_world_finish("run", &world, why, status, NULL);
+	run_world_release(&rw);
+	return code;
 fail:
 	run_world_catch_signals(NULL);
 	world_live_destroy(world);  /* restores the terminal before the message */
-	world = NULL;
 	fprintf(stderr, "ftvm run: %s\n", err);
-out:
-	run_world_catch_signals(NULL);
 	machine_destroy(m);
-	world_live_destroy(world);
 	run_world_release(&rw);
-	return code;
+	return FTVM_EXIT_FAILURE;
 }
 
 int cmd_run_main(int argc, char **argv)
@@ -112,15 +79,15 @@ int cmd_run_main(int argc, char **argv)
 	char err[512];
 	if (run_options_parse(argc, argv, &o, err, sizeof(err))) {
 		fprintf(stderr, "ftvm run: %s\n", err);
-		return EXIT_USAGE;
+		return FTVM_EXIT_USAGE;
 	}
 	if (o.help) {
 		usage(stdout);
-		return 0;
+		return FTVM_EXIT_OK;
 	}
 	if (run_options_resolve(&o, err, sizeof(err))) {
 		fprintf(stderr, "ftvm run: %s\n", err);
-		return EXIT_FAILURE_RUN;
+		return FTVM_EXIT_FAILURE;
 	}
 	return run_vm(&o);
 }

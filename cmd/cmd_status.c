@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd/exit_code.h"
 #include "cmd/ftvm.h"
 #include "common/control.h"
 
@@ -21,7 +22,7 @@ static void usage(FILE *out)
 
 static void print_human(json_t *o)
 {
-	static const char *const fields[] = { "role", "state", "epoch", "icount", "peer_icount", "backup_lag_insns", "backup_lag_ms",
+	static const char *const fields[] = { "role", "state", "state_ms", "epoch", "icount", "peer_icount", "backup_lag_insns", "backup_lag_ms",
 					       "log_mbit_s", "log_bytes", "log_records", "last_lsn", "acked_lsn",
 					       "outputs_held", "outputs_released", "peer_state", "failovers",
 					       "throttled_ms", "reason" };
@@ -49,7 +50,7 @@ int cmd_status_main(int argc, char **argv)
 			as_json = 1;
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			usage(stdout);
-			return 0;
+			return FTVM_EXIT_OK;
 		} else if (i + 1 < argc && !strcmp(argv[i], "--vm")) {
 			vm = argv[++i];
 		} else if (i + 1 < argc && !strcmp(argv[i], "--role")) {
@@ -59,7 +60,7 @@ int cmd_status_main(int argc, char **argv)
 		} else {
 			fprintf(stderr, "ftvm status: unknown option '%s'\n", argv[i]);
 			usage(stderr);
-			return 2;
+			return FTVM_EXIT_USAGE;
 		}
 	}
 	char *answer = NULL;
@@ -76,7 +77,7 @@ int cmd_status_main(int argc, char **argv)
 	}
 	if (!answer) {
 		fprintf(stderr, "ftvm status: %s\n", err);
-		return 1;
+		return FTVM_EXIT_FAILURE;
 	}
 	json_error_t jerr;
 	json_t *o = json_loads(answer, 0, &jerr);
@@ -86,15 +87,15 @@ int cmd_status_main(int argc, char **argv)
 		free(answer);
 		int ok = json_is_true(json_object_get(o, "ok"));
 		json_decref(o);
-		return ok ? 0 : 1;
+		return ok ? FTVM_EXIT_OK : FTVM_EXIT_FAILURE;
 	}
 	free(answer);
 	if (!o || !json_is_true(json_object_get(o, "ok"))) {
 		fprintf(stderr, "ftvm status: bad answer: %s\n", o ? json_string_value(json_object_get(o, "error")) : jerr.text);
 		json_decref(o);
-		return 1;
+		return FTVM_EXIT_FAILURE;
 	}
 	print_human(o);
 	json_decref(o);
-	return 0;
+	return FTVM_EXIT_OK;
 }

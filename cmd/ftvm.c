@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cmd/exit_code.h"
 #include "cmd/ftvm.h"
 
 static const struct ftvm_command commands[] = {
@@ -34,16 +35,16 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2) {
 		usage(stderr);
-		return 2;
+		return FTVM_EXIT_USAGE;
 	}
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
 		usage(stdout);
-		return 0;
+		return FTVM_EXIT_OK;
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].main(argc - 1, argv + 1);
 	fprintf(stderr, "ftvm: unknown command '%s'\n", argv[1]);
 	usage(stderr);
-	return 2;
+	return FTVM_EXIT_USAGE;
 }

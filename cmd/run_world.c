@@ -6,11 +6,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "cmd/exit_code.h"
 
 /* A sparse scratch disk that disappears with the process: unlinked at once, reached by fd path. */
 static int open_scratch_disk(struct run_world *rw, char *err, size_t errlen)
@@ -136,9 +139,29 @@ void run_world_catch_signals(struct world_live *w)
 	sigaction(SIGINT, &sa, NULL);
 }
 
-int run_world_exit_code(int status)
+int run_world_finish(const char *cmd, struct world_live **w, enum machine_exit why, int status, const char *error_note)
 {
-	if (status == 0)
-		return 0;
-	return (status & 0xff) ? status & 0xff : 1;
+	int signo = *w ? world_live_quit_signal(*w) : 0;
+	bool quit = *w && (signo || world_live_quit_requested(*w));
+	run_world_catch_signals(NULL);
+	world_live_destroy(*w);  /* restores the terminal before anything is printed */
+	*w = NULL;
+	if (why == MACHINE_EXIT_POWEROFF)
+		return ftvm_exit_of_guest(status);
+	if (why != MACHINE_EXIT_ERROR)
+		return FTVM_EXIT_OK;
+	if (status == -ECANCELED && quit) {
+		if (signo)
+			fprintf(stderr, "\nftvm %s: terminated by signal %d (%s)\n", cmd, signo, strsignal(signo));
+		else
+			fprintf(stderr, "\nftvm %s: terminated (Ctrl-A x)\n", cmd);
+		return signo ? FTVM_EXIT_SIGNAL_BASE + signo : FTVM_EXIT_OK;
+	}
+	if (status == -EDEADLK)
+		fprintf(stderr, "ftvm %s: the guest halted: it waits for an interrupt that cannot come%s%s\n", cmd,
+			error_note ? " " : "", error_note ? error_note : "");
+	else
+		fprintf(stderr, "ftvm %s: the run stopped with an error: %s%s%s\n", cmd, strerror(-status),
+			error_note ? " " : "", error_note ? error_note : "");
+	return FTVM_EXIT_FAILURE;
 }

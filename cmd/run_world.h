@@ -1,12 +1,14 @@
 /*
- * run_world.h — turning resolved run options into the live world's configuration, shared by
- * every subcommand that runs a VM (run, record, replay, primary, backup).
+ * run_world.h — the live world of a run, shared by every subcommand that runs a VM (run, record,
+ * replay, primary, backup): its configuration from resolved run options, opening it, forwarding
+ * termination signals to it, and the end of a run (exit status and message).
  */
 #ifndef FTVM_CMD_RUN_WORLD_H
 #define FTVM_CMD_RUN_WORLD_H
 
 #include <stddef.h>
 #include "cmd/run_options.h"
+#include "vm/machine.h"
 #include "util/compiler.h"
 #include "host/world_live.h"
 
@@ -34,7 +36,15 @@ int run_world_open_live(const struct run_options *o, struct run_world *rw, struc
 /* SIGTERM, SIGHUP and SIGINT (which a raw terminal does not send) ask w to quit, so the run ends
  * cleanly: terminal restored, output flushed, a recording's log complete. NULL stops forwarding. */
 void run_world_catch_signals(struct world_live *w);
-/* The shell exit code for a guest finisher status (a failure whose low byte is 0 still fails). */
-int run_world_exit_code(int status);
+
+/*
+ * The end shared by every subcommand that runs a machine over a live world, once machine_run()
+ * returned (why, status): stops forwarding signals, destroys *w (restoring the terminal before
+ * anything is printed) and returns the exit status (cmd/exit_code.h) — the guest's on power-off,
+ * 0 on reset; Ctrl-A x (0) and signal N (128+N) are announced as "ftvm CMD: terminated ..."; a
+ * run-time error is reported on stderr, followed by error_note if not NULL, and fails (1).
+ */
+int run_world_finish(const char *cmd, struct world_live **w, enum machine_exit why, int status,
+		     const char *error_note);
 
 #endif
