@@ -11,14 +11,21 @@
 #include "cmd/domain_xml.h"
 #include "common/control.h"
 #include "logchannel/channel.h"
+#include "util/parse.h"
 
-static int parse_u64(const char *opt, const char *s, uint64_t min, uint64_t *out, char *err, size_t errlen)
+#define FT_MAX_MS 600000  /* the longest timeout, heartbeat or lag accepted */
+
+/* A number option's value within [min, max], or a message naming the option. */
+static int parse_number(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out, char *err,
+			size_t errlen)
 {
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 0);
-	if (errno || *end || !*s || v < min || s[0] == '-') {
+	uint64_t v;
+	if (parse_u64(s, 0, UINT64_MAX, &v) < 0 || v < min) {
 		snprintf(err, errlen, "%s: '%s' is not a number >= %llu", opt, s, (unsigned long long)min);
+		return -EINVAL;
+	}
+	if (v > max) {
+		snprintf(err, errlen, "%s: at most %llu ms", opt, (unsigned long long)max);
 		return -EINVAL;
 	}
 	*out = v;
@@ -43,14 +50,14 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 {
 	memset(fo, 0, sizeof(*fo));
 	fo->epoch = 1;
-	fo->timeout_ms = FT_DEFAULT_TIMEOUT_MS;
-	fo->heartbeat_ms = FT_DEFAULT_HEARTBEAT_MS;
+	fo->timeout_ms = CHANNEL_DEFAULT_TIMEOUT_MS;
+	fo->heartbeat_ms = CHANNEL_DEFAULT_HEARTBEAT_MS;
 	fo->vm = FT_DEFAULT_VM;
 	fo->max_lag_ms = FT_DEFAULT_MAX_LAG_MS;
 	for (int i = 1; i < *argc;) {
 		const char *a = argv[i];
 		const char **str = NULL, *transport = NULL;
-		uint64_t *num = NULL, tmp = 0, min = 0;
+		uint64_t *num = NULL, tmp = 0, min = 0, max = UINT64_MAX;
 		if (!strcmp(a, "--peer"))
 			str = &fo->peer;
 		else if (!strcmp(a, "--listen"))
@@ -70,9 +77,9 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 		else if (!strcmp(a, "--epoch"))
 			num = &fo->epoch, min = 1;
 		else if (!strcmp(a, "--timeout") || !strcmp(a, "--heartbeat"))
-			num = &tmp, min = 10;
+			num = &tmp, min = 10, max = FT_MAX_MS;
 		else if (!strcmp(a, "--max-lag"))
-			num = &fo->max_lag_ms, min = 0;
+			num = &fo->max_lag_ms, min = 0, max = FT_MAX_MS;
 		else if (!strcmp(a, "--perturb-lsn"))
 			num = &fo->perturb_lsn, min = 1;
 		if (!str && !num) {
@@ -100,20 +107,11 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 		} else if (str) {
 			*str = argv[i + 1];
 		} else {
-			int ret = parse_u64(a, argv[i + 1], min, num, err, errlen);
+			int ret = parse_number(a, argv[i + 1], min, max, num, err, errlen);
 			if (ret < 0)
 				return ret;
-			if (num == &fo->max_lag_ms && *num > 600000) {
-				snprintf(err, errlen, "%s: at most 600000 ms", a);
-				return -EINVAL;
-			}
-			if (num == &tmp) {
-				if (tmp > 600000) {
-					snprintf(err, errlen, "%s: at most 600000 ms", a);
-					return -EINVAL;
-				}
+			if (num == &tmp)
 				*(!strcmp(a, "--timeout") ? &fo->timeout_ms : &fo->heartbeat_ms) = (unsigned)tmp;
-			}
 		}
 		memmove(&argv[i], &argv[i + 2], sizeof(char *) * (size_t)(*argc - i - 1));
 		*argc -= 2;
@@ -164,8 +162,8 @@ void ft_options_help(FILE *out)
 		"                      TLS 1.3 authenticated by it\n"
 		"  --vm NAME           the VM's name (default " FT_DEFAULT_VM "); must match the arbiter area\n"
 		"  --epoch N           pairing epoch (default 1): the channel's and the arbiter claim's\n"
-		"  --timeout MS        peer silence that counts as failure (default %d ms)\n"
-		"  --heartbeat MS      heartbeat interval (default %d ms)\n"
+		"  --timeout MS        peer silence that counts as failure (default %u ms)\n"
+		"  --heartbeat MS      heartbeat interval (default %u ms)\n"
 		"  --log-transport T   tcp (default) or rdma (RDMA verbs; needs a device on both hosts,\n"
 		"                      and the same choice on both nodes)\n"
 		"  --control PATH      JSON control socket (default " CONTROL_DEFAULT_DIR "/NAME-ROLE.sock),\n"
@@ -173,7 +171,7 @@ void ft_options_help(FILE *out)
 		"  --control-group G   also admit members of group G (socket mode 0660, group G)\n"
 		"  --perturb-lsn N     (tests, backup) corrupt the first input record at or after LSN N: the\n"
 		"                      backup must detect the divergence and end FT\n",
-		FT_DEFAULT_TIMEOUT_MS, FT_DEFAULT_HEARTBEAT_MS);
+		CHANNEL_DEFAULT_TIMEOUT_MS, CHANNEL_DEFAULT_HEARTBEAT_MS);
 }
 
 int ft_options_load_key(const struct ft_options *fo, struct channel_key *key, char *err, size_t errlen)

@@ -12,8 +12,7 @@
 #include <sys/types.h>
 #include "util/compiler.h"
 
-#define FT_DEFAULT_TIMEOUT_MS 1000
-#define FT_DEFAULT_HEARTBEAT_MS 100
+/* --timeout and --heartbeat default to the channel's own defaults (logchannel/channel.h). */
 #define FT_DEFAULT_VM "ftvm"
 /* DESIGN.md: the backup stays under 100 ms of guest time behind; past that the primary is slowed. */
 #define FT_DEFAULT_MAX_LAG_MS 100

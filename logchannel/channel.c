@@ -14,19 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "logchannel/tls.h"
-#include "logchannel/verbs.h"
 #include "util/log.h"
 
-#define DEFAULT_BUFFER_BYTES (16u * 1024u * 1024u)
-#define DEFAULT_HEARTBEAT_MS 100u
-#define DEFAULT_TIMEOUT_MS 1000u
-#define DEFAULT_CONNECT_TIMEOUT_MS 5000u
-#define DEFAULT_ACK_EVERY 64u
 #define NS_PER_MS 1000000ull
 
 static const char *const state_names[] = {
@@ -42,11 +34,11 @@ void channel_config_init(struct channel_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->start_lsn = 1;
-	cfg->buffer_bytes = DEFAULT_BUFFER_BYTES;
-	cfg->heartbeat_ms = DEFAULT_HEARTBEAT_MS;
-	cfg->timeout_ms = DEFAULT_TIMEOUT_MS;
-	cfg->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
-	cfg->ack_every = DEFAULT_ACK_EVERY;
+	cfg->buffer_bytes = CHANNEL_DEFAULT_BUFFER;
+	cfg->heartbeat_ms = CHANNEL_DEFAULT_HEARTBEAT_MS;
+	cfg->timeout_ms = CHANNEL_DEFAULT_TIMEOUT_MS;
+	cfg->connect_timeout_ms = CHANNEL_DEFAULT_CONNECT_MS;
+	cfg->ack_every = CHANNEL_DEFAULT_ACK_EVERY;
 	cfg->transport = CHANNEL_TCP;
 	cfg->handshake_timeout_ms = CHANNEL_DEFAULT_HANDSHAKE_MS;
 }
@@ -58,35 +50,17 @@ const char *channel_state_name(enum channel_state state)
 	return "unknown";
 }
 
-void chan_seterr(struct channel_err *err, int code, const char *fmt, ...)
-{
-	char msg[CHAN_ERR_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	log_error("%s", msg);
-	if (err) {
-		err->code = code;
-		snprintf(err->msg, sizeof(err->msg), "%s", msg);
-	}
-}
-
-int chan_create(enum chan_role role, const struct channel_config *cfg, int fd, struct channel **out)
+int chan_create(enum chan_role role, const struct channel_config *cfg, struct channel **out)
 {
 	struct channel *ch = calloc(1, sizeof(*ch));
 	int rc = -ENOMEM;
 
-	if (!ch) {
-		close(fd);
+	if (!ch)
 		return rc;
-	}
 	ch->role = role;
 	ch->cfg = *cfg;
 	snprintf(ch->vm_id, sizeof(ch->vm_id), "%s", cfg->vm_id ? cfg->vm_id : "");
 	ch->cfg.vm_id = ch->vm_id;
-	ch->fd = fd;
 	ch->thread_wake.efd = ch->app_wake.efd = ch->event_efd = -1;
 	atomic_init(&ch->state, CHANNEL_UP);
 	pthread_mutex_init(&ch->ack_mu, NULL);
@@ -142,10 +116,7 @@ void chan_destroy(struct channel *ch)
 {
 	if (!ch)
 		return;
-	chrdma_stream_close(ch->rdma);
-	chtls_close(ch->tls);
-	if (ch->fd >= 0)
-		close(ch->fd);
+	chlink_close(ch->link);
 	if (ch->thread_wake.efd >= 0)
 		close(ch->thread_wake.efd);
 	if (ch->app_wake.efd >= 0)
@@ -195,10 +166,10 @@ void chan_fail(struct channel *ch, enum channel_state state, const char *fmt, ..
 
 void chan_fail_io(struct channel *ch, int err, const char *what)
 {
-	if (ch->rdma && chrdma_stream_error(ch->rdma)[0])
-		chan_fail(ch, CHANNEL_BROKEN, "%s: %s", what, chrdma_stream_error(ch->rdma));
-	else if (ch->tls && err != 0 && chtls_error(ch->tls)[0])
-		chan_fail(ch, CHANNEL_BROKEN, "%s: %s", what, chtls_error(ch->tls));
+	const char *why = ch->link->ops->why(ch->link, err);
+
+	if (why)
+		chan_fail(ch, CHANNEL_BROKEN, "%s: %s", what, why);
 	else if (err == 0)
 		chan_fail(ch, CHANNEL_BROKEN, "%s: connection closed by the peer without BYE", what);
 	else
@@ -233,99 +204,36 @@ void chan_sleep(struct channel *ch, struct chan_waker *w, bool (*ready)(struct c
 		log_debug("eventfd read: %s", strerror(errno));
 }
 
-ssize_t chan_link_writev(struct channel *ch, const struct iovec *iov, int iovcnt)
-{
-	if (ch->rdma) {
-		ssize_t n = chrdma_stream_writev(ch->rdma, iov, iovcnt);
-		if (n >= 0)
-			return n;
-		errno = (int)-n;
-		return -1;
-	}
-	if (ch->tls)
-		return chtls_writev(ch->tls, iov, iovcnt);
-	struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
-	return sendmsg(ch->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-}
-
-ssize_t chan_link_read(struct channel *ch, void *buf, size_t cap)
-{
-	if (ch->rdma) {
-		ssize_t n = chrdma_stream_read(ch->rdma, buf, cap);
-		if (n >= 0)
-			return n;
-		errno = (int)-n;
-		return -1;
-	}
-	if (ch->tls)
-		return chtls_read(ch->tls, buf, cap);
-	return read(ch->fd, buf, cap);
-}
-
-/*
- * RDMA: sleep on the device's completion events, the wake eventfd and the side channel (whose
- * closing means the peer is gone); the stream then says what is readable and writable.
- */
-static void rdma_thread_poll(struct channel *ch, bool (*ready)(struct channel *), bool *readable,
-			     bool *want_out, int tmo)
-{
-	struct pollfd p[3] = {
-		/* At EOF the side channel stays readable: once it told us, leave it out. */
-		{ .fd = chrdma_stream_error(ch->rdma)[0] ? -1 : ch->fd, .events = POLLIN },
-		{ .fd = ch->thread_wake.efd, .events = POLLIN },
-		{ .fd = ch->rdma->ops->event_fd(ch->rdma->dev), .events = POLLIN },
-	};
-	int n = 0;
-
-	atomic_store_explicit(&ch->thread_wake.sleeping, 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_seq_cst);
-	if (!chrdma_stream_prepare_sleep(ch->rdma) && !ready(ch))
-		n = poll(p, 3, tmo);
-	atomic_store_explicit(&ch->thread_wake.sleeping, 0, memory_order_relaxed);
-	if (n > 0 && (p[1].revents & POLLIN)) {
-		uint64_t v;
-		if (read(ch->thread_wake.efd, &v, sizeof(v)) < 0)
-			log_debug("eventfd: %s", strerror(errno));
-	}
-	chrdma_stream_woken(ch->rdma, n > 0 ? p[2].revents : 0, n > 0 ? p[0].revents : 0);
-	*readable = chrdma_stream_has_input(ch->rdma) || chrdma_stream_error(ch->rdma)[0];
-	*want_out = !chrdma_stream_writable(ch->rdma);
-}
+static bool buffered_input_waiting(struct channel *ch);
 
 void chan_thread_poll(struct channel *ch, bool (*ready)(struct channel *), bool want_in,
 		      bool *readable, bool *want_out, int tmo)
 {
-	if (ch->rdma) {
-		rdma_thread_poll(ch, ready, readable, want_out, tmo);
-		return;
-	}
-	struct pollfd p[2] = {
-		{ .fd = ch->fd, .events = (short)((want_in ? POLLIN : 0) | (*want_out ? POLLOUT : 0)) },
-		{ .fd = ch->thread_wake.efd, .events = POLLIN },
-	};
+	struct chlink *l = ch->link;
+	struct pollfd p[1 + CHLINK_MAX_POLLFDS];
 	int n = 0;
 
-	/* Bytes the TLS session already decrypted make no noise on the socket. */
-	if (want_in && ch->tls && chtls_pending(ch->tls)) {
+	/* Bytes the link already holds decrypted make no noise on its descriptors; on the sender
+	 * they are an ack waiter's to look at while it reads (buffered_input_waiting). */
+	if (want_in && buffered_input_waiting(ch)) {
 		*readable = true;
 		return;
 	}
+	p[0] = (struct pollfd){ .fd = ch->thread_wake.efd, .events = POLLIN };
+	int nfds = 1 + l->ops->pollfds(l, want_in, *want_out, p + 1);
 	atomic_store_explicit(&ch->thread_wake.sleeping, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
-	if (!ready(ch))
-		n = poll(p, 2, tmo);
+	if (!l->ops->before_sleep(l) && !ready(ch))
+		n = poll(p, (nfds_t)nfds, tmo);
 	atomic_store_explicit(&ch->thread_wake.sleeping, 0, memory_order_relaxed);
-	if (n <= 0)
-		return;
-	if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
-		*readable = true;
-	if (p[0].revents & (POLLOUT | POLLERR | POLLHUP))
-		*want_out = false;
-	if (p[1].revents & POLLIN) {
+	for (int i = 0; n <= 0 && i < nfds; i++)
+		p[i].revents = 0;
+	if (p[0].revents & POLLIN) {
 		uint64_t v;
 		if (read(ch->thread_wake.efd, &v, sizeof(v)) < 0)
 			log_debug("eventfd: %s", strerror(errno));
 	}
+	l->ops->woken(l, p + 1, readable, want_out);
 }
 
 bool chan_queue_ctl(struct channel *ch, unsigned kind, uint64_t arg)
@@ -357,20 +265,20 @@ int chan_flush_ctl(struct channel *ch)
 }
 
 /*
- * Bytes the TLS layer holds for the reader. Only whoever may read looks: on the sender an ack
- * waiter may be reading (rx_mu), and the session's input is not to be touched meanwhile.
+ * Bytes the link holds for the reader (TLS). Only whoever may read looks: on the sender an ack
+ * waiter may be reading (rx_mu), and the link's input is not to be touched meanwhile.
  */
-static bool tls_input_waiting(struct channel *ch)
+static bool buffered_input_waiting(struct channel *ch)
 {
 	bool waiting = false;
 
-	if (!ch->tls)
-		return false;
 	if (ch->role == CHAN_RECEIVER)
-		return chtls_pending(ch->tls);
+		return ch->link->ops->buffered(ch->link);
+	if (ch->link->ops->input_fd(ch->link) < 0)
+		return false; /* only the channel thread reads: nothing is held for a waiter */
 	if (pthread_mutex_trylock(&ch->rx_mu) != 0)
 		return false; /* a waiter reads: what it gets stamps last_rx_ns itself */
-	waiting = chtls_pending(ch->tls);
+	waiting = ch->link->ops->buffered(ch->link);
 	pthread_mutex_unlock(&ch->rx_mu);
 	return waiting;
 }
@@ -384,12 +292,7 @@ int chan_timers(struct channel *ch, uint64_t now, uint64_t hb_from)
 
 	if (now > last_rx && now - last_rx > timeout) {
 		/* Bytes waiting unread (the thread was busy writing) prove the peer alive. */
-		uint8_t b;
-		bool waiting = ch->rdma ? chrdma_stream_progress(ch->rdma) >= 0 &&
-						  chrdma_stream_has_input(ch->rdma)
-					: recv(ch->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0 ||
-						  tls_input_waiting(ch);
-		if (waiting) {
+		if (ch->link->ops->unread(ch->link) || buffered_input_waiting(ch)) {
 			ch->last_rx_ns = now;
 			return 0;
 		}

@@ -60,6 +60,15 @@
 #define CHANNEL_KEY_SIZE 32u
 /* Connection attempts the backup handshakes with at once (channel_accept()). */
 #define CHANNEL_MAX_PENDING 16u
+/*
+ * Defaults of channel_config_init(). The heartbeat and the timeout are also those of
+ * `ftvm primary|backup` (--heartbeat, --timeout): failure detection has one set of numbers.
+ */
+#define CHANNEL_DEFAULT_HEARTBEAT_MS 100u
+#define CHANNEL_DEFAULT_TIMEOUT_MS 1000u
+#define CHANNEL_DEFAULT_CONNECT_MS 5000u
+#define CHANNEL_DEFAULT_BUFFER (16u * 1024u * 1024u)
+#define CHANNEL_DEFAULT_ACK_EVERY 64u
 /* Default deadline of one attempt's whole TLS handshake + HELLO on the backup. */
 #define CHANNEL_DEFAULT_HANDSHAKE_MS 2000u
 
@@ -92,11 +101,11 @@ struct channel_config {
 	const char *vm_id;         /* required: 1..CHANNEL_MAX_VM_ID bytes, e.g. a UUID */
 	uint64_t epoch;            /* failover epoch; the receiver accepts only its own */
 	uint64_t start_lsn;        /* sender: LSN of the first record */
-	size_t buffer_bytes;       /* ring capacity per side (default 16 MiB, min CHANNEL_MIN_BUFFER) */
-	unsigned heartbeat_ms;     /* heartbeat interval (default 100) */
-	unsigned timeout_ms;       /* peer silence that fails the channel (default 1000) */
-	unsigned connect_timeout_ms; /* TCP connect + handshake (default 5000) */
-	unsigned ack_every;        /* receiver acks at least every N records (default 64) */
+	size_t buffer_bytes;       /* ring capacity per side (min CHANNEL_MIN_BUFFER) */
+	unsigned heartbeat_ms;     /* heartbeat interval */
+	unsigned timeout_ms;       /* peer silence that fails the channel */
+	unsigned connect_timeout_ms; /* TCP connect + handshake */
+	unsigned ack_every;        /* receiver acks at least every N records */
 	/*
 	 * Receiver: acknowledge records as soon as the channel thread has them in the ring,
 	 * without waiting for channel_ack() — "received" in the Output Rule's sense, one thread
@@ -115,7 +124,7 @@ struct channel_config {
 	 * and tests can drive the frame layer with hand-made bytes. Never set by ftvm itself.
 	 */
 	bool plaintext;
-	/* Backup: deadline of one connection attempt's TLS handshake + HELLO (default 2000). */
+	/* Backup: deadline of one connection attempt's TLS handshake + HELLO. */
 	unsigned handshake_timeout_ms;
 	channel_failure_fn *on_failure; /* optional, called once from the channel thread */
 	void *opaque;

@@ -19,10 +19,11 @@
 #include <sys/uio.h>
 
 #include "logchannel/channel.h"
+#include "logchannel/link.h"
+#include "logchannel/net.h"
 #include "logchannel/protocol.h"
 #include "logchannel/ring.h"
 
-#define CHAN_ERR_MAX 320
 /* Control frames (ACK, HEARTBEAT, BYE) waiting to be written, at most a few at once. */
 #define CHAN_CTL_MAX (4 * CHPROTO_HDR_SIZE)
 /* Bytes the receiver reads from the socket per system call at most. */
@@ -51,9 +52,6 @@
 
 enum chan_role { CHAN_SENDER, CHAN_RECEIVER };
 
-struct chrdma_stream;
-struct chtls;
-
 struct chan_waker {
 	_Atomic int sleeping;
 	int efd;
@@ -63,10 +61,8 @@ struct channel {
 	enum chan_role role;
 	struct channel_config cfg;
 	char vm_id[CHANNEL_MAX_VM_ID + 1];
-	int fd;
-	struct chtls *tls;             /* the TLS session over fd (NULL only in plaintext mode) */
+	struct chlink *link;           /* the transport (link.h) */
 	struct chring ring;
-	struct chrdma_stream *rdma;    /* RDMA transport: the byte stream (fd is its side channel) */
 
 	/* Application <-> channel thread. */
 	struct chan_waker thread_wake; /* wakes the channel thread */
@@ -131,12 +127,9 @@ struct channel {
 	bool thread_started;
 };
 
-/* Set @err (if not NULL) to code/message and log the message. */
-void chan_seterr(struct channel_err *err, int code, const char *fmt, ...) FTVM_PRINTF(3, 4);
-
-/* Allocate a channel for @role around connected socket @fd (takes it over). */
-int chan_create(enum chan_role role, const struct channel_config *cfg, int fd,
-		struct channel **out) FTVM_MUST_CHECK;
+/* Allocate a channel for @role; the handshake then gives it its link. */
+int chan_create(enum chan_role role, const struct channel_config *cfg, struct channel **out)
+	FTVM_MUST_CHECK;
 int chan_start_thread(struct channel *ch) FTVM_MUST_CHECK;
 void chan_destroy(struct channel *ch);
 
@@ -156,9 +149,9 @@ static inline void chan_stat_add(_Atomic uint64_t *c, uint64_t v)
 }
 
 /*
- * The channel thread's sleep: mark it asleep, and unless @ready(ch) is then true, poll the socket
- * (POLLIN if @want_in, POLLOUT if *want_out) and the wake eventfd for up to @tmo ms. Updates
- * *readable / *want_out from what the socket reported.
+ * The channel thread's sleep: mark it asleep, and unless the link or @ready(ch) then says there is
+ * something to do, poll the link (for input if @want_in, for room if *want_out) and the wake
+ * eventfd for up to @tmo ms. Updates *readable / *want_out from what the link reported.
  */
 void chan_thread_poll(struct channel *ch, bool (*ready)(struct channel *), bool want_in,
 		      bool *readable, bool *want_out, int tmo);
@@ -169,7 +162,7 @@ void chan_sleep(struct channel *ch, struct chan_waker *w, bool (*ready)(struct c
 		int timeout_ms);
 
 /*
- * Read what the socket has into the input buffer: bytes read, -EAGAIN, or another -errno after
+ * Read what the link has into the input buffer: bytes read, -EAGAIN, or another -errno after
  * failing the channel (EOF: "closed without BYE", or "truncated frame" mid-frame).
  */
 int chan_read_input(struct channel *ch) FTVM_MUST_CHECK;
@@ -203,27 +196,15 @@ void chan_fail_io(struct channel *ch, int err, const char *what);
  */
 int chan_timers(struct channel *ch, uint64_t now, uint64_t hb_from);
 
-/*
- * The transport under the channel: TLS over the TCP socket (the bare socket in plaintext mode),
- * or the RDMA byte stream when ch->rdma is set. All behave like non-blocking sendmsg()/read(): -1
- * with errno (EAGAIN, ECONNRESET, ...). A write that returns less than asked, or EAGAIN, must be
- * followed by one that starts with the bytes not reported written (tls.c relies on it).
- */
-ssize_t chan_link_writev(struct channel *ch, const struct iovec *iov, int iovcnt);
-ssize_t chan_link_read(struct channel *ch, void *buf, size_t cap);
+/* The transport's I/O (link.h: the contract of a non-blocking read()/sendmsg()). */
+static inline ssize_t chan_link_writev(struct channel *ch, const struct iovec *iov, int iovcnt)
+{
+	return ch->link->ops->writev(ch->link, iov, iovcnt);
+}
 
-/* net.c */
-uint64_t chnet_now_ns(void);
-uint64_t chnet_deadline(int timeout_ms);
-int chnet_remaining_ms(uint64_t deadline);
-int chnet_socket_opts(int fd) FTVM_MUST_CHECK;
-int chnet_connect(const char *hostport, int timeout_ms, struct channel_err *err) FTVM_MUST_CHECK;
-int chnet_listen(const char *hostport, int *port_out) FTVM_MUST_CHECK;
-/* Read/write exactly @len bytes through TLS session @tls over @fd (the bare socket when @tls is
- * NULL) by @deadline: 0, -ETIMEDOUT, -ECONNRESET (EOF; *got says how far), -errno. */
-int chnet_read_full(int fd, struct chtls *tls, void *buf, size_t len, uint64_t deadline,
-		    size_t *got) FTVM_MUST_CHECK;
-int chnet_write_full(int fd, struct chtls *tls, const void *buf, size_t len, uint64_t deadline)
-	FTVM_MUST_CHECK;
+static inline ssize_t chan_link_read(struct channel *ch, void *buf, size_t cap)
+{
+	return ch->link->ops->read(ch->link, buf, cap);
+}
 
 #endif

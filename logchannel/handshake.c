@@ -190,21 +190,22 @@ static int swap_frames(int fd, struct chtls *tls, uint64_t deadline, unsigned ki
  * "ready" (the peer's queue pair is in RTS with its receive requests posted, so no write of ours
  * can reach it early). The TCP connection stays open as the side channel.
  */
-static int rdma_setup(struct channel *ch, uint64_t deadline, struct channel_err *err)
+static int rdma_setup(int fd, struct chtls *tls, uint64_t deadline, struct chrdma_stream **out,
+		      struct channel_err *err)
 {
-	uint8_t out[CHPROTO_CONNDATA_SIZE], in[CHPROTO_CONNDATA_SIZE];
+	uint8_t cd[CHPROTO_CONNDATA_SIZE], in[CHPROTO_CONNDATA_SIZE];
 	struct chrdma_conndata local, peer;
 	struct chrdma_stream *s = NULL;
 	struct chproto_hdr h;
 	char why[CHAN_ERR_MAX];
 	int rc;
 
-	rc = chrdma_stream_open(chrdma_selected_device(), ch->fd, &s, err);
+	rc = chrdma_stream_open(chrdma_selected_device(), fd, &s, err);
 	if (rc < 0)
 		return rc;
 	chrdma_stream_local(s, &local);
-	chrdma_conndata_encode(out, &local);
-	rc = swap_frames(ch->fd, ch->tls, deadline, CHPROTO_CONNDATA, out, sizeof(out), in, sizeof(in), &h,
+	chrdma_conndata_encode(cd, &local);
+	rc = swap_frames(fd, tls, deadline, CHPROTO_CONNDATA, cd, sizeof(cd), in, sizeof(in), &h,
 			 "connection data", err);
 	if (rc < 0)
 		goto fail;
@@ -215,14 +216,41 @@ static int rdma_setup(struct channel *ch, uint64_t deadline, struct channel_err 
 	}
 	rc = chrdma_stream_connect(s, &peer, err);
 	if (rc == 0)
-		rc = swap_frames(ch->fd, ch->tls, deadline, CHPROTO_HEARTBEAT, NULL, 0, in, 0, &h, "ready", err);
+		rc = swap_frames(fd, tls, deadline, CHPROTO_HEARTBEAT, NULL, 0, in, 0, &h, "ready", err);
 	if (rc < 0)
 		goto fail;
-	ch->rdma = s;
+	*out = s;
 	log_info("RDMA transport up over %s: QPN 0x%x -> 0x%x", s->ops->name, local.qpn, peer.qpn);
 	return 0;
 fail:
 	chrdma_stream_close(s);
+	return rc;
+}
+
+/*
+ * The handshake on *@fd (through *@tls) is done: make it the link of @ch for the configured
+ * transport — RDMA sets up its stream first. Once the link is being made it takes the socket and
+ * the session over (*@fd = -1, *@tls = NULL; a link that cannot be made closes them); when *@fd
+ * is still >= 0 on return, they are still the caller's.
+ */
+static int open_link(struct channel *ch, int *fd, struct chtls **tls, uint64_t deadline,
+		     struct channel_err *err)
+{
+	struct chrdma_stream *s = NULL;
+	int rc;
+
+	if (ch->cfg.transport == CHANNEL_RDMA) {
+		rc = rdma_setup(*fd, *tls, deadline, &s, err);
+		if (rc < 0)
+			return rc;
+		rc = chlink_rdma_open(*fd, *tls, s, &ch->link);
+	} else {
+		rc = chlink_tcp_open(*fd, *tls, &ch->link);
+	}
+	*fd = -1; /* taken over, even by a failed open */
+	*tls = NULL;
+	if (rc < 0)
+		chan_seterr(err, rc, "channel link: %s", strerror(-rc));
 	return rc;
 }
 
@@ -234,6 +262,7 @@ int channel_connect(const struct channel_config *cfg, const char *hostport, stru
 	struct chproto_hello h = { 0 };
 	struct chproto_hdr rh;
 	struct channel *ch = NULL;
+	struct chtls *tls = NULL;
 	int rc, fd;
 
 	rc = check_config(cfg, err);
@@ -243,17 +272,17 @@ int channel_connect(const struct channel_config *cfg, const char *hostport, stru
 	fd = chnet_connect(hostport, (int)cfg->connect_timeout_ms, err);
 	if (fd < 0)
 		return fd;
-	rc = chan_create(CHAN_SENDER, cfg, fd, &ch);
+	rc = chan_create(CHAN_SENDER, cfg, &ch);
 	if (rc < 0) {
 		chan_seterr(err, rc, "channel: %s", strerror(-rc));
-		return rc;
+		goto out;
 	}
 	if (!cfg->plaintext) {
 		char why[CHAN_ERR_MAX];
-		rc = chtls_open(fd, false, cfg->key, &ch->tls, err);
+		rc = chtls_open(fd, false, cfg->key, &tls, err);
 		if (rc < 0)
 			goto out;
-		rc = chtls_handshake(ch->tls, deadline, why, sizeof(why));
+		rc = chtls_handshake(tls, deadline, why, sizeof(why));
 		if (rc < 0) {
 			chan_seterr(err, rc, "connect to %s: %s", hostport, why);
 			goto out;
@@ -270,15 +299,15 @@ int channel_connect(const struct channel_config *cfg, const char *hostport, stru
 	memcpy(h.vm_id, ch->vm_id, h.vm_id_len);
 	uint32_t len = chproto_hello_encode(hello, &h);
 	chproto_encode(buf, CHPROTO_HELLO, 0, hello, len);
-	rc = chnet_write_full(fd, ch->tls, buf, CHPROTO_HDR_SIZE, deadline);
+	rc = chnet_write_full(fd, tls, buf, CHPROTO_HDR_SIZE, deadline);
 	if (rc == 0)
-		rc = chnet_write_full(fd, ch->tls, hello, len, deadline);
+		rc = chnet_write_full(fd, tls, hello, len, deadline);
 	if (rc < 0) {
 		chan_seterr(err, rc, "connect to %s: sending HELLO: %s", hostport, strerror(-rc));
 		goto out;
 	}
 
-	rc = read_frame(fd, ch->tls, deadline, &rh, buf, CHPROTO_REFUSE_MAX, err, "backup's answer");
+	rc = read_frame(fd, tls, deadline, &rh, buf, CHPROTO_REFUSE_MAX, err, "backup's answer");
 	if (rc < 0)
 		goto out;
 	if (rh.kind == CHPROTO_REFUSE) {
@@ -299,11 +328,9 @@ int channel_connect(const struct channel_config *cfg, const char *hostport, stru
 		goto out;
 	}
 
-	if (cfg->transport == CHANNEL_RDMA) {
-		rc = rdma_setup(ch, deadline, err);
-		if (rc < 0)
-			goto out;
-	}
+	rc = open_link(ch, &fd, &tls, deadline, err);
+	if (rc < 0)
+		goto out;
 	ch->start_lsn = ch->next_lsn = cfg->start_lsn;
 	atomic_store(&ch->acked_lsn, cfg->start_lsn - 1);
 	atomic_store(&ch->sent_lsn, cfg->start_lsn - 1);
@@ -315,12 +342,15 @@ int channel_connect(const struct channel_config *cfg, const char *hostport, stru
 	}
 	char how[96];
 	log_info("channel to %s up (%s): VM %s epoch %llu start LSN %llu", hostport,
-		 ch->tls ? chtls_describe(ch->tls, how, sizeof(how)) : "plaintext", ch->vm_id,
-		 (unsigned long long)cfg->epoch, (unsigned long long)cfg->start_lsn);
+		 ch->link->tls ? chtls_describe(ch->link->tls, how, sizeof(how)) : "plaintext",
+		 ch->vm_id, (unsigned long long)cfg->epoch, (unsigned long long)cfg->start_lsn);
 	*out = ch;
 	return 0;
 out:
 	chan_destroy(ch);
+	chtls_close(tls);
+	if (fd >= 0)
+		close(fd);
 	return rc;
 }
 
@@ -500,16 +530,12 @@ static int hello_complete(struct channel_listener *l, struct hs_slot *s, struct 
 			      id, want, got);
 	}
 
-	rc = chan_create(CHAN_RECEIVER, &l->cfg, s->fd, &ch);
-	s->fd = -1; /* the channel owns it now (closed by chan_create() on failure) */
+	rc = chan_create(CHAN_RECEIVER, &l->cfg, &ch);
 	if (rc < 0) {
 		slot_free(s);
 		chan_seterr(err, rc, "channel: %s", strerror(-rc));
 		return rc;
 	}
-	ch->tls = s->tls;
-	s->tls = NULL;
-	slot_free(s);
 	ch->start_lsn = ch->expect_lsn = hello.start_lsn;
 	atomic_store(&ch->ack_req, hello.start_lsn - 1);
 	atomic_store(&ch->ack_sent, hello.start_lsn - 1);
@@ -517,16 +543,15 @@ static int hello_complete(struct channel_listener *l, struct hs_slot *s, struct 
 	uint64_t deadline = chnet_deadline((int)l->cfg.connect_timeout_ms);
 	uint8_t welcome[CHPROTO_HDR_SIZE];
 	chproto_encode(welcome, CHPROTO_WELCOME, hello.start_lsn, NULL, 0);
-	rc = chnet_write_full(ch->fd, ch->tls, welcome, sizeof(welcome), deadline);
+	rc = chnet_write_full(s->fd, s->tls, welcome, sizeof(welcome), deadline);
 	if (rc < 0) {
 		chan_seterr(err, rc, "sending WELCOME: %s", strerror(-rc));
 		goto out;
 	}
-	if (l->cfg.transport == CHANNEL_RDMA) {
-		rc = rdma_setup(ch, deadline, err);
-		if (rc < 0)
-			goto out;
-	}
+	rc = open_link(ch, &s->fd, &s->tls, deadline, err);
+	slot_free(s); /* its socket and session are the link's now, or closed */
+	if (rc < 0)
+		goto out;
 	ch->last_rx_ns = ch->last_tx_ns = ch->last_hb_ns = chnet_now_ns();
 	rc = chan_start_thread(ch);
 	if (rc < 0) {
@@ -536,11 +561,12 @@ static int hello_complete(struct channel_listener *l, struct hs_slot *s, struct 
 	l->st.accepted++;
 	char how[96];
 	log_info("channel accepted (%s): VM %s epoch %llu start LSN %llu",
-		 ch->tls ? chtls_describe(ch->tls, how, sizeof(how)) : "plaintext", id,
+		 ch->link->tls ? chtls_describe(ch->link->tls, how, sizeof(how)) : "plaintext", id,
 		 (unsigned long long)hello.epoch, (unsigned long long)hello.start_lsn);
 	*out = ch;
 	return 0;
 out:
+	slot_free(s);
 	chan_destroy(ch);
 	return rc;
 }

@@ -4,8 +4,11 @@
  * deadline used by the handshake, on the bare socket or through its TLS session. Plain sockets
  * only, so a channel works between network namespaces like between hosts.
  */
-#include "logchannel/channel_internal.h"
+#define LOG_MODULE "logchannel"
+#include "logchannel/net.h"
+
 #include "logchannel/tls.h"
+#include "util/log.h"
 #include "util/time.h"
 
 #include <errno.h>
@@ -14,6 +17,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +27,21 @@
 #define NS_PER_MS 1000000ull
 #define NS_PER_S 1000000000ull
 #define PORT_TEXT_MAX 8
+
+void chan_seterr(struct channel_err *err, int code, const char *fmt, ...)
+{
+	char msg[CHAN_ERR_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_error("%s", msg);
+	if (err) {
+		err->code = code;
+		snprintf(err->msg, sizeof(err->msg), "%s", msg);
+	}
+}
 
 uint64_t chnet_now_ns(void)
 {

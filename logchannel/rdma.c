@@ -14,7 +14,7 @@
  * themselves need a machine with an HCA or rxe — see README "Logging channel".
  */
 #define LOG_MODULE "logchannel"
-#include "logchannel/channel_internal.h"
+#include "logchannel/net.h"
 #include "logchannel/rdma.h"
 #include "logchannel/verbs.h"
 

@@ -90,8 +90,8 @@ static bool ack_directly(struct channel *ch, uint64_t lsn)
 		chproto_encode(frame, CHPROTO_ACK, lsn, NULL, 0);
 		struct iovec iov = { .iov_base = frame, .iov_len = sizeof(frame) };
 		ssize_t n = chan_link_writev(ch, &iov, 1);
-		if (n < 0 && ch->tls && errno == EAGAIN)
-			n = 0; /* TLS may hold the frame already: it must be the next bytes written */
+		if (n < 0 && errno == EAGAIN)
+			n = 0; /* the link may hold the frame already (TLS): it must be written next */
 		if (n >= 0) {
 			/* A partial write leaves the rest for the channel thread, in order. */
 			memcpy(ch->ctl, frame, sizeof(frame));

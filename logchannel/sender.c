@@ -218,14 +218,15 @@ static bool write_ring(struct channel *ch)
  * reads the socket itself (one). One reader at a time (rx_mu); meanwhile the channel thread polls
  * without POLLIN and goes on writing and keeping the timers. The input stays the waiters' for
  * CHAN_DELEGATION_LINGER_NS after the last one returned (reclaim_input()), so back-to-back waits
- * do not wake the channel thread each time. The RDMA stream is the channel
- * thread's alone: there waiters use the condition variable.
+ * do not wake the channel thread each time. A link without an input descriptor (RDMA) is the
+ * channel thread's alone: there waiters use the condition variable.
  */
 int chan_sender_wait_reading(struct channel *ch, uint64_t lsn, uint64_t deadline)
 {
+	int fd = ch->link->ops->input_fd(ch->link);
 	int rc;
 
-	if (ch->rdma || ch->role != CHAN_SENDER || pthread_mutex_trylock(&ch->rx_mu) != 0)
+	if (fd < 0 || ch->role != CHAN_SENDER || pthread_mutex_trylock(&ch->rx_mu) != 0)
 		return -EBUSY;
 	atomic_store(&ch->waiter_left_ns, 0); /* a waiter is in */
 	atomic_store(&ch->rx_delegated, 1);
@@ -251,7 +252,7 @@ int chan_sender_wait_reading(struct channel *ch, uint64_t lsn, uint64_t deadline
 		}
 		if (n != -EAGAIN)
 			continue; /* the channel failed: said next turn */
-		struct pollfd p[2] = { { .fd = ch->fd, .events = POLLIN },
+		struct pollfd p[2] = { { .fd = fd, .events = POLLIN },
 				       { .fd = ch->event_efd, .events = POLLIN } };
 		if (poll(p, 2, left) < 0 && errno != EINTR)
 			log_debug("ack wait: poll: %s", strerror(errno));

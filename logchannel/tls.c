@@ -33,7 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "logchannel/channel_internal.h"
+#include "logchannel/net.h"
 #include "util/log.h"
 
 /*

@@ -4,7 +4,7 @@
  * without libibverbs, asking for CHANNEL_RDMA fails with a message saying so, not a link error.
  */
 #define LOG_MODULE "logchannel"
-#include "logchannel/channel_internal.h"
+#include "logchannel/net.h"
 #include "logchannel/rdma.h"
 #include "logchannel/verbs.h"
 

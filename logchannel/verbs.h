@@ -8,8 +8,8 @@
  *     the peer's region plus a completion on each side — so the layer above, and the whole channel
  *     over it, can be tested on machines without an RDMA device (like the CI machine).
  *
- * Upper layer, verbs_stream.c: a reliable, flow-controlled byte stream over a device, which the
- * channel threads use exactly where the TCP transport uses its socket (channel.c chan_link_*).
+ * Upper layer, verbs_stream.c: a reliable, flow-controlled byte stream over a device; the RDMA
+ * link (link_rdma.c) puts it under the channel behind the same interface as a TCP socket (link.h).
  * Each side registers one region laid out as
  *     [0, R)          receive ring: the peer writes the stream into it (remotely writable)
  *     [R, 2R)         send staging: bytes at stream offset p sit at R + p % R until the peer has

@@ -22,7 +22,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "logchannel/channel_internal.h"
+#include "logchannel/net.h"
 #include "util/log.h"
 
 #define EMUL_CQ_DEPTH 1024u

@@ -19,7 +19,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "logchannel/channel_internal.h"
+#include "logchannel/net.h"
 #include "util/log.h"
 
 #define CHRDMA_POLL_BATCH 32

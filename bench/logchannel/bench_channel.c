@@ -35,8 +35,8 @@
 
 #include "logchannel/channel.h"
 
-#define TARGET_LARGE_MBPS 1000.0 /* issue 5: over 1 GB/s for large records */
-#define TARGET_ACK_P99_US 100.0  /* issue 5: ack p99 under 100 us while streaming */
+#define TARGET_LARGE_MBPS 1000.0 /* target: over 1 GB/s for large records */
+#define TARGET_ACK_P99_US 100.0  /* target: ack p99 under 100 us while streaming */
 #define HDR_BYTES 24             /* frame header, docs/channel-protocol.md */
 #define RAW_CHUNK (256 * 1024)
 #define RTT_RECORD 256

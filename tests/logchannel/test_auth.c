@@ -339,9 +339,9 @@ static void test_replayed_handshake(void **state)
 	for (uint64_t lsn = 1; lsn <= 20; lsn++)
 		assert_int_equal(channel_send_wait(p, lsn, rec, sizeof(rec), 1000), 0);
 	assert_int_equal(channel_wait_acked(p, 20, 2000), 0);
-	assert_true(chtls_forward_secret(p->tls) && chtls_forward_secret(a.ch->tls));
+	assert_true(chtls_forward_secret(p->link->tls) && chtls_forward_secret(a.ch->link->tls));
 	char how[96];
-	print_message("negotiated: %s\n", chtls_describe(p->tls, how, sizeof(how)));
+	print_message("negotiated: %s\n", chtls_describe(p->link->tls, how, sizeof(how)));
 	channel_close(p);
 	channel_close(a.ch);
 	proxy_stop(&px);

@@ -56,8 +56,10 @@ static void test_delivery(void **state)
 	base_config(&bc);
 	pc.start_lsn = start;
 	open_pair(&pc, &bc, &p, &b);
-	assert_non_null(p->rdma);
-	assert_non_null(b->rdma);
+	struct chrdma_stream *pstream = chlink_rdma_stream(p->link);
+	struct chrdma_stream *bstream = chlink_rdma_stream(b->link);
+	assert_non_null(pstream);
+	assert_non_null(bstream);
 	consumer_start(&c, b, start, n);
 
 	uint64_t t0 = now_ms(), last_acked = start - 1, advances = 0;
@@ -80,7 +82,7 @@ static void test_delivery(void **state)
 	channel_get_stats(p, &ps);
 	channel_get_stats(b, &bs);
 	/* The stream went round the ring many times, and credit came back each time. */
-	uint64_t wraps = p->rdma->tx_head / CHRDMA_RING_SIZE;
+	uint64_t wraps = pstream->tx_head / CHRDMA_RING_SIZE;
 	print_message("%llu records, %.1f MB in %llu ms over the emulated fabric; %llu writes, "
 		      "%llu ring wraps, %llu acks\n",
 		      (unsigned long long)ps.records, ps.record_bytes / 1e6, (unsigned long long)ms,
@@ -88,7 +90,7 @@ static void test_delivery(void **state)
 		      (unsigned long long)bs.acks);
 	assert_true(ps.records == n && bs.records == n && ps.record_bytes == bs.record_bytes);
 	assert_true(wraps >= 4);
-	assert_true(p->rdma->tx_head == b->rdma->rx_tail); /* every byte written was read */
+	assert_true(pstream->tx_head == bstream->rx_tail); /* every byte written was read */
 	assert_true(ps.acks == bs.acks);
 
 	/* The backup's icount arrives with its heartbeats. */
@@ -118,14 +120,16 @@ static void test_backpressure(void **state)
 	struct channel_stats ps, bs;
 	channel_get_stats(p, &ps);
 	channel_get_stats(b, &bs);
+	const struct chrdma_stream *bstream = chlink_rdma_stream(b->link);
+	uint64_t unread = bstream->rx_head - bstream->rx_tail;
 	print_message("stalled after %llu records; sender queue %zu/%zu, receiver queue %zu/%zu, "
 		      "RDMA ring %llu/%u; RSS %ld -> %ld KiB\n",
 		      (unsigned long long)st.queued, ps.queued_bytes, ps.capacity, bs.queued_bytes,
-		      bs.capacity, (unsigned long long)(b->rdma->rx_head - b->rdma->rx_tail),
+		      bs.capacity, (unsigned long long)unread,
 		      CHRDMA_RING_SIZE, st.rss_at_stall, st.rss_end);
 	assert_true(st.eagain > 100);
 	assert_true(ps.queued_bytes + CHPROTO_HDR_SIZE + rec > ps.capacity); /* sender ring full */
-	assert_true(b->rdma->rx_head - b->rdma->rx_tail <= CHRDMA_RING_SIZE);
+	assert_true(unread <= CHRDMA_RING_SIZE);
 	/* Sender ring + RDMA ring + receiver ring + the receiver's staging: nothing else. */
 	assert_true(st.queued * rec <
 		    2 * CHANNEL_MIN_BUFFER + CHRDMA_RING_SIZE + 2 * CHANNEL_MAX_RECORD);
@@ -190,7 +194,7 @@ static void test_side_channel_closed(void **state)
 	assert_int_equal(channel_wait_acked(p, 100, 2000), 0); /* all 100 are at the backup */
 
 	/* What the kernel does to the backup's TCP socket when its process dies. */
-	assert_int_equal(shutdown(b->fd, SHUT_RDWR), 0);
+	assert_int_equal(shutdown(b->link->fd, SHUT_RDWR), 0);
 	long ms = wait_down(p, 3000);
 	print_message("side channel closed: primary down after %ld ms: %s\n", ms, channel_error(p));
 	assert_true(ms >= 0 && ms < 1000);
@@ -227,7 +231,7 @@ static void test_failed_while_throttled(void **state)
 	assert_true(st.queued > 100);
 
 	/* What the kernel does to the primary's TCP socket when its process dies. */
-	assert_int_equal(shutdown(p->fd, SHUT_RDWR), 0);
+	assert_int_equal(shutdown(p->link->fd, SHUT_RDWR), 0);
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
 	sleep_ms(500);
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
