@@ -4,6 +4,9 @@
  * The machine runs first in the replayer's world. When that run ends because the log ended
  * without END, go-live builds the live world and the machine runs again in it, from the very
  * icount where the replay stopped: the machine itself never learns that anything changed.
+ *
+ * Threads: the vCPU thread runs all of this; the control thread reads the status. What they share
+ * is the FT state (common/ft_state.h: state, reason, role, under its lock) and atomic counters.
  */
 #define LOG_MODULE "backup"
 #include "backup/ft_backup.h"
@@ -17,6 +20,7 @@
 
 #include "replay/replayer.h"
 #include "common/arbiter.h"
+#include "common/ft_state.h"
 #include "replay/eventlog.h"
 #include "logchannel/channel.h"
 #include "util/log.h"
@@ -31,14 +35,15 @@ struct ft_backup {
 	struct arbiter *arb;
 	struct replayer *replayer;
 	struct machine *machine;
-	bool live;
-	_Atomic int state;
+	struct ft_state fs;
+	bool fs_ready;
 	atomic_uint_fast64_t log_bytes, log_records, last_lsn, failovers;
-	uint64_t prev_lsn;
+	uint64_t prev_lsn;              /* vCPU thread only, like prev_icount */
 	icount_t prev_icount;
-	char reason[256];
 	uint8_t buf[EVLOG_MAX_RECORD];
 };
+
+#define S(s) FT_STATE_BIT(FT_STATE_##s)
 
 /* ---- the channel as a replay source ---- */
 
@@ -120,13 +125,13 @@ size_t ft_rarp_announce(const uint8_t mac[6], uint8_t *out, size_t cap)
 static int go_live(struct ft_backup *b, const char *why, struct vm_world *live, char *msg, size_t msglen)
 {
 	unsigned winner = 0;
-	char err[256];
+	char err[256], reason[256];
 
-	snprintf(b->reason, sizeof(b->reason), "primary lost: %.200s", why);
-	log_warn("%s; replayed to icount %llu (lsn %llu); claiming the arbiter for epoch %llu", b->reason,
+	snprintf(reason, sizeof(reason), "primary lost: %.200s", why);
+	log_warn("%s; replayed to icount %llu (lsn %llu); claiming the arbiter for epoch %llu", reason,
 		 (unsigned long long)machine_icount(b->machine), (unsigned long long)atomic_load(&b->last_lsn),
 		 (unsigned long long)b->cfg.epoch);
-	atomic_store(&b->state, FT_STATE_ARBITRATING);
+	ft_state_set(&b->fs, S(PROTECTED), FT_STATE_ARBITRATING, reason);
 	channel_close(b->ch); /* 1. no more log from this primary */
 	b->ch = NULL;
 	int ret = arbiter_claim(b->arb, b->cfg.epoch, b->cfg.node, ARBITER_FOREVER, &winner);
@@ -137,18 +142,18 @@ static int go_live(struct ft_backup *b, const char *why, struct vm_world *live, 
 		else
 			snprintf(msg, msglen, "arbiter failed (%s): halting this VM, no claim is made on doubt",
 				 arbiter_error(b->arb));
-		snprintf(b->reason, sizeof(b->reason), "%s", msg);
-		atomic_store(&b->state, FT_STATE_HALTED);
+		ft_state_set(&b->fs, S(ARBITRATING), FT_STATE_HALTED, msg);
 		return -ECANCELED;
 	}
+	ft_state_set(&b->fs, S(ARBITRATING), FT_STATE_GOING_LIVE, NULL);
+	/* 4. back ends live */
 	ret = b->golive.make_live(b->golive.ctx, machine_icount(b->machine), machine_clock(b->machine), live, err,
 				  sizeof(err));
 	if (ret < 0) {
 		snprintf(msg, msglen, "won the arbiter but cannot go live: %s", err);
-		atomic_store(&b->state, FT_STATE_HALTED);
+		ft_state_set(&b->fs, S(GOING_LIVE), FT_STATE_HALTED, msg);
 		return ret;
 	}
-	b->live = true;                     /* 4. back ends live */
 	unsigned reissued = machine_reissue_disk_requests(b->machine, *live); /* 5. */
 	for (unsigned i = 0; i < b->golive.nnics; i++) {                /* 6. */
 		uint8_t frame[ETH_MIN_FRAME];
@@ -156,7 +161,7 @@ static int go_live(struct ft_backup *b, const char *why, struct vm_world *live, 
 		live->ops->net_tx(live->ctx, i, frame, n);
 	}
 	atomic_fetch_add(&b->failovers, 1);
-	atomic_store(&b->state, FT_STATE_ALONE);
+	ft_state_set(&b->fs, S(GOING_LIVE), FT_STATE_ALONE, NULL);
 	log_warn("live as primary at icount %llu: reissued %u disk request(s), announced %u MAC(s)",
 		 (unsigned long long)machine_icount(b->machine), reissued, b->golive.nnics);
 	return 0;
@@ -180,7 +185,12 @@ int ft_backup_create(const struct ft_backup_config *cfg, struct machine *m, cons
 	snprintf(b->vm_id, sizeof(b->vm_id), "%s", cfg->vm_id);
 	b->cfg.vm_name = b->vm_name;
 	b->cfg.vm_id = b->vm_id;
-	atomic_store(&b->state, FT_STATE_WAITING);
+	ret = ft_state_init(&b->fs, "backup", FT_STATE_WAITING);
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot create the FT state: %s", strerror(-ret));
+		goto fail;
+	}
+	b->fs_ready = true;
 	ret = arbiter_open(cfg->arbiter, cfg->vm_name, &b->arb, aerr);
 	if (ret < 0) {
 		snprintf(err, errlen, "arbiter %s: %s", cfg->arbiter, aerr);
@@ -241,7 +251,7 @@ int ft_backup_accept(struct ft_backup *b, char *err, size_t errlen)
 	}
 	channel_listener_close(b->listener);
 	b->listener = NULL;
-	atomic_store(&b->state, FT_STATE_PROTECTED);
+	ft_state_set(&b->fs, S(WAITING), FT_STATE_PROTECTED, NULL);
 	return 0;
 }
 
@@ -250,48 +260,50 @@ int ft_backup_run(struct ft_backup *b, char *msg, size_t msglen)
 	int status = 0;
 	enum machine_exit exit = machine_run(b->machine, replayer_world(b->replayer), ICOUNT_MAX, &status);
 
-	if (!b->live) {
-		enum replay_result res = replayer_finish(b->replayer, exit, status, msg, msglen);
-		switch (res) {
-		case REPLAY_MATCHED:
-			atomic_store(&b->state, FT_STATE_DONE);
-			return status;
-		case REPLAY_DIVERGED:
-		case REPLAY_BAD_LOG:
-			/* End FT without claiming: the primary wins the arbiter and runs on. */
-			snprintf(b->reason, sizeof(b->reason), "%s", msg);
-			log_error("FT ended: %s", msg);
-			atomic_store(&b->state, FT_STATE_HALTED);
-			channel_close(b->ch);
-			b->ch = NULL;
-			return -EPROTO;
-		case REPLAY_INCOMPLETE: {
-			const char *why = b->ch ? channel_error(b->ch) : "log ended";
-			char reason[256];
-			snprintf(reason, sizeof(reason), "%s", why && *why ? why : "log ended");
-			struct vm_world live;
-			int ret = go_live(b, reason, &live, msg, msglen);
-			if (ret < 0)
-				return ret;
-			exit = machine_run(b->machine, live, ICOUNT_MAX, &status);
-			break;
-		}
-		}
+	enum replay_result res = replayer_finish(b->replayer, exit, status, msg, msglen);
+	switch (res) {
+	case REPLAY_MATCHED:
+		ft_state_set(&b->fs, S(PROTECTED), FT_STATE_DONE, NULL);
+		return status;
+	case REPLAY_DIVERGED:
+	case REPLAY_BAD_LOG:
+		/* End FT without claiming: the primary wins the arbiter and runs on. */
+		log_error("FT ended: %s", msg);
+		ft_state_set(&b->fs, S(PROTECTED), FT_STATE_HALTED, msg);
+		channel_close(b->ch);
+		b->ch = NULL;
+		return -EPROTO;
+	case REPLAY_INCOMPLETE: {
+		const char *why = b->ch ? channel_error(b->ch) : "log ended";
+		char reason[256];
+		snprintf(reason, sizeof(reason), "%s", why && *why ? why : "log ended");
+		struct vm_world live;
+		int ret = go_live(b, reason, &live, msg, msglen);
+		if (ret < 0)
+			return ret;
+		exit = machine_run(b->machine, live, ICOUNT_MAX, &status);
+		break;
+	}
 	}
 	if (exit == MACHINE_EXIT_ERROR) {
 		snprintf(msg, msglen, "the machine stopped with an error (%d)", status);
 		return status < 0 ? status : -EIO;
 	}
-	atomic_store(&b->state, FT_STATE_DONE);
+	ft_state_set(&b->fs, S(ALONE), FT_STATE_DONE, NULL);
 	snprintf(msg, msglen, "the guest ended (status %d)", status);
 	return status;
 }
 
 void ft_backup_get_status(struct ft_backup *b, struct ft_status *st)
 {
+	struct ft_state_snapshot fss;
+
 	memset(st, 0, sizeof(*st));
-	snprintf(st->role, sizeof(st->role), "%s", b->live ? "primary" : "backup");
-	st->state = (enum ft_role_state)atomic_load(&b->state);
+	ft_state_snapshot(&b->fs, &fss);
+	snprintf(st->role, sizeof(st->role), "%s", fss.role);
+	st->state = fss.state;
+	st->state_ms = fss.state_ms;
+	snprintf(st->reason, sizeof(st->reason), "%s", fss.reason);
 	st->epoch = b->cfg.epoch;
 	st->icount = machine_progress(b->machine);
 	st->log_bytes = atomic_load(&b->log_bytes);
@@ -301,7 +313,6 @@ void ft_backup_get_status(struct ft_backup *b, struct ft_status *st)
 	st->failovers = atomic_load(&b->failovers);
 	snprintf(st->peer_state, sizeof(st->peer_state), "%s",
 		 st->state == FT_STATE_PROTECTED ? "up" : st->state == FT_STATE_WAITING ? "waiting" : "gone");
-	snprintf(st->reason, sizeof(st->reason), "%s", b->reason);
 }
 
 void ft_backup_destroy(struct ft_backup *b)
@@ -315,5 +326,7 @@ void ft_backup_destroy(struct ft_backup *b)
 	replayer_destroy(b->replayer);
 	if (b->arb)
 		arbiter_close(b->arb);
+	if (b->fs_ready)
+		ft_state_destroy(&b->fs);
 	free(b);
 }

@@ -20,6 +20,7 @@
 #include "cmd/domain_xml.h"
 #include "cmd/ft_options.h"
 #include "logchannel/channel.h"
+#include "cmd/exit_code.h"
 #include "cmd/ftvm.h"
 #include "cmd/log_options.h"
 #include "cmd/run_options.h"
@@ -28,9 +29,6 @@
 #include "util/log.h"
 #include "vm/machine.h"
 #include "host/world_live.h"
-
-#define EXIT_DIVERGED 3
-#define EXIT_HALTED 6
 
 struct backup_cmd {
 	struct run_world rw;
@@ -79,28 +77,28 @@ int cmd_backup_main(int argc, char **argv)
 	struct machine *m = NULL;
 	struct control_server *ctl = NULL;
 	char err[512], vm_id[128], ctl_path[256], msg[600];
-	int code = 1;
+	int code = FTVM_EXIT_FAILURE;
 
 	if (ft_options_extract(&argc, argv, &fo, err, sizeof(err)) || run_options_parse(argc, argv, &o, err, sizeof(err))) {
 		fprintf(stderr, "ftvm backup: %s\n", err);
-		return 2;
+		return FTVM_EXIT_USAGE;
 	}
 	if (o.help || fo.help) {
 		usage(stdout);
-		return 0;
+		return FTVM_EXIT_OK;
 	}
 	if (o.dom && ft_options_apply_domain(&fo, o.dom, err, sizeof(err))) {
 		fprintf(stderr, "ftvm backup: %s\n", err);
-		return 2;
+		return FTVM_EXIT_USAGE;
 	}
 	if (!fo.listen || !fo.arbiter) {
 		fprintf(stderr, "ftvm backup: --listen HOST:PORT and --arbiter PATH are required\n");
-		return 2;
+		return FTVM_EXIT_USAGE;
 	}
 	struct channel_key key;
 	if (ft_options_load_key(&fo, &key, err, sizeof(err))) {
 		fprintf(stderr, "ftvm backup: %s\n", err);
-		return 2;
+		return FTVM_EXIT_USAGE;
 	}
 	if (run_options_resolve(&o, err, sizeof(err)) || run_world_prepare(&o, &bc.rw, err, sizeof(err)))
 		goto fail;
@@ -137,19 +135,19 @@ int cmd_backup_main(int argc, char **argv)
 		world_live_flush(bc.world);
 	fprintf(stderr, "ftvm backup: %s\n", msg);
 	if (ret >= 0)
-		code = run_world_exit_code(ret);
+		code = ftvm_exit_of_guest(ret);
 	else if (ret == -EPROTO)
-		code = EXIT_DIVERGED;
+		code = FTVM_EXIT_DIVERGED;
 	else if (ret == -ECANCELED)
-		code = EXIT_HALTED;
+		code = FTVM_EXIT_HALTED;
 	else
-		code = 1;
+		code = FTVM_EXIT_FAILURE;
 	goto out;
 fail:
 	world_live_destroy(bc.world);
 	bc.world = NULL;
 	fprintf(stderr, "ftvm backup: %s\n", err);
-	code = 1;
+	code = FTVM_EXIT_FAILURE;
 out:
 	control_stop(ctl);
 	machine_destroy(m);

@@ -18,6 +18,7 @@
 #include "cmd/domain_xml.h"
 #include "cmd/ft_options.h"
 #include "logchannel/channel.h"
+#include "cmd/exit_code.h"
 #include "cmd/ftvm.h"
 #include "cmd/log_options.h"
 #include "cmd/run_options.h"
@@ -27,8 +28,6 @@
 #include "util/log.h"
 #include "vm/machine.h"
 #include "host/world_live.h"
-
-#define EXIT_HALTED 6
 
 static void usage(FILE *out)
 {
@@ -61,28 +60,28 @@ int cmd_primary_main(int argc, char **argv)
 	struct machine *m = NULL;
 	struct control_server *ctl = NULL;
 	char err[512], vm_id[128], ctl_path[256];
-	int code = 1, status = 0;
+	int code = FTVM_EXIT_FAILURE, status = 0;
 
 	if (ft_options_extract(&argc, argv, &fo, err, sizeof(err)) || run_options_parse(argc, argv, &o, err, sizeof(err))) {
 		fprintf(stderr, "ftvm primary: %s\n", err);
-		return 2;
+		return FTVM_EXIT_USAGE;
 	}
 	if (o.help || fo.help) {
 		usage(stdout);
-		return 0;
+		return FTVM_EXIT_OK;
 	}
 	if (o.dom && ft_options_apply_domain(&fo, o.dom, err, sizeof(err))) {
 		fprintf(stderr, "ftvm primary: %s\n", err);
-		return 2;
+		return FTVM_EXIT_USAGE;
 	}
 	if (!fo.peer || !fo.arbiter) {
 		fprintf(stderr, "ftvm primary: --peer HOST:PORT and --arbiter PATH are required\n");
-		return 2;
+		return FTVM_EXIT_USAGE;
 	}
 	struct channel_key key;
 	if (ft_options_load_key(&fo, &key, err, sizeof(err))) {
 		fprintf(stderr, "ftvm primary: %s\n", err);
-		return 2;
+		return FTVM_EXIT_USAGE;
 	}
 	struct machine_config mc;
 	if (run_options_resolve(&o, err, sizeof(err)) || run_world_open_live(&o, &rw, &world, &mc, err, sizeof(err)))
@@ -113,20 +112,20 @@ int cmd_primary_main(int argc, char **argv)
 	ft_primary_get_status(p, &st);
 	if (ret == -ECANCELED || st.state == FT_STATE_HALTED) {
 		fprintf(stderr, "ftvm primary: %s\n", st.reason);
-		code = EXIT_HALTED;
+		code = FTVM_EXIT_HALTED;
 		goto out;
 	}
 	if (why == MACHINE_EXIT_ERROR) {
 		snprintf(err, sizeof(err), "the run stopped with an error: %s", strerror(-status));
 		goto fail;
 	}
-	code = why == MACHINE_EXIT_POWEROFF ? run_world_exit_code(status) : 0;
+	code = why == MACHINE_EXIT_POWEROFF ? ftvm_exit_of_guest(status) : FTVM_EXIT_OK;
 	goto out;
 fail:
 	world_live_destroy(world);
 	world = NULL;
 	fprintf(stderr, "ftvm primary: %s\n", err);
-	code = 1;
+	code = FTVM_EXIT_FAILURE;
 out:
 	control_stop(ctl);
 	machine_destroy(m);

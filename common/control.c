@@ -72,6 +72,7 @@ char *control_status_json(const struct ft_status *st, double log_mbit_s)
 	json_object_set_new(o, "ok", json_true());
 	json_object_set_new(o, "role", json_string(st->role));
 	json_object_set_new(o, "state", json_string(ft_state_name(st->state)));
+	json_object_set_new(o, "state_ms", json_integer((json_int_t)st->state_ms));
 	json_object_set_new(o, "epoch", json_integer((json_int_t)st->epoch));
 	json_object_set_new(o, "icount", json_integer((json_int_t)st->icount));
 	json_object_set_new(o, "peer_icount", json_integer((json_int_t)st->peer_icount));

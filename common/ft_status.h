@@ -9,10 +9,12 @@
 #include <stdint.h>
 #include "vm/icount.h"
 
+/* A node's place in the pair; the transitions between them are in common/ft_state.h. */
 enum ft_role_state {
-	FT_STATE_WAITING,      /* backup: waiting for the primary to connect */
+	FT_STATE_WAITING,      /* not paired yet: the backup listens, the primary connects */
 	FT_STATE_PROTECTED,    /* both sides run in lockstep */
 	FT_STATE_ARBITRATING,  /* peer lost; claiming the arbiter */
+	FT_STATE_GOING_LIVE,   /* backup: won the arbiter, switching its back ends live */
 	FT_STATE_ALONE,        /* won the arbiter; running without a backup */
 	FT_STATE_HALTED,       /* lost the arbiter (or diverged): the VM is stopped for good */
 	FT_STATE_DONE,         /* the guest powered off */
@@ -20,6 +22,7 @@ enum ft_role_state {
 
 struct ft_status {
 	enum ft_role_state state;
+	uint64_t state_ms;       /* time spent in `state` so far */
 	uint64_t epoch;
 	icount_t icount;
 	icount_t peer_icount;

@@ -1,9 +1,11 @@
 /*
  * console.c — the guest's serial console on the host (see console.h).
  *
- * Threads: the vCPU thread owns the output buffer; the reader thread owns the escape state and
- * only posts into the input queue. They share two atomics (input open, quit requested). The
- * reader blocks in poll() on the input and on a wake pipe that console_close() writes to.
+ * Threads: the output buffer is filled by whoever performs the guest's console output — the vCPU
+ * thread, or on an FT primary the Output Rule's releaser — and flushed by the vCPU thread, so it
+ * is kept under out_mu. The reader thread owns the escape state and only posts into the input
+ * queue. They share two atomics (input open, quit requested). The reader blocks in poll() on the
+ * input and on a wake pipe that console_close() writes to.
  */
 #define LOG_MODULE "console"
 #include "host/console.h"
@@ -31,6 +33,7 @@ struct console {
 	int in_fd, out_fd;
 	struct input_queue *queue;
 
+	pthread_mutex_t out_mu;      /* guards out, outlen, out_closed */
 	uint8_t out[CONSOLE_BUFFER];
 	size_t outlen;
 	bool out_closed;             /* writing failed: output is discarded from then on */
@@ -45,7 +48,7 @@ struct console {
 	struct termios saved_termios;
 };
 
-void console_flush(struct console *c)
+static void flush_locked(struct console *c)
 {
 	size_t done = 0;
 	while (done < c->outlen && !c->out_closed) {
@@ -63,8 +66,16 @@ void console_flush(struct console *c)
 	c->outlen = 0;
 }
 
+void console_flush(struct console *c)
+{
+	pthread_mutex_lock(&c->out_mu);
+	flush_locked(c);
+	pthread_mutex_unlock(&c->out_mu);
+}
+
 void console_write(struct console *c, const uint8_t *buf, size_t len)
 {
+	pthread_mutex_lock(&c->out_mu);
 	while (len) {
 		size_t n = MIN(len, sizeof(c->out) - c->outlen);
 		memcpy(c->out + c->outlen, buf, n);
@@ -72,13 +83,17 @@ void console_write(struct console *c, const uint8_t *buf, size_t len)
 		buf += n;
 		len -= n;
 		if (c->outlen == sizeof(c->out))
-			console_flush(c);
+			flush_locked(c);
 	}
+	pthread_mutex_unlock(&c->out_mu);
 }
 
-bool console_has_output(const struct console *c)
+bool console_has_output(struct console *c)
 {
-	return c->outlen != 0;
+	pthread_mutex_lock(&c->out_mu);
+	bool has = c->outlen != 0;
+	pthread_mutex_unlock(&c->out_mu);
+	return has;
 }
 
 bool console_input_open(const struct console *c)
@@ -173,6 +188,7 @@ int console_open(int in_fd, int out_fd, struct input_queue *queue, struct consol
 	c->out_fd = out_fd;
 	c->queue = queue;
 	c->wake_pipe[0] = c->wake_pipe[1] = -1;
+	pthread_mutex_init(&c->out_mu, NULL);
 	if (in_fd >= 0) {
 		if (pipe2(c->wake_pipe, O_CLOEXEC) != 0) {
 			ret = -errno;
@@ -211,5 +227,6 @@ void console_close(struct console *c)
 	for (int i = 0; i < 2; i++)
 		if (c->wake_pipe[i] >= 0)
 			close(c->wake_pipe[i]);
+	pthread_mutex_destroy(&c->out_mu);
 	free(c);
 }

@@ -32,7 +32,7 @@ void console_write(struct console *c, const uint8_t *buf, size_t len);
 /* vCPU thread: writes out buffered output. */
 void console_flush(struct console *c);
 /* Buffered output waits to be written. */
-bool console_has_output(const struct console *c);
+bool console_has_output(struct console *c);
 /* Input may still arrive (the input descriptor has not reached its end). */
 bool console_input_open(const struct console *c);
 /* Ctrl-A x was typed. */

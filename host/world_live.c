@@ -1,9 +1,11 @@
 /*
  * world_live.c — the live and virtual-clock worlds of a plain run (see world_live.h).
  *
- * Threads: the vCPU calls every vm_world op; the console reader (console.c) and the back ends'
- * own threads only post into the input queue. State below the queue is owned by the vCPU thread
- * except quit_signal, which a signal handler sets.
+ * Threads: the vCPU calls every vm_world op, except that on an FT primary the Output Rule's
+ * releaser performs the outputs (console_out, net_tx, disk_submit) on its own thread; the console
+ * reader (console.c) and the back ends' own threads only post into the input queue. State below
+ * the queue is owned by the vCPU thread except the outstanding-request counts (atomic: the
+ * releaser adds, the vCPU thread takes away) and quit_signal, which a signal handler sets.
  *
  * Clock policy (wall mode). The world keeps a shadow copy of the guest clock, applying the same
  * anchors it hands the machine, so it knows guest time at any icount without asking the machine.
@@ -17,6 +19,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,8 +62,8 @@ struct world_live {
 	uint64_t anchors_idle;       /* TIME anchors after idling */
 
 	struct input_item *current;  /* the payload handed out by the last next_event */
-	unsigned disk_outstanding;
-	unsigned rng_outstanding;
+	atomic_uint disk_outstanding; /* requests submitted whose completion is not yet handed out */
+	atomic_uint rng_outstanding;
 	uint64_t prng;
 
 	icount_t last_flush;         /* console output is written out at most every CONSOLE_FLUSH_INSNS */
@@ -107,6 +110,8 @@ static void net_tx(void *ctx, unsigned nic, const uint8_t *frame, size_t len)
 static void disk_submit(void *ctx, unsigned disk, const struct vm_disk_request *req)
 {
 	struct world_live *w = ctx;
+	/* Counted before it can complete, so the vCPU thread never takes the completion first. */
+	atomic_fetch_add(&w->disk_outstanding, 1);
 	if (disk >= w->config.ndisks || !w->disk[disk]) {
 		struct vm_event ev = { .kind = VM_EV_DISK_DONE, .device = disk, .request = req->id,
 				       .status = VM_DISK_IOERR };
@@ -114,7 +119,6 @@ static void disk_submit(void *ctx, unsigned disk, const struct vm_disk_request *
 	} else {
 		disk_backend_submit(w->disk[disk], req);
 	}
-	w->disk_outstanding++;
 }
 
 static void rng_request(void *ctx, unsigned dev, uint32_t len)
@@ -122,7 +126,7 @@ static void rng_request(void *ctx, unsigned dev, uint32_t len)
 	struct world_live *w = ctx;
 	len = MIN(len, VM_EVENT_MAX_BYTES);
 	if (w->config.clock == WORLD_CLOCK_WALL) {
-		w->rng_outstanding++;
+		atomic_fetch_add(&w->rng_outstanding, 1);
 		rng_backend_request(dev, len, input_queue_sink(w->queue));
 		return;
 	}
@@ -132,7 +136,7 @@ static void rng_request(void *ctx, unsigned dev, uint32_t len)
 		memcpy(bytes + i, &r, MIN(8u, len - i));
 	}
 	struct vm_event ev = { .kind = VM_EV_RNG, .device = dev, .len = len, .data = bytes };
-	w->rng_outstanding++;
+	atomic_fetch_add(&w->rng_outstanding, 1);
 	input_queue_post(w->queue, &ev);
 }
 
@@ -186,8 +190,8 @@ static void check_drift(struct world_live *w, icount_t now)
 /* Nothing can ever wake an idle hart: no timer, no console, no network, nothing in flight. */
 static bool nothing_can_arrive(const struct world_live *w)
 {
-	return !console_input_open(w->console) && w->config.nnics == 0 && w->disk_outstanding == 0 &&
-	       w->rng_outstanding == 0 && !input_queue_pending(w->queue);
+	return !console_input_open(w->console) && w->config.nnics == 0 && atomic_load(&w->disk_outstanding) == 0 &&
+	       atomic_load(&w->rng_outstanding) == 0 && !input_queue_pending(w->queue);
 }
 
 /* Ctrl-A x typed, or a signal asked to quit. */
@@ -218,16 +222,17 @@ static int next_event(void *ctx, icount_t now, struct vm_event *ev)
 		ev->icount = now;
 		return 1;
 	}
-	if (w->config.clock == WORLD_CLOCK_VIRTUAL && w->disk_outstanding)
+	if (w->config.clock == WORLD_CLOCK_VIRTUAL && atomic_load(&w->disk_outstanding))
 		for (unsigned i = 0; i < w->config.ndisks; i++)
 			if (w->disk[i])
 				disk_backend_drain(w->disk[i]);
 	struct input_item *item = input_queue_pop(w->queue);
 	if (item) {
-		if (item->ev.kind == VM_EV_DISK_DONE && w->disk_outstanding)
-			w->disk_outstanding--;
-		if (item->ev.kind == VM_EV_RNG && w->rng_outstanding)
-			w->rng_outstanding--;
+		/* The only thread that takes away: a count seen non-zero stays so until this. */
+		if (item->ev.kind == VM_EV_DISK_DONE && atomic_load(&w->disk_outstanding))
+			atomic_fetch_sub(&w->disk_outstanding, 1);
+		if (item->ev.kind == VM_EV_RNG && atomic_load(&w->rng_outstanding))
+			atomic_fetch_sub(&w->rng_outstanding, 1);
 		w->current = item;
 		*ev = item->ev;
 		ev->icount = now;
@@ -262,7 +267,7 @@ static void wait_bounded(struct world_live *w, uint64_t wake_ns)
 
 static int idle_virtual(struct world_live *w, icount_t now, uint64_t deadline_time)
 {
-	if (w->disk_outstanding || input_queue_pending(w->queue))
+	if (atomic_load(&w->disk_outstanding) || input_queue_pending(w->queue))
 		return 0;
 	if (deadline_time != UINT64_MAX) {
 		queue_anchor(w, now, deadline_time, w->shadow.ticks_per_insn);
@@ -414,8 +419,8 @@ void world_live_reset(struct world_live *w)
 	w->time_pending = false;
 	w->last_anchor_icount = 0;
 	w->last_flush = 0;
-	w->disk_outstanding = 0;
-	w->rng_outstanding = 0;
+	atomic_store(&w->disk_outstanding, 0);
+	atomic_store(&w->rng_outstanding, 0);
 }
 
 void world_live_take_clock(struct world_live *w, icount_t now, const struct vm_clock *clock)

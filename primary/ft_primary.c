@@ -4,7 +4,8 @@
  * Threads: the vCPU thread runs the machine, appends records (channel_send, lock-free) and holds
  * outputs; the channel thread (logchannel/) moves bytes; the releaser (output_rule.c) performs
  * outputs once acknowledged; the monitor thread below waits for the channel to fail and runs the
- * arbitration. The state is one atomic every thread reads.
+ * arbitration. The node's FT state is common/ft_state.h: changed only through ft_state_set(),
+ * waited for with ft_state_wait(); the counters beside it are atomics.
  */
 #define LOG_MODULE "primary"
 #include "primary/ft_primary.h"
@@ -17,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "common/arbiter.h"
+#include "common/ft_state.h"
 #include "replay/eventlog.h"
 #include "logchannel/channel.h"
 #include "primary/lag_clock.h"
@@ -39,28 +40,24 @@ struct ft_primary {
 	struct recorder *rec;
 	struct output_rule *rule;
 	struct machine *machine;
-	_Atomic int state;              /* enum ft_role_state */
+	struct ft_state fs;
 	atomic_uint_fast64_t last_lsn;  /* LSN of the last record appended */
 	atomic_uint_fast64_t log_bytes, log_records, throttled_ms, failovers;
 	atomic_uint_fast64_t lag_ns;    /* the backup's lag in time, published by the vCPU thread */
 	struct lag_clock lag;           /* vCPU thread only */
 	pthread_t monitor;
 	bool monitor_started;
-	pthread_mutex_t reason_lock;
-	char reason[256];
+	bool fs_ready;
 	uint8_t frame[EVLOG_MAX_RECORD];
 };
 
+#define S(s) FT_STATE_BIT(FT_STATE_##s)
+/* States in which this node has a verdict: it runs on (alone, done) or halts. */
+#define VERDICT (S(ALONE) | S(DONE) | S(HALTED))
+
 static enum ft_role_state get_state(struct ft_primary *p)
 {
-	return (enum ft_role_state)atomic_load(&p->state);
-}
-
-static void set_reason(struct ft_primary *p, const char *why)
-{
-	pthread_mutex_lock(&p->reason_lock);
-	snprintf(p->reason, sizeof(p->reason), "%.250s", why);
-	pthread_mutex_unlock(&p->reason_lock);
+	return ft_state_get(&p->fs);
 }
 
 /* ---- the sink: records go over the channel ---- */
@@ -68,14 +65,7 @@ static void set_reason(struct ft_primary *p, const char *why)
 /* Waits for the arbitration to end; 0 when this node runs on, -ECANCELED when it halts. */
 static int wait_for_verdict(struct ft_primary *p)
 {
-	for (;;) {
-		enum ft_role_state s = get_state(p);
-		if (s == FT_STATE_ALONE || s == FT_STATE_DONE)
-			return 0;
-		if (s == FT_STATE_HALTED)
-			return -ECANCELED;
-		usleep(1000);
-	}
+	return ft_state_wait(&p->fs, VERDICT, -1) == FT_STATE_HALTED ? -ECANCELED : 0;
 }
 
 static int sink_append(void *ctx, enum evlog_kind kind, icount_t icount, const uint8_t *payload, uint32_t len,
@@ -121,6 +111,7 @@ static int gate_wait(void *ctx, uint64_t lsn, int timeout_ms)
 		return 0;
 	case FT_STATE_HALTED:
 		return -ECANCELED;
+	case FT_STATE_GOING_LIVE: /* a backup's state only */
 	case FT_STATE_DONE:
 	case FT_STATE_PROTECTED:
 	case FT_STATE_WAITING:
@@ -134,8 +125,14 @@ static int gate_wait(void *ctx, uint64_t lsn, int timeout_ms)
 		/* the channel failed: hold until the arbiter decides */
 		__attribute__((fallthrough));
 	case FT_STATE_ARBITRATING:
-		usleep((useconds_t)timeout_ms * 1000);
-		return -ETIMEDOUT;
+		switch (ft_state_wait(&p->fs, S(ALONE) | S(HALTED), timeout_ms)) {
+		case FT_STATE_ALONE:
+			return 0;
+		case FT_STATE_HALTED:
+			return -ECANCELED;
+		default:
+			return -ETIMEDOUT;
+		}
 	}
 	return -ETIMEDOUT;
 }
@@ -195,11 +192,13 @@ static icount_t ftw_horizon(void *ctx, icount_t now)
 {
 	struct ft_primary *p = ctx;
 	uint64_t max_ns = (uint64_t)p->cfg.max_lag_ms * 1000000ull;
-	/* Lag bound: while the backup is too far behind, the vCPU waits for it a millisecond at a time. */
+	/* Lag bound: while the backup is too far behind, the vCPU waits for it a millisecond at a time
+	 * (the lag is sampled from the channel); losing the backup ends the wait at once. */
 	for (unsigned waited = 0; waited < LAG_WAIT_MAX_MS && get_state(p) == FT_STATE_PROTECTED; waited++) {
 		if (measure_lag(p, now) <= max_ns || !max_ns)
 			break;
-		usleep(1000);
+		if (ft_state_wait(&p->fs, ~S(PROTECTED), 1) >= 0)
+			break;
 		atomic_fetch_add(&p->throttled_ms, 1);
 	}
 	return p->live.ops->horizon(p->live.ctx, now);
@@ -225,20 +224,19 @@ static const struct vm_world_ops ft_output_ops = {
 
 /* ---- losing the backup ---- */
 
+/* Runs in the arbitrating state, which the caller entered with `why` as its reason. */
 static void arbitrate(struct ft_primary *p, const char *why)
 {
 	unsigned winner = 0;
 	char msg[300];
 
-	snprintf(msg, sizeof(msg), "backup lost: %s", why);
-	set_reason(p, msg);
-	log_warn("%s; holding outputs and claiming the arbiter for epoch %llu", msg, (unsigned long long)p->cfg.epoch);
+	log_warn("%s; holding outputs and claiming the arbiter for epoch %llu", why, (unsigned long long)p->cfg.epoch);
 	int ret = arbiter_claim(p->arb, p->cfg.epoch, p->cfg.node, ARBITER_FOREVER, &winner);
 	if (ret == ARBITER_WON) {
 		log_warn("won the arbiter for epoch %llu: releasing held outputs, running on without a backup",
 			 (unsigned long long)p->cfg.epoch);
 		atomic_fetch_add(&p->failovers, 1);
-		atomic_store(&p->state, FT_STATE_ALONE);
+		ft_state_set(&p->fs, S(ARBITRATING), FT_STATE_ALONE, NULL);
 	} else {
 		if (ret == ARBITER_LOST)
 			snprintf(msg, sizeof(msg), "lost the arbiter for epoch %llu to node %u: halting this VM for good",
@@ -247,8 +245,7 @@ static void arbitrate(struct ft_primary *p, const char *why)
 			snprintf(msg, sizeof(msg), "arbiter failed (%s): halting this VM, no claim is made on doubt",
 				 arbiter_error(p->arb));
 		log_error("%s", msg);
-		set_reason(p, msg);
-		atomic_store(&p->state, FT_STATE_HALTED);
+		ft_state_set(&p->fs, S(ARBITRATING), FT_STATE_HALTED, msg);
 	}
 	output_rule_kick(p->rule);
 }
@@ -264,9 +261,10 @@ static void *monitor_main(void *arg)
 		if (s == FT_STATE_DONE || s == FT_STATE_HALTED || s == FT_STATE_ALONE)
 			return NULL;
 		if (n > 0 && channel_state(p->ch) != CHANNEL_UP) {
-			int expected = FT_STATE_PROTECTED;
-			if (atomic_compare_exchange_strong(&p->state, &expected, FT_STATE_ARBITRATING))
-				arbitrate(p, channel_error(p->ch));
+			char why[300];
+			snprintf(why, sizeof(why), "backup lost: %.250s", channel_error(p->ch));
+			if (ft_state_set(&p->fs, S(PROTECTED), FT_STATE_ARBITRATING, why))
+				arbitrate(p, why);
 			return NULL;
 		}
 	}
@@ -292,8 +290,13 @@ int ft_primary_create(const struct ft_primary_config *cfg, struct machine *m, st
 	p->cfg.arbiter = p->arbiter_path;
 	p->machine = m;
 	p->live = live;
-	pthread_mutex_init(&p->reason_lock, NULL);
-	atomic_store(&p->state, FT_STATE_WAITING);
+	ret = ft_state_init(&p->fs, "primary", FT_STATE_WAITING);
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot create the FT state: %s", strerror(-ret));
+		free(p);
+		return ret;
+	}
+	p->fs_ready = true;
 
 	ret = arbiter_open(cfg->arbiter, cfg->vm_name, &p->arb, aerr);
 	if (ret < 0) {
@@ -339,7 +342,7 @@ int ft_primary_connect(struct ft_primary *p, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot connect to the backup at %s: %s", p->cfg.peer, cerr.msg);
 		return ret;
 	}
-	atomic_store(&p->state, FT_STATE_PROTECTED);
+	ft_state_set(&p->fs, S(WAITING), FT_STATE_PROTECTED, NULL);
 	ret = -pthread_create(&p->monitor, NULL, monitor_main, p);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot start the monitor thread: %s", strerror(-ret));
@@ -376,18 +379,21 @@ int ft_primary_finish(struct ft_primary *p, enum machine_exit exit, int status)
 	if (get_state(p) == FT_STATE_HALTED)
 		return -ECANCELED;
 	ret = output_rule_drain(p->rule, 10000);
-	int expected = FT_STATE_PROTECTED;
-	atomic_compare_exchange_strong(&p->state, &expected, FT_STATE_DONE);
+	ft_state_set(&p->fs, S(PROTECTED), FT_STATE_DONE, NULL);
 	return ret;
 }
 
 void ft_primary_get_status(struct ft_primary *p, struct ft_status *st)
 {
 	struct output_rule_stats os = { 0 };
+	struct ft_state_snapshot fss;
 
 	memset(st, 0, sizeof(*st));
-	snprintf(st->role, sizeof(st->role), "primary");
-	st->state = get_state(p);
+	ft_state_snapshot(&p->fs, &fss);
+	snprintf(st->role, sizeof(st->role), "%s", fss.role);
+	st->state = fss.state;
+	st->state_ms = fss.state_ms;
+	snprintf(st->reason, sizeof(st->reason), "%s", fss.reason);
 	st->epoch = p->cfg.epoch;
 	st->icount = machine_progress(p->machine);
 	st->log_bytes = atomic_load(&p->log_bytes);
@@ -406,17 +412,15 @@ void ft_primary_get_status(struct ft_primary *p, struct ft_status *st)
 		st->outputs_held = os.held;
 		st->outputs_released = os.released;
 	}
-	pthread_mutex_lock(&p->reason_lock);
-	snprintf(st->reason, sizeof(st->reason), "%s", p->reason);
-	pthread_mutex_unlock(&p->reason_lock);
 }
 
 void ft_primary_destroy(struct ft_primary *p)
 {
 	if (!p)
 		return;
-	if (get_state(p) != FT_STATE_HALTED && get_state(p) != FT_STATE_ALONE)
-		atomic_store(&p->state, FT_STATE_DONE);
+	/* Ends the monitor's watch; an arbitration under way finishes first (joined below). */
+	if (p->fs_ready)
+		ft_state_set(&p->fs, S(WAITING) | S(PROTECTED), FT_STATE_DONE, NULL);
 	if (p->monitor_started)
 		pthread_join(p->monitor, NULL);
 	output_rule_destroy(p->rule);
@@ -425,6 +429,7 @@ void ft_primary_destroy(struct ft_primary *p)
 		channel_close(p->ch);
 	if (p->arb)
 		arbiter_close(p->arb);
-	pthread_mutex_destroy(&p->reason_lock);
+	if (p->fs_ready)
+		ft_state_destroy(&p->fs);
 	free(p);
 }

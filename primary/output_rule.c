@@ -22,6 +22,17 @@
 #include "util/log.h"
 #include "util/time.h"
 
+/* liburcu's queue publishes a node with its own atomics (inline assembly), which ThreadSanitizer
+ * cannot see: tell it that enqueueing a held output happens before the releaser reads it. */
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define HANDOFF_RELEASE(p) __tsan_release(p)
+#define HANDOFF_ACQUIRE(p) __tsan_acquire(p)
+#else
+#define HANDOFF_RELEASE(p) ((void)(p))
+#define HANDOFF_ACQUIRE(p) ((void)(p))
+#endif
+
 enum held_kind { HELD_CONSOLE, HELD_NET, HELD_DISK };
 
 struct held_output {
@@ -106,6 +117,7 @@ static void *releaser_main(void *arg)
 			continue;
 		}
 		struct held_output *o = caa_container_of(n, struct held_output, node);
+		HANDOFF_ACQUIRE(o);
 		int ret = rule->gate.wait(rule->gate.ctx, o->lsn, 50);
 		if (ret == -ETIMEDOUT)
 			continue;
@@ -171,6 +183,7 @@ static void hold(struct output_rule *rule, struct held_output *o)
 	cds_wfcq_node_init(&o->node);
 	atomic_fetch_add(&rule->held, 1);
 	atomic_fetch_add(&rule->held_bytes, o->len);
+	HANDOFF_RELEASE(o);
 	cds_wfcq_enqueue(&rule->head, &rule->tail, &o->node);
 	if (atomic_load(&rule->releaser_sleeping))
 		wake(rule);
