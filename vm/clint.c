@@ -7,9 +7,11 @@
 #define LOG_MODULE "clint"
 #include "vm/clint.h"
 
-#include <xxhash.h>
+#include <errno.h>
+#include <stdio.h>
 
 #include "util/log.h"
+#include "vm/state_io.h"
 
 #define CLINT_MSIP_BIT 1u
 
@@ -109,8 +111,32 @@ struct bus_region clint_region(struct clint *c, uint64_t base, uint64_t size)
 				    .read = clint_read, .write = clint_write };
 }
 
+void clint_save(const struct clint *c, struct clint_state *s)
+{
+	*s = (struct clint_state){ .msip = c->msip, .mtimecmp = c->mtimecmp };
+}
+
+int clint_restore(struct clint *c, const struct clint_state *s, char *err, size_t errlen)
+{
+	if (s->msip & ~CLINT_MSIP_BIT) {
+		snprintf(err, errlen, "clint: msip 0x%x has bits beyond hart 0's", s->msip);
+		return -EINVAL;
+	}
+	c->msip = s->msip;
+	c->mtimecmp = s->mtimecmp;
+	return 0;
+}
+
+void clint_state_io(struct state_io *io, void *state)
+{
+	struct clint_state *s = state;
+	state_io_u32(io, &s->msip);
+	state_io_u64(io, &s->mtimecmp);
+}
+
 uint64_t clint_digest(const struct clint *c, uint64_t seed)
 {
-	uint64_t state[2] = { c->msip, c->mtimecmp };
-	return XXH3_64bits_withSeed(state, sizeof(state), seed);
+	struct clint_state s;
+	clint_save(c, &s);
+	return state_io_digest(clint_state_io, &s, seed);
 }

@@ -11,7 +11,9 @@
 #define FTVM_VM_CLINT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include "util/compiler.h"
 #include "vm/bus.h"
 #include "vm/clock.h"
 #include "vm/cpu.h"
@@ -34,6 +36,16 @@ struct bus_region clint_region(struct clint *c, uint64_t base, uint64_t size);
 void clint_update_lines(struct clint *c, icount_t now);
 /* The icount at which MTIP rises, ICOUNT_MAX when it is already up or never will. */
 icount_t clint_deadline(const struct clint *c, icount_t now);
+
+struct clint_state {
+	uint32_t msip;
+	uint64_t mtimecmp;
+};
+struct state_io;
+void clint_save(const struct clint *c, struct clint_state *s);
+/* -EINVAL (reason in err) for msip bits that do not exist. The caller sets the lines afterwards. */
+int clint_restore(struct clint *c, const struct clint_state *s, char *err, size_t errlen) FTVM_MUST_CHECK;
+void clint_state_io(struct state_io *io, void *state);
 uint64_t clint_digest(const struct clint *c, uint64_t seed);
 
 #endif

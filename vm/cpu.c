@@ -22,8 +22,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
-#include <xxhash.h>
+#include "util/insn.h"
 #include "vm/cpu_decode.h"
 #include "vm/cpu_rvc.h"
 
@@ -34,10 +33,6 @@ enum {
 };
 #define SC_FAILED 1
 
-#define INSN_RD(i) (((i) >> 7) & 31)
-#define INSN_RS1(i) (((i) >> 15) & 31)
-#define INSN_RS2(i) (((i) >> 20) & 31)
-#define INSN_F3(i) (((i) >> 12) & 7)
 #define SEXT32(v) ((uint64_t)(int64_t)(int32_t)(uint32_t)(v))
 
 static uint64_t mulh_s(int64_t a, int64_t b)
@@ -156,16 +151,16 @@ static bool amo_write(struct cpu *cpu, uint8_t *host, uint64_t paddr, uint64_t v
 /* The A extension. Returns false after raising an exception (illegal encoding or a fault). */
 static bool exec_amo(struct cpu *cpu, uint32_t insn)
 {
-	unsigned f3 = INSN_F3(insn), funct5 = insn >> 27, rd = INSN_RD(insn);
+	unsigned f3 = insn_funct3(insn), funct5 = insn_funct5(insn), rd = insn_rd(insn);
 	if (f3 != 2 && f3 != 3)
 		goto illegal;
 	unsigned size = f3 == 2 ? 4 : 8;
 	bool word = size == 4;
-	uint64_t vaddr = cpu->x[INSN_RS1(insn)], src = cpu->x[INSN_RS2(insn)], old, paddr = 0, result;
+	uint64_t vaddr = cpu->x[insn_rs1(insn)], src = cpu->x[insn_rs2(insn)], old, paddr = 0, result;
 	uint8_t *host;
 	switch (funct5) {
 	case AMO_LR:
-		if (INSN_RS2(insn) != 0)
+		if (insn_rs2(insn) != 0)
 			goto illegal;
 		if (!cpu_translate_atomic(cpu, vaddr, size, true, &host, &paddr))
 			return false;
@@ -219,14 +214,14 @@ illegal:
 /* SYSTEM: Zicsr and the privileged instructions. Sets cpu->pc to the next pc. */
 static bool exec_system(struct cpu *cpu, uint32_t insn)
 {
-	unsigned f3 = INSN_F3(insn), rd = INSN_RD(insn), rs1 = INSN_RS1(insn);
+	unsigned f3 = insn_funct3(insn), rd = insn_rd(insn), rs1 = insn_rs1(insn);
 	if (f3 == 0)
 		return cpu_exec_system(cpu, insn);
 	if (f3 == 4)
 		goto illegal;
 	uint64_t src = (f3 & 4) ? rs1 : cpu->x[rs1], old;
 	bool write = (f3 & 3) == 1 || rs1 != 0;
-	if (!cpu_csr_op(cpu, insn >> 20, write, f3, src, &old))
+	if (!cpu_csr_op(cpu, insn_csr(insn), write, f3, src, &old))
 		goto illegal;
 	if (rd)
 		cpu->x[rd] = old;
@@ -648,27 +643,6 @@ void cpu_set_xreg(struct cpu *cpu, unsigned reg, uint64_t value)
 enum cpu_priv cpu_get_priv(const struct cpu *cpu)
 {
 	return cpu->priv;
-}
-
-uint64_t cpu_state_digest(const struct cpu *cpu)
-{
-	/* Architectural state only, field by field: no padding, pointers or caches. */
-	uint64_t words[] = {
-		cpu->pc, cpu->fflags, cpu->frm, (uint64_t)cpu->priv, cpu->icount,
-		cpu->mstatus, cpu->misa, cpu->medeleg, cpu->mideleg, cpu->mie, cpu->mip, cpu->irq_lines,
-		cpu->mtvec, cpu->mscratch, cpu->mepc, cpu->mcause, cpu->mtval, cpu->mcounteren, cpu->menvcfg,
-		cpu->stvec, cpu->sscratch, cpu->sepc, cpu->scause, cpu->stval, cpu->satp, cpu->scounteren,
-		cpu->senvcfg, cpu->reservation_addr, cpu->reservation_valid, cpu->reservation_value,
-		cpu->waiting, cpu->mcountinhibit, cpu->mcycle_offset, cpu->minstret_offset,
-	};
-	XXH3_state_t st;
-	XXH3_64bits_reset(&st);
-	XXH3_64bits_update(&st, cpu->x, sizeof(cpu->x));
-	XXH3_64bits_update(&st, cpu->f, sizeof(cpu->f));
-	XXH3_64bits_update(&st, words, sizeof(words));
-	XXH3_64bits_update(&st, cpu->pmpcfg, sizeof(cpu->pmpcfg));
-	XXH3_64bits_update(&st, cpu->pmpaddr, sizeof(cpu->pmpaddr));
-	return XXH3_64bits_digest(&st);
 }
 
 void cpu_get_stats(const struct cpu *cpu, struct cpu_stats *stats)

@@ -14,6 +14,7 @@
 #define FTVM_VM_CPU_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "util/compiler.h"
 #include "vm/bus.h"
@@ -64,8 +65,40 @@ uint64_t cpu_get_xreg(const struct cpu *cpu, unsigned reg);
 void cpu_set_xreg(struct cpu *cpu, unsigned reg, uint64_t value);
 enum cpu_priv cpu_get_priv(const struct cpu *cpu);
 
-/* XXH3-64 digest of all architectural state (x, f, pc, priv, CSRs, icount, reservation), for CHECK
- * records: equal digests at equal icounts mean the harts agree. */
+/* All architectural state of the hart as plain data: registers, CSRs, privilege, icount, the LR/SC
+ * reservation, WFI, the interrupt lines and a requested stop. Nothing of the software TLB or the decode cache, which
+ * are rebuilt from it. */
+struct cpu_state {
+	uint64_t x[32];
+	uint64_t f[32];
+	uint64_t pc;
+	uint32_t fflags, frm;
+	uint32_t priv;                 /* enum cpu_priv */
+	icount_t icount;
+	uint64_t mstatus, misa, medeleg, mideleg, mie, mip, irq_lines;
+	uint64_t mtvec, mscratch, mepc, mcause, mtval, mcounteren, menvcfg;
+	uint64_t stvec, sscratch, sepc, scause, stval, satp, scounteren, senvcfg;
+	uint64_t pmpcfg[16], pmpaddr[64];
+	uint64_t reservation_addr, reservation_value;
+	bool reservation_valid;
+	bool waiting;
+	bool stop_requested;           /* a device asked for a slice boundary (e.g. a disk request
+					* submitted while an event was applied): the next slice ends
+					* after one step, in the restored machine too */
+	uint64_t mcountinhibit, mcycle_offset, minstret_offset;
+};
+
+struct state_io;
+/* Copies the hart's state out (at a slice boundary: no step in progress). */
+void cpu_save(const struct cpu *cpu, struct cpu_state *s);
+/* Loads a saved state after checking it is one the hart could be in (privilege, misa, satp mode,
+ * x0, fcsr fields); on refusal returns -EINVAL with the reason in err and leaves the hart as it was.
+ * The TLB and decode cache are flushed. */
+int cpu_restore(struct cpu *cpu, const struct cpu_state *s, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* Moves a cpu_state to or from bytes (state_io.h). */
+void cpu_state_io(struct state_io *io, void *state);
+/* XXH3-64 digest of the saved state, for CHECK records: equal digests at equal icounts mean the
+ * harts agree. */
 uint64_t cpu_state_digest(const struct cpu *cpu);
 
 /* Number of translation-cache flushes, instructions, etc., for metrics (JSON by the caller). */

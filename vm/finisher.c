@@ -3,9 +3,11 @@
  */
 #include "vm/finisher.h"
 
-#include <xxhash.h>
+#include <errno.h>
+#include <stdio.h>
 
 #include "vm/board.h"
+#include "vm/state_io.h"
 
 #define FINISHER_REG_STATUS 0x0
 #define FINISHER_CODE_SHIFT 16
@@ -60,8 +62,37 @@ struct bus_region finisher_region(struct finisher *f, uint64_t base, uint64_t si
 				    .read = finisher_read, .write = finisher_write };
 }
 
+void finisher_save(const struct finisher *f, struct finisher_state *s)
+{
+	*s = (struct finisher_state){ .action = (uint32_t)f->action, .status = f->status };
+}
+
+int finisher_restore(struct finisher *f, const struct finisher_state *s, char *err, size_t errlen)
+{
+	bool known = s->action == FINISHER_NONE || s->action == FINISHER_POWEROFF || s->action == FINISHER_RESET;
+	if (!known || s->status < 0 || s->status > (int32_t)FINISHER_STATUS_MASK ||
+	    (s->action != FINISHER_POWEROFF && s->status)) {
+		snprintf(err, errlen, "test finisher: action %u status %d is not one a guest can request", s->action,
+			 s->status);
+		return -EINVAL;
+	}
+	f->action = (enum finisher_action)s->action;
+	f->status = s->status;
+	return 0;
+}
+
+void finisher_state_io(struct state_io *io, void *state)
+{
+	struct finisher_state *s = state;
+	uint32_t status = (uint32_t)s->status;
+	state_io_u32(io, &s->action);
+	state_io_u32(io, &status);
+	s->status = (int32_t)status;
+}
+
 uint64_t finisher_digest(const struct finisher *f, uint64_t seed)
 {
-	uint32_t state[2] = { (uint32_t)f->action, (uint32_t)f->status };
-	return XXH3_64bits_withSeed(state, sizeof(state), seed);
+	struct finisher_state s;
+	finisher_save(f, &s);
+	return state_io_digest(finisher_state_io, &s, seed);
 }

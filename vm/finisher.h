@@ -9,7 +9,9 @@
 #define FTVM_VM_FINISHER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include "util/compiler.h"
 #include "vm/bus.h"
 
 enum finisher_action { FINISHER_NONE, FINISHER_POWEROFF, FINISHER_RESET };
@@ -23,6 +25,15 @@ struct finisher {
 
 void finisher_init(struct finisher *f, void (*fired)(void *ctx), void *ctx);
 struct bus_region finisher_region(struct finisher *f, uint64_t base, uint64_t size);
+
+struct finisher_state {
+	uint32_t action;        /* enum finisher_action */
+	int32_t status;
+};
+struct state_io;
+void finisher_save(const struct finisher *f, struct finisher_state *s);
+int finisher_restore(struct finisher *f, const struct finisher_state *s, char *err, size_t errlen) FTVM_MUST_CHECK;
+void finisher_state_io(struct state_io *io, void *state);
 uint64_t finisher_digest(const struct finisher *f, uint64_t seed);
 
 #endif

@@ -40,6 +40,7 @@
 #include "vm/finisher.h"
 #include "vm/plic.h"
 #include "vm/uart.h"
+#include "vm/machine_internal.h"
 #include "vm/virtio.h"
 
 #define MIB (1024ull * 1024ull)
@@ -48,34 +49,6 @@
 #define VIRTIO_REG_MAGIC 0x000
 #define VIRTIO_REG_VERSION 0x004
 #define VIRTIO_REG_DEVICE_ID 0x008
-
-enum slot_kind { SLOT_EMPTY, SLOT_BLK, SLOT_NET, SLOT_RNG };
-
-struct machine {
-	struct vm_world world;       /* the world of the machine_run() in progress */
-	struct vm_world dev_world;   /* what devices see: forwards to world, stops the hart after requests */
-	struct vm_bus bus;
-	uint8_t *ram;
-	size_t ram_size;
-	uint8_t rom[BOARD_ROM_SIZE];
-	struct vm_clock clock;
-	struct cpu *cpu;
-	struct clint clint;
-	struct plic plic;
-	struct uart uart;
-	struct finisher finisher;
-	struct virtio_device *slot[BOARD_VIRTIO_SLOTS];
-	enum slot_kind slot_kind[BOARD_VIRTIO_SLOTS];
-	struct virtio_device *disk[MACHINE_MAX_DISKS];
-	struct virtio_device *nic[MACHINE_MAX_NICS];
-	struct virtio_device *rng;
-	unsigned ndisks, nnics;
-	uint64_t config_digest;
-	uint64_t input_digest;       /* every event applied so far: what reached the guest from outside */
-	_Atomic icount_t progress;   /* icount at the latest slice boundary, for other threads */
-	uint64_t trace_slice;        /* FTVM_TRACE: 0 = off */
-	struct cpu_stats trace_stats;
-};
 
 /* ---- the world as devices see it ---- */
 
@@ -319,6 +292,12 @@ int machine_create(const struct machine_config *config, struct machine **out, ch
 		return -ENOMEM;
 	}
 	m->dev_world = (struct vm_world){ .ops = &dev_world_ops, .ctx = m };
+	m->digest_scratch = machine_state_alloc();
+	if (!m->digest_scratch) {
+		free(m);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
 	m->ram_size = config->mem_mib * MIB;
 	m->ram = mmap(NULL, m->ram_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (m->ram == MAP_FAILED) {
@@ -383,6 +362,7 @@ void machine_destroy(struct machine *m)
 		cpu_destroy(m->cpu);
 	if (m->ram)
 		munmap(m->ram, m->ram_size);
+	machine_state_free(m->digest_scratch);
 	free(m);
 }
 
@@ -565,24 +545,6 @@ unsigned machine_reissue_disk_requests(struct machine *m, struct vm_world world)
 		free(reqs);
 	}
 	return total;
-}
-
-uint64_t machine_digest(const struct machine *m, bool include_memory)
-{
-	uint64_t d = cpu_state_digest(m->cpu);
-	uint64_t clock[3] = { m->clock.anchor_icount, m->clock.anchor_time, m->clock.ticks_per_insn };
-	d = XXH3_64bits_withSeed(clock, sizeof(clock), d);
-	d = XXH3_64bits_withSeed(&m->input_digest, sizeof(m->input_digest), d);
-	d = clint_digest(&m->clint, d);
-	d = plic_digest(&m->plic, d);
-	d = uart_digest(&m->uart, d);
-	d = finisher_digest(&m->finisher, d);
-	for (unsigned i = 0; i < BOARD_VIRTIO_SLOTS; i++)
-		if (m->slot[i])
-			d = virtio_digest(m->slot[i], d);
-	if (include_memory)
-		d = ram_digest(m->ram, m->ram_size, d);
-	return d;
 }
 
 uint64_t machine_config_digest(const struct machine *m)

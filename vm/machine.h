@@ -16,7 +16,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "util/compiler.h"
+#include "vm/board.h"
+#include "vm/clint.h"
 #include "vm/clock.h"
+#include "vm/cpu.h"
+#include "vm/finisher.h"
+#include "vm/plic.h"
+#include "vm/uart.h"
+#include "vm/virtio_state.h"
 #include "vm/event.h"
 #include "vm/icount.h"
 
@@ -68,7 +75,42 @@ const struct vm_clock *machine_clock(const struct machine *m);
 /* Go-live: submits again, to `world`, every disk request that was submitted and has no completion
  * (virtio_blk_pending); returns how many. Safe because disk writes are idempotent. */
 unsigned machine_reissue_disk_requests(struct machine *m, struct vm_world world);
-/* Digest of CPU and device state; with memory too when include_memory. */
+
+/* Everything of a machine but its RAM, as plain data: the hart, the clock's anchor, the input
+ * digest, every board device and each occupied virtio slot (board order, top slot first as
+ * machine_create fills them). Saved at a slice boundary, restored into a machine created with the
+ * same configuration (config_digest must match). */
+struct machine_state {
+	uint64_t config_digest;
+	uint64_t input_digest;
+	struct vm_clock clock;
+	struct cpu_state cpu;
+	struct clint_state clint;
+	struct plic_state plic;
+	struct uart_state uart;
+	struct finisher_state finisher;
+	uint32_t nvirtio;
+	struct virtio_state *virtio[BOARD_VIRTIO_SLOTS];
+};
+
+/* A state with room for every virtio slot (NULL when out of memory); freed with what it owns. */
+struct machine_state *machine_state_alloc(void);
+void machine_state_free(struct machine_state *s);
+/* Saves at a slice boundary (not during machine_run). 0 or -ENOMEM. */
+int machine_save(const struct machine *m, struct machine_state *s) FTVM_MUST_CHECK;
+/* Loads a saved state into a machine that has not run; every part is checked before it is used
+ * (see each part's restore). On failure (-EINVAL, -ENOMEM; reason in err) the machine may be
+ * half restored and must be destroyed. RAM is restored separately (machine_ram). */
+int machine_restore(struct machine *m, const struct machine_state *s, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* Walks the parts of a machine_state that are not sections of their own (state_io.h):
+ * config digest, input digest and clock. */
+void machine_core_state_io(struct state_io *io, void *state);
+/* Guest RAM (for the state format: RAM is saved and restored as pages). */
+uint8_t *machine_ram(struct machine *m, size_t *size);
+const uint8_t *machine_ram_const(const struct machine *m, size_t *size);
+
+/* Digest of the saved state (CPU, clock, input digest, devices): the hash of machine_save's
+ * bytes; with the RAM digest too when include_memory. */
 uint64_t machine_digest(const struct machine *m, bool include_memory);
 /* Digest of the configuration (memory size, devices, firmware/kernel/initrd bytes, command line):
  * a log recorded for one configuration is refused for another. */

@@ -10,8 +10,11 @@
  */
 #include "vm/plic.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
-#include <xxhash.h>
+
+#include "vm/state_io.h"
 
 #define PLIC_PRIORITY_BASE 0x000000u
 #define PLIC_PENDING_BASE 0x001000u
@@ -166,12 +169,80 @@ struct bus_region plic_region(struct plic *p, uint64_t base, uint64_t size)
 				    .read = plic_read, .write = plic_write };
 }
 
+void plic_save(const struct plic *p, struct plic_state *s)
+{
+	memset(s, 0, sizeof(*s));
+	memcpy(s->priority, p->priority, sizeof(s->priority));
+	memcpy(s->level, p->level, sizeof(s->level));
+	memcpy(s->claimed, p->claimed, sizeof(s->claimed));
+	memcpy(s->enable, p->enable, sizeof(s->enable));
+	memcpy(s->threshold, p->threshold, sizeof(s->threshold));
+	memcpy(s->output, p->output, sizeof(s->output));
+}
+
+/* Bits of sources past the last one (or source 0) set in a word array. */
+static bool beyond_sources(const uint32_t *words)
+{
+	if (words[0] & 1u)
+		return true;
+	for (unsigned i = BOARD_PLIC_SOURCES; i < PLIC_WORDS * 32; i++)
+		if (bit_test(words, i))
+			return true;
+	return false;
+}
+
+static const char *plic_impossible(const struct plic_state *s)
+{
+	if (s->priority[0])
+		return "a priority for source 0, which does not exist";
+	for (unsigned i = 0; i < BOARD_PLIC_SOURCES; i++)
+		if (s->priority[i] & ~PLIC_PRIORITY_MASK)
+			return "a source priority above the 7 levels";
+	if (beyond_sources(s->level) || beyond_sources(s->claimed))
+		return "lines of sources that do not exist";
+	for (unsigned c = 0; c < BOARD_PLIC_CONTEXTS; c++) {
+		if (s->threshold[c] & ~PLIC_PRIORITY_MASK)
+			return "a threshold above the 7 levels";
+		if (beyond_sources(s->enable[c]))
+			return "enable bits of sources that do not exist";
+	}
+	return NULL;
+}
+
+int plic_restore(struct plic *p, const struct plic_state *s, char *err, size_t errlen)
+{
+	const char *why = plic_impossible(s);
+	if (why) {
+		snprintf(err, errlen, "plic: %s", why);
+		return -EINVAL;
+	}
+	memcpy(p->priority, s->priority, sizeof(p->priority));
+	memcpy(p->level, s->level, sizeof(p->level));
+	memcpy(p->claimed, s->claimed, sizeof(p->claimed));
+	memcpy(p->enable, s->enable, sizeof(p->enable));
+	memcpy(p->threshold, s->threshold, sizeof(p->threshold));
+	memcpy(p->output, s->output, sizeof(p->output));
+	for (unsigned c = 0; c < BOARD_PLIC_CONTEXTS; c++)
+		cpu_set_irq_line(p->cpu, context_line[c], p->output[c]);
+	return 0;
+}
+
+void plic_state_io(struct state_io *io, void *state)
+{
+	struct plic_state *s = state;
+	state_io_u32s(io, s->priority, BOARD_PLIC_SOURCES);
+	state_io_u32s(io, s->level, PLIC_WORDS);
+	state_io_u32s(io, s->claimed, PLIC_WORDS);
+	for (unsigned c = 0; c < BOARD_PLIC_CONTEXTS; c++)
+		state_io_u32s(io, s->enable[c], PLIC_WORDS);
+	state_io_u32s(io, s->threshold, BOARD_PLIC_CONTEXTS);
+	for (unsigned c = 0; c < BOARD_PLIC_CONTEXTS; c++)
+		state_io_bool(io, &s->output[c]);
+}
+
 uint64_t plic_digest(const struct plic *p, uint64_t seed)
 {
-	uint64_t d = XXH3_64bits_withSeed(p->priority, sizeof(p->priority), seed);
-	d = XXH3_64bits_withSeed(p->level, sizeof(p->level), d);
-	d = XXH3_64bits_withSeed(p->claimed, sizeof(p->claimed), d);
-	d = XXH3_64bits_withSeed(p->enable, sizeof(p->enable), d);
-	d = XXH3_64bits_withSeed(p->threshold, sizeof(p->threshold), d);
-	return XXH3_64bits_withSeed(p->output, sizeof(p->output), d);
+	struct plic_state s;
+	plic_save(p, &s);
+	return state_io_digest(plic_state_io, &s, seed);
 }

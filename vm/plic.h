@@ -13,7 +13,9 @@
 #define FTVM_VM_PLIC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include "util/compiler.h"
 #include "vm/board.h"
 #include "vm/bus.h"
 #include "vm/cpu.h"
@@ -34,6 +36,21 @@ void plic_init(struct plic *p, struct cpu *cpu);
 struct bus_region plic_region(struct plic *p, uint64_t base, uint64_t size);
 /* Drives source `irq` (1..95); other numbers are ignored. */
 void plic_set_irq(struct plic *p, unsigned irq, bool level);
+
+struct plic_state {
+	uint32_t priority[BOARD_PLIC_SOURCES];
+	uint32_t level[PLIC_WORDS];
+	uint32_t claimed[PLIC_WORDS];
+	uint32_t enable[BOARD_PLIC_CONTEXTS][PLIC_WORDS];
+	uint32_t threshold[BOARD_PLIC_CONTEXTS];
+	bool output[BOARD_PLIC_CONTEXTS];
+};
+struct state_io;
+void plic_save(const struct plic *p, struct plic_state *s);
+/* Refuses priorities and thresholds above the 7 levels and bits of sources that do not exist;
+ * sets the hart's MEIP/SEIP to the restored outputs. */
+int plic_restore(struct plic *p, const struct plic_state *s, char *err, size_t errlen) FTVM_MUST_CHECK;
+void plic_state_io(struct state_io *io, void *state);
 uint64_t plic_digest(const struct plic *p, uint64_t seed);
 
 #endif

@@ -4,8 +4,11 @@
  */
 #include "vm/uart.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
-#include <xxhash.h>
+
+#include "vm/state_io.h"
 
 /* Register offsets. */
 #define UART_RBR 0 /* read, DLAB = 0 */
@@ -238,13 +241,68 @@ struct bus_region uart_region(struct uart *u, uint64_t base, uint64_t size)
 				    .read = uart_read, .write = uart_write };
 }
 
+void uart_save(const struct uart *u, struct uart_state *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->ier = u->ier;
+	s->lcr = u->lcr;
+	s->mcr = u->mcr;
+	s->lsr_errors = u->lsr_errors;
+	s->scr = u->scr;
+	s->dll = u->dll;
+	s->dlm = u->dlm;
+	s->fcr = u->fcr;
+	s->thr_ipending = u->thr_ipending;
+	s->irq_level = u->irq_level;
+	s->rx_count = u->rx_count;
+	for (uint32_t i = 0; i < u->rx_count; i++)
+		s->rx[i] = u->rx[(u->rx_head + i) % UART_RX_BUFFER];
+}
+
+int uart_restore(struct uart *u, const struct uart_state *s, char *err, size_t errlen)
+{
+	const char *why = NULL;
+	if (s->rx_count > UART_RX_BUFFER)
+		why = "more received bytes than the buffer holds";
+	else if ((s->ier & ~IER_MASK) || (s->mcr & ~MCR_MASK) || (s->fcr & ~FCR_STORED_BITS) ||
+		 (s->lsr_errors & ~LSR_ERRORS))
+		why = "register bits the UART never stores";
+	if (why) {
+		snprintf(err, errlen, "uart: %s", why);
+		return -EINVAL;
+	}
+	u->ier = s->ier;
+	u->lcr = s->lcr;
+	u->mcr = s->mcr;
+	u->lsr_errors = s->lsr_errors;
+	u->scr = s->scr;
+	u->dll = s->dll;
+	u->dlm = s->dlm;
+	u->fcr = s->fcr;
+	u->thr_ipending = s->thr_ipending;
+	u->irq_level = s->irq_level;
+	u->rx_head = 0;
+	u->rx_count = s->rx_count;
+	memcpy(u->rx, s->rx, s->rx_count);
+	return 0;
+}
+
+void uart_state_io(struct state_io *io, void *state)
+{
+	struct uart_state *s = state;
+	uint8_t *regs[] = { &s->ier, &s->lcr, &s->mcr, &s->lsr_errors, &s->scr, &s->dll, &s->dlm, &s->fcr };
+	for (size_t i = 0; i < sizeof(regs) / sizeof(regs[0]); i++)
+		state_io_u8(io, regs[i]);
+	state_io_bool(io, &s->thr_ipending);
+	state_io_bool(io, &s->irq_level);
+	state_io_u32(io, &s->rx_count);
+	/* Only the bytes that are there; a count beyond the buffer is refused by uart_restore. */
+	state_io_bytes(io, s->rx, s->rx_count <= UART_RX_BUFFER ? s->rx_count : 0);
+}
+
 uint64_t uart_digest(const struct uart *u, uint64_t seed)
 {
-	uint8_t regs[] = { u->ier, u->lcr, u->mcr, u->lsr_errors, u->scr, u->dll, u->dlm, u->fcr,
-			   u->thr_ipending, u->irq_level };
-	uint8_t pending[UART_RX_BUFFER];
-	for (uint32_t i = 0; i < u->rx_count; i++)
-		pending[i] = u->rx[(u->rx_head + i) % UART_RX_BUFFER];
-	uint64_t d = XXH3_64bits_withSeed(regs, sizeof(regs), seed);
-	return XXH3_64bits_withSeed(pending, u->rx_count, d);  /* the count is in the length */
+	struct uart_state s;
+	uart_save(u, &s);
+	return state_io_digest(uart_state_io, &s, seed);
 }

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "util/compiler.h"
 #include "vm/bus.h"
 
 #define UART_RX_BUFFER 4096u
@@ -34,6 +35,21 @@ void uart_init(struct uart *u, void (*out)(void *ctx, uint8_t byte), void (*set_
 struct bus_region uart_region(struct uart *u, uint64_t base, uint64_t size);
 /* Bytes typed on the console; returns how many were accepted (the rest set the overrun error). */
 size_t uart_receive(struct uart *u, const uint8_t *buf, size_t len);
+
+/* The received bytes are saved in order from the oldest, so the ring's position is not state. */
+struct uart_state {
+	uint8_t ier, lcr, mcr, lsr_errors, scr, dll, dlm, fcr;
+	bool thr_ipending;
+	bool irq_level;
+	uint32_t rx_count;
+	uint8_t rx[UART_RX_BUFFER];
+};
+struct state_io;
+void uart_save(const struct uart *u, struct uart_state *s);
+/* Refuses register bits the UART never stores and more bytes than the buffer holds; the caller
+ * (the machine) drives the interrupt line from the restored irq_level. */
+int uart_restore(struct uart *u, const struct uart_state *s, char *err, size_t errlen) FTVM_MUST_CHECK;
+void uart_state_io(struct state_io *io, void *state);
 uint64_t uart_digest(const struct uart *u, uint64_t seed);
 
 #endif

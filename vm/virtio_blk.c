@@ -28,6 +28,7 @@
  */
 #define LOG_MODULE "virtio-blk"
 #include "util/log.h"
+#include "vm/state_io.h"
 #include "vm/virtio_internal.h"
 
 #include <errno.h>
@@ -315,28 +316,181 @@ static void blk_reset(struct virtio_device *dev)
 	blk->throttled = false;
 }
 
-static uint64_t blk_digest(const struct virtio_device *dev, uint64_t seed)
+static int blk_save(const struct virtio_device *dev, struct virtio_state *s)
 {
 	const struct virtio_blk *blk = (const struct virtio_blk *)dev;
-	uint64_t words[6] = { blk->capacity_sectors, blk->read_only, blk->next_id, blk->live,
-			      blk->unfinished_bytes, blk->throttled };
-	uint64_t h = virtio_fold(seed, words, ARRAY_SIZE(words));
-	for (const struct blk_pending *p = blk->pending; p; p = p->next) {
-		uint64_t pw[6] = { p->req.id, p->req.op, p->req.sector, p->req.len, p->head, p->orphan };
-		h = virtio_fold(h, pw, ARRAY_SIZE(pw));
+	struct virtio_blk_state *b = &s->u.blk;
+	b->next_id = blk->next_id;
+	b->live = blk->live;
+	b->throttled = blk->throttled;
+	b->npending = 0;
+	b->data_len = 0;
+	b->data = NULL;
+	uint64_t data_len = 0;
+	for (const struct blk_pending *p = blk->pending; p; p = p->next)
+		data_len += p->data ? p->req.len : 0;
+	if (data_len && !(b->data = malloc(data_len)))
+		return -ENOMEM;
+	for (const struct blk_pending *p = blk->pending; p && b->npending < VIRTIO_BLK_MAX_UNFINISHED; p = p->next) {
+		struct virtio_blk_request_state *r = &b->pending[b->npending++];
+		*r = (struct virtio_blk_request_state){ .id = p->req.id, .op = p->req.op, .sector = p->req.sector,
+							.len = p->req.len, .head = p->head, .orphan = p->orphan,
+							.in_len = p->in_len, .nsegs = p->nsegs };
+		for (unsigned i = 0; i < p->nsegs && i < VIRTQ_MAX_SIZE; i++)
+			r->segs[i] = (struct virtio_seg_state){ .addr = p->segs[i].addr, .len = p->segs[i].len };
+		if (p->data) {
+			memcpy(b->data + b->data_len, p->data, p->req.len);
+			b->data_len += p->req.len;
+		}
 	}
-	return h;
+	return 0;
 }
 
-static void blk_destroy(struct virtio_device *dev)
+/* Why a request cannot be one this device submitted; *data_used grows by a write's bytes. */
+static const char *request_problem(const struct virtio_blk *blk, const struct virtio_blk_request_state *r,
+				   uint64_t *data_used)
 {
-	struct virtio_blk *blk = to_blk(dev);
-	struct blk_pending *p = blk->pending;
+	if (r->op != VM_DISK_READ && r->op != VM_DISK_WRITE && r->op != VM_DISK_FLUSH)
+		return "a request of an unknown kind";
+	if (r->op == VM_DISK_WRITE && blk->read_only)
+		return "a write to a read-only disk";
+	if (r->op == VM_DISK_FLUSH ? r->len || r->sector
+				   : r->len == 0 || r->len % BLK_SECTOR || r->len > VM_EVENT_MAX_DISK_DATA ||
+					     r->sector > blk->capacity_sectors ||
+					     r->len / BLK_SECTOR > blk->capacity_sectors - r->sector)
+		return "a request outside the disk or of a bad length";
+	if (r->head >= VIRTQ_MAX_SIZE || r->in_len < 1 || (r->op == VM_DISK_READ && r->in_len < r->len + 1u))
+		return "a request whose chain cannot hold its data and status";
+	const char *why = virtio_segs_problem(&blk->vdev, r->segs, r->nsegs, r->in_len);
+	if (why)
+		return why;
+	if (r->op == VM_DISK_WRITE)
+		*data_used += r->len;
+	return NULL;
+}
+
+static const char *blk_state_problem(const struct virtio_blk *blk, const struct virtio_blk_state *b)
+{
+	uint32_t live = 0;
+	uint64_t data_used = 0, bytes = 0;
+	if (b->npending > VIRTIO_BLK_MAX_UNFINISHED)
+		return "more unfinished requests than the device allows";
+	for (uint32_t i = 0; i < b->npending; i++) {
+		const struct virtio_blk_request_state *r = &b->pending[i];
+		const char *why = request_problem(blk, r, &data_used);
+		if (why)
+			return why;
+		if (r->id == 0 || r->id >= b->next_id || (i && r->id <= b->pending[i - 1].id))
+			return "request ids not increasing below the next id";
+		live += !r->orphan;
+		bytes += r->len;
+	}
+	if (live != b->live)
+		return "the live count disagrees with the requests";
+	if (bytes >= VIRTIO_BLK_MAX_UNFINISHED_BYTES + VM_EVENT_MAX_DISK_DATA)
+		return "more unfinished bytes than the device allows";
+	if (data_used != b->data_len || (b->data_len && !b->data))
+		return "write data does not match the writes";
+	return NULL;
+}
+
+static void free_list(struct blk_pending *p)
+{
 	while (p) {
 		struct blk_pending *next = p->next;
 		free_pending(p);
 		p = next;
 	}
+}
+
+static int blk_restore(struct virtio_device *dev, const struct virtio_state *s, char *err, size_t errlen)
+{
+	struct virtio_blk *blk = to_blk(dev);
+	const struct virtio_blk_state *b = &s->u.blk;
+	const char *why = blk_state_problem(blk, b);
+	if (why) {
+		snprintf(err, errlen, "virtio-blk%u: %s", dev->host.index, why);
+		return -EINVAL;
+	}
+	struct blk_pending *list = NULL, **tail = &list;
+	uint64_t data_off = 0, bytes = 0;
+	for (uint32_t i = 0; i < b->npending; i++) {
+		const struct virtio_blk_request_state *r = &b->pending[i];
+		struct blk_pending *p = calloc(1, sizeof(*p));
+		if (p) {
+			*tail = p;
+			tail = &p->next;
+			p->segs = calloc(r->nsegs ? r->nsegs : 1, sizeof(*p->segs));
+		}
+		if (p && r->op == VM_DISK_WRITE && !(p->data = malloc(r->len)))
+			p = NULL;
+		if (!p || !p->segs) {
+			free_list(list);
+			snprintf(err, errlen, "virtio-blk%u: out of memory", dev->host.index);
+			return -ENOMEM;
+		}
+		for (uint32_t k = 0; k < r->nsegs; k++)
+			p->segs[k] = (struct virtio_seg){ .addr = r->segs[k].addr, .len = r->segs[k].len };
+		if (p->data) {
+			memcpy(p->data, b->data + data_off, r->len);
+			data_off += r->len;
+		}
+		p->nsegs = r->nsegs;
+		p->in_len = r->in_len;
+		p->head = r->head;
+		p->orphan = r->orphan;
+		p->req = (struct vm_disk_request){ .id = r->id, .op = (enum vm_disk_op)r->op, .sector = r->sector,
+						   .len = r->len, .data = p->data };
+		bytes += r->len;
+	}
+	free_list(blk->pending);
+	blk->pending = list;
+	blk->pending_tail = tail;
+	blk->next_id = b->next_id;
+	blk->live = b->live;
+	blk->unfinished = b->npending;
+	blk->unfinished_bytes = bytes;
+	blk->throttled = b->throttled;
+	return 0;
+}
+
+void virtio_blk_state_io(struct state_io *io, struct virtio_blk_state *b)
+{
+	state_io_u64(io, &b->next_id);
+	state_io_u32(io, &b->live);
+	state_io_bool(io, &b->throttled);
+	state_io_count(io, &b->npending, VIRTIO_BLK_MAX_UNFINISHED);
+	for (uint32_t i = 0; i < b->npending; i++) {
+		struct virtio_blk_request_state *r = &b->pending[i];
+		state_io_u64(io, &r->id);
+		state_io_u32(io, &r->op);
+		state_io_u64(io, &r->sector);
+		state_io_u32(io, &r->len);
+		state_io_u16(io, &r->head);
+		state_io_bool(io, &r->orphan);
+		state_io_u32(io, &r->in_len);
+		state_io_count(io, &r->nsegs, VIRTQ_MAX_SIZE);
+		virtio_segs_state_io(io, r->segs, r->nsegs);
+	}
+	state_io_u64(io, &b->data_len);
+	if (io->load) {
+		b->data = NULL;
+		if (b->data_len > io->len - io->pos || b->data_len > VIRTIO_BLK_MAX_UNFINISHED_BYTES + VM_EVENT_MAX_DISK_DATA) {
+			state_io_fail(io, -EINVAL);
+			b->data_len = 0;
+		} else if (b->data_len && !(b->data = malloc(b->data_len))) {
+			state_io_fail(io, -ENOMEM);
+			b->data_len = 0;
+		}
+	}
+	if (b->data_len)
+		state_io_bytes(io, b->data, b->data_len);
+}
+
+static void blk_destroy(struct virtio_device *dev)
+{
+	struct virtio_blk *blk = to_blk(dev);
+	free_list(blk->pending);
 	free(blk);
 }
 
@@ -347,7 +501,8 @@ static const struct virtio_device_ops blk_ops = {
 	.notify = blk_notify,
 	.reset = blk_reset,
 	.apply = blk_apply,
-	.digest = blk_digest,
+	.save = blk_save,
+	.restore = blk_restore,
 	.destroy = blk_destroy,
 };
 

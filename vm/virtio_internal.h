@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include "util/compiler.h"
 #include "vm/virtio.h"
+#include "vm/virtio_state.h"
 
 /* Device IDs (virtio 1.2 §5). */
 #define VIRTIO_ID_NET 1
@@ -41,8 +42,8 @@
 #define VIRTIO_INT_USED_BUFFER 0x1u
 #define VIRTIO_INT_CONFIG_CHANGE 0x2u
 
-#define VIRTIO_MAX_QUEUES 2
-#define VIRTQ_MAX_SIZE 256u       /* QueueNumMax of every queue */
+#define VIRTIO_MAX_QUEUES VIRTIO_STATE_QUEUES
+#define VIRTQ_MAX_SIZE VIRTIO_STATE_QUEUE_SIZE   /* QueueNumMax of every queue */
 #define VIRTIO_CONFIG_MAX 64u     /* bytes of device-specific configuration space */
 
 /* Split virtqueue: one queue's driver-programmed registers plus the device's ring positions. */
@@ -85,7 +86,10 @@ struct virtio_device_ops {
 	void (*reset)(struct virtio_device *dev);
 	/* An event for this device (virtio_apply_event checked nothing but the pointer). */
 	int (*apply)(struct virtio_device *dev, const struct vm_event *ev);
-	uint64_t (*digest)(const struct virtio_device *dev, uint64_t seed);
+	/* The device model's own part of the state (optional: a device without one has none). save
+	 * returns 0 or -ENOMEM; restore checks everything before it changes anything. */
+	int (*save)(const struct virtio_device *dev, struct virtio_state *s);
+	int (*restore)(struct virtio_device *dev, const struct virtio_state *s, char *err, size_t errlen);
 	void (*destroy)(struct virtio_device *dev);
 };
 
@@ -138,8 +142,15 @@ size_t virtio_gather(const struct virtio_device *dev, const struct virtio_chain 
 size_t virtio_scatter(const struct virtio_device *dev, const struct virtio_seg *segs, unsigned nsegs,
 		      uint64_t offset, const void *buf, size_t len);
 
-/* Folds a sequence of 64-bit words into a digest (XXH3 with seed). */
-uint64_t virtio_fold(uint64_t seed, const uint64_t *words, size_t n);
+/* Why a chain's saved segments cannot be the device's (NULL when each lies in RAM, the count is
+ * within a queue, and they add up to total bytes). For the device models' restore. */
+const char *virtio_segs_problem(const struct virtio_device *dev, const struct virtio_seg_state *segs,
+				uint32_t nsegs, uint64_t total);
+/* The state walks of the device-specific parts (virtio_state_io dispatches on device_id). */
+void virtio_blk_state_io(struct state_io *io, struct virtio_blk_state *s);
+void virtio_rng_state_io(struct state_io *io, struct virtio_rng_state *s);
+/* Walks n segments (n already checked against VIRTIO_STATE_QUEUE_SIZE). */
+void virtio_segs_state_io(struct state_io *io, struct virtio_seg_state *segs, uint32_t n);
 
 static inline void virtio_put_le16(uint8_t *p, uint16_t v)
 {

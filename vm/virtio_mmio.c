@@ -19,9 +19,11 @@
 #include "vm/virtio_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
+
+#include "vm/state_io.h"
 
 /* Register offsets (virtio 1.2 §4.2.2, table "MMIO Device Register Layout"). */
 #define VIRTIO_MMIO_MAGIC_VALUE 0x000
@@ -298,11 +300,6 @@ size_t virtio_scatter(const struct virtio_device *dev, const struct virtio_seg *
 	return done;
 }
 
-uint64_t virtio_fold(uint64_t seed, const uint64_t *words, size_t n)
-{
-	return XXH3_64bits_withSeed(words, n * sizeof(*words), seed);
-}
-
 /* ---- registers ---- */
 
 static bool is_pow2(uint32_t v)
@@ -310,22 +307,27 @@ static bool is_pow2(uint32_t v)
 	return v && !(v & (v - 1));
 }
 
+/* Why a queue with this layout cannot be ready, or NULL. */
+static const char *queue_layout_problem(const struct virtio_device *dev, const struct virtq *vq)
+{
+	uint64_t num = vq->num;
+	if (!is_pow2(vq->num) || vq->num > VIRTQ_MAX_SIZE)
+		return "queue size is not a power of two up to QueueNumMax";
+	if (vq->desc % VIRTQ_DESC_ALIGN || vq->driver % VIRTQ_AVAIL_ALIGN || vq->device % VIRTQ_USED_ALIGN)
+		return "misaligned virtqueue ring";
+	if (!ram_ptr(dev, vq->desc, num * VIRTQ_DESC_SIZE) ||
+	    !ram_ptr(dev, vq->driver, VIRTQ_RING_HEADER + num * VIRTQ_AVAIL_ELEM + VIRTQ_RING_TRAILER) ||
+	    !ram_ptr(dev, vq->device, VIRTQ_RING_HEADER + num * VIRTQ_USED_ELEM + VIRTQ_RING_TRAILER))
+		return "virtqueue ring outside RAM";
+	return NULL;
+}
+
 /* QueueReady = 1: the queue's size and rings must be sane, or the device needs a reset. */
 static void enable_queue(struct virtio_device *dev, struct virtq *vq)
 {
-	uint64_t num = vq->num;
-	if (!is_pow2(vq->num) || vq->num > VIRTQ_MAX_SIZE) {
-		virtio_set_needs_reset(dev, "queue size is not a power of two up to QueueNumMax");
-		return;
-	}
-	if (vq->desc % VIRTQ_DESC_ALIGN || vq->driver % VIRTQ_AVAIL_ALIGN || vq->device % VIRTQ_USED_ALIGN) {
-		virtio_set_needs_reset(dev, "misaligned virtqueue ring");
-		return;
-	}
-	if (!ram_ptr(dev, vq->desc, num * VIRTQ_DESC_SIZE) ||
-	    !ram_ptr(dev, vq->driver, VIRTQ_RING_HEADER + num * VIRTQ_AVAIL_ELEM + VIRTQ_RING_TRAILER) ||
-	    !ram_ptr(dev, vq->device, VIRTQ_RING_HEADER + num * VIRTQ_USED_ELEM + VIRTQ_RING_TRAILER)) {
-		virtio_set_needs_reset(dev, "virtqueue ring outside RAM");
+	const char *why = queue_layout_problem(dev, vq);
+	if (why) {
+		virtio_set_needs_reset(dev, why);
 		return;
 	}
 	vq->ready = true;
@@ -562,29 +564,182 @@ void virtio_get_stats(const struct virtio_device *dev, struct virtio_stats *out)
 	*out = dev->stats;
 }
 
-uint64_t virtio_digest(const struct virtio_device *dev, uint64_t seed)
+/* ---- state ---- */
+
+struct virtio_state *virtio_state_alloc(void)
 {
-	uint64_t words[8 + 6 * VIRTIO_MAX_QUEUES];
-	size_t n = 0;
-	words[n++] = dev->ops->device_id;
-	words[n++] = dev->host.index;
-	words[n++] = dev->driver_features;
-	words[n++] = ((uint64_t)dev->device_features_sel << 32) | dev->driver_features_sel;
-	words[n++] = dev->queue_sel;
-	words[n++] = dev->status;
-	words[n++] = ((uint64_t)dev->interrupt_status << 32) | dev->irq_level;
-	words[n++] = dev->config_generation;
+	return calloc(1, sizeof(struct virtio_state));
+}
+
+/* Frees what the state owns and marks it empty. */
+static void state_clear(struct virtio_state *s)
+{
+	if (s->device_id == VIRTIO_ID_BLOCK) {
+		free(s->u.blk.data);
+		s->u.blk.data = NULL;
+		s->u.blk.data_len = 0;
+		s->u.blk.npending = 0;
+	}
+	s->device_id = 0;
+}
+
+void virtio_state_free(struct virtio_state *s)
+{
+	if (!s)
+		return;
+	state_clear(s);
+	free(s);
+}
+
+int virtio_save(const struct virtio_device *dev, struct virtio_state *s)
+{
+	state_clear(s);
+	s->device_id = dev->ops->device_id;
+	s->index = dev->host.index;
+	s->device_features = dev->device_features;
+	s->driver_features = dev->driver_features;
+	s->device_features_sel = dev->device_features_sel;
+	s->driver_features_sel = dev->driver_features_sel;
+	s->queue_sel = dev->queue_sel;
+	s->status = dev->status;
+	s->interrupt_status = dev->interrupt_status;
+	s->config_generation = dev->config_generation;
+	s->irq_level = dev->irq_level;
 	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++) {
 		const struct virtq *vq = &dev->vq[q];
-		words[n++] = ((uint64_t)vq->num << 1) | vq->ready;
-		words[n++] = vq->desc;
-		words[n++] = vq->driver;
-		words[n++] = vq->device;
-		words[n++] = vq->last_avail;
-		words[n++] = vq->used_idx;
+		s->vq[q] = (struct virtio_queue_state){ .num = vq->num, .ready = vq->ready, .desc = vq->desc,
+							.driver = vq->driver, .device = vq->device,
+							.last_avail = vq->last_avail, .used_idx = vq->used_idx };
 	}
-	uint64_t h = virtio_fold(seed, words, n);
-	return dev->ops->digest ? dev->ops->digest(dev, h) : h;
+	return dev->ops->save ? dev->ops->save(dev, s) : 0;
+}
+
+static const char *transport_problem(const struct virtio_device *dev, const struct virtio_state *s)
+{
+	if (s->device_id != dev->ops->device_id || s->index != dev->host.index)
+		return "state of another device";
+	if (s->device_features != dev->device_features)
+		return "features this device does not offer";
+	if (s->status & ~0xffu)
+		return "status bits beyond the eight defined";
+	if (s->interrupt_status & ~(VIRTIO_INT_USED_BUFFER | VIRTIO_INT_CONFIG_CHANGE))
+		return "interrupt status bits that do not exist";
+	if (s->irq_level != (s->interrupt_status != 0))
+		return "interrupt line disagrees with the interrupt status";
+	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++) {
+		const struct virtio_queue_state *qs = &s->vq[q];
+		struct virtq vq = { .num = qs->num, .desc = qs->desc, .driver = qs->driver, .device = qs->device };
+		if (!qs->ready)
+			continue;
+		if (q >= dev->ops->nqueues)
+			return "a ready queue the device does not have";
+		const char *why = queue_layout_problem(dev, &vq);
+		if (why)
+			return why;
+	}
+	return NULL;
+}
+
+int virtio_restore(struct virtio_device *dev, const struct virtio_state *s, char *err, size_t errlen)
+{
+	const char *why = transport_problem(dev, s);
+	if (why) {
+		snprintf(err, errlen, "%s%u: %s", dev->ops->name, dev->host.index, why);
+		return -EINVAL;
+	}
+	if (dev->ops->restore) {
+		int ret = dev->ops->restore(dev, s, err, errlen);
+		if (ret)
+			return ret;
+	}
+	dev->driver_features = s->driver_features;
+	dev->device_features_sel = s->device_features_sel;
+	dev->driver_features_sel = s->driver_features_sel;
+	dev->queue_sel = s->queue_sel;
+	dev->status = s->status;
+	dev->interrupt_status = s->interrupt_status;
+	dev->config_generation = s->config_generation;
+	dev->irq_level = s->irq_level;
+	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++) {
+		const struct virtio_queue_state *qs = &s->vq[q];
+		dev->vq[q] = (struct virtq){ .num = qs->num, .ready = qs->ready, .desc = qs->desc, .driver = qs->driver,
+					     .device = qs->device, .last_avail = qs->last_avail,
+					     .used_idx = qs->used_idx };
+	}
+	return 0;
+}
+
+const char *virtio_segs_problem(const struct virtio_device *dev, const struct virtio_seg_state *segs,
+				uint32_t nsegs, uint64_t total)
+{
+	uint64_t sum = 0;
+	if (nsegs > VIRTQ_MAX_SIZE)
+		return "more segments than a queue holds";
+	for (uint32_t i = 0; i < nsegs; i++) {
+		if (!ram_ptr(dev, segs[i].addr, segs[i].len))
+			return "a buffer outside RAM";
+		sum += segs[i].len;
+	}
+	return sum == total ? NULL : "segment lengths do not add up to the chain's";
+}
+
+void virtio_segs_state_io(struct state_io *io, struct virtio_seg_state *segs, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		state_io_u64(io, &segs[i].addr);
+		state_io_u32(io, &segs[i].len);
+	}
+}
+
+void virtio_state_io(struct state_io *io, void *state)
+{
+	struct virtio_state *s = state;
+	if (io->load)
+		state_clear(s);
+	state_io_u32(io, &s->device_id);
+	state_io_u32(io, &s->index);
+	state_io_u64(io, &s->device_features);
+	state_io_u64(io, &s->driver_features);
+	uint32_t *regs[] = { &s->device_features_sel, &s->driver_features_sel, &s->queue_sel, &s->status,
+			     &s->interrupt_status, &s->config_generation };
+	for (size_t i = 0; i < ARRAY_SIZE(regs); i++)
+		state_io_u32(io, regs[i]);
+	state_io_bool(io, &s->irq_level);
+	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++) {
+		struct virtio_queue_state *qs = &s->vq[q];
+		state_io_u32(io, &qs->num);
+		state_io_bool(io, &qs->ready);
+		state_io_u64(io, &qs->desc);
+		state_io_u64(io, &qs->driver);
+		state_io_u64(io, &qs->device);
+		state_io_u16(io, &qs->last_avail);
+		state_io_u16(io, &qs->used_idx);
+	}
+	switch (s->device_id) {
+	case VIRTIO_ID_BLOCK:
+		virtio_blk_state_io(io, &s->u.blk);
+		break;
+	case VIRTIO_ID_RNG:
+		virtio_rng_state_io(io, &s->u.rng);
+		break;
+	case VIRTIO_ID_NET:
+		break;  /* the transport is all of it */
+	default:
+		state_io_fail(io, -EINVAL);
+		break;
+	}
+}
+
+uint64_t virtio_digest(const struct virtio_device *dev, uint64_t seed)
+{
+	struct virtio_state *s = virtio_state_alloc();
+	uint64_t h;
+	if (!s || virtio_save(dev, s))
+		h = ~seed;  /* out of memory: a digest no healthy peer computes */
+	else
+		h = state_io_digest(virtio_state_io, s, seed);
+	virtio_state_free(s);
+	return h;
 }
 
 void virtio_destroy(struct virtio_device *dev)

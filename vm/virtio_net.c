@@ -110,15 +110,6 @@ static int net_apply(struct virtio_device *dev, const struct vm_event *ev)
 	return 0;
 }
 
-static uint64_t net_digest(const struct virtio_device *dev, uint64_t seed)
-{
-	const struct virtio_net *net = (const struct virtio_net *)dev;
-	uint64_t mac = 0;
-	for (unsigned i = 0; i < NET_MAC_LEN; i++)
-		mac |= (uint64_t)net->mac[i] << (8 * i);
-	return virtio_fold(seed, &mac, 1);
-}
-
 static void net_destroy(struct virtio_device *dev)
 {
 	struct virtio_net *net = to_net(dev);
@@ -132,7 +123,6 @@ static const struct virtio_device_ops net_ops = {
 	.nqueues = 2,
 	.notify = net_notify,
 	.apply = net_apply,
-	.digest = net_digest,
 	.destroy = net_destroy,
 };
 

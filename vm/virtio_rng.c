@@ -11,9 +11,11 @@
  */
 #define LOG_MODULE "virtio-rng"
 #include "util/log.h"
+#include "vm/state_io.h"
 #include "vm/virtio_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,17 +118,79 @@ static void rng_reset(struct virtio_device *dev)
 	rng->first = 0;
 }
 
-static uint64_t rng_digest(const struct virtio_device *dev, uint64_t seed)
+static int rng_save(const struct virtio_device *dev, struct virtio_state *s)
 {
 	const struct virtio_rng *rng = (const struct virtio_rng *)dev;
-	uint64_t words[3] = { rng->first, rng->count, rng->inflight };
-	uint64_t h = virtio_fold(seed, words, ARRAY_SIZE(words));
+	struct virtio_rng_state *r = &s->u.rng;
+	r->inflight = rng->inflight;
+	r->count = rng->count;
 	for (unsigned i = 0; i < rng->count; i++) {
 		const struct rng_buf *b = &rng->fifo[(rng->first + i) % VIRTQ_MAX_SIZE];
-		uint64_t bw[2] = { b->head, b->len };
-		h = virtio_fold(h, bw, ARRAY_SIZE(bw));
+		struct virtio_rng_buf_state *bs = &r->fifo[i];
+		*bs = (struct virtio_rng_buf_state){ .head = b->head, .len = b->len, .nsegs = b->nsegs };
+		for (unsigned k = 0; k < b->nsegs; k++)
+			bs->segs[k] = (struct virtio_seg_state){ .addr = b->segs[k].addr, .len = b->segs[k].len };
 	}
-	return h;
+	return 0;
+}
+
+static const char *rng_state_problem(const struct virtio_rng *rng, const struct virtio_rng_state *r)
+{
+	if (r->count > VIRTQ_MAX_SIZE)
+		return "more waiting buffers than a queue holds";
+	for (uint32_t i = 0; i < r->count; i++) {
+		const struct virtio_rng_buf_state *b = &r->fifo[i];
+		if (b->head >= VIRTQ_MAX_SIZE || !b->len || !b->nsegs)
+			return "a waiting buffer that is not a writable chain";
+		const char *why = virtio_segs_problem(&rng->vdev, b->segs, b->nsegs, b->len);
+		if (why)
+			return why;
+	}
+	return NULL;
+}
+
+static int rng_restore(struct virtio_device *dev, const struct virtio_state *s, char *err, size_t errlen)
+{
+	struct virtio_rng *rng = to_rng(dev);
+	const struct virtio_rng_state *r = &s->u.rng;
+	struct virtio_seg *segs[VIRTQ_MAX_SIZE] = { 0 };
+	const char *why = rng_state_problem(rng, r);
+	if (why) {
+		snprintf(err, errlen, "virtio-rng%u: %s", dev->host.index, why);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < r->count; i++) {
+		if (!(segs[i] = malloc(r->fifo[i].nsegs * sizeof(*segs[i])))) {
+			for (uint32_t k = 0; k < i; k++)
+				free(segs[k]);
+			snprintf(err, errlen, "virtio-rng%u: out of memory", dev->host.index);
+			return -ENOMEM;
+		}
+	}
+	rng_reset(dev);
+	for (uint32_t i = 0; i < r->count; i++) {
+		const struct virtio_rng_buf_state *bs = &r->fifo[i];
+		for (uint32_t k = 0; k < bs->nsegs; k++)
+			segs[i][k] = (struct virtio_seg){ .addr = bs->segs[k].addr, .len = bs->segs[k].len };
+		rng->fifo[i] = (struct rng_buf){ .head = bs->head, .len = bs->len, .nsegs = bs->nsegs, .segs = segs[i] };
+	}
+	rng->first = 0;
+	rng->count = r->count;
+	rng->inflight = r->inflight;
+	return 0;
+}
+
+void virtio_rng_state_io(struct state_io *io, struct virtio_rng_state *r)
+{
+	state_io_u64(io, &r->inflight);
+	state_io_count(io, &r->count, VIRTQ_MAX_SIZE);
+	for (uint32_t i = 0; i < r->count; i++) {
+		struct virtio_rng_buf_state *b = &r->fifo[i];
+		state_io_u16(io, &b->head);
+		state_io_u32(io, &b->len);
+		state_io_count(io, &b->nsegs, VIRTQ_MAX_SIZE);
+		virtio_segs_state_io(io, b->segs, b->nsegs);
+	}
 }
 
 static void rng_destroy(struct virtio_device *dev)
@@ -142,7 +206,8 @@ static const struct virtio_device_ops rng_ops = {
 	.notify = rng_notify,
 	.reset = rng_reset,
 	.apply = rng_apply,
-	.digest = rng_digest,
+	.save = rng_save,
+	.restore = rng_restore,
 	.destroy = rng_destroy,
 };
 
