@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench_ft.py — what fault tolerance costs and buys, measured side by side in one run (issue 7).
+"""bench_ft.py — what fault tolerance costs and buys, measured side by side in one run.
 
 The bundled guest serves kvd (durable SETs on a virtio-blk disk, virtio-net on a TAP device) on
 host A of the two-host network of scripts/ft-topology, reached from the client host:

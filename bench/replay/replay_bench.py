@@ -242,7 +242,7 @@ def main():
             rows.append((name, results))
             print_row(name, results, fixed, header=len(rows) == 1)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
-    print("targets (issue 4): idle < 0.05 Mbit/s, CPU-bound < 0.1, kv far under 20, overhead < 5%")
+    print("targets: idle < 0.05 Mbit/s, CPU-bound < 0.1, kv far under 20, overhead < 5%")
     last = {name: res["record"][-1] for name, res in rows}
     for name, r in last.items():
         kinds = ", ".join(f"{evlog.KIND_NAMES[k]} {n}" for k, n in sorted(r["counts"].items()))

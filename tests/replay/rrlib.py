@@ -51,8 +51,9 @@ class Result:
 
 def run(argv, feed=None, timeout=300, env=None, on_output=None):
     """Runs argv. `feed` is a list of (delay_s, bytes) written to stdin in order (each after its
-    delay); stdin is closed after the last one, or is /dev/null without a feed. `on_output(buf)`
-    is called with the stdout read so far and may return more (delay, bytes) items to feed."""
+    delay); stdin is closed after the last one, or is /dev/null without a feed. With `on_output`,
+    once the items run out it is called with the stdout read so far (every 10 ms until it answers):
+    a list of more (delay, bytes) items feeds them ([] means "not yet"), None closes stdin."""
     start = time.monotonic()
     p = subprocess.Popen(argv, stdin=subprocess.PIPE if feed is not None else subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
@@ -71,10 +72,19 @@ def run(argv, feed=None, timeout=300, env=None, on_output=None):
         t.start()
     try:
         if feed is not None:
-            for delay, data in feed:
+            pending = list(feed)
+            while pending:
+                delay, data = pending.pop(0)
                 time.sleep(delay)
                 p.stdin.write(data)
                 p.stdin.flush()
+                while not pending and on_output and p.poll() is None and time.monotonic() - start < timeout:
+                    more = on_output(bytes(out))
+                    if more is None:
+                        break
+                    pending.extend(more)
+                    if not more:
+                        time.sleep(0.01)
             p.stdin.close()
         code = p.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
