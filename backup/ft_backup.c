@@ -8,7 +8,7 @@
  * Threads: the vCPU thread runs all of this; the control thread reads the status. What they share
  * is the FT state (common/ft_state.h: state, reason, role, under its lock) and atomic counters.
  */
-#define LOG_MODULE "backup"
+#define DIAG_MODULE "backup"
 #include "backup/ft_backup.h"
 
 #include <errno.h>
@@ -23,7 +23,7 @@
 #include "common/ft_state.h"
 #include "replay/eventlog.h"
 #include "logchannel/channel.h"
-#include "util/log.h"
+#include "util/diag.h"
 
 struct ft_backup {
 	struct ft_backup_config cfg;
@@ -128,7 +128,7 @@ static int go_live(struct ft_backup *b, const char *why, struct vm_world *live, 
 	char err[256], reason[256];
 
 	snprintf(reason, sizeof(reason), "primary lost: %.200s", why);
-	log_warn("%s; replayed to icount %llu (lsn %llu); claiming the arbiter for epoch %llu", reason,
+	diag_warn("%s; replayed to icount %llu (lsn %llu); claiming the arbiter for epoch %llu", reason,
 		 (unsigned long long)machine_icount(b->machine), (unsigned long long)atomic_load(&b->last_lsn),
 		 (unsigned long long)b->cfg.epoch);
 	ft_state_set(&b->fs, S(PROTECTED), FT_STATE_ARBITRATING, reason);
@@ -162,7 +162,7 @@ static int go_live(struct ft_backup *b, const char *why, struct vm_world *live, 
 	}
 	atomic_fetch_add(&b->failovers, 1);
 	ft_state_set(&b->fs, S(GOING_LIVE), FT_STATE_ALONE, NULL);
-	log_warn("live as primary at icount %llu: reissued %u disk request(s), announced %u MAC(s)",
+	diag_warn("live as primary at icount %llu: reissued %u disk request(s), announced %u MAC(s)",
 		 (unsigned long long)machine_icount(b->machine), reissued, b->golive.nnics);
 	return 0;
 }
@@ -243,7 +243,7 @@ int ft_backup_accept(struct ft_backup *b, char *err, size_t errlen)
 			break;
 		if (ret == -EPERM || ret == -ESTALE || ret == -EPROTONOSUPPORT || ret == -EPROTOTYPE ||
 		    ret == -EPROTO) {
-			log_warn("refused a primary: %s", cerr.msg);
+			diag_warn("refused a primary: %s", cerr.msg);
 			continue;
 		}
 		snprintf(err, errlen, "accepting the primary: %s", cerr.msg);
@@ -268,7 +268,7 @@ int ft_backup_run(struct ft_backup *b, char *msg, size_t msglen)
 	case REPLAY_DIVERGED:
 	case REPLAY_BAD_LOG:
 		/* End FT without claiming: the primary wins the arbiter and runs on. */
-		log_error("FT ended: %s", msg);
+		diag_error("FT ended: %s", msg);
 		ft_state_set(&b->fs, S(PROTECTED), FT_STATE_HALTED, msg);
 		channel_close(b->ch);
 		b->ch = NULL;

@@ -9,7 +9,7 @@
  * primary. Exit status: the guest's when it powers off; 3 after a divergence (FT ended, the
  * primary runs on); 6 lost the arbiter and halted; 1 errors.
  */
-#define LOG_MODULE "backup"
+#define DIAG_MODULE "backup"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +26,7 @@
 #include "cmd/run_options.h"
 #include "cmd/run_world.h"
 #include "common/control.h"
-#include "util/log.h"
+#include "util/diag.h"
 #include "vm/machine.h"
 #include "host/world_live.h"
 
@@ -124,7 +124,7 @@ int cmd_backup_main(int argc, char **argv)
 	    control_start(&(struct control_config){ .path = ctl_path, .has_group = fo.control_group != NULL,
 						   .group = fo.control_gid, .status = status_cb, .ctx = bc.b },
 			  &ctl, err, sizeof(err)) < 0)
-		log_warn("no control socket: %s", err);
+		diag_warn("no control socket: %s", err);
 	fprintf(stderr, "ftvm backup: %s epoch %llu listening on %s\n", vm_id, (unsigned long long)fo.epoch, fo.listen);
 	if (ft_backup_accept(bc.b, err, sizeof(err)))
 		goto fail;

@@ -8,7 +8,7 @@
  * socket (`ftvm status`). Exit status: the guest's when it powers off; 1 on errors; 6 when this
  * node lost the arbiter and halted.
  */
-#define LOG_MODULE "primary"
+#define DIAG_MODULE "primary"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +25,7 @@
 #include "cmd/run_world.h"
 #include "common/control.h"
 #include "primary/ft_primary.h"
-#include "util/log.h"
+#include "util/diag.h"
 #include "vm/machine.h"
 #include "host/world_live.h"
 
@@ -102,8 +102,8 @@ int cmd_primary_main(int argc, char **argv)
 	    control_start(&(struct control_config){ .path = ctl_path, .has_group = fo.control_group != NULL,
 						   .group = fo.control_gid, .status = status_cb, .ctx = p },
 			  &ctl, err, sizeof(err)) < 0)
-		log_warn("no control socket: %s", err);
-	log_info("primary of %s, epoch %llu, streaming to %s", vm_id, (unsigned long long)fo.epoch, fo.peer);
+		diag_warn("no control socket: %s", err);
+	diag_info("primary of %s, epoch %llu, streaming to %s", vm_id, (unsigned long long)fo.epoch, fo.peer);
 
 	enum machine_exit why = machine_run(m, ft_primary_world(p), ICOUNT_MAX, &status);
 	world_live_flush(world);

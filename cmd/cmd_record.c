@@ -6,7 +6,7 @@
  * and an END record when the guest powers off or resets (a recording ends at the first reset).
  * The exit status is the guest's, like `ftvm run`.
  */
-#define LOG_MODULE "record"
+#define DIAG_MODULE "record"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +21,7 @@
 #include "cmd/run_world.h"
 #include "replay/logfile.h"
 #include "replay/recorder.h"
-#include "util/log.h"
+#include "util/diag.h"
 #include "vm/machine.h"
 #include "host/world_live.h"
 #include "util/time.h"

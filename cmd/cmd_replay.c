@@ -12,7 +12,7 @@
  * the record and what differed); 4 the log is corrupt, truncated inside a record, or recorded for
  * another configuration; 5 every record matched but the log ends without END; 2 usage errors.
  */
-#define LOG_MODULE "replay"
+#define DIAG_MODULE "replay"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -28,7 +28,7 @@
 #include "cmd/run_options.h"
 #include "cmd/run_world.h"
 #include "replay/logfile.h"
-#include "util/log.h"
+#include "util/diag.h"
 #include "vm/clock.h"
 #include "vm/machine.h"
 

@@ -8,7 +8,7 @@
  * unless --no-reboot. Bad input is one line on stderr and exit status 2 (usage) or 1 (files,
  * devices, run-time errors).
  */
-#define LOG_MODULE "run"
+#define DIAG_MODULE "run"
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,7 +20,7 @@
 #include "cmd/ftvm.h"
 #include "cmd/run_options.h"
 #include "cmd/run_world.h"
-#include "util/log.h"
+#include "util/diag.h"
 #include "vm/machine.h"
 #include "host/world_live.h"
 
@@ -32,7 +32,7 @@ static void usage(FILE *out)
 		     "the guest's: 0 when it powers off, its failure code when it reports one through the test\n"
 		     "finisher; a guest reset reboots unless --no-reboot.\n\noptions:\n");
 	run_options_help(out);
-	fprintf(out, "\nenvironment: FTVM_GUEST_DIR (bundled guest), FTVM_LOG=error|warn|info|debug,\n"
+	fprintf(out, "\nenvironment: FTVM_GUEST_DIR (bundled guest), FTVM_DIAG=error|warn|info|debug,\n"
 		     "  FTVM_TRACE=N (log pc, privilege and trap counts every N instructions, to stderr)\n");
 }
 
@@ -52,7 +52,7 @@ static int run_vm(struct run_options *o)
 		if (machine_create(&mc, &m, err, sizeof(err)))
 			goto fail;
 		why = machine_run(m, world_live_world(world), ICOUNT_MAX, &status);
-		log_info("machine stopped (%d, status %d) at icount %llu", why, status,
+		diag_info("machine stopped (%d, status %d) at icount %llu", why, status,
 			 (unsigned long long)machine_icount(m));
 		machine_destroy(m);
 		m = NULL;

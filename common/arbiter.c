@@ -38,8 +38,8 @@
 #include "util/byteorder.h"
 #include "util/crc32c.h"
 
-#define LOG_MODULE "arbiter"
-#include "util/log.h"
+#define DIAG_MODULE "arbiter"
+#include "util/diag.h"
 #include "util/time.h"
 
 /* Sector kinds and format. */
@@ -533,7 +533,7 @@ int arbiter_claim(struct arbiter *a, uint64_t epoch, unsigned node, int64_t time
 		if (ret >= 0)
 			return ret;
 		if (a->io_failed) {
-			log_warn("claim of epoch %llu as node %u: %s; retrying in %u ms", (unsigned long long)epoch,
+			diag_warn("claim of epoch %llu as node %u: %s; retrying in %u ms", (unsigned long long)epoch,
 				 node, a->err, io_backoff_ms);
 			wait_ns = io_backoff_ms * NS_PER_MS;
 			io_backoff_ms = MIN(io_backoff_ms * 2, IO_BACKOFF_MAX_MS);
@@ -757,7 +757,7 @@ int arbiter_init_io(struct arbiter_io *io, const char *vm_name, unsigned nodes, 
 	ret = io_write(a, 0, a->wbuf);
 	if (ret < 0)
 		goto out_msg;
-	log_info("formatted arbiter area for VM '%s': %u nodes, %u slots, %u-byte sectors", vm_name, nodes, slots,
+	diag_info("formatted arbiter area for VM '%s': %u nodes, %u slots, %u-byte sectors", vm_name, nodes, slots,
 		 a->sector_size);
 	ret = 0;
 	goto out;

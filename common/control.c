@@ -9,7 +9,7 @@
  * request must be complete; a client past its deadline is closed. Connections are admitted by
  * their SO_PEERCRED credentials; a refused or surplus client gets one error line and is closed.
  */
-#define LOG_MODULE "control"
+#define DIAG_MODULE "control"
 #include "common/control.h"
 
 #include <errno.h>
@@ -30,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "util/log.h"
+#include "util/diag.h"
 #include "util/time.h"
 
 #define SUN_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
@@ -334,7 +334,7 @@ static void *control_main(void *arg)
 		}
 		int timeout = next == UINT64_MAX ? -1 : (int)(next - now);
 		if (poll(fds, n, timeout) < 0 && errno != EINTR) {
-			log_error("poll: %s", strerror(errno));
+			diag_error("poll: %s", strerror(errno));
 			break;
 		}
 		if (fds[0].revents)

@@ -2,7 +2,7 @@
  * ft_state.c — the FT state machine of ft_state.h: a mutex, a condition variable on the monotonic
  * clock, and the transition table, checked on every change.
  */
-#define LOG_MODULE "ft_state"
+#define DIAG_MODULE "ft_state"
 #include "common/ft_state.h"
 
 #include <errno.h>
@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "util/log.h"
+#include "util/diag.h"
 #include "util/time.h"
 
 #define B(s) FT_STATE_BIT(FT_STATE_##s)
@@ -86,7 +86,7 @@ bool ft_state_set(struct ft_state *fs, unsigned from_mask, enum ft_role_state to
 			pthread_cond_broadcast(&fs->changed);
 		} else {
 			/* A caller's from-mask allowed a change the table does not: a bug, refused. */
-			log_error("refused illegal FT transition %s -> %s", ft_state_name(from), ft_state_name(to));
+			diag_error("refused illegal FT transition %s -> %s", ft_state_name(from), ft_state_name(to));
 		}
 	}
 	pthread_mutex_unlock(&fs->lock);

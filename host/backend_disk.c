@@ -7,8 +7,8 @@
  * overlapping requests simple: the completion order is the submission order. The image is opened
  * O_RDONLY for a read-only disk; its size must be a non-zero multiple of 512 bytes.
  */
-#define LOG_MODULE "disk"
-#include "util/log.h"
+#define DIAG_MODULE "disk"
+#include "util/diag.h"
 #include "host/backend.h"
 
 #include <errno.h>
@@ -86,7 +86,7 @@ static uint32_t run_job(struct disk_backend *disk, struct disk_job *job)
 		return VM_DISK_UNSUPP;
 	}
 	if (ret < 0) {
-		LOG_RATELIMITED(LOG_ERROR, "disk%u: request %llu failed: %s", disk->index,
+		DIAG_RATELIMITED(DIAG_ERROR, "disk%u: request %llu failed: %s", disk->index,
 				(unsigned long long)req->id, strerror(-ret));
 		return VM_DISK_IOERR;
 	}
@@ -225,7 +225,7 @@ void disk_backend_submit(struct disk_backend *disk, const struct vm_disk_request
 		/* Out of memory: still answer, so the guest sees an I/O error rather than a hang. */
 		struct vm_event ev = { .kind = VM_EV_DISK_DONE, .device = disk->index, .request = req->id,
 				       .status = VM_DISK_IOERR };
-		log_error("disk%u: out of memory for request %llu", disk->index, (unsigned long long)req->id);
+		diag_error("disk%u: out of memory for request %llu", disk->index, (unsigned long long)req->id);
 		if (job)
 			free(job->buf);
 		free(job);

@@ -7,8 +7,8 @@
  * Should it fail anyway, an empty RNG event still answers the request (the device returns the
  * buffer with 0 bytes and the driver asks again), so the guest never waits forever.
  */
-#define LOG_MODULE "rng"
-#include "util/log.h"
+#define DIAG_MODULE "rng"
+#include "util/diag.h"
 #include "host/backend.h"
 
 #include <errno.h>
@@ -24,7 +24,7 @@ void rng_backend_request(unsigned index, uint32_t len, struct backend_sink sink)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			LOG_RATELIMITED(LOG_ERROR, "rng%u: getrandom: %s", index, strerror(errno));
+			DIAG_RATELIMITED(DIAG_ERROR, "rng%u: getrandom: %s", index, strerror(errno));
 			break;
 		}
 		got += (size_t)n;

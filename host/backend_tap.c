@@ -7,8 +7,8 @@
  * tap_backend_send() writes a frame; the fd is non-blocking, so a full host queue drops the frame
  * like a congested wire would. close() wakes the reader through an eventfd and joins it.
  */
-#define LOG_MODULE "tap"
-#include "util/log.h"
+#define DIAG_MODULE "tap"
+#include "util/diag.h"
 #include "host/backend.h"
 
 #include <errno.h>
@@ -44,20 +44,20 @@ static void *reader_thread(void *arg)
 		if (poll(fds, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
-			log_error("tap%u: poll: %s", tap->index, strerror(errno));
+			diag_error("tap%u: poll: %s", tap->index, strerror(errno));
 			break;
 		}
 		if (fds[1].revents)
 			break;
 		if (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
-			log_error("tap%u: device went away", tap->index);
+			diag_error("tap%u: device went away", tap->index);
 			break;
 		}
 		ssize_t n = read(tap->fd, tap->buf, sizeof(tap->buf));
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				continue;
-			log_error("tap%u: read: %s", tap->index, strerror(errno));
+			diag_error("tap%u: read: %s", tap->index, strerror(errno));
 			break;
 		}
 		if (n < TAP_MIN_FRAME)
@@ -134,7 +134,7 @@ void tap_backend_send(struct tap_backend *tap, const uint8_t *frame, size_t len)
 	if (len < TAP_MIN_FRAME)
 		return;
 	if (write(tap->fd, frame, len) < 0)
-		LOG_RATELIMITED(LOG_WARN, "tap%u: frame of %zu bytes dropped: %s", tap->index, len, strerror(errno));
+		DIAG_RATELIMITED(DIAG_WARN, "tap%u: frame of %zu bytes dropped: %s", tap->index, len, strerror(errno));
 }
 
 void tap_backend_close(struct tap_backend *tap)
@@ -143,7 +143,7 @@ void tap_backend_close(struct tap_backend *tap)
 	if (!tap)
 		return;
 	if (write(tap->stop_fd, &one, sizeof(one)) != sizeof(one))
-		log_error("tap%u: cannot wake reader: %s", tap->index, strerror(errno));
+		diag_error("tap%u: cannot wake reader: %s", tap->index, strerror(errno));
 	pthread_join(tap->thread, NULL);
 	close(tap->stop_fd);
 	close(tap->fd);

@@ -7,7 +7,7 @@
  * queue. They share two atomics (input open, quit requested). The reader blocks in poll() on the
  * input and on a wake pipe that console_close() writes to.
  */
-#define LOG_MODULE "console"
+#define DIAG_MODULE "console"
 #include "host/console.h"
 
 #include <errno.h>
@@ -21,7 +21,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "util/log.h"
+#include "util/diag.h"
 #include "vm/event.h"
 
 #define CONSOLE_BUFFER 4096
@@ -57,7 +57,7 @@ static void flush_locked(struct console *c)
 			continue;
 		if (n <= 0) {
 			c->out_closed = true;
-			log_warn("console output closed (%s): the guest runs on, its console output is discarded",
+			diag_warn("console output closed (%s): the guest runs on, its console output is discarded",
 				 n < 0 ? strerror(errno) : "no progress");
 			break;
 		}

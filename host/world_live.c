@@ -14,7 +14,7 @@
  * anchor, guest time meets wall time CLOCK_CORRECTION_TICKS later. A guest running at a steady
  * speed thus needs an anchor only now and then; an idle guest gets one per wake-up.
  */
-#define LOG_MODULE "world"
+#define DIAG_MODULE "world"
 #include "host/world_live.h"
 
 #include <errno.h>
@@ -28,7 +28,7 @@
 #include "host/backend.h"
 #include "host/console.h"
 #include "host/input_queue.h"
-#include "util/log.h"
+#include "util/diag.h"
 #include "vm/clock.h"
 #include "util/time.h"
 
@@ -58,7 +58,7 @@ struct world_live {
 	uint64_t last_anchor_wall;
 	bool time_pending;
 	struct vm_event time_event;
-	uint64_t anchors_drift;      /* TIME anchors for drift (metrics, printed at FTVM_LOG=info) */
+	uint64_t anchors_drift;      /* TIME anchors for drift (metrics, printed at FTVM_DIAG=info) */
 	uint64_t anchors_idle;       /* TIME anchors after idling */
 
 	struct input_item *current;  /* the payload handed out by the last next_event */
@@ -375,7 +375,7 @@ void world_live_destroy(struct world_live *w)
 {
 	if (!w)
 		return;
-	log_info("time anchors: %llu for drift, %llu after idling", (unsigned long long)w->anchors_drift,
+	diag_info("time anchors: %llu for drift, %llu after idling", (unsigned long long)w->anchors_drift,
 		 (unsigned long long)w->anchors_idle);
 	console_close(w->console);
 	for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++)

@@ -4,7 +4,7 @@
  * callback, waking every waiter), lock-free wake-ups between application and channel thread,
  * control-frame output, the silence timer, and the sender's ack wait.
  */
-#define LOG_MODULE "logchannel"
+#define DIAG_MODULE "logchannel"
 #include "logchannel/channel_internal.h"
 
 #include <errno.h>
@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "util/log.h"
+#include "util/diag.h"
 
 #define NS_PER_MS 1000000ull
 
@@ -136,9 +136,9 @@ static void notify_all(struct channel *ch)
 {
 	uint64_t one = 1;
 	if (write(ch->event_efd, &one, sizeof(one)) < 0)
-		log_debug("event eventfd: %s", strerror(errno));
+		diag_debug("event eventfd: %s", strerror(errno));
 	if (write(ch->app_wake.efd, &one, sizeof(one)) < 0)
-		log_debug("app eventfd: %s", strerror(errno));
+		diag_debug("app eventfd: %s", strerror(errno));
 	pthread_mutex_lock(&ch->ack_mu);
 	pthread_cond_broadcast(&ch->ack_cv);
 	pthread_mutex_unlock(&ch->ack_mu);
@@ -154,9 +154,9 @@ void chan_fail(struct channel *ch, enum channel_state state, const char *fmt, ..
 	vsnprintf(ch->error, sizeof(ch->error), fmt, ap);
 	va_end(ap);
 	if (state == CHANNEL_PEER_CLOSED)
-		log_info("channel for VM %s: %s", ch->vm_id, ch->error);
+		diag_info("channel for VM %s: %s", ch->vm_id, ch->error);
 	else if (state != CHANNEL_CLOSED)
-		log_error("channel for VM %s %s: %s", ch->vm_id, channel_state_name(state), ch->error);
+		diag_error("channel for VM %s %s: %s", ch->vm_id, channel_state_name(state), ch->error);
 	/* The callback runs first: whoever sees the failure next knows it has been told. */
 	if (ch->cfg.on_failure && state != CHANNEL_CLOSED)
 		ch->cfg.on_failure(ch, state, ch->error, ch->cfg.opaque);
@@ -184,7 +184,7 @@ void chan_wake(struct chan_waker *w)
 	    atomic_exchange_explicit(&w->sleeping, 0, memory_order_relaxed)) {
 		uint64_t one = 1;
 		if (write(w->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-			log_debug("wake eventfd: %s", strerror(errno));
+			diag_debug("wake eventfd: %s", strerror(errno));
 	}
 }
 
@@ -196,12 +196,12 @@ void chan_sleep(struct channel *ch, struct chan_waker *w, bool (*ready)(struct c
 	if (!ready(ch)) {
 		struct pollfd p = { .fd = w->efd, .events = POLLIN };
 		if (poll(&p, 1, timeout_ms) < 0 && errno != EINTR)
-			log_debug("poll: %s", strerror(errno));
+			diag_debug("poll: %s", strerror(errno));
 	}
 	atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
 	uint64_t v;
 	if (read(w->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		log_debug("eventfd read: %s", strerror(errno));
+		diag_debug("eventfd read: %s", strerror(errno));
 }
 
 static bool buffered_input_waiting(struct channel *ch);
@@ -231,7 +231,7 @@ void chan_thread_poll(struct channel *ch, bool (*ready)(struct channel *), bool 
 	if (p[0].revents & POLLIN) {
 		uint64_t v;
 		if (read(ch->thread_wake.efd, &v, sizeof(v)) < 0)
-			log_debug("eventfd: %s", strerror(errno));
+			diag_debug("eventfd: %s", strerror(errno));
 	}
 	l->ops->woken(l, p + 1, readable, want_out);
 }
@@ -404,7 +404,7 @@ void channel_close(struct channel *ch)
 		atomic_store(&ch->stop, 1);
 		uint64_t one = 1;
 		if (write(ch->thread_wake.efd, &one, sizeof(one)) < 0)
-			log_debug("close: eventfd: %s", strerror(errno));
+			diag_debug("close: eventfd: %s", strerror(errno));
 		pthread_join(ch->thread, NULL);
 	}
 	chan_fail(ch, CHANNEL_CLOSED, "closed locally");

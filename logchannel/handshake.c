@@ -15,7 +15,7 @@
  * goes silent or hangs up is dropped and counted (channel_listener_get_stats()); channel_accept()
  * goes on waiting and only returns for a peer that completed TLS and sent a whole HELLO.
  */
-#define LOG_MODULE "logchannel"
+#define DIAG_MODULE "logchannel"
 #include "logchannel/channel_internal.h"
 
 #include <errno.h>
@@ -31,7 +31,7 @@
 #include "logchannel/rdma.h"
 #include "logchannel/tls.h"
 #include "logchannel/verbs.h"
-#include "util/log.h"
+#include "util/diag.h"
 
 /* One connection attempt the backup is handshaking with. */
 struct hs_slot {
@@ -220,7 +220,7 @@ static int rdma_setup(int fd, struct chtls *tls, uint64_t deadline, struct chrdm
 	if (rc < 0)
 		goto fail;
 	*out = s;
-	log_info("RDMA transport up over %s: QPN 0x%x -> 0x%x", s->ops->name, local.qpn, peer.qpn);
+	diag_info("RDMA transport up over %s: QPN 0x%x -> 0x%x", s->ops->name, local.qpn, peer.qpn);
 	return 0;
 fail:
 	chrdma_stream_close(s);
@@ -341,7 +341,7 @@ int channel_connect(const struct channel_config *cfg, const char *hostport, stru
 		goto out;
 	}
 	char how[96];
-	log_info("channel to %s up (%s): VM %s epoch %llu start LSN %llu", hostport,
+	diag_info("channel to %s up (%s): VM %s epoch %llu start LSN %llu", hostport,
 		 ch->link->tls ? chtls_describe(ch->link->tls, how, sizeof(how)) : "plaintext",
 		 ch->vm_id, (unsigned long long)cfg->epoch, (unsigned long long)cfg->start_lsn);
 	*out = ch;
@@ -432,11 +432,11 @@ static void slot_drop(struct channel_listener *l, struct hs_slot *s, uint64_t *c
 
 	if (now - l->last_drop_log_ns >= 1000000000ull || l->last_drop_log_ns == 0) {
 		if (l->drops_unlogged)
-			log_warn("channel: dropped a connection from %s: %s (and %llu more since the "
+			diag_warn("channel: dropped a connection from %s: %s (and %llu more since the "
 				 "last such line)",
 				 s->peer, why, (unsigned long long)l->drops_unlogged);
 		else
-			log_warn("channel: dropped a connection from %s: %s", s->peer, why);
+			diag_warn("channel: dropped a connection from %s: %s", s->peer, why);
 		l->last_drop_log_ns = now;
 		l->drops_unlogged = 0;
 	} else {
@@ -560,7 +560,7 @@ static int hello_complete(struct channel_listener *l, struct hs_slot *s, struct 
 	}
 	l->st.accepted++;
 	char how[96];
-	log_info("channel accepted (%s): VM %s epoch %llu start LSN %llu",
+	diag_info("channel accepted (%s): VM %s epoch %llu start LSN %llu",
 		 ch->link->tls ? chtls_describe(ch->link->tls, how, sizeof(how)) : "plaintext", id,
 		 (unsigned long long)hello.epoch, (unsigned long long)hello.start_lsn);
 	*out = ch;
@@ -750,7 +750,7 @@ int channel_accept(struct channel_listener *l, int timeout_ms, struct channel **
 				if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 				    errno == ENOMEM) {
 					/* Out of descriptors: the attempts in progress finish or expire. */
-					log_warn("channel: accept: %s", strerror(errno));
+					diag_warn("channel: accept: %s", strerror(errno));
 					l->accept_paused_until = now + 100000000ull;
 					break;
 				}

@@ -8,7 +8,7 @@
  * key file anyone but its owner could read is refused at load: a leaked key lets its holder act
  * as either node.
  */
-#define LOG_MODULE "logchannel"
+#define DIAG_MODULE "logchannel"
 #include "logchannel/net.h"
 #include "util/parse.h"
 

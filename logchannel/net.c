@@ -4,11 +4,11 @@
  * deadline used by the handshake, on the bare socket or through its TLS session. Plain sockets
  * only, so a channel works between network namespaces like between hosts.
  */
-#define LOG_MODULE "logchannel"
+#define DIAG_MODULE "logchannel"
 #include "logchannel/net.h"
 
 #include "logchannel/tls.h"
-#include "util/log.h"
+#include "util/diag.h"
 #include "util/time.h"
 
 #include <errno.h>
@@ -36,7 +36,7 @@ void chan_seterr(struct channel_err *err, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	log_error("%s", msg);
+	diag_error("%s", msg);
 	if (err) {
 		err->code = code;
 		snprintf(err->msg, sizeof(err->msg), "%s", msg);

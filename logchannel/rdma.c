@@ -13,7 +13,7 @@
  * kernel). The same stream code runs in CI over the emulated fabric (verbs_emul.c); these calls
  * themselves need a machine with an HCA or rxe — see README "Logging channel".
  */
-#define LOG_MODULE "logchannel"
+#define DIAG_MODULE "logchannel"
 #include "logchannel/net.h"
 #include "logchannel/rdma.h"
 #include "logchannel/verbs.h"
@@ -27,7 +27,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "util/log.h"
+#include "util/diag.h"
 
 #define CHRDMA_PORT 1
 #define CHRDMA_GID_INDEX 0
@@ -170,7 +170,7 @@ static int verbs_open(struct chrdma_dev **out, void *mem, size_t len, struct cha
 	if (getrandom(&d->psn, sizeof(d->psn), 0) != sizeof(d->psn))
 		d->psn = (uint32_t)chnet_now_ns();
 	d->psn &= CHRDMA_QPN_MASK;
-	log_info("RDMA: device %s port %d, QPN 0x%x", name, CHRDMA_PORT, d->qp->qp_num);
+	diag_info("RDMA: device %s port %d, QPN 0x%x", name, CHRDMA_PORT, d->qp->qp_num);
 	*out = d;
 	return 0;
 out:

@@ -15,7 +15,7 @@
  * (every heartbeat_ms, carrying the icount from channel_report_icount()). With ack_on_receipt the
  * channel thread acknowledges each batch it has put in the ring.
  */
-#define LOG_MODULE "logchannel"
+#define DIAG_MODULE "logchannel"
 #include "logchannel/channel_internal.h"
 
 #include <errno.h>
@@ -24,7 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "util/log.h"
+#include "util/diag.h"
 
 #define NS_PER_MS 1000000ull
 
@@ -321,7 +321,7 @@ void *chan_receiver_thread(void *arg)
 	}
 	pthread_mutex_lock(&ch->tx_mu);
 	if (chan_up(ch) && chan_queue_ctl(ch, CHPROTO_BYE, 0) && chan_flush_ctl(ch) < 0)
-		log_debug("BYE not sent");
+		diag_debug("BYE not sent");
 	pthread_mutex_unlock(&ch->tx_mu);
 	chan_wake(&ch->app_wake);
 	return NULL;

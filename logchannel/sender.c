@@ -13,7 +13,7 @@
  * the channel thread also sends a heartbeat when it has had nothing to write for heartbeat_ms,
  * and fails the channel when the backup has been silent for timeout_ms.
  */
-#define LOG_MODULE "logchannel"
+#define DIAG_MODULE "logchannel"
 #include "logchannel/channel_internal.h"
 
 #include <errno.h>
@@ -23,7 +23,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "util/log.h"
+#include "util/diag.h"
 
 #define NS_PER_MS 1000000ull
 
@@ -247,7 +247,7 @@ int chan_sender_wait_reading(struct channel *ch, uint64_t lsn, uint64_t deadline
 		int n = chan_read_input(ch);
 		if (n > 0) {
 			if (chan_parse_input(ch, sender_allowed, sender_handle) < 0)
-				log_debug("ack wait: the channel failed on its input");
+				diag_debug("ack wait: the channel failed on its input");
 			continue;
 		}
 		if (n != -EAGAIN)
@@ -255,7 +255,7 @@ int chan_sender_wait_reading(struct channel *ch, uint64_t lsn, uint64_t deadline
 		struct pollfd p[2] = { { .fd = fd, .events = POLLIN },
 				       { .fd = ch->event_efd, .events = POLLIN } };
 		if (poll(p, 2, left) < 0 && errno != EINTR)
-			log_debug("ack wait: poll: %s", strerror(errno));
+			diag_debug("ack wait: poll: %s", strerror(errno));
 	}
 	/* The input stays delegated: the channel thread takes it back after the linger time. */
 	atomic_store(&ch->waiter_left_ns, chnet_now_ns());
@@ -353,7 +353,7 @@ void *chan_sender_thread(void *arg)
 	pthread_mutex_lock(&ch->tx_mu);
 	if (chan_up(ch) && drained_or_down(ch) && ch->ctl_off == 0 &&
 	    chan_queue_ctl(ch, CHPROTO_BYE, 0) && chan_flush_ctl(ch) < 0)
-		log_debug("BYE not sent");
+		diag_debug("BYE not sent");
 	pthread_mutex_unlock(&ch->tx_mu);
 	chan_wake(&ch->app_wake);
 	return NULL;

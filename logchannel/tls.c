@@ -23,7 +23,7 @@
  * bytes (ring bytes stay until reported written, a partial control frame stays queued), so the
  * staged records are flushed first and those bytes are reported then.
  */
-#define LOG_MODULE "logchannel"
+#define DIAG_MODULE "logchannel"
 #include "logchannel/tls.h"
 
 #include <errno.h>
@@ -34,7 +34,7 @@
 #include <string.h>
 
 #include "logchannel/net.h"
-#include "util/log.h"
+#include "util/diag.h"
 
 /*
  * TLS 1.3 only, pre-shared key with (EC)DHE only: no plain-PSK key exchange, no certificates.

@@ -3,7 +3,7 @@
  * emulated fabric in tests), and whether the RDMA transport can run here at all. Always built:
  * without libibverbs, asking for CHANNEL_RDMA fails with a message saying so, not a link error.
  */
-#define LOG_MODULE "logchannel"
+#define DIAG_MODULE "logchannel"
 #include "logchannel/net.h"
 #include "logchannel/rdma.h"
 #include "logchannel/verbs.h"

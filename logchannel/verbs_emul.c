@@ -12,7 +12,7 @@
  * loses every write on the wire. What it does not model: timing, packet loss and retransmission,
  * MTU, more than one process.
  */
-#define LOG_MODULE "logchannel"
+#define DIAG_MODULE "logchannel"
 #include "logchannel/verbs.h"
 
 #include <errno.h>
@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "logchannel/net.h"
-#include "util/log.h"
+#include "util/diag.h"
 
 #define EMUL_CQ_DEPTH 1024u
 #define EMUL_PENDING_MAX 128u
@@ -88,7 +88,7 @@ static void complete(struct chrdma_dev *d, int status, bool recv, uint32_t imm)
 		uint64_t one = 1;
 		d->armed = false;
 		if (write(d->efd, &one, sizeof(one)) < 0)
-			log_debug("emulated fabric: eventfd: %s", strerror(errno));
+			diag_debug("emulated fabric: eventfd: %s", strerror(errno));
 	}
 }
 
@@ -238,7 +238,7 @@ static void emul_ack_event(struct chrdma_dev *d)
 {
 	uint64_t v;
 	if (read(d->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		log_debug("emulated fabric: eventfd: %s", strerror(errno));
+		diag_debug("emulated fabric: eventfd: %s", strerror(errno));
 }
 
 static void emul_close(struct chrdma_dev *d)

@@ -7,7 +7,7 @@
  * Threads: writev() from whoever holds the channel's tx_mu; everything else from the channel
  * thread. The two meet only at sq_used (atomic) and at the credit word (written by the peer).
  */
-#define LOG_MODULE "logchannel"
+#define DIAG_MODULE "logchannel"
 #include "logchannel/verbs.h"
 
 #include <errno.h>
@@ -20,7 +20,7 @@
 #include <time.h>
 
 #include "logchannel/net.h"
-#include "util/log.h"
+#include "util/diag.h"
 
 #define CHRDMA_POLL_BATCH 32
 #define CHRDMA_CLOSE_DRAIN_MS 100

@@ -7,7 +7,7 @@
  * arbitration. The node's FT state is common/ft_state.h: changed only through ft_state_set(),
  * waited for with ft_state_wait(); the counters beside it are atomics.
  */
-#define LOG_MODULE "primary"
+#define DIAG_MODULE "primary"
 #include "primary/ft_primary.h"
 
 #include <errno.h>
@@ -26,7 +26,7 @@
 #include "primary/lag_clock.h"
 #include "primary/output_rule.h"
 #include "replay/recorder.h"
-#include "util/log.h"
+#include "util/diag.h"
 #include "util/time.h"
 
 struct ft_primary {
@@ -96,7 +96,7 @@ static int sink_append(void *ctx, enum evlog_kind kind, icount_t icount, const u
 			continue;
 		if (ret == -EPIPE)
 			return wait_for_verdict(p);
-		log_error("cannot send record lsn %llu: %s", (unsigned long long)lsn, strerror(-ret));
+		diag_error("cannot send record lsn %llu: %s", (unsigned long long)lsn, strerror(-ret));
 		return ret;
 	}
 }
@@ -230,10 +230,10 @@ static void arbitrate(struct ft_primary *p, const char *why)
 	unsigned winner = 0;
 	char msg[300];
 
-	log_warn("%s; holding outputs and claiming the arbiter for epoch %llu", why, (unsigned long long)p->cfg.epoch);
+	diag_warn("%s; holding outputs and claiming the arbiter for epoch %llu", why, (unsigned long long)p->cfg.epoch);
 	int ret = arbiter_claim(p->arb, p->cfg.epoch, p->cfg.node, ARBITER_FOREVER, &winner);
 	if (ret == ARBITER_WON) {
-		log_warn("won the arbiter for epoch %llu: releasing held outputs, running on without a backup",
+		diag_warn("won the arbiter for epoch %llu: releasing held outputs, running on without a backup",
 			 (unsigned long long)p->cfg.epoch);
 		atomic_fetch_add(&p->failovers, 1);
 		ft_state_set(&p->fs, S(ARBITRATING), FT_STATE_ALONE, NULL);
@@ -244,7 +244,7 @@ static void arbitrate(struct ft_primary *p, const char *why)
 		else
 			snprintf(msg, sizeof(msg), "arbiter failed (%s): halting this VM, no claim is made on doubt",
 				 arbiter_error(p->arb));
-		log_error("%s", msg);
+		diag_error("%s", msg);
 		ft_state_set(&p->fs, S(ARBITRATING), FT_STATE_HALTED, msg);
 	}
 	output_rule_kick(p->rule);
@@ -372,7 +372,7 @@ int ft_primary_finish(struct ft_primary *p, enum machine_exit exit, int status)
 		uint64_t last = atomic_load(&p->last_lsn);
 		ret = channel_wait_acked(p->ch, last, (int)(p->cfg.timeout_ms ? p->cfg.timeout_ms * 4 : 4000));
 		if (ret < 0 && get_state(p) == FT_STATE_PROTECTED)
-			log_warn("the backup did not acknowledge the end of the log: %s", strerror(-ret));
+			diag_warn("the backup did not acknowledge the end of the log: %s", strerror(-ret));
 		if (ret < 0)
 			(void)!wait_for_verdict(p);
 	}

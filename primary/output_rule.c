@@ -5,7 +5,7 @@
  * releaser dequeues. The releaser sleeps on an eventfd when the queue is empty and otherwise waits
  * in the gate for the head's LSN, so an acknowledgment releases the output without another hop.
  */
-#define LOG_MODULE "output"
+#define DIAG_MODULE "output"
 #include "primary/output_rule.h"
 
 #include <errno.h>
@@ -19,7 +19,7 @@
 #include <unistd.h>
 #include <urcu/wfcqueue.h>
 
-#include "util/log.h"
+#include "util/diag.h"
 #include "util/time.h"
 
 /* liburcu's queue publishes a node with its own atomics (inline assembly), which ThreadSanitizer
@@ -62,7 +62,7 @@ static void wake(struct output_rule *rule)
 {
 	uint64_t one = 1;
 	if (write(rule->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		LOG_RATELIMITED(LOG_WARN, "cannot wake the releaser: %s", strerror(errno));
+		DIAG_RATELIMITED(DIAG_WARN, "cannot wake the releaser: %s", strerror(errno));
 }
 
 static void perform(struct output_rule *rule, struct held_output *o)
@@ -193,7 +193,7 @@ static struct held_output *held_new(uint64_t lsn, enum held_kind kind, unsigned 
 {
 	struct held_output *o = malloc(sizeof(*o) + len);
 	if (!o) {
-		LOG_RATELIMITED(LOG_ERROR, "out of memory holding an output of %zu bytes", len);
+		DIAG_RATELIMITED(DIAG_ERROR, "out of memory holding an output of %zu bytes", len);
 		return NULL;
 	}
 	o->lsn = lsn;

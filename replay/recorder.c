@@ -4,13 +4,13 @@
  * At each slice boundary rec_next_event() first appends the CHECK that is due, then asks the live
  * world for inputs: the order at one icount that docs/log-format.md ("Order at one icount") fixes.
  */
-#define LOG_MODULE "recorder"
+#define DIAG_MODULE "recorder"
 #include "replay/recorder.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
-#include "util/log.h"
+#include "util/diag.h"
 
 struct recorder {
 	struct vm_world live;
@@ -28,7 +28,7 @@ static int recorder_append(struct recorder *rec, enum evlog_kind kind, icount_t 
 	uint64_t lsn;
 	int ret = rec->sink.append(rec->sink.ctx, kind, icount, rec->payload, len, &lsn);
 	if (ret < 0) {
-		log_error("cannot append %s record at icount %llu: %d", evlog_kind_name(kind),
+		diag_error("cannot append %s record at icount %llu: %d", evlog_kind_name(kind),
 			  (unsigned long long)icount, ret);
 		return ret;
 	}
@@ -98,7 +98,7 @@ static int rec_next_event(void *ctx, icount_t now, struct vm_event *ev)
 		return ret;
 	uint32_t len = evlog_payload_from_event(ev, rec->payload, sizeof(rec->payload));
 	if (len == 0) {
-		log_error("event kind %d at icount %llu does not fit a log record", ev->kind, (unsigned long long)now);
+		diag_error("event kind %d at icount %llu does not fit a log record", ev->kind, (unsigned long long)now);
 		return -EMSGSIZE;
 	}
 	ret = recorder_append(rec, (enum evlog_kind)ev->kind, now, len);

@@ -7,7 +7,7 @@
  * that icount, or a CHECK that differs are divergences; the first one ends the run (negative
  * return) with its description saved for replayer_finish().
  */
-#define LOG_MODULE "replayer"
+#define DIAG_MODULE "replayer"
 #include "replay/replayer.h"
 
 #include <errno.h>
@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "util/log.h"
+#include "util/diag.h"
 
 /* Internal error codes: a divergence, or the log ran out. */
 #define ERR_DIVERGED (-EPROTO)
@@ -197,7 +197,7 @@ static int rep_next_event(void *ctx, icount_t now, struct vm_event *ev)
 			if (r->opts.perturb_lsn && rec->lsn >= r->opts.perturb_lsn && !r->perturbed) {
 				perturb(r, ev);
 				r->perturbed = true;
-				log_warn("test hook: perturbed input record lsn %llu (%s) at icount %llu",
+				diag_warn("test hook: perturbed input record lsn %llu (%s) at icount %llu",
 					 (unsigned long long)rec->lsn, evlog_kind_name(rec->kind),
 					 (unsigned long long)rec->icount);
 			}
@@ -257,10 +257,10 @@ static void rep_disk_submit(void *ctx, unsigned disk, const struct vm_disk_reque
 	int fd = r->opts.disk_fd[disk];
 	if (req->op == VM_DISK_WRITE) {
 		if (pwrite(fd, req->data, req->len, (off_t)(req->sector * 512)) != (ssize_t)req->len)
-			LOG_RATELIMITED(LOG_WARN, "disk %u: cannot write the replay copy: %s", disk, strerror(errno));
+			DIAG_RATELIMITED(DIAG_WARN, "disk %u: cannot write the replay copy: %s", disk, strerror(errno));
 	} else if (req->op == VM_DISK_FLUSH) {
 		if (fdatasync(fd) < 0)
-			LOG_RATELIMITED(LOG_WARN, "disk %u: cannot sync the replay copy: %s", disk, strerror(errno));
+			DIAG_RATELIMITED(DIAG_WARN, "disk %u: cannot sync the replay copy: %s", disk, strerror(errno));
 	}
 }
 

@@ -3,7 +3,7 @@
  * pages from a static zero buffer, through one streaming XXH3 state; without pagemap (another
  * kernel, a sandbox) every page is read.
  */
-#define LOG_MODULE "machine"
+#define DIAG_MODULE "machine"
 #include "util/ram_digest.h"
 
 #include <fcntl.h>
@@ -11,7 +11,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "util/log.h"
+#include "util/diag.h"
 
 #define PAGE 4096u
 #define PAGEMAP_PRESENT (1ull << 63)

@@ -4,13 +4,13 @@
  * 64-bit registers take 8-byte accesses or either 4-byte half, as OpenSBI and rv32 code use both.
  * Writes to mtime are ignored: guest time is a function of icount and TIME anchors only.
  */
-#define LOG_MODULE "clint"
+#define DIAG_MODULE "clint"
 #include "vm/clint.h"
 
 #include <errno.h>
 #include <stdio.h>
 
-#include "util/log.h"
+#include "util/diag.h"
 #include "vm/state_io.h"
 
 #define CLINT_MSIP_BIT 1u
@@ -97,7 +97,7 @@ static int clint_write(void *opaque, uint64_t offset, unsigned size, uint64_t va
 			return -1;
 	} else {
 		if (offset >= CLINT_REG_MTIME && offset < CLINT_REG_MTIME + 8)
-			LOG_RATELIMITED(LOG_WARN, "guest write to mtime ignored (time follows icount)");
+			DIAG_RATELIMITED(DIAG_WARN, "guest write to mtime ignored (time follows icount)");
 		return 0;
 	}
 	clint_update_lines(c, now);

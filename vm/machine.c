@@ -18,7 +18,7 @@
  * synchronously (the virtual-clock world, a replay) then applies the answer at a boundary that
  * depends on nothing but the guest.
  */
-#define LOG_MODULE "machine"
+#define DIAG_MODULE "machine"
 #include "vm/machine.h"
 
 #include <errno.h>
@@ -29,7 +29,7 @@
 #include <sys/mman.h>
 #include <xxhash.h>
 
-#include "util/log.h"
+#include "util/diag.h"
 #include "util/ram_digest.h"
 #include "vm/board.h"
 #include "vm/boot.h"
@@ -337,7 +337,7 @@ int machine_create(const struct machine_config *config, struct machine **out, ch
 	if (ret)
 		goto out;
 	m->config_digest = XXH3_64bits_digest(digest);
-	log_debug("start 0x%llx kernel 0x%llx initrd 0x%llx-0x%llx fdt 0x%llx", (unsigned long long)layout.start,
+	diag_debug("start 0x%llx kernel 0x%llx initrd 0x%llx-0x%llx fdt 0x%llx", (unsigned long long)layout.start,
 		  (unsigned long long)layout.kernel, (unsigned long long)layout.initrd_start,
 		  (unsigned long long)layout.initrd_end, (unsigned long long)layout.fdt);
 	cpu_reset(m->cpu, BOARD_RESET_PC);
@@ -427,7 +427,7 @@ static int drain_events(struct machine *m, icount_t now)
 			return r;
 		r = machine_apply_event(m, &ev);
 		if (r) {
-			log_error("event kind %d for device %u at icount %llu does not fit: %s", ev.kind, ev.device,
+			diag_error("event kind %d for device %u at icount %llu does not fit: %s", ev.kind, ev.device,
 				  (unsigned long long)now, strerror(-r));
 			return r;
 		}
@@ -535,7 +535,7 @@ unsigned machine_reissue_disk_requests(struct machine *m, struct vm_world world)
 			continue;
 		struct vm_disk_request *reqs = calloc(n, sizeof(*reqs));
 		if (!reqs) {
-			log_error("disk%u: out of memory reissuing %u request(s)", d, n);
+			diag_error("disk%u: out of memory reissuing %u request(s)", d, n);
 			continue;
 		}
 		n = MIN(n, virtio_blk_pending(m->disk[d], reqs, n));

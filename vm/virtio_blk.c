@@ -26,8 +26,8 @@
  * Limits offered so Linux never builds a request the event format cannot carry: segments of at
  * most SIZE_MAX (4 KiB) and at most SEG_MAX (254) of them, i.e. < VM_EVENT_MAX_DISK_DATA.
  */
-#define LOG_MODULE "virtio-blk"
-#include "util/log.h"
+#define DIAG_MODULE "virtio-blk"
+#include "util/diag.h"
 #include "vm/state_io.h"
 #include "vm/virtio_internal.h"
 
@@ -158,7 +158,7 @@ static int submit(struct virtio_blk *blk, const struct virtio_chain *chain, enum
 	blk->unfinished++;
 	blk->unfinished_bytes += len;
 	blk->vdev.stats.disk_requests++;
-	log_debug("disk%u: submit %llu op %d sector %llu len %u", blk->vdev.host.index, (unsigned long long)p->req.id,
+	diag_debug("disk%u: submit %llu op %d sector %llu len %u", blk->vdev.host.index, (unsigned long long)p->req.id,
 		  (int)op, (unsigned long long)sector, len);
 	world->ops->disk_submit(world->ctx, blk->vdev.host.index, &p->req);
 	return 0;
@@ -208,7 +208,7 @@ static void handle_request(struct virtio_blk *blk, const struct virtio_chain *ch
 	if (op != VM_DISK_FLUSH &&
 	    (len == 0 || len % BLK_SECTOR || len > VM_EVENT_MAX_DISK_DATA || sector > blk->capacity_sectors ||
 	     len / BLK_SECTOR > blk->capacity_sectors - sector)) {
-		LOG_RATELIMITED(LOG_WARN, "disk%u: request type %u sector %llu len %llu refused (capacity %llu)",
+		DIAG_RATELIMITED(DIAG_WARN, "disk%u: request type %u sector %llu len %llu refused (capacity %llu)",
 				blk->vdev.host.index, type, (unsigned long long)sector, (unsigned long long)len,
 				(unsigned long long)blk->capacity_sectors);
 		complete_now(blk, chain, VIRTIO_BLK_S_IOERR, 0);
@@ -268,17 +268,17 @@ static int blk_apply(struct virtio_device *dev, const struct vm_event *ev)
 	while ((p = *link) && p->req.id != ev->request)
 		link = &p->next;
 	if (!p) {
-		LOG_RATELIMITED(LOG_ERROR, "disk%u: completion of unknown request %llu", dev->host.index,
+		DIAG_RATELIMITED(DIAG_ERROR, "disk%u: completion of unknown request %llu", dev->host.index,
 			  (unsigned long long)ev->request);
 		return -EINVAL;
 	}
 	uint8_t status = blk_status(ev->status);
 	if (p->req.op == VM_DISK_READ && status == VIRTIO_BLK_S_OK && (ev->len != p->req.len || !ev->data)) {
-		LOG_RATELIMITED(LOG_ERROR, "disk%u: request %llu read %u bytes, completion carries %u", dev->host.index,
+		DIAG_RATELIMITED(DIAG_ERROR, "disk%u: request %llu read %u bytes, completion carries %u", dev->host.index,
 			  (unsigned long long)ev->request, p->req.len, ev->len);
 		return -EINVAL;
 	}
-	log_debug("disk%u: done %llu status %u%s", dev->host.index, (unsigned long long)p->req.id, ev->status,
+	diag_debug("disk%u: done %llu status %u%s", dev->host.index, (unsigned long long)p->req.id, ev->status,
 		  p->orphan ? " (orphan)" : "");
 	*link = p->next;
 	if (blk->pending_tail == &p->next)

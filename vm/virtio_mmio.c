@@ -14,8 +14,8 @@
  * driver writes Status = 0. Used buffers raise InterruptStatus bit 0 unless the driver set
  * VRING_AVAIL_F_NO_INTERRUPT; the PLIC line is the level of InterruptStatus != 0.
  */
-#define LOG_MODULE "virtio"
-#include "util/log.h"
+#define DIAG_MODULE "virtio"
+#include "util/diag.h"
 #include "vm/virtio_internal.h"
 
 #include <errno.h>
@@ -82,7 +82,7 @@ static void update_irq(struct virtio_device *dev)
 	if (level == dev->irq_level)
 		return;
 	dev->irq_level = level;
-	log_debug("%s%u: irq %u %s (status 0x%x)", dev->ops->name, dev->host.index, dev->host.irq, level ? "up" : "down",
+	diag_debug("%s%u: irq %u %s (status 0x%x)", dev->ops->name, dev->host.index, dev->host.irq, level ? "up" : "down",
 		  dev->interrupt_status);
 	if (dev->host.set_irq)
 		dev->host.set_irq(dev->host.board, dev->host.irq, level);
@@ -109,7 +109,7 @@ bool virtio_has_feature(const struct virtio_device *dev, unsigned bit)
 void virtio_set_needs_reset(struct virtio_device *dev, const char *why)
 {
 	dev->stats.malformed++;
-	LOG_RATELIMITED(LOG_WARN, "%s%u: %s; device needs reset", dev->ops->name, dev->host.index, why);
+	DIAG_RATELIMITED(DIAG_WARN, "%s%u: %s; device needs reset", dev->ops->name, dev->host.index, why);
 	if (dev->status & VIRTIO_STATUS_NEEDS_RESET)
 		return;
 	dev->status |= VIRTIO_STATUS_NEEDS_RESET;
@@ -517,7 +517,7 @@ static int mmio_read(void *opaque, uint64_t off, unsigned size, uint64_t *value)
 		return 0;
 	}
 	if (size != 4 || off % 4) {
-		LOG_RATELIMITED(LOG_WARN, "%s%u: %u-byte read of register 0x%llx ignored", dev->ops->name,
+		DIAG_RATELIMITED(DIAG_WARN, "%s%u: %u-byte read of register 0x%llx ignored", dev->ops->name,
 				dev->host.index, size, (unsigned long long)off);
 		*value = 0;
 		return 0;
@@ -532,7 +532,7 @@ static int mmio_write(void *opaque, uint64_t off, unsigned size, uint64_t value)
 	if (off >= VIRTIO_MMIO_CONFIG)
 		return 0; /* nothing in our configuration spaces is writable */
 	if (size != 4 || off % 4) {
-		LOG_RATELIMITED(LOG_WARN, "%s%u: %u-byte write of register 0x%llx ignored", dev->ops->name,
+		DIAG_RATELIMITED(DIAG_WARN, "%s%u: %u-byte write of register 0x%llx ignored", dev->ops->name,
 				dev->host.index, size, (unsigned long long)off);
 		return 0;
 	}

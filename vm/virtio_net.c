@@ -14,8 +14,8 @@
  * no buffer (or one too small for header + frame, or the device not running) the frame is dropped
  * and counted — a decision made at that icount, so replay makes the same one.
  */
-#define LOG_MODULE "virtio-net"
-#include "util/log.h"
+#define DIAG_MODULE "virtio-net"
+#include "util/diag.h"
 #include "vm/virtio_internal.h"
 
 #include <errno.h>
@@ -92,7 +92,7 @@ static int net_apply(struct virtio_device *dev, const struct vm_event *ev)
 		ret = -EIO;
 	}
 	if (ret == 1 && chain.in_len < need) {
-		LOG_RATELIMITED(LOG_WARN, "nic%u: %u-byte frame does not fit a %llu-byte receive buffer; dropped",
+		DIAG_RATELIMITED(DIAG_WARN, "nic%u: %u-byte frame does not fit a %llu-byte receive buffer; dropped",
 				dev->host.index, ev->len, (unsigned long long)chain.in_len);
 		ret = 0;
 	}

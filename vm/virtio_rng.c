@@ -9,8 +9,8 @@
  * entropy is entropy, and the choice depends only on the event order. An RNG event with no request
  * outstanding does not fit the device (-EINVAL, divergence in replay).
  */
-#define LOG_MODULE "virtio-rng"
-#include "util/log.h"
+#define DIAG_MODULE "virtio-rng"
+#include "util/diag.h"
 #include "vm/state_io.h"
 #include "vm/virtio_internal.h"
 

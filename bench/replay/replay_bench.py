@@ -145,7 +145,7 @@ def fixed_cost(a, tmp, runs):
 
 def one_run(name, mode, a, tmp):
     """Runs workload `name` under `ftvm run` (mode 'plain') or `ftvm record`; returns a dict."""
-    env = dict(os.environ, FTVM_GUEST_DIR=a.guest, FTVM_LOG="info")
+    env = dict(os.environ, FTVM_GUEST_DIR=a.guest, FTVM_DIAG="info")
     log_path = os.path.join(tmp, f"{name}.log")
     argv = [a.ftvm, "run"] if mode == "plain" else [a.ftvm, "record", "--force", "--log", log_path]
     s = Session(argv + workload_args(name, a), env)

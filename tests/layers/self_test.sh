@@ -11,10 +11,10 @@ trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
 mkdir -p "$T"/{util,vm,host,replay,common,logchannel,primary,backup,cmd,tests}
-echo '#include "util/compiler.h"' >"$T/util/log.h"
-echo '#include "util/log.h"' >"$T/util/compiler.h"
+echo '#include "util/compiler.h"' >"$T/util/diag.h"
+echo '#include "util/diag.h"' >"$T/util/compiler.h"
 cat >"$T/vm/bus.c" <<'C'
-#include "util/log.h"
+#include "util/diag.h"
 #include "vm/bus.h"
 /* a comment may say read( or clock_gettime( */
 static int f(struct r *r) { return r->read(r->opaque) + r->write(1) + clock_time_at(0); }
@@ -25,7 +25,7 @@ static int load(const char *p) { int fd = open(p, 0); char b[4]; read(fd, b, 4);
 C
 echo '#include "vm/bus.h"' >"$T/host/world_live.c"
 echo '#include "host/world_live.h"' >"$T/replay/recorder.c"
-echo '#include "util/log.h"' >"$T/common/arbiter.c"
+echo '#include "util/diag.h"' >"$T/common/arbiter.c"
 echo '#include "common/arbiter.h"' >"$T/logchannel/channel.c"
 echo '#include "replay/recorder.h"' >"$T/primary/ft_primary.c"
 echo '#include "logchannel/channel.h"' >"$T/backup/ft_backup.c"

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/log.h"
+#include "util/diag.h"
 #include "virtio_harness.h"
 
 #define SECTOR 512u
@@ -858,7 +858,7 @@ static void test_digest(void **state)
 
 int main(void)
 {
-	log_set_level(LOG_ERROR); /* the malformed-ring tests provoke many warnings */
+	diag_set_level(DIAG_ERROR); /* the malformed-ring tests provoke many warnings */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_identity_registers),
 		cmocka_unit_test(test_feature_negotiation),

@@ -1,8 +1,8 @@
 /*
- * log.c — the stderr logger behind log.h. One fprintf per message so lines from different
+ * diag.c — the stderr diagnostics printer behind diag.h. One fprintf per message so lines from different
  * threads do not interleave.
  */
-#include "util/log.h"
+#include "util/diag.h"
 #include "util/time.h"
 
 #include <stdarg.h>
@@ -11,26 +11,26 @@
 #include <string.h>
 #include <time.h>
 
-enum log_level log_threshold = LOG_WARN;
+enum diag_level diag_threshold = DIAG_WARN;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
-void log_set_level(enum log_level level)
+void diag_set_level(enum diag_level level)
 {
-	log_threshold = level;
+	diag_threshold = level;
 }
 
 __attribute__((constructor)) static void log_read_environment(void)
 {
-	const char *env = getenv("FTVM_LOG");
+	const char *env = getenv("FTVM_DIAG");
 	if (!env)
 		return;
 	for (unsigned i = 0; i < ARRAY_SIZE(level_names); i++)
 		if (strcmp(env, level_names[i]) == 0)
-			log_threshold = (enum log_level)i;
+			diag_threshold = (enum diag_level)i;
 }
 
-void log_message(enum log_level level, const char *module, const char *fmt, ...)
+void diag_message(enum diag_level level, const char *module, const char *fmt, ...)
 {
 	char text[1024];
 	va_list ap;
@@ -43,7 +43,7 @@ void log_message(enum log_level level, const char *module, const char *fmt, ...)
 
 enum { RATELIMIT_WINDOW_NS = 1000000000, RATELIMIT_BURST = 5 };
 
-int log_ratelimit_ok(uint64_t *window_start_ns, unsigned *count_in_window)
+int diag_ratelimit_ok(uint64_t *window_start_ns, unsigned *count_in_window)
 {
 	uint64_t now = time_mono_ns();
 
