@@ -102,13 +102,14 @@ void machine_dirty_stop(struct machine *m);
  * migration read the machine's state and RAM, or collect dirty pages, between the two calls.
  * machine_pause() returns once the vCPU thread is parked at a boundary — between slices, before
  * it asks the world for the boundary's events, or inside the world's idle wait, where the
- * machine's state does not change either — or no machine_run() is in progress; a machine_run() that starts while the
- * machine is held parks before its first instruction. machine_resume() lets it go on. The pause
- * injects nothing and moves no boundary's icount: the guest sees only that wall time passed. A
- * running slice is not cut short, so the wait is at most one slice (the world's horizon: 2^20
- * instructions for the live world) or one wait in the world's idle. Pauses nest (each
- * machine_pause() needs its machine_resume()). Never call machine_pause() on the vCPU thread
- * (-EDEADLK): code there is at a boundary already. */
+ * machine's state does not change either — or no machine_run() is in progress; a machine_run()
+ * that starts while the machine is held parks before its first instruction. machine_resume()
+ * lets it go on. The pause injects nothing and moves no boundary's icount: the guest sees only
+ * that wall time passed. A running slice is not cut short, so the wait is at most one slice (the
+ * world's horizon: 2^20 instructions for the live world) or as long as a call into the world
+ * blocks (a full log buffer holding the primary's vCPU; the idle wait counts as parked). Pauses
+ * nest (each machine_pause() needs its machine_resume()). Never call machine_pause() on the vCPU
+ * thread (-EDEADLK): code there is at a boundary already. */
 int machine_pause(struct machine *m) FTVM_MUST_CHECK;
 void machine_resume(struct machine *m);
 

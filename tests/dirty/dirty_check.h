@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "script_world.h"
 #include "vm/machine.h"
 
 #define DC_PAGE 4096u
@@ -23,8 +24,17 @@ struct dc_round {
 	size_t first_missed; /* page index of the first miss */
 };
 
-/* The writer's configuration: `elf`, DC_MEM_MIB of RAM, one disk of DC_DISK_BYTES. */
-void dc_config(struct machine_config *mc, const char *elf);
+/* Two machines running the writer (`elf`, DC_MEM_MIB of RAM, one disk of DC_DISK_BYTES): a, the
+ * one under test, and b, the untouched reference, each with its copy of the same world. */
+struct dc_pair {
+	struct machine *a, *b;
+	struct script_world *wa, *wb;
+};
+/* 0, or -errno with the reason on stderr. */
+int dc_pair_create(struct dc_pair *p, const char *elf, uint64_t world_seed);
+void dc_pair_destroy(struct dc_pair *p);
+/* The writer ELF from the command line: 0, or the exit code (2: usage, 77: skipped, not built). */
+int dc_writer_arg(int argc, char **argv, const char **elf);
 /* Compares RAM with the copy `before` taken at the previous collection and the bitmap. */
 struct dc_round dc_compare(const uint8_t *before, const uint8_t *now, size_t ram_size, const uint64_t *bitmap);
 

@@ -22,24 +22,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "dirty_check.h"
-#include "script_world.h"
 
 #define WARMUP 300000u   /* the writer has set up its queue and page tables by then */
 #define ROUNDS 90u
 
 static const char *elf;
-
-static struct machine *create(const struct machine_config *mc)
-{
-	char err[256];
-	struct machine *m;
-	if (machine_create(mc, &m, err, sizeof(err)))
-		fail_msg("machine_create: %s", err);
-	return m;
-}
 
 static void run_both(struct machine *a, struct script_world *wa, struct machine *b, struct script_world *wb,
 		     icount_t stop)
@@ -63,14 +52,10 @@ static icount_t round_length(uint64_t *s)
 
 static void test_tracking(void **state)
 {
-	struct machine_config mc;
-	dc_config(&mc, elf);
-	struct machine *a = create(&mc), *b = create(&mc);
-	uint64_t disk_bytes[1] = { DC_DISK_BYTES };
-	struct script_world *wa = script_world_create(11, 1, disk_bytes, 0, 0, 0);
-	assert_non_null(wa);
-	struct script_world *wb = script_world_clone(wa);
-	assert_non_null(wb);
+	struct dc_pair p;
+	assert_int_equal(dc_pair_create(&p, elf, 11), 0);
+	struct machine *a = p.a, *b = p.b;
+	struct script_world *wa = p.wa, *wb = p.wb;
 	size_t words = machine_dirty_words(a), ram_size;
 	uint64_t *bitmap = calloc(words, sizeof(*bitmap));
 	assert_non_null(bitmap);
@@ -129,23 +114,14 @@ static void test_tracking(void **state)
 	assert_int_equal(machine_digest(a, true), machine_digest(b, true));
 	free(before);
 	free(bitmap);
-	script_world_destroy(wa);
-	script_world_destroy(wb);
-	machine_destroy(a);
-	machine_destroy(b);
+	dc_pair_destroy(&p);
 }
 
 int main(int argc, char **argv)
 {
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s WRITER_ELF\n", argv[0]);
-		return 2;
-	}
-	elf = argv[1];
-	if (access(elf, R_OK)) {
-		printf("%s missing (no riscv64-unknown-elf-gcc): skipped\n", elf);
-		return 77;
-	}
+	int code = dc_writer_arg(argc, argv, &elf);
+	if (code)
+		return code;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tracking),
 	};

@@ -29,7 +29,6 @@
 #include <unistd.h>
 
 #include "dirty_check.h"
-#include "script_world.h"
 
 #define SLICE 20000u
 #define END 12000000u
@@ -120,15 +119,6 @@ static void *vcpu_main(void *arg)
 	return NULL;
 }
 
-static struct machine *create(const struct machine_config *mc)
-{
-	char err[256];
-	struct machine *m;
-	if (machine_create(mc, &m, err, sizeof(err)))
-		fail_msg("machine_create: %s", err);
-	return m;
-}
-
 static void sleep_us(unsigned us)
 {
 	struct timespec ts = { .tv_sec = us / 1000000u, .tv_nsec = (long)(us % 1000000u) * 1000 };
@@ -137,14 +127,10 @@ static void sleep_us(unsigned us)
 
 static void test_pause(void **state)
 {
-	struct machine_config mc;
-	dc_config(&mc, elf);
-	struct machine *a = create(&mc), *b = create(&mc);
-	uint64_t disk_bytes[1] = { DC_DISK_BYTES };
-	struct script_world *wa = script_world_create(5, 1, disk_bytes, 0, 0, 0);
-	assert_non_null(wa);
-	struct script_world *wb = script_world_clone(wa);
-	assert_non_null(wb);
+	struct dc_pair p;
+	assert_int_equal(dc_pair_create(&p, elf, 5), 0);
+	struct machine *a = p.a, *b = p.b;
+	struct script_world *wa = p.wa, *wb = p.wb;
 	struct sliced sa = { .inner = script_world_world(wa), .m = a };
 	struct sliced sb = { .inner = script_world_world(wb) };
 	size_t words = machine_dirty_words(a), ram_size;
@@ -214,23 +200,14 @@ static void test_pause(void **state)
 	assert_int_equal(wa->events, wb->events);
 	free(before);
 	free(bitmap);
-	script_world_destroy(wa);
-	script_world_destroy(wb);
-	machine_destroy(a);
-	machine_destroy(b);
+	dc_pair_destroy(&p);
 }
 
 int main(int argc, char **argv)
 {
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s WRITER_ELF\n", argv[0]);
-		return 2;
-	}
-	elf = argv[1];
-	if (access(elf, R_OK)) {
-		printf("%s missing (no riscv64-unknown-elf-gcc): skipped\n", elf);
-		return 77;
-	}
+	int code = dc_writer_arg(argc, argv, &elf);
+	if (code)
+		return code;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pause),
 	};
