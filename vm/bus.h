@@ -78,10 +78,13 @@ static inline void bus_mark_dirty(const struct vm_bus *bus, uint64_t addr, uint6
 		bus->dirty[p / 64] |= 1ull << (p % 64);
 }
 
-/* The same for a host pointer into RAM (the hart's TLB hands out host addresses). */
-static inline void bus_mark_dirty_host(const struct vm_bus *bus, const uint8_t *host, uint64_t len)
+/* The page of RAM holding host address `host` (the hart's TLB hands out host addresses). */
+static inline void bus_mark_dirty_host(const struct vm_bus *bus, const uint8_t *host)
 {
-	bus_mark_dirty(bus, bus->ram_base + (uint64_t)(host - bus->ram), len);
+	if (__builtin_expect(bus->dirty == NULL, 1))
+		return;
+	uint64_t p = (uint64_t)(host - bus->ram) >> BUS_PAGE_SHIFT;
+	bus->dirty[p / 64] |= 1ull << (p % 64);
 }
 
 #endif

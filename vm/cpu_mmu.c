@@ -119,7 +119,7 @@ static uint8_t *rearmed_store(struct cpu *cpu, uint64_t vaddr)
 		return NULL;
 	e->vpage &= ~CPU_TLB_ARMED;
 	uint8_t *page = (uint8_t *)(uintptr_t)((vaddr & CPU_PAGE_MASK) + e->addend);
-	bus_mark_dirty_host(cpu->bus, page, CPU_PAGE_SIZE);
+	bus_mark_dirty_host(cpu->bus, page);
 	return page + (vaddr & ~CPU_PAGE_MASK);
 }
 
@@ -241,7 +241,7 @@ static bool translate_fill(struct cpu *cpu, uint64_t vaddr, enum cpu_access kind
 		return true;
 	}
 	if (kind == CPU_ACCESS_STORE)
-		bus_mark_dirty_host(cpu->bus, page, CPU_PAGE_SIZE);
+		bus_mark_dirty_host(cpu->bus, page);
 	uint64_t vpage = vaddr & CPU_PAGE_MASK;
 	struct cpu_tlb_entry *e = &cpu->tlb[kind][(vaddr >> CPU_PAGE_SHIFT) & (CPU_TLB_SIZE - 1)];
 	e->vpage = vpage;
