@@ -36,14 +36,26 @@
 
 static const char *elf, *guest_dir;
 
-static void run_both(struct machine *a, struct script_world *wa, struct machine *b, struct script_world *wb,
-		     icount_t stop)
+static void run_both(struct dc_pair *p, icount_t stop)
 {
 	int sa, sb;
-	assert_int_equal(machine_run(a, script_world_world(wa), stop, &sa), MACHINE_EXIT_STOP_ICOUNT);
-	assert_int_equal(machine_run(b, script_world_world(wb), stop, &sb), MACHINE_EXIT_STOP_ICOUNT);
-	assert_int_equal(machine_icount(a), stop);
-	assert_int_equal(machine_icount(b), stop);
+	assert_int_equal(machine_run(p->a, script_world_world(p->wa), stop, &sa), MACHINE_EXIT_STOP_ICOUNT);
+	assert_int_equal(machine_run(p->b, script_world_world(p->wb), stop, &sb), MACHINE_EXIT_STOP_ICOUNT);
+	assert_int_equal(machine_icount(p->a), stop);
+	assert_int_equal(machine_icount(p->b), stop);
+}
+
+/* After a round: every changed page marked, and nothing the guest could see differs from b. */
+static void check_round(struct dc_pair *p, struct dc_tracker *t, const char *what, unsigned k)
+{
+	char why[160];
+	if (!dc_tracker_round(t, why, sizeof(why)))
+		fail_msg("%s round %u, icount %llu: %s", what, k, (unsigned long long)machine_icount(p->a), why);
+	if (machine_digest(p->a, true) != machine_digest(p->b, true))
+		fail_msg("%s round %u, icount %llu: digests differ with tracking on", what, k,
+			 (unsigned long long)machine_icount(p->a));
+	assert_int_equal(p->wa->outputs, p->wb->outputs);
+	assert_int_equal(p->wa->events, p->wb->events);
 }
 
 /* Round lengths from one instruction to a million, so that rounds end inside every kind of write. */
@@ -61,67 +73,49 @@ static void test_tracking(void **state)
 	if (access(elf, R_OK))
 		skip();  /* no riscv64-unknown-elf-gcc */
 	struct dc_pair p;
-	assert_int_equal(dc_pair_create(&p, elf, 11), 0);
-	struct machine *a = p.a, *b = p.b;
-	struct script_world *wa = p.wa, *wb = p.wb;
-	size_t words = machine_dirty_words(a), ram_size;
+	struct dc_tracker t;
+	assert_int_equal(dc_pair_create_writer(&p, elf, 11), 0);
+	size_t words = machine_dirty_words(p.a);
 	uint64_t *bitmap = calloc(words, sizeof(*bitmap));
 	assert_non_null(bitmap);
 
-	assert_int_equal(machine_dirty_collect(a, bitmap, words), -EINVAL);  /* not tracking */
-	run_both(a, wa, b, wb, WARMUP);
-	assert_int_equal(machine_dirty_start(a), 0);
-	assert_int_equal(machine_dirty_start(a), -EALREADY);
-	assert_int_equal(machine_dirty_collect(a, bitmap, words - 1), -EINVAL);
+	assert_int_equal(machine_dirty_collect(p.a, bitmap, words), -EINVAL);  /* not tracking */
+	run_both(&p, WARMUP);
+	assert_int_equal(dc_tracker_start(&t, p.a), 0);
+	assert_int_equal(machine_dirty_start(p.a), -EALREADY);
+	assert_int_equal(machine_dirty_collect(p.a, bitmap, words - 1), -EINVAL);
 
-	const uint8_t *ram = machine_ram_const(a, &ram_size);
-	uint8_t *before = malloc(ram_size);
-	assert_non_null(before);
-	memcpy(before, ram, ram_size);
 	uint64_t s = 0x9e3779b97f4a7c15ull;
-	size_t changed = 0, marked = 0, rounds_with_changes = 0;
+	size_t rounds_with_changes = 0;
 	icount_t at = WARMUP;
 	for (unsigned k = 0; k < ROUNDS; k++) {
+		size_t changed = t.changed;
 		at += round_length(&s);
-		run_both(a, wa, b, wb, at);
-		long n = machine_dirty_collect(a, bitmap, words);
-		assert_true(n >= 0);
-		struct dc_round r = dc_compare(before, ram, ram_size, bitmap);
-		assert_int_equal((size_t)n, r.marked);
-		if (r.missed)
-			fail_msg("round %u, icount %llu: %zu changed page(s) not marked, the first at guest address 0x%llx",
-				 k, (unsigned long long)at, r.missed,
-				 (unsigned long long)(0x80000000ull + r.first_missed * DC_PAGE));
-		if (machine_digest(a, true) != machine_digest(b, true))
-			fail_msg("round %u: icount %llu: digests differ with tracking on", k, (unsigned long long)at);
-		assert_int_equal(wa->outputs, wb->outputs);
-		assert_int_equal(wa->events, wb->events);
-		changed += r.changed;
-		marked += r.marked;
-		rounds_with_changes += r.changed > 0;
-		memcpy(before, ram, ram_size);
+		run_both(&p, at);
+		check_round(&p, &t, "writer", k);
+		rounds_with_changes += t.changed > changed;
 	}
 	/* Every kind of write ran while tracking. */
 	uint64_t counts[DC_KINDS];
-	memcpy(counts, ram + DC_COUNTS_OFFSET, sizeof(counts));
+	memcpy(counts, t.ram + DC_COUNTS_OFFSET, sizeof(counts));
 	printf("kinds run:");
 	for (unsigned i = 0; i < DC_KINDS; i++) {
 		printf(" %llu", (unsigned long long)counts[i]);
 		assert_true(counts[i] > 0);
 	}
 	printf("\n%u rounds to icount %llu: %zu pages changed, %zu marked (%.3f marked per changed page)\n", ROUNDS,
-	       (unsigned long long)at, changed, marked, changed ? (double)marked / (double)changed : 0.0);
+	       (unsigned long long)at, t.changed, t.marked, t.changed ? (double)t.marked / (double)t.changed : 0.0);
 	assert_true(rounds_with_changes > ROUNDS / 2);
 	/* Precise enough to be worth having: not every page the hart could reach. */
-	assert_true(marked < changed * 2 + ROUNDS * 8);
+	assert_true(t.marked < t.changed * 2 + ROUNDS * 8);
 
-	machine_dirty_stop(a);
-	assert_int_equal(machine_dirty_collect(a, bitmap, words), -EINVAL);
+	machine_dirty_stop(p.a);
+	assert_int_equal(machine_dirty_collect(p.a, bitmap, words), -EINVAL);
 	/* Off again, still the same guest. */
-	run_both(a, wa, b, wb, at + 200000);
-	assert_int_equal(machine_digest(a, true), machine_digest(b, true));
-	free(before);
+	run_both(&p, at + 200000);
+	assert_int_equal(machine_digest(p.a, true), machine_digest(p.b, true));
 	free(bitmap);
+	dc_tracker_free(&t);
 	dc_pair_destroy(&p);
 }
 
@@ -141,60 +135,29 @@ static void test_linux(void **state)
 				     .append = "console=ttyS0 panic=1 ftvm.workload=selftest", .mem_mib = 128,
 				     .ndisks = 1, .disk_bytes = { 16ull << 20 }, .nnics = 1, .rng = true };
 	memcpy(mc.nic_mac[0], "\x52\x54\x00\x12\x34\x56", 6);
-	char err[256];
-	struct machine *a, *b;
-	if (machine_create(&mc, &a, err, sizeof(err)) || machine_create(&mc, &b, err, sizeof(err)))
-		fail_msg("machine_create: %s", err);
-	struct script_world *wa = script_world_create(3, 1, mc.disk_bytes, 1, 3000000, 0);
-	assert_non_null(wa);
-	struct script_world *wb = script_world_clone(wa);
-	assert_non_null(wb);
-	size_t words = machine_dirty_words(a), ram_size;
-	uint64_t *bitmap = calloc(words, sizeof(*bitmap));
-	const uint8_t *ram = machine_ram_const(a, &ram_size);
-	uint8_t *before = malloc(ram_size);
-	assert_non_null(bitmap);
-	assert_non_null(before);
-	assert_int_equal(machine_dirty_start(a), 0);
-	memcpy(before, ram, ram_size);
-	size_t changed = 0, marked = 0;
+	struct dc_pair p;
+	struct dc_tracker t;
+	assert_int_equal(dc_pair_create(&p, &mc, 3, 3000000), 0);
+	assert_int_equal(dc_tracker_start(&t, p.a), 0);
 	unsigned k;
 	enum machine_exit ea = MACHINE_EXIT_STOP_ICOUNT;
 	for (k = 0; k < LINUX_MAX_ROUNDS && ea == MACHINE_EXIT_STOP_ICOUNT; k++) {
 		icount_t stop = (icount_t)(k + 1) * LINUX_ROUND + k * 7919u % 1000u;
 		int sa, sb;
-		ea = machine_run(a, script_world_world(wa), stop, &sa);
-		enum machine_exit eb = machine_run(b, script_world_world(wb), stop, &sb);
+		ea = machine_run(p.a, script_world_world(p.wa), stop, &sa);
+		enum machine_exit eb = machine_run(p.b, script_world_world(p.wb), stop, &sb);
 		assert_int_equal(ea, eb);
 		assert_int_equal(sa, sb);
-		assert_int_equal(machine_icount(a), machine_icount(b));
-		long n = machine_dirty_collect(a, bitmap, words);
-		assert_true(n >= 0);
-		struct dc_round r = dc_compare(before, ram, ram_size, bitmap);
-		if (r.missed)
-			fail_msg("Linux round %u, icount %llu: %zu changed page(s) not marked, the first at 0x%llx", k,
-				 (unsigned long long)machine_icount(a), r.missed,
-				 (unsigned long long)(0x80000000ull + r.first_missed * DC_PAGE));
-		if (machine_digest(a, true) != machine_digest(b, true))
-			fail_msg("Linux round %u: icount %llu: digests differ with tracking on", k,
-				 (unsigned long long)machine_icount(a));
-		assert_int_equal(wa->outputs, wb->outputs);
-		assert_int_equal(wa->events, wb->events);
-		changed += r.changed;
-		marked += r.marked;
-		memcpy(before, ram, ram_size);
+		assert_int_equal(machine_icount(p.a), machine_icount(p.b));
+		check_round(&p, &t, "Linux", k);
 	}
 	printf("Linux: %u rounds to icount %llu (%s): %zu pages changed, %zu marked (%.3f per changed page)\n", k,
-	       (unsigned long long)machine_icount(a), ea == MACHINE_EXIT_POWEROFF ? "power-off" : "still running",
-	       changed, marked, changed ? (double)marked / (double)changed : 0.0);
+	       (unsigned long long)machine_icount(p.a), ea == MACHINE_EXIT_POWEROFF ? "power-off" : "still running",
+	       t.changed, t.marked, t.changed ? (double)t.marked / (double)t.changed : 0.0);
 	assert_int_equal(ea, MACHINE_EXIT_POWEROFF);
-	assert_true(changed > 1000);
-	free(before);
-	free(bitmap);
-	script_world_destroy(wa);
-	script_world_destroy(wb);
-	machine_destroy(a);
-	machine_destroy(b);
+	assert_true(t.changed > 1000);
+	dc_tracker_free(&t);
+	dc_pair_destroy(&p);
 }
 
 int main(int argc, char **argv)

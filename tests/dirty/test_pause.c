@@ -128,17 +128,11 @@ static void sleep_us(unsigned us)
 static void test_pause(void **state)
 {
 	struct dc_pair p;
-	assert_int_equal(dc_pair_create(&p, elf, 5), 0);
+	struct dc_tracker t;
+	assert_int_equal(dc_pair_create_writer(&p, elf, 5), 0);
 	struct machine *a = p.a, *b = p.b;
-	struct script_world *wa = p.wa, *wb = p.wb;
-	struct sliced sa = { .inner = script_world_world(wa), .m = a };
-	struct sliced sb = { .inner = script_world_world(wb) };
-	size_t words = machine_dirty_words(a), ram_size;
-	uint64_t *bitmap = calloc(words, sizeof(*bitmap));
-	const uint8_t *ram = machine_ram_const(a, &ram_size);
-	uint8_t *before = malloc(ram_size);
-	assert_non_null(bitmap);
-	assert_non_null(before);
+	struct sliced sa = { .inner = script_world_world(p.wa), .m = a };
+	struct sliced sb = { .inner = script_world_world(p.wb) };
 
 	/* Held before the run starts: the run executes nothing until let go. */
 	assert_int_equal(machine_pause(a), 0);
@@ -149,8 +143,7 @@ static void test_pause(void **state)
 	sleep_us(20000);
 	assert_int_equal(machine_icount(a), 0);
 	assert_false(atomic_load(&v.done));
-	assert_int_equal(machine_dirty_start(a), 0);
-	memcpy(before, ram, ram_size);
+	assert_int_equal(dc_tracker_start(&t, a), 0);
 	machine_resume(a);
 
 	uint64_t s = 0x2545f4914f6cdd1dull;
@@ -167,14 +160,9 @@ static void test_pause(void **state)
 		sleep_us(500);
 		assert_int_equal(machine_icount(a), at);   /* held still */
 		assert_int_equal(machine_digest(a, true), d);
-		long n = machine_dirty_collect(a, bitmap, words);
-		assert_true(n >= 0);
-		struct dc_round r = dc_compare(before, ram, ram_size, bitmap);
-		if (r.missed)
-			fail_msg("hold %u at icount %llu: %zu changed page(s) not marked, the first at 0x%llx", holds,
-				 (unsigned long long)at, r.missed,
-				 (unsigned long long)(0x80000000ull + r.first_missed * DC_PAGE));
-		memcpy(before, ram, ram_size);
+		char why[160];
+		if (!dc_tracker_round(&t, why, sizeof(why)))
+			fail_msg("hold %u at icount %llu: %s", holds, (unsigned long long)at, why);
 		moving += at > last;
 		last = at;
 		holds++;
@@ -196,10 +184,9 @@ static void test_pause(void **state)
 	assert_int_equal(machine_icount(a), machine_icount(b));
 	if (machine_digest(a, true) != machine_digest(b, true))
 		fail_msg("the held machine's digest differs from the plain run's at icount %u", END);
-	assert_int_equal(wa->outputs, wb->outputs);
-	assert_int_equal(wa->events, wb->events);
-	free(before);
-	free(bitmap);
+	assert_int_equal(p.wa->outputs, p.wb->outputs);
+	assert_int_equal(p.wa->events, p.wb->events);
+	dc_tracker_free(&t);
 	dc_pair_destroy(&p);
 }
 
