@@ -69,6 +69,7 @@ int bus_write(struct vm_bus *bus, uint64_t addr, unsigned size, uint64_t value)
 	uint8_t *p = bus_ram_range(bus, addr, size);
 	if (p) {
 		ram_copy_in(p, value, size);
+		bus_mark_dirty(bus, addr, size);
 		return 0;
 	}
 	const struct bus_region *r = bus_find_region(bus, addr, size);

@@ -6,6 +6,11 @@
  * registers them). An access that hits no region, or a size a device does not take, is an access
  * fault for the CPU — never a crash. Devices copy to and from guest RAM only on the vCPU thread,
  * through bus_ram_range().
+ *
+ * Dirty-page tracking (machine_dirty_*): while `dirty` is set, every write into RAM that does not
+ * go through the hart's store TLB marks its 4 KiB pages with bus_mark_dirty() — device DMA
+ * (virtio used rings and buffers), page-table A/D updates, bus_write() — and the hart marks a page
+ * when it fills or re-arms a store TLB entry for it. Off, the cost is one NULL test per such write.
  */
 #ifndef FTVM_VM_BUS_H
 #define FTVM_VM_BUS_H
@@ -38,7 +43,12 @@ struct vm_bus {
 	uint64_t ram_size;
 	struct bus_region regions[BUS_MAX_REGIONS];
 	unsigned nregions;
+	/* One bit per RAM page (bit p % 64 of word p / 64) written since the last collection, or NULL
+	 * when not tracking. Written only on the vCPU thread. */
+	uint64_t *dirty;
 };
+
+#define BUS_PAGE_SHIFT 12
 
 /* Registers a region; -ENOSPC when the table is full, -EEXIST when it overlaps RAM or a region. */
 int bus_add_region(struct vm_bus *bus, const struct bus_region *region) FTVM_MUST_CHECK;
@@ -54,6 +64,27 @@ static inline uint8_t *bus_ram_range(const struct vm_bus *bus, uint64_t addr, ui
 	if (addr < bus->ram_base || len > bus->ram_size || addr - bus->ram_base > bus->ram_size - len)
 		return NULL;
 	return bus->ram + (addr - bus->ram_base);
+}
+
+/* Marks the pages of RAM [addr, addr + len) written (len > 0; the range must lie in RAM, as
+ * bus_ram_range() checked). Nothing when tracking is off. */
+static inline void bus_mark_dirty(const struct vm_bus *bus, uint64_t addr, uint64_t len)
+{
+	if (__builtin_expect(bus->dirty == NULL, 1))
+		return;
+	uint64_t first = (addr - bus->ram_base) >> BUS_PAGE_SHIFT;
+	uint64_t last = (addr - bus->ram_base + len - 1) >> BUS_PAGE_SHIFT;
+	for (uint64_t p = first; p <= last; p++)
+		bus->dirty[p / 64] |= 1ull << (p % 64);
+}
+
+/* The page of RAM holding host address `host` (the hart's TLB hands out host addresses). */
+static inline void bus_mark_dirty_host(const struct vm_bus *bus, const uint8_t *host)
+{
+	if (__builtin_expect(bus->dirty == NULL, 1))
+		return;
+	uint64_t p = (uint64_t)(host - bus->ram) >> BUS_PAGE_SHIFT;
+	bus->dirty[p / 64] |= 1ull << (p % 64);
 }
 
 #endif

@@ -49,6 +49,11 @@ void cpu_destroy(struct cpu *cpu);
 void cpu_reset(struct cpu *cpu, uint64_t reset_pc);
 
 enum cpu_stop_reason cpu_run(struct cpu *cpu, icount_t limit);
+/* Dirty-page tracking: makes the next store to each page the store TLB maps take the slow path
+ * once, which marks the page in bus->dirty and re-enables the entry. Unlike a flush it walks no
+ * page table, so nothing the guest can see changes (a walk would set A/D bits the guest may have
+ * cleared, or see a PTE changed without sfence.vma). vCPU thread, between runs of cpu_run(). */
+void cpu_dirty_arm(struct cpu *cpu);
 /* Makes a running cpu_run() return after the current step (called from device code on the vCPU thread). */
 void cpu_request_stop(struct cpu *cpu);
 

@@ -66,6 +66,12 @@ enum cpu_exception {
 #define CPU_TLB_INVALID (~0ull)
 _Static_assert((CPU_TLB_INVALID & ~CPU_PAGE_MASK & ~(uint64_t)(CPU_TLB_MAX_ACCESS - 1)) != 0,
 	       "an empty TLB entry must not match any masked access address");
+/* An armed store entry (cpu_dirty_arm): the page it maps with this bit added, which no masked
+ * access address has set either, so the fast path misses it; the slow path re-enables it and
+ * marks the page dirty without walking the page table again (see cpu_mmu.c). */
+#define CPU_TLB_ARMED (1ull << (CPU_PAGE_SHIFT - 1))
+_Static_assert((CPU_TLB_ARMED & ~CPU_PAGE_MASK & ~(uint64_t)(CPU_TLB_MAX_ACCESS - 1)) != 0,
+	       "an armed TLB entry must not match any masked access address");
 #define CPU_DCACHE_SLOTS 512
 #define CPU_TLB_REGIMES 3 /* U, S, M */
 struct cpu_tlb_entry {

@@ -9,6 +9,11 @@
  * refills the entry when the page is RAM; MMIO goes to the bus on every access; misaligned
  * accesses are performed (QEMU 7.2 `virt` does them in hardware too), split byte by byte when
  * they cross a page, after both pages have been translated, so a fault leaves memory untouched.
+ *
+ * Dirty-page tracking rides on the store TLB: a page is marked dirty when a store entry for it is
+ * filled, and cpu_dirty_arm() (at each collection) sets CPU_TLB_ARMED in every store entry, so
+ * the first store through it afterwards misses the fast path; rearmed_store() then marks the
+ * page and clears the bit. Page-table A/D updates mark the page of the PTE.
  */
 #include "vm/cpu_internal.h"
 
@@ -92,6 +97,30 @@ void cpu_tlb_select(struct cpu *cpu)
 	cpu->tlb[CPU_ACCESS_FETCH] = cpu->tlb_sets[fetch][CPU_ACCESS_FETCH];
 	cpu->tlb[CPU_ACCESS_LOAD] = cpu->tlb_sets[data][CPU_ACCESS_LOAD];
 	cpu->tlb[CPU_ACCESS_STORE] = cpu->tlb_sets[data][CPU_ACCESS_STORE];
+}
+
+void cpu_dirty_arm(struct cpu *cpu)
+{
+	for (unsigned r = 0; r < CPU_TLB_REGIMES; r++)
+		for (unsigned i = 0; i < CPU_TLB_SIZE; i++) {
+			struct cpu_tlb_entry *e = &cpu->tlb_sets[r][CPU_ACCESS_STORE][i];
+			if (e->vpage != CPU_TLB_INVALID)
+				e->vpage |= CPU_TLB_ARMED;
+		}
+}
+
+/* A store TLB miss on an armed entry for vaddr's page: re-enables the entry as it was filled (no
+ * page-table walk, so exactly what an unarmed hit would have done) and marks the page dirty.
+ * Returns the host address of vaddr, or NULL when the entry is not an armed one for this page. */
+static uint8_t *rearmed_store(struct cpu *cpu, uint64_t vaddr)
+{
+	struct cpu_tlb_entry *e = &cpu->tlb[CPU_ACCESS_STORE][(vaddr >> CPU_PAGE_SHIFT) & (CPU_TLB_SIZE - 1)];
+	if (e->vpage != ((vaddr & CPU_PAGE_MASK) | CPU_TLB_ARMED))
+		return NULL;
+	e->vpage &= ~CPU_TLB_ARMED;
+	uint8_t *page = (uint8_t *)(uintptr_t)((vaddr & CPU_PAGE_MASK) + e->addend);
+	bus_mark_dirty_host(cpu->bus, page);
+	return page + (vaddr & ~CPU_PAGE_MASK);
 }
 
 void cpu_tlb_flush(struct cpu *cpu)
@@ -183,9 +212,10 @@ static int translate(struct cpu *cpu, uint64_t vaddr, enum cpu_access kind, uint
 			return page_fault_cause[kind];
 		uint64_t updated = pte | PTE_A | (kind == CPU_ACCESS_STORE ? PTE_D : 0);
 		if (updated != pte) {
-			if (pte_host)
+			if (pte_host) {
 				memcpy(pte_host, &updated, PTE_SIZE);
-			else if (bus_write(cpu->bus, pte_addr, PTE_SIZE, updated) != 0)
+				bus_mark_dirty(cpu->bus, pte_addr, PTE_SIZE);
+			} else if (bus_write(cpu->bus, pte_addr, PTE_SIZE, updated) != 0)
 				return access_fault_cause[kind];
 		}
 		*paddr = (ppn << CPU_PAGE_SHIFT & ~offset_mask) | (vaddr & offset_mask);
@@ -210,6 +240,8 @@ static bool translate_fill(struct cpu *cpu, uint64_t vaddr, enum cpu_access kind
 		*host = NULL;
 		return true;
 	}
+	if (kind == CPU_ACCESS_STORE)
+		bus_mark_dirty_host(cpu->bus, page);
 	uint64_t vpage = vaddr & CPU_PAGE_MASK;
 	struct cpu_tlb_entry *e = &cpu->tlb[kind][(vaddr >> CPU_PAGE_SHIFT) & (CPU_TLB_SIZE - 1)];
 	e->vpage = vpage;
@@ -267,7 +299,7 @@ static bool store_within_page(struct cpu *cpu, uint64_t vaddr, unsigned size, ui
 {
 	uint8_t *host = cpu_tlb_lookup(cpu, CPU_ACCESS_STORE, vaddr, 1);
 	uint64_t paddr;
-	if (host) {
+	if (host || (host = rearmed_store(cpu, vaddr))) {
 		cpu->stats.tlb_hits++;
 		host_write(host, size, value);
 		return true;
@@ -352,6 +384,8 @@ bool cpu_translate_atomic(struct cpu *cpu, uint64_t vaddr, unsigned size, bool i
 		return false;
 	}
 	*host = cpu_tlb_lookup(cpu, kind, vaddr, size);
+	if (!*host && kind == CPU_ACCESS_STORE)
+		*host = rearmed_store(cpu, vaddr);
 	if (*host)
 		return true;
 	return translate_fill(cpu, vaddr, kind, paddr, host);

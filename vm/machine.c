@@ -292,8 +292,15 @@ int machine_create(const struct machine_config *config, struct machine **out, ch
 		return -ENOMEM;
 	}
 	m->dev_world = (struct vm_world){ .ops = &dev_world_ops, .ctx = m };
+	ret = machine_hold_init(m);
+	if (ret) {
+		free(m);
+		snprintf(err, errlen, "cannot set up the vCPU pause handshake: %s", strerror(-ret));
+		return ret;
+	}
 	m->digest_scratch = machine_state_alloc();
 	if (!m->digest_scratch) {
+		machine_hold_destroy(m);
 		free(m);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
@@ -363,6 +370,8 @@ void machine_destroy(struct machine *m)
 	if (m->ram)
 		munmap(m->ram, m->ram_size);
 	machine_state_free(m->digest_scratch);
+	free(m->bus.dirty);
+	machine_hold_destroy(m);
 	free(m);
 }
 
@@ -470,6 +479,7 @@ static enum machine_exit run_slices(struct machine *m, icount_t stop_at, int *st
 	for (;;) {
 		if (finisher_done(m, &why, status))
 			return why;
+		machine_hold_boundary(m);
 		icount_t now = cpu_icount(m->cpu);
 		atomic_store_explicit(&m->progress, now, memory_order_relaxed);
 		int r = drain_events(m, now);
@@ -494,7 +504,9 @@ static enum machine_exit run_slices(struct machine *m, icount_t stop_at, int *st
 			continue;
 		/* The hart waits and nothing pending wakes it: only the world can change that. */
 		uint64_t deadline_time = deadline == ICOUNT_MAX ? UINT64_MAX : m->clint.mtimecmp;
+		machine_hold_idle_begin(m);
 		r = m->world.ops->idle(m->world.ctx, now, deadline, deadline_time);
+		machine_hold_idle_end(m);
 		if (r < 0) {
 			*status = r;
 			return MACHINE_EXIT_ERROR;
@@ -505,9 +517,11 @@ static enum machine_exit run_slices(struct machine *m, icount_t stop_at, int *st
 enum machine_exit machine_run(struct machine *m, struct vm_world world, icount_t stop_at, int *status)
 {
 	m->world = world;
+	machine_hold_enter_run(m);
 	enum machine_exit why = run_slices(m, stop_at, status);
 	atomic_store_explicit(&m->progress, cpu_icount(m->cpu), memory_order_relaxed);
 	m->world = (struct vm_world){ 0 };  /* no output can leave between runs */
+	machine_hold_leave_run(m);
 	return why;
 }
 

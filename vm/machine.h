@@ -76,6 +76,43 @@ const struct vm_clock *machine_clock(const struct machine *m);
  * (virtio_blk_pending); returns how many. Safe because disk writes are idempotent. */
 unsigned machine_reissue_disk_requests(struct machine *m, struct vm_world world);
 
+/* Dirty-page tracking for pre-copy (vm/machine_dirty.c). While on, every write into guest RAM —
+ * by the hart (plain, compressed, FP, AMO/SC stores, any privilege and translation, page-table
+ * A/D updates) or by a device (virtio used rings, received frames, disk reads, entropy) — marks
+ * its 4 KiB page in a bitmap: bit p % 64 of word p / 64 stands for the page at RAM offset
+ * p * 4096. A page may be marked without its bytes changing (a store of the same value, a page
+ * the hart held a store translation for); a page whose bytes changed is always marked. Writes
+ * through machine_ram() (restoring RAM) are not the guest's and are not tracked. Tracking changes
+ * nothing the guest can see: same instructions, icounts, digests and events.
+ * Call these on the vCPU thread between machine_run()s, or from any thread while the vCPU is
+ * held by machine_pause(). */
+/* Words of the bitmap (ceil(RAM pages / 64)). */
+size_t machine_dirty_words(const struct machine *m);
+/* Starts tracking with every page clean (a pre-copy's first round copies all of RAM anyway).
+ * 0, -EALREADY when on, -ENOMEM. */
+int machine_dirty_start(struct machine *m) FTVM_MUST_CHECK;
+/* Copies the pages written since the start or the previous collection into `bitmap`
+ * (machine_dirty_words() words) and starts the next round with every page clean. Returns how
+ * many pages were marked, or -EINVAL when tracking is off or `words` is not the bitmap's size. */
+long machine_dirty_collect(struct machine *m, uint64_t *bitmap, size_t words) FTVM_MUST_CHECK;
+/* Stops tracking (nothing when off). */
+void machine_dirty_stop(struct machine *m);
+
+/* Holding the vCPU at a slice boundary for another thread (vm/machine_pause.c): snapshots and
+ * migration read the machine's state and RAM, or collect dirty pages, between the two calls.
+ * machine_pause() returns once the vCPU thread is parked at a boundary — between slices, before
+ * it asks the world for the boundary's events, or inside the world's idle wait, where the
+ * machine's state does not change either — or no machine_run() is in progress; a machine_run()
+ * that starts while the machine is held parks before its first instruction. machine_resume()
+ * lets it go on. The pause injects nothing and moves no boundary's icount: the guest sees only
+ * that wall time passed. A running slice is not cut short, so the wait is at most one slice (the
+ * world's horizon: 2^20 instructions for the live world) or as long as a call into the world
+ * blocks (a full log buffer holding the primary's vCPU; the idle wait counts as parked). Pauses
+ * nest (each machine_pause() needs its machine_resume()). Never call machine_pause() on the vCPU
+ * thread (-EDEADLK): code there is at a boundary already. */
+int machine_pause(struct machine *m) FTVM_MUST_CHECK;
+void machine_resume(struct machine *m);
+
 /* Everything of a machine but its RAM, as plain data: the hart, the clock's anchor, the input
  * digest, every board device and each occupied virtio slot (board order, top slot first as
  * machine_create fills them). Saved at a slice boundary, restored into a machine created with the

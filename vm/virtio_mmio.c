@@ -249,13 +249,14 @@ void virtq_push(struct virtio_device *dev, unsigned q, uint16_t head, uint32_t l
 	struct virtq *vq = running_queue(dev, q);
 	if (!vq)
 		return;
-	uint8_t *elem = bus_ram_range(dev->host.bus,
-				      vq->device + VIRTQ_RING_HEADER + VIRTQ_USED_ELEM * (uint64_t)(vq->used_idx % vq->num),
-				      VIRTQ_USED_ELEM);
+	uint64_t elem_addr = vq->device + VIRTQ_RING_HEADER + VIRTQ_USED_ELEM * (uint64_t)(vq->used_idx % vq->num);
+	uint8_t *elem = bus_ram_range(dev->host.bus, elem_addr, VIRTQ_USED_ELEM);
 	virtio_put_le32(elem, head);
 	virtio_put_le32(elem + 4, len);
+	bus_mark_dirty(dev->host.bus, elem_addr, VIRTQ_USED_ELEM);
 	vq->used_idx++;
 	virtio_put_le16(bus_ram_range(dev->host.bus, vq->device + 2, 2), vq->used_idx);
+	bus_mark_dirty(dev->host.bus, vq->device + 2, 2);
 	dev->stats.used++;
 	if (avail_flags(dev, vq) & VIRTQ_AVAIL_F_NO_INTERRUPT)
 		return;
@@ -294,6 +295,8 @@ size_t virtio_scatter(const struct virtio_device *dev, const struct virtio_seg *
 		}
 		size_t n = MIN(len - done, s->len - offset);
 		memcpy(bus_ram_range(dev->host.bus, s->addr + offset, n), (const uint8_t *)buf + done, n);
+		if (n)
+			bus_mark_dirty(dev->host.bus, s->addr + offset, n);
 		done += n;
 		offset = 0;
 	}
