@@ -445,7 +445,9 @@ static int blk_restore(struct virtio_device *dev, const struct virtio_state *s, 
 	}
 	free_list(blk->pending);
 	blk->pending = list;
-	blk->pending_tail = tail;
+	/* tail points at the local head when the list is empty: the device's own head is the tail then,
+	 * or the next submission would be linked into a dead stack slot and lost. */
+	blk->pending_tail = list ? tail : &blk->pending;
 	blk->next_id = b->next_id;
 	blk->live = b->live;
 	blk->unfinished = b->npending;
