@@ -16,6 +16,7 @@ static void position_state_io(struct state_io *io, void *state)
 	state_io_u64(io, &p->log_start_lsn);
 	state_io_u64(io, &p->next_lsn);
 	state_io_u64(io, &p->next_icount);
+	state_io_u64(io, &p->records_digest);
 	state_io_u64(io, &p->outputs.console);
 	state_io_u64(io, &p->outputs.net);
 	state_io_u64(io, &p->outputs.disk);

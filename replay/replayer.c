@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "util/diag.h"
 
@@ -37,6 +38,9 @@ struct replayer {
 	char message[512];
 	struct evlog_outputs outputs;
 	struct replayer_stats stats;
+	/* Digest of every record before the lookahead (kind, lsn, icount, payload): a snapshot keeps
+	 * it, so a resume proves it skipped exactly the records the snapshot's machine had seen. */
+	uint64_t records_digest, lookahead_digest;
 	/* The full-memory digest of the latest memory CHECK, while no input has reached the
 	 * machine since: the END record right after the final CHECK reuses it. */
 	bool full_digest_valid;
@@ -85,6 +89,10 @@ static int load_pending(struct replayer *r)
 		return 0;
 	}
 	r->have_pending = true;
+	r->records_digest = r->lookahead_digest;
+	uint64_t head[4] = { r->pending.kind, r->pending.lsn, r->pending.icount, r->pending.len };
+	r->lookahead_digest = XXH3_64bits_withSeed(head, sizeof(head), r->lookahead_digest);
+	r->lookahead_digest = XXH3_64bits_withSeed(r->pending.payload, r->pending.len, r->lookahead_digest);
 	r->stats.records[r->pending.kind]++;
 	r->stats.bytes[r->pending.kind] += EVLOG_RECORD_OVERHEAD + r->pending.len;
 	r->stats.last_icount = r->pending.icount;
@@ -368,6 +376,7 @@ int replayer_position(struct replayer *r, struct replay_position *p, char *err, 
 	 * the first one after it. */
 	if (!r->failure && load_pending(r) == 1 && r->pending.icount > now) {
 		*p = (struct replay_position){ .next_lsn = r->pending.lsn, .next_icount = r->pending.icount,
+					       .records_digest = r->records_digest,
 					       .outputs = r->outputs, .checks_verified = r->stats.checks_verified,
 					       .machine_checks_verified = r->stats.machine_checks_verified };
 		return 0;
@@ -394,6 +403,11 @@ int replayer_resume(struct replayer *r, const struct replay_position *p, char *e
 			snprintf(err, errlen, "the snapshot resumes at lsn %llu, icount %llu; the log has lsn %llu at icount %llu",
 				 (unsigned long long)p->next_lsn, (unsigned long long)p->next_icount,
 				 (unsigned long long)r->pending.lsn, (unsigned long long)r->pending.icount);
+		return -EINVAL;
+	}
+	if (r->records_digest != p->records_digest) {
+		snprintf(err, errlen, "the log's records before lsn %llu are not the ones the snapshot was taken on",
+			 (unsigned long long)p->next_lsn);
 		return -EINVAL;
 	}
 	if (machine_icount(r->machine) >= p->next_icount) {

@@ -75,6 +75,7 @@ struct replay_position {
 	uint64_t log_start_lsn;
 	uint64_t next_lsn;                /* the first record not yet consumed */
 	icount_t next_icount;             /* and its icount */
+	uint64_t records_digest;          /* of every record before it (kind, lsn, icount, payload) */
 	struct evlog_outputs outputs;     /* running output digests, as CHECK records carry them */
 	uint64_t checks_verified;
 	uint64_t machine_checks_verified;
