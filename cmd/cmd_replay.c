@@ -8,7 +8,14 @@
  * recording's, every CHECK is verified. Disk writes go to the disks given with --disk (a copy of
  * the disks as they were when the recording started), so their final state can be compared.
  *
- * Exit status: 0 the replay matched to the END record; 3 it diverged (the message names the icount,
+ * Snapshots (docs/state-format.md): with --snapshot-at ICOUNT --snapshot FILE the replay runs to
+ * exactly that icount, saves the machine and its position in the log (next record, running output
+ * digests) to FILE and stops there, exit 0. With --restore FILE the machine starts from such a
+ * snapshot instead of power-on, the log is skipped to exactly the saved record, and the replay goes
+ * on to END verifying every CHECK, ending as a full replay ends. Disks then receive the writes from
+ * the cut on (give copies of the disks as they were at the cut to compare them at the end).
+ *
+ * Exit status: 0 the replay matched to the END record (or the snapshot was saved); 3 it diverged (the message names the icount,
  * the record and what differed); 4 the log is corrupt, truncated inside a record, or recorded for
  * another configuration; 5 every record matched but the log ends without END; 2 usage errors.
  */
@@ -27,7 +34,9 @@
 #include "cmd/log_options.h"
 #include "cmd/run_options.h"
 #include "cmd/run_world.h"
+#include "cmd/snapshot_options.h"
 #include "replay/logfile.h"
+#include "replay/replay_position.h"
 #include "util/diag.h"
 #include "vm/clock.h"
 #include "vm/machine.h"
@@ -43,9 +52,15 @@ static void usage(FILE *out)
 		     "  --stats             only print the log's composition: records and bytes per kind, guest\n"
 		     "                      time covered, log bandwidth\n"
 		     "  --quiet             do not show the replayed console output\n"
+		     "  --snapshot-at N     replay to exactly icount N, save a snapshot (--snapshot) and stop\n"
+		     "  --snapshot FILE     where --snapshot-at saves (mode 0600; an existing FILE only with\n"
+		     "                      --force, a symlink never)\n"
+		     "  --restore FILE      start from a snapshot saved by --snapshot-at instead of power-on and\n"
+		     "                      replay the rest of the log to its END\n"
 		     "  --perturb-lsn N     (tests) corrupt the first input record at or after LSN N when it is\n"
 		     "                      applied: the next CHECK must catch it\n\n"
-		     "exit status: 0 matched to the end, 3 diverged, 4 bad or mismatched log, 5 log ends without END\n\n"
+		     "exit status: 0 matched to the end (or snapshot saved), 3 diverged, 4 bad or mismatched log or\n"
+		     "snapshot, 5 log ends without END\n\n"
 		     "run options:\n");
 	run_options_help(out);
 }
@@ -93,9 +108,91 @@ static int print_stats(const char *path)
 	return 0;
 }
 
+/* Checks the snapshot options against each other and the rest; 0 or a usage error in err. */
+static int check_snapshot_options(const struct snapshot_options *so, const struct log_options *lo, char *err,
+				  size_t errlen)
+{
+	if (so->have_at != (so->snapshot != NULL)) {
+		snprintf(err, errlen, "--snapshot-at ICOUNT and --snapshot FILE go together");
+		return -EINVAL;
+	}
+	if (lo->force && !so->snapshot) {
+		snprintf(err, errlen, "--force applies to ftvm record and to --snapshot (replay writes no other file)");
+		return -EINVAL;
+	}
+	if (lo->stats && (so->snapshot || so->restore)) {
+		snprintf(err, errlen, "--stats reads the log only: no --snapshot or --restore with it");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Restores the snapshot into m and skips the log to where it was taken. FTVM_EXIT_OK or the exit
+ * status, with the reason in err. */
+static int resume_from(const char *path, struct machine *m, struct replayer *rep, const struct evlog_header *h,
+		       char *err, size_t errlen)
+{
+	struct state_extra *extra = malloc(sizeof(*extra));
+	struct replay_position pos;
+	char why[512];
+	int code = FTVM_EXIT_BAD_LOG;
+	if (!extra) {
+		snprintf(err, errlen, "out of memory");
+		return FTVM_EXIT_FAILURE;
+	}
+	if (snapshot_restore("replay", path, m, extra, why, sizeof(why))) {
+		snprintf(err, errlen, "%s", why);
+		goto out;
+	}
+	if (replay_position_from_extra(extra, &pos, why, sizeof(why))) {
+		snprintf(err, errlen, "snapshot %s: %s", path, why);
+		goto out;
+	}
+	if (pos.log_config_digest != h->config_digest || pos.log_start_lsn != h->start_lsn) {
+		snprintf(err, errlen, "snapshot %s was taken replaying another log (start lsn %llu, digest %016llx)", path,
+			 (unsigned long long)pos.log_start_lsn, (unsigned long long)pos.log_config_digest);
+		goto out;
+	}
+	if (replayer_resume(rep, &pos, why, sizeof(why))) {
+		snprintf(err, errlen, "snapshot %s: %s", path, why);
+		goto out;
+	}
+	code = FTVM_EXIT_OK;
+out:
+	free(extra);
+	return code;
+}
+
+/* At the cut: saves the machine with the replayer's position. FTVM_EXIT_OK or FTVM_EXIT_FAILURE. */
+static int save_cut(const struct snapshot_options *so, bool force, struct machine *m, struct replayer *rep,
+		    const struct evlog_header *h, char *err, size_t errlen)
+{
+	struct state_extra *extra = malloc(sizeof(*extra));
+	struct replay_position pos;
+	int code = FTVM_EXIT_FAILURE;
+	if (!extra) {
+		snprintf(err, errlen, "out of memory");
+		return code;
+	}
+	if (!replayer_position(rep, &pos, err, errlen)) {
+		pos.log_config_digest = h->config_digest;
+		pos.log_start_lsn = h->start_lsn;
+		replay_position_to_extra(&pos, extra);
+		if (snapshot_save("replay", so->snapshot, force, m, extra, err, errlen) == 0) {
+			fprintf(stderr, "ftvm replay: stopped at icount %llu for the snapshot (next record lsn %llu); "
+					"--restore %s replays the rest\n",
+				(unsigned long long)machine_icount(m), (unsigned long long)pos.next_lsn, so->snapshot);
+			code = FTVM_EXIT_OK;
+		}
+	}
+	free(extra);
+	return code;
+}
+
 int cmd_replay_main(int argc, char **argv)
 {
 	struct log_options lo;
+	struct snapshot_options so;
 	struct run_options o;
 	struct run_world rw = { .scratch_fd = -1 };
 	struct logfile_reader *log = NULL;
@@ -103,12 +200,13 @@ int cmd_replay_main(int argc, char **argv)
 	struct machine *m = NULL;
 	struct evlog_header h;
 	struct replayer_options ro = { .console_fd = STDOUT_FILENO };
-	char err[512], msg[600];
+	char err[1024], msg[600];
 	int code = FTVM_EXIT_BAD_LOG, status = 0;
 
 	for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++)
 		ro.disk_fd[i] = -1;
-	if (log_options_extract(&argc, argv, &lo, err, sizeof(err)) ||
+	if (snapshot_options_extract(&argc, argv, &so, err, sizeof(err)) ||
+	    log_options_extract(&argc, argv, &lo, err, sizeof(err)) ||
 	    run_options_parse(argc, argv, &o, err, sizeof(err))) {
 		fprintf(stderr, "ftvm replay: %s\n", err);
 		return FTVM_EXIT_USAGE;
@@ -121,8 +219,8 @@ int cmd_replay_main(int argc, char **argv)
 		fprintf(stderr, "ftvm replay: --log FILE is required\n");
 		return FTVM_EXIT_USAGE;
 	}
-	if (lo.force) {
-		fprintf(stderr, "ftvm replay: --force applies to ftvm record (replay writes no file)\n");
+	if (check_snapshot_options(&so, &lo, err, sizeof(err))) {
+		fprintf(stderr, "ftvm replay: %s\n", err);
 		return FTVM_EXIT_USAGE;
 	}
 	if (lo.stats)
@@ -168,10 +266,32 @@ int cmd_replay_main(int argc, char **argv)
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}
-	enum machine_exit why = machine_run(m, replayer_world(rep), ICOUNT_MAX, &status);
+	if (so.restore && (code = resume_from(so.restore, m, rep, &h, err, sizeof(err))) != FTVM_EXIT_OK)
+		goto fail;
+	if (so.have_at && so.snapshot_at <= machine_icount(m)) {
+		snprintf(err, sizeof(err), "--snapshot-at %llu: the machine is already at icount %llu",
+			 (unsigned long long)so.snapshot_at, (unsigned long long)machine_icount(m));
+		code = FTVM_EXIT_USAGE;
+		goto fail;
+	}
+	icount_t stop_at = so.have_at ? so.snapshot_at : ICOUNT_MAX;
+	enum machine_exit why = machine_run(m, replayer_world(rep), stop_at, &status);
+	if (so.have_at && why == MACHINE_EXIT_STOP_ICOUNT) {
+		fflush(stdout);
+		code = save_cut(&so, lo.force, m, rep, &h, err, sizeof(err));
+		if (code != FTVM_EXIT_OK)
+			goto fail;
+		goto out;
+	}
 	enum replay_result res = replayer_finish(rep, why, status, msg, sizeof(msg));
 	fflush(stdout);
 	fprintf(stderr, "ftvm replay: %s\n", msg);
+	if (so.have_at && res == REPLAY_MATCHED) {
+		snprintf(err, sizeof(err), "the recording ended at icount %llu, before --snapshot-at %llu: no snapshot written",
+			 (unsigned long long)machine_icount(m), (unsigned long long)so.snapshot_at);
+		code = FTVM_EXIT_FAILURE;
+		goto fail;
+	}
 	switch (res) {
 	case REPLAY_MATCHED: code = FTVM_EXIT_OK; break;
 	case REPLAY_DIVERGED: code = FTVM_EXIT_DIVERGED; break;

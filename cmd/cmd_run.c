@@ -7,6 +7,12 @@
  * status: 0 for poweroff/pass, the failure code otherwise; a guest reset reboots the machine
  * unless --no-reboot. Bad input is one line on stderr and exit status 2 (usage) or 1 (files,
  * devices, run-time errors).
+ *
+ * --restore FILE continues a VM saved in a snapshot (docs/state-format.md) instead of booting: the
+ * run options must describe the same configuration (the snapshot names any difference), the disks
+ * are the ones given, guest time carries on from the snapshot's clock, and disk requests the guest
+ * had submitted without a completion are submitted again, as FT go-live does (writes are
+ * idempotent). A guest reset after that boots afresh.
  */
 #define DIAG_MODULE "run"
 #include <errno.h>
@@ -20,6 +26,7 @@
 #include "cmd/ftvm.h"
 #include "cmd/run_options.h"
 #include "cmd/run_world.h"
+#include "cmd/snapshot_options.h"
 #include "util/diag.h"
 #include "vm/machine.h"
 #include "host/world_live.h"
@@ -30,15 +37,40 @@ static void usage(FILE *out)
 		     "Boots a VM on this terminal without fault tolerance. With no --kernel it boots the bundled\n"
 		     "guest. The console is the terminal (raw input on a tty; Ctrl-A x quits). The exit status is\n"
 		     "the guest's: 0 when it powers off, its failure code when it reports one through the test\n"
-		     "finisher; a guest reset reboots unless --no-reboot.\n\noptions:\n");
+		     "finisher; a guest reset reboots unless --no-reboot.\n\n"
+		     "  --restore FILE      continue the VM saved in FILE (a snapshot of `ftvm replay\n"
+		     "                      --snapshot-at`) instead of booting; same configuration required\n\noptions:\n");
 	run_options_help(out);
 	fprintf(out, "\nenvironment: FTVM_GUEST_DIR (bundled guest), FTVM_DIAG=error|warn|info|debug,\n"
 		     "  FTVM_TRACE=N (log pc, privilege and trap counts every N instructions, to stderr)\n");
 }
 
-static int run_vm(struct run_options *o)
+/* The first machine of a --restore run: the snapshot's, continuing where it stopped. */
+static int restore_machine(const char *path, const struct machine_config *mc, struct world_live *world,
+			   struct machine **out, char *err, size_t errlen)
 {
-	char err[512];
+	char why[1024];
+	struct machine *m;
+	int ret = machine_create(mc, &m, err, errlen);
+	if (ret)
+		return ret;
+	ret = snapshot_restore("run", path, m, NULL, why, sizeof(why));
+	if (ret) {
+		snprintf(err, errlen, "%s", why);
+		machine_destroy(m);
+		return ret;
+	}
+	world_live_take_clock(world, machine_icount(m), machine_clock(m));
+	unsigned n = machine_reissue_disk_requests(m, world_live_world(world));
+	if (n)
+		diag_info("resubmitted %u unfinished disk request(s) of the snapshot", n);
+	*out = m;
+	return 0;
+}
+
+static int run_vm(struct run_options *o, const char *restore)
+{
+	char err[1024];
 	struct run_world rw;
 	struct world_live *world = NULL;
 	struct machine *m = NULL;
@@ -49,8 +81,13 @@ static int run_vm(struct run_options *o)
 		goto fail;
 	run_world_catch_signals(world);
 	for (;;) {
-		if (machine_create(&mc, &m, err, sizeof(err)))
+		if (restore) {
+			if (restore_machine(restore, &mc, world, &m, err, sizeof(err)))
+				goto fail;
+			restore = NULL;
+		} else if (machine_create(&mc, &m, err, sizeof(err))) {
 			goto fail;
+		}
 		why = machine_run(m, world_live_world(world), ICOUNT_MAX, &status);
 		diag_info("machine stopped (%d, status %d) at icount %llu", why, status,
 			 (unsigned long long)machine_icount(m));
@@ -76,8 +113,10 @@ fail:
 int cmd_run_main(int argc, char **argv)
 {
 	struct run_options o;
+	struct snapshot_options so;
 	char err[512];
-	if (run_options_parse(argc, argv, &o, err, sizeof(err))) {
+	if (snapshot_options_extract(&argc, argv, &so, err, sizeof(err)) ||
+	    run_options_parse(argc, argv, &o, err, sizeof(err))) {
 		fprintf(stderr, "ftvm run: %s\n", err);
 		return FTVM_EXIT_USAGE;
 	}
@@ -89,5 +128,9 @@ int cmd_run_main(int argc, char **argv)
 		fprintf(stderr, "ftvm run: %s\n", err);
 		return FTVM_EXIT_FAILURE;
 	}
-	return run_vm(&o);
+	if (so.snapshot || so.have_at) {
+		fprintf(stderr, "ftvm run: --snapshot and --snapshot-at belong to ftvm replay; run takes --restore\n");
+		return FTVM_EXIT_USAGE;
+	}
+	return run_vm(&o, so.restore);
 }

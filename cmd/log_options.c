@@ -11,8 +11,7 @@
 
 #include "util/parse.h"
 
-/* Removes argv[i] and, when has_value, argv[i + 1]. */
-static void drop_args(int *argc, char **argv, int i, int n)
+void log_options_drop_args(int *argc, char **argv, int i, int n)
 {
 	memmove(&argv[i], &argv[i + n], sizeof(char *) * (size_t)(*argc - i - n + 1));
 	*argc -= n;
@@ -34,7 +33,7 @@ int log_options_extract(int *argc, char **argv, struct log_options *lo, char *er
 				return -EINVAL;
 			}
 			*value = argv[i + 1];
-			drop_args(argc, argv, i, 2);
+			log_options_drop_args(argc, argv, i, 2);
 			continue;
 		}
 		if (strcmp(a, "--perturb-lsn") == 0) {
@@ -42,14 +41,14 @@ int log_options_extract(int *argc, char **argv, struct log_options *lo, char *er
 				snprintf(err, errlen, "--perturb-lsn needs a record number > 0");
 				return -EINVAL;
 			}
-			drop_args(argc, argv, i, 2);
+			log_options_drop_args(argc, argv, i, 2);
 			continue;
 		}
 		bool *flag = strcmp(a, "--stats") == 0 ? &lo->stats : strcmp(a, "--quiet") == 0 ? &lo->quiet
 			   : strcmp(a, "--force") == 0 ? &lo->force : NULL;
 		if (flag) {
 			*flag = true;
-			drop_args(argc, argv, i, 1);
+			log_options_drop_args(argc, argv, i, 1);
 			continue;
 		}
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)

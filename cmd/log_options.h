@@ -31,6 +31,8 @@ struct log_composition {
 
 /* Takes the log options out of argv (argc adjusted) so run_options_parse() sees only its own. */
 int log_options_extract(int *argc, char **argv, struct log_options *lo, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* Removes argv[i..i+n) (argc adjusted, the terminating NULL kept): for the extractors of options. */
+void log_options_drop_args(int *argc, char **argv, int i, int n);
 /* VM name and human-readable configuration for the log header. */
 void log_options_header_names(const struct log_options *lo, const struct run_options *o,
 			      const struct machine_config *mc, struct evlog_header *h);

@@ -1,10 +1,8 @@
 /*
  * logfile.c — buffered writer and streaming reader of event log files (docs/log-format.md).
  *
- * A log is created with O_CREAT | O_EXCL | O_NOFOLLOW, mode 0600: never through a symbolic link
- * (O_EXCL refuses any existing name, a dangling link included), never over an existing file. To
- * replace one the caller must ask; the old file is then unlinked (after lstat() showed it is not a
- * link) and the exclusive create retried, so a link put there in between is refused, not followed.
+ * A log is created by util/private_file.h: mode 0600, never through a symbolic link, never over
+ * an existing file unless the caller asks to replace it.
  */
 #include "replay/logfile.h"
 
@@ -15,6 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "util/private_file.h"
 
 #define WRITE_BUFFER (4u << 20)
 #define READ_BUFFER (2 * EVLOG_MAX_RECORD)
@@ -38,55 +38,6 @@ struct logfile_reader {
 	uint8_t *buf;
 };
 
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* The new, private log file's descriptor, or -errno with a message. */
-static int create_exclusive(const char *path, bool replace, char *err, size_t errlen)
-{
-	struct stat st;
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-
-	if (fd < 0 && errno == EEXIST) {
-		if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
-			snprintf(err, errlen, "cannot create log %s: it is a symbolic link (not followed)", path);
-			return -ELOOP;
-		}
-		if (!replace) {
-			snprintf(err, errlen, "cannot create log %s: the file exists (--force replaces it)", path);
-			return -EEXIST;
-		}
-		if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-			snprintf(err, errlen, "cannot replace %s: not a regular file", path);
-			return -EEXIST;
-		}
-		if (unlink(path) < 0 && errno != ENOENT) {
-			int ret = -errno;
-			snprintf(err, errlen, "cannot replace log %s: %s", path, strerror(errno));
-			return ret;
-		}
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	}
-	if (fd < 0) {
-		int ret = -errno;
-		snprintf(err, errlen, "cannot create log %s: %s", path, strerror(errno));
-		return ret;
-	}
-	return fd;
-}
-
 int logfile_create(const char *path, const struct evlog_header *header, bool replace, struct logfile_writer **out,
 		   char *err, size_t errlen)
 {
@@ -99,13 +50,13 @@ int logfile_create(const char *path, const struct evlog_header *header, bool rep
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	w->fd = create_exclusive(path, replace, err, errlen);
+	w->fd = private_file_create(path, replace, "log", err, errlen);
 	if (w->fd < 0) {
 		ret = w->fd;
 		goto fail;
 	}
 	evlog_encode_header(header, head);
-	ret = write_all(w->fd, head, sizeof(head));
+	ret = private_file_write_all(w->fd, head, sizeof(head));
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot write log %s: %s", path, strerror(-ret));
 		close(w->fd);
@@ -125,7 +76,7 @@ fail:
 int logfile_flush(struct logfile_writer *w)
 {
 	if (w->used && !w->error) {
-		int ret = write_all(w->fd, w->buf, w->used);
+		int ret = private_file_write_all(w->fd, w->buf, w->used);
 		if (ret < 0)
 			w->error = ret;
 	}

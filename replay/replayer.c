@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "util/diag.h"
 
@@ -37,6 +38,9 @@ struct replayer {
 	char message[512];
 	struct evlog_outputs outputs;
 	struct replayer_stats stats;
+	/* Digest of every record before the lookahead (kind, lsn, icount, payload): a snapshot keeps
+	 * it, so a resume proves it skipped exactly the records the snapshot's machine had seen. */
+	uint64_t records_digest, lookahead_digest;
 	/* The full-memory digest of the latest memory CHECK, while no input has reached the
 	 * machine since: the END record right after the final CHECK reuses it. */
 	bool full_digest_valid;
@@ -85,6 +89,10 @@ static int load_pending(struct replayer *r)
 		return 0;
 	}
 	r->have_pending = true;
+	r->records_digest = r->lookahead_digest;
+	uint64_t head[4] = { r->pending.kind, r->pending.lsn, r->pending.icount, r->pending.len };
+	r->lookahead_digest = XXH3_64bits_withSeed(head, sizeof(head), r->lookahead_digest);
+	r->lookahead_digest = XXH3_64bits_withSeed(r->pending.payload, r->pending.len, r->lookahead_digest);
 	r->stats.records[r->pending.kind]++;
 	r->stats.bytes[r->pending.kind] += EVLOG_RECORD_OVERHEAD + r->pending.len;
 	r->stats.last_icount = r->pending.icount;
@@ -357,4 +365,58 @@ enum replay_result replayer_finish(struct replayer *r, enum machine_exit exit, i
 const struct replayer_stats *replayer_get_stats(const struct replayer *r)
 {
 	return &r->stats;
+}
+
+/* ---- cut and resume (snapshots) ---- */
+
+int replayer_position(struct replayer *r, struct replay_position *p, char *err, size_t errlen)
+{
+	icount_t now = machine_icount(r->machine);
+	/* Every record at or before `now` has been consumed at the last boundary; the lookahead holds
+	 * the first one after it. */
+	if (!r->failure && load_pending(r) == 1 && r->pending.icount > now) {
+		*p = (struct replay_position){ .next_lsn = r->pending.lsn, .next_icount = r->pending.icount,
+					       .records_digest = r->records_digest,
+					       .outputs = r->outputs, .checks_verified = r->stats.checks_verified,
+					       .machine_checks_verified = r->stats.machine_checks_verified };
+		return 0;
+	}
+	snprintf(err, errlen, "no replay position at icount %llu: %s", (unsigned long long)now,
+		 r->failure ? r->message : "the log has no record after it");
+	return -EINVAL;
+}
+
+int replayer_resume(struct replayer *r, const struct replay_position *p, char *err, size_t errlen)
+{
+	int ret;
+	while ((ret = load_pending(r)) == 1 && r->pending.lsn < p->next_lsn)
+		r->have_pending = false;
+	if (ret < 0) {
+		snprintf(err, errlen, "%s", r->message);
+		return ret;
+	}
+	if (ret == 0 || r->pending.lsn != p->next_lsn || r->pending.icount != p->next_icount) {
+		if (ret == 0)
+			snprintf(err, errlen, "the log ends at lsn %llu, before lsn %llu where the snapshot resumes",
+				 (unsigned long long)r->stats.last_lsn, (unsigned long long)p->next_lsn);
+		else
+			snprintf(err, errlen, "the snapshot resumes at lsn %llu, icount %llu; the log has lsn %llu at icount %llu",
+				 (unsigned long long)p->next_lsn, (unsigned long long)p->next_icount,
+				 (unsigned long long)r->pending.lsn, (unsigned long long)r->pending.icount);
+		return -EINVAL;
+	}
+	if (r->records_digest != p->records_digest) {
+		snprintf(err, errlen, "the log's records before lsn %llu are not the ones the snapshot was taken on",
+			 (unsigned long long)p->next_lsn);
+		return -EINVAL;
+	}
+	if (machine_icount(r->machine) >= p->next_icount) {
+		snprintf(err, errlen, "the machine is at icount %llu, not before the next record's icount %llu",
+			 (unsigned long long)machine_icount(r->machine), (unsigned long long)p->next_icount);
+		return -EINVAL;
+	}
+	r->outputs = p->outputs;
+	r->stats.checks_verified = p->checks_verified;
+	r->stats.machine_checks_verified = p->machine_checks_verified;
+	return 0;
 }

@@ -68,4 +68,25 @@ enum replay_result replayer_finish(struct replayer *r, enum machine_exit exit, i
 				   size_t msglen);
 const struct replayer_stats *replayer_get_stats(const struct replayer *r);
 
+/* Where a replay stands in its log between two runs: what a snapshot taken there needs to resume
+ * the replay (docs/state-format.md, REPLAY; replay_position.h carries it in a state). */
+struct replay_position {
+	uint64_t log_config_digest;       /* the log header's: filled by the caller */
+	uint64_t log_start_lsn;
+	uint64_t next_lsn;                /* the first record not yet consumed */
+	icount_t next_icount;             /* and its icount */
+	uint64_t records_digest;          /* of every record before it (kind, lsn, icount, payload) */
+	struct evlog_outputs outputs;     /* running output digests, as CHECK records carry them */
+	uint64_t checks_verified;
+	uint64_t machine_checks_verified;
+};
+
+/* After machine_run() stopped at an icount (MACHINE_EXIT_STOP_ICOUNT): the position there. -EINVAL
+ * (reason in err) when the replay has failed or the log has no record beyond this point. */
+int replayer_position(struct replayer *r, struct replay_position *p, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* Before the first machine_run() of a machine restored from a snapshot: skips the source to exactly
+ * p->next_lsn (the record there must be at p->next_icount) and takes p's output digests and counts.
+ * -EINVAL or the log's error, with the reason in err. */
+int replayer_resume(struct replayer *r, const struct replay_position *p, char *err, size_t errlen) FTVM_MUST_CHECK;
+
 #endif

@@ -1,11 +1,9 @@
 /*
  * ram_digest.h — XXH3 digest of guest RAM that does not touch pages the guest never touched.
  *
- * Guest RAM is anonymous memory mapped on demand: a page nobody ever touched is all zeros and has
- * no backing yet. Reading it just to hash it would fault in and zero-fill every page, so the first
- * digest of a fresh machine would cost as much as touching all of RAM. /proc/self/pagemap tells such pages apart (neither
- * present nor swapped), and the digest feeds zeros for them instead — the same bytes, so the value
- * is exactly the XXH3 of the whole of RAM whatever the host's page state is.
+ * Pages the host never backed (ram_pages.h) are all zeros: the digest feeds zeros for them instead
+ * of reading them, which would fault in and zero-fill every page — the same bytes, so the value is
+ * exactly the XXH3 of the whole of RAM whatever the host's page state is.
  */
 #ifndef FTVM_UTIL_RAM_DIGEST_H
 #define FTVM_UTIL_RAM_DIGEST_H

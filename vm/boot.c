@@ -86,7 +86,7 @@ static void write_rom(uint8_t *rom, size_t rom_size, uint64_t start, uint64_t fd
 
 /* Reads a whole raw image into guest RAM at addr, bounded by limit; folds its bytes into digest. */
 static int load_raw(struct vm_bus *bus, const char *what, const char *path, uint64_t addr, uint64_t limit,
-		    XXH3_state_t *digest, uint64_t *size_out, char *err, size_t errlen)
+		    XXH3_state_t *digest, uint64_t *size_out, uint64_t *image_digest, char *err, size_t errlen)
 {
 	int ret = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -126,19 +126,27 @@ static int load_raw(struct vm_bus *bus, const char *what, const char *path, uint
 		done += (uint64_t)n;
 	}
 	XXH3_64bits_update(digest, dst, size);
+	*image_digest = XXH3_64bits(dst, size);
 	*size_out = size;
 out:
 	close(fd);
 	return ret;
 }
 
-static int hash_file(const char *path, XXH3_state_t *digest)
+/* Folds a file's bytes into digest; *image_digest is the XXH3-64 of the file alone. */
+static int hash_file(const char *path, XXH3_state_t *digest, uint64_t *image_digest)
 {
 	uint8_t buf[65536];
 	int ret = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
+	XXH3_state_t *own = XXH3_createState();
+	if (!own) {
+		close(fd);
+		return -ENOMEM;
+	}
+	XXH3_64bits_reset(own);
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR)
@@ -148,8 +156,11 @@ static int hash_file(const char *path, XXH3_state_t *digest)
 		if (n <= 0)
 			break;
 		XXH3_64bits_update(digest, buf, (size_t)n);
+		XXH3_64bits_update(own, buf, (size_t)n);
 	}
 	close(fd);
+	*image_digest = XXH3_64bits_digest(own);
+	XXH3_freeState(own);
 	return ret;
 }
 
@@ -185,14 +196,15 @@ static int load_kernel(struct vm_bus *bus, const struct machine_config *config, 
 				 config->kernel, (unsigned long long)layout->kernel);
 			return -EINVAL;
 		}
-		ret = hash_file(config->kernel, digest);
+		ret = hash_file(config->kernel, digest, &layout->kernel_digest);
 		if (ret)
 			snprintf(err, errlen, "kernel %s: read failed: %s", config->kernel, strerror(-ret));
 		return ret;
 	}
 	uint64_t size;
 	layout->kernel = config->bios ? align_up(fw_end, BOOT_ALIGN) : BOARD_RAM_BASE;
-	return load_raw(bus, "kernel", config->kernel, layout->kernel, ram_end, digest, &size, err, errlen);
+	return load_raw(bus, "kernel", config->kernel, layout->kernel, ram_end, digest, &size, &layout->kernel_digest,
+			err, errlen);
 }
 
 int boot_load(struct vm_bus *bus, uint8_t *rom, size_t rom_size, const struct machine_config *config,
@@ -211,7 +223,8 @@ int boot_load(struct vm_bus *bus, uint8_t *rom, size_t rom_size, const struct ma
 
 	if (config->bios) {
 		uint64_t size;
-		ret = load_raw(bus, "firmware", config->bios, BOARD_RAM_BASE, fdt_top, digest, &size, err, errlen);
+		ret = load_raw(bus, "firmware", config->bios, BOARD_RAM_BASE, fdt_top, digest, &size, &layout->bios_digest,
+			       err, errlen);
 		if (ret)
 			return ret;
 		fw_end = BOARD_RAM_BASE + size;
@@ -230,7 +243,7 @@ int boot_load(struct vm_bus *bus, uint8_t *rom, size_t rom_size, const struct ma
 		}
 		layout->initrd_start = layout->kernel + MIN(bus->ram_size / 2, BOOT_INITRD_MAX_OFFSET);
 		ret = load_raw(bus, "initrd", config->initrd, layout->initrd_start, fdt_top - BOOT_ALIGN, digest,
-			       &initrd_size, err, errlen);
+			       &initrd_size, &layout->initrd_digest, err, errlen);
 		if (ret)
 			return ret;
 		layout->initrd_end = layout->initrd_start + initrd_size;
@@ -251,6 +264,7 @@ int boot_load(struct vm_bus *bus, uint8_t *rom, size_t rom_size, const struct ma
 	}
 	memcpy(dst, fdt, layout->fdt_size);
 	XXH3_64bits_update(digest, fdt, layout->fdt_size);
+	layout->fdt_digest = XXH3_64bits(fdt, layout->fdt_size);
 
 	layout->start = config->bios ? BOARD_RAM_BASE : layout->kernel;
 	write_rom(rom, rom_size, layout->start, layout->fdt, layout->kernel);

@@ -28,6 +28,8 @@ struct boot_layout {
 	uint64_t initrd_end;
 	uint64_t fdt;
 	uint32_t fdt_size;
+	/* XXH3-64 of each image (0 for one not loaded), so a saved state can name which one differs. */
+	uint64_t bios_digest, kernel_digest, initrd_digest, fdt_digest;
 };
 
 /* Loads firmware, kernel, initrd and the device tree into RAM and writes the reset ROM (rom_size

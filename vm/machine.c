@@ -271,6 +271,27 @@ static void digest_config(XXH3_state_t *st, const struct machine_config *c)
 		XXH3_64bits_update(st, c->nic_mac[i], sizeof(c->nic_mac[i]));
 }
 
+static void record_identity(struct machine *m, const struct machine_config *c, const struct boot_layout *layout)
+{
+	struct machine_identity *id = &m->identity;
+	id->config_digest = m->config_digest;
+	id->mem_mib = c->mem_mib;
+	id->ndisks = c->ndisks;
+	id->nnics = c->nnics;
+	id->rng = c->rng;
+	id->bios = c->bios != NULL;
+	for (unsigned i = 0; i < c->ndisks && i < MACHINE_MAX_DISKS; i++) {
+		id->disk_bytes[i] = c->disk_bytes[i];
+		id->disk_read_only[i] = c->disk_read_only[i];
+	}
+	for (unsigned i = 0; i < c->nnics && i < MACHINE_MAX_NICS; i++)
+		memcpy(id->nic_mac[i], c->nic_mac[i], sizeof(id->nic_mac[i]));
+	id->bios_digest = layout->bios_digest;
+	id->kernel_digest = layout->kernel_digest;
+	id->initrd_digest = layout->initrd_digest;
+	id->fdt_digest = layout->fdt_digest;
+}
+
 int machine_create(const struct machine_config *config, struct machine **out, char *err, size_t errlen)
 {
 	int ret;
@@ -344,6 +365,7 @@ int machine_create(const struct machine_config *config, struct machine **out, ch
 	if (ret)
 		goto out;
 	m->config_digest = XXH3_64bits_digest(digest);
+	record_identity(m, config, &layout);
 	diag_debug("start 0x%llx kernel 0x%llx initrd 0x%llx-0x%llx fdt 0x%llx", (unsigned long long)layout.start,
 		  (unsigned long long)layout.kernel, (unsigned long long)layout.initrd_start,
 		  (unsigned long long)layout.initrd_end, (unsigned long long)layout.fdt);
@@ -564,4 +586,9 @@ unsigned machine_reissue_disk_requests(struct machine *m, struct vm_world world)
 uint64_t machine_config_digest(const struct machine *m)
 {
 	return m->config_digest;
+}
+
+const struct machine_identity *machine_identity(const struct machine *m)
+{
+	return &m->identity;
 }

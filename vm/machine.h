@@ -146,11 +146,29 @@ void machine_core_state_io(struct state_io *io, void *state);
 uint8_t *machine_ram(struct machine *m, size_t *size);
 const uint8_t *machine_ram_const(const struct machine *m, size_t *size);
 
+/* Drops all of guest RAM: every page reads as zero again and the host backs none of them (a
+ * restore's first step, so pages a state does not carry stay untouched). 0 or -errno. */
+int machine_ram_drop(struct machine *m) FTVM_MUST_CHECK;
+
 /* Digest of the saved state (CPU, clock, input digest, devices): the hash of machine_save's
  * bytes; with the RAM digest too when include_memory. */
 uint64_t machine_digest(const struct machine *m, bool include_memory);
 /* Digest of the configuration (memory size, devices, firmware/kernel/initrd bytes, command line):
  * a log recorded for one configuration is refused for another. */
 uint64_t machine_config_digest(const struct machine *m);
+
+/* The configuration as a saved state records it (docs/state-format.md, CONFIG): the digest above
+ * and enough beside it to name what differs when a state is offered to another machine. */
+struct machine_identity {
+	uint64_t config_digest;
+	uint64_t mem_mib;
+	uint32_t ndisks, nnics;
+	bool rng, bios;
+	uint64_t disk_bytes[MACHINE_MAX_DISKS];
+	bool disk_read_only[MACHINE_MAX_DISKS];
+	uint8_t nic_mac[MACHINE_MAX_NICS][6];
+	uint64_t bios_digest, kernel_digest, initrd_digest, fdt_digest; /* XXH3-64 of each image, 0 if none */
+};
+const struct machine_identity *machine_identity(const struct machine *m);
 
 #endif

@@ -53,6 +53,7 @@ struct machine {
 	struct virtio_device *rng;
 	unsigned ndisks, nnics;
 	uint64_t config_digest;
+	struct machine_identity identity;
 	uint64_t input_digest;       /* every event applied so far: what reached the guest from outside */
 	_Atomic icount_t progress;   /* icount at the latest slice boundary, for other threads */
 	uint64_t trace_slice;        /* FTVM_TRACE: 0 = off */

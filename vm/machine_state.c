@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "util/ram_digest.h"
 #include "vm/state_io.h"
@@ -171,6 +172,15 @@ const uint8_t *machine_ram_const(const struct machine *m, size_t *size)
 {
 	*size = m->ram_size;
 	return m->ram;
+}
+
+int machine_ram_drop(struct machine *m)
+{
+	/* The mapping is private and anonymous (machine_create): MADV_DONTNEED gives its pages back,
+	 * and the next access to one sees a fresh zero page. */
+	if (madvise(m->ram, m->ram_size, MADV_DONTNEED) < 0)
+		return -errno;
+	return 0;
 }
 
 uint64_t machine_digest(const struct machine *m, bool include_memory)
