@@ -112,6 +112,10 @@ const uint8_t *machine_ram_const(const struct machine *m, size_t *size);
 /* Digest of the saved state (CPU, clock, input digest, devices): the hash of machine_save's
  * bytes; with the RAM digest too when include_memory. */
 uint64_t machine_digest(const struct machine *m, bool include_memory);
+/* Both digests from one save (a CHECK needs the state digest and, now and then, the one with
+ * memory): *state = machine_digest(m, false) and, when full is not NULL,
+ * *full = machine_digest(m, true). */
+void machine_digests(const struct machine *m, uint64_t *state, uint64_t *full);
 /* Digest of the configuration (memory size, devices, firmware/kernel/initrd bytes, command line):
  * a log recorded for one configuration is refused for another. */
 uint64_t machine_config_digest(const struct machine *m);
