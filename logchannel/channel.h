@@ -170,7 +170,8 @@ void channel_sanitize(char *out, size_t cap, const char *in);
 
 /*
  * Parse "HOST:PORT" ("127.0.0.1:7000", "[::1]:7000", "name:7000"; HOST may be empty or "*" for
- * the wildcard when listening). Returns 0, -EINVAL on bad syntax, -EHOSTUNREACH if HOST does not
+ * the wildcard when listening; PORT a number as util/parse.h reads it, 1..65535, or 0 when
+ * listening). Returns 0, -EINVAL on bad syntax, -EHOSTUNREACH if HOST does not
  * resolve. @passive selects a listening address.
  */
 int channel_parse_addr(const char *hostport, int passive, struct sockaddr_storage *out,

@@ -9,6 +9,7 @@
 
 #include "logchannel/tls.h"
 #include "util/diag.h"
+#include "util/parse.h"
 #include "util/time.h"
 
 #include <errno.h>
@@ -94,10 +95,12 @@ int channel_parse_addr(const char *hostport, int passive, struct sockaddr_storag
 	memcpy(host, hstart, hlen);
 	host[hlen] = '\0';
 	memcpy(port, colon + 1, plen + 1);
-	char *end;
-	unsigned long pnum = strtoul(port, &end, 10);
-	if (*end != '\0' || pnum > UINT16_MAX || (!passive && pnum == 0))
+	/* The port strictly (no sign, spaces or junk, which getaddrinfo would let through), then
+	 * handed on in its canonical decimal form. */
+	unsigned pnum;
+	if (parse_uint(port, passive ? 0 : 1, UINT16_MAX, &pnum) < 0)
 		return -EINVAL;
+	snprintf(port, sizeof(port), "%u", pnum);
 
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
 	if (passive)
