@@ -1,28 +1,23 @@
 /*
  * cmd_run.c — `ftvm run`: boot a VM without fault tolerance, on the terminal.
  *
- * Options come from run_options.c (shared with the subcommands that run a VM). The live world
- * (host/world_live.c) opens the disks and TAP devices and owns the console; the machine is built on
- * top of it and run until the guest powers off. The exit status is the guest's test-finisher
+ * The shared steps (options from run_options.c, the live world, the machine, the end of the run)
+ * are vm_command.c's; this file is the role: run until the guest powers off, building the machine
+ * anew on a reset. The live world (host/world_live.c) opens the disks and TAP devices and owns
+ * the console. The exit status is the guest's test-finisher
  * status: 0 for poweroff/pass, the failure code otherwise; a guest reset reboots the machine
  * unless --no-reboot. Bad input is one line on stderr and exit status 2 (usage) or 1 (files,
  * devices, run-time errors).
  */
 #define DIAG_MODULE "run"
-#include <errno.h>
-#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
-#include "cmd/exit_code.h"
 #include "cmd/ftvm.h"
 #include "cmd/run_options.h"
-#include "cmd/run_world.h"
+#include "cmd/vm_command.h"
+#include "host/world_live.h"
 #include "util/diag.h"
 #include "vm/machine.h"
-#include "host/world_live.h"
 
 static void usage(FILE *out)
 {
@@ -36,58 +31,37 @@ static void usage(FILE *out)
 		     "  FTVM_TRACE=N (log pc, privilege and trap counts every N instructions, to stderr)\n");
 }
 
-static int run_vm(struct run_options *o)
+/* Runs until the guest powers off; a reset builds the machine anew in the same live world. */
+static int run_run(void *self, struct vm_command *c, char *err, size_t errlen)
 {
-	char err[512];
-	struct run_world rw;
-	struct world_live *world = NULL;
-	struct machine *m = NULL;
-	struct machine_config mc;
 	enum machine_exit why;
 	int status;
-	if (run_world_open_live(o, &rw, &world, &mc, err, sizeof(err)))
-		goto fail;
-	run_world_catch_signals(world);
 	for (;;) {
-		if (machine_create(&mc, &m, err, sizeof(err)))
-			goto fail;
-		why = machine_run(m, world_live_world(world), ICOUNT_MAX, &status);
+		why = machine_run(c->m, world_live_world(c->world), ICOUNT_MAX, &status);
 		diag_info("machine stopped (%d, status %d) at icount %llu", why, status,
-			 (unsigned long long)machine_icount(m));
-		machine_destroy(m);
-		m = NULL;
-		world_live_flush(world);
-		if (why != MACHINE_EXIT_RESET || o->no_reboot)
+			  (unsigned long long)machine_icount(c->m));
+		world_live_flush(c->world);
+		if (why != MACHINE_EXIT_RESET || c->opts.no_reboot)
 			break;
-		world_live_reset(world);
+		machine_destroy(c->m);
+		c->m = NULL;
+		world_live_reset(c->world);
+		int ret = machine_create(&c->mc, &c->m, err, errlen);
+		if (ret)
+			return ret;
 	}
-	int code = run_world_finish("run", &world, why, status, NULL);
-	run_world_release(&rw);
-	return code;
-fail:
-	run_world_catch_signals(NULL);
-	world_live_destroy(world);  /* restores the terminal before the message */
-	fprintf(stderr, "ftvm run: %s\n", err);
-	machine_destroy(m);
-	run_world_release(&rw);
-	return FTVM_EXIT_FAILURE;
+	return vm_command_finish(c, why, status, NULL);
 }
+
+static const struct vm_role run_role = {
+	.name = "run",
+	.usage = usage,
+	.world = VM_WORLD_LIVE,
+	.catch_signals = true,
+	.run = run_run,
+};
 
 int cmd_run_main(int argc, char **argv)
 {
-	struct run_options o;
-	char err[512];
-	if (run_options_parse(argc, argv, &o, err, sizeof(err))) {
-		fprintf(stderr, "ftvm run: %s\n", err);
-		return FTVM_EXIT_USAGE;
-	}
-	if (o.help) {
-		usage(stdout);
-		return FTVM_EXIT_OK;
-	}
-	if (run_options_resolve(&o, err, sizeof(err))) {
-		fprintf(stderr, "ftvm run: %s\n", err);
-		return FTVM_EXIT_FAILURE;
-	}
-	return run_vm(&o);
+	return vm_command_main(&run_role, NULL, argc, argv);
 }
