@@ -26,25 +26,7 @@
 #include "vm/virtio_state.h"
 #include "vm/event.h"
 #include "vm/icount.h"
-
-#define MACHINE_MAX_DISKS 4
-#define MACHINE_MAX_NICS 4
-#define MACHINE_MIN_MEM_MIB 16
-#define MACHINE_MAX_MEM_MIB 16384
-
-struct machine_config {
-	const char *bios;         /* firmware image, or NULL for none (kernel runs in M-mode from reset) */
-	const char *kernel;       /* Linux Image, or a bare-metal ELF when bios is NULL */
-	const char *initrd;       /* may be NULL */
-	const char *append;       /* kernel command line, may be NULL */
-	uint64_t mem_mib;
-	unsigned ndisks;
-	uint64_t disk_bytes[MACHINE_MAX_DISKS];   /* capacity of each virtio-blk disk */
-	bool disk_read_only[MACHINE_MAX_DISKS];
-	unsigned nnics;
-	uint8_t nic_mac[MACHINE_MAX_NICS][6];
-	bool rng;                 /* attach virtio-rng */
-};
+#include "vm/machine_config.h"
 
 struct machine;
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "logchannel/channel.h"
+#include "logchannel/net.h"
 #include "logchannel/protocol.h"
 #include "logchannel/rdma.h"
 #include "logchannel/ring.h"
