@@ -1,7 +1,8 @@
 /*
  * test_output_rule.c — the Output Rule with a scripted gate and a recording live world: nothing
  * leaves before the gate passes its LSN, outputs leave in the order produced (reads behind writes),
- * a halted node drops what it held, and memory stays bounded.
+ * a halted node drops what it held, and memory stays bounded: past the bound the producer sleeps
+ * until an output leaves, and a drain waits for the last one or gives up at its timeout.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -12,7 +13,9 @@
 #include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -162,12 +165,73 @@ static void test_halt_drops_held_outputs(void **state)
 	output_rule_destroy(rule);
 }
 
+/* Past OUTPUT_RULE_MAX_HELD_BYTES the producer sleeps until an output leaves, then goes on; a
+ * drain waits for the last one (and gives up at its timeout while the gate stays shut). */
+#define BIG_OUTPUT (30u << 20)
+
+struct producer {
+	struct output_rule *rule;
+	const uint8_t *frame;
+	atomic_uint produced;
+};
+
+static void *produce(void *arg)
+{
+	struct producer *pr = arg;
+	for (uint64_t lsn = 1; lsn <= 3; lsn++) {
+		output_rule_net(pr->rule, lsn, 0, pr->frame, BIG_OUTPUT);
+		atomic_fetch_add(&pr->produced, 1);
+	}
+	return NULL;
+}
+
+static void test_bound_pauses_the_producer(void **state)
+{
+	struct output_rule *rule;
+	struct output_rule_stats st;
+	pthread_t t;
+	uint8_t *frame = calloc(1, BIG_OUTPUT);
+	assert_non_null(frame);
+	assert_int_equal(output_rule_create((struct vm_world){ .ops = &live_ops },
+					    (struct output_gate){ .wait = gate_wait }, &rule), 0);
+	struct producer pr = { .rule = rule, .frame = frame };
+	assert_int_equal(pthread_create(&t, NULL, produce, &pr), 0);
+	/* Two fit under the bound; the third waits for room. */
+	for (int i = 0; i < 2000 && atomic_load(&pr.produced) < 2; i++)
+		usleep(1000);
+	usleep(200000);
+	assert_int_equal(atomic_load(&pr.produced), 2);
+	output_rule_get_stats(rule, &st);
+	assert_int_equal(st.held_bytes, 2ull * BIG_OUTPUT);
+	assert_int_equal(output_rule_drain(rule, 100), -ETIMEDOUT);
+	/* The release of the first output wakes the producer: well within the waiters' 1 s re-check. */
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	atomic_store(&acked, 1);
+	for (int i = 0; i < 2000 && atomic_load(&pr.produced) < 3; i++)
+		usleep(1000);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_int_equal(atomic_load(&pr.produced), 3);
+	long waited_ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	if (waited_ms >= 500)
+		fail_msg("the producer resumed %ld ms after room was made", waited_ms);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	atomic_store(&acked, 3);
+	assert_int_equal(output_rule_drain(rule, 2000), 0);
+	output_rule_get_stats(rule, &st);
+	assert_int_equal(st.released, 3);
+	assert_int_equal(st.held_bytes, 0);
+	output_rule_destroy(rule);
+	free(frame);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_nothing_leaves_before_ack, reset),
 		cmocka_unit_test_setup(test_order_kept_reads_behind_writes, reset),
 		cmocka_unit_test_setup(test_halt_drops_held_outputs, reset),
+		cmocka_unit_test_setup(test_bound_pauses_the_producer, reset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
