@@ -131,7 +131,7 @@ static bool wait_progress(struct output_rule *rule, bool (*done)(struct output_r
 		uint64_t t = now + PROGRESS_WAIT_MAX_MS * TIME_NS_PER_MS;
 		if (t > deadline_ns)
 			t = deadline_ns;
-		struct timespec until = { .tv_sec = (time_t)(t / TIME_NS_PER_S), .tv_nsec = (long)(t % TIME_NS_PER_S) };
+		struct timespec until = time_mono_timespec(t);
 		pthread_cond_timedwait(&rule->progress, &rule->progress_lock, &until);
 	}
 	atomic_fetch_sub(&rule->progress_waiters, 1);
@@ -174,14 +174,7 @@ static void *releaser_main(void *arg)
 
 static int init_progress(struct output_rule *rule)
 {
-	pthread_condattr_t attr;
-	int ret = -pthread_condattr_init(&attr);
-	if (ret < 0)
-		return ret;
-	ret = -pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	if (ret == 0)
-		ret = -pthread_cond_init(&rule->progress, &attr);
-	pthread_condattr_destroy(&attr);
+	int ret = time_cond_init(&rule->progress);
 	if (ret < 0)
 		return ret;
 	ret = -pthread_mutex_init(&rule->progress_lock, NULL);
