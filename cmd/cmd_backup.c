@@ -7,32 +7,31 @@
  * log in lockstep with every output dropped. When the primary is lost it goes live (ft_backup.h):
  * it then opens the TAP devices and the shared disk named in the run options and runs on as the
  * primary. Exit status: the guest's when it powers off; 3 after a divergence (FT ended, the
- * primary runs on); 6 lost the arbiter and halted; 1 errors.
+ * primary runs on); 6 lost the arbiter and halted; 1 errors. The steps shared with the other
+ * subcommands that run a VM are vm_command.c's; this file is the role: the FT backup, its
+ * channel and control socket, and the live world it opens when it goes live.
  */
 #define DIAG_MODULE "backup"
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "backup/ft_backup.h"
-#include "cmd/domain_xml.h"
 #include "cmd/ft_options.h"
 #include "logchannel/channel.h"
 #include "cmd/exit_code.h"
 #include "cmd/ftvm.h"
-#include "cmd/log_options.h"
 #include "cmd/run_options.h"
 #include "cmd/run_world.h"
-#include "common/control.h"
+#include "cmd/vm_command.h"
+#include "host/world_live.h"
 #include "util/diag.h"
 #include "vm/machine.h"
-#include "host/world_live.h"
 
 struct backup_cmd {
-	struct run_world rw;
-	struct world_live *world;   /* created at go-live */
+	struct ft_options fo;
+	struct channel_key key;
+	struct vm_command *c;        /* for go-live, which opens the live world */
 	struct ft_backup *b;
 };
 
@@ -54,13 +53,13 @@ static void usage(FILE *out)
 static int make_live(void *ctx, icount_t now, const struct vm_clock *clock, struct vm_world *out, char *err,
 		     size_t errlen)
 {
-	struct backup_cmd *bc = ctx;
-	int ret = world_live_create(&bc->rw.config, &bc->world, err, errlen);
+	struct vm_command *c = ((struct backup_cmd *)ctx)->c;
+	int ret = world_live_create(&c->rw.config, &c->world, err, errlen);
 	if (ret < 0)
 		return ret;
-	run_world_release(&bc->rw);
-	world_live_take_clock(bc->world, now, clock);
-	*out = world_live_world(bc->world);
+	run_world_release(&c->rw);
+	world_live_take_clock(c->world, now, clock);
+	*out = world_live_world(c->world);
 	return 0;
 }
 
@@ -69,90 +68,85 @@ static void status_cb(void *ctx, struct ft_status *st)
 	ft_backup_get_status(ctx, st);
 }
 
-int cmd_backup_main(int argc, char **argv)
+static int backup_options(void *self, int *argc, char **argv, bool *help, char *err, size_t errlen)
 {
-	struct backup_cmd bc = { .rw = { .scratch_fd = -1 } };
-	struct ft_options fo;
-	struct run_options o;
-	struct machine *m = NULL;
-	struct control_server *ctl = NULL;
-	char err[512], vm_id[128], ctl_path[256], msg[600];
-	int code = FTVM_EXIT_FAILURE;
+	struct backup_cmd *bc = self;
+	int ret = ft_options_extract(argc, argv, &bc->fo, err, errlen);
+	*help = bc->fo.help;
+	return ret;
+}
 
-	if (ft_options_extract(&argc, argv, &fo, err, sizeof(err)) || run_options_parse(argc, argv, &o, err, sizeof(err))) {
-		fprintf(stderr, "ftvm backup: %s\n", err);
-		return FTVM_EXIT_USAGE;
-	}
-	if (o.help || fo.help) {
-		usage(stdout);
-		return FTVM_EXIT_OK;
-	}
-	if (o.dom && ft_options_apply_domain(&fo, o.dom, err, sizeof(err))) {
-		fprintf(stderr, "ftvm backup: %s\n", err);
-		return FTVM_EXIT_USAGE;
-	}
-	if (!fo.listen || !fo.arbiter) {
-		fprintf(stderr, "ftvm backup: --listen HOST:PORT and --arbiter PATH are required\n");
-		return FTVM_EXIT_USAGE;
-	}
-	struct channel_key key;
-	if (ft_options_load_key(&fo, &key, err, sizeof(err))) {
-		fprintf(stderr, "ftvm backup: %s\n", err);
-		return FTVM_EXIT_USAGE;
-	}
-	if (run_options_resolve(&o, err, sizeof(err)) || run_world_prepare(&o, &bc.rw, err, sizeof(err)))
-		goto fail;
-	struct machine_config mc;
-	if (run_world_machine_config(&o, &bc.rw, NULL, &mc, err, sizeof(err)))
-		goto fail;
-	if (machine_create(&mc, &m, err, sizeof(err)))
-		goto fail;
-	ft_options_vm_id(&fo, machine_config_digest(m), vm_id, sizeof(vm_id));
+static int backup_check(void *self, struct vm_command *c, bool *done, char *err, size_t errlen)
+{
+	struct backup_cmd *bc = self;
+	return ft_options_check_role(&bc->fo, c->opts.dom, false, &bc->key, err, errlen);
+}
+
+/* The FT backup around the machine, listening, the control socket, then its primary accepted. */
+static int backup_start(void *self, struct vm_command *c, char *err, size_t errlen)
+{
+	struct backup_cmd *bc = self;
+	struct ft_options *fo = &bc->fo;
+	char vm_id[128];
+
+	bc->c = c;
+	ft_options_vm_id(fo, machine_config_digest(c->m), vm_id, sizeof(vm_id));
 	struct ft_backup_config cfg = {
-		.vm_name = fo.vm, .vm_id = vm_id, .epoch = fo.epoch, .listen = fo.listen, .arbiter = fo.arbiter,
-		.node = 1, .timeout_ms = fo.timeout_ms, .heartbeat_ms = fo.heartbeat_ms, .perturb_lsn = fo.perturb_lsn,
-		.rdma = fo.rdma, .key = &key,
+		.vm_name = fo->vm, .vm_id = vm_id, .epoch = fo->epoch, .listen = fo->listen, .arbiter = fo->arbiter,
+		.node = 1, .timeout_ms = fo->timeout_ms, .heartbeat_ms = fo->heartbeat_ms, .perturb_lsn = fo->perturb_lsn,
+		.rdma = fo->rdma, .key = &bc->key,
 	};
-	struct ft_backup_golive gl = { .make_live = make_live, .ctx = &bc, .nnics = o.nnics };
-	for (unsigned i = 0; i < o.nnics; i++)
-		memcpy(gl.macs[i], o.nic[i].mac, 6);
-	if (ft_backup_create(&cfg, m, &gl, &bc.b, err, sizeof(err)))
-		goto fail;
-	if (ft_backup_listen(bc.b, err, sizeof(err)))
-		goto fail;
-	if (ft_options_control_path(&fo, "backup", ctl_path, sizeof(ctl_path)) == 0 &&
-	    control_start(&(struct control_config){ .path = ctl_path, .has_group = fo.control_group != NULL,
-						   .group = fo.control_gid, .status = status_cb, .ctx = bc.b },
-			  &ctl, err, sizeof(err)) < 0)
-		diag_warn("no control socket: %s", err);
-	fprintf(stderr, "ftvm backup: %s epoch %llu listening on %s\n", vm_id, (unsigned long long)fo.epoch, fo.listen);
-	if (ft_backup_accept(bc.b, err, sizeof(err)))
-		goto fail;
+	struct ft_backup_golive gl = { .make_live = make_live, .ctx = bc, .nnics = c->opts.nnics };
+	for (unsigned i = 0; i < c->opts.nnics; i++)
+		memcpy(gl.macs[i], c->opts.nic[i].mac, 6);
+	if (ft_backup_create(&cfg, c->m, &gl, &bc->b, err, errlen) || ft_backup_listen(bc->b, err, errlen))
+		return FTVM_EXIT_FAILURE;
+	ft_options_start_control(fo, "backup", status_cb, bc->b, &c->ctl);
+	fprintf(stderr, "ftvm backup: %s epoch %llu listening on %s\n", vm_id, (unsigned long long)fo->epoch, fo->listen);
+	if (ft_backup_accept(bc->b, err, errlen))
+		return FTVM_EXIT_FAILURE;
 	fprintf(stderr, "ftvm backup: primary connected; replaying\n");
+	return 0;
+}
 
-	int ret = ft_backup_run(bc.b, msg, sizeof(msg));
-	if (bc.world)
-		world_live_flush(bc.world);
+/* Replays in lockstep and, when the primary is lost, goes live (the machine runs inside). */
+static int backup_run(void *self, struct vm_command *c, char *err, size_t errlen)
+{
+	struct backup_cmd *bc = self;
+	char msg[600];
+
+	int ret = ft_backup_run(bc->b, msg, sizeof(msg));
+	if (c->world)
+		world_live_flush(c->world);
 	fprintf(stderr, "ftvm backup: %s\n", msg);
 	if (ret >= 0)
-		code = ftvm_exit_of_guest(ret);
-	else if (ret == -EPROTO)
-		code = FTVM_EXIT_DIVERGED;
-	else if (ret == -ECANCELED)
-		code = FTVM_EXIT_HALTED;
-	else
-		code = FTVM_EXIT_FAILURE;
-	goto out;
-fail:
-	world_live_destroy(bc.world);
-	bc.world = NULL;
-	fprintf(stderr, "ftvm backup: %s\n", err);
-	code = FTVM_EXIT_FAILURE;
-out:
-	control_stop(ctl);
-	machine_destroy(m);
-	ft_backup_destroy(bc.b);
-	world_live_destroy(bc.world);
-	run_world_release(&bc.rw);
-	return code;
+		return ftvm_exit_of_guest(ret);
+	if (ret == -EPROTO)
+		return FTVM_EXIT_DIVERGED;
+	if (ret == -ECANCELED)
+		return FTVM_EXIT_HALTED;
+	return FTVM_EXIT_FAILURE;
+}
+
+static void backup_stop(void *self)
+{
+	struct backup_cmd *bc = self;
+	ft_backup_destroy(bc->b);
+}
+
+static const struct vm_role backup_role = {
+	.name = "backup",
+	.usage = usage,
+	.world = VM_WORLD_CONFIG,
+	.options = backup_options,
+	.check = backup_check,
+	.start = backup_start,
+	.run = backup_run,
+	.stop = backup_stop,
+};
+
+int cmd_backup_main(int argc, char **argv)
+{
+	struct backup_cmd bc = { 0 };
+	return vm_command_main(&backup_role, &bc, argc, argv);
 }

@@ -6,28 +6,23 @@
  * icount 0, holds outputs under the Output Rule and, if the backup is lost, claims the arbiter:
  * it runs on alone when it wins and halts the VM for good when it loses. Status on the control
  * socket (`ftvm status`). Exit status: the guest's when it powers off; 1 on errors; 6 when this
- * node lost the arbiter and halted.
+ * node lost the arbiter and halted. The steps shared with the other subcommands that run a VM
+ * are vm_command.c's; this file is the role: the FT primary, its channel and control socket.
  */
 #define DIAG_MODULE "primary"
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
-#include "cmd/domain_xml.h"
 #include "cmd/ft_options.h"
 #include "logchannel/channel.h"
 #include "cmd/exit_code.h"
 #include "cmd/ftvm.h"
-#include "cmd/log_options.h"
 #include "cmd/run_options.h"
-#include "cmd/run_world.h"
-#include "common/control.h"
+#include "cmd/vm_command.h"
+#include "host/world_live.h"
 #include "primary/ft_primary.h"
 #include "util/diag.h"
 #include "vm/machine.h"
-#include "host/world_live.h"
 
 static void usage(FILE *out)
 {
@@ -45,92 +40,90 @@ static void usage(FILE *out)
 	run_options_help(out);
 }
 
+struct primary_cmd {
+	struct ft_options fo;
+	struct channel_key key;
+	struct ft_primary *p;
+};
+
 static void status_cb(void *ctx, struct ft_status *st)
 {
 	ft_primary_get_status(ctx, st);
 }
 
-int cmd_primary_main(int argc, char **argv)
+static int primary_options(void *self, int *argc, char **argv, bool *help, char *err, size_t errlen)
 {
-	struct ft_options fo;
-	struct run_options o;
-	struct run_world rw = { .scratch_fd = -1 };
-	struct world_live *world = NULL;
-	struct ft_primary *p = NULL;
-	struct machine *m = NULL;
-	struct control_server *ctl = NULL;
-	char err[512], vm_id[128], ctl_path[256];
-	int code = FTVM_EXIT_FAILURE, status = 0;
+	struct primary_cmd *pc = self;
+	int ret = ft_options_extract(argc, argv, &pc->fo, err, errlen);
+	*help = pc->fo.help;
+	return ret;
+}
 
-	if (ft_options_extract(&argc, argv, &fo, err, sizeof(err)) || run_options_parse(argc, argv, &o, err, sizeof(err))) {
-		fprintf(stderr, "ftvm primary: %s\n", err);
-		return FTVM_EXIT_USAGE;
-	}
-	if (o.help || fo.help) {
-		usage(stdout);
-		return FTVM_EXIT_OK;
-	}
-	if (o.dom && ft_options_apply_domain(&fo, o.dom, err, sizeof(err))) {
-		fprintf(stderr, "ftvm primary: %s\n", err);
-		return FTVM_EXIT_USAGE;
-	}
-	if (!fo.peer || !fo.arbiter) {
-		fprintf(stderr, "ftvm primary: --peer HOST:PORT and --arbiter PATH are required\n");
-		return FTVM_EXIT_USAGE;
-	}
-	struct channel_key key;
-	if (ft_options_load_key(&fo, &key, err, sizeof(err))) {
-		fprintf(stderr, "ftvm primary: %s\n", err);
-		return FTVM_EXIT_USAGE;
-	}
-	struct machine_config mc;
-	if (run_options_resolve(&o, err, sizeof(err)) || run_world_open_live(&o, &rw, &world, &mc, err, sizeof(err)))
-		goto fail;
-	if (machine_create(&mc, &m, err, sizeof(err)))
-		goto fail;
-	ft_options_vm_id(&fo, machine_config_digest(m), vm_id, sizeof(vm_id));
-	struct ft_primary_config pc = {
-		.vm_name = fo.vm, .vm_id = vm_id, .epoch = fo.epoch, .peer = fo.peer, .arbiter = fo.arbiter, .node = 0,
-		.timeout_ms = fo.timeout_ms, .heartbeat_ms = fo.heartbeat_ms, .max_lag_ms = (unsigned)fo.max_lag_ms,
-		.rdma = fo.rdma, .key = &key,
+static int primary_check(void *self, struct vm_command *c, bool *done, char *err, size_t errlen)
+{
+	struct primary_cmd *pc = self;
+	return ft_options_check_role(&pc->fo, c->opts.dom, true, &pc->key, err, errlen);
+}
+
+/* The FT primary around the machine and the live world, connected to its backup, and the control socket. */
+static int primary_start(void *self, struct vm_command *c, char *err, size_t errlen)
+{
+	struct primary_cmd *pc = self;
+	struct ft_options *fo = &pc->fo;
+	char vm_id[128];
+
+	ft_options_vm_id(fo, machine_config_digest(c->m), vm_id, sizeof(vm_id));
+	struct ft_primary_config cfg = {
+		.vm_name = fo->vm, .vm_id = vm_id, .epoch = fo->epoch, .peer = fo->peer, .arbiter = fo->arbiter, .node = 0,
+		.timeout_ms = fo->timeout_ms, .heartbeat_ms = fo->heartbeat_ms, .max_lag_ms = (unsigned)fo->max_lag_ms,
+		.rdma = fo->rdma, .key = &pc->key,
 	};
-	if (ft_primary_create(&pc, m, world_live_world(world), &p, err, sizeof(err)))
-		goto fail;
-	if (ft_primary_connect(p, err, sizeof(err)))
-		goto fail;
-	if (ft_options_control_path(&fo, "primary", ctl_path, sizeof(ctl_path)) == 0 &&
-	    control_start(&(struct control_config){ .path = ctl_path, .has_group = fo.control_group != NULL,
-						   .group = fo.control_gid, .status = status_cb, .ctx = p },
-			  &ctl, err, sizeof(err)) < 0)
-		diag_warn("no control socket: %s", err);
-	diag_info("primary of %s, epoch %llu, streaming to %s", vm_id, (unsigned long long)fo.epoch, fo.peer);
+	if (ft_primary_create(&cfg, c->m, world_live_world(c->world), &pc->p, err, errlen) ||
+	    ft_primary_connect(pc->p, err, errlen))
+		return FTVM_EXIT_FAILURE;
+	ft_options_start_control(fo, "primary", status_cb, pc->p, &c->ctl);
+	diag_info("primary of %s, epoch %llu, streaming to %s", vm_id, (unsigned long long)fo->epoch, fo->peer);
+	return 0;
+}
 
-	enum machine_exit why = machine_run(m, ft_primary_world(p), ICOUNT_MAX, &status);
-	world_live_flush(world);
-	int ret = ft_primary_finish(p, why, status);
+/* The Output Rule may still release held outputs into the live world after machine_run()
+ * returned: ft_primary_finish() waits for them before the live world is destroyed. */
+static int primary_run(void *self, struct vm_command *c, char *err, size_t errlen)
+{
+	struct primary_cmd *pc = self;
+	int status = 0;
+
+	enum machine_exit why = machine_run(c->m, ft_primary_world(pc->p), ICOUNT_MAX, &status);
+	world_live_flush(c->world);
+	int ret = ft_primary_finish(pc->p, why, status);
 	struct ft_status st;
-	ft_primary_get_status(p, &st);
+	ft_primary_get_status(pc->p, &st);
 	if (ret == -ECANCELED || st.state == FT_STATE_HALTED) {
 		fprintf(stderr, "ftvm primary: %s\n", st.reason);
-		code = FTVM_EXIT_HALTED;
-		goto out;
+		return FTVM_EXIT_HALTED;
 	}
-	if (why == MACHINE_EXIT_ERROR) {
-		snprintf(err, sizeof(err), "the run stopped with an error: %s", strerror(-status));
-		goto fail;
-	}
-	code = why == MACHINE_EXIT_POWEROFF ? ftvm_exit_of_guest(status) : FTVM_EXIT_OK;
-	goto out;
-fail:
-	world_live_destroy(world);
-	world = NULL;
-	fprintf(stderr, "ftvm primary: %s\n", err);
-	code = FTVM_EXIT_FAILURE;
-out:
-	control_stop(ctl);
-	machine_destroy(m);
-	ft_primary_destroy(p);
-	world_live_destroy(world);
-	run_world_release(&rw);
-	return code;
+	return vm_command_finish(c, why, status, NULL);
+}
+
+static void primary_stop(void *self)
+{
+	struct primary_cmd *pc = self;
+	ft_primary_destroy(pc->p);
+}
+
+static const struct vm_role primary_role = {
+	.name = "primary",
+	.usage = usage,
+	.world = VM_WORLD_LIVE,
+	.options = primary_options,
+	.check = primary_check,
+	.start = primary_start,
+	.run = primary_run,
+	.stop = primary_stop,
+};
+
+int cmd_primary_main(int argc, char **argv)
+{
+	struct primary_cmd pc = { 0 };
+	return vm_command_main(&primary_role, &pc, argc, argv);
 }

@@ -4,27 +4,25 @@
  * The VM runs exactly as under `ftvm run` (same options, same live world); the recorder between
  * the machine and the world appends every input to FILE with its icount, plus CHECK records,
  * and an END record when the guest powers off or resets (a recording ends at the first reset).
- * The exit status is the guest's, like `ftvm run`.
+ * The exit status is the guest's, like `ftvm run`. The steps shared with the other subcommands
+ * that run a VM are vm_command.c's; this file is the role: the log file and the recorder.
  */
 #define DIAG_MODULE "record"
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "cmd/exit_code.h"
 #include "cmd/ftvm.h"
 #include "cmd/log_options.h"
 #include "cmd/run_options.h"
-#include "cmd/run_world.h"
+#include "cmd/vm_command.h"
+#include "host/world_live.h"
 #include "replay/logfile.h"
 #include "replay/recorder.h"
 #include "util/diag.h"
-#include "vm/machine.h"
-#include "host/world_live.h"
 #include "util/time.h"
+#include "vm/machine.h"
 
 static void usage(FILE *out)
 {
@@ -45,81 +43,95 @@ static int file_sink_append(void *ctx, enum evlog_kind kind, icount_t icount, co
 	return logfile_append(ctx, kind, icount, payload, len, lsn);
 }
 
-int cmd_record_main(int argc, char **argv)
-{
+struct record_cmd {
 	struct log_options lo;
-	struct run_options o;
-	struct run_world rw;
-	struct world_live *world = NULL;
-	struct recorder *rec = NULL;
-	struct machine *m = NULL;
-	struct logfile_writer *log = NULL;
-	char err[512];
-	int code = FTVM_EXIT_FAILURE, status = 0;
+	struct logfile_writer *log;
+	struct recorder *rec;
+};
 
-	rw.scratch_fd = -1;
+static int record_options(void *self, int *argc, char **argv, bool *help, char *err, size_t errlen)
+{
+	struct record_cmd *r = self;
+	int ret = log_options_extract(argc, argv, &r->lo, err, errlen);
+	*help = r->lo.help;
+	return ret;
+}
 
-	if (log_options_extract(&argc, argv, &lo, err, sizeof(err)) ||
-	    run_options_parse(argc, argv, &o, err, sizeof(err))) {
-		fprintf(stderr, "ftvm record: %s\n", err);
-		return FTVM_EXIT_USAGE;
+static int record_check(void *self, struct vm_command *c, bool *done, char *err, size_t errlen)
+{
+	struct record_cmd *r = self;
+	if (!r->lo.log) {
+		snprintf(err, errlen, "--log FILE is required");
+		return -EINVAL;
 	}
-	if (o.help || lo.help) {
-		usage(stdout);
-		return FTVM_EXIT_OK;
-	}
-	if (!lo.log) {
-		fprintf(stderr, "ftvm record: --log FILE is required\n");
-		return FTVM_EXIT_USAGE;
-	}
-	struct machine_config mc;
-	if (run_options_resolve(&o, err, sizeof(err)) || run_world_open_live(&o, &rw, &world, &mc, err, sizeof(err)))
-		goto fail;
-	if (machine_create(&mc, &m, err, sizeof(err)))
-		goto fail;
-	struct evlog_header h = { .config_digest = machine_config_digest(m), .start_lsn = 1 };
-	log_options_header_names(&lo, &o, &mc, &h);
-	if (logfile_create(lo.log, &h, lo.force, &log, err, sizeof(err)))
-		goto fail;
-	int ret = recorder_create(m, world_live_world(world),
-				  (struct recorder_sink){ .append = file_sink_append, .ctx = log }, &rec);
+	return 0;
+}
+
+/* The log file (its header names the machine's configuration) and the recorder over the live world. */
+static int record_start(void *self, struct vm_command *c, char *err, size_t errlen)
+{
+	struct record_cmd *r = self;
+	struct evlog_header h = { .config_digest = machine_config_digest(c->m), .start_lsn = 1 };
+	log_options_header_names(&r->lo, &c->opts, &c->mc, &h);
+	if (logfile_create(r->lo.log, &h, r->lo.force, &r->log, err, errlen))
+		return FTVM_EXIT_FAILURE;
+	int ret = recorder_create(c->m, world_live_world(c->world),
+				  (struct recorder_sink){ .append = file_sink_append, .ctx = r->log }, &r->rec);
 	if (ret < 0) {
-		snprintf(err, sizeof(err), "cannot create the recorder: %s", strerror(-ret));
-		goto fail;
+		snprintf(err, errlen, "cannot create the recorder: %s", strerror(-ret));
+		return FTVM_EXIT_FAILURE;
 	}
-	run_world_catch_signals(world);
+	return 0;
+}
+
+static int record_run(void *self, struct vm_command *c, char *err, size_t errlen)
+{
+	struct record_cmd *r = self;
+	int status = 0;
 
 	double t0 = time_mono_s();
-	enum machine_exit why = machine_run(m, recorder_world(rec), ICOUNT_MAX, &status);
+	enum machine_exit why = machine_run(c->m, recorder_world(r->rec), ICOUNT_MAX, &status);
 	double elapsed = time_mono_s() - t0;
-	world_live_flush(world);
-	ret = recorder_finish(rec, why, status);
-	int close_ret = logfile_close(log);
-	log = NULL;
+	world_live_flush(c->world);
+	int ret = recorder_finish(r->rec, why, status);
+	int close_ret = logfile_close(r->log);
+	r->log = NULL;
 	if (ret < 0 || close_ret < 0) {
-		snprintf(err, sizeof(err), "writing the log %s failed: %s", lo.log, strerror(-(ret < 0 ? ret : close_ret)));
-		goto fail;
+		ret = ret < 0 ? ret : close_ret;
+		snprintf(err, errlen, "writing the log %s failed: %s", r->lo.log, strerror(-ret));
+		return ret;
 	}
-	const struct recorder_stats *rs = recorder_get_stats(rec);
+	const struct recorder_stats *rs = recorder_get_stats(r->rec);
 	struct log_composition comp;
 	memcpy(comp.records, rs->records, sizeof(comp.records));
 	memcpy(comp.bytes, rs->bytes, sizeof(comp.bytes));
-	fprintf(stderr, "ftvm record: wrote %s\n", lo.log);
-	log_options_print_composition(stderr, &comp, machine_icount(m), elapsed, "recorded for");
-	code = run_world_finish("record", &world, why, status, "(the log ends there)");
-	goto out;
-fail:
-	world_live_destroy(world);
-	world = NULL;
-	fprintf(stderr, "ftvm record: %s\n", err);
-	code = FTVM_EXIT_FAILURE;
-out:
-	run_world_catch_signals(NULL);
-	if (log)
-		logfile_close(log);
-	machine_destroy(m);
-	recorder_destroy(rec);
-	world_live_destroy(world);
-	run_world_release(&rw);
-	return code;
+	fprintf(stderr, "ftvm record: wrote %s\n", r->lo.log);
+	log_options_print_composition(stderr, &comp, machine_icount(c->m), elapsed, "recorded for");
+	return vm_command_finish(c, why, status, "(the log ends there)");
+}
+
+static void record_stop(void *self)
+{
+	struct record_cmd *r = self;
+	if (r->log)
+		logfile_close(r->log);
+	recorder_destroy(r->rec);
+}
+
+static const struct vm_role record_role = {
+	.name = "record",
+	.usage = usage,
+	.world = VM_WORLD_LIVE,
+	.catch_signals = true,
+	.options = record_options,
+	.check = record_check,
+	.start = record_start,
+	.run = record_run,
+	.stop = record_stop,
+};
+
+int cmd_record_main(int argc, char **argv)
+{
+	struct record_cmd r = { 0 };
+	return vm_command_main(&record_role, &r, argc, argv);
 }

@@ -15,9 +15,11 @@
  * on to END verifying every CHECK, ending as a full replay ends. Disks then receive the writes from
  * the cut on (give copies of the disks as they were at the cut to compare them at the end).
  *
- * Exit status: 0 the replay matched to the END record (or the snapshot was saved); 3 it diverged (the message names the icount,
- * the record and what differed); 4 the log is corrupt, truncated inside a record, or recorded for
+ * Exit status: 0 the replay matched to the END record (or the snapshot was saved); 3 it diverged
+ * (the message names the icount, the record and what differed); 4 the log is corrupt, truncated inside a record, or recorded for
  * another configuration; 5 every record matched but the log ends without END; 2 usage errors.
+ * The steps shared with the other subcommands that run a VM are vm_command.c's; this file is the
+ * role: the disks, the log and the replayer.
  */
 #define DIAG_MODULE "replay"
 #include <errno.h>
@@ -35,6 +37,7 @@
 #include "cmd/run_options.h"
 #include "cmd/run_world.h"
 #include "cmd/snapshot_options.h"
+#include "cmd/vm_command.h"
 #include "replay/logfile.h"
 #include "replay/replay_position.h"
 #include "util/diag.h"
@@ -189,125 +192,148 @@ static int save_cut(const struct snapshot_options *so, bool force, struct machin
 	return code;
 }
 
-int cmd_replay_main(int argc, char **argv)
-{
+struct replay_cmd {
 	struct log_options lo;
 	struct snapshot_options so;
-	struct run_options o;
-	struct run_world rw = { .scratch_fd = -1 };
-	struct logfile_reader *log = NULL;
-	struct replayer *rep = NULL;
-	struct machine *m = NULL;
+	struct replayer_options ro;
 	struct evlog_header h;
-	struct replayer_options ro = { .console_fd = STDOUT_FILENO };
-	char err[1024], msg[600];
-	int code = FTVM_EXIT_BAD_LOG, status = 0;
+	struct logfile_reader *log;
+	struct replayer *rep;
+};
 
-	for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++)
-		ro.disk_fd[i] = -1;
-	if (snapshot_options_extract(&argc, argv, &so, err, sizeof(err)) ||
-	    log_options_extract(&argc, argv, &lo, err, sizeof(err)) ||
-	    run_options_parse(argc, argv, &o, err, sizeof(err))) {
-		fprintf(stderr, "ftvm replay: %s\n", err);
-		return FTVM_EXIT_USAGE;
+static int replay_options(void *self, int *argc, char **argv, bool *help, char *err, size_t errlen)
+{
+	struct replay_cmd *r = self;
+	int ret = snapshot_options_extract(argc, argv, &r->so, err, errlen);
+	if (ret)
+		return ret;
+	ret = log_options_extract(argc, argv, &r->lo, err, errlen);
+	*help = r->lo.help;
+	return ret;
+}
+
+/* --log is required, the snapshot options go together; --stats ends the command here. */
+static int replay_check(void *self, struct vm_command *c, bool *done, char *err, size_t errlen)
+{
+	struct replay_cmd *r = self;
+	(void)c;
+	if (!r->lo.log) {
+		snprintf(err, errlen, "--log FILE is required");
+		return -EINVAL;
 	}
-	if (o.help || lo.help) {
-		usage(stdout);
+	int ret = check_snapshot_options(&r->so, &r->lo, err, errlen);
+	if (ret)
+		return ret;
+	if (!r->lo.stats)
 		return 0;
-	}
-	if (!lo.log) {
-		fprintf(stderr, "ftvm replay: --log FILE is required\n");
-		return FTVM_EXIT_USAGE;
-	}
-	if (check_snapshot_options(&so, &lo, err, sizeof(err))) {
-		fprintf(stderr, "ftvm replay: %s\n", err);
-		return FTVM_EXIT_USAGE;
-	}
-	if (lo.stats)
-		return print_stats(lo.log);
-	if (run_options_resolve(&o, err, sizeof(err)) || run_world_prepare(&o, &rw, err, sizeof(err))) {
-		code = FTVM_EXIT_FAILURE;
-		goto fail;
-	}
-	struct machine_config mc;
-	if (run_world_machine_config(&o, &rw, NULL, &mc, err, sizeof(err))) {
-		code = FTVM_EXIT_FAILURE;
-		goto fail;
-	}
-	ro.ndisks = rw.config.ndisks;
-	for (unsigned i = 0; i < rw.config.ndisks; i++) {
-		ro.disk_fd[i] = open(rw.config.disk_path[i], O_RDWR | O_CLOEXEC);
-		if (ro.disk_fd[i] < 0) {
-			snprintf(err, sizeof(err), "disk %s: %s", rw.config.disk_path[i], strerror(errno));
-			code = FTVM_EXIT_FAILURE;
-			goto fail;
+	*done = true;
+	return print_stats(r->lo.log);
+}
+
+/* The disks (copies of the recording's), the log, checked against this machine, the replayer,
+ * and with --restore the snapshot's machine and position in the log. */
+static int replay_start(void *self, struct vm_command *c, char *err, size_t errlen)
+{
+	struct replay_cmd *r = self;
+
+	r->ro.ndisks = c->rw.config.ndisks;
+	for (unsigned i = 0; i < c->rw.config.ndisks; i++) {
+		r->ro.disk_fd[i] = open(c->rw.config.disk_path[i], O_RDWR | O_CLOEXEC);
+		if (r->ro.disk_fd[i] < 0) {
+			snprintf(err, errlen, "disk %s: %s", c->rw.config.disk_path[i], strerror(errno));
+			return FTVM_EXIT_FAILURE;
 		}
 	}
-	run_world_release(&rw);
-	ro.console_fd = lo.quiet ? -1 : STDOUT_FILENO;
-	ro.perturb_lsn = lo.perturb_lsn;
-	if (logfile_open(lo.log, &log, &h, err, sizeof(err)))
-		goto fail;
-	if (machine_create(&mc, &m, err, sizeof(err))) {
-		code = FTVM_EXIT_FAILURE;
-		goto fail;
-	}
-	uint64_t digest = machine_config_digest(m);
-	if (digest != h.config_digest) {
+	run_world_release(&c->rw);
+	r->ro.console_fd = r->lo.quiet ? -1 : STDOUT_FILENO;
+	r->ro.perturb_lsn = r->lo.perturb_lsn;
+	if (logfile_open(r->lo.log, &r->log, &r->h, err, errlen))
+		return FTVM_EXIT_BAD_LOG;
+	uint64_t digest = machine_config_digest(c->m);
+	if (digest != r->h.config_digest) {
 		struct evlog_header mine = { 0 };
-		log_options_header_names(&lo, &o, &mc, &mine);
-		snprintf(err, sizeof(err),
+		log_options_header_names(&r->lo, &c->opts, &c->mc, &mine);
+		snprintf(err, errlen,
 			 "the log was recorded for another configuration: log [%s] digest %016llx, this machine [%s] digest %016llx",
-			 h.config_summary, (unsigned long long)h.config_digest, mine.config_summary,
+			 r->h.config_summary, (unsigned long long)r->h.config_digest, mine.config_summary,
 			 (unsigned long long)digest);
-		goto fail;
+		return FTVM_EXIT_BAD_LOG;
 	}
-	if (replayer_create(m, replay_source_file(log), &ro, &rep)) {
-		snprintf(err, sizeof(err), "out of memory");
-		goto fail;
+	if (replayer_create(c->m, replay_source_file(r->log), &r->ro, &r->rep)) {
+		snprintf(err, errlen, "out of memory");
+		return FTVM_EXIT_BAD_LOG;
 	}
-	if (so.restore && (code = resume_from(so.restore, m, rep, &h, err, sizeof(err))) != FTVM_EXIT_OK)
-		goto fail;
-	if (so.have_at && so.snapshot_at <= machine_icount(m)) {
-		snprintf(err, sizeof(err), "--snapshot-at %llu: the machine is already at icount %llu",
-			 (unsigned long long)so.snapshot_at, (unsigned long long)machine_icount(m));
-		code = FTVM_EXIT_USAGE;
-		goto fail;
-	}
-	icount_t stop_at = so.have_at ? so.snapshot_at : ICOUNT_MAX;
-	enum machine_exit why = machine_run(m, replayer_world(rep), stop_at, &status);
-	if (so.have_at && why == MACHINE_EXIT_STOP_ICOUNT) {
-		fflush(stdout);
-		code = save_cut(&so, lo.force, m, rep, &h, err, sizeof(err));
+	if (r->so.restore) {
+		int code = resume_from(r->so.restore, c->m, r->rep, &r->h, err, errlen);
 		if (code != FTVM_EXIT_OK)
-			goto fail;
-		goto out;
+			return code;
 	}
-	enum replay_result res = replayer_finish(rep, why, status, msg, sizeof(msg));
+	if (r->so.have_at && r->so.snapshot_at <= machine_icount(c->m)) {
+		snprintf(err, errlen, "--snapshot-at %llu: the machine is already at icount %llu",
+			 (unsigned long long)r->so.snapshot_at, (unsigned long long)machine_icount(c->m));
+		return FTVM_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* There is no live world: a failure is printed here with the exit status it calls for. */
+static int replay_run(void *self, struct vm_command *c, char *err, size_t errlen)
+{
+	struct replay_cmd *r = self;
+	char msg[600];
+	int status = 0, code;
+
+	icount_t stop_at = r->so.have_at ? r->so.snapshot_at : ICOUNT_MAX;
+	enum machine_exit why = machine_run(c->m, replayer_world(r->rep), stop_at, &status);
+	if (r->so.have_at && why == MACHINE_EXIT_STOP_ICOUNT) {
+		fflush(stdout);
+		code = save_cut(&r->so, r->lo.force, c->m, r->rep, &r->h, err, errlen);
+		if (code != FTVM_EXIT_OK)
+			fprintf(stderr, "ftvm replay: %s\n", err);
+		return code;
+	}
+	enum replay_result res = replayer_finish(r->rep, why, status, msg, sizeof(msg));
 	fflush(stdout);
 	fprintf(stderr, "ftvm replay: %s\n", msg);
-	if (so.have_at && res == REPLAY_MATCHED) {
-		snprintf(err, sizeof(err), "the recording ended at icount %llu, before --snapshot-at %llu: no snapshot written",
-			 (unsigned long long)machine_icount(m), (unsigned long long)so.snapshot_at);
-		code = FTVM_EXIT_FAILURE;
-		goto fail;
+	if (r->so.have_at && res == REPLAY_MATCHED) {
+		fprintf(stderr, "ftvm replay: the recording ended at icount %llu, before --snapshot-at %llu: no snapshot written\n",
+			(unsigned long long)machine_icount(c->m), (unsigned long long)r->so.snapshot_at);
+		return FTVM_EXIT_FAILURE;
 	}
 	switch (res) {
-	case REPLAY_MATCHED: code = FTVM_EXIT_OK; break;
-	case REPLAY_DIVERGED: code = FTVM_EXIT_DIVERGED; break;
-	case REPLAY_INCOMPLETE: code = FTVM_EXIT_INCOMPLETE; break;
-	case REPLAY_BAD_LOG: code = FTVM_EXIT_BAD_LOG; break;
+	case REPLAY_MATCHED: return FTVM_EXIT_OK;
+	case REPLAY_DIVERGED: return FTVM_EXIT_DIVERGED;
+	case REPLAY_INCOMPLETE: return FTVM_EXIT_INCOMPLETE;
+	case REPLAY_BAD_LOG: return FTVM_EXIT_BAD_LOG;
 	}
-	goto out;
-fail:
-	fprintf(stderr, "ftvm replay: %s\n", err);
-out:
-	machine_destroy(m);
-	replayer_destroy(rep);
-	logfile_close_reader(log);
+	return FTVM_EXIT_BAD_LOG;
+}
+
+static void replay_stop(void *self)
+{
+	struct replay_cmd *r = self;
+	replayer_destroy(r->rep);
+	logfile_close_reader(r->log);
 	for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++)
-		if (ro.disk_fd[i] >= 0)
-			close(ro.disk_fd[i]);
-	run_world_release(&rw);
-	return code;
+		if (r->ro.disk_fd[i] >= 0)
+			close(r->ro.disk_fd[i]);
+}
+
+static const struct vm_role replay_role = {
+	.name = "replay",
+	.usage = usage,
+	.world = VM_WORLD_CONFIG,
+	.options = replay_options,
+	.check = replay_check,
+	.start = replay_start,
+	.run = replay_run,
+	.stop = replay_stop,
+};
+
+int cmd_replay_main(int argc, char **argv)
+{
+	struct replay_cmd r = { .ro = { .console_fd = STDOUT_FILENO } };
+	for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++)
+		r.ro.disk_fd[i] = -1;
+	return vm_command_main(&replay_role, &r, argc, argv);
 }

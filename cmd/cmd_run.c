@@ -1,9 +1,10 @@
 /*
  * cmd_run.c — `ftvm run`: boot a VM without fault tolerance, on the terminal.
  *
- * Options come from run_options.c (shared with the subcommands that run a VM). The live world
- * (host/world_live.c) opens the disks and TAP devices and owns the console; the machine is built on
- * top of it and run until the guest powers off. The exit status is the guest's test-finisher
+ * The shared steps (options from run_options.c, the live world, the machine, the end of the run)
+ * are vm_command.c's; this file is the role: run until the guest powers off, building the machine
+ * anew on a reset. The live world (host/world_live.c) opens the disks and TAP devices and owns
+ * the console. The exit status is the guest's test-finisher
  * status: 0 for poweroff/pass, the failure code otherwise; a guest reset reboots the machine
  * unless --no-reboot. Bad input is one line on stderr and exit status 2 (usage) or 1 (files,
  * devices, run-time errors).
@@ -16,20 +17,16 @@
  */
 #define DIAG_MODULE "run"
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
 #include "cmd/exit_code.h"
 #include "cmd/ftvm.h"
 #include "cmd/run_options.h"
-#include "cmd/run_world.h"
 #include "cmd/snapshot_options.h"
+#include "cmd/vm_command.h"
+#include "host/world_live.h"
 #include "util/diag.h"
 #include "vm/machine.h"
-#include "host/world_live.h"
 
 static void usage(FILE *out)
 {
@@ -45,92 +42,78 @@ static void usage(FILE *out)
 		     "  FTVM_TRACE=N (log pc, privilege and trap counts every N instructions, to stderr)\n");
 }
 
-/* The first machine of a --restore run: the snapshot's, continuing where it stopped. */
-static int restore_machine(const char *path, const struct machine_config *mc, struct world_live *world,
-			   struct machine **out, char *err, size_t errlen)
+struct run_cmd {
+	struct snapshot_options so;
+};
+
+static int run_options_hook(void *self, int *argc, char **argv, bool *help, char *err, size_t errlen)
 {
-	char why[1024];
-	struct machine *m;
-	int ret = machine_create(mc, &m, err, errlen);
+	struct run_cmd *r = self;
+	(void)help;
+	int ret = snapshot_options_extract(argc, argv, &r->so, err, errlen);
 	if (ret)
 		return ret;
-	ret = snapshot_restore("run", path, m, NULL, why, sizeof(why));
-	if (ret) {
-		snprintf(err, errlen, "%s", why);
-		machine_destroy(m);
-		return ret;
+	if (r->so.snapshot || r->so.have_at) {
+		snprintf(err, errlen, "--snapshot and --snapshot-at belong to ftvm replay; run takes --restore");
+		return -EINVAL;
 	}
-	world_live_take_clock(world, machine_icount(m), machine_clock(m));
-	unsigned n = machine_reissue_disk_requests(m, world_live_world(world));
-	if (n)
-		diag_info("resubmitted %u unfinished disk request(s) of the snapshot", n);
-	*out = m;
 	return 0;
 }
 
-static int run_vm(struct run_options *o, const char *restore)
+/* With --restore, the machine just built becomes the snapshot's, continuing where it stopped:
+ * the live world takes over its clock and its unfinished disk requests are submitted again. */
+static int run_start(void *self, struct vm_command *c, char *err, size_t errlen)
 {
-	char err[1024];
-	struct run_world rw;
-	struct world_live *world = NULL;
-	struct machine *m = NULL;
-	struct machine_config mc;
+	struct run_cmd *r = self;
+	char why[1024];
+	if (!r->so.restore)
+		return 0;
+	if (snapshot_restore("run", r->so.restore, c->m, NULL, why, sizeof(why))) {
+		snprintf(err, errlen, "%s", why);
+		return FTVM_EXIT_FAILURE;
+	}
+	world_live_take_clock(c->world, machine_icount(c->m), machine_clock(c->m));
+	unsigned n = machine_reissue_disk_requests(c->m, world_live_world(c->world));
+	if (n)
+		diag_info("resubmitted %u unfinished disk request(s) of the snapshot", n);
+	return 0;
+}
+
+/* Runs until the guest powers off; a reset builds the machine anew in the same live world. */
+static int run_run(void *self, struct vm_command *c, char *err, size_t errlen)
+{
+	(void)self;
 	enum machine_exit why;
 	int status;
-	if (run_world_open_live(o, &rw, &world, &mc, err, sizeof(err)))
-		goto fail;
-	run_world_catch_signals(world);
 	for (;;) {
-		if (restore) {
-			if (restore_machine(restore, &mc, world, &m, err, sizeof(err)))
-				goto fail;
-			restore = NULL;
-		} else if (machine_create(&mc, &m, err, sizeof(err))) {
-			goto fail;
-		}
-		why = machine_run(m, world_live_world(world), ICOUNT_MAX, &status);
+		why = machine_run(c->m, world_live_world(c->world), ICOUNT_MAX, &status);
 		diag_info("machine stopped (%d, status %d) at icount %llu", why, status,
-			 (unsigned long long)machine_icount(m));
-		machine_destroy(m);
-		m = NULL;
-		world_live_flush(world);
-		if (why != MACHINE_EXIT_RESET || o->no_reboot)
+			  (unsigned long long)machine_icount(c->m));
+		world_live_flush(c->world);
+		if (why != MACHINE_EXIT_RESET || c->opts.no_reboot)
 			break;
-		world_live_reset(world);
+		machine_destroy(c->m);
+		c->m = NULL;
+		world_live_reset(c->world);
+		int ret = machine_create(&c->mc, &c->m, err, errlen);
+		if (ret)
+			return ret;
 	}
-	int code = run_world_finish("run", &world, why, status, NULL);
-	run_world_release(&rw);
-	return code;
-fail:
-	run_world_catch_signals(NULL);
-	world_live_destroy(world);  /* restores the terminal before the message */
-	fprintf(stderr, "ftvm run: %s\n", err);
-	machine_destroy(m);
-	run_world_release(&rw);
-	return FTVM_EXIT_FAILURE;
+	return vm_command_finish(c, why, status, NULL);
 }
+
+static const struct vm_role run_role = {
+	.name = "run",
+	.usage = usage,
+	.world = VM_WORLD_LIVE,
+	.catch_signals = true,
+	.options = run_options_hook,
+	.start = run_start,
+	.run = run_run,
+};
 
 int cmd_run_main(int argc, char **argv)
 {
-	struct run_options o;
-	struct snapshot_options so;
-	char err[512];
-	if (snapshot_options_extract(&argc, argv, &so, err, sizeof(err)) ||
-	    run_options_parse(argc, argv, &o, err, sizeof(err))) {
-		fprintf(stderr, "ftvm run: %s\n", err);
-		return FTVM_EXIT_USAGE;
-	}
-	if (o.help) {
-		usage(stdout);
-		return FTVM_EXIT_OK;
-	}
-	if (run_options_resolve(&o, err, sizeof(err))) {
-		fprintf(stderr, "ftvm run: %s\n", err);
-		return FTVM_EXIT_FAILURE;
-	}
-	if (so.snapshot || so.have_at) {
-		fprintf(stderr, "ftvm run: --snapshot and --snapshot-at belong to ftvm replay; run takes --restore\n");
-		return FTVM_EXIT_USAGE;
-	}
-	return run_vm(&o, so.restore);
+	struct run_cmd r = { 0 };
+	return vm_command_main(&run_role, &r, argc, argv);
 }

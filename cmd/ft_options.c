@@ -11,6 +11,7 @@
 #include "cmd/domain_xml.h"
 #include "common/control.h"
 #include "logchannel/channel.h"
+#include "util/diag.h"
 #include "util/parse.h"
 
 #define FT_MAX_MS 600000  /* the longest timeout, heartbeat or lag accepted */
@@ -200,6 +201,33 @@ int ft_options_control_path(const struct ft_options *fo, const char *role, char 
 		return -errno;
 	snprintf(buf, len, "%s/%s-%s.sock", CONTROL_DEFAULT_DIR, fo->vm, role);
 	return 0;
+}
+
+int ft_options_check_role(struct ft_options *fo, const struct domain_def *dom, bool primary, struct channel_key *key,
+			  char *err, size_t errlen)
+{
+	if (dom && ft_options_apply_domain(fo, dom, err, errlen))
+		return -EINVAL;
+	if (!(primary ? fo->peer : fo->listen) || !fo->arbiter) {
+		snprintf(err, errlen, "%s HOST:PORT and --arbiter PATH are required", primary ? "--peer" : "--listen");
+		return -EINVAL;
+	}
+	return ft_options_load_key(fo, key, err, errlen);
+}
+
+void ft_options_start_control(const struct ft_options *fo, const char *role, void (*status)(void *, struct ft_status *),
+			      void *ctx, struct control_server **ctl)
+{
+	char path[256], err[512];
+
+	*ctl = NULL;
+	if (ft_options_control_path(fo, role, path, sizeof(path)) != 0)
+		return;
+	struct control_config cc = { .path = path, .has_group = fo->control_group != NULL, .group = fo->control_gid,
+				     .status = status, .ctx = ctx };
+	/* Reported under the role's name, like the role's own diagnostics. */
+	if (control_start(&cc, ctl, err, sizeof(err)) < 0 && DIAG_WARN <= diag_threshold)
+		diag_message(DIAG_WARN, role, "no control socket: %s", err);
 }
 
 void ft_options_vm_id(const struct ft_options *fo, uint64_t config_digest, char *buf, size_t len)

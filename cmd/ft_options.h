@@ -39,6 +39,8 @@ struct ft_options {
 
 struct domain_def;
 struct channel_key;
+struct control_server;
+struct ft_status;
 
 /* Takes the FT options out of argv (argc adjusted). */
 int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err, size_t errlen) FTVM_MUST_CHECK;
@@ -54,6 +56,17 @@ int ft_options_load_key(const struct ft_options *fo, struct channel_key *key, ch
 	FTVM_MUST_CHECK;
 /* The control socket path for this VM and role into buf (creating its directory). */
 int ft_options_control_path(const struct ft_options *fo, const char *role, char *buf, size_t len) FTVM_MUST_CHECK;
+/*
+ * What both FT roles check before anything is opened, in this order: the domain's FT settings
+ * (when the VM comes from --domain), the role's address (--peer for the primary, --listen for the
+ * backup) and --arbiter, which are required, and the channel key, loaded into key.
+ */
+int ft_options_check_role(struct ft_options *fo, const struct domain_def *dom, bool primary, struct channel_key *key,
+			  char *err, size_t errlen) FTVM_MUST_CHECK;
+/* Starts the node's control socket for `role` serving status(ctx); a node runs on without one
+ * (with a warning) when it cannot be started. *ctl stays NULL then. */
+void ft_options_start_control(const struct ft_options *fo, const char *role, void (*status)(void *, struct ft_status *),
+			      void *ctx, struct control_server **ctl);
 /* The VM id of the handshake: the VM name and the configuration digest, so a primary and a backup
  * built from different configurations never pair. */
 void ft_options_vm_id(const struct ft_options *fo, uint64_t config_digest, char *buf, size_t len);

@@ -22,12 +22,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/arbiter_io.h"
 #include "util/compiler.h"
 
 #define ARBITER_MAX_NODES 16u
 #define ARBITER_DEFAULT_NODES 2u
 #define ARBITER_VM_NAME_MAX 63u       /* bytes, without the terminating NUL */
-#define ARBITER_ERR_MAX 256u          /* size of every error-message buffer */
 #define ARBITER_FOREVER (-1)          /* timeout_ms: retry an unreachable disk without end */
 
 enum arbiter_outcome {
@@ -81,5 +81,15 @@ void arbiter_get_info(const struct arbiter *a, struct arbiter_info *info);
 const char *arbiter_error(const struct arbiter *a);
 
 void arbiter_close(struct arbiter *a);
+
+/* The algorithm over any I/O layer. Both take ownership of io: it is closed on failure, and by
+ * arbiter_close() on success. `slots` 0 picks the default. */
+FTVM_MUST_CHECK int arbiter_init_io(struct arbiter_io *io, const char *vm_name, unsigned nodes,
+				    unsigned slots, int force, char err[ARBITER_ERR_MAX]);
+FTVM_MUST_CHECK int arbiter_open_io(struct arbiter_io *io, const char *vm_name, struct arbiter **out,
+				    char err[ARBITER_ERR_MAX]);
+
+/* The number of sectors an area with these parameters uses. */
+uint64_t arbiter_area_sectors(unsigned nodes, unsigned slots);
 
 #endif

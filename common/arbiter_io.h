@@ -11,10 +11,13 @@
 #ifndef FTVM_COMMON_ARBITER_IO_H
 #define FTVM_COMMON_ARBITER_IO_H
 
+#include <stddef.h>
 #include <stdint.h>
 
-#include "common/arbiter.h"
 #include "util/compiler.h"
+
+/* Size of every error-message buffer of the arbiter and its I/O layer. */
+#define ARBITER_ERR_MAX 256u
 
 struct arbiter_io;
 
@@ -37,15 +40,5 @@ struct arbiter_io {
  * file is created (empty). */
 FTVM_MUST_CHECK int arbiter_io_open_file(const char *path, int create, struct arbiter_io **out,
 					 char err[ARBITER_ERR_MAX]);
-
-/* The algorithm over any I/O layer. Both take ownership of io: it is closed on failure, and by
- * arbiter_close() on success. `slots` 0 picks the default. */
-FTVM_MUST_CHECK int arbiter_init_io(struct arbiter_io *io, const char *vm_name, unsigned nodes,
-				    unsigned slots, int force, char err[ARBITER_ERR_MAX]);
-FTVM_MUST_CHECK int arbiter_open_io(struct arbiter_io *io, const char *vm_name, struct arbiter **out,
-				    char err[ARBITER_ERR_MAX]);
-
-/* The number of sectors an area with these parameters uses. */
-uint64_t arbiter_area_sectors(unsigned nodes, unsigned slots);
 
 #endif

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/parse.h"
 #include "util/diag.h"
 #include "util/time.h"
 
@@ -476,18 +477,25 @@ void control_stop(struct control_server *srv)
 
 int control_group_lookup(const char *name, gid_t *gid, char *err, size_t errlen)
 {
-	char buf[4096], *end;
+	char buf[4096];
 	struct group g, *found = NULL;
+	uint64_t n;
 
 	int ret = getgrnam_r(name, &g, buf, sizeof(buf), &found);
 	if (ret == 0 && found) {
 		*gid = found->gr_gid;
 		return 0;
 	}
-	unsigned long n = strtoul(name, &end, 10);
-	if (*name && !*end && n < (gid_t)-1) {
+	/* Not a group name: a group id, strictly (no sign, no spaces, no junk, below (gid_t)-1,
+	 * which means "no group" to the kernel). */
+	ret = parse_u64(name, 0, (gid_t)-2, &n);
+	if (ret == 0) {
 		*gid = (gid_t)n;
 		return 0;
+	}
+	if (ret == -ERANGE) {
+		snprintf(err, errlen, "--control-group %s: group id out of range (at most %u)", name, (unsigned)(gid_t)-2);
+		return -ERANGE;
 	}
 	snprintf(err, errlen, "--control-group %s: no such group", name);
 	return -ENOENT;

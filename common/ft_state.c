@@ -35,17 +35,10 @@ bool ft_state_legal(enum ft_role_state from, enum ft_role_state to)
 
 int ft_state_init(struct ft_state *fs, const char *role, enum ft_role_state initial)
 {
-	pthread_condattr_t attr;
 	int ret;
 
 	memset(fs, 0, sizeof(*fs));
-	ret = -pthread_condattr_init(&attr);
-	if (ret < 0)
-		return ret;
-	ret = -pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	if (ret == 0)
-		ret = -pthread_cond_init(&fs->changed, &attr);
-	pthread_condattr_destroy(&attr);
+	ret = time_cond_init(&fs->changed);
 	if (ret < 0)
 		return ret;
 	ret = -pthread_mutex_init(&fs->lock, NULL);
@@ -103,11 +96,8 @@ int ft_state_wait(struct ft_state *fs, unsigned mask, int timeout_ms)
 	struct timespec until;
 	int ret = 0;
 
-	if (timeout_ms >= 0) {
-		uint64_t t = time_mono_ns() + (uint64_t)timeout_ms * TIME_NS_PER_MS;
-		until.tv_sec = (time_t)(t / TIME_NS_PER_S);
-		until.tv_nsec = (long)(t % TIME_NS_PER_S);
-	}
+	if (timeout_ms >= 0)
+		until = time_mono_timespec(time_mono_ns() + (uint64_t)timeout_ms * TIME_NS_PER_MS);
 	pthread_mutex_lock(&fs->lock);
 	while (!(mask & FT_STATE_BIT(fs->state)) && ret != ETIMEDOUT) {
 		if (timeout_ms < 0)

@@ -47,19 +47,10 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "logchannel/channel_types.h"
 #include "util/compiler.h"
 #include "vm/icount.h"
 
-/* Largest record payload: 1 MiB of data (a DISK_DONE) plus 64 bytes of event header. */
-#define CHANNEL_MAX_RECORD (1024u * 1024u + 64u)
-/* Longest VM id in the handshake (a name or a UUID string). */
-#define CHANNEL_MAX_VM_ID 128u
-/* Smallest send/receive buffer: must hold one maximal frame; rounded up to a power of two. */
-#define CHANNEL_MIN_BUFFER (2u * 1024u * 1024u)
-/* Bytes of a pairing key (the TLS 1.3 pre-shared key both nodes hold). */
-#define CHANNEL_KEY_SIZE 32u
-/* Connection attempts the backup handshakes with at once (channel_accept()). */
-#define CHANNEL_MAX_PENDING 16u
 /*
  * Defaults of channel_config_init(). The heartbeat and the timeout are also those of
  * `ftvm primary|backup` (--heartbeat, --timeout): failure detection has one set of numbers.
@@ -72,11 +63,6 @@
 /* Default deadline of one attempt's whole TLS handshake + HELLO on the backup. */
 #define CHANNEL_DEFAULT_HANDSHAKE_MS 2000u
 
-enum channel_transport {
-	CHANNEL_TCP = 0,  /* default */
-	CHANNEL_RDMA = 1, /* RC queue pair; needs an RDMA device (see verbs.h, README "Logging channel") */
-};
-
 enum channel_state {
 	CHANNEL_UP = 0,          /* connected and healthy */
 	CHANNEL_TIMED_OUT = 1,   /* peer silent longer than timeout_ms */
@@ -88,11 +74,6 @@ enum channel_state {
 
 struct channel;
 struct channel_listener;
-
-/* The pairing's secret: whoever holds it may act as primary or backup of the pair. */
-struct channel_key {
-	uint8_t bytes[CHANNEL_KEY_SIZE];
-};
 
 typedef void channel_failure_fn(struct channel *ch, enum channel_state state, const char *why,
 				void *opaque);
@@ -130,12 +111,6 @@ struct channel_config {
 	void *opaque;
 };
 
-/* Why a connect/accept failed: a precise, human-readable message (also logged). */
-struct channel_err {
-	int code; /* the -errno that was returned */
-	char msg[320];
-};
-
 struct channel_stats {
 	uint64_t records;      /* records sent (sender) or received (receiver) */
 	uint64_t record_bytes; /* their payload bytes */
@@ -167,14 +142,6 @@ int channel_key_load(const char *path, struct channel_key *key, struct channel_e
  * log line.
  */
 void channel_sanitize(char *out, size_t cap, const char *in);
-
-/*
- * Parse "HOST:PORT" ("127.0.0.1:7000", "[::1]:7000", "name:7000"; HOST may be empty or "*" for
- * the wildcard when listening). Returns 0, -EINVAL on bad syntax, -EHOSTUNREACH if HOST does not
- * resolve. @passive selects a listening address.
- */
-int channel_parse_addr(const char *hostport, int passive, struct sockaddr_storage *out,
-		       socklen_t *outlen) FTVM_MUST_CHECK;
 
 /* ---- sender (primary) ---- */
 

@@ -98,7 +98,7 @@ static int read_frame(int fd, struct chtls *tls, uint64_t deadline, struct chpro
 	size_t got;
 	int rc;
 
-	rc = chnet_read_full(fd, tls, hdr, sizeof(hdr), deadline, &got);
+	rc = chtls_read_full(fd, tls, hdr, sizeof(hdr), deadline, &got);
 	if (rc < 0) {
 		if (rc == -ECONNRESET && got > 0)
 			chan_seterr(err, -EPROTO, "%s: truncated frame header (%zu of %u bytes)", who,
@@ -120,7 +120,7 @@ static int read_frame(int fd, struct chtls *tls, uint64_t deadline, struct chpro
 			    h->len);
 		return -EPROTO;
 	}
-	rc = chnet_read_full(fd, tls, payload, h->len, deadline, &got);
+	rc = chtls_read_full(fd, tls, payload, h->len, deadline, &got);
 	if (rc < 0) {
 		chan_seterr(err, -EPROTO, "%s: truncated frame (%zu of %u payload bytes): %s", who,
 			    got, h->len, strerror(-rc));
@@ -163,9 +163,9 @@ static int swap_frames(int fd, struct chtls *tls, uint64_t deadline, unsigned ki
 	int rc;
 
 	chproto_encode(hdr, kind, 0, payload, len);
-	rc = chnet_write_full(fd, tls, hdr, sizeof(hdr), deadline);
+	rc = chtls_write_full(fd, tls, hdr, sizeof(hdr), deadline);
 	if (rc == 0 && len)
-		rc = chnet_write_full(fd, tls, payload, len, deadline);
+		rc = chtls_write_full(fd, tls, payload, len, deadline);
 	if (rc < 0) {
 		chan_seterr(err, rc, "RDMA setup: sending %s: %s", what, strerror(-rc));
 		return rc;
@@ -299,9 +299,9 @@ int channel_connect(const struct channel_config *cfg, const char *hostport, stru
 	memcpy(h.vm_id, ch->vm_id, h.vm_id_len);
 	uint32_t len = chproto_hello_encode(hello, &h);
 	chproto_encode(buf, CHPROTO_HELLO, 0, hello, len);
-	rc = chnet_write_full(fd, tls, buf, CHPROTO_HDR_SIZE, deadline);
+	rc = chtls_write_full(fd, tls, buf, CHPROTO_HDR_SIZE, deadline);
 	if (rc == 0)
-		rc = chnet_write_full(fd, tls, hello, len, deadline);
+		rc = chtls_write_full(fd, tls, hello, len, deadline);
 	if (rc < 0) {
 		chan_seterr(err, rc, "connect to %s: sending HELLO: %s", hostport, strerror(-rc));
 		goto out;
@@ -465,8 +465,8 @@ static int refuse(struct channel_listener *l, struct hs_slot *s, unsigned reason
 	va_end(ap);
 	uint32_t len = (uint32_t)MIN(strlen(peer_msg), (size_t)CHPROTO_REFUSE_MAX);
 	chproto_encode(hdr, CHPROTO_REFUSE, reason, peer_msg, len);
-	if (chnet_write_full(s->fd, s->tls, hdr, sizeof(hdr), deadline) == 0 &&
-	    chnet_write_full(s->fd, s->tls, peer_msg, len, deadline) == 0)
+	if (chtls_write_full(s->fd, s->tls, hdr, sizeof(hdr), deadline) == 0 &&
+	    chtls_write_full(s->fd, s->tls, peer_msg, len, deadline) == 0)
 		shutdown(s->fd, SHUT_WR);
 	chan_seterr(err, code, "refused a primary from %s: %s", s->peer, msg);
 	l->st.refused++;
@@ -543,7 +543,7 @@ static int hello_complete(struct channel_listener *l, struct hs_slot *s, struct 
 	uint64_t deadline = chnet_deadline((int)l->cfg.connect_timeout_ms);
 	uint8_t welcome[CHPROTO_HDR_SIZE];
 	chproto_encode(welcome, CHPROTO_WELCOME, hello.start_lsn, NULL, 0);
-	rc = chnet_write_full(s->fd, s->tls, welcome, sizeof(welcome), deadline);
+	rc = chtls_write_full(s->fd, s->tls, welcome, sizeof(welcome), deadline);
 	if (rc < 0) {
 		chan_seterr(err, rc, "sending WELCOME: %s", strerror(-rc));
 		goto out;

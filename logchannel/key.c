@@ -9,6 +9,7 @@
  * as either node.
  */
 #define DIAG_MODULE "logchannel"
+#include "logchannel/channel.h"
 #include "logchannel/net.h"
 #include "util/parse.h"
 

@@ -32,7 +32,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#include "logchannel/channel.h"
+#include "logchannel/channel_types.h"
 #include "util/compiler.h"
 
 /* Descriptors a link asks the channel thread to poll, at most. */

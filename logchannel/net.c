@@ -1,14 +1,13 @@
 /*
  * net.c — the socket plumbing of the channel: "HOST:PORT" parsing (IPv4, [IPv6], names),
- * non-blocking connect with a deadline, listening sockets, and read/write-exactly helpers with a
- * deadline used by the handshake, on the bare socket or through its TLS session. Plain sockets
- * only, so a channel works between network namespaces like between hosts.
+ * non-blocking connect with a deadline, listening sockets, and waiting for a socket with a
+ * deadline. Plain sockets only, so a channel works between network namespaces like between hosts.
  */
 #define DIAG_MODULE "logchannel"
 #include "logchannel/net.h"
 
-#include "logchannel/tls.h"
 #include "util/diag.h"
+#include "util/parse.h"
 #include "util/time.h"
 
 #include <errno.h>
@@ -94,10 +93,12 @@ int channel_parse_addr(const char *hostport, int passive, struct sockaddr_storag
 	memcpy(host, hstart, hlen);
 	host[hlen] = '\0';
 	memcpy(port, colon + 1, plen + 1);
-	char *end;
-	unsigned long pnum = strtoul(port, &end, 10);
-	if (*end != '\0' || pnum > UINT16_MAX || (!passive && pnum == 0))
+	/* The port strictly (no sign, spaces or junk, which getaddrinfo would let through), then
+	 * handed on in its canonical decimal form. */
+	unsigned pnum;
+	if (parse_uint(port, passive ? 0 : 1, UINT16_MAX, &pnum) < 0)
 		return -EINVAL;
+	snprintf(port, sizeof(port), "%u", pnum);
 
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
 	if (passive)
@@ -214,7 +215,7 @@ out:
 }
 
 /* Wait for @events on @fd until @deadline: 1 ready, 0 timed out, -errno. */
-static int wait_fd(int fd, short events, uint64_t deadline)
+int chnet_wait_fd(int fd, short events, uint64_t deadline)
 {
 	struct pollfd p = { .fd = fd, .events = events };
 	int rc;
@@ -222,59 +223,4 @@ static int wait_fd(int fd, short events, uint64_t deadline)
 		rc = poll(&p, 1, chnet_remaining_ms(deadline));
 	while (rc < 0 && errno == EINTR);
 	return rc < 0 ? -errno : rc;
-}
-
-/* One non-blocking read or write through @tls, or on the bare socket without it. */
-static ssize_t link_read(int fd, struct chtls *tls, void *buf, size_t len)
-{
-	return tls ? chtls_read(tls, buf, len) : read(fd, buf, len);
-}
-
-static ssize_t link_write(int fd, struct chtls *tls, const void *buf, size_t len)
-{
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	return tls ? chtls_writev(tls, &iov, 1) : send(fd, buf, len, MSG_NOSIGNAL);
-}
-
-int chnet_read_full(int fd, struct chtls *tls, void *buf, size_t len, uint64_t deadline,
-		    size_t *got)
-{
-	*got = 0;
-	while (*got < len) {
-		ssize_t n = link_read(fd, tls, (uint8_t *)buf + *got, len - *got);
-		if (n > 0) {
-			*got += (size_t)n;
-			continue;
-		}
-		if (n == 0)
-			return -ECONNRESET;
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN)
-			return -errno;
-		int rc = wait_fd(fd, POLLIN, deadline);
-		if (rc <= 0)
-			return rc == 0 ? -ETIMEDOUT : rc;
-	}
-	return 0;
-}
-
-int chnet_write_full(int fd, struct chtls *tls, const void *buf, size_t len, uint64_t deadline)
-{
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = link_write(fd, tls, (const uint8_t *)buf + done, len - done);
-		if (n >= 0) {
-			done += (size_t)n;
-			continue;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN)
-			return -errno;
-		int rc = wait_fd(fd, POLLOUT, deadline);
-		if (rc <= 0)
-			return rc == 0 ? -ETIMEDOUT : rc;
-	}
-	return 0;
 }

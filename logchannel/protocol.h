@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "logchannel/channel.h"
+#include "logchannel/channel_types.h"
 #include "util/byteorder.h"
 #include "util/compiler.h"
 

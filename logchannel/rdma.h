@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "logchannel/channel.h"
+#include "logchannel/channel_types.h"
 #include "util/compiler.h"
 
 #define CHRDMA_CONNDATA_MAGIC 0x4D445243u /* "CRDM" as little-endian bytes */

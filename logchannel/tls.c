@@ -22,6 +22,9 @@
  * (`owed`) is not reported written. The caller's next write necessarily starts with those same
  * bytes (ring bytes stay until reported written, a partial control frame stays queued), so the
  * staged records are flushed first and those bytes are reported then.
+ *
+ * The handshake's read/write-exactly helpers live here too: they go through the session, or the
+ * bare socket before there is one.
  */
 #define DIAG_MODULE "logchannel"
 #include "logchannel/tls.h"
@@ -32,6 +35,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "logchannel/net.h"
 #include "util/diag.h"
@@ -413,4 +418,59 @@ bool chtls_pending(struct chtls *t)
 const char *chtls_error(struct chtls *t)
 {
 	return t->rx_error[0] ? t->rx_error : t->tx_error;
+}
+
+/* One non-blocking read or write through @tls, or on the bare socket without it. */
+static ssize_t link_read(int fd, struct chtls *tls, void *buf, size_t len)
+{
+	return tls ? chtls_read(tls, buf, len) : read(fd, buf, len);
+}
+
+static ssize_t link_write(int fd, struct chtls *tls, const void *buf, size_t len)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	return tls ? chtls_writev(tls, &iov, 1) : send(fd, buf, len, MSG_NOSIGNAL);
+}
+
+int chtls_read_full(int fd, struct chtls *tls, void *buf, size_t len, uint64_t deadline,
+		    size_t *got)
+{
+	*got = 0;
+	while (*got < len) {
+		ssize_t n = link_read(fd, tls, (uint8_t *)buf + *got, len - *got);
+		if (n > 0) {
+			*got += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			return -ECONNRESET;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return -errno;
+		int rc = chnet_wait_fd(fd, POLLIN, deadline);
+		if (rc <= 0)
+			return rc == 0 ? -ETIMEDOUT : rc;
+	}
+	return 0;
+}
+
+int chtls_write_full(int fd, struct chtls *tls, const void *buf, size_t len, uint64_t deadline)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = link_write(fd, tls, (const uint8_t *)buf + done, len - done);
+		if (n >= 0) {
+			done += (size_t)n;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return -errno;
+		int rc = chnet_wait_fd(fd, POLLOUT, deadline);
+		if (rc <= 0)
+			return rc == 0 ? -ETIMEDOUT : rc;
+	}
+	return 0;
 }

@@ -11,7 +11,8 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#include "logchannel/channel.h"
+#include "logchannel/channel_types.h"
+#include "util/compiler.h"
 
 struct chtls;
 
@@ -41,5 +42,12 @@ ssize_t chtls_read(struct chtls *t, void *buf, size_t cap);
 bool chtls_pending(struct chtls *t);
 /* The last fatal TLS error ("" if none). */
 const char *chtls_error(struct chtls *t);
+
+/* Read/write exactly @len bytes through TLS session @tls over @fd (the bare socket when @tls is
+ * NULL) by @deadline: 0, -ETIMEDOUT, -ECONNRESET (EOF; *got says how far), -errno. */
+int chtls_read_full(int fd, struct chtls *tls, void *buf, size_t len, uint64_t deadline,
+		    size_t *got) FTVM_MUST_CHECK;
+int chtls_write_full(int fd, struct chtls *tls, const void *buf, size_t len, uint64_t deadline)
+	FTVM_MUST_CHECK;
 
 #endif

@@ -34,7 +34,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "logchannel/channel.h"
+#include "logchannel/channel_types.h"
 #include "logchannel/rdma.h"
 #include "util/compiler.h"
 

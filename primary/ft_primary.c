@@ -3,9 +3,10 @@
  *
  * Threads: the vCPU thread runs the machine, appends records (channel_send, lock-free) and holds
  * outputs; the channel thread (logchannel/) moves bytes; the releaser (output_rule.c) performs
- * outputs once acknowledged; the monitor thread below waits for the channel to fail and runs the
- * arbitration. The node's FT state is common/ft_state.h: changed only through ft_state_set(),
- * waited for with ft_state_wait(); the counters beside it are atomics.
+ * outputs once acknowledged; the monitor thread below sleeps on two eventfds — the channel's, readable
+ * once it failed, and its own, written when this node ends FT for another reason (set_state) — and
+ * runs the arbitration. The node's FT state is common/ft_state.h: changed only through
+ * ft_state_set(), waited for with ft_state_wait(); the counters beside it are atomics.
  */
 #define DIAG_MODULE "primary"
 #include "primary/ft_primary.h"
@@ -17,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/arbiter.h"
 #include "common/ft_state.h"
@@ -46,6 +49,7 @@ struct ft_primary {
 	atomic_uint_fast64_t lag_ns;    /* the backup's lag in time, published by the vCPU thread */
 	struct lag_clock lag;           /* vCPU thread only */
 	pthread_t monitor;
+	int monitor_wake_fd;            /* eventfd: the state reached a verdict the monitor must see */
 	bool monitor_started;
 	bool fs_ready;
 	uint8_t frame[EVLOG_MAX_RECORD];
@@ -58,6 +62,17 @@ struct ft_primary {
 static enum ft_role_state get_state(struct ft_primary *p)
 {
 	return ft_state_get(&p->fs);
+}
+
+/* A transition made outside the monitor thread: the monitor is woken to see it (it sleeps with
+ * no timeout). */
+static void set_state(struct ft_primary *p, unsigned from_mask, enum ft_role_state to)
+{
+	uint64_t one = 1;
+	if (!ft_state_set(&p->fs, from_mask, to, NULL) || p->monitor_wake_fd < 0)
+		return;
+	if (write(p->monitor_wake_fd, &one, sizeof(one)) < 0)
+		diag_warn("cannot wake the monitor: %s", strerror(errno));
 }
 
 /* ---- the sink: records go over the channel ---- */
@@ -250,13 +265,22 @@ static void arbitrate(struct ft_primary *p, const char *why)
 	output_rule_kick(p->rule);
 }
 
+/* Both events it waits for stay readable once they happened (neither eventfd is read), so the
+ * wait needs no timeout: a channel failure or an end of FT cannot be missed. */
 static void *monitor_main(void *arg)
 {
 	struct ft_primary *p = arg;
-	struct pollfd pfd = { .fd = channel_event_fd(p->ch), .events = POLLIN };
+	struct pollfd pfd[2] = {
+		{ .fd = channel_event_fd(p->ch), .events = POLLIN },
+		{ .fd = p->monitor_wake_fd, .events = POLLIN },
+	};
 
 	for (;;) {
-		int n = poll(&pfd, 1, 200);
+		int n = poll(pfd, 2, -1);
+		if (n < 0 && errno != EINTR) {
+			diag_error("monitor: poll: %s", strerror(errno));
+			return NULL;
+		}
 		enum ft_role_state s = get_state(p);
 		if (s == FT_STATE_DONE || s == FT_STATE_HALTED || s == FT_STATE_ALONE)
 			return NULL;
@@ -290,6 +314,7 @@ int ft_primary_create(const struct ft_primary_config *cfg, struct machine *m, st
 	p->cfg.arbiter = p->arbiter_path;
 	p->machine = m;
 	p->live = live;
+	p->monitor_wake_fd = -1;
 	ret = ft_state_init(&p->fs, "primary", FT_STATE_WAITING);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot create the FT state: %s", strerror(-ret));
@@ -297,6 +322,12 @@ int ft_primary_create(const struct ft_primary_config *cfg, struct machine *m, st
 		return ret;
 	}
 	p->fs_ready = true;
+	p->monitor_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (p->monitor_wake_fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot create the monitor's eventfd: %s", strerror(-ret));
+		goto fail;
+	}
 
 	ret = arbiter_open(cfg->arbiter, cfg->vm_name, &p->arb, aerr);
 	if (ret < 0) {
@@ -379,7 +410,7 @@ int ft_primary_finish(struct ft_primary *p, enum machine_exit exit, int status)
 	if (get_state(p) == FT_STATE_HALTED)
 		return -ECANCELED;
 	ret = output_rule_drain(p->rule, 10000);
-	ft_state_set(&p->fs, S(PROTECTED), FT_STATE_DONE, NULL);
+	set_state(p, S(PROTECTED), FT_STATE_DONE);
 	return ret;
 }
 
@@ -420,9 +451,11 @@ void ft_primary_destroy(struct ft_primary *p)
 		return;
 	/* Ends the monitor's watch; an arbitration under way finishes first (joined below). */
 	if (p->fs_ready)
-		ft_state_set(&p->fs, S(WAITING) | S(PROTECTED), FT_STATE_DONE, NULL);
+		set_state(p, S(WAITING) | S(PROTECTED), FT_STATE_DONE);
 	if (p->monitor_started)
 		pthread_join(p->monitor, NULL);
+	if (p->monitor_wake_fd >= 0)
+		close(p->monitor_wake_fd);
 	output_rule_destroy(p->rule);
 	recorder_destroy(p->rec);
 	if (p->ch)

@@ -4,6 +4,12 @@
  * The queue is liburcu's wait-free concurrent queue: the vCPU enqueues without a lock; only the
  * releaser dequeues. The releaser sleeps on an eventfd when the queue is empty and otherwise waits
  * in the gate for the head's LSN, so an acknowledgment releases the output without another hop.
+ *
+ * A thread that waits for held outputs to leave — the vCPU when the held bytes reach their bound,
+ * a drain at the end of a run — sleeps on the `progress` condition; the releaser signals it after
+ * each output it finishes, and only when someone announced a wait (`progress_waiters`), so the
+ * common path takes no lock. The waiter announces itself before it checks, the releaser updates
+ * the counts before it looks for waiters: one of the two always sees the other.
  */
 #define DIAG_MODULE "output"
 #include "primary/output_rule.h"
@@ -55,8 +61,14 @@ struct output_rule {
 	atomic_bool stopping;
 	atomic_bool releaser_sleeping;
 	atomic_uint_fast64_t held, held_bytes, released, dropped, max_wait_us;
+	pthread_mutex_t progress_lock;
+	pthread_cond_t progress;      /* an output left the queue, or the rule stops (CLOCK_MONOTONIC) */
+	atomic_uint progress_waiters;
 	pthread_t releaser;
 };
+
+/* A waiter re-checks at least this often: a bound on any wait, not the way it is woken. */
+#define PROGRESS_WAIT_MAX_MS 1000
 
 static void wake(struct output_rule *rule)
 {
@@ -95,6 +107,36 @@ static void finish(struct output_rule *rule, struct held_output *o, bool perform
 	atomic_fetch_sub(&rule->held_bytes, o->len);
 	atomic_fetch_sub(&rule->held, 1);
 	free(o);
+	if (atomic_load(&rule->progress_waiters) > 0) {
+		pthread_mutex_lock(&rule->progress_lock);
+		pthread_cond_broadcast(&rule->progress);
+		pthread_mutex_unlock(&rule->progress_lock);
+	}
+}
+
+/* Sleeps until done(rule) or the monotonic deadline_ns passes; returns done(rule). */
+static bool wait_progress(struct output_rule *rule, bool (*done)(struct output_rule *, size_t), size_t arg,
+			  uint64_t deadline_ns)
+{
+	if (done(rule, arg))
+		return true;
+	pthread_mutex_lock(&rule->progress_lock);
+	atomic_fetch_add(&rule->progress_waiters, 1);
+	for (;;) {
+		if (done(rule, arg))
+			break;
+		uint64_t now = time_mono_ns();
+		if (now >= deadline_ns)
+			break;
+		uint64_t t = now + PROGRESS_WAIT_MAX_MS * TIME_NS_PER_MS;
+		if (t > deadline_ns)
+			t = deadline_ns;
+		struct timespec until = time_mono_timespec(t);
+		pthread_cond_timedwait(&rule->progress, &rule->progress_lock, &until);
+	}
+	atomic_fetch_sub(&rule->progress_waiters, 1);
+	pthread_mutex_unlock(&rule->progress_lock);
+	return done(rule, arg);
 }
 
 static void *releaser_main(void *arg)
@@ -130,6 +172,17 @@ static void *releaser_main(void *arg)
 	return NULL;
 }
 
+static int init_progress(struct output_rule *rule)
+{
+	int ret = time_cond_init(&rule->progress);
+	if (ret < 0)
+		return ret;
+	ret = -pthread_mutex_init(&rule->progress_lock, NULL);
+	if (ret < 0)
+		pthread_cond_destroy(&rule->progress);
+	return ret;
+}
+
 int output_rule_create(struct vm_world live, struct output_gate gate, struct output_rule **out)
 {
 	struct output_rule *rule = calloc(1, sizeof(*rule));
@@ -145,11 +198,17 @@ int output_rule_create(struct vm_world live, struct output_gate gate, struct out
 		ret = -errno;
 		goto fail;
 	}
-	ret = -pthread_create(&rule->releaser, NULL, releaser_main, rule);
+	ret = init_progress(rule);
 	if (ret < 0)
 		goto fail_fd;
+	ret = -pthread_create(&rule->releaser, NULL, releaser_main, rule);
+	if (ret < 0)
+		goto fail_progress;
 	*out = rule;
 	return 0;
+fail_progress:
+	pthread_cond_destroy(&rule->progress);
+	pthread_mutex_destroy(&rule->progress_lock);
 fail_fd:
 	close(rule->wake_fd);
 fail:
@@ -164,21 +223,39 @@ void output_rule_destroy(struct output_rule *rule)
 		return;
 	atomic_store(&rule->stopping, true);
 	wake(rule);
+	pthread_mutex_lock(&rule->progress_lock);
+	pthread_cond_broadcast(&rule->progress);
+	pthread_mutex_unlock(&rule->progress_lock);
 	pthread_join(rule->releaser, NULL);
 	struct cds_wfcq_node *n;
 	while ((n = __cds_wfcq_dequeue_blocking(&rule->head, &rule->tail)) != NULL)
 		finish(rule, caa_container_of(n, struct held_output, node), false);
+	pthread_cond_destroy(&rule->progress);
+	pthread_mutex_destroy(&rule->progress_lock);
 	close(rule->wake_fd);
 	cds_wfcq_destroy(&rule->head, &rule->tail);
 	free(rule);
 }
 
+/* Whether `len` more bytes may be held: within the bound, or nothing held (one output of any
+ * size may wait alone), or the rule stops. */
+static bool has_room(struct output_rule *rule, size_t len)
+{
+	return atomic_load(&rule->held_bytes) + len <= OUTPUT_RULE_MAX_HELD_BYTES || atomic_load(&rule->held) == 0 ||
+	       atomic_load(&rule->stopping);
+}
+
+static bool nothing_held(struct output_rule *rule, size_t unused)
+{
+	(void)unused;
+	return atomic_load(&rule->held) == 0;
+}
+
 static void hold(struct output_rule *rule, struct held_output *o)
 {
-	/* Bounded memory: the producer waits while too much is held. */
-	while (atomic_load(&rule->held_bytes) + o->len > OUTPUT_RULE_MAX_HELD_BYTES && atomic_load(&rule->held) > 0 &&
-	       !atomic_load(&rule->stopping))
-		usleep(100);
+	/* Bounded memory: the producer waits while too much is held, until the releaser makes room
+	 * (it always does: outputs leave on acknowledgment, or are dropped when this node halts). */
+	wait_progress(rule, has_room, o->len, UINT64_MAX);
 	o->held_at_ns = time_mono_ns();
 	cds_wfcq_node_init(&o->node);
 	atomic_fetch_add(&rule->held, 1);
@@ -232,13 +309,8 @@ void output_rule_disk(struct output_rule *rule, uint64_t lsn, unsigned disk, con
 
 int output_rule_drain(struct output_rule *rule, int timeout_ms)
 {
-	uint64_t deadline = time_mono_ns() + (uint64_t)timeout_ms * 1000000u;
-	while (atomic_load(&rule->held) > 0) {
-		if (time_mono_ns() > deadline)
-			return -ETIMEDOUT;
-		usleep(200);
-	}
-	return 0;
+	uint64_t deadline = time_mono_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * TIME_NS_PER_MS;
+	return wait_progress(rule, nothing_held, 0, deadline) ? 0 : -ETIMEDOUT;
 }
 
 void output_rule_kick(struct output_rule *rule)

@@ -41,10 +41,10 @@ static int recorder_append(struct recorder *rec, enum evlog_kind kind, icount_t 
 static int recorder_check(struct recorder *rec, icount_t now, bool with_machine, uint64_t *full)
 {
 	struct evlog_check c = { .scope = EVLOG_CHECK_CPU, .outputs = rec->outputs };
-	c.cpu_digest = machine_digest(rec->machine, false);
+	/* One save of the machine gives both digests. */
+	machine_digests(rec->machine, &c.cpu_digest, with_machine ? &c.machine_digest : NULL);
 	if (with_machine) {
 		c.scope |= EVLOG_CHECK_MACHINE;
-		c.machine_digest = machine_digest(rec->machine, true);
 		if (full)
 			*full = c.machine_digest;
 	}

@@ -19,7 +19,7 @@
 #include <xxhash.h>
 #include "util/compiler.h"
 #include "vm/bus.h"
-#include "vm/machine.h"
+#include "vm/machine_config.h"
 
 struct boot_layout {
 	uint64_t start;           /* where the reset ROM jumps: firmware, or the kernel without one */

@@ -30,6 +30,7 @@
 #include <xxhash.h>
 
 #include "util/diag.h"
+#include "util/parse.h"
 #include "util/ram_digest.h"
 #include "vm/board.h"
 #include "vm/boot.h"
@@ -371,7 +372,11 @@ int machine_create(const struct machine_config *config, struct machine **out, ch
 		  (unsigned long long)layout.initrd_end, (unsigned long long)layout.fdt);
 	cpu_reset(m->cpu, BOARD_RESET_PC);
 	const char *trace = getenv("FTVM_TRACE");
-	m->trace_slice = trace ? strtoull(trace, NULL, 0) : 0;
+	m->trace_slice = 0;
+	if (trace && parse_u64(trace, 0, UINT64_MAX, &m->trace_slice) < 0) {
+		diag_warn("FTVM_TRACE=%s is not a number of instructions: no trace", trace);
+		m->trace_slice = 0;
+	}
 	*out = m;
 	m = NULL;
 out:

@@ -26,25 +26,7 @@
 #include "vm/virtio_state.h"
 #include "vm/event.h"
 #include "vm/icount.h"
-
-#define MACHINE_MAX_DISKS 4
-#define MACHINE_MAX_NICS 4
-#define MACHINE_MIN_MEM_MIB 16
-#define MACHINE_MAX_MEM_MIB 16384
-
-struct machine_config {
-	const char *bios;         /* firmware image, or NULL for none (kernel runs in M-mode from reset) */
-	const char *kernel;       /* Linux Image, or a bare-metal ELF when bios is NULL */
-	const char *initrd;       /* may be NULL */
-	const char *append;       /* kernel command line, may be NULL */
-	uint64_t mem_mib;
-	unsigned ndisks;
-	uint64_t disk_bytes[MACHINE_MAX_DISKS];   /* capacity of each virtio-blk disk */
-	bool disk_read_only[MACHINE_MAX_DISKS];
-	unsigned nnics;
-	uint8_t nic_mac[MACHINE_MAX_NICS][6];
-	bool rng;                 /* attach virtio-rng */
-};
+#include "vm/machine_config.h"
 
 struct machine;
 
@@ -153,6 +135,10 @@ int machine_ram_drop(struct machine *m) FTVM_MUST_CHECK;
 /* Digest of the saved state (CPU, clock, input digest, devices): the hash of machine_save's
  * bytes; with the RAM digest too when include_memory. */
 uint64_t machine_digest(const struct machine *m, bool include_memory);
+/* Both digests from one save (a CHECK needs the state digest and, now and then, the one with
+ * memory): *state = machine_digest(m, false) and, when full is not NULL,
+ * *full = machine_digest(m, true). */
+void machine_digests(const struct machine *m, uint64_t *state, uint64_t *full);
 /* Digest of the configuration (memory size, devices, firmware/kernel/initrd bytes, command line):
  * a log recorded for one configuration is refused for another. */
 uint64_t machine_config_digest(const struct machine *m);

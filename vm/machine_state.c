@@ -183,7 +183,7 @@ int machine_ram_drop(struct machine *m)
 	return 0;
 }
 
-uint64_t machine_digest(const struct machine *m, bool include_memory)
+void machine_digests(const struct machine *m, uint64_t *state, uint64_t *full)
 {
 	struct machine_state *s = m->digest_scratch;
 	uint64_t d;
@@ -191,7 +191,15 @@ uint64_t machine_digest(const struct machine *m, bool include_memory)
 		d = ~0ull;  /* a device that cannot be saved: a digest no healthy peer computes */
 	else
 		d = state_io_digest(machine_state_io, s, 0);
-	if (include_memory)
-		d = ram_digest(m->ram, m->ram_size, d);
-	return d;
+	*state = d;
+	/* The memory digest continues from the state digest, so one save serves both. */
+	if (full)
+		*full = ram_digest(m->ram, m->ram_size, d);
+}
+
+uint64_t machine_digest(const struct machine *m, bool include_memory)
+{
+	uint64_t state, full;
+	machine_digests(m, &state, include_memory ? &full : NULL);
+	return include_memory ? full : state;
 }

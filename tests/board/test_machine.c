@@ -4,7 +4,8 @@
  * machine_run stops at exactly the requested icount, two runs give equal digests at equal
  * icounts, stopping in more places does not change the outcome, the configuration digest
  * follows the configuration, and a run split between two worlds (the world is bound per
- * machine_run, as at FT go-live) sends each output to the world of its run and ends as one run.
+ * machine_run, as at FT go-live) sends each output to the world of its run and ends as one run;
+ * machine_digests gives from one save exactly the two digests machine_digest gives apart.
  *
  * Usage: test_machine BM_DIR (exits 77 when BM_DIR is "-": no cross compiler).
  */
@@ -184,6 +185,31 @@ static void test_world_per_run(void **state)
 	assert_memory_equal(second, whole + n_first, n_second);
 }
 
+/* A CHECK takes both digests from one save: they must be exactly the two digests taken apart,
+ * at power-on and at stops along the run (the log format depends on it). */
+static void test_digests_one_save(void **state)
+{
+	struct vm vm;
+	int status;
+	vm_start(&vm, 64);
+	enum machine_exit why = MACHINE_EXIT_STOP_ICOUNT;
+	unsigned compared = 0;
+	for (icount_t stop = 0; why == MACHINE_EXIT_STOP_ICOUNT; stop += 20, compared++) {
+		if (stop)
+			why = machine_run(vm.m, world_live_world(vm.w), stop, &status);
+		uint64_t st, full, st_only = 0;
+		machine_digests(vm.m, &st, &full);
+		machine_digests(vm.m, &st_only, NULL);
+		assert_int_equal(st, machine_digest(vm.m, false));
+		assert_int_equal(full, machine_digest(vm.m, true));
+		assert_int_equal(st_only, st);
+		assert_int_not_equal(st, full);
+	}
+	assert_int_equal(why, MACHINE_EXIT_POWEROFF);
+	assert_true(compared >= 3);
+	vm_stop(&vm);
+}
+
 static void test_create_errors(void **state)
 {
 	char err[256];
@@ -220,6 +246,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_config_digest),
 		cmocka_unit_test(test_create_errors),
 		cmocka_unit_test(test_world_per_run),
+		cmocka_unit_test(test_digests_one_save),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

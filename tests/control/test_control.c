@@ -3,7 +3,8 @@
  * every error answer of docs/control.md and whether it keeps the connection; a client that closes
  * before its answer raises no SIGPIPE (this process keeps the default disposition); the request
  * deadline; control_stop() returning at once with blocked clients attached; the socket's mode under
- * umask 000, with and without a control group; and a node that stops removes only its own socket.
+ * umask 000, with and without a control group; a node that stops removes only its own socket;
+ * and --control-group is a group's name or, strictly, its number (no sign, spaces, junk, overflow).
  */
 #include <errno.h>
 #include <poll.h>
@@ -245,6 +246,30 @@ static void test_stop_removes_only_its_own_socket(void **state)
 	assert_int_equal(access(path, F_OK), -1);
 }
 
+/* A group given by number is read strictly; a name that is neither a group nor a number fails. */
+static void test_group_lookup(void **state)
+{
+	char err[256];
+	gid_t gid = 12345;
+	static const char *const bad[] = { "", " 0", "0 ", "+0", "-1", "12abc", "0x", "no-such-group-ftvm" };
+
+	assert_int_equal(control_group_lookup("0", &gid, err, sizeof(err)), 0);
+	assert_int_equal(gid, 0);
+	assert_int_equal(control_group_lookup("4294967294", &gid, err, sizeof(err)), 0);
+	assert_int_equal(gid, 4294967294u);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		gid = 12345;
+		assert_int_equal(control_group_lookup(bad[i], &gid, err, sizeof(err)), -ENOENT);
+		assert_non_null(strstr(err, "no such group"));
+		assert_int_equal(gid, 12345);
+	}
+	/* (gid_t)-1 means "no group" to chown: refused like anything larger. */
+	assert_int_equal(control_group_lookup("4294967295", &gid, err, sizeof(err)), -ERANGE);
+	assert_non_null(strstr(err, "group id out of range"));
+	assert_int_equal(control_group_lookup("99999999999999999999999", &gid, err, sizeof(err)), -ERANGE);
+	assert_int_equal(gid, 12345);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -254,6 +279,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stop_is_prompt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mode_whatever_the_umask, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_removes_only_its_own_socket, setup, teardown),
+		cmocka_unit_test(test_group_lookup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

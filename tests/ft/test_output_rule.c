@@ -1,7 +1,8 @@
 /*
  * test_output_rule.c — the Output Rule with a scripted gate and a recording live world: nothing
  * leaves before the gate passes its LSN, outputs leave in the order produced (reads behind writes),
- * a halted node drops what it held, and memory stays bounded.
+ * a halted node drops what it held, and memory stays bounded: past the bound the producer sleeps
+ * until an output leaves, and a drain waits for the last one or gives up at its timeout.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -12,7 +13,9 @@
 #include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -162,12 +165,86 @@ static void test_halt_drops_held_outputs(void **state)
 	output_rule_destroy(rule);
 }
 
+/* Past OUTPUT_RULE_MAX_HELD_BYTES the producer sleeps until an output leaves, then goes on; a
+ * drain waits for the last one (and gives up at its timeout while the gate stays shut). The
+ * outputs are small so that freeing one is quick even under ThreadSanitizer. */
+#define SMALL_OUTPUT (1u << 20)
+#define FIT (OUTPUT_RULE_MAX_HELD_BYTES / SMALL_OUTPUT)
+
+struct producer {
+	struct output_rule *rule;
+	const uint8_t *frame;
+	atomic_uint produced;
+};
+
+static void *produce(void *arg)
+{
+	struct producer *pr = arg;
+	for (uint64_t lsn = 1; lsn <= FIT + 1; lsn++) {
+		output_rule_net(pr->rule, lsn, 0, pr->frame, SMALL_OUTPUT);
+		atomic_fetch_add(&pr->produced, 1);
+	}
+	return NULL;
+}
+
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static void test_bound_pauses_the_producer(void **state)
+{
+	struct output_rule *rule;
+	struct output_rule_stats st;
+	struct timespec t0;
+	pthread_t t;
+	uint8_t *frame = calloc(1, SMALL_OUTPUT);
+	assert_non_null(frame);
+	assert_int_equal(output_rule_create((struct vm_world){ .ops = &live_ops },
+					    (struct output_gate){ .wait = gate_wait }, &rule), 0);
+	struct producer pr = { .rule = rule, .frame = frame };
+	assert_int_equal(pthread_create(&t, NULL, produce, &pr), 0);
+	/* FIT outputs fill the bound; the next one waits for room. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (atomic_load(&pr.produced) < FIT && ms_since(&t0) < 20000)
+		usleep(1000);
+	usleep(200000);
+	unsigned before = atomic_load(&pr.produced);
+	output_rule_get_stats(rule, &st);
+	int drained = output_rule_drain(rule, 100);
+	/* One output leaves: its release must wake the producer at once. A missed wake-up would
+	 * leave it to the waiters' 1 s re-check, about 700 ms from now. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	atomic_store(&acked, 1);
+	while (atomic_load(&pr.produced) < FIT + 1 && ms_since(&t0) < 5000)
+		usleep(1000);
+	long resumed_ms = ms_since(&t0);
+	unsigned after = atomic_load(&pr.produced);
+	atomic_store(&acked, FIT + 1);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(before, FIT);
+	assert_int_equal(st.held_bytes, (uint64_t)FIT * SMALL_OUTPUT);
+	assert_int_equal(drained, -ETIMEDOUT);
+	assert_int_equal(after, FIT + 1);
+	if (resumed_ms >= 400)
+		fail_msg("the producer resumed %ld ms after room was made", resumed_ms);
+	assert_int_equal(output_rule_drain(rule, 10000), 0);
+	output_rule_get_stats(rule, &st);
+	assert_int_equal(st.released, FIT + 1);
+	assert_int_equal(st.held_bytes, 0);
+	output_rule_destroy(rule);
+	free(frame);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_nothing_leaves_before_ack, reset),
 		cmocka_unit_test_setup(test_order_kept_reads_behind_writes, reset),
 		cmocka_unit_test_setup(test_halt_drops_held_outputs, reset),
+		cmocka_unit_test_setup(test_bound_pauses_the_producer, reset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,8 @@
 # 2. vm/ calls nothing that reads the host's clock or does I/O on a descriptor (comments are
 #    stripped by the C preprocessor first). The one exception: vm/boot.c and vm/elf.c read the
 #    image files the configuration names (open/read/fstat/close), inside machine_create().
+# 3. No include circle between files of different concerns, inside a layer as across layers
+#    (foo.c, foo.h and foo_internal.h are one concern).
 #
 # Usage: check_layers.sh SOURCE_DIR. Prints every violation; exit status 1 if there is any.
 set -u
@@ -78,7 +80,31 @@ for f in "$src"/vm/*.[ch]; do
 	done
 done
 
+# 3. No circle between concerns. A concern is a folder/stem: foo.c, foo.h and the private
+#    foo_internal.h are one; a concern depends on another when one of its files includes the other's
+#    header and that header has code of its own (foo.c): a header with no .c of its name is an
+#    interface (an ops table, shared types) that depends on no file's code. tsort(1) names the loops.
+edges=$(for dir in $layers; do
+	for f in "$src/$dir"/*.[ch]; do
+		[ -e "$f" ] || continue
+		base=${f##*/}
+		from=$dir/${base%.*}
+		from=${from%_internal}
+		grep -oE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"[^"/]+/[^"]+"' "$f" | sed -E 's/.*"(.*)"/\1/' |
+		while read -r target; do
+			to=${target%.*}
+			to=${to%_internal}
+			[ -e "$src/$to.c" ] && [ "$to" != "$from" ] && echo "$from $to"
+		done
+	done
+done | sort -u)
+loops=$(tsort <<<"$edges" 2>&1 >/dev/null | sed -nE 's/^tsort: -: input contains a loop:$/--/p; s/^tsort: ([^-][^:]*)$/\1/p' |
+	awk '/^--$/ { if (l != "") print l; l = ""; next } { l = l (l == "" ? "" : ", ") $0 } END { if (l != "") print l }' | sort -u)
+while IFS= read -r loop; do
+	[ -n "$loop" ] && violation "include circle between concerns: $loop"
+done <<<"$loops"
+
 if [ $bad -eq 0 ]; then
-	echo "layers: util -> vm -> host -> replay -> common -> logchannel -> primary/backup -> cmd hold; vm/ touches no host clock or descriptor"
+	echo "layers: util -> vm -> host -> replay -> common -> logchannel -> primary/backup -> cmd hold; no include circle between concerns; vm/ touches no host clock or descriptor"
 fi
 exit $bad

@@ -1,7 +1,8 @@
 #!/bin/bash
 # self_test.sh — check_layers.sh finds what it is meant to find: a synthetic tree with one
 # violation of each kind must produce exactly those, and the same tree repaired must pass. Member
-# calls (r->read()), comments and the image loaders' file reads must not be reported.
+# calls (r->read()), comments, the image loaders' file reads, a private foo_internal.h including
+# foo.h, and an interface header (no .c of its own) included both ways must not be reported.
 #
 # Usage: self_test.sh CHECK_LAYERS_SH
 set -u
@@ -23,6 +24,11 @@ cat >"$T/vm/boot.c" <<'C'
 #include "vm/bus.h"
 static int load(const char *p) { int fd = open(p, 0); char b[4]; read(fd, b, 4); return close(fd); }
 C
+# A concern and its private header include each other; an interface header (ops.h, no ops.c)
+# is included by the code it describes and includes it back: neither is a circle.
+printf '#include "vm/cpu_internal.h"\n#include "vm/ops.h"\n' >"$T/vm/cpu.c"
+echo '#include "vm/cpu.h"' >"$T/vm/cpu_internal.h"
+echo '#include "vm/cpu.h"' >"$T/vm/ops.h"
 echo '#include "vm/bus.h"' >"$T/host/world_live.c"
 echo '#include "host/world_live.h"' >"$T/replay/recorder.c"
 echo '#include "util/diag.h"' >"$T/common/arbiter.c"
@@ -43,6 +49,9 @@ echo '#include "cmd/main.h"' >>"$T/common/arbiter.c"
 echo '#include "arbiter_io.h"' >>"$T/common/arbiter.c"
 echo '#include "guest/kvd.h"' >>"$T/replay/recorder.c"
 mkdir -p "$T/extra" && echo 'int x;' >"$T/extra/x.c"
+# Two concerns of one layer that use each other's code.
+echo '#include "util/b.h"' >"$T/util/a.c"
+echo '#include "util/a.h"' >"$T/util/b.c"
 
 out=$("$check" "$T")
 st=$?
@@ -57,6 +66,10 @@ expect 'common/arbiter.c:2 (common/, layer 4) includes "cmd/main.h"'
 expect 'common/arbiter.c:3 includes "arbiter_io.h" without its folder'
 expect 'replay/recorder.c:2 includes "guest/kvd.h": guest/ is not a layer'
 expect 'extra/ holds C code but has no place in the layer table'
-n=$(grep -c '^layer violation' <<<"$out")
-[ "$n" -eq 8 ] || fail "$n violations reported, want exactly 8 (no false positives)"
+expect 'include circle between concerns: util/a, util/b'
+# The layer violation vm/ -> host/ closes a circle with host/world_live.c's include of vm/bus.h.
+expect 'include circle between concerns: host/world_live, vm/bus'
+grep 'include circle' <<<"$out" | grep -qE 'vm/cpu|vm/ops' && fail "a private header or an interface reported as a circle"
+n=$(grep '^layer violation' <<<"$out" | grep -vc 'include circle')
+[ "$n" -eq 8 ] || fail "$n violations other than circles reported, want exactly 8 (no false positives)"
 echo "PASS: every planted violation reported, nothing else"

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "logchannel/channel.h"
+#include "logchannel/net.h"
 #include "logchannel/protocol.h"
 #include "logchannel/rdma.h"
 #include "logchannel/ring.h"
@@ -202,6 +203,18 @@ static void test_parse_addr(void **state)
 	assert_int_equal(channel_parse_addr("[::1]7000", 0, &sa, &len), -EINVAL);
 	assert_int_equal(channel_parse_addr("[::1", 0, &sa, &len), -EINVAL);
 	assert_int_equal(channel_parse_addr(NULL, 0, &sa, &len), -EINVAL);
+	/* The port is read strictly: no sign, no spaces, no junk, no overflow. */
+	assert_int_equal(channel_parse_addr("127.0.0.1:+7000", 0, &sa, &len), -EINVAL);
+	assert_int_equal(channel_parse_addr("127.0.0.1: 7000", 0, &sa, &len), -EINVAL);
+	assert_int_equal(channel_parse_addr("127.0.0.1:7000 ", 0, &sa, &len), -EINVAL);
+	assert_int_equal(channel_parse_addr("127.0.0.1:-1", 0, &sa, &len), -EINVAL);
+	assert_int_equal(channel_parse_addr("127.0.0.1:-0", 1, &sa, &len), -EINVAL);
+	assert_int_equal(channel_parse_addr("127.0.0.1:4294967297", 0, &sa, &len), -EINVAL);
+	assert_int_equal(channel_parse_addr("127.0.0.1:99999", 0, &sa, &len), -EINVAL);
+	assert_int_equal(channel_parse_addr("[::1]:", 1, &sa, &len), -EINVAL);
+	/* Leading zeros are decimal, and the port reaches the resolver in canonical form. */
+	assert_int_equal(channel_parse_addr("127.0.0.1:07000", 0, &sa, &len), 0);
+	assert_int_equal(ntohs(((struct sockaddr_in *)&sa)->sin_port), 7000);
 }
 
 static void test_ring_wrap(void **state)
