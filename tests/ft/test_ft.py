@@ -173,8 +173,8 @@ def strangers_before_primary(lab, workdir):
     # Nothing at all, or a TLS alert record: never the VM id nor a REFUSE frame.
     check(vm_id.encode() not in answer and (not answer or answer[0] == 0x15),
           f"a stranger's plaintext HELLO got {answer[:64].hex()}", lab)
-    # Longer than the handshake deadline (2 s) plus the backup's failure timeout.
-    time.sleep(2.0 + lab.timeout_ms / 1000.0 + 1.0)
+    # Longer than the handshake deadline (5 s) plus the backup's failure timeout.
+    time.sleep(5.0 + lab.timeout_ms / 1000.0 + 1.0)
     check(lab.backup.proc.poll() is None, "the backup exited after strangers connected", lab)
     out = lab.backup.output()
     check("live as primary" not in out and "claiming the arbiter" not in out,
