@@ -261,7 +261,7 @@ static void wait_bounded(struct world_live *w, uint64_t wake_ns)
 {
 	uint64_t limit = time_mono_ns() + QUIT_POLL_NS;
 	uint64_t until = MIN(wake_ns, limit);
-	struct timespec ts = { .tv_sec = (time_t)(until / 1000000000ull), .tv_nsec = (long)(until % 1000000000ull) };
+	struct timespec ts = time_mono_timespec(until);
 	(void)input_queue_wait(w->queue, &ts);
 }
 
