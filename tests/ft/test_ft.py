@@ -81,6 +81,7 @@ def scenario_primary_crash(lab, rnd, workdir, r):
     lab.primary.kill()
     t_kill = time.monotonic()
     lab.backup.wait_for("live as primary", 30)
+    golive_s = time.monotonic() - t_kill
     summary = finish_writer(writer, lab)
     check(summary["acked"] == count, f"client got {summary['acked']} of {count} writes acknowledged", lab)
     v = verify(lab, logfile)
@@ -88,7 +89,7 @@ def scenario_primary_crash(lab, rnd, workdir, r):
     check(st["state"] == "alone" and st["failovers"] == 1, f"backup status after failover: {st}", lab)
     return {"killed_after_acked": acked_at_kill, "acked": summary["acked"], "verified": v["verified"],
             "reconnects": summary["reconnects"], "max_gap_s": summary["max_gap_s"],
-            "golive_s": round(time.monotonic() - t_kill, 2)}
+            "golive_s": round(golive_s, 2)}
 
 
 def scenario_backup_crash(lab, rnd, workdir, r):
