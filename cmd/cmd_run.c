@@ -32,6 +32,7 @@
 #include "cmd/snapshot_options.h"
 #include "cmd/vm_command.h"
 #include "cmd/vm_control.h"
+#include "backup/ft_backup.h"
 #include "host/world_live.h"
 #include "util/diag.h"
 #include "vm/machine.h"
@@ -102,9 +103,17 @@ static int run_start(void *self, struct vm_command *c, char *err, size_t errlen)
 	}
 	if (r->so.restore) {
 		world_live_take_clock(c->world, machine_icount(c->m), machine_clock(c->m));
-		unsigned n = machine_reissue_disk_requests(c->m, world_live_world(c->world));
+		struct vm_world w = world_live_world(c->world);
+		unsigned n = machine_reissue_disk_requests(c->m, w);
 		if (n)
 			diag_info("resubmitted %u unfinished disk request(s) of the snapshot", n);
+		/* The VM may have lived behind another switch port: tell the switches where it is now,
+		 * as go-live does. */
+		for (unsigned i = 0; i < c->opts.nnics; i++) {
+			uint8_t frame[64];
+			size_t len = ft_rarp_announce(c->opts.nic[i].mac, frame, sizeof(frame));
+			w.ops->net_tx(w.ctx, i, frame, len);
+		}
 	}
 	int ret = vm_control_init(&r->vc, "run", c, NULL, NULL);
 	if (ret) {
