@@ -266,3 +266,26 @@ out:
 	free(f.buf);
 	return ret;
 }
+
+int state_file_identity(const char *path, struct machine_identity *id, char *err, size_t errlen)
+{
+	struct file_io f = { .fd = -1 };
+	int ret;
+	if (!(f.buf = malloc(FILE_BUFFER))) {
+		snprintf(err, errlen, "snapshot %s: out of memory", path);
+		return -ENOMEM;
+	}
+	f.fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (f.fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "snapshot %s: cannot open: %s", path, strerror(errno));
+	} else {
+		char why[512];
+		ret = state_decode_identity((struct state_source){ .read = source_read, .ctx = &f }, id, why, sizeof(why));
+		if (ret)
+			snprintf(err, errlen, "snapshot %s: %s", path, why);
+		close(f.fd);
+	}
+	free(f.buf);
+	return ret;
+}

@@ -36,4 +36,7 @@ int state_file_save_saved(const char *path, bool replace, const struct machine_i
 int state_file_load(const char *path, struct machine *m, struct state_extra *extra, struct state_stats *stats,
 		    char *err, size_t errlen) FTVM_MUST_CHECK;
 
+/* The configuration path was saved with (its CONFIG section only). */
+int state_file_identity(const char *path, struct machine_identity *id, char *err, size_t errlen) FTVM_MUST_CHECK;
+
 #endif

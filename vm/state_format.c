@@ -741,3 +741,26 @@ int state_decode(struct machine *m, struct state_source src, struct state_extra 
 	machine_state_free(d.s);
 	return ret;
 }
+
+int state_decode_identity(struct state_source src, struct machine_identity *id, char *err, size_t errlen)
+{
+	struct state_stats st = { 0 };
+	struct decoder d = { .src = src, .st = &st, .err = err, .errlen = errlen };
+	uint32_t type = 0, len = 0;
+	uint64_t start = 0;
+	d.s = machine_state_alloc();
+	if (!d.s) {
+		snprintf(err, errlen, "state: out of memory");
+		return -ENOMEM;
+	}
+	int ret = read_header(&d);
+	if (!ret && (ret = read_section(&d, &type, &len, &start)) > 0)
+		ret = 0;
+	if (!ret) {
+		memset(id, 0, sizeof(*id));
+		ret = load_walk(&d, STATE_SEC_CONFIG, len, start, identity_state_io, id);
+	}
+	free(d.buf);
+	machine_state_free(d.s);
+	return ret;
+}

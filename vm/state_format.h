@@ -94,6 +94,12 @@ int state_encode_saved(const struct machine_identity *id, struct machine_state *
 int state_decode(struct machine *m, struct state_source src, struct state_extra *extra, struct state_stats *stats,
 		 char *err, size_t errlen) FTVM_MUST_CHECK;
 
+/* Reads only the header and the CONFIG section: the configuration a state was saved with, so a
+ * caller can build a machine that fits it (a clone's new MAC). 0, or -EBADMSG / the source's
+ * -errno with the offset in err. */
+int state_decode_identity(struct state_source src, struct machine_identity *id, char *err,
+			  size_t errlen) FTVM_MUST_CHECK;
+
 /* "HART", "RAM", ...; "unknown" for any other value. */
 const char *state_section_name(uint32_t type);
 

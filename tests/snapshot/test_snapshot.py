@@ -10,7 +10,9 @@ usage: test_snapshot.py SCENARIO
   cold-migration  kvd under `ftvm run` on host A of scripts/ft-topology with a client writing keys
                   over one TCP connection; `ftvm snapshot --stop` while it writes; `ftvm run
                   --restore` of the file on host B with the same (shared) disk; the client's
-                  connection carries on and every acknowledged key reads back.
+                  connection carries on and every acknowledged key reads back. Then a full clone:
+                  the VM on B saved with --stop, restored on A with a copy of the disk and a new
+                  MAC (accepted, and said so), while another memory size is refused by name.
   ft-primary      an FT pair (tests/ft/ftlab.py) under a writing client: three live snapshots of
                   the primary; the backup stays protected (its CHECK digests keep matching, so no
                   divergence) and the backup's control socket refuses a snapshot; every
@@ -218,13 +220,35 @@ def scenario_cold_migration(work):
         check(summary["acked"] == 1500, f"the client did not finish its writes: {summary}", b)
         result = verify(lab, log, b)
         check(result["verified"] == 1500, f"not every key read back: {result}", b)
-        return {"snapshot": out.stderr.strip(), "acked_at_stop": at_stop, "client": summary,
+        clone = clone_check(lab, work, sock_b, b)
+        return {"clone": clone, "snapshot": out.stderr.strip(), "acked_at_stop": at_stop, "client": summary,
                 "restore_to_end_s": round(time.monotonic() - t0, 2), "verified": result["verified"]}
     finally:
         for n in (a, b):
             if n:
                 n.kill()
         lab.close()
+
+
+def clone_check(lab, work, sock_b, b):
+    snap = os.path.join(work, "clone.snap")
+    out = ftvm("snapshot", "--control", sock_b, "--stop", snap)
+    check(out.returncode == 0 and b.wait(10) == 0, f"snapshot --stop on B: {out.stderr}", b)
+    disk = os.path.join(work, "clone-disk.img")
+    subprocess.run(["cp", "--sparse=always", lab.disk, disk], check=True)
+    opts = ["--disk", disk, "--nic", "tap=vmtap,mac=52:54:00:aa:bb:cc"] + lab.run_options()[4:]
+    bad = ftvm("run", "--restore", snap, "--mem", "192", *opts, ns=lab.ns("a"))
+    check(bad.returncode == 1 and "memory 192 MiB here" in bad.stderr, f"another memory size: {bad.stderr}")
+    sock_c = os.path.join(work, "clone.sock")
+    c = ftlab.Node("clone", ["ip", "netns", "exec", lab.ns("a"), FTVM, "run", "--restore", snap, "--control",
+                             sock_c] + opts)
+    try:
+        line = c.wait_for("clone: NIC 0 keeps MAC 52:54:00:12:34:56 .* MAC 52:54:00:aa:bb:cc from its next reset", 30)
+        c.wait_for("restored", 30)
+        grows(sock_c, c)
+        return line
+    finally:
+        c.kill()
 
 
 def scenario_ft_primary(work):
