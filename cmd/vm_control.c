@@ -98,7 +98,7 @@ static int snapshot_job(void *ctx, void *arg, struct control_job *job, char *err
 	};
 	struct snapshot_live_result res;
 
-	vm_control_lock(vc);
+	pthread_rwlock_rdlock(&vc->lock);
 	struct machine *m = vc->c->m;
 	int ret = m ? snapshot_live_save(m, r->path, r->force, r->stop, &progress, &res, err, errlen) : -ESRCH;
 	if (!m)
@@ -108,7 +108,7 @@ static int snapshot_job(void *ctx, void *arg, struct control_job *job, char *err
 		world_live_request_stop(vc->c->world);
 		machine_resume(m);
 	}
-	vm_control_unlock(vc);
+	pthread_rwlock_unlock(&vc->lock);
 	if (ret == 0) {
 		control_job_result(job, "path", json_string(r->path));
 		control_job_result(job, "icount", json_integer((json_int_t)res.icount));
@@ -134,7 +134,7 @@ int vm_control_init(struct vm_control *vc, const char *role, struct vm_command *
 		    void *ft_ctx)
 {
 	memset(vc, 0, sizeof(*vc));
-	int ret = pthread_mutex_init(&vc->lock, NULL);
+	int ret = pthread_rwlock_init(&vc->lock, NULL);
 	if (ret)
 		return -ret;
 	vc->role = role;
@@ -148,19 +148,19 @@ int vm_control_init(struct vm_control *vc, const char *role, struct vm_command *
 void vm_control_lock(struct vm_control *vc)
 {
 	if (vc->inited)
-		pthread_mutex_lock(&vc->lock);
+		pthread_rwlock_wrlock(&vc->lock);
 }
 
 void vm_control_unlock(struct vm_control *vc)
 {
 	if (vc->inited)
-		pthread_mutex_unlock(&vc->lock);
+		pthread_rwlock_unlock(&vc->lock);
 }
 
 void vm_control_destroy(struct vm_control *vc)
 {
 	if (vc->inited)
-		pthread_mutex_destroy(&vc->lock);
+		pthread_rwlock_destroy(&vc->lock);
 	vc->inited = false;
 }
 
@@ -176,9 +176,9 @@ static void status_fields(void *ctx, json_t *answer)
 	struct vm_control *vc = ctx;
 	if (vc->ft_status)
 		return;
-	vm_control_lock(vc);
+	pthread_rwlock_rdlock(&vc->lock);
 	icount_t now = vc->c->m ? machine_progress(vc->c->m) : 0;
-	vm_control_unlock(vc);
+	pthread_rwlock_unlock(&vc->lock);
 	json_object_set_new(answer, "role", json_string(vc->role));
 	json_object_set_new(answer, "state", json_string("running"));
 	json_object_set_new(answer, "icount", json_integer((json_int_t)now));

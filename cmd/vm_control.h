@@ -4,8 +4,9 @@
  *
  * The commands' jobs run on the control socket's job thread and reach the machine through
  * c->m; a role that replaces its machine (`ftvm run` on a guest reset) does it between
- * vm_control_lock() and vm_control_unlock(), which every job and status read also hold, so no
- * control thread ever sees a machine that is being destroyed. vm_command.c stops the socket, and
+ * vm_control_lock() and vm_control_unlock(), the writer's side of a lock whose reader's side every
+ * job and status read hold, so no control thread ever sees a machine that is being destroyed, and
+ * status is answered while a job runs. vm_command.c stops the socket, and
  * so joins any job, before the machine is destroyed at the end.
  */
 #ifndef FTVM_CMD_VM_CONTROL_H
@@ -23,7 +24,7 @@ struct vm_control {
 	struct vm_command *c;
 	control_status_fn *ft_status;     /* the FT primary's status, or NULL */
 	void *ft_ctx;
-	pthread_mutex_t lock;             /* c->m while a control thread uses it */
+	pthread_rwlock_t lock;            /* c->m: read by control threads, replaced by the role */
 	bool inited;
 };
 

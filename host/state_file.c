@@ -230,21 +230,31 @@ static ssize_t source_read(void *ctx, void *buf, size_t len)
 	return (ssize_t)done;
 }
 
-int state_file_load(const char *path, struct machine *m, struct state_extra *extra, struct state_stats *stats,
-		    char *err, size_t errlen)
+/* Opens path for reading through a buffer: 0, or -errno with err (nothing left to release). */
+static int open_source(const char *path, struct file_io *f, char *err, size_t errlen)
 {
-	struct file_io f = { .fd = -1 };
-	int ret;
-	if (!(f.buf = malloc(FILE_BUFFER))) {
+	*f = (struct file_io){ .fd = -1 };
+	if (!(f->buf = malloc(FILE_BUFFER))) {
 		snprintf(err, errlen, "snapshot %s: out of memory", path);
 		return -ENOMEM;
 	}
-	f.fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (f.fd < 0) {
-		ret = -errno;
+	f->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (f->fd < 0) {
+		int ret = -errno;
 		snprintf(err, errlen, "snapshot %s: cannot open: %s", path, strerror(errno));
-		goto out;
+		free(f->buf);
+		return ret;
 	}
+	return 0;
+}
+
+int state_file_load(const char *path, struct machine *m, struct state_extra *extra, struct state_stats *stats,
+		    char *err, size_t errlen)
+{
+	struct file_io f;
+	int ret = open_source(path, &f, err, errlen);
+	if (ret)
+		return ret;
 	char why[512];
 	struct state_stats local;
 	struct state_stats *st = stats ? stats : &local;
@@ -269,23 +279,15 @@ out:
 
 int state_file_identity(const char *path, struct machine_identity *id, char *err, size_t errlen)
 {
-	struct file_io f = { .fd = -1 };
-	int ret;
-	if (!(f.buf = malloc(FILE_BUFFER))) {
-		snprintf(err, errlen, "snapshot %s: out of memory", path);
-		return -ENOMEM;
-	}
-	f.fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (f.fd < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "snapshot %s: cannot open: %s", path, strerror(errno));
-	} else {
-		char why[512];
-		ret = state_decode_identity((struct state_source){ .read = source_read, .ctx = &f }, id, why, sizeof(why));
-		if (ret)
-			snprintf(err, errlen, "snapshot %s: %s", path, why);
-		close(f.fd);
-	}
+	struct file_io f;
+	int ret = open_source(path, &f, err, errlen);
+	if (ret)
+		return ret;
+	char why[512];
+	ret = state_decode_identity((struct state_source){ .read = source_read, .ctx = &f }, id, why, sizeof(why));
+	if (ret)
+		snprintf(err, errlen, "snapshot %s: %s", path, why);
+	close(f.fd);
 	free(f.buf);
 	return ret;
 }

@@ -4,7 +4,8 @@
 usage: test_snapshot.py SCENARIO
   refusals        the bundled guest under `ftvm run`: an existing FILE without --force, a symbolic
                   link (even with --force), a directory that does not exist, a relative path in a
-                  raw request, a second snapshot while one runs, bad arguments; after each the VM
+                  raw request, a second snapshot while one runs, bad arguments; status answered
+                  at once while a snapshot runs; after each the VM
                   runs on (its icount grows) and no partial file is left; then a live snapshot
                   (mode 0600) and `ftvm run --restore` of it runs on.
   cold-migration  kvd under `ftvm run` on host A of scripts/ft-topology with a client writing keys
@@ -138,6 +139,19 @@ def scenario_refusals(work):
         st = wait_job_end(sock)
         check(st["job"]["state"] == "done" and st["job"]["phase"] == "saved", f"first job: {st}")
         check(os.path.exists(two[0]) and not os.path.exists(two[1]), "which files exist after a refusal")
+        # Status answers at once while a job runs (the job holds the machine only as a reader).
+        seen_running = 0
+        for i in range(3):
+            answers = raw(sock, [json.dumps({"cmd": "snapshot", "path": os.path.join(work, f"e{i}.snap")})])
+            check(answers[0]["ok"], f"snapshot e{i}: {answers}")
+            t0 = time.monotonic()
+            st = raw(sock, ['{"cmd":"status"}'])[0]
+            took = time.monotonic() - t0
+            if st["job"]["state"] == "running":
+                seen_running += 1
+                check(took < 0.1, f"status took {took:.3f} s during a job")
+            wait_job_end(sock)
+        check(seen_running > 0, "never saw a job running: status waits for it?")
         grows(sock, vm)
         no_partials(work)
     finally:
