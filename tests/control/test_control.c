@@ -78,6 +78,7 @@ static int echo_handler(void *ctx, const json_t *req, json_t *answer, void **job
 		return -EINVAL;
 	}
 	json_object_set_new(answer, "n", json_integer(json_integer_value(n)));
+	json_object_set_new(answer, "uid", json_integer(control_peer_uid()));
 	return 0;
 }
 
@@ -315,7 +316,9 @@ static void test_quick_command_checks_its_arguments(void **state)
 {
 	struct control_server *srv = start_with_commands();
 	int fd = client();
-	expect_answer(fd, "{\"cmd\":\"echo\",\"n\":3}\n", "{\"ok\":true,\"n\":3}");
+	char want[64];
+	snprintf(want, sizeof(want), "{\"ok\":true,\"n\":3,\"uid\":%u}", (unsigned)geteuid());
+	expect_answer(fd, "{\"cmd\":\"echo\",\"n\":3}\n", want);   /* the handler knows its client */
 	expect_answer(fd, "{\"cmd\":\"echo\"}\n", "{\"ok\":false,\"error\":\"echo: \\\"n\\\" must be an integer 0..10\"}");
 	expect_answer(fd, "{\"cmd\":\"echo\",\"n\":\"3\"}\n", "must be an integer");
 	expect_answer(fd, "{\"cmd\":\"echo\",\"n\":11}\n", "must be an integer");
