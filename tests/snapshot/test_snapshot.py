@@ -17,7 +17,8 @@ usage: test_snapshot.py SCENARIO
   ft-primary      an FT pair (tests/ft/ftlab.py) under a writing client: three live snapshots of
                   the primary; the backup stays protected (its CHECK digests keep matching, so no
                   divergence) and the backup's control socket refuses a snapshot; every
-                  acknowledged key reads back.
+                  acknowledged key reads back; then the last snapshot, restored under `ftvm run`
+                  with a copy of the disk, serves every key acknowledged before it began.
 Prints one JSON line of measurements and exits non-zero on the first failed check, 77 to skip.
 """
 import json
@@ -265,6 +266,29 @@ def clone_check(lab, work, sock_b, b):
         c.kill()
 
 
+def restore_primary_snapshot(lab, work, snap, log, acked_before):
+    """The pair ends; the primary's last snapshot runs under `ftvm run` on host A with a copy of
+    the disk and serves every key acknowledged before that snapshot began."""
+    for n in (lab.primary, lab.backup):
+        n.kill()
+        n.wait(10)
+    lab.primary = lab.backup = None
+    disk = os.path.join(work, "restore-disk.img")
+    subprocess.run(["cp", "--sparse=always", lab.disk, disk], check=True)
+    vm = ftlab.Node("restored", ["ip", "netns", "exec", lab.ns("a"), FTVM, "run", "--restore", snap, "--control",
+                                 os.path.join(work, "restored.sock"), "--disk", disk] + lab.run_options()[2:])
+    try:
+        vm.wait_for("restored", 30)
+        early = os.path.join(work, "early.log")
+        with open(log) as f, open(early, "w") as out:
+            out.writelines(f.readlines()[:acked_before])
+        result = verify(lab, early, vm)
+        check(result["verified"] == acked_before, f"the restored primary lost keys: {result}", vm)
+        return result["verified"]
+    finally:
+        vm.kill()
+
+
 def scenario_ft_primary(work):
     lab = ftlab.Lab(f"p{os.getpid() % 10000}", work)
     try:
@@ -275,6 +299,7 @@ def scenario_ft_primary(work):
         lines = []
         for i in range(3):
             wait_acked(log, 200 * (i + 1), node=lab.primary)
+            acked_before = acked(log)   # acknowledged before the last snapshot began
             snap = os.path.join(work, f"p{i}.snap")
             out = ftvm("snapshot", "--control", psock, snap)
             check(out.returncode == 0, f"snapshot of the primary: {out.stderr}", lab.primary, lab.backup)
@@ -292,8 +317,9 @@ def scenario_ft_primary(work):
         check("diverge" not in lab.backup.output(), "the backup reported a divergence", lab.backup)
         result = verify(lab, log, lab.primary, lab.backup)
         check(ps["acked_lsn"] > 0 and bs["last_lsn"] > 0, "no log flowed")
+        restored = restore_primary_snapshot(lab, work, snap, log, acked_before)
         return {"snapshots": lines, "client": summary, "verified": result["verified"],
-                "primary_icount": ps["icount"], "backup_icount": bs["icount"]}
+                "primary_icount": ps["icount"], "backup_icount": bs["icount"], "restored": restored}
     finally:
         lab.close()
 
