@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,7 @@ static int follow(const char *path, json_int_t id, const char *file)
 	json_t *req = json_pack("{s:s}", "cmd", "status");
 	for (;;) {
 		char *line = control_request_json(path, req, err, sizeof(err));
+		bool answered = line != NULL;
 		json_t *o = line ? json_loads(line, 0, NULL) : NULL;
 		free(line);
 		json_t *job = json_object_get(o, "job");
@@ -64,7 +66,7 @@ static int follow(const char *path, json_int_t id, const char *file)
 			json_decref(o);
 			if (++lost > SNAPSHOT_LOST_TRIES) {
 				fprintf(stderr, "ftvm snapshot: lost the node during the snapshot: %s\n",
-					line ? "its status no longer shows the job" : err);
+					answered ? "its status no longer shows the job" : err);
 				json_decref(req);
 				return FTVM_EXIT_FAILURE;
 			}
