@@ -39,8 +39,8 @@
 #include "cmd/snapshot_options.h"
 #include "cmd/vm_command.h"
 #include "cmd/vm_control.h"
-#include "host/state_file.h"
 #include "backup/ft_backup.h"
+#include "host/state_file.h"
 #include "host/world_live.h"
 #include "util/diag.h"
 #include "vm/machine.h"
@@ -126,31 +126,37 @@ static int run_check(void *self, struct vm_command *c, bool *done, char *err, si
 	return control_options_check(&r->co, err, errlen);
 }
 
-/* With --restore, the machine just built becomes the snapshot's, continuing where it stopped:
- * the live world takes over its clock and its unfinished disk requests are submitted again. */
+/* The restored machine continues live: the live world takes over its clock, its unfinished disk
+ * requests are submitted again, and its MACs are announced — the VM may have lived behind another
+ * switch port — as go-live does. A clone announces nothing; its reset brings its own MACs. */
+static void restore_continue(struct run_cmd *r, struct vm_command *c)
+{
+	world_live_take_clock(c->world, machine_icount(c->m), machine_clock(c->m));
+	struct vm_world w = world_live_world(c->world);
+	unsigned n = machine_reissue_disk_requests(c->m, w);
+	if (n)
+		diag_info("resubmitted %u unfinished disk request(s) of the snapshot", n);
+	for (unsigned i = 0; r->clone && i < c->opts.nnics && i < MACHINE_MAX_NICS; i++)
+		memcpy(c->mc.nic_mac[i], r->clone_mac[i], 6);
+	for (unsigned i = 0; !r->clone && i < c->opts.nnics; i++) {
+		uint8_t frame[64];
+		size_t len = ft_rarp_announce(c->opts.nic[i].mac, frame, sizeof(frame));
+		w.ops->net_tx(w.ctx, i, frame, len);
+	}
+}
+
+/* With --restore, the machine just built becomes the snapshot's, continuing where it stopped;
+ * then the control socket. */
 static int run_start(void *self, struct vm_command *c, char *err, size_t errlen)
 {
 	struct run_cmd *r = self;
 	char why[1024];
-	if (r->so.restore && snapshot_restore("run", r->so.restore, c->m, NULL, why, sizeof(why))) {
-		snprintf(err, errlen, "%s", why);
-		return FTVM_EXIT_FAILURE;
-	}
 	if (r->so.restore) {
-		world_live_take_clock(c->world, machine_icount(c->m), machine_clock(c->m));
-		struct vm_world w = world_live_world(c->world);
-		unsigned n = machine_reissue_disk_requests(c->m, w);
-		if (n)
-			diag_info("resubmitted %u unfinished disk request(s) of the snapshot", n);
-		/* The VM may have lived behind another switch port: tell the switches where it is now,
-		 * as go-live does; a clone's reset brings its own MACs. */
-		for (unsigned i = 0; r->clone && i < c->opts.nnics && i < MACHINE_MAX_NICS; i++)
-			memcpy(c->mc.nic_mac[i], r->clone_mac[i], 6);
-		for (unsigned i = 0; !r->clone && i < c->opts.nnics; i++) {
-			uint8_t frame[64];
-			size_t len = ft_rarp_announce(c->opts.nic[i].mac, frame, sizeof(frame));
-			w.ops->net_tx(w.ctx, i, frame, len);
+		if (snapshot_restore("run", r->so.restore, c->m, NULL, why, sizeof(why))) {
+			snprintf(err, errlen, "%s", why);
+			return FTVM_EXIT_FAILURE;
 		}
+		restore_continue(r, c);
 	}
 	int ret = vm_control_init(&r->vc, "run", c, NULL, NULL);
 	if (ret) {
