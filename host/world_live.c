@@ -68,6 +68,7 @@ struct world_live {
 
 	icount_t last_flush;         /* console output is written out at most every CONSOLE_FLUSH_INSNS */
 	volatile sig_atomic_t quit_signal;   /* set by world_live_request_quit() from a signal handler */
+	atomic_bool stop_requested;          /* world_live_request_stop(): the VM ends for good */
 };
 
 static uint64_t wall_ticks(const struct world_live *w)
@@ -197,7 +198,7 @@ static bool nothing_can_arrive(const struct world_live *w)
 /* Ctrl-A x typed, or a signal asked to quit. */
 static bool quitting(const struct world_live *w)
 {
-	return console_quit_requested(w->console) || w->quit_signal;
+	return console_quit_requested(w->console) || w->quit_signal || atomic_load(&w->stop_requested);
 }
 
 /* ---- the vm_world ops ---- */
@@ -457,4 +458,14 @@ void world_live_request_quit(struct world_live *w, int signo)
 int world_live_quit_signal(const struct world_live *w)
 {
 	return w->quit_signal;
+}
+
+void world_live_request_stop(struct world_live *w)
+{
+	atomic_store(&w->stop_requested, true);
+}
+
+bool world_live_stop_requested(const struct world_live *w)
+{
+	return atomic_load(&w->stop_requested);
 }
