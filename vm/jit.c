@@ -1,0 +1,284 @@
+/*
+ * jit.c — the JIT as a hart engine: its code cache, its run loop and the helpers its code calls
+ * (see jit.h, jit_internal.h and docs/jit.md).
+ *
+ * Blocks are found by the host address of their first instruction, which for guest RAM is its
+ * physical address: the run loop translates pc with the hart's fetch TLB (so the current
+ * privilege and translation regime decide, exactly as for the interpreter), then looks that
+ * address up in a direct-mapped table. A hit is used only while guest memory still holds the
+ * bytes the block was translated from (they are kept with it): code changed by the hart, by a
+ * device or by a snapshot restore is retranslated, with no invalidation protocol to get wrong.
+ *
+ * Code lives in one fixed mmap'ed area that is never writable and executable at once: it is
+ * mapped read+exec, and the pages a new block goes to are made writable only while it is copied
+ * in. When the area is full everything is dropped at once (flush-all eviction). This is memory
+ * management of our own process, not host I/O: no descriptor, no clock.
+ */
+#include "vm/jit.h"
+#include "vm/jit_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include "util/diag.h"
+#include "vm/cpu_internal.h"
+
+#define JIT_CODE_BYTES (32u << 20)
+#define JIT_TABLE_BITS 14
+#define JIT_TABLE_SIZE (1u << JIT_TABLE_BITS)
+#define JIT_BLOCK_CODE_MAX 8192 /* far above what JIT_MAX_INSNS instructions need */
+#define JIT_CODE_ALIGN 16
+
+struct jit_block {
+	const uint8_t *host;               /* first instruction; NULL for an empty slot */
+	int (*code)(struct cpu *cpu);      /* NULL: the first instruction is the interpreter's */
+	uint16_t src_bytes;                /* guest code bytes covered (checked on entry) */
+	uint16_t ninsns;
+	uint8_t src[JIT_MAX_SRC_BYTES];
+};
+
+struct jit {
+	uint8_t *code;          /* JIT_CODE_BYTES, read+exec */
+	size_t used;
+	size_t page;            /* host page size, for mprotect */
+	const uint8_t *cur_lo;  /* guest code bytes of the running block: a store into them ends it */
+	const uint8_t *cur_hi;
+	bool broken;            /* mprotect failed once: everything goes to the interpreter */
+	struct jit_block table[JIT_TABLE_SIZE];
+	uint8_t staging[JIT_BLOCK_CODE_MAX];
+};
+
+static int jit_create(struct jit **out)
+{
+#if !defined(__x86_64__)
+	*out = NULL;
+	return -ENOTSUP;
+#else
+	struct jit *j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	long page = sysconf(_SC_PAGESIZE);
+	j->page = page > 0 ? (size_t)page : 4096;
+	void *p = mmap(NULL, JIT_CODE_BYTES, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		int err = errno;
+		free(j);
+		diag_error("jit: cannot map %u MiB for translated code: %s", JIT_CODE_BYTES >> 20, strerror(err));
+		return -err;
+	}
+	j->code = p;
+	*out = j;
+	return 0;
+#endif
+}
+
+static void jit_destroy(struct jit *jit)
+{
+	if (!jit)
+		return;
+	munmap(jit->code, JIT_CODE_BYTES);
+	free(jit);
+}
+
+static void flush_all(struct cpu *cpu, struct jit *j)
+{
+	cpu->stats.jit_flushes++;
+	for (unsigned i = 0; i < JIT_TABLE_SIZE; i++)
+		j->table[i].host = NULL;
+	j->used = 0;
+	diag_debug("jit: code area full, all blocks dropped");
+}
+
+static int protect(struct jit *j, size_t from, size_t len, int prot)
+{
+	size_t lo = from & ~(j->page - 1), hi = (from + len + j->page - 1) & ~(j->page - 1);
+	if (mprotect(j->code + lo, hi - lo, prot) != 0) {
+		diag_error("jit: mprotect of the code area at +%zu: %s; running the interpreter from now on", lo,
+			   strerror(errno));
+		j->broken = true;
+		return -1;
+	}
+	return 0;
+}
+
+/* Fills slot b with the block at host (page offset off). */
+static void translate(struct cpu *cpu, struct jit *j, struct jit_block *b, const uint8_t *host, unsigned off)
+{
+	unsigned ninsns = 0, src_bytes = 0;
+	size_t len = jit_translate(host - off, off, j->staging, sizeof(j->staging), &ninsns, &src_bytes);
+	b->host = host;
+	b->code = NULL;
+	if (len == 0) {
+		/* Remember that the interpreter runs this one, for as long as its bytes stay. */
+		b->ninsns = 0;
+		b->src_bytes = (uint16_t)(CPU_PAGE_SIZE - off < 4 ? CPU_PAGE_SIZE - off : 4);
+		memcpy(b->src, host, b->src_bytes);
+		return;
+	}
+	if (j->used + len > JIT_CODE_BYTES) {
+		flush_all(cpu, j);
+		b->host = host;
+	}
+	if (protect(j, j->used, len, PROT_READ | PROT_WRITE) != 0) {
+		b->host = NULL;
+		return;
+	}
+	memcpy(j->code + j->used, j->staging, len);
+	if (protect(j, j->used, len, PROT_READ | PROT_EXEC) != 0) {
+		b->host = NULL;
+		return;
+	}
+	void *entry = j->code + j->used;
+	memcpy(&b->code, &entry, sizeof(entry)); /* object to function pointer, as dlsym's users do */
+	j->used = (j->used + len + JIT_CODE_ALIGN - 1) & ~(size_t)(JIT_CODE_ALIGN - 1);
+	b->ninsns = (uint16_t)ninsns;
+	b->src_bytes = (uint16_t)src_bytes;
+	cpu->stats.jit_translations++;
+	memcpy(b->src, host, src_bytes);
+}
+
+/* The block at cpu->pc, translated now if needed; NULL when pc is not in RAM the fetch TLB maps. */
+static const struct jit_block *lookup(struct cpu *cpu, struct jit *j)
+{
+	const uint8_t *host = cpu_tlb_lookup(cpu, CPU_ACCESS_FETCH, cpu->pc, 2);
+	if (!host)
+		return NULL;
+	struct jit_block *b = &j->table[((uintptr_t)host >> 1) & (JIT_TABLE_SIZE - 1)];
+	if (b->host == host && memcmp(b->src, host, b->src_bytes) == 0)
+		return b;
+	translate(cpu, j, b, host, (unsigned)(cpu->pc & ~CPU_PAGE_MASK));
+	return b->host ? b : NULL;
+}
+
+/* Runs cpu until its icount reaches limit or cpu_needs_attention(), like cpu_interpret(). */
+static void jit_execute(struct cpu *cpu, icount_t limit)
+{
+	struct jit *j = cpu->jit;
+	while (cpu->icount < limit && !cpu_needs_attention(cpu)) {
+		const struct jit_block *b = j->broken ? NULL : lookup(cpu, j);
+		if (!b || !b->code) {
+			/* Not RAM, not translated (yet): one instruction, which also fills the TLB. */
+			cpu_interpret(cpu, cpu->icount + 1);
+			continue;
+		}
+		if (b->ninsns > limit - cpu->icount) {
+			/* The limit falls inside the block: the interpreter goes exactly up to it. */
+			cpu_interpret(cpu, limit);
+			continue;
+		}
+		cpu->stats.jit_blocks++;
+		cpu->stats.jit_insns += b->ninsns; /* an early exit retires fewer; the count is a gauge */
+		j->cur_lo = b->host;
+		j->cur_hi = b->host + b->src_bytes;
+		if (b->code(cpu) == JIT_EXIT_EXCEPTION) {
+			/* As the interpreter's exception path: x0 stays zero, the trap, then the count. */
+			cpu->x[0] = 0;
+			cpu_take_exception(cpu);
+			cpu->icount++;
+		}
+	}
+}
+
+/* Moves pc and icount from the block's start to the instruction of `site`. */
+static void sync_to(struct cpu *cpu, uint32_t site)
+{
+	cpu->pc += JIT_SITE_OFF(site);
+	cpu->icount += JIT_SITE_IDX(site);
+}
+
+/* After the instruction of `site` (already synced to it): the block ends here. */
+static int leave_after(struct cpu *cpu, uint32_t site)
+{
+	cpu->pc += JIT_SITE_LEN(site);
+	cpu->icount++;
+	return JIT_EXIT_EARLY;
+}
+
+static const uint8_t load_size[7] = { 1, 2, 4, 8, 1, 2, 4 };
+
+/* The loaded bytes (little-endian, in the low bits of raw) widened as the load kind says. */
+static uint64_t widen(unsigned kind, uint64_t raw)
+{
+	switch (kind) {
+	case 0: return (uint64_t)(int64_t)(int8_t)raw;
+	case 1: return (uint64_t)(int64_t)(int16_t)raw;
+	case 2: return (uint64_t)(int64_t)(int32_t)raw;
+	case 3: return raw;
+	case 4: return (uint8_t)raw;
+	case 5: return (uint16_t)raw;
+	default: return (uint32_t)raw;
+	}
+}
+
+int jit_helper_load(struct cpu *cpu, uint64_t vaddr, uint32_t site)
+{
+	unsigned kind = JIT_SITE_KIND(site), size = load_size[kind], rd = JIT_SITE_RD(site);
+	uint64_t v = 0;
+	const uint8_t *h = cpu_tlb_lookup(cpu, CPU_ACCESS_LOAD, vaddr, size);
+	if (likely(h != NULL)) {
+		memcpy(&v, h, size);
+		cpu->x[rd] = widen(kind, v);
+		cpu->x[0] = 0; /* a load to x0 still loads */
+		return JIT_EXIT_END;
+	}
+	/* TLB miss, MMIO or misaligned: the interpreter's slow path, with pc and icount exact. */
+	sync_to(cpu, site);
+	if (!cpu_load_slow(cpu, vaddr, size, &v))
+		return JIT_EXIT_EXCEPTION;
+	cpu->x[rd] = widen(kind, v);
+	cpu->x[0] = 0;
+	return leave_after(cpu, site);
+}
+
+int jit_helper_store(struct cpu *cpu, uint64_t vaddr, uint64_t value, uint32_t site)
+{
+	unsigned size = 1u << JIT_SITE_KIND(site);
+	uint8_t *h = cpu_tlb_lookup(cpu, CPU_ACCESS_STORE, vaddr, size);
+	if (likely(h != NULL)) {
+		memcpy(h, &value, size); /* the low bytes: the host is little-endian like the guest */
+		const struct jit *j = cpu->jit;
+		if (likely(h >= j->cur_hi || h + size <= j->cur_lo))
+			return JIT_EXIT_END;
+		/* Self-modifying code: the rest of this block may be stale. */
+		sync_to(cpu, site);
+		return leave_after(cpu, site);
+	}
+	sync_to(cpu, site);
+	if (!cpu_store_slow(cpu, vaddr, size, value))
+		return JIT_EXIT_EXCEPTION;
+	/* A device may have raised an interrupt, asked for a stop or written RAM: look again. */
+	return leave_after(cpu, site);
+}
+
+static void jit_engine_destroy(struct cpu *cpu)
+{
+	jit_destroy(cpu->jit);
+	cpu->jit = NULL;
+	cpu->engine = NULL;
+}
+
+static const struct cpu_engine jit_engine = {
+	.run = jit_execute,
+	.destroy = jit_engine_destroy,
+};
+
+int jit_attach(struct cpu *cpu)
+{
+	if (cpu->engine == &jit_engine)
+		return 0;
+	if (cpu->engine)
+		cpu->engine->destroy(cpu);
+	int ret = jit_create(&cpu->jit);
+	if (ret)
+		return ret;
+	cpu->engine = &jit_engine;
+	return 0;
+}
+
+void jit_detach(struct cpu *cpu)
+{
+	if (cpu->engine == &jit_engine)
+		jit_engine_destroy(cpu);
+}
