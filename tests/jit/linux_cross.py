@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""linux_cross.py — the bundled Linux guest under --cpu jit, checked against the interpreter.
+
+- With --clock=virtual a run is a pure function of its options, so the guest's self-test recorded
+  under --cpu interp and under --cpu jit must give the same log record for record: every CHECK
+  (CPU and machine digests at the same icounts), every input, the END.
+- Wall-clock recordings (real nondeterminism): the log recorded under the JIT replays under the
+  interpreter, and the interpreter's log replays under the JIT, each with every CHECK matching
+  and the console output byte for byte.
+
+Usage: linux_cross.py FTVM GUEST_DIR   (exit 77 when GUEST_DIR has no Image)
+"""
+import os
+import re
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "replay"))
+import evlog  # noqa: E402
+import rrlib  # noqa: E402
+
+BOOT_TIMEOUT = 600
+MATCHED = r"replay matched: \d+ records, [1-9]\d* checks .*ended by power-off"
+
+
+def main():
+    ftvm, guest = sys.argv[1], sys.argv[2]
+    if not os.path.exists(os.path.join(guest, "Image")):
+        print(f"SKIP: no bundled guest in {guest} (build it with guest/build)")
+        return rrlib.SKIP
+    os.environ["FTVM_GUEST_DIR"] = guest
+    run_args = ["--extra-args", "ftvm.workload=selftest"]
+    f = rrlib.Failures("linux_cross")
+    with tempfile.TemporaryDirectory() as tmp:
+        logs = {}
+        for clock in ("virtual", "wall"):
+            for cpu in ("interp", "jit"):
+                path = os.path.join(tmp, f"{clock}-{cpu}.log")
+                rec = rrlib.run([ftvm, "record", "--cpu", cpu, f"--clock={clock}", "--log", path] + run_args,
+                                timeout=BOOT_TIMEOUT)
+                print(f"record --cpu {cpu} --clock={clock}: exit {rec.code} in {rec.seconds:.1f} s", flush=True)
+                ok = f.expect(rec.code == 0 and b"selftest: PASS" in rec.out,
+                              f"record --cpu {cpu} --clock={clock}: exit {rec.code}, {rec.err_text()[-1500:]}")
+                logs[(clock, cpu)] = (path, rec.out) if ok else None
+
+        a, b = logs[("virtual", "interp")], logs[("virtual", "jit")]
+        if a and b:
+            la, lb = evlog.Log.read(a[0]), evlog.Log.read(b[0])
+            ra = [(r.kind, r.icount, r.payload) for r in la.records]
+            rb = [(r.kind, r.icount, r.payload) for r in lb.records]
+            checks = len(la.of_kind(evlog.CHECK))
+            f.expect(checks > 10, f"only {checks} CHECK records in the virtual-clock log")
+            first = next((i for i, (x, y) in enumerate(zip(ra, rb)) if x != y), None)
+            f.expect(ra == rb, f"virtual-clock logs differ: {len(ra)} vs {len(rb)} records, first difference "
+                     f"at record {first}: {ra[first][:2] if first is not None else ''} vs "
+                     f"{rb[first][:2] if first is not None else ''}")
+            f.expect(la.config_digest == lb.config_digest, "the configuration digest depends on --cpu")
+            f.expect(a[1] == b[1], "virtual-clock console output differs between the engines")
+            print(f"virtual clock: {len(ra)} records, {checks} CHECKs, identical under both engines", flush=True)
+
+        for rec_cpu, rep_cpu in (("jit", "interp"), ("interp", "jit")):
+            got = logs[("wall", rec_cpu)]
+            if not got:
+                continue
+            rep = rrlib.run([ftvm, "replay", "--cpu", rep_cpu, "--log", got[0]] + run_args, timeout=BOOT_TIMEOUT)
+            print(f"recorded --cpu {rec_cpu}, replayed --cpu {rep_cpu}: exit {rep.code} in {rep.seconds:.1f} s: "
+                  f"{rep.last_err_line()}", flush=True)
+            f.expect(rep.code == 0 and re.search(MATCHED, rep.last_err_line()),
+                     f"replay --cpu {rep_cpu} of a --cpu {rec_cpu} log: exit {rep.code} '{rep.last_err_line()}'")
+            f.expect(rep.out == got[1], f"replay --cpu {rep_cpu}: console output differs from the recording")
+    return f.report()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
