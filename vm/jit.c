@@ -26,17 +26,38 @@
 #include "vm/cpu_internal.h"
 
 #define JIT_CODE_BYTES (32u << 20)
-#define JIT_TABLE_BITS 14
+#define JIT_TABLE_BITS 15
 #define JIT_TABLE_SIZE (1u << JIT_TABLE_BITS)
 #define JIT_BLOCK_CODE_MAX 8192 /* far above what JIT_MAX_INSNS instructions need */
 #define JIT_CODE_ALIGN 16
+/* A block runs in the interpreter until entered this often: most code of a boot runs a few
+ * times only, and translating it would cost more than interpreting it. */
+#define JIT_HOT 4
+/* Hot blocks are installed this many at a time, behind one pair of mprotect calls (the calls,
+ * and the TLB shootdowns behind them, cost more than translating). */
+#define JIT_BATCH 64
+/* ... or as soon as one waiting block has been entered this often: a hot loop does not wait
+ * for the batch to fill. */
+#define JIT_HOT_WAITING 64
+#define JIT_PENDING_BYTES (JIT_BATCH * 2048)
 
 struct jit_block {
 	const uint8_t *host;               /* first instruction; NULL for an empty slot */
-	int (*code)(struct cpu *cpu);      /* NULL: the first instruction is the interpreter's */
+	int (*code)(struct cpu *cpu);      /* NULL: not installed (cold, pending, or the interpreter's) */
 	uint16_t src_bytes;                /* guest code bytes covered (checked on entry) */
-	uint16_t ninsns;
+	uint16_t ninsns;                   /* 0: the first instruction is the interpreter's */
+	uint16_t heat;                     /* entries while cold */
+	bool pending;                      /* translated, waiting in the batch to be installed */
+	uint32_t pending_seq;              /* which batch entry is this slot's */
 	uint8_t src[JIT_MAX_SRC_BYTES];
+};
+
+/* A translated block waiting for the next install. */
+struct jit_pending {
+	uint32_t slot;
+	uint32_t seq;
+	uint32_t off;   /* in jit->pending_code */
+	uint32_t len;
 };
 
 struct jit {
@@ -46,6 +67,11 @@ struct jit {
 	const uint8_t *cur_lo;  /* guest code bytes of the running block: a store into them ends it */
 	const uint8_t *cur_hi;
 	bool broken;            /* mprotect failed once: everything goes to the interpreter */
+	uint32_t seq;
+	unsigned npending;
+	size_t pending_used;
+	struct jit_pending pending[JIT_BATCH];
+	uint8_t pending_code[JIT_PENDING_BYTES];
 	struct jit_block table[JIT_TABLE_SIZE];
 	uint8_t staging[JIT_BLOCK_CODE_MAX];
 };
@@ -85,9 +111,14 @@ static void jit_destroy(struct jit *jit)
 static void flush_all(struct cpu *cpu, struct jit *j)
 {
 	cpu->stats.jit_flushes++;
-	for (unsigned i = 0; i < JIT_TABLE_SIZE; i++)
+	for (unsigned i = 0; i < JIT_TABLE_SIZE; i++) {
 		j->table[i].host = NULL;
+		j->table[i].code = NULL;
+		j->table[i].pending = false;
+	}
 	j->used = 0;
+	j->npending = 0;
+	j->pending_used = 0;
 	diag_debug("jit: code area full, all blocks dropped");
 }
 
@@ -103,53 +134,100 @@ static int protect(struct jit *j, size_t from, size_t len, int prot)
 	return 0;
 }
 
-/* Fills slot b with the block at host (page offset off). */
-static void translate(struct cpu *cpu, struct jit *j, struct jit_block *b, const uint8_t *host, unsigned off)
+static size_t align_code(size_t n)
+{
+	return (n + JIT_CODE_ALIGN - 1) & ~(size_t)(JIT_CODE_ALIGN - 1);
+}
+
+/* Copies the batch into the code area (one writable window) and makes its blocks runnable. */
+static void install_pending(struct cpu *cpu, struct jit *j)
+{
+	size_t total = 0;
+	for (unsigned i = 0; i < j->npending; i++)
+		total += align_code(j->pending[i].len);
+	if (j->npending == 0)
+		return;
+	if (j->used + total > JIT_CODE_BYTES) {
+		flush_all(cpu, j); /* drops the batch too: its blocks heat up again */
+		return;
+	}
+	size_t base = j->used;
+	if (protect(j, base, total, PROT_READ | PROT_WRITE) != 0)
+		return;
+	size_t at = base;
+	for (unsigned i = 0; i < j->npending; i++) {
+		memcpy(j->code + at, j->pending_code + j->pending[i].off, j->pending[i].len);
+		at += align_code(j->pending[i].len);
+	}
+	if (protect(j, base, total, PROT_READ | PROT_EXEC) != 0)
+		return;
+	at = base;
+	for (unsigned i = 0; i < j->npending; i++) {
+		const struct jit_pending *p = &j->pending[i];
+		struct jit_block *b = &j->table[p->slot];
+		if (b->pending && b->pending_seq == p->seq) {
+			/* Still the block that was translated (a refill clears pending). */
+			void *entry = j->code + at;
+			memcpy(&b->code, &entry, sizeof(entry)); /* object to function pointer, as dlsym's users do */
+			b->pending = false;
+		}
+		at += align_code(p->len);
+	}
+	j->used = at;
+	j->npending = 0;
+	j->pending_used = 0;
+}
+
+/* Translates the hot block b (whose bytes were just checked against guest memory) into the batch. */
+static void queue(struct cpu *cpu, struct jit *j, struct jit_block *b, uint32_t slot, unsigned off)
+{
+	if (j->npending == JIT_BATCH || JIT_PENDING_BYTES - j->pending_used < JIT_BLOCK_CODE_MAX)
+		install_pending(cpu, j);
+	unsigned ninsns = 0, src_bytes = 0;
+	size_t len = jit_translate(b->host - off, off, j->pending_code + j->pending_used, JIT_BLOCK_CODE_MAX, &ninsns,
+				   &src_bytes);
+	if (len == 0 || ninsns != b->ninsns || src_bytes != b->src_bytes) {
+		b->ninsns = 0; /* cannot happen for the same bytes; the interpreter is always right */
+		return;
+	}
+	struct jit_pending *p = &j->pending[j->npending++];
+	p->slot = slot;
+	p->seq = ++j->seq;
+	p->off = (uint32_t)j->pending_used;
+	p->len = (uint32_t)len;
+	j->pending_used += len;
+	b->pending = true;
+	b->pending_seq = p->seq;
+	cpu->stats.jit_translations++;
+	if (j->npending == JIT_BATCH)
+		install_pending(cpu, j);
+}
+
+/* Fills slot b with the block at host (page offset off): its extent, not yet its code. */
+static void fill(struct jit *j, struct jit_block *b, const uint8_t *host, unsigned off)
 {
 	unsigned ninsns = 0, src_bytes = 0;
 	size_t len = jit_translate(host - off, off, j->staging, sizeof(j->staging), &ninsns, &src_bytes);
 	b->host = host;
 	b->code = NULL;
+	b->pending = false;
+	b->heat = 0;
 	if (len == 0) {
-		/* Remember that the interpreter runs this one, for as long as its bytes stay. */
+		/* The interpreter runs this one, for as long as its bytes stay. */
 		b->ninsns = 0;
 		b->src_bytes = (uint16_t)(CPU_PAGE_SIZE - off < 4 ? CPU_PAGE_SIZE - off : 4);
-		memcpy(b->src, host, b->src_bytes);
-		return;
+	} else {
+		b->ninsns = (uint16_t)ninsns;
+		b->src_bytes = (uint16_t)src_bytes;
 	}
-	if (j->used + len > JIT_CODE_BYTES) {
-		flush_all(cpu, j);
-		b->host = host;
-	}
-	if (protect(j, j->used, len, PROT_READ | PROT_WRITE) != 0) {
-		b->host = NULL;
-		return;
-	}
-	memcpy(j->code + j->used, j->staging, len);
-	if (protect(j, j->used, len, PROT_READ | PROT_EXEC) != 0) {
-		b->host = NULL;
-		return;
-	}
-	void *entry = j->code + j->used;
-	memcpy(&b->code, &entry, sizeof(entry)); /* object to function pointer, as dlsym's users do */
-	j->used = (j->used + len + JIT_CODE_ALIGN - 1) & ~(size_t)(JIT_CODE_ALIGN - 1);
-	b->ninsns = (uint16_t)ninsns;
-	b->src_bytes = (uint16_t)src_bytes;
-	cpu->stats.jit_translations++;
-	memcpy(b->src, host, src_bytes);
+	memcpy(b->src, host, b->src_bytes);
 }
 
-/* The block at cpu->pc, translated now if needed; NULL when pc is not in RAM the fetch TLB maps. */
-static const struct jit_block *lookup(struct cpu *cpu, struct jit *j)
+static uint32_t slot_of(const uint8_t *host)
 {
-	const uint8_t *host = cpu_tlb_lookup(cpu, CPU_ACCESS_FETCH, cpu->pc, 2);
-	if (!host)
-		return NULL;
-	struct jit_block *b = &j->table[((uintptr_t)host >> 1) & (JIT_TABLE_SIZE - 1)];
-	if (b->host == host && memcmp(b->src, host, b->src_bytes) == 0)
-		return b;
-	translate(cpu, j, b, host, (unsigned)(cpu->pc & ~CPU_PAGE_MASK));
-	return b->host ? b : NULL;
+	uintptr_t h = (uintptr_t)host;
+	return (uint32_t)((h >> 1) ^ (h >> (JIT_TABLE_BITS + 1)) ^ (h >> (2 * JIT_TABLE_BITS + 1))) &
+	       (JIT_TABLE_SIZE - 1);
 }
 
 /* Runs cpu until its icount reaches limit or cpu_needs_attention(), like cpu_interpret(). */
@@ -157,15 +235,35 @@ static void jit_execute(struct cpu *cpu, icount_t limit)
 {
 	struct jit *j = cpu->jit;
 	while (cpu->icount < limit && !cpu_needs_attention(cpu)) {
-		const struct jit_block *b = j->broken ? NULL : lookup(cpu, j);
-		if (!b || !b->code) {
-			/* Not RAM, not translated (yet): one instruction, which also fills the TLB. */
+		const uint8_t *host = j->broken ? NULL : cpu_tlb_lookup(cpu, CPU_ACCESS_FETCH, cpu->pc, 2);
+		if (!host) {
+			/* Not RAM the fetch TLB maps (yet): one instruction, which also fills the TLB. */
+			cpu_interpret(cpu, cpu->icount + 1);
+			continue;
+		}
+		uint32_t slot = slot_of(host);
+		unsigned off = (unsigned)(cpu->pc & ~CPU_PAGE_MASK);
+		struct jit_block *b = &j->table[slot];
+		if (b->host != host || memcmp(b->src, host, b->src_bytes) != 0)
+			fill(j, b, host, off);
+		if (b->ninsns == 0) {
 			cpu_interpret(cpu, cpu->icount + 1);
 			continue;
 		}
 		if (b->ninsns > limit - cpu->icount) {
 			/* The limit falls inside the block: the interpreter goes exactly up to it. */
 			cpu_interpret(cpu, limit);
+			continue;
+		}
+		if (!b->code) {
+			/* Cold or pending: the interpreter runs exactly the block's instructions. */
+			if (b->heat < UINT16_MAX)
+				b->heat++;
+			if (!b->pending && b->heat >= JIT_HOT)
+				queue(cpu, j, b, slot, off);
+			else if (b->pending && b->heat >= JIT_HOT_WAITING)
+				install_pending(cpu, j);
+			cpu_interpret(cpu, cpu->icount + b->ninsns);
 			continue;
 		}
 		cpu->stats.jit_blocks++;
@@ -254,6 +352,9 @@ int jit_helper_store(struct cpu *cpu, uint64_t vaddr, uint64_t value, uint32_t s
 
 static void jit_engine_destroy(struct cpu *cpu)
 {
+	diag_info("jit: %llu blocks entered (about %llu instructions), %llu translated, %llu flushes",
+		  (unsigned long long)cpu->stats.jit_blocks, (unsigned long long)cpu->stats.jit_insns,
+		  (unsigned long long)cpu->stats.jit_translations, (unsigned long long)cpu->stats.jit_flushes);
 	jit_destroy(cpu->jit);
 	cpu->jit = NULL;
 	cpu->engine = NULL;
