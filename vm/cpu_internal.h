@@ -150,6 +150,7 @@ struct cpu {
 	/* An engine run in the interpreter's place (vm/jit.h), or NULL; jit is its state. */
 	const struct cpu_engine *engine;
 	struct jit *jit;
+	icount_t engine_limit;       /* the limit of the engine's current run (translated loops check it) */
 };
 
 /* Anything the run loop wants to return for. */

@@ -234,6 +234,7 @@ static uint32_t slot_of(const uint8_t *host)
 static void jit_execute(struct cpu *cpu, icount_t limit)
 {
 	struct jit *j = cpu->jit;
+	cpu->engine_limit = limit;
 	while (cpu->icount < limit && !cpu_needs_attention(cpu)) {
 		const uint8_t *host = j->broken ? NULL : cpu_tlb_lookup(cpu, CPU_ACCESS_FETCH, cpu->pc, 2);
 		if (!host) {

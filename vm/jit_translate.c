@@ -17,7 +17,8 @@
  *	push rbx; mov rbx, rdi; jmp body
  *   exit:  pop rbx; ret                  (rax = the helper's enum jit_exit)
  *   body:  one sequence per instruction; a helper's non-zero return jumps to exit
- *	    the end: cpu->pc += bytes (or the jump's target), cpu->icount += n, return 0
+ *	    the end: cpu->pc += bytes (or the jump's target), cpu->icount += n, return 0;
+ *	    a jump back to the start loops to body while the icount budget holds a whole pass
  */
 #include "vm/jit_internal.h"
 
@@ -31,6 +32,7 @@
 #define XREG(r) ((int32_t)(offsetof(struct cpu, x) + 8 * (r)))
 #define PC_DISP ((int32_t)offsetof(struct cpu, pc))
 #define ICOUNT_DISP ((int32_t)offsetof(struct cpu, icount))
+#define LIMIT_DISP ((int32_t)offsetof(struct cpu, engine_limit))
 
 /* The M instructions x86 has no one instruction for, with RISC-V's corner cases (cpu_muldiv.h). */
 static uint64_t h_mulhsu(uint64_t a, uint64_t b) { return mulh_su((int64_t)a, b); }
@@ -46,6 +48,7 @@ static uint64_t h_remuw(uint64_t a, uint64_t b) { return exec_muldiv_w(7, a, b);
 struct block {
 	struct jx jx;
 	size_t exit;      /* position of the shared exit (pop rbx; ret) */
+	size_t body;      /* position of the first instruction's code */
 	unsigned ninsns;  /* instructions translated so far */
 };
 
@@ -79,9 +82,25 @@ static void end_with_rax(struct block *b, unsigned ninsns)
 	jx_patch(&b->jx, jx_jmp(&b->jx), b->exit);
 }
 
-/* Ends the block at the pc delta bytes from its start. */
+/*
+ * Ends the block at the pc delta bytes from its start. A jump back to the block's own start
+ * (a loop) goes round again inside the code while the run's budget holds another whole pass:
+ * pc already holds the start, so only icount moves. Nothing else can ask for the loop to stop:
+ * whatever could (a slow path) has left the block already.
+ */
 static void end_at(struct block *b, int64_t delta, unsigned ninsns)
 {
+	if (delta == 0) {
+		jx_add_mem_imm(&b->jx, JX_RBX, ICOUNT_DISP, (int32_t)ninsns);
+		jx_load(&b->jx, JX_RAX, JX_RBX, LIMIT_DISP, true);
+		jx_load(&b->jx, JX_RCX, JX_RBX, ICOUNT_DISP, true);
+		jx_alu(&b->jx, JX_SUB, JX_RAX, JX_RCX, true);
+		jx_alu_imm(&b->jx, JX_CMP, JX_RAX, (int32_t)ninsns, true);
+		jx_patch(&b->jx, jx_jcc(&b->jx, JX_CC_AE), b->body);
+		jx_alu(&b->jx, JX_XOR, JX_RAX, JX_RAX, false); /* JIT_EXIT_END */
+		jx_patch(&b->jx, jx_jmp(&b->jx), b->exit);
+		return;
+	}
 	pc_at(b, JX_RAX, delta, JX_RCX);
 	end_with_rax(b, ninsns);
 }
@@ -320,6 +339,7 @@ size_t jit_translate(const uint8_t *page, unsigned off, uint8_t *out, size_t cap
 	jx_pop(&b.jx, JX_RBX);
 	jx_ret(&b.jx);
 	jx_patch_here(&b.jx, over_exit);
+	b.body = b.jx.len;
 
 	int ended = 0;
 	while (b.ninsns < JIT_MAX_INSNS && off + 2 <= CPU_PAGE_SIZE) {

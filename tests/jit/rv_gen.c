@@ -1,7 +1,8 @@
 /*
  * rv_gen.c — the random program generator (see rv_gen.h).
  *
- * Registers: x8 = scratch base (also the compressed loads' base), x24 = a valid instruction word
+ * Registers: x27 = the counter of the small counted loops (whose blocks jump to their own
+ * start, which the JIT runs as a loop inside the translated code), x8 = scratch base (also the compressed loads' base), x24 = a valid instruction word
  * for the self-modifying stores, x25 = body start, x26 = loop counter, x28 = MMIO base, x29..x31
  * the trap handler's. The random instructions write only x1..x7 and x9..x23 (compressed CA/CL
  * forms x9..x15), so the reserved ones survive unless the program rewrites itself into
@@ -26,7 +27,8 @@ enum { CSR_MSTATUS = 0x300, CSR_MIE = 0x304, CSR_MTVEC = 0x305, CSR_MSCRATCH = 0
 #define INSN_FENCE_I 0x0000100fu
 #define MAX_SLOTS 1024
 
-enum slot_kind { S_WORD, S_HALF, S_BRANCH, S_JAL, S_CJ, S_CBZ, S_JALR_PAIR };
+enum slot_kind { S_WORD, S_HALF, S_BRANCH, S_JAL, S_CJ, S_CBZ, S_JALR_PAIR, S_LOOP };
+#define LOOP_BODY_MAX 4
 
 struct slot {
 	enum slot_kind kind;
@@ -35,6 +37,8 @@ struct slot {
 	unsigned rd, rs1, rs2, f3;
 	unsigned target;  /* slot index, for the control transfers */
 	unsigned off;     /* byte offset in the body, filled by layout */
+	uint32_t loop[LOOP_BODY_MAX]; /* S_LOOP: the body of a counted loop on x27 */
+	unsigned nloop, count;
 };
 
 struct gen {
@@ -306,6 +310,20 @@ static void gen_slot(struct gen *g, unsigned i, unsigned nslots)
 		s->len = 8;
 		s->rd = rd_any(g);
 		s->rs2 = below(g, 2) ? 0 : rd_any(g); /* the link register of the jalr */
+	} else if (pick < 91) {
+		s->kind = S_LOOP;
+		s->count = 1 + below(g, 40);
+		s->nloop = 1 + below(g, LOOP_BODY_MAX);
+		for (unsigned k = 0; k < s->nloop; k++) {
+			struct slot tmp;
+			memset(&tmp, 0, sizeof(tmp));
+			if (below(g, 3))
+				gen_alu(g, &tmp);
+			else
+				gen_memory(g, &tmp);
+			s->loop[k] = tmp.word;
+		}
+		s->len = 4 * (s->nloop + 3);
 	} else if (pick < 93) {
 		static const uint32_t sys[] = { INSN_ECALL, INSN_EBREAK, 0, 0xffffffffu, INSN_FENCE, INSN_FENCE_I };
 		word(s, sys[below(g, 6)]);
@@ -402,6 +420,13 @@ void rv_gen_program(uint8_t *ram, uint64_t seed)
 		case S_JALR_PAIR:
 			put32(p, u_type(0, s->rd, OPC_AUIPC));
 			put32(p + 4, i_type(rel, s->rd, 0, s->rs2, OPC_JALR));
+			break;
+		case S_LOOP: /* li x27, count; 1: body; addi x27, x27, -1; bnez x27, 1b */
+			put32(p, i_type((int32_t)s->count, 0, 0, 27, OPC_OP_IMM));
+			for (unsigned k = 0; k < s->nloop; k++)
+				put32(p + 4 + 4 * k, s->loop[k]);
+			put32(p + 4 + 4 * s->nloop, i_type(-1, 27, 0, 27, OPC_OP_IMM));
+			put32(p + 8 + 4 * s->nloop, b_type(-(int32_t)(4 * (s->nloop + 1)), 0, 27, 1));
 			break;
 		}
 	}
