@@ -11,8 +11,9 @@
  * stay in cpu->x and are loaded into rax/rcx/rdx for each instruction and stored back after it.
  * Nothing in the code depends on the virtual address the block runs at: pc-relative values are
  * computed from cpu->pc, which holds the block's start until the block ends, so a block serves
- * every virtual alias of its physical code. Loads, stores, MULHSU and the divisions call C
- * helpers; everything else is inline. Layout:
+ * every virtual alias of its physical code. Loads and stores probe the hart's software TLB inline
+ * and call a C helper on a miss (or for a store into the block's own bytes); MULHSU and the
+ * divisions call C helpers; everything else is inline. Layout:
  *
  *	push rbx; mov rbx, rdi; jmp body
  *   exit:  pop rbx; ret                  (rax = the helper's enum jit_exit)
@@ -33,6 +34,12 @@
 #define PC_DISP ((int32_t)offsetof(struct cpu, pc))
 #define ICOUNT_DISP ((int32_t)offsetof(struct cpu, icount))
 #define LIMIT_DISP ((int32_t)offsetof(struct cpu, engine_limit))
+#define TLB_DISP(kind) ((int32_t)(offsetof(struct cpu, tlb) + sizeof(struct cpu_tlb_entry *) * (kind)))
+#define TLB_ENTRY_SHIFT 4
+_Static_assert(sizeof(struct cpu_tlb_entry) == 1u << TLB_ENTRY_SHIFT, "the inline TLB probe indexes 16-byte entries");
+_Static_assert(offsetof(struct cpu_tlb_entry, vpage) == 0 && offsetof(struct cpu_tlb_entry, addend) == 8,
+	       "the inline TLB probe reads vpage and addend at these offsets");
+_Static_assert(CPU_TLB_SIZE == 256, "the inline TLB probe masks the index with 0xff");
 
 /* The M instructions x86 has no one instruction for, with RISC-V's corner cases (cpu_muldiv.h). */
 static uint64_t h_mulhsu(uint64_t a, uint64_t b) { return mulh_su((int64_t)a, b); }
@@ -50,6 +57,7 @@ struct block {
 	size_t exit;      /* position of the shared exit (pop rbx; ret) */
 	size_t body;      /* position of the first instruction's code */
 	unsigned ninsns;  /* instructions translated so far */
+	uintptr_t lo, hi; /* host bytes the block may cover: a store into them takes the helper */
 };
 
 static void get_x(struct block *b, enum jx_reg reg, unsigned r)
@@ -189,21 +197,70 @@ static void address(struct block *b, const struct cpu_decoded *e)
 		jx_alu_imm(&b->jx, JX_ADD, JX_RSI, e->imm, true);
 }
 
+static const uint8_t load_size[7] = { 1, 2, 4, 8, 1, 2, 4 };
+
+/*
+ * The software TLB probe of cpu_tlb_lookup(), inline, for the address in rsi: rax = the entry
+ * of cpu->tlb[kind] for it, and a jump (returned, to be patched) to the slow path when its vpage
+ * is not the address masked to its page and natural alignment. On a hit rcx = the host address.
+ * rsi (and rdx) are left as they were, for the helper.
+ */
+static size_t tlb_probe(struct block *b, enum cpu_access kind, unsigned size)
+{
+	struct jx *jx = &b->jx;
+	jx_load(jx, JX_RAX, JX_RBX, TLB_DISP(kind), true);
+	jx_mov(jx, JX_RCX, JX_RSI);
+	jx_shift_imm(jx, JX_SHR, JX_RCX, CPU_PAGE_SHIFT, true);
+	jx_alu_imm(jx, JX_AND, JX_RCX, CPU_TLB_SIZE - 1, false);
+	jx_shift_imm(jx, JX_SHL, JX_RCX, TLB_ENTRY_SHIFT, false);
+	jx_alu(jx, JX_ADD, JX_RAX, JX_RCX, true);
+	jx_mov(jx, JX_RCX, JX_RSI);
+	jx_alu_imm(jx, JX_AND, JX_RCX, (int32_t)(CPU_PAGE_MASK | (size - 1)), true);
+	jx_alu_mem(jx, JX_CMP, JX_RCX, JX_RAX, 0);
+	size_t miss = jx_jcc(jx, JX_CC_NE);
+	jx_load(jx, JX_RCX, JX_RAX, 8, true);
+	jx_alu(jx, JX_ADD, JX_RCX, JX_RSI, true);
+	return miss;
+}
+
+/* A TLB hit is done inline; everything else calls the helper, which may leave the block. */
 static void load(struct block *b, const struct cpu_decoded *e, unsigned off)
 {
+	unsigned kind = e->op - CPU_OP_LB, size = load_size[kind];
 	address(b, e);
+	size_t miss = tlb_probe(b, CPU_ACCESS_LOAD, size);
+	jx_load_ext(&b->jx, JX_RAX, JX_RCX, size, kind < 3);
+	set_x(b, e->rd, JX_RAX);
+	size_t done = jx_jmp(&b->jx);
+	jx_patch_here(&b->jx, miss);
 	jx_mov(&b->jx, JX_RDI, JX_RBX);
-	jx_mov_imm(&b->jx, JX_RDX, JIT_SITE(e->op - CPU_OP_LB, e->rd, e->len, off, b->ninsns));
+	jx_mov_imm(&b->jx, JX_RDX, JIT_SITE(kind, e->rd, e->len, off, b->ninsns));
 	call_checked(b, (const void *)jit_helper_load);
+	jx_patch_here(&b->jx, done);
 }
 
 static void store(struct block *b, const struct cpu_decoded *e, unsigned off)
 {
+	unsigned size = 1u << (e->op - CPU_OP_SB);
 	address(b, e);
 	get_x(b, JX_RDX, e->rs2);
+	size_t miss = tlb_probe(b, CPU_ACCESS_STORE, size);
+	/* Into the block's own bytes (rcx + size > lo && rcx < hi): the helper stores and leaves. */
+	jx_mov_imm(&b->jx, JX_RAX, b->hi);
+	jx_alu(&b->jx, JX_CMP, JX_RCX, JX_RAX, true);
+	size_t above = jx_jcc(&b->jx, JX_CC_AE);
+	jx_mov_imm(&b->jx, JX_RAX, b->lo - size + 1);
+	jx_alu(&b->jx, JX_CMP, JX_RCX, JX_RAX, true);
+	size_t own = jx_jcc(&b->jx, JX_CC_AE);
+	jx_patch_here(&b->jx, above);
+	jx_store_sized(&b->jx, JX_RCX, JX_RDX, size);
+	size_t done = jx_jmp(&b->jx);
+	jx_patch_here(&b->jx, miss);
+	jx_patch_here(&b->jx, own);
 	jx_mov(&b->jx, JX_RDI, JX_RBX);
 	jx_mov_imm(&b->jx, JX_RCX, JIT_SITE(e->op - CPU_OP_SB, 0, e->len, off, b->ninsns));
 	call_checked(b, (const void *)jit_helper_store);
+	jx_patch_here(&b->jx, done);
 }
 
 static void branch(struct block *b, const struct cpu_decoded *e, enum jx_cc taken, unsigned off)
@@ -331,6 +388,8 @@ size_t jit_translate(const uint8_t *page, unsigned off, uint8_t *out, size_t cap
 {
 	struct block b = { .ninsns = 0 };
 	unsigned start = off;
+	b.lo = (uintptr_t)(page + off);
+	b.hi = b.lo + JIT_MAX_SRC_BYTES;
 	jx_init(&b.jx, out, cap);
 	jx_push(&b.jx, JX_RBX);
 	jx_mov(&b.jx, JX_RBX, JX_RDI);

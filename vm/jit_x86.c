@@ -80,6 +80,61 @@ void jx_store(struct jx *jx, enum jx_reg base, int32_t disp, enum jx_reg reg)
 	modrm_mem(jx, reg, base, disp);
 }
 
+void jx_alu_mem(struct jx *jx, enum jx_alu op, enum jx_reg dst, enum jx_reg base, int32_t disp)
+{
+	byte(jx, REX_W);
+	byte(jx, (uint8_t)((op << 3) | 3)); /* OP r, r/m */
+	modrm_mem(jx, dst, base, disp);
+}
+
+void jx_load_ext(struct jx *jx, enum jx_reg dst, enum jx_reg base, unsigned size, bool is_signed)
+{
+	switch (size) {
+	case 1:
+	case 2:
+		if (is_signed)
+			byte(jx, REX_W); /* MOVSX r64, r/m8 / r/m16 */
+		byte(jx, 0x0f);
+		byte(jx, (uint8_t)((is_signed ? 0xbe : 0xb6) + (size == 2))); /* MOVZX r32 zero-extends to 64 */
+		break;
+	case 4:
+		if (is_signed) {
+			byte(jx, REX_W);
+			byte(jx, 0x63); /* MOVSXD r64, r/m32 */
+		} else {
+			byte(jx, 0x8b); /* MOV r32, r/m32 zero-extends */
+		}
+		break;
+	default:
+		byte(jx, REX_W);
+		byte(jx, 0x8b);
+		break;
+	}
+	modrm_mem(jx, dst, base, 0);
+}
+
+void jx_store_sized(struct jx *jx, enum jx_reg base, enum jx_reg reg, unsigned size)
+{
+	switch (size) {
+	case 1:
+		byte(jx, REX); /* the low byte of any register, never ah..bh */
+		byte(jx, 0x88); /* MOV r/m8, r8 */
+		break;
+	case 2:
+		byte(jx, 0x66); /* operand-size prefix: MOV r/m16, r16 */
+		byte(jx, 0x89);
+		break;
+	case 4:
+		byte(jx, 0x89);
+		break;
+	default:
+		byte(jx, REX_W);
+		byte(jx, 0x89);
+		break;
+	}
+	modrm_mem(jx, reg, base, 0);
+}
+
 void jx_store_imm(struct jx *jx, enum jx_reg base, int32_t disp, int32_t imm)
 {
 	byte(jx, REX_W);

@@ -41,6 +41,12 @@ void jx_init(struct jx *jx, uint8_t *buf, size_t cap);
 void jx_load(struct jx *jx, enum jx_reg reg, enum jx_reg base, int32_t disp, bool w64);
 /* [base + disp] = reg (64 bits). */
 void jx_store(struct jx *jx, enum jx_reg base, int32_t disp, enum jx_reg reg);
+/* dst = dst op [base + disp] (64 bits; JX_CMP compares dst with memory). */
+void jx_alu_mem(struct jx *jx, enum jx_alu op, enum jx_reg dst, enum jx_reg base, int32_t disp);
+/* dst = the size-byte value at [base], sign- or zero-extended to 64 bits. */
+void jx_load_ext(struct jx *jx, enum jx_reg dst, enum jx_reg base, unsigned size, bool is_signed);
+/* The low size bytes of reg to [base]. */
+void jx_store_sized(struct jx *jx, enum jx_reg base, enum jx_reg reg, unsigned size);
 /* [base + disp] = sign-extended imm32 (64 bits). */
 void jx_store_imm(struct jx *jx, enum jx_reg base, int32_t disp, int32_t imm);
 /* qword [base + disp] += imm32 (sign-extended). */

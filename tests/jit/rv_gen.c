@@ -27,7 +27,8 @@ enum { CSR_MSTATUS = 0x300, CSR_MIE = 0x304, CSR_MTVEC = 0x305, CSR_MSCRATCH = 0
 #define INSN_FENCE_I 0x0000100fu
 #define MAX_SLOTS 1024
 
-enum slot_kind { S_WORD, S_HALF, S_BRANCH, S_JAL, S_CJ, S_CBZ, S_JALR_PAIR, S_LOOP };
+enum slot_kind { S_WORD, S_HALF, S_BRANCH, S_JAL, S_CJ, S_CBZ, S_JALR_PAIR, S_LOOP, S_SMC_AHEAD };
+#define SMC_AHEAD_WORDS 8
 #define LOOP_BODY_MAX 4
 
 struct slot {
@@ -324,6 +325,9 @@ static void gen_slot(struct gen *g, unsigned i, unsigned nslots)
 			s->loop[k] = tmp.word;
 		}
 		s->len = 4 * (s->nloop + 3);
+	} else if (pick < 92) {
+		s->kind = S_SMC_AHEAD;
+		s->len = 4 * SMC_AHEAD_WORDS;
 	} else if (pick < 93) {
 		static const uint32_t sys[] = { INSN_ECALL, INSN_EBREAK, 0, 0xffffffffu, INSN_FENCE, INSN_FENCE_I };
 		word(s, sys[below(g, 6)]);
@@ -420,6 +424,19 @@ void rv_gen_program(uint8_t *ram, uint64_t seed)
 		case S_JALR_PAIR:
 			put32(p, u_type(0, s->rd, OPC_AUIPC));
 			put32(p + 4, i_type(rel, s->rd, 0, s->rs2, OPC_JALR));
+			break;
+		case S_SMC_AHEAD:
+			/* A store into an instruction two ahead in the same block, which changes it on
+			 * every eighth pass of the body (x26 % 8 == 0: addi x5 becomes addi x4), after
+			 * the block has run often enough to be translated. */
+			put32(p, i_type(7, 26, 7, 23, OPC_OP_IMM));           /* andi x23, x26, 7 */
+			put32(p + 4, i_type(1, 23, 3, 23, OPC_OP_IMM));       /* sltiu x23, x23, 1 */
+			put32(p + 8, i_type(7, 23, 1, 23, OPC_OP_IMM));       /* slli x23, x23, 7 */
+			put32(p + 12, r_type(0, 24, 23, 4, 23, OPC_OP));      /* xor x23, x23, x24 */
+			put32(p + 16, u_type(0, 22, OPC_AUIPC));              /* auipc x22, 0 */
+			put32(p + 20, s_type(12, 23, 22, 2));                 /* sw x23, 12(x22) */
+			put32(p + 24, i_type(3, 7, 0, 7, OPC_OP_IMM));        /* addi x7, x7, 3 */
+			put32(p + 28, 0x00128293u);                           /* addi x5, x5, 1 */
 			break;
 		case S_LOOP: /* li x27, count; 1: body; addi x27, x27, -1; bnez x27, 1b */
 			put32(p, i_type((int32_t)s->count, 0, 0, 27, OPC_OP_IMM));
