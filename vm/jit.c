@@ -295,6 +295,17 @@ static int leave_after(struct cpu *cpu, uint32_t site)
 	return JIT_EXIT_EARLY;
 }
 
+int jit_helper_fpu(struct cpu *cpu, uint32_t insn, uint32_t site)
+{
+	fpu_execute(cpu, insn);
+	cpu->x[0] = 0; /* as after any slow path of the interpreter (the FPU already spares x0) */
+	if (unlikely(cpu->exception_pending)) {
+		sync_to(cpu, site);
+		return JIT_EXIT_EXCEPTION;
+	}
+	return JIT_EXIT_END; /* nothing but f/x registers, fflags and mstatus.FS/SD changed */
+}
+
 static const uint8_t load_size[7] = { 1, 2, 4, 8, 1, 2, 4 };
 
 /* The loaded bytes (little-endian, in the low bits of raw) widened as the load kind says. */
