@@ -4,6 +4,8 @@
 - With --clock=virtual a run is a pure function of its options, so the guest's self-test recorded
   under --cpu interp and under --cpu jit must give the same log record for record: every CHECK
   (CPU and machine digests at the same icounts), every input, the END.
+- The same for the cpu workload (integer and floating-point rounds): identical logs, the same
+  score line and checksum.
 - Wall-clock recordings (real nondeterminism): the log recorded under the JIT replays under the
   interpreter, and the interpreter's log replays under the JIT, each with every CHECK matching
   and the console output byte for byte.
@@ -55,6 +57,22 @@ def main():
             f.expect(la.config_digest == lb.config_digest, "the configuration digest depends on --cpu")
             f.expect(a[1] == b[1], "virtual-clock console output differs between the engines")
             print(f"virtual clock: {len(ra)} records, {checks} CHECKs, identical under both engines", flush=True)
+
+        cpu_args = ["--extra-args", "ftvm.workload=cpu ftvm.cpu.rounds=20"]
+        outs = {}
+        for cpu in ("interp", "jit"):
+            path = os.path.join(tmp, f"cpu-{cpu}.log")
+            rec = rrlib.run([ftvm, "record", "--cpu", cpu, "--clock=virtual", "--log", path] + cpu_args,
+                            timeout=BOOT_TIMEOUT)
+            print(f"cpu workload, record --cpu {cpu}: exit {rec.code} in {rec.seconds:.1f} s", flush=True)
+            if f.expect(rec.code == 0 and b"cpu: score" in rec.out, f"cpu workload under --cpu {cpu}: exit "
+                        f"{rec.code}, {rec.out[-500:]!r}"):
+                outs[cpu] = (path, rec.out)
+        if len(outs) == 2:
+            ra = [(r.kind, r.icount, r.payload) for r in evlog.Log.read(outs["interp"][0]).records]
+            rb = [(r.kind, r.icount, r.payload) for r in evlog.Log.read(outs["jit"][0]).records]
+            f.expect(ra == rb, f"cpu workload: the logs differ ({len(ra)} vs {len(rb)} records)")
+            f.expect(outs["interp"][1] == outs["jit"][1], "cpu workload: console output differs between engines")
 
         for rec_cpu, rep_cpu in (("jit", "interp"), ("interp", "jit")):
             got = logs[("wall", rec_cpu)]
