@@ -9,9 +9,11 @@
  * bytes the block was translated from (they are kept with it): code changed by the hart, by a
  * device or by a snapshot restore is retranslated, with no invalidation protocol to get wrong.
  *
- * Code lives in one fixed mmap'ed area that is never writable and executable at once: it is
- * mapped read+exec, and the pages a new block goes to are made writable only while it is copied
- * in. When the area is full everything is dropped at once (flush-all eviction). This is memory
+ * A block is translated once it is hot (JIT_HOT entries; until then the interpreter runs exactly
+ * its instructions), and hot blocks are installed in batches. Code lives in one fixed mmap'ed
+ * area that is never writable and executable at once: it is mapped read+exec, and the pages a
+ * batch goes to are made writable only while it is copied in. When the area is full everything
+ * is dropped at once (flush-all eviction). This is memory
  * management of our own process, not host I/O: no descriptor, no clock.
  */
 #include "vm/jit.h"
