@@ -297,15 +297,23 @@ static int leave_after(struct cpu *cpu, uint32_t site)
 	return JIT_EXIT_EARLY;
 }
 
-int jit_helper_fpu(struct cpu *cpu, uint32_t insn, uint32_t site)
+int jit_helper_fpu(struct cpu *cpu, uint32_t insn, uint32_t site, uint32_t raw16)
 {
+	uint64_t start_pc = cpu->pc;
+	icount_t start_icount = cpu->icount;
+	sync_to(cpu, site); /* an FP load may reach a device, which may read the clock */
 	fpu_execute(cpu, insn);
 	cpu->x[0] = 0; /* as after any slow path of the interpreter (the FPU already spares x0) */
 	if (unlikely(cpu->exception_pending)) {
-		sync_to(cpu, site);
+		if (cpu->exception_cause == EXC_ILLEGAL_INSN && JIT_SITE_LEN(site) == 2)
+			cpu->exception_tval = raw16;
 		return JIT_EXIT_EXCEPTION;
 	}
-	return JIT_EXIT_END; /* nothing but f/x registers, fflags and mstatus.FS/SD changed */
+	if (unlikely(cpu_needs_attention(cpu)))
+		return leave_after(cpu, site);
+	cpu->pc = start_pc;
+	cpu->icount = start_icount;
+	return JIT_EXIT_END;
 }
 
 static const uint8_t load_size[7] = { 1, 2, 4, 8, 1, 2, 4 };

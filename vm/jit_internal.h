@@ -48,9 +48,10 @@ _Static_assert(JIT_MAX_INSNS < (1u << 11), "a block's instruction index must fit
 /* Load kinds in the order of enum cpu_op's LB..LWU; store kinds are log2 of the size (SB..SD). */
 int jit_helper_load(struct cpu *cpu, uint64_t vaddr, uint32_t site);
 int jit_helper_store(struct cpu *cpu, uint64_t vaddr, uint64_t value, uint32_t site);
-/* A floating-point computation (OP-FP or a fused multiply-add, never a load or store: those can
- * write the block's own bytes and end blocks), executed by the interpreter's FPU. */
-int jit_helper_fpu(struct cpu *cpu, uint32_t insn, uint32_t site);
+/* A floating-point computation or load (never a store: it could write the block's own bytes)
+ * executed by the interpreter's FPU with pc and icount exact; raw16 is the instruction's 16 bits
+ * when it is compressed (mtval of an illegal-instruction trap). */
+int jit_helper_fpu(struct cpu *cpu, uint32_t insn, uint32_t site, uint32_t raw16);
 
 /* The translation of one block starting at byte `off` of the guest code page at host address
  * `page`: x86-64 code into out (at most cap bytes), its guest instruction count in *ninsns and

@@ -13,8 +13,8 @@
  * computed from cpu->pc, which holds the block's start until the block ends, so a block serves
  * every virtual alias of its physical code. Loads and stores probe the hart's software TLB inline
  * and call a C helper on a miss (or for a store into the block's own bytes); MULHSU, the
- * divisions and floating-point computation (the interpreter's FPU) call C helpers; everything
- * else is inline. Layout:
+ * divisions and floating-point computation and loads (the interpreter's FPU) call C helpers;
+ * everything else is inline. Layout:
  *
  *	push rbx; mov rbx, rdi; jmp body
  *   exit:  pop rbx; ret                  (rax = the helper's enum jit_exit)
@@ -37,7 +37,6 @@
 #define LIMIT_DISP ((int32_t)offsetof(struct cpu, engine_limit))
 #define TLB_DISP(kind) ((int32_t)(offsetof(struct cpu, tlb) + sizeof(struct cpu_tlb_entry *) * (kind)))
 #define TLB_ENTRY_SHIFT 4
-#define FP_OPCODE_LOAD 0x07
 #define FP_OPCODE_STORE 0x27
 _Static_assert(sizeof(struct cpu_tlb_entry) == 1u << TLB_ENTRY_SHIFT, "the inline TLB probe indexes 16-byte entries");
 _Static_assert(offsetof(struct cpu_tlb_entry, vpage) == 0 && offsetof(struct cpu_tlb_entry, addend) == 8,
@@ -382,11 +381,12 @@ static int emit_insn(struct block *b, const struct cpu_decoded *e, unsigned off)
 		return 0;
 	case CPU_OP_FPU: {
 		unsigned opcode = (uint32_t)e->imm & 0x7f;
-		if (opcode == FP_OPCODE_LOAD || opcode == FP_OPCODE_STORE || e->len != 4)
+		if (opcode == FP_OPCODE_STORE)
 			return -1;
 		jx_mov(&b->jx, JX_RDI, JX_RBX);
 		jx_mov_imm(&b->jx, JX_RSI, (uint32_t)e->imm);
 		jx_mov_imm(&b->jx, JX_RDX, JIT_SITE(0, 0, e->len, off, b->ninsns));
+		jx_mov_imm(&b->jx, JX_RCX, e->raw & 0xffff);
 		call_checked(b, (const void *)jit_helper_fpu);
 		return 0;
 	}

@@ -215,6 +215,21 @@ static void gen_fp(struct gen *g, struct slot *s)
 	static const uint8_t funct7[] = { 0x01, 0x05, 0x09, 0x0d, 0x2d, 0x15, 0x69, 0x61, 0x71, 0x79, 0x51, 0x11 };
 	unsigned rd = below(g, 2) ? rd_any(g) : below(g, 32), rs1 = below(g, 32), rs2 = below(g, 32);
 	unsigned rm = below(g, 8);
+	switch (below(g, 10)) {
+	case 0: /* fld/flw from the scratch area, the MMIO register (an icount) or anywhere */
+		if (below(g, 3))
+			word(s, i_type((int32_t)below(g, 2100) - 64, 8, 2 + below(g, 2), rd & 31, 0x07));
+		else
+			word(s, i_type(0, below(g, 2) ? 28 : rs1, 3, rd & 31, 0x07));
+		return;
+	case 1: { /* c.fld off(x8) */
+		unsigned o = below(g, 32) * 8;
+		half(s, (uint16_t)(1u << 13 | ((o >> 3) & 7) << 10 | 0u << 7 | ((o >> 6) & 3) << 5 | rdp(g) << 2));
+		return;
+	}
+	default:
+		break;
+	}
 	if (below(g, 5) == 0) {
 		unsigned rs3 = below(g, 32);
 		word(s, rs3 << 27 | 1u << 25 | rs2 << 20 | rs1 << 15 | rm << 12 | rd << 7 | (0x43u + 4 * below(g, 4)));
