@@ -9,6 +9,8 @@
 - Wall-clock recordings (real nondeterminism): the log recorded under the JIT replays under the
   interpreter, and the interpreter's log replays under the JIT, each with every CHECK matching
   and the console output byte for byte.
+- A snapshot cut under the JIT at an odd icount in mid-boot (`replay --snapshot-at`: the JIT must
+  stop exactly there) restores under either engine and replays the rest with every CHECK.
 
 Usage: linux_cross.py FTVM GUEST_DIR   (exit 77 when GUEST_DIR has no Image)
 """
@@ -84,6 +86,21 @@ def main():
             f.expect(rep.code == 0 and re.search(MATCHED, rep.last_err_line()),
                      f"replay --cpu {rep_cpu} of a --cpu {rec_cpu} log: exit {rep.code} '{rep.last_err_line()}'")
             f.expect(rep.out == got[1], f"replay --cpu {rep_cpu}: console output differs from the recording")
+        got = logs[("wall", "jit")]
+        if got:
+            end = evlog.Log.read(got[0]).records[-1].icount
+            at = end // 3 + 17
+            snap = os.path.join(tmp, "mid.snap")
+            cut = rrlib.run([ftvm, "replay", "--cpu", "jit", "--quiet", "--log", got[0], "--snapshot-at", str(at),
+                             "--snapshot", snap] + run_args, timeout=BOOT_TIMEOUT)
+            f.expect(cut.code == 0 and f"stopped at icount {at} " in cut.last_err_line(),
+                     f"snapshot cut under the JIT at {at}: exit {cut.code} '{cut.last_err_line()}'")
+            for cpu in ("interp", "jit"):
+                r = rrlib.run([ftvm, "replay", "--cpu", cpu, "--log", got[0], "--restore", snap] + run_args,
+                              timeout=BOOT_TIMEOUT)
+                print(f"snapshot at {at} restored under --cpu {cpu}: exit {r.code}: {r.last_err_line()}", flush=True)
+                f.expect(r.code == 0 and re.search(MATCHED, r.last_err_line()),
+                         f"restore under --cpu {cpu}: exit {r.code} '{r.last_err_line()}'")
     return f.report()
 
 
