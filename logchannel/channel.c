@@ -28,6 +28,7 @@ static const char *const state_names[] = {
 	[CHANNEL_PROTOCOL] = "protocol-error",
 	[CHANNEL_PEER_CLOSED] = "peer-closed",
 	[CHANNEL_CLOSED] = "closed",
+	[CHANNEL_REFUSED] = "refused",
 };
 
 void channel_config_init(struct channel_config *cfg)
