@@ -74,7 +74,7 @@ static int primary_start(void *self, struct vm_command *c, char *err, size_t err
 
 	ft_options_vm_id(fo, machine_config_digest(c->m), vm_id, sizeof(vm_id));
 	struct ft_primary_config cfg = {
-		.vm_name = fo->vm, .vm_id = vm_id, .epoch = fo->epoch, .peer = fo->peer, .arbiter = fo->arbiter, .node = 0,
+		.vm_name = fo->co.vm, .vm_id = vm_id, .epoch = fo->epoch, .peer = fo->peer, .arbiter = fo->arbiter, .node = 0,
 		.timeout_ms = fo->timeout_ms, .heartbeat_ms = fo->heartbeat_ms, .max_lag_ms = (unsigned)fo->max_lag_ms,
 		.rdma = fo->rdma, .key = &pc->key,
 	};

@@ -14,16 +14,24 @@
  * are the ones given, guest time carries on from the snapshot's clock, and disk requests the guest
  * had submitted without a completion are submitted again, as FT go-live does (writes are
  * idempotent). A guest reset after that boots afresh.
+ *
+ * The VM answers on a control socket (docs/control.md; role "run", path from --vm/--control) with
+ * its status and the commands of cmd/vm_control.c. A guest reset replaces the machine under
+ * vm_control's lock, so no control thread ever holds a machine that is being destroyed.
  */
 #define DIAG_MODULE "run"
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
+#include "cmd/control_options.h"
+#include "cmd/domain_xml.h"
 #include "cmd/exit_code.h"
 #include "cmd/ftvm.h"
 #include "cmd/run_options.h"
 #include "cmd/snapshot_options.h"
 #include "cmd/vm_command.h"
+#include "cmd/vm_control.h"
 #include "host/world_live.h"
 #include "util/diag.h"
 #include "vm/machine.h"
@@ -36,7 +44,10 @@ static void usage(FILE *out)
 		     "the guest's: 0 when it powers off, its failure code when it reports one through the test\n"
 		     "finisher; a guest reset reboots unless --no-reboot.\n\n"
 		     "  --restore FILE      continue the VM saved in FILE (a snapshot of `ftvm replay\n"
-		     "                      --snapshot-at`) instead of booting; same configuration required\n\noptions:\n");
+		     "                      --snapshot-at`, or `ftvm snapshot`) instead of booting; same\n"
+		     "                      configuration required\n");
+	control_options_help(out);
+	fprintf(out, "\noptions:\n");
 	run_options_help(out);
 	fprintf(out, "\nenvironment: FTVM_GUEST_DIR (bundled guest), FTVM_DIAG=error|warn|info|debug,\n"
 		     "  FTVM_TRACE=N (log pc, privilege and trap counts every N instructions, to stderr)\n");
@@ -44,12 +55,21 @@ static void usage(FILE *out)
 
 struct run_cmd {
 	struct snapshot_options so;
+	struct control_options co;
+	struct vm_control vc;
 };
 
 static int run_options_hook(void *self, int *argc, char **argv, bool *help, char *err, size_t errlen)
 {
 	struct run_cmd *r = self;
 	(void)help;
+	control_options_init(&r->co);
+	for (int i = 1; i < *argc;) {
+		int taken = control_options_take(argc, argv, i, &r->co, err, errlen);
+		if (taken < 0)
+			return taken;
+		i += !taken;
+	}
 	int ret = snapshot_options_extract(argc, argv, &r->so, err, errlen);
 	if (ret)
 		return ret;
@@ -60,29 +80,45 @@ static int run_options_hook(void *self, int *argc, char **argv, bool *help, char
 	return 0;
 }
 
+/* The domain's name names the socket unless --vm did. */
+static int run_check(void *self, struct vm_command *c, bool *done, char *err, size_t errlen)
+{
+	struct run_cmd *r = self;
+	(void)done;
+	if (c->opts.dom && !r->co.vm_given)
+		r->co.vm = c->opts.dom->name;
+	return control_options_check(&r->co, err, errlen);
+}
+
 /* With --restore, the machine just built becomes the snapshot's, continuing where it stopped:
  * the live world takes over its clock and its unfinished disk requests are submitted again. */
 static int run_start(void *self, struct vm_command *c, char *err, size_t errlen)
 {
 	struct run_cmd *r = self;
 	char why[1024];
-	if (!r->so.restore)
-		return 0;
-	if (snapshot_restore("run", r->so.restore, c->m, NULL, why, sizeof(why))) {
+	if (r->so.restore && snapshot_restore("run", r->so.restore, c->m, NULL, why, sizeof(why))) {
 		snprintf(err, errlen, "%s", why);
 		return FTVM_EXIT_FAILURE;
 	}
-	world_live_take_clock(c->world, machine_icount(c->m), machine_clock(c->m));
-	unsigned n = machine_reissue_disk_requests(c->m, world_live_world(c->world));
-	if (n)
-		diag_info("resubmitted %u unfinished disk request(s) of the snapshot", n);
+	if (r->so.restore) {
+		world_live_take_clock(c->world, machine_icount(c->m), machine_clock(c->m));
+		unsigned n = machine_reissue_disk_requests(c->m, world_live_world(c->world));
+		if (n)
+			diag_info("resubmitted %u unfinished disk request(s) of the snapshot", n);
+	}
+	int ret = vm_control_init(&r->vc, "run", c, NULL, NULL);
+	if (ret) {
+		snprintf(err, errlen, "cannot start: %s", strerror(-ret));
+		return FTVM_EXIT_FAILURE;
+	}
+	vm_control_start(&r->vc, &r->co, &c->ctl);
 	return 0;
 }
 
 /* Runs until the guest powers off; a reset builds the machine anew in the same live world. */
 static int run_run(void *self, struct vm_command *c, char *err, size_t errlen)
 {
-	(void)self;
+	struct run_cmd *r = self;
 	enum machine_exit why;
 	int status;
 	for (;;) {
@@ -92,14 +128,22 @@ static int run_run(void *self, struct vm_command *c, char *err, size_t errlen)
 		world_live_flush(c->world);
 		if (why != MACHINE_EXIT_RESET || c->opts.no_reboot)
 			break;
+		vm_control_lock(&r->vc);
 		machine_destroy(c->m);
 		c->m = NULL;
 		world_live_reset(c->world);
 		int ret = machine_create(&c->mc, &c->m, err, errlen);
+		vm_control_unlock(&r->vc);
 		if (ret)
 			return ret;
 	}
 	return vm_command_finish(c, why, status, NULL);
+}
+
+static void run_stop(void *self)
+{
+	struct run_cmd *r = self;
+	vm_control_destroy(&r->vc);
 }
 
 static const struct vm_role run_role = {
@@ -108,8 +152,10 @@ static const struct vm_role run_role = {
 	.world = VM_WORLD_LIVE,
 	.catch_signals = true,
 	.options = run_options_hook,
+	.check = run_check,
 	.start = run_start,
 	.run = run_run,
+	.stop = run_stop,
 };
 
 int cmd_run_main(int argc, char **argv)

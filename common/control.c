@@ -8,6 +8,12 @@
  * it is out, so a client that does not read stalls only itself), and a deadline by which its next
  * request must be complete; a client past its deadline is closed. Connections are admitted by
  * their SO_PEERCRED credentials; a refused or surplus client gets one error line and is closed.
+ *
+ * Jobs: the server thread checks a job command and starts its function on a job thread; the job's
+ * progress (phase, bytes, outcome, result) lives in one struct under job_lock, written by the job
+ * thread through control_job_*() and read by the server thread for status. Only the server thread
+ * starts jobs, so "is one running" and "start one" cannot race; the previous job's thread, already
+ * finished, is joined before the next starts, and control_stop() cancels and joins the last.
  */
 #define DIAG_MODULE "control"
 #include "common/control.h"
@@ -18,6 +24,7 @@
 #include <libgen.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -47,6 +54,24 @@ struct control_client {
 	size_t out_len, out_done;
 };
 
+/* The node's current or last job; every field but the thread's under the server's job_lock. */
+struct control_job {
+	struct control_server *srv;
+	const struct control_command *cmd;
+	void *arg;
+	uint64_t id;                /* 1 for the node's first job; 0: none yet */
+	bool running;
+	bool thread_live;           /* a thread to join (server thread only) */
+	pthread_t thread;
+	atomic_bool cancel;
+	int outcome;                /* 0 or -errno, once ended */
+	char error[256];
+	char phase[32];
+	uint64_t done, total;
+	uint64_t start_ms, end_ms;
+	json_t *result;
+};
+
 struct control_server {
 	int fd;
 	int wake_fd;                /* eventfd: control_stop() ends the loop */
@@ -57,15 +82,20 @@ struct control_server {
 	gid_t group;
 	uid_t uid;
 	control_status_fn *status;
+	control_status_fields_fn *status_fields;
 	void *ctx;
+	const struct control_command *commands;
+	size_t ncommands;
 	pthread_t thread;
+	pthread_mutex_t job_lock;
+	struct control_job job;
 	/* Log-rate estimate between two status requests (the first one: since the server started). */
 	uint64_t prev_bytes;
 	double prev_time;
 	struct control_client clients[CONTROL_MAX_CLIENTS];
 };
 
-char *control_status_json(const struct ft_status *st, double log_mbit_s)
+static json_t *status_object(const struct ft_status *st, double log_mbit_s)
 {
 	json_t *o = json_object();
 	icount_t lag = st->icount > st->peer_icount && st->peer_icount ? st->icount - st->peer_icount : 0;
@@ -90,6 +120,12 @@ char *control_status_json(const struct ft_status *st, double log_mbit_s)
 	json_object_set_new(o, "failovers", json_integer((json_int_t)st->failovers));
 	json_object_set_new(o, "throttled_ms", json_integer((json_int_t)st->throttled_ms));
 	json_object_set_new(o, "reason", json_string(st->reason));
+	return o;
+}
+
+char *control_status_json(const struct ft_status *st, double log_mbit_s)
+{
+	json_t *o = status_object(st, log_mbit_s);
 	char *s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return s;
@@ -103,10 +139,200 @@ static char *error_json(const char *msg)
 	return s;
 }
 
+/* ---- jobs ---- */
+
+void control_job_phase(struct control_job *job, const char *phase)
+{
+	pthread_mutex_lock(&job->srv->job_lock);
+	snprintf(job->phase, sizeof(job->phase), "%s", phase);
+	pthread_mutex_unlock(&job->srv->job_lock);
+}
+
+void control_job_progress(struct control_job *job, uint64_t done, uint64_t total)
+{
+	pthread_mutex_lock(&job->srv->job_lock);
+	job->done = done;
+	job->total = total;
+	pthread_mutex_unlock(&job->srv->job_lock);
+}
+
+void control_job_result(struct control_job *job, const char *key, json_t *value)
+{
+	pthread_mutex_lock(&job->srv->job_lock);
+	json_object_set_new(job->result, key, value);
+	pthread_mutex_unlock(&job->srv->job_lock);
+}
+
+bool control_job_cancelled(const struct control_job *job)
+{
+	return atomic_load(&job->cancel);
+}
+
+static void *job_main(void *arg)
+{
+	struct control_job *job = arg;
+	char err[sizeof(job->error)] = "";
+	int ret = job->cmd->job(job->srv->ctx, job->arg, job, err, sizeof(err));
+	pthread_mutex_lock(&job->srv->job_lock);
+	job->outcome = ret < 0 ? ret : 0;
+	if (ret < 0)
+		snprintf(job->error, sizeof(job->error), "%s", err[0] ? err : strerror(-ret));
+	job->end_ms = time_mono_ms();
+	job->running = false;
+	pthread_mutex_unlock(&job->srv->job_lock);
+	return NULL;
+}
+
+/* The "job" object of status (the caller holds job_lock and a job has run). */
+static json_t *job_object(const struct control_job *job)
+{
+	uint64_t end = job->running ? time_mono_ms() : job->end_ms;
+	const char *state = job->running ? "running" : job->outcome == 0 ? "done"
+			  : job->outcome == -ECANCELED ? "cancelled" : "failed";
+	json_t *o = json_object();
+	json_object_set_new(o, "id", json_integer((json_int_t)job->id));
+	json_object_set_new(o, "kind", json_string(job->cmd->name));
+	json_object_set_new(o, "state", json_string(state));
+	json_object_set_new(o, "phase", json_string(job->phase));
+	json_object_set_new(o, "bytes_done", json_integer((json_int_t)job->done));
+	json_object_set_new(o, "bytes_total", json_integer((json_int_t)job->total));
+	json_object_set_new(o, "elapsed_ms", json_integer((json_int_t)(end - job->start_ms)));
+	json_object_set_new(o, "error", json_string(job->error));
+	json_object_set_new(o, "result", json_deep_copy(job->result));
+	return o;
+}
+
+/* Starts cmd's job with arg (the server thread, no job running). 0, or -errno with err; arg is
+ * the job's from here on, or freed. */
+static int job_start(struct control_server *srv, const struct control_command *cmd, void *arg, char *err,
+		     size_t errlen)
+{
+	struct control_job *job = &srv->job;
+	if (job->thread_live) {
+		pthread_join(job->thread, NULL);   /* finished: its job is no longer running */
+		job->thread_live = false;
+	}
+	json_t *result = json_object();
+	if (!result) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	pthread_mutex_lock(&srv->job_lock);
+	json_decref(job->result);
+	job->result = result;
+	job->cmd = cmd;
+	job->arg = arg;
+	job->id++;
+	job->running = true;
+	job->outcome = 0;
+	job->error[0] = 0;
+	snprintf(job->phase, sizeof(job->phase), "starting");
+	job->done = job->total = 0;
+	job->start_ms = time_mono_ms();
+	pthread_mutex_unlock(&srv->job_lock);
+	int ret = pthread_create(&job->thread, NULL, job_main, job);
+	if (ret) {
+		pthread_mutex_lock(&srv->job_lock);
+		job->running = false;
+		job->outcome = -ret;
+		job->end_ms = job->start_ms;
+		snprintf(job->error, sizeof(job->error), "cannot start the job thread: %s", strerror(ret));
+		pthread_mutex_unlock(&srv->job_lock);
+		snprintf(err, errlen, "cannot start the %s job: %s", cmd->name, strerror(ret));
+		goto fail;
+	}
+	job->thread_live = true;
+	return 0;
+fail:
+	if (cmd->job_arg_free)
+		cmd->job_arg_free(arg);
+	return -EAGAIN;
+}
+
+/* ---- requests ---- */
+
+static char *dump_answer(json_t *o)
+{
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	return s;
+}
+
+static char *status_answer(struct control_server *srv)
+{
+	json_t *o;
+	if (srv->status) {
+		struct ft_status st;
+		srv->status(srv->ctx, &st);
+		double t = time_mono_s();
+		double rate = 0;
+		if (t > srv->prev_time && st.log_bytes >= srv->prev_bytes)
+			rate = (double)(st.log_bytes - srv->prev_bytes) * 8 / 1e6 / (t - srv->prev_time);
+		srv->prev_time = t;
+		srv->prev_bytes = st.log_bytes;
+		o = status_object(&st, rate);
+	} else {
+		o = json_pack("{s:b}", "ok", 1);
+	}
+	if (o && srv->status_fields)
+		srv->status_fields(srv->ctx, o);
+	pthread_mutex_lock(&srv->job_lock);
+	if (o && srv->job.id)
+		json_object_set_new(o, "job", job_object(&srv->job));
+	pthread_mutex_unlock(&srv->job_lock);
+	return dump_answer(o);
+}
+
+static const struct control_command *command_find(const struct control_server *srv, const char *name)
+{
+	for (size_t i = 0; i < srv->ncommands; i++)
+		if (strcmp(srv->commands[i].name, name) == 0)
+			return &srv->commands[i];
+	return NULL;
+}
+
+/* A command of the node: its handler's answer, and its job started when it has one. */
+static char *command_answer(struct control_server *srv, const struct control_command *cmd, const json_t *req)
+{
+	char err[512] = "";
+	void *arg = NULL;
+
+	if (cmd->job) {
+		pthread_mutex_lock(&srv->job_lock);
+		bool busy = srv->job.running;
+		if (busy)
+			snprintf(err, sizeof(err), "a %s job is running (phase %s, for %llu ms): one job at a time",
+				 srv->job.cmd->name, srv->job.phase,
+				 (unsigned long long)(time_mono_ms() - srv->job.start_ms));
+		pthread_mutex_unlock(&srv->job_lock);
+		if (busy)
+			return error_json(err);
+	}
+	json_t *o = json_pack("{s:b}", "ok", 1);
+	if (!o)
+		return NULL;
+	int ret = cmd->handler(srv->ctx, req, o, &arg, err, sizeof(err));
+	if (ret < 0) {
+		json_decref(o);
+		if (cmd->job && cmd->job_arg_free)
+			cmd->job_arg_free(arg);
+		return error_json(err[0] ? err : strerror(-ret));
+	}
+	if (cmd->job) {
+		if (job_start(srv, cmd, arg, err, sizeof(err)) < 0) {
+			json_decref(o);
+			return error_json(err);
+		}
+		json_object_set_new(o, "job_id", json_integer((json_int_t)srv->job.id));
+	}
+	return dump_answer(o);
+}
+
 static char *answer(struct control_server *srv, const char *line)
 {
 	json_error_t jerr;
 	json_t *req = json_loads(line, 0, &jerr);
+	const struct control_command *command;
 	char *out;
 
 	if (!req || !json_is_object(req)) {
@@ -119,15 +345,9 @@ static char *answer(struct control_server *srv, const char *line)
 	if (!cmd) {
 		out = error_json("request has no \"cmd\" string");
 	} else if (strcmp(cmd, "status") == 0) {
-		struct ft_status st;
-		srv->status(srv->ctx, &st);
-		double t = time_mono_s();
-		double rate = 0;
-		if (t > srv->prev_time && st.log_bytes >= srv->prev_bytes)
-			rate = (double)(st.log_bytes - srv->prev_bytes) * 8 / 1e6 / (t - srv->prev_time);
-		srv->prev_time = t;
-		srv->prev_bytes = st.log_bytes;
-		out = control_status_json(&st, rate);
+		out = status_answer(srv);
+	} else if ((command = command_find(srv, cmd)) != NULL) {
+		out = command_answer(srv, command, req);
 	} else {
 		char msg[128];
 		snprintf(msg, sizeof(msg), "unknown command \"%.64s\"", cmd);
@@ -419,11 +639,33 @@ int control_start(const struct control_config *cfg, struct control_server **out,
 		snprintf(err, errlen, "control socket path too long: %s", cfg->path);
 		return -ENAMETOOLONG;
 	}
+	if (cfg->ncommands > CONTROL_MAX_COMMANDS) {
+		snprintf(err, errlen, "control socket: %zu commands, at most %d", cfg->ncommands, CONTROL_MAX_COMMANDS);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < cfg->ncommands; i++) {
+		const struct control_command *c = &cfg->commands[i];
+		if (!c->name || !c->handler || strcmp(c->name, "status") == 0) {
+			snprintf(err, errlen, "control socket: command %zu has no name or handler, or is \"status\"", i);
+			return -EINVAL;
+		}
+	}
 	srv = calloc(1, sizeof(*srv));
 	if (!srv) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	ret = -pthread_mutex_init(&srv->job_lock, NULL);
+	if (ret) {
+		snprintf(err, errlen, "cannot start the control socket: %s", strerror(-ret));
+		free(srv);
+		return ret;
+	}
+	srv->job.srv = srv;
+	atomic_init(&srv->job.cancel, false);
+	srv->commands = cfg->commands;
+	srv->ncommands = cfg->ncommands;
+	srv->status_fields = cfg->status_fields;
 	for (size_t i = 0; i < CONTROL_MAX_CLIENTS; i++)
 		srv->clients[i].fd = -1;
 	srv->status = cfg->status;
@@ -455,6 +697,7 @@ out_listen:
 out_wake:
 	close(srv->wake_fd);
 out_free:
+	pthread_mutex_destroy(&srv->job_lock);
 	free(srv);
 	return ret;
 }
@@ -468,6 +711,13 @@ void control_stop(struct control_server *srv)
 		return;
 	(void)!write(srv->wake_fd, &one, sizeof(one));
 	pthread_join(srv->thread, NULL);
+	/* No new job can start now; the running one is asked to end and waited for, since it may use
+	 * the machine its node is about to destroy. */
+	atomic_store(&srv->job.cancel, true);
+	if (srv->job.thread_live)
+		pthread_join(srv->job.thread, NULL);
+	json_decref(srv->job.result);
+	pthread_mutex_destroy(&srv->job_lock);
 	if (lstat(srv->path, &st) == 0 && st.st_dev == srv->dev && st.st_ino == srv->ino)
 		unlink(srv->path);
 	close(srv->fd);
@@ -561,16 +811,15 @@ static bool answer_is_busy(const char *line)
 	return busy;
 }
 
-char *control_request(const char *path, const char *cmd, char *err, size_t errlen)
+/* Sends the request line req (newline-terminated) and returns the answer line. */
+static char *request_line(const char *path, const char *req, char *err, size_t errlen)
 {
 	uint64_t deadline = time_mono_ms() + CONTROL_CLIENT_TIMEOUT_MS;
-	char req[256];
 
 	if (strlen(path) >= SUN_PATH_MAX) {
 		snprintf(err, errlen, "control socket path too long: %s", path);
 		return NULL;
 	}
-	snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}\n", cmd);
 	for (;;) {
 		char *line = request_once(path, req, deadline, err, errlen);
 		if (!line || !answer_is_busy(line) || time_mono_ms() + 100 >= deadline)
@@ -578,4 +827,40 @@ char *control_request(const char *path, const char *cmd, char *err, size_t errle
 		free(line);
 		usleep(100 * 1000);   /* full: a slot frees up at the latest at a client's deadline */
 	}
+}
+
+char *control_request(const char *path, const char *cmd, char *err, size_t errlen)
+{
+	json_t *o = json_pack("{s:s}", "cmd", cmd);
+	char *line = o ? control_request_json(path, o, err, errlen) : NULL;
+	if (!o)
+		snprintf(err, errlen, "out of memory");
+	json_decref(o);
+	return line;
+}
+
+char *control_request_json(const char *path, const json_t *request, char *err, size_t errlen)
+{
+	char *req = json_dumps(request, JSON_COMPACT);
+	if (!req) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	size_t len = strlen(req);
+	if (len + 1 > CONTROL_MAX_REQUEST) {
+		snprintf(err, errlen, "request too long (%zu bytes, limit %d)", len + 1, CONTROL_MAX_REQUEST);
+		free(req);
+		return NULL;
+	}
+	char *line = realloc(req, len + 2);
+	if (!line) {
+		free(req);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	line[len] = '\n';
+	line[len + 1] = 0;
+	char *answer = request_line(path, line, err, errlen);
+	free(line);
+	return answer;
 }
