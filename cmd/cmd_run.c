@@ -119,25 +119,8 @@ static int run_start(void *self, struct vm_command *c, char *err, size_t errlen)
 static int run_run(void *self, struct vm_command *c, char *err, size_t errlen)
 {
 	struct run_cmd *r = self;
-	enum machine_exit why;
-	int status;
-	for (;;) {
-		why = machine_run(c->m, world_live_world(c->world), ICOUNT_MAX, &status);
-		diag_info("machine stopped (%d, status %d) at icount %llu", why, status,
-			  (unsigned long long)machine_icount(c->m));
-		world_live_flush(c->world);
-		if (why != MACHINE_EXIT_RESET || c->opts.no_reboot)
-			break;
-		vm_control_lock(&r->vc);
-		machine_destroy(c->m);
-		c->m = NULL;
-		world_live_reset(c->world);
-		int ret = machine_create(&c->mc, &c->m, err, errlen);
-		vm_control_unlock(&r->vc);
-		if (ret)
-			return ret;
-	}
-	return vm_command_finish(c, why, status, NULL);
+	(void)c;
+	return vm_control_run_live(&r->vc, err, errlen);
 }
 
 static void run_stop(void *self)

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include "cmd/control_options.h"
 #include "cmd/vm_command.h"
+#include "vm/icount.h"
 #include "common/control.h"
 #include "util/compiler.h"
 
@@ -23,7 +24,9 @@ struct vm_control {
 	struct vm_command *c;
 	control_status_fn *ft_status;     /* the FT primary's status, or NULL */
 	void *ft_ctx;
+	const char *vm_name;              /* --vm NAME (set by vm_control_start) */
 	pthread_mutex_t lock;             /* c->m while a control thread uses it */
+	_Atomic icount_t last_icount;     /* status while a job holds the lock */
 	bool inited;
 };
 
@@ -34,6 +37,12 @@ int vm_control_init(struct vm_control *vc, const char *role, struct vm_command *
 void vm_control_start(struct vm_control *vc, const struct control_options *co, struct control_server **ctl);
 void vm_control_lock(struct vm_control *vc);
 void vm_control_unlock(struct vm_control *vc);
+/*
+ * The run of a node without FT (`ftvm run`, `ftvm incoming` once handed over): the machine in
+ * its live world until the guest powers off; a guest reset builds the machine anew, under the
+ * lock. Ends with vm_command_finish(): the exit status, or -errno with err.
+ */
+int vm_control_run_live(struct vm_control *vc, char *err, size_t errlen);
 /* After the socket stopped; harmless on a vm_control never initialised (zeroed). */
 void vm_control_destroy(struct vm_control *vc);
 

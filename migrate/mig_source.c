@@ -515,7 +515,7 @@ void mig_job_init(struct mig_job *job, const struct mig_source_config *cfg)
 		job->cfg.downtime_ms = MIG_DEFAULT_DOWNTIME_MS;
 	if (!job->cfg.max_rounds)
 		job->cfg.max_rounds = MIG_DEFAULT_MAX_ROUNDS;
-	pthread_mutex_init(&job->lock, NULL);
+	job->lock_inited = pthread_mutex_init(&job->lock, NULL) == 0;
 }
 
 static void *job_thread(void *arg)

@@ -69,7 +69,7 @@ struct mig_job {
 	pthread_mutex_t lock;           /* guards stats */
 	struct mig_stats stats;
 	pthread_t thread;
-	bool started, done;
+	bool started, done, lock_inited;
 	int result;
 };
 
