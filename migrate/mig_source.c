@@ -48,7 +48,8 @@ struct sender {
 	uint32_t round;
 	const uint8_t *ram;
 	size_t ram_pages;
-	uint64_t *bitmap;
+	uint64_t *bitmap;             /* the pages the next round sends */
+	uint64_t *fresh;              /* a collection, before it joins bitmap */
 	size_t words;
 	bool paused;                  /* this thread holds the vCPU */
 	bool tracking;
@@ -232,22 +233,32 @@ static int round_dirty(struct sender *s)
 		if (ret)
 			return ret;
 	}
-	return run ? add_run(s, s->ram_pages - run, run) : 0;
+	int ret = run ? add_run(s, s->ram_pages - run, run) : 0;
+	memset(s->bitmap, 0, s->words * sizeof(*s->bitmap));
+	return ret;
 }
 
-/* Collects the pages dirtied since the last look (vCPU held for the instant, unless it is). */
+/*
+ * Adds the pages dirtied since the last look to the bitmap of pages to send (the vCPU held for
+ * the instant, unless it is): the pages not yet sent stay in it. Returns how many it holds.
+ */
 static long collect(struct sender *s)
 {
 	bool was = s->paused;
 	int ret = was ? 0 : hold(s);
 	if (ret)
 		return ret;
-	long n = machine_dirty_collect(s->m, s->bitmap, s->words);
+	long n = machine_dirty_collect(s->m, s->fresh, s->words);
 	if (!was)
 		release(s);
 	if (n < 0)
 		return fail(s, (int)n, "cannot collect dirty pages: %s", strerror((int)-n));
-	return n;
+	long total = 0;
+	for (size_t i = 0; i < s->words; i++) {
+		s->bitmap[i] |= s->fresh[i];
+		total += __builtin_popcountll(s->bitmap[i]);
+	}
+	return total;
 }
 
 static int send_start(struct sender *s)
@@ -439,11 +450,12 @@ int mig_source_run(struct mig_job *job)
 	s.words = machine_dirty_words(cfg->m);
 	s.msg = malloc(MIG_MAX_MESSAGE);
 	s.bitmap = calloc(s.words ? s.words : 1, sizeof(*s.bitmap));
+	s.fresh = calloc(s.words ? s.words : 1, sizeof(*s.fresh));
 	pthread_mutex_lock(&job->lock);
 	job->stats.memory_total = ram_size;
 	snprintf(job->stats.phase, sizeof(job->stats.phase), "setup");
 	pthread_mutex_unlock(&job->lock);
-	if (!s.msg || !s.bitmap) {
+	if (!s.msg || !s.bitmap || !s.fresh) {
 		ret = fail(&s, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -504,6 +516,7 @@ out:
 	channel_close(s.ch);
 	free(s.msg);
 	free(s.bitmap);
+	free(s.fresh);
 	return ret;
 }
 

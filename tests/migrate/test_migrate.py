@@ -21,13 +21,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "ft"))
 import ftlab  # noqa: E402
-import kvclient  # noqa: E402
 
 PORT = 7710
 HOST_IP = {"a": "10.78.0.1", "b": "10.78.0.2"}
@@ -78,52 +76,73 @@ def alive_and_running(lab, host):
     return out.returncode == 0 and '"state":"running"' in out.stdout.replace(" ", "")
 
 
+WRITER = """
+import json, os, sys
+sys.path.insert(0, {ftdir!r})
+import kvclient
+with open({log!r}, "w") as log:
+    s = kvclient.write_keys({host!r}, 10 ** 9, {delay}, "k", log, give_up_s=60.0,
+                            stop=lambda: os.path.exists({stop!r}))
+print(json.dumps(s))
+"""
+
+
+def start_writer(lab, workdir, delay_ms=2):
+    """A client on the third host writing over one TCP connection until the stop file appears."""
+    logfile, stopfile = os.path.join(workdir, "acked.log"), os.path.join(workdir, "stop")
+    code = WRITER.format(ftdir=os.path.join(os.path.dirname(HERE), "ft"), log=logfile, host=ftlab.GUEST_IP,
+                         delay=delay_ms, stop=stopfile)
+    proc = subprocess.Popen(["ip", "netns", "exec", lab.ns("cl"), sys.executable, "-c", code],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, logfile, stopfile
+
+
+def stop_writer(proc, stopfile, nodes):
+    open(stopfile, "w").close()
+    try:
+        out, errs = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, errs = proc.communicate()
+    check(proc.returncode == 0 and out.strip(), f"the client failed ({proc.returncode}): {out[-500:]} {errs[-2000:]}", nodes)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def verify(lab, logfile, nodes):
+    out = lab.client([sys.executable, os.path.join(os.path.dirname(HERE), "ft", "kvclient.py"), "verify",
+                      ftlab.GUEST_IP, "--log", logfile], capture_output=True, text=True, timeout=300)
+    check(out.returncode == 0, f"acknowledged writes lost: {out.stdout} {out.stderr}", nodes)
+    return json.loads(out.stdout)
+
+
 def scenario_kvd(lab, workdir, migrations):
-    src = lab.start_run("a")
-    src.wait_for("ftvm-guest: ready", 180)
-    nodes = {"a": src, "b": None}
-    logfile = os.path.join(workdir, "acked.log")
-    stop = threading.Event()
-    result = {}
-
-    def writer():
-        with open(logfile, "w") as log:
-            # Runs in the client namespace through the helper: one TCP connection for the whole run.
-            pass
-
-    client = subprocess.Popen(["ip", "netns", "exec", lab.ns("cl"), sys.executable,
-                               os.path.join(HERE, "..", "ft", "kvclient.py"), "write", ftlab.GUEST_IP,
-                               "--count", "100000000", "--delay-ms", "2", "--log", logfile],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    nodes = {"a": lab.start_run("a"), "b": None}
+    nodes["a"].wait_for("ftvm-guest: ready", 180)
+    writer, logfile, stopfile = start_writer(lab, workdir)
     time.sleep(2.0)
     here, there = "a", "b"
-    rows = []
     for i in range(migrations):
         nodes[there] = lab.start_incoming(there)
         rc, err, took = lab.migrate(here, there)
         check(rc == 0, f"migration {i + 1} {here} -> {there} failed:\n{err}", nodes.values())
         nodes[there].wait_for("handed over", 30)
-        nodes[here].wait(30)
-        summary = [l for l in err.splitlines() if "done:" in l]
-        rows.append((i + 1, here, there, round(took, 2), summary[-1] if summary else err.strip()[-200:]))
-        print(f"migration {i + 1}: {here} -> {there} in {took:.2f} s: {rows[-1][4]}", flush=True)
+        check(nodes[here].wait(30) == 0, f"the source on {here} did not end cleanly", nodes.values())
+        done = [l for l in err.splitlines() if "done:" in l]
+        print(f"migration {i + 1}: {here} -> {there}, {took:.2f} s: {done[-1] if done else '?'}", flush=True)
         nodes[here] = None
         here, there = there, here
         time.sleep(1.0)
-    # Stop the writer: it ends at its next request after the signal; its summary is the proof.
-    client.send_signal(signal.SIGINT)
-    try:
-        out, errs = client.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        client.kill()
-        out, errs = client.communicate()
-    acked = [l.split(" ", 1) for l in open(logfile).read().splitlines() if l]
-    check(len(acked) > 100, f"only {len(acked)} writes acknowledged: {errs[-2000:]}", nodes.values())
-    bad = kvclient.verify_keys(ftlab.GUEST_IP, [(k, v) for k, v in acked]) if False else None
-    verify = lab.client([sys.executable, os.path.join(HERE, "..", "ft", "kvclient.py"), "verify",
-                         ftlab.GUEST_IP, "--log", logfile], capture_output=True, text=True, timeout=300)
-    check(verify.returncode == 0, f"acknowledged writes lost: {verify.stdout} {verify.stderr}", nodes.values())
-    return nodes, acked, errs
+    summary = stop_writer(writer, stopfile, nodes.values())
+    print(f"client: {summary['acked']} writes acknowledged over {summary['connections']} connection(s), "
+          f"{summary['reconnects']} reconnect(s), longest gap {summary['max_gap_s'] * 1000:.0f} ms", flush=True)
+    check(summary["reconnects"] == 0 and summary["connections"] == 1,
+          "the client's TCP connection did not survive the migrations", nodes.values())
+    check(summary["acked"] > 100, "too few writes acknowledged", nodes.values())
+    v = verify(lab, logfile, nodes.values())
+    print(f"verified {v['verified']} acknowledged writes", flush=True)
+    for n in nodes.values():
+        if n:
+            n.kill()
 
 
 def main():
