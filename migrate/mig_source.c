@@ -261,6 +261,16 @@ static long collect(struct sender *s)
 	return total;
 }
 
+/* Waits for the destination to confirm every message sent so far. */
+static int confirmed(struct sender *s, int timeout_ms, const char *what)
+{
+	int ret = channel_wait_acked(s->ch, s->lsn - 1, timeout_ms);
+	if (ret)
+		return fail(s, ret, "waiting for the destination to confirm %s: %s", what,
+			    ret == -ETIMEDOUT ? "no confirmation in time" : channel_why(s, ret));
+	return 0;
+}
+
 static int send_start(struct sender *s)
 {
 	int ret = hold(s);
@@ -281,17 +291,10 @@ static int send_start(struct sender *s)
 	if (n < 0)
 		return fail(s, n, "cannot encode the configuration: %s", strerror(-n));
 	s->body = MIG_START_FIXED + (size_t)n;
-	return flush(s, true);
-}
-
-/* Waits for the destination to confirm every message sent so far. */
-static int confirmed(struct sender *s, int timeout_ms, const char *what)
-{
-	int ret = channel_wait_acked(s->ch, s->lsn - 1, timeout_ms);
-	if (ret)
-		return fail(s, ret, "waiting for the destination to confirm %s: %s", what,
-			    ret == -ETIMEDOUT ? "no confirmation in time" : channel_why(s, ret));
-	return 0;
+	ret = flush(s, true);
+	/* The destination checks the configuration first: its refusal, naming the difference, must
+	 * come back before pages flood a connection it is about to close. */
+	return ret ? ret : confirmed(s, MIG_SEND_TIMEOUT_MS, "the start of the stream");
 }
 
 /* The state sink of the stop-and-copy: STATE messages. */

@@ -31,7 +31,7 @@ PORT = 7710
 HOST_IP = {"a": "10.78.0.1", "b": "10.78.0.2"}
 
 
-def check(cond, what, nodes=()):
+def check(cond, what, nodes=()):  # noqa: C901
     if cond:
         return
     print(f"FAIL: {what}", file=sys.stderr)
@@ -145,6 +145,91 @@ def scenario_kvd(lab, workdir, migrations):
             n.kill()
 
 
+def source_runs(lab, node, what):
+    """After a failed attempt the source must be up, unpaused and serving: its guest answers."""
+    check(node.proc.poll() is None, f"{what}: the source exited", [node])
+    out = subprocess.run([ftlab.ftvm_binary(), "status", "--json", "--control", lab.sock("a")],
+                         capture_output=True, text=True)
+    check('"running"' in out.stdout, f"{what}: the source's status: {out.stdout} {out.stderr}", [node])
+    before = len(open(os.path.join(lab.workdir, "acked.log")).read().splitlines())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if len(open(os.path.join(lab.workdir, "acked.log")).read().splitlines()) > before + 10:
+            return
+        time.sleep(0.1)
+    check(False, f"{what}: the source's guest stopped answering the client", [node])
+
+
+def failed_migration(lab, what, extra=(), during=None):
+    """Starts a migration A -> B (slowed by --bandwidth), runs during() while it streams."""
+    proc = subprocess.Popen(["ip", "netns", "exec", lab.ns("a"), ftlab.ftvm_binary(), "migrate",
+                             "--control", lab.sock("a"), "--to", f"{HOST_IP['b']}:{PORT}",
+                             "--channel-key", lab.key] + list(extra),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if during:
+        time.sleep(0.6)
+        during()
+    out, err = proc.communicate(timeout=120)
+    check(proc.returncode == 1, f"{what}: ftvm migrate exited {proc.returncode}:\n{err}")
+    last = err.strip().splitlines()[-1]
+    print(f"{what}: {last}", flush=True)
+    return last
+
+
+def scenario_faults(lab, workdir):
+    src = lab.start_run("a")
+    src.wait_for("ftvm-guest: ready", 180)
+    writer, logfile, stopfile = start_writer(lab, workdir)
+    time.sleep(1.0)
+
+    # Another configuration: refused by the destination, which names the difference.
+    dst = lab.start_incoming("b", extra=["--mem", "384"])
+    last = failed_migration(lab, "another configuration")
+    check("memory 384 MiB here, 256 MiB" in last, f"the refusal must name the difference: {last}", [dst])
+    check(dst.wait(30) == 1, "the refusing destination must exit 1", [dst])
+    source_runs(lab, src, "another configuration")
+
+    # The destination killed mid-stream.
+    dst = lab.start_incoming("b")
+    last = failed_migration(lab, "destination killed", ["--bandwidth", "20"], lambda: dst.kill())
+    dst.wait(30)
+    source_runs(lab, src, "destination killed")
+
+    # The logging link cut mid-stream: both sides notice the silence; nothing runs on B.
+    dst = lab.start_incoming("b")
+    topo = os.path.join(ftlab.ROOT, "scripts", "ft-topology")
+    last = failed_migration(lab, "link cut", ["--bandwidth", "20"],
+                            lambda: subprocess.run([topo, "cut-log", lab.prefix], check=True))
+    check(dst.wait(30) == 1, "the destination must give up without running", [dst])
+    check("handed over" not in dst.output(), "the destination ran without a hand-over", [dst])
+    subprocess.run([topo, "heal-log", lab.prefix], check=True)
+    source_runs(lab, src, "link cut")
+
+    # A hostile source: corrupt streams, each refused with the fault named, nothing run.
+    for mode, expect in (("magic", "bad magic"), ("order", "must begin with START"),
+                         ("length", "body length"), ("config", "CONFIG"), ("truncated", "must begin with START")):
+        dst = lab.start_incoming("b")
+        out = subprocess.run(["ip", "netns", "exec", lab.ns("a"), os.environ.get("FAKE_SENDER", "fake_sender"),
+                              f"{HOST_IP['b']}:{PORT}", lab.key, lab.vm_name(), mode],
+                             capture_output=True, text=True, timeout=60)
+        check(out.returncode == 0 and expect in out.stdout,
+              f"corrupt stream ({mode}): the source was not told why: {out.stdout} {out.stderr}", [dst])
+        check(dst.wait(30) == 1 and expect in dst.output(), f"corrupt stream ({mode}): destination", [dst])
+        print(f"corrupt stream ({mode}): {out.stdout.strip()}", flush=True)
+
+    # After all of it the VM still migrates, and the client saw one connection throughout.
+    dst = lab.start_incoming("b")
+    rc, err, took = lab.migrate("a", "b")
+    check(rc == 0, f"the migration after the faults failed:\n{err}", [src, dst])
+    dst.wait_for("handed over", 30)
+    summary = stop_writer(writer, stopfile, [src, dst])
+    print(f"client: {summary['acked']} writes, {summary['reconnects']} reconnect(s), longest gap "
+          f"{summary['max_gap_s'] * 1000:.0f} ms", flush=True)
+    check(summary["reconnects"] == 0, "the client's connection broke", [src, dst])
+    verify(lab, logfile, [dst])
+    dst.kill()
+
+
 def main():
     if os.geteuid() != 0 or not os.path.exists(os.path.join(ftlab.guest_dir(), "Image")):
         print("skipped: needs root and the bundled guest")
@@ -156,6 +241,11 @@ def main():
     try:
         if scenario == "kvd":
             scenario_kvd(lab, workdir, migrations)
+        elif scenario == "faults":
+            scenario_faults(lab, workdir)
+        else:
+            print(f"unknown scenario {scenario}", file=sys.stderr)
+            return 2
         return 0
     finally:
         lab.close()
