@@ -34,8 +34,8 @@
 /* Auto-converge: the throttle starts here and grows by this step, up to the maximum. */
 #define MIG_THROTTLE_STEP 20u
 #define MIG_THROTTLE_MAX 95u
-/* A throttle hold is at most this long, so the guest's timers do not starve. */
-#define MIG_THROTTLE_MAX_HOLD_NS (50ull * 1000 * 1000)
+/* The throttle's period: held for its share of each, so the guest's timers never starve long. */
+#define MIG_THROTTLE_PERIOD_NS (50ull * 1000 * 1000)
 
 struct sender {
 	struct mig_job *job;
@@ -54,8 +54,11 @@ struct sender {
 	bool paused;                  /* this thread holds the vCPU */
 	bool tracking;
 	uint64_t start_ns, sent_bytes, round_pages;
-	uint64_t throttle_mark_ns;
-	unsigned throttle;
+	pthread_mutex_t throttle_lock;  /* throttle, throttle_stop */
+	unsigned throttle;              /* % of wall time the vCPU is held */
+	bool throttle_stop;
+	pthread_t throttler;
+	bool throttler_started;
 };
 
 static void set_phase(struct sender *s, const char *phase)
@@ -103,28 +106,37 @@ static void release(struct sender *s)
 	s->paused = false;
 }
 
-/* Auto-converge: hold the vCPU for throttle % of the wall time since the last hold. */
-static int throttle(struct sender *s)
+/*
+ * Auto-converge: a thread of its own holds the vCPU for throttle % of every period, whatever the
+ * sender is doing (waiting for the link included). Wall time only: the guest sees time pass, as
+ * on a busy host, and nothing else.
+ */
+static void *throttle_thread(void *arg)
 {
-	uint64_t now = time_mono_ns();
-	if (!s->throttle || s->paused) {
-		s->throttle_mark_ns = now;
-		return 0;
+	struct sender *s = arg;
+	for (;;) {
+		pthread_mutex_lock(&s->throttle_lock);
+		unsigned pct = s->throttle;
+		bool stop = s->throttle_stop;
+		pthread_mutex_unlock(&s->throttle_lock);
+		if (stop)
+			return NULL;
+		uint64_t held = MIG_THROTTLE_PERIOD_NS * pct / 100;
+		if (pct && machine_pause(s->m) == 0) {
+			nanosleep(&(struct timespec){ .tv_nsec = (long)held }, NULL);
+			machine_resume(s->m);
+		} else {
+			held = 0;
+		}
+		nanosleep(&(struct timespec){ .tv_nsec = (long)(MIG_THROTTLE_PERIOD_NS - held) }, NULL);
 	}
-	uint64_t ran = now - s->throttle_mark_ns;
-	uint64_t hold_ns = ran * s->throttle / (100 - s->throttle);
-	if (hold_ns > MIG_THROTTLE_MAX_HOLD_NS)
-		hold_ns = MIG_THROTTLE_MAX_HOLD_NS;
-	if (hold_ns < 1000000)
-		return 0; /* gather at least a millisecond */
-	int ret = hold(s);
-	if (ret)
-		return ret;
-	struct timespec ts = { .tv_sec = (time_t)(hold_ns / 1000000000ull), .tv_nsec = (long)(hold_ns % 1000000000ull) };
-	nanosleep(&ts, NULL);
-	release(s);
-	s->throttle_mark_ns = time_mono_ns();
-	return 0;
+}
+
+static void set_throttle(struct sender *s, unsigned pct)
+{
+	pthread_mutex_lock(&s->throttle_lock);
+	s->throttle = pct;
+	pthread_mutex_unlock(&s->throttle_lock);
 }
 
 /* --bandwidth: sleep until the bytes sent so far fit the cap. */
@@ -166,7 +178,7 @@ static int flush(struct sender *s, bool empty_ok)
 	s->job->stats.data_transferred = s->sent_bytes;
 	pthread_mutex_unlock(&s->job->lock);
 	pace(s);
-	return throttle(s);
+	return 0;
 }
 
 /* Appends a RAM section of pages [first, first + count) to a PAGES message. */
@@ -369,8 +381,8 @@ static int precopy(struct sender *s)
 				    rate / 1e6, s->throttle);
 		/* The guest dirties faster than half the link drains: slow the vCPU one step more. */
 		if (s->round >= 1 && left * 2 > bytes && s->throttle < MIG_THROTTLE_MAX) {
-			s->throttle = s->throttle + MIG_THROTTLE_STEP > MIG_THROTTLE_MAX ? MIG_THROTTLE_MAX
-											: s->throttle + MIG_THROTTLE_STEP;
+			set_throttle(s, s->throttle + MIG_THROTTLE_STEP > MIG_THROTTLE_MAX ? MIG_THROTTLE_MAX
+										   : s->throttle + MIG_THROTTLE_STEP);
 			diag_info("auto-converge: vCPU held %u%% of the time", s->throttle);
 		}
 	}
@@ -437,6 +449,17 @@ static void give_up(struct sender *s, bool cancel)
 	release(s);
 }
 
+static void stop_throttle(struct sender *s)
+{
+	if (!s->throttler_started)
+		return;
+	pthread_mutex_lock(&s->throttle_lock);
+	s->throttle_stop = true;
+	pthread_mutex_unlock(&s->throttle_lock);
+	pthread_join(s->throttler, NULL);
+	s->throttler_started = false;
+}
+
 int mig_source_run(struct mig_job *job)
 {
 	const struct mig_source_config *cfg = &job->cfg;
@@ -446,7 +469,9 @@ int mig_source_run(struct mig_job *job)
 	uint64_t held_at = 0;
 	int ret;
 
-	s.start_ns = s.throttle_mark_ns = time_mono_ns();
+	s.start_ns = time_mono_ns();
+	pthread_mutex_init(&s.throttle_lock, NULL);
+	s.throttler_started = pthread_create(&s.throttler, NULL, throttle_thread, &s) == 0;
 	size_t ram_size;
 	s.ram = machine_ram_const(cfg->m, &ram_size);
 	s.ram_pages = ram_size / RAM_PAGE_SIZE;
@@ -477,6 +502,7 @@ int mig_source_run(struct mig_job *job)
 	ret = send_start(&s);
 	if (!ret)
 		ret = precopy(&s);
+	stop_throttle(&s);
 	if (ret >= 0)
 		ret = stop_and_copy(&s, &held_at);
 	if (ret) {
@@ -516,6 +542,8 @@ out:
 		pthread_mutex_unlock(&job->lock);
 		diag_error("migration to %s failed, the VM runs on here: %s", cfg->to, job->stats.error);
 	}
+	stop_throttle(&s);
+	pthread_mutex_destroy(&s.throttle_lock);
 	channel_close(s.ch);
 	free(s.msg);
 	free(s.bitmap);

@@ -8,6 +8,8 @@ Scenarios:
           N): the connection must survive (no reconnect), every acknowledged write must read back,
           and the client's longest gap between two replies is printed with each migration's
           downtime and time.
+  throttle  kvd under a writer with no pause between writes, migrated over a link capped at
+          MBIT (--bandwidth): it converges only by throttling the vCPU (auto-converge).
   faults  failures before the hand-over leave the source running: the destination killed
           mid-stream, the link cut mid-stream, a destination built with another configuration
           (refused, naming the difference), a stranger sending a corrupt stream to a destination
@@ -230,6 +232,30 @@ def scenario_faults(lab, workdir):
     dst.kill()
 
 
+def scenario_throttle(lab, workdir, mbit):
+    """kvd under writes dirties pages faster than a link capped at MBIT drains them: the migration
+    must still converge, by holding the vCPU a growing share of the time."""
+    src = lab.start_run("a")
+    src.wait_for("ftvm-guest: ready", 180)
+    writer, logfile, stopfile = start_writer(lab, workdir, delay_ms=0)
+    time.sleep(2.0)
+    dst = lab.start_incoming("b")
+    rc, err, took = lab.migrate("a", "b", ["--bandwidth", str(mbit)])
+    lines = [l for l in err.splitlines() if l.startswith("ftvm migrate:")]
+    for l in lines[-6:]:
+        print(l, flush=True)
+    check(rc == 0, f"the capped migration did not converge:\n{err}", [src, dst])
+    throttled = [l for l in lines if "throttle" in l and "throttle 0%" not in l]
+    check(throttled, "the guest was never throttled: it did not dirty faster than the link", [src, dst])
+    dst.wait_for("handed over", 30)
+    summary = stop_writer(writer, stopfile, [dst])
+    print(f"client: {summary['acked']} writes, {summary['reconnects']} reconnect(s), longest gap "
+          f"{summary['max_gap_s'] * 1000:.0f} ms", flush=True)
+    check(summary["reconnects"] == 0, "the client's connection broke", [src, dst])
+    verify(lab, logfile, [dst])
+    dst.kill()
+
+
 def main():
     if os.geteuid() != 0 or not os.path.exists(os.path.join(ftlab.guest_dir(), "Image")):
         print("skipped: needs root and the bundled guest")
@@ -243,6 +269,8 @@ def main():
             scenario_kvd(lab, workdir, migrations)
         elif scenario == "faults":
             scenario_faults(lab, workdir)
+        elif scenario == "throttle":
+            scenario_throttle(lab, workdir, migrations)
         else:
             print(f"unknown scenario {scenario}", file=sys.stderr)
             return 2
