@@ -26,6 +26,7 @@
 #include "cmd/run_options.h"
 #include "cmd/vm_command.h"
 #include "cmd/vm_control.h"
+#include "cmd/vm_migrate.h"
 #include "host/world_live.h"
 #include "logchannel/channel.h"
 #include "migrate/mig_dest.h"
@@ -135,6 +136,8 @@ static int incoming_start(void *self, struct vm_command *c, char *err, size_t er
 		snprintf(err, errlen, "cannot start: %s", strerror(-ret));
 		return FTVM_EXIT_FAILURE;
 	}
+	in->vc.commands = &vm_migrate_command;
+	in->vc.ncommands = 1;
 	vm_control_start(&in->vc, &in->co, &c->ctl);
 	return 0;
 }

@@ -32,6 +32,7 @@
 #include "cmd/snapshot_options.h"
 #include "cmd/vm_command.h"
 #include "cmd/vm_control.h"
+#include "cmd/vm_migrate.h"
 #include "host/world_live.h"
 #include "util/diag.h"
 #include "vm/machine.h"
@@ -111,6 +112,8 @@ static int run_start(void *self, struct vm_command *c, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot start: %s", strerror(-ret));
 		return FTVM_EXIT_FAILURE;
 	}
+	r->vc.commands = &vm_migrate_command;
+	r->vc.ncommands = 1;
 	vm_control_start(&r->vc, &r->co, &c->ctl);
 	return 0;
 }

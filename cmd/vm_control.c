@@ -10,7 +10,6 @@
 
 #include "util/diag.h"
 
-#include "cmd/vm_migrate.h"
 #include "vm/machine.h"
 #include <stdatomic.h>
 
@@ -78,8 +77,8 @@ void vm_control_start(struct vm_control *vc, const struct control_options *co, s
 		.status = vc->ft_status ? ft_status : NULL,
 		.status_fields = status_fields,
 		.ctx = vc,
-		.commands = &vm_migrate_command,
-		.ncommands = 1,
+		.commands = vc->commands,
+		.ncommands = vc->ncommands,
 	};
 	vc->vm_name = co->vm;
 	control_options_start(co, vc->role, &cc, ctl);

@@ -25,6 +25,9 @@ struct vm_control {
 	control_status_fn *ft_status;     /* the FT primary's status, or NULL */
 	void *ft_ctx;
 	const char *vm_name;              /* --vm NAME (set by vm_control_start) */
+	/* The commands besides status, set by the role before vm_control_start() (may be none). */
+	const struct control_command *commands;
+	size_t ncommands;
 	pthread_mutex_t lock;             /* c->m while a control thread uses it */
 	_Atomic icount_t last_icount;     /* status while a job holds the lock */
 	bool inited;
