@@ -211,15 +211,12 @@ static bool zero_page(const uint8_t *p)
 	return !any;
 }
 
-/* Round 0: every backed page that is not all zeros (the destination's RAM starts all zeros). */
-static int round0_pages(void *ctx, size_t first, size_t count, bool touched)
+/* Sends, in runs, the pages of [first, first + count) that want() picks. */
+static int send_picked(struct sender *s, size_t first, size_t count, bool (*want)(struct sender *s, size_t p))
 {
-	struct sender *s = ctx;
-	if (!touched)
-		return 0;
 	size_t run = 0;
 	for (size_t p = first; p < first + count; p++) {
-		if (!zero_page(s->ram + p * RAM_PAGE_SIZE)) {
+		if (want(s, p)) {
 			run++;
 			continue;
 		}
@@ -231,21 +228,26 @@ static int round0_pages(void *ctx, size_t first, size_t count, bool touched)
 	return run ? add_run(s, first + count - run, run) : 0;
 }
 
-/* A later round: the pages of the bitmap, zeros included. */
+static bool is_nonzero(struct sender *s, size_t p)
+{
+	return !zero_page(s->ram + p * RAM_PAGE_SIZE);
+}
+
+static bool is_dirty(struct sender *s, size_t p)
+{
+	return s->bitmap[p / 64] >> (p % 64) & 1;
+}
+
+/* Round 0: every backed page that is not all zeros (the destination's RAM starts all zeros). */
+static int round0_pages(void *ctx, size_t first, size_t count, bool touched)
+{
+	return touched ? send_picked(ctx, first, count, is_nonzero) : 0;
+}
+
+/* A later round: the pages of the bitmap, zeros included; then the bitmap is empty. */
 static int round_dirty(struct sender *s)
 {
-	size_t run = 0;
-	for (size_t p = 0; p < s->ram_pages; p++) {
-		if (s->bitmap[p / 64] >> (p % 64) & 1) {
-			run++;
-			continue;
-		}
-		int ret = run ? add_run(s, p - run, run) : 0;
-		run = 0;
-		if (ret)
-			return ret;
-	}
-	int ret = run ? add_run(s, s->ram_pages - run, run) : 0;
+	int ret = send_picked(s, 0, s->ram_pages, is_dirty);
 	memset(s->bitmap, 0, s->words * sizeof(*s->bitmap));
 	return ret;
 }

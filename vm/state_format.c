@@ -195,6 +195,20 @@ static bool page_is_zero(const uint8_t *page)
 	return any == 0;
 }
 
+/* Page p joins the run being gathered (a run that it does not continue, or a full one, goes out). */
+static int add_page(struct encoder *e, size_t p)
+{
+	int ret = 0;
+	if (e->run_count && e->run_first + e->run_count != p)
+		ret = flush_run(e);
+	if (!e->run_count)
+		e->run_first = p;
+	e->run_count++;
+	if (!ret && e->run_count == STATE_RAM_RUN_MAX)
+		ret = flush_run(e);
+	return ret;
+}
+
 static int encode_pages(void *ctx, size_t first, size_t count, bool touched)
 {
 	struct encoder *e = ctx;
@@ -208,13 +222,7 @@ static int encode_pages(void *ctx, size_t first, size_t count, bool touched)
 			e->st->ram_pages_zero++;
 			ret = flush_run(e);
 		} else {
-			if (e->run_count && e->run_first + e->run_count != p)
-				ret = flush_run(e);
-			if (!e->run_count)
-				e->run_first = p;
-			e->run_count++;
-			if (!ret && e->run_count == STATE_RAM_RUN_MAX)
-				ret = flush_run(e);
+			ret = add_page(e, p);
 		}
 		if (ret)
 			return ret;
@@ -226,16 +234,7 @@ static int encode_pages(void *ctx, size_t first, size_t count, bool touched)
 static int encode_listed_pages(struct encoder *e)
 {
 	for (size_t p = 0; p < e->st->ram_pages; p++) {
-		if (!(e->pages[p / 64] >> (p % 64) & 1))
-			continue;
-		int ret = 0;
-		if (e->run_count && e->run_first + e->run_count != p)
-			ret = flush_run(e);
-		if (!ret && !e->run_count)
-			e->run_first = p;
-		e->run_count++;
-		if (!ret && e->run_count == STATE_RAM_RUN_MAX)
-			ret = flush_run(e);
+		int ret = e->pages[p / 64] >> (p % 64) & 1 ? add_page(e, p) : 0;
 		if (ret)
 			return ret;
 	}

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "migrate/mig_stream.h"
+#include "fuzz_board.h"
 #include "util/byteorder.h"
 #include "util/crc32c.h"
 #include "vm/machine.h"
@@ -33,7 +34,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_MESSAGES 4096
 
-static char firmware[64];
 static struct machine_config config;
 static struct machine *machine;
 
@@ -64,13 +64,7 @@ static const struct mig_source_ops feed_ops = { .next = feed_next, .confirm = fe
 
 static struct machine *create(void)
 {
-	char err[256];
-	struct machine *m;
-	if (machine_create(&config, &m, err, sizeof(err))) {
-		fprintf(stderr, "fuzz_migration: machine_create: %s\n", err);
-		abort();
-	}
-	return m;
+	return fuzz_board_create("fuzz_migration", &config);
 }
 
 /* ---- the seed: a whole stream, written as the fuzzer's input format ---- */
@@ -147,23 +141,11 @@ static void write_seed(const char *path)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	static const uint8_t image[16] = { 0x73, 0x00, 0x50, 0x10 };  /* wfi */
-	(void)argc;
-	(void)argv;
-	snprintf(firmware, sizeof(firmware), "/tmp/fuzz_migration_fw.XXXXXX");
-	int fd = mkstemp(firmware);
-	if (fd < 0 || write(fd, image, sizeof(image)) != (ssize_t)sizeof(image)) {
-		perror("fuzz_migration: firmware image");
-		exit(1);
-	}
-	close(fd);
-	config = (struct machine_config){ .bios = firmware, .mem_mib = 16, .ndisks = 1, .disk_bytes = { 1 << 20 },
-					  .nnics = 1, .rng = true };
-	memcpy(config.nic_mac[0], "\x52\x54\x00\x00\x00\x01", 6);
+	fuzz_board_init("fuzz_migration", &config);
 	const char *path = getenv("FUZZ_MIGRATION_SEED");
 	if (path) {
 		write_seed(path);
-		unlink(firmware);
+		fuzz_board_cleanup();
 	}
 	return 0;
 }

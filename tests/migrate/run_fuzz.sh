@@ -6,13 +6,8 @@
 # usage: run_fuzz.sh SOURCE_DIR BUILD_DIR SECONDS
 set -euo pipefail
 src=$1 out=$2 secs=$3
-command -v clang >/dev/null || { echo "clang missing: run scripts/setup" >&2; exit 1; }
-mkdir -p "$out/fuzz-work" "$out/fuzz-seed"
-clang -g -O1 -std=gnu17 -D_GNU_SOURCE -msse4.2 -fsanitize=fuzzer,address,undefined \
-	-fno-sanitize-recover=undefined -I"$src" \
-	"$src/tests/migrate/fuzz_migration.c" "$src/migrate/mig_stream.c" "$src"/vm/*.c "$src"/util/*.c \
-	$(pkg-config --cflags --libs libxxhash) -lfdt -lm -lpthread \
-	-o "$out/fuzz_migration"
+"$src/tests/lib/fuzz_build.sh" "$src" "$out" fuzz_migration "$src/tests/migrate/fuzz_migration.c" \
+	"$src/migrate/mig_stream.c"
 FUZZ_MIGRATION_SEED="$out/fuzz-seed/stream" "$out/fuzz_migration"
 "$out/fuzz_migration" -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=4096 \
 	-artifact_prefix="$out/fuzz-work/" "$out/fuzz-work" "$out/fuzz-seed" 2>&1 | tail -n 5
