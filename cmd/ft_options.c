@@ -2,6 +2,7 @@
  * ft_options.c — see ft_options.h.
  */
 #include "cmd/ft_options.h"
+#include "cmd/vm_migrate.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -197,7 +198,8 @@ int ft_options_check_role(struct ft_options *fo, const struct domain_def *dom, b
 void ft_options_start_control(const struct ft_options *fo, const char *role, void (*status)(void *, struct ft_status *),
 			      void *ctx, struct control_server **ctl)
 {
-	struct control_config cc = { .status = status, .ctx = ctx };
+	struct control_config cc = { .status = status, .ctx = ctx, .commands = &vm_migrate_ft_command,
+				     .ncommands = 1 };
 	control_options_start(&fo->co, role, &cc, ctl);
 }
 

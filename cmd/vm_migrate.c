@@ -169,3 +169,20 @@ const struct control_command vm_migrate_command = {
 	.job = migrate_job,
 	.job_arg_free = migrate_arg_free,
 };
+
+static int migrate_ft_handler(void *ctx, const json_t *req, json_t *answer, void **job_arg, char *err, size_t errlen)
+{
+	(void)ctx;
+	(void)req;
+	(void)answer;
+	(void)job_arg;
+	snprintf(err, errlen, "this VM runs under fault tolerance (ftvm primary/backup): live migration moves a VM "
+			      "run by `ftvm run` or `ftvm incoming`; a pair in sync moves by failover (stop the primary), "
+			      "and an FT node running alone is not a migration source");
+	return -EBUSY;
+}
+
+const struct control_command vm_migrate_ft_command = {
+	.name = "migrate",
+	.handler = migrate_ft_handler,
+};

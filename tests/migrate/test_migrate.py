@@ -11,7 +11,8 @@ Scenarios:
   throttle  kvd under a writer with no pause between writes, migrated over a link capped at
           MBIT (--bandwidth) with a 100 ms downtime target: it converges only by throttling the
           vCPU (auto-converge).
-  faults  failures before the hand-over leave the source running: the destination killed
+  faults  an FT node refuses to migrate, saying why; failures before the hand-over leave the
+          source running: the destination killed
           mid-stream, the link cut mid-stream, a destination built with another configuration
           (refused, naming the difference), a stranger sending a corrupt stream to a destination
           (refused with the message and the fault); and a guest dirtying memory faster than a
@@ -180,6 +181,17 @@ def failed_migration(lab, what, extra=(), during=None):
 
 
 def scenario_faults(lab, workdir):
+    # An FT node refuses, saying why (a pair moves by failover).
+    lab.start_backup()
+    out = subprocess.run([ftlab.ftvm_binary(), "migrate", "--control", os.path.join(workdir, "backup.sock"),
+                          "--to", f"{HOST_IP['a']}:{PORT}", "--channel-key", lab.key],
+                         capture_output=True, text=True, timeout=60)
+    check(out.returncode == 1 and "fault tolerance" in out.stderr, f"an FT node: {out.stderr}", [lab.backup])
+    print(f"FT node: {out.stderr.strip()}", flush=True)
+    lab.backup.kill()
+    lab.backup.wait(10)
+    lab.backup = None
+
     src = lab.start_run("a")
     src.wait_for("ftvm-guest: ready", 180)
     writer, logfile, stopfile = start_writer(lab, workdir)
