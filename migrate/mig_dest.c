@@ -13,6 +13,7 @@
 
 #include "logchannel/channel.h"
 #include "util/diag.h"
+#include "util/time.h"
 
 struct chan_source {
 	struct channel *ch;
@@ -24,6 +25,7 @@ static int chan_next(void *ctx, const uint8_t **buf, size_t *len, char *why, siz
 {
 	struct chan_source *cs = ctx;
 	uint64_t lsn;
+	uint64_t t0 = time_mono_ns();
 	/* No deadline here: a silent source fails the channel (its heartbeat timeout). */
 	int ret = channel_recv(cs->ch, &lsn, cs->buf, MIG_MAX_MESSAGE, len, -1);
 	if (ret) {
@@ -32,12 +34,14 @@ static int chan_next(void *ctx, const uint8_t **buf, size_t *len, char *why, siz
 	}
 	cs->lsn = lsn;
 	*buf = cs->buf;
+	diag_debug("message %llu (%zu bytes) after %.2f ms", (unsigned long long)lsn, *len, (time_mono_ns() - t0) / 1e6);
 	return 0;
 }
 
 static void chan_confirm(void *ctx)
 {
 	struct chan_source *cs = ctx;
+	diag_debug("confirm %llu", (unsigned long long)cs->lsn);
 	channel_ack(cs->ch, cs->lsn);
 }
 

@@ -395,13 +395,15 @@ static int stop_and_copy(struct sender *s, uint64_t *held_at)
 {
 	const struct mig_source_config *cfg = &s->job->cfg;
 	set_phase(s, "stop-and-copy");
+	uint64_t t_ask = time_mono_ns();
 	int ret = hold(s);
 	if (ret)
 		return ret;
-	*held_at = time_mono_ns();
+	uint64_t t_held = *held_at = time_mono_ns();
 	if (cfg->world)
 		world_live_drain_disks(cfg->world);
 	long dirty = collect(s);
+	uint64_t t_collected = time_mono_ns();
 	if (dirty < 0)
 		return (int)dirty;
 	s->round++;
@@ -420,8 +422,13 @@ static int stop_and_copy(struct sender *s, uint64_t *held_at)
 	put_le64(s->msg + MIG_HDR_SIZE + 8, s->round);
 	s->body = MIG_COMPLETE_SIZE;
 	ret = flush(s, true);
+	uint64_t t_sent = time_mono_ns();
 	if (!ret)
 		ret = confirmed(s, MIG_ROUND_ACK_TIMEOUT_MS, "the whole state");
+	diag_info("stop-and-copy: vCPU held after %.1f ms, disks drained and %ld pages collected in %.1f ms, "
+		  "state of %llu bytes queued in %.1f ms, confirmed after %.1f ms",
+		  (t_held - t_ask) / 1e6, dirty, (t_collected - t_held) / 1e6,
+		  (unsigned long long)st.bytes, (t_sent - t_collected) / 1e6, (time_mono_ns() - t_sent) / 1e6);
 	pthread_mutex_lock(&s->job->lock);
 	s->job->stats.memory_processed += (uint64_t)dirty * RAM_PAGE_SIZE;
 	s->job->stats.memory_remaining = 0;
