@@ -105,6 +105,10 @@ int vm_control_run_live(struct vm_control *vc, char *err, size_t errlen)
 		if (ret)
 			return ret;
 	}
+	/* A job (a migration) uses the machine and the live world under the lock: let it end before
+	 * the world goes away (a guest that powered off meanwhile is migrated powered off). */
+	vm_control_lock(vc);
+	vm_control_unlock(vc);
 	if (c->world && world_live_handed_over(c->world)) {
 		/* The migration's job ends with the hand-over: keep answering status a moment, so
 		 * `ftvm migrate` reads the outcome before this node's socket goes away. */
