@@ -368,8 +368,8 @@ void *chan_receiver_thread(void *arg)
 	pthread_mutex_lock(&ch->tx_mu);
 	if (chan_up(ch) && ch->refuse_len)
 		send_refusal(ch);
-	else if (chan_up(ch) && chan_queue_ctl(ch, CHPROTO_BYE, 0) && chan_flush_ctl(ch) < 0)
-		diag_debug("BYE not sent");
+	else if (chan_up(ch) && (queue_ack(ch), chan_queue_ctl(ch, CHPROTO_BYE, 0)) && chan_flush_ctl(ch) < 0)
+		diag_debug("BYE not sent"); /* with the last ACK the consumer gave before closing */
 	pthread_mutex_unlock(&ch->tx_mu);
 	chan_wake(&ch->app_wake);
 	return NULL;

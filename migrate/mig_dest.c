@@ -88,13 +88,8 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 	diag_info("migration of VM %s from epoch %llu coming in", cfg->vm_id,
 		  (unsigned long long)channel_peer_epoch(cs.ch));
 	ret = mig_dest_decode(m, &chan_ops, &cs, res, err, errlen);
-	if (ret == 0) {
-		/* Let the ACK of HANDOVER leave before the channel closes: the source closes first. */
-		size_t len;
-		uint64_t lsn;
-		if (channel_recv(cs.ch, &lsn, cs.buf, MIG_MAX_MESSAGE, &len, 2000) == 0)
-			diag_warn("a message after HANDOVER ignored");
-	} else if ((ret == -EBADMSG || ret == -EINVAL) && channel_state(cs.ch) == CHANNEL_UP) {
+	/* On success the close sends the ACK of HANDOVER, then BYE: the VM may start at once. */
+	if ((ret == -EBADMSG || ret == -EINVAL) && channel_state(cs.ch) == CHANNEL_UP) {
 		if (channel_refuse(cs.ch, err))
 			diag_debug("refusal not sent");
 	}
