@@ -73,12 +73,14 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 	}
 	if (cfg->listening)
 		cfg->listening(cfg->ctx, channel_listener_port(l));
-	/* Strangers and refused sources do not end the wait: only a stream that began does. */
-	do {
+	/* Strangers (dropped inside the accept) and refused sources do not end the wait. */
+	for (;;) {
 		ret = channel_accept(l, -1, &cs.ch, &cerr);
-		if (ret)
-			diag_warn("%s", cerr.msg);
-	} while (ret && ret != -ENOMEM && ret != -EMFILE && ret != -ENFILE);
+		if (ret != -EPERM && ret != -ESTALE && ret != -EPROTONOSUPPORT && ret != -EPROTOTYPE &&
+		    ret != -EPROTO && ret != -ENOPROTOOPT)
+			break;
+		diag_warn("%s", cerr.msg);
+	}
 	if (ret) {
 		snprintf(err, errlen, "%s", cerr.msg);
 		goto out;
