@@ -8,6 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/byteorder.h"
+#include "util/crc32c.h"
+#include "vm/state_format.h"
+
 static char firmware[64];
 
 void fuzz_board_init(const char *who, struct machine_config *config)
@@ -40,4 +44,16 @@ struct machine *fuzz_board_create(const char *who, const struct machine_config *
 		abort();
 	}
 	return m;
+}
+
+void fuzz_fix_sections(uint8_t *p, size_t len, size_t skip)
+{
+	for (size_t off = skip; off <= len && len - off >= STATE_SECTION_HEAD + STATE_SECTION_TAIL;) {
+		uint64_t body = get_le32(p + off + 4);
+		if (body > len - off - STATE_SECTION_HEAD - STATE_SECTION_TAIL)
+			return;
+		size_t crc_at = off + STATE_SECTION_HEAD + (size_t)body;
+		put_le32(p + crc_at, crc32c(0, p + off, STATE_SECTION_HEAD + (size_t)body));
+		off = crc_at + STATE_SECTION_TAIL;
+	}
 }

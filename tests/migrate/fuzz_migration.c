@@ -150,19 +150,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* Rewrites the CRC of every whole section in p[0..len), skipping @skip bytes (a state header). */
-static void fix_sections(uint8_t *p, size_t len, size_t skip)
-{
-	for (size_t off = skip; off <= len && len - off >= STATE_SECTION_HEAD + STATE_SECTION_TAIL;) {
-		uint64_t body = get_le32(p + off + 4);
-		if (body > len - off - STATE_SECTION_HEAD - STATE_SECTION_TAIL)
-			return;
-		size_t crc_at = off + STATE_SECTION_HEAD + (size_t)body;
-		put_le32(p + crc_at, crc32c(0, p + off, STATE_SECTION_HEAD + (size_t)body));
-		off = crc_at + STATE_SECTION_TAIL;
-	}
-}
-
 static void fix_up(struct feed *f)
 {
 	for (size_t i = 0; i < f->n; i++) {
@@ -171,7 +158,7 @@ static void fix_up(struct feed *f)
 		put_le32(f->msg[i] + 12, (uint32_t)(f->len[i] - MIG_HDR_SIZE));
 		uint16_t kind = get_le16(f->msg[i] + 6);
 		if (kind == MIG_PAGES || kind == MIG_START)
-			fix_sections(f->msg[i] + MIG_HDR_SIZE, f->len[i] - MIG_HDR_SIZE,
+			fuzz_fix_sections(f->msg[i] + MIG_HDR_SIZE, f->len[i] - MIG_HDR_SIZE,
 				     kind == MIG_START ? MIG_START_FIXED : 0);
 	}
 	/* The STATE bodies form one state: fix it as a whole, then scatter it back. */
@@ -190,7 +177,7 @@ static void fix_up(struct feed *f)
 		}
 	if (total >= STATE_HEADER_SIZE) {
 		put_le32(all + 12, crc32c(0, all, 12));
-		fix_sections(all, total, STATE_HEADER_SIZE);
+		fuzz_fix_sections(all, total, STATE_HEADER_SIZE);
 	}
 	at = 0;
 	for (size_t i = 0; i < f->n; i++)

@@ -90,14 +90,7 @@ static void fix_crcs(uint8_t *p, size_t len)
 	if (len < STATE_HEADER_SIZE)
 		return;
 	put_le32(p + 12, crc32c(0, p, 12));
-	for (size_t off = STATE_HEADER_SIZE; len - off >= STATE_SECTION_HEAD + STATE_SECTION_TAIL;) {
-		uint64_t body = get_le32(p + off + 4);
-		if (body > len - off - STATE_SECTION_HEAD - STATE_SECTION_TAIL)
-			return;
-		size_t crc_at = off + STATE_SECTION_HEAD + (size_t)body;
-		put_le32(p + crc_at, crc32c(0, p + off, STATE_SECTION_HEAD + (size_t)body));
-		off = crc_at + STATE_SECTION_TAIL;
-	}
+	fuzz_fix_sections(p, len, STATE_HEADER_SIZE);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
