@@ -136,8 +136,8 @@ static int incoming_start(void *self, struct vm_command *c, char *err, size_t er
 		snprintf(err, errlen, "cannot start: %s", strerror(-ret));
 		return FTVM_EXIT_FAILURE;
 	}
-	in->vc.commands = &vm_migrate_command;
-	in->vc.ncommands = 1;
+	in->vc.extra = &vm_migrate_command;
+	in->vc.nextra = 1;
 	vm_control_start(&in->vc, &in->co, &c->ctl);
 	return 0;
 }

@@ -86,3 +86,26 @@ void control_options_start(const struct control_options *co, const char *role, s
 	if (ret < 0 && DIAG_WARN <= diag_threshold)
 		diag_message(DIAG_WARN, role, "no control socket: %s", err);
 }
+
+char *control_options_ask(const char *vm, const char *role, const char *path, const json_t *request, char *used,
+			  size_t usedlen, char *err, size_t errlen)
+{
+	static const char *const roles[] = { "run", "primary", "backup" };
+	char *answer = NULL;
+	bool known = false;
+
+	if (path) {
+		snprintf(used, usedlen, "%s", path);
+		return control_request_json(path, request, err, errlen);
+	}
+	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]) && !answer; i++) {
+		if (role && strcmp(role, roles[i]))
+			continue;
+		known = true;
+		snprintf(used, usedlen, "%s/%s-%s.sock", CONTROL_DEFAULT_DIR, vm, roles[i]);
+		answer = control_request_json(used, request, err, errlen);
+	}
+	if (!known)
+		snprintf(err, errlen, "--role %s: neither run, primary nor backup", role);
+	return answer;
+}

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/types.h>
+#include <jansson.h>
 #include "util/compiler.h"
 
 #define CONTROL_DEFAULT_VM "ftvm"
@@ -39,5 +40,14 @@ int control_options_path(const struct control_options *co, const char *role, cha
  * here). A node runs on without one, with a warning under the role's name; *ctl stays NULL then. */
 void control_options_start(const struct control_options *co, const char *role, struct control_config *cfg,
 			   struct control_server **ctl);
+
+/*
+ * Client side (ftvm status, ftvm snapshot): sends request to the node's socket — path when given,
+ * else CONTROL_DEFAULT_DIR/VM-ROLE.sock for role, or for each of run, primary, backup in turn
+ * until one is reached — and returns the answer line (caller frees), with the socket that answered
+ * in used; NULL with a message in err. A bad role is -EINVAL's message.
+ */
+char *control_options_ask(const char *vm, const char *role, const char *path, const json_t *request, char *used,
+			  size_t usedlen, char *err, size_t errlen);
 
 #endif

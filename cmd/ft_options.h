@@ -58,8 +58,9 @@ int ft_options_load_key(const struct ft_options *fo, struct channel_key *key, ch
  */
 int ft_options_check_role(struct ft_options *fo, const struct domain_def *dom, bool primary, struct channel_key *key,
 			  char *err, size_t errlen) FTVM_MUST_CHECK;
-/* Starts the node's control socket for `role` serving status(ctx); a node runs on without one
- * (with a warning) when it cannot be started. *ctl stays NULL then. */
+/* Starts a backup's control socket serving status(ctx), refusing `snapshot` (a primary's is
+ * cmd/vm_control.c's); a node runs on without one (with a warning) when it cannot be started.
+ * *ctl stays NULL then. */
 void ft_options_start_control(const struct ft_options *fo, const char *role, void (*status)(void *, struct ft_status *),
 			      void *ctx, struct control_server **ctl);
 /* The VM id of the handshake: the VM name and the configuration digest, so a primary and a backup

@@ -20,7 +20,8 @@ static const struct ftvm_command commands[] = {
 	{ "backup", "run a VM as the backup of an FT pair (replays, goes live on failure)", cmd_backup_main },
 	{ "incoming", "wait for a live migration of a VM and run it here (docs/migration.md)", cmd_incoming_main },
 	{ "migrate", "live-migrate a running VM to an `ftvm incoming` on another host", cmd_migrate_main },
-	{ "status", "status of a running FT node (role, lag, log Mbit/s, outputs held...)", cmd_status_main },
+	{ "status", "status of a running node (role, icount, job; FT: lag, log Mbit/s, outputs held...)", cmd_status_main },
+	{ "snapshot", "save a running VM to a file while it runs (--stop: then power it off)", cmd_snapshot_main },
 	{ "arbiter", "shared-disk test-and-set: init, claim, show (docs/arbiter.md)", cmd_arbiter_main },
 	{ "keygen", "make a pairing key for the logging channel (--channel-key)", cmd_keygen_main },
 };

@@ -4,8 +4,9 @@
  *
  * The commands' jobs run on the control socket's job thread and reach the machine through
  * c->m; a role that replaces its machine (`ftvm run` on a guest reset) does it between
- * vm_control_lock() and vm_control_unlock(), which every job and status read also hold, so no
- * control thread ever sees a machine that is being destroyed. vm_command.c stops the socket, and
+ * vm_control_lock() and vm_control_unlock(), the writer's side of a lock whose reader's side every
+ * job and status read hold, so no control thread ever sees a machine that is being destroyed, and
+ * status is answered while a job runs. vm_command.c stops the socket, and
  * so joins any job, before the machine is destroyed at the end.
  */
 #ifndef FTVM_CMD_VM_CONTROL_H
@@ -15,7 +16,6 @@
 #include <stdbool.h>
 #include "cmd/control_options.h"
 #include "cmd/vm_command.h"
-#include "vm/icount.h"
 #include "common/control.h"
 #include "util/compiler.h"
 
@@ -24,12 +24,12 @@ struct vm_control {
 	struct vm_command *c;
 	control_status_fn *ft_status;     /* the FT primary's status, or NULL */
 	void *ft_ctx;
+	pthread_rwlock_t lock;            /* c->m: read by control threads, replaced by the role */
 	const char *vm_name;              /* --vm NAME (set by vm_control_start) */
-	/* The commands besides status, set by the role before vm_control_start() (may be none). */
-	const struct control_command *commands;
-	size_t ncommands;
-	pthread_mutex_t lock;             /* c->m while a control thread uses it */
-	_Atomic icount_t last_icount;     /* status while a job holds the lock */
+	/* Commands besides the node's own (snapshot), set by the role before vm_control_start(). */
+	const struct control_command *extra;
+	size_t nextra;
+	struct control_command commands[CONTROL_MAX_COMMANDS]; /* what the socket serves */
 	bool inited;
 };
 
@@ -42,8 +42,8 @@ void vm_control_lock(struct vm_control *vc);
 void vm_control_unlock(struct vm_control *vc);
 /*
  * The run of a node without FT (`ftvm run`, `ftvm incoming` once handed over): the machine in
- * its live world until the guest powers off; a guest reset builds the machine anew, under the
- * lock. Ends with vm_command_finish(): the exit status, or -errno with err.
+ * its live world until the guest powers off; a guest reset builds the machine anew under the lock.
+ * Ends with vm_command_finish(): the exit status, or -errno with err.
  */
 int vm_control_run_live(struct vm_control *vc, char *err, size_t errlen);
 /* After the socket stopped; harmless on a vm_control never initialised (zeroed). */

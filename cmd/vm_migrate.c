@@ -1,7 +1,7 @@
 /*
  * vm_migrate.c — the "migrate" control command (see vm_migrate.h). The handler checks the request
- * and loads the channel key on the server thread; the job holds the node's machine (vm_control's
- * lock, so a guest reset cannot replace it meanwhile), runs the migration on a thread of its own
+ * and loads the channel key on the server thread; the job holds the node's machine (the read side
+ * of vm_control's lock, so a guest reset cannot replace it meanwhile), runs the migration on a thread of its own
  * and copies its statistics into the job's status every 100 ms until it ends.
  */
 #include "cmd/vm_migrate.h"
@@ -53,8 +53,8 @@ static int migrate_handler(void *ctx, const json_t *req, json_t *answer, void **
 	if (vc->ft_status) {
 		struct ft_status st;
 		vc->ft_status(vc->ft_ctx, &st);
-		snprintf(err, errlen, "this VM is an FT %s (%s): live migration moves a VM that runs without a "
-				      "backup (ftvm run); stop the pair's backup first",
+		snprintf(err, errlen, "migrate: refused on an FT %s (%s): live migration moves a VM run by `ftvm run` "
+				      "or `ftvm incoming`; a pair moves by failover",
 			 vc->role, ft_state_name(st.state));
 		return -EBUSY;
 	}
@@ -127,7 +127,7 @@ static int migrate_job(void *ctx, void *arg, struct control_job *job, char *err,
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	vm_control_lock(vc);
+	pthread_rwlock_rdlock(&vc->lock);
 	struct mig_source_config cfg = {
 		.m = vc->c->m, .world = vc->c->world, .to = a->to, .key = &a->key, .vm_id = vc->vm_name,
 		.epoch = 0, .downtime_ms = a->downtime_ms, .bandwidth_mbit = a->bandwidth_mbit,
@@ -135,7 +135,7 @@ static int migrate_job(void *ctx, void *arg, struct control_job *job, char *err,
 	};
 	ret = cfg.m ? mig_job_start(mj, &cfg) : -ESRCH;
 	if (ret) {
-		vm_control_unlock(vc);
+		pthread_rwlock_unlock(&vc->lock);
 		snprintf(err, errlen, "cannot start the migration: %s", strerror(-ret));
 		goto out;
 	}
@@ -145,7 +145,7 @@ static int migrate_job(void *ctx, void *arg, struct control_job *job, char *err,
 		nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000 * 1000 }, NULL);
 	}
 	ret = mig_job_join(mj);
-	vm_control_unlock(vc);
+	pthread_rwlock_unlock(&vc->lock);
 	mig_job_get_stats(mj, &s);
 	publish(job, &s);
 	if (ret)
@@ -168,21 +168,4 @@ const struct control_command vm_migrate_command = {
 	.handler = migrate_handler,
 	.job = migrate_job,
 	.job_arg_free = migrate_arg_free,
-};
-
-static int migrate_ft_handler(void *ctx, const json_t *req, json_t *answer, void **job_arg, char *err, size_t errlen)
-{
-	(void)ctx;
-	(void)req;
-	(void)answer;
-	(void)job_arg;
-	snprintf(err, errlen, "this VM runs under fault tolerance (ftvm primary/backup): live migration moves a VM "
-			      "run by `ftvm run` or `ftvm incoming`; a pair in sync moves by failover (stop the primary), "
-			      "and an FT node running alone is not a migration source");
-	return -EBUSY;
-}
-
-const struct control_command vm_migrate_ft_command = {
-	.name = "migrate",
-	.handler = migrate_ft_handler,
 };

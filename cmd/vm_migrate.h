@@ -9,7 +9,5 @@
 #include "common/control.h"
 
 extern const struct control_command vm_migrate_command;
-/* The same command on an FT node (`ftvm primary`, `ftvm backup`): refused, saying why. */
-extern const struct control_command vm_migrate_ft_command;
 
 #endif

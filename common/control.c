@@ -47,6 +47,7 @@
 
 struct control_client {
 	int fd;                     /* -1: a free slot */
+	uid_t uid;                  /* the peer's, from SO_PEERCRED */
 	uint64_t deadline_ms;       /* the next request must be complete by then */
 	size_t in_len;
 	char in[CONTROL_MAX_REQUEST];
@@ -70,6 +71,7 @@ struct control_job {
 	uint64_t done, total;
 	uint64_t start_ms, end_ms;
 	json_t *result;
+	bool reported;              /* its outcome went out in a status answer */
 };
 
 struct control_server {
@@ -224,6 +226,7 @@ static int job_start(struct control_server *srv, const struct control_command *c
 	job->arg = arg;
 	job->id++;
 	job->running = true;
+	job->reported = false;
 	job->outcome = 0;
 	job->error[0] = 0;
 	snprintf(job->phase, sizeof(job->phase), "starting");
@@ -251,6 +254,14 @@ fail:
 
 /* ---- requests ---- */
 
+/* The peer of the request being answered: set by the server thread around a handler's call. */
+static __thread uid_t current_peer_uid;
+
+uid_t control_peer_uid(void)
+{
+	return current_peer_uid;
+}
+
 static char *dump_answer(json_t *o)
 {
 	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -277,8 +288,10 @@ static char *status_answer(struct control_server *srv)
 	if (o && srv->status_fields)
 		srv->status_fields(srv->ctx, o);
 	pthread_mutex_lock(&srv->job_lock);
-	if (o && srv->job.id)
+	if (o && srv->job.id) {
 		json_object_set_new(o, "job", job_object(&srv->job));
+		srv->job.reported = !srv->job.running;
+	}
 	pthread_mutex_unlock(&srv->job_lock);
 	return dump_answer(o);
 }
@@ -418,6 +431,7 @@ static int client_answer(struct control_server *srv, struct control_client *c)
 	char *nl;
 	while (!c->out && (nl = memchr(c->in, '\n', c->in_len)) != NULL) {
 		*nl = 0;
+		current_peer_uid = c->uid;
 		char *out = answer(srv, c->in);
 		c->in_len -= (size_t)(nl + 1 - c->in);
 		memmove(c->in, nl + 1, c->in_len);
@@ -470,7 +484,7 @@ static bool in_groups(gid_t group, const gid_t *groups, size_t n)
 
 /* Whether the peer may use the socket: root, this node's user, or a member of the control group
  * (its primary group or, through SO_PEERGROUPS, a supplementary one). */
-static bool peer_allowed(const struct control_server *srv, int fd, char *why, size_t whylen)
+static bool peer_allowed(const struct control_server *srv, int fd, uid_t *uid, char *why, size_t whylen)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
@@ -481,6 +495,7 @@ static bool peer_allowed(const struct control_server *srv, int fd, char *why, si
 		snprintf(why, whylen, "permission denied: peer credentials unavailable (%s)", strerror(errno));
 		return false;
 	}
+	*uid = cred.uid;
 	if (cred.uid == 0 || cred.uid == srv->uid || (srv->has_group && cred.gid == srv->group))
 		return true;
 	if (srv->has_group) {
@@ -510,7 +525,8 @@ static void accept_clients(struct control_server *srv)
 			return;   /* EAGAIN: all taken; EMFILE and the like: try again at the next wake-up */
 		}
 		char why[128];
-		if (!peer_allowed(srv, fd, why, sizeof(why))) {
+		uid_t uid;
+		if (!peer_allowed(srv, fd, &uid, why, sizeof(why))) {
 			send_and_close(fd, why, false);
 			continue;
 		}
@@ -525,6 +541,7 @@ static void accept_clients(struct control_server *srv)
 			continue;
 		}
 		c->fd = fd;
+		c->uid = uid;
 		c->in_len = 0;
 		c->deadline_ms = time_mono_ms() + CONTROL_REQUEST_TIMEOUT_MS;
 	}
@@ -700,6 +717,21 @@ out_free:
 	pthread_mutex_destroy(&srv->job_lock);
 	free(srv);
 	return ret;
+}
+
+void control_linger(struct control_server *srv, unsigned timeout_ms)
+{
+	if (!srv)
+		return;
+	uint64_t until = time_mono_ms() + timeout_ms;
+	for (;;) {
+		pthread_mutex_lock(&srv->job_lock);
+		bool wait = srv->job.id && !srv->job.reported;
+		pthread_mutex_unlock(&srv->job_lock);
+		if (!wait || time_mono_ms() >= until)
+			return;
+		usleep(10 * 1000);   /* a bounded wait at exit; the server thread is not involved */
+	}
 }
 
 void control_stop(struct control_server *srv)

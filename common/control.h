@@ -83,6 +83,14 @@ struct control_config {
 int control_start(const struct control_config *cfg, struct control_server **out, char *err,
 		  size_t errlen) FTVM_MUST_CHECK;
 void control_stop(struct control_server *srv);
+/* For a node about to end: when it has had a job whose outcome no status answer carried yet (a
+ * snapshot that stops its VM), keeps serving until one has, or timeout_ms passed, so the job's
+ * client learns how it ended. Returns at once otherwise. */
+void control_linger(struct control_server *srv, unsigned timeout_ms);
+
+/* In a handler: the uid of the client whose request it answers (SO_PEERCRED), for commands that
+ * must be reserved to root and the node's own user (members of a control group are served too). */
+uid_t control_peer_uid(void);
 
 /* From the job thread: the job's phase (a short word, copied) and its progress in bytes. */
 void control_job_phase(struct control_job *job, const char *phase);

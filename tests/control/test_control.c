@@ -78,6 +78,7 @@ static int echo_handler(void *ctx, const json_t *req, json_t *answer, void **job
 		return -EINVAL;
 	}
 	json_object_set_new(answer, "n", json_integer(json_integer_value(n)));
+	json_object_set_new(answer, "uid", json_integer(control_peer_uid()));
 	return 0;
 }
 
@@ -315,7 +316,9 @@ static void test_quick_command_checks_its_arguments(void **state)
 {
 	struct control_server *srv = start_with_commands();
 	int fd = client();
-	expect_answer(fd, "{\"cmd\":\"echo\",\"n\":3}\n", "{\"ok\":true,\"n\":3}");
+	char want[64];
+	snprintf(want, sizeof(want), "{\"ok\":true,\"n\":3,\"uid\":%u}", (unsigned)geteuid());
+	expect_answer(fd, "{\"cmd\":\"echo\",\"n\":3}\n", want);   /* the handler knows its client */
 	expect_answer(fd, "{\"cmd\":\"echo\"}\n", "{\"ok\":false,\"error\":\"echo: \\\"n\\\" must be an integer 0..10\"}");
 	expect_answer(fd, "{\"cmd\":\"echo\",\"n\":\"3\"}\n", "must be an integer");
 	expect_answer(fd, "{\"cmd\":\"echo\",\"n\":11}\n", "must be an integer");
@@ -327,6 +330,18 @@ static void test_quick_command_checks_its_arguments(void **state)
 	assert_null(strstr(line, "\"job\""));
 	close(fd);
 	control_stop(srv);
+}
+
+/* Asks for status until the job no longer runs; the last answer in line. */
+static void status_after_job(int fd, char *line, size_t len)
+{
+	for (int i = 0; i < 200; i++) {
+		say(fd, "{\"cmd\":\"status\"}\n");
+		assert_true(read_line(fd, line, len, 2000) > 0);
+		if (!strstr(line, "\"state\":\"running\""))
+			return;
+		usleep(10 * 1000);
+	}
 }
 
 static void test_jobs_one_at_a_time(void **state)
@@ -353,26 +368,14 @@ static void test_jobs_one_at_a_time(void **state)
 	expect_answer(other, "{\"cmd\":\"work\"}\n", "\"error\":\"a work job is running (phase working, for ");
 	expect_answer(fd, "{\"cmd\":\"echo\",\"n\":1}\n", "\"ok\":true");   /* quick commands still run */
 	atomic_store(&release_job, 1);
-	for (int i = 0; i < 200; i++) {
-		say(fd, "{\"cmd\":\"status\"}\n");
-		assert_true(read_line(fd, line, sizeof(line), 2000) > 0);
-		if (!strstr(line, "\"state\":\"running\""))
-			break;
-		usleep(10 * 1000);
-	}
+	status_after_job(fd, line, sizeof(line));
 	if (!strstr(line, "\"kind\":\"work\",\"state\":\"done\"") || !strstr(line, "\"result\":{\"seven\":7}"))
 		fail_msg("after the job: %s", line);
 
 	/* The next job may start now; this one fails, and says why. */
 	atomic_store(&release_job, 2);
 	expect_answer(fd, "{\"cmd\":\"work\"}\n", "{\"ok\":true,\"job_id\":2}");
-	for (int i = 0; i < 200; i++) {
-		say(fd, "{\"cmd\":\"status\"}\n");
-		assert_true(read_line(fd, line, sizeof(line), 2000) > 0);
-		if (!strstr(line, "\"state\":\"running\""))
-			break;
-		usleep(10 * 1000);
-	}
+	status_after_job(fd, line, sizeof(line));
 	if (!strstr(line, "\"id\":2,\"kind\":\"work\",\"state\":\"failed\"") ||
 	    !strstr(line, "\"error\":\"the work failed on purpose\""))
 		fail_msg("after the failed job: %s", line);

@@ -186,7 +186,7 @@ def scenario_faults(lab, workdir):
     out = subprocess.run([ftlab.ftvm_binary(), "migrate", "--control", os.path.join(workdir, "backup.sock"),
                           "--to", f"{HOST_IP['a']}:{PORT}", "--channel-key", lab.key],
                          capture_output=True, text=True, timeout=60)
-    check(out.returncode == 1 and "fault tolerance" in out.stderr, f"an FT node: {out.stderr}", [lab.backup])
+    check(out.returncode == 1 and "failover" in out.stderr, f"an FT node: {out.stderr}", [lab.backup])
     print(f"FT node: {out.stderr.strip()}", flush=True)
     lab.backup.kill()
     lab.backup.wait(10)
