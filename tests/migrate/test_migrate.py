@@ -46,22 +46,40 @@ def check(cond, what, nodes=()):  # noqa: C901
 
 
 class MigLab(ftlab.Lab):
-    """The FT lab's network, disk and key; VMs run by `ftvm run` / `ftvm incoming`."""
+    """The FT lab's network, disk and key; VMs run by `ftvm run` / `ftvm incoming`. Every node it
+    starts is killed by close(), whatever the test's outcome."""
+
+    nodes = None
+
+    def track(self, node):
+        if self.nodes is None:
+            self.nodes = []
+        self.nodes.append(node)
+        return node
+
+    def close(self):
+        for n in self.nodes or []:
+            n.kill()
+            try:
+                n.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        super().close()
 
     def sock(self, host):
         return os.path.join(self.workdir, f"{host}.sock")
 
     def start_run(self, host, extra=()):
-        n = ftlab.Node(f"run-{host}", ["ip", "netns", "exec", self.ns(host), ftlab.ftvm_binary(), "run",
-                                       "--vm", self.vm_name(), "--control", self.sock(host)]
-                       + list(extra) + self.run_options())
-        return n
+        return self.track(ftlab.Node(f"run-{host}", ["ip", "netns", "exec", self.ns(host), ftlab.ftvm_binary(),
+                                                     "run", "--vm", self.vm_name(), "--control", self.sock(host)]
+                                     + list(extra) + self.run_options()))
 
     def start_incoming(self, host, extra=(), port=PORT):
         n = ftlab.Node(f"incoming-{host}", ["ip", "netns", "exec", self.ns(host), ftlab.ftvm_binary(), "incoming",
                                             "--listen", f"{HOST_IP[host]}:{port}", "--channel-key", self.key,
                                             "--vm", self.vm_name(), "--control", self.sock(host)]
                        + list(extra) + self.run_options())
+        self.track(n)
         n.wait_for("waiting for its migration", 30)
         return n
 
@@ -296,6 +314,7 @@ def main():
             return 2
         return 0
     finally:
+        open(os.path.join(workdir, "stop"), "w").close()  # any writer still running ends
         lab.close()
 
 
