@@ -23,6 +23,7 @@
 #include "cmd/run_options.h"
 #include "cmd/vm_command.h"
 #include "cmd/vm_control.h"
+#include "cmd/vm_migrate.h"
 #include "host/world_live.h"
 #include "primary/ft_primary.h"
 #include "util/diag.h"
@@ -91,6 +92,8 @@ static int primary_start(void *self, struct vm_command *c, char *err, size_t err
 		snprintf(err, errlen, "cannot start: %s", strerror(-ret));
 		return FTVM_EXIT_FAILURE;
 	}
+	pc->vc.extra = &vm_migrate_command;
+	pc->vc.nextra = 1;
 	vm_control_start(&pc->vc, &fo->co, &c->ctl);
 	diag_info("primary of %s, epoch %llu, streaming to %s", vm_id, (unsigned long long)fo->epoch, fo->peer);
 	return 0;

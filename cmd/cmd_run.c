@@ -39,6 +39,7 @@
 #include "cmd/snapshot_options.h"
 #include "cmd/vm_command.h"
 #include "cmd/vm_control.h"
+#include "cmd/vm_migrate.h"
 #include "backup/ft_backup.h"
 #include "host/state_file.h"
 #include "host/world_live.h"
@@ -163,6 +164,8 @@ static int run_start(void *self, struct vm_command *c, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot start: %s", strerror(-ret));
 		return FTVM_EXIT_FAILURE;
 	}
+	r->vc.extra = &vm_migrate_command;
+	r->vc.nextra = 1;
 	vm_control_start(&r->vc, &r->co, &c->ctl);
 	return 0;
 }
@@ -171,25 +174,8 @@ static int run_start(void *self, struct vm_command *c, char *err, size_t errlen)
 static int run_run(void *self, struct vm_command *c, char *err, size_t errlen)
 {
 	struct run_cmd *r = self;
-	enum machine_exit why;
-	int status;
-	for (;;) {
-		why = machine_run(c->m, world_live_world(c->world), ICOUNT_MAX, &status);
-		diag_info("machine stopped (%d, status %d) at icount %llu", why, status,
-			  (unsigned long long)machine_icount(c->m));
-		world_live_flush(c->world);
-		if (why != MACHINE_EXIT_RESET || c->opts.no_reboot)
-			break;
-		vm_control_lock(&r->vc);
-		machine_destroy(c->m);
-		c->m = NULL;
-		world_live_reset(c->world);
-		int ret = machine_create(&c->mc, &c->m, err, errlen);
-		vm_control_unlock(&r->vc);
-		if (ret)
-			return ret;
-	}
-	return vm_command_finish(c, why, status, NULL);
+	(void)c;
+	return vm_control_run_live(&r->vc, err, errlen);
 }
 
 static void run_stop(void *self)

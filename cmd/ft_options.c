@@ -203,14 +203,25 @@ static int backup_snapshot(void *ctx, const json_t *req, json_t *answer, void **
 	return -EPERM;
 }
 
+/* Nor does it move: a pair in sync moves by failover. */
+static int backup_migrate(void *ctx, const json_t *req, json_t *answer, void **job_arg, char *err, size_t errlen)
+{
+	(void)ctx, (void)req, (void)answer, (void)job_arg;
+	snprintf(err, errlen, "migrate: refused on a backup, whose VM replays its primary's log: live migration "
+			      "moves a VM run by `ftvm run` or `ftvm incoming`; a pair moves by failover");
+	return -EPERM;
+}
+
 static const struct control_command backup_commands[] = {
 	{ .name = "snapshot", .handler = backup_snapshot },
+	{ .name = "migrate", .handler = backup_migrate },
 };
 
 void ft_options_start_control(const struct ft_options *fo, const char *role, void (*status)(void *, struct ft_status *),
 			      void *ctx, struct control_server **ctl)
 {
-	struct control_config cc = { .status = status, .ctx = ctx, .commands = backup_commands, .ncommands = 1 };
+	struct control_config cc = { .status = status, .ctx = ctx, .commands = backup_commands,
+				     .ncommands = sizeof(backup_commands) / sizeof(backup_commands[0]) };
 	control_options_start(&fo->co, role, &cc, ctl);
 }
 

@@ -21,5 +21,7 @@ int cmd_backup_main(int argc, char **argv);
 int cmd_status_main(int argc, char **argv);
 int cmd_snapshot_main(int argc, char **argv);
 int cmd_keygen_main(int argc, char **argv);
+int cmd_incoming_main(int argc, char **argv);
+int cmd_migrate_main(int argc, char **argv);
 
 #endif

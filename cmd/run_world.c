@@ -143,6 +143,7 @@ int run_world_finish(const char *cmd, struct world_live **w, enum machine_exit w
 {
 	int signo = *w ? world_live_quit_signal(*w) : 0;
 	bool stopped = *w && world_live_stop_requested(*w);
+	bool handed_over = *w && world_live_handed_over(*w);
 	bool quit = *w && (signo || stopped || world_live_quit_requested(*w));
 	run_world_catch_signals(NULL);
 	world_live_destroy(*w);  /* restores the terminal before anything is printed */
@@ -151,6 +152,11 @@ int run_world_finish(const char *cmd, struct world_live **w, enum machine_exit w
 		return ftvm_exit_of_guest(status);
 	if (why != MACHINE_EXIT_ERROR)
 		return FTVM_EXIT_OK;
+	if (status == -ECANCELED && handed_over) {
+		fprintf(stderr, "\nftvm %s: the VM was handed over to its migration's destination; this copy "
+				"has stopped\n", cmd);
+		return FTVM_EXIT_OK;
+	}
 	if (status == -ECANCELED && quit) {
 		if (stopped && !signo)
 			fprintf(stderr, "\nftvm %s: stopped for good after its snapshot (ftvm snapshot --stop)\n", cmd);

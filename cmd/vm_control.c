@@ -2,6 +2,7 @@
  * vm_control.c — see vm_control.h. The commands: `snapshot` (docs/control.md), a job whose work is
  * host/snapshot_live.c's, run with the machine lock held so the machine cannot be replaced under it.
  */
+#define DIAG_MODULE "run"
 #include "cmd/vm_control.h"
 
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include "host/snapshot_live.h"
 #include "host/state_file.h"
 #include "host/world_live.h"
+#include "util/diag.h"
 #include "vm/machine.h"
 
 struct snapshot_request {
@@ -186,12 +188,46 @@ static void status_fields(void *ctx, json_t *answer)
 
 void vm_control_start(struct vm_control *vc, const struct control_options *co, struct control_server **ctl)
 {
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof(vm_commands) / sizeof(vm_commands[0]) && n < CONTROL_MAX_COMMANDS; i++)
+		vc->commands[n++] = vm_commands[i];
+	for (size_t i = 0; i < vc->nextra && n < CONTROL_MAX_COMMANDS; i++)
+		vc->commands[n++] = vc->extra[i];
 	struct control_config cc = {
 		.status = vc->ft_status ? ft_status : NULL,
 		.status_fields = status_fields,
 		.ctx = vc,
-		.commands = vm_commands,
-		.ncommands = sizeof(vm_commands) / sizeof(vm_commands[0]),
+		.commands = vc->commands,
+		.ncommands = n,
 	};
+	vc->vm_name = co->vm;
 	control_options_start(co, vc->role, &cc, ctl);
+}
+
+int vm_control_run_live(struct vm_control *vc, char *err, size_t errlen)
+{
+	struct vm_command *c = vc->c;
+	enum machine_exit why;
+	int status;
+	for (;;) {
+		why = machine_run(c->m, world_live_world(c->world), ICOUNT_MAX, &status);
+		diag_info("machine stopped (%d, status %d) at icount %llu", why, status,
+			  (unsigned long long)machine_icount(c->m));
+		world_live_flush(c->world);
+		if (why != MACHINE_EXIT_RESET || c->opts.no_reboot)
+			break;
+		vm_control_lock(vc);
+		machine_destroy(c->m);
+		c->m = NULL;
+		world_live_reset(c->world);
+		int ret = machine_create(&c->mc, &c->m, err, errlen);
+		vm_control_unlock(vc);
+		if (ret)
+			return ret;
+	}
+	/* A job (a migration) uses the machine and the live world under the lock: let it end before
+	 * the world goes away (a guest that powered off meanwhile is migrated powered off). */
+	vm_control_lock(vc);
+	vm_control_unlock(vc);
+	return vm_command_finish(c, why, status, NULL);
 }

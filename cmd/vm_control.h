@@ -25,6 +25,11 @@ struct vm_control {
 	control_status_fn *ft_status;     /* the FT primary's status, or NULL */
 	void *ft_ctx;
 	pthread_rwlock_t lock;            /* c->m: read by control threads, replaced by the role */
+	const char *vm_name;              /* --vm NAME (set by vm_control_start) */
+	/* Commands besides the node's own (snapshot), set by the role before vm_control_start(). */
+	const struct control_command *extra;
+	size_t nextra;
+	struct control_command commands[CONTROL_MAX_COMMANDS]; /* what the socket serves */
 	bool inited;
 };
 
@@ -35,6 +40,12 @@ int vm_control_init(struct vm_control *vc, const char *role, struct vm_command *
 void vm_control_start(struct vm_control *vc, const struct control_options *co, struct control_server **ctl);
 void vm_control_lock(struct vm_control *vc);
 void vm_control_unlock(struct vm_control *vc);
+/*
+ * The run of a node without FT (`ftvm run`, `ftvm incoming` once handed over): the machine in
+ * its live world until the guest powers off; a guest reset builds the machine anew under the lock.
+ * Ends with vm_command_finish(): the exit status, or -errno with err.
+ */
+int vm_control_run_live(struct vm_control *vc, char *err, size_t errlen);
 /* After the socket stopped; harmless on a vm_control never initialised (zeroed). */
 void vm_control_destroy(struct vm_control *vc);
 

@@ -67,6 +67,7 @@ struct world_live {
 	uint64_t prng;
 
 	icount_t last_flush;         /* console output is written out at most every CONSOLE_FLUSH_INSNS */
+	_Atomic bool handed_over;            /* world_live_hand_over(): this copy stopped for good */
 	volatile sig_atomic_t quit_signal;   /* set by world_live_request_quit() from a signal handler */
 	atomic_bool stop_requested;          /* world_live_request_stop(): the VM ends for good */
 };
@@ -86,6 +87,24 @@ static uint64_t prng_next(uint64_t *state)
 }
 
 /* ---- console ---- */
+
+void world_live_drain_disks(struct world_live *w)
+{
+	for (unsigned i = 0; i < w->config.ndisks; i++)
+		if (w->disk[i])
+			disk_backend_drain(w->disk[i]);
+}
+
+void world_live_hand_over(struct world_live *w)
+{
+	atomic_store_explicit(&w->handed_over, true, memory_order_release);
+	input_queue_wake(w->queue);
+}
+
+bool world_live_handed_over(const struct world_live *w)
+{
+	return atomic_load_explicit(&w->handed_over, memory_order_acquire);
+}
 
 void world_live_flush(struct world_live *w)
 {
@@ -198,7 +217,8 @@ static bool nothing_can_arrive(const struct world_live *w)
 /* Ctrl-A x typed, or a signal asked to quit. */
 static bool quitting(const struct world_live *w)
 {
-	return console_quit_requested(w->console) || w->quit_signal || atomic_load(&w->stop_requested);
+	return console_quit_requested(w->console) || w->quit_signal || atomic_load(&w->stop_requested) ||
+	       atomic_load_explicit(&w->handed_over, memory_order_acquire);
 }
 
 /* ---- the vm_world ops ---- */

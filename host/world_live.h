@@ -67,5 +67,14 @@ void world_live_reset(struct world_live *w);
 void world_live_take_clock(struct world_live *w, icount_t now, const struct vm_clock *clock);
 /* Flushes buffered console output. */
 void world_live_flush(struct world_live *w);
+/* Live migration, with the vCPU held (machine_pause): waits until every disk request handed to
+ * the back ends has reached the disk, so no write of this host can land after the destination
+ * took the disk over. Their completions stay queued. */
+void world_live_drain_disks(struct world_live *w);
+/* Live migration's hand-over: this copy of the VM stops for good. The run ends at the next
+ * boundary with -ECANCELED before another instruction (world_live_handed_over() then says why);
+ * nothing more leaves. */
+void world_live_hand_over(struct world_live *w);
+bool world_live_handed_over(const struct world_live *w);
 
 #endif

@@ -29,6 +29,7 @@ static const char *const state_names[] = {
 	[CHANNEL_PROTOCOL] = "protocol-error",
 	[CHANNEL_PEER_CLOSED] = "peer-closed",
 	[CHANNEL_CLOSED] = "closed",
+	[CHANNEL_REFUSED] = "refused",
 };
 
 void channel_config_init(struct channel_config *cfg)
@@ -299,7 +300,10 @@ int chan_timers(struct channel *ch, uint64_t now, uint64_t hb_from)
 		}
 		chan_fail(ch, CHANNEL_TIMED_OUT, "peer silent for %llu ms (timeout %u ms): the %s",
 			  (unsigned long long)((now - last_rx) / NS_PER_MS), ch->cfg.timeout_ms,
-			  ch->role == CHAN_SENDER ? "backup sent no ack or heartbeat"
+			  ch->cfg.purpose == CHANNEL_PURPOSE_MIGRATION
+				  ? (ch->role == CHAN_SENDER ? "destination sent no ack or heartbeat"
+							     : "source sent no message or heartbeat")
+			  : ch->role == CHAN_SENDER ? "backup sent no ack or heartbeat"
 						  : "primary sent no record or heartbeat");
 		return 0;
 	}

@@ -72,6 +72,7 @@ enum channel_state {
 	CHANNEL_PROTOCOL = 3,    /* the peer sent a malformed or unexpected frame */
 	CHANNEL_PEER_CLOSED = 4, /* the peer closed in order (BYE) */
 	CHANNEL_CLOSED = 5,      /* closed locally */
+	CHANNEL_REFUSED = 6,     /* migration: the receiver refused the stream (REFUSE, its message) */
 };
 
 struct channel;
@@ -96,6 +97,12 @@ struct channel_config {
 	 */
 	bool ack_on_receipt;
 	enum channel_transport transport;
+	/*
+	 * What the channel carries (HELLO arg). A receiver refuses a HELLO of another purpose. A
+	 * migration's receiver takes any epoch (the stream says which) and may refuse the stream
+	 * after WELCOME with channel_refuse().
+	 */
+	enum channel_purpose purpose;
 	/*
 	 * The pairing key: the channel runs inside TLS 1.3 authenticated by it (PSK with ECDHE),
 	 * and nothing about the VM is said to a peer before TLS has proved it holds the key.
@@ -241,6 +248,17 @@ void channel_report_icount(struct channel *ch, icount_t icount);
  * like channel_report_icount(), which clears it.
  */
 void channel_report_caught_up(struct channel *ch, icount_t icount);
+
+/* Epoch the sender's HELLO carried. */
+uint64_t channel_peer_epoch(const struct channel *ch);
+
+/*
+ * Migration receiver: tell the sender why its stream is refused (@msg, at most 256 bytes are
+ * sent): channel_close() then sends a REFUSE frame instead of BYE, and the sender's channel fails
+ * with CHANNEL_REFUSED and the message. Best effort: the close waits at most one second for the
+ * socket. -EINVAL on a log channel or a sender.
+ */
+int channel_refuse(struct channel *ch, const char *msg) FTVM_MUST_CHECK;
 
 /* LSN of the first record, from the handshake. */
 uint64_t channel_start_lsn(const struct channel *ch);

@@ -86,6 +86,10 @@ struct channel {
 	_Atomic int ack_waiters;
 
 	/* Receiver. */
+	uint64_t peer_epoch;           /* from the HELLO */
+	/* Migration: a refusal to send instead of BYE at close (channel_refuse()). */
+	uint8_t refuse[CHPROTO_HDR_SIZE + CHPROTO_REFUSE_MAX];
+	size_t refuse_len;
 	uint64_t start_lsn;
 	uint64_t expect_lsn;           /* channel thread: LSN of the next RECORD */
 	_Atomic uint64_t ack_req;      /* consumer: highest LSN acknowledged */

@@ -24,6 +24,15 @@ enum channel_transport {
 	CHANNEL_RDMA = 1, /* RC queue pair; needs an RDMA device (see verbs.h, README "Logging channel") */
 };
 
+/*
+ * What a channel carries, said in the HELLO's arg (docs/channel-protocol.md): the event log of an
+ * FT pair, or one live migration's stream (docs/migration.md). A receiver takes only its own.
+ */
+enum channel_purpose {
+	CHANNEL_PURPOSE_LOG = 0,
+	CHANNEL_PURPOSE_MIGRATION = 1,
+};
+
 /* The pairing's secret: whoever holds it may act as primary or backup of the pair. */
 struct channel_key {
 	uint8_t bytes[CHANNEL_KEY_SIZE];

@@ -144,6 +144,8 @@ static int refuse_errno(uint64_t reason)
 		return -ESTALE;
 	case CHPROTO_REFUSE_TRANSPORT:
 		return -EPROTOTYPE;
+	case CHPROTO_REFUSE_PURPOSE:
+		return -ENOPROTOOPT;
 	default:
 		return -EPROTO;
 	}
@@ -302,7 +304,7 @@ int channel_connect(const struct channel_config *cfg, const char *hostport, stru
 	h.transport = (uint16_t)cfg->transport;
 	memcpy(h.vm_id, ch->vm_id, h.vm_id_len);
 	uint32_t len = chproto_hello_encode(hello, &h);
-	chproto_encode(buf, CHPROTO_HELLO, 0, hello, len);
+	chproto_encode(buf, CHPROTO_HELLO, (uint64_t)cfg->purpose, hello, len);
 	rc = chtls_write_full(fd, tls, buf, CHPROTO_HDR_SIZE, deadline);
 	if (rc == 0)
 		rc = chtls_write_full(fd, tls, hello, len, deadline);
@@ -319,8 +321,10 @@ int channel_connect(const struct channel_config *cfg, const char *hostport, stru
 		buf[rh.len] = '\0';
 		channel_sanitize(msg, sizeof(msg), (char *)buf);
 		rc = refuse_errno(rh.arg);
-		chan_seterr(err, rc, "backup at %s refused the log of VM %s epoch %llu: %s", hostport,
-			    ch->vm_id, (unsigned long long)cfg->epoch, msg);
+		chan_seterr(err, rc, "%s at %s refused the %s of VM %s epoch %llu: %s",
+			    cfg->purpose == CHANNEL_PURPOSE_MIGRATION ? "destination" : "backup", hostport,
+			    cfg->purpose == CHANNEL_PURPOSE_MIGRATION ? "migration" : "log", ch->vm_id,
+			    (unsigned long long)cfg->epoch, msg);
 		goto out;
 	}
 	if (rh.kind != CHPROTO_WELCOME || rh.arg != cfg->start_lsn) {
@@ -511,7 +515,18 @@ static int hello_complete(struct channel_listener *l, struct hs_slot *s, struct 
 			      "wrong VM: this backup expects VM id \"%s\", the primary sent \"%s\"",
 			      l->vm_id, id);
 	}
-	if (hello.epoch != l->cfg.epoch) {
+	if (h.arg != (uint64_t)l->cfg.purpose) {
+		static const char *const what[] = { "an event log", "a migration stream" };
+		const char *want = what[l->cfg.purpose == CHANNEL_PURPOSE_MIGRATION];
+		const char *got = h.arg == CHANNEL_PURPOSE_LOG ? what[0]
+				  : h.arg == CHANNEL_PURPOSE_MIGRATION ? what[1] : "an unknown purpose";
+		snprintf(peer_msg, sizeof(peer_msg), "wrong purpose: this node takes %s, the peer offered %s",
+			 want, got);
+		return refuse(l, s, CHPROTO_REFUSE_PURPOSE, -ENOPROTOOPT, err, peer_msg,
+			      "wrong purpose for VM %s: this node takes %s, the peer offered %s", id, want, got);
+	}
+	/* A migration's destination learns the epoch from the HELLO (the stream repeats it). */
+	if (l->cfg.purpose == CHANNEL_PURPOSE_LOG && hello.epoch != l->cfg.epoch) {
 		snprintf(peer_msg, sizeof(peer_msg),
 			 auth ? "wrong epoch for VM %s: this backup expects epoch %llu, the primary "
 				"sent epoch %llu"
@@ -541,6 +556,7 @@ static int hello_complete(struct channel_listener *l, struct hs_slot *s, struct 
 		return rc;
 	}
 	ch->start_lsn = ch->expect_lsn = hello.start_lsn;
+	ch->peer_epoch = hello.epoch;
 	atomic_store(&ch->ack_req, hello.start_lsn - 1);
 	atomic_store(&ch->ack_sent, hello.start_lsn - 1);
 	/* The peer is authenticated: the rest of the setup gets the full connect timeout. */

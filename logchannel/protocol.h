@@ -49,6 +49,8 @@ enum chproto_refuse_reason {
 	CHPROTO_REFUSE_EPOCH = 3,
 	CHPROTO_REFUSE_MALFORMED = 4,
 	CHPROTO_REFUSE_TRANSPORT = 5,
+	CHPROTO_REFUSE_PURPOSE = 6,   /* a log offered to a migration's destination, or the reverse */
+	CHPROTO_REFUSE_STREAM = 7,    /* migration: the receiver refuses the stream (after WELCOME) */
 };
 
 struct chproto_hdr {

@@ -239,6 +239,52 @@ static bool receiver_ready(struct channel *ch)
 	       atomic_load_explicit(&ch->stop, memory_order_relaxed);
 }
 
+/*
+ * The channel thread's last words when the consumer refused the stream (channel_refuse()): any
+ * control frame still queued, then REFUSE, waiting at most a second for room (tx_mu held).
+ */
+static void send_refusal(struct channel *ch)
+{
+	uint64_t deadline = chnet_deadline(1000);
+	size_t off = 0;
+	while (off < ch->refuse_len) {
+		int rc = ch->ctl_len ? chan_flush_ctl(ch) : 0;
+		if (rc == 0) {
+			struct iovec iov = { .iov_base = ch->refuse + off, .iov_len = ch->refuse_len - off };
+			ssize_t n = chan_link_writev(ch, &iov, 1);
+			if (n > 0) {
+				off += (size_t)n;
+				continue;
+			}
+			rc = n < 0 && (errno == EAGAIN || errno == EINTR) ? -EAGAIN : -EIO;
+		}
+		if (rc != -EAGAIN || chnet_remaining_ms(deadline) == 0) {
+			diag_warn("the refusal could not be sent to the migration's source");
+			return;
+		}
+		struct pollfd p = { .fd = ch->link->fd, .events = POLLOUT };
+		(void)poll(&p, 1, 10);
+	}
+}
+
+int channel_refuse(struct channel *ch, const char *msg)
+{
+	if (ch->role != CHAN_RECEIVER || ch->cfg.purpose != CHANNEL_PURPOSE_MIGRATION)
+		return -EINVAL;
+	uint32_t len = (uint32_t)MIN(strlen(msg), (size_t)CHPROTO_REFUSE_MAX);
+	pthread_mutex_lock(&ch->tx_mu);
+	memcpy(ch->refuse + CHPROTO_HDR_SIZE, msg, len);
+	chproto_encode(ch->refuse, CHPROTO_REFUSE, CHPROTO_REFUSE_STREAM, msg, len);
+	ch->refuse_len = CHPROTO_HDR_SIZE + len;
+	pthread_mutex_unlock(&ch->tx_mu);
+	return 0;
+}
+
+uint64_t channel_peer_epoch(const struct channel *ch)
+{
+	return ch->peer_epoch;
+}
+
 void *chan_receiver_thread(void *arg)
 {
 	struct channel *ch = arg;
@@ -320,8 +366,10 @@ void *chan_receiver_thread(void *arg)
 		atomic_store_explicit(&ch->report_asleep, 0, memory_order_relaxed);
 	}
 	pthread_mutex_lock(&ch->tx_mu);
-	if (chan_up(ch) && chan_queue_ctl(ch, CHPROTO_BYE, 0) && chan_flush_ctl(ch) < 0)
-		diag_debug("BYE not sent");
+	if (chan_up(ch) && ch->refuse_len)
+		send_refusal(ch);
+	else if (chan_up(ch) && (queue_ack(ch), chan_queue_ctl(ch, CHPROTO_BYE, 0)) && chan_flush_ctl(ch) < 0)
+		diag_debug("BYE not sent"); /* with the last ACK the consumer gave before closing */
 	pthread_mutex_unlock(&ch->tx_mu);
 	chan_wake(&ch->app_wake);
 	return NULL;

@@ -148,7 +148,8 @@ int channel_flush(struct channel *ch, int timeout_ms)
 
 static bool sender_allowed(unsigned kind)
 {
-	return kind == CHPROTO_ACK || kind == CHPROTO_HEARTBEAT || kind == CHPROTO_BYE;
+	return kind == CHPROTO_ACK || kind == CHPROTO_HEARTBEAT || kind == CHPROTO_BYE ||
+	       kind == CHPROTO_REFUSE;
 }
 
 static int sender_handle(struct channel *ch, const struct chproto_hdr *h, const uint8_t *payload)
@@ -177,6 +178,19 @@ static int sender_handle(struct channel *ch, const struct chproto_hdr *h, const 
 		atomic_store_explicit(&ch->peer_icount, h->arg, memory_order_relaxed);
 		chan_stat_add(&ch->st_heartbeats, 1);
 		return 0;
+	case CHPROTO_REFUSE: {
+		/* Only a migration's destination refuses a stream once it is flowing. */
+		if (ch->cfg.purpose != CHANNEL_PURPOSE_MIGRATION) {
+			chan_fail(ch, CHANNEL_PROTOCOL, "REFUSE after the handshake on a log channel");
+			return -EPROTO;
+		}
+		char raw[CHPROTO_REFUSE_MAX + 1], msg[4 * CHPROTO_REFUSE_MAX + 1];
+		memcpy(raw, payload, h->len);
+		raw[h->len] = '\0';
+		channel_sanitize(msg, sizeof(msg), raw);
+		chan_fail(ch, CHANNEL_REFUSED, "the destination refused the stream: %s", msg);
+		return -ECONNRESET;
+	}
 	default: /* BYE */
 		chan_fail(ch, CHANNEL_PEER_CLOSED, "peer closed the channel (BYE)");
 		return -ECONNRESET;

@@ -115,6 +115,7 @@ struct encoder {
 	size_t errlen;
 	/* the run of non-zero pages being gathered for the next RAM section */
 	size_t run_first, run_count;
+	const uint64_t *pages;     /* NULL: every touched non-zero page; else exactly these */
 };
 
 static int put(struct encoder *e, const void *buf, size_t len)
@@ -195,6 +196,20 @@ static bool page_is_zero(const uint8_t *page)
 	return any == 0;
 }
 
+/* Page p joins the run being gathered (a run that it does not continue, or a full one, goes out). */
+static int add_page(struct encoder *e, size_t p)
+{
+	int ret = 0;
+	if (e->run_count && e->run_first + e->run_count != p)
+		ret = flush_run(e);
+	if (!e->run_count)
+		e->run_first = p;
+	e->run_count++;
+	if (!ret && e->run_count == STATE_RAM_RUN_MAX)
+		ret = flush_run(e);
+	return ret;
+}
+
 static int encode_pages(void *ctx, size_t first, size_t count, bool touched)
 {
 	struct encoder *e = ctx;
@@ -208,14 +223,19 @@ static int encode_pages(void *ctx, size_t first, size_t count, bool touched)
 			e->st->ram_pages_zero++;
 			ret = flush_run(e);
 		} else {
-			if (e->run_count && e->run_first + e->run_count != p)
-				ret = flush_run(e);
-			if (!e->run_count)
-				e->run_first = p;
-			e->run_count++;
-			if (!ret && e->run_count == STATE_RAM_RUN_MAX)
-				ret = flush_run(e);
+			ret = add_page(e, p);
 		}
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* The pages set in e->pages, zeros included, in ascending runs. */
+static int encode_listed_pages(struct encoder *e)
+{
+	for (size_t p = 0; p < e->st->ram_pages; p++) {
+		int ret = e->pages[p / 64] >> (p % 64) & 1 ? add_page(e, p) : 0;
 		if (ret)
 			return ret;
 	}
@@ -256,7 +276,10 @@ static int encode_parts(struct encoder *e, struct machine_state *s, const struct
 	if (ret)
 		return ret;
 	e->st->ram_pages = e->ram_size / RAM_PAGE_SIZE;
-	ret = ram_pages_walk(e->ram, e->ram_size, encode_pages, e);
+	if (e->pages)
+		ret = encode_listed_pages(e);
+	else
+		ret = ram_pages_walk(e->ram, e->ram_size, encode_pages, e);
 	if (!ret)
 		ret = flush_run(e);
 	if (ret)
@@ -296,6 +319,63 @@ int state_encode(const struct machine *m, struct state_sink sink, const struct s
 	return ret;
 }
 
+int state_encode_pages(const struct machine *m, struct state_sink sink, const uint64_t *pages,
+		       struct state_stats *stats, char *err, size_t errlen)
+{
+	struct state_stats local;
+	struct machine_state *s = machine_state_alloc();
+	if (!s) {
+		snprintf(err, errlen, "state: out of memory");
+		return -ENOMEM;
+	}
+	struct encoder e = { .sink = sink, .id = machine_identity(m), .st = stats ? stats : &local, .err = err,
+			     .errlen = errlen, .pages = pages };
+	memset(e.st, 0, sizeof(*e.st));
+	e.ram = machine_ram_const(m, &e.ram_size);
+	int ret = machine_save(m, s);
+	if (ret)
+		snprintf(err, errlen, "state: cannot save the machine: %s", strerror(-ret));
+	else
+		ret = encode_parts(&e, s, NULL);
+	machine_state_free(s);
+	return ret;
+}
+
+size_t state_ram_section_build(uint8_t *out, const uint8_t *ram, uint64_t first, uint32_t count)
+{
+	size_t payload = STATE_RAM_RUN_HEAD + (size_t)count * RAM_PAGE_SIZE;
+	put_le32(out, STATE_SEC_RAM);
+	put_le32(out + 4, (uint32_t)payload);
+	memset(out + STATE_SECTION_HEAD, 0, STATE_RAM_RUN_HEAD);
+	put_le64(out + STATE_SECTION_HEAD, first);
+	put_le32(out + STATE_SECTION_HEAD + 8, count);
+	memcpy(out + STATE_SECTION_HEAD + STATE_RAM_RUN_HEAD, ram + first * RAM_PAGE_SIZE,
+	       (size_t)count * RAM_PAGE_SIZE);
+	put_le32(out + STATE_SECTION_HEAD + payload, crc32c(0, out, STATE_SECTION_HEAD + payload));
+	return STATE_SECTION_HEAD + payload + STATE_SECTION_TAIL;
+}
+
+int state_config_section(const struct machine *m, uint8_t *out, size_t cap)
+{
+	struct machine_identity id = *machine_identity(m);
+	struct state_io io;
+	uint8_t scratch[CONFIG_CAP];
+	state_io_save_init(&io, scratch, sizeof(scratch));
+	identity_state_io(&io, &id);
+	int ret = io.err;
+	size_t len = io.len;
+	if (!ret && STATE_SECTION_HEAD + len + STATE_SECTION_TAIL > cap)
+		ret = -EOVERFLOW;
+	if (!ret) {
+		put_le32(out, STATE_SEC_CONFIG);
+		put_le32(out + 4, (uint32_t)len);
+		memcpy(out + STATE_SECTION_HEAD, io.buf, len);
+		put_le32(out + STATE_SECTION_HEAD + len, crc32c(0, out, STATE_SECTION_HEAD + len));
+	}
+	state_io_release(&io);
+	return ret ? ret : (int)(STATE_SECTION_HEAD + len + STATE_SECTION_TAIL);
+}
+
 /* ---- decoder ---- */
 
 struct decoder {
@@ -311,6 +391,7 @@ struct decoder {
 	uint32_t sections;
 	uint32_t virtio_seen;
 	bool restored;             /* device parts applied and RAM dropped */
+	bool keep_ram;             /* a live transfer's last part: RAM came in rounds before */
 	uint64_t next_page;        /* RAM runs ascend from here */
 	uint64_t ram_pages;
 	char *err;
@@ -600,7 +681,7 @@ static int restore_devices(struct decoder *d, uint64_t start)
 			 (unsigned long long)start, why);
 		return ret == -ENOMEM ? ret : -EINVAL;
 	}
-	ret = machine_ram_drop(d->m);
+	ret = d->keep_ram ? 0 : machine_ram_drop(d->m);
 	if (ret) {
 		snprintf(d->err, d->errlen, "state: cannot drop guest memory: %s", strerror(-ret));
 		return ret;
@@ -717,12 +798,12 @@ static int decode_all(struct decoder *d)
 	return ret;
 }
 
-int state_decode(struct machine *m, struct state_source src, struct state_extra *extra, struct state_stats *stats,
-		 char *err, size_t errlen)
+static int decode(struct machine *m, struct state_source src, struct state_extra *extra, bool keep_ram,
+		  struct state_stats *stats, char *err, size_t errlen)
 {
 	struct state_stats local;
 	struct decoder d = { .src = src, .m = m, .extra = extra, .st = stats ? stats : &local, .err = err,
-			     .errlen = errlen };
+			     .errlen = errlen, .keep_ram = keep_ram };
 	size_t ram_size;
 	memset(d.st, 0, sizeof(*d.st));
 	if (extra)
@@ -740,6 +821,111 @@ int state_decode(struct machine *m, struct state_source src, struct state_extra 
 	free(d.buf);
 	machine_state_free(d.s);
 	return ret;
+}
+
+int state_decode(struct machine *m, struct state_source src, struct state_extra *extra, struct state_stats *stats,
+		 char *err, size_t errlen)
+{
+	return decode(m, src, extra, false, stats, err, errlen);
+}
+
+int state_decode_keep_ram(struct machine *m, struct state_source src, struct state_stats *stats, char *err,
+			  size_t errlen)
+{
+	return decode(m, src, NULL, true, stats, err, errlen);
+}
+
+/* One whole section at buf: 0 with *type, the payload's place and length, or -EBADMSG. */
+static int whole_section(const uint8_t *buf, size_t len, uint32_t want, const uint8_t **payload, uint32_t *plen,
+			 char *err, size_t errlen)
+{
+	if (len < STATE_SECTION_HEAD + STATE_SECTION_TAIL) {
+		snprintf(err, errlen, "state: %zu bytes cannot hold a section", len);
+		return -EBADMSG;
+	}
+	uint32_t type = get_le32(buf), n = get_le32(buf + 4);
+	if (type != want) {
+		snprintf(err, errlen, "state: section %s (type %u) where %s belongs", state_section_name(type), type,
+			 state_section_name(want));
+		return -EBADMSG;
+	}
+	if (n > section_cap(type) || n > len - STATE_SECTION_HEAD - STATE_SECTION_TAIL) {
+		snprintf(err, errlen, "state: section %s: length %u above its cap or beyond the %zu bytes given",
+			 state_section_name(type), n, len);
+		return -EBADMSG;
+	}
+	if (get_le32(buf + STATE_SECTION_HEAD + n) != crc32c(0, buf, STATE_SECTION_HEAD + n)) {
+		snprintf(err, errlen, "state: bad CRC in section %s", state_section_name(type));
+		return -EBADMSG;
+	}
+	*payload = buf + STATE_SECTION_HEAD;
+	*plen = n;
+	return 0;
+}
+
+int state_ram_section_apply(struct machine *m, const uint8_t *buf, size_t len, size_t *used, uint32_t *pages,
+			    char *err, size_t errlen)
+{
+	const uint8_t *pl;
+	uint32_t n;
+	int ret = whole_section(buf, len, STATE_SEC_RAM, &pl, &n, err, errlen);
+	if (ret)
+		return ret;
+	size_t size;
+	uint8_t *ram = machine_ram(m, &size);
+	uint64_t ram_pages = size / RAM_PAGE_SIZE, first = 0;
+	uint32_t count = 0;
+	const char *why = NULL;
+	if (n < STATE_RAM_RUN_HEAD) {
+		why = "payload too short";
+	} else {
+		first = get_le64(pl);
+		count = get_le32(pl + 8);
+		if (count == 0 || count > STATE_RAM_RUN_MAX)
+			why = "page count out of range (1..256)";
+		else if (get_le32(pl + 12) != 0)
+			why = "reserved field is not zero";
+		else if (n != STATE_RAM_RUN_HEAD + (uint64_t)count * RAM_PAGE_SIZE)
+			why = "length does not match the page count";
+		else if (first > ram_pages || count > ram_pages - first)
+			why = "run lies outside guest memory";
+	}
+	if (why) {
+		snprintf(err, errlen, "state: section RAM: %s", why);
+		return -EBADMSG;
+	}
+	memcpy(ram + first * RAM_PAGE_SIZE, pl + STATE_RAM_RUN_HEAD, (size_t)count * RAM_PAGE_SIZE);
+	*used = STATE_SECTION_HEAD + n + STATE_SECTION_TAIL;
+	*pages = count;
+	return 0;
+}
+
+int state_config_check(const struct machine *m, const uint8_t *buf, size_t len, char *err, size_t errlen)
+{
+	const uint8_t *pl;
+	uint32_t n;
+	int ret = whole_section(buf, len, STATE_SEC_CONFIG, &pl, &n, err, errlen);
+	if (ret)
+		return ret;
+	if (len != STATE_SECTION_HEAD + n + STATE_SECTION_TAIL) {
+		snprintf(err, errlen, "state: bytes left over after section CONFIG");
+		return -EBADMSG;
+	}
+	struct machine_identity there = { 0 };
+	struct state_io io;
+	state_io_load_init(&io, pl, n);
+	identity_state_io(&io, &there);
+	if (io.err || io.pos != n) {
+		snprintf(err, errlen, "state: section CONFIG: %s", io.err ? "malformed payload" : "bytes left over");
+		return -EBADMSG;
+	}
+	const struct machine_identity *here = machine_identity(m);
+	if (there.config_digest == here->config_digest)
+		return 0;
+	char diff[256];
+	name_difference(here, &there, diff, sizeof(diff));
+	snprintf(err, errlen, "another configuration: %s", diff);
+	return -EINVAL;
 }
 
 int state_decode_identity(struct state_source src, struct machine_identity *id, char *err, size_t errlen)

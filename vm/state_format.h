@@ -94,6 +94,38 @@ int state_encode_saved(const struct machine_identity *id, struct machine_state *
 int state_decode(struct machine *m, struct state_source src, struct state_extra *extra, struct state_stats *stats,
 		 char *err, size_t errlen) FTVM_MUST_CHECK;
 
+/*
+ * Pieces for a live transfer (docs/migration.md), which sends RAM in rounds before the state:
+ *
+ * state_encode_pages() is state_encode() with RAM limited to the pages set in @pages (a bitmap of
+ * machine_dirty_words() words): each of them is written, all-zero ones too, since the receiver's
+ * copy of such a page may hold older bytes.
+ * state_decode_keep_ram() is state_decode() without dropping RAM first: the pages of the state
+ * land on top of the ones an earlier round put there.
+ */
+int state_encode_pages(const struct machine *m, struct state_sink sink, const uint64_t *pages,
+		       struct state_stats *stats, char *err, size_t errlen) FTVM_MUST_CHECK;
+int state_decode_keep_ram(struct machine *m, struct state_source src, struct state_stats *stats,
+			  char *err, size_t errlen) FTVM_MUST_CHECK;
+
+/* Bytes of a RAM section carrying @count pages (1..STATE_RAM_RUN_MAX). */
+#define STATE_RAM_SECTION_SIZE(count) \
+	(STATE_SECTION_HEAD + STATE_RAM_RUN_HEAD + (size_t)(count) * 4096u + STATE_SECTION_TAIL)
+/* Writes a RAM section of pages [first, first + count) of @ram into @out (room for
+ * STATE_RAM_SECTION_SIZE(count)); returns its length. */
+size_t state_ram_section_build(uint8_t *out, const uint8_t *ram, uint64_t first, uint32_t count);
+/* Checks one RAM section (framing, cap, CRC, run inside RAM) at @buf and copies its pages into
+ * m's RAM; *used is the section's length. 0, or -EBADMSG with the reason in err. */
+int state_ram_section_apply(struct machine *m, const uint8_t *buf, size_t len, size_t *used,
+			    uint32_t *pages, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* The CONFIG section of m (room for STATE_CONFIG_SECTION_MAX bytes): its length, or -errno. */
+#define STATE_CONFIG_SECTION_MAX 528u
+int state_config_section(const struct machine *m, uint8_t *out, size_t cap) FTVM_MUST_CHECK;
+/* Checks a CONFIG section against m: 0, -EBADMSG (malformed) or -EINVAL (another configuration,
+ * the first difference named in err). */
+int state_config_check(const struct machine *m, const uint8_t *buf, size_t len, char *err,
+		       size_t errlen) FTVM_MUST_CHECK;
+
 /* Reads only the header and the CONFIG section: the configuration a state was saved with, so a
  * caller can build a machine that fits it (a clone's new MAC). 0, or -EBADMSG / the source's
  * -errno with the offset in err. */

@@ -522,6 +522,58 @@ static void test_refusal_sanitized(void **state)
 	channel_listener_close(l);
 }
 
+/*
+ * A log offered to a migration's destination (and a migration to a backup) is refused with reason
+ * PURPOSE, both sides saying what each takes; a migration's destination takes any epoch, and may
+ * refuse the stream after WELCOME: the sender's channel fails as "refused" with the message.
+ */
+static void test_purpose(void **state)
+{
+	struct channel_config bc, pc;
+	struct channel_err err;
+	struct acceptor a;
+	struct channel *p = NULL, *b = NULL;
+	char addr[64];
+	(void)state;
+
+	base_config(&bc);
+	bc.purpose = CHANNEL_PURPOSE_MIGRATION;
+	struct channel_listener *l = listen_local(&bc, addr, sizeof(addr));
+	base_config(&pc);
+	acceptor_start(&a, l);
+	assert_int_equal(channel_connect(&pc, addr, &p, &err), -ENOPROTOOPT);
+	acceptor_join(&a);
+	assert_int_equal(a.rc, -ENOPROTOOPT);
+	assert_non_null(strstr(err.msg, "this node takes a migration stream, the peer offered an event log"));
+	channel_listener_close(l);
+
+	base_config(&bc);
+	l = listen_local(&bc, addr, sizeof(addr));
+	base_config(&pc);
+	pc.purpose = CHANNEL_PURPOSE_MIGRATION;
+	acceptor_start(&a, l);
+	assert_int_equal(channel_connect(&pc, addr, &p, &err), -ENOPROTOOPT);
+	acceptor_join(&a);
+	assert_non_null(strstr(a.err.msg, "takes an event log, the peer offered a migration stream"));
+	channel_listener_close(l);
+
+	/* Another epoch is no reason to refuse a migration; a refused stream reaches the sender. */
+	base_config(&bc);
+	bc.purpose = CHANNEL_PURPOSE_MIGRATION;
+	base_config(&pc);
+	pc.purpose = CHANNEL_PURPOSE_MIGRATION;
+	pc.epoch = bc.epoch + 41;
+	open_pair(&pc, &bc, &p, &b);
+	assert_int_equal(channel_peer_epoch(b), pc.epoch);
+	assert_int_equal(channel_refuse(b, "the source's VM has another configuration: \x1b"), 0);
+	channel_close(b);
+	assert_true(wait_down(p, 5000) >= 0);
+	assert_int_equal(channel_state(p), CHANNEL_REFUSED);
+	assert_non_null(strstr(channel_error(p), "refused the stream: the source's VM has another configuration"));
+	assert_null(strchr(channel_error(p), '\x1b'));
+	channel_close(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -532,6 +584,7 @@ int main(void)
 		cmocka_unit_test(test_silent_strangers),
 		cmocka_unit_test(test_out_of_descriptors),
 		cmocka_unit_test(test_refusal_sanitized),
+		cmocka_unit_test(test_purpose),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_board.h"
 #include "util/byteorder.h"
 #include "util/crc32c.h"
 #include "vm/machine.h"
@@ -31,7 +32,6 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char firmware[64];
 static struct machine_config config;
 static struct machine *machine;
 
@@ -56,13 +56,7 @@ static int file_write(void *ctx, const void *buf, size_t len)
 
 static struct machine *create(void)
 {
-	char err[256];
-	struct machine *m;
-	if (machine_create(&config, &m, err, sizeof(err))) {
-		fprintf(stderr, "fuzz_state: machine_create: %s\n", err);
-		abort();
-	}
-	return m;
+	return fuzz_board_create("fuzz_state", &config);
 }
 
 static void write_seed(const char *path)
@@ -81,21 +75,11 @@ static void write_seed(const char *path)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	static const uint8_t image[16] = { 0x73, 0x00, 0x50, 0x10 };  /* wfi */
-	snprintf(firmware, sizeof(firmware), "/tmp/fuzz_state_fw.XXXXXX");
-	int fd = mkstemp(firmware);
-	if (fd < 0 || write(fd, image, sizeof(image)) != (ssize_t)sizeof(image)) {
-		perror("fuzz_state: firmware image");
-		exit(1);
-	}
-	close(fd);
-	config = (struct machine_config){ .bios = firmware, .mem_mib = 16, .ndisks = 1, .disk_bytes = { 1 << 20 },
-					  .nnics = 1, .rng = true };
-	memcpy(config.nic_mac[0], "\x52\x54\x00\x00\x00\x01", 6);
+	fuzz_board_init("fuzz_state", &config);
 	const char *seed = getenv("FUZZ_STATE_SEED");
 	if (seed) {
 		write_seed(seed);
-		unlink(firmware);
+		fuzz_board_cleanup();
 	}
 	return 0;
 }
@@ -106,14 +90,7 @@ static void fix_crcs(uint8_t *p, size_t len)
 	if (len < STATE_HEADER_SIZE)
 		return;
 	put_le32(p + 12, crc32c(0, p, 12));
-	for (size_t off = STATE_HEADER_SIZE; len - off >= STATE_SECTION_HEAD + STATE_SECTION_TAIL;) {
-		uint64_t body = get_le32(p + off + 4);
-		if (body > len - off - STATE_SECTION_HEAD - STATE_SECTION_TAIL)
-			return;
-		size_t crc_at = off + STATE_SECTION_HEAD + (size_t)body;
-		put_le32(p + crc_at, crc32c(0, p + off, STATE_SECTION_HEAD + (size_t)body));
-		off = crc_at + STATE_SECTION_TAIL;
-	}
+	fuzz_fix_sections(p, len, STATE_HEADER_SIZE);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -6,13 +6,7 @@
 # usage: run_fuzz.sh SOURCE_DIR BUILD_DIR SECONDS
 set -euo pipefail
 src=$1 out=$2 secs=$3
-command -v clang >/dev/null || { echo "clang missing: run scripts/setup" >&2; exit 1; }
-mkdir -p "$out/fuzz-work" "$out/fuzz-seed"
-clang -g -O1 -std=gnu17 -D_GNU_SOURCE -msse4.2 -fsanitize=fuzzer,address,undefined \
-	-fno-sanitize-recover=undefined -I"$src" \
-	"$src/tests/state/fuzz_state.c" "$src"/vm/*.c "$src"/util/*.c \
-	$(pkg-config --cflags --libs libxxhash) -lfdt -lm -lpthread \
-	-o "$out/fuzz_state"
+"$src/tests/lib/fuzz_build.sh" "$src" "$out" fuzz_state "$src/tests/state/fuzz_state.c"
 FUZZ_STATE_SEED="$out/fuzz-seed/state" "$out/fuzz_state"
 { printf '\001'; cat "$out/fuzz-seed/state"; } >"$out/fuzz-seed/fixed"
 { printf '\000'; cat "$out/fuzz-seed/state"; } >"$out/fuzz-seed/plain"

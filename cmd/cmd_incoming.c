@@ -1,0 +1,174 @@
+/*
+ * cmd_incoming.c — `ftvm incoming --listen HOST:PORT --channel-key FILE [run options]`: the
+ * destination of a live migration (docs/migration.md).
+ *
+ * The machine is built from this host's own run options, as `ftvm run` would build it, and the
+ * live world (disks, TAPs, console) is opened; then one migration stream is received into the
+ * machine (migrate/mig_dest.h): a source with another configuration is refused, told the first
+ * difference. The VM runs only once the source handed it over, and then as after FT go-live: the
+ * live world takes over the guest's clock, disk requests the guest had submitted without a
+ * completion are submitted again (writes are idempotent; the source drained its disks before the
+ * state was taken), and each NIC's MAC is announced (RARP) so switches learn where the VM lives
+ * now. From there the node is an `ftvm run` of that VM, with its control socket (role
+ * "incoming"), so it can be migrated on. Any failure before the hand-over ends the command with
+ * status 1 and the reason, and nothing ran here.
+ */
+#define DIAG_MODULE "incoming"
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "backup/ft_backup.h"
+#include "cmd/control_options.h"
+#include "cmd/domain_xml.h"
+#include "cmd/exit_code.h"
+#include "cmd/ftvm.h"
+#include "cmd/run_options.h"
+#include "cmd/vm_command.h"
+#include "cmd/vm_control.h"
+#include "cmd/vm_migrate.h"
+#include "host/world_live.h"
+#include "logchannel/channel.h"
+#include "migrate/mig_dest.h"
+#include "util/diag.h"
+#include "vm/machine.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: ftvm incoming --listen HOST:PORT --channel-key FILE [--vm NAME] [options]\n\n"
+		     "Waits for one live migration of VM NAME (`ftvm migrate --to HOST:PORT` on the source), then\n"
+		     "runs it here as `ftvm run` would. The run options must describe the source's configuration\n"
+		     "(a source with another one is refused, told the difference); the disks are this host's paths\n"
+		     "to the same storage.\n\n"
+		     "  --listen HOST:PORT  where the source connects\n"
+		     "  --channel-key FILE  the key the source uses (ftvm keygen); the stream runs inside TLS\n");
+	control_options_help(out);
+	fprintf(out, "\noptions:\n");
+	run_options_help(out);
+}
+
+struct incoming_cmd {
+	const char *listen, *key_path;
+	struct channel_key key;
+	struct control_options co;
+	struct vm_control vc;
+};
+
+static int incoming_options(void *self, int *argc, char **argv, bool *help, char *err, size_t errlen)
+{
+	struct incoming_cmd *in = self;
+	(void)help;
+	control_options_init(&in->co);
+	for (int i = 1; i < *argc;) {
+		const char **slot = !strcmp(argv[i], "--listen") ? &in->listen
+				    : !strcmp(argv[i], "--channel-key") ? &in->key_path : NULL;
+		if (slot) {
+			if (i + 1 >= *argc) {
+				snprintf(err, errlen, "%s needs a value", argv[i]);
+				return -EINVAL;
+			}
+			*slot = argv[i + 1];
+			memmove(&argv[i], &argv[i + 2], (size_t)(*argc - i - 2 + 1) * sizeof(*argv));
+			*argc -= 2;
+			continue;
+		}
+		int taken = control_options_take(argc, argv, i, &in->co, err, errlen);
+		if (taken < 0)
+			return taken;
+		i += !taken;
+	}
+	return 0;
+}
+
+static int incoming_check(void *self, struct vm_command *c, bool *done, char *err, size_t errlen)
+{
+	struct incoming_cmd *in = self;
+	(void)done;
+	if (!in->listen || !in->key_path) {
+		snprintf(err, errlen, "--listen HOST:PORT and --channel-key FILE are required");
+		return -EINVAL;
+	}
+	struct channel_err cerr = { 0 };
+	if (channel_key_load(in->key_path, &in->key, &cerr)) {
+		snprintf(err, errlen, "%s", cerr.msg);
+		return -EINVAL;
+	}
+	if (c->opts.dom && !in->co.vm_given)
+		in->co.vm = c->opts.dom->name;
+	return control_options_check(&in->co, err, errlen);
+}
+
+static void listening(void *ctx, unsigned port)
+{
+	struct incoming_cmd *in = ctx;
+	fprintf(stderr, "ftvm incoming: VM %s: waiting for its migration on %s (port %u)\n", in->co.vm, in->listen,
+		port);
+}
+
+/* Receives the VM; once handed over, the live world takes it over as at FT go-live. */
+static int incoming_start(void *self, struct vm_command *c, char *err, size_t errlen)
+{
+	struct incoming_cmd *in = self;
+	struct mig_dest_config cfg = { .listen = in->listen, .key = &in->key, .vm_id = in->co.vm,
+				       .listening = listening, .ctx = in };
+	struct mig_dest_result res;
+	char why[1024];
+	if (mig_dest_receive(&cfg, c->m, &res, why, sizeof(why))) {
+		snprintf(err, errlen, "%s%s", why,
+			 res.phase == MIG_PHASE_COMPLETE ? " (the whole state had arrived, but no hand-over: the "
+							   "source decides; nothing runs here)" : "");
+		return FTVM_EXIT_FAILURE;
+	}
+	world_live_take_clock(c->world, machine_icount(c->m), machine_clock(c->m));
+	struct vm_world live = world_live_world(c->world);
+	unsigned reissued = machine_reissue_disk_requests(c->m, live);
+	for (unsigned i = 0; i < c->opts.nnics; i++) {
+		uint8_t frame[64];
+		size_t n = ft_rarp_announce(c->opts.nic[i].mac, frame, sizeof(frame));
+		live.ops->net_tx(live.ctx, i, frame, n);
+	}
+	fprintf(stderr, "ftvm incoming: VM %s handed over at icount %llu (%llu pages in %u round(s), %llu bytes); "
+			"running: %u disk request(s) resubmitted, %u MAC(s) announced\n",
+		in->co.vm, (unsigned long long)machine_icount(c->m), (unsigned long long)res.pages, res.rounds + 1,
+		(unsigned long long)res.bytes, reissued, c->opts.nnics);
+	int ret = vm_control_init(&in->vc, "incoming", c, NULL, NULL);
+	if (ret) {
+		snprintf(err, errlen, "cannot start: %s", strerror(-ret));
+		return FTVM_EXIT_FAILURE;
+	}
+	in->vc.extra = &vm_migrate_command;
+	in->vc.nextra = 1;
+	vm_control_start(&in->vc, &in->co, &c->ctl);
+	return 0;
+}
+
+static int incoming_run(void *self, struct vm_command *c, char *err, size_t errlen)
+{
+	struct incoming_cmd *in = self;
+	(void)c;
+	return vm_control_run_live(&in->vc, err, errlen);
+}
+
+static void incoming_stop(void *self)
+{
+	struct incoming_cmd *in = self;
+	vm_control_destroy(&in->vc);
+}
+
+static const struct vm_role incoming_role = {
+	.name = "incoming",
+	.usage = usage,
+	.world = VM_WORLD_LIVE,
+	.catch_signals = true,
+	.options = incoming_options,
+	.check = incoming_check,
+	.start = incoming_start,
+	.run = incoming_run,
+	.stop = incoming_stop,
+};
+
+int cmd_incoming_main(int argc, char **argv)
+{
+	struct incoming_cmd in = { 0 };
+	return vm_command_main(&incoming_role, &in, argc, argv);
+}

@@ -1,0 +1,103 @@
+/*
+ * mig_dest.c — the destination of a live migration (see mig_dest.h): the channel as the
+ * stream decoder's message source. Each message is acknowledged once applied, so the source's
+ * wait for the ACK of COMPLETE is the destination's confirmation that it holds the whole state.
+ */
+#define DIAG_MODULE "incoming"
+#include "migrate/mig_dest.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "logchannel/channel.h"
+#include "util/diag.h"
+#include "util/time.h"
+
+struct chan_source {
+	struct channel *ch;
+	uint8_t *buf;
+	uint64_t lsn;
+};
+
+static int chan_next(void *ctx, const uint8_t **buf, size_t *len, char *why, size_t whylen)
+{
+	struct chan_source *cs = ctx;
+	uint64_t lsn;
+	uint64_t t0 = time_mono_ns();
+	/* No deadline here: a silent source fails the channel (its heartbeat timeout). */
+	int ret = channel_recv(cs->ch, &lsn, cs->buf, MIG_MAX_MESSAGE, len, -1);
+	if (ret) {
+		snprintf(why, whylen, "%s", ret == -EPIPE ? channel_error(cs->ch) : strerror(-ret));
+		return ret == -EMSGSIZE ? -EBADMSG : ret;
+	}
+	cs->lsn = lsn;
+	*buf = cs->buf;
+	diag_debug("message %llu (%zu bytes) after %.2f ms", (unsigned long long)lsn, *len, (time_mono_ns() - t0) / 1e6);
+	return 0;
+}
+
+static void chan_confirm(void *ctx)
+{
+	struct chan_source *cs = ctx;
+	diag_debug("confirm %llu", (unsigned long long)cs->lsn);
+	channel_ack(cs->ch, cs->lsn);
+}
+
+static const struct mig_source_ops chan_ops = { .next = chan_next, .confirm = chan_confirm };
+
+int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struct mig_dest_result *res, char *err,
+		     size_t errlen)
+{
+	struct channel_config cc;
+	struct channel_listener *l = NULL;
+	struct channel_err cerr = { 0 };
+	struct chan_source cs = { 0 };
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	channel_config_init(&cc);
+	cc.vm_id = cfg->vm_id;
+	cc.key = cfg->key;
+	cc.purpose = CHANNEL_PURPOSE_MIGRATION;
+	cs.buf = malloc(MIG_MAX_MESSAGE);
+	if (!cs.buf) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	ret = channel_listen(&cc, cfg->listen, &l, &cerr);
+	if (ret) {
+		snprintf(err, errlen, "%s", cerr.msg);
+		goto out;
+	}
+	if (cfg->listening)
+		cfg->listening(cfg->ctx, channel_listener_port(l));
+	/* Strangers (dropped inside the accept) and refused sources do not end the wait. */
+	for (;;) {
+		ret = channel_accept(l, -1, &cs.ch, &cerr);
+		if (ret != -EPERM && ret != -ESTALE && ret != -EPROTONOSUPPORT && ret != -EPROTOTYPE &&
+		    ret != -EPROTO && ret != -ENOPROTOOPT)
+			break;
+		diag_warn("%s", cerr.msg);
+	}
+	if (ret) {
+		snprintf(err, errlen, "%s", cerr.msg);
+		goto out;
+	}
+	channel_listener_close(l);
+	l = NULL;
+	diag_info("migration of VM %s from epoch %llu coming in", cfg->vm_id,
+		  (unsigned long long)channel_peer_epoch(cs.ch));
+	ret = mig_dest_decode(m, &chan_ops, &cs, res, err, errlen);
+	/* On success the close sends the ACK of HANDOVER, then BYE: the VM may start at once. */
+	if ((ret == -EBADMSG || ret == -EINVAL) && channel_state(cs.ch) == CHANNEL_UP) {
+		if (channel_refuse(cs.ch, err))
+			diag_debug("refusal not sent");
+	}
+out:
+	channel_close(cs.ch);
+	channel_listener_close(l);
+	free(cs.buf);
+	return ret;
+}

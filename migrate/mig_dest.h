@@ -1,0 +1,33 @@
+/*
+ * mig_dest.h — the receiving side of a live migration: listen for one migration stream
+ * (a logging channel opened with the migration purpose, TLS with the channel key), decode it into
+ * a machine just built from this host's run options (mig_stream.h), and return once the source
+ * handed the VM over.
+ *
+ * The machine runs only after HANDOVER. A stream that fails before it — the source cancelling,
+ * dying, the link breaking, a malformed message, another configuration — leaves nothing running
+ * here; for a refused stream the source is told why (REFUSE).
+ */
+#ifndef FTVM_MIGRATE_MIG_DEST_H
+#define FTVM_MIGRATE_MIG_DEST_H
+
+#include <stddef.h>
+#include "logchannel/channel_types.h"
+#include "migrate/mig_stream.h"
+#include "util/compiler.h"
+#include "vm/machine.h"
+
+struct mig_dest_config {
+	const char *listen;             /* HOST:PORT */
+	const struct channel_key *key;
+	const char *vm_id;              /* the VM's name the source must give */
+	/* Called once the socket listens (for the terminal): may be NULL. */
+	void (*listening)(void *ctx, unsigned port);
+	void *ctx;
+};
+
+/* Waits for one migration and receives it into m: 0 when handed over, else -errno with err. */
+int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struct mig_dest_result *res, char *err,
+		     size_t errlen) FTVM_MUST_CHECK;
+
+#endif

@@ -1,0 +1,617 @@
+/*
+ * mig_source.c — pre-copy live migration, the sending side (see mig_source.h for the steps).
+ *
+ * Messages are built in one buffer of MIG_MAX_MESSAGE bytes and queued on the channel with
+ * channel_send_wait(), which blocks while the channel's ring is full: the link's pace is the
+ * sender's. A round ends by waiting for the destination's ACK of its last message, so a round's
+ * time covers the bytes crossing the link and being applied, and the measured rate is the one
+ * the stop-and-copy will see. Guest RAM is read while the vCPU runs: a page changed during its
+ * copy is marked dirty again and goes in the next round (tracking started before round 0).
+ */
+#define DIAG_MODULE "migrate"
+#include "migrate/mig_source.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "logchannel/channel.h"
+#include "migrate/mig_stream.h"
+#include "util/byteorder.h"
+#include "util/diag.h"
+#include "util/ram_pages.h"
+#include "util/time.h"
+#include "vm/state_format.h"
+
+/* Channel settings of a migration: a small ring, so the link's rate shows at once. */
+#define MIG_BUFFER_BYTES (4u << 20)
+#define MIG_SEND_TIMEOUT_MS 10000
+#define MIG_ROUND_ACK_TIMEOUT_MS 60000
+#define MIG_HANDOVER_ACK_TIMEOUT_MS 5000
+/* Auto-converge: the throttle starts here and grows by this step, up to the maximum. */
+#define MIG_THROTTLE_STEP 20u
+#define MIG_THROTTLE_MAX 95u
+/* The throttle's period: held for its share of each, so the guest's timers never starve long. */
+#define MIG_THROTTLE_PERIOD_NS (50ull * 1000 * 1000)
+
+struct sender {
+	struct mig_job *job;
+	struct machine *m;
+	struct channel *ch;
+	uint64_t lsn;                 /* of the next message */
+	uint8_t *msg;                 /* MIG_MAX_MESSAGE bytes: header + body being built */
+	size_t body;                  /* body bytes so far */
+	unsigned kind;
+	uint32_t round;
+	const uint8_t *ram;
+	size_t ram_pages;
+	uint64_t *bitmap;             /* the pages the next round sends */
+	uint64_t *fresh;              /* a collection, before it joins bitmap */
+	size_t words;
+	bool paused;                  /* this thread holds the vCPU */
+	bool tracking;
+	uint64_t start_ns, sent_bytes, round_pages;
+	pthread_mutex_t throttle_lock;  /* throttle, throttle_stop */
+	unsigned throttle;              /* % of wall time the vCPU is held */
+	bool throttle_stop;
+	pthread_t throttler;
+	bool throttler_started;
+};
+
+static void set_phase(struct sender *s, const char *phase)
+{
+	pthread_mutex_lock(&s->job->lock);
+	snprintf(s->job->stats.phase, sizeof(s->job->stats.phase), "%s", phase);
+	pthread_mutex_unlock(&s->job->lock);
+}
+
+static int fail(struct sender *s, int ret, const char *fmt, ...) FTVM_PRINTF(3, 4);
+static int fail(struct sender *s, int ret, const char *fmt, ...)
+{
+	va_list ap;
+	pthread_mutex_lock(&s->job->lock);
+	if (!s->job->stats.error[0]) {
+		va_start(ap, fmt);
+		vsnprintf(s->job->stats.error, sizeof(s->job->stats.error), fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&s->job->lock);
+	return ret;
+}
+
+/* Why the channel failed, or the errno's text. */
+static const char *channel_why(struct sender *s, int ret)
+{
+	if (s->ch && channel_state(s->ch) != CHANNEL_UP)
+		return channel_error(s->ch);
+	return strerror(-ret);
+}
+
+static int hold(struct sender *s)
+{
+	int ret = machine_pause(s->m);
+	if (ret)
+		return fail(s, ret, "cannot hold the vCPU: %s", strerror(-ret));
+	s->paused = true;
+	return 0;
+}
+
+static void release(struct sender *s)
+{
+	if (s->paused)
+		machine_resume(s->m);
+	s->paused = false;
+}
+
+/*
+ * Auto-converge: a thread of its own holds the vCPU for throttle % of every period, whatever the
+ * sender is doing (waiting for the link included). Wall time only: the guest sees time pass, as
+ * on a busy host, and nothing else.
+ */
+static void *throttle_thread(void *arg)
+{
+	struct sender *s = arg;
+	for (;;) {
+		pthread_mutex_lock(&s->throttle_lock);
+		unsigned pct = s->throttle;
+		bool stop = s->throttle_stop;
+		pthread_mutex_unlock(&s->throttle_lock);
+		if (stop)
+			return NULL;
+		uint64_t held = MIG_THROTTLE_PERIOD_NS * pct / 100;
+		if (pct && machine_pause(s->m) == 0) {
+			nanosleep(&(struct timespec){ .tv_nsec = (long)held }, NULL);
+			machine_resume(s->m);
+		} else {
+			held = 0;
+		}
+		nanosleep(&(struct timespec){ .tv_nsec = (long)(MIG_THROTTLE_PERIOD_NS - held) }, NULL);
+	}
+}
+
+static void set_throttle(struct sender *s, unsigned pct)
+{
+	pthread_mutex_lock(&s->throttle_lock);
+	s->throttle = pct;
+	pthread_mutex_unlock(&s->throttle_lock);
+}
+
+/* --bandwidth: sleep until the bytes sent so far fit the cap. */
+static void pace(struct sender *s)
+{
+	uint64_t mbit = s->job->cfg.bandwidth_mbit;
+	if (!mbit)
+		return;
+	uint64_t due_ns = s->start_ns + s->sent_bytes * 8 * 1000 / mbit; /* bits / (Mbit/s) in us -> ns */
+	uint64_t now = time_mono_ns();
+	if (due_ns > now) {
+		uint64_t d = due_ns - now;
+		struct timespec ts = { .tv_sec = (time_t)(d / 1000000000ull), .tv_nsec = (long)(d % 1000000000ull) };
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void begin(struct sender *s, unsigned kind)
+{
+	s->kind = kind;
+	s->body = 0;
+}
+
+/* Sends the message being built (if it has a body, or always when @empty_ok). */
+static int flush(struct sender *s, bool empty_ok)
+{
+	if (!s->body && !empty_ok)
+		return 0;
+	mig_hdr_encode(s->msg, s->kind, s->round, (uint32_t)s->body);
+	size_t len = MIG_HDR_SIZE + s->body;
+	int ret = channel_send_wait(s->ch, s->lsn, s->msg, len, MIG_SEND_TIMEOUT_MS);
+	if (ret)
+		return fail(s, ret, "sending %s to %s: %s", mig_kind_name(s->kind), s->job->cfg.to,
+			    channel_why(s, ret));
+	s->lsn++;
+	s->sent_bytes += len;
+	s->body = 0;
+	pthread_mutex_lock(&s->job->lock);
+	s->job->stats.data_transferred = s->sent_bytes;
+	pthread_mutex_unlock(&s->job->lock);
+	pace(s);
+	return 0;
+}
+
+/* Appends a RAM section of pages [first, first + count) to a PAGES message. */
+static int add_run(struct sender *s, size_t first, size_t count)
+{
+	while (count) {
+		uint32_t n = count > STATE_RAM_RUN_MAX ? STATE_RAM_RUN_MAX : (uint32_t)count;
+		if (s->body + STATE_RAM_SECTION_SIZE(n) > MIG_MAX_BODY) {
+			int ret = flush(s, false);
+			if (ret)
+				return ret;
+		}
+		s->body += state_ram_section_build(s->msg + MIG_HDR_SIZE + s->body, s->ram, first, n);
+		first += n;
+		count -= n;
+		s->round_pages += n;
+		pthread_mutex_lock(&s->job->lock);
+		s->job->stats.memory_processed += (uint64_t)n * RAM_PAGE_SIZE;
+		pthread_mutex_unlock(&s->job->lock);
+	}
+	return 0;
+}
+
+static bool zero_page(const uint8_t *p)
+{
+	const uint64_t *w = (const uint64_t *)p;
+	uint64_t any = 0;
+	for (size_t i = 0; i < RAM_PAGE_SIZE / sizeof(*w); i++)
+		any |= w[i];
+	return !any;
+}
+
+/* Sends, in runs, the pages of [first, first + count) that want() picks. */
+static int send_picked(struct sender *s, size_t first, size_t count, bool (*want)(struct sender *s, size_t p))
+{
+	size_t run = 0;
+	for (size_t p = first; p < first + count; p++) {
+		if (want(s, p)) {
+			run++;
+			continue;
+		}
+		int ret = run ? add_run(s, p - run, run) : 0;
+		run = 0;
+		if (ret)
+			return ret;
+	}
+	return run ? add_run(s, first + count - run, run) : 0;
+}
+
+static bool is_nonzero(struct sender *s, size_t p)
+{
+	return !zero_page(s->ram + p * RAM_PAGE_SIZE);
+}
+
+static bool is_dirty(struct sender *s, size_t p)
+{
+	return s->bitmap[p / 64] >> (p % 64) & 1;
+}
+
+/* Round 0: every backed page that is not all zeros (the destination's RAM starts all zeros). */
+static int round0_pages(void *ctx, size_t first, size_t count, bool touched)
+{
+	return touched ? send_picked(ctx, first, count, is_nonzero) : 0;
+}
+
+/* A later round: the pages of the bitmap, zeros included; then the bitmap is empty. */
+static int round_dirty(struct sender *s)
+{
+	int ret = send_picked(s, 0, s->ram_pages, is_dirty);
+	memset(s->bitmap, 0, s->words * sizeof(*s->bitmap));
+	return ret;
+}
+
+/*
+ * Adds the pages dirtied since the last look to the bitmap of pages to send (the vCPU held for
+ * the instant, unless it is): the pages not yet sent stay in it. Returns how many it holds.
+ */
+static long collect(struct sender *s)
+{
+	bool was = s->paused;
+	int ret = was ? 0 : hold(s);
+	if (ret)
+		return ret;
+	long n = machine_dirty_collect(s->m, s->fresh, s->words);
+	if (!was)
+		release(s);
+	if (n < 0)
+		return fail(s, (int)n, "cannot collect dirty pages: %s", strerror((int)-n));
+	long total = 0;
+	for (size_t i = 0; i < s->words; i++) {
+		s->bitmap[i] |= s->fresh[i];
+		total += __builtin_popcountll(s->bitmap[i]);
+	}
+	return total;
+}
+
+/* Waits for the destination to confirm every message sent so far. */
+static int confirmed(struct sender *s, int timeout_ms, const char *what)
+{
+	int ret = channel_wait_acked(s->ch, s->lsn - 1, timeout_ms);
+	if (ret)
+		return fail(s, ret, "waiting for the destination to confirm %s: %s", what,
+			    ret == -ETIMEDOUT ? "no confirmation in time" : channel_why(s, ret));
+	return 0;
+}
+
+static int send_start(struct sender *s)
+{
+	int ret = hold(s);
+	if (ret)
+		return ret;
+	ret = machine_dirty_start(s->m);
+	release(s);
+	if (ret)
+		return fail(s, ret, "cannot start dirty-page tracking: %s", strerror(-ret));
+	s->tracking = true;
+	begin(s, MIG_START);
+	uint8_t *b = s->msg + MIG_HDR_SIZE;
+	put_le64(b, s->job->cfg.epoch);
+	put_le64(b + 8, (uint64_t)s->ram_pages * RAM_PAGE_SIZE);
+	put_le32(b + 16, 0);
+	put_le32(b + 20, 0);
+	int n = state_config_section(s->m, b + MIG_START_FIXED, MIG_MAX_BODY - MIG_START_FIXED);
+	if (n < 0)
+		return fail(s, n, "cannot encode the configuration: %s", strerror(-n));
+	s->body = MIG_START_FIXED + (size_t)n;
+	ret = flush(s, true);
+	/* The destination checks the configuration first: its refusal, naming the difference, must
+	 * come back before pages flood a connection it is about to close. */
+	return ret ? ret : confirmed(s, MIG_SEND_TIMEOUT_MS, "the start of the stream");
+}
+
+/* The state sink of the stop-and-copy: STATE messages. */
+static int state_write(void *ctx, const void *buf, size_t len)
+{
+	struct sender *s = ctx;
+	const uint8_t *p = buf;
+	while (len) {
+		size_t room = MIG_MAX_BODY - s->body;
+		size_t n = len < room ? len : room;
+		memcpy(s->msg + MIG_HDR_SIZE + s->body, p, n);
+		s->body += n;
+		p += n;
+		len -= n;
+		if (s->body == MIG_MAX_BODY) {
+			int ret = flush(s, false);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+static void set_round_stats(struct sender *s, long dirty, uint64_t round_ns, uint64_t round_bytes)
+{
+	pthread_mutex_lock(&s->job->lock);
+	struct mig_stats *st = &s->job->stats;
+	st->iteration = s->round;
+	st->memory_remaining = (uint64_t)dirty * RAM_PAGE_SIZE;
+	st->dirty_rate = round_ns ? (uint64_t)dirty * 1000000000ull / round_ns : 0;
+	st->link_bps = round_ns ? round_bytes * 1000000000ull / round_ns : 0;
+	st->expected_downtime_ms = st->link_bps ? st->memory_remaining * 1000 / st->link_bps : 0;
+	st->throttle_pct = s->throttle;
+	st->total_time_ms = (time_mono_ns() - s->start_ns) / 1000000;
+	pthread_mutex_unlock(&s->job->lock);
+}
+
+/* Steps 2-4: rounds until the rest fits the downtime. 1: converged, 0 never (errors < 0). */
+static int precopy(struct sender *s)
+{
+	const struct mig_source_config *cfg = &s->job->cfg;
+	size_t ram_size;
+	s->ram = machine_ram_const(s->m, &ram_size);
+	set_phase(s, "precopy");
+	for (s->round = 0;; s->round++) {
+		uint64_t t0 = time_mono_ns(), b0 = s->sent_bytes;
+		s->round_pages = 0;
+		begin(s, MIG_PAGES);
+		int ret = s->round == 0 ? ram_pages_walk(s->ram, ram_size, round0_pages, s) : round_dirty(s);
+		if (!ret)
+			ret = flush(s, false);
+		if (!ret && s->sent_bytes > b0)
+			ret = confirmed(s, MIG_ROUND_ACK_TIMEOUT_MS, "a round of pages");
+		if (ret)
+			return ret;
+		uint64_t dt = time_mono_ns() - t0, bytes = s->sent_bytes - b0;
+		long dirty = collect(s);
+		if (dirty < 0)
+			return (int)dirty;
+		set_round_stats(s, dirty, dt, bytes);
+		uint64_t rate = dt ? bytes * 1000000000ull / dt : 0;
+		uint64_t left = (uint64_t)dirty * RAM_PAGE_SIZE;
+		diag_info("round %u: %llu pages in %.1f ms (%.1f MB/s), %ld dirty, throttle %u%%", s->round,
+			  (unsigned long long)s->round_pages, dt / 1e6, rate / 1e6, dirty, s->throttle);
+		/* The rest crosses the link within the target (a round too small to measure counts as fast). */
+		if (bytes < (64u << 10) || left * 1000 <= rate * cfg->downtime_ms)
+			return 1;
+		if (s->round + 1 >= cfg->max_rounds)
+			return fail(s, -ETIME, "no convergence after %u rounds: the guest dirties %llu pages/s, the "
+					       "link carries %.1f MB/s (throttle %u%%)",
+				    cfg->max_rounds, (unsigned long long)(dt ? (uint64_t)dirty * 1000000000ull / dt : 0),
+				    rate / 1e6, s->throttle);
+		/* The guest dirties faster than half the link drains: slow the vCPU one step more. */
+		if (s->round >= 1 && left * 2 > bytes && s->throttle < MIG_THROTTLE_MAX) {
+			set_throttle(s, s->throttle + MIG_THROTTLE_STEP > MIG_THROTTLE_MAX ? MIG_THROTTLE_MAX
+										   : s->throttle + MIG_THROTTLE_STEP);
+			diag_info("auto-converge: vCPU held %u%% of the time", s->throttle);
+		}
+	}
+}
+
+/* Steps 5 and 6: the vCPU stays held from here. 0: the destination confirmed the whole state. */
+static int stop_and_copy(struct sender *s, uint64_t *held_at)
+{
+	const struct mig_source_config *cfg = &s->job->cfg;
+	set_phase(s, "stop-and-copy");
+	uint64_t t_ask = time_mono_ns();
+	int ret = hold(s);
+	if (ret)
+		return ret;
+	uint64_t t_held = *held_at = time_mono_ns();
+	if (cfg->world)
+		world_live_drain_disks(cfg->world);
+	long dirty = collect(s);
+	uint64_t t_collected = time_mono_ns();
+	if (dirty < 0)
+		return (int)dirty;
+	s->round++;
+	begin(s, MIG_STATE);
+	struct state_stats st;
+	char why[512];
+	ret = state_encode_pages(s->m, (struct state_sink){ .write = state_write, .ctx = s }, s->bitmap, &st, why,
+				 sizeof(why));
+	if (ret)
+		return s->job->stats.error[0] ? ret : fail(s, ret, "%s", why);
+	ret = flush(s, false);
+	if (ret)
+		return ret;
+	begin(s, MIG_COMPLETE);
+	put_le64(s->msg + MIG_HDR_SIZE, st.bytes);
+	put_le64(s->msg + MIG_HDR_SIZE + 8, s->round);
+	s->body = MIG_COMPLETE_SIZE;
+	ret = flush(s, true);
+	uint64_t t_sent = time_mono_ns();
+	if (!ret)
+		ret = confirmed(s, MIG_ROUND_ACK_TIMEOUT_MS, "the whole state");
+	diag_info("stop-and-copy: vCPU held after %.1f ms, disks drained and %ld pages collected in %.1f ms, "
+		  "state of %llu bytes queued in %.1f ms, confirmed after %.1f ms",
+		  (t_held - t_ask) / 1e6, dirty, (t_collected - t_held) / 1e6,
+		  (unsigned long long)st.bytes, (t_sent - t_collected) / 1e6, (time_mono_ns() - t_sent) / 1e6);
+	pthread_mutex_lock(&s->job->lock);
+	s->job->stats.memory_processed += (uint64_t)dirty * RAM_PAGE_SIZE;
+	s->job->stats.memory_remaining = 0;
+	pthread_mutex_unlock(&s->job->lock);
+	return ret;
+}
+
+/* Before the hand-over: tell the destination (best effort), stop tracking, let the vCPU go. */
+static void give_up(struct sender *s, bool cancel)
+{
+	if (cancel && s->ch && channel_state(s->ch) == CHANNEL_UP) {
+		begin(s, MIG_CANCEL);
+		int n = snprintf((char *)s->msg + MIG_HDR_SIZE, MIG_CANCEL_MAX, "%s", s->job->stats.error);
+		s->body = n < 0 ? 0 : (size_t)n >= MIG_CANCEL_MAX ? MIG_CANCEL_MAX - 1 : (size_t)n;
+		if (flush(s, true) == 0 && channel_flush(s->ch, 1000) != 0)
+			diag_debug("CANCEL not flushed");
+	}
+	if (s->tracking) {
+		bool was = s->paused;
+		if (was || hold(s) == 0) {
+			machine_dirty_stop(s->m);
+			if (!was)
+				release(s);
+		}
+		s->tracking = false;
+	}
+	release(s);
+}
+
+static void stop_throttle(struct sender *s)
+{
+	if (!s->throttler_started)
+		return;
+	pthread_mutex_lock(&s->throttle_lock);
+	s->throttle_stop = true;
+	pthread_mutex_unlock(&s->throttle_lock);
+	pthread_join(s->throttler, NULL);
+	s->throttler_started = false;
+}
+
+int mig_source_run(struct mig_job *job)
+{
+	const struct mig_source_config *cfg = &job->cfg;
+	struct sender s = { .job = job, .m = cfg->m, .lsn = 1 };
+	struct channel_config cc;
+	struct channel_err cerr = { 0 };
+	uint64_t held_at = 0;
+	int ret;
+
+	s.start_ns = time_mono_ns();
+	pthread_mutex_init(&s.throttle_lock, NULL);
+	s.throttler_started = pthread_create(&s.throttler, NULL, throttle_thread, &s) == 0;
+	size_t ram_size;
+	s.ram = machine_ram_const(cfg->m, &ram_size);
+	s.ram_pages = ram_size / RAM_PAGE_SIZE;
+	s.words = machine_dirty_words(cfg->m);
+	s.msg = malloc(MIG_MAX_MESSAGE);
+	s.bitmap = calloc(s.words ? s.words : 1, sizeof(*s.bitmap));
+	s.fresh = calloc(s.words ? s.words : 1, sizeof(*s.fresh));
+	pthread_mutex_lock(&job->lock);
+	job->stats.memory_total = ram_size;
+	snprintf(job->stats.phase, sizeof(job->stats.phase), "setup");
+	pthread_mutex_unlock(&job->lock);
+	if (!s.msg || !s.bitmap || !s.fresh) {
+		ret = fail(&s, -ENOMEM, "out of memory");
+		goto out;
+	}
+
+	channel_config_init(&cc);
+	cc.vm_id = cfg->vm_id;
+	cc.epoch = cfg->epoch;
+	cc.key = cfg->key;
+	cc.purpose = CHANNEL_PURPOSE_MIGRATION;
+	cc.buffer_bytes = MIG_BUFFER_BYTES;
+	ret = channel_connect(&cc, cfg->to, &s.ch, &cerr);
+	if (ret) {
+		fail(&s, ret, "%s", cerr.msg);
+		goto out;
+	}
+	ret = send_start(&s);
+	if (!ret)
+		ret = precopy(&s);
+	stop_throttle(&s);
+	if (ret >= 0)
+		ret = stop_and_copy(&s, &held_at);
+	if (ret) {
+		give_up(&s, true);
+		goto out;
+	}
+
+	/* 6. The destination holds the whole state: from here this copy never runs again. */
+	if (cfg->world)
+		world_live_hand_over(cfg->world);
+	machine_dirty_stop(cfg->m);
+	s.tracking = false;
+	begin(&s, MIG_HANDOVER);
+	put_le64(s.msg + MIG_HDR_SIZE, cfg->epoch);
+	s.body = MIG_HANDOVER_SIZE;
+	ret = flush(&s, true);
+	if (!ret)
+		ret = confirmed(&s, MIG_HANDOVER_ACK_TIMEOUT_MS, "the hand-over");
+	uint64_t now = time_mono_ns();
+	pthread_mutex_lock(&job->lock);
+	job->stats.downtime_ms = (now - held_at) / 1000000;
+	job->stats.total_time_ms = (now - s.start_ns) / 1000000;
+	snprintf(job->stats.phase, sizeof(job->stats.phase), "completed");
+	pthread_mutex_unlock(&job->lock);
+	if (ret) {
+		/* Sent or not, the destination may run: this copy stays stopped. */
+		diag_warn("hand-over to %s not confirmed (%s): this copy stays stopped; the VM runs on the "
+			  "destination if HANDOVER reached it", cfg->to, job->stats.error);
+		ret = 0;
+	}
+	release(&s); /* the run ends at its next boundary: the world has been handed over */
+out:
+	if (ret) {
+		pthread_mutex_lock(&job->lock);
+		snprintf(job->stats.phase, sizeof(job->stats.phase), ret == -ETIME ? "cancelled" : "failed");
+		job->stats.total_time_ms = (time_mono_ns() - s.start_ns) / 1000000;
+		pthread_mutex_unlock(&job->lock);
+		diag_error("migration to %s failed, the VM runs on here: %s", cfg->to, job->stats.error);
+	}
+	stop_throttle(&s);
+	pthread_mutex_destroy(&s.throttle_lock);
+	channel_close(s.ch);
+	free(s.msg);
+	free(s.bitmap);
+	free(s.fresh);
+	return ret;
+}
+
+void mig_job_init(struct mig_job *job, const struct mig_source_config *cfg)
+{
+	memset(job, 0, sizeof(*job));
+	job->cfg = *cfg;
+	if (!job->cfg.downtime_ms)
+		job->cfg.downtime_ms = MIG_DEFAULT_DOWNTIME_MS;
+	if (!job->cfg.max_rounds)
+		job->cfg.max_rounds = MIG_DEFAULT_MAX_ROUNDS;
+	job->lock_inited = pthread_mutex_init(&job->lock, NULL) == 0;
+}
+
+static void *job_thread(void *arg)
+{
+	struct mig_job *job = arg;
+	int ret = mig_source_run(job);
+	pthread_mutex_lock(&job->lock);
+	job->result = ret;
+	job->done = true;
+	pthread_mutex_unlock(&job->lock);
+	return NULL;
+}
+
+int mig_job_start(struct mig_job *job, const struct mig_source_config *cfg)
+{
+	mig_job_init(job, cfg);
+	int ret = pthread_create(&job->thread, NULL, job_thread, job);
+	if (ret)
+		return -ret;
+	job->started = true;
+	return 0;
+}
+
+void mig_job_get_stats(struct mig_job *job, struct mig_stats *out)
+{
+	pthread_mutex_lock(&job->lock);
+	*out = job->stats;
+	pthread_mutex_unlock(&job->lock);
+}
+
+bool mig_job_done(struct mig_job *job)
+{
+	pthread_mutex_lock(&job->lock);
+	bool done = job->done;
+	pthread_mutex_unlock(&job->lock);
+	return done;
+}
+
+int mig_job_join(struct mig_job *job)
+{
+	if (job->started) {
+		pthread_join(job->thread, NULL);
+		job->started = false;
+	}
+	return job->result;
+}

@@ -1,0 +1,92 @@
+/*
+ * mig_source.h — the sending side of a live migration: pre-copy of a running VM's RAM over a
+ * logging channel opened for a migration (docs/migration.md), a short stop-and-copy, and the
+ * hand-over.
+ *
+ * The steps (mig_source_run()):
+ *   1. connect (TLS with the channel key, HELLO with the migration purpose), start dirty-page
+ *      tracking with the vCPU held for an instant, send START;
+ *   2. round 0: every page the host ever backed and that is not all zeros, while the vCPU runs;
+ *   3. each further round: the pages written during the previous one. After a round the link's
+ *      rate is measured (bytes confirmed by the destination / time); when the pages left would
+ *      cross the link within the downtime target, go to 5;
+ *   4. when the guest dirties memory faster than half the link's rate, the vCPU is held for a
+ *      growing share of wall time (auto-converge: 20 %, 40 %, ... 95 %; the guest sees only time
+ *      passing). After max_rounds rounds the migration is given up: CANCEL, the VM runs on;
+ *   5. stop-and-copy: the vCPU held, the disks drained, the final state (devices and the pages
+ *      of the last round) sent as STATE messages, then COMPLETE;
+ *   6. the destination's ACK of COMPLETE says it holds the whole state. Only then is the VM
+ *      handed over: this copy stops for good (world_live_hand_over()), HANDOVER is sent.
+ * A failure before 6 — the destination refusing, dying, the link breaking or timing out —
+ * stops tracking and lets the vCPU go on: the VM keeps running here, the message says why.
+ */
+#ifndef FTVM_MIGRATE_MIG_SOURCE_H
+#define FTVM_MIGRATE_MIG_SOURCE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "host/world_live.h"
+#include "logchannel/channel_types.h"
+#include "util/compiler.h"
+#include "vm/machine.h"
+
+#define MIG_DEFAULT_DOWNTIME_MS 30u
+#define MIG_DEFAULT_MAX_ROUNDS 30u
+
+struct mig_source_config {
+	struct machine *m;
+	struct world_live *world;
+	const char *to;                 /* HOST:PORT of `ftvm incoming` */
+	const struct channel_key *key;
+	const char *vm_id;              /* the VM's name: the destination expects it */
+	uint64_t epoch;                 /* the epoch the destination will run in */
+	unsigned downtime_ms;           /* target of the stop-and-copy */
+	uint64_t bandwidth_mbit;        /* cap on the link's use; 0: none */
+	unsigned max_rounds;            /* give up after this many rounds */
+};
+
+/* The job's statistics, named after libvirt's job stats (virDomainGetJobStats). */
+struct mig_stats {
+	char phase[16];                 /* setup, precopy, stop-and-copy, completed, failed, cancelled */
+	uint32_t iteration;             /* rounds of pages so far (0: the first) */
+	uint64_t memory_total;          /* guest RAM bytes */
+	uint64_t memory_processed;      /* RAM bytes sent, all rounds */
+	uint64_t memory_remaining;      /* dirty bytes left at the last look */
+	uint64_t dirty_rate;            /* pages per second the guest dirtied in the last round */
+	uint64_t data_transferred;      /* bytes of messages sent */
+	uint64_t link_bps;              /* bytes per second the last round crossed the link */
+	uint64_t expected_downtime_ms;
+	uint64_t downtime_ms;           /* vCPU held for the stop-and-copy until the confirmation */
+	uint64_t total_time_ms;
+	unsigned throttle_pct;          /* auto-converge: share of wall time the vCPU is held */
+	char error[320];
+};
+
+struct mig_job {
+	struct mig_source_config cfg;
+	pthread_mutex_t lock;           /* guards stats */
+	struct mig_stats stats;
+	pthread_t thread;
+	bool started, done, lock_inited;
+	int result;
+};
+
+/*
+ * Runs the migration on the calling thread: 0 once handed over (this copy is stopped: its run
+ * ends with -ECANCELED and world_live_handed_over()), else -errno with the reason in the stats'
+ * error and the VM running as before.
+ */
+int mig_source_run(struct mig_job *job) FTVM_MUST_CHECK;
+
+/* The same on a thread of its own. */
+int mig_job_start(struct mig_job *job, const struct mig_source_config *cfg) FTVM_MUST_CHECK;
+void mig_job_init(struct mig_job *job, const struct mig_source_config *cfg);
+/* A copy of the statistics, any thread. */
+void mig_job_get_stats(struct mig_job *job, struct mig_stats *out);
+bool mig_job_done(struct mig_job *job);
+/* Joins the thread (if started): the result of mig_source_run(). */
+int mig_job_join(struct mig_job *job);
+
+#endif

@@ -1,0 +1,299 @@
+/*
+ * mig_stream.c — the live-migration stream's header and its decoder (see mig_stream.h and
+ * docs/migration.md).
+ *
+ * The decoder walks the phases START -> PAGES* -> STATE+ -> COMPLETE -> HANDOVER. Pages of the
+ * rounds are copied straight into the new machine's RAM (dropped at START, so pages never sent
+ * read as zero); the final state is fed, message by message, to the state decoder in its
+ * keep-RAM form, so its device sections and last dirty pages land on top of the rounds.
+ */
+#include "migrate/mig_stream.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util/byteorder.h"
+#include "vm/state_format.h"
+
+const char *mig_kind_name(unsigned kind)
+{
+	switch (kind) {
+	case MIG_START: return "START";
+	case MIG_PAGES: return "PAGES";
+	case MIG_STATE: return "STATE";
+	case MIG_COMPLETE: return "COMPLETE";
+	case MIG_HANDOVER: return "HANDOVER";
+	case MIG_CANCEL: return "CANCEL";
+	}
+	return "unknown";
+}
+
+void mig_hdr_encode(uint8_t out[MIG_HDR_SIZE], unsigned kind, uint32_t round, uint32_t len)
+{
+	put_le32(out, MIG_MAGIC);
+	put_le16(out + 4, MIG_VERSION);
+	put_le16(out + 6, (uint16_t)kind);
+	put_le32(out + 8, round);
+	put_le32(out + 12, len);
+}
+
+int mig_hdr_decode(const uint8_t *buf, size_t len, struct mig_hdr *h, char *why, size_t whylen)
+{
+	if (len < MIG_HDR_SIZE) {
+		snprintf(why, whylen, "%zu bytes, shorter than a message header", len);
+		return -EBADMSG;
+	}
+	if (get_le32(buf) != MIG_MAGIC) {
+		snprintf(why, whylen, "bad magic 0x%08x (not a migration message)", get_le32(buf));
+		return -EBADMSG;
+	}
+	if (get_le16(buf + 4) != MIG_VERSION) {
+		snprintf(why, whylen, "stream version %u; this ftvm speaks version %u", get_le16(buf + 4),
+			 MIG_VERSION);
+		return -EBADMSG;
+	}
+	h->kind = get_le16(buf + 6);
+	h->round = get_le32(buf + 8);
+	h->len = get_le32(buf + 12);
+	if (h->kind == 0 || h->kind >= MIG_KIND_LIMIT) {
+		snprintf(why, whylen, "unknown kind %u", h->kind);
+		return -EBADMSG;
+	}
+	if (h->len != len - MIG_HDR_SIZE) {
+		snprintf(why, whylen, "%s: body length %u, but the message holds %zu bytes after its header",
+			 mig_kind_name(h->kind), h->len, len - MIG_HDR_SIZE);
+		return -EBADMSG;
+	}
+	if (h->round > MIG_MAX_ROUNDS) {
+		snprintf(why, whylen, "%s: round %u above the cap %u", mig_kind_name(h->kind), h->round,
+			 MIG_MAX_ROUNDS);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/* ---- decoder ---- */
+
+struct dest {
+	struct machine *m;
+	const struct mig_source_ops *ops;
+	void *ctx;
+	struct mig_dest_result *res;
+	struct mig_hdr h;
+	const uint8_t *body;     /* the current message's body */
+	size_t body_off;         /* STATE: bytes of it the state decoder has taken */
+	bool state_ended;        /* STATE: a message other than STATE came (held in h/body) */
+	char *err;
+	size_t errlen;
+};
+
+/* The next message, its header checked. */
+static int next_message(struct dest *d)
+{
+	const uint8_t *buf;
+	size_t len;
+	char why[256];
+	int ret = d->ops->next(d->ctx, &buf, &len, why, sizeof(why));
+	if (ret) {
+		snprintf(d->err, d->errlen, "migration stream: after message %llu: %s",
+			 (unsigned long long)d->res->messages, why);
+		return ret;
+	}
+	d->res->messages++;
+	d->res->bytes += len;
+	ret = mig_hdr_decode(buf, len, &d->h, why, sizeof(why));
+	if (ret) {
+		snprintf(d->err, d->errlen, "migration stream: message %llu: %s", (unsigned long long)d->res->messages,
+			 why);
+		return ret;
+	}
+	d->body = buf + MIG_HDR_SIZE;
+	d->body_off = 0;
+	return 0;
+}
+
+static int bad(struct dest *d, const char *what)
+{
+	snprintf(d->err, d->errlen, "migration stream: message %llu (%s, round %u): %s",
+		 (unsigned long long)d->res->messages, mig_kind_name(d->h.kind), d->h.round, what);
+	return -EBADMSG;
+}
+
+static int take_start(struct dest *d)
+{
+	if (d->h.kind != MIG_START)
+		return bad(d, "the stream must begin with START");
+	if (d->h.len < MIG_START_FIXED)
+		return bad(d, "body too short");
+	uint64_t epoch = get_le64(d->body), ram = get_le64(d->body + 8);
+	if (get_le32(d->body + 16) != 0 || get_le32(d->body + 20) != 0)
+		return bad(d, "flags or reserved field not zero");
+	size_t size;
+	(void)machine_ram(d->m, &size);
+	char why[320];
+	int ret = state_config_check(d->m, d->body + MIG_START_FIXED, d->h.len - MIG_START_FIXED, why, sizeof(why));
+	if (ret == -EINVAL) {
+		d->res->refused_config = true;
+		snprintf(d->err, d->errlen, "the source's VM has %s", why);
+		return ret;
+	}
+	if (ret)
+		return bad(d, why);
+	if (ram != size) {
+		/* The configuration digest covers the memory size: only a lying peer gets here. */
+		return bad(d, "RAM size disagrees with the configuration");
+	}
+	ret = machine_ram_drop(d->m);
+	if (ret) {
+		snprintf(d->err, d->errlen, "migration: cannot drop guest memory: %s", strerror(-ret));
+		return ret;
+	}
+	d->res->epoch = epoch;
+	d->res->phase = MIG_PHASE_PAGES;
+	d->ops->confirm(d->ctx);
+	return 0;
+}
+
+static int take_pages(struct dest *d)
+{
+	if (d->h.round < d->res->rounds)
+		return bad(d, "round goes backwards");
+	d->res->rounds = d->h.round;
+	size_t off = 0;
+	if (d->h.len == 0)
+		return bad(d, "no RAM section");
+	while (off < d->h.len) {
+		size_t used;
+		uint32_t pages;
+		char why[256];
+		int ret = state_ram_section_apply(d->m, d->body + off, d->h.len - off, &used, &pages, why, sizeof(why));
+		if (ret) {
+			char at[300];
+			snprintf(at, sizeof(at), "at body byte %zu: %s", off, why);
+			return bad(d, at);
+		}
+		off += used;
+		d->res->pages += pages;
+	}
+	d->ops->confirm(d->ctx);
+	return 0;
+}
+
+/* The state decoder's source: the bodies of consecutive STATE messages. */
+static ssize_t state_read(void *ctx, void *buf, size_t len)
+{
+	struct dest *d = ctx;
+	while (d->body_off == d->h.len) {
+		if (d->state_ended)
+			return 0;
+		int ret = next_message(d);
+		if (ret)
+			return ret;
+		if (d->h.kind != MIG_STATE) {
+			d->state_ended = true; /* handled after the decoder (it reports the truncation) */
+			return 0;
+		}
+	}
+	size_t n = d->h.len - d->body_off < len ? d->h.len - d->body_off : len;
+	memcpy(buf, d->body + d->body_off, n);
+	d->body_off += n;
+	return (ssize_t)n;
+}
+
+static int take_state(struct dest *d)
+{
+	struct state_stats st;
+	char why[512];
+	d->res->phase = MIG_PHASE_STATE;
+	int ret = state_decode_keep_ram(d->m, (struct state_source){ .read = state_read, .ctx = d }, &st, why,
+					sizeof(why));
+	if (ret) {
+		if (d->err[0])
+			return ret; /* a message failed or the source did: next_message() said which */
+		snprintf(d->err, d->errlen, "migration stream: the final state (message %llu): %s",
+			 (unsigned long long)d->res->messages, why);
+		return ret == -ENOMEM ? ret : -EBADMSG;
+	}
+	d->res->state_bytes = st.bytes;
+	if (d->body_off != d->h.len)
+		return bad(d, "bytes left over after the state's END");
+	if (!d->state_ended) {
+		int r = next_message(d);
+		if (r)
+			return r;
+	}
+	if (d->h.kind != MIG_COMPLETE)
+		return bad(d, "COMPLETE must follow the state");
+	if (d->h.len != MIG_COMPLETE_SIZE)
+		return bad(d, "body must be 16 bytes");
+	if (get_le64(d->body) != st.bytes)
+		return bad(d, "state length disagrees with the state received");
+	d->res->phase = MIG_PHASE_COMPLETE;
+	d->ops->confirm(d->ctx);
+	return 0;
+}
+
+static int take_cancel(struct dest *d)
+{
+	char raw[MIG_CANCEL_MAX + 1], msg[4 * MIG_CANCEL_MAX + 1];
+	size_t n = d->h.len < MIG_CANCEL_MAX ? d->h.len : MIG_CANCEL_MAX;
+	memcpy(raw, d->body, n);
+	raw[n] = '\0';
+	/* printable ASCII only: the peer's text reaches a terminal */
+	size_t o = 0;
+	for (size_t i = 0; i < n && o + 5 < sizeof(msg); i++) {
+		unsigned char c = (unsigned char)raw[i];
+		if (c >= 0x20 && c < 0x7f && c != '\\')
+			msg[o++] = (char)c;
+		else
+			o += (size_t)snprintf(msg + o, sizeof(msg) - o, "\\x%02x", c);
+	}
+	msg[o] = '\0';
+	snprintf(d->err, d->errlen, "the source cancelled the migration: %s", msg);
+	return -ECANCELED;
+}
+
+int mig_dest_decode(struct machine *m, const struct mig_source_ops *ops, void *ctx, struct mig_dest_result *res,
+		    char *err, size_t errlen)
+{
+	struct dest d = { .m = m, .ops = ops, .ctx = ctx, .res = res, .err = err, .errlen = errlen };
+	memset(res, 0, sizeof(*res));
+	err[0] = '\0';
+	int ret = next_message(&d);
+	if (!ret)
+		ret = take_start(&d);
+	while (!ret && res->phase == MIG_PHASE_PAGES) {
+		ret = next_message(&d);
+		if (ret)
+			break;
+		switch (d.h.kind) {
+		case MIG_PAGES:
+			ret = take_pages(&d);
+			break;
+		case MIG_STATE:
+			ret = take_state(&d);
+			break;
+		case MIG_CANCEL:
+			ret = take_cancel(&d);
+			break;
+		default:
+			ret = bad(&d, "not allowed while pages are coming");
+		}
+	}
+	if (ret)
+		return ret;
+	ret = next_message(&d);
+	if (ret)
+		return ret;
+	if (d.h.kind == MIG_CANCEL)
+		return take_cancel(&d);
+	if (d.h.kind != MIG_HANDOVER)
+		return bad(&d, "HANDOVER must follow COMPLETE");
+	if (d.h.len != MIG_HANDOVER_SIZE)
+		return bad(&d, "body must be 8 bytes");
+	res->epoch = get_le64(d.body);
+	res->phase = MIG_PHASE_RUN;
+	ops->confirm(ctx);
+	return 0;
+}

@@ -1,0 +1,95 @@
+/*
+ * mig_stream.h — the live-migration stream (docs/migration.md): the message header every
+ * channel RECORD of a migration starts with, and the receiving side's decoder, which turns a
+ * sequence of messages into a machine's state.
+ *
+ * The decoder is pure (no descriptors, no clock): it pulls messages from a mig_source_ops and
+ * confirms each one it applied, so the destination's channel and the fuzz target drive the same
+ * code. Nothing from the peer is trusted: every message's header, kind, order, round and length
+ * is checked before its body is used, RAM comes as state-format RAM sections (CRC, run inside
+ * RAM), and the final state goes through the state decoder with all its checks. A refusal names
+ * the message (its number and kind) and what was wrong.
+ */
+#ifndef FTVM_MIGRATE_MIG_STREAM_H
+#define FTVM_MIGRATE_MIG_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "logchannel/channel_types.h"
+#include "util/compiler.h"
+#include "vm/machine.h"
+
+#define MIG_MAGIC 0x474D5446u /* "FTMG" as little-endian bytes */
+#define MIG_VERSION 1u
+#define MIG_HDR_SIZE 16u
+#define MIG_MAX_MESSAGE CHANNEL_MAX_RECORD
+#define MIG_MAX_BODY (MIG_MAX_MESSAGE - MIG_HDR_SIZE)
+#define MIG_START_FIXED 24u   /* epoch, RAM bytes, flags, reserved; then the CONFIG section */
+#define MIG_COMPLETE_SIZE 16u /* state bytes, rounds */
+#define MIG_HANDOVER_SIZE 8u  /* epoch the destination runs in */
+#define MIG_CANCEL_MAX 256u
+/* Rounds of pages a stream may announce (a sender gives up long before). */
+#define MIG_MAX_ROUNDS 1000u
+
+enum mig_kind {
+	MIG_START = 1,    /* epoch, RAM size, the configuration */
+	MIG_PAGES = 2,    /* RAM sections of one round, while the source runs */
+	MIG_STATE = 3,    /* a piece of the final state (state format, RAM: the last dirty pages) */
+	MIG_COMPLETE = 4, /* the final state is whole; the destination confirms by its ACK */
+	MIG_HANDOVER = 5, /* the source stopped for good: the destination runs */
+	MIG_CANCEL = 6,   /* the source gives up (its VM runs on): text */
+	MIG_KIND_LIMIT,
+};
+
+struct mig_hdr {
+	uint16_t kind;
+	uint32_t round;
+	uint32_t len; /* body bytes */
+};
+
+const char *mig_kind_name(unsigned kind);
+/* Writes the header of a message of @kind with a body of @len bytes into @out. */
+void mig_hdr_encode(uint8_t out[MIG_HDR_SIZE], unsigned kind, uint32_t round, uint32_t len);
+/* Checks the header of the @len-byte message @buf: -EBADMSG with @why. */
+int mig_hdr_decode(const uint8_t *buf, size_t len, struct mig_hdr *h, char *why, size_t whylen) FTVM_MUST_CHECK;
+
+/* Where the decoder's messages come from. */
+struct mig_source_ops {
+	/* The next message: 0 with *buf and *len (valid until the next call), or -errno with why. */
+	int (*next)(void *ctx, const uint8_t **buf, size_t *len, char *why, size_t whylen);
+	/* Every message so far has been applied (and, for COMPLETE, the state is whole). */
+	void (*confirm)(void *ctx);
+};
+
+/* How far a stream got (the destination acts on it when the stream ends). */
+enum mig_dest_phase {
+	MIG_PHASE_START,    /* nothing accepted yet */
+	MIG_PHASE_PAGES,    /* START accepted, pages coming */
+	MIG_PHASE_STATE,    /* the final state is being decoded */
+	MIG_PHASE_COMPLETE, /* the state is whole and confirmed: waiting for HANDOVER */
+	MIG_PHASE_RUN,      /* HANDOVER received */
+};
+
+struct mig_dest_result {
+	enum mig_dest_phase phase;
+	uint64_t epoch;           /* from START, then from HANDOVER */
+	uint64_t messages;
+	uint64_t bytes;
+	uint64_t pages;           /* pages applied in rounds */
+	uint32_t rounds;
+	uint64_t state_bytes;
+	bool refused_config;      /* ended by START's configuration (err names the difference) */
+};
+
+/*
+ * Receives a whole migration into @m, a machine just created (not run) with this host's
+ * configuration: 0 once HANDOVER came (phase RUN; m holds the source's state), -ECANCELED when
+ * the source cancelled (its reason in err), -EINVAL for another configuration (refused_config),
+ * -EBADMSG for a malformed stream, or the source's -errno; err names the message and the fault.
+ * On failure m must be destroyed.
+ */
+int mig_dest_decode(struct machine *m, const struct mig_source_ops *ops, void *ctx, struct mig_dest_result *res,
+		    char *err, size_t errlen) FTVM_MUST_CHECK;
+
+#endif

@@ -1,0 +1,225 @@
+/*
+ * fuzz_migration.c — libFuzzer target for the migration stream's decoder (migrate/mig_stream.c):
+ * any sequence of messages offered by a source to a freshly created destination machine (16 MiB,
+ * a disk, a NIC, an entropy device, a tiny raw firmware image). The decoder must refuse or accept
+ * without a crash, a sanitizer report, a read outside its buffers, a hang or a leak.
+ *
+ * Input: a mode byte, then messages, each a 4-byte little-endian length and its bytes (a length
+ * beyond the input takes the rest). Mode odd: before decoding, the harness makes every message's
+ * header length agree with the message and rewrites the CRC of every whole state section in a
+ * PAGES body and in the STATE bodies taken together, so mutations reach the RAM runs, the
+ * ordering rules and the state decoder's payload walks; mode even: the bytes go in as they are.
+ *
+ * FUZZ_MIGRATION_VERBOSE=1 prints each input's outcome (to check that the seed decodes whole).
+ * FUZZ_MIGRATION_SEED=FILE writes a valid stream of the same machine (START, a round of pages, the
+ * final state, COMPLETE, HANDOVER) to FILE and exits.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "migrate/mig_stream.h"
+#include "fuzz_board.h"
+#include "util/byteorder.h"
+#include "util/crc32c.h"
+#include "vm/machine.h"
+#include "vm/state_format.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define MAX_MESSAGES 4096
+
+static struct machine_config config;
+static struct machine *machine;
+
+struct feed {
+	uint8_t *msg[MAX_MESSAGES];
+	size_t len[MAX_MESSAGES];
+	size_t n, next;
+};
+
+static int feed_next(void *ctx, const uint8_t **buf, size_t *len, char *why, size_t whylen)
+{
+	struct feed *f = ctx;
+	if (f->next == f->n) {
+		snprintf(why, whylen, "the source closed the channel");
+		return -32; /* EPIPE */
+	}
+	*buf = f->msg[f->next];
+	*len = f->len[f->next++];
+	return 0;
+}
+
+static void feed_confirm(void *ctx)
+{
+	(void)ctx;
+}
+
+static const struct mig_source_ops feed_ops = { .next = feed_next, .confirm = feed_confirm };
+
+static struct machine *create(void)
+{
+	return fuzz_board_create("fuzz_migration", &config);
+}
+
+/* ---- the seed: a whole stream, written as the fuzzer's input format ---- */
+
+static FILE *seed;
+static uint8_t seedmsg[MIG_MAX_MESSAGE];
+static size_t seedbody;
+
+static void seed_put(unsigned kind, uint32_t round, size_t body)
+{
+	uint8_t len[4];
+	mig_hdr_encode(seedmsg, kind, round, (uint32_t)body);
+	put_le32(len, (uint32_t)(MIG_HDR_SIZE + body));
+	fwrite(len, 1, 4, seed);
+	fwrite(seedmsg, 1, MIG_HDR_SIZE + body, seed);
+}
+
+static int seed_state(void *ctx, const void *buf, size_t len)
+{
+	(void)ctx;
+	const uint8_t *p = buf;
+	while (len) {
+		size_t n = MIG_MAX_BODY - seedbody < len ? MIG_MAX_BODY - seedbody : len;
+		memcpy(seedmsg + MIG_HDR_SIZE + seedbody, p, n);
+		seedbody += n;
+		p += n;
+		len -= n;
+		if (seedbody == MIG_MAX_BODY) {
+			seed_put(MIG_STATE, 1, seedbody);
+			seedbody = 0;
+		}
+	}
+	return 0;
+}
+
+static void write_seed(const char *path)
+{
+	char err[256];
+	struct machine *m = create();
+	seed = fopen(path, "wb");
+	if (!seed)
+		exit(1);
+	fputc(1, seed);
+	uint8_t *b = seedmsg + MIG_HDR_SIZE;
+	size_t ram_size;
+	const uint8_t *ram = machine_ram_const(m, &ram_size);
+	memset(b, 0, MIG_START_FIXED);
+	put_le64(b + 8, ram_size);
+	int n = state_config_section(m, b + MIG_START_FIXED, MIG_MAX_BODY - MIG_START_FIXED);
+	if (n < 0)
+		exit(1);
+	seed_put(MIG_START, 0, MIG_START_FIXED + (size_t)n);
+	seed_put(MIG_PAGES, 0, state_ram_section_build(b, ram, 0, 2));
+	uint64_t *pages = calloc(machine_dirty_words(m), sizeof(*pages));
+	if (!pages)
+		exit(1);
+	pages[0] = 0x5; /* pages 0 and 2 */
+	seedbody = 0;
+	struct state_stats st;
+	if (state_encode_pages(m, (struct state_sink){ .write = seed_state }, pages, &st, err, sizeof(err)))
+		exit(1);
+	if (seedbody)
+		seed_put(MIG_STATE, 1, seedbody);
+	put_le64(b, st.bytes);
+	put_le64(b + 8, 1);
+	seed_put(MIG_COMPLETE, 1, MIG_COMPLETE_SIZE);
+	put_le64(b, 7);
+	seed_put(MIG_HANDOVER, 1, MIG_HANDOVER_SIZE);
+	fclose(seed);
+	free(pages);
+	machine_destroy(m);
+	exit(0);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	fuzz_board_init("fuzz_migration", &config);
+	const char *path = getenv("FUZZ_MIGRATION_SEED");
+	if (path) {
+		write_seed(path);
+		fuzz_board_cleanup();
+	}
+	return 0;
+}
+
+static void fix_up(struct feed *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		if (f->len[i] < MIG_HDR_SIZE)
+			continue;
+		put_le32(f->msg[i] + 12, (uint32_t)(f->len[i] - MIG_HDR_SIZE));
+		uint16_t kind = get_le16(f->msg[i] + 6);
+		if (kind == MIG_PAGES || kind == MIG_START)
+			fuzz_fix_sections(f->msg[i] + MIG_HDR_SIZE, f->len[i] - MIG_HDR_SIZE,
+				     kind == MIG_START ? MIG_START_FIXED : 0);
+	}
+	/* The STATE bodies form one state: fix it as a whole, then scatter it back. */
+	size_t total = 0;
+	for (size_t i = 0; i < f->n; i++)
+		if (f->len[i] >= MIG_HDR_SIZE && get_le16(f->msg[i] + 6) == MIG_STATE)
+			total += f->len[i] - MIG_HDR_SIZE;
+	uint8_t *all = total ? malloc(total) : NULL;
+	if (!all)
+		return;
+	size_t at = 0;
+	for (size_t i = 0; i < f->n; i++)
+		if (f->len[i] >= MIG_HDR_SIZE && get_le16(f->msg[i] + 6) == MIG_STATE) {
+			memcpy(all + at, f->msg[i] + MIG_HDR_SIZE, f->len[i] - MIG_HDR_SIZE);
+			at += f->len[i] - MIG_HDR_SIZE;
+		}
+	if (total >= STATE_HEADER_SIZE) {
+		put_le32(all + 12, crc32c(0, all, 12));
+		fuzz_fix_sections(all, total, STATE_HEADER_SIZE);
+	}
+	at = 0;
+	for (size_t i = 0; i < f->n; i++)
+		if (f->len[i] >= MIG_HDR_SIZE && get_le16(f->msg[i] + 6) == MIG_STATE) {
+			memcpy(f->msg[i] + MIG_HDR_SIZE, all + at, f->len[i] - MIG_HDR_SIZE);
+			at += f->len[i] - MIG_HDR_SIZE;
+		}
+	free(all);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char err[512];
+	struct feed *f = calloc(1, sizeof(*f));
+	if (!f || size < 1) {
+		free(f);
+		return 0;
+	}
+	for (size_t pos = 1; pos < size && f->n < MAX_MESSAGES;) {
+		size_t len = size - pos >= 4 ? get_le32(data + pos) : 0;
+		pos += size - pos >= 4 ? 4 : size - pos;
+		if (len > size - pos)
+			len = size - pos;
+		if (len > MIG_MAX_MESSAGE)
+			len = MIG_MAX_MESSAGE;
+		f->msg[f->n] = malloc(len ? len : 1);
+		if (!f->msg[f->n])
+			break;
+		memcpy(f->msg[f->n], data + pos, len);
+		f->len[f->n++] = len;
+		pos += len;
+	}
+	if (data[0] & 1)
+		fix_up(f);
+	if (!machine)
+		machine = create();
+	struct mig_dest_result res;
+	int ret = mig_dest_decode(machine, &feed_ops, f, &res, err, sizeof(err));
+	if (getenv("FUZZ_MIGRATION_VERBOSE"))
+		fprintf(stderr, "fuzz_migration: %d phase %d: %s\n", ret, (int)res.phase, err);
+	for (size_t i = 0; i < f->n; i++)
+		free(f->msg[i]);
+	free(f);
+	return 0;
+}

@@ -1,0 +1,322 @@
+#!/usr/bin/env python3
+"""test_migrate.py — live migration end to end on the two-host namespace network of
+scripts/ft-topology (tests/ft/ftlab.py), with real ftvm processes and real TCP.
+
+Scenarios:
+  kvd     the bundled Linux guest serving kvd runs under `ftvm run` on host A; a client on a third
+          host writes over one TCP connection while the VM is migrated A -> B -> A ... (--migrations
+          N): the connection must survive (no reconnect), every acknowledged write must read back,
+          and the client's longest gap between two replies is printed with each migration's
+          downtime and time.
+  throttle  kvd under a writer with no pause between writes, migrated over a link capped at
+          MBIT (--bandwidth) with a 100 ms downtime target: it converges only by throttling the
+          vCPU (auto-converge).
+  faults  an FT node refuses to migrate, saying why; failures before the hand-over leave the
+          source running: the destination killed
+          mid-stream, the link cut mid-stream, a destination built with another configuration
+          (refused, naming the difference), a stranger sending a corrupt stream to a destination
+          (refused with the message and the fault); and a guest dirtying memory faster than a
+          --bandwidth-capped link converges by throttling.
+Exit 77 (skip) without root or the bundled guest.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "ft"))
+import ftlab  # noqa: E402
+
+PORT = 7710
+HOST_IP = {"a": "10.78.0.1", "b": "10.78.0.2"}
+
+
+def check(cond, what, nodes=()):  # noqa: C901
+    if cond:
+        return
+    print(f"FAIL: {what}", file=sys.stderr)
+    for n in nodes:
+        if n:
+            print(f"--- {n.name} ---\n{n.output()[-4000:]}", file=sys.stderr)
+    raise SystemExit(1)
+
+
+class MigLab(ftlab.Lab):
+    """The FT lab's network, disk and key; VMs run by `ftvm run` / `ftvm incoming`. Every node it
+    starts is killed by close(), whatever the test's outcome."""
+
+    nodes = None
+
+    def track(self, node):
+        if self.nodes is None:
+            self.nodes = []
+        self.nodes.append(node)
+        return node
+
+    def close(self):
+        for n in self.nodes or []:
+            n.kill()
+            try:
+                n.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        super().close()
+
+    def sock(self, host):
+        return os.path.join(self.workdir, f"{host}.sock")
+
+    def start_run(self, host, extra=()):
+        return self.track(ftlab.Node(f"run-{host}", ["ip", "netns", "exec", self.ns(host), ftlab.ftvm_binary(),
+                                                     "run", "--vm", self.vm_name(), "--control", self.sock(host)]
+                                     + list(extra) + self.run_options()))
+
+    def start_incoming(self, host, extra=(), port=PORT):
+        n = ftlab.Node(f"incoming-{host}", ["ip", "netns", "exec", self.ns(host), ftlab.ftvm_binary(), "incoming",
+                                            "--listen", f"{HOST_IP[host]}:{port}", "--channel-key", self.key,
+                                            "--vm", self.vm_name(), "--control", self.sock(host)]
+                       + list(extra) + self.run_options())
+        self.track(n)
+        n.wait_for("waiting for its migration", 30)
+        return n
+
+    def migrate(self, src, dst, extra=(), port=PORT):
+        t0 = time.monotonic()
+        out = subprocess.run(["ip", "netns", "exec", self.ns(src), ftlab.ftvm_binary(), "migrate",
+                              "--control", self.sock(src), "--to", f"{HOST_IP[dst]}:{port}",
+                              "--channel-key", self.key] + list(extra),
+                             capture_output=True, text=True, timeout=300)
+        return out.returncode, out.stderr, time.monotonic() - t0
+
+
+def alive_and_running(lab, host):
+    out = subprocess.run([ftlab.ftvm_binary(), "status", "--json", "--control", lab.sock(host)],
+                         capture_output=True, text=True)
+    return out.returncode == 0 and '"state":"running"' in out.stdout.replace(" ", "")
+
+
+WRITER = """
+import json, os, sys
+sys.path.insert(0, {ftdir!r})
+import kvclient
+with open({log!r}, "w") as log:
+    s = kvclient.write_keys({host!r}, 10 ** 9, {delay}, {prefix!r}, log, give_up_s=60.0,
+                            stop=lambda: os.path.exists({stop!r}))
+print(json.dumps(s))
+"""
+
+
+def start_writer(lab, workdir, delay_ms=2, name="acked"):
+    """A client on the third host writing over one TCP connection until the stop file appears."""
+    logfile, stopfile = os.path.join(workdir, f"{name}.log"), os.path.join(workdir, "stop")
+    code = WRITER.format(ftdir=os.path.join(os.path.dirname(HERE), "ft"), log=logfile, host=ftlab.GUEST_IP,
+                         delay=delay_ms, stop=stopfile, prefix=name + "-")
+    proc = subprocess.Popen(["ip", "netns", "exec", lab.ns("cl"), sys.executable, "-c", code],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, logfile, stopfile
+
+
+def stop_writer(proc, stopfile, nodes):
+    open(stopfile, "w").close()
+    try:
+        out, errs = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, errs = proc.communicate()
+    check(proc.returncode == 0 and out.strip(), f"the client failed ({proc.returncode}): {out[-500:]} {errs[-2000:]}", nodes)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def verify(lab, logfile, nodes):
+    out = lab.client([sys.executable, os.path.join(os.path.dirname(HERE), "ft", "kvclient.py"), "verify",
+                      ftlab.GUEST_IP, "--log", logfile], capture_output=True, text=True, timeout=300)
+    check(out.returncode == 0, f"acknowledged writes lost: {out.stdout} {out.stderr}", nodes)
+    return json.loads(out.stdout)
+
+
+def scenario_kvd(lab, workdir, migrations):
+    nodes = {"a": lab.start_run("a"), "b": None}
+    nodes["a"].wait_for("ftvm-guest: ready", 180)
+    writer, logfile, stopfile = start_writer(lab, workdir)
+    time.sleep(2.0)
+    here, there = "a", "b"
+    for i in range(migrations):
+        nodes[there] = lab.start_incoming(there)
+        rc, err, took = lab.migrate(here, there)
+        check(rc == 0, f"migration {i + 1} {here} -> {there} failed:\n{err}", nodes.values())
+        nodes[there].wait_for("handed over", 30)
+        check(nodes[here].wait(30) == 0, f"the source on {here} did not end cleanly", nodes.values())
+        done = [l for l in err.splitlines() if "done:" in l]
+        print(f"migration {i + 1}: {here} -> {there}, {took:.2f} s: {done[-1] if done else '?'}", flush=True)
+        nodes[here] = None
+        here, there = there, here
+        time.sleep(1.0)
+    summary = stop_writer(writer, stopfile, nodes.values())
+    print(f"client: {summary['acked']} writes acknowledged over {summary['connections']} connection(s), "
+          f"{summary['reconnects']} reconnect(s), longest gap {summary['max_gap_s'] * 1000:.0f} ms", flush=True)
+    check(summary["reconnects"] == 0 and summary["connections"] == 1,
+          "the client's TCP connection did not survive the migrations", nodes.values())
+    check(summary["acked"] > 100, "too few writes acknowledged", nodes.values())
+    v = verify(lab, logfile, nodes.values())
+    print(f"verified {v['verified']} acknowledged writes", flush=True)
+    for n in nodes.values():
+        if n:
+            n.kill()
+
+
+def source_runs(lab, node, what):
+    """After a failed attempt the source must be up, unpaused and serving: its guest answers."""
+    check(node.proc.poll() is None, f"{what}: the source exited", [node])
+    out = subprocess.run([ftlab.ftvm_binary(), "status", "--json", "--control", lab.sock("a")],
+                         capture_output=True, text=True)
+    check('"running"' in out.stdout, f"{what}: the source's status: {out.stdout} {out.stderr}", [node])
+    before = len(open(os.path.join(lab.workdir, "acked.log")).read().splitlines())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if len(open(os.path.join(lab.workdir, "acked.log")).read().splitlines()) > before + 10:
+            return
+        time.sleep(0.1)
+    check(False, f"{what}: the source's guest stopped answering the client", [node])
+
+
+def failed_migration(lab, what, extra=(), during=None):
+    """Starts a migration A -> B (slowed by --bandwidth), runs during() while it streams."""
+    proc = subprocess.Popen(["ip", "netns", "exec", lab.ns("a"), ftlab.ftvm_binary(), "migrate",
+                             "--control", lab.sock("a"), "--to", f"{HOST_IP['b']}:{PORT}",
+                             "--channel-key", lab.key] + list(extra),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if during:
+        time.sleep(0.6)
+        during()
+    out, err = proc.communicate(timeout=120)
+    check(proc.returncode == 1, f"{what}: ftvm migrate exited {proc.returncode}:\n{err}")
+    last = err.strip().splitlines()[-1]
+    print(f"{what}: {last}", flush=True)
+    return last
+
+
+def scenario_faults(lab, workdir):
+    # An FT node refuses, saying why (a pair moves by failover).
+    lab.start_backup()
+    out = subprocess.run([ftlab.ftvm_binary(), "migrate", "--control", os.path.join(workdir, "backup.sock"),
+                          "--to", f"{HOST_IP['a']}:{PORT}", "--channel-key", lab.key],
+                         capture_output=True, text=True, timeout=60)
+    check(out.returncode == 1 and "failover" in out.stderr, f"an FT node: {out.stderr}", [lab.backup])
+    print(f"FT node: {out.stderr.strip()}", flush=True)
+    lab.backup.kill()
+    lab.backup.wait(10)
+    lab.backup = None
+
+    src = lab.start_run("a")
+    src.wait_for("ftvm-guest: ready", 180)
+    writer, logfile, stopfile = start_writer(lab, workdir)
+    time.sleep(1.0)
+
+    # Another configuration: refused by the destination, which names the difference.
+    dst = lab.start_incoming("b", extra=["--mem", "384"])
+    last = failed_migration(lab, "another configuration")
+    check("memory 384 MiB here, 256 MiB" in last, f"the refusal must name the difference: {last}", [dst])
+    check(dst.wait(30) == 1, "the refusing destination must exit 1", [dst])
+    source_runs(lab, src, "another configuration")
+
+    # The destination killed mid-stream.
+    dst = lab.start_incoming("b")
+    last = failed_migration(lab, "destination killed", ["--bandwidth", "20"], lambda: dst.kill())
+    dst.wait(30)
+    source_runs(lab, src, "destination killed")
+
+    # The logging link cut mid-stream: both sides notice the silence; nothing runs on B.
+    dst = lab.start_incoming("b")
+    topo = os.path.join(ftlab.ROOT, "scripts", "ft-topology")
+    last = failed_migration(lab, "link cut", ["--bandwidth", "20"],
+                            lambda: subprocess.run([topo, "cut-log", lab.prefix], check=True))
+    check(dst.wait(30) == 1, "the destination must give up without running", [dst])
+    check("handed over" not in dst.output(), "the destination ran without a hand-over", [dst])
+    subprocess.run([topo, "heal-log", lab.prefix], check=True)
+    source_runs(lab, src, "link cut")
+
+    # A hostile source: corrupt streams, each refused with the fault named, nothing run.
+    for mode, expect in (("magic", "bad magic"), ("order", "must begin with START"),
+                         ("length", "body length"), ("config", "CONFIG"), ("truncated", "must begin with START")):
+        dst = lab.start_incoming("b")
+        out = subprocess.run(["ip", "netns", "exec", lab.ns("a"), os.environ.get("FAKE_SENDER", "fake_sender"),
+                              f"{HOST_IP['b']}:{PORT}", lab.key, lab.vm_name(), mode],
+                             capture_output=True, text=True, timeout=60)
+        check(out.returncode == 0 and expect in out.stdout,
+              f"corrupt stream ({mode}): the source was not told why: {out.stdout} {out.stderr}", [dst])
+        check(dst.wait(30) == 1 and expect in dst.output(), f"corrupt stream ({mode}): destination", [dst])
+        print(f"corrupt stream ({mode}): {out.stdout.strip()}", flush=True)
+
+    # After all of it the VM still migrates, and the client saw one connection throughout.
+    dst = lab.start_incoming("b")
+    rc, err, took = lab.migrate("a", "b")
+    check(rc == 0, f"the migration after the faults failed:\n{err}", [src, dst])
+    dst.wait_for("handed over", 30)
+    summary = stop_writer(writer, stopfile, [src, dst])
+    print(f"client: {summary['acked']} writes, {summary['reconnects']} reconnect(s), longest gap "
+          f"{summary['max_gap_s'] * 1000:.0f} ms", flush=True)
+    check(summary["reconnects"] == 0, "the client's connection broke", [src, dst])
+    verify(lab, logfile, [dst])
+    dst.kill()
+
+
+def scenario_throttle(lab, workdir, mbit):
+    """kvd under writes dirties pages faster than a link capped at MBIT drains them: the migration
+    must still converge, by holding the vCPU a growing share of the time."""
+    src = lab.start_run("a")
+    src.wait_for("ftvm-guest: ready", 180)
+    writer, logfile, stopfile = start_writer(lab, workdir, delay_ms=0)
+    # More writers, each on its own connection, so the guest dirties pages faster than the link.
+    others = [start_writer(lab, workdir, delay_ms=0, name=f"w{i}") for i in range(3)]
+    time.sleep(2.0)
+    dst = lab.start_incoming("b")
+    # A Linux guest touches some pages every tick however slowed: 100 ms at 5 MB/s leaves room for
+    # them (30 ms converges in some runs, not all).
+    rc, err, took = lab.migrate("a", "b", ["--bandwidth", str(mbit), "--downtime-ms", "100"])
+    lines = [l for l in err.splitlines() if l.startswith("ftvm migrate:")]
+    for l in lines[-6:]:
+        print(l, flush=True)
+    check(rc == 0, f"the capped migration did not converge:\n{err}", [src, dst])
+    throttled = [l for l in lines if "throttle" in l and "throttle 0%" not in l]
+    check(throttled, "the guest was never throttled: it did not dirty faster than the link", [src, dst])
+    dst.wait_for("handed over", 30)
+    summary = stop_writer(writer, stopfile, [dst])
+    for proc, log, _ in others:
+        stop_writer(proc, stopfile, [dst])
+        verify(lab, log, [dst])
+    print(f"client: {summary['acked']} writes, {summary['reconnects']} reconnect(s), longest gap "
+          f"{summary['max_gap_s'] * 1000:.0f} ms", flush=True)
+    check(summary["reconnects"] == 0, "the client's connection broke", [src, dst])
+    verify(lab, logfile, [dst])
+    dst.kill()
+
+
+def main():
+    if os.geteuid() != 0 or not os.path.exists(os.path.join(ftlab.guest_dir(), "Image")):
+        print("skipped: needs root and the bundled guest")
+        return 77
+    scenario = sys.argv[1] if len(sys.argv) > 1 else "kvd"
+    migrations = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    workdir = tempfile.mkdtemp(prefix="ftvm-migrate-")
+    lab = MigLab(f"mg{os.getpid() % 1000}", workdir)
+    try:
+        if scenario == "kvd":
+            scenario_kvd(lab, workdir, migrations)
+        elif scenario == "faults":
+            scenario_faults(lab, workdir)
+        elif scenario == "throttle":
+            scenario_throttle(lab, workdir, migrations)
+        else:
+            print(f"unknown scenario {scenario}", file=sys.stderr)
+            return 2
+        return 0
+    finally:
+        open(os.path.join(workdir, "stop"), "w").close()  # any writer still running ends
+        lab.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
