@@ -73,7 +73,7 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 			str = &fo->control_group;
 		else if (!strcmp(a, "--channel-key"))
 			str = &fo->channel_key;
-		else if (!strcmp(a, "--log-transport"))
+		else if (!strcmp(a, "--log-transport") || !strcmp(a, "--disk-mode"))
 			str = &transport;
 		else if (!strcmp(a, "--epoch"))
 			num = &fo->epoch, min = 1;
@@ -98,8 +98,14 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 		fo->timeout_given |= !strcmp(a, "--timeout");
 		fo->heartbeat_given |= !strcmp(a, "--heartbeat");
 		fo->max_lag_given |= num == &fo->max_lag_ms;
-		fo->transport_given |= str == &transport;
-		if (str == &transport) {
+		fo->transport_given |= !strcmp(a, "--log-transport");
+		if (!strcmp(a, "--disk-mode")) {
+			if (strcmp(argv[i + 1], "replicated") != 0 && strcmp(argv[i + 1], "shared") != 0) {
+				snprintf(err, errlen, "--disk-mode: \"%s\" is neither replicated nor shared", argv[i + 1]);
+				return -EINVAL;
+			}
+			fo->disk_shared = !strcmp(argv[i + 1], "shared");
+		} else if (str == &transport) {
 			if (strcmp(argv[i + 1], "tcp") != 0 && strcmp(argv[i + 1], "rdma") != 0) {
 				snprintf(err, errlen, "--log-transport: \"%s\" is neither tcp nor rdma", argv[i + 1]);
 				return -EINVAL;
@@ -167,6 +173,13 @@ void ft_options_help(FILE *out)
 		"  --heartbeat MS      heartbeat interval (default %u ms)\n"
 		"  --log-transport T   tcp (default) or rdma (RDMA verbs; needs a device on both hosts,\n"
 		"                      and the same choice on both nodes)\n"
+		"  --disk-mode M       replicated (default): each node has its own copy of every disk, the\n"
+		"                      --disk files of its run options, equal when the pair starts (e.g. two\n"
+		"                      copies of one image); the backup runs the guest's disk requests on its\n"
+		"                      copy and the log carries a digest per read instead of the data.\n"
+		"                      shared: both nodes name the same shared disk; the backup leaves it\n"
+		"                      alone until it goes live and the log carries the data of every read.\n"
+		"                      Both nodes must give the same mode.\n"
 		"  --control PATH      JSON control socket (default " CONTROL_DEFAULT_DIR "/NAME-ROLE.sock),\n"
 		"                      mode 0600: only root and this user may connect (docs/control.md)\n"
 		"  --control-group G   also admit members of group G (socket mode 0660, group G)\n"
@@ -232,5 +245,6 @@ void ft_options_start_control(const struct ft_options *fo, const char *role, voi
 
 void ft_options_vm_id(const struct ft_options *fo, uint64_t config_digest, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s@%016llx", fo->vm, (unsigned long long)config_digest);
+	snprintf(buf, len, "%s@%016llx/%s", fo->vm, (unsigned long long)config_digest,
+		 fo->disk_shared ? "shared" : "replicated");
 }

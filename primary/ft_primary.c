@@ -345,6 +345,7 @@ int ft_primary_create(const struct ft_primary_config *cfg, struct machine *m, st
 		snprintf(err, errlen, "cannot create the recorder: %s", strerror(-ret));
 		goto fail;
 	}
+	recorder_log_disk_digests(p->rec, cfg->disk_digests);
 	*out = p;
 	return 0;
 fail:

@@ -16,6 +16,7 @@ struct recorder {
 	struct vm_world live;
 	struct recorder_sink sink;
 	struct machine *machine;
+	bool disk_digests;
 	icount_t next_cpu_check;
 	icount_t next_machine_check;
 	struct evlog_outputs outputs;
@@ -96,12 +97,20 @@ static int rec_next_event(void *ctx, icount_t now, struct vm_event *ev)
 	ret = rec->live.ops->next_event(rec->live.ctx, now, ev);
 	if (ret <= 0)
 		return ret;
-	uint32_t len = evlog_payload_from_event(ev, rec->payload, sizeof(rec->payload));
+	/* The machine gets the bytes read either way; only the log leaves them out. */
+	enum evlog_kind kind = (enum evlog_kind)ev->kind;
+	uint32_t len;
+	if (rec->disk_digests && ev->kind == VM_EV_DISK_DONE && ev->status == VM_DISK_OK && ev->len) {
+		kind = EVLOG_DISK_DIGEST;
+		len = evlog_payload_from_disk_read(ev, rec->payload, sizeof(rec->payload));
+	} else {
+		len = evlog_payload_from_event(ev, rec->payload, sizeof(rec->payload));
+	}
 	if (len == 0) {
 		diag_error("event kind %d at icount %llu does not fit a log record", ev->kind, (unsigned long long)now);
 		return -EMSGSIZE;
 	}
-	ret = recorder_append(rec, (enum evlog_kind)ev->kind, now, len);
+	ret = recorder_append(rec, kind, now, len);
 	return ret < 0 ? ret : 1;
 }
 
@@ -145,6 +154,11 @@ int recorder_create(struct machine *m, struct vm_world live, struct recorder_sin
 void recorder_destroy(struct recorder *rec)
 {
 	free(rec);
+}
+
+void recorder_log_disk_digests(struct recorder *rec, bool on)
+{
+	rec->disk_digests = on;
 }
 
 struct vm_world recorder_world(struct recorder *rec)

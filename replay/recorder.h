@@ -40,6 +40,9 @@ struct recorder;
 int recorder_create(struct machine *m, struct vm_world live, struct recorder_sink sink,
 		    struct recorder **out) FTVM_MUST_CHECK;
 void recorder_destroy(struct recorder *rec);
+/* Log each successful disk read as a DISK_DIGEST record (its bytes' XXH3-128) instead of a
+ * DISK_DONE carrying the bytes: for a replayer that has its own copy of the disks. Off by default. */
+void recorder_log_disk_digests(struct recorder *rec, bool on);
 /* The world to give machine_run(). */
 struct vm_world recorder_world(struct recorder *rec);
 /* After machine_run() returns: a final CHECK and the END record. */
