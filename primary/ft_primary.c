@@ -166,10 +166,17 @@ static void ftw_net_tx(void *ctx, unsigned nic, const uint8_t *frame, size_t len
 	output_rule_net(p->rule, atomic_load(&p->last_lsn), nic, frame, len);
 }
 
+/* A shared disk is seen by the backup when it goes live: its writes are outputs, held like the
+ * rest. A replicated disk is this node's alone (the backup runs the same requests on its own
+ * replica, and after a failover this copy is never used again), so its requests go straight to
+ * the back end and reads never wait behind held outputs. */
 static void ftw_disk_submit(void *ctx, unsigned disk, const struct vm_disk_request *req)
 {
 	struct ft_primary *p = ctx;
-	output_rule_disk(p->rule, atomic_load(&p->last_lsn), disk, req);
+	if (p->cfg.replicated_disks)
+		p->live.ops->disk_submit(p->live.ctx, disk, req);
+	else
+		output_rule_disk(p->rule, atomic_load(&p->last_lsn), disk, req);
 }
 
 static void ftw_rng_request(void *ctx, unsigned dev, uint32_t len)
@@ -345,7 +352,7 @@ int ft_primary_create(const struct ft_primary_config *cfg, struct machine *m, st
 		snprintf(err, errlen, "cannot create the recorder: %s", strerror(-ret));
 		goto fail;
 	}
-	recorder_log_disk_digests(p->rec, cfg->disk_digests);
+	recorder_log_disk_digests(p->rec, cfg->replicated_disks);
 	*out = p;
 	return 0;
 fail:

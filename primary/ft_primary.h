@@ -34,7 +34,8 @@ struct ft_primary_config {
 	unsigned heartbeat_ms;
 	unsigned max_lag_ms;     /* slow the vCPU while the backup is further behind (0: never) */
 	bool rdma;               /* logging channel over RDMA verbs instead of TCP */
-	bool disk_digests;       /* replicated disks: reads are logged as digests (DISK_DIGEST) */
+	bool replicated_disks;   /* each node has its own disk replica: reads are logged as digests
+	                          * (DISK_DIGEST) and disk requests are not held as outputs */
 	const struct channel_key *key; /* the pairing key (kept by the caller while this runs) */
 };
 
