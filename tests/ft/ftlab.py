@@ -160,7 +160,8 @@ class Lab:
                               os.path.join(self.workdir, f"{role}.sock")], capture_output=True, text=True)
         return out.stdout.strip()
 
-    def close(self):
+    def stop_nodes(self):
+        """SIGKILLs both nodes (what each wrote to its disk is in the file already)."""
         for n in (self.primary, self.backup):
             if n:
                 n.kill()
@@ -168,4 +169,7 @@ class Lab:
                     n.wait(10)
                 except subprocess.TimeoutExpired:
                     pass
+
+    def close(self):
+        self.stop_nodes()
         subprocess.run([os.path.join(ROOT, "scripts", "ft-topology"), "down", self.prefix])

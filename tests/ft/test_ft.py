@@ -249,13 +249,13 @@ def stop_when_replayed(lab):
     while json.loads(lab.status("backup") or "{}").get("icount", 0) < target:
         check(time.monotonic() < deadline, f"the backup did not replay to icount {target}", lab)
         time.sleep(0.1)
-    lab.close()
+    lab.stop_nodes()
 
 
 def scenario_replicated_crash(lab, rnd, workdir, r):
     result = scenario_primary_crash(lab, rnd, workdir, r)
     logfile = os.path.join(workdir, f"acked-{r}.txt")
-    lab.close()
+    lab.stop_nodes()
     # The survivor's replica alone, booted by a plain run on host B: kvd replays its on-disk log.
     rerun = ftlab.Node("rerun", ["ip", "netns", "exec", lab.ns("b"), ftlab.ftvm_binary(), "run"]
                        + lab.run_options("b"))
