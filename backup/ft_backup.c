@@ -86,6 +86,10 @@ static int channel_source_next(void *ctx, struct evlog_record *rec, char *err, s
 		atomic_fetch_add(&b->log_bytes, len);
 		atomic_fetch_add(&b->log_records, 1);
 		atomic_store(&b->last_lsn, lsn);
+		if (b->cfg.replay_delay_us) {
+			struct timespec pause = { .tv_nsec = (long)b->cfg.replay_delay_us * 1000 };
+			nanosleep(&pause, NULL);
+		}
 		return 1;
 	}
 }
@@ -208,7 +212,8 @@ int ft_backup_create(const struct ft_backup_config *cfg, struct machine *m, cons
 	}
 	struct replayer_options ro = { .console_fd = -1, .perturb_lsn = cfg->perturb_lsn };
 	for (unsigned i = 0; i < cfg->nreplicas && i < MACHINE_MAX_DISKS; i++) {
-		ret = disk_replica_open(cfg->replica[i], i, &b->replica[i], err, errlen);
+		ret = disk_replica_open(cfg->replica[i], i, cfg->disks_shared ? DISK_REPLICA_SHARED : DISK_REPLICA_COPY,
+					&b->replica[i], err, errlen);
 		if (ret < 0)
 			goto fail;
 		ro.disk[i] = b->replica[i];

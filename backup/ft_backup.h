@@ -5,7 +5,9 @@
  * acknowledging each record as soon as it holds it (the Output Rule waits for that). Its outputs
  * are dropped, except, with replicated disks, the guest's disk requests: they run on the backup's
  * own replica of each disk (replay/disk_replica.h), in the guest's order, and the reads logged as
- * digests are answered from it after their digest matched. When the log stops (the primary's host died, or the link broke):
+ * digests are answered from it after their digest matched. With a shared disk, the reads logged
+ * as digests are read off the shared disk when replayed (checked the same way); the writes are
+ * the primary's alone. When the log stops (the primary's host died, or the link broke):
  *   1. stop taking log: the channel is failed and closed;
  *   2. replay every complete record received (the replayer runs to the last one);
  *   3. claim the arbiter for this pairing's epoch as node 1 — lost: halt the VM for good;
@@ -40,9 +42,11 @@ struct ft_backup_config {
 	unsigned timeout_ms;
 	unsigned heartbeat_ms;
 	uint64_t perturb_lsn;    /* test hook: corrupt this input record when replayed */
+	unsigned replay_delay_us; /* test hook: pause before replaying each record (a lagging replay) */
 	bool rdma;               /* logging channel over RDMA verbs instead of TCP */
-	unsigned nreplicas;      /* replicated disks: the backup's copies, equal to the primary's at start */
+	unsigned nreplicas;      /* the backup's replicas, equal to the primary's disks at start, or */
 	const char *replica[MACHINE_MAX_DISKS];
+	bool disks_shared;       /* the shared disks themselves: only read, for the logged digests */
 	const struct channel_key *key; /* the pairing key (kept by the caller while this runs) */
 };
 

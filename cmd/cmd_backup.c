@@ -96,14 +96,15 @@ static int backup_start(void *self, struct vm_command *c, char *err, size_t errl
 	struct ft_backup_config cfg = {
 		.vm_name = fo->vm, .vm_id = vm_id, .epoch = fo->epoch, .listen = fo->listen, .arbiter = fo->arbiter,
 		.node = 1, .timeout_ms = fo->timeout_ms, .heartbeat_ms = fo->heartbeat_ms, .perturb_lsn = fo->perturb_lsn,
+		.replay_delay_us = (unsigned)fo->replay_delay_us,
 		.rdma = fo->rdma, .key = &bc->key,
 	};
-	/* Replicated disks: the --disk files of this node's run options are its replicas. */
-	if (!fo->disk_shared) {
-		cfg.nreplicas = c->rw.config.ndisks;
-		for (unsigned i = 0; i < c->rw.config.ndisks; i++)
-			cfg.replica[i] = c->rw.config.disk_path[i];
-	}
+	/* The --disk files of this node's run options: its replicas, or the shared disks it reads
+	 * the digest-logged reads from. */
+	cfg.disks_shared = fo->disk_shared;
+	cfg.nreplicas = c->rw.config.ndisks;
+	for (unsigned i = 0; i < c->rw.config.ndisks; i++)
+		cfg.replica[i] = c->rw.config.disk_path[i];
 	struct ft_backup_golive gl = { .make_live = make_live, .ctx = bc, .nnics = c->opts.nnics };
 	for (unsigned i = 0; i < c->opts.nnics; i++)
 		memcpy(gl.macs[i], c->opts.nic[i].mac, 6);

@@ -85,7 +85,10 @@ static int record_start(void *self, struct vm_command *c, char *err, size_t errl
 		snprintf(err, errlen, "cannot create the recorder: %s", strerror(-ret));
 		return FTVM_EXIT_FAILURE;
 	}
-	recorder_log_disk_digests(r->rec, r->lo.disk_digests);
+	if (recorder_set_disk_reads(r->rec, r->lo.disk_digests ? RECORDER_READS_DIGEST : RECORDER_READS_DATA)) {
+		snprintf(err, errlen, "out of memory");
+		return FTVM_EXIT_FAILURE;
+	}
 	return 0;
 }
 

@@ -240,7 +240,7 @@ static int replay_start(void *self, struct vm_command *c, char *err, size_t errl
 	struct replay_cmd *r = self;
 
 	for (unsigned i = 0; i < c->rw.config.ndisks; i++)
-		if (disk_replica_open(c->rw.config.disk_path[i], i, &r->ro.disk[i], err, errlen))
+		if (disk_replica_open(c->rw.config.disk_path[i], i, DISK_REPLICA_COPY, &r->ro.disk[i], err, errlen))
 			return FTVM_EXIT_FAILURE;
 	run_world_release(&c->rw);
 	r->ro.console_fd = r->lo.quiet ? -1 : STDOUT_FILENO;

@@ -83,6 +83,8 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 			num = &fo->max_lag_ms, min = 0, max = FT_MAX_MS;
 		else if (!strcmp(a, "--perturb-lsn"))
 			num = &fo->perturb_lsn, min = 1;
+		else if (!strcmp(a, "--replay-delay-us"))
+			num = &fo->replay_delay_us, min = 0, max = 100000;
 		if (!str && !num) {
 			if (!strcmp(a, "--help") || !strcmp(a, "-h"))
 				fo->help = true;
@@ -184,7 +186,9 @@ void ft_options_help(FILE *out)
 		"                      mode 0600: only root and this user may connect (docs/control.md)\n"
 		"  --control-group G   also admit members of group G (socket mode 0660, group G)\n"
 		"  --perturb-lsn N     (tests, backup) corrupt the first input record at or after LSN N: the\n"
-		"                      backup must detect the divergence and end FT\n",
+		"                      backup must detect the divergence and end FT\n"
+		"  --replay-delay-us N (tests, backup) pause N us before replaying each record, so the\n"
+		"                      replay lags behind the log it has received and acknowledged\n",
 		CHANNEL_DEFAULT_TIMEOUT_MS, CHANNEL_DEFAULT_HEARTBEAT_MS);
 }
 

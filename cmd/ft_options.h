@@ -31,6 +31,7 @@ struct ft_options {
 	unsigned heartbeat_ms;
 	uint64_t max_lag_ms;    /* primary: slow the vCPU while the backup is further behind */
 	uint64_t perturb_lsn;   /* backup, tests only */
+	uint64_t replay_delay_us; /* backup, tests only: pause before replaying each record */
 	bool rdma;              /* --log-transport rdma */
 	bool disk_shared;       /* --disk-mode shared: one disk both nodes reach (default: replicated) */
 	bool help;

@@ -30,6 +30,7 @@ struct held {
 
 struct disk_replica {
 	int fd;
+	bool shared;
 	unsigned index;
 	uint64_t size;
 	char path[256];
@@ -53,13 +54,16 @@ static int image_size(int fd, uint64_t *size)
 	return -EINVAL;
 }
 
-int disk_replica_open(const char *path, unsigned index, struct disk_replica **out, char *err, size_t errlen)
+int disk_replica_open(const char *path, unsigned index, enum disk_replica_kind kind, struct disk_replica **out,
+		      char *err, size_t errlen)
 {
 	uint64_t size = 0;
-	int fd = open(path, O_RDWR | O_CLOEXEC);
+	bool shared = kind == DISK_REPLICA_SHARED;
+	int fd = open(path, (shared ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;
-		snprintf(err, errlen, "disk copy %s: cannot open for writing: %s", path, strerror(e));
+		snprintf(err, errlen, "disk %s %s: cannot open%s: %s", shared ? "(shared)" : "copy", path,
+			 shared ? "" : " for writing", strerror(e));
 		return -e;
 	}
 	int ret = image_size(fd, &size);
@@ -76,6 +80,7 @@ int disk_replica_open(const char *path, unsigned index, struct disk_replica **ou
 		return -ENOMEM;
 	}
 	r->fd = fd;
+	r->shared = shared;
 	r->index = index;
 	r->size = size;
 	snprintf(r->path, sizeof(r->path), "%s", path);
@@ -148,6 +153,16 @@ void disk_replica_submit(struct disk_replica *r, const struct vm_disk_request *r
 	}
 	h->done.id = req->id;
 	h->done.op = req->op;
+	if (r->shared) {
+		/* Nothing happens now: writes are the primary's, reads wait for their log record. */
+		h->done.shared = true;
+		h->done.sector = req->sector;
+		h->done.read_len = req->op == VM_DISK_READ ? req->len : 0;
+		*r->tail = h;
+		r->tail = &h->next;
+		r->held++;
+		return;
+	}
 	h->done.status = run(r, req, h);
 	if (h->done.status != VM_DISK_OK) {
 		free(h->buf);
@@ -179,9 +194,22 @@ int disk_replica_take(struct disk_replica *r, uint64_t id, struct disk_replica_d
 	return 0;
 }
 
+void disk_replica_read_shared(struct disk_replica *r, struct disk_replica_done *done)
+{
+	struct vm_disk_request req = { .id = done->id, .op = VM_DISK_READ, .sector = done->sector,
+				       .len = done->read_len };
+	struct held h = { 0 };
+	done->status = run(r, &req, &h);
+	done->len = done->status == VM_DISK_OK ? h.done.len : 0;
+	r->held_bytes -= h.done.len; /* run() counted it as held; it is taken at once */
+	free(r->taken);
+	r->taken = h.buf;
+	done->data = h.buf;
+}
+
 int disk_replica_sync(struct disk_replica *r)
 {
-	return fdatasync(r->fd) < 0 ? -errno : 0;
+	return r->shared || fdatasync(r->fd) == 0 ? 0 : -errno;
 }
 
 void disk_replica_close(struct disk_replica *r)

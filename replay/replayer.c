@@ -186,6 +186,8 @@ static int disk_digest_event(struct replayer *r, const struct evlog_record *rec,
 				   "divergence at icount %llu (DISK_DIGEST lsn %llu): disk %u request %llu completes, but the replayed guest never submitted it",
 				   (unsigned long long)rec->icount, (unsigned long long)rec->lsn, d.disk,
 				   (unsigned long long)d.request);
+	if (done.shared && done.op == VM_DISK_READ)
+		disk_replica_read_shared(copy, &done);
 	uint64_t lo = 0, hi = 0;
 	if (done.status == VM_DISK_OK && done.op == VM_DISK_READ)
 		evlog_disk_data_digest(done.data, done.len, &lo, &hi);
@@ -193,7 +195,7 @@ static int disk_digest_event(struct replayer *r, const struct evlog_record *rec,
 	    hi != d.digest_hi)
 		return replay_fail(r, ERR_DIVERGED,
 				   "divergence at icount %llu (DISK_DIGEST lsn %llu): disk %u request %llu: the recorded read of %u bytes "
-				   "has digest %016llx%016llx, this disk copy gave %s of %u bytes with digest %016llx%016llx",
+				   "has digest %016llx%016llx, this node's disk gave %s of %u bytes with digest %016llx%016llx",
 				   (unsigned long long)rec->icount, (unsigned long long)rec->lsn, d.disk,
 				   (unsigned long long)d.request, d.len, (unsigned long long)d.digest_hi,
 				   (unsigned long long)d.digest_lo,
@@ -211,7 +213,7 @@ static int disk_done_on_copy(struct replayer *r, const struct evlog_record *rec,
 {
 	struct disk_replica *copy = ev->device < MACHINE_MAX_DISKS ? r->opts.disk[ev->device] : NULL;
 	struct disk_replica_done done;
-	if (!copy || disk_replica_take(copy, ev->request, &done) < 0 || done.status == ev->status)
+	if (!copy || disk_replica_take(copy, ev->request, &done) < 0 || done.shared || done.status == ev->status)
 		return 0;
 	return replay_fail(r, ERR_DIVERGED,
 			   "divergence at icount %llu (DISK_DONE lsn %llu): disk %u request %llu ended with status %u when recorded, %u on this disk copy",
