@@ -9,16 +9,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/fs.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/diag.h"
+#include "util/disk_file.h"
 
 #define SECTOR 512u
 
@@ -40,20 +38,6 @@ struct disk_replica {
 	uint8_t *taken;           /* data of the last completion taken */
 };
 
-static int image_size(int fd, uint64_t *size)
-{
-	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (S_ISREG(st.st_mode)) {
-		*size = (uint64_t)st.st_size;
-		return 0;
-	}
-	if (S_ISBLK(st.st_mode))
-		return ioctl(fd, BLKGETSIZE64, size) < 0 ? -errno : 0;
-	return -EINVAL;
-}
-
 int disk_replica_open(const char *path, unsigned index, enum disk_replica_kind kind, struct disk_replica **out,
 		      char *err, size_t errlen)
 {
@@ -66,7 +50,7 @@ int disk_replica_open(const char *path, unsigned index, enum disk_replica_kind k
 			 shared ? "" : " for writing", strerror(e));
 		return -e;
 	}
-	int ret = image_size(fd, &size);
+	int ret = disk_file_size(fd, &size);
 	if (ret < 0 || size == 0 || size % SECTOR) {
 		snprintf(err, errlen, "disk copy %s: not a regular file or block device of a non-zero multiple of %u bytes",
 			 path, SECTOR);
@@ -89,22 +73,6 @@ int disk_replica_open(const char *path, unsigned index, enum disk_replica_kind k
 	return 0;
 }
 
-/* The whole of [off, off + len) or -errno: pread/pwrite may stop short. */
-static int full_io(int fd, bool write, uint8_t *buf, size_t len, off_t off)
-{
-	while (len) {
-		ssize_t n = write ? pwrite(fd, buf, len, off) : pread(fd, buf, len, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		buf += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
 /* Runs req; a read's bytes go to a new buffer in h. */
 static uint32_t run(struct disk_replica *r, const struct vm_disk_request *req, struct held *h)
 {
@@ -119,7 +87,7 @@ static uint32_t run(struct disk_replica *r, const struct vm_disk_request *req, s
 	    req->len > r->size - req->sector * SECTOR)
 		return VM_DISK_IOERR;
 	if (req->op == VM_DISK_WRITE) {
-		ret = !req->len ? 0 : req->data ? full_io(r->fd, true, (uint8_t *)req->data, req->len, off) : -EINVAL;
+		ret = !req->len ? 0 : req->data ? disk_file_io(r->fd, true, (uint8_t *)req->data, req->len, off) : -EINVAL;
 	} else if (req->len) {
 		if (r->held >= DISK_REPLICA_MAX_HELD || r->held_bytes + req->len > DISK_REPLICA_MAX_HELD_BYTES) {
 			DIAG_RATELIMITED(DIAG_ERROR, "disk copy %s: over %u reads or %u MiB wait for their completion",
@@ -127,7 +95,7 @@ static uint32_t run(struct disk_replica *r, const struct vm_disk_request *req, s
 			return VM_DISK_IOERR;
 		}
 		h->buf = malloc(req->len);
-		ret = h->buf ? full_io(r->fd, false, h->buf, req->len, off) : -ENOMEM;
+		ret = h->buf ? disk_file_io(r->fd, false, h->buf, req->len, off) : -ENOMEM;
 		if (ret == 0) {
 			h->done.len = req->len;
 			h->done.data = h->buf;
