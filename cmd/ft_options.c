@@ -101,6 +101,7 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 		fo->heartbeat_given |= !strcmp(a, "--heartbeat");
 		fo->max_lag_given |= num == &fo->max_lag_ms;
 		fo->transport_given |= !strcmp(a, "--log-transport");
+		fo->disk_mode_given |= !strcmp(a, "--disk-mode");
 		if (!strcmp(a, "--disk-mode")) {
 			if (strcmp(argv[i + 1], "replicated") != 0 && strcmp(argv[i + 1], "shared") != 0) {
 				snprintf(err, errlen, "--disk-mode: \"%s\" is neither replicated nor shared", argv[i + 1]);
@@ -159,6 +160,8 @@ int ft_options_apply_domain(struct ft_options *fo, const struct domain_def *d, c
 		fo->max_lag_ms = f->max_lag_ms;
 	if (!fo->transport_given && f->log_transport[0])
 		fo->rdma = strcmp(f->log_transport, "rdma") == 0;
+	if (!fo->disk_mode_given && f->disk_mode[0])
+		fo->disk_shared = strcmp(f->disk_mode, "shared") == 0;
 	return check(fo, err, errlen);
 }
 

@@ -36,7 +36,7 @@ struct ft_options {
 	bool disk_shared;       /* --disk-mode shared: one disk both nodes reach (default: replicated) */
 	bool help;
 	/* Which were given on the command line (a domain's <ftvm:ft> fills in the others). */
-	bool vm_given, epoch_given, timeout_given, heartbeat_given, max_lag_given, transport_given;
+	bool vm_given, epoch_given, timeout_given, heartbeat_given, max_lag_given, transport_given, disk_mode_given;
 };
 
 struct domain_def;
