@@ -18,6 +18,10 @@ usage: test_ft.py SCENARIO [--seed N] [--rounds N]
                       both replicas are byte-identical.
   replicated-disk     the disk workload (seq/random reads and writes, O_DIRECT) under FT to its
                       power-off: both nodes end cleanly and the replicas are byte-identical.
+  replicated-disk-crash  the disk workload (16 MiB region) with the primary SIGKILLed at a random
+                      moment of its run: the backup goes live on its replica and the guest's own
+                      checks (every block it wrote read back against the stream it wrote) pass to
+                      its power-off with status 0.
   replicated-corrupt  one byte of the backup's replica changed before the start: the backup names
                       the DISK_DIGEST divergence and ends FT (exit 3); the primary runs on.
   shared-rewrite      read-after-rewrite torture on the shared disk: the disk workload on a 1 MiB
@@ -311,6 +315,17 @@ def scenario_shared_rewrite(lab, rnd, workdir, r):
     return {"digests": digests, "with_data": with_data, "writes_held": held, "score": score.strip()[:120]}
 
 
+def scenario_replicated_disk_crash(lab, rnd, workdir, r):
+    lab.primary.wait_for(r"disk: \d+ MiB region", 120)
+    time.sleep(rnd.uniform(0.0, 1.0))
+    lab.primary.kill()
+    lab.backup.wait_for("live as primary", 60)
+    code = lab.backup.wait(300)
+    check(code == 0, f"the guest on the new primary ended with {code}, expected 0 (its checks passed)", lab)
+    score = lab.backup.wait_for("disk: score", 1)
+    return {"guest_status": code, "score": score.strip()[:120]}
+
+
 def corrupt_backup_replica(lab):
     """Changes one byte in the first sector of the backup's replica: the guest reads it at boot."""
     with open(lab.disks["b"], "r+b") as f:
@@ -341,6 +356,7 @@ SCENARIOS = {
     "replicated-crash": scenario_replicated_crash,
     "replicated-sync": scenario_replicated_sync,
     "replicated-disk": scenario_replicated_disk,
+    "replicated-disk-crash": scenario_replicated_disk_crash,
     "replicated-corrupt": scenario_replicated_corrupt,
     "shared-rewrite": scenario_shared_rewrite,
 }
@@ -348,6 +364,7 @@ SCENARIOS = {
 # lab's files before the nodes start.
 LAB_OPTIONS = {name: {"disk_mode": "replicated"} for name in SCENARIOS if name.startswith("replicated-")}
 LAB_OPTIONS["replicated-disk"]["workload"] = "ftvm.workload=disk ftvm.disk.mb=8 ftvm.disk.ops=300"
+LAB_OPTIONS["replicated-disk-crash"]["workload"] = "ftvm.workload=disk ftvm.disk.mb=16 ftvm.disk.ops=2000"
 LAB_OPTIONS["shared-rewrite"] = {"workload": "ftvm.workload=disk ftvm.disk.mb=1 ftvm.disk.ops=3000",
                                   "extra_run": ["--max-lag", "3000"], "extra_backup": ["--replay-delay-us", "700"]}
 BEFORE_START = {"replicated-corrupt": corrupt_backup_replica,
