@@ -364,7 +364,8 @@ int ft_primary_create(const struct ft_primary_config *cfg, struct machine *m, st
 		snprintf(err, errlen, "arbiter %s: %s", cfg->arbiter, aerr);
 		goto fail;
 	}
-	ret = output_rule_create(live, (struct output_gate){ .wait = gate_wait, .wait_replayed = gate_wait_replayed, .ctx = p }, &p->rule);
+	struct output_gate gate = { .wait = gate_wait, .wait_replayed = gate_wait_replayed, .ctx = p };
+	ret = output_rule_create(live, gate, &p->rule);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot start the output releaser: %s", strerror(-ret));
 		goto fail;
