@@ -94,7 +94,7 @@ static int backup_start(void *self, struct vm_command *c, char *err, size_t errl
 	bc->c = c;
 	ft_options_vm_id(fo, machine_config_digest(c->m), vm_id, sizeof(vm_id));
 	struct ft_backup_config cfg = {
-		.vm_name = fo->vm, .vm_id = vm_id, .epoch = fo->epoch, .listen = fo->listen, .arbiter = fo->arbiter,
+		.vm_name = fo->co.vm, .vm_id = vm_id, .epoch = fo->epoch, .listen = fo->listen, .arbiter = fo->arbiter,
 		.node = 1, .timeout_ms = fo->timeout_ms, .heartbeat_ms = fo->heartbeat_ms, .perturb_lsn = fo->perturb_lsn,
 		.replay_delay_us = (unsigned)fo->replay_delay_us,
 		.rdma = fo->rdma, .key = &bc->key,

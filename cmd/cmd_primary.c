@@ -7,11 +7,14 @@
  * it runs on alone when it wins and halts the VM for good when it loses. Status on the control
  * socket (`ftvm status`). Exit status: the guest's when it powers off; 1 on errors; 6 when this
  * node lost the arbiter and halted. The steps shared with the other subcommands that run a VM
- * are vm_command.c's; this file is the role: the FT primary, its channel and control socket.
+ * are vm_command.c's; this file is the role: the FT primary, its channel and control socket
+ * (cmd/vm_control.c: status, and `snapshot`, which holds the vCPU only for its final copy while
+ * the backup simply waits for more log).
  */
 #define DIAG_MODULE "primary"
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cmd/ft_options.h"
 #include "logchannel/channel.h"
@@ -19,6 +22,7 @@
 #include "cmd/ftvm.h"
 #include "cmd/run_options.h"
 #include "cmd/vm_command.h"
+#include "cmd/vm_control.h"
 #include "host/world_live.h"
 #include "primary/ft_primary.h"
 #include "util/diag.h"
@@ -44,6 +48,7 @@ struct primary_cmd {
 	struct ft_options fo;
 	struct channel_key key;
 	struct ft_primary *p;
+	struct vm_control vc;
 };
 
 static void status_cb(void *ctx, struct ft_status *st)
@@ -74,14 +79,19 @@ static int primary_start(void *self, struct vm_command *c, char *err, size_t err
 
 	ft_options_vm_id(fo, machine_config_digest(c->m), vm_id, sizeof(vm_id));
 	struct ft_primary_config cfg = {
-		.vm_name = fo->vm, .vm_id = vm_id, .epoch = fo->epoch, .peer = fo->peer, .arbiter = fo->arbiter, .node = 0,
+		.vm_name = fo->co.vm, .vm_id = vm_id, .epoch = fo->epoch, .peer = fo->peer, .arbiter = fo->arbiter, .node = 0,
 		.timeout_ms = fo->timeout_ms, .heartbeat_ms = fo->heartbeat_ms, .max_lag_ms = (unsigned)fo->max_lag_ms,
 		.rdma = fo->rdma, .replicated_disks = !fo->disk_shared, .key = &pc->key,
 	};
 	if (ft_primary_create(&cfg, c->m, world_live_world(c->world), &pc->p, err, errlen) ||
 	    ft_primary_connect(pc->p, err, errlen))
 		return FTVM_EXIT_FAILURE;
-	ft_options_start_control(fo, "primary", status_cb, pc->p, &c->ctl);
+	int ret = vm_control_init(&pc->vc, "primary", c, status_cb, pc->p);
+	if (ret) {
+		snprintf(err, errlen, "cannot start: %s", strerror(-ret));
+		return FTVM_EXIT_FAILURE;
+	}
+	vm_control_start(&pc->vc, &fo->co, &c->ctl);
 	diag_info("primary of %s, epoch %llu, streaming to %s", vm_id, (unsigned long long)fo->epoch, fo->peer);
 	return 0;
 }
@@ -109,6 +119,7 @@ static void primary_stop(void *self)
 {
 	struct primary_cmd *pc = self;
 	ft_primary_destroy(pc->p);
+	vm_control_destroy(&pc->vc);
 }
 
 static const struct vm_role primary_role = {

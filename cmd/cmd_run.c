@@ -13,17 +13,34 @@
  * run options must describe the same configuration (the snapshot names any difference), the disks
  * are the ones given, guest time carries on from the snapshot's clock, and disk requests the guest
  * had submitted without a completion are submitted again, as FT go-live does (writes are
- * idempotent). A guest reset after that boots afresh.
+ * idempotent). A guest reset after that boots afresh. A restored VM announces its MACs (RARP, as
+ * FT go-live does) so switches learn its new port.
+ *
+ * A full clone is a restore with a copied disk and a new MAC: `--nic tap=T,mac=NEW` is accepted
+ * when the snapshot's configuration differs only in MACs (and disk paths, which it never names).
+ * The machine is built with the snapshot's MAC, which the running guest holds in its own memory
+ * and keeps using; the new MAC is the device's from the guest's next reset on (the machine is
+ * rebuilt with it), and nothing is announced, so a clone never claims the original's switch port.
+ *
+ * The VM answers on a control socket (docs/control.md; role "run", path from --vm/--control) with
+ * its status and the commands of cmd/vm_control.c. A guest reset replaces the machine under
+ * vm_control's lock, so no control thread ever holds a machine that is being destroyed.
  */
 #define DIAG_MODULE "run"
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
+#include "cmd/control_options.h"
+#include "cmd/domain_xml.h"
 #include "cmd/exit_code.h"
 #include "cmd/ftvm.h"
 #include "cmd/run_options.h"
 #include "cmd/snapshot_options.h"
 #include "cmd/vm_command.h"
+#include "cmd/vm_control.h"
+#include "backup/ft_backup.h"
+#include "host/state_file.h"
 #include "host/world_live.h"
 #include "util/diag.h"
 #include "vm/machine.h"
@@ -36,7 +53,10 @@ static void usage(FILE *out)
 		     "the guest's: 0 when it powers off, its failure code when it reports one through the test\n"
 		     "finisher; a guest reset reboots unless --no-reboot.\n\n"
 		     "  --restore FILE      continue the VM saved in FILE (a snapshot of `ftvm replay\n"
-		     "                      --snapshot-at`) instead of booting; same configuration required\n\noptions:\n");
+		     "                      --snapshot-at`, or `ftvm snapshot`) instead of booting; same\n"
+		     "                      configuration required\n");
+	control_options_help(out);
+	fprintf(out, "\noptions:\n");
 	run_options_help(out);
 	fprintf(out, "\nenvironment: FTVM_GUEST_DIR (bundled guest), FTVM_DIAG=error|warn|info|debug,\n"
 		     "  FTVM_TRACE=N (log pc, privilege and trap counts every N instructions, to stderr)\n");
@@ -44,12 +64,46 @@ static void usage(FILE *out)
 
 struct run_cmd {
 	struct snapshot_options so;
+	struct control_options co;
+	struct vm_control vc;
+	bool clone;                              /* --restore with other MACs */
+	uint8_t clone_mac[MACHINE_MAX_NICS][6];  /* the MACs given, for the guest's next reset */
 };
+
+/* A clone: where the MACs given differ from the snapshot's, the machine is built with the
+ * snapshot's (so its configuration matches) and the given ones are kept for the next reset. A
+ * snapshot that cannot be read is left to the restore, which names the problem. */
+static void run_clone_macs(struct run_cmd *r, struct run_options *o)
+{
+	struct machine_identity id;
+	char why[512];
+	if (state_file_identity(r->so.restore, &id, why, sizeof(why)) || id.nnics != o->nnics)
+		return;
+	for (unsigned i = 0; i < o->nnics && i < MACHINE_MAX_NICS; i++) {
+		memcpy(r->clone_mac[i], o->nic[i].mac, 6);
+		if (memcmp(o->nic[i].mac, id.nic_mac[i], 6) == 0)
+			continue;
+		r->clone = true;
+		memcpy(o->nic[i].mac, id.nic_mac[i], 6);
+		fprintf(stderr, "ftvm run: clone: NIC %u keeps MAC %02x:%02x:%02x:%02x:%02x:%02x of the snapshot in the "
+				"running guest; MAC %02x:%02x:%02x:%02x:%02x:%02x from its next reset\n", i,
+			id.nic_mac[i][0], id.nic_mac[i][1], id.nic_mac[i][2], id.nic_mac[i][3], id.nic_mac[i][4],
+			id.nic_mac[i][5], r->clone_mac[i][0], r->clone_mac[i][1], r->clone_mac[i][2], r->clone_mac[i][3],
+			r->clone_mac[i][4], r->clone_mac[i][5]);
+	}
+}
 
 static int run_options_hook(void *self, int *argc, char **argv, bool *help, char *err, size_t errlen)
 {
 	struct run_cmd *r = self;
 	(void)help;
+	control_options_init(&r->co);
+	for (int i = 1; i < *argc;) {
+		int taken = control_options_take(argc, argv, i, &r->co, err, errlen);
+		if (taken < 0)
+			return taken;
+		i += !taken;
+	}
 	int ret = snapshot_options_extract(argc, argv, &r->so, err, errlen);
 	if (ret)
 		return ret;
@@ -60,29 +114,63 @@ static int run_options_hook(void *self, int *argc, char **argv, bool *help, char
 	return 0;
 }
 
-/* With --restore, the machine just built becomes the snapshot's, continuing where it stopped:
- * the live world takes over its clock and its unfinished disk requests are submitted again. */
+/* The domain's name names the socket unless --vm did. */
+static int run_check(void *self, struct vm_command *c, bool *done, char *err, size_t errlen)
+{
+	struct run_cmd *r = self;
+	(void)done;
+	if (c->opts.dom && !r->co.vm_given)
+		r->co.vm = c->opts.dom->name;
+	if (r->so.restore)
+		run_clone_macs(r, &c->opts);
+	return control_options_check(&r->co, err, errlen);
+}
+
+/* The restored machine continues live: the live world takes over its clock, its unfinished disk
+ * requests are submitted again, and its MACs are announced — the VM may have lived behind another
+ * switch port — as go-live does. A clone announces nothing; its reset brings its own MACs. */
+static void restore_continue(struct run_cmd *r, struct vm_command *c)
+{
+	world_live_take_clock(c->world, machine_icount(c->m), machine_clock(c->m));
+	struct vm_world w = world_live_world(c->world);
+	unsigned n = machine_reissue_disk_requests(c->m, w);
+	if (n)
+		diag_info("resubmitted %u unfinished disk request(s) of the snapshot", n);
+	for (unsigned i = 0; r->clone && i < c->opts.nnics && i < MACHINE_MAX_NICS; i++)
+		memcpy(c->mc.nic_mac[i], r->clone_mac[i], 6);
+	for (unsigned i = 0; !r->clone && i < c->opts.nnics; i++) {
+		uint8_t frame[64];
+		size_t len = ft_rarp_announce(c->opts.nic[i].mac, frame, sizeof(frame));
+		w.ops->net_tx(w.ctx, i, frame, len);
+	}
+}
+
+/* With --restore, the machine just built becomes the snapshot's, continuing where it stopped;
+ * then the control socket. */
 static int run_start(void *self, struct vm_command *c, char *err, size_t errlen)
 {
 	struct run_cmd *r = self;
 	char why[1024];
-	if (!r->so.restore)
-		return 0;
-	if (snapshot_restore("run", r->so.restore, c->m, NULL, why, sizeof(why))) {
-		snprintf(err, errlen, "%s", why);
+	if (r->so.restore) {
+		if (snapshot_restore("run", r->so.restore, c->m, NULL, why, sizeof(why))) {
+			snprintf(err, errlen, "%s", why);
+			return FTVM_EXIT_FAILURE;
+		}
+		restore_continue(r, c);
+	}
+	int ret = vm_control_init(&r->vc, "run", c, NULL, NULL);
+	if (ret) {
+		snprintf(err, errlen, "cannot start: %s", strerror(-ret));
 		return FTVM_EXIT_FAILURE;
 	}
-	world_live_take_clock(c->world, machine_icount(c->m), machine_clock(c->m));
-	unsigned n = machine_reissue_disk_requests(c->m, world_live_world(c->world));
-	if (n)
-		diag_info("resubmitted %u unfinished disk request(s) of the snapshot", n);
+	vm_control_start(&r->vc, &r->co, &c->ctl);
 	return 0;
 }
 
 /* Runs until the guest powers off; a reset builds the machine anew in the same live world. */
 static int run_run(void *self, struct vm_command *c, char *err, size_t errlen)
 {
-	(void)self;
+	struct run_cmd *r = self;
 	enum machine_exit why;
 	int status;
 	for (;;) {
@@ -92,14 +180,22 @@ static int run_run(void *self, struct vm_command *c, char *err, size_t errlen)
 		world_live_flush(c->world);
 		if (why != MACHINE_EXIT_RESET || c->opts.no_reboot)
 			break;
+		vm_control_lock(&r->vc);
 		machine_destroy(c->m);
 		c->m = NULL;
 		world_live_reset(c->world);
 		int ret = machine_create(&c->mc, &c->m, err, errlen);
+		vm_control_unlock(&r->vc);
 		if (ret)
 			return ret;
 	}
 	return vm_command_finish(c, why, status, NULL);
+}
+
+static void run_stop(void *self)
+{
+	struct run_cmd *r = self;
+	vm_control_destroy(&r->vc);
 }
 
 static const struct vm_role run_role = {
@@ -108,8 +204,10 @@ static const struct vm_role run_role = {
 	.world = VM_WORLD_LIVE,
 	.catch_signals = true,
 	.options = run_options_hook,
+	.check = run_check,
 	.start = run_start,
 	.run = run_run,
+	.stop = run_stop,
 };
 
 int cmd_run_main(int argc, char **argv)

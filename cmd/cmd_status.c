@@ -1,22 +1,24 @@
 /*
- * cmd_status.c — `ftvm status [--json] [--vm NAME] [--role primary|backup] [--control PATH]`:
- * ask a running FT node for its status over its control socket.
+ * cmd_status.c — `ftvm status [--json] [--vm NAME] [--role run|primary|backup] [--control PATH]`:
+ * ask a running node for its status over its control socket.
  */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd/control_options.h"
 #include "cmd/exit_code.h"
 #include "cmd/ftvm.h"
 #include "common/control.h"
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: ftvm status [--json] [--vm NAME] [--role primary|backup] [--control PATH]\n\n"
-		     "Prints a running FT node's status: role, state, epoch, icount, backup lag, log bandwidth,\n"
-		     "outputs held, peer state, failovers. Without --control it asks " CONTROL_DEFAULT_DIR
-		     "/NAME-ROLE.sock\n(default NAME ftvm, role: primary, then backup). --json prints the answer as received.\n"
+	fprintf(out, "usage: ftvm status [--json] [--vm NAME] [--role run|primary|backup] [--control PATH]\n\n"
+		     "Prints a running node's status: role, state, icount and, for an FT node, epoch, backup lag,\n"
+		     "log bandwidth, outputs held, peer state, failovers; and its job (a snapshot), if any.\n"
+		     "Without --control it asks " CONTROL_DEFAULT_DIR "/NAME-ROLE.sock (default NAME ftvm,\n"
+		     "role: run, then primary, then backup). --json prints the answer as received.\n"
 		     "Exit status 1 when the node cannot be reached or answers an error. Protocol: docs/control.md.\n");
 }
 
@@ -37,6 +39,16 @@ static void print_human(json_t *o)
 		else if (json_is_real(v))
 			printf("%-18s %.4f\n", fields[i], json_real_value(v));
 	}
+	json_t *job = json_object_get(o, "job");
+	if (json_is_object(job))
+		printf("%-18s %s %s (%s, %lld/%lld bytes, %lld ms)%s%s\n", "job",
+		       json_string_value(json_object_get(job, "kind")), json_string_value(json_object_get(job, "state")),
+		       json_string_value(json_object_get(job, "phase")),
+		       (long long)json_integer_value(json_object_get(job, "bytes_done")),
+		       (long long)json_integer_value(json_object_get(job, "bytes_total")),
+		       (long long)json_integer_value(json_object_get(job, "elapsed_ms")),
+		       json_string_length(json_object_get(job, "error")) ? ": " : "",
+		       json_string_length(json_object_get(job, "error")) ? json_string_value(json_object_get(job, "error")) : "");
 }
 
 int cmd_status_main(int argc, char **argv)
@@ -63,18 +75,9 @@ int cmd_status_main(int argc, char **argv)
 			return FTVM_EXIT_USAGE;
 		}
 	}
-	char *answer = NULL;
-	if (path) {
-		answer = control_request(path, "status", err, sizeof(err));
-	} else {
-		static const char *const roles[] = { "primary", "backup" };
-		for (size_t i = 0; i < 2 && !answer; i++) {
-			if (role && strcmp(role, roles[i]))
-				continue;
-			snprintf(buf, sizeof(buf), "%s/%s-%s.sock", CONTROL_DEFAULT_DIR, vm, roles[i]);
-			answer = control_request(buf, "status", err, sizeof(err));
-		}
-	}
+	json_t *req = json_pack("{s:s}", "cmd", "status");
+	char *answer = req ? control_options_ask(vm, role, path, req, buf, sizeof(buf), err, sizeof(err)) : NULL;
+	json_decref(req);
 	if (!answer) {
 		fprintf(stderr, "ftvm status: %s\n", err);
 		return FTVM_EXIT_FAILURE;

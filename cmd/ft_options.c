@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cmd/domain_xml.h"
 #include "common/control.h"
@@ -33,12 +32,11 @@ static int parse_number(const char *opt, const char *s, uint64_t min, uint64_t m
 	return 0;
 }
 
-static int check(const struct ft_options *fo, char *err, size_t errlen)
+static int check(struct ft_options *fo, char *err, size_t errlen)
 {
-	if (strlen(fo->vm) == 0 || strlen(fo->vm) > 63 || strchr(fo->vm, '/')) {
-		snprintf(err, errlen, "--vm '%s': a name of 1..63 characters without '/'", fo->vm);
-		return -EINVAL;
-	}
+	int ret = control_options_check(&fo->co, err, errlen);
+	if (ret < 0)
+		return ret;
 	if (fo->heartbeat_ms >= fo->timeout_ms) {
 		snprintf(err, errlen, "--heartbeat (%u ms) must be shorter than --timeout (%u ms)", fo->heartbeat_ms,
 			 fo->timeout_ms);
@@ -53,11 +51,16 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 	fo->epoch = 1;
 	fo->timeout_ms = CHANNEL_DEFAULT_TIMEOUT_MS;
 	fo->heartbeat_ms = CHANNEL_DEFAULT_HEARTBEAT_MS;
-	fo->vm = FT_DEFAULT_VM;
+	control_options_init(&fo->co);
 	fo->max_lag_ms = FT_DEFAULT_MAX_LAG_MS;
 	for (int i = 1; i < *argc;) {
 		const char *a = argv[i];
 		const char **str = NULL, *transport = NULL;
+		int taken = control_options_take(argc, argv, i, &fo->co, err, errlen);
+		if (taken < 0)
+			return taken;
+		if (taken)
+			continue;
 		uint64_t *num = NULL, tmp = 0, min = 0, max = UINT64_MAX;
 		if (!strcmp(a, "--peer"))
 			str = &fo->peer;
@@ -65,12 +68,6 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 			str = &fo->listen;
 		else if (!strcmp(a, "--arbiter"))
 			str = &fo->arbiter;
-		else if (!strcmp(a, "--vm"))
-			str = &fo->vm;
-		else if (!strcmp(a, "--control"))
-			str = &fo->control;
-		else if (!strcmp(a, "--control-group"))
-			str = &fo->control_group;
 		else if (!strcmp(a, "--channel-key"))
 			str = &fo->channel_key;
 		else if (!strcmp(a, "--log-transport") || !strcmp(a, "--disk-mode"))
@@ -95,7 +92,6 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 			snprintf(err, errlen, "%s needs a value", a);
 			return -EINVAL;
 		}
-		fo->vm_given |= str == &fo->vm;
 		fo->epoch_given |= num == &fo->epoch;
 		fo->timeout_given |= !strcmp(a, "--timeout");
 		fo->heartbeat_given |= !strcmp(a, "--heartbeat");
@@ -126,11 +122,6 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 		memmove(&argv[i], &argv[i + 2], sizeof(char *) * (size_t)(*argc - i - 1));
 		*argc -= 2;
 	}
-	if (fo->control_group) {
-		int ret = control_group_lookup(fo->control_group, &fo->control_gid, err, errlen);
-		if (ret < 0)
-			return ret;
-	}
 	return check(fo, err, errlen);
 }
 
@@ -138,16 +129,16 @@ int ft_options_apply_domain(struct ft_options *fo, const struct domain_def *d, c
 {
 	const struct domain_ft *f = &d->ft;
 
-	if (!fo->vm_given)
-		fo->vm = d->name;
+	if (!fo->co.vm_given)
+		fo->co.vm = d->name;
 	if (!fo->peer && f->peer[0])
 		fo->peer = f->peer;
 	if (!fo->listen && f->listen[0])
 		fo->listen = f->listen;
 	if (!fo->arbiter && f->arbiter[0])
 		fo->arbiter = f->arbiter;
-	if (!fo->control && f->control[0])
-		fo->control = f->control;
+	if (!fo->co.control && f->control[0])
+		fo->co.control = f->control;
 	if (!fo->channel_key && f->channel_key[0])
 		fo->channel_key = f->channel_key;
 	if (!fo->epoch_given && f->has_epoch)
@@ -172,7 +163,7 @@ void ft_options_help(FILE *out)
 		"  --channel-key FILE  the pair's key (`ftvm keygen FILE`, copied to the other host over a\n"
 		"                      trusted path; mode 0600), required: the logging channel runs in\n"
 		"                      TLS 1.3 authenticated by it\n"
-		"  --vm NAME           the VM's name (default " FT_DEFAULT_VM "); must match the arbiter area\n"
+		"  --vm NAME           the VM's name (default " CONTROL_DEFAULT_VM "); must match the arbiter area\n"
 		"  --epoch N           pairing epoch (default 1): the channel's and the arbiter claim's\n"
 		"  --timeout MS        peer silence that counts as failure (default %u ms)\n"
 		"  --heartbeat MS      heartbeat interval (default %u ms)\n"
@@ -211,18 +202,6 @@ int ft_options_load_key(const struct ft_options *fo, struct channel_key *key, ch
 	return ret;
 }
 
-int ft_options_control_path(const struct ft_options *fo, const char *role, char *buf, size_t len)
-{
-	if (fo->control) {
-		snprintf(buf, len, "%s", fo->control);
-		return 0;
-	}
-	if (mkdir(CONTROL_DEFAULT_DIR, 0755) != 0 && errno != EEXIST)
-		return -errno;
-	snprintf(buf, len, "%s/%s-%s.sock", CONTROL_DEFAULT_DIR, fo->vm, role);
-	return 0;
-}
-
 int ft_options_check_role(struct ft_options *fo, const struct domain_def *dom, bool primary, struct channel_key *key,
 			  char *err, size_t errlen)
 {
@@ -235,23 +214,28 @@ int ft_options_check_role(struct ft_options *fo, const struct domain_def *dom, b
 	return ft_options_load_key(fo, key, err, errlen);
 }
 
+/* A backup's VM is a replica that follows its primary's log: it has nothing of its own to save. */
+static int backup_snapshot(void *ctx, const json_t *req, json_t *answer, void **job_arg, char *err, size_t errlen)
+{
+	(void)ctx, (void)req, (void)answer, (void)job_arg;
+	snprintf(err, errlen, "snapshot: refused on a backup, whose VM replays its primary's log; "
+			      "take the snapshot on the primary (--role primary)");
+	return -EPERM;
+}
+
+static const struct control_command backup_commands[] = {
+	{ .name = "snapshot", .handler = backup_snapshot },
+};
+
 void ft_options_start_control(const struct ft_options *fo, const char *role, void (*status)(void *, struct ft_status *),
 			      void *ctx, struct control_server **ctl)
 {
-	char path[256], err[512];
-
-	*ctl = NULL;
-	if (ft_options_control_path(fo, role, path, sizeof(path)) != 0)
-		return;
-	struct control_config cc = { .path = path, .has_group = fo->control_group != NULL, .group = fo->control_gid,
-				     .status = status, .ctx = ctx };
-	/* Reported under the role's name, like the role's own diagnostics. */
-	if (control_start(&cc, ctl, err, sizeof(err)) < 0 && DIAG_WARN <= diag_threshold)
-		diag_message(DIAG_WARN, role, "no control socket: %s", err);
+	struct control_config cc = { .status = status, .ctx = ctx, .commands = backup_commands, .ncommands = 1 };
+	control_options_start(&fo->co, role, &cc, ctl);
 }
 
 void ft_options_vm_id(const struct ft_options *fo, uint64_t config_digest, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s@%016llx/%s", fo->vm, (unsigned long long)config_digest,
+	snprintf(buf, len, "%s@%016llx/%s", fo->co.vm, (unsigned long long)config_digest,
 		 fo->disk_shared ? "shared" : "replicated");
 }

@@ -10,10 +10,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
+#include "cmd/control_options.h"
 #include "util/compiler.h"
 
 /* --timeout and --heartbeat default to the channel's own defaults (logchannel/channel.h). */
-#define FT_DEFAULT_VM "ftvm"
 /* DESIGN.md: the backup stays under 100 ms of guest time behind; past that the primary is slowed. */
 #define FT_DEFAULT_MAX_LAG_MS 100
 
@@ -21,10 +21,7 @@ struct ft_options {
 	const char *peer;       /* primary: backup's HOST:PORT */
 	const char *listen;     /* backup: HOST:PORT */
 	const char *arbiter;
-	const char *vm;
-	const char *control;    /* control socket path; default CONTROL_DEFAULT_DIR/VM-ROLE.sock */
-	const char *control_group; /* --control-group: socket mode 0660, this group's members admitted */
-	gid_t control_gid;      /* control_group resolved */
+	struct control_options co;  /* --vm (also the VM id's name), --control, --control-group */
 	const char *channel_key; /* the pairing key file (ftvm keygen), required */
 	uint64_t epoch;
 	unsigned timeout_ms;
@@ -36,7 +33,7 @@ struct ft_options {
 	bool disk_shared;       /* --disk-mode shared: one disk both nodes reach (default: replicated) */
 	bool help;
 	/* Which were given on the command line (a domain's <ftvm:ft> fills in the others). */
-	bool vm_given, epoch_given, timeout_given, heartbeat_given, max_lag_given, transport_given, disk_mode_given;
+	bool epoch_given, timeout_given, heartbeat_given, max_lag_given, transport_given, disk_mode_given;
 };
 
 struct domain_def;
@@ -56,8 +53,6 @@ int ft_options_apply_domain(struct ft_options *fo, const struct domain_def *d, c
 /* Loads the --channel-key file (required: the channel is never plaintext). */
 int ft_options_load_key(const struct ft_options *fo, struct channel_key *key, char *err, size_t errlen)
 	FTVM_MUST_CHECK;
-/* The control socket path for this VM and role into buf (creating its directory). */
-int ft_options_control_path(const struct ft_options *fo, const char *role, char *buf, size_t len) FTVM_MUST_CHECK;
 /*
  * What both FT roles check before anything is opened, in this order: the domain's FT settings
  * (when the VM comes from --domain), the role's address (--peer for the primary, --listen for the
@@ -65,8 +60,9 @@ int ft_options_control_path(const struct ft_options *fo, const char *role, char 
  */
 int ft_options_check_role(struct ft_options *fo, const struct domain_def *dom, bool primary, struct channel_key *key,
 			  char *err, size_t errlen) FTVM_MUST_CHECK;
-/* Starts the node's control socket for `role` serving status(ctx); a node runs on without one
- * (with a warning) when it cannot be started. *ctl stays NULL then. */
+/* Starts a backup's control socket serving status(ctx), refusing `snapshot` (a primary's is
+ * cmd/vm_control.c's); a node runs on without one (with a warning) when it cannot be started.
+ * *ctl stays NULL then. */
 void ft_options_start_control(const struct ft_options *fo, const char *role, void (*status)(void *, struct ft_status *),
 			      void *ctx, struct control_server **ctl);
 /* The VM id of the handshake: the VM name, the configuration digest and the disk mode, so a

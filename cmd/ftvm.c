@@ -18,7 +18,8 @@ static const struct ftvm_command commands[] = {
 	{ "replay", "replay an event log and verify it, or print its composition (--stats)", cmd_replay_main },
 	{ "primary", "run a VM as the primary of an FT pair (streams its log to the backup)", cmd_primary_main },
 	{ "backup", "run a VM as the backup of an FT pair (replays, goes live on failure)", cmd_backup_main },
-	{ "status", "status of a running FT node (role, lag, log Mbit/s, outputs held...)", cmd_status_main },
+	{ "status", "status of a running node (role, icount, job; FT: lag, log Mbit/s, outputs held...)", cmd_status_main },
+	{ "snapshot", "save a running VM to a file while it runs (--stop: then power it off)", cmd_snapshot_main },
 	{ "arbiter", "shared-disk test-and-set: init, claim, show (docs/arbiter.md)", cmd_arbiter_main },
 	{ "keygen", "make a pairing key for the logging channel (--channel-key)", cmd_keygen_main },
 };

@@ -29,6 +29,7 @@ static void set_default_mac(uint8_t mac[6], unsigned index)
 enum {
 	OPT_KERNEL = 256, OPT_INITRD, OPT_APPEND, OPT_BIOS, OPT_MEM, OPT_DISK, OPT_NIC, OPT_EXTRA,
 	OPT_CLOCK, OPT_NO_REBOOT, OPT_RNG, OPT_NO_RNG, OPT_SEED, OPT_HELP, OPT_DOMAIN, OPT_CONNECT,
+	OPT_CPU,
 };
 
 static const struct option long_options[] = {
@@ -48,6 +49,7 @@ static const struct option long_options[] = {
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "domain", required_argument, NULL, OPT_DOMAIN },
 	{ "connect", required_argument, NULL, OPT_CONNECT },
+	{ "cpu", required_argument, NULL, OPT_CPU },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -78,7 +80,10 @@ void run_options_help(FILE *out)
 		"                      requests complete at once, entropy comes from --seed; two runs are\n"
 		"                      then bit-identical (tests, benchmarks)\n"
 		"  --seed N            entropy seed for --clock=virtual (default 0)\n"
-		"  --no-reboot         exit when the guest resets instead of rebooting it\n",
+		"  --no-reboot         exit when the guest resets instead of rebooting it\n"
+		"  --cpu interp|jit    how the hart runs guest code: the interpreter (default) or the JIT\n"
+		"                      (integer code translated to x86-64, docs/jit.md); not guest-visible,\n"
+		"                      so a log recorded with one replays with the other\n",
 		FTVM_DEFAULT_GUEST_DIR, RUN_DEFAULT_APPEND, MACHINE_MIN_MEM_MIB, MACHINE_MAX_MEM_MIB,
 		RUN_DEFAULT_MEM_MIB, MACHINE_MAX_DISKS, MACHINE_MAX_NICS);
 }
@@ -146,6 +151,16 @@ static int parse_one(struct run_options *o, int opt, const char *arg, char *err,
 	case OPT_SEED:
 		if (parse_u64(arg, 0, UINT64_MAX, &o->rng_seed)) {
 			snprintf(err, errlen, "--seed %s: expected a non-negative integer", arg);
+			return -EINVAL;
+		}
+		return 0;
+	case OPT_CPU:
+		if (strcmp(arg, "interp") == 0) {
+			o->jit = false;
+		} else if (strcmp(arg, "jit") == 0) {
+			o->jit = true;
+		} else {
+			snprintf(err, errlen, "--cpu %s: expected interp or jit", arg);
 			return -EINVAL;
 		}
 		return 0;
@@ -345,4 +360,5 @@ void run_options_machine_config(const struct run_options *o, struct machine_conf
 	for (unsigned i = 0; i < o->nnics; i++)
 		memcpy(mc->nic_mac[i], o->nic[i].mac, sizeof(mc->nic_mac[i]));
 	mc->rng = o->rng;
+	mc->jit = o->jit;
 }

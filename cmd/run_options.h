@@ -50,6 +50,7 @@ struct run_options {
 	enum world_clock_mode clock;
 	bool no_reboot;
 	bool rng;
+	bool jit;                  /* --cpu jit */
 	uint64_t rng_seed;
 	bool help;
 
@@ -63,7 +64,7 @@ struct run_options {
 
 /*
  * Parses argv[1..] (argv[0] is the subcommand) and loads --domain (after which only
- * --extra-args, --clock, --seed and --no-reboot may be given besides). 0, or -EINVAL / -ENOENT
+ * --extra-args, --clock, --seed, --cpu and --no-reboot may be given besides). 0, or -EINVAL / -ENOENT
  * with a one-line reason in err.
  */
 int run_options_parse(int argc, char **argv, struct run_options *o, char *err, size_t errlen) FTVM_MUST_CHECK;

@@ -142,7 +142,8 @@ void run_world_catch_signals(struct world_live *w)
 int run_world_finish(const char *cmd, struct world_live **w, enum machine_exit why, int status, const char *error_note)
 {
 	int signo = *w ? world_live_quit_signal(*w) : 0;
-	bool quit = *w && (signo || world_live_quit_requested(*w));
+	bool stopped = *w && world_live_stop_requested(*w);
+	bool quit = *w && (signo || stopped || world_live_quit_requested(*w));
 	run_world_catch_signals(NULL);
 	world_live_destroy(*w);  /* restores the terminal before anything is printed */
 	*w = NULL;
@@ -151,7 +152,9 @@ int run_world_finish(const char *cmd, struct world_live **w, enum machine_exit w
 	if (why != MACHINE_EXIT_ERROR)
 		return FTVM_EXIT_OK;
 	if (status == -ECANCELED && quit) {
-		if (signo)
+		if (stopped && !signo)
+			fprintf(stderr, "\nftvm %s: stopped for good after its snapshot (ftvm snapshot --stop)\n", cmd);
+		else if (signo)
 			fprintf(stderr, "\nftvm %s: terminated by signal %d (%s)\n", cmd, signo, strsignal(signo));
 		else
 			fprintf(stderr, "\nftvm %s: terminated (Ctrl-A x)\n", cmd);

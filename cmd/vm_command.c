@@ -9,6 +9,9 @@
 
 #include "cmd/exit_code.h"
 
+/* How long an ending node waits for its last job's client to read the outcome. */
+#define VM_COMMAND_LINGER_MS 2000
+
 /* Steps 1 and 2: 0 to go on, else *code is the exit status. */
 static int parse(struct vm_command *c, void *self, int argc, char **argv, int *code)
 {
@@ -84,6 +87,7 @@ fail:
 	fprintf(stderr, "ftvm %s: %s\n", role->name, err);
 out:
 	run_world_catch_signals(NULL);
+	control_linger(c.ctl, VM_COMMAND_LINGER_MS);
 	control_stop(c.ctl);
 	machine_destroy(c.m);
 	if (role->stop)

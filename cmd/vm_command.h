@@ -17,7 +17,8 @@
  *      a role whose outputs may still leave after machine_run() (the primary's Output Rule
  *      drains into the live world) finishes them first and ends with vm_command_finish(), which
  *      destroys the live world only then;
- *   7. exit: the control socket stops, the machine and the role are destroyed, then the live world
+ *   7. exit: the control socket stops (after its last job's outcome was read, or 2 s; a running
+ *      job is cancelled and joined), the machine and the role are destroyed, then the live world
  *      (restoring the terminal) and the scratch disk.
  * Any error from step 3 on is one line "ftvm NAME: what" on stderr, printed after the terminal is
  * restored, and exit status 1 unless the role's start names another (cmd/exit_code.h).

@@ -8,6 +8,12 @@
  * it is out, so a client that does not read stalls only itself), and a deadline by which its next
  * request must be complete; a client past its deadline is closed. Connections are admitted by
  * their SO_PEERCRED credentials; a refused or surplus client gets one error line and is closed.
+ *
+ * Jobs: the server thread checks a job command and starts its function on a job thread; the job's
+ * progress (phase, bytes, outcome, result) lives in one struct under job_lock, written by the job
+ * thread through control_job_*() and read by the server thread for status. Only the server thread
+ * starts jobs, so "is one running" and "start one" cannot race; the previous job's thread, already
+ * finished, is joined before the next starts, and control_stop() cancels and joins the last.
  */
 #define DIAG_MODULE "control"
 #include "common/control.h"
@@ -18,6 +24,7 @@
 #include <libgen.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,11 +47,31 @@
 
 struct control_client {
 	int fd;                     /* -1: a free slot */
+	uid_t uid;                  /* the peer's, from SO_PEERCRED */
 	uint64_t deadline_ms;       /* the next request must be complete by then */
 	size_t in_len;
 	char in[CONTROL_MAX_REQUEST];
 	char *out;                  /* the answer being sent, newline-terminated; NULL: none */
 	size_t out_len, out_done;
+};
+
+/* The node's current or last job; every field but the thread's under the server's job_lock. */
+struct control_job {
+	struct control_server *srv;
+	const struct control_command *cmd;
+	void *arg;
+	uint64_t id;                /* 1 for the node's first job; 0: none yet */
+	bool running;
+	bool thread_live;           /* a thread to join (server thread only) */
+	pthread_t thread;
+	atomic_bool cancel;
+	int outcome;                /* 0 or -errno, once ended */
+	char error[256];
+	char phase[32];
+	uint64_t done, total;
+	uint64_t start_ms, end_ms;
+	json_t *result;
+	bool reported;              /* its outcome went out in a status answer */
 };
 
 struct control_server {
@@ -57,15 +84,20 @@ struct control_server {
 	gid_t group;
 	uid_t uid;
 	control_status_fn *status;
+	control_status_fields_fn *status_fields;
 	void *ctx;
+	const struct control_command *commands;
+	size_t ncommands;
 	pthread_t thread;
+	pthread_mutex_t job_lock;
+	struct control_job job;
 	/* Log-rate estimate between two status requests (the first one: since the server started). */
 	uint64_t prev_bytes;
 	double prev_time;
 	struct control_client clients[CONTROL_MAX_CLIENTS];
 };
 
-char *control_status_json(const struct ft_status *st, double log_mbit_s)
+static json_t *status_object(const struct ft_status *st, double log_mbit_s)
 {
 	json_t *o = json_object();
 	icount_t lag = st->icount > st->peer_icount && st->peer_icount ? st->icount - st->peer_icount : 0;
@@ -90,6 +122,12 @@ char *control_status_json(const struct ft_status *st, double log_mbit_s)
 	json_object_set_new(o, "failovers", json_integer((json_int_t)st->failovers));
 	json_object_set_new(o, "throttled_ms", json_integer((json_int_t)st->throttled_ms));
 	json_object_set_new(o, "reason", json_string(st->reason));
+	return o;
+}
+
+char *control_status_json(const struct ft_status *st, double log_mbit_s)
+{
+	json_t *o = status_object(st, log_mbit_s);
 	char *s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return s;
@@ -103,10 +141,211 @@ static char *error_json(const char *msg)
 	return s;
 }
 
+/* ---- jobs ---- */
+
+void control_job_phase(struct control_job *job, const char *phase)
+{
+	pthread_mutex_lock(&job->srv->job_lock);
+	snprintf(job->phase, sizeof(job->phase), "%s", phase);
+	pthread_mutex_unlock(&job->srv->job_lock);
+}
+
+void control_job_progress(struct control_job *job, uint64_t done, uint64_t total)
+{
+	pthread_mutex_lock(&job->srv->job_lock);
+	job->done = done;
+	job->total = total;
+	pthread_mutex_unlock(&job->srv->job_lock);
+}
+
+void control_job_result(struct control_job *job, const char *key, json_t *value)
+{
+	pthread_mutex_lock(&job->srv->job_lock);
+	json_object_set_new(job->result, key, value);
+	pthread_mutex_unlock(&job->srv->job_lock);
+}
+
+bool control_job_cancelled(const struct control_job *job)
+{
+	return atomic_load(&job->cancel);
+}
+
+static void *job_main(void *arg)
+{
+	struct control_job *job = arg;
+	char err[sizeof(job->error)] = "";
+	int ret = job->cmd->job(job->srv->ctx, job->arg, job, err, sizeof(err));
+	pthread_mutex_lock(&job->srv->job_lock);
+	job->outcome = ret < 0 ? ret : 0;
+	if (ret < 0)
+		snprintf(job->error, sizeof(job->error), "%s", err[0] ? err : strerror(-ret));
+	job->end_ms = time_mono_ms();
+	job->running = false;
+	pthread_mutex_unlock(&job->srv->job_lock);
+	return NULL;
+}
+
+/* The "job" object of status (the caller holds job_lock and a job has run). */
+static json_t *job_object(const struct control_job *job)
+{
+	uint64_t end = job->running ? time_mono_ms() : job->end_ms;
+	const char *state = job->running ? "running" : job->outcome == 0 ? "done"
+			  : job->outcome == -ECANCELED ? "cancelled" : "failed";
+	json_t *o = json_object();
+	json_object_set_new(o, "id", json_integer((json_int_t)job->id));
+	json_object_set_new(o, "kind", json_string(job->cmd->name));
+	json_object_set_new(o, "state", json_string(state));
+	json_object_set_new(o, "phase", json_string(job->phase));
+	json_object_set_new(o, "bytes_done", json_integer((json_int_t)job->done));
+	json_object_set_new(o, "bytes_total", json_integer((json_int_t)job->total));
+	json_object_set_new(o, "elapsed_ms", json_integer((json_int_t)(end - job->start_ms)));
+	json_object_set_new(o, "error", json_string(job->error));
+	json_object_set_new(o, "result", json_deep_copy(job->result));
+	return o;
+}
+
+/* Starts cmd's job with arg (the server thread, no job running). 0, or -errno with err; arg is
+ * the job's from here on, or freed. */
+static int job_start(struct control_server *srv, const struct control_command *cmd, void *arg, char *err,
+		     size_t errlen)
+{
+	struct control_job *job = &srv->job;
+	if (job->thread_live) {
+		pthread_join(job->thread, NULL);   /* finished: its job is no longer running */
+		job->thread_live = false;
+	}
+	json_t *result = json_object();
+	if (!result) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	pthread_mutex_lock(&srv->job_lock);
+	json_decref(job->result);
+	job->result = result;
+	job->cmd = cmd;
+	job->arg = arg;
+	job->id++;
+	job->running = true;
+	job->reported = false;
+	job->outcome = 0;
+	job->error[0] = 0;
+	snprintf(job->phase, sizeof(job->phase), "starting");
+	job->done = job->total = 0;
+	job->start_ms = time_mono_ms();
+	pthread_mutex_unlock(&srv->job_lock);
+	int ret = pthread_create(&job->thread, NULL, job_main, job);
+	if (ret) {
+		pthread_mutex_lock(&srv->job_lock);
+		job->running = false;
+		job->outcome = -ret;
+		job->end_ms = job->start_ms;
+		snprintf(job->error, sizeof(job->error), "cannot start the job thread: %s", strerror(ret));
+		pthread_mutex_unlock(&srv->job_lock);
+		snprintf(err, errlen, "cannot start the %s job: %s", cmd->name, strerror(ret));
+		goto fail;
+	}
+	job->thread_live = true;
+	return 0;
+fail:
+	if (cmd->job_arg_free)
+		cmd->job_arg_free(arg);
+	return -EAGAIN;
+}
+
+/* ---- requests ---- */
+
+/* The peer of the request being answered: set by the server thread around a handler's call. */
+static __thread uid_t current_peer_uid;
+
+uid_t control_peer_uid(void)
+{
+	return current_peer_uid;
+}
+
+static char *dump_answer(json_t *o)
+{
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	return s;
+}
+
+static char *status_answer(struct control_server *srv)
+{
+	json_t *o;
+	if (srv->status) {
+		struct ft_status st;
+		srv->status(srv->ctx, &st);
+		double t = time_mono_s();
+		double rate = 0;
+		if (t > srv->prev_time && st.log_bytes >= srv->prev_bytes)
+			rate = (double)(st.log_bytes - srv->prev_bytes) * 8 / 1e6 / (t - srv->prev_time);
+		srv->prev_time = t;
+		srv->prev_bytes = st.log_bytes;
+		o = status_object(&st, rate);
+	} else {
+		o = json_pack("{s:b}", "ok", 1);
+	}
+	if (o && srv->status_fields)
+		srv->status_fields(srv->ctx, o);
+	pthread_mutex_lock(&srv->job_lock);
+	if (o && srv->job.id) {
+		json_object_set_new(o, "job", job_object(&srv->job));
+		srv->job.reported = !srv->job.running;
+	}
+	pthread_mutex_unlock(&srv->job_lock);
+	return dump_answer(o);
+}
+
+static const struct control_command *command_find(const struct control_server *srv, const char *name)
+{
+	for (size_t i = 0; i < srv->ncommands; i++)
+		if (strcmp(srv->commands[i].name, name) == 0)
+			return &srv->commands[i];
+	return NULL;
+}
+
+/* A command of the node: its handler's answer, and its job started when it has one. */
+static char *command_answer(struct control_server *srv, const struct control_command *cmd, const json_t *req)
+{
+	char err[512] = "";
+	void *arg = NULL;
+
+	if (cmd->job) {
+		pthread_mutex_lock(&srv->job_lock);
+		bool busy = srv->job.running;
+		if (busy)
+			snprintf(err, sizeof(err), "a %s job is running (phase %s, for %llu ms): one job at a time",
+				 srv->job.cmd->name, srv->job.phase,
+				 (unsigned long long)(time_mono_ms() - srv->job.start_ms));
+		pthread_mutex_unlock(&srv->job_lock);
+		if (busy)
+			return error_json(err);
+	}
+	json_t *o = json_pack("{s:b}", "ok", 1);
+	if (!o)
+		return NULL;
+	int ret = cmd->handler(srv->ctx, req, o, &arg, err, sizeof(err));
+	if (ret < 0) {
+		json_decref(o);
+		if (cmd->job && cmd->job_arg_free)
+			cmd->job_arg_free(arg);
+		return error_json(err[0] ? err : strerror(-ret));
+	}
+	if (cmd->job) {
+		if (job_start(srv, cmd, arg, err, sizeof(err)) < 0) {
+			json_decref(o);
+			return error_json(err);
+		}
+		json_object_set_new(o, "job_id", json_integer((json_int_t)srv->job.id));
+	}
+	return dump_answer(o);
+}
+
 static char *answer(struct control_server *srv, const char *line)
 {
 	json_error_t jerr;
 	json_t *req = json_loads(line, 0, &jerr);
+	const struct control_command *command;
 	char *out;
 
 	if (!req || !json_is_object(req)) {
@@ -119,15 +358,9 @@ static char *answer(struct control_server *srv, const char *line)
 	if (!cmd) {
 		out = error_json("request has no \"cmd\" string");
 	} else if (strcmp(cmd, "status") == 0) {
-		struct ft_status st;
-		srv->status(srv->ctx, &st);
-		double t = time_mono_s();
-		double rate = 0;
-		if (t > srv->prev_time && st.log_bytes >= srv->prev_bytes)
-			rate = (double)(st.log_bytes - srv->prev_bytes) * 8 / 1e6 / (t - srv->prev_time);
-		srv->prev_time = t;
-		srv->prev_bytes = st.log_bytes;
-		out = control_status_json(&st, rate);
+		out = status_answer(srv);
+	} else if ((command = command_find(srv, cmd)) != NULL) {
+		out = command_answer(srv, command, req);
 	} else {
 		char msg[128];
 		snprintf(msg, sizeof(msg), "unknown command \"%.64s\"", cmd);
@@ -198,6 +431,7 @@ static int client_answer(struct control_server *srv, struct control_client *c)
 	char *nl;
 	while (!c->out && (nl = memchr(c->in, '\n', c->in_len)) != NULL) {
 		*nl = 0;
+		current_peer_uid = c->uid;
 		char *out = answer(srv, c->in);
 		c->in_len -= (size_t)(nl + 1 - c->in);
 		memmove(c->in, nl + 1, c->in_len);
@@ -250,7 +484,7 @@ static bool in_groups(gid_t group, const gid_t *groups, size_t n)
 
 /* Whether the peer may use the socket: root, this node's user, or a member of the control group
  * (its primary group or, through SO_PEERGROUPS, a supplementary one). */
-static bool peer_allowed(const struct control_server *srv, int fd, char *why, size_t whylen)
+static bool peer_allowed(const struct control_server *srv, int fd, uid_t *uid, char *why, size_t whylen)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
@@ -261,6 +495,7 @@ static bool peer_allowed(const struct control_server *srv, int fd, char *why, si
 		snprintf(why, whylen, "permission denied: peer credentials unavailable (%s)", strerror(errno));
 		return false;
 	}
+	*uid = cred.uid;
 	if (cred.uid == 0 || cred.uid == srv->uid || (srv->has_group && cred.gid == srv->group))
 		return true;
 	if (srv->has_group) {
@@ -290,7 +525,8 @@ static void accept_clients(struct control_server *srv)
 			return;   /* EAGAIN: all taken; EMFILE and the like: try again at the next wake-up */
 		}
 		char why[128];
-		if (!peer_allowed(srv, fd, why, sizeof(why))) {
+		uid_t uid;
+		if (!peer_allowed(srv, fd, &uid, why, sizeof(why))) {
 			send_and_close(fd, why, false);
 			continue;
 		}
@@ -305,6 +541,7 @@ static void accept_clients(struct control_server *srv)
 			continue;
 		}
 		c->fd = fd;
+		c->uid = uid;
 		c->in_len = 0;
 		c->deadline_ms = time_mono_ms() + CONTROL_REQUEST_TIMEOUT_MS;
 	}
@@ -419,11 +656,33 @@ int control_start(const struct control_config *cfg, struct control_server **out,
 		snprintf(err, errlen, "control socket path too long: %s", cfg->path);
 		return -ENAMETOOLONG;
 	}
+	if (cfg->ncommands > CONTROL_MAX_COMMANDS) {
+		snprintf(err, errlen, "control socket: %zu commands, at most %d", cfg->ncommands, CONTROL_MAX_COMMANDS);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < cfg->ncommands; i++) {
+		const struct control_command *c = &cfg->commands[i];
+		if (!c->name || !c->handler || strcmp(c->name, "status") == 0) {
+			snprintf(err, errlen, "control socket: command %zu has no name or handler, or is \"status\"", i);
+			return -EINVAL;
+		}
+	}
 	srv = calloc(1, sizeof(*srv));
 	if (!srv) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	ret = -pthread_mutex_init(&srv->job_lock, NULL);
+	if (ret) {
+		snprintf(err, errlen, "cannot start the control socket: %s", strerror(-ret));
+		free(srv);
+		return ret;
+	}
+	srv->job.srv = srv;
+	atomic_init(&srv->job.cancel, false);
+	srv->commands = cfg->commands;
+	srv->ncommands = cfg->ncommands;
+	srv->status_fields = cfg->status_fields;
 	for (size_t i = 0; i < CONTROL_MAX_CLIENTS; i++)
 		srv->clients[i].fd = -1;
 	srv->status = cfg->status;
@@ -455,8 +714,24 @@ out_listen:
 out_wake:
 	close(srv->wake_fd);
 out_free:
+	pthread_mutex_destroy(&srv->job_lock);
 	free(srv);
 	return ret;
+}
+
+void control_linger(struct control_server *srv, unsigned timeout_ms)
+{
+	if (!srv)
+		return;
+	uint64_t until = time_mono_ms() + timeout_ms;
+	for (;;) {
+		pthread_mutex_lock(&srv->job_lock);
+		bool wait = srv->job.id && !srv->job.reported;
+		pthread_mutex_unlock(&srv->job_lock);
+		if (!wait || time_mono_ms() >= until)
+			return;
+		usleep(10 * 1000);   /* a bounded wait at exit; the server thread is not involved */
+	}
 }
 
 void control_stop(struct control_server *srv)
@@ -468,6 +743,13 @@ void control_stop(struct control_server *srv)
 		return;
 	(void)!write(srv->wake_fd, &one, sizeof(one));
 	pthread_join(srv->thread, NULL);
+	/* No new job can start now; the running one is asked to end and waited for, since it may use
+	 * the machine its node is about to destroy. */
+	atomic_store(&srv->job.cancel, true);
+	if (srv->job.thread_live)
+		pthread_join(srv->job.thread, NULL);
+	json_decref(srv->job.result);
+	pthread_mutex_destroy(&srv->job_lock);
 	if (lstat(srv->path, &st) == 0 && st.st_dev == srv->dev && st.st_ino == srv->ino)
 		unlink(srv->path);
 	close(srv->fd);
@@ -561,16 +843,15 @@ static bool answer_is_busy(const char *line)
 	return busy;
 }
 
-char *control_request(const char *path, const char *cmd, char *err, size_t errlen)
+/* Sends the request line req (newline-terminated) and returns the answer line. */
+static char *request_line(const char *path, const char *req, char *err, size_t errlen)
 {
 	uint64_t deadline = time_mono_ms() + CONTROL_CLIENT_TIMEOUT_MS;
-	char req[256];
 
 	if (strlen(path) >= SUN_PATH_MAX) {
 		snprintf(err, errlen, "control socket path too long: %s", path);
 		return NULL;
 	}
-	snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}\n", cmd);
 	for (;;) {
 		char *line = request_once(path, req, deadline, err, errlen);
 		if (!line || !answer_is_busy(line) || time_mono_ms() + 100 >= deadline)
@@ -578,4 +859,40 @@ char *control_request(const char *path, const char *cmd, char *err, size_t errle
 		free(line);
 		usleep(100 * 1000);   /* full: a slot frees up at the latest at a client's deadline */
 	}
+}
+
+char *control_request(const char *path, const char *cmd, char *err, size_t errlen)
+{
+	json_t *o = json_pack("{s:s}", "cmd", cmd);
+	char *line = o ? control_request_json(path, o, err, errlen) : NULL;
+	if (!o)
+		snprintf(err, errlen, "out of memory");
+	json_decref(o);
+	return line;
+}
+
+char *control_request_json(const char *path, const json_t *request, char *err, size_t errlen)
+{
+	char *req = json_dumps(request, JSON_COMPACT);
+	if (!req) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	size_t len = strlen(req);
+	if (len + 1 > CONTROL_MAX_REQUEST) {
+		snprintf(err, errlen, "request too long (%zu bytes, limit %d)", len + 1, CONTROL_MAX_REQUEST);
+		free(req);
+		return NULL;
+	}
+	char *line = realloc(req, len + 2);
+	if (!line) {
+		free(req);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	line[len] = '\n';
+	line[len + 1] = 0;
+	char *answer = request_line(path, line, err, errlen);
+	free(line);
+	return answer;
 }

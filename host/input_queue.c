@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/time.h"
+
 struct input_queue {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -22,15 +24,15 @@ struct input_queue {
 
 int input_queue_create(struct input_queue **out)
 {
-	pthread_condattr_t attr;
 	struct input_queue *q = calloc(1, sizeof(*q));
 	if (!q)
 		return -ENOMEM;
+	int ret = time_cond_init(&q->cond);
+	if (ret < 0) {
+		free(q);
+		return ret;
+	}
 	pthread_mutex_init(&q->lock, NULL);
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&q->cond, &attr);
-	pthread_condattr_destroy(&attr);
 	*out = q;
 	return 0;
 }

@@ -54,6 +54,11 @@ bool world_live_quit_requested(const struct world_live *w);
  * -ECANCELED, so the terminal is restored; world_live_quit_signal() then returns signo. */
 void world_live_request_quit(struct world_live *w, int signo);
 int world_live_quit_signal(const struct world_live *w);
+/* Any thread: ends the run for good at the next boundary, before the guest executes anything more
+ * (a VM held at a boundary by machine_pause() stops as soon as it is let go), with -ECANCELED, as
+ * `ftvm snapshot --stop` needs once its snapshot is complete. */
+void world_live_request_stop(struct world_live *w);
+bool world_live_stop_requested(const struct world_live *w);
 /* For a new machine after a guest reset: time restarts at 0, requests still in flight are
  * completed and dropped (the old devices are gone); console input already queued is kept. */
 void world_live_reset(struct world_live *w);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "util/diag.h"
+#include "util/time.h"
 
 #define NS_PER_MS 1000000ull
 
@@ -66,11 +67,11 @@ int chan_create(enum chan_role role, const struct channel_config *cfg, struct ch
 	pthread_mutex_init(&ch->ack_mu, NULL);
 	pthread_mutex_init(&ch->tx_mu, NULL);
 	pthread_mutex_init(&ch->rx_mu, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&ch->ack_cv, &ca);
-	pthread_condattr_destroy(&ca);
+	rc = time_cond_init(&ch->ack_cv);
+	if (rc < 0) {
+		free(ch);
+		return rc;
+	}
 
 	size_t cap = MAX(cfg->buffer_bytes, (size_t)CHANNEL_MIN_BUFFER);
 	rc = chring_init(&ch->ring, cap);
@@ -373,10 +374,8 @@ int channel_wait_acked(struct channel *ch, uint64_t lsn, int timeout_ms)
 	if (rc != -EBUSY)
 		return rc;
 	rc = 0;
-	if (deadline != UINT64_MAX) {
-		ts.tv_sec = (time_t)(deadline / 1000000000ull);
-		ts.tv_nsec = (long)(deadline % 1000000000ull);
-	}
+	if (deadline != UINT64_MAX)
+		ts = time_mono_timespec(deadline);
 	pthread_mutex_lock(&ch->ack_mu);
 	atomic_fetch_add(&ch->ack_waiters, 1);
 	while (atomic_load(&ch->acked_lsn) < lsn) {

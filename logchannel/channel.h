@@ -60,8 +60,10 @@
 #define CHANNEL_DEFAULT_CONNECT_MS 5000u
 #define CHANNEL_DEFAULT_BUFFER (16u * 1024u * 1024u)
 #define CHANNEL_DEFAULT_ACK_EVERY 64u
-/* Default deadline of one attempt's whole TLS handshake + HELLO on the backup. */
-#define CHANNEL_DEFAULT_HANDSHAKE_MS 2000u
+/* Default deadline of one attempt's whole TLS handshake + HELLO on the backup: as long as the
+ * primary's connect timeout, so a primary slowed by a loaded host is not turned away (a newer
+ * attempt replaces the oldest when all slots are busy, so the length does not help strangers). */
+#define CHANNEL_DEFAULT_HANDSHAKE_MS 5000u
 
 enum channel_state {
 	CHANNEL_UP = 0,          /* connected and healthy */

@@ -268,14 +268,18 @@ int channel_connect(const struct channel_config *cfg, const char *hostport, stru
 	rc = check_config(cfg, err);
 	if (rc < 0)
 		return rc;
-	uint64_t deadline = chnet_deadline((int)cfg->connect_timeout_ms);
-	fd = chnet_connect(hostport, (int)cfg->connect_timeout_ms, err);
-	if (fd < 0)
-		return fd;
+	/* The channel (its ring) is built before connecting: the backup's handshake deadline runs
+	 * from its accept and should measure the handshake, not our allocations. */
 	rc = chan_create(CHAN_SENDER, cfg, &ch);
 	if (rc < 0) {
 		chan_seterr(err, rc, "channel: %s", strerror(-rc));
-		goto out;
+		return rc;
+	}
+	uint64_t deadline = chnet_deadline((int)cfg->connect_timeout_ms);
+	fd = chnet_connect(hostport, (int)cfg->connect_timeout_ms, err);
+	if (fd < 0) {
+		chan_destroy(ch);
+		return fd;
 	}
 	if (!cfg->plaintext) {
 		char why[CHAN_ERR_MAX];

@@ -1,12 +1,15 @@
 /*
  * ring.c — allocation of the channel's SPSC byte rings (the fast paths are inline in ring.h).
- * The buffer is touched once at init so its pages are resident before the first record: the
- * producer's path never takes a page fault, and memory use is fixed from the start.
+ * The buffer is an anonymous mapping the kernel populates at once (MAP_POPULATE), so its pages
+ * are resident before the first record: the producer's path never takes a page fault, memory use
+ * is fixed from the start, and no loop of ours writes 16 MiB of zeros while a peer waits for the
+ * handshake (under ThreadSanitizer such a memset took seconds).
  */
 #include "logchannel/ring.h"
 
 #include <errno.h>
-#include <stdlib.h>
+#include <stdint.h>
+#include <sys/mman.h>
 
 int chring_init(struct chring *r, size_t min_cap)
 {
@@ -17,10 +20,11 @@ int chring_init(struct chring *r, size_t min_cap)
 			return -EINVAL;
 		cap <<= 1;
 	}
-	r->buf = aligned_alloc(CHRING_CACHELINE, cap);
-	if (!r->buf)
+	/* Page-aligned, which is more than the cache-line alignment the ring needs. */
+	void *buf = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (buf == MAP_FAILED)
 		return -ENOMEM;
-	memset(r->buf, 0, cap);
+	r->buf = buf;
 	r->cap = cap;
 	r->mask = cap - 1;
 	atomic_init(&r->head, 0);
@@ -30,6 +34,7 @@ int chring_init(struct chring *r, size_t min_cap)
 
 void chring_destroy(struct chring *r)
 {
-	free(r->buf);
+	if (r->buf)
+		munmap(r->buf, r->cap);
 	r->buf = NULL;
 }

@@ -24,6 +24,7 @@
 #include <string.h>
 #include "util/insn.h"
 #include "vm/cpu_decode.h"
+#include "vm/cpu_muldiv.h"
 #include "vm/cpu_rvc.h"
 
 /* AMO funct5 values. */
@@ -32,65 +33,6 @@ enum {
 	AMO_AND = 0x0c, AMO_MIN = 0x10, AMO_MAX = 0x14, AMO_MINU = 0x18, AMO_MAXU = 0x1c,
 };
 #define SC_FAILED 1
-
-#define SEXT32(v) ((uint64_t)(int64_t)(int32_t)(uint32_t)(v))
-
-static uint64_t mulh_s(int64_t a, int64_t b)
-{
-	return (uint64_t)(((__int128)a * b) >> 64);
-}
-
-static uint64_t mulh_su(int64_t a, uint64_t b)
-{
-	return (uint64_t)(((__int128)a * (unsigned __int128)b) >> 64);
-}
-
-static uint64_t mulh_u(uint64_t a, uint64_t b)
-{
-	return (uint64_t)(((unsigned __int128)a * b) >> 64);
-}
-
-static uint64_t div_s(int64_t a, int64_t b)
-{
-	if (b == 0)
-		return UINT64_MAX;
-	if (a == INT64_MIN && b == -1)
-		return (uint64_t)a;
-	return (uint64_t)(a / b);
-}
-
-static uint64_t rem_s(int64_t a, int64_t b)
-{
-	if (b == 0)
-		return (uint64_t)a;
-	if (a == INT64_MIN && b == -1)
-		return 0;
-	return (uint64_t)(a % b);
-}
-
-/* OP-32 with funct7 = 1 (f3 1..3 are reserved and rejected by the caller). */
-static uint64_t exec_muldiv_w(unsigned f3, uint64_t a64, uint64_t b64)
-{
-	int32_t a = (int32_t)a64, b = (int32_t)b64;
-	uint32_t ua = (uint32_t)a64, ub = (uint32_t)b64;
-	switch (f3) {
-	case 0: return SEXT32(ua * ub);
-	case 4:
-		if (b == 0)
-			return UINT64_MAX;
-		if (a == INT32_MIN && b == -1)
-			return SEXT32(a);
-		return SEXT32(a / b);
-	case 5: return ub ? SEXT32(ua / ub) : UINT64_MAX;
-	case 6:
-		if (b == 0)
-			return SEXT32(a);
-		if (a == INT32_MIN && b == -1)
-			return 0;
-		return SEXT32(a % b);
-	default: return ub ? SEXT32(ua % ub) : SEXT32(ua);
-	}
-}
 
 static uint64_t amo_compute(unsigned funct5, uint64_t old, uint64_t src, bool word)
 {
@@ -232,11 +174,6 @@ illegal:
 	return false;
 }
 
-/* Anything the loop wants to return for. */
-static bool needs_attention(const struct cpu *cpu)
-{
-	return cpu->irq_ready | cpu->stop_requested | cpu->waiting;
-}
 
 /*
  * The interpreter proper: executes until icount reaches limit or needs_attention(). pc and icount
@@ -319,7 +256,7 @@ static void execute(struct cpu *cpu, icount_t limit)
 	do {                                                                                         \
 		pc = (new_pc);                                                                       \
 		x[0] = 0;                                                                            \
-		if (++ic >= limit || needs_attention(cpu))                                           \
+		if (++ic >= limit || cpu_needs_attention(cpu))                                           \
 			goto out;                                                                    \
 		RELOAD_FETCH();                                                                      \
 		DISPATCH();                                                                          \
@@ -507,7 +444,7 @@ exception:
 	x[0] = 0;
 	cpu_take_exception(cpu);
 	pc = cpu->pc;
-	if (++ic >= limit || needs_attention(cpu))
+	if (++ic >= limit || cpu_needs_attention(cpu))
 		goto out;
 	RELOAD_FETCH();
 	DISPATCH();
@@ -525,6 +462,11 @@ out:
 #undef LOAD
 #undef STORE
 #undef BRANCH
+}
+
+void cpu_interpret(struct cpu *cpu, icount_t limit)
+{
+	execute(cpu, limit);
 }
 
 enum cpu_stop_reason cpu_run(struct cpu *cpu, icount_t limit)
@@ -548,7 +490,10 @@ enum cpu_stop_reason cpu_run(struct cpu *cpu, icount_t limit)
 		}
 		if (cpu->irq_ready)
 			cpu_take_interrupt(cpu);
-		execute(cpu, limit);
+		if (cpu->engine)
+			cpu->engine->run(cpu, limit);
+		else
+			execute(cpu, limit);
 	}
 	/* A request made during the run is answered by this return, whatever its reason: it must not
 	 * cut the next run short. */
@@ -583,6 +528,8 @@ void cpu_destroy(struct cpu *cpu)
 {
 	if (!cpu)
 		return;
+	if (cpu->engine)
+		cpu->engine->destroy(cpu);
 	free(cpu->dcache);
 	free(cpu);
 }
@@ -592,10 +539,14 @@ void cpu_reset(struct cpu *cpu, uint64_t reset_pc)
 	struct vm_bus *bus = cpu->bus;
 	const struct vm_clock *clock = cpu->clock;
 	struct cpu_decoded_page *dcache = cpu->dcache;
+	const struct cpu_engine *engine = cpu->engine;
+	struct jit *jit = cpu->jit;
 	memset(cpu, 0, sizeof(*cpu));
 	cpu->bus = bus;
 	cpu->clock = clock;
 	cpu->dcache = dcache;
+	cpu->engine = engine;
+	cpu->jit = jit; /* its blocks are checked against guest memory on entry: nothing to drop */
 	cpu->priv = PRIV_M;
 	cpu->pc = reset_pc;
 	cpu_csr_reset(cpu);

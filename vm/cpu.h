@@ -7,6 +7,9 @@
  * icount. Interrupt lines (MEIP/SEIP from the PLIC, MTIP/MSIP from the CLINT) are levels set by the
  * board on the vCPU thread; the hart takes a pending, enabled interrupt before its next step.
  *
+ * The interpreter is the hart's own; a faster engine (the JIT, vm/jit.h) may be attached to a
+ * hart and runs in its place, with the same guest state at every icount.
+ *
  * Everything the hart reads comes from its own state, guest memory, devices on the bus and the
  * icount-driven clock — nothing else — which is what makes replay possible.
  */
@@ -112,6 +115,12 @@ struct cpu_stats {
 	uint64_t tlb_misses;
 	uint64_t exceptions;
 	uint64_t interrupts;
+	/* The JIT (zero under the interpreter): blocks entered, guest instructions they retired,
+	 * blocks translated and whole-cache flushes. */
+	uint64_t jit_blocks;
+	uint64_t jit_insns;
+	uint64_t jit_translations;
+	uint64_t jit_flushes;
 };
 void cpu_get_stats(const struct cpu *cpu, struct cpu_stats *stats);
 

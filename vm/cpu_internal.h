@@ -80,6 +80,13 @@ struct cpu_tlb_entry {
 };
 struct cpu_decoded;
 struct cpu_decoded_page;
+struct jit;
+/* An execution engine plugged into the hart: run() replaces the interpreter in cpu_run() with
+ * the same contract as cpu_interpret(); destroy() frees its state when the hart goes. */
+struct cpu_engine {
+	void (*run)(struct cpu *cpu, icount_t limit);
+	void (*destroy)(struct cpu *cpu);
+};
 enum cpu_access { CPU_ACCESS_FETCH, CPU_ACCESS_LOAD, CPU_ACCESS_STORE, CPU_ACCESS_KINDS };
 
 struct cpu {
@@ -140,7 +147,19 @@ struct cpu {
 	 * direct-mapped cache of decoded pages they live in (CPU_DCACHE_SLOTS pages). */
 	struct cpu_decoded *fetch_decoded;
 	struct cpu_decoded_page *dcache;
+	/* An engine run in the interpreter's place (vm/jit.h), or NULL; jit is its state. */
+	const struct cpu_engine *engine;
+	struct jit *jit;
+	icount_t engine_limit;       /* the limit of the engine's current run (translated loops check it) */
 };
+
+/* Anything the run loop wants to return for. */
+static inline bool cpu_needs_attention(const struct cpu *cpu)
+{
+	return cpu->irq_ready | cpu->stop_requested | cpu->waiting;
+}
+/* The interpreter: executes until icount reaches limit or cpu_needs_attention() (cpu.c). */
+void cpu_interpret(struct cpu *cpu, icount_t limit);
 
 void cpu_raise_exception(struct cpu *cpu, enum cpu_exception cause, uint64_t tval);
 /* Virtual-address data access of `size` bytes (1, 2, 4, 8) for the current instruction.

@@ -32,6 +32,7 @@
 #include "util/diag.h"
 #include "util/parse.h"
 #include "util/ram_digest.h"
+#include "vm/jit.h"
 #include "vm/board.h"
 #include "vm/boot.h"
 #include "vm/bus.h"
@@ -342,6 +343,10 @@ int machine_create(const struct machine_config *config, struct machine **out, ch
 	ret = cpu_create(&m->bus, &m->clock, &m->cpu);
 	if (ret) {
 		snprintf(err, errlen, "cannot create the hart: %s", strerror(-ret));
+		goto out;
+	}
+	if (config->jit && (ret = jit_attach(m->cpu)) != 0) {
+		snprintf(err, errlen, "cannot start the JIT (--cpu jit): %s", strerror(-ret));
 		goto out;
 	}
 	clint_init(&m->clint, m->cpu, &m->clock);

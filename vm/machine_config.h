@@ -26,6 +26,9 @@ struct machine_config {
 	unsigned nnics;
 	uint8_t nic_mac[MACHINE_MAX_NICS][6];
 	bool rng;                 /* attach virtio-rng */
+	/* Not guest-visible, so not in the configuration digest: a log recorded with either engine
+	 * replays with the other. */
+	bool jit;                 /* run translated code (vm/jit.h) instead of the interpreter alone */
 };
 
 #endif

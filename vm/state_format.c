@@ -106,8 +106,9 @@ static void end_state_io(struct state_io *io, void *state)
 
 struct encoder {
 	struct state_sink sink;
-	const struct machine *m;
+	const struct machine_identity *id;
 	const uint8_t *ram;
+	size_t ram_size;
 	struct state_stats *st;
 	uint32_t sections;
 	char *err;
@@ -228,7 +229,7 @@ static int encode_parts(struct encoder *e, struct machine_state *s, const struct
 	put_le32(header + 8, STATE_FORMAT_VERSION);
 	put_le32(header + 12, crc32c(0, header, 12));
 	int ret = put(e, header, sizeof(header));
-	struct machine_identity id = *machine_identity(e->m);
+	struct machine_identity id = *e->id;
 	if (!ret)
 		ret = emit_walk(e, STATE_SEC_CONFIG, identity_state_io, &id);
 	if (!ret)
@@ -254,10 +255,8 @@ static int encode_parts(struct encoder *e, struct machine_state *s, const struct
 	}
 	if (ret)
 		return ret;
-	size_t ram_size;
-	e->ram = machine_ram_const(e->m, &ram_size);
-	e->st->ram_pages = ram_size / RAM_PAGE_SIZE;
-	ret = ram_pages_walk(e->ram, ram_size, encode_pages, e);
+	e->st->ram_pages = e->ram_size / RAM_PAGE_SIZE;
+	ret = ram_pages_walk(e->ram, e->ram_size, encode_pages, e);
 	if (!ret)
 		ret = flush_run(e);
 	if (ret)
@@ -266,22 +265,33 @@ static int encode_parts(struct encoder *e, struct machine_state *s, const struct
 	return emit_walk(e, STATE_SEC_END, end_state_io, &end);
 }
 
+int state_encode_saved(const struct machine_identity *id, struct machine_state *s, const uint8_t *ram,
+		       size_t ram_size, struct state_sink sink, const struct state_extra *extra,
+		       struct state_stats *stats, char *err, size_t errlen)
+{
+	struct state_stats local;
+	struct encoder e = { .sink = sink, .id = id, .ram = ram, .ram_size = ram_size, .st = stats ? stats : &local,
+			     .err = err, .errlen = errlen };
+	memset(e.st, 0, sizeof(*e.st));
+	return encode_parts(&e, s, extra);
+}
+
 int state_encode(const struct machine *m, struct state_sink sink, const struct state_extra *extra,
 		 struct state_stats *stats, char *err, size_t errlen)
 {
-	struct state_stats local;
-	struct encoder e = { .sink = sink, .m = m, .st = stats ? stats : &local, .err = err, .errlen = errlen };
-	memset(e.st, 0, sizeof(*e.st));
 	struct machine_state *s = machine_state_alloc();
 	if (!s) {
 		snprintf(err, errlen, "state: out of memory");
 		return -ENOMEM;
 	}
 	int ret = machine_save(m, s);
-	if (ret)
+	if (ret) {
 		snprintf(err, errlen, "state: cannot save the machine: %s", strerror(-ret));
-	else
-		ret = encode_parts(&e, s, extra);
+	} else {
+		size_t ram_size;
+		const uint8_t *ram = machine_ram_const(m, &ram_size);
+		ret = state_encode_saved(machine_identity(m), s, ram, ram_size, sink, extra, stats, err, errlen);
+	}
 	machine_state_free(s);
 	return ret;
 }
@@ -727,6 +737,29 @@ int state_decode(struct machine *m, struct state_source src, struct state_extra 
 	}
 	int ret = decode_all(&d);
 	d.st->bytes = d.offset;
+	free(d.buf);
+	machine_state_free(d.s);
+	return ret;
+}
+
+int state_decode_identity(struct state_source src, struct machine_identity *id, char *err, size_t errlen)
+{
+	struct state_stats st = { 0 };
+	struct decoder d = { .src = src, .st = &st, .err = err, .errlen = errlen };
+	uint32_t type = 0, len = 0;
+	uint64_t start = 0;
+	d.s = machine_state_alloc();
+	if (!d.s) {
+		snprintf(err, errlen, "state: out of memory");
+		return -ENOMEM;
+	}
+	int ret = read_header(&d);
+	if (!ret && (ret = read_section(&d, &type, &len, &start)) > 0)
+		ret = 0;
+	if (!ret) {
+		memset(id, 0, sizeof(*id));
+		ret = load_walk(&d, STATE_SEC_CONFIG, len, start, identity_state_io, id);
+	}
 	free(d.buf);
 	machine_state_free(d.s);
 	return ret;

@@ -78,6 +78,13 @@ struct state_stats {
 int state_encode(const struct machine *m, struct state_sink sink, const struct state_extra *extra,
 		 struct state_stats *stats, char *err, size_t errlen) FTVM_MUST_CHECK;
 
+/* The same from a state saved earlier, for a save that runs beside the vCPU (a live snapshot): s
+ * from machine_save() and id from machine_identity() at the cut, ram (ram_size bytes) a copy of
+ * guest RAM as it was at the cut, where pages the host never backed are skipped as untouched. */
+int state_encode_saved(const struct machine_identity *id, struct machine_state *s, const uint8_t *ram,
+		       size_t ram_size, struct state_sink sink, const struct state_extra *extra,
+		       struct state_stats *stats, char *err, size_t errlen) FTVM_MUST_CHECK;
+
 /* Reads a state from src into m, a machine just created (not yet run) with the configuration the
  * state was saved with; its RAM is dropped and replaced by the state's pages. Stops right after the
  * END section. A REPLAY section is copied to extra (if non-NULL; extra->present tells). stats may
@@ -86,6 +93,12 @@ int state_encode(const struct machine *m, struct state_sink sink, const struct s
  * failure m may be half restored and must be destroyed. */
 int state_decode(struct machine *m, struct state_source src, struct state_extra *extra, struct state_stats *stats,
 		 char *err, size_t errlen) FTVM_MUST_CHECK;
+
+/* Reads only the header and the CONFIG section: the configuration a state was saved with, so a
+ * caller can build a machine that fits it (a clone's new MAC). 0, or -EBADMSG / the source's
+ * -errno with the offset in err. */
+int state_decode_identity(struct state_source src, struct machine_identity *id, char *err,
+			  size_t errlen) FTVM_MUST_CHECK;
 
 /* "HART", "RAM", ...; "unknown" for any other value. */
 const char *state_section_name(uint32_t type);

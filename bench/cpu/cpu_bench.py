@@ -2,8 +2,8 @@
 """cpu_bench.py — guest MIPS on a CPU-bound bare-metal loop: ftvm vs QEMU, side by side.
 
 Builds loop.S (mul, add, addi, bnez; 4 instructions per iteration) for a large and for a tiny
-iteration count, runs each under `ftvm run --bios none --kernel`, under tests/cpu's hart runner
-(the hart alone), and under `qemu-system-riscv64 -M virt -bios none` with plain TCG and with
+iteration count, runs each under `ftvm run --bios none --kernel` and under tests/cpu's hart runner
+(the hart alone), each with the interpreter and with the JIT (`--cpu jit`), and under `qemu-system-riscv64 -M virt -bios none` with plain TCG and with
 `-icount shift=auto`, from spawn to the test finisher's exit. The tiny run's time is subtracted
 as start-up cost. Prints the median of --runs runs, in wall-clock and in CPU seconds (the host
 is shared, so CPU time is the steadier number), and the ratios of ftvm to each QEMU mode.
@@ -85,10 +85,18 @@ def main():
         if os.path.exists(args.ftvm):
             results["ftvm"] = measure("ftvm run --bios none", lambda e: [args.ftvm, "run", "--clock=virtual",
                                       "--bios", "none", "--kernel", e], big, tiny, insns, args.runs)
+            results["ftvm_jit"] = measure("ftvm run --cpu jit", lambda e: [args.ftvm, "run", "--clock=virtual",
+                                          "--cpu", "jit", "--bios", "none", "--kernel", e], big, tiny, insns,
+                                          args.runs)
         if os.path.exists(args.runner):
             results["hart"] = measure("hart runner (hart alone)", lambda e: [args.runner, e], big, tiny, insns,
                                       args.runs)
-    for who in ("ftvm", "hart"):
+            results["hart_jit"] = measure("hart runner --cpu jit", lambda e: [args.runner, "--cpu", "jit", e], big,
+                                          tiny, insns, args.runs)
+    if "ftvm" in results:
+        print(f"ratio ftvm_jit/ftvm (JIT over interpreter) wall {results['ftvm_jit'][0] / results['ftvm'][0]:6.3f}   "
+              f"CPU {results['ftvm_jit'][1] / results['ftvm'][1]:6.3f}")
+    for who in ("ftvm", "ftvm_jit", "hart", "hart_jit"):
         if who not in results:
             continue
         for base in ("qemu", "qemu_icount"):
@@ -99,6 +107,9 @@ def main():
         target = results["qemu_icount"][1] / 3
         print(f"target (a third of qemu -icount, CPU time): {target:.1f} MIPS; ftvm: {results['ftvm'][1]:.1f} -> "
               f"{'met' if results['ftvm'][1] >= target else 'NOT met'}")
+        target = results["qemu_icount"][1]
+        print(f"target (qemu -icount, CPU time): {target:.1f} MIPS; ftvm --cpu jit: {results['ftvm_jit'][1]:.1f} -> "
+              f"{'met' if results['ftvm_jit'][1] >= target else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -5,9 +5,14 @@
  * deadline; control_stop() returning at once with blocked clients attached; the socket's mode under
  * umask 000, with and without a control group; a node that stops removes only its own socket;
  * and --control-group is a group's name or, strictly, its number (no sign, spaces, junk, overflow).
+ * Commands besides status: a quick one refusing bad arguments, and jobs — status answering at
+ * once while a job runs, a second job refused, a job's outcome and result, a failed job, and
+ * control_stop() cancelling a running job.
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -57,6 +62,67 @@ static struct control_server *start(bool group)
 	char err[256];
 	int ret = control_start(&cfg, &srv, err, sizeof(err));
 	if (ret < 0)
+		fail_msg("control_start: %s", err);
+	return srv;
+}
+
+/* ---- commands of a fake node ---- */
+
+static atomic_int release_job;   /* 1: the running job finishes; 2: it fails */
+
+static int echo_handler(void *ctx, const json_t *req, json_t *answer, void **job_arg, char *err, size_t errlen)
+{
+	json_t *n = json_object_get(req, "n");
+	if (!json_is_integer(n) || json_integer_value(n) < 0 || json_integer_value(n) > 10) {
+		snprintf(err, errlen, "echo: \"n\" must be an integer 0..10");
+		return -EINVAL;
+	}
+	json_object_set_new(answer, "n", json_integer(json_integer_value(n)));
+	json_object_set_new(answer, "uid", json_integer(control_peer_uid()));
+	return 0;
+}
+
+static int work_handler(void *ctx, const json_t *req, json_t *answer, void **job_arg, char *err, size_t errlen)
+{
+	int *arg = malloc(sizeof(*arg));
+	if (!arg)
+		return -ENOMEM;
+	*arg = 7;
+	*job_arg = arg;
+	return 0;
+}
+
+/* Works until released (or cancelled), reporting a phase and progress. */
+static int work_job(void *ctx, void *job_arg, struct control_job *job, char *err, size_t errlen)
+{
+	int seven = *(int *)job_arg;
+	free(job_arg);
+	control_job_phase(job, "working");
+	control_job_progress(job, 4096, 8192);
+	while (!atomic_load(&release_job) && !control_job_cancelled(job))
+		usleep(1000);
+	if (control_job_cancelled(job))
+		return -ECANCELED;
+	if (atomic_load(&release_job) == 2) {
+		snprintf(err, errlen, "the work failed on purpose");
+		return -EIO;
+	}
+	control_job_result(job, "seven", json_integer(seven));
+	return 0;
+}
+
+static const struct control_command fake_commands[] = {
+	{ .name = "echo", .handler = echo_handler },
+	{ .name = "work", .handler = work_handler, .job = work_job, .job_arg_free = free },
+};
+
+static struct control_server *start_with_commands(void)
+{
+	struct control_config cfg = { .path = path, .status = fake_status, .ctx = "tester",
+				      .commands = fake_commands, .ncommands = 2 };
+	struct control_server *srv = NULL;
+	char err[256];
+	if (control_start(&cfg, &srv, err, sizeof(err)) < 0)
 		fail_msg("control_start: %s", err);
 	return srv;
 }
@@ -246,6 +312,84 @@ static void test_stop_removes_only_its_own_socket(void **state)
 	assert_int_equal(access(path, F_OK), -1);
 }
 
+static void test_quick_command_checks_its_arguments(void **state)
+{
+	struct control_server *srv = start_with_commands();
+	int fd = client();
+	char want[64];
+	snprintf(want, sizeof(want), "{\"ok\":true,\"n\":3,\"uid\":%u}", (unsigned)geteuid());
+	expect_answer(fd, "{\"cmd\":\"echo\",\"n\":3}\n", want);   /* the handler knows its client */
+	expect_answer(fd, "{\"cmd\":\"echo\"}\n", "{\"ok\":false,\"error\":\"echo: \\\"n\\\" must be an integer 0..10\"}");
+	expect_answer(fd, "{\"cmd\":\"echo\",\"n\":\"3\"}\n", "must be an integer");
+	expect_answer(fd, "{\"cmd\":\"echo\",\"n\":11}\n", "must be an integer");
+	expect_answer(fd, "{\"cmd\":\"ech\"}\n", "unknown command \\\"ech\\\"");
+	expect_answer(fd, "{\"cmd\":\"status\"}\n", "\"ok\":true");   /* no job yet: no "job" object */
+	char line[2048];
+	say(fd, "{\"cmd\":\"status\"}\n");
+	assert_true(read_line(fd, line, sizeof(line), 2000) > 0);
+	assert_null(strstr(line, "\"job\""));
+	close(fd);
+	control_stop(srv);
+}
+
+/* Asks for status until the job no longer runs; the last answer in line. */
+static void status_after_job(int fd, char *line, size_t len)
+{
+	for (int i = 0; i < 200; i++) {
+		say(fd, "{\"cmd\":\"status\"}\n");
+		assert_true(read_line(fd, line, len, 2000) > 0);
+		if (!strstr(line, "\"state\":\"running\""))
+			return;
+		usleep(10 * 1000);
+	}
+}
+
+static void test_jobs_one_at_a_time(void **state)
+{
+	struct control_server *srv = start_with_commands();
+	int fd = client(), other = client();
+	char line[2048];
+
+	atomic_store(&release_job, 0);
+	expect_answer(fd, "{\"cmd\":\"work\"}\n", "{\"ok\":true,\"job_id\":1}");
+	/* While it runs: status answers at once on any connection and shows the job's progress. */
+	for (int i = 0; i < 20; i++) {
+		double t0 = now_s();
+		say(other, "{\"cmd\":\"status\"}\n");
+		assert_true(read_line(other, line, sizeof(line), 2000) > 0);
+		assert_true(now_s() - t0 < 0.5);
+		assert_non_null(strstr(line, "\"job\":{\"id\":1,\"kind\":\"work\",\"state\":\"running\""));
+		if (strstr(line, "\"phase\":\"working\""))
+			break;
+		usleep(10 * 1000);
+	}
+	assert_non_null(strstr(line, "\"bytes_done\":4096,\"bytes_total\":8192"));
+	/* A second job is refused clearly, and the first goes on. */
+	expect_answer(other, "{\"cmd\":\"work\"}\n", "\"error\":\"a work job is running (phase working, for ");
+	expect_answer(fd, "{\"cmd\":\"echo\",\"n\":1}\n", "\"ok\":true");   /* quick commands still run */
+	atomic_store(&release_job, 1);
+	status_after_job(fd, line, sizeof(line));
+	if (!strstr(line, "\"kind\":\"work\",\"state\":\"done\"") || !strstr(line, "\"result\":{\"seven\":7}"))
+		fail_msg("after the job: %s", line);
+
+	/* The next job may start now; this one fails, and says why. */
+	atomic_store(&release_job, 2);
+	expect_answer(fd, "{\"cmd\":\"work\"}\n", "{\"ok\":true,\"job_id\":2}");
+	status_after_job(fd, line, sizeof(line));
+	if (!strstr(line, "\"id\":2,\"kind\":\"work\",\"state\":\"failed\"") ||
+	    !strstr(line, "\"error\":\"the work failed on purpose\""))
+		fail_msg("after the failed job: %s", line);
+
+	/* Stopping the node cancels a running job and waits for it. */
+	atomic_store(&release_job, 0);
+	expect_answer(fd, "{\"cmd\":\"work\"}\n", "{\"ok\":true,\"job_id\":3}");
+	close(fd);
+	close(other);
+	double t0 = now_s();
+	control_stop(srv);
+	assert_true(now_s() - t0 < 0.5);
+}
+
 /* A group given by number is read strictly; a name that is neither a group nor a number fails. */
 static void test_group_lookup(void **state)
 {
@@ -279,6 +423,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stop_is_prompt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mode_whatever_the_umask, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_removes_only_its_own_socket, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quick_command_checks_its_arguments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_jobs_one_at_a_time, setup, teardown),
 		cmocka_unit_test(test_group_lookup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

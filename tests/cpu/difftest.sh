@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # difftest.sh — runs one bare-metal program under qemu-system-riscv64 -M virt -bios none and under
 # ftvm (the hart runner, or `ftvm run --bios none --kernel`), and requires the same UART output and
-# the same finisher status. Usage: difftest.sh RUNNER ELF  (RUNNER is "ftvm:PATH" or a runner binary)
+# the same finisher status. Usage: difftest.sh RUNNER ELF  (RUNNER is "ftvm:PATH" or a runner
+# binary; "ftvm-jit:PATH" and "jit:RUNNER" run the same with --cpu jit)
 set -u
 runner=$1
 elf=$2
@@ -14,6 +15,9 @@ timeout 20 qemu-system-riscv64 -M virt -m 256M -bios none -nographic -monitor no
 qemu_rc=$?
 case $runner in
 ftvm:*) timeout 20 "${runner#ftvm:}" run --bios none --kernel "$elf" </dev/null >"$tmp/ftvm.out" 2>"$tmp/ftvm.err" ;;
+ftvm-jit:*) timeout 20 "${runner#ftvm-jit:}" run --cpu jit --bios none --kernel "$elf" </dev/null >"$tmp/ftvm.out" \
+	2>"$tmp/ftvm.err" ;;
+jit:*) timeout 20 "${runner#jit:}" --cpu jit "$elf" </dev/null >"$tmp/ftvm.out" 2>"$tmp/ftvm.err" ;;
 *) timeout 20 "$runner" "$elf" </dev/null >"$tmp/ftvm.out" 2>"$tmp/ftvm.err" ;;
 esac
 ftvm_rc=$?

@@ -5,7 +5,7 @@
  * the sifive test finisher at 0x100000 and a minimal CLINT (msip, mtimecmp, mtime from the
  * icount clock) so the hart can be tested without the board. The exit status is the finisher's:
  * 0 for pass, the code for fail, 125 for a runner error, 124 when the icount budget runs out.
- * With --mips the runner prints the hart's speed on stderr.
+ * With --mips the runner prints the hart's speed on stderr; --cpu jit runs it with the JIT.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +13,7 @@
 #include <time.h>
 #include "vm/cpu.h"
 #include "vm/elf.h"
+#include "vm/jit.h"
 
 #define RAM_BASE 0x80000000ull
 #define RAM_SIZE (256ull << 20)
@@ -113,18 +114,21 @@ static int clint_write(void *opaque, uint64_t offset, unsigned size, uint64_t va
 int main(int argc, char **argv)
 {
 	bool mips = false;
+	bool jit = false;
 	const char *path = NULL;
 	uint64_t budget = DEFAULT_BUDGET;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--mips"))
 			mips = true;
+		else if (!strcmp(argv[i], "--cpu") && i + 1 < argc)
+			jit = !strcmp(argv[++i], "jit");
 		else if (!strcmp(argv[i], "--budget") && i + 1 < argc)
 			budget = strtoull(argv[++i], NULL, 0);
 		else
 			path = argv[i];
 	}
 	if (!path) {
-		fprintf(stderr, "usage: hart_runner [--mips] [--budget N] prog.elf\n");
+		fprintf(stderr, "usage: hart_runner [--mips] [--cpu interp|jit] [--budget N] prog.elf\n");
 		return 125;
 	}
 	/* Line-buffered, so a run killed by a timeout still shows what the guest printed. */
@@ -154,6 +158,10 @@ int main(int argc, char **argv)
 	}
 	if (cpu_create(&bus, &r.clock, &r.cpu) != 0) {
 		fprintf(stderr, "hart_runner: cannot create the hart\n");
+		return 125;
+	}
+	if (jit && jit_attach(r.cpu) != 0) {
+		fprintf(stderr, "hart_runner: cannot start the JIT\n");
 		return 125;
 	}
 	cpu_reset(r.cpu, entry);
@@ -186,6 +194,12 @@ int main(int argc, char **argv)
 		double insns = (double)cpu_icount(r.cpu);
 		fprintf(stderr, "hart_runner: %.0f instructions in %.3f s (%.3f s CPU) = %.1f MIPS (%.1f per CPU second)\n",
 			insns, secs, cpu_secs, insns / secs / 1e6, insns / cpu_secs / 1e6);
+		struct cpu_stats st;
+		cpu_get_stats(r.cpu, &st);
+		if (jit)
+			fprintf(stderr, "hart_runner: jit: %llu blocks entered (about %llu instructions), %llu translated, %llu flushes\n",
+				(unsigned long long)st.jit_blocks, (unsigned long long)st.jit_insns,
+				(unsigned long long)st.jit_translations, (unsigned long long)st.jit_flushes);
 	}
 	if (!r.finished)
 		fprintf(stderr, "hart_runner: no finisher write after %llu instructions (pc 0x%llx, priv %d)\n",

@@ -11,6 +11,7 @@ disk-a.img for the primary's host, disk-b.img for the backup's).
 """
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -134,7 +135,27 @@ class Lab:
 
     def start(self, ready_timeout=120):
         self.start_backup()
-        self.start_primary(ready_timeout)
+        try:
+            self.start_primary(ready_timeout)
+        except (TimeoutError, RuntimeError) as e:
+            raise RuntimeError(f"{e}\n{self.post_mortem()}") from None
+
+    def post_mortem(self):
+        """What a stuck start needs to be diagnosed: the backup's output, both nodes' status and,
+        where gdb is installed, every thread's stack of each live process."""
+        parts = []
+        if self.backup:
+            parts.append("--- backup output (tail):\n" + self.backup.output()[-3000:])
+        for role in ("primary", "backup"):
+            parts.append(f"--- {role} status: {self.status(role)}")
+        gdb = shutil.which("gdb")
+        for node in (self.primary, self.backup):
+            if gdb and node and node.proc.poll() is None:
+                out = subprocess.run([gdb, "-p", str(node.proc.pid), "-batch", "-nx",
+                                      "-ex", "thread apply all bt 30"],
+                                     capture_output=True, text=True, timeout=60)
+                parts.append(f"--- {node.name} threads:\n" + out.stdout[-8000:])
+        return "\n".join(parts)
 
     def start_backup(self):
         ftvm = ftvm_binary()

@@ -12,6 +12,16 @@ import time
 import evlog
 
 SKIP = 77
+
+
+def bundled_guest(guest):
+    """True when the directory guest holds the bundled guest (FTVM_GUEST_DIR then points at it);
+    else says SKIP, for a test to return SKIP."""
+    if not os.path.exists(os.path.join(guest, "Image")):
+        print(f"SKIP: no bundled guest in {guest} (build it with guest/build)")
+        return False
+    os.environ["FTVM_GUEST_DIR"] = guest
+    return True
 LSN_FIELD = 9  # a byte inside the record header's lsn (bytes 8..15)
 
 

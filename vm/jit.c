@@ -1,0 +1,407 @@
+/*
+ * jit.c — the JIT as a hart engine: its code cache, its run loop and the helpers its code calls
+ * (see jit.h, jit_internal.h and docs/jit.md).
+ *
+ * Blocks are found by the host address of their first instruction, which for guest RAM is its
+ * physical address: the run loop translates pc with the hart's fetch TLB (so the current
+ * privilege and translation regime decide, exactly as for the interpreter), then looks that
+ * address up in a direct-mapped table. A hit is used only while guest memory still holds the
+ * bytes the block was translated from (they are kept with it): code changed by the hart, by a
+ * device or by a snapshot restore is retranslated, with no invalidation protocol to get wrong.
+ *
+ * A block is translated once it is hot (JIT_HOT entries; until then the interpreter runs exactly
+ * its instructions), and hot blocks are installed in batches. Code lives in one fixed mmap'ed
+ * area that is never writable and executable at once: it is mapped read+exec, and the pages a
+ * batch goes to are made writable only while it is copied in. When the area is full everything
+ * is dropped at once (flush-all eviction). This is memory
+ * management of our own process, not host I/O: no descriptor, no clock.
+ */
+#include "vm/jit.h"
+#include "vm/jit_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include "util/diag.h"
+#include "vm/cpu_internal.h"
+
+#define JIT_CODE_BYTES (32u << 20)
+#define JIT_TABLE_BITS 15
+#define JIT_TABLE_SIZE (1u << JIT_TABLE_BITS)
+#define JIT_BLOCK_CODE_MAX 8192 /* far above what JIT_MAX_INSNS instructions need */
+#define JIT_CODE_ALIGN 16
+/* A block runs in the interpreter until entered this often: most code of a boot runs a few
+ * times only, and translating it would cost more than interpreting it. */
+#define JIT_HOT 4
+/* Hot blocks are installed this many at a time, behind one pair of mprotect calls (the calls,
+ * and the TLB shootdowns behind them, cost more than translating). */
+#define JIT_BATCH 64
+/* ... or as soon as one waiting block has been entered this often: a hot loop does not wait
+ * for the batch to fill. */
+#define JIT_HOT_WAITING 64
+#define JIT_PENDING_BYTES (JIT_BATCH * 2048)
+
+struct jit_block {
+	const uint8_t *host;               /* first instruction; NULL for an empty slot */
+	int (*code)(struct cpu *cpu);      /* NULL: not installed (cold, pending, or the interpreter's) */
+	uint16_t src_bytes;                /* guest code bytes covered (checked on entry) */
+	uint16_t ninsns;                   /* 0: the first instruction is the interpreter's */
+	uint16_t heat;                     /* entries while cold */
+	bool pending;                      /* translated, waiting in the batch to be installed */
+	uint32_t pending_seq;              /* which batch entry is this slot's */
+	uint8_t src[JIT_MAX_SRC_BYTES];
+};
+
+/* A translated block waiting for the next install. */
+struct jit_pending {
+	uint32_t slot;
+	uint32_t seq;
+	uint32_t off;   /* in jit->pending_code */
+	uint32_t len;
+};
+
+struct jit {
+	uint8_t *code;          /* JIT_CODE_BYTES, read+exec */
+	size_t used;
+	size_t page;            /* host page size, for mprotect */
+	const uint8_t *cur_lo;  /* guest code bytes of the running block: a store into them ends it */
+	const uint8_t *cur_hi;
+	bool broken;            /* mprotect failed once: everything goes to the interpreter */
+	uint32_t seq;
+	unsigned npending;
+	size_t pending_used;
+	struct jit_pending pending[JIT_BATCH];
+	uint8_t pending_code[JIT_PENDING_BYTES];
+	struct jit_block table[JIT_TABLE_SIZE];
+	uint8_t staging[JIT_BLOCK_CODE_MAX];
+};
+
+static int jit_create(struct jit **out)
+{
+#if !defined(__x86_64__)
+	*out = NULL;
+	return -ENOTSUP;
+#else
+	struct jit *j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	long page = sysconf(_SC_PAGESIZE);
+	j->page = page > 0 ? (size_t)page : 4096;
+	void *p = mmap(NULL, JIT_CODE_BYTES, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		int err = errno;
+		free(j);
+		diag_error("jit: cannot map %u MiB for translated code: %s", JIT_CODE_BYTES >> 20, strerror(err));
+		return -err;
+	}
+	j->code = p;
+	*out = j;
+	return 0;
+#endif
+}
+
+static void jit_destroy(struct jit *jit)
+{
+	if (!jit)
+		return;
+	munmap(jit->code, JIT_CODE_BYTES);
+	free(jit);
+}
+
+static void flush_all(struct cpu *cpu, struct jit *j)
+{
+	cpu->stats.jit_flushes++;
+	for (unsigned i = 0; i < JIT_TABLE_SIZE; i++) {
+		j->table[i].host = NULL;
+		j->table[i].code = NULL;
+		j->table[i].pending = false;
+	}
+	j->used = 0;
+	j->npending = 0;
+	j->pending_used = 0;
+	diag_debug("jit: code area full, all blocks dropped");
+}
+
+static int protect(struct jit *j, size_t from, size_t len, int prot)
+{
+	size_t lo = from & ~(j->page - 1), hi = (from + len + j->page - 1) & ~(j->page - 1);
+	if (mprotect(j->code + lo, hi - lo, prot) != 0) {
+		diag_error("jit: mprotect of the code area at +%zu: %s; running the interpreter from now on", lo,
+			   strerror(errno));
+		j->broken = true;
+		return -1;
+	}
+	return 0;
+}
+
+static size_t align_code(size_t n)
+{
+	return (n + JIT_CODE_ALIGN - 1) & ~(size_t)(JIT_CODE_ALIGN - 1);
+}
+
+/* Copies the batch into the code area (one writable window) and makes its blocks runnable. */
+static void install_pending(struct cpu *cpu, struct jit *j)
+{
+	size_t total = 0;
+	for (unsigned i = 0; i < j->npending; i++)
+		total += align_code(j->pending[i].len);
+	if (j->npending == 0)
+		return;
+	if (j->used + total > JIT_CODE_BYTES) {
+		flush_all(cpu, j); /* drops the batch too: its blocks heat up again */
+		return;
+	}
+	size_t base = j->used;
+	if (protect(j, base, total, PROT_READ | PROT_WRITE) != 0)
+		return;
+	size_t at = base;
+	for (unsigned i = 0; i < j->npending; i++) {
+		memcpy(j->code + at, j->pending_code + j->pending[i].off, j->pending[i].len);
+		at += align_code(j->pending[i].len);
+	}
+	if (protect(j, base, total, PROT_READ | PROT_EXEC) != 0)
+		return;
+	at = base;
+	for (unsigned i = 0; i < j->npending; i++) {
+		const struct jit_pending *p = &j->pending[i];
+		struct jit_block *b = &j->table[p->slot];
+		if (b->pending && b->pending_seq == p->seq) {
+			/* Still the block that was translated (a refill clears pending). */
+			void *entry = j->code + at;
+			memcpy(&b->code, &entry, sizeof(entry)); /* object to function pointer, as dlsym's users do */
+			b->pending = false;
+		}
+		at += align_code(p->len);
+	}
+	j->used = at;
+	j->npending = 0;
+	j->pending_used = 0;
+}
+
+/* Translates the hot block b (whose bytes were just checked against guest memory) into the batch. */
+static void queue(struct cpu *cpu, struct jit *j, struct jit_block *b, uint32_t slot, unsigned off)
+{
+	if (j->npending == JIT_BATCH || JIT_PENDING_BYTES - j->pending_used < JIT_BLOCK_CODE_MAX)
+		install_pending(cpu, j);
+	unsigned ninsns = 0, src_bytes = 0;
+	size_t len = jit_translate(b->host - off, off, j->pending_code + j->pending_used, JIT_BLOCK_CODE_MAX, &ninsns,
+				   &src_bytes);
+	if (len == 0 || ninsns != b->ninsns || src_bytes != b->src_bytes) {
+		b->ninsns = 0; /* cannot happen for the same bytes; the interpreter is always right */
+		return;
+	}
+	struct jit_pending *p = &j->pending[j->npending++];
+	p->slot = slot;
+	p->seq = ++j->seq;
+	p->off = (uint32_t)j->pending_used;
+	p->len = (uint32_t)len;
+	j->pending_used += len;
+	b->pending = true;
+	b->pending_seq = p->seq;
+	cpu->stats.jit_translations++;
+	if (j->npending == JIT_BATCH)
+		install_pending(cpu, j);
+}
+
+/* Fills slot b with the block at host (page offset off): its extent, not yet its code. */
+static void fill(struct jit *j, struct jit_block *b, const uint8_t *host, unsigned off)
+{
+	unsigned ninsns = 0, src_bytes = 0;
+	size_t len = jit_translate(host - off, off, j->staging, sizeof(j->staging), &ninsns, &src_bytes);
+	b->host = host;
+	b->code = NULL;
+	b->pending = false;
+	b->heat = 0;
+	if (len == 0) {
+		/* The interpreter runs this one, for as long as its bytes stay. */
+		b->ninsns = 0;
+		b->src_bytes = (uint16_t)(CPU_PAGE_SIZE - off < 4 ? CPU_PAGE_SIZE - off : 4);
+	} else {
+		b->ninsns = (uint16_t)ninsns;
+		b->src_bytes = (uint16_t)src_bytes;
+	}
+	memcpy(b->src, host, b->src_bytes);
+}
+
+static uint32_t slot_of(const uint8_t *host)
+{
+	uintptr_t h = (uintptr_t)host;
+	return (uint32_t)((h >> 1) ^ (h >> (JIT_TABLE_BITS + 1)) ^ (h >> (2 * JIT_TABLE_BITS + 1))) &
+	       (JIT_TABLE_SIZE - 1);
+}
+
+/* Runs cpu until its icount reaches limit or cpu_needs_attention(), like cpu_interpret(). */
+static void jit_execute(struct cpu *cpu, icount_t limit)
+{
+	struct jit *j = cpu->jit;
+	cpu->engine_limit = limit;
+	while (cpu->icount < limit && !cpu_needs_attention(cpu)) {
+		const uint8_t *host = j->broken ? NULL : cpu_tlb_lookup(cpu, CPU_ACCESS_FETCH, cpu->pc, 2);
+		if (!host) {
+			/* Not RAM the fetch TLB maps (yet): one instruction, which also fills the TLB. */
+			cpu_interpret(cpu, cpu->icount + 1);
+			continue;
+		}
+		uint32_t slot = slot_of(host);
+		unsigned off = (unsigned)(cpu->pc & ~CPU_PAGE_MASK);
+		struct jit_block *b = &j->table[slot];
+		if (b->host != host || memcmp(b->src, host, b->src_bytes) != 0)
+			fill(j, b, host, off);
+		if (b->ninsns == 0) {
+			cpu_interpret(cpu, cpu->icount + 1);
+			continue;
+		}
+		if (b->ninsns > limit - cpu->icount) {
+			/* The limit falls inside the block: the interpreter goes exactly up to it. */
+			cpu_interpret(cpu, limit);
+			continue;
+		}
+		if (!b->code) {
+			/* Cold or pending: the interpreter runs exactly the block's instructions. */
+			if (b->heat < UINT16_MAX)
+				b->heat++;
+			if (!b->pending && b->heat >= JIT_HOT)
+				queue(cpu, j, b, slot, off);
+			else if (b->pending && b->heat >= JIT_HOT_WAITING)
+				install_pending(cpu, j);
+			cpu_interpret(cpu, cpu->icount + b->ninsns);
+			continue;
+		}
+		cpu->stats.jit_blocks++;
+		cpu->stats.jit_insns += b->ninsns; /* an early exit retires fewer; the count is a gauge */
+		j->cur_lo = b->host;
+		j->cur_hi = b->host + b->src_bytes;
+		if (b->code(cpu) == JIT_EXIT_EXCEPTION) {
+			/* As the interpreter's exception path: x0 stays zero, the trap, then the count. */
+			cpu->x[0] = 0;
+			cpu_take_exception(cpu);
+			cpu->icount++;
+		}
+	}
+}
+
+/* Moves pc and icount from the block's start to the instruction of `site`. */
+static void sync_to(struct cpu *cpu, uint32_t site)
+{
+	cpu->pc += JIT_SITE_OFF(site);
+	cpu->icount += JIT_SITE_IDX(site);
+}
+
+/* After the instruction of `site` (already synced to it): the block ends here. */
+static int leave_after(struct cpu *cpu, uint32_t site)
+{
+	cpu->pc += JIT_SITE_LEN(site);
+	cpu->icount++;
+	return JIT_EXIT_EARLY;
+}
+
+int jit_helper_fpu(struct cpu *cpu, uint32_t insn, uint32_t site, uint32_t raw16)
+{
+	uint64_t start_pc = cpu->pc;
+	icount_t start_icount = cpu->icount;
+	sync_to(cpu, site); /* an FP load may reach a device, which may read the clock */
+	fpu_execute(cpu, insn);
+	cpu->x[0] = 0; /* as after any slow path of the interpreter (the FPU already spares x0) */
+	if (unlikely(cpu->exception_pending)) {
+		if (cpu->exception_cause == EXC_ILLEGAL_INSN && JIT_SITE_LEN(site) == 2)
+			cpu->exception_tval = raw16;
+		return JIT_EXIT_EXCEPTION;
+	}
+	if (unlikely(cpu_needs_attention(cpu)))
+		return leave_after(cpu, site);
+	cpu->pc = start_pc;
+	cpu->icount = start_icount;
+	return JIT_EXIT_END;
+}
+
+static const uint8_t load_size[7] = { 1, 2, 4, 8, 1, 2, 4 };
+
+/* The loaded bytes (little-endian, in the low bits of raw) widened as the load kind says. */
+static uint64_t widen(unsigned kind, uint64_t raw)
+{
+	switch (kind) {
+	case 0: return (uint64_t)(int64_t)(int8_t)raw;
+	case 1: return (uint64_t)(int64_t)(int16_t)raw;
+	case 2: return (uint64_t)(int64_t)(int32_t)raw;
+	case 3: return raw;
+	case 4: return (uint8_t)raw;
+	case 5: return (uint16_t)raw;
+	default: return (uint32_t)raw;
+	}
+}
+
+int jit_helper_load(struct cpu *cpu, uint64_t vaddr, uint32_t site)
+{
+	unsigned kind = JIT_SITE_KIND(site), size = load_size[kind], rd = JIT_SITE_RD(site);
+	uint64_t v = 0;
+	const uint8_t *h = cpu_tlb_lookup(cpu, CPU_ACCESS_LOAD, vaddr, size);
+	if (likely(h != NULL)) {
+		memcpy(&v, h, size);
+		cpu->x[rd] = widen(kind, v);
+		cpu->x[0] = 0; /* a load to x0 still loads */
+		return JIT_EXIT_END;
+	}
+	/* TLB miss, MMIO or misaligned: the interpreter's slow path, with pc and icount exact. */
+	sync_to(cpu, site);
+	if (!cpu_load_slow(cpu, vaddr, size, &v))
+		return JIT_EXIT_EXCEPTION;
+	cpu->x[rd] = widen(kind, v);
+	cpu->x[0] = 0;
+	return leave_after(cpu, site);
+}
+
+int jit_helper_store(struct cpu *cpu, uint64_t vaddr, uint64_t value, uint32_t site)
+{
+	unsigned size = 1u << JIT_SITE_KIND(site);
+	uint8_t *h = cpu_tlb_lookup(cpu, CPU_ACCESS_STORE, vaddr, size);
+	if (likely(h != NULL)) {
+		memcpy(h, &value, size); /* the low bytes: the host is little-endian like the guest */
+		const struct jit *j = cpu->jit;
+		if (likely(h >= j->cur_hi || h + size <= j->cur_lo))
+			return JIT_EXIT_END;
+		/* Self-modifying code: the rest of this block may be stale. */
+		sync_to(cpu, site);
+		return leave_after(cpu, site);
+	}
+	sync_to(cpu, site);
+	if (!cpu_store_slow(cpu, vaddr, size, value))
+		return JIT_EXIT_EXCEPTION;
+	/* A device may have raised an interrupt, asked for a stop or written RAM: look again. */
+	return leave_after(cpu, site);
+}
+
+static void jit_engine_destroy(struct cpu *cpu)
+{
+	diag_info("jit: %llu blocks entered (about %llu instructions), %llu translated, %llu flushes",
+		  (unsigned long long)cpu->stats.jit_blocks, (unsigned long long)cpu->stats.jit_insns,
+		  (unsigned long long)cpu->stats.jit_translations, (unsigned long long)cpu->stats.jit_flushes);
+	jit_destroy(cpu->jit);
+	cpu->jit = NULL;
+	cpu->engine = NULL;
+}
+
+static const struct cpu_engine jit_engine = {
+	.run = jit_execute,
+	.destroy = jit_engine_destroy,
+};
+
+int jit_attach(struct cpu *cpu)
+{
+	if (cpu->engine == &jit_engine)
+		return 0;
+	if (cpu->engine)
+		cpu->engine->destroy(cpu);
+	int ret = jit_create(&cpu->jit);
+	if (ret)
+		return ret;
+	cpu->engine = &jit_engine;
+	return 0;
+}
+
+void jit_detach(struct cpu *cpu)
+{
+	if (cpu->engine == &jit_engine)
+		jit_engine_destroy(cpu);
+}

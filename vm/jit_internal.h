@@ -1,0 +1,63 @@
+/*
+ * jit_internal.h — the JIT's parts (vm/jit*.c only; docs/jit.md).
+ *
+ * The engine (jit.c) takes the place of the interpreter's loop: it runs guest basic blocks
+ * translated to x86-64 (jit_translate.c, through the emitter of jit_x86.c) and hands every
+ * instruction it does not translate, and every block that would run past the icount limit, to
+ * the interpreter. A block is entered only with the whole block inside the budget, so icount
+ * stops exactly where the interpreter's would; a fault or a slow-path access inside a block
+ * leaves pc and icount at that instruction, exactly as the interpreter leaves them.
+ */
+#ifndef FTVM_VM_JIT_INTERNAL_H
+#define FTVM_VM_JIT_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct cpu;
+
+/* At most this many guest instructions per block (their bytes are kept to check the block). */
+#define JIT_MAX_INSNS 32
+#define JIT_MAX_SRC_BYTES (JIT_MAX_INSNS * 4)
+
+/* What a block's code returns. */
+enum jit_exit {
+	JIT_EXIT_END = 0,       /* ran to its end: pc and icount point after it */
+	JIT_EXIT_EXCEPTION = 1, /* an instruction faulted: pc and icount are the faulting one's and
+				 * the exception is pending (cpu_take_exception() takes it) */
+	JIT_EXIT_EARLY = 2,     /* left after an instruction that took a slow path or stored into
+				 * the block itself: pc and icount point after that instruction */
+};
+
+/*
+ * A load or store inside a block calls a helper with a site word naming the instruction: its
+ * access kind, rd, length, byte offset from the block's first instruction and index in the
+ * block. The block leaves cpu->pc and cpu->icount at the block's start until it ends, so a helper
+ * finds the exact pc and icount of its instruction from them when it needs to (a slow path).
+ */
+#define JIT_SITE(kind, rd, len, off, idx)                                                            \
+	((uint32_t)(kind) | (uint32_t)(rd) << 3 | (uint32_t)((len) == 4) << 8 | (uint32_t)(off) << 9 | \
+	 (uint32_t)(idx) << 21)
+#define JIT_SITE_KIND(s) ((s) & 7u)
+#define JIT_SITE_RD(s) (((s) >> 3) & 31u)
+#define JIT_SITE_LEN(s) ((((s) >> 8) & 1u) ? 4u : 2u)
+#define JIT_SITE_OFF(s) (((s) >> 9) & 0xfffu)
+#define JIT_SITE_IDX(s) ((s) >> 21)
+_Static_assert(JIT_MAX_INSNS < (1u << 11), "a block's instruction index must fit the site word");
+
+/* Load kinds in the order of enum cpu_op's LB..LWU; store kinds are log2 of the size (SB..SD). */
+int jit_helper_load(struct cpu *cpu, uint64_t vaddr, uint32_t site);
+int jit_helper_store(struct cpu *cpu, uint64_t vaddr, uint64_t value, uint32_t site);
+/* A floating-point computation or load (never a store: it could write the block's own bytes)
+ * executed by the interpreter's FPU with pc and icount exact; raw16 is the instruction's 16 bits
+ * when it is compressed (mtval of an illegal-instruction trap). */
+int jit_helper_fpu(struct cpu *cpu, uint32_t insn, uint32_t site, uint32_t raw16);
+
+/* The translation of one block starting at byte `off` of the guest code page at host address
+ * `page`: x86-64 code into out (at most cap bytes), its guest instruction count in *ninsns and
+ * the bytes of guest code it covers in *src_bytes. Returns the code size, 0 when the first
+ * instruction is not translated (the interpreter runs it) or the code does not fit. */
+size_t jit_translate(const uint8_t *page, unsigned off, uint8_t *out, size_t cap, unsigned *ninsns,
+		     unsigned *src_bytes);
+
+#endif
