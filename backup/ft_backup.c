@@ -34,6 +34,7 @@ struct ft_backup {
 	struct channel *ch;
 	struct arbiter *arb;
 	struct replayer *replayer;
+	struct disk_replica *replica[MACHINE_MAX_DISKS];
 	struct machine *machine;
 	struct ft_state fs;
 	bool fs_ready;
@@ -85,6 +86,10 @@ static int channel_source_next(void *ctx, struct evlog_record *rec, char *err, s
 		atomic_fetch_add(&b->log_bytes, len);
 		atomic_fetch_add(&b->log_records, 1);
 		atomic_store(&b->last_lsn, lsn);
+		if (b->cfg.replay_delay_us) {
+			struct timespec pause = { .tv_nsec = (long)b->cfg.replay_delay_us * 1000 };
+			nanosleep(&pause, NULL);
+		}
 		return 1;
 	}
 }
@@ -121,6 +126,14 @@ size_t ft_rarp_announce(const uint8_t mac[6], uint8_t *out, size_t cap)
 
 /* ---- go-live ---- */
 
+static void close_replicas(struct ft_backup *b)
+{
+	for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++) {
+		disk_replica_close(b->replica[i]);
+		b->replica[i] = NULL;
+	}
+}
+
 /* Steps 1-6 of ft_backup.h; on success *live is the world to run on in. */
 static int go_live(struct ft_backup *b, const char *why, struct vm_world *live, char *msg, size_t msglen)
 {
@@ -146,7 +159,8 @@ static int go_live(struct ft_backup *b, const char *why, struct vm_world *live, 
 		return -ECANCELED;
 	}
 	ft_state_set(&b->fs, S(ARBITRATING), FT_STATE_GOING_LIVE, NULL);
-	/* 4. back ends live */
+	/* 4. back ends live; the replicas become the live disks: durable first, then reopened there */
+	close_replicas(b);
 	ret = b->golive.make_live(b->golive.ctx, machine_icount(b->machine), machine_clock(b->machine), live, err,
 				  sizeof(err));
 	if (ret < 0) {
@@ -197,8 +211,13 @@ int ft_backup_create(const struct ft_backup_config *cfg, struct machine *m, cons
 		goto fail;
 	}
 	struct replayer_options ro = { .console_fd = -1, .perturb_lsn = cfg->perturb_lsn };
-	for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++)
-		ro.disk_fd[i] = -1;
+	for (unsigned i = 0; i < cfg->nreplicas && i < MACHINE_MAX_DISKS; i++) {
+		ret = disk_replica_open(cfg->replica[i], i, cfg->disks_shared ? DISK_REPLICA_SHARED : DISK_REPLICA_COPY,
+					&b->replica[i], err, errlen);
+		if (ret < 0)
+			goto fail;
+		ro.disk[i] = b->replica[i];
+	}
 	ret = replayer_create(m, (struct replay_source){ .next = channel_source_next, .ctx = b }, &ro, &b->replayer);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot create the replayer: %s", strerror(-ret));
@@ -324,6 +343,7 @@ void ft_backup_destroy(struct ft_backup *b)
 	if (b->listener)
 		channel_listener_close(b->listener);
 	replayer_destroy(b->replayer);
+	close_replicas(b);
 	if (b->arb)
 		arbiter_close(b->arb);
 	if (b->fs_ready)

@@ -3,11 +3,16 @@
  *
  * The backup listens, accepts the primary of its VM and epoch, and replays the log it receives,
  * acknowledging each record as soon as it holds it (the Output Rule waits for that). Its outputs
- * are dropped. When the log stops (the primary's host died, or the link broke):
+ * are dropped, except, with replicated disks, the guest's disk requests: they run on the backup's
+ * own replica of each disk (replay/disk_replica.h), in the guest's order, and the reads logged as
+ * digests are answered from it after their digest matched. With a shared disk, the reads logged
+ * as digests are read off the shared disk when replayed (checked the same way); the writes are
+ * the primary's alone. When the log stops (the primary's host died, or the link broke):
  *   1. stop taking log: the channel is failed and closed;
  *   2. replay every complete record received (the replayer runs to the last one);
  *   3. claim the arbiter for this pairing's epoch as node 1 — lost: halt the VM for good;
- *   4. switch the device back ends to live (TAP, shared disk, console);
+ *   4. switch the device back ends to live (TAP, the shared disk or the replicas, made durable and
+ *      handed over, console);
  *   5. reissue disk requests that were submitted but have no completion in the log;
  *   6. announce the guest's MAC addresses (RARP) so switches learn where the VM lives now;
  *   7. run on as the primary, without a backup.
@@ -37,7 +42,11 @@ struct ft_backup_config {
 	unsigned timeout_ms;
 	unsigned heartbeat_ms;
 	uint64_t perturb_lsn;    /* test hook: corrupt this input record when replayed */
+	unsigned replay_delay_us; /* test hook: pause before replaying each record (a lagging replay) */
 	bool rdma;               /* logging channel over RDMA verbs instead of TCP */
+	unsigned nreplicas;      /* the backup's replicas, equal to the primary's disks at start, or */
+	const char *replica[MACHINE_MAX_DISKS];
+	bool disks_shared;       /* the shared disks themselves: only read, for the logged digests */
 	const struct channel_key *key; /* the pairing key (kept by the caller while this runs) */
 };
 

@@ -4,9 +4,10 @@
  *
  * The backup builds the same machine as its primary (same run options; the handshake carries the
  * configuration digest, so mismatched pairs never start), waits for the primary and replays its
- * log in lockstep with every output dropped. When the primary is lost it goes live (ft_backup.h):
- * it then opens the TAP devices and the shared disk named in the run options and runs on as the
- * primary. Exit status: the guest's when it powers off; 3 after a divergence (FT ended, the
+ * log in lockstep with every output dropped, but for the guest's disk requests in replicated mode
+ * (the default): they run on this node's replicas, the --disk files of its run options. When the
+ * primary is lost it goes live (ft_backup.h): it then opens the TAP devices and the disks named in
+ * the run options (its replicas, or the shared disk) and runs on as the primary. Exit status: the guest's when it powers off; 3 after a divergence (FT ended, the
  * primary runs on); 6 lost the arbiter and halted; 1 errors. The steps shared with the other
  * subcommands that run a VM are vm_command.c's; this file is the role: the FT backup, its
  * channel and control socket, and the live world it opens when it goes live.
@@ -40,8 +41,9 @@ static void usage(FILE *out)
 	fprintf(out, "usage: ftvm backup --listen HOST:PORT --arbiter PATH [FT options] [run options]\n\n"
 		     "Runs a VM as the backup of a fault-tolerant pair: waits for `ftvm primary` on HOST:PORT,\n"
 		     "replays its log in lockstep (outputs dropped), and when the primary is lost claims the\n"
-		     "arbiter and goes live with the TAP devices and shared disk of the run options. Give both\n"
-		     "nodes the same run options (the same shared --disk).\n\n"
+		     "arbiter and goes live with the TAP devices and disks of the run options. Give both nodes\n"
+		     "the same run options; with --disk-mode replicated (the default) each node's --disk names its\n"
+		     "own copy (equal on both when the pair starts), with --disk-mode shared the same shared disk.\n\n"
 		     "FT options:\n"
 		     "  --listen HOST:PORT  logging-channel address to listen on, required\n");
 	ft_options_help(out);
@@ -94,8 +96,15 @@ static int backup_start(void *self, struct vm_command *c, char *err, size_t errl
 	struct ft_backup_config cfg = {
 		.vm_name = fo->co.vm, .vm_id = vm_id, .epoch = fo->epoch, .listen = fo->listen, .arbiter = fo->arbiter,
 		.node = 1, .timeout_ms = fo->timeout_ms, .heartbeat_ms = fo->heartbeat_ms, .perturb_lsn = fo->perturb_lsn,
+		.replay_delay_us = (unsigned)fo->replay_delay_us,
 		.rdma = fo->rdma, .key = &bc->key,
 	};
+	/* The --disk files of this node's run options: its replicas, or the shared disks it reads
+	 * the digest-logged reads from. */
+	cfg.disks_shared = fo->disk_shared;
+	cfg.nreplicas = c->rw.config.ndisks;
+	for (unsigned i = 0; i < c->rw.config.ndisks; i++)
+		cfg.replica[i] = c->rw.config.disk_path[i];
 	struct ft_backup_golive gl = { .make_live = make_live, .ctx = bc, .nnics = c->opts.nnics };
 	for (unsigned i = 0; i < c->opts.nnics; i++)
 		memcpy(gl.macs[i], c->opts.nic[i].mac, 6);

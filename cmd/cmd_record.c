@@ -26,14 +26,18 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: ftvm record --log FILE [--force] [--vm NAME] [run options]\n\n"
+	fprintf(out, "usage: ftvm record --log FILE [--force] [--vm NAME] [--disk-reads data|digest] [run options]\n\n"
 		     "Runs a VM like `ftvm run` and records every nondeterministic input into the event log FILE\n"
 		     "(format: docs/log-format.md). `ftvm replay --log FILE` with the same run options replays it.\n"
 		     "A recording ends when the guest powers off or resets. Prints the log's size and bandwidth.\n\n"
 		     "  --log FILE          event log to write (required), created with mode 0600; an existing\n"
 		     "                      file or a symbolic link there is refused\n"
 		     "  --force             replace an existing FILE (a symbolic link is still refused)\n"
-		     "  --vm NAME           name stored in the log header (default: the kernel's file name)\n\nrun options:\n");
+		     "  --vm NAME           name stored in the log header (default: the kernel's file name)\n"
+		     "  --disk-reads data|digest  log each disk read with its bytes (default: the log alone\n"
+		     "                      replays) or only their XXH3-128 digest (a far smaller log; the replay\n"
+		     "                      then needs --disk copies of the disks as they were when recording started)\n"
+		     "\nrun options:\n");
 	run_options_help(out);
 }
 
@@ -79,6 +83,10 @@ static int record_start(void *self, struct vm_command *c, char *err, size_t errl
 				  (struct recorder_sink){ .append = file_sink_append, .ctx = r->log }, &r->rec);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot create the recorder: %s", strerror(-ret));
+		return FTVM_EXIT_FAILURE;
+	}
+	if (recorder_set_disk_reads(r->rec, r->lo.disk_digests ? RECORDER_READS_DIGEST : RECORDER_READS_DATA)) {
+		snprintf(err, errlen, "out of memory");
 		return FTVM_EXIT_FAILURE;
 	}
 	return 0;

@@ -5,8 +5,10 @@
  * The machine is built from the same run options as the recording (the log header's configuration
  * digest must match) and runs with no live input or output at all: inputs come from the log at
  * their icounts, the console output is reproduced on stdout and its digest compared with the
- * recording's, every CHECK is verified. Disk writes go to the disks given with --disk (a copy of
- * the disks as they were when the recording started), so their final state can be compared.
+ * recording's, every CHECK is verified. The disks given with --disk (copies of the disks as they
+ * were when the recording started) receive the guest's requests again (replay/disk_replica.h), so
+ * their final state can be compared; a log recorded with `--disk-reads digest` has its reads
+ * answered from them, each checked against the recorded digest.
  *
  * Snapshots (docs/state-format.md): with --snapshot-at ICOUNT --snapshot FILE the replay runs to
  * exactly that icount, saves the machine and its position in the log (next record, running output
@@ -49,8 +51,9 @@ static void usage(FILE *out)
 	fprintf(out, "usage: ftvm replay --log FILE [--stats] [--quiet] [run options]\n\n"
 		     "Replays the event log FILE written by `ftvm record` on a machine built from the same run\n"
 		     "options, with no live input or output: the console output is reproduced (and compared with\n"
-		     "the recording's digest), every CHECK record is verified, disk writes go to the --disk files\n"
-		     "(give copies of the disks as they were when recording started).\n\n"
+		     "the recording's digest), every CHECK record is verified, the guest's disk requests run again\n"
+		     "on the --disk files (give copies of the disks as they were when recording started; a log\n"
+		     "recorded with --disk-reads digest reads from them, checking every read's digest).\n\n"
 		     "  --log FILE          event log to replay (required)\n"
 		     "  --stats             only print the log's composition: records and bytes per kind, guest\n"
 		     "                      time covered, log bandwidth\n"
@@ -236,14 +239,9 @@ static int replay_start(void *self, struct vm_command *c, char *err, size_t errl
 {
 	struct replay_cmd *r = self;
 
-	r->ro.ndisks = c->rw.config.ndisks;
-	for (unsigned i = 0; i < c->rw.config.ndisks; i++) {
-		r->ro.disk_fd[i] = open(c->rw.config.disk_path[i], O_RDWR | O_CLOEXEC);
-		if (r->ro.disk_fd[i] < 0) {
-			snprintf(err, errlen, "disk %s: %s", c->rw.config.disk_path[i], strerror(errno));
+	for (unsigned i = 0; i < c->rw.config.ndisks; i++)
+		if (disk_replica_open(c->rw.config.disk_path[i], i, DISK_REPLICA_COPY, &r->ro.disk[i], err, errlen))
 			return FTVM_EXIT_FAILURE;
-		}
-	}
 	run_world_release(&c->rw);
 	r->ro.console_fd = r->lo.quiet ? -1 : STDOUT_FILENO;
 	r->ro.perturb_lsn = r->lo.perturb_lsn;
@@ -315,8 +313,7 @@ static void replay_stop(void *self)
 	replayer_destroy(r->rep);
 	logfile_close_reader(r->log);
 	for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++)
-		if (r->ro.disk_fd[i] >= 0)
-			close(r->ro.disk_fd[i]);
+		disk_replica_close(r->ro.disk[i]);
 }
 
 static const struct vm_role replay_role = {
@@ -333,7 +330,5 @@ static const struct vm_role replay_role = {
 int cmd_replay_main(int argc, char **argv)
 {
 	struct replay_cmd r = { .ro = { .console_fd = STDOUT_FILENO } };
-	for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++)
-		r.ro.disk_fd[i] = -1;
 	return vm_command_main(&replay_role, &r, argc, argv);
 }

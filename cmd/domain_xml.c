@@ -364,6 +364,10 @@ static int read_ft(struct dom_ctx *c, struct domain_ft *f)
 		    strcmp(f->log_transport, "rdma") != 0)
 			rc = fail(c, -EINVAL, "<ftvm:ft log-transport='%s'>: expected tcp or rdma",
 				  f->log_transport);
+		xstr(c, ft, "string(@disk-mode)", f->disk_mode, sizeof(f->disk_mode));
+		if (rc == 0 && f->disk_mode[0] && strcmp(f->disk_mode, "replicated") != 0 &&
+		    strcmp(f->disk_mode, "shared") != 0)
+			rc = fail(c, -EINVAL, "<ftvm:ft disk-mode='%s'>: expected replicated or shared", f->disk_mode);
 		if (rc == 0)
 			rc = ft_number(c, ft, "epoch", UINT64_MAX, &f->epoch, &f->has_epoch);
 		if (rc == 0 && f->has_epoch && f->epoch == 0)

@@ -56,6 +56,7 @@ struct domain_ft {
 	char listen[DOMAIN_STR_MAX];
 	char control[DOMAIN_PATH_MAX];
 	char log_transport[16];
+	char disk_mode[16];           /* "replicated", "shared" or "" (not given) */
 	char channel_key[DOMAIN_PATH_MAX];
 	bool has_epoch, has_timeout, has_heartbeat, has_max_lag;
 	uint64_t epoch;

@@ -70,7 +70,7 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 			str = &fo->arbiter;
 		else if (!strcmp(a, "--channel-key"))
 			str = &fo->channel_key;
-		else if (!strcmp(a, "--log-transport"))
+		else if (!strcmp(a, "--log-transport") || !strcmp(a, "--disk-mode"))
 			str = &transport;
 		else if (!strcmp(a, "--epoch"))
 			num = &fo->epoch, min = 1;
@@ -80,6 +80,8 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 			num = &fo->max_lag_ms, min = 0, max = FT_MAX_MS;
 		else if (!strcmp(a, "--perturb-lsn"))
 			num = &fo->perturb_lsn, min = 1;
+		else if (!strcmp(a, "--replay-delay-us"))
+			num = &fo->replay_delay_us, min = 0, max = 100000;
 		if (!str && !num) {
 			if (!strcmp(a, "--help") || !strcmp(a, "-h"))
 				fo->help = true;
@@ -94,8 +96,15 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 		fo->timeout_given |= !strcmp(a, "--timeout");
 		fo->heartbeat_given |= !strcmp(a, "--heartbeat");
 		fo->max_lag_given |= num == &fo->max_lag_ms;
-		fo->transport_given |= str == &transport;
-		if (str == &transport) {
+		fo->transport_given |= !strcmp(a, "--log-transport");
+		fo->disk_mode_given |= !strcmp(a, "--disk-mode");
+		if (!strcmp(a, "--disk-mode")) {
+			if (strcmp(argv[i + 1], "replicated") != 0 && strcmp(argv[i + 1], "shared") != 0) {
+				snprintf(err, errlen, "--disk-mode: \"%s\" is neither replicated nor shared", argv[i + 1]);
+				return -EINVAL;
+			}
+			fo->disk_shared = !strcmp(argv[i + 1], "shared");
+		} else if (str == &transport) {
 			if (strcmp(argv[i + 1], "tcp") != 0 && strcmp(argv[i + 1], "rdma") != 0) {
 				snprintf(err, errlen, "--log-transport: \"%s\" is neither tcp nor rdma", argv[i + 1]);
 				return -EINVAL;
@@ -142,6 +151,8 @@ int ft_options_apply_domain(struct ft_options *fo, const struct domain_def *d, c
 		fo->max_lag_ms = f->max_lag_ms;
 	if (!fo->transport_given && f->log_transport[0])
 		fo->rdma = strcmp(f->log_transport, "rdma") == 0;
+	if (!fo->disk_mode_given && f->disk_mode[0])
+		fo->disk_shared = strcmp(f->disk_mode, "shared") == 0;
 	return check(fo, err, errlen);
 }
 
@@ -158,11 +169,20 @@ void ft_options_help(FILE *out)
 		"  --heartbeat MS      heartbeat interval (default %u ms)\n"
 		"  --log-transport T   tcp (default) or rdma (RDMA verbs; needs a device on both hosts,\n"
 		"                      and the same choice on both nodes)\n"
+		"  --disk-mode M       replicated (default): each node has its own copy of every disk, the\n"
+		"                      --disk files of its run options, equal when the pair starts (e.g. two\n"
+		"                      copies of one image); the backup runs the guest's disk requests on its\n"
+		"                      copy and the log carries a digest per read instead of the data.\n"
+		"                      shared: both nodes name the same shared disk; the backup leaves it\n"
+		"                      alone until it goes live and the log carries the data of every read.\n"
+		"                      Both nodes must give the same mode.\n"
 		"  --control PATH      JSON control socket (default " CONTROL_DEFAULT_DIR "/NAME-ROLE.sock),\n"
 		"                      mode 0600: only root and this user may connect (docs/control.md)\n"
 		"  --control-group G   also admit members of group G (socket mode 0660, group G)\n"
 		"  --perturb-lsn N     (tests, backup) corrupt the first input record at or after LSN N: the\n"
-		"                      backup must detect the divergence and end FT\n",
+		"                      backup must detect the divergence and end FT\n"
+		"  --replay-delay-us N (tests, backup) pause N us before replaying each record, so the\n"
+		"                      replay lags behind the log it has received and acknowledged\n",
 		CHANNEL_DEFAULT_TIMEOUT_MS, CHANNEL_DEFAULT_HEARTBEAT_MS);
 }
 
@@ -227,5 +247,6 @@ void ft_options_start_control(const struct ft_options *fo, const char *role, voi
 
 void ft_options_vm_id(const struct ft_options *fo, uint64_t config_digest, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s@%016llx", fo->co.vm, (unsigned long long)config_digest);
+	snprintf(buf, len, "%s@%016llx/%s", fo->co.vm, (unsigned long long)config_digest,
+		 fo->disk_shared ? "shared" : "replicated");
 }

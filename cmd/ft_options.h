@@ -28,10 +28,12 @@ struct ft_options {
 	unsigned heartbeat_ms;
 	uint64_t max_lag_ms;    /* primary: slow the vCPU while the backup is further behind */
 	uint64_t perturb_lsn;   /* backup, tests only */
+	uint64_t replay_delay_us; /* backup, tests only: pause before replaying each record */
 	bool rdma;              /* --log-transport rdma */
+	bool disk_shared;       /* --disk-mode shared: one disk both nodes reach (default: replicated) */
 	bool help;
 	/* Which were given on the command line (a domain's <ftvm:ft> fills in the others). */
-	bool epoch_given, timeout_given, heartbeat_given, max_lag_given, transport_given;
+	bool epoch_given, timeout_given, heartbeat_given, max_lag_given, transport_given, disk_mode_given;
 };
 
 struct domain_def;
@@ -63,8 +65,9 @@ int ft_options_check_role(struct ft_options *fo, const struct domain_def *dom, b
  * *ctl stays NULL then. */
 void ft_options_start_control(const struct ft_options *fo, const char *role, void (*status)(void *, struct ft_status *),
 			      void *ctx, struct control_server **ctl);
-/* The VM id of the handshake: the VM name and the configuration digest, so a primary and a backup
- * built from different configurations never pair. */
+/* The VM id of the handshake: the VM name, the configuration digest and the disk mode, so a
+ * primary and a backup built from different configurations, or that disagree on whether their disk
+ * is shared, never pair. */
 void ft_options_vm_id(const struct ft_options *fo, uint64_t config_digest, char *buf, size_t len);
 
 #endif

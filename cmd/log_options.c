@@ -36,6 +36,16 @@ int log_options_extract(int *argc, char **argv, struct log_options *lo, char *er
 			log_options_drop_args(argc, argv, i, 2);
 			continue;
 		}
+		if (strcmp(a, "--disk-reads") == 0) {
+			const char *v = i + 1 < *argc ? argv[i + 1] : "";
+			if (strcmp(v, "data") != 0 && strcmp(v, "digest") != 0) {
+				snprintf(err, errlen, "--disk-reads needs 'data' or 'digest', not '%s'", v);
+				return -EINVAL;
+			}
+			lo->disk_digests = strcmp(v, "digest") == 0;
+			log_options_drop_args(argc, argv, i, 2);
+			continue;
+		}
 		if (strcmp(a, "--perturb-lsn") == 0) {
 			if (i + 1 >= *argc || parse_u64(argv[i + 1], 1, UINT64_MAX, &lo->perturb_lsn) < 0) {
 				snprintf(err, errlen, "--perturb-lsn needs a record number > 0");
@@ -73,7 +83,7 @@ void log_options_print_composition(FILE *out, const struct log_composition *c, i
 				   const char *seconds_what)
 {
 	static const enum evlog_kind kinds[] = { EVLOG_TIME, EVLOG_NET_RX, EVLOG_DISK_DONE, EVLOG_RNG,
-						 EVLOG_CONSOLE_IN, EVLOG_CHECK, EVLOG_END };
+						 EVLOG_CONSOLE_IN, EVLOG_DISK_DIGEST, EVLOG_CHECK, EVLOG_END };
 	uint64_t records = 0, bytes = EVLOG_HEADER_SIZE;
 
 	fprintf(out, "%-11s %10s %14s\n", "kind", "records", "bytes");

@@ -1,6 +1,7 @@
 /*
  * log_options.h — options and printing shared by `ftvm record` and `ftvm replay`: the log file
- * (and --force to replace one), the VM name in its header, the test-only perturbation switch, and the log-composition summary.
+ * (and --force to replace one), the VM name in its header, how disk reads are logged (their data,
+ * or only a digest), the test-only perturbation switch, and the log-composition summary.
  */
 #ifndef FTVM_CMD_LOG_OPTIONS_H
 #define FTVM_CMD_LOG_OPTIONS_H
@@ -19,6 +20,7 @@ struct log_options {
 	bool stats;            /* replay: print the log's composition only */
 	bool quiet;            /* replay: do not show the console */
 	bool force;            /* record: replace an existing log file (never through a symlink) */
+	bool disk_digests;     /* record: `--disk-reads digest`, reads logged as DISK_DIGEST records */
 	uint64_t perturb_lsn;  /* replay, tests only: corrupt this input record when applied */
 	bool help;
 };

@@ -13,14 +13,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/fs.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <unistd.h>
+
+#include "util/disk_file.h"
 
 #define DISK_SECTOR 512u
 
@@ -46,22 +45,6 @@ struct disk_backend {
 	bool stop;
 };
 
-/* The whole of [off, off + len) or an error: pread/pwrite may stop short. */
-static int full_io(int fd, bool write, uint8_t *buf, size_t len, off_t off)
-{
-	while (len) {
-		ssize_t n = write ? pwrite(fd, buf, len, off) : pread(fd, buf, len, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		buf += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
 static uint32_t run_job(struct disk_backend *disk, struct disk_job *job)
 {
 	const struct vm_disk_request *req = &job->req;
@@ -72,12 +55,12 @@ static uint32_t run_job(struct disk_backend *disk, struct disk_job *job)
 		return VM_DISK_IOERR;
 	switch (req->op) {
 	case VM_DISK_READ:
-		ret = full_io(disk->fd, false, disk->read_buf, req->len, off);
+		ret = disk_file_io(disk->fd, false, disk->read_buf, req->len, off);
 		break;
 	case VM_DISK_WRITE:
 		if (disk->read_only)
 			return VM_DISK_IOERR;
-		ret = full_io(disk->fd, true, job->buf, req->len, off);
+		ret = disk_file_io(disk->fd, true, job->buf, req->len, off);
 		break;
 	case VM_DISK_FLUSH:
 		ret = disk->read_only ? 0 : (fdatasync(disk->fd) < 0 ? -errno : 0);
@@ -132,22 +115,10 @@ static void *io_thread(void *arg)
 	return NULL;
 }
 
-static int image_size(int fd, const struct stat *st, uint64_t *size)
-{
-	if (S_ISREG(st->st_mode)) {
-		*size = (uint64_t)st->st_size;
-		return 0;
-	}
-	if (S_ISBLK(st->st_mode))
-		return ioctl(fd, BLKGETSIZE64, size) < 0 ? -errno : 0;
-	return -EINVAL;
-}
-
 int disk_backend_open(const char *path, bool read_only, unsigned index, struct backend_sink sink,
 		      struct disk_backend **out, char *err, size_t errlen)
 {
 	struct disk_backend *disk = NULL;
-	struct stat st;
 	int ret, fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
@@ -155,15 +126,11 @@ int disk_backend_open(const char *path, bool read_only, unsigned index, struct b
 			 strerror(errno));
 		goto out;
 	}
-	if (fstat(fd, &st) < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "disk %s: %s", path, strerror(errno));
-		goto out;
-	}
 	uint64_t size;
-	ret = image_size(fd, &st, &size);
+	ret = disk_file_size(fd, &size);
 	if (ret < 0) {
-		snprintf(err, errlen, "disk %s: not a regular file or block device", path);
+		snprintf(err, errlen, "disk %s: %s", path,
+			 ret == -EINVAL ? "not a regular file or block device" : strerror(-ret));
 		goto out;
 	}
 	if (size == 0 || size % DISK_SECTOR) {

@@ -152,6 +152,27 @@ static int gate_wait(void *ctx, uint64_t lsn, int timeout_ms)
 	return -ETIMEDOUT;
 }
 
+/* A write to the shared disk over a range the backup has yet to read for a replayed DISK_DIGEST:
+ * wait until the backup's reported icount is past that read's (replay/shared_reads.h). The backup
+ * reports its icount every few ms while it moves; the recorder has made sure the log goes past. */
+static int gate_wait_replayed(void *ctx, icount_t icount, int timeout_ms)
+{
+	struct ft_primary *p = ctx;
+	for (int waited = 0;; waited++) {
+		enum ft_role_state s = get_state(p);
+		if (s == FT_STATE_ALONE)
+			return 0;
+		if (s == FT_STATE_HALTED)
+			return -ECANCELED;
+		if (s == FT_STATE_PROTECTED && p->ch && channel_peer_icount(p->ch) > icount)
+			return 0;
+		if (waited >= timeout_ms)
+			return -ETIMEDOUT;
+		/* A millisecond at a time, as the lag bound waits; a change of state ends it at once. */
+		ft_state_wait(&p->fs, s == FT_STATE_PROTECTED ? ~S(PROTECTED) : S(ALONE) | S(HALTED), 1);
+	}
+}
+
 /* ---- the FT output world between the recorder and the live world ---- */
 
 static void ftw_console_out(void *ctx, const uint8_t *buf, size_t len)
@@ -166,10 +187,17 @@ static void ftw_net_tx(void *ctx, unsigned nic, const uint8_t *frame, size_t len
 	output_rule_net(p->rule, atomic_load(&p->last_lsn), nic, frame, len);
 }
 
+/* A shared disk is seen by the backup when it goes live: its writes are outputs, held like the
+ * rest. A replicated disk is this node's alone (the backup runs the same requests on its own
+ * replica, and after a failover this copy is never used again), so its requests go straight to
+ * the back end and reads never wait behind held outputs. */
 static void ftw_disk_submit(void *ctx, unsigned disk, const struct vm_disk_request *req)
 {
 	struct ft_primary *p = ctx;
-	output_rule_disk(p->rule, atomic_load(&p->last_lsn), disk, req);
+	if (p->cfg.replicated_disks)
+		p->live.ops->disk_submit(p->live.ctx, disk, req);
+	else
+		output_rule_disk_after(p->rule, atomic_load(&p->last_lsn), recorder_write_wait_past(p->rec), disk, req);
 }
 
 static void ftw_rng_request(void *ctx, unsigned dev, uint32_t len)
@@ -209,6 +237,8 @@ static icount_t ftw_horizon(void *ctx, icount_t now)
 	uint64_t max_ns = (uint64_t)p->cfg.max_lag_ms * 1000000ull;
 	/* Lag bound: while the backup is too far behind, the vCPU waits for it a millisecond at a time
 	 * (the lag is sampled from the channel); losing the backup ends the wait at once. */
+	if (p->ch)
+		recorder_backup_replayed(p->rec, channel_peer_icount(p->ch));
 	for (unsigned waited = 0; waited < LAG_WAIT_MAX_MS && get_state(p) == FT_STATE_PROTECTED; waited++) {
 		if (measure_lag(p, now) <= max_ns || !max_ns)
 			break;
@@ -334,7 +364,8 @@ int ft_primary_create(const struct ft_primary_config *cfg, struct machine *m, st
 		snprintf(err, errlen, "arbiter %s: %s", cfg->arbiter, aerr);
 		goto fail;
 	}
-	ret = output_rule_create(live, (struct output_gate){ .wait = gate_wait, .ctx = p }, &p->rule);
+	struct output_gate gate = { .wait = gate_wait, .wait_replayed = gate_wait_replayed, .ctx = p };
+	ret = output_rule_create(live, gate, &p->rule);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot start the output releaser: %s", strerror(-ret));
 		goto fail;
@@ -343,6 +374,11 @@ int ft_primary_create(const struct ft_primary_config *cfg, struct machine *m, st
 			      (struct recorder_sink){ .append = sink_append, .ctx = p }, &p->rec);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot create the recorder: %s", strerror(-ret));
+		goto fail;
+	}
+	ret = recorder_set_disk_reads(p->rec, cfg->replicated_disks ? RECORDER_READS_DIGEST : RECORDER_READS_SHARED);
+	if (ret < 0) {
+		snprintf(err, errlen, "cannot set up the disk read log: %s", strerror(-ret));
 		goto fail;
 	}
 	*out = p;
@@ -411,6 +447,11 @@ int ft_primary_finish(struct ft_primary *p, enum machine_exit exit, int status)
 		return -ECANCELED;
 	ret = output_rule_drain(p->rule, 10000);
 	set_state(p, S(PROTECTED), FT_STATE_DONE);
+	const struct shared_reads_stats *sr = recorder_shared_reads_stats(p->rec);
+	if (sr)
+		diag_info("shared disk: %llu reads logged as digests, %llu with their data; %llu writes waited for the backup's replay",
+			  (unsigned long long)sr->digests, (unsigned long long)sr->with_data,
+			  (unsigned long long)sr->writes_held);
 	return ret;
 }
 

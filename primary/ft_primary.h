@@ -34,6 +34,10 @@ struct ft_primary_config {
 	unsigned heartbeat_ms;
 	unsigned max_lag_ms;     /* slow the vCPU while the backup is further behind (0: never) */
 	bool rdma;               /* logging channel over RDMA verbs instead of TCP */
+	bool replicated_disks;   /* each node has its own disk replica: reads are logged as digests
+	                          * (DISK_DIGEST) and disk requests are not held as outputs; otherwise
+	                          * the disk is shared: digests where the backup can read the same
+	                          * bytes (replay/shared_reads.h), the data where not */
 	const struct channel_key *key; /* the pairing key (kept by the caller while this runs) */
 };
 

@@ -44,6 +44,7 @@ enum held_kind { HELD_CONSOLE, HELD_NET, HELD_DISK };
 struct held_output {
 	struct cds_wfcq_node node;
 	uint64_t lsn;
+	icount_t replayed_past;     /* also wait until the backup replayed past this icount (0: no) */
 	uint64_t held_at_ns;
 	enum held_kind kind;
 	unsigned device;
@@ -161,6 +162,8 @@ static void *releaser_main(void *arg)
 		struct held_output *o = caa_container_of(n, struct held_output, node);
 		HANDOFF_ACQUIRE(o);
 		int ret = rule->gate.wait(rule->gate.ctx, o->lsn, 50);
+		if (ret == 0 && o->replayed_past && rule->gate.wait_replayed)
+			ret = rule->gate.wait_replayed(rule->gate.ctx, o->replayed_past, 50);
 		if (ret == -ETIMEDOUT)
 			continue;
 		n = __cds_wfcq_dequeue_blocking(&rule->head, &rule->tail);
@@ -274,6 +277,7 @@ static struct held_output *held_new(uint64_t lsn, enum held_kind kind, unsigned 
 		return NULL;
 	}
 	o->lsn = lsn;
+	o->replayed_past = 0;
 	o->kind = kind;
 	o->device = device;
 	o->len = len;
@@ -298,10 +302,17 @@ void output_rule_net(struct output_rule *rule, uint64_t lsn, unsigned nic, const
 
 void output_rule_disk(struct output_rule *rule, uint64_t lsn, unsigned disk, const struct vm_disk_request *req)
 {
+	output_rule_disk_after(rule, lsn, 0, disk, req);
+}
+
+void output_rule_disk_after(struct output_rule *rule, uint64_t lsn, icount_t replayed_past, unsigned disk,
+			    const struct vm_disk_request *req)
+{
 	size_t len = req->op == VM_DISK_WRITE ? req->len : 0;
 	struct held_output *o = held_new(lsn, HELD_DISK, disk, req->data, len);
 	if (!o)
 		return;
+	o->replayed_past = replayed_past;
 	o->req = *req;
 	o->req.data = len ? o->data : NULL;
 	hold(rule, o);

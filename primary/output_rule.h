@@ -7,7 +7,9 @@
  *   2. The vCPU keeps running; only the output waits.
  *   3. The releaser thread takes outputs in the order they were produced and performs each one
  *      once the gate says its LSN may pass (the backup acknowledged receipt of the log up to it).
- *      Disk reads queue behind earlier writes too, so a read never overtakes a held write.
+ *      Disk reads queue behind earlier writes too, so a read never overtakes a held write. A
+ *      write to a shared disk over a range whose read the backup has not replayed yet also
+ *      waits until the backup's replay passed that read (replay/shared_reads.h).
  *   4. When FT ends (backup lost and the arbiter won), the gate opens for every LSN; when this
  *      node must halt, the gate refuses and held outputs are dropped, never performed.
  * Held memory is bounded: past OUTPUT_RULE_MAX_HELD_BYTES the producing (vCPU) thread waits.
@@ -18,6 +20,7 @@
 #include <stdint.h>
 #include "util/compiler.h"
 #include "vm/event.h"
+#include "vm/icount.h"
 
 #define OUTPUT_RULE_MAX_HELD_BYTES (64u << 20)
 
@@ -25,6 +28,8 @@ struct output_gate {
 	/* Waits up to timeout_ms until outputs stamped `lsn` may leave: returns 0 when they may,
 	 * -ETIMEDOUT when not yet, -ECANCELED when they never will (this node halts). */
 	int (*wait)(void *ctx, uint64_t lsn, int timeout_ms);
+	/* Waits likewise until the backup has replayed past `icount` (NULL: never needed). */
+	int (*wait_replayed)(void *ctx, icount_t icount, int timeout_ms);
 	void *ctx;
 };
 
@@ -46,6 +51,9 @@ void output_rule_destroy(struct output_rule *rule);
 void output_rule_console(struct output_rule *rule, uint64_t lsn, const uint8_t *buf, size_t len);
 void output_rule_net(struct output_rule *rule, uint64_t lsn, unsigned nic, const uint8_t *frame, size_t len);
 void output_rule_disk(struct output_rule *rule, uint64_t lsn, unsigned disk, const struct vm_disk_request *req);
+/* A disk request that also waits for the backup's replay to pass icount replayed_past (0: no). */
+void output_rule_disk_after(struct output_rule *rule, uint64_t lsn, icount_t replayed_past, unsigned disk,
+			    const struct vm_disk_request *req);
 /* Waits until nothing is held (up to timeout_ms): 0 or -ETIMEDOUT. */
 int output_rule_drain(struct output_rule *rule, int timeout_ms) FTVM_MUST_CHECK;
 /* Wakes the releaser after the gate's answer may have changed (FT ended, halt). */

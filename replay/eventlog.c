@@ -35,6 +35,7 @@ enum { REC_KIND = 0, REC_FLAGS = 1, REC_RESERVED = 2, REC_LENGTH = 4, REC_LSN = 
 #define TIME_PAYLOAD 16u
 #define CHECK_PAYLOAD 64u
 #define END_PAYLOAD 24u
+#define DISK_DIGEST_PAYLOAD 40u
 #define NET_RX_MIN_FRAME 14u
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) FTVM_PRINTF(3, 4);
@@ -55,6 +56,7 @@ const char *evlog_kind_name(enum evlog_kind kind)
 	case EVLOG_DISK_DONE: return "DISK_DONE";
 	case EVLOG_RNG: return "RNG";
 	case EVLOG_CONSOLE_IN: return "CONSOLE_IN";
+	case EVLOG_DISK_DIGEST: return "DISK_DIGEST";
 	case EVLOG_CHECK: return "CHECK";
 	case EVLOG_END: return "END";
 	}
@@ -70,6 +72,7 @@ static uint32_t kind_cap(unsigned kind)
 	case EVLOG_DISK_DONE: return 16 + VM_EVENT_MAX_DISK_DATA;
 	case EVLOG_RNG: return 4 + VM_EVENT_MAX_BYTES;
 	case EVLOG_CONSOLE_IN: return VM_EVENT_MAX_BYTES;
+	case EVLOG_DISK_DIGEST: return DISK_DIGEST_PAYLOAD;
 	case EVLOG_CHECK: return CHECK_PAYLOAD;
 	case EVLOG_END: return END_PAYLOAD;
 	}
@@ -275,11 +278,52 @@ int evlog_event_from_record(const struct evlog_record *r, struct vm_event *ev, c
 		ev->data = r->payload;
 		ev->len = r->len;
 		return 0;
+	case EVLOG_DISK_DIGEST: /* evlog_disk_digest_from_record(): the data comes from elsewhere */
 	case EVLOG_CHECK:
 	case EVLOG_END:
 		break;
 	}
 	return bad_payload(r, err, errlen, "not an input event");
+}
+
+void evlog_disk_data_digest(const uint8_t *data, uint32_t len, uint64_t *lo, uint64_t *hi)
+{
+	XXH128_hash_t h = XXH3_128bits(data, len);
+	*lo = h.low64;
+	*hi = h.high64;
+}
+
+uint32_t evlog_payload_from_disk_read(const struct vm_event *ev, uint8_t *out, uint32_t cap)
+{
+	if (cap < DISK_DIGEST_PAYLOAD || ev->kind != VM_EV_DISK_DONE || ev->status != VM_DISK_OK || ev->len == 0)
+		return 0;
+	uint64_t lo, hi;
+	evlog_disk_data_digest(ev->data, ev->len, &lo, &hi);
+	put_le32(out, ev->device);
+	put_le32(out + 4, VM_DISK_OK);
+	put_le64(out + 8, ev->request);
+	put_le32(out + 16, ev->len);
+	put_le32(out + 20, 0);
+	put_le64(out + 24, lo);
+	put_le64(out + 32, hi);
+	return DISK_DIGEST_PAYLOAD;
+}
+
+int evlog_disk_digest_from_record(const struct evlog_record *r, struct evlog_disk_digest *d, char *err,
+				  size_t errlen)
+{
+	if (r->kind != EVLOG_DISK_DIGEST || r->len != DISK_DIGEST_PAYLOAD)
+		return bad_payload(r, err, errlen, "not a 40-byte DISK_DIGEST");
+	d->disk = get_le32(r->payload);
+	d->request = get_le64(r->payload + 8);
+	d->len = get_le32(r->payload + 16);
+	d->digest_lo = get_le64(r->payload + 24);
+	d->digest_hi = get_le64(r->payload + 32);
+	if (get_le32(r->payload + 4) != VM_DISK_OK || get_le32(r->payload + 20) != 0)
+		return bad_payload(r, err, errlen, "status not 0 or reserved field not zero");
+	if (d->len == 0 || d->len % 512 != 0 || d->len > VM_EVENT_MAX_DISK_DATA)
+		return bad_payload(r, err, errlen, "read length not a non-zero multiple of 512 up to 1 MiB");
+	return 0;
 }
 
 uint32_t evlog_payload_from_check(const struct evlog_check *c, uint8_t *out, uint32_t cap)

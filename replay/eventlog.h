@@ -32,6 +32,7 @@ enum evlog_kind {
 	EVLOG_DISK_DONE = VM_EV_DISK_DONE,
 	EVLOG_RNG = VM_EV_RNG,
 	EVLOG_CONSOLE_IN = VM_EV_CONSOLE_IN,
+	EVLOG_DISK_DIGEST = 6, /* a read's completion with the digest of its bytes instead of them */
 	EVLOG_CHECK = 16, /* digests the replayer verifies */
 	EVLOG_END = 17,   /* the recording ended cleanly */
 };
@@ -68,6 +69,14 @@ struct evlog_check {
 	struct evlog_outputs outputs;
 };
 
+/* DISK_DIGEST: a successful read of `len` bytes whose XXH3-128 is digest_lo/digest_hi. */
+struct evlog_disk_digest {
+	uint32_t disk;
+	uint64_t request;
+	uint32_t len;
+	uint64_t digest_lo, digest_hi;
+};
+
 struct evlog_end {
 	uint32_t exit;
 	int32_t status;
@@ -101,6 +110,13 @@ int evlog_event_from_record(const struct evlog_record *r, struct vm_event *ev, c
 uint32_t evlog_payload_from_check(const struct evlog_check *c, uint8_t *out, uint32_t cap);
 int evlog_check_from_record(const struct evlog_record *r, struct evlog_check *c, char *err,
 			    size_t errlen) FTVM_MUST_CHECK;
+/* DISK_DIGEST from a successful read's completion (ev->len > 0 bytes of data); its digest is
+ * evlog_disk_data_digest() of the data. */
+uint32_t evlog_payload_from_disk_read(const struct vm_event *ev, uint8_t *out, uint32_t cap);
+int evlog_disk_digest_from_record(const struct evlog_record *r, struct evlog_disk_digest *d, char *err,
+				  size_t errlen) FTVM_MUST_CHECK;
+/* XXH3-128 of a read's bytes, as DISK_DIGEST carries it. */
+void evlog_disk_data_digest(const uint8_t *data, uint32_t len, uint64_t *lo, uint64_t *hi);
 uint32_t evlog_payload_from_end(const struct evlog_end *e, uint8_t *out, uint32_t cap);
 int evlog_end_from_record(const struct evlog_record *r, struct evlog_end *e, char *err,
 			  size_t errlen) FTVM_MUST_CHECK;

@@ -16,6 +16,9 @@ struct recorder {
 	struct vm_world live;
 	struct recorder_sink sink;
 	struct machine *machine;
+	enum recorder_disk_reads disk_reads;
+	struct shared_reads *shared;  /* RECORDER_READS_SHARED */
+	icount_t write_wait_past;     /* of the disk request being submitted */
 	icount_t next_cpu_check;
 	icount_t next_machine_check;
 	struct evlog_outputs outputs;
@@ -70,7 +73,16 @@ static void rec_disk_submit(void *ctx, unsigned disk, const struct vm_disk_reque
 {
 	struct recorder *rec = ctx;
 	evlog_outputs_disk(&rec->outputs, disk, req);
+	rec->write_wait_past = rec->shared ? shared_reads_submit(rec->shared, disk, req) : 0;
+	/* A held write waits for the backup to pass that icount: make sure the log gets there even
+	 * if the guest only waits for the write (a CHECK at the next slice boundary). */
+	if (rec->write_wait_past) {
+		icount_t soon = machine_icount(rec->machine) + 1;
+		if (soon < rec->next_cpu_check)
+			rec->next_cpu_check = soon;
+	}
 	rec->live.ops->disk_submit(rec->live.ctx, disk, req);
+	rec->write_wait_past = 0;
 }
 
 static void rec_rng_request(void *ctx, unsigned dev, uint32_t len)
@@ -96,12 +108,24 @@ static int rec_next_event(void *ctx, icount_t now, struct vm_event *ev)
 	ret = rec->live.ops->next_event(rec->live.ctx, now, ev);
 	if (ret <= 0)
 		return ret;
-	uint32_t len = evlog_payload_from_event(ev, rec->payload, sizeof(rec->payload));
+	/* The machine gets the bytes read either way; only the log leaves them out. */
+	enum evlog_kind kind = (enum evlog_kind)ev->kind;
+	uint32_t len;
+	bool read_ok = ev->kind == VM_EV_DISK_DONE && ev->status == VM_DISK_OK && ev->len;
+	bool digest = rec->disk_reads == RECORDER_READS_DIGEST && read_ok;
+	if (rec->shared && ev->kind == VM_EV_DISK_DONE)
+		digest = shared_reads_complete(rec->shared, ev->device, ev->request, read_ok, now);
+	if (digest) {
+		kind = EVLOG_DISK_DIGEST;
+		len = evlog_payload_from_disk_read(ev, rec->payload, sizeof(rec->payload));
+	} else {
+		len = evlog_payload_from_event(ev, rec->payload, sizeof(rec->payload));
+	}
 	if (len == 0) {
 		diag_error("event kind %d at icount %llu does not fit a log record", ev->kind, (unsigned long long)now);
 		return -EMSGSIZE;
 	}
-	ret = recorder_append(rec, (enum evlog_kind)ev->kind, now, len);
+	ret = recorder_append(rec, kind, now, len);
 	return ret < 0 ? ret : 1;
 }
 
@@ -144,7 +168,36 @@ int recorder_create(struct machine *m, struct vm_world live, struct recorder_sin
 
 void recorder_destroy(struct recorder *rec)
 {
+	if (rec)
+		shared_reads_destroy(rec->shared);
 	free(rec);
+}
+
+int recorder_set_disk_reads(struct recorder *rec, enum recorder_disk_reads mode)
+{
+	if (mode == RECORDER_READS_SHARED && !rec->shared) {
+		int ret = shared_reads_create(&rec->shared);
+		if (ret < 0)
+			return ret;
+	}
+	rec->disk_reads = mode;
+	return 0;
+}
+
+icount_t recorder_write_wait_past(const struct recorder *rec)
+{
+	return rec->write_wait_past;
+}
+
+void recorder_backup_replayed(struct recorder *rec, icount_t backup_icount)
+{
+	if (rec->shared)
+		shared_reads_replayed(rec->shared, backup_icount);
+}
+
+const struct shared_reads_stats *recorder_shared_reads_stats(const struct recorder *rec)
+{
+	return rec->shared ? shared_reads_get_stats(rec->shared) : NULL;
 }
 
 struct vm_world recorder_world(struct recorder *rec)

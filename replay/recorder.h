@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 #include "replay/eventlog.h"
+#include "replay/shared_reads.h"
 #include "util/compiler.h"
 #include "vm/event.h"
 #include "vm/machine.h"
@@ -40,6 +41,21 @@ struct recorder;
 int recorder_create(struct machine *m, struct vm_world live, struct recorder_sink sink,
 		    struct recorder **out) FTVM_MUST_CHECK;
 void recorder_destroy(struct recorder *rec);
+/* How successful disk reads are logged. */
+enum recorder_disk_reads {
+	RECORDER_READS_DATA,    /* DISK_DONE with the bytes (the default): the log alone replays */
+	RECORDER_READS_DIGEST,  /* DISK_DIGEST: the replayer has its own copy of every disk */
+	RECORDER_READS_SHARED,  /* DISK_DIGEST where the backup can read the same bytes off the shared
+				 * disk, DISK_DONE with data where not (replay/shared_reads.h) */
+};
+int recorder_set_disk_reads(struct recorder *rec, enum recorder_disk_reads mode) FTVM_MUST_CHECK;
+/* RECORDER_READS_SHARED, inside the disk_submit of the world below the recorder: the icount the
+ * backup must have replayed past before the write being submitted may reach the disk (0: none). */
+icount_t recorder_write_wait_past(const struct recorder *rec);
+/* RECORDER_READS_SHARED: the backup reported replaying at backup_icount (vCPU thread). */
+void recorder_backup_replayed(struct recorder *rec, icount_t backup_icount);
+/* RECORDER_READS_SHARED: how reads were logged and writes held (NULL in other modes). */
+const struct shared_reads_stats *recorder_shared_reads_stats(const struct recorder *rec);
 /* The world to give machine_run(). */
 struct vm_world recorder_world(struct recorder *rec);
 /* After machine_run() returns: a final CHECK and the END record. */

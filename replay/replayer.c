@@ -166,6 +166,61 @@ static void perturb(struct replayer *r, struct vm_event *ev)
 	ev->data = r->scratch;
 }
 
+/* A DISK_DIGEST record: the bytes come from the disk's copy, after their digest matched. */
+static int disk_digest_event(struct replayer *r, const struct evlog_record *rec, struct vm_event *ev)
+{
+	struct evlog_disk_digest d;
+	struct disk_replica_done done;
+	char err[256];
+
+	if (evlog_disk_digest_from_record(rec, &d, err, sizeof(err)) < 0)
+		return replay_fail(r, -EBADMSG, "%s", err);
+	struct disk_replica *copy = d.disk < MACHINE_MAX_DISKS ? r->opts.disk[d.disk] : NULL;
+	if (!copy)
+		return replay_fail(r, -EBADMSG,
+				   "record lsn %llu (DISK_DIGEST) at icount %llu: disk %u's reads are logged as digests only; "
+				   "replaying them needs a copy of that disk as it was when recording started (--disk)",
+				   (unsigned long long)rec->lsn, (unsigned long long)rec->icount, d.disk);
+	if (disk_replica_take(copy, d.request, &done) < 0)
+		return replay_fail(r, ERR_DIVERGED,
+				   "divergence at icount %llu (DISK_DIGEST lsn %llu): disk %u request %llu completes, but the replayed guest never submitted it",
+				   (unsigned long long)rec->icount, (unsigned long long)rec->lsn, d.disk,
+				   (unsigned long long)d.request);
+	if (done.shared && done.op == VM_DISK_READ)
+		disk_replica_read_shared(copy, &done);
+	uint64_t lo = 0, hi = 0;
+	if (done.status == VM_DISK_OK && done.op == VM_DISK_READ)
+		evlog_disk_data_digest(done.data, done.len, &lo, &hi);
+	if (done.status != VM_DISK_OK || done.op != VM_DISK_READ || done.len != d.len || lo != d.digest_lo ||
+	    hi != d.digest_hi)
+		return replay_fail(r, ERR_DIVERGED,
+				   "divergence at icount %llu (DISK_DIGEST lsn %llu): disk %u request %llu: the recorded read of %u bytes "
+				   "has digest %016llx%016llx, this node's disk gave %s of %u bytes with digest %016llx%016llx",
+				   (unsigned long long)rec->icount, (unsigned long long)rec->lsn, d.disk,
+				   (unsigned long long)d.request, d.len, (unsigned long long)d.digest_hi,
+				   (unsigned long long)d.digest_lo,
+				   done.op != VM_DISK_READ ? "no read" : done.status == VM_DISK_OK ? "a read" : "an I/O error",
+				   done.len, (unsigned long long)hi, (unsigned long long)lo);
+	*ev = (struct vm_event){ .kind = VM_EV_DISK_DONE, .icount = rec->icount, .device = d.disk,
+				 .request = d.request, .status = VM_DISK_OK, .len = done.len, .data = done.data };
+	return 0;
+}
+
+/* A DISK_DONE record while the disk has a copy: the copy ran the request too; a write or flush
+ * that failed on one side only leaves the copy different from the recorded disk. A request the
+ * copy never saw (a replay resumed from a snapshot taken while it was in flight) is let pass. */
+static int disk_done_on_copy(struct replayer *r, const struct evlog_record *rec, const struct vm_event *ev)
+{
+	struct disk_replica *copy = ev->device < MACHINE_MAX_DISKS ? r->opts.disk[ev->device] : NULL;
+	struct disk_replica_done done;
+	if (!copy || disk_replica_take(copy, ev->request, &done) < 0 || done.shared || done.status == ev->status)
+		return 0;
+	return replay_fail(r, ERR_DIVERGED,
+			   "divergence at icount %llu (DISK_DONE lsn %llu): disk %u request %llu ended with status %u when recorded, %u on this disk copy",
+			   (unsigned long long)rec->icount, (unsigned long long)rec->lsn, ev->device,
+			   (unsigned long long)ev->request, ev->status, done.status);
+}
+
 static int rep_next_event(void *ctx, icount_t now, struct vm_event *ev)
 {
 	struct replayer *r = ctx;
@@ -201,20 +256,28 @@ static int rep_next_event(void *ctx, icount_t now, struct vm_event *ev)
 			r->saw_end = true;
 			return replay_fail(r, ERR_LOG_ENDED, "the recording ended at icount %llu",
 					   (unsigned long long)rec->icount);
+		case EVLOG_DISK_DIGEST:
+			ret = disk_digest_event(r, rec, ev);
+			if (ret < 0)
+				return ret;
+			break;
 		default:
 			if (evlog_event_from_record(rec, ev, err, sizeof(err)) < 0)
 				return replay_fail(r, -EBADMSG, "%s", err);
-			r->full_digest_valid = false;
-			if (r->opts.perturb_lsn && rec->lsn >= r->opts.perturb_lsn && !r->perturbed) {
-				perturb(r, ev);
-				r->perturbed = true;
-				diag_warn("test hook: perturbed input record lsn %llu (%s) at icount %llu",
-					 (unsigned long long)rec->lsn, evlog_kind_name(rec->kind),
-					 (unsigned long long)rec->icount);
-			}
-			r->have_pending = false; /* ev->data stays valid until the next load */
-			return 1;
+			if (rec->kind == EVLOG_DISK_DONE && disk_done_on_copy(r, rec, ev) < 0)
+				return r->failure;
+			break;
 		}
+		r->full_digest_valid = false;
+		if (r->opts.perturb_lsn && rec->lsn >= r->opts.perturb_lsn && !r->perturbed) {
+			perturb(r, ev);
+			r->perturbed = true;
+			diag_warn("test hook: perturbed input record lsn %llu (%s) at icount %llu",
+				 (unsigned long long)rec->lsn, evlog_kind_name(rec->kind),
+				 (unsigned long long)rec->icount);
+		}
+		r->have_pending = false; /* ev->data stays valid until the next load */
+		return 1;
 	}
 }
 
@@ -263,16 +326,8 @@ static void rep_disk_submit(void *ctx, unsigned disk, const struct vm_disk_reque
 {
 	struct replayer *r = ctx;
 	evlog_outputs_disk(&r->outputs, disk, req);
-	if (disk >= r->opts.ndisks || r->opts.disk_fd[disk] < 0)
-		return;
-	int fd = r->opts.disk_fd[disk];
-	if (req->op == VM_DISK_WRITE) {
-		if (pwrite(fd, req->data, req->len, (off_t)(req->sector * 512)) != (ssize_t)req->len)
-			DIAG_RATELIMITED(DIAG_WARN, "disk %u: cannot write the replay copy: %s", disk, strerror(errno));
-	} else if (req->op == VM_DISK_FLUSH) {
-		if (fdatasync(fd) < 0)
-			DIAG_RATELIMITED(DIAG_WARN, "disk %u: cannot sync the replay copy: %s", disk, strerror(errno));
-	}
+	if (disk < MACHINE_MAX_DISKS && r->opts.disk[disk])
+		disk_replica_submit(r->opts.disk[disk], req);
 }
 
 static void rep_rng_request(void *ctx, unsigned dev, uint32_t len)

@@ -5,8 +5,10 @@
  * ahead of the machine. It tells the machine to run exactly to the next record's icount, applies
  * input records there, and verifies CHECK records against digests of its own machine: the first
  * difference stops the run with a message naming the icount, the LSN and what differed. Outputs are
- * digested the same way the recorder did and then dropped (console bytes can be shown; disk writes
- * can go to a private copy of the disk so its final state can be compared).
+ * digested the same way the recorder did and then dropped (console bytes can be shown). Disk
+ * requests can run on the replayer's own copy of each disk (disk_replica.h): the copy then ends
+ * equal to the recorded disk, and DISK_DIGEST records are answered from it, checked against their
+ * digest — a difference is a divergence, and the copy's bytes never reach the guest.
  */
 #ifndef FTVM_REPLAY_REPLAYER_H
 #define FTVM_REPLAY_REPLAYER_H
@@ -14,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "replay/disk_replica.h"
 #include "replay/eventlog.h"
 #include "replay/logfile.h"
 #include "util/compiler.h"
@@ -32,8 +35,7 @@ struct replay_source replay_source_file(struct logfile_reader *reader);
 
 struct replayer_options {
 	int console_fd;                       /* where replayed console output is shown, or -1 */
-	int disk_fd[MACHINE_MAX_DISKS];       /* private disk copies that receive writes, or -1 */
-	unsigned ndisks;
+	struct disk_replica *disk[MACHINE_MAX_DISKS]; /* the disks' copies (the caller's), or NULL */
 	uint64_t perturb_lsn;                 /* test hook: corrupt the first input record at or after this LSN (0 = off) */
 };
 

@@ -10,6 +10,9 @@ inputs, alternately, --runs times each; the table shows medians:
   kvd    `shell` workload; `kvd &` typed on the console; kvload.py clients send SET/GET as fast as
          they can over a TAP device in a private network namespace; `poweroff` typed at the end
          (needs root and /dev/net/tun; skipped otherwise)
+  W+digest  workload W recorded with `--disk-reads digest`: each disk read logged as its XXH3-128
+         digest (what an FT primary with replicated disks sends), next to W, whose reads carry
+         their data (what a shared-disk pair sends), in the same run
 
 Columns:
   rec s         seconds the recorder ran the machine
@@ -103,6 +106,7 @@ class Session:
 
 
 def workload_args(name, a):
+    name = name.split("+")[0]
     if name == "idle":
         return ["--extra-args", "ftvm.workload=idle"]
     if name == "cpu":
@@ -148,13 +152,15 @@ def one_run(name, mode, a, tmp):
     env = dict(os.environ, FTVM_GUEST_DIR=a.guest, FTVM_DIAG="info")
     log_path = os.path.join(tmp, f"{name}.log")
     argv = [a.ftvm, "run"] if mode == "plain" else [a.ftvm, "record", "--force", "--log", log_path]
+    if mode == "record" and name.endswith("+digest"):
+        argv += ["--disk-reads", "digest"]
     s = Session(argv + workload_args(name, a), env)
     s.wait_ready()
     load = None
     if name == "idle":
         time.sleep(a.idle_seconds)
         s.type(CTRL_A_X)
-    elif name == "kvd":
+    elif name.startswith("kvd"):
         s.type(b"kvd &\n")
         if not kvload.wait_for_server(GUEST_IP, 120):
             raise RuntimeError("kvd did not answer")
@@ -219,15 +225,15 @@ def main():
     ap.add_argument("--kv-clients", type=int, default=4)
     ap.add_argument("--kv-requests", type=int, default=500)
     ap.add_argument("--kv-value-bytes", type=int, default=100)
-    ap.add_argument("--only", default="idle,cpu,disk,kvd")
+    ap.add_argument("--only", default="idle,cpu,disk,disk+digest,kvd,kvd+digest")
     a = ap.parse_args()
     a.ftvm, a.guest = os.path.abspath(a.ftvm), os.path.abspath(a.guest)
     if not os.path.exists(os.path.join(a.guest, "Image")):
         sys.exit(f"no bundled guest in {a.guest} (guest/build)")
     workloads = a.only.split(",")
-    if "kvd" in workloads and not setup_netns():
+    if any(w.startswith("kvd") for w in workloads) and not setup_netns():
         print("kvd: skipped (needs root, /dev/net/tun and unshare -n)")
-        workloads.remove("kvd")
+        workloads = [w for w in workloads if not w.startswith("kvd")]
 
     print(f"ftvm {a.ftvm}; {a.runs} runs each, medians; load average {os.getloadavg()[0]:.1f} at start")
     rows = []
@@ -242,7 +248,7 @@ def main():
             rows.append((name, results))
             print_row(name, results, fixed, header=len(rows) == 1)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
-    print("targets: idle < 0.05 Mbit/s, CPU-bound < 0.1, kv far under 20, overhead < 5%")
+    print("targets: idle < 0.05 Mbit/s, CPU-bound < 0.1, kv far under 20, disk+digest < 5, overhead < 5%")
     last = {name: res["record"][-1] for name, res in rows}
     for name, r in last.items():
         kinds = ", ".join(f"{evlog.KIND_NAMES[k]} {n}" for k, n in sorted(r["counts"].items()))
@@ -256,7 +262,7 @@ def med(results, key):
 def print_row(name, results, fixed, header):
     plain, rec = results["plain"], results["record"]
     if header:
-        print(f"{'workload':<9}{'log MB':>8}{'rec s':>7}{'Mbit/s run':>12}{'Mbit/s phase':>14}"
+        print(f"{'workload':<12}{'log MB':>8}{'rec s':>7}{'Mbit/s run':>12}{'Mbit/s phase':>14}"
               f"{'wall plain':>12}{'wall rec':>10}{'wall ratio':>12}{'cpu plain':>11}{'cpu rec':>9}"
               f"{'cpu/insn':>10}{'net fixed':>11}  kv req/s")
     cpi_plain = statistics.median(r["cpu"] / r["insns"] for r in plain)
@@ -267,7 +273,7 @@ def print_row(name, results, fixed, header):
         rate = [statistics.median((r["load"]["sets"] + r["load"]["gets"]) / r["load"]["seconds"] for r in x)
                 for x in (plain, rec)]
         kv = f"{rate[0]:.0f} -> {rate[1]:.0f}"
-    print(f"{name:<9}{med(rec, 'bytes') / 1e6:>8.3f}{med(rec, 'guest_s'):>7.1f}{med(rec, 'mbit_run'):>12.4f}"
+    print(f"{name:<12}{med(rec, 'bytes') / 1e6:>8.3f}{med(rec, 'guest_s'):>7.1f}{med(rec, 'mbit_run'):>12.4f}"
           f"{med(rec, 'mbit_phase'):>14.4f}{med(plain, 'wall'):>12.2f}{med(rec, 'wall'):>10.2f}"
           f"{med(rec, 'wall') / med(plain, 'wall'):>12.3f}{med(plain, 'cpu'):>11.2f}{med(rec, 'cpu'):>9.2f}"
           f"{cpi_rec / cpi_plain:>10.3f}{cpi_net / cpi_plain:>11.3f}  {kv}", flush=True)

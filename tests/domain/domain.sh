@@ -133,6 +133,9 @@ fi
 META="<ftvm:ft xmlns:ftvm='urn:x-ftvm:ft:1' log-transport='ib'/>"
 domain ftdom "$FILE_DISK" "" "$META" > "$work/ft-ib.xml"
 expect 2 "log-transport='ib'>: expected tcp or rdma" -- backup --domain "$work/ft-ib.xml"
+META="<ftvm:ft xmlns:ftvm='urn:x-ftvm:ft:1' disk-mode='mirrored'/>"
+domain ftdom "$FILE_DISK" "" "$META" > "$work/ft-dm.xml"
+expect 2 "disk-mode='mirrored'>: expected replicated or shared" -- backup --domain "$work/ft-dm.xml"
 
 # 5. The bundled guest boots from a domain: disk as a file, then as a libvirt volume.
 if [ ! -r "$GUEST/Image" ]; then

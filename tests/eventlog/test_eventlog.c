@@ -1,7 +1,7 @@
 /*
  * test_eventlog.c — the event log format as docs/log-format.md specifies it: every kind round-trips
  * through a file; every flipped bit and every truncation is refused with a message; sizes, kinds,
- * LSN gaps and backwards icounts are refused. Log files are created private (0600 whatever the
+ * LSN gaps and backwards icounts are refused; DISK_DIGEST records carry a read's digest exactly. Log files are created private (0600 whatever the
  * umask), never over an existing file unless asked to replace it, and never through a symlink.
  */
 #include <errno.h>
@@ -364,6 +364,66 @@ static void test_files_private_exclusive_nofollow(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* DISK_DIGEST: built from a read's completion, parsed back with its digest; the digest follows
+ * the bytes; every field outside the specification is refused, and only reads that succeeded
+ * have one. */
+static void test_disk_digest(void **state)
+{
+	uint8_t data[4096], payload[64], buf[EVLOG_RECORD_OVERHEAD + 64];
+	struct vm_event ev = { .kind = VM_EV_DISK_DONE, .device = 2, .request = 901, .status = VM_DISK_OK,
+			       .len = sizeof(data), .data = data };
+	struct evlog_disk_digest d;
+	struct evlog_record rec, out;
+	uint64_t lo, hi;
+	size_t used;
+	char err[256];
+
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 13);
+	uint32_t len = evlog_payload_from_disk_read(&ev, payload, sizeof(payload));
+	assert_int_equal(len, 40);
+	rec = (struct evlog_record){ .kind = EVLOG_DISK_DIGEST, .lsn = 3, .icount = 9, .len = len, .payload = payload };
+	evlog_encode_record(&rec, buf);
+	assert_int_equal(evlog_decode_record(buf, sizeof(buf), &out, &used, err, sizeof(err)), 0);
+	assert_int_equal(evlog_disk_digest_from_record(&out, &d, err, sizeof(err)), 0);
+	evlog_disk_data_digest(data, sizeof(data), &lo, &hi);
+	assert_int_equal(d.disk, 2);
+	assert_int_equal(d.request, 901);
+	assert_int_equal(d.len, 4096);
+	assert_true(d.digest_lo == lo && d.digest_hi == hi);
+	data[4095] ^= 1;
+	evlog_disk_data_digest(data, sizeof(data), &lo, &hi);
+	assert_false(d.digest_lo == lo && d.digest_hi == hi);
+	/* not an input event of its own: the data comes from the replayer's disk */
+	assert_int_equal(evlog_event_from_record(&out, &ev, err, sizeof(err)), -EBADMSG);
+	/* bad length, status, reserved field, and a payload of the wrong size */
+	static const struct { unsigned off; uint32_t value; const char *msg; } bad[] = {
+		{ 16, 0, "read length" }, { 16, 1000, "read length" }, { 16, (1u << 20) + 512, "read length" },
+		{ 4, 1, "status" }, { 20, 7, "reserved" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		uint8_t p[40];
+		memcpy(p, payload, sizeof(p));
+		p[bad[i].off] = (uint8_t)bad[i].value, p[bad[i].off + 1] = (uint8_t)(bad[i].value >> 8);
+		p[bad[i].off + 2] = (uint8_t)(bad[i].value >> 16), p[bad[i].off + 3] = (uint8_t)(bad[i].value >> 24);
+		struct evlog_record r2 = rec;
+		r2.payload = p;
+		assert_int_equal(evlog_disk_digest_from_record(&r2, &d, err, sizeof(err)), -EBADMSG);
+		assert_non_null(strstr(err, bad[i].msg));
+	}
+	rec.len = 39;
+	assert_int_equal(evlog_disk_digest_from_record(&rec, &d, err, sizeof(err)), -EBADMSG);
+	rec.len = 41;
+	evlog_encode_record(&rec, buf);
+	assert_int_equal(evlog_decode_record(buf, sizeof(buf), &out, &used, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "exceeds the cap"));
+	/* no digest for a failed read or a write's completion */
+	ev.status = VM_DISK_IOERR;
+	assert_int_equal(evlog_payload_from_disk_read(&ev, payload, sizeof(payload)), 0);
+	ev.status = VM_DISK_OK, ev.len = 0;
+	assert_int_equal(evlog_payload_from_disk_read(&ev, payload, sizeof(payload)), 0);
+}
+
 int main(int argc, char **argv)
 {
 	/* `test_eventlog --write-sample PATH` writes the sample log (seed for the fuzz corpus). */
@@ -378,6 +438,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_header_refusals),
 		cmocka_unit_test(test_output_digests_depend_on_content),
 		cmocka_unit_test(test_files_private_exclusive_nofollow),
+		cmocka_unit_test(test_disk_digest),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,7 @@
 #!/bin/bash
 # ft.cli — `ftvm primary` / `ftvm backup` refuse bad options with one clear line and a non-zero
 # exit, before touching the network or the guest: missing required options, a heartbeat not
-# shorter than the timeout, an unknown --log-transport, a lag bound out of range, an unknown
+# shorter than the timeout, an unknown --log-transport or --disk-mode, a lag bound out of range, an unknown
 # control group, a missing or unsafe channel key, and the RDMA transport on a machine without an
 # RDMA device (the CI machine; skipped where a device exists). `ftvm keygen` makes a 0600 key, never
 # over an existing file nor through a symlink.
@@ -47,6 +47,8 @@ expect 2 "--listen HOST:PORT and --arbiter PATH are required" -- backup --vm cli
 expect 2 "must be shorter than --timeout" -- primary --peer 127.0.0.1:9 "${A[@]}" --heartbeat 500 --timeout 400
 expect 2 '"ib" is neither tcp nor rdma' -- backup --listen 127.0.0.1:0 "${A[@]}" --log-transport ib
 expect 2 "needs a value" -- primary --peer 127.0.0.1:9 "${A[@]}" --log-transport
+expect 2 '"mirrored" is neither replicated nor shared' -- backup --listen 127.0.0.1:0 "${A[@]}" --disk-mode mirrored
+expect 2 "needs a value" -- primary --peer 127.0.0.1:9 "${A[@]}" --disk-mode
 expect 2 "--max-lag: at most 600000 ms" -- primary --peer 127.0.0.1:9 "${A[@]}" --max-lag 700000
 expect 2 "--control-group no-such-group: no such group" -- backup --listen 127.0.0.1:0 "${A[@]}" \
 	--control-group no-such-group

@@ -2,9 +2,12 @@
 """ftlab.py — drives an FT pair on the two-host test network of scripts/ft-topology, for the FT
 tests, the benchmarks and the demo.
 
-A Lab owns one topology (namespaces PREFIX-a, -b, -sw, -cl), a shared disk image, an arbiter
-area and the pair's channel key (`ftvm keygen`) in a work directory, and the two ftvm processes: the backup in PREFIX-b, the primary in
-PREFIX-a, each with the guest's NIC on the host's TAP "vmtap". The guest serves kvd on GUEST_IP.
+A Lab owns one topology (namespaces PREFIX-a, -b, -sw, -cl), the guest's disk, an arbiter area
+and the pair's channel key (`ftvm keygen`) in a work directory, and the two ftvm processes: the
+backup in PREFIX-b, the primary in PREFIX-a, each with the guest's NIC on the host's TAP "vmtap".
+The guest serves kvd on GUEST_IP (or runs `workload`'s kernel arguments). The disk is one shared
+image (disk_mode "shared") or one replica per host, both created empty (disk_mode "replicated":
+disk-a.img for the primary's host, disk-b.img for the backup's).
 """
 import os
 import re
@@ -84,9 +87,15 @@ class Node:
 
 
 class Lab:
-    def __init__(self, prefix, workdir, disk_mib=64, timeout_ms=500, extra_run=None, extra_backup=None):
+    def __init__(self, prefix, workdir, disk_mib=64, timeout_ms=500, extra_run=None, extra_backup=None,
+                 disk_mode="shared", workload=None):
         self.prefix, self.workdir = prefix, workdir
+        self.disk_mode = disk_mode
+        self.workload = workload or "ftvm.workload=kvd"
         self.disk = os.path.join(workdir, "shared-disk.img")
+        self.disks = {"a": self.disk, "b": self.disk}
+        if disk_mode == "replicated":
+            self.disks = {h: os.path.join(workdir, f"disk-{h}.img") for h in ("a", "b")}
         self.arbiter = os.path.join(workdir, "arbiter.img")
         self.key = os.path.join(workdir, "channel.key")
         self.timeout_ms = timeout_ms
@@ -94,8 +103,9 @@ class Lab:
         self.extra_backup = extra_backup or []
         self.primary = self.backup = None
         os.makedirs(workdir, exist_ok=True)
-        with open(self.disk, "wb") as f:
-            f.truncate(disk_mib << 20)
+        for path in set(self.disks.values()):
+            with open(path, "wb") as f:
+                f.truncate(disk_mib << 20)
         self.sh([os.path.join(ROOT, "scripts", "ft-topology"), "up", prefix])
         self.sh([ftvm_binary(), "arbiter", "init", self.arbiter, "--vm", self.vm_name(), "--force"])
         if os.path.exists(self.key):
@@ -112,13 +122,14 @@ class Lab:
     def ns(self, host):
         return f"{self.prefix}-{host}"
 
-    def run_options(self):
-        return ["--disk", self.disk, "--nic", f"tap=vmtap,mac={MAC}",
-                "--extra-args", f"ftvm.workload=kvd ip={GUEST_IP}::{HOST_GW}:255.255.255.0::eth0:off"] \
+    def run_options(self, host="a"):
+        return ["--disk", self.disks[host], "--nic", f"tap=vmtap,mac={MAC}",
+                "--extra-args", f"{self.workload} ip={GUEST_IP}::{HOST_GW}:255.255.255.0::eth0:off"] \
             + self.extra_run
 
     def ft_options(self):
         return ["--arbiter", self.arbiter, "--vm", self.vm_name(), "--channel-key", self.key,
+                "--disk-mode", self.disk_mode,
                 "--timeout", str(self.timeout_ms),
                 "--heartbeat", str(max(10, self.timeout_ms // 5))]
 
@@ -151,7 +162,7 @@ class Lab:
         self.backup = Node("backup", ["ip", "netns", "exec", self.ns("b"), ftvm, "backup",
                                       "--listen", f"10.78.0.2:{LOG_PORT}",
                                       "--control", os.path.join(self.workdir, "backup.sock")]
-                           + self.ft_options() + self.extra_backup + self.run_options())
+                           + self.ft_options() + self.extra_backup + self.run_options("b"))
         self.backup.wait_for("listening on", 30)
 
     def start_primary(self, ready_timeout=120):
@@ -170,7 +181,8 @@ class Lab:
                               os.path.join(self.workdir, f"{role}.sock")], capture_output=True, text=True)
         return out.stdout.strip()
 
-    def close(self):
+    def stop_nodes(self):
+        """SIGKILLs both nodes (what each wrote to its disk is in the file already)."""
         for n in (self.primary, self.backup):
             if n:
                 n.kill()
@@ -178,4 +190,7 @@ class Lab:
                     n.wait(10)
                 except subprocess.TimeoutExpired:
                     pass
+
+    def close(self):
+        self.stop_nodes()
         subprocess.run([os.path.join(ROOT, "scripts", "ft-topology"), "down", self.prefix])

@@ -10,12 +10,34 @@ usage: test_ft.py SCENARIO [--seed N] [--rounds N]
                  every acknowledged write reads back.
   divergence     the backup perturbs one input (test hook); it reports the divergence and ends FT
                  (exit 3); the primary wins the arbiter and runs on.
+  These run on one shared disk (--disk-mode shared). The replicated-* scenarios give each node its
+  own replica (--disk-mode replicated; both start as empty files):
+  replicated-crash    primary-crash; then the new primary is stopped and a plain `ftvm run` boots
+                      on its replica alone: every acknowledged write reads back from that disk.
+  replicated-sync     kvd under a client; once the pair is idle and the backup has replayed all,
+                      both replicas are byte-identical.
+  replicated-disk     the disk workload (seq/random reads and writes, O_DIRECT) under FT to its
+                      power-off: both nodes end cleanly and the replicas are byte-identical.
+  replicated-disk-crash  the disk workload (16 MiB region) with the primary SIGKILLed at a random
+                      moment of its run: the backup goes live on its replica and the guest's own
+                      checks (every block it wrote read back against the stream it wrote) pass to
+                      its power-off with status 0.
+  replicated-corrupt  one byte of the backup's replica changed before the start: the backup names
+                      the DISK_DIGEST divergence and ends FT (exit 3); the primary runs on.
+  shared-rewrite      read-after-rewrite torture on the shared disk: the disk workload on a 1 MiB
+                      region (3000 random 4 KiB reads, then random writes of other blocks' data over
+                      the same sequence of blocks, so the first writes hit blocks just read) while
+                      the backup's replay lags behind what it has acknowledged (--replay-delay-us,
+                      --max-lag 3000); reads are logged as digests and the backup reads the shared
+                      disk itself: no divergence, both end cleanly, and the primary reports writes
+                      that had to wait for the backup's replay (so the race was exercised).
 Prints one JSON line per round and exits non-zero on the first failed check.
 """
 import argparse
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -218,13 +240,137 @@ def scenario_strangers(lab, rnd, workdir, r):
     return {"acked": summary["acked"], "verified": v["verified"], **lab.before_primary_result}
 
 
+def replica_difference(lab):
+    """Offset of the first byte where the two replicas differ, or None."""
+    with open(lab.disks["a"], "rb") as a, open(lab.disks["b"], "rb") as b:
+        off = 0
+        while True:
+            x, y = a.read(1 << 20), b.read(1 << 20)
+            if x != y:
+                return off + next((i for i in range(min(len(x), len(y))) if x[i] != y[i]), min(len(x), len(y)))
+            if not x:
+                return None
+            off += len(x)
+
+
+def stop_when_replayed(lab):
+    """Once the guest is idle: waits until the backup has replayed past the primary's icount of
+    now, then stops both (SIGKILL: what each wrote is in its file already)."""
+    time.sleep(1.0)
+    target = json.loads(lab.status("primary"))["icount"]
+    deadline = time.monotonic() + 60
+    while json.loads(lab.status("backup") or "{}").get("icount", 0) < target:
+        check(time.monotonic() < deadline, f"the backup did not replay to icount {target}", lab)
+        time.sleep(0.1)
+    lab.stop_nodes()
+
+
+def scenario_replicated_crash(lab, rnd, workdir, r):
+    result = scenario_primary_crash(lab, rnd, workdir, r)
+    logfile = os.path.join(workdir, f"acked-{r}.txt")
+    lab.stop_nodes()
+    # The survivor's replica alone, booted by a plain run on host B: kvd replays its on-disk log.
+    rerun = ftlab.Node("rerun", ["ip", "netns", "exec", lab.ns("b"), ftlab.ftvm_binary(), "run"]
+                       + lab.run_options("b"))
+    lab.backup = rerun
+    rerun.wait_for("ftvm-guest: ready", 120)
+    v = verify(lab, logfile)
+    check(v["verified"] == result["acked"], f"the replica holds {v['verified']} of {result['acked']} writes", lab)
+    return {**result, "verified_from_replica": v["verified"]}
+
+
+def scenario_replicated_sync(lab, rnd, workdir, r):
+    logfile = os.path.join(workdir, f"acked-{r}.txt")
+    summary = finish_writer(start_writer(lab, logfile, 300, 0, f"r{r}-"), lab)
+    check(summary["acked"] == 300, f"client got {summary['acked']} of 300 acknowledged", lab)
+    v = verify(lab, logfile)
+    log_mbit = json.loads(lab.status("primary")).get("log_mbit_s")
+    stop_when_replayed(lab)
+    off = replica_difference(lab)
+    check(off is None, f"the replicas differ at byte {off}", lab)
+    return {"acked": summary["acked"], "verified": v["verified"], "replicas": "identical", "log_mbit_s": log_mbit}
+
+
+def scenario_replicated_disk(lab, rnd, workdir, r):
+    lab.primary.wait_for("disk: score", 300)
+    code_p, code_b = lab.primary.wait(120), lab.backup.wait(120)
+    check(code_p == 0 and code_b == 0, f"exit statuses: primary {code_p}, backup {code_b}", lab)
+    lab.backup.wait_for("replay matched", 5)
+    off = replica_difference(lab)
+    check(off is None, f"the replicas differ at byte {off}", lab)
+    score = lab.primary.wait_for("disk: score", 1)
+    return {"replicas": "identical", "score": score.strip()[:120]}
+
+
+def scenario_shared_rewrite(lab, rnd, workdir, r):
+    lab.primary.wait_for("disk: score", 600)
+    code_p, code_b = lab.primary.wait(300), lab.backup.wait(300)
+    check(code_p == 0 and code_b == 0, f"exit statuses: primary {code_p}, backup {code_b}", lab)
+    lab.backup.wait_for("replay matched", 5)
+    line = lab.primary.wait_for(r"shared disk: \d+ reads logged as digests", 5)
+    m = re.search(r"shared disk: (\d+) reads logged as digests, (\d+) with their data; (\d+) writes waited", line)
+    digests, with_data, held = (int(x) for x in m.groups())
+    check(digests > 1000, f"only {digests} reads were logged as digests: {line}", lab)
+    check(held > 0, f"no write had to wait for the backup: the race was not exercised: {line}", lab)
+    score = lab.primary.wait_for("disk: score", 1)
+    return {"digests": digests, "with_data": with_data, "writes_held": held, "score": score.strip()[:120]}
+
+
+def scenario_replicated_disk_crash(lab, rnd, workdir, r):
+    lab.primary.wait_for(r"disk: \d+ MiB region", 120)
+    time.sleep(rnd.uniform(0.0, 1.0))
+    lab.primary.kill()
+    lab.backup.wait_for("live as primary", 60)
+    code = lab.backup.wait(300)
+    check(code == 0, f"the guest on the new primary ended with {code}, expected 0 (its checks passed)", lab)
+    score = lab.backup.wait_for("disk: score", 1)
+    return {"guest_status": code, "score": score.strip()[:120]}
+
+
+def corrupt_backup_replica(lab):
+    """Changes one byte in the first sector of the backup's replica: the guest reads it at boot."""
+    with open(lab.disks["b"], "r+b") as f:
+        f.seek(7)
+        f.write(b"\x5a")
+
+
+def scenario_replicated_corrupt(lab, rnd, workdir, r):
+    code = lab.backup.wait(60)
+    out = lab.backup.output()
+    check(code == 3, f"backup exit {code}, expected 3 (diverged)", lab)
+    line = next((l for l in out.splitlines() if "FT ended: divergence" in l), "")
+    check("DISK_DIGEST" in line and "digest" in line and "disk 0 request" in line,
+          f"the backup did not name the disk digest divergence: {line!r}", lab)
+    lab.primary.wait_for("won the arbiter", 30)
+    logfile = os.path.join(workdir, f"acked-{r}.txt")
+    summary = finish_writer(start_writer(lab, logfile, 50, 0, f"c{r}-"), lab)
+    check(summary["acked"] == 50, "primary must serve after the divergence", lab)
+    return {"report": line.strip()[:240], "acked_after": summary["acked"]}
+
+
 SCENARIOS = {
     "primary-crash": scenario_primary_crash,
     "backup-crash": scenario_backup_crash,
     "partition": scenario_partition,
     "divergence": scenario_divergence,
     "strangers": scenario_strangers,
+    "replicated-crash": scenario_replicated_crash,
+    "replicated-sync": scenario_replicated_sync,
+    "replicated-disk": scenario_replicated_disk,
+    "replicated-disk-crash": scenario_replicated_disk_crash,
+    "replicated-corrupt": scenario_replicated_corrupt,
+    "shared-rewrite": scenario_shared_rewrite,
 }
+# Lab settings of the scenarios that differ from kvd on a shared disk, and what is done to the
+# lab's files before the nodes start.
+LAB_OPTIONS = {name: {"disk_mode": "replicated"} for name in SCENARIOS if name.startswith("replicated-")}
+LAB_OPTIONS["replicated-disk"]["workload"] = "ftvm.workload=disk ftvm.disk.mb=8 ftvm.disk.ops=300"
+LAB_OPTIONS["replicated-disk-crash"]["workload"] = "ftvm.workload=disk ftvm.disk.mb=16 ftvm.disk.ops=2000"
+LAB_OPTIONS["shared-rewrite"] = {"workload": "ftvm.workload=disk ftvm.disk.mb=1 ftvm.disk.ops=3000",
+                                  "extra_run": ["--max-lag", "3000"], "extra_backup": ["--replay-delay-us", "700"]}
+BEFORE_START = {"replicated-corrupt": corrupt_backup_replica,
+                # the primary's summary of how reads were logged is an info diagnostic
+                "shared-rewrite": lambda lab: os.environ.update(FTVM_DIAG="info")}
 # What runs between starting the backup and starting the primary (default: nothing).
 BEFORE_PRIMARY = {"strangers": strangers_before_primary}
 
@@ -243,8 +389,12 @@ def main():
     for r in range(a.rounds):
         workdir = tempfile.mkdtemp(prefix=f"ftvm-{a.scenario}-")
         extra_backup = ["--perturb-lsn", str(rnd.randrange(20, 150))] if a.scenario == "divergence" else []
-        lab = ftlab.Lab(f"f{os.getpid() % 10000}{r}", workdir, extra_backup=extra_backup)
+        opts = dict(LAB_OPTIONS.get(a.scenario, {}))
+        extra_backup += opts.pop("extra_backup", [])
+        lab = ftlab.Lab(f"f{os.getpid() % 10000}{r}", workdir, extra_backup=extra_backup, **opts)
         try:
+            if a.scenario in BEFORE_START:
+                BEFORE_START[a.scenario](lab)
             if a.scenario in BEFORE_PRIMARY:
                 lab.start_backup()
                 lab.before_primary_result = BEFORE_PRIMARY[a.scenario](lab, workdir)

@@ -1,6 +1,7 @@
 /*
  * test_output_rule.c — the Output Rule with a scripted gate and a recording live world: nothing
  * leaves before the gate passes its LSN, outputs leave in the order produced (reads behind writes),
+ * a write over a read the backup has not replayed also waits for its replay,
  * a halted node drops what it held, and memory stays bounded: past the bound the producer sleeps
  * until an output leaves, and a drain waits for the last one or gives up at its timeout.
  */
@@ -31,6 +32,21 @@ static int gate_wait(void *ctx, uint64_t lsn, int timeout_ms)
 		if (atomic_load(&cancel))
 			return -ECANCELED;
 		if (atomic_load(&acked) >= lsn)
+			return 0;
+		usleep(1000);
+	}
+	return -ETIMEDOUT;
+}
+
+/* How far the backup's replay has gone, for writes over reads it has yet to replay. */
+static atomic_uint_fast64_t replayed;
+
+static int gate_wait_replayed(void *ctx, icount_t icount, int timeout_ms)
+{
+	for (int waited = 0; waited < timeout_ms; waited++) {
+		if (atomic_load(&cancel))
+			return -ECANCELED;
+		if (atomic_load(&replayed) > icount)
 			return 0;
 		usleep(1000);
 	}
@@ -87,6 +103,7 @@ static const struct vm_world_ops live_ops = { .console_out = w_console, .net_tx 
 static int reset(void **state)
 {
 	atomic_store(&acked, 0);
+	atomic_store(&replayed, 0);
 	atomic_store(&cancel, false);
 	nperformed = 0;
 	return 0;
@@ -144,6 +161,31 @@ static void test_order_kept_reads_behind_writes(void **state)
 	wait_performed(2);
 	assert_string_equal(performed[0], "disk0:w:1");
 	assert_string_equal(performed[1], "disk0:r:2");
+	output_rule_destroy(rule);
+}
+
+/* A write that must also wait for the backup's replay (shared disk, replay/shared_reads.h): the
+ * ack alone does not release it, nor what was produced after it; the replay passing does. */
+static void test_write_waits_for_replay(void **state)
+{
+	struct output_rule *rule;
+	uint8_t data[512];
+	memset(data, 0xab, sizeof(data));
+	assert_int_equal(output_rule_create((struct vm_world){ .ops = &live_ops },
+					    (struct output_gate){ .wait = gate_wait, .wait_replayed = gate_wait_replayed },
+					    &rule), 0);
+	struct vm_disk_request w = { .id = 3, .op = VM_DISK_WRITE, .sector = 8, .len = 512, .data = data };
+	output_rule_disk_after(rule, 4, 5000, 0, &w);
+	output_rule_console(rule, 4, (const uint8_t *)"b", 1);
+	atomic_store(&acked, 4);
+	atomic_store(&replayed, 5000); /* at the read's icount, not past it */
+	usleep(100000);
+	assert_int_equal(count_performed(), 0);
+	atomic_store(&replayed, 5001);
+	wait_performed(2);
+	assert_int_equal(count_performed(), 2);
+	assert_string_equal(performed[0], "disk0:w:3");
+	assert_string_equal(performed[1], "con:b");
 	output_rule_destroy(rule);
 }
 
@@ -243,6 +285,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_nothing_leaves_before_ack, reset),
 		cmocka_unit_test_setup(test_order_kept_reads_behind_writes, reset),
+		cmocka_unit_test_setup(test_write_waits_for_replay, reset),
 		cmocka_unit_test_setup(test_halt_drops_held_outputs, reset),
 		cmocka_unit_test_setup(test_bound_pauses_the_producer, reset),
 	};

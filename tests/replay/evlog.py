@@ -18,13 +18,14 @@ RECORD_HEAD = 24
 RECORD_TAIL = 4
 TIMEBASE_HZ = 10_000_000
 
-TIME, NET_RX, DISK_DONE, RNG, CONSOLE_IN, CHECK, END = 1, 2, 3, 4, 5, 16, 17
+TIME, NET_RX, DISK_DONE, RNG, CONSOLE_IN, DISK_DIGEST, CHECK, END = 1, 2, 3, 4, 5, 6, 16, 17
 KIND_NAMES = {TIME: "TIME", NET_RX: "NET_RX", DISK_DONE: "DISK_DONE", RNG: "RNG",
-              CONSOLE_IN: "CONSOLE_IN", CHECK: "CHECK", END: "END"}
-INPUT_KINDS = (TIME, NET_RX, DISK_DONE, RNG, CONSOLE_IN)
+              CONSOLE_IN: "CONSOLE_IN", DISK_DIGEST: "DISK_DIGEST", CHECK: "CHECK", END: "END"}
+INPUT_KINDS = (TIME, NET_RX, DISK_DONE, RNG, CONSOLE_IN, DISK_DIGEST)
 # Payload caps (docs/log-format.md, "Kinds and payloads"): (minimum, maximum).
 PAYLOAD_SIZES = {TIME: (16, 16), NET_RX: (4 + 14, 4 + 65550), DISK_DONE: (16, 16 + 1048576),
-                 RNG: (5, 4 + 4096), CONSOLE_IN: (1, 4096), CHECK: (64, 64), END: (24, 24)}
+                 RNG: (5, 4 + 4096), CONSOLE_IN: (1, 4096), DISK_DIGEST: (40, 40), CHECK: (64, 64),
+                 END: (24, 24)}
 
 
 def _crc32c_table():

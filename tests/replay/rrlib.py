@@ -113,7 +113,7 @@ def parse_stats(text):
     {kind name: (records, bytes)}, plus 'total' and the instruction count under 'icount'."""
     table = {}
     for line in text.splitlines():
-        m = re.match(r"^(TIME|NET_RX|DISK_DONE|RNG|CONSOLE_IN|CHECK|END|total)\s+(\d+)\s+(\d+)", line)
+        m = re.match(r"^(TIME|NET_RX|DISK_DONE|RNG|CONSOLE_IN|DISK_DIGEST|CHECK|END|total)\s+(\d+)\s+(\d+)", line)
         if m:
             table[m.group(1)] = (int(m.group(2)), int(m.group(3)))
         m = re.match(r"^instructions (\d+)", line)
