@@ -189,9 +189,12 @@ def scenario_host_crash(lab, rnd, workdir, r):
     v = verify(lab, logfile)
     st = json.loads(lab.status("backup"))
     check(st["state"] == "alone" and st["failovers"] == 1, f"backup status after failover: {st}", lab)
-    # The gap is the detection timeout plus the go-live plus the client's own TCP retransmission
-    # timer (200 ms minimum on Linux, doubling): not bounded by ftvm alone, so printed, and only
-    # checked against what even one missed retransmission under CI load stays within.
+    # The backup's detection is ftvm's own: the default timeout (200 ms) and the channel thread's
+    # wake-up, with margin for a loaded CI host. The client's gap adds the go-live and the
+    # client's own TCP retransmission timer (200 ms minimum on Linux, doubling on each miss): not
+    # bounded by ftvm alone, so printed, and only checked against what a missed retransmission or
+    # two under CI load stay within.
+    check(int(silent.group(1)) <= 500, f"the backup took {silent.group(1)} ms of silence to detect", lab)
     check(summary["max_gap_s"] < 2.0, f"client paused {summary['max_gap_s']} s", lab)
     # silent_ms: the backup's own measure (last byte received to detection); the *_ms after the
     # test's crash command include starting it (two `ip` processes) and reading the lines.
@@ -202,8 +205,10 @@ def scenario_host_crash(lab, rnd, workdir, r):
 
 
 def busy_loops():
-    """One busy loop per CPU at this process's priority (ftvm's own: both inherit it)."""
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
+    """One busy loop per CPU at ftvm's priority: the nice value both inherit from here, and each
+    in its own session as each ftvm node is (the scheduler weighs sessions alike)."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+            for _ in range(os.cpu_count() or 1)]
 
 
 def log_link_flood(lab, port=7801):
