@@ -100,6 +100,15 @@ def acked_lines(logfile):
         return sum(1 for line in f if line.strip())
 
 
+def writes_flowing(lab, logfile, count, prefix, rnd):
+    """A client writing @count keys 4 ms apart, once its writes flow and a random moment after."""
+    writer = start_writer(lab, logfile, count, 4, prefix)
+    while acked_lines(logfile) < 20 and writer.poll() is None:
+        time.sleep(0.05)
+    time.sleep(rnd.uniform(0.0, 1.0))
+    return writer
+
+
 def scenario_primary_crash(lab, rnd, workdir, r):
     logfile = os.path.join(workdir, f"acked-{r}.txt")
     count = 400
@@ -127,10 +136,7 @@ def scenario_primary_crash(lab, rnd, workdir, r):
 def scenario_backup_crash(lab, rnd, workdir, r):
     logfile = os.path.join(workdir, f"acked-{r}.txt")
     count = 300
-    writer = start_writer(lab, logfile, count, 4, f"b{r}-")
-    while acked_lines(logfile) < 20 and writer.poll() is None:
-        time.sleep(0.05)
-    time.sleep(rnd.uniform(0.0, 1.0))
+    writer = writes_flowing(lab, logfile, count, f"b{r}-", rnd)
     lab.backup.kill()
     lab.primary.wait_for("won the arbiter", 30)
     summary = finish_writer(writer, lab)
@@ -172,10 +178,7 @@ def scenario_partition(lab, rnd, workdir, r):
 def scenario_host_crash(lab, rnd, workdir, r):
     logfile = os.path.join(workdir, f"acked-{r}.txt")
     count = 400
-    writer = start_writer(lab, logfile, count, 4, f"h{r}-")
-    while acked_lines(logfile) < 20 and writer.poll() is None:
-        time.sleep(0.05)
-    time.sleep(rnd.uniform(0.0, 1.0))
+    writer = writes_flowing(lab, logfile, count, f"h{r}-", rnd)
     t_dark = time.monotonic()
     subprocess.run([os.path.join(ftlab.ROOT, "scripts", "ft-topology"), "crash-a", lab.prefix], check=True)
     lab.primary.kill()
