@@ -94,7 +94,7 @@ static uint64_t prng_next(uint64_t *state)
 	return z ^ (z >> 31);
 }
 
-/* ---- console ---- */
+/* ---- disks and hand-over ---- */
 
 void world_live_drain_disks(struct world_live *w)
 {
@@ -113,6 +113,8 @@ bool world_live_handed_over(const struct world_live *w)
 {
 	return atomic_load_explicit(&w->handed_over, memory_order_acquire);
 }
+
+/* ---- console ---- */
 
 void world_live_flush(struct world_live *w)
 {
@@ -218,7 +220,7 @@ static void check_drift(struct world_live *w, icount_t now)
 		uint64_t target = wall + CLOCK_CORRECTION_TICKS > base ? wall + CLOCK_CORRECTION_TICKS - base : 1;
 		if (insns > 0) {
 			unsigned __int128 r = ((unsigned __int128)target << 32) / insns;
-			rate = r == 0 ? 1 : r > CLOCK_MAX_TICKS_PER_INSN ? CLOCK_MAX_TICKS_PER_INSN : (uint64_t)r;
+			rate = r == 0 ? 1 : r > UINT64_MAX ? UINT64_MAX : (uint64_t)r;
 		}
 	}
 	queue_anchor(w, now, wall, MIN(rate, CLOCK_MAX_TICKS_PER_INSN));
@@ -262,9 +264,7 @@ static int next_event(void *ctx, icount_t now, struct vm_event *ev)
 		return 1;
 	}
 	if (w->config.clock == WORLD_CLOCK_VIRTUAL && atomic_load(&w->disk_outstanding))
-		for (unsigned i = 0; i < w->config.ndisks; i++)
-			if (w->disk[i])
-				disk_backend_drain(w->disk[i]);
+		world_live_drain_disks(w);
 	struct input_item *item = input_queue_pop(w->queue);
 	if (item) {
 		/* The only thread that takes away: a count seen non-zero stays so until this. */
