@@ -40,6 +40,14 @@
  * and re-anchoring at every boundary while it does so would flood the log with TIME records. */
 #define CLOCK_MIN_ANCHOR_GAP_TICKS (CLOCK_TIMEBASE_HZ / 50) /* 20 ms */
 #define SLICE_INSNS (1ull << 20)                          /* boundary spacing: input polling latency */
+/* The fastest a drift correction lets guest time run: one slice covers at most the correction
+ * window. The speed it measures includes every moment the vCPU was held between boundaries (an FT
+ * primary waiting for its backup's acks, a paused or descheduled process), so it can be thousands
+ * of times too low; the rate from it, applied once the vCPU runs at full speed again, would carry
+ * guest time minutes past wall time in one slice, and every timer the guest then sets would wait
+ * those minutes out in wall time. A slower vCPU than this bound is still followed: its guest time
+ * is lifted to wall time at each anchor. */
+#define CLOCK_MAX_TICKS_PER_INSN (((uint64_t)CLOCK_CORRECTION_TICKS << 32) / SLICE_INSNS)
 #define CONSOLE_FLUSH_INSNS (SLICE_INSNS / 4)   /* a busy guest's output still shows up promptly */
 #define QUIT_POLL_NS 100000000ull   /* idle waits wake this often to notice a signal's quit request */
 
@@ -86,7 +94,7 @@ static uint64_t prng_next(uint64_t *state)
 	return z ^ (z >> 31);
 }
 
-/* ---- console ---- */
+/* ---- disks and hand-over ---- */
 
 void world_live_drain_disks(struct world_live *w)
 {
@@ -105,6 +113,8 @@ bool world_live_handed_over(const struct world_live *w)
 {
 	return atomic_load_explicit(&w->handed_over, memory_order_acquire);
 }
+
+/* ---- console ---- */
 
 void world_live_flush(struct world_live *w)
 {
@@ -187,6 +197,16 @@ static void check_drift(struct world_live *w, icount_t now)
 	uint64_t wall = wall_ticks(w);
 	uint64_t guest = clock_time_at(&w->shadow, now);
 	uint64_t drift = guest > wall ? guest - wall : wall - guest;
+	/* Ahead by more than the correction window, guest time stops (the slowest rate) until wall time
+	 * catches up, and at once: waiting out the anchor gap would let a fast vCPU run it further ahead
+	 * slice after slice. Once stopped it needs no further anchor until then. */
+	if (guest > wall + CLOCK_CORRECTION_TICKS) {
+		if (w->shadow.ticks_per_insn > 1) {
+			queue_anchor(w, now, wall, 1);
+			w->anchors_drift++;
+		}
+		return;
+	}
 	if (drift <= CLOCK_DRIFT_TICKS || wall - w->last_anchor_wall < CLOCK_MIN_ANCHOR_GAP_TICKS)
 		return;
 	uint64_t sample_ticks = wall - w->last_anchor_wall;
@@ -203,7 +223,7 @@ static void check_drift(struct world_live *w, icount_t now)
 			rate = r == 0 ? 1 : r > UINT64_MAX ? UINT64_MAX : (uint64_t)r;
 		}
 	}
-	queue_anchor(w, now, wall, rate);
+	queue_anchor(w, now, wall, MIN(rate, CLOCK_MAX_TICKS_PER_INSN));
 	w->anchors_drift++;
 }
 
@@ -244,9 +264,7 @@ static int next_event(void *ctx, icount_t now, struct vm_event *ev)
 		return 1;
 	}
 	if (w->config.clock == WORLD_CLOCK_VIRTUAL && atomic_load(&w->disk_outstanding))
-		for (unsigned i = 0; i < w->config.ndisks; i++)
-			if (w->disk[i])
-				disk_backend_drain(w->disk[i]);
+		world_live_drain_disks(w);
 	struct input_item *item = input_queue_pop(w->queue);
 	if (item) {
 		/* The only thread that takes away: a count seen non-zero stays so until this. */

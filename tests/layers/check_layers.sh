@@ -2,7 +2,8 @@
 # check_layers.sh — the tree's layers, checked from the source: the order of the README's layer
 # table, read from every `#include "..."` line, and vm/'s promise not to touch the host.
 #
-# 1. Layers, lowest first: util, vm, host, replay, common, logchannel, {primary, backup, migrate}, cmd. A
+# 1. Layers, lowest first: util, vm, host, replay, common, logchannel, {primary, backup, migrate}, cmd,
+#    daemon. A
 #    file may include headers of its own folder and of lower layers only; primary/, backup/, migrate/
 #    share a rank and may not include each other. An include of a folder outside the table, a
 #    folder-less include, and a top-level folder with C code that the table does not place are
@@ -16,12 +17,12 @@
 # Usage: check_layers.sh SOURCE_DIR. Prints every violation; exit status 1 if there is any.
 set -u
 src=${1:?usage: check_layers.sh SOURCE_DIR}
-layers="util vm host replay common logchannel primary backup migrate cmd"
+layers="util vm host replay common logchannel primary backup migrate cmd daemon"
 not_layers="tests bench guest build docs scripts"
 bad=0
 
 declare -A rank=([util]=0 [vm]=1 [host]=2 [replay]=3 [common]=4 [logchannel]=5 [primary]=6 [backup]=6 [migrate]=6
-	[cmd]=7)
+	[cmd]=7 [daemon]=8)
 
 violation() {
 	echo "layer violation: $*"
@@ -105,6 +106,6 @@ while IFS= read -r loop; do
 done <<<"$loops"
 
 if [ $bad -eq 0 ]; then
-	echo "layers: util -> vm -> host -> replay -> common -> logchannel -> primary/backup/migrate -> cmd hold; no include circle between concerns; vm/ touches no host clock or descriptor"
+	echo "layers: util -> vm -> host -> replay -> common -> logchannel -> primary/backup/migrate -> cmd -> daemon hold; no include circle between concerns; vm/ touches no host clock or descriptor"
 fi
 exit $bad

@@ -1,0 +1,115 @@
+/*
+ * vmtab.h — the host daemon's table of VMs: the one interface between what ftvmd knows and
+ * does (VMs defined by domain XML, kept in its state directory, each running VM its own `ftvm`
+ * process reached through that process's control socket) and the front ends that expose it
+ * (libvirt's RPC protocol for virsh and python-libvirt, the daemon's JSON socket, the Prometheus
+ * metrics). The front ends translate; they never look at processes, files or sockets themselves.
+ *
+ * Every function is safe to call from any thread at any time. Names are 1..63 bytes without '/';
+ * UUIDs are the 16 raw bytes of RFC 4122. Errors: a negative errno, with a message for a user in
+ * err where the function takes one (-ENOENT: no such VM, -EEXIST: a name or UUID already taken,
+ * -EBUSY: the VM is not in a state that allows it, -EINVAL: bad XML or argument, -ENOTSUP:
+ * ftvm cannot do that).
+ */
+#ifndef FTVM_DAEMON_VMTAB_H
+#define FTVM_DAEMON_VMTAB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "util/compiler.h"
+
+#define VMTAB_NAME_MAX 64 /* with the NUL */
+
+struct vmtab;
+
+/* The daemon's own run states; the libvirt front end maps them to virDomainState. */
+enum vmtab_state {
+	VMTAB_SHUTOFF,  /* defined, no process */
+	VMTAB_RUNNING,
+	VMTAB_PAUSED,   /* vCPU paused on request */
+	VMTAB_STOPPING, /* a shutdown was asked for and the process has not exited yet */
+	VMTAB_CRASHED,  /* the process died without being asked to stop */
+};
+
+/* Why the VM is in its state (the libvirt front end maps these to the *Reason enums). */
+enum vmtab_reason {
+	VMTAB_REASON_UNKNOWN,
+	VMTAB_REASON_BOOTED,      /* running: started by the daemon */
+	VMTAB_REASON_FAILED_OVER, /* running: this host's backup took over from a dead primary */
+	VMTAB_REASON_USER,        /* paused, or shut off by shutdown/destroy */
+	VMTAB_REASON_SHUTDOWN,    /* shut off: the guest powered off */
+	VMTAB_REASON_DESTROYED,
+	VMTAB_REASON_FAILED,      /* crashed / shut off: the process failed */
+};
+
+struct vmtab_info {
+	char name[VMTAB_NAME_MAX];
+	uint8_t uuid[16];
+	int id;                   /* > 0 while it has a process (stable for that run), else -1 */
+	enum vmtab_state state;
+	enum vmtab_reason reason;
+	uint64_t max_mem_kib;     /* from the definition */
+	uint64_t mem_kib;         /* current guest RAM (= max_mem_kib: no ballooning) */
+	unsigned vcpus;           /* 1 */
+	uint64_t cpu_time_ns;     /* CPU time used by the VM's process this run, 0 when shut off */
+	uint64_t instructions;    /* guest instructions retired this run */
+	bool persistent;          /* true: defined in the state directory */
+	bool autostart;
+	char ft_role[16];         /* "off", "primary", "backup", "alone" (lost its peer), "" when shut off */
+};
+
+/* One change of a VM, delivered to every subscriber in the order the daemon saw them. */
+enum vmtab_event {
+	VMTAB_EV_DEFINED,
+	VMTAB_EV_UNDEFINED,
+	VMTAB_EV_STARTED,
+	VMTAB_EV_SUSPENDED,
+	VMTAB_EV_RESUMED,         /* detail VMTAB_REASON_FAILED_OVER: it resumed on this host after a failover */
+	VMTAB_EV_STOPPED,         /* detail: VMTAB_REASON_SHUTDOWN, _DESTROYED or _FAILED */
+};
+
+typedef void (*vmtab_event_fn)(const struct vmtab_info *vm, enum vmtab_event ev,
+			       enum vmtab_reason detail, void *opaque);
+
+/* The host, for nodeinfo. */
+struct vmtab_node {
+	char model[32];           /* the host CPU architecture, e.g. "x86_64" */
+	uint64_t memory_kib;
+	unsigned cpus, mhz, nodes, sockets, cores, threads;
+};
+
+/* All VMs, defined and transient, sorted by name: *out (caller frees) holds *n entries. */
+int vmtab_list(struct vmtab *t, struct vmtab_info **out, size_t *n) FTVM_MUST_CHECK;
+int vmtab_lookup_name(struct vmtab *t, const char *name, struct vmtab_info *out) FTVM_MUST_CHECK;
+int vmtab_lookup_uuid(struct vmtab *t, const uint8_t uuid[16], struct vmtab_info *out) FTVM_MUST_CHECK;
+int vmtab_lookup_id(struct vmtab *t, int id, struct vmtab_info *out) FTVM_MUST_CHECK;
+
+/* Defines (or redefines, same name and UUID, while shut off) a VM from domain XML; a missing
+ * <uuid> is generated. The definition survives a daemon restart. */
+int vmtab_define(struct vmtab *t, const char *xml, struct vmtab_info *out, char *err, size_t errlen) FTVM_MUST_CHECK;
+int vmtab_undefine(struct vmtab *t, const char *name, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* The definition as domain XML (caller frees), with the UUID in it. */
+char *vmtab_xml(struct vmtab *t, const char *name, char *err, size_t errlen);
+
+int vmtab_start(struct vmtab *t, const char *name, char *err, size_t errlen) FTVM_MUST_CHECK;
+int vmtab_shutdown(struct vmtab *t, const char *name, char *err, size_t errlen) FTVM_MUST_CHECK;
+int vmtab_destroy(struct vmtab *t, const char *name, char *err, size_t errlen) FTVM_MUST_CHECK;
+int vmtab_suspend(struct vmtab *t, const char *name, char *err, size_t errlen) FTVM_MUST_CHECK;
+int vmtab_resume(struct vmtab *t, const char *name, char *err, size_t errlen) FTVM_MUST_CHECK;
+
+/* The running VM's figures as a JSON object of numbers (FT state, lag, log bytes and records,
+ * outputs held, failovers, ...: the node's control-socket status, flattened); *out is the
+ * caller's reference. -EBUSY when it is not running. */
+int vmtab_stats(struct vmtab *t, const char *name, json_t **out) FTVM_MUST_CHECK;
+
+int vmtab_node_info(struct vmtab *t, struct vmtab_node *out) FTVM_MUST_CHECK;
+
+/* Subscribes fn to every later event; returns a handle > 0 for vmtab_unsubscribe, or -errno.
+ * fn runs on a daemon thread and must not block or call back into the table. */
+int vmtab_subscribe(struct vmtab *t, vmtab_event_fn fn, void *opaque) FTVM_MUST_CHECK;
+void vmtab_unsubscribe(struct vmtab *t, int handle);
+
+#endif
