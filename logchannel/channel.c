@@ -121,7 +121,9 @@ static void chan_thread_priority(struct channel *ch)
 	if (ch->cfg.purpose != CHANNEL_PURPOSE_LOG)
 		return;
 	int rc = pthread_setschedparam(ch->thread, SCHED_FIFO, &sp);
-	if (rc != 0)
+	if (rc == 0)
+		atomic_store_explicit(&ch->realtime, true, memory_order_relaxed);
+	else
 		diag_debug("channel thread stays time-shared (SCHED_FIFO: %s): a loaded host may "
 			   "delay its heartbeats", strerror(rc));
 }
