@@ -54,9 +54,14 @@
 /*
  * Defaults of channel_config_init(). The heartbeat and the timeout are also those of
  * `ftvm primary|backup` (--heartbeat, --timeout): failure detection has one set of numbers.
+ * A crashed host sends no RST, so the timeout is what a client waits before the backup goes
+ * live: 200 ms keeps that gap near the client's own TCP retransmission timeout (200 ms minimum
+ * on Linux). Ten heartbeats per timeout, each a 24-byte frame sent by the channel thread (which
+ * neither the vCPU nor disk I/O runs on), leave room for a peer thread delayed by a loaded host;
+ * bytes waiting unread in the socket count as life too (chan_timers()).
  */
-#define CHANNEL_DEFAULT_HEARTBEAT_MS 100u
-#define CHANNEL_DEFAULT_TIMEOUT_MS 1000u
+#define CHANNEL_DEFAULT_HEARTBEAT_MS 20u
+#define CHANNEL_DEFAULT_TIMEOUT_MS 200u
 #define CHANNEL_DEFAULT_CONNECT_MS 5000u
 #define CHANNEL_DEFAULT_BUFFER (16u * 1024u * 1024u)
 #define CHANNEL_DEFAULT_ACK_EVERY 64u

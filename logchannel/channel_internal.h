@@ -36,6 +36,12 @@
  */
 #define CHAN_DIRECT_GAP_NS 20000u
 /*
+ * A real-time channel thread pauses this long before its next write while a producer is streaming
+ * records (one queued within CHAN_DIRECT_GAP_NS) and nobody waits for an ACK, so a stream goes out
+ * in batches rather than one write per record (see chan_sender_thread()).
+ */
+#define CHAN_RT_BATCH_NS 50000u
+/*
  * Receiver: besides the periodic heartbeat, a HEARTBEAT carrying the replay's icount goes out
  * when the icount moved and this long has passed since the last one, so the primary's view of
  * the lag is fresh (heartbeat_ms old at worst would make the lag bound react late).
@@ -77,7 +83,8 @@ struct channel {
 	/* Sender. */
 	uint64_t next_lsn;             /* producer-owned: LSN the next channel_send() must carry */
 	size_t want_room;              /* producer-owned: bytes channel_send_wait() waits for */
-	uint64_t last_send_ns;         /* producer-owned: time of the previous channel_send() */
+	_Atomic uint64_t last_send_ns; /* producer-written: time of the previous channel_send() */
+	_Atomic bool realtime;         /* the channel thread runs at a real-time priority */
 	_Atomic uint64_t sent_lsn;     /* highest LSN queued (for ACK validation) */
 	_Atomic uint64_t acked_lsn;
 	_Atomic uint64_t peer_icount;

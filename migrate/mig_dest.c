@@ -61,6 +61,8 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 	cc.vm_id = cfg->vm_id;
 	cc.key = cfg->key;
 	cc.purpose = CHANNEL_PURPOSE_MIGRATION;
+	cc.heartbeat_ms = MIG_HEARTBEAT_MS;
+	cc.timeout_ms = MIG_TIMEOUT_MS;
 	cs.buf = malloc(MIG_MAX_MESSAGE);
 	if (!cs.buf) {
 		snprintf(err, errlen, "out of memory");

@@ -502,6 +502,8 @@ int mig_source_run(struct mig_job *job)
 	cc.epoch = cfg->epoch;
 	cc.key = cfg->key;
 	cc.purpose = CHANNEL_PURPOSE_MIGRATION;
+	cc.heartbeat_ms = MIG_HEARTBEAT_MS;
+	cc.timeout_ms = MIG_TIMEOUT_MS;
 	cc.buffer_bytes = MIG_BUFFER_BYTES;
 	ret = channel_connect(&cc, cfg->to, &s.ch, &cerr);
 	if (ret) {

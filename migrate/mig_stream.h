@@ -28,6 +28,13 @@
 #define MIG_START_FIXED 24u   /* epoch, RAM bytes, flags, reserved; then the CONFIG section */
 #define MIG_COMPLETE_SIZE 16u /* state bytes, rounds */
 #define MIG_HANDOVER_SIZE 8u  /* epoch the destination runs in */
+/*
+ * A migration's channel detects a lost peer in a second, not in the FT pair's fraction of one:
+ * nothing fails over on it, and its channel thread stays time-shared (logchannel/channel.c), so
+ * on a loaded host a sub-second timeout would abort migrations whose peer is alive.
+ */
+#define MIG_HEARTBEAT_MS 100u
+#define MIG_TIMEOUT_MS 1000u
 #define MIG_CANCEL_MAX 256u
 /* Rounds of pages a stream may announce (a sender gives up long before). */
 #define MIG_MAX_ROUNDS 1000u

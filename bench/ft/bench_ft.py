@@ -39,6 +39,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import select
 import shutil
 import signal
@@ -353,6 +354,14 @@ def failover(lab, kill):
             "reply_interval_ms_before": round(statistics.median(before) * 1000.0, 2) if before else None, "after_state": st["state"], "after_failovers": st["failovers"]}
 
 
+def channel_defaults():
+    """(timeout ms, heartbeat ms) that ftvm uses when given neither, from logchannel/channel.h."""
+    with open(os.path.join(ftlab.ROOT, "logchannel", "channel.h")) as f:
+        text = f.read()
+    return tuple(int(re.search(rf"#define CHANNEL_DEFAULT_{name}_MS (\d+)u", text).group(1))
+                 for name in ("TIMEOUT", "HEARTBEAT"))
+
+
 def med(rows, key):
     vals = [r[key] for r in rows if r.get(key) is not None]
     return statistics.median(vals) if vals else None
@@ -391,7 +400,10 @@ def report(info, a, plains, fts, wall):
     p_light, f_light = med(plains, "light_ops_s"), med(fts, "light_ops_s")
     light_ratio = f_light / p_light if p_light else None
     gaps = [r["gap_s"] for r in fts]
-    heartbeat_ms = max(10, a.timeout_ms // 5)     # as ftlab.Lab.ft_options() sets it
+    if a.timeout_ms is None:   # ftvm's own defaults: the pair ran without --timeout/--heartbeat
+        detect = channel_defaults()
+    else:
+        detect = (a.timeout_ms, max(10, a.timeout_ms // 5))   # as ftlab.Lab.ft_options() sets it
     rows = [
         (f"kvd SET throughput, {a.conns} conns (ops/s)", fmt(p_ops), fmt(f_ops),
          f"{fmt(ratio, '{:.3f}')} (target >= {TARGET_RATIO})"),
@@ -439,7 +451,7 @@ def report(info, a, plains, fts, wall):
         kg = [r["gap_s"] for r in fts if r["kill"] == kind]
         if kg:
             rows.append((f"  {kind} kill: each gap (s)", "-", ", ".join(f"{g:.3f}" for g in kg),
-                         "RST reaches the backup" if kind == "process" else f"detection timeout {a.timeout_ms} ms"))
+                         "RST reaches the backup" if kind == "process" else f"detection timeout {detect[0]} ms"))
     rows += [
         ("  kill -> backup live (s)", "-", ", ".join(f"{r['golive_s']:.3f}" for r in fts), ""),
         ("  reply interval before the kill (ms)", "-", fmt(med(fts, "reply_interval_ms_before"), "{:.1f}"),
@@ -449,7 +461,7 @@ def report(info, a, plains, fts, wall):
     print(f"ftvm FT benchmark — host {info['host']} ({info['cpu']}, {info['cpus']} cpus, kernel {info['kernel']})")
     print(f"commit {info['commit']}; binary {info['ftvm']}")
     print(f"shared disk image in {a.dir or tempfile.gettempdir()} ({a.disk_mib} MiB); FT detection timeout "
-          f"{a.timeout_ms} ms, heartbeat {heartbeat_ms} ms")
+          f"{detect[0]} ms, heartbeat {detect[1]} ms{' (ftvm defaults)' if a.timeout_ms is None else ''}")
     print(f"load average at start {info['loadavg_start']:.2f}, at end {os.getloadavg()[0]:.2f}; "
           f"{a.rounds} alternating rounds (no FT, FT), {a.seconds:.0f} s measured per load, "
           f"{WARMUP_S:.0f} s warm-up; total {wall:.0f} s")
@@ -492,7 +504,8 @@ def main():
     ap.add_argument("--light-conns", type=int, default=1, help="connections of the light load (0: none)")
     ap.add_argument("--seconds", type=float, default=8.0, help="measured time of each load")
     ap.add_argument("--idle", type=float, default=10.0, help="idle log measurement, first FT round only")
-    ap.add_argument("--timeout-ms", type=int, default=500, help="FT failure-detection timeout")
+    ap.add_argument("--timeout-ms", type=int, default=None,
+                    help="FT failure-detection timeout (default: ftvm's own, with its heartbeat)")
     ap.add_argument("--disk-mib", type=int, default=64)
     ap.add_argument("--dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
                     help="where the shared disk image lives (default /dev/shm: the host's fdatasync is then "

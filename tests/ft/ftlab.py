@@ -78,6 +78,12 @@ class Node:
             time.sleep(0.05)
         raise TimeoutError(f"{self.name}: no /{pattern}/ within {timeout}s:\n" + self.output()[-3000:])
 
+    def time_of(self, pattern):
+        """CLOCK_MONOTONIC time at which the first line matching @pattern was read, or None."""
+        rx = re.compile(pattern)
+        with self.lock:
+            return next((t for t, l in self.lines if rx.search(l)), None)
+
     def kill(self, sig=signal.SIGKILL):
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)
@@ -128,10 +134,11 @@ class Lab:
             + self.extra_run
 
     def ft_options(self):
-        return ["--arbiter", self.arbiter, "--vm", self.vm_name(), "--channel-key", self.key,
-                "--disk-mode", self.disk_mode,
-                "--timeout", str(self.timeout_ms),
-                "--heartbeat", str(max(10, self.timeout_ms // 5))]
+        opts = ["--arbiter", self.arbiter, "--vm", self.vm_name(), "--channel-key", self.key,
+                "--disk-mode", self.disk_mode]
+        if self.timeout_ms is None:  # ftvm's own defaults (logchannel/channel.h)
+            return opts
+        return opts + ["--timeout", str(self.timeout_ms), "--heartbeat", str(max(10, self.timeout_ms // 5))]
 
     def start(self, ready_timeout=120):
         self.start_backup()

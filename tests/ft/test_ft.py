@@ -2,7 +2,7 @@
 """test_ft.py — FT end to end with real processes and namespaces (scripts/ft-topology): the bundled
 guest's kvd under `ftvm primary` on host A and `ftvm backup` on host B, a client on its own host.
 
-usage: test_ft.py SCENARIO [--seed N] [--rounds N]
+usage: test_ft.py SCENARIO [--seed N] [--rounds N] [--seconds S]
   primary-crash  SIGKILL the primary at random moments while a client writes; the backup goes live;
                  every acknowledged write reads back, the client's connection survives.
   backup-crash   SIGKILL the backup; the primary runs on; the client's pause stays near the timeout.
@@ -10,6 +10,15 @@ usage: test_ft.py SCENARIO [--seed N] [--rounds N]
                  every acknowledged write reads back.
   divergence     the backup perturbs one input (test hook); it reports the divergence and ends FT
                  (exit 3); the primary wins the arbiter and runs on.
+  host-crash     with ftvm's default detection (no --timeout/--heartbeat), host A's links go dark
+                 (logging link and guest network: a crashed host sends no RST), then its primary
+                 is SIGKILLed; the backup goes live on its silence timeout; prints the detection
+                 time and the client's gap; every acknowledged write reads back.
+  load           default detection under load for --seconds (60): both cores saturated by busy
+                 loops at ftvm's own priority, bulk traffic on the logging link, kvd under a
+                 client's writes, and a second pair running the disk workload (heavy log
+                 traffic); every pair stays "protected" with no failover throughout. Run with a
+                 large --seconds it is the soak (the count of false failovers is in its output).
   These run on one shared disk (--disk-mode shared). The replicated-* scenarios give each node its
   own replica (--disk-mode replicated; both start as empty files):
   replicated-crash    primary-crash; then the new primary is stopped and a plain `ftvm run` boots
@@ -48,6 +57,7 @@ import ftlab  # noqa: E402
 import kvclient  # noqa: E402
 
 CLIENT = os.path.join(ftlab.HERE, "kvclient.py")
+ARGS = None  # the command line (scenarios read their own options from it)
 
 
 def check(cond, what, lab=None):
@@ -90,6 +100,15 @@ def acked_lines(logfile):
         return sum(1 for line in f if line.strip())
 
 
+def writes_flowing(lab, logfile, count, prefix, rnd):
+    """A client writing @count keys 4 ms apart, once its writes flow and a random moment after."""
+    writer = start_writer(lab, logfile, count, 4, prefix)
+    while acked_lines(logfile) < 20 and writer.poll() is None:
+        time.sleep(0.05)
+    time.sleep(rnd.uniform(0.0, 1.0))
+    return writer
+
+
 def scenario_primary_crash(lab, rnd, workdir, r):
     logfile = os.path.join(workdir, f"acked-{r}.txt")
     count = 400
@@ -117,10 +136,7 @@ def scenario_primary_crash(lab, rnd, workdir, r):
 def scenario_backup_crash(lab, rnd, workdir, r):
     logfile = os.path.join(workdir, f"acked-{r}.txt")
     count = 300
-    writer = start_writer(lab, logfile, count, 4, f"b{r}-")
-    while acked_lines(logfile) < 20 and writer.poll() is None:
-        time.sleep(0.05)
-    time.sleep(rnd.uniform(0.0, 1.0))
+    writer = writes_flowing(lab, logfile, count, f"b{r}-", rnd)
     lab.backup.kill()
     lab.primary.wait_for("won the arbiter", 30)
     summary = finish_writer(writer, lab)
@@ -157,6 +173,132 @@ def scenario_partition(lab, rnd, workdir, r):
     check(winner.proc.poll() is None, f"{winner.name} must still run", lab)
     return {"winner": winner.name, "acked": summary["acked"], "verified": v["verified"],
             "reconnects": summary["reconnects"], "max_gap_s": summary["max_gap_s"]}
+
+
+def scenario_host_crash(lab, rnd, workdir, r):
+    logfile = os.path.join(workdir, f"acked-{r}.txt")
+    count = 400
+    writer = writes_flowing(lab, logfile, count, f"h{r}-", rnd)
+    t_dark = time.monotonic()
+    subprocess.run([os.path.join(ftlab.ROOT, "scripts", "ft-topology"), "crash-a", lab.prefix], check=True)
+    lab.primary.kill()
+    lab.backup.wait_for("live as primary", 30)
+    t_lost = lab.backup.time_of("peer silent for")
+    t_live = lab.backup.time_of("live as primary")
+    check(t_lost is not None, "the backup must have detected the crash by the peer's silence", lab)
+    silent = re.search(r"peer silent for (\d+) ms", lab.backup.output())
+    summary = finish_writer(writer, lab)
+    check(summary["acked"] == count, f"client got {summary['acked']} of {count} writes acknowledged", lab)
+    v = verify(lab, logfile)
+    st = json.loads(lab.status("backup"))
+    check(st["state"] == "alone" and st["failovers"] == 1, f"backup status after failover: {st}", lab)
+    # The backup's detection is ftvm's own: the default timeout (200 ms) and the channel thread's
+    # wake-up, with margin for a loaded CI host. The client's gap adds the go-live and the
+    # client's own TCP retransmission timer (200 ms minimum on Linux, doubling on each miss): not
+    # bounded by ftvm alone, so printed, and only checked against what a missed retransmission or
+    # two under CI load stay within.
+    check(int(silent.group(1)) <= 500, f"the backup took {silent.group(1)} ms of silence to detect", lab)
+    check(summary["max_gap_s"] < 2.0, f"client paused {summary['max_gap_s']} s", lab)
+    # silent_ms: the backup's own measure (last byte received to detection); the *_ms after the
+    # test's crash command include starting it (two `ip` processes) and reading the lines.
+    return {"silent_ms": int(silent.group(1)), "detect_ms": round((t_lost - t_dark) * 1000.0),
+            "live_ms": round((t_live - t_dark) * 1000.0),
+            "client_gap_ms": round(summary["max_gap_s"] * 1000.0), "reconnects": summary["reconnects"],
+            "acked": summary["acked"], "verified": v["verified"]}
+
+
+def busy_loops():
+    """One busy loop per CPU at ftvm's priority: the nice value both inherit from here, and each
+    in its own session as each ftvm node is (the scheduler weighs sessions alike)."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+            for _ in range(os.cpu_count() or 1)]
+
+
+def log_link_flood(lab, port=7801):
+    """Bulk TCP from host A to host B over the logging link, as fast as it goes."""
+    sink = subprocess.Popen(["ip", "netns", "exec", lab.ns("b"), sys.executable, "-c",
+                             "import socket\n"
+                             f"s = socket.create_server(('10.78.0.2', {port}))\n"
+                             "c, _ = s.accept()\n"
+                             "while c.recv(1 << 20): pass\n"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    source = subprocess.Popen(["ip", "netns", "exec", lab.ns("a"), sys.executable, "-c",
+                               "import socket, time\n"
+                               "for _ in range(100):\n"
+                               "    try:\n"
+                               f"        c = socket.create_connection(('10.78.0.2', {port})); break\n"
+                               "    except OSError: time.sleep(0.1)\n"
+                               "buf = bytes(1 << 20)\n"
+                               "while True: c.sendall(buf)\n"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return [source, sink]
+
+
+def status_of(lab, role):
+    """`ftvm status --json` of @role as a dict; {"error": ...} when it did not answer."""
+    out = subprocess.run([ftlab.ftvm_binary(), "status", "--json", "--control",
+                          os.path.join(lab.workdir, f"{role}.sock")], capture_output=True, text=True)
+    if out.returncode != 0 or not out.stdout.strip():
+        return {"error": f"status exit {out.returncode}: {out.stderr.strip()[-300:]}"}
+    return json.loads(out.stdout)
+
+
+FAILOVER_SIGNS = ("peer silent", "live as primary", "won the arbiter", "claiming the arbiter")
+
+
+def scenario_load(lab, rnd, workdir, r):
+    seconds = ARGS.seconds
+    disk_lab = ftlab.Lab(lab.prefix + "d", os.path.join(workdir, "disk-pair"), timeout_ms=None,
+                         disk_mode="replicated",
+                         workload="ftvm.workload=disk ftvm.disk.mb=16 ftvm.disk.ops=100000000")
+    helpers = []
+    try:
+        disk_lab.start()
+        helpers = busy_loops() + log_link_flood(lab)
+        t_end = time.monotonic() + seconds
+        samples, bad, writes, acked, n = 0, [], 0, 0, 0
+        writer, logfile = None, None
+        while time.monotonic() < t_end:
+            if writer is None or writer.poll() is not None:
+                if writer is not None:
+                    summary = finish_writer(writer, lab)
+                    check(summary["acked"] == 200, f"client got {summary['acked']} of 200 acknowledged", lab)
+                    acked += summary["acked"]
+                logfile = os.path.join(workdir, f"acked-{r}-{n}.txt")
+                writer = start_writer(lab, logfile, 200, 4, f"l{r}-{n}-")
+                n += 1
+            for name, l in (("kvd", lab), ("disk", disk_lab)):
+                for role in ("primary", "backup"):
+                    st = status_of(l, role)
+                    if st.get("state") != "protected" or st.get("failovers", 0) != 0:
+                        bad.append(f"{name} {role} after {samples} samples: {st}")
+            samples += 1
+            if bad:
+                break
+            time.sleep(0.5)
+        if writer is not None:
+            summary = finish_writer(writer, lab)
+            acked += summary["acked"]
+            verify(lab, logfile)
+        check(all(p.poll() is None for p in helpers), "a busy loop or the log-link flood stopped early", lab)
+        log_mib = {name: round(status_of(l, "primary").get("log_bytes", 0) / 2**20, 1)
+                   for name, l in (("kvd", lab), ("disk", disk_lab))}
+        for name, l in (("kvd", lab), ("disk", disk_lab)):
+            for node in (l.primary, l.backup):
+                signs = [s for s in FAILOVER_SIGNS if s in node.output()]
+                if signs:
+                    bad.append(f"{name} {node.name} said: {signs}")
+        if bad:
+            for node in (disk_lab.primary, disk_lab.backup):
+                print(f"--- disk pair {node.name} output (tail) ---\n{node.output()[-3000:]}", file=sys.stderr)
+        check(not bad, f"false failover under load: {bad[0] if bad else ''}", lab)
+        return {"seconds": seconds, "status_samples": samples, "false_failovers": 0, "acked": acked,
+                "log_mib": log_mib}
+    finally:
+        for p in helpers:
+            p.kill()
+            p.wait()
+        disk_lab.close()
 
 
 def scenario_divergence(lab, rnd, workdir, r):
@@ -360,6 +502,8 @@ SCENARIOS = {
     "replicated-disk-crash": scenario_replicated_disk_crash,
     "replicated-corrupt": scenario_replicated_corrupt,
     "shared-rewrite": scenario_shared_rewrite,
+    "host-crash": scenario_host_crash,
+    "load": scenario_load,
 }
 # Lab settings of the scenarios that differ from kvd on a shared disk, and what is done to the
 # lab's files before the nodes start.
@@ -368,6 +512,8 @@ LAB_OPTIONS["replicated-disk"]["workload"] = "ftvm.workload=disk ftvm.disk.mb=8 
 LAB_OPTIONS["replicated-disk-crash"]["workload"] = "ftvm.workload=disk ftvm.disk.mb=16 ftvm.disk.ops=2000"
 LAB_OPTIONS["shared-rewrite"] = {"workload": "ftvm.workload=disk ftvm.disk.mb=1 ftvm.disk.ops=3000",
                                   "extra_run": ["--max-lag", "3000"], "extra_backup": ["--replay-delay-us", "700"]}
+LAB_OPTIONS["host-crash"] = {"timeout_ms": None}
+LAB_OPTIONS["load"] = {"timeout_ms": None}
 BEFORE_START = {"replicated-corrupt": corrupt_backup_replica,
                 # the primary's summary of how reads were logged is an info diagnostic
                 "shared-rewrite": lambda lab: os.environ.update(FTVM_DIAG="info")}
@@ -380,7 +526,10 @@ def main():
     ap.add_argument("scenario", choices=sorted(SCENARIOS))
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--seconds", type=float, default=60.0, help="load: how long (the soak: hours)")
     a = ap.parse_args()
+    global ARGS
+    ARGS = a
     if not os.path.exists(os.path.join(ftlab.guest_dir(), "Image")):
         print(f"SKIP: no bundled guest in {ftlab.guest_dir()} (run guest/build)")
         return 77
