@@ -316,6 +316,25 @@ int jit_helper_fpu(struct cpu *cpu, uint32_t insn, uint32_t site, uint32_t raw16
 	return JIT_EXIT_END;
 }
 
+int jit_helper_amo(struct cpu *cpu, uint32_t insn, uint32_t site)
+{
+	uint64_t start_pc = cpu->pc;
+	icount_t start_icount = cpu->icount;
+	struct cpu_amo_access acc = { 0 };
+	sync_to(cpu, site); /* a fault's epc; a device reached through the bus may read the clock */
+	if (!cpu_exec_amo(cpu, insn, &acc))
+		return JIT_EXIT_EXCEPTION;
+	const struct jit *j = cpu->jit;
+	bool own_bytes = acc.written && acc.written < j->cur_hi && acc.written + acc.size > j->cur_lo;
+	/* A device may have raised an interrupt, asked for a stop or written RAM; a write into
+	 * this block's own bytes may have made the rest of it stale: look again in either case. */
+	if (unlikely(acc.bus || own_bytes || cpu_needs_attention(cpu)))
+		return leave_after(cpu, site);
+	cpu->pc = start_pc;
+	cpu->icount = start_icount;
+	return JIT_EXIT_END;
+}
+
 static const uint8_t load_size[7] = { 1, 2, 4, 8, 1, 2, 4 };
 
 /* The loaded bytes (little-endian, in the low bits of raw) widened as the load kind says. */

@@ -52,6 +52,9 @@ int jit_helper_store(struct cpu *cpu, uint64_t vaddr, uint64_t value, uint32_t s
  * executed by the interpreter's FPU with pc and icount exact; raw16 is the instruction's 16 bits
  * when it is compressed (mtval of an illegal-instruction trap). */
 int jit_helper_fpu(struct cpu *cpu, uint32_t insn, uint32_t site, uint32_t raw16);
+/* An AMO, LR or SC at `site` through the interpreter's cpu_exec_amo(); the block goes on after it
+ * unless it reached a device, wrote the block's own bytes or left the hart needing attention. */
+int jit_helper_amo(struct cpu *cpu, uint32_t insn, uint32_t site);
 
 /* The translation of one block starting at byte `off` of the guest code page at host address
  * `page`: x86-64 code into out (at most cap bytes), its guest instruction count in *ninsns and

@@ -390,8 +390,14 @@ static int emit_insn(struct block *b, const struct cpu_decoded *e, unsigned off)
 		call_checked(b, (const void *)jit_helper_fpu);
 		return 0;
 	}
+	case CPU_OP_AMO:
+		jx_mov(&b->jx, JX_RDI, JX_RBX);
+		jx_mov_imm(&b->jx, JX_RSI, (uint32_t)e->imm);
+		jx_mov_imm(&b->jx, JX_RDX, JIT_SITE(0, 0, e->len, off, b->ninsns));
+		call_checked(b, (const void *)jit_helper_amo);
+		return 0;
 	default:
-		/* FENCE, FENCE.I, AMO, FP loads and stores, SYSTEM, illegal: the interpreter's. */
+		/* FENCE, FENCE.I, FP stores, SYSTEM, illegal: the interpreter's. */
 		return -1;
 	}
 }

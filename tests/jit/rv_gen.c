@@ -18,7 +18,7 @@
 
 enum { OPC_LOAD = 0x03, OPC_MISC_MEM = 0x0f, OPC_OP_IMM = 0x13, OPC_AUIPC = 0x17, OPC_OP_IMM_32 = 0x1b,
        OPC_STORE = 0x23, OPC_OP = 0x33, OPC_LUI = 0x37, OPC_OP_32 = 0x3b, OPC_BRANCH = 0x63,
-       OPC_JALR = 0x67, OPC_JAL = 0x6f, OPC_SYSTEM = 0x73 };
+       OPC_JALR = 0x67, OPC_JAL = 0x6f, OPC_SYSTEM = 0x73, OPC_AMO = 0x2f };
 enum { CSR_MSTATUS = 0x300, CSR_MIE = 0x304, CSR_MTVEC = 0x305, CSR_MSCRATCH = 0x340, CSR_MEPC = 0x341,
        CSR_MCAUSE = 0x342 };
 #define INSN_MRET 0x30200073u
@@ -285,10 +285,31 @@ static void gen_compressed(struct gen *g, struct slot *s)
 	}
 }
 
+/*
+ * An A-extension instruction (AMO, LR or SC, word or doubleword, random aq/rl): mostly at the
+ * scratch base (so an LR and a later SC meet the same reservation), sometimes over the body
+ * (self-modifying code), at the MMIO register, or through any register (misaligned or faulting).
+ */
+static void gen_amo(struct gen *g, struct slot *s)
+{
+	static const uint8_t funct5[] = { 0x00, 0x01, 0x02, 0x02, 0x03, 0x03, 0x04, 0x08, 0x0c,
+					  0x10, 0x14, 0x18, 0x1c };
+	static const uint8_t base[] = { 8, 8, 8, 8, 8, 25, 28, 0 };
+	unsigned f5 = funct5[below(g, sizeof(funct5))], rs1 = base[below(g, sizeof(base))];
+	unsigned rs2 = f5 == 0x02 ? 0 : rs_any(g);
+	if (rs1 == 0)
+		rs1 = rs_any(g);
+	word(s, f5 << 27 | below(g, 4) << 25 | rs2 << 20 | rs1 << 15 | (2 + below(g, 2)) << 12 |
+			rd_any(g) << 7 | OPC_AMO);
+}
+
 static void gen_memory(struct gen *g, struct slot *s)
 {
 	unsigned rd = rd_any(g), f3;
-	switch (below(g, 9)) {
+	switch (below(g, 10)) {
+	case 9:
+		gen_amo(g, s);
+		return;
 	case 0: case 1: case 2: /* load from the scratch area, misaligned sometimes */
 		f3 = below(g, 7);
 		word(s, i_type((int32_t)below(g, 2100) - 64, 8, f3, rd, OPC_LOAD));
@@ -367,6 +388,7 @@ static void gen_slot(struct gen *g, unsigned i, unsigned nslots)
 	} else if (pick < 92) {
 		s->kind = S_SMC_AHEAD;
 		s->len = 4 * SMC_AHEAD_WORDS;
+		s->f3 = below(g, 2); /* 0: by a store, 1: by an AMO */
 	} else if (pick < 93) {
 		static const uint32_t sys[] = { INSN_ECALL, INSN_EBREAK, 0, 0xffffffffu, INSN_FENCE, INSN_FENCE_I };
 		word(s, sys[below(g, 6)]);
@@ -479,8 +501,14 @@ void rv_gen_program(uint8_t *ram, uint64_t seed)
 			put32(p + 8, i_type(7, 23, 1, 23, OPC_OP_IMM));       /* slli x23, x23, 7 */
 			put32(p + 12, r_type(0, 24, 23, 4, 23, OPC_OP));      /* xor x23, x23, x24 */
 			put32(p + 16, u_type(0, 22, OPC_AUIPC));              /* auipc x22, 0 */
-			put32(p + 20, s_type(12, 23, 22, 2));                 /* sw x23, 12(x22) */
-			put32(p + 24, i_type(3, 7, 0, 7, OPC_OP_IMM));        /* addi x7, x7, 3 */
+			if (s->f3 == 0) {
+				put32(p + 20, s_type(12, 23, 22, 2));         /* sw x23, 12(x22) */
+				put32(p + 24, i_type(3, 7, 0, 7, OPC_OP_IMM)); /* addi x7, x7, 3 */
+			} else { /* the same change made by an AMO, into the next instruction */
+				put32(p + 20, i_type(12, 22, 0, 22, OPC_OP_IMM)); /* addi x22, x22, 12 */
+				put32(p + 24, 1u << 27 | 23u << 20 | 22u << 15 | 2u << 12 | OPC_AMO);
+				/* amoswap.w x0, x23, (x22) */
+			}
 			put32(p + 28, 0x00128293u);                           /* addi x5, x5, 1 */
 			break;
 		case S_LOOP: /* li x27, count; 1: body; addi x27, x27, -1; bnez x27, 1b */
