@@ -335,6 +335,23 @@ int jit_helper_amo(struct cpu *cpu, uint32_t insn, uint32_t site)
 	return JIT_EXIT_END;
 }
 
+int jit_helper_csr_read(struct cpu *cpu, uint32_t insn, uint32_t site)
+{
+	uint64_t value;
+	/* The privilege check and the counters (cycle, instret, time) see this instruction. */
+	sync_to(cpu, site);
+	if (!cpu_csr_op(cpu, insn >> 20, false, (insn >> 12) & 7, 0, &value)) {
+		cpu_raise_exception(cpu, EXC_ILLEGAL_INSN, insn);
+		return JIT_EXIT_EXCEPTION;
+	}
+	unsigned rd = (insn >> 7) & 31;
+	if (rd)
+		cpu->x[rd] = value;
+	cpu->pc -= JIT_SITE_OFF(site);
+	cpu->icount -= JIT_SITE_IDX(site);
+	return JIT_EXIT_END;
+}
+
 static const uint8_t load_size[7] = { 1, 2, 4, 8, 1, 2, 4 };
 
 /* The loaded bytes (little-endian, in the low bits of raw) widened as the load kind says. */

@@ -55,6 +55,9 @@ int jit_helper_fpu(struct cpu *cpu, uint32_t insn, uint32_t site, uint32_t raw16
 /* An AMO, LR or SC at `site` through the interpreter's cpu_exec_amo(); the block goes on after it
  * unless it reached a device, wrote the block's own bytes or left the hart needing attention. */
 int jit_helper_amo(struct cpu *cpu, uint32_t insn, uint32_t site);
+/* A CSR read that writes nothing (CSRRS/CSRRC/CSRRSI/CSRRCI with x0 or 0 as the source): no
+ * side effect, so the block goes on after it; an illegal one traps with pc and icount exact. */
+int jit_helper_csr_read(struct cpu *cpu, uint32_t insn, uint32_t site);
 
 /* The translation of one block starting at byte `off` of the guest code page at host address
  * `page`: x86-64 code into out (at most cap bytes), its guest instruction count in *ninsns and

@@ -396,8 +396,19 @@ static int emit_insn(struct block *b, const struct cpu_decoded *e, unsigned off)
 		jx_mov_imm(&b->jx, JX_RDX, JIT_SITE(0, 0, e->len, off, b->ninsns));
 		call_checked(b, (const void *)jit_helper_amo);
 		return 0;
+	case CPU_OP_SYSTEM: {
+		uint32_t insn = (uint32_t)e->imm;
+		unsigned f3 = (insn >> 12) & 7, src = (insn >> 15) & 31;
+		if (f3 == 0 || f3 == 4 || (f3 & 3) == 1 || src != 0)
+			return -1; /* a write, or a privileged instruction: the interpreter's */
+		jx_mov(&b->jx, JX_RDI, JX_RBX);
+		jx_mov_imm(&b->jx, JX_RSI, insn);
+		jx_mov_imm(&b->jx, JX_RDX, JIT_SITE(0, 0, e->len, off, b->ninsns));
+		call_checked(b, (const void *)jit_helper_csr_read);
+		return 0;
+	}
 	default:
-		/* FENCE, FENCE.I, FP stores, SYSTEM, illegal: the interpreter's. */
+		/* FENCE, FENCE.I, FP stores, illegal: the interpreter's. */
 		return -1;
 	}
 }

@@ -20,7 +20,8 @@ enum { OPC_LOAD = 0x03, OPC_MISC_MEM = 0x0f, OPC_OP_IMM = 0x13, OPC_AUIPC = 0x17
        OPC_STORE = 0x23, OPC_OP = 0x33, OPC_LUI = 0x37, OPC_OP_32 = 0x3b, OPC_BRANCH = 0x63,
        OPC_JALR = 0x67, OPC_JAL = 0x6f, OPC_SYSTEM = 0x73, OPC_AMO = 0x2f };
 enum { CSR_MSTATUS = 0x300, CSR_MIE = 0x304, CSR_MTVEC = 0x305, CSR_MSCRATCH = 0x340, CSR_MEPC = 0x341,
-       CSR_MCAUSE = 0x342 };
+       CSR_MCAUSE = 0x342, CSR_MIP = 0x344, CSR_MCYCLE = 0xb00, CSR_MINSTRET = 0xb02, CSR_CYCLE = 0xc00,
+       CSR_TIME = 0xc01, CSR_INSTRET = 0xc02 };
 #define INSN_MRET 0x30200073u
 #define INSN_ECALL 0x00000073u
 #define INSN_EBREAK 0x00100073u
@@ -153,6 +154,15 @@ static void half(struct slot *s, uint16_t h)
 	s->kind = S_HALF;
 	s->word = h;
 	s->len = 2;
+}
+
+/* A CSR to read: machine state, the pending interrupts, the counters (which read this
+ * instruction's icount), or one that does not exist (an illegal instruction). */
+static unsigned csr_read_any(struct gen *g)
+{
+	static const uint16_t csrs[] = { CSR_MSTATUS, CSR_MSCRATCH, CSR_MIE, CSR_MIP, CSR_CYCLE,
+					 CSR_TIME, CSR_INSTRET, CSR_MCYCLE, CSR_MINSTRET, 0x7ff };
+	return csrs[below(g, sizeof(csrs) / sizeof(csrs[0]))];
 }
 
 static void gen_alu(struct gen *g, struct slot *s)
@@ -404,7 +414,7 @@ static void gen_slot(struct gen *g, unsigned i, unsigned nslots)
 		if (below(g, 2))
 			word(s, csr(below(g, 2) ? 1 : 2, CSR_MSCRATCH, rs_any(g), rd_any(g)));
 		else
-			word(s, csr(2, CSR_MSTATUS, 0, rd_any(g)));
+			word(s, csr(below(g, 2) ? 2 : 7, csr_read_any(g), 0, rd_any(g)));
 	} else {
 		word(s, i_type(0, 0, 0, 0, OPC_OP_IMM)); /* nop */
 	}
