@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/parse.h"
@@ -201,4 +202,16 @@ int nbd_uri_parse(const char *s, struct nbd_uri *u, char *err, size_t errlen)
 	if (has_query)
 		return fail(err, errlen, "a TCP URI takes no query (nbd://HOST[:PORT]/EXPORT)", s);
 	return parse_authority(p, auth_len, u, s, err, errlen);
+}
+
+int nbd_uri_check(const char *s, char *err, size_t errlen)
+{
+	struct nbd_uri *u = malloc(sizeof(*u)); /* 4.5 KiB: not on the stack */
+	if (!u) {
+		snprintf(err, errlen, "NBD URI: out of memory");
+		return -ENOMEM;
+	}
+	int ret = nbd_uri_parse(s, u, err, errlen);
+	free(u);
+	return ret;
 }

@@ -38,5 +38,7 @@ struct nbd_uri {
 bool nbd_uri_is_nbd(const char *s);
 /* 0 with *u filled, or -EINVAL with a one-line reason in err. */
 int nbd_uri_parse(const char *s, struct nbd_uri *u, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* nbd_uri_parse() for its verdict only (the parts are not kept): 0, -EINVAL or -ENOMEM, with err. */
+int nbd_uri_check(const char *s, char *err, size_t errlen) FTVM_MUST_CHECK;
 
 #endif
