@@ -28,7 +28,7 @@ static const struct {
 	const char *magic;
 	size_t len;
 } formats[] = {
-	{ "qcow2", "QFI\xfb", 4 }, { "QED", "QED\0", 4 }, { "VMDK", "KDMV", 4 }, { "VHDX", "vhdxfile", 8 },
+	{ "qcow2", "QFI\xfb", 4 }, { "qed", "QED\0", 4 }, { "vmdk", "KDMV", 4 }, { "vhdx", "vhdxfile", 8 },
 };
 
 static int raw_io(struct disk_image *img, bool write, void *buf, size_t len, uint64_t off)
@@ -56,20 +56,40 @@ static const struct disk_image_ops raw_ops = {
 	.close = raw_close,
 };
 
-/* -EMEDIUMTYPE with the format's name when the file starts with an image format's magic. */
-static int refuse_formatted(int fd, const char *path, char *err, size_t errlen)
+/* The format named by the magic at the start of the file open as fd: "raw" when there is none. */
+static const char *file_format(int fd)
 {
 	char head[8];
 	ssize_t n = pread(fd, head, sizeof(head), 0);
-	for (size_t i = 0; n > 0 && i < sizeof(formats) / sizeof(formats[0]); i++) {
-		if ((size_t)n >= formats[i].len && memcmp(head, formats[i].magic, formats[i].len) == 0) {
-			snprintf(err, errlen,
-				 "disk %s: a %s image, not a raw one; serve it with qemu-storage-daemon or qemu-nbd and "
-				 "give its NBD URI (nbd+unix:///EXPORT?socket=PATH, docs/disks.md)",
-				 path, formats[i].name);
-			return -EMEDIUMTYPE;
-		}
+	for (size_t i = 0; n > 0 && i < sizeof(formats) / sizeof(formats[0]); i++)
+		if ((size_t)n >= formats[i].len && memcmp(head, formats[i].magic, formats[i].len) == 0)
+			return formats[i].name;
+	return "raw";
+}
+
+/* -EMEDIUMTYPE with the format's name when the file starts with an image format's magic. */
+static int refuse_formatted(int fd, const char *path, char *err, size_t errlen)
+{
+	const char *format = file_format(fd);
+	if (strcmp(format, "raw") == 0)
+		return 0;
+	snprintf(err, errlen,
+		 "disk %s: a %s image, not a raw one; serve it with qemu-storage-daemon or qemu-nbd and give its "
+		 "NBD URI (nbd+unix:///EXPORT?socket=PATH, docs/disks.md)",
+		 path, format);
+	return -EMEDIUMTYPE;
+}
+
+int disk_image_file_format(const char *path, const char **format, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		return -e;
 	}
+	*format = file_format(fd);
+	close(fd);
 	return 0;
 }
 

@@ -31,6 +31,9 @@ struct disk_image;
  * one-line reason in err. The size must be a non-zero multiple of DISK_IMAGE_SECTOR. */
 int disk_image_open(const char *spec, bool read_only, struct disk_image **out, char *err,
 		    size_t errlen) FTVM_MUST_CHECK;
+/* The format of the image file at path by its magic: "qcow2", "qed", "vmdk", "vhdx" (qemu-img's
+ * names), or "raw" for anything else; 0 or -errno with err. */
+int disk_image_file_format(const char *path, const char **format, char *err, size_t errlen) FTVM_MUST_CHECK;
 /* The size of the image at spec in bytes (opened read-only and closed again). */
 int disk_image_probe_size(const char *spec, uint64_t *size, char *err, size_t errlen) FTVM_MUST_CHECK;
 uint64_t disk_image_size(const struct disk_image *img);
