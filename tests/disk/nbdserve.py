@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.parse
 
 
 def tools_missing():
@@ -55,7 +56,7 @@ class StorageDaemon:
 
     @property
     def uri(self):
-        return f"nbd+unix:///{self.EXPORT}?socket={self.sock}"
+        return f"nbd+unix:///{self.EXPORT}?socket={urllib.parse.quote(self.sock)}"
 
     def signal(self, sig):
         if self.proc.poll() is None:
