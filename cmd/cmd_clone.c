@@ -81,8 +81,12 @@ static int clone_image(bool linked, const char *src, const char *dst)
 		fprintf(stderr, "ftvm clone: %s exists already: a clone never overwrites\n", dst);
 		return FTVM_EXIT_FAILURE;
 	}
-	if (disk_image_file_format(src, &format, err, sizeof(err)) < 0 || !realpath(src, abs_src)) {
+	if (disk_image_file_format(src, &format, err, sizeof(err)) < 0) {
 		fprintf(stderr, "ftvm clone: %s\n", err);
+		return FTVM_EXIT_FAILURE;
+	}
+	if (!realpath(src, abs_src)) {
+		fprintf(stderr, "ftvm clone: %s: %s\n", src, strerror(errno));
 		return FTVM_EXIT_FAILURE;
 	}
 	if (strcmp(format, "raw") != 0 && strcmp(format, "qcow2") != 0) {

@@ -27,7 +27,9 @@ way through the raw fast path, must end byte-identical to every NBD disk (`qemu-
                  connection read-only). Both nodes end cleanly and the backup's replay matches.
   clone          two linked clones of one base, made with `ftvm clone --linked`, each with a domain
                  made by `ftvm clone --domain` (new name, new MAC, the clone's NBD URI), run at once:
-                 both workloads pass, both overlays equal the reference, the base is unchanged.
+                 both workloads pass, both overlays equal the reference, the base is unchanged; a
+                 --full clone of one stands alone with the same bytes; clones never overwrite, and
+                 bad names, disk counts and disks are refused, leaving no file behind.
 Skips (77) without the bundled guest or the QEMU tools.
 """
 import hashlib
@@ -239,6 +241,30 @@ def scenario_clone(b):
         d.stop()
         b.check_image(overlay, ref, os.path.basename(overlay))
     b.check_base()
+    # A full clone of a linked one stands alone (no backing file) and holds the same bytes.
+    one, full = clones[0][0], os.path.join(b.tmp, "full.qcow2")
+    r = rrlib.run([ftvm, "clone", "--full", one, full], timeout=120)
+    f.expect(r.code == 0, f"ftvm clone --full: exit {r.code}: {r.last_err_line()}")
+    code, info = nbdserve.qemu_img("info", full)
+    f.expect(code == 0 and "backing file" not in info, f"the full clone has a backing file:\n{info}")
+    code, out = nbdserve.qemu_img("compare", "-q", one, full)
+    f.expect(code == 0, f"the full clone differs from its source: {out.strip()}")
+    # Refusals: nothing is overwritten, names and disk counts are checked.
+    before = sha256(one)
+    for argv, want, text in (
+            (["--linked", b.base, one], 1, "exists already"),
+            (["--full", b.base, one], 1, "exists already"),
+            (["--domain", src, os.path.join(b.tmp, "x.xml"), "--name", "../evil"], 2, "letters, digits"),
+            (["--domain", src, os.path.join(b.tmp, "y.xml"), "--disk", ref, "--disk", ref], 2, "one per disk"),
+            (["--domain", src, os.path.join(b.tmp, "z.xml"), "--disk", one], 2, "a qcow2 image"),
+            (["--domain", src, os.path.join(b.tmp, "w.xml"), "--disk", "nbd://h:0/e"], 2, "1..65535"),
+            (["--linked", "--full", b.base, os.path.join(b.tmp, "v.qcow2")], 2, "one of --linked")):
+        r = rrlib.run([ftvm, "clone"] + argv, timeout=60)
+        f.expect(r.code == want and text in r.err_text(),
+                 f"ftvm clone {' '.join(argv)}: exit {r.code} (want {want}): {r.last_err_line()}")
+    f.expect(sha256(one) == before, "a refused clone changed an existing image")
+    f.expect(not any(os.path.exists(os.path.join(b.tmp, n)) for n in ("x.xml", "y.xml", "z.xml", "w.xml", "v.qcow2")),
+             "a refused clone left a file behind")
 
 
 def scenario_ft(b):
