@@ -5,8 +5,11 @@ raw file fast path, side by side in the same run.
 The bundled guest's disk workload (O_DIRECT, so the device is measured, not the page cache):
 sequential write and read of a REGION MiB region in 64 KiB blocks, then OPS random 4 KiB reads and
 OPS random 4 KiB writes. The guest's clock follows the wall clock, so its score is the throughput
-a user of the VM sees. Each configuration runs --runs times, alternately; medians are shown, with
-each NBD configuration's ratio to the raw file:
+a user of the VM sees — and, on a loaded host, mostly the emulated guest's speed. A second table
+measures the host's I/O path alone (bench_disk_image: the same phases through util/disk_image.h,
+one request at a time as the live back end runs them, no guest), where the cost of the NBD hop
+shows undiluted. Each configuration runs --runs times, alternately; medians are shown, with each
+NBD configuration's ratio to the raw file:
 
   raw file     --disk FILE (pread/pwrite on the image, no server)
   NBD raw      the same kind of file exported by qemu-storage-daemon (driver raw) on a Unix socket
@@ -29,6 +32,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "disk"))
 import nbdserve  # noqa: E402
 
 DISK_MIB = 64
+HOST = re.compile(rb"seq-write (\d+) MB/s seq-read (\d+) MB/s rand-read (\d+) IOPS rand-write (\d+) IOPS")
 SCORE = re.compile(rb"disk: score seq-write (\d+) MB/s, seq-read (\d+) MB/s, rand-read (\d+) IOPS, "
                    rb"rand-write (\d+) IOPS")
 COLUMNS = ("seq-write MB/s", "seq-read MB/s", "rand-read IOPS", "rand-write IOPS")
@@ -45,9 +49,31 @@ def run_workload(ftvm, disk, region, ops, env):
     return [int(x) for x in m.groups()]
 
 
+def run_host_path(tool, disk, region, ops):
+    p = subprocess.run([tool, disk, str(region), str(ops)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=1800)
+    m = HOST.search(p.stdout)
+    if p.returncode != 0 or not m:
+        sys.exit(f"disk_bench: bench_disk_image {disk}: exit {p.returncode}: {p.stderr.decode(errors='replace')}")
+    return [int(x) for x in m.groups()]
+
+
+def table(title, kinds, results):
+    med = {k: [statistics.median(r[c] for r in results[k]) for c in range(4)] for k in kinds}
+    print(f"\n{title}")
+    print(f"{'':12s} " + " ".join(f"{c:>16s}" for c in COLUMNS))
+    for k in kinds:
+        cells = []
+        for c in range(4):
+            v, raw = med[k][c], med["raw file"][c]
+            cells.append(f"{v:>9.0f}" + (f" ({v / raw:4.2f})" if k != "raw file" and raw else "       "))
+        print(f"{k:12s} " + " ".join(f"{x:>16s}" for x in cells))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ftvm", default=os.path.join(REPO, "build", "cmd", "ftvm"))
+    ap.add_argument("--tool", default=os.path.join(REPO, "build", "bench", "disk", "bench_disk_image"))
     ap.add_argument("--guest", default=os.environ.get("FTVM_GUEST_DIR", os.path.join(REPO, "build", "guest")))
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--region", type=int, default=32, help="MiB of the sequential phases")
@@ -82,27 +108,23 @@ def main():
         return path, "qcow2"
 
     kinds = ("raw file", "NBD raw", "NBD qcow2", "NBD overlay")
-    results = {k: [] for k in kinds}
+    guest = {k: [] for k in kinds}
+    host = {k: [] for k in kinds}
     for i in range(a.runs):
         for kind in kinds:
-            path, fmt = fresh(kind, i)
-            if kind == "raw file":
-                results[kind].append(run_workload(a.ftvm, path, a.region, a.ops, env))
-            else:
-                with nbdserve.StorageDaemon(path, fmt, path + ".sock", path + ".log") as d:
-                    results[kind].append(run_workload(a.ftvm, d.uri, a.region, a.ops, env))
-            os.unlink(path)
-            print(f"  run {i + 1} {kind:12s} {results[kind][-1]}", flush=True)
+            for results, run in ((guest, lambda d: run_workload(a.ftvm, d, a.region, a.ops, env)),
+                                 (host, lambda d: run_host_path(a.tool, d, a.region, a.ops))):
+                path, fmt = fresh(kind, i)
+                if kind == "raw file":
+                    results[kind].append(run(path))
+                else:
+                    with nbdserve.StorageDaemon(path, fmt, path + ".sock", path + ".log") as d:
+                        results[kind].append(run(d.uri))
+                os.unlink(path)
+            print(f"  run {i + 1} {kind:12s} guest {guest[kind][-1]} host path {host[kind][-1]}", flush=True)
 
-    med = {k: [statistics.median(r[c] for r in results[k]) for c in range(4)] for k in kinds}
-    print()
-    print(f"{'':12s} " + " ".join(f"{c:>16s}" for c in COLUMNS))
-    for k in kinds:
-        cells = []
-        for c in range(4):
-            v, raw = med[k][c], med["raw file"][c]
-            cells.append(f"{v:>9.0f}" + (f" ({v / raw:4.2f})" if k != "raw file" and raw else "       "))
-        print(f"{k:12s} " + " ".join(f"{x:>16s}" for x in cells))
+    table("guest's disk workload (medians)", kinds, guest)
+    table("host I/O path alone, bench_disk_image (medians)", kinds, host)
     print("(ratio to the raw file in parentheses)")
 
 
