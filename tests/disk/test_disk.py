@@ -25,6 +25,8 @@ way through the raw fast path, must end byte-identical to every NBD disk (`qemu-
                  replicated, each node's replica a linked clone served by its own daemon (the two
                  overlays equal at the end); shared, both nodes on one export (the backup's
                  connection read-only). Both nodes end cleanly and the backup's replay matches.
+                 Then replicated again with the primary SIGKILLed mid-workload: the backup goes
+                 live on its NBD replica and the guest's own read-back checks pass there.
   clone          two linked clones of one base, made with `ftvm clone --linked`, each with a domain
                  made by `ftvm clone --domain` (new name, new MAC, the clone's NBD URI), run at once:
                  both workloads pass, both overlays equal the reference, the base is unchanged; a
@@ -273,21 +275,36 @@ def scenario_ft(b):
     import ftlab  # noqa: E402
     f = b.f
     os.environ["FTVM"] = b.ftvm
-    workload = "ftvm.workload=disk ftvm.disk.mb=8 ftvm.disk.ops=300"
-    for mode in ("replicated", "shared"):
-        hosts = ("a", "b") if mode == "replicated" else ("a",)
+    for mode in ("replicated", "shared", "replicated-crash"):
+        disk_mode = mode.split("-")[0]
+        crash = mode.endswith("crash")
+        workload = f"ftvm.workload=disk ftvm.disk.mb={16 if crash else 8} ftvm.disk.ops={2000 if crash else 300}"
+        hosts = ("a", "b") if disk_mode == "replicated" else ("a",)
         images = {h: b.clone(f"{mode}-{h}.qcow2") for h in hosts}
         daemons = {h: b.serve(images[h]) for h in hosts}
-        lab = ftlab.Lab(f"nd{os.getpid() % 1000}{mode[0]}", os.path.join(b.tmp, f"ft-{mode}"), disk_mode=mode,
-                        timeout_ms=None, workload=workload)
-        lab.disks = {h: daemons[h if mode == "replicated" else "a"].uri for h in ("a", "b")}
+        lab = ftlab.Lab(f"nd{os.getpid() % 1000}{mode[0]}{int(crash)}", os.path.join(b.tmp, f"ft-{mode}"),
+                        disk_mode=disk_mode, timeout_ms=None, workload=workload)
+        lab.disks = {h: daemons[h if disk_mode == "replicated" else "a"].uri for h in ("a", "b")}
         try:
             lab.start(ready_timeout=300)
-            lab.primary.wait_for("disk: score", 600)
-            code_p, code_b = lab.primary.wait(300), lab.backup.wait(300)
-            f.expect(code_p == 0 and code_b == 0, f"FT {mode} on NBD: exit statuses primary {code_p}, backup {code_b}")
-            f.expect("replay matched" in lab.backup.output(), f"FT {mode} on NBD: the backup's replay did not match:\n"
-                     + lab.backup.output()[-1500:])
+            if crash:
+                # The primary dies mid-workload; the backup goes live on its own NBD replica and the
+                # guest's read-back checks must pass there.
+                lab.primary.wait_for(r"disk: \d+ MiB region", 120)
+                time.sleep(0.5)
+                lab.primary.kill()
+                lab.backup.wait_for("live as primary", 60)
+                code = lab.backup.wait(300)
+                f.expect(code == 0 and "disk: score" in lab.backup.output(),
+                         f"FT on NBD, primary killed: the new primary's guest ended with {code}:\n"
+                         + lab.backup.output()[-1500:])
+            else:
+                lab.primary.wait_for("disk: score", 600)
+                code_p, code_b = lab.primary.wait(300), lab.backup.wait(300)
+                f.expect(code_p == 0 and code_b == 0,
+                         f"FT {mode} on NBD: exit statuses primary {code_p}, backup {code_b}")
+                f.expect("replay matched" in lab.backup.output(),
+                         f"FT {mode} on NBD: the backup's replay did not match:\n" + lab.backup.output()[-1500:])
         except (TimeoutError, RuntimeError) as e:
             f.expect(False, f"FT {mode} on NBD: {e}")
         finally:
