@@ -328,6 +328,9 @@ def main():
     name, ftvm, guest = sys.argv[1:]
     if not rrlib.bundled_guest(guest):
         return rrlib.SKIP
+    if name == "ft" and (os.geteuid() != 0 or not shutil.which("ip")):
+        print("SKIP: the FT pair's network namespaces need root and iproute2")
+        return rrlib.SKIP
     missing = nbdserve.tools_missing()
     if missing:
         print(f"SKIP: {' '.join(missing)} not installed (scripts/setup)")
