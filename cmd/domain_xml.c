@@ -193,8 +193,10 @@ static int uri_encode(const char *src, char *out, size_t outlen)
  * (or <host name='HOST' port='PORT'/>): the NBD URI, checked like a --disk URI. */
 static int network_disk(struct dom_ctx *c, xmlNodePtr node, char *out, size_t outlen)
 {
-	char protocol[32], tls[16], name[DOMAIN_STR_MAX], transport[16], socket[DOMAIN_PATH_MAX];
-	char host[DOMAIN_STR_MAX], port[16], enc_name[3 * DOMAIN_STR_MAX], enc_sock[DOMAIN_PATH_MAX];
+	/* Each buffer holds more than its part may have, so that a longer value is refused below
+	 * (by the encoder or the URI parser), never cut silently into another valid name. */
+	char protocol[32], tls[16], name[DOMAIN_PATH_MAX], transport[16], socket[DOMAIN_PATH_MAX];
+	char host[NBD_URI_MAX_HOST + 2], port[16], enc_name[DOMAIN_PATH_MAX], enc_sock[DOMAIN_PATH_MAX];
 	char why[512];
 	xmlXPathObjectPtr hosts;
 	int nhosts, n;

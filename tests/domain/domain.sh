@@ -78,6 +78,9 @@ domain nbdport "<disk type='network' device='disk'><source protocol='nbd' name='
 expect 2 "port not in 1..65535" -- run --domain "$work/nbdport.xml"
 domain nbd2 "<disk type='network' device='disk'><source protocol='nbd'><host name='a'/><host name='b'/></source></disk>" > "$work/nbd2.xml"
 expect 2 "exactly one <source><host>, found 2" -- run --domain "$work/nbd2.xml"
+long=$(printf 'a%.0s' $(seq 300))
+domain nbdlong "<disk type='network' device='disk'><source protocol='nbd' name='e'><host name='$long'/></source></disk>" > "$work/nbdlong.xml"
+expect 2 "host name too long" -- run --domain "$work/nbdlong.xml"
 domain nbdtls "<disk type='network' device='disk'><source protocol='nbd' tls='yes'><host name='a'/></source></disk>" > "$work/nbdtls.xml"
 expect 2 "TLS is not supported" -- run --domain "$work/nbdtls.xml"
 domain ok "$FILE_DISK" > "$work/ok.xml"
