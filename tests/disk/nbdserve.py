@@ -12,7 +12,7 @@ import urllib.parse
 
 def tools_missing():
     """The QEMU tools that are not installed (Debian: qemu-system-common, qemu-utils)."""
-    return [t for t in ("qemu-storage-daemon", "qemu-img", "qemu-io") if not shutil.which(t)]
+    return [t for t in ("qemu-storage-daemon", "qemu-nbd", "qemu-img", "qemu-io") if not shutil.which(t)]
 
 
 def qemu_img(*args):
@@ -31,11 +31,12 @@ def qemu_io(image, fmt, command):
 
 
 class StorageDaemon:
-    """qemu-storage-daemon serving image (format fmt) as export EXPORT on a Unix socket."""
+    """qemu-storage-daemon serving image (format fmt) as export EXPORT on a Unix socket; with
+    qemu_nbd=True, qemu-nbd instead (one client at a time, kept serving with --persistent)."""
 
     EXPORT = "disk0"
 
-    def __init__(self, image, fmt, sock, log_path, writable=True):
+    def __init__(self, image, fmt, sock, log_path, writable=True, qemu_nbd=False):
         self.sock = sock
         if os.path.exists(sock):
             os.unlink(sock)
@@ -46,6 +47,9 @@ class StorageDaemon:
                 "--nbd-server", f"addr.type=unix,addr.path={sock}",
                 "--export", f"type=nbd,id=exp0,node-name=fmt0,name={self.EXPORT},"
                             f"writable={'on' if writable else 'off'}"]
+        if qemu_nbd:
+            argv = ["qemu-nbd", "--persistent", "-f", fmt, "-k", sock, "-x", self.EXPORT] \
+                + ([] if writable else ["--read-only"]) + [image]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while not os.path.exists(sock):

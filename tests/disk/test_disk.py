@@ -12,7 +12,8 @@ way through the raw fast path, must end byte-identical to every NBD disk (`qemu-
                  qemu-storage-daemon: the guest's own read-back checks pass, the overlay then equals
                  the raw reference, its pattern still reads through from the base (qemu-io), and
                  the base is unchanged (its SHA-256); the same overlay given as a domain XML's
-                 <disk type='network'> boots too. A qcow2 file given as a plain --disk is refused.
+                 <disk type='network'> boots too, and a second overlay served by qemu-nbd ends the
+                 same. A qcow2 file given as a plain --disk is refused.
   record-replay  the workload recorded on an NBD disk with reads as digests, then replayed on a
                  second clone of the base served the same way: every CHECK and DISK_DIGEST
                  matches, and the replay's overlay equals the recorded one.
@@ -81,8 +82,8 @@ class Bench:
         self.f.expect(r.code == 0 and os.path.exists(path), f"ftvm clone --linked: exit {r.code}: {r.last_err_line()}")
         return path
 
-    def serve(self, image, fmt="qcow2"):
-        d = nbdserve.StorageDaemon(image, fmt, image + ".sock", image + ".qsd.log")
+    def serve(self, image, fmt="qcow2", qemu_nbd=False):
+        d = nbdserve.StorageDaemon(image, fmt, image + ".sock", image + ".qsd.log", qemu_nbd=qemu_nbd)
         self.daemons.append(d)
         return d
 
@@ -135,6 +136,13 @@ def scenario_qcow2(b):
     workload_ok(f, r, "the same overlay as <disk type='network'> of a domain")
     d.stop()
     b.check_image(overlay, ref, "overlay")
+    # qemu-nbd serves the same kind of overlay just as well.
+    other = b.clone("vm-qemu-nbd.qcow2")
+    d = b.serve(other, qemu_nbd=True)
+    r = rrlib.run([ftvm, "run", "--disk", d.uri] + WORKLOAD, timeout=600)
+    workload_ok(f, r, "disk workload on a qcow2 overlay served by qemu-nbd")
+    d.stop()
+    b.check_image(other, ref, "overlay served by qemu-nbd")
     b.check_base()
 
 
