@@ -22,6 +22,7 @@ import argparse
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -126,6 +127,7 @@ def main():
     table("guest's disk workload (medians)", kinds, guest)
     table("host I/O path alone, bench_disk_image (medians)", kinds, host)
     print("(ratio to the raw file in parentheses)")
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
