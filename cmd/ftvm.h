@@ -23,5 +23,6 @@ int cmd_snapshot_main(int argc, char **argv);
 int cmd_keygen_main(int argc, char **argv);
 int cmd_incoming_main(int argc, char **argv);
 int cmd_migrate_main(int argc, char **argv);
+int cmd_clone_main(int argc, char **argv);
 
 #endif
