@@ -381,13 +381,12 @@ static int emit_insn(struct block *b, const struct cpu_decoded *e, unsigned off)
 		return 0;
 	case CPU_OP_FPU: {
 		unsigned opcode = (uint32_t)e->imm & 0x7f;
-		if (opcode == FP_OPCODE_STORE)
-			return -1;
 		jx_mov(&b->jx, JX_RDI, JX_RBX);
 		jx_mov_imm(&b->jx, JX_RSI, (uint32_t)e->imm);
 		jx_mov_imm(&b->jx, JX_RDX, JIT_SITE(0, 0, e->len, off, b->ninsns));
 		jx_mov_imm(&b->jx, JX_RCX, e->raw & 0xffff);
-		call_checked(b, (const void *)jit_helper_fpu);
+		call_checked(b, opcode == FP_OPCODE_STORE ? (const void *)jit_helper_fp_store
+							  : (const void *)jit_helper_fpu);
 		return 0;
 	}
 	case CPU_OP_AMO:
@@ -408,7 +407,7 @@ static int emit_insn(struct block *b, const struct cpu_decoded *e, unsigned off)
 		return 0;
 	}
 	default:
-		/* FENCE, FENCE.I, FP stores, illegal: the interpreter's. */
+		/* FENCE, FENCE.I, illegal: the interpreter's. */
 		return -1;
 	}
 }
