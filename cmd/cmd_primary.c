@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cmd/ft_node.h"
 #include "cmd/ft_options.h"
 #include "logchannel/channel.h"
 #include "cmd/exit_code.h"
@@ -49,12 +50,18 @@ struct primary_cmd {
 	struct ft_options fo;
 	struct channel_key key;
 	struct ft_primary *p;
+	struct ft_node *node;        /* with --spare: the node restoring redundancy (cmd/ft_node.h) */
 	struct vm_control vc;
 };
 
 static void status_cb(void *ctx, struct ft_status *st)
 {
 	ft_primary_get_status(ctx, st);
+}
+
+static void node_status_cb(void *ctx, struct ft_status *st)
+{
+	ft_node_get_status(ctx, st);
 }
 
 static int primary_options(void *self, int *argc, char **argv, bool *help, char *err, size_t errlen)
@@ -87,7 +94,12 @@ static int primary_start(void *self, struct vm_command *c, char *err, size_t err
 	if (ft_primary_create(&cfg, c->m, world_live_world(c->world), &pc->p, err, errlen) ||
 	    ft_primary_connect(pc->p, err, errlen))
 		return FTVM_EXIT_FAILURE;
-	int ret = vm_control_init(&pc->vc, "primary", c, status_cb, pc->p);
+	if (fo->nspares && ft_node_create(c, fo, &pc->key, vm_id, &pc->node)) {
+		snprintf(err, errlen, "out of memory");
+		return FTVM_EXIT_FAILURE;
+	}
+	int ret = pc->node ? vm_control_init(&pc->vc, "primary", c, node_status_cb, pc->node)
+			   : vm_control_init(&pc->vc, "primary", c, status_cb, pc->p);
 	if (ret) {
 		snprintf(err, errlen, "cannot start: %s", strerror(-ret));
 		return FTVM_EXIT_FAILURE;
@@ -106,6 +118,11 @@ static int primary_run(void *self, struct vm_command *c, char *err, size_t errle
 	struct primary_cmd *pc = self;
 	int status = 0;
 
+	if (pc->node) {
+		struct ft_primary *p = pc->p;
+		pc->p = NULL; /* the node's now: it ends and destroys it */
+		return ft_node_run(pc->node, pc->fo.epoch, 0, p);
+	}
 	enum machine_exit why = machine_run(c->m, ft_primary_world(pc->p), ICOUNT_MAX, &status);
 	world_live_flush(c->world);
 	int ret = ft_primary_finish(pc->p, why, status);
@@ -121,6 +138,7 @@ static int primary_run(void *self, struct vm_command *c, char *err, size_t errle
 static void primary_stop(void *self)
 {
 	struct primary_cmd *pc = self;
+	ft_node_destroy(pc->node);
 	ft_primary_destroy(pc->p);
 	vm_control_destroy(&pc->vc);
 }

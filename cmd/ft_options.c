@@ -62,7 +62,13 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 		if (taken)
 			continue;
 		uint64_t *num = NULL, tmp = 0, min = 0, max = UINT64_MAX;
-		if (!strcmp(a, "--peer"))
+		if (!strcmp(a, "--spare")) {
+			if (fo->nspares == FT_MAX_SPARES) {
+				snprintf(err, errlen, "--spare: at most %d spares", FT_MAX_SPARES);
+				return -EINVAL;
+			}
+			str = &fo->spare[fo->nspares++];
+		} else if (!strcmp(a, "--peer"))
 			str = &fo->peer;
 		else if (!strcmp(a, "--listen"))
 			str = &fo->listen;
@@ -165,6 +171,8 @@ void ft_options_help(FILE *out)
 		"                      TLS 1.3 authenticated by it\n"
 		"  --vm NAME           the VM's name (default " CONTROL_DEFAULT_VM "); must match the arbiter area\n"
 		"  --epoch N           pairing epoch (default 1): the channel's and the arbiter claim's\n"
+		"  --spare HOST:PORT   an `ftvm spare` to restore redundancy to after every loss of the peer\n"
+		"                      (repeatable, up to 8: the first that answers; docs/ft-clone.md)\n"
 		"  --timeout MS        peer silence that counts as failure (default %u ms)\n"
 		"  --heartbeat MS      heartbeat interval (default %u ms)\n"
 		"  --log-transport T   tcp (default) or rdma (RDMA verbs; needs a device on both hosts,\n"

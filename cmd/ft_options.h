@@ -17,8 +17,12 @@
 /* DESIGN.md: the backup stays under 100 ms of guest time behind; past that the primary is slowed. */
 #define FT_DEFAULT_MAX_LAG_MS 100
 
+#define FT_MAX_SPARES 8
+
 struct ft_options {
 	const char *peer;       /* primary: backup's HOST:PORT */
+	const char *spare[FT_MAX_SPARES]; /* --spare HOST:PORT: where to restore redundancy (cmd/ft_node.h) */
+	unsigned nspares;
 	const char *listen;     /* backup: HOST:PORT */
 	const char *arbiter;
 	struct control_options co;  /* --vm (also the VM id's name), --control, --control-group */

@@ -21,6 +21,7 @@ struct mig_dest_config {
 	const char *listen;             /* HOST:PORT */
 	const struct channel_key *key;
 	const char *vm_id;              /* the VM's name the source must give */
+	bool clone;                     /* take only an FT clone (`ftvm spare`), else only a migration */
 	/* Called once the socket listens (for the terminal): may be NULL. */
 	void (*listening)(void *ctx, unsigned port);
 	void *ctx;
