@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""test_clone.py — restoring redundancy by FT clones (docs/ft-clone.md), end to end with the
+bundled guest on the two-host namespace topology of scripts/ft-topology.
+
+Every node is started with --spare naming the other host's logging address, so whichever node
+is alone clones to a spare there. Scenarios:
+
+  chain --failovers N   kvd under one client's write load over one TCP connection. The primary
+                        (host A) is killed; a spare is started at once on the dead node's host;
+                        the survivor goes live, clones to it and is protected again; then the new
+                        primary is killed, and so on, N failovers alternating hosts. Checks: the
+                        connection never breaks, every acknowledged write reads back, every node
+                        reports the new pairing's epoch and its clone. Prints each failover's
+                        client gap and its time from the kill to protected again.
+  faults                a spare for another VM refuses the clone (the node stays alone and keeps
+                        trying); the spare killed mid-copy (the node stays alone and retries);
+                        the cloning primary killed mid-copy (the half-built backup never goes
+                        live and waits for clones again).
+"""
+import argparse
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import ftlab
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLIENT = os.path.join(HERE, "kvclient.py")
+LOG_IP = {"a": "10.78.0.1", "b": "10.78.0.2"}
+PORT = ftlab.LOG_PORT
+
+
+def check(cond, what, nodes=()):
+    if not cond:
+        for n in nodes:
+            if n:
+                print(f"--- {n.name} output (tail) ---\n{n.output()[-4000:]}", file=sys.stderr)
+        raise SystemExit(f"FAILED: {what}")
+
+
+def other(host):
+    return "b" if host == "a" else "a"
+
+
+def start_node(lab, host, verb, tag, vm=None, extra=()):
+    """An ftvm node on @host: `primary` (to the other host), or `backup`/`spare` (listening)."""
+    argv = ["ip", "netns", "exec", lab.ns(host), ftlab.ftvm_binary(), verb]
+    if verb == "primary":
+        argv += ["--peer", f"{LOG_IP[other(host)]}:{PORT}"]
+    else:
+        argv += ["--listen", f"{LOG_IP[host]}:{PORT}"]
+    argv += ["--spare", f"{LOG_IP[other(host)]}:{PORT}",
+             "--control", os.path.join(lab.workdir, f"{host}.sock")] + lab.ft_options() + list(extra) \
+        + lab.run_options(host)
+    if vm:
+        argv[argv.index("--vm") + 1] = vm
+    return ftlab.Node(f"{verb}-{host}{tag}", argv)
+
+
+def status(lab, host):
+    out = lab.status(host)
+    return json.loads(out) if out.startswith("{") else {}
+
+
+def acked_lines(logfile):
+    if not os.path.exists(logfile):
+        return 0
+    with open(logfile) as f:
+        return sum(1 for line in f if line.strip())
+
+
+def start_writer(lab, logfile, stopfile, prefix):
+    return subprocess.Popen(["ip", "netns", "exec", lab.ns("cl"), "python3", CLIENT, "write", ftlab.GUEST_IP,
+                             "--count", "1000000", "--delay-ms", "4", "--prefix", prefix, "--log", logfile,
+                             "--stop-file", stopfile], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_acked_beyond(logfile, n, timeout):
+    """The time at which the client's acknowledged writes passed n (None on timeout)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if acked_lines(logfile) > n:
+            return time.monotonic()
+        time.sleep(0.005)
+    return None
+
+
+def finish_writer(writer, stopfile, nodes):
+    open(stopfile, "w").close()
+    try:
+        out, err = writer.communicate(timeout=120)
+    except Exception:
+        writer.kill()
+        out, err = writer.communicate()
+    check(writer.returncode == 0, f"client failed ({writer.returncode}): {err[-2000:]}", nodes)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def verify(lab, logfile, nodes):
+    out = lab.client(["python3", CLIENT, "verify", ftlab.GUEST_IP, "--log", logfile], capture_output=True, text=True)
+    check(out.returncode == 0, f"verification failed: {out.stdout} {out.stderr[-2000:]}", nodes)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def protected_epoch(node):
+    m = re.findall(r"protected again: primary of epoch (\d+)", node.output())
+    return int(m[-1]) if m else None
+
+
+def scenario_chain(lab, a, workdir):
+    logfile, stopfile = os.path.join(workdir, "acked.txt"), os.path.join(workdir, "stop")
+    nodes = {"b": start_node(lab, "b", "backup", "0")}
+    nodes["b"].wait_for("listening on", 30)
+    nodes["a"] = start_node(lab, "a", "primary", "0")
+    nodes["a"].wait_for("ftvm-guest: ready", 180)
+    writer = start_writer(lab, logfile, stopfile, "c-")
+    check(wait_acked_beyond(logfile, 20, 60) is not None, "writes never flowed", nodes.values())
+    primary, results, epoch = "a", [], 1
+    try:
+        for i in range(a.failovers):
+            survivor = other(primary)
+            acked = acked_lines(logfile)
+            nodes[primary].kill()
+            t_kill = time.monotonic()
+            nodes[primary].wait(10)
+            spare = start_node(lab, primary, "spare", str(i + 1))
+            t_back = wait_acked_beyond(logfile, acked, 30)
+            nodes[survivor].wait_for("live as primary", 30)
+            nodes[survivor].wait_for("protected again", 60)
+            t_protected = time.monotonic()
+            spare.wait_for("primary connected; replaying", 30)
+            nodes[primary] = spare
+            new_epoch = protected_epoch(nodes[survivor])
+            check(new_epoch == epoch + 2, f"failover {i + 1}: new pairing epoch {new_epoch}, expected {epoch + 2}",
+                  nodes.values())
+            st = status(lab, survivor)
+            check(st.get("state") == "protected" and st.get("epoch") == new_epoch and st.get("clones") == 1
+                  and st.get("unprotected_ms") == 0, f"failover {i + 1}: survivor status {st}", nodes.values())
+            epoch = new_epoch
+            # Writes flow in the new pairing before its primary is killed in turn.
+            check(wait_acked_beyond(logfile, acked_lines(logfile) + 20, 30) is not None,
+                  f"failover {i + 1}: writes stopped after the clone", nodes.values())
+            gap_ms = round((t_back - t_kill) * 1000) if t_back else None
+            results.append({"failover": i + 1, "killed": primary, "client_gap_ms": gap_ms,
+                            "protected_again_ms": round((t_protected - t_kill) * 1000)})
+            print(json.dumps(results[-1]), flush=True)
+            primary = survivor
+        summary = finish_writer(writer, stopfile, nodes.values())
+        check(summary["reconnects"] == 0, f"the client's connection broke: {summary}", nodes.values())
+        v = verify(lab, logfile, nodes.values())
+        check(v["verified"] == summary["acked"], f"verified {v['verified']} of {summary['acked']}", nodes.values())
+    finally:
+        for n in nodes.values():
+            n.kill()
+    gaps = [r["client_gap_ms"] for r in results if r["client_gap_ms"] is not None]
+    prot = [r["protected_again_ms"] for r in results]
+    return {"failovers": len(results), "acked": summary["acked"], "verified": v["verified"],
+            "reconnects": summary["reconnects"], "max_client_gap_ms": max(gaps) if gaps else None,
+            "max_protected_again_ms": max(prot), "median_protected_again_ms": sorted(prot)[len(prot) // 2]}
+
+
+def wait_status(lab, host, pred, timeout):
+    deadline = time.monotonic() + timeout
+    st = {}
+    while time.monotonic() < deadline:
+        st = status(lab, host)
+        if st and pred(st):
+            return st
+        time.sleep(0.05)
+    return st
+
+
+def scenario_faults(lab, a, workdir):
+    nodes = {"b": start_node(lab, "b", "backup", "0")}
+    nodes["b"].wait_for("listening on", 30)
+    nodes["a"] = start_node(lab, "a", "primary", "0")
+    nodes["a"].wait_for("ftvm-guest: ready", 180)
+    out = {}
+    try:
+        # 1. A spare for another VM: the clone is refused, the survivor stays alone and retries.
+        nodes["a"].kill()
+        nodes["a"].wait(10)
+        stranger = start_node(lab, "a", "spare", "-stranger", vm="another-vm")
+        nodes["b"].wait_for("live as primary", 30)
+        nodes["b"].wait_for(r"FT clone to .* failed", 30)
+        time.sleep(1.0)
+        st = status(lab, "b")
+        check(st.get("state") == "alone" and st.get("clones") == 0 and st.get("unprotected_ms", 0) > 500,
+              f"after a foreign spare: {st}", [nodes["b"], stranger])
+        retries = len(re.findall(r"FT clone to .* failed", nodes["b"].output()))
+        check(retries >= 2, f"the node tried the foreign spare only {retries} time(s)", [nodes["b"]])
+        check("live as primary" not in stranger.output(), "the foreign spare went live", [stranger])
+        stranger.kill()
+        stranger.wait(10)
+        out["foreign_spare_retries"] = retries
+        # 2. The spare killed mid-copy: the node keeps running alone and then clones to a new one.
+        spare = start_node(lab, "a", "spare", "-midcopy", extra=["--timeout", "1000"])
+        spare.wait_for("waiting for a clone", 30)
+        st = wait_status(lab, "b", lambda s: s.get("clone_phase") in ("precopy", "stop-and-copy") and
+                         s.get("clone_bytes", 0) > 0, 30)
+        spare.kill()
+        spare.wait(10)
+        check(st.get("state") == "alone", f"before the spare's death: {st}", [nodes["b"]])
+        time.sleep(1.5)
+        st = status(lab, "b")
+        check(st.get("state") == "alone" and st.get("clones") == 0, f"after the spare's death: {st}", [nodes["b"]])
+        out["spare_killed_clone_bytes"] = st.get("clone_bytes")
+        spare = start_node(lab, "a", "spare", "-2")
+        nodes["b"].wait_for("protected again", 60)
+        spare.wait_for("primary connected; replaying", 30)
+        nodes["a"] = spare
+        st = status(lab, "b")
+        check(st.get("state") == "protected" and st.get("clones") == 1, f"after the retry: {st}", nodes.values())
+        # 3. The primary killed mid-copy: its half-built backup never goes live.
+        nodes["b"].kill()
+        nodes["b"].wait(10)
+        nodes["a"].wait_for("live as primary", 30)
+        half = start_node(lab, "b", "spare", "-half")
+        half.wait_for("waiting for a clone", 30)
+        st = wait_status(lab, "a", lambda s: s.get("clone_phase") in ("precopy", "stop-and-copy") and
+                         s.get("clone_bytes", 0) > 0, 30)
+        nodes["a"].kill()
+        nodes["a"].wait(10)
+        half.wait_for("clone refused or broken", 30)
+        time.sleep(1.0)
+        check(half.proc.poll() is None and "live as primary" not in half.output(),
+              "the half-built backup went live or died", [half])
+        st = status(lab, "b")
+        check(st.get("role") == "spare" and st.get("state") == "waiting", f"half-built backup: {st}", [half])
+        half.kill()
+        out["primary_killed_mid_copy"] = "backup stayed a spare"
+    finally:
+        for n in nodes.values():
+            n.kill()
+    return out
+
+
+SCENARIOS = {"chain": scenario_chain, "faults": scenario_faults}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("scenario", choices=sorted(SCENARIOS))
+    ap.add_argument("--failovers", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=int(time.time()))
+    a = ap.parse_args()
+    if not os.path.exists(os.path.join(ftlab.guest_dir(), "Image")):
+        print(f"SKIP: no bundled guest in {ftlab.guest_dir()} (run guest/build)")
+        return 77
+    random.seed(a.seed)
+    workdir = tempfile.mkdtemp(prefix=f"ftvm-clone-{a.scenario}-")
+    # ftvm's default failure detection (heartbeats 20 ms, timeout 200 ms).
+    lab = ftlab.Lab(f"c{os.getpid() % 10000}", workdir, timeout_ms=None)
+    try:
+        print(json.dumps({"scenario": a.scenario, **SCENARIOS[a.scenario](lab, a, workdir)}), flush=True)
+    finally:
+        lab.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
