@@ -120,7 +120,8 @@ static int clone_to(struct ft_node *n, const char *spare)
 {
 	struct mig_source_config cfg = {
 		.m = n->c->m, .world = n->c->world, .to = spare, .key = n->key, .vm_id = n->fo.co.vm,
-		.epoch = n->epoch + 2, .clone = true, .commit = record_pairing, .commit_ctx = n,
+		.epoch = n->epoch + 2, .bandwidth_mbit = n->fo.clone_bandwidth_mbit, .clone = true,
+		.commit = record_pairing, .commit_ctx = n,
 	};
 	pthread_mutex_lock(&n->lock);
 	if (n->job_used)

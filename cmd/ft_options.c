@@ -84,6 +84,8 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 			num = &tmp, min = 10, max = FT_MAX_MS;
 		else if (!strcmp(a, "--max-lag"))
 			num = &fo->max_lag_ms, min = 0, max = FT_MAX_MS;
+		else if (!strcmp(a, "--clone-bandwidth"))
+			num = &fo->clone_bandwidth_mbit, min = 1, max = 1000000;
 		else if (!strcmp(a, "--perturb-lsn"))
 			num = &fo->perturb_lsn, min = 1;
 		else if (!strcmp(a, "--replay-delay-us"))
@@ -173,6 +175,7 @@ void ft_options_help(FILE *out)
 		"  --epoch N           pairing epoch (default 1): the channel's and the arbiter claim's\n"
 		"  --spare HOST:PORT   an `ftvm spare` to restore redundancy to after every loss of the peer\n"
 		"                      (repeatable, up to 8: the first that answers; docs/ft-clone.md)\n"
+		"  --clone-bandwidth MBIT  cap on an FT clone's use of the link (default: none)\n"
 		"  --timeout MS        peer silence that counts as failure (default %u ms)\n"
 		"  --heartbeat MS      heartbeat interval (default %u ms)\n"
 		"  --log-transport T   tcp (default) or rdma (RDMA verbs; needs a device on both hosts,\n"

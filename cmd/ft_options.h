@@ -23,6 +23,7 @@ struct ft_options {
 	const char *peer;       /* primary: backup's HOST:PORT */
 	const char *spare[FT_MAX_SPARES]; /* --spare HOST:PORT: where to restore redundancy (cmd/ft_node.h) */
 	unsigned nspares;
+	uint64_t clone_bandwidth_mbit; /* --clone-bandwidth: cap on a clone's use of the link (0: none) */
 	const char *listen;     /* backup: HOST:PORT */
 	const char *arbiter;
 	struct control_options co;  /* --vm (also the VM id's name), --control, --control-group */

@@ -175,8 +175,12 @@ def wait_status(lab, host, pred, timeout):
     return st
 
 
+# The clones of the faults scenario cross at 2 MB/s, so that "mid-copy" lasts seconds.
+SLOW_CLONE = ["--clone-bandwidth", "16"]
+
+
 def scenario_faults(lab, a, workdir):
-    nodes = {"b": start_node(lab, "b", "backup", "0")}
+    nodes = {"b": start_node(lab, "b", "backup", "0", extra=SLOW_CLONE)}
     nodes["b"].wait_for("listening on", 30)
     nodes["a"] = start_node(lab, "a", "primary", "0")
     nodes["a"].wait_for("ftvm-guest: ready", 180)
@@ -199,7 +203,7 @@ def scenario_faults(lab, a, workdir):
         stranger.wait(10)
         out["foreign_spare_retries"] = retries
         # 2. The spare killed mid-copy: the node keeps running alone and then clones to a new one.
-        spare = start_node(lab, "a", "spare", "-midcopy", extra=["--timeout", "1000"])
+        spare = start_node(lab, "a", "spare", "-midcopy")
         spare.wait_for("waiting for a clone", 30)
         st = wait_status(lab, "b", lambda s: s.get("clone_phase") in ("precopy", "stop-and-copy") and
                          s.get("clone_bytes", 0) > 0, 30)
@@ -210,7 +214,7 @@ def scenario_faults(lab, a, workdir):
         st = status(lab, "b")
         check(st.get("state") == "alone" and st.get("clones") == 0, f"after the spare's death: {st}", [nodes["b"]])
         out["spare_killed_clone_bytes"] = st.get("clone_bytes")
-        spare = start_node(lab, "a", "spare", "-2")
+        spare = start_node(lab, "a", "spare", "-2", extra=SLOW_CLONE)
         nodes["b"].wait_for("protected again", 60)
         spare.wait_for("primary connected; replaying", 30)
         nodes["a"] = spare
