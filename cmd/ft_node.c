@@ -295,11 +295,20 @@ int ft_node_run(struct ft_node *n, uint64_t epoch, uint64_t failovers, struct ft
 		if (!cut)
 			return vm_command_finish(n->c, why, status, NULL);
 		uint64_t t0 = time_mono_ns();
-		if (become_primary(n, err, sizeof(err)))
+		if (become_primary(n, err, sizeof(err))) {
 			diag_warn("the clone's backup did not take the log (%s): alone again", err);
-		else
-			diag_warn("protected again: primary of epoch %llu with %s, %.1f ms after the cut",
-				  (unsigned long long)n->epoch, n->cloned_to, (time_mono_ns() - t0) / 1e6);
+			continue;
+		}
+		/* The guest was held from the stop-and-copy to the hand-over's confirmation (the job's
+		 * downtime), then while the log connection was made. */
+		struct mig_stats ms;
+		mig_job_get_stats(&n->job, &ms);
+		double connect_ms = (time_mono_ns() - t0) / 1e6;
+		diag_warn("protected again: primary of epoch %llu with %s; guest held %.1f ms (stop-and-copy %llu ms, "
+			  "log connection %.1f ms); clone of %llu bytes in %llu ms",
+			  (unsigned long long)n->epoch, n->cloned_to, (double)ms.downtime_ms + connect_ms,
+			  (unsigned long long)ms.downtime_ms, connect_ms, (unsigned long long)ms.data_transferred,
+			  (unsigned long long)ms.total_time_ms);
 	}
 }
 
