@@ -221,7 +221,7 @@ static int become_primary(struct ft_node *n, char *err, size_t errlen)
 	struct ft_primary *p = NULL;
 	int ret = ft_primary_create(&cfg, n->c->m, world_live_world(n->c->world), &p, err, errlen);
 	uint64_t deadline = time_mono_ns() + (uint64_t)CONNECT_TRY_MS * 1000000u;
-	while (!ret) {
+	for (bool created = ret == 0; created;) {
 		ret = ft_primary_connect(p, err, errlen);
 		if (!ret || time_mono_ns() >= deadline)
 			break;
