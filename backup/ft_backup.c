@@ -290,6 +290,14 @@ int ft_backup_run(struct ft_backup *b, char *msg, size_t msglen)
 	switch (res) {
 	case REPLAY_MATCHED:
 		ft_state_set(&b->fs, S(PROTECTED), FT_STATE_DONE, NULL);
+		if (exit == MACHINE_EXIT_ERROR) {
+			/* Not the guest: the primary ended its log (`ftvm ft disable`, or it was stopped). */
+			char verdict[256];
+			snprintf(verdict, sizeof(verdict), "%s", msg);
+			snprintf(msg, msglen, "the primary ended the log at icount %llu (%s): this backup stops, "
+					      "never going live", (unsigned long long)machine_icount(b->machine), verdict);
+			return 0;
+		}
 		return status;
 	case REPLAY_DIVERGED:
 	case REPLAY_BAD_LOG:

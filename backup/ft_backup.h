@@ -79,7 +79,8 @@ int ft_backup_listen(struct ft_backup *b, char *err, size_t errlen) FTVM_MUST_CH
  * timeout_ms < 0 waits for ever, else -ETIMEDOUT. */
 int ft_backup_accept(struct ft_backup *b, int timeout_ms, char *err, size_t errlen) FTVM_MUST_CHECK;
 /* Replays (machine_run in the replayer's world), goes live when the primary is lost (a second
- * machine_run, in the live world), and runs until the guest powers off or this node halts. Returns the guest's exit status (>= 0) or -errno (halted, diverged) with a message. */
+ * machine_run, in the live world), and runs until the guest powers off or this node halts. Returns the guest's exit status (>= 0; 0 also when the primary ended its log itself, as `ftvm ft
+ * disable` does: the backup then never goes live) or -errno (halted, diverged) with a message. */
 int ft_backup_run(struct ft_backup *b, char *msg, size_t msglen);
 void ft_backup_get_status(struct ft_backup *b, struct ft_status *st);
 void ft_backup_destroy(struct ft_backup *b);

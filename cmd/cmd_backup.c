@@ -114,7 +114,7 @@ static void status_cb(void *ctx, struct ft_status *st)
 		pthread_mutex_unlock(&bc->lock);
 		break;
 	case STAGE_NODE:
-		ft_node_get_status(bc->node, st);
+		ft_node_status(bc->node, st);
 		break;
 	}
 }

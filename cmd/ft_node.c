@@ -53,11 +53,14 @@ struct ft_node {
 	uint64_t alone_since_ns;        /* 0: protected */
 	uint64_t clones, failovers;
 	bool stop;                      /* the clone thread ends */
+	bool disable;                   /* ft_node_disable(): the run was cut to drop the backup */
+	char enabled_peer[FT_NODE_PEER_MAX]; /* ft_node_enable()'s spare */
 	bool job_used;                  /* job holds the statistics of a clone tried */
 	struct mig_job job;
 	const char *cloned_to;          /* the spare of the clone that succeeded */
 	pthread_t thread;
-	bool thread_started;
+	bool thread_started;            /* under lock; started and joined under ops */
+	pthread_mutex_t ops;            /* the clone thread's start and stop (vCPU and control threads) */
 };
 
 /* ---- the clone thread ---- */
@@ -170,30 +173,102 @@ static void *clone_main(void *arg)
 	return NULL;
 }
 
+/* Under n->ops: starts the clone thread when there are spares and it is not running. */
 static int start_cloning(struct ft_node *n)
 {
-	if (!n->fo.nspares)
-		return 0;
-	n->stop = false;
-	n->cloned_to = NULL;
-	int ret = -pthread_create(&n->thread, NULL, clone_main, n);
-	n->thread_started = ret == 0;
+	int ret = 0;
+	pthread_mutex_lock(&n->lock);
+	if (n->fo.nspares && !n->thread_started) {
+		n->stop = false;
+		n->cloned_to = NULL;
+		ret = -pthread_create(&n->thread, NULL, clone_main, n);
+		n->thread_started = ret == 0;
+	}
+	pthread_mutex_unlock(&n->lock);
 	return ret;
 }
 
-/* Ends the clone thread (a clone under way gives up, unless it already cut). */
+/* Under n->ops: ends the clone thread (a clone under way gives up, unless it already cut). */
 static void stop_cloning(struct ft_node *n)
 {
-	if (!n->thread_started)
-		return;
 	pthread_mutex_lock(&n->lock);
+	if (!n->thread_started) {
+		pthread_mutex_unlock(&n->lock);
+		return;
+	}
 	n->stop = true;
 	if (n->job_used)
 		mig_job_cancel(&n->job);
 	pthread_cond_broadcast(&n->wake);
 	pthread_mutex_unlock(&n->lock);
 	pthread_join(n->thread, NULL);
+	pthread_mutex_lock(&n->lock);
 	n->thread_started = false;
+	pthread_mutex_unlock(&n->lock);
+}
+
+static int start_cloning_op(struct ft_node *n)
+{
+	pthread_mutex_lock(&n->ops);
+	int ret = start_cloning(n);
+	pthread_mutex_unlock(&n->ops);
+	return ret;
+}
+
+static void stop_cloning_op(struct ft_node *n)
+{
+	pthread_mutex_lock(&n->ops);
+	stop_cloning(n);
+	pthread_mutex_unlock(&n->ops);
+}
+
+int ft_node_enable(struct ft_node *n, const char *peer, char *err, size_t errlen)
+{
+	if (strlen(peer) >= FT_NODE_PEER_MAX || !strchr(peer, ':')) {
+		snprintf(err, errlen, "ft enable: the peer must be HOST:PORT (at most %u bytes)", FT_NODE_PEER_MAX - 1);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&n->ops);
+	pthread_mutex_lock(&n->lock);
+	bool protected = n->phase == NODE_PRIMARY && !n->alone_since_ns;
+	pthread_mutex_unlock(&n->lock);
+	int ret = 0;
+	if (protected) {
+		snprintf(err, errlen, "ft enable: the VM is protected already (epoch %llu); `ft disable` first",
+			 (unsigned long long)n->epoch);
+		ret = -EALREADY;
+	} else {
+		stop_cloning(n);
+		pthread_mutex_lock(&n->lock);
+		snprintf(n->enabled_peer, sizeof(n->enabled_peer), "%s", peer);
+		n->fo.spare[0] = n->enabled_peer;
+		n->fo.nspares = 1;
+		n->disable = false;
+		pthread_mutex_unlock(&n->lock);
+		ret = start_cloning(n);
+		if (ret)
+			snprintf(err, errlen, "ft enable: cannot start the clone thread: %s", strerror(-ret));
+	}
+	pthread_mutex_unlock(&n->ops);
+	return ret;
+}
+
+int ft_node_disable(struct ft_node *n, char *err, size_t errlen)
+{
+	(void)err, (void)errlen;
+	pthread_mutex_lock(&n->ops);
+	stop_cloning(n);
+	pthread_mutex_lock(&n->lock);
+	n->fo.nspares = 0;
+	if (n->phase == NODE_PRIMARY) {
+		/* The vCPU thread ends the primary's log with END, which the backup replays to its end
+		 * and then exits without going live; the VM runs on alone. */
+		n->disable = true;
+		world_live_cut(n->c->world);
+	}
+	pthread_mutex_unlock(&n->lock);
+	pthread_mutex_unlock(&n->ops);
+	return 0;
 }
 
 /* ---- the vCPU thread ---- */
@@ -278,12 +353,16 @@ int ft_node_run(struct ft_node *n, uint64_t epoch, uint64_t failovers, struct ft
 		set_alone(n, epoch);
 	}
 	for (;;) {
-		if (start_cloning(n) < 0)
+		if (start_cloning_op(n) < 0)
 			diag_error("cannot start the clone thread: the VM runs on alone");
 		struct vm_world world = n->phase == NODE_PRIMARY ? ft_primary_world(n->p) : world_live_world(n->c->world);
 		enum machine_exit why = machine_run(n->c->m, world, ICOUNT_MAX, &status);
 		bool cut = world_live_take_cut(n->c->world) && why == MACHINE_EXIT_ERROR && status == -ECANCELED;
-		stop_cloning(n);
+		stop_cloning_op(n);
+		pthread_mutex_lock(&n->lock);
+		bool disable = n->disable;
+		n->disable = false;
+		pthread_mutex_unlock(&n->lock);
 		if (n->phase == NODE_PRIMARY) {
 			bool halted = false;
 			int ret = end_primary(n, why, status, &halted);
@@ -294,6 +373,11 @@ int ft_node_run(struct ft_node *n, uint64_t epoch, uint64_t failovers, struct ft
 		}
 		if (!cut)
 			return vm_command_finish(n->c, why, status, NULL);
+		if (disable) {
+			diag_warn("fault tolerance disabled: the backup was dropped, the VM runs on alone");
+			set_alone(n, n->epoch);
+			continue;
+		}
 		uint64_t t0 = time_mono_ns();
 		if (become_primary(n, err, sizeof(err))) {
 			diag_warn("the clone's backup did not take the log (%s): alone again", err);
@@ -325,6 +409,7 @@ int ft_node_create(struct vm_command *c, const struct ft_options *fo, const stru
 	n->key = key;
 	snprintf(n->vm_id, sizeof(n->vm_id), "%s", vm_id);
 	pthread_mutex_init(&n->lock, NULL);
+	pthread_mutex_init(&n->ops, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -334,14 +419,15 @@ int ft_node_create(struct vm_command *c, const struct ft_options *fo, const stru
 	return 0;
 }
 
-void ft_node_get_status(struct ft_node *n, struct ft_status *st)
+void ft_node_status(void *ctx, struct ft_status *st)
 {
+	struct ft_node *n = ctx;
 	pthread_mutex_lock(&n->lock);
 	if (n->phase == NODE_PRIMARY && n->p) {
 		ft_primary_get_status(n->p, st);
 	} else {
 		memset(st, 0, sizeof(*st));
-		st->state = FT_STATE_ALONE;
+		st->state = n->alone_since_ns ? FT_STATE_ALONE : FT_STATE_WAITING; /* waiting: not run yet */
 		st->icount = machine_progress(n->c->m);
 		snprintf(st->peer_state, sizeof(st->peer_state), "gone");
 	}
@@ -364,10 +450,11 @@ void ft_node_destroy(struct ft_node *n)
 {
 	if (!n)
 		return;
-	stop_cloning(n);
+	stop_cloning_op(n);
 	ft_primary_destroy(n->p);
 	if (n->job_used)
 		pthread_mutex_destroy(&n->job.lock);
+	pthread_mutex_destroy(&n->ops);
 	pthread_cond_destroy(&n->wake);
 	pthread_mutex_destroy(&n->lock);
 	free(n);

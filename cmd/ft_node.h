@@ -25,6 +25,7 @@
 #include "cmd/vm_command.h"
 #include "common/ft_status.h"
 #include "logchannel/channel_types.h"
+#include "util/compiler.h"
 
 struct ft_node;
 struct ft_primary;
@@ -36,8 +37,16 @@ int ft_node_create(struct vm_command *c, const struct ft_options *fo, const stru
  * (the node takes it over), until the guest ends or this node halts: the exit status of the
  * command (cmd/exit_code.h). */
 int ft_node_run(struct ft_node *n, uint64_t epoch, uint64_t failovers, struct ft_primary *p);
-/* Any thread (the control socket). */
-void ft_node_get_status(struct ft_node *n, struct ft_status *st);
+/* The node's status, for the control socket (ctx: the node; any thread). */
+void ft_node_status(void *ctx, struct ft_status *st);
+
+#define FT_NODE_PEER_MAX 256u
+/* Any thread (`ftvm ft enable`): restore redundancy to peer, an `ftvm spare`, now and after every
+ * loss (it replaces the --spare list). -EALREADY when the VM is protected already. */
+int ft_node_enable(struct ft_node *n, const char *peer, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* Any thread (`ftvm ft disable`): no more clones; a protected primary's run is cut and its log
+ * ended (END): the backup replays to it and exits without going live, the VM runs on alone. */
+int ft_node_disable(struct ft_node *n, char *err, size_t errlen) FTVM_MUST_CHECK;
 void ft_node_destroy(struct ft_node *n);
 
 #endif

@@ -19,6 +19,7 @@ int cmd_replay_main(int argc, char **argv);
 int cmd_primary_main(int argc, char **argv);
 int cmd_backup_main(int argc, char **argv);
 int cmd_spare_main(int argc, char **argv);
+int cmd_ft_main(int argc, char **argv);
 int cmd_status_main(int argc, char **argv);
 int cmd_snapshot_main(int argc, char **argv);
 int cmd_keygen_main(int argc, char **argv);

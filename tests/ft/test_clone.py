@@ -12,6 +12,9 @@ is alone clones to a spare there. Scenarios:
                         connection never breaks, every acknowledged write reads back, every node
                         reports the new pairing's epoch and its clone. Prints each failover's
                         client gap and its time from the kill to protected again.
+  enable                `ftvm run` with FT options under the client's writes: `ftvm ft enable`
+                        to a spare (protected), `ftvm ft disable` (the backup exits 0 without
+                        going live, the VM alone), enable again, then a failover to that backup.
   faults                a spare for another VM refuses the clone (the node stays alone and keeps
                         trying); the spare killed mid-copy (the node stays alone and retries);
                         the cloning primary killed mid-copy (the half-built backup never goes
@@ -52,10 +55,11 @@ def start_node(lab, host, verb, tag, vm=None, extra=()):
     argv = ["ip", "netns", "exec", lab.ns(host), ftlab.ftvm_binary(), verb]
     if verb == "primary":
         argv += ["--peer", f"{LOG_IP[other(host)]}:{PORT}"]
-    else:
+    elif verb != "run":
         argv += ["--listen", f"{LOG_IP[host]}:{PORT}"]
-    argv += ["--spare", f"{LOG_IP[other(host)]}:{PORT}",
-             "--control", os.path.join(lab.workdir, f"{host}.sock")] + lab.ft_options() + list(extra) \
+    if verb != "run":
+        argv += ["--spare", f"{LOG_IP[other(host)]}:{PORT}"]
+    argv += ["--control", os.path.join(lab.workdir, f"{host}.sock")] + lab.ft_options() + list(extra) \
         + lab.run_options(host)
     if vm:
         argv[argv.index("--vm") + 1] = vm
@@ -244,7 +248,69 @@ def scenario_faults(lab, a, workdir):
     return out
 
 
-SCENARIOS = {"chain": scenario_chain, "faults": scenario_faults}
+def ft_command(lab, host, *args):
+    return subprocess.run([ftlab.ftvm_binary(), "ft", *args, "--control", os.path.join(lab.workdir, f"{host}.sock")],
+                          capture_output=True, text=True)
+
+
+def scenario_enable(lab, a, workdir):
+    """FT turned on for a VM that has run a while under load (`ftvm run` with FT options), off
+    (the backup exits without going live), on again, then a failover to the second backup."""
+    logfile, stopfile = os.path.join(workdir, "acked.txt"), os.path.join(workdir, "stop")
+    nodes = {"a": start_node(lab, "a", "run", "0")}
+    nodes["a"].wait_for("ftvm-guest: ready", 180)
+    writer = start_writer(lab, logfile, stopfile, "e-")
+    out = {}
+    try:
+        check(wait_acked_beyond(logfile, 100, 60) is not None, "writes never flowed", nodes.values())
+        st = status(lab, "a")
+        check(st.get("state") == "alone" and st.get("clones") == 0, f"FT off: {st}", nodes.values())
+        for turn in (1, 2):
+            spare = start_node(lab, "b", "spare", str(turn))
+            spare.wait_for("waiting for a clone", 30)
+            t0 = time.monotonic()
+            r = ft_command(lab, "a", "enable", "--peer", f"{LOG_IP['b']}:{PORT}")
+            check(r.returncode == 0, f"ft enable: {r.stderr}", nodes.values())
+            spare.wait_for("primary connected; replaying", 60)
+            st = wait_status(lab, "a", lambda s: s.get("state") == "protected", 30)
+            check(st.get("state") == "protected" and st.get("clones") == turn, f"after enable {turn}: {st}",
+                  [nodes["a"], spare])
+            out[f"enable_{turn}_protected_ms"] = round((time.monotonic() - t0) * 1000)
+            r = ft_command(lab, "a", "enable", "--peer", f"{LOG_IP['b']}:{PORT}")
+            check(r.returncode != 0 and "protected already" in r.stderr, f"second enable: {r.stderr}",
+                  [nodes["a"]])
+            check(wait_acked_beyond(logfile, acked_lines(logfile) + 50, 30) is not None,
+                  f"writes stopped after enable {turn}", [nodes["a"], spare])
+            if turn == 2:
+                nodes["b"] = spare
+                break
+            r = ft_command(lab, "a", "disable")
+            check(r.returncode == 0, f"ft disable: {r.stderr}", [nodes["a"]])
+            try:
+                rc = spare.wait(30)
+            except subprocess.TimeoutExpired:
+                rc = None
+            check(rc == 0 and "never going live" in spare.output() and "live as primary" not in spare.output(),
+                  f"the dropped backup exited {rc}", [spare])
+            st = wait_status(lab, "a", lambda s: s.get("state") == "alone", 30)
+            check(st.get("state") == "alone", f"after disable: {st}", [nodes["a"]])
+            check(wait_acked_beyond(logfile, acked_lines(logfile) + 50, 30) is not None,
+                  "writes stopped after disable", [nodes["a"]])
+        nodes["a"].kill()
+        nodes["a"].wait(10)
+        nodes["b"].wait_for("live as primary", 30)
+        summary = finish_writer(writer, stopfile, nodes.values())
+        check(summary["reconnects"] == 0, f"the client's connection broke: {summary}", nodes.values())
+        v = verify(lab, logfile, nodes.values())
+        check(v["verified"] == summary["acked"], f"verified {v['verified']} of {summary['acked']}", nodes.values())
+        out.update({"acked": summary["acked"], "verified": v["verified"], "max_gap_s": summary["max_gap_s"]})
+    finally:
+        for n in nodes.values():
+            n.kill()
+    return out
+
+
+SCENARIOS = {"chain": scenario_chain, "faults": scenario_faults, "enable": scenario_enable}
 
 
 def main():
