@@ -30,7 +30,7 @@
 #define CLONE_BACKOFF_MAX_MS 2000u
 /* The spare opens its log listener once it confirmed the hand-over: the primary retries. */
 #define CONNECT_TRY_MS 5000u
-#define CONNECT_RETRY_MS 20u
+#define CONNECT_RETRY_MS 5u
 /* How often the clone thread looks whether a protected primary lost its backup. */
 #define PRIMARY_WATCH_MS 20u
 
@@ -65,8 +65,8 @@ struct ft_node {
 
 /* ---- the clone thread ---- */
 
-/* mig_source_config.commit: the arbiter records the new pairing before the cut (claim of the
- * epoch between the old pairing's and the new one's, as node 0: only this node claims it). */
+/* mig_source_config.commit: the arbiter records the new pairing before any page is sent (claim
+ * of the epoch between the old pairing's and the new one's, as node 0: only this node claims it). */
 static int record_pairing(void *ctx, char *err, size_t errlen)
 {
 	struct ft_node *n = ctx;

@@ -513,6 +513,14 @@ int mig_source_run(struct mig_job *job)
 		goto out;
 	}
 	ret = send_start(&s);
+	/* An FT clone records its new pairing once the spare accepted START, before any page: the
+	 * arbiter's synchronous writes stay out of the guest's pause. */
+	if (!ret && cfg->clone && cfg->commit) {
+		char why[256];
+		ret = cfg->commit(cfg->commit_ctx, why, sizeof(why));
+		if (ret)
+			fail(&s, ret, "%s", why);
+	}
 	if (!ret)
 		ret = precopy(&s);
 	stop_throttle(&s);
@@ -529,15 +537,6 @@ int mig_source_run(struct mig_job *job)
 		give_up(&s, true);
 		ret = -ECANCELED;
 		goto out;
-	}
-	if (cfg->clone && cfg->commit) {
-		char why[256];
-		ret = cfg->commit(cfg->commit_ctx, why, sizeof(why));
-		if (ret) {
-			fail(&s, ret, "%s", why);
-			give_up(&s, true);
-			goto out;
-		}
 	}
 	/* 6. The destination holds the whole state: from here this copy never runs again; or, for an
 	 * FT clone, this copy's run ends here, at the very icount of the state sent, and goes on

@@ -46,9 +46,10 @@ struct mig_source_config {
 	unsigned downtime_ms;           /* target of the stop-and-copy */
 	uint64_t bandwidth_mbit;        /* cap on the link's use; 0: none */
 	unsigned max_rounds;            /* give up after this many rounds */
-	/* FT clone (docs/ft-clone.md): START says so, and once the destination holds the whole state
-	 * commit() is called (the arbiter records the new pairing; non-zero gives up), then the live
-	 * world is cut (world_live_cut()) instead of handed over: this copy goes on. */
+	/* FT clone (docs/ft-clone.md): START says so, and once the destination accepted it commit()
+	 * is called (the arbiter records the new pairing; non-zero gives up); once the destination
+	 * holds the whole state the live world is cut (world_live_cut()) instead of handed over:
+	 * this copy goes on. */
 	bool clone;
 	int (*commit)(void *ctx, char *err, size_t errlen);
 	void *commit_ctx;

@@ -110,7 +110,11 @@ def main():
         parts = []
         for key in ("live_ms", "protected_again_ms", "held_ms", "clone_bytes", "client_gap_ms"):
             m, lo, hi = med(rows, key)
-            if m is not None:
+            if m is None:
+                continue
+            if key == "clone_bytes":
+                parts.append(f"clone MiB median {m / 1048576:.1f} ({lo / 1048576:.1f}-{hi / 1048576:.1f})")
+            else:
                 parts.append(f"{key} median {m:g} ({lo:g}-{hi:g})")
         print(f"{load}: " + "; ".join(parts), flush=True)
     print(f"load average at end {os.getloadavg()[0]:.2f}")
