@@ -177,6 +177,19 @@ static void spare_listening(void *ctx, unsigned port)
 	fprintf(stderr, "ftvm spare: %s waiting for a clone on %s (port %u)\n", bc->vm_id, bc->fo.listen, port);
 }
 
+/* mig_dest_config.whole: the clone's state is whole; the backup listens before the source hears
+ * it, so the log connection finds it ready (a failure is noted: the spare then opens it after
+ * the hand-over). */
+static void spare_whole(void *ctx, const struct mig_dest_result *res)
+{
+	struct backup_cmd *bc = ctx;
+	char why[512];
+	if (make_backup(bc, res->epoch, why, sizeof(why))) {
+		fprintf(stderr, "ftvm spare: cannot open the log listener yet: %s\n", why);
+		drop_backup(bc);
+	}
+}
+
 /*
  * A spare: receives FT clones until one completes and its primary connects for the log
  * (docs/ft-clone.md). A refused or broken clone leaves the machine to the next one, whose START
@@ -185,7 +198,7 @@ static void spare_listening(void *ctx, unsigned port)
 static int spare_wait(struct backup_cmd *bc, char *err, size_t errlen)
 {
 	struct mig_dest_config dc = { .listen = bc->fo.listen, .key = &bc->key, .vm_id = bc->fo.co.vm, .clone = true,
-				      .listening = spare_listening, .ctx = bc };
+				      .listening = spare_listening, .whole = spare_whole, .ctx = bc };
 	for (;;) {
 		struct mig_dest_result res;
 		char why[512];
@@ -196,11 +209,20 @@ static int spare_wait(struct backup_cmd *bc, char *err, size_t errlen)
 		}
 		if (ret) {
 			fprintf(stderr, "ftvm spare: clone refused or broken (%s); waiting for the next\n", why);
+			drop_backup(bc); /* a listener opened for a clone whose hand-over never came */
 			continue;
 		}
 		fprintf(stderr, "ftvm spare: clone complete (%llu bytes, %u rounds): backup of epoch %llu\n",
 			(unsigned long long)res.bytes, res.rounds, (unsigned long long)res.epoch);
-		ret = make_backup(bc, res.epoch, why, sizeof(why));
+		ret = 0;
+		if (bc->b) {
+			struct ft_status st;
+			ft_backup_get_status(bc->b, &st);
+			if (st.epoch != res.epoch)
+				drop_backup(bc); /* HANDOVER named another epoch than START */
+		}
+		if (!bc->b)
+			ret = make_backup(bc, res.epoch, why, sizeof(why));
 		if (!ret)
 			ret = ft_backup_accept(bc->b, SPARE_LOG_WAIT_MS, why, sizeof(why));
 		if (!ret)
