@@ -15,8 +15,8 @@ is alone clones to a spare there. Scenarios:
   enable                `ftvm run` with FT options under the client's writes: `ftvm ft enable`
                         to a spare (protected), `ftvm ft disable` (the backup exits 0 without
                         going live, the VM alone), enable again, then a failover to that backup.
-  faults                a spare for another VM refuses the clone (the node stays alone and keeps
-                        trying); the spare killed mid-copy (the node stays alone and retries);
+  faults                a spare for another VM (another name, or the same name with another
+                        configuration) refuses the clone (the node stays alone and keeps trying); the spare killed mid-copy (the node stays alone and retries);
                         the cloning primary killed mid-copy (the half-built backup never goes
                         live and waits for clones again).
 """
@@ -206,6 +206,16 @@ def scenario_faults(lab, a, workdir):
         stranger.kill()
         stranger.wait(10)
         out["foreign_spare_retries"] = retries
+        # 1b. A spare of the same name but another configuration refuses START, naming the difference.
+        other_cfg = start_node(lab, "a", "spare", "-othercfg", extra=["--mem", "384"])
+        other_cfg.wait_for("waiting for a clone", 30)
+        nodes["b"].wait_for(r"FT clone to .* failed, still alone: .*another configuration", 30)
+        other_cfg.wait_for("clone refused or broken", 10)
+        check(other_cfg.proc.poll() is None and "live as primary" not in other_cfg.output(),
+              "the spare of another configuration went live or died", [other_cfg])
+        check(status(lab, "b").get("state") == "alone", "the node left alone", [nodes["b"]])
+        other_cfg.kill()
+        other_cfg.wait(10)
         # 2. The spare killed mid-copy: the node keeps running alone and then clones to a new one.
         spare = start_node(lab, "a", "spare", "-midcopy")
         spare.wait_for("waiting for a clone", 30)
