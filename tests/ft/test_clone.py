@@ -15,6 +15,9 @@ is alone clones to a spare there. Scenarios:
   enable                `ftvm run` with FT options under the client's writes: `ftvm ft enable`
                         to a spare (protected), `ftvm ft disable` (the backup exits 0 without
                         going live, the VM alone), enable again, then a failover to that backup.
+  backup-lost           the backup killed under the client's writes: the primary, alone, clones
+                        to a spare on the backup's host; then the primary is killed and that
+                        backup goes live.
   faults                a spare for another VM (another name, or the same name with another
                         configuration) refuses the clone (the node stays alone and keeps trying); the spare killed mid-copy (the node stays alone and retries);
                         the cloning primary killed mid-copy (the half-built backup never goes
@@ -258,6 +261,47 @@ def scenario_faults(lab, a, workdir):
     return out
 
 
+def scenario_backup_lost(lab, a, workdir):
+    """The backup killed: the primary wins the arbiter, runs on alone and clones to a spare started
+    on the backup's host while the client keeps writing; then the primary is killed and that new
+    backup goes live."""
+    logfile, stopfile = os.path.join(workdir, "acked.txt"), os.path.join(workdir, "stop")
+    nodes = {"b": start_node(lab, "b", "backup", "0")}
+    nodes["b"].wait_for("listening on", 30)
+    nodes["a"] = start_node(lab, "a", "primary", "0")
+    nodes["a"].wait_for("ftvm-guest: ready", 180)
+    writer = start_writer(lab, logfile, stopfile, "l-")
+    try:
+        check(wait_acked_beyond(logfile, 50, 60) is not None, "writes never flowed", nodes.values())
+        nodes["b"].kill()
+        t_kill = time.monotonic()
+        nodes["b"].wait(10)
+        spare = start_node(lab, "b", "spare", "1")
+        nodes["a"].wait_for("protected again", 60)
+        t_prot = time.monotonic()
+        spare.wait_for("primary connected; replaying", 30)
+        nodes["b"] = spare
+        st = status(lab, "a")
+        check(st.get("state") == "protected" and st.get("epoch") == 3 and st.get("clones") == 1
+              and st.get("failovers") == 1, f"primary after restoring its backup: {st}", nodes.values())
+        check(wait_acked_beyond(logfile, acked_lines(logfile) + 50, 30) is not None,
+              "writes stopped after the clone", nodes.values())
+        nodes["a"].kill()
+        nodes["a"].wait(10)
+        nodes["b"].wait_for("live as primary", 30)
+        check(wait_acked_beyond(logfile, acked_lines(logfile) + 50, 30) is not None,
+              "writes stopped after the failover", nodes.values())
+        summary = finish_writer(writer, stopfile, nodes.values())
+        check(summary["reconnects"] == 0, f"the client's connection broke: {summary}", nodes.values())
+        v = verify(lab, logfile, nodes.values())
+        check(v["verified"] == summary["acked"], f"verified {v['verified']} of {summary['acked']}", nodes.values())
+    finally:
+        for n in nodes.values():
+            n.kill()
+    return {"protected_again_ms": round((t_prot - t_kill) * 1000), "acked": summary["acked"],
+            "verified": v["verified"], "max_gap_s": summary["max_gap_s"]}
+
+
 def ft_command(lab, host, *args):
     return subprocess.run([ftlab.ftvm_binary(), "ft", *args, "--control", os.path.join(lab.workdir, f"{host}.sock")],
                           capture_output=True, text=True)
@@ -320,7 +364,8 @@ def scenario_enable(lab, a, workdir):
     return out
 
 
-SCENARIOS = {"chain": scenario_chain, "faults": scenario_faults, "enable": scenario_enable}
+SCENARIOS = {"chain": scenario_chain, "faults": scenario_faults, "enable": scenario_enable,
+             "backup-lost": scenario_backup_lost}
 
 
 def main():
