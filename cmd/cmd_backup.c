@@ -28,6 +28,7 @@
 #include "cmd/run_options.h"
 #include "cmd/run_world.h"
 #include "cmd/vm_command.h"
+#include "cmd/vm_ft.h"
 #include "host/world_live.h"
 #include "migrate/mig_dest.h"
 #include "util/diag.h"
@@ -43,6 +44,7 @@ struct backup_cmd {
 	struct ft_node *node;        /* with --spare, once live: the node restoring redundancy */
 	_Atomic int stage;           /* what the control socket reports: enum stage */
 	pthread_mutex_t lock;        /* b's creation and end against the control thread's status */
+	struct control_command commands[FT_CONTROL_COMMANDS]; /* the control socket's */
 };
 
 /* A spare that took a clone waits this long for its primary's log, then waits for clones again. */
@@ -132,6 +134,21 @@ static int backup_check(void *self, struct vm_command *c, bool *done, char *err,
 	struct backup_cmd *bc = self;
 	return ft_options_check_role(&bc->fo, c->opts.dom, false, &bc->key, err, errlen);
 }
+
+/* The control command `ft`: served once this node is live and restoring redundancy itself. */
+static int backup_ft(void *ctx, const json_t *req, json_t *answer, void **job_arg, char *err, size_t errlen)
+{
+	struct backup_cmd *bc = ctx;
+	(void)job_arg;
+	if (atomic_load(&bc->stage) != STAGE_NODE) {
+		snprintf(err, errlen, "ft: this node is a %s, not live: turn FT on or off on its primary",
+			 bc->spare && !bc->b ? "spare" : "backup");
+		return -EPERM;
+	}
+	return vm_ft_request(bc->node, req, answer, err, errlen);
+}
+
+static const struct control_command backup_ft_command = { .name = "ft", .handler = backup_ft };
 
 /* The FT backup of epoch `epoch` around the machine, listening. */
 static int make_backup(struct backup_cmd *bc, uint64_t epoch, char *err, size_t errlen)
@@ -243,13 +260,13 @@ static int backup_start(void *self, struct vm_command *c, char *err, size_t errl
 	bc->c = c;
 	ft_options_vm_id(fo, machine_config_digest(c->m), bc->vm_id, sizeof(bc->vm_id));
 	if (bc->spare) {
-		ft_options_start_control(fo, name, status_cb, bc, &c->ctl);
+		ft_options_start_control(fo, name, status_cb, bc, &backup_ft_command, bc->commands, &c->ctl);
 		if (spare_wait(bc, err, errlen))
 			return FTVM_EXIT_FAILURE;
 	} else {
 		if (make_backup(bc, fo->epoch, err, errlen))
 			return FTVM_EXIT_FAILURE;
-		ft_options_start_control(fo, name, status_cb, bc, &c->ctl);
+		ft_options_start_control(fo, name, status_cb, bc, &backup_ft_command, bc->commands, &c->ctl);
 		fprintf(stderr, "ftvm backup: %s epoch %llu listening on %s\n", bc->vm_id, (unsigned long long)fo->epoch,
 			fo->listen);
 		if (ft_backup_accept(bc->b, -1, err, errlen))

@@ -249,10 +249,15 @@ static const struct control_command backup_commands[] = {
 };
 
 void ft_options_start_control(const struct ft_options *fo, const char *role, void (*status)(void *, struct ft_status *),
-			      void *ctx, struct control_server **ctl)
+			      void *ctx, const struct control_command *ft, struct control_command *commands,
+			      struct control_server **ctl)
 {
-	struct control_config cc = { .status = status, .ctx = ctx, .commands = backup_commands,
-				     .ncommands = sizeof(backup_commands) / sizeof(backup_commands[0]) };
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof(backup_commands) / sizeof(backup_commands[0]); i++)
+		commands[n++] = backup_commands[i];
+	if (ft)
+		commands[n++] = *ft;
+	struct control_config cc = { .status = status, .ctx = ctx, .commands = commands, .ncommands = n };
 	control_options_start(&fo->co, role, &cc, ctl);
 }
 

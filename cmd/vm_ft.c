@@ -21,7 +21,11 @@ static int ft_handler(void *ctx, const json_t *req, json_t *answer, void **job_a
 				      "--channel-key, or --spare)");
 		return -EPERM;
 	}
-	struct ft_node *n = vc->ft_ctx;
+	return vm_ft_request(vc->ft_ctx, req, answer, err, errlen);
+}
+
+int vm_ft_request(struct ft_node *n, const json_t *req, json_t *answer, char *err, size_t errlen)
+{
 	const char *action = json_string_value(json_object_get(req, "action"));
 	if (action && !strcmp(action, "enable")) {
 		const char *peer = json_string_value(json_object_get(req, "peer"));

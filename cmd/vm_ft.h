@@ -11,4 +11,8 @@
 
 extern const struct control_command vm_ft_command;
 
+struct ft_node;
+/* The request's action on node n (what the command's handler does once it has the node). */
+int vm_ft_request(struct ft_node *n, const json_t *req, json_t *answer, char *err, size_t errlen);
+
 #endif

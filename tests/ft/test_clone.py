@@ -337,6 +337,8 @@ def scenario_enable(lab, a, workdir):
                   f"writes stopped after enable {turn}", [nodes["a"], spare])
             if turn == 2:
                 nodes["b"] = spare
+                r = ft_command(lab, "b", "disable")
+                check(r.returncode != 0 and "not live" in r.stderr, f"ft disable on a backup: {r.stderr}", [spare])
                 break
             r = ft_command(lab, "a", "disable")
             check(r.returncode == 0, f"ft disable: {r.stderr}", [nodes["a"]])
@@ -353,6 +355,11 @@ def scenario_enable(lab, a, workdir):
         nodes["a"].kill()
         nodes["a"].wait(10)
         nodes["b"].wait_for("live as primary", 30)
+        # Live, the node answers `ft` itself: disabling stops its tries to restore redundancy.
+        r = ft_command(lab, "b", "disable")
+        check(r.returncode == 0, f"ft disable on the live backup: {r.stderr}", [nodes["b"]])
+        st = status(lab, "b")
+        check(st.get("state") == "alone", f"live backup after disable: {st}", [nodes["b"]])
         summary = finish_writer(writer, stopfile, nodes.values())
         check(summary["reconnects"] == 0, f"the client's connection broke: {summary}", nodes.values())
         v = verify(lab, logfile, nodes.values())
