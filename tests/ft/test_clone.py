@@ -231,7 +231,22 @@ def scenario_faults(lab, a, workdir):
         st = status(lab, "b")
         check(st.get("state") == "alone" and st.get("clones") == 0, f"after the spare's death: {st}", [nodes["b"]])
         out["spare_killed_clone_bytes"] = st.get("clone_bytes")
+        # 2b. The logging link cut mid-copy: both ends give up (the spare waits again, the node
+        # stays alone); once the link is back the node's next try makes the spare its backup.
         spare = start_node(lab, "a", "spare", "-2", extra=SLOW_CLONE)
+        spare.wait_for("waiting for a clone", 30)
+        st = wait_status(lab, "b", lambda s: s.get("clone_phase") == "precopy" and s.get("clone_bytes", 0) > 0, 30)
+        topology = os.path.join(ftlab.ROOT, "scripts", "ft-topology")
+        subprocess.run([topology, "cut-log", lab.prefix], check=True)
+        try:
+            spare.wait_for("clone refused or broken", 30)
+            time.sleep(0.5)
+            st = status(lab, "b")
+            check(st.get("state") == "alone" and st.get("clones") == 0, f"link cut mid-copy: {st}",
+                  [nodes["b"], spare])
+        finally:
+            subprocess.run([topology, "heal-log", lab.prefix], check=True)
+        out["link_cut_clone_phase"] = st.get("clone_phase")
         nodes["b"].wait_for("protected again", 60)
         spare.wait_for("primary connected; replaying", 30)
         nodes["a"] = spare
