@@ -28,7 +28,7 @@ static void print_human(json_t *o)
 					       "log_mbit_s", "log_bytes", "log_records", "last_lsn", "acked_lsn",
 					       "outputs_held", "outputs_released", "peer_state", "failovers",
 					       "throttled_ms", "unprotected_ms", "clones", "clone_phase", "clone_bytes",
-					       "clone_remaining", "reason" };
+					       "clone_remaining", "clone_error", "reason" };
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		json_t *v = json_object_get(o, fields[i]);
 		if (!v)

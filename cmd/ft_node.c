@@ -442,6 +442,7 @@ void ft_node_status(void *ctx, struct ft_status *st)
 		snprintf(st->clone_phase, sizeof(st->clone_phase), "%s", ms.phase);
 		st->clone_bytes = ms.data_transferred;
 		st->clone_remaining = ms.memory_remaining;
+		snprintf(st->clone_error, sizeof(st->clone_error), "%s", ms.error);
 	}
 	pthread_mutex_unlock(&n->lock);
 }

@@ -40,6 +40,7 @@ struct ft_status {
 	char clone_phase[16];    /* the clone under way or last tried: precopy, stop-and-copy, ... ("" none) */
 	uint64_t clone_bytes;    /* its bytes sent */
 	uint64_t clone_remaining; /* its dirty bytes left at the last look */
+	char clone_error[320];   /* why it failed, if it did (mig_stats.error) */
 	char peer_state[32];
 	char role[16];           /* "primary" or "backup" */
 	char reason[256];        /* why FT ended, if it did */

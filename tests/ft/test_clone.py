@@ -201,8 +201,8 @@ def scenario_faults(lab, a, workdir):
         nodes["b"].wait_for(r"FT clone to .* failed", 30)
         time.sleep(1.0)
         st = status(lab, "b")
-        check(st.get("state") == "alone" and st.get("clones") == 0 and st.get("unprotected_ms", 0) > 500,
-              f"after a foreign spare: {st}", [nodes["b"], stranger])
+        check(st.get("state") == "alone" and st.get("clones") == 0 and st.get("unprotected_ms", 0) > 500
+              and "wrong VM" in st.get("clone_error", ""), f"after a foreign spare: {st}", [nodes["b"], stranger])
         retries = len(re.findall(r"FT clone to .* failed", nodes["b"].output()))
         check(retries >= 2, f"the node tried the foreign spare only {retries} time(s)", [nodes["b"]])
         check("live as primary" not in stranger.output(), "the foreign spare went live", [stranger])
