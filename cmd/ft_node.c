@@ -2,11 +2,13 @@
  * ft_node.c — see ft_node.h: a node that restores redundancy to its spares by FT clones.
  *
  * Threads: the vCPU thread runs ft_node_run() (the machine, then each primary's setup); the
- * clone thread tries the spares while the node is alone; the control thread reads the status.
- * What they share is under n->lock: the phase, the current primary (created and destroyed by
- * the vCPU thread only while the clone thread is not running), the counters and the clone job's
- * statistics (mig_job has its own lock). The clone thread waits on n->wake, which stop and a
- * primary going alone signal.
+ * clone thread tries the spares while the node is alone; the control thread reads the status
+ * and serves `ft enable` / `ft disable`. What they share is under n->lock: the phase, the current
+ * primary (created and destroyed by the vCPU thread only while the clone thread is not running),
+ * the counters, the spares and the clone job's statistics (mig_job has its own lock). Starting
+ * and stopping the clone thread (vCPU and control threads) is serialised by n->ops. The clone
+ * thread sleeps on n->wake between tries (stop wakes it), and looks every 20 ms whether a
+ * protected primary went alone (its FT state has no hook for others to wait on).
  */
 #define DIAG_MODULE "ft-node"
 #include "cmd/ft_node.h"
@@ -28,7 +30,8 @@
 
 #define CLONE_BACKOFF_FIRST_MS 100u
 #define CLONE_BACKOFF_MAX_MS 2000u
-/* The spare opens its log listener once it confirmed the hand-over: the primary retries. */
+/* The spare opens its log listener before it confirms the whole state; should it not be there
+ * yet (it could not open it then), the primary retries. */
 #define CONNECT_TRY_MS 5000u
 #define CONNECT_RETRY_MS 5u
 /* How often the clone thread looks whether a protected primary lost its backup. */
