@@ -7,8 +7,8 @@
  * primary (created and destroyed by the vCPU thread only while the clone thread is not running),
  * the counters, the spares and the clone job's statistics (mig_job has its own lock). Starting
  * and stopping the clone thread (vCPU and control threads) is serialised by n->ops. The clone
- * thread sleeps on n->wake between tries (stop wakes it), and looks every 20 ms whether a
- * protected primary went alone (its FT state has no hook for others to wait on).
+ * thread sleeps on n->wake between tries (stop wakes it), and on a protected primary's FT state
+ * until it goes alone (for at most 100 ms at a time, to see stop).
  */
 #define DIAG_MODULE "ft-node"
 #include "cmd/ft_node.h"
@@ -34,8 +34,8 @@
  * yet (it could not open it then), the primary retries. */
 #define CONNECT_TRY_MS 5000u
 #define CONNECT_RETRY_MS 5u
-/* How often the clone thread looks whether a protected primary lost its backup. */
-#define PRIMARY_WATCH_MS 20u
+/* How long the clone thread sleeps at most on a protected primary's state (then it checks stop). */
+#define PRIMARY_WATCH_MS 100
 
 enum node_phase {
 	NODE_ALONE,      /* the machine runs in the live world, the clone thread tries the spares */
@@ -156,7 +156,11 @@ static void *clone_main(void *arg)
 	pthread_mutex_lock(&n->lock);
 	while (!n->stop) {
 		if (!alone_locked(n)) {
-			nap_locked(n, PRIMARY_WATCH_MS);
+			/* n->p stays while this thread runs: the vCPU thread replaces it only after a join. */
+			struct ft_primary *p = n->p;
+			pthread_mutex_unlock(&n->lock);
+			(void)ft_primary_wait_alone(p, PRIMARY_WATCH_MS);
+			pthread_mutex_lock(&n->lock);
 			continue;
 		}
 		for (unsigned i = 0; i < n->fo.nspares && !n->stop; i++) {
