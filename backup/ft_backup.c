@@ -24,6 +24,7 @@
 #include "replay/eventlog.h"
 #include "logchannel/channel.h"
 #include "util/diag.h"
+#include "util/time.h"
 
 struct ft_backup {
 	struct ft_backup_config cfg;
@@ -253,11 +254,17 @@ int ft_backup_listen(struct ft_backup *b, char *err, size_t errlen)
 	return ret;
 }
 
-int ft_backup_accept(struct ft_backup *b, char *err, size_t errlen)
+int ft_backup_accept(struct ft_backup *b, int timeout_ms, char *err, size_t errlen)
 {
+	uint64_t deadline = time_mono_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000u;
 	for (;;) {
 		struct channel_err cerr = { 0 };
-		int ret = channel_accept(b->listener, -1, &b->ch, &cerr);
+		int wait = -1;
+		if (timeout_ms >= 0) {
+			uint64_t now = time_mono_ns();
+			wait = now >= deadline ? 0 : (int)((deadline - now) / 1000000u);
+		}
+		int ret = channel_accept(b->listener, wait, &b->ch, &cerr);
 		if (ret == 0)
 			break;
 		if (ret == -EPERM || ret == -ESTALE || ret == -EPROTONOSUPPORT || ret == -EPROTOTYPE ||
@@ -283,6 +290,14 @@ int ft_backup_run(struct ft_backup *b, char *msg, size_t msglen)
 	switch (res) {
 	case REPLAY_MATCHED:
 		ft_state_set(&b->fs, S(PROTECTED), FT_STATE_DONE, NULL);
+		if (exit == MACHINE_EXIT_ERROR) {
+			/* Not the guest: the primary ended its log (`ftvm ft disable`, or it was stopped). */
+			char verdict[256];
+			snprintf(verdict, sizeof(verdict), "%s", msg);
+			snprintf(msg, msglen, "the primary ended the log at icount %llu (%s): this backup stops, "
+					      "never going live", (unsigned long long)machine_icount(b->machine), verdict);
+			return 0;
+		}
 		return status;
 	case REPLAY_DIVERGED:
 	case REPLAY_BAD_LOG:
@@ -300,6 +315,11 @@ int ft_backup_run(struct ft_backup *b, char *msg, size_t msglen)
 		int ret = go_live(b, reason, &live, msg, msglen);
 		if (ret < 0)
 			return ret;
+		if (b->golive.hand_back) {
+			snprintf(msg, msglen, "live as primary at icount %llu",
+				 (unsigned long long)machine_icount(b->machine));
+			return FT_BACKUP_LIVE;
+		}
 		exit = machine_run(b->machine, live, ICOUNT_MAX, &status);
 		break;
 	}

@@ -22,6 +22,7 @@
 #ifndef FTVM_BACKUP_FT_BACKUP_H
 #define FTVM_BACKUP_FT_BACKUP_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "common/ft_status.h"
@@ -59,7 +60,13 @@ struct ft_backup_golive {
 	void *ctx;
 	unsigned nnics;
 	uint8_t macs[MACHINE_MAX_NICS][6];
+	/* Set: ft_backup_run() returns FT_BACKUP_LIVE once live (steps 1-6), and the caller runs the
+	 * machine on in the world make_live() built (a node that restores redundancy: cmd/ft_node.h). */
+	bool hand_back;
 };
+
+/* ft_backup_run() with golive.hand_back: went live, the machine is the caller's to run. */
+#define FT_BACKUP_LIVE (-EXDEV)
 
 struct ft_backup;
 
@@ -68,10 +75,12 @@ int ft_backup_create(const struct ft_backup_config *cfg, struct machine *m, cons
 		     struct ft_backup **out, char *err, size_t errlen) FTVM_MUST_CHECK;
 /* Listens for the primary of cfg->vm_id and this epoch. */
 int ft_backup_listen(struct ft_backup *b, char *err, size_t errlen) FTVM_MUST_CHECK;
-/* Blocks until the primary of this VM and epoch connects (others are refused and waited past). */
-int ft_backup_accept(struct ft_backup *b, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* Blocks until the primary of this VM and epoch connects (others are refused and waited past);
+ * timeout_ms < 0 waits for ever, else -ETIMEDOUT. */
+int ft_backup_accept(struct ft_backup *b, int timeout_ms, char *err, size_t errlen) FTVM_MUST_CHECK;
 /* Replays (machine_run in the replayer's world), goes live when the primary is lost (a second
- * machine_run, in the live world), and runs until the guest powers off or this node halts. Returns the guest's exit status (>= 0) or -errno (halted, diverged) with a message. */
+ * machine_run, in the live world), and runs until the guest powers off or this node halts. Returns the guest's exit status (>= 0; 0 also when the primary ended its log itself, as `ftvm ft
+ * disable` does: the backup then never goes live) or -errno (halted, diverged) with a message. */
 int ft_backup_run(struct ft_backup *b, char *msg, size_t msglen);
 void ft_backup_get_status(struct ft_backup *b, struct ft_status *st);
 void ft_backup_destroy(struct ft_backup *b);

@@ -14,10 +14,13 @@
  */
 #define DIAG_MODULE "backup"
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "backup/ft_backup.h"
+#include "cmd/ft_node.h"
 #include "cmd/ft_options.h"
 #include "logchannel/channel.h"
 #include "cmd/exit_code.h"
@@ -25,15 +28,32 @@
 #include "cmd/run_options.h"
 #include "cmd/run_world.h"
 #include "cmd/vm_command.h"
+#include "cmd/vm_ft.h"
 #include "host/world_live.h"
+#include "migrate/mig_dest.h"
 #include "util/diag.h"
 #include "vm/machine.h"
 
 struct backup_cmd {
 	struct ft_options fo;
 	struct channel_key key;
+	bool spare;                  /* `ftvm spare`: the state comes by an FT clone first */
+	char vm_id[128];
 	struct vm_command *c;        /* for go-live, which opens the live world */
 	struct ft_backup *b;
+	struct ft_node *node;        /* with --spare, once live: the node restoring redundancy */
+	_Atomic int stage;           /* what the control socket reports: enum stage */
+	pthread_mutex_t lock;        /* b's creation and end against the control thread's status */
+	struct control_command commands[FT_CONTROL_COMMANDS]; /* the control socket's */
+};
+
+/* A spare that took a clone waits this long for its primary's log, then waits for clones again. */
+#define SPARE_LOG_WAIT_MS 5000
+
+enum stage {
+	STAGE_SPARE,                 /* waiting for a clone: nothing runs */
+	STAGE_BACKUP,                /* b: replaying (or going live) */
+	STAGE_NODE,                  /* node: live, restoring redundancy */
 };
 
 static void usage(FILE *out)
@@ -52,6 +72,20 @@ static void usage(FILE *out)
 	run_options_help(out);
 }
 
+static void spare_usage(FILE *out)
+{
+	fprintf(out, "usage: ftvm spare --listen HOST:PORT --arbiter PATH [FT options] [run options]\n\n"
+		     "Waits on HOST:PORT for an FT clone of the VM (docs/ft-clone.md) from a node running it alone\n"
+		     "with --spare HOST:PORT, and then runs as that VM's backup: it never boots the VM itself. A\n"
+		     "clone of another VM (another name or configuration) is refused and the spare waits on. Give\n"
+		     "it --spare of its own to restore redundancy in turn after it goes live.\n\n"
+		     "FT options:\n"
+		     "  --listen HOST:PORT  address for the clone and then the log, required\n");
+	ft_options_help(out);
+	fprintf(out, "\nexit status: as `ftvm backup`\n\nrun options:\n");
+	run_options_help(out);
+}
+
 static int make_live(void *ctx, icount_t now, const struct vm_clock *clock, struct vm_world *out, char *err,
 		     size_t errlen)
 {
@@ -67,7 +101,24 @@ static int make_live(void *ctx, icount_t now, const struct vm_clock *clock, stru
 
 static void status_cb(void *ctx, struct ft_status *st)
 {
-	ft_backup_get_status(ctx, st);
+	struct backup_cmd *bc = ctx;
+	switch (atomic_load(&bc->stage)) {
+	case STAGE_SPARE:
+		memset(st, 0, sizeof(*st));
+		snprintf(st->role, sizeof(st->role), "spare");
+		st->state = FT_STATE_WAITING;
+		snprintf(st->peer_state, sizeof(st->peer_state), "waiting");
+		break;
+	case STAGE_BACKUP:
+		pthread_mutex_lock(&bc->lock);
+		if (bc->b)
+			ft_backup_get_status(bc->b, st);
+		pthread_mutex_unlock(&bc->lock);
+		break;
+	case STAGE_NODE:
+		ft_node_status(bc->node, st);
+		break;
+	}
 }
 
 static int backup_options(void *self, int *argc, char **argv, bool *help, char *err, size_t errlen)
@@ -84,17 +135,28 @@ static int backup_check(void *self, struct vm_command *c, bool *done, char *err,
 	return ft_options_check_role(&bc->fo, c->opts.dom, false, &bc->key, err, errlen);
 }
 
-/* The FT backup around the machine, listening, the control socket, then its primary accepted. */
-static int backup_start(void *self, struct vm_command *c, char *err, size_t errlen)
+/* The control command `ft`: served once this node is live and restoring redundancy itself. */
+static int backup_ft(void *ctx, const json_t *req, json_t *answer, void **job_arg, char *err, size_t errlen)
 {
-	struct backup_cmd *bc = self;
-	struct ft_options *fo = &bc->fo;
-	char vm_id[128];
+	struct backup_cmd *bc = ctx;
+	(void)job_arg;
+	if (atomic_load(&bc->stage) != STAGE_NODE) {
+		snprintf(err, errlen, "ft: this node is a %s, not live: turn FT on or off on its primary",
+			 bc->spare && !bc->b ? "spare" : "backup");
+		return -EPERM;
+	}
+	return vm_ft_request(bc->node, req, answer, err, errlen);
+}
 
-	bc->c = c;
-	ft_options_vm_id(fo, machine_config_digest(c->m), vm_id, sizeof(vm_id));
+static const struct control_command backup_ft_command = { .name = "ft", .handler = backup_ft };
+
+/* The FT backup of epoch `epoch` around the machine, listening. */
+static int make_backup(struct backup_cmd *bc, uint64_t epoch, char *err, size_t errlen)
+{
+	struct ft_options *fo = &bc->fo;
+	struct vm_command *c = bc->c;
 	struct ft_backup_config cfg = {
-		.vm_name = fo->co.vm, .vm_id = vm_id, .epoch = fo->epoch, .listen = fo->listen, .arbiter = fo->arbiter,
+		.vm_name = fo->co.vm, .vm_id = bc->vm_id, .epoch = epoch, .listen = fo->listen, .arbiter = fo->arbiter,
 		.node = 1, .timeout_ms = fo->timeout_ms, .heartbeat_ms = fo->heartbeat_ms, .perturb_lsn = fo->perturb_lsn,
 		.replay_delay_us = (unsigned)fo->replay_delay_us,
 		.rdma = fo->rdma, .key = &bc->key,
@@ -105,29 +167,136 @@ static int backup_start(void *self, struct vm_command *c, char *err, size_t errl
 	cfg.nreplicas = c->rw.config.ndisks;
 	for (unsigned i = 0; i < c->rw.config.ndisks; i++)
 		cfg.replica[i] = c->rw.config.disk_path[i];
-	struct ft_backup_golive gl = { .make_live = make_live, .ctx = bc, .nnics = c->opts.nnics };
+	struct ft_backup_golive gl = { .make_live = make_live, .ctx = bc, .nnics = c->opts.nnics,
+				       .hand_back = fo->nspares > 0 };
 	for (unsigned i = 0; i < c->opts.nnics; i++)
 		memcpy(gl.macs[i], c->opts.nic[i].mac, 6);
-	if (ft_backup_create(&cfg, c->m, &gl, &bc->b, err, errlen) || ft_backup_listen(bc->b, err, errlen))
-		return FTVM_EXIT_FAILURE;
-	ft_options_start_control(fo, "backup", status_cb, bc->b, &c->ctl);
-	fprintf(stderr, "ftvm backup: %s epoch %llu listening on %s\n", vm_id, (unsigned long long)fo->epoch, fo->listen);
-	if (ft_backup_accept(bc->b, err, errlen))
-		return FTVM_EXIT_FAILURE;
-	fprintf(stderr, "ftvm backup: primary connected; replaying\n");
+	pthread_mutex_lock(&bc->lock);
+	int ret = ft_backup_create(&cfg, c->m, &gl, &bc->b, err, errlen);
+	if (!ret)
+		atomic_store(&bc->stage, STAGE_BACKUP);
+	pthread_mutex_unlock(&bc->lock);
+	return ret ? ret : ft_backup_listen(bc->b, err, errlen);
+}
+
+static void drop_backup(struct backup_cmd *bc)
+{
+	pthread_mutex_lock(&bc->lock);
+	atomic_store(&bc->stage, STAGE_SPARE);
+	ft_backup_destroy(bc->b);
+	bc->b = NULL;
+	pthread_mutex_unlock(&bc->lock);
+}
+
+static void spare_listening(void *ctx, unsigned port)
+{
+	struct backup_cmd *bc = ctx;
+	fprintf(stderr, "ftvm spare: %s waiting for a clone on %s (port %u)\n", bc->vm_id, bc->fo.listen, port);
+}
+
+/* mig_dest_config.whole: the clone's state is whole; the backup listens before the source hears
+ * it, so the log connection finds it ready (a failure is noted: the spare then opens it after
+ * the hand-over). */
+static void spare_whole(void *ctx, const struct mig_dest_result *res)
+{
+	struct backup_cmd *bc = ctx;
+	char why[512];
+	if (make_backup(bc, res->epoch, why, sizeof(why))) {
+		fprintf(stderr, "ftvm spare: cannot open the log listener yet: %s\n", why);
+		drop_backup(bc);
+	}
+}
+
+/*
+ * A spare: receives FT clones until one completes and its primary connects for the log
+ * (docs/ft-clone.md). A refused or broken clone leaves the machine to the next one, whose START
+ * drops its RAM and whose final state replaces everything else; nothing has run.
+ */
+static int spare_wait(struct backup_cmd *bc, char *err, size_t errlen)
+{
+	struct mig_dest_config dc = { .listen = bc->fo.listen, .key = &bc->key, .vm_id = bc->fo.co.vm, .clone = true,
+				      .listening = spare_listening, .whole = spare_whole, .ctx = bc };
+	for (;;) {
+		struct mig_dest_result res;
+		char why[512];
+		int ret = mig_dest_receive(&dc, bc->c->m, &res, why, sizeof(why));
+		if (ret == -EADDRINUSE || ret == -EADDRNOTAVAIL || ret == -EACCES) {
+			snprintf(err, errlen, "cannot listen on %s: %s", bc->fo.listen, why);
+			return ret;
+		}
+		if (ret) {
+			fprintf(stderr, "ftvm spare: clone refused or broken (%s); waiting for the next\n", why);
+			drop_backup(bc); /* a listener opened for a clone whose hand-over never came */
+			continue;
+		}
+		fprintf(stderr, "ftvm spare: clone complete (%llu bytes, %u rounds): backup of epoch %llu\n",
+			(unsigned long long)res.bytes, res.rounds, (unsigned long long)res.epoch);
+		ret = 0;
+		if (bc->b) {
+			struct ft_status st;
+			ft_backup_get_status(bc->b, &st);
+			if (st.epoch != res.epoch)
+				drop_backup(bc); /* HANDOVER named another epoch than START */
+		}
+		if (!bc->b)
+			ret = make_backup(bc, res.epoch, why, sizeof(why));
+		if (!ret)
+			ret = ft_backup_accept(bc->b, SPARE_LOG_WAIT_MS, why, sizeof(why));
+		if (!ret)
+			return 0;
+		fprintf(stderr, "ftvm spare: the clone's primary did not send its log (%s); waiting for the next clone\n",
+			why);
+		drop_backup(bc);
+	}
+}
+
+/* The FT backup around the machine, listening, the control socket, then its primary accepted. */
+static int backup_start(void *self, struct vm_command *c, char *err, size_t errlen)
+{
+	struct backup_cmd *bc = self;
+	struct ft_options *fo = &bc->fo;
+	const char *name = c->role->name;
+
+	bc->c = c;
+	ft_options_vm_id(fo, machine_config_digest(c->m), bc->vm_id, sizeof(bc->vm_id));
+	if (bc->spare) {
+		ft_options_start_control(fo, name, status_cb, bc, &backup_ft_command, bc->commands, &c->ctl);
+		if (spare_wait(bc, err, errlen))
+			return FTVM_EXIT_FAILURE;
+	} else {
+		if (make_backup(bc, fo->epoch, err, errlen))
+			return FTVM_EXIT_FAILURE;
+		ft_options_start_control(fo, name, status_cb, bc, &backup_ft_command, bc->commands, &c->ctl);
+		fprintf(stderr, "ftvm backup: %s epoch %llu listening on %s\n", bc->vm_id, (unsigned long long)fo->epoch,
+			fo->listen);
+		if (ft_backup_accept(bc->b, -1, err, errlen))
+			return FTVM_EXIT_FAILURE;
+	}
+	fprintf(stderr, "ftvm %s: primary connected; replaying\n", name);
 	return 0;
 }
 
-/* Replays in lockstep and, when the primary is lost, goes live (the machine runs inside). */
+/* Replays in lockstep and, when the primary is lost, goes live (the machine runs inside); with
+ * spares, the node then restores redundancy (cmd/ft_node.h) and runs the machine itself. */
 static int backup_run(void *self, struct vm_command *c, char *err, size_t errlen)
 {
 	struct backup_cmd *bc = self;
 	char msg[600];
 
 	int ret = ft_backup_run(bc->b, msg, sizeof(msg));
+	fprintf(stderr, "ftvm %s: %s\n", c->role->name, msg);
+	if (ret == FT_BACKUP_LIVE) {
+		struct ft_status st;
+		ft_backup_get_status(bc->b, &st);
+		if (ft_node_create(c, &bc->fo, &bc->key, bc->vm_id, &bc->node)) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		atomic_store(&bc->stage, STAGE_NODE);
+		return ft_node_run(bc->node, st.epoch, st.failovers, NULL);
+	}
 	if (c->world)
 		world_live_flush(c->world);
-	fprintf(stderr, "ftvm backup: %s\n", msg);
 	if (ret >= 0)
 		return ftvm_exit_of_guest(ret);
 	if (ret == -EPROTO)
@@ -140,22 +309,32 @@ static int backup_run(void *self, struct vm_command *c, char *err, size_t errlen
 static void backup_stop(void *self)
 {
 	struct backup_cmd *bc = self;
-	ft_backup_destroy(bc->b);
+	atomic_store(&bc->stage, STAGE_SPARE);
+	ft_node_destroy(bc->node);
+	drop_backup(bc);
+	pthread_mutex_destroy(&bc->lock);
 }
 
-static const struct vm_role backup_role = {
-	.name = "backup",
-	.usage = usage,
-	.world = VM_WORLD_CONFIG,
-	.options = backup_options,
-	.check = backup_check,
-	.start = backup_start,
-	.run = backup_run,
-	.stop = backup_stop,
-};
+/* The two commands differ only in their name, usage and where the state comes from (bc->spare). */
+#define BACKUP_ROLE(NAME, USAGE)                                                                        \
+	{ .name = NAME, .usage = USAGE, .world = VM_WORLD_CONFIG, .options = backup_options, .check = backup_check, \
+	  .start = backup_start, .run = backup_run, .stop = backup_stop }
+static const struct vm_role backup_role = BACKUP_ROLE("backup", usage);
+static const struct vm_role spare_role = BACKUP_ROLE("spare", spare_usage);
+
+static int backup_main(const struct vm_role *role, bool spare, int argc, char **argv)
+{
+	struct backup_cmd bc = { .spare = spare, .stage = spare ? STAGE_SPARE : STAGE_BACKUP };
+	pthread_mutex_init(&bc.lock, NULL);
+	return vm_command_main(role, &bc, argc, argv);
+}
 
 int cmd_backup_main(int argc, char **argv)
 {
-	struct backup_cmd bc = { 0 };
-	return vm_command_main(&backup_role, &bc, argc, argv);
+	return backup_main(&backup_role, false, argc, argv);
+}
+
+int cmd_spare_main(int argc, char **argv)
+{
+	return backup_main(&spare_role, true, argc, argv);
 }

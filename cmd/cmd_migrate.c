@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cmd/control_options.h"
 #include "cmd/exit_code.h"
 #include "cmd/ftvm.h"
 #include "common/control.h"
@@ -91,13 +92,9 @@ int cmd_migrate_main(int argc, char **argv)
 		}
 		const char *v = argv[++i];
 		int bad = 0;
-		if (!strcmp(o, "--vm"))
-			vm = v;
-		else if (!strcmp(o, "--role"))
-			role = v;
-		else if (!strcmp(o, "--control"))
-			path = v;
-		else if (!strcmp(o, "--to"))
+		if (control_options_take_target(o, v, &vm, &role, &path))
+			continue;
+		if (!strcmp(o, "--to"))
 			to = v;
 		else if (!strcmp(o, "--channel-key"))
 			key = v;

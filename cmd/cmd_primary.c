@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cmd/ft_node.h"
 #include "cmd/ft_options.h"
 #include "logchannel/channel.h"
 #include "cmd/exit_code.h"
@@ -23,6 +24,7 @@
 #include "cmd/run_options.h"
 #include "cmd/vm_command.h"
 #include "cmd/vm_control.h"
+#include "cmd/vm_ft.h"
 #include "cmd/vm_migrate.h"
 #include "host/world_live.h"
 #include "primary/ft_primary.h"
@@ -49,13 +51,10 @@ struct primary_cmd {
 	struct ft_options fo;
 	struct channel_key key;
 	struct ft_primary *p;
+	struct ft_node *node;        /* with --spare: the node restoring redundancy (cmd/ft_node.h) */
 	struct vm_control vc;
+	struct control_command commands[2]; /* migrate (refused on a primary), ft */
 };
-
-static void status_cb(void *ctx, struct ft_status *st)
-{
-	ft_primary_get_status(ctx, st);
-}
 
 static int primary_options(void *self, int *argc, char **argv, bool *help, char *err, size_t errlen)
 {
@@ -87,40 +86,40 @@ static int primary_start(void *self, struct vm_command *c, char *err, size_t err
 	if (ft_primary_create(&cfg, c->m, world_live_world(c->world), &pc->p, err, errlen) ||
 	    ft_primary_connect(pc->p, err, errlen))
 		return FTVM_EXIT_FAILURE;
-	int ret = vm_control_init(&pc->vc, "primary", c, status_cb, pc->p);
+	if (ft_node_create(c, fo, &pc->key, vm_id, &pc->node)) {
+		snprintf(err, errlen, "out of memory");
+		return FTVM_EXIT_FAILURE;
+	}
+	int ret = vm_control_init(&pc->vc, "primary", c, ft_node_status, pc->node);
 	if (ret) {
 		snprintf(err, errlen, "cannot start: %s", strerror(-ret));
 		return FTVM_EXIT_FAILURE;
 	}
-	pc->vc.extra = &vm_migrate_command;
-	pc->vc.nextra = 1;
+	pc->commands[0] = vm_migrate_command;
+	pc->commands[1] = vm_ft_command;
+	pc->vc.extra = pc->commands;
+	pc->vc.nextra = 2;
 	vm_control_start(&pc->vc, &fo->co, &c->ctl);
 	diag_info("primary of %s, epoch %llu, streaming to %s", vm_id, (unsigned long long)fo->epoch, fo->peer);
 	return 0;
 }
 
-/* The Output Rule may still release held outputs into the live world after machine_run()
- * returned: ft_primary_finish() waits for them before the live world is destroyed. */
+/* The node runs the primary (cmd/ft_node.h): the Output Rule's last outputs leave before the live
+ * world goes; after a loss of the backup it restores redundancy to the spares, if any, or on
+ * `ftvm ft enable`. */
 static int primary_run(void *self, struct vm_command *c, char *err, size_t errlen)
 {
 	struct primary_cmd *pc = self;
-	int status = 0;
-
-	enum machine_exit why = machine_run(c->m, ft_primary_world(pc->p), ICOUNT_MAX, &status);
-	world_live_flush(c->world);
-	int ret = ft_primary_finish(pc->p, why, status);
-	struct ft_status st;
-	ft_primary_get_status(pc->p, &st);
-	if (ret == -ECANCELED || st.state == FT_STATE_HALTED) {
-		fprintf(stderr, "ftvm primary: %s\n", st.reason);
-		return FTVM_EXIT_HALTED;
-	}
-	return vm_command_finish(c, why, status, NULL);
+	(void)c, (void)err, (void)errlen;
+	struct ft_primary *p = pc->p;
+	pc->p = NULL; /* the node's now: it ends and destroys it */
+	return ft_node_run(pc->node, pc->fo.epoch, 0, p);
 }
 
 static void primary_stop(void *self)
 {
 	struct primary_cmd *pc = self;
+	ft_node_destroy(pc->node);
 	ft_primary_destroy(pc->p);
 	vm_control_destroy(&pc->vc);
 }

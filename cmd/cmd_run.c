@@ -39,7 +39,11 @@
 #include "cmd/snapshot_options.h"
 #include "cmd/vm_command.h"
 #include "cmd/vm_control.h"
+#include "cmd/ft_node.h"
+#include "cmd/ft_options.h"
+#include "cmd/vm_ft.h"
 #include "cmd/vm_migrate.h"
+#include "logchannel/channel.h"
 #include "backup/ft_backup.h"
 #include "host/state_file.h"
 #include "host/world_live.h"
@@ -55,7 +59,10 @@ static void usage(FILE *out)
 		     "finisher; a guest reset reboots unless --no-reboot.\n\n"
 		     "  --restore FILE      continue the VM saved in FILE (a snapshot of `ftvm replay\n"
 		     "                      --snapshot-at`, or `ftvm snapshot`) instead of booting; same\n"
-		     "                      configuration required\n");
+		     "                      configuration required\n"
+		     "  --arbiter PATH --channel-key FILE [--spare HOST:PORT] [--disk-mode M] [--epoch N]\n"
+		     "                      fault tolerance can be turned on for this VM: `ftvm ft enable`, or\n"
+		     "                      at once to a spare (docs/ft-clone.md)\n");
 	control_options_help(out);
 	fprintf(out, "\noptions:\n");
 	run_options_help(out);
@@ -67,6 +74,12 @@ struct run_cmd {
 	struct snapshot_options so;
 	struct control_options co;
 	struct vm_control vc;
+	/* With --arbiter and --channel-key: FT can be turned on (`ftvm ft enable`, --spare). */
+	bool ft;
+	struct ft_options fo;
+	struct channel_key key;
+	struct ft_node *node;
+	struct control_command commands[2];
 	bool clone;                              /* --restore with other MACs */
 	uint8_t clone_mac[MACHINE_MAX_NICS][6];  /* the MACs given, for the guest's next reset */
 };
@@ -98,7 +111,17 @@ static int run_options_hook(void *self, int *argc, char **argv, bool *help, char
 {
 	struct run_cmd *r = self;
 	(void)help;
-	control_options_init(&r->co);
+	for (int i = 1; i < *argc; i++)
+		r->ft |= !strcmp(argv[i], "--arbiter") || !strcmp(argv[i], "--channel-key") || !strcmp(argv[i], "--spare");
+	if (r->ft) {
+		/* The FT options, the control socket's among them. */
+		int ret = ft_options_extract(argc, argv, &r->fo, err, errlen);
+		if (ret)
+			return ret;
+		r->co = r->fo.co;
+	} else {
+		control_options_init(&r->co);
+	}
 	for (int i = 1; i < *argc;) {
 		int taken = control_options_take(argc, argv, i, &r->co, err, errlen);
 		if (taken < 0)
@@ -124,6 +147,16 @@ static int run_check(void *self, struct vm_command *c, bool *done, char *err, si
 		r->co.vm = c->opts.dom->name;
 	if (r->so.restore)
 		run_clone_macs(r, &c->opts);
+	if (r->ft) {
+		r->fo.co = r->co;
+		if (!r->fo.arbiter) {
+			snprintf(err, errlen, "--arbiter PATH is required with --channel-key or --spare");
+			return -EINVAL;
+		}
+		int ret = ft_options_load_key(&r->fo, &r->key, err, errlen);
+		if (ret)
+			return ret;
+	}
 	return control_options_check(&r->co, err, errlen);
 }
 
@@ -159,13 +192,23 @@ static int run_start(void *self, struct vm_command *c, char *err, size_t errlen)
 		}
 		restore_continue(r, c);
 	}
-	int ret = vm_control_init(&r->vc, "run", c, NULL, NULL);
+	char vm_id[128];
+	if (r->ft) {
+		ft_options_vm_id(&r->fo, machine_config_digest(c->m), vm_id, sizeof(vm_id));
+		if (ft_node_create(c, &r->fo, &r->key, vm_id, &r->node)) {
+			snprintf(err, errlen, "out of memory");
+			return FTVM_EXIT_FAILURE;
+		}
+	}
+	int ret = vm_control_init(&r->vc, "run", c, r->ft ? ft_node_status : NULL, r->node);
 	if (ret) {
 		snprintf(err, errlen, "cannot start: %s", strerror(-ret));
 		return FTVM_EXIT_FAILURE;
 	}
-	r->vc.extra = &vm_migrate_command;
-	r->vc.nextra = 1;
+	r->commands[0] = vm_migrate_command;
+	r->commands[1] = vm_ft_command;
+	r->vc.extra = r->commands;
+	r->vc.nextra = r->ft ? 2 : 1;
 	vm_control_start(&r->vc, &r->co, &c->ctl);
 	return 0;
 }
@@ -175,12 +218,17 @@ static int run_run(void *self, struct vm_command *c, char *err, size_t errlen)
 {
 	struct run_cmd *r = self;
 	(void)c;
+	/* With FT options the node runs it, alone until a clone makes it a primary (a guest reset
+	 * then ends the run: the pair's log cannot carry a new machine). */
+	if (r->ft)
+		return ft_node_run(r->node, r->fo.epoch, 0, NULL);
 	return vm_control_run_live(&r->vc, err, errlen);
 }
 
 static void run_stop(void *self)
 {
 	struct run_cmd *r = self;
+	ft_node_destroy(r->node);
 	vm_control_destroy(&r->vc);
 }
 

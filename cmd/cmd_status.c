@@ -27,7 +27,8 @@ static void print_human(json_t *o)
 	static const char *const fields[] = { "role", "state", "state_ms", "epoch", "icount", "peer_icount", "backup_lag_insns", "backup_lag_ms",
 					       "log_mbit_s", "log_bytes", "log_records", "last_lsn", "acked_lsn",
 					       "outputs_held", "outputs_released", "peer_state", "failovers",
-					       "throttled_ms", "reason" };
+					       "throttled_ms", "unprotected_ms", "clones", "clone_phase", "clone_bytes",
+					       "clone_remaining", "clone_error", "reason" };
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		json_t *v = json_object_get(o, fields[i]);
 		if (!v)

@@ -109,3 +109,12 @@ char *control_options_ask(const char *vm, const char *role, const char *path, co
 		snprintf(err, errlen, "--role %s: neither run, primary nor backup", role);
 	return answer;
 }
+
+bool control_options_take_target(const char *o, const char *v, const char **vm, const char **role,
+				 const char **path)
+{
+	const char **to = !strcmp(o, "--vm") ? vm : !strcmp(o, "--role") ? role : !strcmp(o, "--control") ? path : NULL;
+	if (to)
+		*to = v;
+	return to != NULL;
+}

@@ -47,6 +47,10 @@ void control_options_start(const struct control_options *co, const char *role, s
  * until one is reached — and returns the answer line (caller frees), with the socket that answered
  * in used; NULL with a message in err. A bad role is -EINVAL's message.
  */
+/* For the clients of a node's socket (`ftvm migrate`, `ftvm ft`): takes `o v` when o is --vm,
+ * --role or --control into *vm, *role or *path; false for any other option. */
+bool control_options_take_target(const char *o, const char *v, const char **vm, const char **role,
+				 const char **path);
 char *control_options_ask(const char *vm, const char *role, const char *path, const json_t *request, char *used,
 			  size_t usedlen, char *err, size_t errlen);
 

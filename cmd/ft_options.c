@@ -62,7 +62,13 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 		if (taken)
 			continue;
 		uint64_t *num = NULL, tmp = 0, min = 0, max = UINT64_MAX;
-		if (!strcmp(a, "--peer"))
+		if (!strcmp(a, "--spare")) {
+			if (fo->nspares == FT_MAX_SPARES) {
+				snprintf(err, errlen, "--spare: at most %d spares", FT_MAX_SPARES);
+				return -EINVAL;
+			}
+			str = &fo->spare[fo->nspares++];
+		} else if (!strcmp(a, "--peer"))
 			str = &fo->peer;
 		else if (!strcmp(a, "--listen"))
 			str = &fo->listen;
@@ -78,6 +84,8 @@ int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err,
 			num = &tmp, min = 10, max = FT_MAX_MS;
 		else if (!strcmp(a, "--max-lag"))
 			num = &fo->max_lag_ms, min = 0, max = FT_MAX_MS;
+		else if (!strcmp(a, "--clone-bandwidth"))
+			num = &fo->clone_bandwidth_mbit, min = 1, max = 1000000;
 		else if (!strcmp(a, "--perturb-lsn"))
 			num = &fo->perturb_lsn, min = 1;
 		else if (!strcmp(a, "--replay-delay-us"))
@@ -165,6 +173,9 @@ void ft_options_help(FILE *out)
 		"                      TLS 1.3 authenticated by it\n"
 		"  --vm NAME           the VM's name (default " CONTROL_DEFAULT_VM "); must match the arbiter area\n"
 		"  --epoch N           pairing epoch (default 1): the channel's and the arbiter claim's\n"
+		"  --spare HOST:PORT   an `ftvm spare` to restore redundancy to after every loss of the peer\n"
+		"                      (repeatable, up to 8: the first that answers; docs/ft-clone.md)\n"
+		"  --clone-bandwidth MBIT  cap on an FT clone's use of the link (default: none)\n"
 		"  --timeout MS        peer silence that counts as failure (default %u ms)\n"
 		"  --heartbeat MS      heartbeat interval (default %u ms)\n"
 		"  --log-transport T   tcp (default) or rdma (RDMA verbs; needs a device on both hosts,\n"
@@ -238,10 +249,15 @@ static const struct control_command backup_commands[] = {
 };
 
 void ft_options_start_control(const struct ft_options *fo, const char *role, void (*status)(void *, struct ft_status *),
-			      void *ctx, struct control_server **ctl)
+			      void *ctx, const struct control_command *ft, struct control_command *commands,
+			      struct control_server **ctl)
 {
-	struct control_config cc = { .status = status, .ctx = ctx, .commands = backup_commands,
-				     .ncommands = sizeof(backup_commands) / sizeof(backup_commands[0]) };
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof(backup_commands) / sizeof(backup_commands[0]); i++)
+		commands[n++] = backup_commands[i];
+	if (ft)
+		commands[n++] = *ft;
+	struct control_config cc = { .status = status, .ctx = ctx, .commands = commands, .ncommands = n };
 	control_options_start(&fo->co, role, &cc, ctl);
 }
 

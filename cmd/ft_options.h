@@ -17,8 +17,13 @@
 /* DESIGN.md: the backup stays under 100 ms of guest time behind; past that the primary is slowed. */
 #define FT_DEFAULT_MAX_LAG_MS 100
 
+#define FT_MAX_SPARES 8
+
 struct ft_options {
 	const char *peer;       /* primary: backup's HOST:PORT */
+	const char *spare[FT_MAX_SPARES]; /* --spare HOST:PORT: where to restore redundancy (cmd/ft_node.h) */
+	unsigned nspares;
+	uint64_t clone_bandwidth_mbit; /* --clone-bandwidth: cap on a clone's use of the link (0: none) */
 	const char *listen;     /* backup: HOST:PORT */
 	const char *arbiter;
 	struct control_options co;  /* --vm (also the VM id's name), --control, --control-group */
@@ -40,6 +45,7 @@ struct domain_def;
 struct channel_key;
 struct control_server;
 struct ft_status;
+struct control_command;
 
 /* Takes the FT options out of argv (argc adjusted). */
 int ft_options_extract(int *argc, char **argv, struct ft_options *fo, char *err, size_t errlen) FTVM_MUST_CHECK;
@@ -61,10 +67,13 @@ int ft_options_load_key(const struct ft_options *fo, struct channel_key *key, ch
 int ft_options_check_role(struct ft_options *fo, const struct domain_def *dom, bool primary, struct channel_key *key,
 			  char *err, size_t errlen) FTVM_MUST_CHECK;
 /* Starts a backup's control socket serving status(ctx), refusing `snapshot` (a primary's is
- * cmd/vm_control.c's); a node runs on without one (with a warning) when it cannot be started.
- * *ctl stays NULL then. */
+ * cmd/vm_control.c's) and `migrate`, and serving `ft` when given (its handler gets ctx); the
+ * commands are kept in `commands` (FT_CONTROL_COMMANDS of them), which must live as long as the socket. A node runs on without
+ * one (with a warning) when it cannot be started: *ctl stays NULL then. */
+#define FT_CONTROL_COMMANDS 3
 void ft_options_start_control(const struct ft_options *fo, const char *role, void (*status)(void *, struct ft_status *),
-			      void *ctx, struct control_server **ctl);
+			      void *ctx, const struct control_command *ft, struct control_command *commands,
+			      struct control_server **ctl);
 /* The VM id of the handshake: the VM name, the configuration digest and the disk mode, so a
  * primary and a backup built from different configurations, or that disagree on whether their disk
  * is shared, never pair. */

@@ -18,6 +18,8 @@ static const struct ftvm_command commands[] = {
 	{ "replay", "replay an event log and verify it, or print its composition (--stats)", cmd_replay_main },
 	{ "primary", "run a VM as the primary of an FT pair (streams its log to the backup)", cmd_primary_main },
 	{ "backup", "run a VM as the backup of an FT pair (replays, goes live on failure)", cmd_backup_main },
+	{ "spare", "wait for an FT clone of a VM and run as its backup (restores redundancy)", cmd_spare_main },
+	{ "ft", "turn fault tolerance on or off for a running VM (ftvm ft enable|disable)", cmd_ft_main },
 	{ "incoming", "wait for a live migration of a VM and run it here (docs/migration.md)", cmd_incoming_main },
 	{ "migrate", "live-migrate a running VM to an `ftvm incoming` on another host", cmd_migrate_main },
 	{ "status", "status of a running node (role, icount, job; FT: lag, log Mbit/s, outputs held...)", cmd_status_main },

@@ -18,6 +18,8 @@ int cmd_record_main(int argc, char **argv);
 int cmd_replay_main(int argc, char **argv);
 int cmd_primary_main(int argc, char **argv);
 int cmd_backup_main(int argc, char **argv);
+int cmd_spare_main(int argc, char **argv);
+int cmd_ft_main(int argc, char **argv);
 int cmd_status_main(int argc, char **argv);
 int cmd_snapshot_main(int argc, char **argv);
 int cmd_keygen_main(int argc, char **argv);

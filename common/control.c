@@ -121,6 +121,12 @@ static json_t *status_object(const struct ft_status *st, double log_mbit_s)
 	json_object_set_new(o, "peer_state", json_string(st->peer_state));
 	json_object_set_new(o, "failovers", json_integer((json_int_t)st->failovers));
 	json_object_set_new(o, "throttled_ms", json_integer((json_int_t)st->throttled_ms));
+	json_object_set_new(o, "unprotected_ms", json_integer((json_int_t)st->unprotected_ms));
+	json_object_set_new(o, "clones", json_integer((json_int_t)st->clones));
+	json_object_set_new(o, "clone_phase", json_string(st->clone_phase));
+	json_object_set_new(o, "clone_bytes", json_integer((json_int_t)st->clone_bytes));
+	json_object_set_new(o, "clone_remaining", json_integer((json_int_t)st->clone_remaining));
+	json_object_set_new(o, "clone_error", json_string(st->clone_error));
 	json_object_set_new(o, "reason", json_string(st->reason));
 	return o;
 }

@@ -35,6 +35,12 @@ struct ft_status {
 	uint64_t outputs_released;
 	uint64_t failovers;
 	uint64_t throttled_ms;   /* time the vCPU was slowed for lag */
+	uint64_t unprotected_ms; /* how long this node has been alone (0 while protected) */
+	uint64_t clones;         /* FT clones that made a new backup (docs/ft-clone.md) */
+	char clone_phase[16];    /* the clone under way or last tried: precopy, stop-and-copy, ... ("" none) */
+	uint64_t clone_bytes;    /* its bytes sent */
+	uint64_t clone_remaining; /* its dirty bytes left at the last look */
+	char clone_error[320];   /* why it failed, if it did (mig_stats.error) */
 	char peer_state[32];
 	char role[16];           /* "primary" or "backup" */
 	char reason[256];        /* why FT ended, if it did */

@@ -78,6 +78,7 @@ struct world_live {
 	_Atomic bool handed_over;            /* world_live_hand_over(): this copy stopped for good */
 	volatile sig_atomic_t quit_signal;   /* set by world_live_request_quit() from a signal handler */
 	atomic_bool stop_requested;          /* world_live_request_stop(): the VM ends for good */
+	atomic_bool cut;                     /* world_live_cut(): the run ends, the VM goes on */
 };
 
 static uint64_t wall_ticks(const struct world_live *w)
@@ -112,6 +113,17 @@ void world_live_hand_over(struct world_live *w)
 bool world_live_handed_over(const struct world_live *w)
 {
 	return atomic_load_explicit(&w->handed_over, memory_order_acquire);
+}
+
+void world_live_cut(struct world_live *w)
+{
+	atomic_store(&w->cut, true);
+	input_queue_wake(w->queue);
+}
+
+bool world_live_take_cut(struct world_live *w)
+{
+	return atomic_exchange(&w->cut, false);
 }
 
 /* ---- console ---- */
@@ -238,7 +250,7 @@ static bool nothing_can_arrive(const struct world_live *w)
 static bool quitting(const struct world_live *w)
 {
 	return console_quit_requested(w->console) || w->quit_signal || atomic_load(&w->stop_requested) ||
-	       atomic_load_explicit(&w->handed_over, memory_order_acquire);
+	       atomic_load(&w->cut) || atomic_load_explicit(&w->handed_over, memory_order_acquire);
 }
 
 /* ---- the vm_world ops ---- */

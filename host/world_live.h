@@ -76,5 +76,11 @@ void world_live_drain_disks(struct world_live *w);
  * nothing more leaves. */
 void world_live_hand_over(struct world_live *w);
 bool world_live_handed_over(const struct world_live *w);
+/* The FT clone's cut: the run ends at the next boundary with -ECANCELED before another
+ * instruction, like a hand-over, but this copy goes on (the caller runs the machine again, now
+ * recorded for its new backup); outputs still leave. world_live_take_cut() says whether a cut
+ * ended the run and clears it. */
+void world_live_cut(struct world_live *w);
+bool world_live_take_cut(struct world_live *w);
 
 #endif

@@ -19,6 +19,9 @@ struct chan_source {
 	struct channel *ch;
 	uint8_t *buf;
 	uint64_t lsn;
+	const struct mig_dest_config *cfg;
+	const struct mig_dest_result *res;
+	bool whole_told;
 };
 
 static int chan_next(void *ctx, const uint8_t **buf, size_t *len, char *why, size_t whylen)
@@ -41,6 +44,10 @@ static int chan_next(void *ctx, const uint8_t **buf, size_t *len, char *why, siz
 static void chan_confirm(void *ctx)
 {
 	struct chan_source *cs = ctx;
+	if (cs->res->phase == MIG_PHASE_COMPLETE && !cs->whole_told && cs->cfg->whole) {
+		cs->whole_told = true;
+		cs->cfg->whole(cs->cfg->ctx, cs->res);
+	}
 	diag_debug("confirm %llu", (unsigned long long)cs->lsn);
 	channel_ack(cs->ch, cs->lsn);
 }
@@ -53,7 +60,7 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 	struct channel_config cc;
 	struct channel_listener *l = NULL;
 	struct channel_err cerr = { 0 };
-	struct chan_source cs = { 0 };
+	struct chan_source cs = { .cfg = cfg, .res = res };
 	int ret;
 
 	memset(res, 0, sizeof(*res));
@@ -91,7 +98,7 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 	l = NULL;
 	diag_info("migration of VM %s from epoch %llu coming in", cfg->vm_id,
 		  (unsigned long long)channel_peer_epoch(cs.ch));
-	ret = mig_dest_decode(m, &chan_ops, &cs, res, err, errlen);
+	ret = mig_dest_decode_kind(m, cfg->clone, &chan_ops, &cs, res, err, errlen);
 	/* On success the close sends the ACK of HANDOVER, then BYE: the VM may start at once. */
 	if ((ret == -EBADMSG || ret == -EINVAL) && channel_state(cs.ch) == CHANNEL_UP) {
 		if (channel_refuse(cs.ch, err))

@@ -21,8 +21,12 @@ struct mig_dest_config {
 	const char *listen;             /* HOST:PORT */
 	const struct channel_key *key;
 	const char *vm_id;              /* the VM's name the source must give */
+	bool clone;                     /* take only an FT clone (`ftvm spare`), else only a migration */
 	/* Called once the socket listens (for the terminal): may be NULL. */
 	void (*listening)(void *ctx, unsigned port);
+	/* Called once the whole state is decoded, before the source is told so (the ACK of COMPLETE):
+	 * a spare opens its log listener here, ready before its primary connects. May be NULL. */
+	void (*whole)(void *ctx, const struct mig_dest_result *res);
 	void *ctx;
 };
 

@@ -299,7 +299,7 @@ static int send_start(struct sender *s)
 	uint8_t *b = s->msg + MIG_HDR_SIZE;
 	put_le64(b, s->job->cfg.epoch);
 	put_le64(b + 8, (uint64_t)s->ram_pages * RAM_PAGE_SIZE);
-	put_le32(b + 16, 0);
+	put_le32(b + 16, s->job->cfg.clone ? MIG_FLAG_CLONE : 0);
 	put_le32(b + 20, 0);
 	int n = state_config_section(s->m, b + MIG_START_FIXED, MIG_MAX_BODY - MIG_START_FIXED);
 	if (n < 0)
@@ -355,6 +355,8 @@ static int precopy(struct sender *s)
 	set_phase(s, "precopy");
 	for (s->round = 0;; s->round++) {
 		uint64_t t0 = time_mono_ns(), b0 = s->sent_bytes;
+		if (atomic_load(&s->job->cancel))
+			return fail(s, -ECANCELED, "cancelled");
 		s->round_pages = 0;
 		begin(s, MIG_PAGES);
 		int ret = s->round == 0 ? ram_pages_walk(s->ram, ram_size, round0_pages, s) : round_dirty(s);
@@ -511,6 +513,14 @@ int mig_source_run(struct mig_job *job)
 		goto out;
 	}
 	ret = send_start(&s);
+	/* An FT clone records its new pairing once the spare accepted START, before any page: the
+	 * arbiter's synchronous writes stay out of the guest's pause. */
+	if (!ret && cfg->clone && cfg->commit) {
+		char why[256];
+		ret = cfg->commit(cfg->commit_ctx, why, sizeof(why));
+		if (ret)
+			fail(&s, ret, "%s", why);
+	}
 	if (!ret)
 		ret = precopy(&s);
 	stop_throttle(&s);
@@ -521,8 +531,19 @@ int mig_source_run(struct mig_job *job)
 		goto out;
 	}
 
-	/* 6. The destination holds the whole state: from here this copy never runs again. */
-	if (cfg->world)
+	/* An FT clone first records its new pairing (the arbiter epoch): refused, nothing is cut. */
+	if (atomic_load(&job->cancel)) {
+		fail(&s, -ECANCELED, "cancelled");
+		give_up(&s, true);
+		ret = -ECANCELED;
+		goto out;
+	}
+	/* 6. The destination holds the whole state: from here this copy never runs again; or, for an
+	 * FT clone, this copy's run ends here, at the very icount of the state sent, and goes on
+	 * recorded for its new backup. */
+	if (cfg->world && cfg->clone)
+		world_live_cut(cfg->world);
+	else if (cfg->world)
 		world_live_hand_over(cfg->world);
 	machine_dirty_stop(cfg->m);
 	s.tracking = false;
@@ -540,11 +561,15 @@ int mig_source_run(struct mig_job *job)
 	pthread_mutex_unlock(&job->lock);
 	if (ret) {
 		/* Sent or not, the destination may run: this copy stays stopped. */
-		diag_warn("hand-over to %s not confirmed (%s): this copy stays stopped; the VM runs on the "
-			  "destination if HANDOVER reached it", cfg->to, job->stats.error);
+		if (cfg->clone)
+			diag_warn("clone to %s: HANDOVER not confirmed (%s); the log connection decides", cfg->to,
+				  job->stats.error);
+		else
+			diag_warn("hand-over to %s not confirmed (%s): this copy stays stopped; the VM runs on the "
+				  "destination if HANDOVER reached it", cfg->to, job->stats.error);
 		ret = 0;
 	}
-	release(&s); /* the run ends at its next boundary: the world has been handed over */
+	release(&s); /* the run ends at its next boundary: the world has been handed over (or cut) */
 out:
 	if (ret) {
 		pthread_mutex_lock(&job->lock);
@@ -599,6 +624,11 @@ void mig_job_get_stats(struct mig_job *job, struct mig_stats *out)
 	pthread_mutex_lock(&job->lock);
 	*out = job->stats;
 	pthread_mutex_unlock(&job->lock);
+}
+
+void mig_job_cancel(struct mig_job *job)
+{
+	atomic_store(&job->cancel, true);
 }
 
 bool mig_job_done(struct mig_job *job)

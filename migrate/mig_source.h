@@ -24,6 +24,7 @@
 #define FTVM_MIGRATE_MIG_SOURCE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,6 +46,13 @@ struct mig_source_config {
 	unsigned downtime_ms;           /* target of the stop-and-copy */
 	uint64_t bandwidth_mbit;        /* cap on the link's use; 0: none */
 	unsigned max_rounds;            /* give up after this many rounds */
+	/* FT clone (docs/ft-clone.md): START says so, and once the destination accepted it commit()
+	 * is called (the arbiter records the new pairing; non-zero gives up); once the destination
+	 * holds the whole state the live world is cut (world_live_cut()) instead of handed over:
+	 * this copy goes on. */
+	bool clone;
+	int (*commit)(void *ctx, char *err, size_t errlen);
+	void *commit_ctx;
 };
 
 /* The job's statistics, named after libvirt's job stats (virDomainGetJobStats). */
@@ -70,6 +78,7 @@ struct mig_job {
 	struct mig_stats stats;
 	pthread_t thread;
 	bool started, done, lock_inited;
+	atomic_bool cancel;             /* mig_job_cancel(): give up at the next round or before the cut */
 	int result;
 };
 
@@ -86,6 +95,9 @@ void mig_job_init(struct mig_job *job, const struct mig_source_config *cfg);
 /* A copy of the statistics, any thread. */
 void mig_job_get_stats(struct mig_job *job, struct mig_stats *out);
 bool mig_job_done(struct mig_job *job);
+/* Any thread: the job gives up (CANCEL, the VM runs on here) at its next round, or before the
+ * hand-over or cut; a job already past them is not undone. */
+void mig_job_cancel(struct mig_job *job);
 /* Joins the thread (if started): the result of mig_source_run(). */
 int mig_job_join(struct mig_job *job);
 

@@ -77,6 +77,7 @@ int mig_hdr_decode(const uint8_t *buf, size_t len, struct mig_hdr *h, char *why,
 
 struct dest {
 	struct machine *m;
+	bool want_clone;         /* an FT clone's destination (a spare) */
 	const struct mig_source_ops *ops;
 	void *ctx;
 	struct mig_dest_result *res;
@@ -127,8 +128,16 @@ static int take_start(struct dest *d)
 	if (d->h.len < MIG_START_FIXED)
 		return bad(d, "body too short");
 	uint64_t epoch = get_le64(d->body), ram = get_le64(d->body + 8);
-	if (get_le32(d->body + 16) != 0 || get_le32(d->body + 20) != 0)
-		return bad(d, "flags or reserved field not zero");
+	uint32_t flags = get_le32(d->body + 16);
+	if ((flags & ~MIG_FLAG_CLONE) != 0 || get_le32(d->body + 20) != 0)
+		return bad(d, "unknown flags or reserved field not zero");
+	d->res->clone = flags & MIG_FLAG_CLONE;
+	if (d->res->clone != d->want_clone) {
+		d->res->refused_config = true;
+		snprintf(d->err, d->errlen, "%s", d->want_clone ? "this is a spare: it takes only an FT clone, not a migration"
+								 : "an FT clone goes to `ftvm spare`, not to a migration's destination");
+		return -EINVAL;
+	}
 	size_t size;
 	(void)machine_ram(d->m, &size);
 	char why[320];
@@ -257,7 +266,14 @@ static int take_cancel(struct dest *d)
 int mig_dest_decode(struct machine *m, const struct mig_source_ops *ops, void *ctx, struct mig_dest_result *res,
 		    char *err, size_t errlen)
 {
-	struct dest d = { .m = m, .ops = ops, .ctx = ctx, .res = res, .err = err, .errlen = errlen };
+	return mig_dest_decode_kind(m, false, ops, ctx, res, err, errlen);
+}
+
+int mig_dest_decode_kind(struct machine *m, bool want_clone, const struct mig_source_ops *ops, void *ctx,
+			 struct mig_dest_result *res, char *err, size_t errlen)
+{
+	struct dest d = { .m = m, .want_clone = want_clone, .ops = ops, .ctx = ctx, .res = res, .err = err,
+			  .errlen = errlen };
 	memset(res, 0, sizeof(*res));
 	err[0] = '\0';
 	int ret = next_message(&d);

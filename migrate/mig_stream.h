@@ -28,6 +28,7 @@
 #define MIG_START_FIXED 24u   /* epoch, RAM bytes, flags, reserved; then the CONFIG section */
 #define MIG_COMPLETE_SIZE 16u /* state bytes, rounds */
 #define MIG_HANDOVER_SIZE 8u  /* epoch the destination runs in */
+#define MIG_FLAG_CLONE 1u     /* START flags: an FT clone, the destination becomes the backup */
 /*
  * A migration's channel detects a lost peer in a second, not in the FT pair's fraction of one:
  * nothing fails over on it, and its channel thread stays time-shared (logchannel/channel.c), so
@@ -87,6 +88,7 @@ struct mig_dest_result {
 	uint32_t rounds;
 	uint64_t state_bytes;
 	bool refused_config;      /* ended by START's configuration (err names the difference) */
+	bool clone;               /* START said FT clone (MIG_FLAG_CLONE) */
 };
 
 /*
@@ -98,5 +100,9 @@ struct mig_dest_result {
  */
 int mig_dest_decode(struct machine *m, const struct mig_source_ops *ops, void *ctx, struct mig_dest_result *res,
 		    char *err, size_t errlen) FTVM_MUST_CHECK;
+/* The same for a destination that takes only FT clones (want_clone: an `ftvm spare`) or only
+ * migrations: a START of the other kind is refused (-EINVAL, refused_config) before any page. */
+int mig_dest_decode_kind(struct machine *m, bool want_clone, const struct mig_source_ops *ops, void *ctx,
+			 struct mig_dest_result *res, char *err, size_t errlen) FTVM_MUST_CHECK;
 
 #endif

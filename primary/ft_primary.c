@@ -455,6 +455,11 @@ int ft_primary_finish(struct ft_primary *p, enum machine_exit exit, int status)
 	return ret;
 }
 
+bool ft_primary_wait_alone(struct ft_primary *p, int timeout_ms)
+{
+	return ft_state_wait(&p->fs, S(ALONE), timeout_ms) == FT_STATE_ALONE;
+}
+
 void ft_primary_get_status(struct ft_primary *p, struct ft_status *st)
 {
 	struct output_rule_stats os = { 0 };

@@ -14,6 +14,7 @@
 #ifndef FTVM_PRIMARY_FT_PRIMARY_H
 #define FTVM_PRIMARY_FT_PRIMARY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "common/ft_status.h"
 #include "util/compiler.h"
@@ -53,6 +54,9 @@ struct vm_world ft_primary_world(struct ft_primary *p);
 /* After machine_run(): log END, let held outputs leave, close the channel in order. */
 int ft_primary_finish(struct ft_primary *p, enum machine_exit exit, int status) FTVM_MUST_CHECK;
 void ft_primary_get_status(struct ft_primary *p, struct ft_status *st);
+/* Any thread: sleeps until this primary runs alone (it lost its backup and won the arbiter) or
+ * timeout_ms pass; whether it is alone. */
+bool ft_primary_wait_alone(struct ft_primary *p, int timeout_ms);
 void ft_primary_destroy(struct ft_primary *p);
 
 #endif

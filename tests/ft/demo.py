@@ -7,7 +7,10 @@
 3. A client on its own host writes unique keys over one TCP connection and remembers every OK.
 4. Midway the primary process is killed with SIGKILL (its host "crashes").
 5. The backup replays what it received, wins the arbiter, goes live on host B; the client carries on.
-6. Every acknowledged write is read back; the failover gap seen by the client is printed.
+6. Host A "comes back": its node is restarted as `ftvm spare`; host B, told its spare with --spare,
+   clones the running VM to it (docs/ft-clone.md) and is protected again, A now its backup.
+7. Host B's process is killed in turn: A goes live, a second failover the other way.
+8. Every acknowledged write is read back; the failover gaps seen by the client are printed.
 """
 import json
 import os
@@ -32,7 +35,8 @@ def main():
         say("needs root (network namespaces, TAP devices)")
         return 2
     workdir = tempfile.mkdtemp(prefix="ftvm-demo-")
-    lab = ftlab.Lab("ftdemo", workdir)
+    # Host B restores redundancy to a spare on host A after it goes live.
+    lab = ftlab.Lab("ftdemo", workdir, extra_backup=["--spare", f"10.78.0.1:{ftlab.LOG_PORT}"])
     try:
         say(f"network up: host A (primary), host B (backup), client {ftlab.CLIENT_IP}; guest {ftlab.GUEST_IP}")
         t0 = time.monotonic()
@@ -40,7 +44,7 @@ def main():
         say(f"guest ready under FT after {time.monotonic() - t0:.1f} s (backup replaying in lockstep)")
         logfile = os.path.join(workdir, "acked.txt")
         writer = subprocess.Popen(["ip", "netns", "exec", lab.ns("cl"), "python3", CLIENT, "write", ftlab.GUEST_IP,
-                                   "--count", "600", "--delay-ms", "5", "--prefix", "demo-", "--log", logfile],
+                                   "--count", "1500", "--delay-ms", "5", "--prefix", "demo-", "--log", logfile],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(4)
         st = json.loads(lab.status("primary") or "{}")
@@ -56,6 +60,22 @@ def main():
         lab.primary.kill()
         line = lab.backup.wait_for("live as primary", 60)
         say(f"backup went live {time.monotonic() - t_kill:.2f} s after the kill: {line.split('warn: ')[-1]}")
+        say("host A comes back: its node starts as `ftvm spare`")
+        spare = ftlab.Node("spare", ["ip", "netns", "exec", lab.ns("a"), ftlab.ftvm_binary(), "spare",
+                                     "--listen", f"10.78.0.1:{ftlab.LOG_PORT}",
+                                     "--spare", f"10.78.0.2:{ftlab.LOG_PORT}",
+                                     "--control", os.path.join(workdir, "primary.sock")]
+                           + lab.ft_options() + lab.run_options("a"))
+        line = lab.backup.wait_for("protected again", 60)
+        say(f"protected again {time.monotonic() - t_kill:.2f} s after the kill: {line.split('warn: ')[-1]}")
+        spare.wait_for("primary connected; replaying", 30)
+        lab.primary = spare  # host A's node is now the backup
+        time.sleep(2)
+        say("killing host B's process (SIGKILL): the second failover, the other way")
+        t_kill = time.monotonic()
+        lab.backup.kill()
+        line = spare.wait_for("live as primary", 60)
+        say(f"host A went live {time.monotonic() - t_kill:.2f} s after the kill: {line.split('warn: ')[-1]}")
         out, err = writer.communicate(timeout=300)
         if writer.returncode != 0:
             say(f"client failed: {err.strip()[-500:]}")
@@ -66,11 +86,11 @@ def main():
         v = subprocess.run(["ip", "netns", "exec", lab.ns("cl"), "python3", CLIENT, "verify", ftlab.GUEST_IP,
                             "--log", logfile], capture_output=True, text=True)
         result = json.loads(v.stdout.strip().splitlines()[-1]) if v.stdout.strip() else {"verified": 0, "bad": ["?"]}
-        say(f"verified after failover: {result['verified']} of {summary['acked']} acknowledged writes read back "
+        say(f"verified after two failovers: {result['verified']} of {summary['acked']} acknowledged writes read back "
             f"{'intact' if not result['bad'] else 'WITH ERRORS: ' + str(result['bad'])}")
-        st = json.loads(lab.status("backup") or "{}")
-        say("new primary (host B) status: " + ", ".join(f"{k}={st.get(k)}" for k in
-                                                        ("role", "state", "epoch", "failovers", "reason")))
+        st = json.loads(lab.status("primary") or "{}")
+        say("host A's node status: " + ", ".join(f"{k}={st.get(k)}" for k in
+                                                 ("role", "state", "epoch", "failovers", "unprotected_ms", "reason")))
         return 0 if v.returncode == 0 else 1
     finally:
         lab.close()

@@ -5,14 +5,16 @@ account of every acknowledged write, for the FT tests and benchmarks.
 Protocol (guest/README.md): "SET key value" -> "OK", "GET key" -> "VALUE value" | "NONE".
 
 Used as a module by the tests, or standalone:
-  kvclient.py write HOST --count N [--delay-ms D] [--prefix P] [--log FILE]
-      writes unique keys over one connection, reconnecting only when it must, and prints a JSON
-      summary (acknowledged writes, reconnects, the longest gap between two replies);
+  kvclient.py write HOST --count N [--delay-ms D] [--prefix P] [--log FILE] [--stop-file F]
+      writes unique keys over one connection (stopping early once F exists), reconnecting only
+      when it must, and prints a JSON summary (acknowledged writes, reconnects, the longest gap
+      between two replies);
   kvclient.py verify HOST --log FILE
       reads back every acknowledged write listed in FILE and fails on any missing or wrong value.
 """
 import argparse
 import json
+import os
 import random
 import socket
 import sys
@@ -112,10 +114,12 @@ def main():
     ap.add_argument("--delay-ms", type=float, default=0)
     ap.add_argument("--prefix", default="k")
     ap.add_argument("--log")
+    ap.add_argument("--stop-file", help="write: stop early once this file exists")
     a = ap.parse_args()
     if a.mode == "write":
+        stop = (lambda: os.path.exists(a.stop_file)) if a.stop_file else None
         with open(a.log, "a") if a.log else open("/dev/null", "w") as log:
-            print(json.dumps(write_keys(a.host, a.count, a.delay_ms, a.prefix, log)))
+            print(json.dumps(write_keys(a.host, a.count, a.delay_ms, a.prefix, log, stop=stop)))
         return 0
     pairs = [tuple(line.split(" ", 1)) for line in open(a.log).read().splitlines() if line]
     bad = verify_keys(a.host, [(k, v) for k, v in pairs])

@@ -1,0 +1,469 @@
+/*
+ * ft_node.c — see ft_node.h: a node that restores redundancy to its spares by FT clones.
+ *
+ * Threads: the vCPU thread runs ft_node_run() (the machine, then each primary's setup); the
+ * clone thread tries the spares while the node is alone; the control thread reads the status
+ * and serves `ft enable` / `ft disable`. What they share is under n->lock: the phase, the current
+ * primary (created and destroyed by the vCPU thread only while the clone thread is not running),
+ * the counters, the spares and the clone job's statistics (mig_job has its own lock). Starting
+ * and stopping the clone thread (vCPU and control threads) is serialised by n->ops. The clone
+ * thread sleeps on n->wake between tries (stop wakes it), and on a protected primary's FT state
+ * until it goes alone (for at most 100 ms at a time, to see stop).
+ */
+#define DIAG_MODULE "ft-node"
+#include "cmd/ft_node.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/exit_code.h"
+#include "common/arbiter.h"
+#include "host/world_live.h"
+#include "migrate/mig_source.h"
+#include "primary/ft_primary.h"
+#include "util/diag.h"
+#include "util/time.h"
+
+#define CLONE_BACKOFF_FIRST_MS 100u
+#define CLONE_BACKOFF_MAX_MS 2000u
+/* The spare opens its log listener before it confirms the whole state; should it not be there
+ * yet (it could not open it then), the primary retries. */
+#define CONNECT_TRY_MS 5000u
+#define CONNECT_RETRY_MS 5u
+/* How long the clone thread sleeps at most on a protected primary's state (then it checks stop). */
+#define PRIMARY_WATCH_MS 100
+
+enum node_phase {
+	NODE_ALONE,      /* the machine runs in the live world, the clone thread tries the spares */
+	NODE_PRIMARY,    /* the machine runs recorded, for the backup made by the last clone */
+};
+
+struct ft_node {
+	struct vm_command *c;
+	struct ft_options fo;
+	const struct channel_key *key;
+	char vm_id[128];
+
+	pthread_mutex_t lock;           /* guards everything below */
+	pthread_cond_t wake;            /* clone thread: stop, or time to look again */
+	enum node_phase phase;
+	struct ft_primary *p;           /* NODE_PRIMARY */
+	uint64_t epoch;                 /* the pairing's: won (alone), or the primary's */
+	uint64_t alone_since_ns;        /* 0: protected */
+	uint64_t clones, failovers;
+	bool stop;                      /* the clone thread ends */
+	bool disable;                   /* ft_node_disable(): the run was cut to drop the backup */
+	char enabled_peer[FT_NODE_PEER_MAX]; /* ft_node_enable()'s spare */
+	bool job_used;                  /* job holds the statistics of a clone tried */
+	struct mig_job job;
+	const char *cloned_to;          /* the spare of the clone that succeeded */
+	pthread_t thread;
+	bool thread_started;            /* under lock; started and joined under ops */
+	pthread_mutex_t ops;            /* the clone thread's start and stop (vCPU and control threads) */
+};
+
+/* ---- the clone thread ---- */
+
+/* mig_source_config.commit: the arbiter records the new pairing before any page is sent (claim
+ * of the epoch between the old pairing's and the new one's, as node 0: only this node claims it). */
+static int record_pairing(void *ctx, char *err, size_t errlen)
+{
+	struct ft_node *n = ctx;
+	char aerr[ARBITER_ERR_MAX];
+	struct arbiter *arb;
+	unsigned winner = 0;
+
+	int ret = arbiter_open(n->fo.arbiter, n->fo.co.vm, &arb, aerr);
+	if (ret < 0) {
+		snprintf(err, errlen, "arbiter %s: %s", n->fo.arbiter, aerr);
+		return ret;
+	}
+	ret = arbiter_claim(arb, n->epoch + 1, 0, 2000, &winner);
+	if (ret == ARBITER_LOST)
+		snprintf(err, errlen, "the arbiter gave epoch %llu to node %u: another node made a pairing",
+			 (unsigned long long)(n->epoch + 1), winner);
+	else if (ret < 0)
+		snprintf(err, errlen, "arbiter: %s", arbiter_error(arb));
+	arbiter_close(arb);
+	return ret == ARBITER_WON ? 0 : ret < 0 ? ret : -EPERM;
+}
+
+/* Under n->lock: waits up to ms, or until stopped. */
+static void nap_locked(struct ft_node *n, unsigned ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L)
+		until.tv_sec++, until.tv_nsec -= 1000000000L;
+	if (!n->stop)
+		pthread_cond_timedwait(&n->wake, &n->lock, &until);
+}
+
+/* Under n->lock: is the node alone, so that a clone is due? */
+static bool alone_locked(struct ft_node *n)
+{
+	if (n->phase == NODE_ALONE)
+		return true;
+	struct ft_status st;
+	ft_primary_get_status(n->p, &st);
+	if (st.state != FT_STATE_ALONE)
+		return false;
+	if (!n->alone_since_ns) {
+		n->alone_since_ns = time_mono_ns();
+		n->failovers++;
+	}
+	return true;
+}
+
+/* One clone to `spare`: 0 once the live world is cut (the vCPU thread goes on from there). */
+static int clone_to(struct ft_node *n, const char *spare)
+{
+	struct mig_source_config cfg = {
+		.m = n->c->m, .world = n->c->world, .to = spare, .key = n->key, .vm_id = n->fo.co.vm,
+		.epoch = n->epoch + 2, .bandwidth_mbit = n->fo.clone_bandwidth_mbit, .clone = true,
+		.commit = record_pairing, .commit_ctx = n,
+	};
+	pthread_mutex_lock(&n->lock);
+	if (n->job_used)
+		pthread_mutex_destroy(&n->job.lock);
+	mig_job_init(&n->job, &cfg);
+	n->job_used = true;
+	bool stop = n->stop;
+	pthread_mutex_unlock(&n->lock);
+	if (stop)
+		return -ECANCELED;
+	diag_info("FT clone of %s to %s for epoch %llu", n->fo.co.vm, spare, (unsigned long long)cfg.epoch);
+	int ret = mig_source_run(&n->job);
+	if (ret) {
+		struct mig_stats ms;
+		mig_job_get_stats(&n->job, &ms);
+		diag_warn("FT clone to %s failed, still alone: %s", spare, ms.error);
+	}
+	return ret;
+}
+
+static void *clone_main(void *arg)
+{
+	struct ft_node *n = arg;
+	unsigned backoff = CLONE_BACKOFF_FIRST_MS;
+
+	pthread_mutex_lock(&n->lock);
+	while (!n->stop) {
+		if (!alone_locked(n)) {
+			/* n->p stays while this thread runs: the vCPU thread replaces it only after a join. */
+			struct ft_primary *p = n->p;
+			pthread_mutex_unlock(&n->lock);
+			(void)ft_primary_wait_alone(p, PRIMARY_WATCH_MS);
+			pthread_mutex_lock(&n->lock);
+			continue;
+		}
+		for (unsigned i = 0; i < n->fo.nspares && !n->stop; i++) {
+			pthread_mutex_unlock(&n->lock);
+			int ret = clone_to(n, n->fo.spare[i]);
+			pthread_mutex_lock(&n->lock);
+			if (ret == 0) {
+				n->cloned_to = n->fo.spare[i];
+				pthread_mutex_unlock(&n->lock);
+				return NULL;
+			}
+		}
+		nap_locked(n, backoff);
+		backoff = backoff * 2 > CLONE_BACKOFF_MAX_MS ? CLONE_BACKOFF_MAX_MS : backoff * 2;
+	}
+	pthread_mutex_unlock(&n->lock);
+	return NULL;
+}
+
+/* Under n->ops: starts the clone thread when there are spares and it is not running. */
+static int start_cloning(struct ft_node *n)
+{
+	int ret = 0;
+	pthread_mutex_lock(&n->lock);
+	if (n->fo.nspares && !n->thread_started) {
+		n->stop = false;
+		n->cloned_to = NULL;
+		ret = -pthread_create(&n->thread, NULL, clone_main, n);
+		n->thread_started = ret == 0;
+	}
+	pthread_mutex_unlock(&n->lock);
+	return ret;
+}
+
+/* Under n->ops: ends the clone thread (a clone under way gives up, unless it already cut). */
+static void stop_cloning(struct ft_node *n)
+{
+	pthread_mutex_lock(&n->lock);
+	if (!n->thread_started) {
+		pthread_mutex_unlock(&n->lock);
+		return;
+	}
+	n->stop = true;
+	if (n->job_used)
+		mig_job_cancel(&n->job);
+	pthread_cond_broadcast(&n->wake);
+	pthread_mutex_unlock(&n->lock);
+	pthread_join(n->thread, NULL);
+	pthread_mutex_lock(&n->lock);
+	n->thread_started = false;
+	pthread_mutex_unlock(&n->lock);
+}
+
+static int start_cloning_op(struct ft_node *n)
+{
+	pthread_mutex_lock(&n->ops);
+	int ret = start_cloning(n);
+	pthread_mutex_unlock(&n->ops);
+	return ret;
+}
+
+static void stop_cloning_op(struct ft_node *n)
+{
+	pthread_mutex_lock(&n->ops);
+	stop_cloning(n);
+	pthread_mutex_unlock(&n->ops);
+}
+
+int ft_node_enable(struct ft_node *n, const char *peer, char *err, size_t errlen)
+{
+	if (strlen(peer) >= FT_NODE_PEER_MAX || !strchr(peer, ':')) {
+		snprintf(err, errlen, "ft enable: the peer must be HOST:PORT (at most %u bytes)", FT_NODE_PEER_MAX - 1);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&n->ops);
+	pthread_mutex_lock(&n->lock);
+	bool protected = n->phase == NODE_PRIMARY && !n->alone_since_ns;
+	pthread_mutex_unlock(&n->lock);
+	int ret = 0;
+	if (protected) {
+		snprintf(err, errlen, "ft enable: the VM is protected already (epoch %llu); `ft disable` first",
+			 (unsigned long long)n->epoch);
+		ret = -EALREADY;
+	} else {
+		stop_cloning(n);
+		pthread_mutex_lock(&n->lock);
+		snprintf(n->enabled_peer, sizeof(n->enabled_peer), "%s", peer);
+		n->fo.spare[0] = n->enabled_peer;
+		n->fo.nspares = 1;
+		n->disable = false;
+		pthread_mutex_unlock(&n->lock);
+		ret = start_cloning(n);
+		if (ret)
+			snprintf(err, errlen, "ft enable: cannot start the clone thread: %s", strerror(-ret));
+	}
+	pthread_mutex_unlock(&n->ops);
+	return ret;
+}
+
+int ft_node_disable(struct ft_node *n, char *err, size_t errlen)
+{
+	(void)err, (void)errlen;
+	pthread_mutex_lock(&n->ops);
+	stop_cloning(n);
+	pthread_mutex_lock(&n->lock);
+	n->fo.nspares = 0;
+	if (n->phase == NODE_PRIMARY) {
+		/* The vCPU thread ends the primary's log with END, which the backup replays to its end
+		 * and then exits without going live; the VM runs on alone. */
+		n->disable = true;
+		world_live_cut(n->c->world);
+	}
+	pthread_mutex_unlock(&n->lock);
+	pthread_mutex_unlock(&n->ops);
+	return 0;
+}
+
+/* ---- the vCPU thread ---- */
+
+static void set_alone(struct ft_node *n, uint64_t epoch)
+{
+	pthread_mutex_lock(&n->lock);
+	n->phase = NODE_ALONE;
+	n->epoch = epoch;
+	if (!n->alone_since_ns)
+		n->alone_since_ns = time_mono_ns();
+	pthread_mutex_unlock(&n->lock);
+}
+
+/* Step 3 of ft_node.h: the primary of the new pairing with the spare that took the clone. */
+static int become_primary(struct ft_node *n, char *err, size_t errlen)
+{
+	struct ft_options *fo = &n->fo;
+	uint64_t epoch = n->epoch + 2;
+	struct ft_primary_config cfg = {
+		.vm_name = fo->co.vm, .vm_id = n->vm_id, .epoch = epoch, .peer = n->cloned_to, .arbiter = fo->arbiter,
+		.node = 0, .timeout_ms = fo->timeout_ms, .heartbeat_ms = fo->heartbeat_ms,
+		.max_lag_ms = (unsigned)fo->max_lag_ms, .rdma = false, .replicated_disks = !fo->disk_shared, .key = n->key,
+	};
+	struct ft_primary *p = NULL;
+	int ret = ft_primary_create(&cfg, n->c->m, world_live_world(n->c->world), &p, err, errlen);
+	uint64_t deadline = time_mono_ns() + (uint64_t)CONNECT_TRY_MS * 1000000u;
+	for (bool created = ret == 0; created;) {
+		ret = ft_primary_connect(p, err, errlen);
+		if (!ret || time_mono_ns() >= deadline)
+			break;
+		struct timespec pause = { .tv_nsec = CONNECT_RETRY_MS * 1000000L };
+		nanosleep(&pause, NULL);
+	}
+	pthread_mutex_lock(&n->lock);
+	/* Whatever came of it, the pairing's epochs are spent: the next clone records beyond them. */
+	n->epoch = epoch;
+	if (!ret) {
+		n->phase = NODE_PRIMARY;
+		n->p = p;
+		n->clones++;
+		n->alone_since_ns = 0;
+	}
+	pthread_mutex_unlock(&n->lock);
+	if (ret)
+		ft_primary_destroy(p);
+	return ret;
+}
+
+/* The primary's run ended: its outputs leave, then it is gone (the node is alone or done). */
+static int end_primary(struct ft_node *n, enum machine_exit why, int status, bool *halted)
+{
+	world_live_flush(n->c->world);
+	int ret = ft_primary_finish(n->p, why, status);
+	struct ft_status st;
+	ft_primary_get_status(n->p, &st);
+	*halted = ret == -ECANCELED || st.state == FT_STATE_HALTED;
+	if (*halted)
+		fprintf(stderr, "ftvm %s: %s\n", n->c->role->name, st.reason);
+	pthread_mutex_lock(&n->lock);
+	struct ft_primary *p = n->p;
+	n->p = NULL;
+	n->phase = NODE_ALONE;
+	pthread_mutex_unlock(&n->lock);
+	ft_primary_destroy(p);
+	return ret;
+}
+
+int ft_node_run(struct ft_node *n, uint64_t epoch, uint64_t failovers, struct ft_primary *p)
+{
+	char err[512];
+	int status = 0;
+
+	n->failovers = failovers;
+	if (p) {
+		pthread_mutex_lock(&n->lock);
+		n->phase = NODE_PRIMARY;
+		n->p = p;
+		n->epoch = epoch;
+		pthread_mutex_unlock(&n->lock);
+	} else {
+		set_alone(n, epoch);
+	}
+	for (;;) {
+		if (start_cloning_op(n) < 0)
+			diag_error("cannot start the clone thread: the VM runs on alone");
+		struct vm_world world = n->phase == NODE_PRIMARY ? ft_primary_world(n->p) : world_live_world(n->c->world);
+		enum machine_exit why = machine_run(n->c->m, world, ICOUNT_MAX, &status);
+		bool cut = world_live_take_cut(n->c->world) && why == MACHINE_EXIT_ERROR && status == -ECANCELED;
+		stop_cloning_op(n);
+		pthread_mutex_lock(&n->lock);
+		bool disable = n->disable;
+		n->disable = false;
+		pthread_mutex_unlock(&n->lock);
+		if (n->phase == NODE_PRIMARY) {
+			bool halted = false;
+			int ret = end_primary(n, why, status, &halted);
+			if (halted)
+				return FTVM_EXIT_HALTED;
+			if (!cut && ret < 0)
+				diag_warn("ending the primary: %s", strerror(-ret));
+		}
+		if (!cut)
+			return vm_command_finish(n->c, why, status, NULL);
+		if (disable) {
+			diag_warn("fault tolerance disabled: the backup was dropped, the VM runs on alone");
+			set_alone(n, n->epoch);
+			continue;
+		}
+		uint64_t t0 = time_mono_ns();
+		if (become_primary(n, err, sizeof(err))) {
+			diag_warn("the clone's backup did not take the log (%s): alone again", err);
+			continue;
+		}
+		/* The guest was held from the stop-and-copy to the hand-over's confirmation (the job's
+		 * downtime), then while the log connection was made. */
+		struct mig_stats ms;
+		mig_job_get_stats(&n->job, &ms);
+		double connect_ms = (time_mono_ns() - t0) / 1e6;
+		diag_warn("protected again: primary of epoch %llu with %s; guest held %.1f ms (stop-and-copy %llu ms, "
+			  "log connection %.1f ms); clone of %llu bytes in %llu ms",
+			  (unsigned long long)n->epoch, n->cloned_to, (double)ms.downtime_ms + connect_ms,
+			  (unsigned long long)ms.downtime_ms, connect_ms, (unsigned long long)ms.data_transferred,
+			  (unsigned long long)ms.total_time_ms);
+	}
+}
+
+/* ---- life cycle and status ---- */
+
+int ft_node_create(struct vm_command *c, const struct ft_options *fo, const struct channel_key *key,
+		   const char *vm_id, struct ft_node **out)
+{
+	struct ft_node *n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	n->c = c;
+	n->fo = *fo;
+	n->key = key;
+	snprintf(n->vm_id, sizeof(n->vm_id), "%s", vm_id);
+	pthread_mutex_init(&n->lock, NULL);
+	pthread_mutex_init(&n->ops, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&n->wake, &ca);
+	pthread_condattr_destroy(&ca);
+	*out = n;
+	return 0;
+}
+
+void ft_node_status(void *ctx, struct ft_status *st)
+{
+	struct ft_node *n = ctx;
+	pthread_mutex_lock(&n->lock);
+	if (n->phase == NODE_PRIMARY && n->p) {
+		ft_primary_get_status(n->p, st);
+	} else {
+		memset(st, 0, sizeof(*st));
+		st->state = n->alone_since_ns ? FT_STATE_ALONE : FT_STATE_WAITING; /* waiting: not run yet */
+		st->icount = machine_progress(n->c->m);
+		snprintf(st->peer_state, sizeof(st->peer_state), "gone");
+	}
+	snprintf(st->role, sizeof(st->role), "primary");
+	st->epoch = n->epoch;
+	st->failovers = n->failovers;
+	st->clones = n->clones;
+	st->unprotected_ms = n->alone_since_ns ? (time_mono_ns() - n->alone_since_ns) / 1000000u : 0;
+	if (n->job_used) {
+		struct mig_stats ms;
+		mig_job_get_stats(&n->job, &ms);
+		snprintf(st->clone_phase, sizeof(st->clone_phase), "%s", ms.phase);
+		st->clone_bytes = ms.data_transferred;
+		st->clone_remaining = ms.memory_remaining;
+		snprintf(st->clone_error, sizeof(st->clone_error), "%s", ms.error);
+	}
+	pthread_mutex_unlock(&n->lock);
+}
+
+void ft_node_destroy(struct ft_node *n)
+{
+	if (!n)
+		return;
+	stop_cloning_op(n);
+	ft_primary_destroy(n->p);
+	if (n->job_used)
+		pthread_mutex_destroy(&n->job.lock);
+	pthread_mutex_destroy(&n->ops);
+	pthread_cond_destroy(&n->wake);
+	pthread_mutex_destroy(&n->lock);
+	free(n);
+}

@@ -1,0 +1,52 @@
+/*
+ * ft_node.h — a node that restores redundancy: it runs its VM alone (a backup that went live, or
+ * a primary whose backup was lost) and makes a new backup on the first of its spares that answers,
+ * by an FT clone (docs/ft-clone.md), again after every loss of its peer.
+ *
+ * The cycle, on the vCPU thread (ft_node_run()):
+ *   1. alone: the machine runs in the live world, unprotected, while the clone thread tries the
+ *      spares in order, then waits (100 ms doubling to 2 s) and tries again;
+ *   2. a clone succeeded: its pre-copy ran beside the guest; in the stop-and-copy the spare got
+ *      the whole state at icount N, the arbiter recorded the new pairing (claim of epoch e+1 by
+ *      this node), and the live world was cut: the run ended at exactly N;
+ *   3. the node becomes the primary of epoch e+2 with the spare, now its backup: recorder and
+ *      Output Rule around the same machine and live world, the log from N on;
+ *   4. losing that backup (ft_primary.h: the primary claims epoch e+2 and runs on alone), the
+ *      clone thread starts again; its cut ends the primary's run, and 3 follows with e+4.
+ * Epochs only grow, and each pairing's are recorded before it starts: a node of an older pairing
+ * can never win a claim again (arbiter_claim() of a lower epoch: -ESTALE, of a decided one: lost).
+ */
+#ifndef FTVM_CMD_FT_NODE_H
+#define FTVM_CMD_FT_NODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "cmd/ft_options.h"
+#include "cmd/vm_command.h"
+#include "common/ft_status.h"
+#include "logchannel/channel_types.h"
+#include "util/compiler.h"
+
+struct ft_node;
+struct ft_primary;
+
+/* For the VM of c (its live world open), with the FT options and key of the command. */
+int ft_node_create(struct vm_command *c, const struct ft_options *fo, const struct channel_key *key,
+		   const char *vm_id, struct ft_node **out) FTVM_MUST_CHECK;
+/* Runs the VM, alone after winning `epoch` (p NULL) or as the connected primary p of `epoch`
+ * (the node takes it over), until the guest ends or this node halts: the exit status of the
+ * command (cmd/exit_code.h). */
+int ft_node_run(struct ft_node *n, uint64_t epoch, uint64_t failovers, struct ft_primary *p);
+/* The node's status, for the control socket (ctx: the node; any thread). */
+void ft_node_status(void *ctx, struct ft_status *st);
+
+#define FT_NODE_PEER_MAX 256u
+/* Any thread (`ftvm ft enable`): restore redundancy to peer, an `ftvm spare`, now and after every
+ * loss (it replaces the --spare list). -EALREADY when the VM is protected already. */
+int ft_node_enable(struct ft_node *n, const char *peer, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* Any thread (`ftvm ft disable`): no more clones; a protected primary's run is cut and its log
+ * ended (END): the backup replays to it and exits without going live, the VM runs on alone. */
+int ft_node_disable(struct ft_node *n, char *err, size_t errlen) FTVM_MUST_CHECK;
+void ft_node_destroy(struct ft_node *n);
+
+#endif
