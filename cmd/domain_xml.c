@@ -426,6 +426,28 @@ static int ft_number(struct dom_ctx *c, xmlNodePtr ft, const char *attr, uint64_
 	return 0;
 }
 
+/* spares='HOST:PORT ...': the spares to restore redundancy to, in order. */
+static int read_spares(struct dom_ctx *c, xmlNodePtr ft, struct domain_ft *f)
+{
+	char val[DOMAIN_MAX_SPARES * DOMAIN_STR_MAX], *save = NULL;
+	uint64_t port;
+
+	if (!xstr(c, ft, "string(@spares)", val, sizeof(val)))
+		return 0;
+	if (strlen(val) == sizeof(val) - 1)
+		return fail(c, -EINVAL, "<ftvm:ft spares>: longer than %zu bytes", sizeof(val) - 2);
+	for (char *tok = strtok_r(val, " \t\r\n", &save); tok; tok = strtok_r(NULL, " \t\r\n", &save)) {
+		if (f->nspares == DOMAIN_MAX_SPARES)
+			return fail(c, -EINVAL, "<ftvm:ft spares>: at most %d spares", DOMAIN_MAX_SPARES);
+		const char *colon = strrchr(tok, ':');
+		if (!colon || colon == tok || strlen(tok) >= DOMAIN_STR_MAX ||
+		    parse_u64(colon + 1, 0, 65535, &port) < 0 || port == 0)
+			return fail(c, -EINVAL, "<ftvm:ft spares>: '%.64s' is not HOST:PORT", tok);
+		snprintf(f->spare[f->nspares++], DOMAIN_STR_MAX, "%s", tok);
+	}
+	return 0;
+}
+
 static int read_ft(struct dom_ctx *c, struct domain_ft *f)
 {
 	xmlXPathObjectPtr r = xnodes(c, "/domain/metadata/ftvm:ft");
@@ -451,6 +473,8 @@ static int read_ft(struct dom_ctx *c, struct domain_ft *f)
 		if (rc == 0 && f->disk_mode[0] && strcmp(f->disk_mode, "replicated") != 0 &&
 		    strcmp(f->disk_mode, "shared") != 0)
 			rc = fail(c, -EINVAL, "<ftvm:ft disk-mode='%s'>: expected replicated or shared", f->disk_mode);
+		if (rc == 0)
+			rc = read_spares(c, ft, f);
 		if (rc == 0)
 			rc = ft_number(c, ft, "epoch", UINT64_MAX, &f->epoch, &f->has_epoch);
 		if (rc == 0 && f->has_epoch && f->epoch == 0)

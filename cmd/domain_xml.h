@@ -42,6 +42,7 @@
 #define DOMAIN_FT_NS "urn:x-ftvm:ft:1"
 #define DOMAIN_STR_MAX 256
 #define DOMAIN_PATH_MAX PATH_MAX  /* a file name from the XML, with its NUL */
+#define DOMAIN_MAX_SPARES 8
 #define DOMAIN_CMDLINE_MAX 2048  /* <cmdline>, with its NUL */
 
 struct domain_nic {
@@ -60,6 +61,8 @@ struct domain_ft {
 	char log_transport[16];
 	char disk_mode[16];           /* "replicated", "shared" or "" (not given) */
 	char channel_key[DOMAIN_PATH_MAX];
+	char spare[DOMAIN_MAX_SPARES][DOMAIN_STR_MAX]; /* spares='HOST:PORT ...', in order */
+	unsigned nspares;
 	bool has_epoch, has_timeout, has_heartbeat, has_max_lag;
 	uint64_t epoch;
 	unsigned timeout_ms, heartbeat_ms, max_lag_ms;

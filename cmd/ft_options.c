@@ -161,6 +161,10 @@ int ft_options_apply_domain(struct ft_options *fo, const struct domain_def *d, c
 		fo->rdma = strcmp(f->log_transport, "rdma") == 0;
 	if (!fo->disk_mode_given && f->disk_mode[0])
 		fo->disk_shared = strcmp(f->disk_mode, "shared") == 0;
+	_Static_assert(DOMAIN_MAX_SPARES == FT_MAX_SPARES, "the XML's spares must fit the options'");
+	if (fo->nspares == 0) /* --spare replaces the XML's list */
+		for (unsigned i = 0; i < f->nspares; i++)
+			fo->spare[fo->nspares++] = f->spare[i];
 	return check(fo, err, errlen);
 }
 
