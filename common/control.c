@@ -50,7 +50,7 @@ struct control_client {
 	uid_t uid;                  /* the peer's, from SO_PEERCRED */
 	uint64_t deadline_ms;       /* the next request must be complete by then */
 	size_t in_len;
-	char in[CONTROL_MAX_REQUEST];
+	char *in;                   /* the server's max_request bytes */
 	char *out;                  /* the answer being sent, newline-terminated; NULL: none */
 	size_t out_len, out_done;
 };
@@ -88,6 +88,7 @@ struct control_server {
 	void *ctx;
 	const struct control_command *commands;
 	size_t ncommands;
+	size_t max_request;         /* bytes of one request line, newline included */
 	pthread_t thread;
 	pthread_mutex_t job_lock;
 	struct control_job job;
@@ -451,9 +452,9 @@ static int client_answer(struct control_server *srv, struct control_client *c)
 		if (ret < 0)
 			return ret;
 	}
-	if (!c->out && c->in_len == sizeof(c->in)) {
+	if (!c->out && c->in_len == srv->max_request) {
 		char msg[64];
-		snprintf(msg, sizeof(msg), "request too long (limit %d bytes)", CONTROL_MAX_REQUEST);
+		snprintf(msg, sizeof(msg), "request too long (limit %zu bytes)", srv->max_request);
 		send_and_close(c->fd, msg, false);
 		c->fd = -1;
 		c->in_len = 0;
@@ -463,7 +464,7 @@ static int client_answer(struct control_server *srv, struct control_client *c)
 
 static int client_read(struct control_server *srv, struct control_client *c)
 {
-	ssize_t n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, MSG_DONTWAIT);
+	ssize_t n = recv(c->fd, c->in + c->in_len, srv->max_request - c->in_len, MSG_DONTWAIT);
 	if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
 		return 0;
 	if (n < 0)
@@ -647,6 +648,13 @@ static int listen_private(struct control_server *srv, char *err, size_t errlen)
 	return 0;
 }
 
+static void server_free(struct control_server *srv)
+{
+	for (size_t i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		free(srv->clients[i].in);
+	free(srv);
+}
+
 int control_start(const struct control_config *cfg, struct control_server **out, char *err, size_t errlen)
 {
 	struct control_server *srv;
@@ -683,8 +691,16 @@ int control_start(const struct control_config *cfg, struct control_server **out,
 	srv->commands = cfg->commands;
 	srv->ncommands = cfg->ncommands;
 	srv->status_fields = cfg->status_fields;
-	for (size_t i = 0; i < CONTROL_MAX_CLIENTS; i++)
+	srv->max_request = cfg->max_request ? cfg->max_request : CONTROL_MAX_REQUEST;
+	for (size_t i = 0; i < CONTROL_MAX_CLIENTS; i++) {
 		srv->clients[i].fd = -1;
+		srv->clients[i].in = malloc(srv->max_request);
+		if (!srv->clients[i].in) {
+			snprintf(err, errlen, "out of memory");
+			ret = -ENOMEM;
+			goto out_free;
+		}
+	}
 	srv->status = cfg->status;
 	srv->ctx = cfg->ctx;
 	srv->has_group = cfg->has_group;
@@ -715,7 +731,7 @@ out_wake:
 	close(srv->wake_fd);
 out_free:
 	pthread_mutex_destroy(&srv->job_lock);
-	free(srv);
+	server_free(srv);
 	return ret;
 }
 
@@ -754,7 +770,7 @@ void control_stop(struct control_server *srv)
 		unlink(srv->path);
 	close(srv->fd);
 	close(srv->wake_fd);
-	free(srv);
+	server_free(srv);
 }
 
 int control_group_lookup(const char *name, gid_t *gid, char *err, size_t errlen)
@@ -873,14 +889,19 @@ char *control_request(const char *path, const char *cmd, char *err, size_t errle
 
 char *control_request_json(const char *path, const json_t *request, char *err, size_t errlen)
 {
+	return control_request_json_max(path, request, CONTROL_MAX_REQUEST, err, errlen);
+}
+
+char *control_request_json_max(const char *path, const json_t *request, size_t max_request, char *err, size_t errlen)
+{
 	char *req = json_dumps(request, JSON_COMPACT);
 	if (!req) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	size_t len = strlen(req);
-	if (len + 1 > CONTROL_MAX_REQUEST) {
-		snprintf(err, errlen, "request too long (%zu bytes, limit %d)", len + 1, CONTROL_MAX_REQUEST);
+	if (len + 1 > max_request) {
+		snprintf(err, errlen, "request too long (%zu bytes, limit %zu)", len + 1, max_request);
 		free(req);
 		return NULL;
 	}
