@@ -180,6 +180,10 @@ bool vm_proc_reap(const char *run_dir, const char *name, struct vm_proc *p, int 
 		struct pollfd pfd = { .fd = p->pidfd, .events = POLLIN };
 		if (p->pidfd >= 0 && poll(&pfd, 1, 0) == 0)
 			return false;
+		/* Found by this process after all (the table reopened in the same process): collected. */
+		int st;
+		if (waitpid(p->pid, &st, WNOHANG) == p->pid)
+			*wstatus = st;
 	}
 	file_name(path, sizeof(path), run_dir, name, "pid");
 	unlink(path);
