@@ -118,7 +118,7 @@ int domain_doc_parse(const char *xml, size_t len, const char *dir, struct domain
 
 	memset(doc, 0, sizeof(*doc));
 	if (len == 0 || len > DOMAIN_DOC_MAX || memchr(xml, 0, len)) {
-		snprintf(err, errlen, "a domain definition is 1..%d bytes of XML text", DOMAIN_DOC_MAX);
+		snprintf(err, errlen, "a domain definition is XML text of 1 byte to %d KiB", DOMAIN_DOC_MAX / 1024);
 		return -EINVAL;
 	}
 	xmlDocPtr d = xmlReadMemory(xml, (int)len, "domain.xml", NULL, XML_PARSE_NONET | XML_PARSE_NOERROR |
