@@ -122,6 +122,19 @@ static json_t *status_object(const struct ft_status *st, double log_mbit_s)
 	json_object_set_new(o, "peer_state", json_string(st->peer_state));
 	json_object_set_new(o, "failovers", json_integer((json_int_t)st->failovers));
 	json_object_set_new(o, "throttled_ms", json_integer((json_int_t)st->throttled_ms));
+	json_object_set_new(o, "last_failover_gap_ms", json_real(st->last_failover_gap_ms));
+	if (st->hold_count || !strcmp(st->role, "primary")) {
+		/* "le_SECONDS": outputs held at most that long (cumulative), as Prometheus buckets. */
+		json_t *h = json_object();
+		char key[32];
+		for (size_t i = 0; h && i < FT_HOLD_BUCKETS; i++) {
+			snprintf(key, sizeof(key), "le_%g", (double)ft_hold_bucket_us[i] / 1e6);
+			json_object_set_new(h, key, json_integer((json_int_t)st->hold_le[i]));
+		}
+		json_object_set_new(h, "count", json_integer((json_int_t)st->hold_count));
+		json_object_set_new(h, "sum_s", json_real((double)st->hold_sum_us / 1e6));
+		json_object_set_new(o, "output_hold", h);
+	}
 	json_object_set_new(o, "reason", json_string(st->reason));
 	return o;
 }
