@@ -26,30 +26,10 @@ import tempfile
 import threading
 import time
 
+from daemon_test import check, domain, failures, wait_for
+
 FTVMD, FTVM, TICK = sys.argv[1], sys.argv[2], sys.argv[3]
 MAX_REQUEST = 2 * 256 * 1024 + 4096
-failures = []
-
-
-def check(cond, what):
-    print(("ok: " if cond else "FAIL: ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-
-
-def wait_for(pred, timeout=20):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
-
-
-def domain(name, kernel):
-    return (f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>16</memory><vcpu>1</vcpu>"
-            f"<os><type arch='riscv64' machine='virt'>hvm</type><kernel>{kernel}</kernel>"
-            f"<loader>none</loader></os></domain>\n")
 
 
 class Daemon:

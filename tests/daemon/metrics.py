@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,32 +24,9 @@ import time
 import urllib.parse
 import urllib.request
 
+from daemon_test import check, domain, failures, free_port, wait_for
+
 FTVMD, FTVM, TICK = sys.argv[1], sys.argv[2], sys.argv[3]
-failures = []
-
-
-def check(cond, what):
-    print(("ok: " if cond else "FAIL: ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-
-
-def wait_for(pred, timeout=30):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.2)
-    return pred()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def http(url, method="GET"):
@@ -61,12 +37,6 @@ def http(url, method="GET"):
         return e.code, "", ""
     except OSError:
         return 0, "", ""
-
-
-def domain(name, ft=""):
-    return (f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>16</memory><vcpu>1</vcpu>"
-            f"<os><type arch='riscv64' machine='virt'>hvm</type><kernel>{TICK}</kernel>"
-            f"<loader>none</loader></os>{ft}</domain>\n")
 
 
 class Daemon:
@@ -151,11 +121,11 @@ def main():
         subprocess.run([FTVM, "keygen", key], check=True, stdout=subprocess.DEVNULL)
         ft = (f"<metadata><ftvm:ft xmlns:ftvm='urn:x-ftvm:ft:1' arbiter='{arb}' channel-key='{key}' "
               f"timeout-ms='400' heartbeat-ms='50' %s/></metadata>")
-        check(a.define_start("solo", domain("solo")), "solo started on A")
-        check(b.define_start("pair", domain("pair", ft % f"listen='127.0.0.1:{port}'")), "pair's backup started on B")
+        check(a.define_start("solo", domain("solo", TICK)), "solo started on A")
+        check(b.define_start("pair", domain("pair", TICK, ft % f"listen='127.0.0.1:{port}'")), "pair's backup started on B")
         check(wait_for(lambda: os.path.exists(os.path.join(b.dir, "state", "run", "pair.sock")), 20),
               "the backup listens")
-        check(a.define_start("pair", domain("pair", ft % f"peer='127.0.0.1:{port}'")), "pair's primary started on A")
+        check(a.define_start("pair", domain("pair", TICK, ft % f"peer='127.0.0.1:{port}'")), "pair's primary started on A")
         check(wait_for(lambda: a.stats("pair").get("ft_state") == 1), "the pair is protected")
         check(wait_for(lambda: a.stats("pair").get("output_hold_count", 0) > 0), "the primary held outputs")
 
