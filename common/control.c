@@ -823,7 +823,7 @@ static char *request_once(const char *path, const char *req, uint64_t deadline_m
 	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		const char *hint = errno == ENOENT || errno == ECONNREFUSED ? " (is the VM running?)"
+		const char *hint = errno == ENOENT || errno == ECONNREFUSED ? " (is it running?)"
 				   : errno == EACCES ? " (only root, the node's user and its control group may connect)"
 				   : "";
 		snprintf(err, errlen, "cannot reach the control socket %s: %s%s", path, strerror(errno), hint);
