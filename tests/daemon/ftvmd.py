@@ -10,7 +10,8 @@ bare-metal tick.elf (idle, a '.' on the console every 100 ms of guest time).
              XML or too large, a request longer than the limit, clients that close mid-request,
              a client that drips bytes, 100 clients at once: clear errors, and the daemon answers
              everyone else meanwhile and afterwards
-  perms      the socket is mode 0600 under umask 000
+  perms      the socket is mode 0600 under umask 000; (root) another user is refused even when the
+             file was opened up by hand; --socket-group gives 0660 and admits that group only
 
 usage: ftvmd.py FTVMD FTVM TICK_ELF   (TICK_ELF "-": no bare-metal programs, skip: 77)
 """
@@ -266,6 +267,14 @@ def hostile(d, tmp):
     check(d.alive() and d.ask({"cmd": "list"}).get("ok") is True, "the daemon is alive and answers")
 
 
+def as_user(d, groups, *args):
+    """ftvm ARGS run as nobody with the given supplementary groups: (exit status, stderr)."""
+    g = ["--groups", ",".join(map(str, groups))] if groups else ["--clear-groups"]
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", *g, FTVM, *args, "--daemon-socket", d.sock],
+                       capture_output=True, text=True, timeout=60)
+    return r.returncode, r.stderr
+
+
 def perms(tmp):
     d = Daemon(os.path.join(tmp, "perms"))
     os.makedirs(d.tmp)
@@ -276,6 +285,29 @@ def perms(tmp):
         os.umask(old)
     mode = stat.S_IMODE(os.stat(d.sock).st_mode)
     check(mode == 0o600, f"the socket is mode {oct(mode)} under umask 000")
+    if os.geteuid() == 0 and shutil.which("setpriv"):
+        os.chmod(tmp, 0o755)
+        os.chmod(d.tmp, 0o755)
+        os.chmod(d.sock, 0o666)   # widened by hand: SO_PEERCRED still refuses a stranger
+        rc, err = as_user(d, [], "list")
+        check(rc == 1 and "permission denied" in err, f"another user is refused: {err.strip()}")
+    d.proc.terminate()
+    d.proc.wait(timeout=20)
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        print("not root or no setpriv: the --socket-group checks skipped")
+        return
+    gid = 1   # Debian's "daemon" group, of which nobody is not a member
+    d = Daemon(os.path.join(tmp, "group"))
+    os.makedirs(d.tmp, mode=0o755)
+    d.proc = subprocess.Popen([FTVMD, "--state-dir", d.state, "--socket", d.sock, "--ftvm", FTVM,
+                               "--socket-group", str(gid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    check(wait_for(lambda: os.path.exists(d.sock)), "ftvmd with --socket-group serves")
+    st = os.stat(d.sock)
+    check(stat.S_IMODE(st.st_mode) == 0o660 and st.st_gid == gid, f"the socket is 0660, group {st.st_gid}")
+    rc, err = as_user(d, [gid], "list")
+    check(rc == 0, f"a member of the group is served {err.strip()}")
+    rc, err = as_user(d, [], "list")
+    check(rc == 1 and ("denied" in err or "Permission" in err), f"a non-member is not: {err.strip()}")
     d.proc.terminate()
     d.proc.wait(timeout=20)
 
