@@ -13,7 +13,10 @@ bare-metal tick.elf (idle, a '.' on the console every 100 ms of guest time).
   perms      the socket is mode 0600 under umask 000; (root) another user is refused even when the
              file was opened up by hand; --socket-group gives 0660 and admits that group only
 
-usage: ftvmd.py FTVMD FTVM TICK_ELF   (TICK_ELF "-": no bare-metal programs, skip: 77)
+  guest      (when the bundled guest is built) the real Linux guest defined without a kernel boots
+             under the daemon to its "ready" line, holds still while suspended, and stops on shutdown
+
+usage: ftvmd.py FTVMD FTVM TICK_ELF [GUEST_DIR]   (TICK_ELF "-": no bare-metal programs, skip: 77)
 """
 import json
 import os
@@ -30,6 +33,7 @@ import time
 from daemon_test import check, domain, failures, wait_for
 
 FTVMD, FTVM, TICK = sys.argv[1], sys.argv[2], sys.argv[3]
+GUEST = sys.argv[4] if len(sys.argv) > 4 else "-"
 MAX_REQUEST = 2 * 256 * 1024 + 4096
 
 
@@ -312,6 +316,41 @@ def perms(tmp):
     d.proc.wait(timeout=20)
 
 
+def guest(d, tmp):
+    if GUEST == "-" or not os.path.exists(os.path.join(GUEST, "Image")):
+        print("the bundled guest is not built: the guest scenario skipped")
+        return
+    path = os.path.join(tmp, "linux.xml")
+    with open(path, "w") as f:
+        f.write("<domain type='qemu'><name>linux</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+                "<os><type arch='riscv64' machine='virt'>hvm</type></os></domain>\n")
+    check(d.ftvm("define", path)[0] == 0 and d.ftvm("start", "linux")[0] == 0, "the bundled guest defined, started")
+    log = os.path.join(d.state, "run", "linux.log")
+
+    def console():
+        try:
+            with open(log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    check(wait_for(lambda: "ftvm-guest: ready" in console(), 120), "it boots to its ready line")
+    d.ftvm("suspend", "linux")
+    i1 = d.ask({"cmd": "stats", "name": "linux"}).get("stats", {}).get("icount")
+    time.sleep(0.5)
+    i2 = d.ask({"cmd": "stats", "name": "linux"}).get("stats", {}).get("icount")
+    check(i1 is not None and i1 == i2 and i1 > 10**7, f"suspended at icount {i1}, it stays there")
+    d.ftvm("resume", "linux")
+    check(wait_for(lambda: (d.ask({"cmd": "stats", "name": "linux"}).get("stats", {}).get("icount") or 0) > i1),
+          "resumed, it goes on")
+    pid = vm_pid(d, "linux")
+    t0 = time.monotonic()
+    d.ftvm("shutdown", "linux")
+    check(wait_for(lambda: d.info("linux").get("state") == "shutoff", 30) and not pid_alive(pid),
+          f"shutdown stops it ({time.monotonic() - t0:.2f} s)")
+    d.ftvm("undefine", "linux")
+
+
 def main():
     if TICK == "-":
         print("no bare-metal programs: skipped")
@@ -321,11 +360,12 @@ def main():
     try:
         d.start()
         verbs(d, tmp)
+        guest(d, tmp)
         restart(d, tmp)
         hostile(d, tmp)
         perms(tmp)
     finally:
-        for name in ("vm1", "vm2"):
+        for name in ("vm1", "vm2", "linux"):
             pid = vm_pid(d, name)
             if pid and pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
