@@ -184,6 +184,9 @@ def main():
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        for d in (a, b):
+            if d:
+                check(d.proc.returncode == 0, f"ftvmd ends with status 0 on SIGTERM ({d.proc.returncode})")
     if failures:
         print(f"{len(failures)} failure(s); logs in {tmp}")
         return 1
