@@ -156,6 +156,19 @@ def verbs(d, tmp):
     check("stopped (destroyed)" in out, "ftvm events prints them")
     last = d.ask({"cmd": "events"}).get("last")
     check(d.ask({"cmd": "events", "since": last}).get("events") == [], "events since the last: none")
+    # ftvm events --follow prints what happens from now on.
+    follow = subprocess.Popen([FTVM, "events", "--follow", "--since", str(last), "--daemon-socket", d.sock],
+                              stdout=subprocess.PIPE, text=True)
+    d.ftvm("start", "vm1")
+    d.ftvm("destroy", "vm1")
+    seen = []
+    reader = threading.Thread(target=lambda: seen.extend(follow.stdout.readline() for _ in range(2)))
+    reader.start()
+    reader.join(timeout=20)
+    follow.kill()
+    follow.wait()
+    check([line.split(" ", 1)[1].strip() for line in seen if " " in line] ==
+          ["vm1 started (booted)", "vm1 stopped (destroyed)"], f"ftvm events --follow: {seen}")
     rc, out, _ = d.ftvm("undefine", "vm1")
     check(rc == 0 and not os.path.exists(os.path.join(d.state, "vms", "vm1.xml")), "undefine")
     rc, out, err = d.ftvm("dominfo", "vm1")
