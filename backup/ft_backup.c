@@ -40,6 +40,8 @@ struct ft_backup {
 	struct ft_state fs;
 	bool fs_ready;
 	atomic_uint_fast64_t log_bytes, log_records, last_lsn, failovers;
+	uint64_t heard_ns;              /* go-live: when the lost primary was last heard */
+	atomic_uint_fast64_t last_gap_us;  /* last failover: from the primary's last frame to running alone */
 	uint64_t prev_lsn;              /* vCPU thread only, like prev_icount */
 	icount_t prev_icount;
 	uint8_t buf[EVLOG_MAX_RECORD];
@@ -146,6 +148,10 @@ static int go_live(struct ft_backup *b, const char *why, struct vm_world *live, 
 		 (unsigned long long)machine_icount(b->machine), (unsigned long long)atomic_load(&b->last_lsn),
 		 (unsigned long long)b->cfg.epoch);
 	ft_state_set(&b->fs, S(PROTECTED), FT_STATE_ARBITRATING, reason);
+	struct channel_stats cs = { 0 };
+	if (b->ch)
+		channel_get_stats(b->ch, &cs);
+	b->heard_ns = cs.last_rx_ns;
 	channel_close(b->ch); /* 1. no more log from this primary */
 	b->ch = NULL;
 	int ret = arbiter_claim(b->arb, b->cfg.epoch, b->cfg.node, ARBITER_FOREVER, &winner);
@@ -175,6 +181,8 @@ static int go_live(struct ft_backup *b, const char *why, struct vm_world *live, 
 		size_t n = ft_rarp_announce(b->golive.macs[i], frame, sizeof(frame));
 		live->ops->net_tx(live->ctx, i, frame, n);
 	}
+	if (b->heard_ns)
+		atomic_store(&b->last_gap_us, (time_mono_ns() - b->heard_ns) / 1000);
 	atomic_fetch_add(&b->failovers, 1);
 	ft_state_set(&b->fs, S(GOING_LIVE), FT_STATE_ALONE, NULL);
 	diag_warn("live as primary at icount %llu: reissued %u disk request(s), announced %u MAC(s)",
@@ -350,6 +358,7 @@ void ft_backup_get_status(struct ft_backup *b, struct ft_status *st)
 	st->last_lsn = atomic_load(&b->last_lsn);
 	st->acked_lsn = st->last_lsn;
 	st->failovers = atomic_load(&b->failovers);
+	st->last_failover_gap_ms = (double)atomic_load(&b->last_gap_us) / 1e3;
 	snprintf(st->peer_state, sizeof(st->peer_state), "%s",
 		 st->state == FT_STATE_PROTECTED ? "up" : st->state == FT_STATE_WAITING ? "waiting" : "gone");
 }

@@ -27,6 +27,20 @@ static const struct ftvm_command commands[] = {
 	{ "arbiter", "shared-disk test-and-set: init, claim, show (docs/arbiter.md)", cmd_arbiter_main },
 	{ "keygen", "make a pairing key for the logging channel (--channel-key)", cmd_keygen_main },
 	{ "clone", "linked (qcow2 overlay) or full clones of disk images, and of domain XML", cmd_clone_main },
+	/* The host daemon's verbs (cmd/cmd_daemon.c, docs/daemon.md). */
+	{ "define", "ftvmd: define a VM from a domain XML file", cmd_daemon_main },
+	{ "undefine", "ftvmd: remove a shut-off VM's definition", cmd_daemon_main },
+	{ "start", "ftvmd: start a defined VM (its own ftvm process)", cmd_daemon_main },
+	{ "shutdown", "ftvmd: ask a running VM to stop", cmd_daemon_main },
+	{ "destroy", "ftvmd: kill a running VM's process", cmd_daemon_main },
+	{ "suspend", "ftvmd: hold a running VM's vCPU", cmd_daemon_main },
+	{ "resume", "ftvmd: let a suspended VM's vCPU go on", cmd_daemon_main },
+	{ "dumpxml", "ftvmd: print a VM's definition", cmd_daemon_main },
+	{ "dominfo", "ftvmd: a VM's state, role, memory, CPU time, instructions", cmd_daemon_main },
+	{ "list", "ftvmd: every VM and its state", cmd_daemon_main },
+	{ "vmstats", "ftvmd: a running VM's figures (FT state, lag, log, outputs held...)", cmd_daemon_main },
+	{ "nodeinfo", "ftvmd: the host's CPUs and memory", cmd_daemon_main },
+	{ "events", "ftvmd: the last VM events (defined, started, suspended, resumed, stopped)", cmd_daemon_main },
 };
 
 static void usage(FILE *out)

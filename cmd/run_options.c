@@ -220,7 +220,9 @@ static int apply_domain(struct run_options *o, const char *given, char *err, siz
 	o->kernel = dom.kernel[0] ? dom.kernel : NULL;
 	o->initrd = dom.initrd[0] ? dom.initrd : NULL;
 	o->append = dom.cmdline[0] ? dom.cmdline : NULL;
-	o->bios = dom.loader[0] ? dom.loader : NULL;
+	/* <loader>none</loader>: as --bios none, the kernel entered directly in M-mode. */
+	o->bios_none = strcmp(dom.loader, "none") == 0;
+	o->bios = dom.loader[0] && !o->bios_none ? dom.loader : NULL;
 	o->mem_mib = dom.mem_mib;
 	o->rng = dom.rng;
 	o->ndisks = dom.ndisks;

@@ -1,6 +1,7 @@
 /*
  * vm_control.c — see vm_control.h. The commands: `snapshot` (docs/control.md), a job whose work is
- * host/snapshot_live.c's, run with the machine lock held so the machine cannot be replaced under it.
+ * host/snapshot_live.c's, run with the machine lock held so the machine cannot be replaced under it;
+ * `pause` and `resume`, which hold and let go the vCPU.
  */
 #define DIAG_MODULE "run"
 #include "cmd/vm_control.h"
@@ -128,8 +129,57 @@ static int snapshot_job(void *ctx, void *arg, struct control_job *job, char *err
 	return ret;
 }
 
+/* pause / resume: the vCPU held at a slice boundary by machine_pause() (nothing is injected, the
+ * guest sees only time passing), let go by machine_resume(). vc->paused is the server thread's:
+ * handlers and status run there, one at a time. */
+static int pause_resume(struct vm_control *vc, bool pause, json_t *answer, char *err, size_t errlen)
+{
+	const char *verb = pause ? "pause" : "resume";
+	uid_t peer = control_peer_uid();
+	if (peer != 0 && peer != geteuid()) {
+		snprintf(err, errlen, "%s: only root and the node's user may %s its VM (uid %u may not)", verb, verb,
+			 (unsigned)peer);
+		return -EPERM;
+	}
+	if (vc->paused == pause) {
+		snprintf(err, errlen, "%s: the VM is %s", verb, pause ? "already paused" : "not paused");
+		return -EBUSY;
+	}
+	int ret = 0;
+	pthread_rwlock_rdlock(&vc->lock);
+	struct machine *m = vc->c->m;
+	if (!m) {
+		snprintf(err, errlen, "%s: the VM is being rebuilt, try again", verb);
+		ret = -EBUSY;
+	} else if (pause) {
+		ret = machine_pause(m);
+		if (ret)
+			snprintf(err, errlen, "pause: %s", strerror(-ret));
+	} else {
+		machine_resume(m);
+	}
+	pthread_rwlock_unlock(&vc->lock);
+	if (ret == 0) {
+		vc->paused = pause;
+		json_object_set_new(answer, "paused", json_boolean(pause));
+	}
+	return ret;
+}
+
+static int pause_handler(void *ctx, const json_t *req, json_t *answer, void **job_arg, char *err, size_t errlen)
+{
+	return pause_resume(ctx, true, answer, err, errlen);
+}
+
+static int resume_handler(void *ctx, const json_t *req, json_t *answer, void **job_arg, char *err, size_t errlen)
+{
+	return pause_resume(ctx, false, answer, err, errlen);
+}
+
 static const struct control_command vm_commands[] = {
 	{ .name = "snapshot", .handler = snapshot_handler, .job = snapshot_job, .job_arg_free = free },
+	{ .name = "pause", .handler = pause_handler },
+	{ .name = "resume", .handler = resume_handler },
 };
 
 int vm_control_init(struct vm_control *vc, const char *role, struct vm_command *c, control_status_fn *ft_status,
@@ -176,13 +226,14 @@ static void ft_status(void *ctx, struct ft_status *st)
 static void status_fields(void *ctx, json_t *answer)
 {
 	struct vm_control *vc = ctx;
+	json_object_set_new(answer, "paused", json_boolean(vc->paused));
 	if (vc->ft_status)
 		return;
 	pthread_rwlock_rdlock(&vc->lock);
 	icount_t now = vc->c->m ? machine_progress(vc->c->m) : 0;
 	pthread_rwlock_unlock(&vc->lock);
 	json_object_set_new(answer, "role", json_string(vc->role));
-	json_object_set_new(answer, "state", json_string("running"));
+	json_object_set_new(answer, "state", json_string(vc->paused ? "paused" : "running"));
 	json_object_set_new(answer, "icount", json_integer((json_int_t)now));
 }
 

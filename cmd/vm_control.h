@@ -30,6 +30,7 @@ struct vm_control {
 	const struct control_command *extra;
 	size_t nextra;
 	struct control_command commands[CONTROL_MAX_COMMANDS]; /* what the socket serves */
+	bool paused;                      /* held by the `pause` command (control server thread only) */
 	bool inited;
 };
 

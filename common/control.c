@@ -50,7 +50,7 @@ struct control_client {
 	uid_t uid;                  /* the peer's, from SO_PEERCRED */
 	uint64_t deadline_ms;       /* the next request must be complete by then */
 	size_t in_len;
-	char in[CONTROL_MAX_REQUEST];
+	char *in;                   /* the server's max_request bytes */
 	char *out;                  /* the answer being sent, newline-terminated; NULL: none */
 	size_t out_len, out_done;
 };
@@ -88,6 +88,7 @@ struct control_server {
 	void *ctx;
 	const struct control_command *commands;
 	size_t ncommands;
+	size_t max_request;         /* bytes of one request line, newline included */
 	pthread_t thread;
 	pthread_mutex_t job_lock;
 	struct control_job job;
@@ -127,6 +128,19 @@ static json_t *status_object(const struct ft_status *st, double log_mbit_s)
 	json_object_set_new(o, "clone_bytes", json_integer((json_int_t)st->clone_bytes));
 	json_object_set_new(o, "clone_remaining", json_integer((json_int_t)st->clone_remaining));
 	json_object_set_new(o, "clone_error", json_string(st->clone_error));
+	json_object_set_new(o, "last_failover_gap_ms", json_real(st->last_failover_gap_ms));
+	if (st->hold_count || !strcmp(st->role, "primary")) {
+		/* "le_SECONDS": outputs held at most that long (cumulative), as Prometheus buckets. */
+		json_t *h = json_object();
+		char key[32];
+		for (size_t i = 0; h && i < FT_HOLD_BUCKETS; i++) {
+			snprintf(key, sizeof(key), "le_%g", (double)ft_hold_bucket_us[i] / 1e6);
+			json_object_set_new(h, key, json_integer((json_int_t)st->hold_le[i]));
+		}
+		json_object_set_new(h, "count", json_integer((json_int_t)st->hold_count));
+		json_object_set_new(h, "sum_s", json_real((double)st->hold_sum_us / 1e6));
+		json_object_set_new(o, "output_hold", h);
+	}
 	json_object_set_new(o, "reason", json_string(st->reason));
 	return o;
 }
@@ -457,9 +471,9 @@ static int client_answer(struct control_server *srv, struct control_client *c)
 		if (ret < 0)
 			return ret;
 	}
-	if (!c->out && c->in_len == sizeof(c->in)) {
+	if (!c->out && c->in_len == srv->max_request) {
 		char msg[64];
-		snprintf(msg, sizeof(msg), "request too long (limit %d bytes)", CONTROL_MAX_REQUEST);
+		snprintf(msg, sizeof(msg), "request too long (limit %zu bytes)", srv->max_request);
 		send_and_close(c->fd, msg, false);
 		c->fd = -1;
 		c->in_len = 0;
@@ -469,7 +483,7 @@ static int client_answer(struct control_server *srv, struct control_client *c)
 
 static int client_read(struct control_server *srv, struct control_client *c)
 {
-	ssize_t n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, MSG_DONTWAIT);
+	ssize_t n = recv(c->fd, c->in + c->in_len, srv->max_request - c->in_len, MSG_DONTWAIT);
 	if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
 		return 0;
 	if (n < 0)
@@ -653,6 +667,13 @@ static int listen_private(struct control_server *srv, char *err, size_t errlen)
 	return 0;
 }
 
+static void server_free(struct control_server *srv)
+{
+	for (size_t i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		free(srv->clients[i].in);
+	free(srv);
+}
+
 int control_start(const struct control_config *cfg, struct control_server **out, char *err, size_t errlen)
 {
 	struct control_server *srv;
@@ -689,8 +710,16 @@ int control_start(const struct control_config *cfg, struct control_server **out,
 	srv->commands = cfg->commands;
 	srv->ncommands = cfg->ncommands;
 	srv->status_fields = cfg->status_fields;
-	for (size_t i = 0; i < CONTROL_MAX_CLIENTS; i++)
+	srv->max_request = cfg->max_request ? cfg->max_request : CONTROL_MAX_REQUEST;
+	for (size_t i = 0; i < CONTROL_MAX_CLIENTS; i++) {
 		srv->clients[i].fd = -1;
+		srv->clients[i].in = malloc(srv->max_request);
+		if (!srv->clients[i].in) {
+			snprintf(err, errlen, "out of memory");
+			ret = -ENOMEM;
+			goto out_free;
+		}
+	}
 	srv->status = cfg->status;
 	srv->ctx = cfg->ctx;
 	srv->has_group = cfg->has_group;
@@ -721,7 +750,7 @@ out_wake:
 	close(srv->wake_fd);
 out_free:
 	pthread_mutex_destroy(&srv->job_lock);
-	free(srv);
+	server_free(srv);
 	return ret;
 }
 
@@ -760,7 +789,7 @@ void control_stop(struct control_server *srv)
 		unlink(srv->path);
 	close(srv->fd);
 	close(srv->wake_fd);
-	free(srv);
+	server_free(srv);
 }
 
 int control_group_lookup(const char *name, gid_t *gid, char *err, size_t errlen)
@@ -800,7 +829,7 @@ static char *request_once(const char *path, const char *req, uint64_t deadline_m
 	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		const char *hint = errno == ENOENT || errno == ECONNREFUSED ? " (is the VM running?)"
+		const char *hint = errno == ENOENT || errno == ECONNREFUSED ? " (is it running?)"
 				   : errno == EACCES ? " (only root, the node's user and its control group may connect)"
 				   : "";
 		snprintf(err, errlen, "cannot reach the control socket %s: %s%s", path, strerror(errno), hint);
@@ -879,14 +908,19 @@ char *control_request(const char *path, const char *cmd, char *err, size_t errle
 
 char *control_request_json(const char *path, const json_t *request, char *err, size_t errlen)
 {
+	return control_request_json_max(path, request, CONTROL_MAX_REQUEST, err, errlen);
+}
+
+char *control_request_json_max(const char *path, const json_t *request, size_t max_request, char *err, size_t errlen)
+{
 	char *req = json_dumps(request, JSON_COMPACT);
 	if (!req) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	size_t len = strlen(req);
-	if (len + 1 > CONTROL_MAX_REQUEST) {
-		snprintf(err, errlen, "request too long (%zu bytes, limit %d)", len + 1, CONTROL_MAX_REQUEST);
+	if (len + 1 > max_request) {
+		snprintf(err, errlen, "request too long (%zu bytes, limit %zu)", len + 1, max_request);
 		free(req);
 		return NULL;
 	}

@@ -34,6 +34,10 @@
 #include "util/compiler.h"
 
 #define CONTROL_MAX_REQUEST 4096         /* bytes of one request line, newline included */
+#define CONTROL_DEFINE_MAX (256 * 1024)  /* bytes of a domain definition sent to the host daemon */
+/* The host daemon's requests carry a definition JSON-escaped: up to twice its size, and the rest. */
+#define CONTROL_DAEMON_MAX_REQUEST (2 * CONTROL_DEFINE_MAX + 4096)
+#define CONTROL_DAEMON_SOCKET "/run/ftvm/ftvmd.sock"
 #define CONTROL_MAX_CLIENTS 16           /* connected at once; more are refused */
 #define CONTROL_REQUEST_TIMEOUT_MS 2000  /* to deliver a complete request */
 #define CONTROL_CLIENT_TIMEOUT_MS 5000   /* control_request(): to connect and read the answer */
@@ -77,6 +81,7 @@ struct control_config {
 	void *ctx;                  /* for status, status_fields and the commands */
 	const struct control_command *commands;   /* ncommands of them, besides status */
 	size_t ncommands;
+	size_t max_request;         /* bytes of one request line, newline included; 0: CONTROL_MAX_REQUEST */
 };
 
 /* Listens on cfg->path and serves until control_stop(). */
@@ -109,6 +114,8 @@ int control_group_lookup(const char *name, gid_t *gid, char *err, size_t errlen)
 char *control_request(const char *path, const char *cmd, char *err, size_t errlen);
 /* The same with a whole request object (a command with arguments), e.g. {"cmd":"snapshot",...}. */
 char *control_request_json(const char *path, const json_t *request, char *err, size_t errlen);
+/* The same for a server that takes requests of up to max_request bytes (control_config.max_request). */
+char *control_request_json_max(const char *path, const json_t *request, size_t max_request, char *err, size_t errlen);
 
 /* The status as a JSON object string (caller frees), as the server sends it. */
 char *control_status_json(const struct ft_status *st, double log_mbit_s);

@@ -9,6 +9,11 @@
 #include <stdint.h>
 #include "vm/icount.h"
 
+/* The output hold-time histogram's bucket bounds (upper, inclusive), in microseconds: 100 us to
+ * 1 s, the range from a loopback ack to a failover's worth of holding. */
+#define FT_HOLD_BUCKETS 12
+extern const uint64_t ft_hold_bucket_us[FT_HOLD_BUCKETS];
+
 /* A node's place in the pair; the transitions between them are in common/ft_state.h. */
 enum ft_role_state {
 	FT_STATE_WAITING,      /* not paired yet: the backup listens, the primary connects */
@@ -41,6 +46,14 @@ struct ft_status {
 	uint64_t clone_bytes;    /* its bytes sent */
 	uint64_t clone_remaining; /* its dirty bytes left at the last look */
 	char clone_error[320];   /* why it failed, if it did (mig_stats.error) */
+	/* Primary: how long released outputs were held, as a histogram over ft_hold_bucket_us
+	 * (hold_le[i]: outputs held at most that long; cumulative), their count and sum. */
+	uint64_t hold_le[FT_HOLD_BUCKETS];
+	uint64_t hold_count;
+	uint64_t hold_sum_us;
+	/* At the last failover this node ran alone after: from the last frame heard from the lost
+	 * peer to running alone (detection, arbiter and go-live together); 0: none yet. */
+	double last_failover_gap_ms;
 	char peer_state[32];
 	char role[16];           /* "primary" or "backup" */
 	char reason[256];        /* why FT ended, if it did */

@@ -112,4 +112,22 @@ int vmtab_node_info(struct vmtab *t, struct vmtab_node *out) FTVM_MUST_CHECK;
 int vmtab_subscribe(struct vmtab *t, vmtab_event_fn fn, void *opaque) FTVM_MUST_CHECK;
 void vmtab_unsubscribe(struct vmtab *t, int handle);
 
+/* The daemon's side: the table over a state directory (docs/daemon.md):
+ *   STATE_DIR/vms/NAME.xml   each definition, with its UUID
+ *   STATE_DIR/run/           each running VM's pid file, control socket and log (daemon/vm_proc.h)
+ * Opening it loads the definitions and finds the VMs still running from an earlier daemon; closing
+ * it leaves every VM running. */
+struct vmtab_config {
+	const char *state_dir;
+	const char *ftvm;         /* the ftvm command a VM runs under */
+	unsigned poll_ms;         /* how often a running VM's status is read; 0: 500 */
+};
+
+int vmtab_open(const struct vmtab_config *cfg, struct vmtab **out, char *err, size_t errlen) FTVM_MUST_CHECK;
+void vmtab_close(struct vmtab *t);
+
+const char *vmtab_state_name(enum vmtab_state s);
+const char *vmtab_reason_name(enum vmtab_reason r);
+const char *vmtab_event_name(enum vmtab_event e);
+
 #endif

@@ -372,6 +372,7 @@ void channel_get_stats(const struct channel *ch, struct channel_stats *st)
 	st->queued_bytes = chring_head(&c->ring, memory_order_acquire) -
 			   chring_tail(&c->ring, memory_order_acquire);
 	st->capacity = c->ring.cap;
+	st->last_rx_ns = atomic_load(&c->last_rx_ns);
 }
 
 uint64_t channel_acked_lsn(const struct channel *ch)

@@ -134,6 +134,7 @@ struct channel_stats {
 	uint64_t full;         /* sender: channel_send() calls refused with -EAGAIN */
 	size_t queued_bytes;   /* bytes in the ring now */
 	size_t capacity;       /* ring capacity */
+	uint64_t last_rx_ns;   /* time_mono_ns() when the last frame came from the peer */
 };
 
 /* Fill @cfg with the defaults above (vm_id NULL, epoch 0, start_lsn 1, TCP, no key). */

@@ -46,6 +46,7 @@ struct ft_primary {
 	struct ft_state fs;
 	atomic_uint_fast64_t last_lsn;  /* LSN of the last record appended */
 	atomic_uint_fast64_t log_bytes, log_records, throttled_ms, failovers;
+	atomic_uint_fast64_t last_gap_us;  /* last failover: from the backup's last frame to running alone */
 	atomic_uint_fast64_t lag_ns;    /* the backup's lag in time, published by the vCPU thread */
 	struct lag_clock lag;           /* vCPU thread only */
 	pthread_t monitor;
@@ -280,6 +281,11 @@ static void arbitrate(struct ft_primary *p, const char *why)
 	if (ret == ARBITER_WON) {
 		diag_warn("won the arbiter for epoch %llu: releasing held outputs, running on without a backup",
 			 (unsigned long long)p->cfg.epoch);
+		struct channel_stats cs = { 0 };
+		if (p->ch)
+			channel_get_stats(p->ch, &cs);
+		if (cs.last_rx_ns)
+			atomic_store(&p->last_gap_us, (time_mono_ns() - cs.last_rx_ns) / 1000);
 		atomic_fetch_add(&p->failovers, 1);
 		ft_state_set(&p->fs, S(ARBITRATING), FT_STATE_ALONE, NULL);
 	} else {
@@ -488,7 +494,11 @@ void ft_primary_get_status(struct ft_primary *p, struct ft_status *st)
 		output_rule_get_stats(p->rule, &os);
 		st->outputs_held = os.held;
 		st->outputs_released = os.released;
+		memcpy(st->hold_le, os.hold_le, sizeof(st->hold_le));
+		st->hold_count = os.hold_count;
+		st->hold_sum_us = os.hold_sum_us;
 	}
+	st->last_failover_gap_ms = (double)atomic_load(&p->last_gap_us) / 1e3;
 }
 
 void ft_primary_destroy(struct ft_primary *p)

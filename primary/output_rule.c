@@ -62,6 +62,8 @@ struct output_rule {
 	atomic_bool stopping;
 	atomic_bool releaser_sleeping;
 	atomic_uint_fast64_t held, held_bytes, released, dropped, max_wait_us;
+	atomic_uint_fast64_t hold_bucket[FT_HOLD_BUCKETS + 1];   /* per bucket, the last beyond 1 s */
+	atomic_uint_fast64_t hold_sum_us;
 	pthread_mutex_t progress_lock;
 	pthread_cond_t progress;      /* an output left the queue, or the rule stops (CLOCK_MONOTONIC) */
 	atomic_uint progress_waiters;
@@ -102,6 +104,11 @@ static void finish(struct output_rule *rule, struct held_output *o, bool perform
 		uint64_t max = atomic_load(&rule->max_wait_us);
 		while (waited_us > max && !atomic_compare_exchange_weak(&rule->max_wait_us, &max, waited_us))
 			;
+		size_t b = 0;
+		while (b < FT_HOLD_BUCKETS && waited_us > ft_hold_bucket_us[b])
+			b++;
+		atomic_fetch_add(&rule->hold_bucket[b], 1);
+		atomic_fetch_add(&rule->hold_sum_us, waited_us);
 	} else {
 		atomic_fetch_add(&rule->dropped, 1);
 	}
@@ -336,4 +343,10 @@ void output_rule_get_stats(struct output_rule *rule, struct output_rule_stats *s
 	st->released = atomic_load(&rule->released);
 	st->dropped = atomic_load(&rule->dropped);
 	st->max_wait_us = atomic_load(&rule->max_wait_us);
+	/* Cumulative from one load of each bucket, so the histogram read is consistent in itself. */
+	uint64_t n = 0;
+	for (size_t b = 0; b < FT_HOLD_BUCKETS; b++)
+		st->hold_le[b] = n += atomic_load(&rule->hold_bucket[b]);
+	st->hold_count = n + atomic_load(&rule->hold_bucket[FT_HOLD_BUCKETS]);
+	st->hold_sum_us = atomic_load(&rule->hold_sum_us);
 }

@@ -18,6 +18,7 @@
 #define FTVM_PRIMARY_OUTPUT_RULE_H
 
 #include <stdint.h>
+#include "common/ft_status.h"
 #include "util/compiler.h"
 #include "vm/event.h"
 #include "vm/icount.h"
@@ -39,6 +40,9 @@ struct output_rule_stats {
 	uint64_t released;      /* outputs performed so far */
 	uint64_t dropped;       /* outputs dropped because this node halts */
 	uint64_t max_wait_us;   /* longest time an output was held */
+	uint64_t hold_le[FT_HOLD_BUCKETS];   /* released outputs held at most ft_hold_bucket_us[i] (cumulative) */
+	uint64_t hold_count;    /* released outputs counted in the histogram (all buckets and beyond) */
+	uint64_t hold_sum_us;   /* total time released outputs were held */
 };
 
 struct output_rule;
