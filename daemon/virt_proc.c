@@ -19,7 +19,8 @@
 
 #include "daemon/vmtab.h"
 
-#define FTVM_HV_VERSION 1000ull        /* ftvm 0.1.0 as libvirt counts versions: major*1e6 + minor*1e3 + micro */
+/* ftvm's version (the project's, from CMake) as libvirt counts versions: major*1e6 + minor*1e3 + micro. */
+#define FTVM_HV_VERSION (FTVM_VERSION_MAJOR * 1000000ull + FTVM_VERSION_MINOR * 1000ull)
 #define SPOKEN_LIB_VERSION 9000000ull  /* the libvirt release whose protocol definitions we are built from */
 #define STATS_MAX_PARAMS 64            /* typed parameters per VM in domstats */
 

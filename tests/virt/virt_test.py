@@ -8,21 +8,23 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "daemon"))
-from daemon_test import check, domain, failures, wait_for  # noqa: E402,F401
+from daemon_test import check, domain, failures, ft_metadata, wait_for  # noqa: E402,F401
 
 
 class Daemon:
-    """ftvmd with its state, JSON socket and libvirt socket under tmp."""
+    """ftvmd with its state, JSON socket and libvirt socket under tmp, in network namespace netns
+    if given (its UNIX sockets are reached from anywhere on the file system)."""
 
-    def __init__(self, ftvmd, ftvm, tmp):
-        self.ftvmd, self.ftvm, self.tmp = ftvmd, ftvm, tmp
+    def __init__(self, ftvmd, ftvm, tmp, netns=None):
+        self.ftvmd, self.ftvm, self.tmp, self.netns = ftvmd, ftvm, tmp, netns
         self.vsock = os.path.join(tmp, "libvirt-sock")
         self.uri = "ftvm+unix:///system?socket=" + self.vsock
         self.proc = None
 
     def start(self):
         self.log = open(os.path.join(self.tmp, "ftvmd.log"), "a")
-        self.proc = subprocess.Popen([self.ftvmd, "--state-dir", os.path.join(self.tmp, "state"), "--socket",
+        where = ["ip", "netns", "exec", self.netns] if self.netns else []   # exec: the pid is ftvmd's
+        self.proc = subprocess.Popen(where + [self.ftvmd, "--state-dir", os.path.join(self.tmp, "state"), "--socket",
                                       os.path.join(self.tmp, "d.sock"), "--libvirt-socket", self.vsock,
                                       "--ftvm", self.ftvm, "--poll-ms", "100"], stdout=self.log, stderr=self.log)
         check(wait_for(lambda: os.path.exists(self.vsock), 20), "ftvmd serves its libvirt socket")
