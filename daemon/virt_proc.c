@@ -471,25 +471,29 @@ static int add_param(remote_domain_stats_record *rec, const char *field, int typ
 	return 0;
 }
 
-/* One VM's record: state.state and state.reason, and while it runs its FT figures (vmtab_stats)
- * as ft.NAME, plus cpu and instructions. */
-static int stats_record(struct virt_conn *c, const struct vmtab_info *i, remote_domain_stats_record *rec)
+/* One VM's record, with the groups asked for (0: all): VIR_DOMAIN_STATS_STATE gives state.state and
+ * state.reason, VIR_DOMAIN_STATS_CPU_TOTAL cpu.time; ftvm's own group, only when all are asked for
+ * (libvirt has no bit for it), is the running VM's FT figures (vmtab_stats) as ft.NAME. */
+static int stats_record(struct virt_conn *c, const struct vmtab_info *i, unsigned groups,
+			remote_domain_stats_record *rec)
 {
-	int reason, state = state_of(i, &reason), e;
+	int reason, state = state_of(i, &reason), e = 0;
 	dom_from_info(&rec->dom, i);
 	if (!(rec->params.params_val = calloc(STATS_MAX_PARAMS, sizeof(remote_typed_param))) || !rec->dom.name)
 		return VIR_ERR_NO_MEMORY;
-	if ((e = add_param(rec, "state.state", VIR_TYPED_PARAM_INT, 0, 0, state)) ||
-	    (e = add_param(rec, "state.reason", VIR_TYPED_PARAM_INT, 0, 0, reason)))
+	if ((!groups || (groups & VIR_DOMAIN_STATS_STATE)) &&
+	    ((e = add_param(rec, "state.state", VIR_TYPED_PARAM_INT, 0, 0, state)) ||
+	     (e = add_param(rec, "state.reason", VIR_TYPED_PARAM_INT, 0, 0, reason))))
 		return e;
 	if (i->state == VMTAB_SHUTOFF)
 		return 0;
-	if ((e = add_param(rec, "cpu.time", VIR_TYPED_PARAM_ULLONG, 0, i->cpu_time_ns, 0)) ||
-	    (e = add_param(rec, "ft.instructions", VIR_TYPED_PARAM_ULLONG, 0, i->instructions, 0)))
+	if ((!groups || (groups & VIR_DOMAIN_STATS_CPU_TOTAL)) &&
+	    (e = add_param(rec, "cpu.time", VIR_TYPED_PARAM_ULLONG, 0, i->cpu_time_ns, 0)))
 		return e;
 	json_t *st = NULL;
-	if (vmtab_stats(c->t, i->name, &st))
-		return 0;   /* not answering right now: the record without FT figures */
+	if (groups || (e = add_param(rec, "ft.instructions", VIR_TYPED_PARAM_ULLONG, 0, i->instructions, 0)) != 0 ||
+	    vmtab_stats(c->t, i->name, &st))
+		return e;   /* not asked for, or not answering right now: the record without FT figures */
 	const char *key;
 	json_t *val;
 	char field[96];
@@ -542,7 +546,7 @@ static int p_all_stats(struct virt_conn *c, void *args, void *ret, char *err, si
 		e = VIR_ERR_NO_MEMORY;
 	for (size_t i = 0; !e && i < n; i++) {
 		r->retStats.retStats_len++;
-		e = stats_record(c, &v[i], &r->retStats.retStats_val[i]);
+		e = stats_record(c, &v[i], a->stats, &r->retStats.retStats_val[i]);
 	}
 	free(v);
 	return e;

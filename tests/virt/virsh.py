@@ -79,6 +79,9 @@ try:
     check(wait_for(lambda: instructions() > first, 20), "domstats: the guest's instruction count grows")
     rc, out, _ = d.virsh("domstats")
     check(rc == 0 and "Domain: 'vm1'" in out, "domstats without a name covers every VM")
+    rc, out, _ = d.virsh("domstats", "--state", "vm1")
+    check(rc == 0 and "state.state=1" in out and "ft." not in out and "cpu.time" not in out,
+          f"domstats --state: only the state group ({out!r})")
 
     rc, out, _ = d.virsh("suspend", "vm1")
     check(rc == 0 and "suspended" in out, "suspend vm1")
