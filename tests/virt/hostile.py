@@ -4,7 +4,8 @@ rules, and the daemon's answers: a remote_error for an unknown procedure or prog
 "not supported", code 3), for arguments that do not decode, for a call before CONNECT_OPEN and for a
 frame above the cap (then it hangs up); a hang-up for a frame shorter than a header; PONG for a
 keepalive PING; clients that vanish mid-frame or mid-call, one that stalls mid-frame, 100 clients
-at once, and one more than the daemon admits. Through all of it, and after it, the daemon answers
+at once, and one more than the daemon admits; (root) another user, refused by the socket's mode
+and, once the file is opened up by hand, by its uid. Through all of it, and after it, the daemon answers
 everyone else (the real virsh included) and ends with status 0 on SIGTERM.
 
 usage: hostile.py FTVMD FTVM TICK_ELF   (no virsh: skip, status 77)
@@ -13,6 +14,7 @@ import os
 import shutil
 import socket
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -192,6 +194,28 @@ try:
     for h in held:
         h.close()
     check(serving(), "once they leave, virsh list works again")
+
+    mode = os.stat(d.vsock).st_mode & 0o777
+    check(mode == 0o600, f"the socket is owner-only ({mode:o})")
+    if os.geteuid() == 0 and os.path.exists("/usr/bin/python3"):   # another user: refused by the mode, and by its uid once the file is opened up
+        probe = ("import socket, struct, sys\n"
+                 "s = socket.socket(socket.AF_UNIX); s.settimeout(10)\n"
+                 "try:\n    s.connect(sys.argv[1])\nexcept PermissionError:\n    print('denied'); sys.exit()\n"
+                 "try:\n    s.sendall(bytes.fromhex(sys.argv[2]))\n"
+                 "    print('answered' if s.recv(4) else 'closed')\n"
+                 "except (ConnectionResetError, BrokenPipeError):\n    print('closed')\n")
+
+        def as_nobody():
+            r = subprocess.run(["/usr/bin/python3", "-c", probe, d.vsock, frame(OPEN, OPEN_ARGS).hex()],
+                               capture_output=True, text=True, timeout=30, user="nobody")
+            return (r.stdout + r.stderr).strip()
+
+        os.chmod(tmp, 0o755)   # only the socket's own mode stands in the way
+        check(as_nobody() == "denied", "another user cannot connect to the 0600 socket")
+        os.chmod(d.vsock, 0o666)
+        got = as_nobody()
+        check(got == "closed", f"another user is hung up on even when the socket file is opened up ({got!r})")
+        os.chmod(d.vsock, 0o600)
     check(d.alive(), "ftvmd is still running")
 finally:
     d.stop()
