@@ -1,7 +1,8 @@
 /*
  * cmd_daemon.c — the host daemon's verbs from the command line: `ftvm define FILE`, `ftvm list`,
  * `ftvm start NAME`, ... Each sends one request to ftvmd's JSON socket (--daemon-socket PATH,
- * default CONTROL_DAEMON_SOCKET) and prints the answer for a person, or as received with --json.
+ * default CONTROL_DAEMON_SOCKET) and prints the answer for a person, or as received with --json;
+ * `ftvm events --follow` goes on asking for the events after the last one it printed.
  * The verbs and their answers: docs/daemon.md.
  */
 #include <errno.h>
@@ -9,10 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd/exit_code.h"
 #include "cmd/ftvm.h"
 #include "common/control.h"
+
+#define EVENTS_POLL_MS 200   /* ftvm events --follow */
 
 enum arg { ARG_NONE, ARG_NAME, ARG_FILE, ARG_SINCE };
 
@@ -35,7 +39,7 @@ static const struct verb verbs[] = {
 static void usage(FILE *out, const struct verb *v)
 {
 	static const char *const what[] = { [ARG_NONE] = "", [ARG_NAME] = " NAME", [ARG_FILE] = " FILE",
-					    [ARG_SINCE] = " [--since N]" };
+					    [ARG_SINCE] = " [--since N] [--follow]" };
 	fprintf(out, "usage: ftvm %s [--daemon-socket PATH] [--json]%s\n\n"
 		     "Asks the host daemon ftvmd (default socket " CONTROL_DAEMON_SOCKET "); --json prints its answer\n"
 		     "as received. Exit status 1 when the daemon cannot be reached or refuses. See docs/daemon.md.\n",
@@ -108,6 +112,8 @@ static void print_answer(const struct verb *v, const char *arg, const json_t *o)
 	} else if (!strcmp(v->name, "events")) {
 		size_t i;
 		json_t *e;
+		if (num(o, "lost") > 0)
+			printf("(%lld events no longer kept)\n", num(o, "lost"));
 		json_array_foreach(json_object_get(o, "events"), i, e)
 			printf("%lld %s %s (%s)\n", num(e, "seq"), str(e, "name"), str(e, "event"), str(e, "detail"));
 	} else {
@@ -124,11 +130,36 @@ static void print_answer(const struct verb *v, const char *arg, const json_t *o)
 	}
 }
 
+/* One request and its answer printed; *last: the answer's "last" (events), else unchanged. */
+static int exchange(const struct verb *v, const char *sock, const char *arg, const json_t *req, bool as_json,
+		    long long *last)
+{
+	char err[512];
+	char *line = control_request_json_max(sock, req, CONTROL_DAEMON_MAX_REQUEST, err, sizeof(err));
+	if (!line) {
+		fprintf(stderr, "ftvm %s: %s\n", v->name, err);
+		return FTVM_EXIT_FAILURE;
+	}
+	json_t *o = json_loads(line, 0, NULL);
+	bool ok = json_is_true(json_object_get(o, "ok"));
+	if (as_json)
+		printf("%s\n", line);
+	else if (ok)
+		print_answer(v, arg, o);
+	else
+		fprintf(stderr, "ftvm %s: %s\n", v->name, o ? str(o, "error") : "bad answer from the daemon");
+	if (ok && json_is_integer(json_object_get(o, "last")))
+		*last = (long long)json_integer_value(json_object_get(o, "last"));
+	free(line);
+	json_decref(o);
+	return ok ? FTVM_EXIT_OK : FTVM_EXIT_FAILURE;
+}
+
 int cmd_daemon_main(int argc, char **argv)
 {
 	const struct verb *v = NULL;
 	const char *sock = CONTROL_DAEMON_SOCKET, *arg = NULL, *since = NULL;
-	bool as_json = false;
+	bool as_json = false, follow = false;
 	char err[512];
 
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
@@ -144,6 +175,8 @@ int cmd_daemon_main(int argc, char **argv)
 			as_json = true;
 		} else if (i + 1 < argc && !strcmp(argv[i], "--daemon-socket")) {
 			sock = argv[++i];
+		} else if (v->arg == ARG_SINCE && !strcmp(argv[i], "--follow")) {
+			follow = true;
 		} else if (i + 1 < argc && v->arg == ARG_SINCE && !strcmp(argv[i], "--since")) {
 			since = argv[++i];
 		} else if (argv[i][0] != '-' && !arg && (v->arg == ARG_NAME || v->arg == ARG_FILE)) {
@@ -159,9 +192,13 @@ int cmd_daemon_main(int argc, char **argv)
 		return FTVM_EXIT_USAGE;
 	}
 	json_t *req = json_pack("{s:s}", "cmd", !strcmp(v->name, "vmstats") ? "stats" : v->name);
-	if (req && v->arg == ARG_NAME)
+	if (!req) {
+		fprintf(stderr, "ftvm %s: out of memory\n", v->name);
+		return FTVM_EXIT_FAILURE;
+	}
+	if (v->arg == ARG_NAME)
 		json_object_set_new(req, "name", json_string(arg));
-	if (req && since) {
+	if (since) {
 		char *end;
 		long long n = strtoll(since, &end, 10);
 		if (*end || n < 0) {
@@ -171,7 +208,7 @@ int cmd_daemon_main(int argc, char **argv)
 		}
 		json_object_set_new(req, "since", json_integer(n));
 	}
-	if (req && v->arg == ARG_FILE) {
+	if (v->arg == ARG_FILE) {
 		char *xml = read_definition(arg, err, sizeof(err));
 		if (!xml) {
 			fprintf(stderr, "ftvm %s: %s\n", v->name, err);
@@ -181,21 +218,15 @@ int cmd_daemon_main(int argc, char **argv)
 		json_object_set_new(req, "xml", json_string(xml));
 		free(xml);
 	}
-	char *line = req ? control_request_json_max(sock, req, CONTROL_DAEMON_MAX_REQUEST, err, sizeof(err)) : NULL;
-	json_decref(req);
-	if (!line) {
-		fprintf(stderr, "ftvm %s: %s\n", v->name, req ? err : "out of memory");
-		return FTVM_EXIT_FAILURE;
+	long long last = -1;
+	int ret = exchange(v, sock, arg, req, as_json, &last);
+	/* --follow: the events after the last one seen, every EVENTS_POLL_MS, until the daemon goes. */
+	while (ret == FTVM_EXIT_OK && follow && last >= 0) {
+		fflush(stdout);
+		usleep(EVENTS_POLL_MS * 1000);
+		json_object_set_new(req, "since", json_integer(last));
+		ret = exchange(v, sock, arg, req, as_json, &last);
 	}
-	json_t *o = json_loads(line, 0, NULL);
-	bool ok = json_is_true(json_object_get(o, "ok"));
-	if (as_json)
-		printf("%s\n", line);
-	else if (ok)
-		print_answer(v, arg, o);
-	else
-		fprintf(stderr, "ftvm %s: %s\n", v->name, o ? str(o, "error") : "bad answer from the daemon");
-	free(line);
-	json_decref(o);
-	return ok ? FTVM_EXIT_OK : FTVM_EXIT_FAILURE;
+	json_decref(req);
+	return ret;
 }

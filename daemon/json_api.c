@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/control.h"
 #include "daemon/domain_doc.h"
@@ -67,10 +68,24 @@ static int add_info(struct vmtab *t, const char *name, json_t *answer)
 	return 0;
 }
 
+/* A definition names files the VM's process opens as the daemon's user (kernel, disks): only root
+ * and that user may write one; a --socket-group member may run the VMs defined, not define them. */
+static int owner_only(const char *verb, char *err, size_t errlen)
+{
+	uid_t peer = control_peer_uid();
+	if (peer == 0 || peer == geteuid())
+		return 0;
+	snprintf(err, errlen, "%s: only root and the daemon's user may %s VMs (uid %u may not)", verb, verb,
+		 (unsigned)peer);
+	return -EPERM;
+}
+
 static int do_define(void *ctx, const json_t *req, json_t *answer, void **job_arg, char *err, size_t errlen)
 {
 	struct json_api *api = ctx;
 	struct vmtab_info i;
+	if (owner_only("define", err, errlen))
+		return -EPERM;
 	const char *xml = json_string_value(json_object_get(req, "xml"));
 	if (!xml || strlen(xml) != json_string_length(json_object_get(req, "xml"))) {
 		snprintf(err, errlen, "define: \"xml\" must be the domain definition (a string without NUL)");
@@ -99,7 +114,13 @@ static int name_verb(struct json_api *api, const json_t *req, json_t *answer, vm
 	{                                                                                                      \
 		return name_verb(ctx, req, answer, vmtab_##verb, err, errlen);                                  \
 	}
-NAME_VERB(undefine)
+static int do_undefine(void *ctx, const json_t *req, json_t *answer, void **job_arg, char *err, size_t errlen)
+{
+	if (owner_only("undefine", err, errlen))
+		return -EPERM;
+	return name_verb(ctx, req, answer, vmtab_undefine, err, errlen);
+}
+
 NAME_VERB(start)
 NAME_VERB(shutdown)
 NAME_VERB(destroy)

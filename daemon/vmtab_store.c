@@ -57,9 +57,16 @@ int vmtab_make_dir(const char *path, char *err, size_t errlen)
 		return -errno;
 	}
 	struct stat st;
-	if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
+	if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		snprintf(err, errlen, "%s is not a directory", path);
 		return -ENOTDIR;
+	}
+	/* Pid files, definitions and sockets are written there by name: no one else may plant a
+	 * symbolic link or a file in it. */
+	if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		snprintf(err, errlen, "%s must be owned by uid %u and writable by no one else (it is uid %u, mode %03o)",
+			 path, (unsigned)geteuid(), (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777));
+		return -EPERM;
 	}
 	return 0;
 }

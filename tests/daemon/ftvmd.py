@@ -11,7 +11,8 @@ bare-metal tick.elf (idle, a '.' on the console every 100 ms of guest time).
              a client that drips bytes, 100 clients at once: clear errors, and the daemon answers
              everyone else meanwhile and afterwards
   perms      the socket is mode 0600 under umask 000; (root) another user is refused even when the
-             file was opened up by hand; --socket-group gives 0660 and admits that group only
+             file was opened up by hand; --socket-group gives 0660 and admits that group only, whose
+             members may not define VMs (a definition names files the daemon's user opens)
 
   guest      (when the bundled guest is built) the real Linux guest defined without a kernel boots
              under the daemon to its "ready" line, holds still while suspended, and stops on shutdown
@@ -156,6 +157,19 @@ def verbs(d, tmp):
     check("stopped (destroyed)" in out, "ftvm events prints them")
     last = d.ask({"cmd": "events"}).get("last")
     check(d.ask({"cmd": "events", "since": last}).get("events") == [], "events since the last: none")
+    # ftvm events --follow prints what happens from now on.
+    follow = subprocess.Popen([FTVM, "events", "--follow", "--since", str(last), "--daemon-socket", d.sock],
+                              stdout=subprocess.PIPE, text=True)
+    d.ftvm("start", "vm1")
+    d.ftvm("destroy", "vm1")
+    seen = []
+    reader = threading.Thread(target=lambda: seen.extend(follow.stdout.readline() for _ in range(2)))
+    reader.start()
+    reader.join(timeout=20)
+    follow.kill()
+    follow.wait()
+    check([line.split(" ", 1)[1].strip() for line in seen if " " in line] ==
+          ["vm1 started (booted)", "vm1 stopped (destroyed)"], f"ftvm events --follow: {seen}")
     rc, out, _ = d.ftvm("undefine", "vm1")
     check(rc == 0 and not os.path.exists(os.path.join(d.state, "vms", "vm1.xml")), "undefine")
     rc, out, err = d.ftvm("dominfo", "vm1")
@@ -310,6 +324,12 @@ def perms(tmp):
     check(stat.S_IMODE(st.st_mode) == 0o660 and st.st_gid == gid, f"the socket is 0660, group {st.st_gid}")
     rc, err = as_user(d, [gid], "list")
     check(rc == 0, f"a member of the group is served {err.strip()}")
+    path = os.path.join(d.tmp, "g.xml")
+    with open(path, "w") as f:
+        f.write(domain("g", TICK))
+    os.chmod(path, 0o644)
+    rc, err = as_user(d, [gid], "define", path)
+    check(rc == 1 and "only root and the daemon's user may define" in err, f"but may not define a VM: {err.strip()}")
     rc, err = as_user(d, [], "list")
     check(rc == 1 and ("denied" in err or "Permission" in err), f"a non-member is not: {err.strip()}")
     d.proc.terminate()

@@ -4,7 +4,7 @@
  * kept in the state directory and refused when they clash; start, suspend, resume, shutdown and
  * destroy, each seen in the table, in the process and as an event; a process killed from outside
  * reported as a crash; and the table closed and opened again (a daemon restart) finding its
- * running VM, which it can then destroy.
+ * running VM, which it can then destroy; a state directory others could write to refused.
  *
  * usage: test_vmtab FTVM TICK_ELF   (TICK_ELF "-": no bare-metal programs, skip: 77)
  */
@@ -319,6 +319,23 @@ static void test_restart(void **state)
 	vmtab_close(t);
 }
 
+/* A state directory someone else could write to is refused, and so is one that is a symlink. */
+static void test_unsafe_dir(void **state)
+{
+	char bad[128], err[512] = "", link[160];
+	struct vmtab *t = NULL;
+	snprintf(bad, sizeof(bad), "%s/open", dir);
+	assert_int_equal(mkdir(bad, 0700), 0);
+	assert_int_equal(chmod(bad, 0777), 0);
+	struct vmtab_config cfg = { .state_dir = bad, .ftvm = ftvm };
+	assert_int_equal(vmtab_open(&cfg, &t, err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "writable by no one else"));
+	snprintf(link, sizeof(link), "%s/link", dir);
+	assert_int_equal(symlink(dir, link), 0);
+	cfg.state_dir = link;
+	assert_int_equal(vmtab_open(&cfg, &t, err, sizeof(err)), -ENOTDIR);
+}
+
 static void test_node(void **state)
 {
 	int sub;
@@ -348,6 +365,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_definitions),
 		cmocka_unit_test(test_lifecycle),
 		cmocka_unit_test(test_restart),
+		cmocka_unit_test(test_unsafe_dir),
 		cmocka_unit_test(test_node),
 	};
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);
