@@ -72,7 +72,11 @@ try:
         m = re.search(r"ft\.instructions=(\d+)", out)
         return int(m.group(1)) if rc == 0 and m else 0
 
-    rc, out, _ = d.virsh("domstats", "vm1")
+    def domstats_with_ft():   # the FT figures appear once the daemon has read the new VM's status
+        r = d.virsh("domstats", "vm1")
+        return r if "ft.icount=" in r[1] else None
+
+    rc, out, _ = wait_for(domstats_with_ft, 20) or d.virsh("domstats", "vm1")
     check(rc == 0 and "Domain: 'vm1'" in out and "state.state=1" in out and "ft.icount=" in out,
           f"domstats vm1: state and FT figures ({out!r})")
     first = instructions()
