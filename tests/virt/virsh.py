@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """virsh.py (virt.virsh) — the real `virsh` (Debian's libvirt-clients) against a real ftvmd over
 libvirt's RPC protocol, each command checked by its output and by what the daemon then reports:
-version, nodeinfo, define, list --all, dominfo, domstate, dumpxml, start, suspend, resume,
-domstats (with the FT figures), shutdown, destroy, undefine; `virsh event --loop --all` sees each
-lifecycle event; a procedure ftvmd does not serve answers libvirt's "not supported" error.
+version, hostname, nodeinfo, define, list --all, dominfo, domstate, domid, domuuid, dumpxml, start,
+suspend, resume, domstats (with the FT figures), shutdown, destroy, undefine, and their refusals
+(start twice, undefine while running, destroy when shut off, broken XML); `virsh event --loop
+--all` sees each lifecycle event; a procedure ftvmd does not serve answers "not supported".
 
 usage: virsh.py FTVMD FTVM TICK_ELF   (TICK_ELF "-" or no virsh: skip, status 77)
 """
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +33,8 @@ try:
     rc, out, err = d.virsh("version")
     check(rc == 0 and "Using API: ftvm 9.0.0" in out and "Running hypervisor: ftvm 0.1.0" in out,
           f"virsh version names ftvm ({out.strip()!r} {err.strip()!r})")
+    rc, out, _ = d.virsh("hostname")
+    check(rc == 0 and out.strip() == socket.gethostname(), f"virsh hostname: this host's ({out.strip()!r})")
     rc, out, _ = d.virsh("nodeinfo")
     cpus = re.search(r"CPU\(s\):\s+(\d+)", out)
     check(rc == 0 and cpus and int(cpus.group(1)) == os.cpu_count() and "Memory size:" in out,
@@ -64,6 +68,12 @@ try:
     if m:
         rc, out, _ = d.virsh("dominfo", m.group(1))
         check(rc == 0 and re.search(r"Name:\s+vm1", out), "dominfo by id finds vm1")
+    rc, out, err = d.virsh("start", "vm1")
+    check(rc == 1 and "already active" in err, f"start of a running VM: already active ({err.strip()!r})")
+    rc, out, _ = d.virsh("domid", "vm1")
+    check(rc == 0 and m and out.strip() == m.group(1), f"domid vm1: {out.strip()!r}")
+    rc, out, _ = d.virsh("domuuid", "vm1")
+    check(rc == 0 and uuid and out.strip() == uuid.group(1), f"domuuid vm1: {out.strip()!r}")
     rc, out, _ = d.virsh("domstate", "--reason", "vm1")
     check(rc == 0 and out.strip() == "running (booted)", f"domstate --reason: running (booted) ({out.strip()!r})")
 
