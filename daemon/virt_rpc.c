@@ -221,7 +221,7 @@ static bool client_read(struct client *c)
 	if (need == LEN_BYTES) {
 		size_t len = ((size_t)c->in[0] << 24) | ((size_t)c->in[1] << 16) | ((size_t)c->in[2] << 8) | c->in[3];
 		if (len < LEN_BYTES + HEADER_BYTES) {
-			diag_warn("libvirt client sent a frame of %zu bytes (less than a header): hanging up", len);
+			DIAG_RATELIMITED(DIAG_WARN, "libvirt client sent a frame of %zu bytes (less than a header): hanging up", len);
 			return false;
 		}
 		return true;
@@ -236,7 +236,7 @@ static bool client_read(struct client *c)
 		ok = xdr_virNetMessageHeader(&x, &h);
 		xdr_destroy(&x);
 		snprintf(msg, sizeof(msg), "a frame of %zu bytes exceeds ftvmd's cap of %u bytes", len, VIRT_FRAME_MAX);
-		diag_warn("libvirt client: %s: hanging up", msg);
+		DIAG_RATELIMITED(DIAG_WARN, "libvirt client: %s: hanging up", msg);
 		if (ok)
 			queue_error(c, &h, VIR_ERR_RPC, msg);
 		c->closing = true;   /* the rest of the frame is never read */
@@ -297,7 +297,7 @@ static void send_event(struct virt_rpc *v, const struct event_rec *e)
 		struct client *c = &v->clients[i];
 		if (c->fd >= 0 && c->conn.open && (c->conn.events & (1ull << VIR_DOMAIN_EVENT_ID_LIFECYCLE)) &&
 		    !c->closing && !queue_frame(c, &h, (xdrproc_t)xdr_remote_domain_event_lifecycle_msg, &m)) {
-			diag_warn("libvirt client does not read its events: hanging up");
+			DIAG_RATELIMITED(DIAG_WARN, "libvirt client does not read its events: hanging up");
 			client_drop(c);
 		}
 	}
@@ -343,7 +343,7 @@ static void accept_clients(struct virt_rpc *v)
 		if (fd < 0)
 			return;
 		if (!peer_allowed(fd)) {
-			diag_warn("libvirt socket: refusing a client of another user");
+			DIAG_RATELIMITED(DIAG_WARN, "libvirt socket: refusing a client of another user");
 			close(fd);
 			continue;
 		}
@@ -352,7 +352,7 @@ static void accept_clients(struct virt_rpc *v)
 			if (v->clients[i].fd < 0)
 				c = &v->clients[i];
 		if (!c) {
-			diag_warn("libvirt socket: %d clients connected, refusing another", VIRT_MAX_CLIENTS);
+			DIAG_RATELIMITED(DIAG_WARN, "libvirt socket: %d clients connected, refusing another", VIRT_MAX_CLIENTS);
 			close(fd);
 			continue;
 		}
@@ -381,7 +381,7 @@ static void *server_main(void *arg)
 			if (c->fd < 0)
 				continue;
 			if ((c->in_deadline_ms && now >= c->in_deadline_ms) || (c->out_deadline_ms && now >= c->out_deadline_ms)) {
-				diag_warn("libvirt client stalled for %d ms: hanging up", VIRT_STALL_MS);
+				DIAG_RATELIMITED(DIAG_WARN, "libvirt client stalled for %d ms: hanging up", VIRT_STALL_MS);
 				client_drop(c);
 				continue;
 			}

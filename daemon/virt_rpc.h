@@ -11,7 +11,7 @@
  * per-client buffer, a client that stalls mid-frame or does not read its answers is dropped after
  * VIRT_STALL_MS, and at most VIRT_MAX_CLIENTS are connected. The socket is owner-only and the peer's
  * uid is checked (root or the daemon's user). Any procedure not listed answers libvirt's "not
- * supported" error. docs/libvirt.md.
+ * supported" error. What clients cause is logged rate-limited. docs/libvirt.md.
  */
 #ifndef FTVM_DAEMON_VIRT_RPC_H
 #define FTVM_DAEMON_VIRT_RPC_H
