@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/nbd_uri.h"
 #include "util/parse.h"
 
 struct dom_ctx {
@@ -166,6 +167,79 @@ static int volume_path(struct dom_ctx *c, const char *pool, const char *vol, cha
 	return rc;
 }
 
+/* Percent-encodes src into out for an NBD URI: anything but unreserved characters and '/'. */
+static int uri_encode(const char *src, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+	for (const unsigned char *p = (const unsigned char *)src; *p; p++) {
+		bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+			     strchr("-._~/", *p);
+		if (o + (plain ? 1 : 3) >= outlen)
+			return -ENAMETOOLONG;
+		if (plain) {
+			out[o++] = (char)*p;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+		}
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* <disk type='network'><source protocol='nbd' name='EXPORT'><host transport='unix' socket='PATH'/>
+ * (or <host name='HOST' port='PORT'/>): the NBD URI, checked like a --disk URI. */
+static int network_disk(struct dom_ctx *c, xmlNodePtr node, char *out, size_t outlen)
+{
+	/* Each buffer holds more than its part may have, so that a longer value is refused below
+	 * (by the encoder or the URI parser), never cut silently into another valid name. */
+	char protocol[32], tls[16], name[DOMAIN_PATH_MAX], transport[16], socket[DOMAIN_PATH_MAX];
+	char host[NBD_URI_MAX_HOST + 2], port[16], enc_name[DOMAIN_PATH_MAX], enc_sock[DOMAIN_PATH_MAX];
+	char why[512];
+	xmlXPathObjectPtr hosts;
+	int nhosts, n;
+
+	if (!xstr(c, node, "string(source/@protocol)", protocol, sizeof(protocol)) || strcmp(protocol, "nbd") != 0)
+		return fail(c, -EINVAL, "<disk type='network'> with <source protocol='%s'>: only nbd is supported",
+			    protocol);
+	if (xstr(c, node, "string(source/@tls)", tls, sizeof(tls)) && strcmp(tls, "no") != 0)
+		return fail(c, -EINVAL, "<disk type='network'> with <source tls='%s'>: NBD over TLS is not supported",
+			    tls);
+	c->xp->node = node;
+	hosts = xmlXPathEvalExpression((const xmlChar *)"source/host", c->xp);
+	nhosts = node_count(hosts);
+	xmlXPathFreeObject(hosts);
+	if (nhosts != 1)
+		return fail(c, -EINVAL, "<disk type='network'>: expected exactly one <source><host>, found %d", nhosts);
+	xstr(c, node, "string(source/@name)", name, sizeof(name));
+	if (!xstr(c, node, "string(source/host/@transport)", transport, sizeof(transport)))
+		snprintf(transport, sizeof(transport), "tcp");
+	if (uri_encode(name, enc_name, sizeof(enc_name)) < 0)
+		return fail(c, -EINVAL, "<disk type='network'>: export name too long");
+	if (strcmp(transport, "unix") == 0) {
+		if (!xstr(c, node, "string(source/host/@socket)", socket, sizeof(socket)))
+			return fail(c, -EINVAL, "<disk type='network'>: <host transport='unix'> without socket");
+		if (uri_encode(socket, enc_sock, sizeof(enc_sock)) < 0)
+			return fail(c, -EINVAL, "<disk type='network'>: socket path too long");
+		n = snprintf(out, outlen, "nbd+unix:///%s?socket=%s", enc_name, enc_sock);
+	} else if (strcmp(transport, "tcp") == 0) {
+		if (!xstr(c, node, "string(source/host/@name)", host, sizeof(host)))
+			return fail(c, -EINVAL, "<disk type='network'>: <host> without name");
+		bool v6 = strchr(host, ':') != NULL;
+		if (!xstr(c, node, "string(source/host/@port)", port, sizeof(port)))
+			snprintf(port, sizeof(port), "%u", NBD_URI_DEFAULT_PORT);
+		n = snprintf(out, outlen, "nbd://%s%s%s:%s/%s", v6 ? "[" : "", host, v6 ? "]" : "", port, enc_name);
+	} else {
+		return fail(c, -EINVAL, "<disk type='network'>: <host transport='%s'>: expected tcp or unix", transport);
+	}
+	if (n < 0 || (size_t)n >= outlen)
+		return fail(c, -EINVAL, "<disk type='network'>: the NBD URI would be too long");
+	int rc = nbd_uri_check(out, why, sizeof(why));
+	return rc < 0 ? fail(c, rc, "<disk type='network'>: %s", why) : 0;
+}
+
 static int read_disks(struct dom_ctx *c, struct domain_def *d)
 {
 	xmlXPathObjectPtr r = xnodes(c, "/domain/devices/disk");
@@ -189,7 +263,14 @@ static int read_disks(struct dom_ctx *c, struct domain_def *d)
 			rc = fail(c, -EINVAL, "more than %u <disk> elements", MACHINE_MAX_DISKS);
 			break;
 		}
-		char *dst = d->disk[d->ndisks];
+		char *dst = d->disk[d->ndisks], format[32];
+		if (xstr(c, node, "string(driver/@type)", format, sizeof(format)) && strcmp(format, "raw") != 0) {
+			rc = fail(c, -EINVAL,
+				  "<disk> with <driver type='%s'>: ftvm reads raw disks; serve the image with "
+				  "qemu-storage-daemon and give it as <disk type='network'> with <source protocol='nbd'>",
+				  format);
+			break;
+		}
 		if (strcmp(type, "file") == 0 && xstr(c, node, "string(source/@file)", src, sizeof(src))) {
 			snprintf(dst, DOMAIN_PATH_MAX, "%s", src);
 		} else if (strcmp(type, "block") == 0 &&
@@ -199,10 +280,12 @@ static int read_disks(struct dom_ctx *c, struct domain_def *d)
 			   xstr(c, node, "string(source/@pool)", pool, sizeof(pool)) &&
 			   xstr(c, node, "string(source/@volume)", src, sizeof(src))) {
 			rc = volume_path(c, pool, src, dst, DOMAIN_PATH_MAX);
+		} else if (strcmp(type, "network") == 0) {
+			rc = network_disk(c, node, dst, DOMAIN_PATH_MAX);
 		} else {
 			rc = fail(c, -EINVAL,
 				  "<disk type='%s'>: expected type 'file' with <source file>, 'block' with "
-				  "<source dev>, or 'volume' with <source pool volume>",
+				  "<source dev>, 'volume' with <source pool volume>, or 'network' with <source protocol='nbd'>",
 				  type);
 		}
 		d->ndisks += rc == 0;

@@ -9,9 +9,11 @@
  *   <vcpu>                         must be 1 (ftvm runs one hart)
  *   <os><type arch='riscv64' machine='virt'>   anything else is refused
  *   <os><kernel|initrd|cmdline|loader>         like --kernel/--initrd/--append/--bios
- *   <devices><disk device='disk'>  type='file' (source file), 'block' (source dev) or 'volume'
- *                                  (source pool + volume, resolved through the libvirt API);
- *                                  target bus must be virtio
+ *   <devices><disk device='disk'>  type='file' (source file), 'block' (source dev), 'volume'
+ *                                  (source pool + volume, resolved through the libvirt API) or
+ *                                  'network' (source protocol='nbd' name=EXPORT with one <host
+ *                                  transport='unix' socket=PATH> or <host name= port=>, made into
+ *                                  an NBD URI); target bus must be virtio, driver type raw if given
  *   <devices><interface>           a TAP device named by <target dev>; type 'ethernet', 'bridge'
  *                                  (<source bridge>) or 'network' (<source network>, whose bridge
  *                                  the libvirt API names); for the last two the TAP must already

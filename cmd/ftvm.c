@@ -24,6 +24,7 @@ static const struct ftvm_command commands[] = {
 	{ "snapshot", "save a running VM to a file while it runs (--stop: then power it off)", cmd_snapshot_main },
 	{ "arbiter", "shared-disk test-and-set: init, claim, show (docs/arbiter.md)", cmd_arbiter_main },
 	{ "keygen", "make a pairing key for the logging channel (--channel-key)", cmd_keygen_main },
+	{ "clone", "linked (qcow2 overlay) or full clones of disk images, and of domain XML", cmd_clone_main },
 	/* The host daemon's verbs (cmd/cmd_daemon.c, docs/daemon.md). */
 	{ "define", "ftvmd: define a VM from a domain XML file", cmd_daemon_main },
 	{ "undefine", "ftvmd: remove a shut-off VM's definition", cmd_daemon_main },

@@ -23,6 +23,7 @@ int cmd_snapshot_main(int argc, char **argv);
 int cmd_keygen_main(int argc, char **argv);
 int cmd_incoming_main(int argc, char **argv);
 int cmd_migrate_main(int argc, char **argv);
+int cmd_clone_main(int argc, char **argv);
 /* define, undefine, start, shutdown, destroy, suspend, resume, dumpxml, dominfo, list, vmstats,
  * nodeinfo, events: one file for the host daemon's verbs, which argv[0] names. */
 int cmd_daemon_main(int argc, char **argv);

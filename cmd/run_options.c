@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/nbd_uri.h"
 #include "util/parse.h"
 
 #ifndef FTVM_DEFAULT_GUEST_DIR
@@ -72,7 +73,10 @@ void run_options_help(FILE *out)
 		"                      OpenSBI fw_dynamic.bin); 'none' runs --kernel (an ELF or raw image)\n"
 		"                      in M-mode from reset, as qemu -bios none does\n"
 		"  --mem MiB           guest RAM, %u..%u (default %u)\n"
-		"  --disk PATH         raw disk image as virtio-blk (repeatable, up to %u)\n"
+		"  --disk PATH|URI     virtio-blk disk (repeatable, up to %u): a raw image file or block\n"
+		"                      device, or an NBD export (nbd+unix:///EXPORT?socket=PATH,\n"
+		"                      nbd://HOST[:PORT]/EXPORT) served by qemu-storage-daemon or qemu-nbd,\n"
+		"                      for qcow2 and other formats (docs/disks.md)\n"
 		"  --nic tap=IF[,mac=MAC]  virtio-net on TAP device IF (repeatable, up to %u)\n"
 		"  --rng / --no-rng    attach virtio-rng (default: on)\n"
 		"  --clock=wall|virtual  guest time follows the wall clock (default), or is a pure\n"
@@ -178,6 +182,11 @@ static int parse_one(struct run_options *o, int opt, const char *arg, char *err,
 		if (o->ndisks == MACHINE_MAX_DISKS) {
 			snprintf(err, errlen, "--disk %s: at most %u disks", arg, MACHINE_MAX_DISKS);
 			return -EINVAL;
+		}
+		if (nbd_uri_is_nbd(arg)) {
+			int ret = nbd_uri_check(arg, err, errlen);
+			if (ret < 0)
+				return ret;
 		}
 		o->disk[o->ndisks++] = arg;
 		return 0;

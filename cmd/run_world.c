@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cmd/exit_code.h"
+#include "util/disk_image.h"
 
 /* A sparse scratch disk that disappears with the process: unlinked at once, reached by fd path. */
 static int open_scratch_disk(struct run_world *rw, char *err, size_t errlen)
@@ -80,18 +81,9 @@ int run_world_machine_config(const struct run_options *o, const struct run_world
 			mc->disk_bytes[i] = world_live_disk_size(w, i);
 			continue;
 		}
-		struct stat st;
-		if (stat(rw->config.disk_path[i], &st) != 0) {
-			int e = errno;
-			snprintf(err, errlen, "disk %s: %s", rw->config.disk_path[i], strerror(e));
-			return -e;
-		}
-		if (st.st_size % 512 != 0) {
-			snprintf(err, errlen, "disk %s: size %lld is not a multiple of 512", rw->config.disk_path[i],
-				 (long long)st.st_size);
-			return -EINVAL;
-		}
-		mc->disk_bytes[i] = (uint64_t)st.st_size;
+		int ret = disk_image_probe_size(rw->config.disk_path[i], &mc->disk_bytes[i], err, errlen);
+		if (ret < 0)
+			return ret;
 	}
 	return 0;
 }

@@ -2,12 +2,14 @@
  * vm_command.c — the steps every subcommand that runs a VM shares (see vm_command.h); the roles
  * are cmd_run.c, cmd_record.c, cmd_replay.c, cmd_primary.c and cmd_backup.c.
  */
+#define DIAG_MODULE "vm"
 #include "cmd/vm_command.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #include "cmd/exit_code.h"
+#include "util/diag.h"
 
 /* How long an ending node waits for its last job's client to read the outcome. */
 #define VM_COMMAND_LINGER_MS 2000
@@ -58,6 +60,18 @@ static int build(struct vm_command *c, char *err, size_t errlen)
 	return machine_create(&c->mc, &c->m, err, errlen);
 }
 
+/* What the hart did, for whoever asked for info diagnostics (FTVM_DIAG=info). */
+static void report_hart(const struct machine *m)
+{
+	struct cpu_stats st;
+	machine_cpu_stats(m, &st);
+	diag_info("hart: %llu instructions, %llu of them in translated blocks (%llu blocks "
+		  "translated), %llu exceptions, %llu interrupts",
+		  (unsigned long long)machine_icount(m), (unsigned long long)st.jit_insns,
+		  (unsigned long long)st.jit_translations, (unsigned long long)st.exceptions,
+		  (unsigned long long)st.interrupts);
+}
+
 int vm_command_main(const struct vm_role *role, void *self, int argc, char **argv)
 {
 	struct vm_command c = { .role = role, .rw = { .scratch_fd = -1 } };
@@ -89,6 +103,8 @@ out:
 	run_world_catch_signals(NULL);
 	control_linger(c.ctl, VM_COMMAND_LINGER_MS);
 	control_stop(c.ctl);
+	if (c.m)
+		report_hart(c.m);
 	machine_destroy(c.m);
 	if (role->stop)
 		role->stop(self);

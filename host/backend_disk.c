@@ -1,27 +1,26 @@
 /*
- * backend_disk.c — raw disk image back end: the host side of a virtio-blk disk in a live run.
+ * backend_disk.c — disk image back end: the host side of a virtio-blk disk in a live run.
  *
  * disk_backend_submit() copies the request (and a write's bytes) into a FIFO; one I/O thread per
- * disk takes requests in submission order and runs them with pread/pwrite/fdatasync on the image,
- * then posts VM_EV_DISK_DONE (with the bytes read) to the sink. Running strictly in order keeps
- * overlapping requests simple: the completion order is the submission order. The image is opened
- * O_RDONLY for a read-only disk; its size must be a non-zero multiple of 512 bytes.
+ * disk takes requests in submission order and runs them on the image (util/disk_image.h: a raw
+ * file with pread/pwrite/fdatasync, or an NBD export through libnbd, each request with its
+ * deadline), then posts VM_EV_DISK_DONE (with the bytes read) to the sink. Running strictly in
+ * order keeps overlapping requests simple: the completion order is the submission order. The image
+ * is opened read-only for a read-only disk; its size must be a non-zero multiple of 512 bytes.
  */
 #define DIAG_MODULE "disk"
 #include "util/diag.h"
 #include "host/backend.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "util/disk_file.h"
+#include "util/disk_image.h"
 
-#define DISK_SECTOR 512u
+#define DISK_SECTOR DISK_IMAGE_SECTOR
 
 struct disk_job {
 	struct disk_job *next;
@@ -30,7 +29,7 @@ struct disk_job {
 };
 
 struct disk_backend {
-	int fd;
+	struct disk_image *img;
 	bool read_only;
 	unsigned index;
 	uint64_t size;
@@ -48,22 +47,22 @@ struct disk_backend {
 static uint32_t run_job(struct disk_backend *disk, struct disk_job *job)
 {
 	const struct vm_disk_request *req = &job->req;
-	off_t off = (off_t)(req->sector * DISK_SECTOR);
+	uint64_t off = req->sector * DISK_SECTOR;
 	int ret;
 	if (req->op != VM_DISK_FLUSH &&
 	    (req->sector > disk->size / DISK_SECTOR || req->len > disk->size - req->sector * DISK_SECTOR))
 		return VM_DISK_IOERR;
 	switch (req->op) {
 	case VM_DISK_READ:
-		ret = disk_file_io(disk->fd, false, disk->read_buf, req->len, off);
+		ret = disk_image_read(disk->img, disk->read_buf, req->len, off);
 		break;
 	case VM_DISK_WRITE:
 		if (disk->read_only)
 			return VM_DISK_IOERR;
-		ret = disk_file_io(disk->fd, true, job->buf, req->len, off);
+		ret = disk_image_write(disk->img, job->buf, req->len, off);
 		break;
 	case VM_DISK_FLUSH:
-		ret = disk->read_only ? 0 : (fdatasync(disk->fd) < 0 ? -errno : 0);
+		ret = disk->read_only ? 0 : disk_image_flush(disk->img);
 		break;
 	default:
 		return VM_DISK_UNSUPP;
@@ -119,26 +118,11 @@ int disk_backend_open(const char *path, bool read_only, unsigned index, struct b
 		      struct disk_backend **out, char *err, size_t errlen)
 {
 	struct disk_backend *disk = NULL;
-	int ret, fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "disk %s: cannot open%s: %s", path, read_only ? "" : " for writing",
-			 strerror(errno));
-		goto out;
-	}
-	uint64_t size;
-	ret = disk_file_size(fd, &size);
-	if (ret < 0) {
-		snprintf(err, errlen, "disk %s: %s", path,
-			 ret == -EINVAL ? "not a regular file or block device" : strerror(-ret));
-		goto out;
-	}
-	if (size == 0 || size % DISK_SECTOR) {
-		ret = -EINVAL;
-		snprintf(err, errlen, "disk %s: size %llu is not a non-zero multiple of %u bytes", path,
-			 (unsigned long long)size, DISK_SECTOR);
-		goto out;
-	}
+	struct disk_image *img;
+	int ret = disk_image_open(path, read_only, &img, err, errlen);
+	if (ret < 0)
+		return ret;
+	uint64_t size = disk_image_size(img);
 	disk = calloc(1, sizeof(*disk));
 	if (disk)
 		disk->read_buf = malloc(VM_EVENT_MAX_DISK_DATA);
@@ -148,7 +132,7 @@ int disk_backend_open(const char *path, bool read_only, unsigned index, struct b
 		snprintf(err, errlen, "disk %s: out of memory", path);
 		goto out;
 	}
-	disk->fd = fd;
+	disk->img = img;
 	disk->read_only = read_only;
 	disk->index = index;
 	disk->size = size;
@@ -171,8 +155,7 @@ int disk_backend_open(const char *path, bool read_only, unsigned index, struct b
 	*out = disk;
 	return 0;
 out:
-	if (fd >= 0)
-		close(fd);
+	disk_image_close(img);
 	return ret;
 }
 
@@ -234,7 +217,7 @@ void disk_backend_close(struct disk_backend *disk)
 	pthread_cond_destroy(&disk->idle);
 	pthread_cond_destroy(&disk->wake);
 	pthread_mutex_destroy(&disk->lock);
-	close(disk->fd);
+	disk_image_close(disk->img);
 	free(disk->read_buf);
 	free(disk);
 }

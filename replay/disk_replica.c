@@ -8,17 +8,15 @@
 #include "replay/disk_replica.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "util/diag.h"
-#include "util/disk_file.h"
+#include "util/disk_image.h"
 
-#define SECTOR 512u
+#define SECTOR DISK_IMAGE_SECTOR
 
 struct held {
 	struct held *next;
@@ -27,7 +25,7 @@ struct held {
 };
 
 struct disk_replica {
-	int fd;
+	struct disk_image *img;
 	bool shared;
 	unsigned index;
 	uint64_t size;
@@ -41,32 +39,24 @@ struct disk_replica {
 int disk_replica_open(const char *path, unsigned index, enum disk_replica_kind kind, struct disk_replica **out,
 		      char *err, size_t errlen)
 {
-	uint64_t size = 0;
 	bool shared = kind == DISK_REPLICA_SHARED;
-	int fd = open(path, (shared ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-	if (fd < 0) {
-		int e = errno;
-		snprintf(err, errlen, "disk %s %s: cannot open%s: %s", shared ? "(shared)" : "copy", path,
-			 shared ? "" : " for writing", strerror(e));
-		return -e;
-	}
-	int ret = disk_file_size(fd, &size);
-	if (ret < 0 || size == 0 || size % SECTOR) {
-		snprintf(err, errlen, "disk copy %s: not a regular file or block device of a non-zero multiple of %u bytes",
-			 path, SECTOR);
-		close(fd);
-		return ret < 0 ? ret : -EINVAL;
+	struct disk_image *img;
+	char why[512];
+	int ret = disk_image_open(path, shared, &img, why, sizeof(why));
+	if (ret < 0) {
+		snprintf(err, errlen, "%s: %s", shared ? "shared disk" : "disk copy", why);
+		return ret;
 	}
 	struct disk_replica *r = calloc(1, sizeof(*r));
 	if (!r) {
 		snprintf(err, errlen, "disk copy %s: out of memory", path);
-		close(fd);
+		disk_image_close(img);
 		return -ENOMEM;
 	}
-	r->fd = fd;
+	r->img = img;
 	r->shared = shared;
 	r->index = index;
-	r->size = size;
+	r->size = disk_image_size(img);
 	snprintf(r->path, sizeof(r->path), "%s", path);
 	r->tail = &r->head;
 	*out = r;
@@ -76,7 +66,7 @@ int disk_replica_open(const char *path, unsigned index, enum disk_replica_kind k
 /* Runs req; a read's bytes go to a new buffer in h. */
 static uint32_t run(struct disk_replica *r, const struct vm_disk_request *req, struct held *h)
 {
-	off_t off = (off_t)(req->sector * SECTOR);
+	uint64_t off = req->sector * SECTOR;
 	int ret = 0;
 
 	if (req->op == VM_DISK_FLUSH)
@@ -87,7 +77,7 @@ static uint32_t run(struct disk_replica *r, const struct vm_disk_request *req, s
 	    req->len > r->size - req->sector * SECTOR)
 		return VM_DISK_IOERR;
 	if (req->op == VM_DISK_WRITE) {
-		ret = !req->len ? 0 : req->data ? disk_file_io(r->fd, true, (uint8_t *)req->data, req->len, off) : -EINVAL;
+		ret = !req->len ? 0 : req->data ? disk_image_write(r->img, req->data, req->len, off) : -EINVAL;
 	} else if (req->len) {
 		if (r->held >= DISK_REPLICA_MAX_HELD || r->held_bytes + req->len > DISK_REPLICA_MAX_HELD_BYTES) {
 			DIAG_RATELIMITED(DIAG_ERROR, "disk copy %s: over %u reads or %u MiB wait for their completion",
@@ -95,7 +85,7 @@ static uint32_t run(struct disk_replica *r, const struct vm_disk_request *req, s
 			return VM_DISK_IOERR;
 		}
 		h->buf = malloc(req->len);
-		ret = h->buf ? disk_file_io(r->fd, false, h->buf, req->len, off) : -ENOMEM;
+		ret = h->buf ? disk_image_read(r->img, h->buf, req->len, off) : -ENOMEM;
 		if (ret == 0) {
 			h->done.len = req->len;
 			h->done.data = h->buf;
@@ -177,7 +167,7 @@ void disk_replica_read_shared(struct disk_replica *r, struct disk_replica_done *
 
 int disk_replica_sync(struct disk_replica *r)
 {
-	return r->shared || fdatasync(r->fd) == 0 ? 0 : -errno;
+	return r->shared ? 0 : disk_image_flush(r->img);
 }
 
 void disk_replica_close(struct disk_replica *r)
@@ -194,6 +184,6 @@ void disk_replica_close(struct disk_replica *r)
 		free(h);
 	}
 	free(r->taken);
-	close(r->fd);
+	disk_image_close(r->img);
 	free(r);
 }

@@ -3,11 +3,13 @@
  * that `ftvm replay` writes to.
  *
  * The replaying guest submits the same disk requests, in the same order, as the recorded one; the
- * replica runs each at once, on the caller's thread (writes with pwrite, reads with pread into a
- * buffer kept until the log delivers that request's completion). The recording's back end ran its
+ * replica runs each at once, on the caller's thread (writes, and reads into a buffer kept until
+ * the log delivers that request's completion), on a raw file or an NBD export (util/disk_image.h:
+ * an NBD request that fails or passes its deadline is an I/O error status like any other, which
+ * the replayer compares with the log's). The recording's back end ran its
  * requests one at a time in submission order too, so every read here sees exactly the earlier
  * writes the recorded read saw, whatever icount the completion arrives at. A guest flush is not
- * turned into an fdatasync per request (the replica's durability matters only once it is the live
+ * turned into a flush per request (the replica's durability matters only once it is the live
  * disk): disk_replica_sync() makes it durable before it is handed over or closed.
  * A shared disk (DISK_REPLICA_SHARED) is the primary's live disk, not a copy: it is opened
  * read-only, the guest's writes are dropped (the primary performs them), and a read is only
@@ -58,7 +60,7 @@ int disk_replica_take(struct disk_replica *r, uint64_t id, struct disk_replica_d
 /* A shared disk's read taken from the log: performs it now into done->data (valid like a
  * take's), setting done->status and done->len. */
 void disk_replica_read_shared(struct disk_replica *r, struct disk_replica_done *done);
-/* Makes every write so far durable (fdatasync): 0 or -errno. */
+/* Makes every write so far durable (fdatasync, NBD flush): 0 or -errno. */
 int disk_replica_sync(struct disk_replica *r) FTVM_MUST_CHECK;
 /* Syncs (a failure is reported on stderr) and closes. */
 void disk_replica_close(struct disk_replica *r);

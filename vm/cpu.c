@@ -90,14 +90,15 @@ static bool amo_write(struct cpu *cpu, uint8_t *host, uint64_t paddr, uint64_t v
 	return true;
 }
 
-/* The A extension. Returns false after raising an exception (illegal encoding or a fault). */
-static bool exec_amo(struct cpu *cpu, uint32_t insn)
+/* The A extension (see cpu_internal.h). */
+bool cpu_exec_amo(struct cpu *cpu, uint32_t insn, struct cpu_amo_access *acc)
 {
 	unsigned f3 = insn_funct3(insn), funct5 = insn_funct5(insn), rd = insn_rd(insn);
 	if (f3 != 2 && f3 != 3)
 		goto illegal;
 	unsigned size = f3 == 2 ? 4 : 8;
 	bool word = size == 4;
+	acc->size = size;
 	uint64_t vaddr = cpu->x[insn_rs1(insn)], src = cpu->x[insn_rs2(insn)], old, paddr = 0, result;
 	uint8_t *host;
 	switch (funct5) {
@@ -106,6 +107,7 @@ static bool exec_amo(struct cpu *cpu, uint32_t insn)
 			goto illegal;
 		if (!cpu_translate_atomic(cpu, vaddr, size, true, &host, &paddr))
 			return false;
+		acc->bus |= host == NULL;
 		if (host) {
 			old = 0;
 			memcpy(&old, host, size);
@@ -123,12 +125,15 @@ static bool exec_amo(struct cpu *cpu, uint32_t insn)
 		 * memory still holds the value LR read (a compare-and-swap). */
 		result = SC_FAILED;
 		if (cpu->reservation_valid && cpu->reservation_addr == vaddr) {
-			if (!cpu_translate_atomic(cpu, vaddr, size, false, &host, &paddr) ||
-			    !amo_read(cpu, host, paddr, vaddr, size, &old))
+			if (!cpu_translate_atomic(cpu, vaddr, size, false, &host, &paddr))
+				return false;
+			acc->bus |= host == NULL;
+			if (!amo_read(cpu, host, paddr, vaddr, size, &old))
 				return false;
 			if ((word ? SEXT32(old) : old) == cpu->reservation_value) {
 				if (!amo_write(cpu, host, paddr, vaddr, size, src))
 					return false;
+				acc->written = host;
 				result = 0;
 			}
 		}
@@ -136,10 +141,13 @@ static bool exec_amo(struct cpu *cpu, uint32_t insn)
 		break;
 	case AMO_ADD: case AMO_SWAP: case AMO_XOR: case AMO_OR: case AMO_AND:
 	case AMO_MIN: case AMO_MAX: case AMO_MINU: case AMO_MAXU:
-		if (!cpu_translate_atomic(cpu, vaddr, size, false, &host, &paddr) ||
-		    !amo_read(cpu, host, paddr, vaddr, size, &old) ||
+		if (!cpu_translate_atomic(cpu, vaddr, size, false, &host, &paddr))
+			return false;
+		acc->bus |= host == NULL;
+		if (!amo_read(cpu, host, paddr, vaddr, size, &old) ||
 		    !amo_write(cpu, host, paddr, vaddr, size, amo_compute(funct5, old, src, word)))
 			return false;
+		acc->written = host;
 		result = word ? SEXT32(old) : old;
 		break;
 	default:
@@ -418,7 +426,7 @@ op_fence:
 	NEXT();
 op_amo:
 	SYNC();
-	if (!exec_amo(cpu, (uint32_t)e->imm))
+	if (!cpu_exec_amo(cpu, (uint32_t)e->imm, &(struct cpu_amo_access){ 0 }))
 		goto exception;
 	NEXT_SLOW_AT(pc + e->len);
 op_fpu:

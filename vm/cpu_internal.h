@@ -195,6 +195,16 @@ bool cpu_store_slow(struct cpu *cpu, uint64_t vaddr, unsigned size, uint64_t val
  * pointer into RAM, or NULL with *paddr set for MMIO; false after raising the fault. */
 bool cpu_translate_atomic(struct cpu *cpu, uint64_t vaddr, unsigned size, bool is_load_only, uint8_t **host,
 			  uint64_t *paddr);
+
+/* What an AMO/LR/SC touched, for the JIT to decide whether its block may go on after it. */
+struct cpu_amo_access {
+	const uint8_t *written; /* the RAM bytes it wrote (size of them), NULL if none */
+	unsigned size;
+	bool bus;               /* it reached a device through the bus */
+};
+/* Executes one A-extension instruction at cpu->pc (pc is not advanced) and fills *acc.
+ * Returns false after raising an exception (illegal encoding or a fault). */
+bool cpu_exec_amo(struct cpu *cpu, uint32_t insn, struct cpu_amo_access *acc);
 /* Fetches the instruction at cpu->pc when the fetch page is not cached (refills it when it is RAM).
  * Returns false after raising the fault. */
 bool cpu_fetch_slow(struct cpu *cpu, uint32_t *insn);

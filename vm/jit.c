@@ -316,6 +316,68 @@ int jit_helper_fpu(struct cpu *cpu, uint32_t insn, uint32_t site, uint32_t raw16
 	return JIT_EXIT_END;
 }
 
+int jit_helper_fp_store(struct cpu *cpu, uint32_t insn, uint32_t site, uint32_t raw16)
+{
+	uint64_t start_pc = cpu->pc;
+	icount_t start_icount = cpu->icount;
+	int64_t offset = (int64_t)(((int32_t)insn >> 25) * 32 + (int32_t)((insn >> 7) & 31));
+	uint64_t vaddr = cpu->x[(insn >> 15) & 31] + (uint64_t)offset;
+	unsigned size = ((insn >> 12) & 7) == 2 ? 4 : 8;
+	sync_to(cpu, site); /* a device written through the bus may read the clock */
+	fpu_execute(cpu, insn);
+	if (unlikely(cpu->exception_pending)) {
+		if (cpu->exception_cause == EXC_ILLEGAL_INSN && JIT_SITE_LEN(site) == 2)
+			cpu->exception_tval = raw16; /* c.fsd, c.fsdsp with the FPU off */
+		return JIT_EXIT_EXCEPTION;
+	}
+	/* Stored to RAM outside this block's bytes (the TLB now maps it): go on. A store through
+	 * the bus (a device may have raised an interrupt or written RAM) or into the block's own
+	 * bytes ends the block after it. */
+	const struct jit *j = cpu->jit;
+	const uint8_t *h = cpu_tlb_lookup(cpu, CPU_ACCESS_STORE, vaddr, size);
+	if (unlikely(!h || (h < j->cur_hi && h + size > j->cur_lo) || cpu_needs_attention(cpu)))
+		return leave_after(cpu, site);
+	cpu->pc = start_pc;
+	cpu->icount = start_icount;
+	return JIT_EXIT_END;
+}
+
+int jit_helper_amo(struct cpu *cpu, uint32_t insn, uint32_t site)
+{
+	uint64_t start_pc = cpu->pc;
+	icount_t start_icount = cpu->icount;
+	struct cpu_amo_access acc = { 0 };
+	sync_to(cpu, site); /* a fault's epc; a device reached through the bus may read the clock */
+	if (!cpu_exec_amo(cpu, insn, &acc))
+		return JIT_EXIT_EXCEPTION;
+	const struct jit *j = cpu->jit;
+	bool own_bytes = acc.written && acc.written < j->cur_hi && acc.written + acc.size > j->cur_lo;
+	/* A device may have raised an interrupt, asked for a stop or written RAM; a write into
+	 * this block's own bytes may have made the rest of it stale: look again in either case. */
+	if (unlikely(acc.bus || own_bytes || cpu_needs_attention(cpu)))
+		return leave_after(cpu, site);
+	cpu->pc = start_pc;
+	cpu->icount = start_icount;
+	return JIT_EXIT_END;
+}
+
+int jit_helper_csr_read(struct cpu *cpu, uint32_t insn, uint32_t site)
+{
+	uint64_t value;
+	/* The privilege check and the counters (cycle, instret, time) see this instruction. */
+	sync_to(cpu, site);
+	if (!cpu_csr_op(cpu, insn >> 20, false, (insn >> 12) & 7, 0, &value)) {
+		cpu_raise_exception(cpu, EXC_ILLEGAL_INSN, insn);
+		return JIT_EXIT_EXCEPTION;
+	}
+	unsigned rd = (insn >> 7) & 31;
+	if (rd)
+		cpu->x[rd] = value;
+	cpu->pc -= JIT_SITE_OFF(site);
+	cpu->icount -= JIT_SITE_IDX(site);
+	return JIT_EXIT_END;
+}
+
 static const uint8_t load_size[7] = { 1, 2, 4, 8, 1, 2, 4 };
 
 /* The loaded bytes (little-endian, in the low bits of raw) widened as the load kind says. */

@@ -48,10 +48,19 @@ _Static_assert(JIT_MAX_INSNS < (1u << 11), "a block's instruction index must fit
 /* Load kinds in the order of enum cpu_op's LB..LWU; store kinds are log2 of the size (SB..SD). */
 int jit_helper_load(struct cpu *cpu, uint64_t vaddr, uint32_t site);
 int jit_helper_store(struct cpu *cpu, uint64_t vaddr, uint64_t value, uint32_t site);
-/* A floating-point computation or load (never a store: it could write the block's own bytes)
- * executed by the interpreter's FPU with pc and icount exact; raw16 is the instruction's 16 bits
- * when it is compressed (mtval of an illegal-instruction trap). */
+/* A floating-point computation or load executed by the interpreter's FPU with pc and icount
+ * exact; raw16 is the instruction's 16 bits when it is compressed (mtval of an
+ * illegal-instruction trap). */
 int jit_helper_fpu(struct cpu *cpu, uint32_t insn, uint32_t site, uint32_t raw16);
+/* An FP store the same way; the block goes on after it unless it went through the bus, wrote the
+ * block's own bytes or left the hart needing attention. */
+int jit_helper_fp_store(struct cpu *cpu, uint32_t insn, uint32_t site, uint32_t raw16);
+/* An AMO, LR or SC at `site` through the interpreter's cpu_exec_amo(); the block goes on after it
+ * unless it reached a device, wrote the block's own bytes or left the hart needing attention. */
+int jit_helper_amo(struct cpu *cpu, uint32_t insn, uint32_t site);
+/* A CSR read that writes nothing (CSRRS/CSRRC/CSRRSI/CSRRCI with x0 or 0 as the source): no
+ * side effect, so the block goes on after it; an illegal one traps with pc and icount exact. */
+int jit_helper_csr_read(struct cpu *cpu, uint32_t insn, uint32_t site);
 
 /* The translation of one block starting at byte `off` of the guest code page at host address
  * `page`: x86-64 code into out (at most cap bytes), its guest instruction count in *ninsns and

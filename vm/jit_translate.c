@@ -381,17 +381,33 @@ static int emit_insn(struct block *b, const struct cpu_decoded *e, unsigned off)
 		return 0;
 	case CPU_OP_FPU: {
 		unsigned opcode = (uint32_t)e->imm & 0x7f;
-		if (opcode == FP_OPCODE_STORE)
-			return -1;
 		jx_mov(&b->jx, JX_RDI, JX_RBX);
 		jx_mov_imm(&b->jx, JX_RSI, (uint32_t)e->imm);
 		jx_mov_imm(&b->jx, JX_RDX, JIT_SITE(0, 0, e->len, off, b->ninsns));
 		jx_mov_imm(&b->jx, JX_RCX, e->raw & 0xffff);
-		call_checked(b, (const void *)jit_helper_fpu);
+		call_checked(b, opcode == FP_OPCODE_STORE ? (const void *)jit_helper_fp_store
+							  : (const void *)jit_helper_fpu);
+		return 0;
+	}
+	case CPU_OP_AMO:
+		jx_mov(&b->jx, JX_RDI, JX_RBX);
+		jx_mov_imm(&b->jx, JX_RSI, (uint32_t)e->imm);
+		jx_mov_imm(&b->jx, JX_RDX, JIT_SITE(0, 0, e->len, off, b->ninsns));
+		call_checked(b, (const void *)jit_helper_amo);
+		return 0;
+	case CPU_OP_SYSTEM: {
+		uint32_t insn = (uint32_t)e->imm;
+		unsigned f3 = (insn >> 12) & 7, src = (insn >> 15) & 31;
+		if (f3 == 0 || f3 == 4 || (f3 & 3) == 1 || src != 0)
+			return -1; /* a write, or a privileged instruction: the interpreter's */
+		jx_mov(&b->jx, JX_RDI, JX_RBX);
+		jx_mov_imm(&b->jx, JX_RSI, insn);
+		jx_mov_imm(&b->jx, JX_RDX, JIT_SITE(0, 0, e->len, off, b->ninsns));
+		call_checked(b, (const void *)jit_helper_csr_read);
 		return 0;
 	}
 	default:
-		/* FENCE, FENCE.I, AMO, FP loads and stores, SYSTEM, illegal: the interpreter's. */
+		/* FENCE, FENCE.I, illegal: the interpreter's. */
 		return -1;
 	}
 }

@@ -562,6 +562,11 @@ icount_t machine_icount(const struct machine *m)
 	return cpu_icount(m->cpu);
 }
 
+void machine_cpu_stats(const struct machine *m, struct cpu_stats *out)
+{
+	cpu_get_stats(m->cpu, out);
+}
+
 icount_t machine_progress(const struct machine *m)
 {
 	return atomic_load_explicit(&m->progress, memory_order_relaxed);

@@ -50,6 +50,8 @@ int machine_apply_event(struct machine *m, const struct vm_event *ev) FTVM_MUST_
 
 /* The vCPU thread's exact icount (call it from that thread, or when no run is in progress). */
 icount_t machine_icount(const struct machine *m);
+/* The hart's counters (vm/cpu.h), from the vCPU's thread or once it has stopped. */
+void machine_cpu_stats(const struct machine *m, struct cpu_stats *out);
 /* Any thread: the icount of the latest slice boundary (status reports, never replay decisions). */
 icount_t machine_progress(const struct machine *m);
 /* The guest clock, for a world that takes over (FT go-live). */

@@ -2,7 +2,7 @@
 """boot_bench.py — time from power-on to `ftvm-guest: ready` for the bundled guest.
 
 Runs the same guest (Image, initramfs.cpio, fw_dynamic.bin, 256 MiB, a 64 MiB scratch virtio-blk
-disk, virtio-rng, the self-test workload) under ftvm (wall and virtual clock) and under
+disk, virtio-rng, the self-test workload) under ftvm (wall and virtual clock, and with the JIT) and under
 qemu-system-riscv64, plain TCG and `-icount shift=auto`, in the same run; prints the median of
 several runs of each and the ratios ftvm/QEMU. Each run is stopped as soon as the marker appears.
 
@@ -76,6 +76,7 @@ def main():
         configs = [
             ("ftvm (wall clock)", ftvm),
             ("ftvm (virtual clock)", ftvm + ["--clock=virtual"]),
+            ("ftvm --cpu jit (wall clock)", ftvm + ["--cpu", "jit"]),
             ("qemu TCG", qemu),
             ("qemu TCG -icount shift=auto", qemu + ["-icount", "shift=auto"]),
         ]
@@ -90,7 +91,7 @@ def main():
             medians[name] = statistics.median(ok) if ok else None
             shown = " ".join("fail" if t is None else f"{t:.2f}" for t in times)
             print(f"  {name:30s} {medians[name] or float('nan'):7.2f} s   ({shown})")
-        for ours in ("ftvm (wall clock)", "ftvm (virtual clock)"):
+        for ours in ("ftvm (wall clock)", "ftvm (virtual clock)", "ftvm --cpu jit (wall clock)"):
             for base in ("qemu TCG", "qemu TCG -icount shift=auto"):
                 if medians[ours] and medians[base]:
                     print(f"  ratio {ours} / {base}: {medians[ours] / medians[base]:.2f}")

@@ -67,6 +67,22 @@ domain ide "<disk type='file' device='disk'><source file='$work/disk.img'/><targ
 expect 2 "ftvm disks are virtio" -- run --domain "$work/ide.xml"
 domain eth "$FILE_DISK" "<interface type='ethernet'><model type='virtio'/></interface>" > "$work/eth.xml"
 expect 2 "needs <target dev='TAP'>" -- run --domain "$work/eth.xml"
+# Disks: only raw ones are read directly; network disks are NBD, checked like a --disk URI.
+domain q2 "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='$work/disk.img'/></disk>" > "$work/q2.xml"
+expect 2 "<driver type='qcow2'>: ftvm reads raw disks" -- run --domain "$work/q2.xml"
+domain rbd "<disk type='network' device='disk'><source protocol='rbd' name='p/i'><host name='h'/></source></disk>" > "$work/rbd.xml"
+expect 2 "protocol='rbd'>: only nbd is supported" -- run --domain "$work/rbd.xml"
+domain nbdrel "<disk type='network' device='disk'><source protocol='nbd' name='e'><host transport='unix' socket='rel.sock'/></source></disk>" > "$work/nbdrel.xml"
+expect 2 "the socket path must be absolute" -- run --domain "$work/nbdrel.xml"
+domain nbdport "<disk type='network' device='disk'><source protocol='nbd' name='e'><host name='h' port='99999'/></source></disk>" > "$work/nbdport.xml"
+expect 2 "port not in 1..65535" -- run --domain "$work/nbdport.xml"
+domain nbd2 "<disk type='network' device='disk'><source protocol='nbd'><host name='a'/><host name='b'/></source></disk>" > "$work/nbd2.xml"
+expect 2 "exactly one <source><host>, found 2" -- run --domain "$work/nbd2.xml"
+long=$(printf 'a%.0s' $(seq 300))
+domain nbdlong "<disk type='network' device='disk'><source protocol='nbd' name='e'><host name='$long'/></source></disk>" > "$work/nbdlong.xml"
+expect 2 "host name too long" -- run --domain "$work/nbdlong.xml"
+domain nbdtls "<disk type='network' device='disk'><source protocol='nbd' tls='yes'><host name='a'/></source></disk>" > "$work/nbdtls.xml"
+expect 2 "TLS is not supported" -- run --domain "$work/nbdtls.xml"
 domain ok "$FILE_DISK" > "$work/ok.xml"
 expect 2 "the domain XML defines the VM" -- run --domain "$work/ok.xml" --mem 128
 expect 2 "--connect needs --domain" -- run --connect test:///default
@@ -144,6 +160,8 @@ if [ ! -r "$GUEST/Image" ]; then
 	exit 1
 fi
 expect 0 "ftvm-guest: ready" -- run --domain "$work/ok.xml" --extra-args ftvm.workload=selftest
+domain nbdgone "<disk type='network' device='disk'><source protocol='nbd' name='e x'><host transport='unix' socket='$work/no server.sock'/></source></disk>" > "$work/nbdgone.xml"
+expect 1 "disk nbd+unix:///e%20x?socket=$work/no%20server.sock: cannot connect" -- run --domain "$work/nbdgone.xml"
 domain vol "$VOL_DISK" > "$work/vol.xml"
 expect 0 "ftvm-guest: ready" -- run --domain "$work/vol.xml" --connect "$URI" --extra-args ftvm.workload=selftest
 exit $fail

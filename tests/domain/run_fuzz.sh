@@ -11,7 +11,7 @@ mkdir -p "$out/fuzz-work" "$out/fuzz-seeds"
 cp "$here"/corpus/* "$src"/docs/examples/*.xml "$out/fuzz-seeds/"
 clang -g -O1 -std=gnu17 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -I"$src" \
-	"$here/fuzz_domain.c" "$src/cmd/domain_xml.c" "$src/util/parse.c" \
+	"$here/fuzz_domain.c" "$src/cmd/domain_xml.c" "$src/util/parse.c" "$src/util/nbd_uri.c" \
 	$(pkg-config --cflags --libs libxml-2.0 libvirt) -o "$out/fuzz_domain"
 "$out/fuzz_domain" -max_total_time="$secs" -max_len=8192 -timeout=10 \
 	-artifact_prefix="$out/fuzz-work/" "$out/fuzz-work" "$out/fuzz-seeds" 2>&1 | tail -n 5

@@ -94,7 +94,7 @@ class Node:
 
 class Lab:
     def __init__(self, prefix, workdir, disk_mib=64, timeout_ms=500, extra_run=None, extra_backup=None,
-                 disk_mode="shared", workload=None):
+                 disk_mode="shared", workload=None, extra_primary=None):
         self.prefix, self.workdir = prefix, workdir
         self.disk_mode = disk_mode
         self.workload = workload or "ftvm.workload=kvd"
@@ -107,6 +107,7 @@ class Lab:
         self.timeout_ms = timeout_ms
         self.extra_run = extra_run or []
         self.extra_backup = extra_backup or []
+        self.extra_primary = extra_primary or []
         self.primary = self.backup = None
         os.makedirs(workdir, exist_ok=True)
         for path in set(self.disks.values()):
@@ -177,7 +178,7 @@ class Lab:
         self.primary = Node("primary", ["ip", "netns", "exec", self.ns("a"), ftvm, "primary",
                                         "--peer", f"10.78.0.2:{LOG_PORT}",
                                         "--control", os.path.join(self.workdir, "primary.sock")]
-                            + self.ft_options() + self.run_options())
+                            + self.ft_options() + self.extra_primary + self.run_options())
         self.primary.wait_for("ftvm-guest: ready", ready_timeout)
 
     def client(self, argv, **kw):

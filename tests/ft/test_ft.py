@@ -40,6 +40,12 @@ usage: test_ft.py SCENARIO [--seed N] [--rounds N] [--seconds S]
                       --max-lag 3000); reads are logged as digests and the backup reads the shared
                       disk itself: no divergence, both end cleanly, and the primary reports writes
                       that had to wait for the backup's replay (so the race was exercised).
+  The two engines of the hart in one pair (the log is the same whichever runs the guest code):
+  jit-primary-crash       primary-crash with the primary under --cpu jit, the backup under the
+                          interpreter: no divergence, and the backup goes live and runs on.
+  jit-replicated-disk     replicated-disk with the backup under --cpu jit: every CHECK and disk
+                          digest of the interpreter's log matches to the power-off, and the
+                          backup's exit report shows it ran translated code.
 Prints one JSON line per round and exits non-zero on the first failed check.
 """
 import argparse
@@ -490,6 +496,20 @@ def scenario_replicated_corrupt(lab, rnd, workdir, r):
     return {"report": line.strip()[:240], "acked_after": summary["acked"]}
 
 
+def translated_insns(node):
+    """Instructions the node's hart ran in JIT blocks, from its exit report (FTVM_DIAG=info)."""
+    m = re.search(r"hart: (\d+) instructions, (\d+) of them in translated blocks", node.output())
+    return int(m.group(2)) if m else None
+
+
+def scenario_jit_replicated_disk(lab, rnd, workdir, r):
+    result = scenario_replicated_disk(lab, rnd, workdir, r)
+    by_jit = translated_insns(lab.backup)
+    check(by_jit is not None and by_jit > 0, f"the backup ran no translated code ({by_jit})", lab)
+    check(translated_insns(lab.primary) == 0, "the primary was to run the interpreter only", lab)
+    return {**result, "backup_translated_insns": by_jit}
+
+
 SCENARIOS = {
     "primary-crash": scenario_primary_crash,
     "backup-crash": scenario_backup_crash,
@@ -504,6 +524,8 @@ SCENARIOS = {
     "shared-rewrite": scenario_shared_rewrite,
     "host-crash": scenario_host_crash,
     "load": scenario_load,
+    "jit-primary-crash": scenario_primary_crash,
+    "jit-replicated-disk": scenario_jit_replicated_disk,
 }
 # Lab settings of the scenarios that differ from kvd on a shared disk, and what is done to the
 # lab's files before the nodes start.
@@ -512,11 +534,16 @@ LAB_OPTIONS["replicated-disk"]["workload"] = "ftvm.workload=disk ftvm.disk.mb=8 
 LAB_OPTIONS["replicated-disk-crash"]["workload"] = "ftvm.workload=disk ftvm.disk.mb=16 ftvm.disk.ops=2000"
 LAB_OPTIONS["shared-rewrite"] = {"workload": "ftvm.workload=disk ftvm.disk.mb=1 ftvm.disk.ops=3000",
                                   "extra_run": ["--max-lag", "3000"], "extra_backup": ["--replay-delay-us", "700"]}
+LAB_OPTIONS["jit-primary-crash"] = {"extra_primary": ["--cpu", "jit"], "extra_backup": ["--cpu", "interp"]}
+LAB_OPTIONS["jit-replicated-disk"] = dict(LAB_OPTIONS["replicated-disk"], extra_primary=["--cpu", "interp"],
+                                          extra_backup=["--cpu", "jit"])
 LAB_OPTIONS["host-crash"] = {"timeout_ms": None}
 LAB_OPTIONS["load"] = {"timeout_ms": None}
 BEFORE_START = {"replicated-corrupt": corrupt_backup_replica,
                 # the primary's summary of how reads were logged is an info diagnostic
-                "shared-rewrite": lambda lab: os.environ.update(FTVM_DIAG="info")}
+                "shared-rewrite": lambda lab: os.environ.update(FTVM_DIAG="info"),
+                # the hart's exit report, which says how much ran translated
+                "jit-replicated-disk": lambda lab: os.environ.update(FTVM_DIAG="info")}
 # What runs between starting the backup and starting the primary (default: nothing).
 BEFORE_PRIMARY = {"strangers": strangers_before_primary}
 

@@ -18,9 +18,10 @@
 
 enum { OPC_LOAD = 0x03, OPC_MISC_MEM = 0x0f, OPC_OP_IMM = 0x13, OPC_AUIPC = 0x17, OPC_OP_IMM_32 = 0x1b,
        OPC_STORE = 0x23, OPC_OP = 0x33, OPC_LUI = 0x37, OPC_OP_32 = 0x3b, OPC_BRANCH = 0x63,
-       OPC_JALR = 0x67, OPC_JAL = 0x6f, OPC_SYSTEM = 0x73 };
+       OPC_JALR = 0x67, OPC_JAL = 0x6f, OPC_SYSTEM = 0x73, OPC_AMO = 0x2f, OPC_STORE_FP = 0x27 };
 enum { CSR_MSTATUS = 0x300, CSR_MIE = 0x304, CSR_MTVEC = 0x305, CSR_MSCRATCH = 0x340, CSR_MEPC = 0x341,
-       CSR_MCAUSE = 0x342 };
+       CSR_MCAUSE = 0x342, CSR_MIP = 0x344, CSR_MCYCLE = 0xb00, CSR_MINSTRET = 0xb02, CSR_CYCLE = 0xc00,
+       CSR_TIME = 0xc01, CSR_INSTRET = 0xc02 };
 #define INSN_MRET 0x30200073u
 #define INSN_ECALL 0x00000073u
 #define INSN_EBREAK 0x00100073u
@@ -77,6 +78,12 @@ static uint32_t s_type(int32_t imm, unsigned rs2, unsigned rs1, unsigned f3)
 {
 	uint32_t u = (uint32_t)imm;
 	return ((u >> 5) & 0x7f) << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 | (u & 0x1f) << 7 | OPC_STORE;
+}
+
+/* fsw (f3 2) / fsd (f3 3) of f[rs2] at imm(x[rs1]). */
+static uint32_t s_fp(int32_t imm, unsigned rs2, unsigned rs1, unsigned f3)
+{
+	return (s_type(imm, rs2, rs1, f3) & ~0x7fu) | OPC_STORE_FP;
 }
 
 static uint32_t b_type(int32_t imm, unsigned rs2, unsigned rs1, unsigned f3)
@@ -155,6 +162,15 @@ static void half(struct slot *s, uint16_t h)
 	s->len = 2;
 }
 
+/* A CSR to read: machine state, the pending interrupts, the counters (which read this
+ * instruction's icount), or one that does not exist (an illegal instruction). */
+static unsigned csr_read_any(struct gen *g)
+{
+	static const uint16_t csrs[] = { CSR_MSTATUS, CSR_MSCRATCH, CSR_MIE, CSR_MIP, CSR_CYCLE,
+					 CSR_TIME, CSR_INSTRET, CSR_MCYCLE, CSR_MINSTRET, 0x7ff };
+	return csrs[below(g, sizeof(csrs) / sizeof(csrs[0]))];
+}
+
 static void gen_alu(struct gen *g, struct slot *s)
 {
 	static const uint8_t op_f3[] = { 0, 1, 2, 3, 4, 5, 6, 7 };
@@ -222,11 +238,27 @@ static void gen_fp(struct gen *g, struct slot *s)
 		else
 			word(s, i_type(0, below(g, 2) ? 28 : rs1, 3, rd & 31, 0x07));
 		return;
-	case 1: { /* c.fld off(x8) */
+	case 1: { /* c.fld / c.fsd off(x8) */
 		unsigned o = below(g, 32) * 8;
-		half(s, (uint16_t)(1u << 13 | ((o >> 3) & 7) << 10 | 0u << 7 | ((o >> 6) & 3) << 5 | rdp(g) << 2));
+		half(s, (uint16_t)((below(g, 2) ? 1u : 5u) << 13 | ((o >> 3) & 7) << 10 | 0u << 7 |
+				   ((o >> 6) & 3) << 5 | rdp(g) << 2));
 		return;
 	}
+	case 2: /* fsw/fsd to the scratch area, the MMIO register, over the body or anywhere */
+		switch (below(g, 6)) {
+		case 0: case 1: case 2:
+			word(s, s_fp((int32_t)below(g, 2100) - 64, rs2, 8, 2 + below(g, 2)));
+			return;
+		case 3:
+			word(s, s_fp(below(g, 2) ? 0 : 8, rs2, 28, 2 + below(g, 2)));
+			return;
+		case 4:
+			word(s, s_fp((int32_t)(below(g, 2040 / 4) * 4), rs2, 25, 2));
+			return;
+		default:
+			word(s, s_fp(simm(g, 6), rs2, rs1, 2 + below(g, 2)));
+			return;
+		}
 	default:
 		break;
 	}
@@ -285,10 +317,31 @@ static void gen_compressed(struct gen *g, struct slot *s)
 	}
 }
 
+/*
+ * An A-extension instruction (AMO, LR or SC, word or doubleword, random aq/rl): mostly at the
+ * scratch base (so an LR and a later SC meet the same reservation), sometimes over the body
+ * (self-modifying code), at the MMIO register, or through any register (misaligned or faulting).
+ */
+static void gen_amo(struct gen *g, struct slot *s)
+{
+	static const uint8_t funct5[] = { 0x00, 0x01, 0x02, 0x02, 0x03, 0x03, 0x04, 0x08, 0x0c,
+					  0x10, 0x14, 0x18, 0x1c };
+	static const uint8_t base[] = { 8, 8, 8, 8, 8, 25, 28, 0 };
+	unsigned f5 = funct5[below(g, sizeof(funct5))], rs1 = base[below(g, sizeof(base))];
+	unsigned rs2 = f5 == 0x02 ? 0 : rs_any(g);
+	if (rs1 == 0)
+		rs1 = rs_any(g);
+	word(s, f5 << 27 | below(g, 4) << 25 | rs2 << 20 | rs1 << 15 | (2 + below(g, 2)) << 12 |
+			rd_any(g) << 7 | OPC_AMO);
+}
+
 static void gen_memory(struct gen *g, struct slot *s)
 {
 	unsigned rd = rd_any(g), f3;
-	switch (below(g, 9)) {
+	switch (below(g, 10)) {
+	case 9:
+		gen_amo(g, s);
+		return;
 	case 0: case 1: case 2: /* load from the scratch area, misaligned sometimes */
 		f3 = below(g, 7);
 		word(s, i_type((int32_t)below(g, 2100) - 64, 8, f3, rd, OPC_LOAD));
@@ -367,6 +420,7 @@ static void gen_slot(struct gen *g, unsigned i, unsigned nslots)
 	} else if (pick < 92) {
 		s->kind = S_SMC_AHEAD;
 		s->len = 4 * SMC_AHEAD_WORDS;
+		s->f3 = below(g, 3); /* 0: by a store, 1: by an AMO, 2: by an FP store */
 	} else if (pick < 93) {
 		static const uint32_t sys[] = { INSN_ECALL, INSN_EBREAK, 0, 0xffffffffu, INSN_FENCE, INSN_FENCE_I };
 		word(s, sys[below(g, 6)]);
@@ -382,7 +436,7 @@ static void gen_slot(struct gen *g, unsigned i, unsigned nslots)
 		if (below(g, 2))
 			word(s, csr(below(g, 2) ? 1 : 2, CSR_MSCRATCH, rs_any(g), rd_any(g)));
 		else
-			word(s, csr(2, CSR_MSTATUS, 0, rd_any(g)));
+			word(s, csr(below(g, 2) ? 2 : 7, csr_read_any(g), 0, rd_any(g)));
 	} else {
 		word(s, i_type(0, 0, 0, 0, OPC_OP_IMM)); /* nop */
 	}
@@ -479,8 +533,17 @@ void rv_gen_program(uint8_t *ram, uint64_t seed)
 			put32(p + 8, i_type(7, 23, 1, 23, OPC_OP_IMM));       /* slli x23, x23, 7 */
 			put32(p + 12, r_type(0, 24, 23, 4, 23, OPC_OP));      /* xor x23, x23, x24 */
 			put32(p + 16, u_type(0, 22, OPC_AUIPC));              /* auipc x22, 0 */
-			put32(p + 20, s_type(12, 23, 22, 2));                 /* sw x23, 12(x22) */
-			put32(p + 24, i_type(3, 7, 0, 7, OPC_OP_IMM));        /* addi x7, x7, 3 */
+			if (s->f3 == 0) {
+				put32(p + 20, s_type(12, 23, 22, 2));         /* sw x23, 12(x22) */
+				put32(p + 24, i_type(3, 7, 0, 7, OPC_OP_IMM)); /* addi x7, x7, 3 */
+			} else if (s->f3 == 2) { /* the same change made by an FP store */
+				put32(p + 20, 0x78u << 25 | 23u << 15 | 7u << 7 | 0x53u); /* fmv.w.x f7, x23 */
+				put32(p + 24, s_fp(12, 7, 22, 2));              /* fsw f7, 12(x22) */
+			} else { /* the same change made by an AMO, into the next instruction */
+				put32(p + 20, i_type(12, 22, 0, 22, OPC_OP_IMM)); /* addi x22, x22, 12 */
+				put32(p + 24, 1u << 27 | 23u << 20 | 22u << 15 | 2u << 12 | OPC_AMO);
+				/* amoswap.w x0, x23, (x22) */
+			}
 			put32(p + 28, 0x00128293u);                           /* addi x5, x5, 1 */
 			break;
 		case S_LOOP: /* li x27, count; 1: body; addi x27, x27, -1; bnez x27, 1b */

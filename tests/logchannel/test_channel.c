@@ -21,6 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <stdatomic.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -559,6 +562,39 @@ struct raw_stream {
 	pthread_t t;
 };
 
+/*
+ * The primary's side of test_backup_acks_blocked: reads the backup's ACKs only every
+ * SLOW_ACK_PERIOD_MS, and meanwhile samples every millisecond how many bytes wait unacknowledged
+ * in the backup's socket (@watch_fd), so the test can show the ACK path really was blocked.
+ */
+enum { SLOW_ACK_PERIOD_MS = 100 };
+
+struct slow_ack_reader {
+	int fd, watch_fd;
+	atomic_bool stop;
+	int max_unsent;
+	pthread_t t;
+};
+
+static void *slow_ack_reader_body(void *arg)
+{
+	struct slow_ack_reader *r = arg;
+	uint8_t junk[65536];
+
+	while (!atomic_load(&r->stop)) {
+		for (int ms = 0; ms < SLOW_ACK_PERIOD_MS && !atomic_load(&r->stop); ms++) {
+			struct timespec ts = { 0, 1000000L };
+			nanosleep(&ts, NULL);
+			int unsent = 0;
+			if (ioctl(r->watch_fd, SIOCOUTQ, &unsent) == 0 && unsent > r->max_unsent)
+				r->max_unsent = unsent;
+		}
+		while (recv(r->fd, junk, sizeof(junk), MSG_DONTWAIT) > 0)
+			;
+	}
+	return NULL;
+}
+
 static void *raw_stream_body(void *arg)
 {
 	struct raw_stream *r = arg;
@@ -578,6 +614,14 @@ static void *raw_stream_body(void *arg)
 	return NULL;
 }
 
+/*
+ * The backup keeps reading and delivering records while its ACKs cannot be written: a primary
+ * that reads its socket only every SLOW_ACK_PERIOD_MS, with a tiny receive buffer, and a tiny
+ * send buffer on the backup's socket keep the backup's ACKs piling up between reads.
+ * (A primary that never reads at all stalls Linux TCP itself: with its receive window at zero it
+ * drops the backup's segments, ACK numbers included, as beyond the window, and its own data
+ * then waits out retransmission timeouts backing off to seconds — nothing the backup can help.)
+ */
 static void test_backup_acks_blocked(void **state)
 {
 	struct channel_config bc;
@@ -606,6 +650,8 @@ static void test_backup_acks_blocked(void **state)
 	/* White box: a small send buffer on the backup's socket, so ACKs fill it quickly. */
 	assert_int_equal(setsockopt(a.ch->link->fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
 
+	struct slow_ack_reader acks = { .fd = fd, .watch_fd = a.ch->link->fd };
+	assert_int_equal(pthread_create(&acks.t, NULL, slow_ack_reader_body, &acks), 0);
 	rs.fd = fd;
 	rs.first = 1;
 	rs.count = n;
@@ -623,10 +669,21 @@ static void test_backup_acks_blocked(void **state)
 		channel_ack(a.ch, got);
 	}
 	assert_int_equal(pthread_join(rs.t, NULL), 0);
+	atomic_store(&acks.stop, true);
+	assert_int_equal(pthread_join(acks.t, NULL), 0);
 	struct channel_stats bs;
 	channel_get_stats(a.ch, &bs);
-	print_message("%llu acks sent to a primary that reads nothing\n",
-		      (unsigned long long)bs.acks);
+	print_message("%llu acks sent to a primary that reads every %d ms; up to %d bytes of them "
+		      "waited unacknowledged in the backup's socket\n",
+		      (unsigned long long)bs.acks, SLOW_ACK_PERIOD_MS, acks.max_unsent);
+	/*
+	 * The ACK path was blocked: bytes waited in the socket, and of the ACK a record each that
+	 * ack_every = 1 asks for, almost all were refused by the full socket and merged into the
+	 * next cumulative one (a small socket fills with a few small frames: the kernel counts the
+	 * buffers' overhead, not their payload).
+	 */
+	assert_true(acks.max_unsent > 0);
+	assert_true(bs.acks < n / 10);
 	assert_int_equal(channel_state(a.ch), CHANNEL_UP);
 	channel_close(a.ch);
 	close(fd);

@@ -1,0 +1,204 @@
+/*
+ * disk_image.c — disk images (see disk_image.h): the front door that tells a path from an NBD
+ * URI, the bounds every request is checked against, and the raw file back end. The NBD back end
+ * is disk_nbd.c.
+ */
+#define DIAG_MODULE "disk"
+#include "util/disk_image_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/diag.h"
+#include "util/disk_file.h"
+#include "util/nbd_uri.h"
+
+struct raw_image {
+	struct disk_image img;
+	int fd;
+};
+
+/* Formats whose files start with a magic: their bytes are not the disk's. */
+static const struct {
+	const char *name;
+	const char *magic;
+	size_t len;
+} formats[] = {
+	{ "qcow2", "QFI\xfb", 4 }, { "qed", "QED\0", 4 }, { "vmdk", "KDMV", 4 }, { "vhdx", "vhdxfile", 8 },
+};
+
+static int raw_io(struct disk_image *img, bool write, void *buf, size_t len, uint64_t off)
+{
+	struct raw_image *r = (struct raw_image *)img;
+	return disk_file_io(r->fd, write, buf, len, (off_t)off);
+}
+
+static int raw_flush(struct disk_image *img)
+{
+	struct raw_image *r = (struct raw_image *)img;
+	return fdatasync(r->fd) == 0 ? 0 : -errno;
+}
+
+static void raw_close(struct disk_image *img)
+{
+	struct raw_image *r = (struct raw_image *)img;
+	close(r->fd);
+	free(r);
+}
+
+static const struct disk_image_ops raw_ops = {
+	.io = raw_io,
+	.flush = raw_flush,
+	.close = raw_close,
+};
+
+/* The format named by the magic at the start of the file open as fd: "raw" when there is none. */
+static const char *file_format(int fd)
+{
+	char head[8];
+	ssize_t n = pread(fd, head, sizeof(head), 0);
+	for (size_t i = 0; n > 0 && i < sizeof(formats) / sizeof(formats[0]); i++)
+		if ((size_t)n >= formats[i].len && memcmp(head, formats[i].magic, formats[i].len) == 0)
+			return formats[i].name;
+	return "raw";
+}
+
+/* -EMEDIUMTYPE with the format's name when the file starts with an image format's magic. */
+static int refuse_formatted(int fd, const char *path, char *err, size_t errlen)
+{
+	const char *format = file_format(fd);
+	if (strcmp(format, "raw") == 0)
+		return 0;
+	snprintf(err, errlen,
+		 "disk %s: a %s image, not a raw one; serve it with qemu-storage-daemon or qemu-nbd and give its "
+		 "NBD URI (nbd+unix:///EXPORT?socket=PATH, docs/disks.md)",
+		 path, format);
+	return -EMEDIUMTYPE;
+}
+
+int disk_image_file_format(const char *path, const char **format, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		return -e;
+	}
+	*format = file_format(fd);
+	close(fd);
+	return 0;
+}
+
+static int raw_open(const char *path, bool read_only, struct disk_image **out, char *err, size_t errlen)
+{
+	uint64_t size = 0;
+	int ret, fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "disk %s: cannot open%s: %s", path, read_only ? "" : " for writing",
+			 strerror(-ret));
+		return ret;
+	}
+	ret = disk_file_size(fd, &size);
+	if (ret < 0) {
+		snprintf(err, errlen, "disk %s: %s", path,
+			 ret == -EINVAL ? "not a regular file or block device" : strerror(-ret));
+		goto fail;
+	}
+	ret = refuse_formatted(fd, path, err, errlen);
+	if (ret < 0)
+		goto fail;
+	struct raw_image *r = calloc(1, sizeof(*r));
+	if (!r) {
+		ret = -ENOMEM;
+		snprintf(err, errlen, "disk %s: out of memory", path);
+		goto fail;
+	}
+	r->img.ops = &raw_ops;
+	r->img.size = size;
+	r->fd = fd;
+	*out = &r->img;
+	return 0;
+fail:
+	close(fd);
+	return ret;
+}
+
+int disk_image_open(const char *spec, bool read_only, struct disk_image **out, char *err, size_t errlen)
+{
+	struct disk_image *img = NULL;
+	*out = NULL;
+	if (!spec || !*spec) {
+		snprintf(err, errlen, "disk: empty path");
+		return -EINVAL;
+	}
+	int ret = nbd_uri_is_nbd(spec) ? disk_nbd_open(spec, read_only, &img, err, errlen)
+				       : raw_open(spec, read_only, &img, err, errlen);
+	if (ret < 0)
+		return ret;
+	img->read_only = read_only;
+	snprintf(img->name, sizeof(img->name), "%s", spec);
+	if (img->size == 0 || img->size % DISK_IMAGE_SECTOR) {
+		snprintf(err, errlen, "disk %s: size %llu is not a non-zero multiple of %u bytes", spec,
+			 (unsigned long long)img->size, DISK_IMAGE_SECTOR);
+		img->ops->close(img);
+		return -EINVAL;
+	}
+	*out = img;
+	return 0;
+}
+
+int disk_image_probe_size(const char *spec, uint64_t *size, char *err, size_t errlen)
+{
+	struct disk_image *img;
+	int ret = disk_image_open(spec, true, &img, err, errlen);
+	if (ret < 0)
+		return ret;
+	*size = img->size;
+	disk_image_close(img);
+	return 0;
+}
+
+uint64_t disk_image_size(const struct disk_image *img)
+{
+	return img->size;
+}
+
+bool disk_image_is_nbd(const struct disk_image *img)
+{
+	return img->ops != &raw_ops;
+}
+
+static int checked_io(struct disk_image *img, bool write, void *buf, size_t len, uint64_t off)
+{
+	if (off > img->size || len > img->size - off)
+		return -EINVAL;
+	if (write && img->read_only)
+		return -EROFS;
+	return len ? img->ops->io(img, write, buf, len, off) : 0;
+}
+
+int disk_image_read(struct disk_image *img, void *buf, size_t len, uint64_t off)
+{
+	return checked_io(img, false, buf, len, off);
+}
+
+int disk_image_write(struct disk_image *img, const void *buf, size_t len, uint64_t off)
+{
+	return checked_io(img, true, (void *)buf, len, off);
+}
+
+int disk_image_flush(struct disk_image *img)
+{
+	return img->read_only ? 0 : img->ops->flush(img);
+}
+
+void disk_image_close(struct disk_image *img)
+{
+	if (img)
+		img->ops->close(img);
+}

@@ -1,0 +1,49 @@
+/*
+ * disk_image.h — a disk image's bytes, wherever they live: a raw file or block device (pread and
+ * pwrite on a descriptor, the fast path), or an NBD export (util/nbd_uri.h) read and written
+ * through libnbd, so that QEMU's storage code (qemu-storage-daemon, qemu-nbd) serves qcow2 images
+ * with backing files and anything else it can open.
+ *
+ * Every NBD request has a deadline (DISK_IMAGE_NBD_DEADLINE_MS): a server that dies or stops
+ * answering fails the request with -ETIMEDOUT or -EIO, and the connection is then given up for
+ * good, so every later request fails at once with -EIO (never a hang, and never a request that
+ * might still land after its caller was told it failed). The caller turns that into an I/O error
+ * for the guest; this module prints the reason on stderr once.
+ *
+ * A plain path whose first bytes are an image format's magic (qcow2, QED, VMDK, VHDX) is refused:
+ * its bytes are not the disk's, and QEMU's storage code must read it (the message says how).
+ * One image is used by one thread at a time.
+ */
+#ifndef FTVM_UTIL_DISK_IMAGE_H
+#define FTVM_UTIL_DISK_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "util/compiler.h"
+
+#define DISK_IMAGE_SECTOR 512u
+#define DISK_IMAGE_NBD_DEADLINE_MS 10000u   /* connecting, and each request */
+
+struct disk_image;
+
+/* Opens spec (a path or an NBD URI) for reading, or reading and writing: 0, or -errno with a
+ * one-line reason in err. The size must be a non-zero multiple of DISK_IMAGE_SECTOR. */
+int disk_image_open(const char *spec, bool read_only, struct disk_image **out, char *err,
+		    size_t errlen) FTVM_MUST_CHECK;
+/* The format of the image file at path by its magic: "qcow2", "qed", "vmdk", "vhdx" (qemu-img's
+ * names), or "raw" for anything else; 0 or -errno with err. */
+int disk_image_file_format(const char *path, const char **format, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* The size of the image at spec in bytes (opened read-only and closed again). */
+int disk_image_probe_size(const char *spec, uint64_t *size, char *err, size_t errlen) FTVM_MUST_CHECK;
+uint64_t disk_image_size(const struct disk_image *img);
+/* Whether the image is an NBD export (not the raw fast path). */
+bool disk_image_is_nbd(const struct disk_image *img);
+/* Reads or writes all of [off, off + len) (inside the image): 0 or -errno. */
+int disk_image_read(struct disk_image *img, void *buf, size_t len, uint64_t off) FTVM_MUST_CHECK;
+int disk_image_write(struct disk_image *img, const void *buf, size_t len, uint64_t off) FTVM_MUST_CHECK;
+/* Makes every completed write durable (fdatasync, NBD_CMD_FLUSH): 0 or -errno. */
+int disk_image_flush(struct disk_image *img) FTVM_MUST_CHECK;
+void disk_image_close(struct disk_image *img);
+
+#endif
