@@ -1,9 +1,10 @@
 /*
  * ftvmd.c — the host daemon: `ftvmd [--state-dir DIR] [--socket PATH] [--socket-group GROUP]
- * [--metrics HOST:PORT] [--ftvm PATH] [--poll-ms N]`. It opens the VM table (daemon/vmtab.h: the
- * definitions in DIR, the VMs still running from an earlier daemon), serves the JSON socket
- * (daemon/json_api.h) and, when asked, the Prometheus metrics (daemon/metrics.h), until SIGTERM or
- * SIGINT; the VMs run on after it ends. docs/daemon.md.
+ * [--libvirt-socket PATH] [--metrics HOST:PORT] [--ftvm PATH] [--poll-ms N]`. It opens the VM table
+ * (daemon/vmtab.h: the definitions in DIR, the VMs still running from an earlier daemon), serves the
+ * JSON socket (daemon/json_api.h) and, when asked, libvirt's RPC protocol (daemon/virt_rpc.h) and the
+ * Prometheus metrics (daemon/metrics.h), until SIGTERM or SIGINT; the VMs run on after it ends.
+ * docs/daemon.md, docs/libvirt.md.
  */
 #define DIAG_MODULE "ftvmd"
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include "common/control.h"
 #include "daemon/json_api.h"
 #include "daemon/metrics.h"
+#include "daemon/virt_rpc.h"
 #include "daemon/vmtab.h"
 #include "util/diag.h"
 #include "util/parse.h"
@@ -29,12 +31,13 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: ftvmd [--state-dir DIR] [--socket PATH] [--socket-group GROUP] [--metrics HOST:PORT]\n"
-		     "             [--ftvm PATH] [--poll-ms N]\n\n"
+	fprintf(out, "usage: ftvmd [--state-dir DIR] [--socket PATH] [--socket-group GROUP] [--libvirt-socket PATH]\n"
+		     "             [--metrics HOST:PORT] [--ftvm PATH] [--poll-ms N]\n\n"
 		     "The ftvm host daemon: keeps VM definitions (domain XML) in DIR (default " DEFAULT_STATE_DIR "),\n"
 		     "runs each started VM as its own `ftvm` process that outlives the daemon, and finds them again\n"
 		     "when restarted. Serves the JSON socket PATH (default " DEFAULT_SOCKET ", mode 0600, or 0660\n"
-		     "for GROUP) that `ftvm define|list|start|...` use, and Prometheus metrics at\n"
+		     "for GROUP) that `ftvm define|list|start|...` use; with --libvirt-socket, libvirt's RPC protocol\n"
+		     "(owner-only) for `virsh -c 'ftvm+unix:///system?socket=PATH'` and python-libvirt; Prometheus metrics at\n"
 		     "http://HOST:PORT/metrics with --metrics. --ftvm: the ftvm command VMs run under (default:\n"
 		     "the one next to ftvmd). --poll-ms: how often each VM's status is read (default 500).\n"
 		     "SIGTERM or SIGINT ends the daemon; the VMs keep running. See docs/daemon.md.\n");
@@ -56,7 +59,8 @@ static void default_ftvm(char *buf, size_t len)
 
 int main(int argc, char **argv)
 {
-	const char *state_dir = DEFAULT_STATE_DIR, *sock = DEFAULT_SOCKET, *group = NULL, *metrics = NULL;
+	const char *state_dir = DEFAULT_STATE_DIR, *sock = DEFAULT_SOCKET, *group = NULL, *metrics = NULL,
+		   *virt_sock = NULL;
 	char ftvm[PATH_MAX], err[512];
 	unsigned poll_ms = 0;
 	gid_t gid = 0;
@@ -80,6 +84,8 @@ int main(int argc, char **argv)
 			sock = v;
 		else if (!strcmp(a, "--socket-group"))
 			group = v;
+		else if (!strcmp(a, "--libvirt-socket"))
+			virt_sock = v;
 		else if (!strcmp(a, "--metrics"))
 			metrics = v;
 		else if (!strcmp(a, "--ftvm"))
@@ -114,10 +120,13 @@ int main(int argc, char **argv)
 	struct vmtab *t = NULL;
 	struct json_api *api = NULL;
 	struct metrics *m = NULL;
+	struct virt_rpc *virt = NULL;
 	struct vmtab_config cfg = { .state_dir = state_dir, .ftvm = ftvm, .poll_ms = poll_ms };
 	int ret = vmtab_open(&cfg, &t, err, sizeof(err));
 	if (!ret)
 		ret = json_api_start(t, sock, group != NULL, gid, &api, err, sizeof(err));
+	if (!ret && virt_sock)
+		ret = virt_rpc_start(t, virt_sock, &virt, err, sizeof(err));
 	if (!ret && metrics)
 		ret = metrics_start(t, metrics, &m, err, sizeof(err));
 	if (ret) {
@@ -130,6 +139,7 @@ int main(int argc, char **argv)
 		diag_info("signal %d: ending; the VMs run on", sig);
 	}
 	metrics_stop(m);
+	virt_rpc_stop(virt);
 	json_api_stop(api);
 	vmtab_close(t);
 	return ret ? 1 : 0;

@@ -36,3 +36,17 @@ def domain(name, kernel, extra=""):
     return (f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>16</memory><vcpu>1</vcpu>"
             f"<os><type arch='riscv64' machine='virt'>hvm</type><kernel>{kernel}</kernel>"
             f"<loader>none</loader></os>{extra}</domain>\n")
+
+
+def ft_metadata(ftvm, tmp, vm):
+    """An arbiter area and a channel key for an FT pair of VM vm in tmp; returns the <metadata>
+    both halves carry, with "%s" where each puts its own half (peer='...' or listen='...')."""
+    import os
+    import subprocess
+    arb, key = os.path.join(tmp, "arb"), os.path.join(tmp, "channel.key")
+    with open(arb, "wb") as f:
+        f.truncate(1 << 20)
+    subprocess.run([ftvm, "arbiter", "init", arb, "--vm", vm], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([ftvm, "keygen", key], check=True, stdout=subprocess.DEVNULL)
+    return (f"<metadata><ftvm:ft xmlns:ftvm='urn:x-ftvm:ft:1' arbiter='{arb}' channel-key='{key}' "
+            f"timeout-ms='400' heartbeat-ms='50' %s/></metadata>")

@@ -24,7 +24,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from daemon_test import check, domain, failures, free_port, wait_for
+from daemon_test import check, domain, failures, free_port, ft_metadata, wait_for
 
 FTVMD, FTVM, TICK = sys.argv[1], sys.argv[2], sys.argv[3]
 
@@ -114,13 +114,8 @@ def main():
     try:
         a, b = Daemon(tmp, "a"), Daemon(tmp, "b")
         procs += [a.proc, b.proc]
-        arb, key, port = os.path.join(tmp, "arb"), os.path.join(tmp, "channel.key"), free_port()
-        with open(arb, "wb") as f:
-            f.truncate(1 << 20)
-        subprocess.run([FTVM, "arbiter", "init", arb, "--vm", "pair"], check=True, stdout=subprocess.DEVNULL)
-        subprocess.run([FTVM, "keygen", key], check=True, stdout=subprocess.DEVNULL)
-        ft = (f"<metadata><ftvm:ft xmlns:ftvm='urn:x-ftvm:ft:1' arbiter='{arb}' channel-key='{key}' "
-              f"timeout-ms='400' heartbeat-ms='50' %s/></metadata>")
+        port = free_port()
+        ft = ft_metadata(FTVM, tmp, "pair")
         check(a.define_start("solo", domain("solo", TICK)), "solo started on A")
         check(b.define_start("pair", domain("pair", TICK, ft % f"listen='127.0.0.1:{port}'")), "pair's backup started on B")
         check(wait_for(lambda: os.path.exists(os.path.join(b.dir, "state", "run", "pair.sock")), 20),
