@@ -36,19 +36,24 @@ def ftvm_binary():
 
 
 class Node:
-    """One ftvm process; its stdout (the guest console) and stderr are collected line by line."""
+    """One ftvm process; its stdout (the guest console) and stderr are collected line by line.
+
+    The two are read apart, so that ftvm's own messages can never land inside a line the guest
+    is printing (one pipe for both interleaves them mid-line)."""
 
     def __init__(self, name, argv):
         self.name = name
         self.lines = []
         self.lock = threading.Lock()
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
+                                     stderr=subprocess.PIPE, start_new_session=True)
+        self.readers = [threading.Thread(target=self._read, args=(f,), daemon=True)
+                        for f in (self.proc.stdout, self.proc.stderr)]
+        for r in self.readers:
+            r.start()
 
-    def _read(self):
-        for raw in self.proc.stdout:
+    def _read(self, stream):
+        for raw in stream:
             line = raw.decode(errors="replace").rstrip("\r\n")
             with self.lock:
                 self.lines.append((time.monotonic(), line))
