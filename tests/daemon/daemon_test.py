@@ -1,5 +1,6 @@
 """daemon_test.py — what the daemon tests share: checks that collect failures, bounded waits, a free
-loopback port, and the domain definition of a VM running the bare-metal tick.elf."""
+loopback port, the domain definition of a VM running the bare-metal tick.elf, and the exit status."""
+import shutil
 import socket
 import time
 
@@ -50,3 +51,13 @@ def ft_metadata(ftvm, tmp, vm):
     subprocess.run([ftvm, "keygen", key], check=True, stdout=subprocess.DEVNULL)
     return (f"<metadata><ftvm:ft xmlns:ftvm='urn:x-ftvm:ft:1' arbiter='{arb}' channel-key='{key}' "
             f"timeout-ms='400' heartbeat-ms='50' %s/></metadata>")
+
+
+def outcome(tmp):
+    """The test's exit status: 1 with the failures counted (their logs kept in @tmp), else 0."""
+    if failures:
+        print(f"{len(failures)} failure(s); logs in {tmp}")
+        return 1
+    shutil.rmtree(tmp, ignore_errors=True)
+    print("all ok")
+    return 0

@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 
-from daemon_test import check, domain, failures, wait_for
+from daemon_test import check, domain, outcome, wait_for
 
 FTVMD, FTVM, TICK = sys.argv[1], sys.argv[2], sys.argv[3]
 GUEST = sys.argv[4] if len(sys.argv) > 4 else "-"
@@ -392,12 +392,7 @@ def main():
         if d.proc and d.alive():
             d.proc.kill()
             d.proc.wait()
-    if failures:
-        print(f"{len(failures)} failure(s); logs in {tmp}")
-        return 1
-    shutil.rmtree(tmp, ignore_errors=True)
-    print("all ok")
-    return 0
+    return outcome(tmp)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from daemon_test import check, domain, failures, free_port, ft_metadata, wait_for
+from daemon_test import check, domain, free_port, ft_metadata, outcome, wait_for
 
 FTVMD, FTVM, TICK = sys.argv[1], sys.argv[2], sys.argv[3]
 
@@ -182,12 +182,7 @@ def main():
         for d in (a, b):
             if d:
                 check(d.proc.returncode == 0, f"ftvmd ends with status 0 on SIGTERM ({d.proc.returncode})")
-    if failures:
-        print(f"{len(failures)} failure(s); logs in {tmp}")
-        return 1
-    shutil.rmtree(tmp, ignore_errors=True)
-    print("all ok")
-    return 0
+    return outcome(tmp)
 
 
 if __name__ == "__main__":
