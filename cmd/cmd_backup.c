@@ -215,7 +215,12 @@ static void spare_whole(void *ctx, const struct mig_dest_result *res)
 static int spare_wait(struct backup_cmd *bc, char *err, size_t errlen)
 {
 	struct mig_dest_config dc = { .listen = bc->fo.listen, .key = &bc->key, .vm_id = bc->fo.co.vm, .clone = true,
+				      .storage = bc->fo.disk_shared || !bc->c->rw.config.ndisks ? MIG_STORAGE_REFUSED
+										       : MIG_STORAGE_NEEDED,
+				      .ndisks = bc->c->rw.config.ndisks,
 				      .listening = spare_listening, .whole = spare_whole, .ctx = bc };
+	for (unsigned i = 0; i < dc.ndisks && i < MACHINE_MAX_DISKS; i++)
+		dc.disk_path[i] = bc->c->rw.config.disk_path[i];
 	for (;;) {
 		struct mig_dest_result res;
 		char why[512];

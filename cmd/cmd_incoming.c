@@ -110,7 +110,7 @@ static int incoming_start(void *self, struct vm_command *c, char *err, size_t er
 {
 	struct incoming_cmd *in = self;
 	struct mig_dest_config cfg = { .listen = in->listen, .key = &in->key, .vm_id = in->co.vm,
-				       .listening = listening, .ctx = in };
+				       .storage = MIG_STORAGE_EITHER, .world = c->world, .listening = listening, .ctx = in };
 	struct mig_dest_result res;
 	char why[1024];
 	if (mig_dest_receive(&cfg, c->m, &res, why, sizeof(why))) {
