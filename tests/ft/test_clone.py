@@ -12,6 +12,11 @@ is alone clones to a spare there. Scenarios:
                         connection never breaks, every acknowledged write reads back, every node
                         reports the new pairing's epoch and its clone. Prints each failover's
                         client gap and its time from the kill to protected again.
+                        With --disk-mode replicated each host has its own disk file (only the
+                        arbiter area is shared): every clone copies the primary's replica, and
+                        after each restore, with the client paused (one client per failover)
+                        and the backup replayed to the primary's icount, the two replicas must
+                        be byte-identical.
   enable                `ftvm run` with FT options under the client's writes: `ftvm ft enable`
                         to a spare (protected), `ftvm ft disable` (the backup exits 0 without
                         going live, the VM alone), enable again, then a failover to that backup.
@@ -119,7 +124,34 @@ def protected_epoch(node):
     return int(m[-1]) if m else None
 
 
+def replica_difference(lab):
+    """Offset of the first byte where the two hosts' replicas differ, or None."""
+    with open(lab.disks["a"], "rb") as fa, open(lab.disks["b"], "rb") as fb:
+        off = 0
+        while True:
+            x, y = fa.read(1 << 20), fb.read(1 << 20)
+            if x != y:
+                return off + next((i for i in range(min(len(x), len(y))) if x[i] != y[i]), min(len(x), len(y)))
+            if not x:
+                return None
+            off += len(x)
+
+
+def replicas_equal_when_idle(lab, primary, nodes, what):
+    """With the client stopped: once the backup replayed past the primary's icount, the replicas
+    must be equal (both nodes keep running)."""
+    time.sleep(1.0)
+    target = status(lab, primary).get("icount", 0)
+    deadline = time.monotonic() + 60
+    while status(lab, other(primary)).get("icount", 0) < target:
+        check(time.monotonic() < deadline, f"{what}: the backup did not replay to icount {target}", nodes)
+        time.sleep(0.1)
+    off = replica_difference(lab)
+    check(off is None, f"{what}: the replicas differ at byte {off}", nodes)
+
+
 def scenario_chain(lab, a, workdir):
+    replicated = lab.disk_mode == "replicated"
     logfile, stopfile = os.path.join(workdir, "acked.txt"), os.path.join(workdir, "stop")
     nodes = {"b": start_node(lab, "b", "backup", "0")}
     nodes["b"].wait_for("listening on", 30)
@@ -155,8 +187,23 @@ def scenario_chain(lab, a, workdir):
             gap_ms = round((t_back - t_kill) * 1000) if t_back else None
             results.append({"failover": i + 1, "killed": primary, "client_gap_ms": gap_ms,
                             "protected_again_ms": round((t_protected - t_kill) * 1000)})
-            print(json.dumps(results[-1]), flush=True)
             primary = survivor
+            if replicated:
+                # The clone copied the replica: with the client paused, the pair's replicas are equal.
+                clone = status(lab, primary)
+                results[-1].update(clone_bytes=clone.get("clone_bytes"))
+                summary = finish_writer(writer, stopfile, nodes.values())
+                check(summary["reconnects"] == 0, f"failover {i + 1}: the client's connection broke: {summary}",
+                      nodes.values())
+                replicas_equal_when_idle(lab, primary, nodes.values(), f"failover {i + 1}")
+                results[-1].update(replicas="equal")
+                v = verify(lab, logfile, nodes.values())
+                check(v["verified"] == summary["acked"], f"verified {v['verified']} of {summary['acked']}",
+                      nodes.values())
+                logfile, stopfile = os.path.join(workdir, f"acked-{i + 1}.txt"), os.path.join(workdir, f"stop-{i + 1}")
+                writer = start_writer(lab, logfile, stopfile, f"c{i + 1}-")
+                check(wait_acked_beyond(logfile, 20, 60) is not None, "writes never flowed", nodes.values())
+            print(json.dumps(results[-1]), flush=True)
         summary = finish_writer(writer, stopfile, nodes.values())
         check(summary["reconnects"] == 0, f"the client's connection broke: {summary}", nodes.values())
         v = verify(lab, logfile, nodes.values())
@@ -395,6 +442,7 @@ def main():
     ap.add_argument("scenario", choices=sorted(SCENARIOS))
     ap.add_argument("--failovers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--disk-mode", choices=("shared", "replicated"), default="shared")
     a = ap.parse_args()
     if not os.path.exists(os.path.join(ftlab.guest_dir(), "Image")):
         print(f"SKIP: no bundled guest in {ftlab.guest_dir()} (run guest/build)")
@@ -402,7 +450,7 @@ def main():
     random.seed(a.seed)
     workdir = tempfile.mkdtemp(prefix=f"ftvm-clone-{a.scenario}-")
     # ftvm's default failure detection (heartbeats 20 ms, timeout 200 ms).
-    lab = ftlab.Lab(f"c{os.getpid() % 10000}", workdir, timeout_ms=None)
+    lab = ftlab.Lab(f"c{os.getpid() % 10000}", workdir, timeout_ms=None, disk_mode=a.disk_mode)
     try:
         print(json.dumps({"scenario": a.scenario, **SCENARIOS[a.scenario](lab, a, workdir)}), flush=True)
     finally:
