@@ -449,7 +449,7 @@ void ft_node_status(void *ctx, struct ft_status *st)
 		mig_job_get_stats(&n->job, &ms);
 		snprintf(st->clone_phase, sizeof(st->clone_phase), "%s", ms.phase);
 		st->clone_bytes = ms.data_transferred;
-		st->clone_remaining = ms.memory_remaining;
+		st->clone_remaining = ms.memory_remaining + ms.disk_remaining;
 		snprintf(st->clone_error, sizeof(st->clone_error), "%s", ms.error);
 	}
 	pthread_mutex_unlock(&n->lock);

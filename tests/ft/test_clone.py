@@ -126,15 +126,7 @@ def protected_epoch(node):
 
 def replica_difference(lab):
     """Offset of the first byte where the two hosts' replicas differ, or None."""
-    with open(lab.disks["a"], "rb") as fa, open(lab.disks["b"], "rb") as fb:
-        off = 0
-        while True:
-            x, y = fa.read(1 << 20), fb.read(1 << 20)
-            if x != y:
-                return off + next((i for i in range(min(len(x), len(y))) if x[i] != y[i]), min(len(x), len(y)))
-            if not x:
-                return None
-            off += len(x)
+    return ftlab.first_difference(lab.disks["a"], lab.disks["b"])
 
 
 def replicas_equal_when_idle(lab, primary, nodes, what):

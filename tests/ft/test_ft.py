@@ -389,16 +389,8 @@ def scenario_strangers(lab, rnd, workdir, r):
 
 
 def replica_difference(lab):
-    """Offset of the first byte where the two replicas differ, or None."""
-    with open(lab.disks["a"], "rb") as a, open(lab.disks["b"], "rb") as b:
-        off = 0
-        while True:
-            x, y = a.read(1 << 20), b.read(1 << 20)
-            if x != y:
-                return off + next((i for i in range(min(len(x), len(y))) if x[i] != y[i]), min(len(x), len(y)))
-            if not x:
-                return None
-            off += len(x)
+    """Offset of the first byte where the two hosts' replicas differ, or None."""
+    return ftlab.first_difference(lab.disks["a"], lab.disks["b"])
 
 
 def stop_when_replayed(lab):

@@ -172,16 +172,6 @@ def scenario_kvd(lab, workdir, migrations):
             n.kill()
 
 
-def same_files(a, b):
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        while True:
-            x, y = fa.read(1 << 20), fb.read(1 << 20)
-            if x != y:
-                return False
-            if not x:
-                return True
-
-
 def scenario_storage(lab, workdir, migrations):
     nodes = {"a": lab.start_run("a"), "b": None}
     nodes["a"].wait_for("ftvm-guest: ready", 180)
@@ -235,8 +225,8 @@ def scenario_storage(lab, workdir, migrations):
     # The last one ran with the guest idle, so the destination's disk stays as handed over.
     nodes[here].kill()
     nodes[here].wait(10)
-    check(same_files(lab.disks["a"], lab.disks["b"]), "the two hosts' disks differ after the last hand-over",
-          nodes.values())
+    off = ftlab.first_difference(lab.disks["a"], lab.disks["b"])
+    check(off is None, f"the two hosts' disks differ at byte {off} after the last hand-over", nodes.values())
     print("the destination's disk equals the source's at the hand-over", flush=True)
 
 
