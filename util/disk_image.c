@@ -244,6 +244,13 @@ int disk_image_data_extent(struct disk_image *img, uint64_t off, uint64_t *start
 	return 0;
 }
 
+void disk_image_start_writeback(struct disk_image *img, uint64_t off, uint64_t len)
+{
+	if (!disk_image_is_nbd(img) && !img->read_only &&
+	    sync_file_range(((struct raw_image *)img)->fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE) != 0)
+		diag_debug("%s: sync_file_range: %s", img->name, strerror(errno));
+}
+
 int disk_image_zero(struct disk_image *img, uint64_t off, uint64_t len)
 {
 	static const uint8_t zeros[64 << 10];

@@ -53,6 +53,9 @@ int disk_image_reopen(struct disk_image *img, bool read_only, struct disk_image 
  * file answers with SEEK_DATA/SEEK_HOLE; anything else is one extent. Both are sector-aligned.
  */
 int disk_image_data_extent(struct disk_image *img, uint64_t off, uint64_t *start, uint64_t *end) FTVM_MUST_CHECK;
+/* Starts writing [off, off + len) back to the disk without waiting (a raw file: sync_file_range;
+ * otherwise nothing), so a later disk_image_flush() has less left to wait for. */
+void disk_image_start_writeback(struct disk_image *img, uint64_t off, uint64_t len);
 /* Makes [off, off + len) read as zeros: a hole punched in a file, or zeros written. 0 or -errno. */
 int disk_image_zero(struct disk_image *img, uint64_t off, uint64_t len) FTVM_MUST_CHECK;
 /* Makes every completed write durable (fdatasync, NBD_CMD_FLUSH): 0 or -errno. */
