@@ -11,5 +11,5 @@ mkdir -p "$out/fuzz-work" "$out/fuzz-seed"
 clang -g -O1 -std=gnu17 -D_GNU_SOURCE -msse4.2 -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -I"$src" -I"$src/tests/lib" \
 	"$@" "$src/tests/lib/fuzz_board.c" "$src"/vm/*.c "$src"/util/*.c \
-	$(pkg-config --cflags --libs libxxhash) -lfdt -lm -lpthread \
+	$(pkg-config --cflags --libs libxxhash libnbd) -lfdt -lm -lpthread \
 	-o "$out/$name"
