@@ -87,8 +87,9 @@ static int replicas_begin(void *ctx, unsigned ndisks, const uint64_t *sizes, cha
 			     : cfg->world ? (snprintf(err, sizeof(err), "no back end"), -ENODEV)
 					  : disk_image_open(cfg->disk_path[i], false, &r->img[i], err, sizeof(err));
 		if (ret) {
-			snprintf(why, whylen, "disk %u: %s", i, err);
-			return ret;
+			/* A refusal the source hears (REFUSE), not a broken stream. */
+			snprintf(why, whylen, "disk %u: this host cannot write its replica: %s", i, err);
+			return -EINVAL;
 		}
 		uint64_t have = disk_image_size(r->img[i]);
 		if (have < sizes[i]) {
