@@ -12,7 +12,9 @@ Scenarios:
           MBIT (--bandwidth) with a 100 ms downtime target: it converges only by throttling the
           vCPU (auto-converge).
   storage  as kvd, but each host has its own disk file (no shared disk): kvd under writes is
-          migrated A -> B -> A -> B with --copy-storage over the one connection; the last
+          migrated A -> B -> A -> B with --copy-storage over the one connection (24 MiB of data
+          on the disk besides kvd's; the first migration capped at 100 Mbit/s must take as long
+          as its bytes need at that rate; each summary counts the whole disk); the last
           destination's disk, booted afresh, serves every acknowledged write; then, idle, once
           more: the destination's disk equals the source's, byte for byte, at the hand-over; a destination whose replica
           is smaller is refused before any page, naming the disk, and the source runs on.
@@ -26,6 +28,7 @@ Exit 77 (skip) without root or the bundled guest.
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -172,7 +175,15 @@ def scenario_kvd(lab, workdir, migrations):
             n.kill()
 
 
+FILL_MIB, CAP_MBIT = 24, 100
+
+
 def scenario_storage(lab, workdir, migrations):
+    # Data the disk copy must carry (kvd uses the disk's start): the first migration, capped at
+    # CAP_MBIT, takes at least as long as its bytes need at that rate.
+    with open(lab.disks["a"], "r+b") as f:
+        f.seek(-(FILL_MIB << 20), os.SEEK_END)
+        f.write(os.urandom(FILL_MIB << 20))
     nodes = {"a": lab.start_run("a"), "b": None}
     nodes["a"].wait_for("ftvm-guest: ready", 180)
     writer, logfile, stopfile = start_writer(lab, workdir)
@@ -211,8 +222,16 @@ def scenario_storage(lab, workdir, migrations):
             check(summary["acked"] > 100, "too few writes acknowledged", nodes.values())
             time.sleep(1.0)
         nodes[there] = lab.start_incoming(there)
-        rc, err, took = lab.migrate(here, there, ["--copy-storage"])
+        cap = ["--bandwidth", str(CAP_MBIT)] if i == 0 else []
+        rc, err, took = lab.migrate(here, there, ["--copy-storage"] + cap)
         check(rc == 0, f"migration {i + 1} {here} -> {there} with its storage failed:\n{err}", nodes.values())
+        m = re.search(r"([\d.]+) MiB of disk of ([\d.]+) MiB, ([\d.]+) MiB on the wire", err)
+        check(m and float(m.group(2)) == 64.0 and float(m.group(1)) >= 64.0 and float(m.group(3)) >= FILL_MIB,
+              f"migration {i + 1}: the summary must count the whole disk and its data: {err}", nodes.values())
+        if cap:
+            need = float(m.group(3)) * 1048576 * 8 / (CAP_MBIT * 1e6)
+            check(took >= 0.9 * need, f"{float(m.group(3)):.1f} MiB crossed in {took:.2f} s, faster than "
+                                      f"{CAP_MBIT} Mbit/s allows ({need:.2f} s)", nodes.values())
         nodes[there].wait_for("handed over", 30)
         check(nodes[here].wait(30) == 0, f"the source on {here} did not end cleanly", nodes.values())
         done = [l for l in err.splitlines() if "done:" in l]
