@@ -190,6 +190,16 @@ static int go_live(struct ft_backup *b, const char *why, struct vm_world *live, 
 	return 0;
 }
 
+/* machine_reissue_disk_requests() into the replicas alone (ft_backup_create). */
+static void pending_submit(void *ctx, unsigned disk, const struct vm_disk_request *req)
+{
+	struct ft_backup *b = ctx;
+	if (disk < MACHINE_MAX_DISKS && b->replica[disk])
+		disk_replica_submit(b->replica[disk], req);
+}
+
+static const struct vm_world_ops pending_ops = { .disk_submit = pending_submit };
+
 int ft_backup_create(const struct ft_backup_config *cfg, struct machine *m, const struct ft_backup_golive *golive,
 		     struct ft_backup **out, char *err, size_t errlen)
 {
@@ -232,6 +242,14 @@ int ft_backup_create(const struct ft_backup_config *cfg, struct machine *m, cons
 		snprintf(err, errlen, "cannot create the replayer: %s", strerror(-ret));
 		goto fail;
 	}
+	/* A backup restored from an FT clone's state at N: the disk requests the guest submitted
+	 * before N and whose completions come after it are in the state. The primary's back end ran
+	 * them (drained before the state) ahead of every request after N, so the replicas take them
+	 * first too, and their completions in the log find them. Not outputs: the replayer's output
+	 * record stays the guest's from N. A pair started together has none. */
+	unsigned pending = machine_reissue_disk_requests(m, (struct vm_world){ .ops = &pending_ops, .ctx = b });
+	if (pending)
+		diag_info("%u disk request(s) in flight in the restored state taken by the replicas", pending);
 	*out = b;
 	return 0;
 fail:

@@ -150,13 +150,13 @@ static int backup_ft(void *ctx, const json_t *req, json_t *answer, void **job_ar
 
 static const struct control_command backup_ft_command = { .name = "ft", .handler = backup_ft };
 
-/* The FT backup of epoch `epoch` around the machine, listening. */
-static int make_backup(struct backup_cmd *bc, uint64_t epoch, char *err, size_t errlen)
+/* The FT backup of epoch `epoch` around the machine, listening for a primary of VM id vm_id. */
+static int make_backup(struct backup_cmd *bc, const char *vm_id, uint64_t epoch, char *err, size_t errlen)
 {
 	struct ft_options *fo = &bc->fo;
 	struct vm_command *c = bc->c;
 	struct ft_backup_config cfg = {
-		.vm_name = fo->co.vm, .vm_id = bc->vm_id, .epoch = epoch, .listen = fo->listen, .arbiter = fo->arbiter,
+		.vm_name = fo->co.vm, .vm_id = vm_id, .epoch = epoch, .listen = fo->listen, .arbiter = fo->arbiter,
 		.node = 1, .timeout_ms = fo->timeout_ms, .heartbeat_ms = fo->heartbeat_ms, .perturb_lsn = fo->perturb_lsn,
 		.replay_delay_us = (unsigned)fo->replay_delay_us,
 		.rdma = fo->rdma, .key = &bc->key,
@@ -201,7 +201,7 @@ static void spare_whole(void *ctx, const struct mig_dest_result *res)
 {
 	struct backup_cmd *bc = ctx;
 	char why[512];
-	if (make_backup(bc, res->epoch, why, sizeof(why))) {
+	if (make_backup(bc, bc->vm_id, res->epoch, why, sizeof(why))) {
 		fprintf(stderr, "ftvm spare: cannot open the log listener yet: %s\n", why);
 		drop_backup(bc);
 	}
@@ -215,7 +215,12 @@ static void spare_whole(void *ctx, const struct mig_dest_result *res)
 static int spare_wait(struct backup_cmd *bc, char *err, size_t errlen)
 {
 	struct mig_dest_config dc = { .listen = bc->fo.listen, .key = &bc->key, .vm_id = bc->fo.co.vm, .clone = true,
+				      .storage = bc->fo.disk_shared || !bc->c->rw.config.ndisks ? MIG_STORAGE_REFUSED
+										       : MIG_STORAGE_NEEDED,
+				      .ndisks = bc->c->rw.config.ndisks,
 				      .listening = spare_listening, .whole = spare_whole, .ctx = bc };
+	for (unsigned i = 0; i < dc.ndisks && i < MACHINE_MAX_DISKS; i++)
+		dc.disk_path[i] = bc->c->rw.config.disk_path[i];
 	for (;;) {
 		struct mig_dest_result res;
 		char why[512];
@@ -239,7 +244,7 @@ static int spare_wait(struct backup_cmd *bc, char *err, size_t errlen)
 				drop_backup(bc); /* HANDOVER named another epoch than START */
 		}
 		if (!bc->b)
-			ret = make_backup(bc, res.epoch, why, sizeof(why));
+			ret = make_backup(bc, bc->vm_id, res.epoch, why, sizeof(why));
 		if (!ret)
 			ret = ft_backup_accept(bc->b, SPARE_LOG_WAIT_MS, why, sizeof(why));
 		if (!ret)
@@ -264,7 +269,11 @@ static int backup_start(void *self, struct vm_command *c, char *err, size_t errl
 		if (spare_wait(bc, err, errlen))
 			return FTVM_EXIT_FAILURE;
 	} else {
-		if (make_backup(bc, fo->epoch, err, errlen))
+		/* Started with its primary: the replicas must be equal (their digests are in the id). */
+		char pair_id[CHANNEL_MAX_VM_ID + 1];
+		if (ft_options_pair_id(fo, bc->vm_id, NULL, c->rw.config.disk_path, c->rw.config.ndisks, pair_id,
+				       sizeof(pair_id), err, errlen) ||
+		    make_backup(bc, pair_id, fo->epoch, err, errlen))
 			return FTVM_EXIT_FAILURE;
 		ft_options_start_control(fo, name, status_cb, bc, &backup_ft_command, bc->commands, &c->ctl);
 		fprintf(stderr, "ftvm backup: %s epoch %llu listening on %s\n", bc->vm_id, (unsigned long long)fo->epoch,

@@ -39,7 +39,8 @@ static void usage(FILE *out)
 		     "Waits for one live migration of VM NAME (`ftvm migrate --to HOST:PORT` on the source), then\n"
 		     "runs it here as `ftvm run` would. The run options must describe the source's configuration\n"
 		     "(a source with another one is refused, told the difference); the disks are this host's paths\n"
-		     "to the same storage.\n\n"
+		     "to the same storage, or, when the source migrates with --copy-storage, this host's own\n"
+		     "replicas, which receive the source's disks (never the source's own disk).\n\n"
 		     "  --listen HOST:PORT  where the source connects\n"
 		     "  --channel-key FILE  the key the source uses (ftvm keygen); the stream runs inside TLS\n");
 	control_options_help(out);
@@ -110,7 +111,7 @@ static int incoming_start(void *self, struct vm_command *c, char *err, size_t er
 {
 	struct incoming_cmd *in = self;
 	struct mig_dest_config cfg = { .listen = in->listen, .key = &in->key, .vm_id = in->co.vm,
-				       .listening = listening, .ctx = in };
+				       .storage = MIG_STORAGE_EITHER, .world = c->world, .listening = listening, .ctx = in };
 	struct mig_dest_result res;
 	char why[1024];
 	if (mig_dest_receive(&cfg, c->m, &res, why, sizeof(why))) {

@@ -25,7 +25,7 @@
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: ftvm migrate --to HOST:PORT --channel-key FILE [--vm NAME] [--role ROLE | --control PATH]\n"
-		     "                    [--downtime-ms MS] [--bandwidth MBIT] [--max-rounds N]\n\n"
+		     "                    [--downtime-ms MS] [--bandwidth MBIT] [--max-rounds N] [--copy-storage]\n\n"
 		     "Live-migrates a running VM (ftvm run, or ftvm incoming after its own migration) to an\n"
 		     "`ftvm incoming --listen HOST:PORT` on another host: pre-copy of its memory while it runs,\n"
 		     "then a stop-and-copy within the downtime target; the VM stays here if anything fails first.\n\n"
@@ -36,7 +36,9 @@ static void usage(FILE *out)
 		     "  --control PATH      the node's control socket instead\n"
 		     "  --downtime-ms MS    longest pause of the VM to aim for (default 30)\n"
 		     "  --bandwidth MBIT    cap on the link's use, Mbit/s (default: none)\n"
-		     "  --max-rounds N      give up after N rounds of dirty pages (default 30)\n");
+		     "  --max-rounds N      give up after N rounds of dirty pages (default 30)\n"
+		     "  --copy-storage      copy the disks too, into the destination's own --disk replicas\n"
+		     "                      (default: both hosts see the same disk)\n");
 }
 
 /* The job object of the node's status, or NULL (socket gone: *gone). Caller frees the answer. */
@@ -61,10 +63,11 @@ static long long member(json_t *o, const char *name)
 
 static void print_summary(json_t *m)
 {
-	fprintf(stderr, "ftvm migrate: done: %lld round(s), %.1f MiB of RAM sent of %.1f MiB, %.1f MiB on the wire, "
-			"downtime %lld ms, total %lld ms\n",
+	fprintf(stderr, "ftvm migrate: done: %lld round(s), %.1f MiB of RAM sent of %.1f MiB, %.1f MiB of disk of "
+			"%.1f MiB, %.1f MiB on the wire, downtime %lld ms, total %lld ms\n",
 		member(m, "iteration") + 1, member(m, "memory_processed") / 1048576.0,
-		member(m, "memory_total") / 1048576.0, member(m, "data_transferred") / 1048576.0,
+		member(m, "memory_total") / 1048576.0, member(m, "disk_processed") / 1048576.0,
+		member(m, "disk_total") / 1048576.0, member(m, "data_transferred") / 1048576.0,
 		member(m, "downtime_ms"), member(m, "time_elapsed_ms"));
 }
 
@@ -73,6 +76,7 @@ int cmd_migrate_main(int argc, char **argv)
 	const char *vm = "ftvm", *role = "run", *path = NULL, *to = NULL, *key = NULL;
 	uint64_t downtime = 0, bandwidth = 0, rounds = 0;
 	char buf[256], err[512];
+	bool copy_storage = false;
 
 	for (int i = 1; i < argc; i++) {
 		const char *o = argv[i];
@@ -81,9 +85,8 @@ int cmd_migrate_main(int argc, char **argv)
 			return FTVM_EXIT_OK;
 		}
 		if (!strcmp(o, "--copy-storage")) {
-			fprintf(stderr, "ftvm migrate: --copy-storage is not supported by this ftvm: both hosts must "
-					"see the same disk\n");
-			return FTVM_EXIT_USAGE;
+			copy_storage = true;
+			continue;
 		}
 		if (i + 1 >= argc) {
 			fprintf(stderr, "ftvm migrate: unknown option or missing value '%s'\n", o);
@@ -131,6 +134,8 @@ int cmd_migrate_main(int argc, char **argv)
 		json_object_set_new(req, "bandwidth_mbit", json_integer((json_int_t)bandwidth));
 	if (req && rounds)
 		json_object_set_new(req, "max_rounds", json_integer((json_int_t)rounds));
+	if (req && copy_storage)
+		json_object_set_new(req, "copy_storage", json_true());
 	char *line = req ? control_request_json(path, req, err, sizeof(err)) : NULL;
 	json_decref(req);
 	if (!line) {
@@ -175,8 +180,9 @@ int cmd_migrate_main(int argc, char **argv)
 				fprintf(stderr, "%sftvm migrate: %s round %lld, %.1f/%.1f MiB sent, %.1f MiB dirty, %lld pages/s, "
 						"%.1f MB/s, throttle %lld%%%s",
 					tty ? "\r" : "", phase ? phase : "?", member(m, "iteration"),
-					member(m, "memory_processed") / 1048576.0, member(m, "memory_total") / 1048576.0,
-					member(m, "memory_remaining") / 1048576.0, member(m, "memory_dirty_rate"),
+					(member(m, "memory_processed") + member(m, "disk_processed")) / 1048576.0,
+					(member(m, "memory_total") + member(m, "disk_total")) / 1048576.0,
+					(member(m, "memory_remaining") + member(m, "disk_remaining")) / 1048576.0, member(m, "memory_dirty_rate"),
 					member(m, "link_bps") / 1e6, member(m, "throttle_pct"), tty ? "   " : "\n");
 			snprintf(last_phase, sizeof(last_phase), "%s", phase ? phase : "");
 		}

@@ -75,11 +75,15 @@ static int primary_start(void *self, struct vm_command *c, char *err, size_t err
 {
 	struct primary_cmd *pc = self;
 	struct ft_options *fo = &pc->fo;
-	char vm_id[128];
+	char vm_id[128], pair_id[CHANNEL_MAX_VM_ID + 1];
 
 	ft_options_vm_id(fo, machine_config_digest(c->m), vm_id, sizeof(vm_id));
+	/* The backup started with it must hold equal replicas; later backups are clones (ft_node). */
+	if (ft_options_pair_id(fo, vm_id, c->world, NULL, world_live_ndisks(c->world), pair_id, sizeof(pair_id), err,
+			       errlen))
+		return FTVM_EXIT_FAILURE;
 	struct ft_primary_config cfg = {
-		.vm_name = fo->co.vm, .vm_id = vm_id, .epoch = fo->epoch, .peer = fo->peer, .arbiter = fo->arbiter, .node = 0,
+		.vm_name = fo->co.vm, .vm_id = pair_id, .epoch = fo->epoch, .peer = fo->peer, .arbiter = fo->arbiter, .node = 0,
 		.timeout_ms = fo->timeout_ms, .heartbeat_ms = fo->heartbeat_ms, .max_lag_ms = (unsigned)fo->max_lag_ms,
 		.rdma = fo->rdma, .replicated_disks = !fo->disk_shared, .key = &pc->key,
 	};

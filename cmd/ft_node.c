@@ -127,6 +127,7 @@ static int clone_to(struct ft_node *n, const char *spare)
 	struct mig_source_config cfg = {
 		.m = n->c->m, .world = n->c->world, .to = spare, .key = n->key, .vm_id = n->fo.co.vm,
 		.epoch = n->epoch + 2, .bandwidth_mbit = n->fo.clone_bandwidth_mbit, .clone = true,
+		.copy_storage = !n->fo.disk_shared && world_live_ndisks(n->c->world) > 0,
 		.commit = record_pairing, .commit_ctx = n,
 	};
 	pthread_mutex_lock(&n->lock);
@@ -448,7 +449,7 @@ void ft_node_status(void *ctx, struct ft_status *st)
 		mig_job_get_stats(&n->job, &ms);
 		snprintf(st->clone_phase, sizeof(st->clone_phase), "%s", ms.phase);
 		st->clone_bytes = ms.data_transferred;
-		st->clone_remaining = ms.memory_remaining;
+		st->clone_remaining = ms.memory_remaining + ms.disk_remaining;
 		snprintf(st->clone_error, sizeof(st->clone_error), "%s", ms.error);
 	}
 	pthread_mutex_unlock(&n->lock);

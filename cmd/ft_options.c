@@ -8,9 +8,13 @@
 #include <string.h>
 
 #include "cmd/domain_xml.h"
+#include "host/backend.h"
+#include "host/world_live.h"
 #include "common/control.h"
 #include "logchannel/channel.h"
 #include "util/diag.h"
+#include "util/disk_digest.h"
+#include "util/time.h"
 #include "util/parse.h"
 
 #define FT_MAX_MS 600000  /* the longest timeout, heartbeat or lag accepted */
@@ -269,4 +273,40 @@ void ft_options_vm_id(const struct ft_options *fo, uint64_t config_digest, char 
 {
 	snprintf(buf, len, "%s@%016llx/%s", fo->co.vm, (unsigned long long)config_digest,
 		 fo->disk_shared ? "shared" : "replicated");
+}
+
+int ft_options_pair_id(const struct ft_options *fo, const char *vm_id, struct world_live *w, const char *const *paths,
+		       unsigned n, char *buf, size_t len, char *err, size_t errlen)
+{
+	struct disk_image *img[MACHINE_MAX_DISKS] = { 0 };
+	char hex[DISK_DIGEST_HEX], why[320];
+	int ret = 0;
+	if (fo->disk_shared || n == 0) {
+		snprintf(buf, len, "%s", vm_id);
+		return 0;
+	}
+	n = n > MACHINE_MAX_DISKS ? MACHINE_MAX_DISKS : n;
+	uint64_t t0 = time_mono_ns(), bytes = 0;
+	for (unsigned i = 0; i < n && !ret; i++) {
+		struct disk_backend *be = w ? world_live_disk_backend(w, i) : NULL;
+		ret = be ? disk_backend_reopen(be, true, &img[i], why, sizeof(why))
+			 : disk_image_open(paths[i], true, &img[i], why, sizeof(why));
+		if (ret)
+			snprintf(err, errlen, "cannot read replica %u for its digest: %s", i, why);
+		else
+			bytes += disk_image_size(img[i]);
+	}
+	if (!ret) {
+		ret = disk_images_digest(img, n, hex, why, sizeof(why));
+		if (ret)
+			snprintf(err, errlen, "digest of the replicas: %s", why);
+	}
+	for (unsigned i = 0; i < n; i++)
+		disk_image_close(img[i]);
+	if (ret)
+		return ret;
+	diag_info("digest of the replicas (%llu MiB) in %.1f ms: %s", (unsigned long long)(bytes >> 20),
+		  (time_mono_ns() - t0) / 1e6, hex);
+	snprintf(buf, len, "%s/disks=%s", vm_id, hex);
+	return 0;
 }

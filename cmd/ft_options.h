@@ -78,5 +78,12 @@ void ft_options_start_control(const struct ft_options *fo, const char *role, voi
  * primary and a backup built from different configurations, or that disagree on whether their disk
  * is shared, never pair. */
 void ft_options_vm_id(const struct ft_options *fo, uint64_t config_digest, char *buf, size_t len);
+/* The VM id of a pair that starts together (a primary and its backup, not a clone): vm_id, and
+ * with replicated disks `/disks=` and the XXH3-128 digest of this node's whole replicas — those
+ * of the live world w, or else the files or URIs of paths — so a pair whose replicas differ
+ * anywhere never starts. 0, or -errno with err. */
+struct world_live;
+int ft_options_pair_id(const struct ft_options *fo, const char *vm_id, struct world_live *w, const char *const *paths,
+		       unsigned n, char *buf, size_t len, char *err, size_t errlen) FTVM_MUST_CHECK;
 
 #endif

@@ -25,6 +25,7 @@ struct migrate_arg {
 	struct channel_key key;
 	unsigned downtime_ms, max_rounds;
 	uint64_t bandwidth_mbit;
+	bool copy_storage;
 };
 
 /* An integer member in [lo, hi], or def when absent. */
@@ -66,9 +67,9 @@ static int migrate_handler(void *ctx, const json_t *req, json_t *answer, void **
 		snprintf(err, errlen, "\"channel_key\" must name the key file the destination uses");
 		return -EINVAL;
 	}
-	if (copy && !json_is_false(copy)) {
-		snprintf(err, errlen, "copy_storage is not supported by this ftvm: both hosts must see the same disk");
-		return -EOPNOTSUPP;
+	if (copy && !json_is_boolean(copy)) {
+		snprintf(err, errlen, "\"copy_storage\" must be true or false");
+		return -EINVAL;
 	}
 	if (int_member(req, "downtime_ms", 1, MIGRATE_MAX_DOWNTIME_MS, MIG_DEFAULT_DOWNTIME_MS, &downtime, err, errlen) ||
 	    int_member(req, "bandwidth_mbit", 0, MIGRATE_MAX_BANDWIDTH_MBIT, 0, &bw, err, errlen) ||
@@ -83,6 +84,7 @@ static int migrate_handler(void *ctx, const json_t *req, json_t *answer, void **
 	a->downtime_ms = (unsigned)downtime;
 	a->bandwidth_mbit = (uint64_t)bw;
 	a->max_rounds = (unsigned)rounds;
+	a->copy_storage = json_is_true(copy);
 	struct channel_err cerr = { 0 };
 	int ret = channel_key_load(json_string_value(key), &a->key, &cerr);
 	if (ret) {
@@ -96,20 +98,21 @@ static int migrate_handler(void *ctx, const json_t *req, json_t *answer, void **
 
 static json_t *stats_json(const struct mig_stats *s)
 {
-	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "phase", s->phase,
+	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "phase", s->phase,
 			 "iteration", (json_int_t)s->iteration, "memory_total", (json_int_t)s->memory_total,
 			 "memory_processed", (json_int_t)s->memory_processed, "memory_remaining",
 			 (json_int_t)s->memory_remaining, "memory_dirty_rate", (json_int_t)s->dirty_rate,
 			 "data_transferred", (json_int_t)s->data_transferred, "link_bps", (json_int_t)s->link_bps,
 			 "downtime_expected_ms", (json_int_t)s->expected_downtime_ms, "downtime_ms",
 			 (json_int_t)s->downtime_ms, "time_elapsed_ms", (json_int_t)s->total_time_ms,
-			 "throttle_pct", (json_int_t)s->throttle_pct);
+			 "throttle_pct", (json_int_t)s->throttle_pct, "disk_total", (json_int_t)s->disk_total,
+			 "disk_processed", (json_int_t)s->disk_processed, "disk_remaining", (json_int_t)s->disk_remaining);
 }
 
 static void publish(struct control_job *job, const struct mig_stats *s)
 {
 	control_job_phase(job, s->phase);
-	control_job_progress(job, s->memory_processed, s->memory_total);
+	control_job_progress(job, s->memory_processed + s->disk_processed, s->memory_total + s->disk_total);
 	json_t *o = stats_json(s);
 	if (o)
 		control_job_result(job, "migration", o);
@@ -131,7 +134,7 @@ static int migrate_job(void *ctx, void *arg, struct control_job *job, char *err,
 	struct mig_source_config cfg = {
 		.m = vc->c->m, .world = vc->c->world, .to = a->to, .key = &a->key, .vm_id = vc->vm_name,
 		.epoch = 0, .downtime_ms = a->downtime_ms, .bandwidth_mbit = a->bandwidth_mbit,
-		.max_rounds = a->max_rounds,
+		.max_rounds = a->max_rounds, .copy_storage = a->copy_storage,
 	};
 	ret = cfg.m ? mig_job_start(mj, &cfg) : -ESRCH;
 	if (ret) {

@@ -31,6 +31,25 @@ void disk_backend_submit(struct disk_backend *disk, const struct vm_disk_request
 /* Waits until every submitted request has completed and been posted. */
 void disk_backend_drain(struct disk_backend *disk);
 void disk_backend_close(struct disk_backend *disk);
+/*
+ * Dirty-block tracking for a live copy of the disk (migration with its storage, the FT clone):
+ * one bit per DISK_DIRTY_BLOCK bytes, set by the I/O thread once a write has reached the image
+ * (so a block read by the copier before the write is collected after it). Host side only: the
+ * guest and the log never see it. Any thread.
+ */
+#define DISK_DIRTY_BLOCK (64u << 10)
+/* A handle of the caller's own on the disk's image (disk_image_reopen()). */
+struct disk_image;
+int disk_backend_reopen(struct disk_backend *disk, bool read_only, struct disk_image **out, char *err,
+			size_t errlen) FTVM_MUST_CHECK;
+/* Blocks of the disk (the bitmap's bits) and 64-bit words of the bitmap. */
+uint64_t disk_backend_blocks(const struct disk_backend *disk);
+size_t disk_backend_dirty_words(const struct disk_backend *disk);
+/* Starts tracking with no block dirty: 0 or -ENOMEM. */
+int disk_backend_dirty_start(struct disk_backend *disk) FTVM_MUST_CHECK;
+/* ORs the blocks written since the last collection into out (words of them) and clears them. */
+void disk_backend_dirty_collect(struct disk_backend *disk, uint64_t *out, size_t words);
+void disk_backend_dirty_stop(struct disk_backend *disk);
 
 /* TAP device (IFF_TAP | IFF_NO_PI). Frames are bare Ethernet frames both ways; the virtio-net
  * header lives only in the device model (virtio_net.c). */

@@ -42,6 +42,7 @@ struct disk_backend {
 	bool busy;                  /* the thread is running a job */
 	uint8_t *read_buf;          /* VM_EVENT_MAX_DISK_DATA bytes, the I/O thread's; the sink copies */
 	bool stop;
+	uint64_t *dirty;            /* dirty-block tracking: a bit per DISK_DIRTY_BLOCK, NULL when off */
 };
 
 static uint32_t run_job(struct disk_backend *disk, struct disk_job *job)
@@ -75,6 +76,17 @@ static uint32_t run_job(struct disk_backend *disk, struct disk_job *job)
 	return VM_DISK_OK;
 }
 
+/* With disk->lock held: every block [off, off + len) touches (failed writes too: they may have
+ * changed part of the range). */
+static void mark_dirty(struct disk_backend *disk, uint64_t off, uint32_t len)
+{
+	if (!len || off >= disk->size)
+		return;
+	uint64_t last = (off + len - 1 < disk->size ? off + len - 1 : disk->size - 1) / DISK_DIRTY_BLOCK;
+	for (uint64_t b = off / DISK_DIRTY_BLOCK; b <= last; b++)
+		disk->dirty[b / 64] |= 1ull << (b % 64);
+}
+
 static void *io_thread(void *arg)
 {
 	struct disk_backend *disk = arg;
@@ -103,9 +115,11 @@ static void *io_thread(void *arg)
 		};
 		disk->sink.post(disk->sink.ctx, &ev);
 		free(job->buf);
-		free(job);
 
 		pthread_mutex_lock(&disk->lock);
+		if (disk->dirty && job->req.op == VM_DISK_WRITE)
+			mark_dirty(disk, job->req.sector * DISK_SECTOR, job->req.len);
+		free(job);
 		disk->busy = false;
 		if (!disk->head)
 			pthread_cond_broadcast(&disk->idle);
@@ -204,6 +218,52 @@ void disk_backend_drain(struct disk_backend *disk)
 	pthread_mutex_unlock(&disk->lock);
 }
 
+int disk_backend_reopen(struct disk_backend *disk, bool read_only, struct disk_image **out, char *err, size_t errlen)
+{
+	return disk_image_reopen(disk->img, read_only, out, err, errlen);
+}
+
+uint64_t disk_backend_blocks(const struct disk_backend *disk)
+{
+	return (disk->size + DISK_DIRTY_BLOCK - 1) / DISK_DIRTY_BLOCK;
+}
+
+size_t disk_backend_dirty_words(const struct disk_backend *disk)
+{
+	return (size_t)((disk_backend_blocks(disk) + 63) / 64);
+}
+
+int disk_backend_dirty_start(struct disk_backend *disk)
+{
+	uint64_t *map = calloc(disk_backend_dirty_words(disk), sizeof(*map));
+	if (!map)
+		return -ENOMEM;
+	pthread_mutex_lock(&disk->lock);
+	free(disk->dirty);
+	disk->dirty = map;
+	pthread_mutex_unlock(&disk->lock);
+	return 0;
+}
+
+void disk_backend_dirty_collect(struct disk_backend *disk, uint64_t *out, size_t words)
+{
+	pthread_mutex_lock(&disk->lock);
+	size_t n = disk_backend_dirty_words(disk);
+	for (size_t i = 0; disk->dirty && i < n && i < words; i++) {
+		out[i] |= disk->dirty[i];
+		disk->dirty[i] = 0;
+	}
+	pthread_mutex_unlock(&disk->lock);
+}
+
+void disk_backend_dirty_stop(struct disk_backend *disk)
+{
+	pthread_mutex_lock(&disk->lock);
+	free(disk->dirty);
+	disk->dirty = NULL;
+	pthread_mutex_unlock(&disk->lock);
+}
+
 void disk_backend_close(struct disk_backend *disk)
 {
 	if (!disk)
@@ -218,6 +278,7 @@ void disk_backend_close(struct disk_backend *disk)
 	pthread_cond_destroy(&disk->wake);
 	pthread_mutex_destroy(&disk->lock);
 	disk_image_close(disk->img);
+	free(disk->dirty);
 	free(disk->read_buf);
 	free(disk);
 }

@@ -490,6 +490,16 @@ struct vm_world world_live_world(struct world_live *w)
 	return (struct vm_world){ .ops = &live_ops, .ctx = w };
 }
 
+unsigned world_live_ndisks(const struct world_live *w)
+{
+	return w->config.ndisks;
+}
+
+struct disk_backend *world_live_disk_backend(struct world_live *w, unsigned disk)
+{
+	return disk < w->config.ndisks ? w->disk[disk] : NULL;
+}
+
 uint64_t world_live_disk_size(const struct world_live *w, unsigned disk)
 {
 	return disk < w->config.ndisks && w->disk[disk] ? disk_backend_size(w->disk[disk]) : 0;

@@ -71,6 +71,10 @@ void world_live_flush(struct world_live *w);
  * the back ends has reached the disk, so no write of this host can land after the destination
  * took the disk over. Their completions stay queued. */
 void world_live_drain_disks(struct world_live *w);
+/* A live copy of the disks (migration with its storage, FT clone): the number of disks and disk
+ * i's back end (dirty-block tracking and a handle of one's own, backend.h). */
+unsigned world_live_ndisks(const struct world_live *w);
+struct disk_backend *world_live_disk_backend(struct world_live *w, unsigned disk);
 /* Live migration's hand-over: this copy of the VM stops for good. The run ends at the next
  * boundary with -ECANCELED before another instruction (world_live_handed_over() then says why);
  * nothing more leaves. */

@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host/backend.h"
 #include "logchannel/channel.h"
+#include "util/disk_image.h"
 #include "util/diag.h"
 #include "util/time.h"
 
@@ -53,6 +55,81 @@ static void chan_confirm(void *ctx)
 }
 
 static const struct mig_source_ops chan_ops = { .next = chan_next, .confirm = chan_confirm };
+
+/* This host's replicas, opened for writing while a STORAGE stream comes in. */
+struct replicas {
+	const struct mig_dest_config *cfg;
+	struct disk_image *img[MACHINE_MAX_DISKS];
+};
+
+static void replicas_close(struct replicas *r)
+{
+	for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++) {
+		disk_image_close(r->img[i]);
+		r->img[i] = NULL;
+	}
+}
+
+static int replicas_begin(void *ctx, unsigned ndisks, const uint64_t *sizes, char *why, size_t whylen)
+{
+	struct replicas *r = ctx;
+	const struct mig_dest_config *cfg = r->cfg;
+	unsigned have_disks = cfg->world ? world_live_ndisks(cfg->world) : cfg->ndisks;
+	if (ndisks != have_disks) {
+		snprintf(why, whylen, "the source copies %u disk(s), this host has %u", ndisks, have_disks);
+		return -EINVAL;
+	}
+	replicas_close(r);
+	for (unsigned i = 0; i < ndisks; i++) {
+		char err[320];
+		struct disk_backend *be = cfg->world ? world_live_disk_backend(cfg->world, i) : NULL;
+		int ret = be ? disk_backend_reopen(be, false, &r->img[i], err, sizeof(err))
+			     : cfg->world ? (snprintf(err, sizeof(err), "no back end"), -ENODEV)
+					  : disk_image_open(cfg->disk_path[i], false, &r->img[i], err, sizeof(err));
+		if (ret) {
+			/* A refusal the source hears (REFUSE), not a broken stream. */
+			snprintf(why, whylen, "disk %u: this host cannot write its replica: %s", i, err);
+			return -EINVAL;
+		}
+		uint64_t have = disk_image_size(r->img[i]);
+		if (have < sizes[i]) {
+			snprintf(why, whylen, "disk %u: this host's replica%s%s holds %llu bytes, less than the source's %llu",
+				 i, cfg->world ? "" : " ", cfg->world ? "" : cfg->disk_path[i], (unsigned long long)have,
+				 (unsigned long long)sizes[i]);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int replicas_write(void *ctx, unsigned disk, uint64_t off, const uint8_t *data, uint64_t len, char *why,
+			  size_t whylen)
+{
+	struct replicas *r = ctx;
+	int ret = data ? disk_image_write(r->img[disk], data, (size_t)len, off) : disk_image_zero(r->img[disk], off, len);
+	if (ret)
+		snprintf(why, whylen, "%s", strerror(-ret));
+	else if (data) /* the sync before COMPLETE's confirmation, inside the guest's pause, waits less */
+		disk_image_start_writeback(r->img[disk], off, len);
+	return ret;
+}
+
+static int replicas_sync(void *ctx, char *why, size_t whylen)
+{
+	struct replicas *r = ctx;
+	for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++) {
+		int ret = r->img[i] ? disk_image_flush(r->img[i]) : 0;
+		if (ret) {
+			snprintf(why, whylen, "disk %u: %s", i, strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+static const struct mig_disk_ops replica_ops = {
+	.begin = replicas_begin, .write = replicas_write, .sync = replicas_sync,
+};
 
 int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struct mig_dest_result *res, char *err,
 		     size_t errlen)
@@ -98,7 +175,11 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 	l = NULL;
 	diag_info("migration of VM %s from epoch %llu coming in", cfg->vm_id,
 		  (unsigned long long)channel_peer_epoch(cs.ch));
-	ret = mig_dest_decode_kind(m, cfg->clone, &chan_ops, &cs, res, err, errlen);
+	struct replicas reps = { .cfg = cfg };
+	struct mig_dest_want want = { .clone = cfg->clone, .storage = cfg->storage, .disk = &replica_ops,
+				      .disk_ctx = &reps };
+	ret = mig_dest_decode_want(m, &want, &chan_ops, &cs, res, err, errlen);
+	replicas_close(&reps);
 	/* On success the close sends the ACK of HANDOVER, then BYE: the VM may start at once. */
 	if ((ret == -EBADMSG || ret == -EINVAL) && channel_state(cs.ch) == CHANNEL_UP) {
 		if (channel_refuse(cs.ch, err))

@@ -12,6 +12,7 @@
 #define FTVM_MIGRATE_MIG_DEST_H
 
 #include <stddef.h>
+#include "host/world_live.h"
 #include "logchannel/channel_types.h"
 #include "migrate/mig_stream.h"
 #include "util/compiler.h"
@@ -22,6 +23,13 @@ struct mig_dest_config {
 	const struct channel_key *key;
 	const char *vm_id;              /* the VM's name the source must give */
 	bool clone;                     /* take only an FT clone (`ftvm spare`), else only a migration */
+	/* The disks: whether the stream must, may or must not carry them, and this host's replicas
+	 * they are written into (opened for the stream only): the live world's disks when world is
+	 * set (`ftvm incoming`), else the files or URIs of disk_path (a spare's run options). */
+	enum mig_storage storage;
+	struct world_live *world;
+	unsigned ndisks;
+	const char *disk_path[MACHINE_MAX_DISKS];
 	/* Called once the socket listens (for the terminal): may be NULL. */
 	void (*listening)(void *ctx, unsigned port);
 	/* Called once the whole state is decoded, before the source is told so (the ACK of COMPLETE):

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "logchannel/channel.h"
+#include "migrate/mig_disks.h"
 #include "migrate/mig_stream.h"
 #include "util/byteorder.h"
 #include "util/diag.h"
@@ -59,6 +60,8 @@ struct sender {
 	bool throttle_stop;
 	pthread_t throttler;
 	bool throttler_started;
+	struct mig_disks *disks;        /* copy_storage: the disks' readers and their dirty blocks */
+	uint64_t disk_left;             /* dirty disk bytes at the last look */
 };
 
 static void set_phase(struct sender *s, const char *phase)
@@ -202,6 +205,38 @@ static int add_run(struct sender *s, size_t first, size_t count)
 	return 0;
 }
 
+/* mig_disk_sink: disk sections go into BLOCKS messages. */
+static uint8_t *disk_room(void *ctx, size_t need)
+{
+	struct sender *s = ctx;
+	if (s->body + need > MIG_MAX_BODY && flush(s, false))
+		return NULL;
+	return s->msg + MIG_HDR_SIZE + s->body;
+}
+
+static int disk_used(void *ctx, size_t len, uint64_t disk_bytes)
+{
+	struct sender *s = ctx;
+	s->body += len;
+	pthread_mutex_lock(&s->job->lock);
+	s->job->stats.disk_processed += disk_bytes;
+	pthread_mutex_unlock(&s->job->lock);
+	return 0;
+}
+
+/* The disk blocks of a round (all of every disk in round 0), as BLOCKS messages. */
+static int round_disks(struct sender *s, bool all)
+{
+	if (!s->disks)
+		return 0;
+	struct mig_disk_sink sink = { .room = disk_room, .used = disk_used, .ctx = s };
+	begin(s, MIG_BLOCKS);
+	int ret = mig_disks_send(s->disks, all, &sink);
+	if (ret && !s->job->stats.error[0])
+		fail(s, ret, "copying the disks: %s", strerror(-ret));
+	return ret ? ret : flush(s, false);
+}
+
 static bool zero_page(const uint8_t *p)
 {
 	const uint64_t *w = (const uint64_t *)p;
@@ -272,6 +307,7 @@ static long collect(struct sender *s)
 		s->bitmap[i] |= s->fresh[i];
 		total += __builtin_popcountll(s->bitmap[i]);
 	}
+	s->disk_left = s->disks ? mig_disks_collect(s->disks) : 0;
 	return total;
 }
 
@@ -291,21 +327,29 @@ static int send_start(struct sender *s)
 	if (ret)
 		return ret;
 	ret = machine_dirty_start(s->m);
+	int dret = s->disks ? mig_disks_track(s->disks) : 0;
 	release(s);
 	if (ret)
 		return fail(s, ret, "cannot start dirty-page tracking: %s", strerror(-ret));
+	if (dret)
+		return fail(s, dret, "cannot start dirty-block tracking: %s", strerror(-dret));
 	s->tracking = true;
 	begin(s, MIG_START);
 	uint8_t *b = s->msg + MIG_HDR_SIZE;
 	put_le64(b, s->job->cfg.epoch);
 	put_le64(b + 8, (uint64_t)s->ram_pages * RAM_PAGE_SIZE);
-	put_le32(b + 16, s->job->cfg.clone ? MIG_FLAG_CLONE : 0);
+	put_le32(b + 16, (s->job->cfg.clone ? MIG_FLAG_CLONE : 0) | (s->disks ? MIG_FLAG_STORAGE : 0));
 	put_le32(b + 20, 0);
 	int n = state_config_section(s->m, b + MIG_START_FIXED, MIG_MAX_BODY - MIG_START_FIXED);
 	if (n < 0)
 		return fail(s, n, "cannot encode the configuration: %s", strerror(-n));
 	s->body = MIG_START_FIXED + (size_t)n;
 	ret = flush(s, true);
+	if (!ret && s->disks) {
+		begin(s, MIG_DISKS);
+		s->body = mig_disks_describe(s->disks, b);
+		ret = flush(s, true);
+	}
 	/* The destination checks the configuration first: its refusal, naming the difference, must
 	 * come back before pages flood a connection it is about to close. */
 	return ret ? ret : confirmed(s, MIG_SEND_TIMEOUT_MS, "the start of the stream");
@@ -338,9 +382,10 @@ static void set_round_stats(struct sender *s, long dirty, uint64_t round_ns, uin
 	struct mig_stats *st = &s->job->stats;
 	st->iteration = s->round;
 	st->memory_remaining = (uint64_t)dirty * RAM_PAGE_SIZE;
+	st->disk_remaining = s->disk_left;
 	st->dirty_rate = round_ns ? (uint64_t)dirty * 1000000000ull / round_ns : 0;
 	st->link_bps = round_ns ? round_bytes * 1000000000ull / round_ns : 0;
-	st->expected_downtime_ms = st->link_bps ? st->memory_remaining * 1000 / st->link_bps : 0;
+	st->expected_downtime_ms = st->link_bps ? (st->memory_remaining + st->disk_remaining) * 1000 / st->link_bps : 0;
 	st->throttle_pct = s->throttle;
 	st->total_time_ms = (time_mono_ns() - s->start_ns) / 1000000;
 	pthread_mutex_unlock(&s->job->lock);
@@ -362,6 +407,8 @@ static int precopy(struct sender *s)
 		int ret = s->round == 0 ? ram_pages_walk(s->ram, ram_size, round0_pages, s) : round_dirty(s);
 		if (!ret)
 			ret = flush(s, false);
+		if (!ret)
+			ret = round_disks(s, s->round == 0);
 		if (!ret && s->sent_bytes > b0)
 			ret = confirmed(s, MIG_ROUND_ACK_TIMEOUT_MS, "a round of pages");
 		if (ret)
@@ -372,9 +419,10 @@ static int precopy(struct sender *s)
 			return (int)dirty;
 		set_round_stats(s, dirty, dt, bytes);
 		uint64_t rate = dt ? bytes * 1000000000ull / dt : 0;
-		uint64_t left = (uint64_t)dirty * RAM_PAGE_SIZE;
-		diag_info("round %u: %llu pages in %.1f ms (%.1f MB/s), %ld dirty, throttle %u%%", s->round,
-			  (unsigned long long)s->round_pages, dt / 1e6, rate / 1e6, dirty, s->throttle);
+		uint64_t left = (uint64_t)dirty * RAM_PAGE_SIZE + s->disk_left;
+		diag_info("round %u: %llu pages in %.1f ms (%.1f MB/s), %ld dirty pages, %llu dirty disk bytes, "
+			  "throttle %u%%", s->round, (unsigned long long)s->round_pages, dt / 1e6, rate / 1e6, dirty,
+			  (unsigned long long)s->disk_left, s->throttle);
 		/* The rest crosses the link within the target (a round too small to measure counts as fast). */
 		if (bytes < (64u << 10) || left * 1000 <= rate * cfg->downtime_ms)
 			return 1;
@@ -409,6 +457,10 @@ static int stop_and_copy(struct sender *s, uint64_t *held_at)
 	if (dirty < 0)
 		return (int)dirty;
 	s->round++;
+	uint64_t disk_last = s->disk_left;
+	ret = round_disks(s, false);
+	if (ret)
+		return ret;
 	begin(s, MIG_STATE);
 	struct state_stats st;
 	char why[512];
@@ -427,13 +479,14 @@ static int stop_and_copy(struct sender *s, uint64_t *held_at)
 	uint64_t t_sent = time_mono_ns();
 	if (!ret)
 		ret = confirmed(s, MIG_ROUND_ACK_TIMEOUT_MS, "the whole state");
-	diag_info("stop-and-copy: vCPU held after %.1f ms, disks drained and %ld pages collected in %.1f ms, "
-		  "state of %llu bytes queued in %.1f ms, confirmed after %.1f ms",
-		  (t_held - t_ask) / 1e6, dirty, (t_collected - t_held) / 1e6,
+	diag_info("stop-and-copy: vCPU held after %.1f ms, disks drained and %ld pages (%llu disk bytes) collected in "
+		  "%.1f ms, state of %llu bytes queued in %.1f ms, confirmed after %.1f ms",
+		  (t_held - t_ask) / 1e6, dirty, (unsigned long long)disk_last, (t_collected - t_held) / 1e6,
 		  (unsigned long long)st.bytes, (t_sent - t_collected) / 1e6, (time_mono_ns() - t_sent) / 1e6);
 	pthread_mutex_lock(&s->job->lock);
 	s->job->stats.memory_processed += (uint64_t)dirty * RAM_PAGE_SIZE;
 	s->job->stats.memory_remaining = 0;
+	s->job->stats.disk_remaining = 0;
 	pthread_mutex_unlock(&s->job->lock);
 	return ret;
 }
@@ -497,6 +550,18 @@ int mig_source_run(struct mig_job *job)
 	if (!s.msg || !s.bitmap || !s.fresh) {
 		ret = fail(&s, -ENOMEM, "out of memory");
 		goto out;
+	}
+
+	if (cfg->copy_storage) {
+		char why[400];
+		ret = cfg->world ? mig_disks_open(cfg->world, &s.disks, why, sizeof(why)) : -ENODEV;
+		if (ret) {
+			fail(&s, ret, "cannot copy the disks: %s", cfg->world ? why : "no live world");
+			goto out;
+		}
+		pthread_mutex_lock(&job->lock);
+		job->stats.disk_total = mig_disks_total(s.disks);
+		pthread_mutex_unlock(&job->lock);
 	}
 
 	channel_config_init(&cc);
@@ -580,6 +645,7 @@ out:
 	}
 	stop_throttle(&s);
 	pthread_mutex_destroy(&s.throttle_lock);
+	mig_disks_close(s.disks);
 	channel_close(s.ch);
 	free(s.msg);
 	free(s.bitmap);

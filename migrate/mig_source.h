@@ -6,7 +6,9 @@
  * The steps (mig_source_run()):
  *   1. connect (TLS with the channel key, HELLO with the migration purpose), start dirty-page
  *      tracking with the vCPU held for an instant, send START;
- *   2. round 0: every page the host ever backed and that is not all zeros, while the vCPU runs;
+ *   2. round 0: every page the host ever backed and that is not all zeros, while the vCPU runs
+ *      (and, copying storage, every byte of every disk: data, or zero ranges for holes and
+ *      all-zero blocks; each later round also sends the disk blocks written meanwhile);
  *   3. each further round: the pages written during the previous one. After a round the link's
  *      rate is measured (bytes confirmed by the destination / time); when the pages left would
  *      cross the link within the downtime target, go to 5;
@@ -51,6 +53,9 @@ struct mig_source_config {
 	 * holds the whole state the live world is cut (world_live_cut()) instead of handed over:
 	 * this copy goes on. */
 	bool clone;
+	/* The disks come too (`--copy-storage`, the FT clone of replicated disks): the world's disks
+	 * are tracked and copied beside the pages (docs/migration.md, STORAGE). */
+	bool copy_storage;
 	int (*commit)(void *ctx, char *err, size_t errlen);
 	void *commit_ctx;
 };
@@ -62,6 +67,9 @@ struct mig_stats {
 	uint64_t memory_total;          /* guest RAM bytes */
 	uint64_t memory_processed;      /* RAM bytes sent, all rounds */
 	uint64_t memory_remaining;      /* dirty bytes left at the last look */
+	uint64_t disk_total;            /* bytes of the disks copied (copy_storage) */
+	uint64_t disk_processed;        /* disk bytes sent, data and zero ranges */
+	uint64_t disk_remaining;        /* dirty disk bytes left at the last look */
 	uint64_t dirty_rate;            /* pages per second the guest dirtied in the last round */
 	uint64_t data_transferred;      /* bytes of messages sent */
 	uint64_t link_bps;              /* bytes per second the last round crossed the link */

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "util/byteorder.h"
+#include "util/crc32c.h"
 #include "vm/state_format.h"
 
 const char *mig_kind_name(unsigned kind)
@@ -25,6 +26,8 @@ const char *mig_kind_name(unsigned kind)
 	case MIG_COMPLETE: return "COMPLETE";
 	case MIG_HANDOVER: return "HANDOVER";
 	case MIG_CANCEL: return "CANCEL";
+	case MIG_DISKS: return "DISKS";
+	case MIG_BLOCKS: return "BLOCKS";
 	}
 	return "unknown";
 }
@@ -73,11 +76,23 @@ int mig_hdr_decode(const uint8_t *buf, size_t len, struct mig_hdr *h, char *why,
 	return 0;
 }
 
+size_t mig_disk_section_build(uint8_t *out, unsigned disk, unsigned flags, uint64_t off, uint32_t len)
+{
+	put_le32(out, disk);
+	put_le32(out + 4, flags);
+	put_le64(out + 8, off);
+	put_le32(out + 16, len);
+	put_le32(out + 20, 0);
+	size_t data = flags & MIG_DISK_ZERO ? 0 : len;
+	put_le32(out + MIG_DISK_HDR_SIZE + data, crc32c(0, out, MIG_DISK_HDR_SIZE + data));
+	return MIG_DISK_HDR_SIZE + data + 4;
+}
+
 /* ---- decoder ---- */
 
 struct dest {
 	struct machine *m;
-	bool want_clone;         /* an FT clone's destination (a spare) */
+	const struct mig_dest_want *want;
 	const struct mig_source_ops *ops;
 	void *ctx;
 	struct mig_dest_result *res;
@@ -129,13 +144,23 @@ static int take_start(struct dest *d)
 		return bad(d, "body too short");
 	uint64_t epoch = get_le64(d->body), ram = get_le64(d->body + 8);
 	uint32_t flags = get_le32(d->body + 16);
-	if ((flags & ~MIG_FLAG_CLONE) != 0 || get_le32(d->body + 20) != 0)
+	if ((flags & ~(MIG_FLAG_CLONE | MIG_FLAG_STORAGE)) != 0 || get_le32(d->body + 20) != 0)
 		return bad(d, "unknown flags or reserved field not zero");
 	d->res->clone = flags & MIG_FLAG_CLONE;
-	if (d->res->clone != d->want_clone) {
+	d->res->storage = flags & MIG_FLAG_STORAGE;
+	const char *refuse = NULL;
+	if (d->res->clone != d->want->clone)
+		refuse = d->want->clone ? "this is a spare: it takes only an FT clone, not a migration"
+					: "an FT clone goes to `ftvm spare`, not to a migration's destination";
+	else if (d->res->storage && d->want->storage == MIG_STORAGE_REFUSED)
+		refuse = "this spare shares its disk with the source (--disk-mode shared): a clone must not copy it";
+	else if (!d->res->storage && d->want->storage == MIG_STORAGE_NEEDED)
+		refuse = "this spare keeps its own disk replica (--disk-mode replicated): the clone must copy the disks";
+	else if (d->res->storage && !d->want->disk)
+		refuse = "this destination takes no disk contents";
+	if (refuse) {
 		d->res->refused_config = true;
-		snprintf(d->err, d->errlen, "%s", d->want_clone ? "this is a spare: it takes only an FT clone, not a migration"
-								 : "an FT clone goes to `ftvm spare`, not to a migration's destination");
+		snprintf(d->err, d->errlen, "%s", refuse);
 		return -EINVAL;
 	}
 	size_t size;
@@ -189,6 +214,95 @@ static int take_pages(struct dest *d)
 	return 0;
 }
 
+/* DISKS: the source's disks; this host's replicas must be able to take them. */
+static int take_disks(struct dest *d)
+{
+	if (d->h.kind != MIG_DISKS)
+		return bad(d, "DISKS must follow a START with STORAGE");
+	if (d->h.len < 12)
+		return bad(d, "body too short");
+	uint32_t n = get_le32(d->body);
+	if (n == 0 || n > MACHINE_MAX_DISKS || get_le32(d->body + 4) != 0)
+		return bad(d, "bad number of disks or reserved field not zero");
+	if (d->h.len != 8 + 8 * n + 4)
+		return bad(d, "body length disagrees with the number of disks");
+	if (crc32c(0, d->body, 8 + 8 * n) != get_le32(d->body + 8 + 8 * n))
+		return bad(d, "bad CRC");
+	for (uint32_t i = 0; i < n; i++) {
+		d->res->disk_size[i] = get_le64(d->body + 8 + 8 * i);
+		if (d->res->disk_size[i] == 0 || d->res->disk_size[i] % 512)
+			return bad(d, "a disk size is not a non-zero multiple of 512");
+	}
+	d->res->ndisks = n;
+	char why[320];
+	int ret = d->want->disk->begin(d->want->disk_ctx, n, d->res->disk_size, why, sizeof(why));
+	if (ret) {
+		d->res->refused_config = ret == -EINVAL;
+		snprintf(d->err, d->errlen, "%s", why);
+		return ret;
+	}
+	d->ops->confirm(d->ctx);
+	return 0;
+}
+
+/* BLOCKS: disk sections, written into this host's replicas at once. */
+static int take_blocks(struct dest *d)
+{
+	if (!d->res->storage)
+		return bad(d, "disk blocks in a stream without STORAGE");
+	if (d->h.round < d->res->rounds)
+		return bad(d, "round goes backwards");
+	d->res->rounds = d->h.round;
+	if (d->h.len == 0)
+		return bad(d, "no disk section");
+	size_t off = 0;
+	char at[400];
+	while (off < d->h.len) {
+		const uint8_t *p = d->body + off;
+		size_t left = d->h.len - off;
+		if (left < MIG_DISK_HDR_SIZE + 4)
+			goto short_section;
+		uint32_t disk = get_le32(p), flags = get_le32(p + 4), len = get_le32(p + 16);
+		uint64_t at_byte = get_le64(p + 8);
+		bool zero = flags & MIG_DISK_ZERO;
+		const char *fault = NULL;
+		if (disk >= d->res->ndisks)
+			fault = "no such disk";
+		else if ((flags & ~MIG_DISK_ZERO) || get_le32(p + 20))
+			fault = "unknown flags or reserved field not zero";
+		else if (len == 0 || len % 512 || at_byte % 512 || len > (zero ? MIG_DISK_ZERO_MAX : MIG_DISK_RUN_MAX))
+			fault = "length or offset not a multiple of 512, or length out of bounds";
+		else if (at_byte > d->res->disk_size[disk] || len > d->res->disk_size[disk] - at_byte)
+			fault = "range outside the disk";
+		if (fault) {
+			snprintf(at, sizeof(at), "at body byte %zu: disk section: %s", off, fault);
+			return bad(d, at);
+		}
+		size_t data = zero ? 0 : len;
+		if (left < MIG_DISK_HDR_SIZE + data + 4)
+			goto short_section;
+		if (crc32c(0, p, MIG_DISK_HDR_SIZE + data) != get_le32(p + MIG_DISK_HDR_SIZE + data)) {
+			snprintf(at, sizeof(at), "at body byte %zu: disk section: bad CRC", off);
+			return bad(d, at);
+		}
+		char why[256];
+		int ret = d->want->disk->write(d->want->disk_ctx, disk, at_byte, zero ? NULL : p + MIG_DISK_HDR_SIZE, len,
+					       why, sizeof(why));
+		if (ret) {
+			snprintf(d->err, d->errlen, "migration: writing disk %u at byte %llu: %s", disk,
+				 (unsigned long long)at_byte, why);
+			return ret;
+		}
+		d->res->disk_bytes += len;
+		off += MIG_DISK_HDR_SIZE + data + 4;
+	}
+	d->ops->confirm(d->ctx);
+	return 0;
+short_section:
+	snprintf(at, sizeof(at), "at body byte %zu: disk section truncated", off);
+	return bad(d, at);
+}
+
 /* The state decoder's source: the bodies of consecutive STATE messages. */
 static ssize_t state_read(void *ctx, void *buf, size_t len)
 {
@@ -238,6 +352,14 @@ static int take_state(struct dest *d)
 		return bad(d, "body must be 16 bytes");
 	if (get_le64(d->body) != st.bytes)
 		return bad(d, "state length disagrees with the state received");
+	if (d->res->storage) {
+		char syncwhy[256];
+		ret = d->want->disk->sync(d->want->disk_ctx, syncwhy, sizeof(syncwhy));
+		if (ret) {
+			snprintf(d->err, d->errlen, "migration: cannot make the disk replicas durable: %s", syncwhy);
+			return ret;
+		}
+	}
 	d->res->phase = MIG_PHASE_COMPLETE;
 	d->ops->confirm(d->ctx);
 	return 0;
@@ -272,13 +394,24 @@ int mig_dest_decode(struct machine *m, const struct mig_source_ops *ops, void *c
 int mig_dest_decode_kind(struct machine *m, bool want_clone, const struct mig_source_ops *ops, void *ctx,
 			 struct mig_dest_result *res, char *err, size_t errlen)
 {
-	struct dest d = { .m = m, .want_clone = want_clone, .ops = ops, .ctx = ctx, .res = res, .err = err,
-			  .errlen = errlen };
+	struct mig_dest_want want = { .clone = want_clone, .storage = MIG_STORAGE_EITHER };
+	return mig_dest_decode_want(m, &want, ops, ctx, res, err, errlen);
+}
+
+int mig_dest_decode_want(struct machine *m, const struct mig_dest_want *want, const struct mig_source_ops *ops,
+			 void *ctx, struct mig_dest_result *res, char *err, size_t errlen)
+{
+	struct dest d = { .m = m, .want = want, .ops = ops, .ctx = ctx, .res = res, .err = err, .errlen = errlen };
 	memset(res, 0, sizeof(*res));
 	err[0] = '\0';
 	int ret = next_message(&d);
 	if (!ret)
 		ret = take_start(&d);
+	if (!ret && res->storage) {
+		ret = next_message(&d);
+		if (!ret)
+			ret = take_disks(&d);
+	}
 	while (!ret && res->phase == MIG_PHASE_PAGES) {
 		ret = next_message(&d);
 		if (ret)
@@ -286,6 +419,9 @@ int mig_dest_decode_kind(struct machine *m, bool want_clone, const struct mig_so
 		switch (d.h.kind) {
 		case MIG_PAGES:
 			ret = take_pages(&d);
+			break;
+		case MIG_BLOCKS:
+			ret = take_blocks(&d);
 			break;
 		case MIG_STATE:
 			ret = take_state(&d);

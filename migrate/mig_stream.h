@@ -29,6 +29,13 @@
 #define MIG_COMPLETE_SIZE 16u /* state bytes, rounds */
 #define MIG_HANDOVER_SIZE 8u  /* epoch the destination runs in */
 #define MIG_FLAG_CLONE 1u     /* START flags: an FT clone, the destination becomes the backup */
+#define MIG_FLAG_STORAGE 2u   /* START flags: the disks come too (DISKS, BLOCKS) */
+/* Disk sections of BLOCKS: disk, flags, offset, length, reserved; the data; CRC32C. */
+#define MIG_DISK_HDR_SIZE 24u
+#define MIG_DISK_SECTION_SIZE(len) (MIG_DISK_HDR_SIZE + (len) + 4u)
+#define MIG_DISK_ZERO 1u                 /* disk section flags: the range reads as zeros, no data */
+#define MIG_DISK_RUN_MAX (256u << 10)    /* data bytes of one section */
+#define MIG_DISK_ZERO_MAX (1u << 30)     /* bytes of one ZERO section */
 /*
  * A migration's channel detects a lost peer in a second, not in the FT pair's fraction of one:
  * nothing fails over on it, and its channel thread stays time-shared (logchannel/channel.c), so
@@ -47,6 +54,8 @@ enum mig_kind {
 	MIG_COMPLETE = 4, /* the final state is whole; the destination confirms by its ACK */
 	MIG_HANDOVER = 5, /* the source stopped for good: the destination runs */
 	MIG_CANCEL = 6,   /* the source gives up (its VM runs on): text */
+	MIG_DISKS = 7,    /* STORAGE: the source's disks and their sizes */
+	MIG_BLOCKS = 8,   /* STORAGE: disk sections of a round, or of the stop-and-copy */
 	MIG_KIND_LIMIT,
 };
 
@@ -61,6 +70,36 @@ const char *mig_kind_name(unsigned kind);
 void mig_hdr_encode(uint8_t out[MIG_HDR_SIZE], unsigned kind, uint32_t round, uint32_t len);
 /* Checks the header of the @len-byte message @buf: -EBADMSG with @why. */
 int mig_hdr_decode(const uint8_t *buf, size_t len, struct mig_hdr *h, char *why, size_t whylen) FTVM_MUST_CHECK;
+
+/* Builds a disk section of BLOCKS at out (MIG_DISK_SECTION_SIZE(len) bytes, or the header and
+ * CRC alone with MIG_DISK_ZERO): the data, if any, must already sit at out + MIG_DISK_HDR_SIZE.
+ * Returns the section's length. */
+size_t mig_disk_section_build(uint8_t *out, unsigned disk, unsigned flags, uint64_t off, uint32_t len);
+
+/* Where the disk blocks of a STORAGE stream go (this host's replicas). */
+struct mig_disk_ops {
+	/* The source's disks: 0, or -EINVAL when this host's replicas cannot take them (why says). */
+	int (*begin)(void *ctx, unsigned ndisks, const uint64_t *sizes, char *why, size_t whylen);
+	/* Bytes [off, off + len) of a disk (checked inside its size); data NULL: zeros. 0 or -errno. */
+	int (*write)(void *ctx, unsigned disk, uint64_t off, const uint8_t *data, uint64_t len, char *why,
+		     size_t whylen);
+	/* Everything written is durable (before COMPLETE is confirmed): 0 or -errno. */
+	int (*sync)(void *ctx, char *why, size_t whylen);
+};
+
+/* What a destination takes. */
+enum mig_storage {
+	MIG_STORAGE_EITHER,   /* `ftvm incoming`: with or without the disks (then disk must be set) */
+	MIG_STORAGE_NEEDED,   /* a spare of a pair with replicated disks: the clone must copy them */
+	MIG_STORAGE_REFUSED,  /* a spare on a shared disk: nothing to copy */
+};
+
+struct mig_dest_want {
+	bool clone;                     /* only FT clones (a spare), else only migrations */
+	enum mig_storage storage;
+	const struct mig_disk_ops *disk; /* NULL: a STORAGE stream is refused */
+	void *disk_ctx;
+};
 
 /* Where the decoder's messages come from. */
 struct mig_source_ops {
@@ -89,6 +128,10 @@ struct mig_dest_result {
 	uint64_t state_bytes;
 	bool refused_config;      /* ended by START's configuration (err names the difference) */
 	bool clone;               /* START said FT clone (MIG_FLAG_CLONE) */
+	bool storage;             /* START said STORAGE: the disks came too */
+	unsigned ndisks;          /* from DISKS */
+	uint64_t disk_size[MACHINE_MAX_DISKS];
+	uint64_t disk_bytes;      /* disk bytes written (data and zero ranges) */
 };
 
 /*
@@ -104,5 +147,8 @@ int mig_dest_decode(struct machine *m, const struct mig_source_ops *ops, void *c
  * migrations: a START of the other kind is refused (-EINVAL, refused_config) before any page. */
 int mig_dest_decode_kind(struct machine *m, bool want_clone, const struct mig_source_ops *ops, void *ctx,
 			 struct mig_dest_result *res, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* The same with everything a destination may ask for, the disks included. */
+int mig_dest_decode_want(struct machine *m, const struct mig_dest_want *want, const struct mig_source_ops *ops,
+			 void *ctx, struct mig_dest_result *res, char *err, size_t errlen) FTVM_MUST_CHECK;
 
 #endif

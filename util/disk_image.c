@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,6 +196,81 @@ int disk_image_write(struct disk_image *img, const void *buf, size_t len, uint64
 int disk_image_flush(struct disk_image *img)
 {
 	return img->read_only ? 0 : img->ops->flush(img);
+}
+
+int disk_image_reopen(struct disk_image *img, bool read_only, struct disk_image **out, char *err, size_t errlen)
+{
+	if (!read_only && img->read_only) {
+		snprintf(err, errlen, "disk %s: opened read-only", img->name);
+		return -EBADF;
+	}
+	if (disk_image_is_nbd(img))
+		return disk_image_open(img->name, read_only, out, err, errlen);
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", ((struct raw_image *)img)->fd);
+	return disk_image_open(path, read_only, out, err, errlen);
+}
+
+static uint64_t align_down(uint64_t v)
+{
+	return v / DISK_IMAGE_SECTOR * DISK_IMAGE_SECTOR;
+}
+
+int disk_image_data_extent(struct disk_image *img, uint64_t off, uint64_t *start, uint64_t *end)
+{
+	*start = *end = img->size;
+	if (off >= img->size)
+		return 0;
+	if (disk_image_is_nbd(img)) {
+		*start = off;
+		return 0;
+	}
+	int fd = ((struct raw_image *)img)->fd;
+	off_t data = lseek(fd, (off_t)off, SEEK_DATA);
+	if (data < 0)
+		/* ENXIO: only a hole follows; EINVAL: no SEEK_DATA here (a block device): all data. */
+		return errno == ENXIO ? 0 : errno == EINVAL ? (*start = off, 0) : -errno;
+	off_t hole = lseek(fd, data, SEEK_HOLE);
+	if (hole < 0)
+		return -errno;
+	*start = align_down((uint64_t)data);
+	*end = (uint64_t)hole > img->size ? img->size : (uint64_t)hole;
+	/* A hole ends a sector early or late only on a file whose size is not a sector multiple. */
+	*end = (*end + DISK_IMAGE_SECTOR - 1) / DISK_IMAGE_SECTOR * DISK_IMAGE_SECTOR;
+	if (*end > img->size)
+		*end = img->size;
+	if (*start < off)
+		*start = off;
+	return 0;
+}
+
+void disk_image_start_writeback(struct disk_image *img, uint64_t off, uint64_t len)
+{
+	if (!disk_image_is_nbd(img) && !img->read_only &&
+	    sync_file_range(((struct raw_image *)img)->fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE) != 0)
+		diag_debug("%s: sync_file_range: %s", img->name, strerror(errno));
+}
+
+int disk_image_zero(struct disk_image *img, uint64_t off, uint64_t len)
+{
+	static const uint8_t zeros[64 << 10];
+	if (img->read_only)
+		return -EBADF;
+	if (off > img->size || len > img->size - off)
+		return -EINVAL;
+	if (!disk_image_is_nbd(img) &&
+	    fallocate(((struct raw_image *)img)->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+		      (off_t)len) == 0)
+		return 0;
+	while (len) {
+		size_t n = len < sizeof(zeros) ? (size_t)len : sizeof(zeros);
+		int ret = img->ops->io(img, true, (void *)zeros, n, off);
+		if (ret)
+			return ret;
+		off += n;
+		len -= n;
+	}
+	return 0;
 }
 
 void disk_image_close(struct disk_image *img)

@@ -42,6 +42,22 @@ bool disk_image_is_nbd(const struct disk_image *img);
 /* Reads or writes all of [off, off + len) (inside the image): 0 or -errno. */
 int disk_image_read(struct disk_image *img, void *buf, size_t len, uint64_t off) FTVM_MUST_CHECK;
 int disk_image_write(struct disk_image *img, const void *buf, size_t len, uint64_t off) FTVM_MUST_CHECK;
+/* A second handle on the same image, for another thread (a raw file through /proc/self/fd, so
+ * an unlinked scratch file works too; an NBD export by its URI): 0 or -errno with err. */
+int disk_image_reopen(struct disk_image *img, bool read_only, struct disk_image **out, char *err,
+		      size_t errlen) FTVM_MUST_CHECK;
+/*
+ * Live copies of a disk (migration with its storage, the FT clone of replicated disks):
+ * disk_image_data_extent() finds the next range at or after off that may hold data: *start is
+ * its first byte (the image's size when only holes follow), *end the first byte after it. A raw
+ * file answers with SEEK_DATA/SEEK_HOLE; anything else is one extent. Both are sector-aligned.
+ */
+int disk_image_data_extent(struct disk_image *img, uint64_t off, uint64_t *start, uint64_t *end) FTVM_MUST_CHECK;
+/* Starts writing [off, off + len) back to the disk without waiting (a raw file: sync_file_range;
+ * otherwise nothing), so a later disk_image_flush() has less left to wait for. */
+void disk_image_start_writeback(struct disk_image *img, uint64_t off, uint64_t len);
+/* Makes [off, off + len) read as zeros: a hole punched in a file, or zeros written. 0 or -errno. */
+int disk_image_zero(struct disk_image *img, uint64_t off, uint64_t len) FTVM_MUST_CHECK;
 /* Makes every completed write durable (fdatasync, NBD_CMD_FLUSH): 0 or -errno. */
 int disk_image_flush(struct disk_image *img) FTVM_MUST_CHECK;
 void disk_image_close(struct disk_image *img);

@@ -10,7 +10,11 @@ protected again and its ratio to kill -> live, the guest's pause for the clone (
 the hand-over's confirmation, plus the log connection), the clone's bytes and duration, and the
 client's gap after the kill (kvd).
 
-    bench/ft/bench_clone.py [--rounds 5] [--loads idle,kvd]
+With --disk-mode replicated each host has its own 64 MiB disk file and every clone copies the
+primary's replica too; --fill-mib N first writes N MiB of random data at the end of both replicas
+(equal), so the clone has that much disk data to send besides the holes.
+
+    bench/ft/bench_clone.py [--rounds 5] [--loads idle,kvd] [--disk-mode replicated [--fill-mib N]]
 """
 import argparse
 import json
@@ -32,9 +36,21 @@ HELD = re.compile(r"protected again: primary of epoch (\d+) with \S+; guest held
                   r"log connection ([\d.]+) ms\); clone of (\d+) bytes in (\d+) ms")
 
 
-def one_load(load, rounds, workdir):
+def fill_tail(lab, mib):
+    """The same random data in the last mib MiB of both replicas."""
+    data = os.urandom(mib << 20)
+    for path in set(lab.disks.values()):
+        with open(path, "r+b") as f:
+            f.seek(-(mib << 20), os.SEEK_END)
+            f.write(data)
+
+
+def one_load(load, rounds, workdir, disk_mode="shared", fill_mib=0):
     workload = "ftvm.workload=kvd" if load == "kvd" else "ftvm.workload=idle"
-    lab = ftlab.Lab(f"bc{os.getpid() % 1000}{load[0]}", workdir, timeout_ms=None, workload=workload)
+    lab = ftlab.Lab(f"bc{os.getpid() % 1000}{load[0]}", workdir, timeout_ms=None, workload=workload,
+                    disk_mode=disk_mode)
+    if fill_mib:
+        fill_tail(lab, fill_mib)
     nodes, rows, writer = {}, [], None
     logfile, stopfile = os.path.join(workdir, "acked.txt"), os.path.join(workdir, "stop")
     try:
@@ -97,6 +113,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--loads", default="idle,kvd")
+    ap.add_argument("--disk-mode", choices=("shared", "replicated"), default="shared")
+    ap.add_argument("--fill-mib", type=int, default=0)
     a = ap.parse_args()
     if not os.path.exists(os.path.join(ftlab.guest_dir(), "Image")):
         print(f"no bundled guest in {ftlab.guest_dir()} (run guest/build)")
@@ -104,9 +122,10 @@ def main():
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     print(json.dumps({"host": platform.node(), "cpus": os.cpu_count(), "commit": commit,
-                      "loadavg_start": os.getloadavg()[0]}), flush=True)
+                      "loadavg_start": os.getloadavg()[0], "disk_mode": a.disk_mode, "fill_mib": a.fill_mib}),
+          flush=True)
     for load in a.loads.split(","):
-        rows = one_load(load, a.rounds, tempfile.mkdtemp(prefix=f"ftvm-bench-clone-{load}-"))
+        rows = one_load(load, a.rounds, tempfile.mkdtemp(prefix=f"ftvm-bench-clone-{load}-"), a.disk_mode, a.fill_mib)
         parts = []
         for key in ("live_ms", "protected_again_ms", "held_ms", "clone_bytes", "client_gap_ms"):
             m, lo, hi = med(rows, key)

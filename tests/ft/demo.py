@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """demo.py — the README's first command, after building: kvd under FT, a client, a primary crash.
 
-1. Builds the two-host network (scripts/ft-topology), a shared disk, an arbiter area and the
-   pair's channel key (`ftvm keygen`; both nodes get it with --channel-key).
+1. Builds the two-host network (scripts/ft-topology), one disk replica per host (no shared data
+   disk: only the small arbiter area is shared), the arbiter area and the pair's channel key
+   (`ftvm keygen`; both nodes get it with --channel-key).
 2. Starts `ftvm backup` on host B, then `ftvm primary` on host A; the guest boots on A.
 3. A client on its own host writes unique keys over one TCP connection and remembers every OK.
 4. Midway the primary process is killed with SIGKILL (its host "crashes").
 5. The backup replays what it received, wins the arbiter, goes live on host B; the client carries on.
 6. Host A "comes back": its node is restarted as `ftvm spare`; host B, told its spare with --spare,
-   clones the running VM to it (docs/ft-clone.md) and is protected again, A now its backup.
+   clones the running VM to it (docs/ft-clone.md), memory and disk replica, and is protected
+   again, A now its backup.
 7. Host B's process is killed in turn: A goes live, a second failover the other way.
 8. Every acknowledged write is read back; the failover gaps seen by the client are printed.
 """
@@ -36,9 +38,11 @@ def main():
         return 2
     workdir = tempfile.mkdtemp(prefix="ftvm-demo-")
     # Host B restores redundancy to a spare on host A after it goes live.
-    lab = ftlab.Lab("ftdemo", workdir, extra_backup=["--spare", f"10.78.0.1:{ftlab.LOG_PORT}"])
+    lab = ftlab.Lab("ftdemo", workdir, extra_backup=["--spare", f"10.78.0.1:{ftlab.LOG_PORT}"],
+                    disk_mode="replicated")
     try:
         say(f"network up: host A (primary), host B (backup), client {ftlab.CLIENT_IP}; guest {ftlab.GUEST_IP}")
+        say("disks: a replica per host (disk-a.img, disk-b.img); shared: only the arbiter area")
         t0 = time.monotonic()
         lab.start()
         say(f"guest ready under FT after {time.monotonic() - t0:.1f} s (backup replaying in lockstep)")
@@ -68,6 +72,8 @@ def main():
                            + lab.ft_options() + lab.run_options("a"))
         line = lab.backup.wait_for("protected again", 60)
         say(f"protected again {time.monotonic() - t_kill:.2f} s after the kill: {line.split('warn: ')[-1]}")
+        st = json.loads(lab.status("backup") or "{}")
+        say(f"the clone (memory and disk replica) sent {st.get('clone_bytes', 0) / 1048576:.1f} MiB")
         spare.wait_for("primary connected; replaying", 30)
         lab.primary = spare  # host A's node is now the backup
         time.sleep(2)

@@ -31,6 +31,19 @@ def guest_dir():
     return os.environ.get("FTVM_GUEST_DIR", os.path.join(ROOT, "build", "guest"))
 
 
+def first_difference(path_a, path_b):
+    """Offset of the first byte where two files differ (a shorter one differs where it ends), or None."""
+    with open(path_a, "rb") as fa, open(path_b, "rb") as fb:
+        off = 0
+        while True:
+            x, y = fa.read(1 << 20), fb.read(1 << 20)
+            if x != y:
+                return off + next((i for i in range(min(len(x), len(y))) if x[i] != y[i]), min(len(x), len(y)))
+            if not x:
+                return None
+            off += len(x)
+
+
 def ftvm_binary():
     return os.environ.get("FTVM", os.path.join(ROOT, "build", "cmd", "ftvm"))
 

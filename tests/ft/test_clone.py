@@ -12,6 +12,17 @@ is alone clones to a spare there. Scenarios:
                         connection never breaks, every acknowledged write reads back, every node
                         reports the new pairing's epoch and its clone. Prints each failover's
                         client gap and its time from the kill to protected again.
+                        With --disk-mode replicated each host has its own disk file (only the
+                        arbiter area is shared): every clone copies the primary's replica, and
+                        after each restore, with the client paused (one client per failover)
+                        and the backup replayed to the primary's icount, the two replicas must
+                        be byte-identical.
+  disk                  replicated disks, the guest's disk workload (reads and writes, O_DIRECT):
+                        the primary killed mid-run, the survivor clones to a spare while the
+                        guest keeps reading and writing (requests in flight at the clone's cut
+                        go to the new backup's replica first); the new pair runs to the guest's
+                        power-off: its own read-back checks pass, the backup's replay matches to
+                        the end, the replicas are identical.
   enable                `ftvm run` with FT options under the client's writes: `ftvm ft enable`
                         to a spare (protected), `ftvm ft disable` (the backup exits 0 without
                         going live, the VM alone), enable again, then a failover to that backup.
@@ -119,7 +130,26 @@ def protected_epoch(node):
     return int(m[-1]) if m else None
 
 
+def replica_difference(lab):
+    """Offset of the first byte where the two hosts' replicas differ, or None."""
+    return ftlab.first_difference(lab.disks["a"], lab.disks["b"])
+
+
+def replicas_equal_when_idle(lab, primary, nodes, what):
+    """With the client stopped: once the backup replayed past the primary's icount, the replicas
+    must be equal (both nodes keep running)."""
+    time.sleep(1.0)
+    target = status(lab, primary).get("icount", 0)
+    deadline = time.monotonic() + 60
+    while status(lab, other(primary)).get("icount", 0) < target:
+        check(time.monotonic() < deadline, f"{what}: the backup did not replay to icount {target}", nodes)
+        time.sleep(0.1)
+    off = replica_difference(lab)
+    check(off is None, f"{what}: the replicas differ at byte {off}", nodes)
+
+
 def scenario_chain(lab, a, workdir):
+    replicated = lab.disk_mode == "replicated"
     logfile, stopfile = os.path.join(workdir, "acked.txt"), os.path.join(workdir, "stop")
     nodes = {"b": start_node(lab, "b", "backup", "0")}
     nodes["b"].wait_for("listening on", 30)
@@ -155,8 +185,23 @@ def scenario_chain(lab, a, workdir):
             gap_ms = round((t_back - t_kill) * 1000) if t_back else None
             results.append({"failover": i + 1, "killed": primary, "client_gap_ms": gap_ms,
                             "protected_again_ms": round((t_protected - t_kill) * 1000)})
-            print(json.dumps(results[-1]), flush=True)
             primary = survivor
+            if replicated:
+                # The clone copied the replica: with the client paused, the pair's replicas are equal.
+                clone = status(lab, primary)
+                results[-1].update(clone_bytes=clone.get("clone_bytes"))
+                summary = finish_writer(writer, stopfile, nodes.values())
+                check(summary["reconnects"] == 0, f"failover {i + 1}: the client's connection broke: {summary}",
+                      nodes.values())
+                replicas_equal_when_idle(lab, primary, nodes.values(), f"failover {i + 1}")
+                results[-1].update(replicas="equal")
+                v = verify(lab, logfile, nodes.values())
+                check(v["verified"] == summary["acked"], f"verified {v['verified']} of {summary['acked']}",
+                      nodes.values())
+                logfile, stopfile = os.path.join(workdir, f"acked-{i + 1}.txt"), os.path.join(workdir, f"stop-{i + 1}")
+                writer = start_writer(lab, logfile, stopfile, f"c{i + 1}-")
+                check(wait_acked_beyond(logfile, 20, 60) is not None, "writes never flowed", nodes.values())
+            print(json.dumps(results[-1]), flush=True)
         summary = finish_writer(writer, stopfile, nodes.values())
         check(summary["reconnects"] == 0, f"the client's connection broke: {summary}", nodes.values())
         v = verify(lab, logfile, nodes.values())
@@ -169,6 +214,40 @@ def scenario_chain(lab, a, workdir):
     return {"failovers": len(results), "acked": summary["acked"], "verified": v["verified"],
             "reconnects": summary["reconnects"], "max_client_gap_ms": max(gaps) if gaps else None,
             "max_protected_again_ms": max(prot), "median_protected_again_ms": sorted(prot)[len(prot) // 2]}
+
+
+def scenario_disk(lab, a, workdir):
+    os.environ["FTVM_DIAG"] = "info"  # the spare says how many requests were in flight at the cut
+    nodes = {"b": start_node(lab, "b", "backup", "0")}
+    nodes["b"].wait_for("listening on", 30)
+    nodes["a"] = start_node(lab, "a", "primary", "0")
+    try:
+        nodes["a"].wait_for(r"disk: \d+ MiB region", 120)
+        time.sleep(random.uniform(0.2, 0.8))
+        nodes["a"].kill()
+        nodes["a"].wait(10)
+        spare = start_node(lab, "a", "spare", "1")
+        nodes["a"] = spare
+        nodes["b"].wait_for("live as primary", 30)
+        line = nodes["b"].wait_for("protected again", 60)
+        spare.wait_for("primary connected; replaying", 30)
+        check("disk: score" not in nodes["b"].output(), "the workload ended before the clone: nothing was proven",
+              nodes.values())
+        code_p, code_s = nodes["b"].wait(300), spare.wait(120)
+        check(code_p == 0 and code_s == 0, f"exit statuses: new primary {code_p} (the guest's checks), "
+                                           f"cloned backup {code_s}", nodes.values())
+        spare.wait_for("replay matched", 5)
+        off = replica_difference(lab)
+        check(off is None, f"the replicas differ at byte {off}", nodes.values())
+        score = nodes["b"].wait_for("disk: score", 1)
+    finally:
+        for n in nodes.values():
+            n.kill()
+    m = re.search(r"clone of (\d+) bytes in (\d+) ms", line)
+    inflight = re.search(r"(\d+) disk request\(s\) in flight in the restored state", spare.output())
+    return {"clone_bytes": int(m.group(1)) if m else None, "clone_ms": int(m.group(2)) if m else None,
+            "in_flight_at_cut": int(inflight.group(1)) if inflight else 0,
+            "replicas": "identical", "score": score.strip()[:120]}
 
 
 def wait_status(lab, host, pred, timeout):
@@ -387,7 +466,7 @@ def scenario_enable(lab, a, workdir):
 
 
 SCENARIOS = {"chain": scenario_chain, "faults": scenario_faults, "enable": scenario_enable,
-             "backup-lost": scenario_backup_lost}
+             "backup-lost": scenario_backup_lost, "disk": scenario_disk}
 
 
 def main():
@@ -395,6 +474,7 @@ def main():
     ap.add_argument("scenario", choices=sorted(SCENARIOS))
     ap.add_argument("--failovers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--disk-mode", choices=("shared", "replicated"), default="shared")
     a = ap.parse_args()
     if not os.path.exists(os.path.join(ftlab.guest_dir(), "Image")):
         print(f"SKIP: no bundled guest in {ftlab.guest_dir()} (run guest/build)")
@@ -402,7 +482,9 @@ def main():
     random.seed(a.seed)
     workdir = tempfile.mkdtemp(prefix=f"ftvm-clone-{a.scenario}-")
     # ftvm's default failure detection (heartbeats 20 ms, timeout 200 ms).
-    lab = ftlab.Lab(f"c{os.getpid() % 10000}", workdir, timeout_ms=None)
+    workload = "ftvm.workload=disk ftvm.disk.mb=16 ftvm.disk.ops=4000" if a.scenario == "disk" else None
+    lab = ftlab.Lab(f"c{os.getpid() % 10000}", workdir, timeout_ms=None, workload=workload,
+                    disk_mode="replicated" if a.scenario == "disk" else a.disk_mode)
     try:
         print(json.dumps({"scenario": a.scenario, **SCENARIOS[a.scenario](lab, a, workdir)}), flush=True)
     finally:

@@ -31,8 +31,12 @@ usage: test_ft.py SCENARIO [--seed N] [--rounds N] [--seconds S]
                       moment of its run: the backup goes live on its replica and the guest's own
                       checks (every block it wrote read back against the stream it wrote) pass to
                       its power-off with status 0.
-  replicated-corrupt  one byte of the backup's replica changed before the start: the backup names
-                      the DISK_DIGEST divergence and ends FT (exit 3); the primary runs on.
+  replicated-corrupt  one byte of the backup's replica changed after the backup took its replicas'
+                      digest for the pairing, before the primary starts: the backup names the
+                      DISK_DIGEST divergence and ends FT (exit 3); the primary runs on.
+  replicated-mismatch one byte of the backup's replica changed before either node starts: the
+                      pair never starts (the replicas' digests differ in the VM ids), the primary
+                      exits naming both; with the byte restored the same pair starts.
   shared-rewrite      read-after-rewrite torture on the shared disk: the disk workload on a 1 MiB
                       region (3000 random 4 KiB reads, then random writes of other blocks' data over
                       the same sequence of blocks, so the first writes hit blocks just read) while
@@ -389,16 +393,8 @@ def scenario_strangers(lab, rnd, workdir, r):
 
 
 def replica_difference(lab):
-    """Offset of the first byte where the two replicas differ, or None."""
-    with open(lab.disks["a"], "rb") as a, open(lab.disks["b"], "rb") as b:
-        off = 0
-        while True:
-            x, y = a.read(1 << 20), b.read(1 << 20)
-            if x != y:
-                return off + next((i for i in range(min(len(x), len(y))) if x[i] != y[i]), min(len(x), len(y)))
-            if not x:
-                return None
-            off += len(x)
+    """Offset of the first byte where the two hosts' replicas differ, or None."""
+    return ftlab.first_difference(lab.disks["a"], lab.disks["b"])
 
 
 def stop_when_replayed(lab):
@@ -482,6 +478,41 @@ def corrupt_backup_replica(lab):
         f.write(b"\x5a")
 
 
+def corrupt_after_backup_digest(lab, workdir):
+    """The backup has taken its digest (it listens): a change now is one the pairing cannot see."""
+    corrupt_backup_replica(lab)
+    lab.start_primary()
+
+
+def mismatch_before_primary(lab, workdir):
+    """The backup's replica differs by one byte: the primary must be refused and exit."""
+    t0 = time.monotonic()
+    lab.primary = ftlab.Node("primary", ["ip", "netns", "exec", lab.ns("a"), ftlab.ftvm_binary(), "primary",
+                                         "--peer", f"10.78.0.2:{ftlab.LOG_PORT}",
+                                         "--control", os.path.join(lab.workdir, "primary.sock")]
+                             + lab.ft_options() + lab.run_options())
+    code = lab.primary.wait(60)
+    took = time.monotonic() - t0
+    out = lab.primary.output()
+    line = next((l for l in out.splitlines() if "disks=" in l), "")
+    check(code != 0 and "wrong VM" in line and line.count("disks=") >= 2,
+          f"the primary (exit {code}) must be refused naming both replicas' digests: {out[-2000:]}", lab)
+    check("ftvm-guest: ready" not in out, "the guest ran although the pair never started", lab)
+    return {"refusal": line.strip()[:300], "primary_exit": code, "refused_after_s": round(took, 2)}
+
+
+def scenario_replicated_mismatch(lab, rnd, workdir, r):
+    result = lab.before_primary_result
+    # The same pair on equal replicas starts (the byte put back, the backup restarted).
+    lab.backup.kill()
+    lab.backup.wait(10)
+    with open(lab.disks["b"], "r+b") as f:
+        f.seek(7)
+        f.write(b"\x00")
+    lab.start()
+    return result
+
+
 def scenario_replicated_corrupt(lab, rnd, workdir, r):
     code = lab.backup.wait(60)
     out = lab.backup.output()
@@ -521,6 +552,7 @@ SCENARIOS = {
     "replicated-disk": scenario_replicated_disk,
     "replicated-disk-crash": scenario_replicated_disk_crash,
     "replicated-corrupt": scenario_replicated_corrupt,
+    "replicated-mismatch": scenario_replicated_mismatch,
     "shared-rewrite": scenario_shared_rewrite,
     "host-crash": scenario_host_crash,
     "load": scenario_load,
@@ -539,13 +571,14 @@ LAB_OPTIONS["jit-replicated-disk"] = dict(LAB_OPTIONS["replicated-disk"], extra_
                                           extra_backup=["--cpu", "jit"])
 LAB_OPTIONS["host-crash"] = {"timeout_ms": None}
 LAB_OPTIONS["load"] = {"timeout_ms": None}
-BEFORE_START = {"replicated-corrupt": corrupt_backup_replica,
+BEFORE_START = {"replicated-mismatch": corrupt_backup_replica,
                 # the primary's summary of how reads were logged is an info diagnostic
                 "shared-rewrite": lambda lab: os.environ.update(FTVM_DIAG="info"),
                 # the hart's exit report, which says how much ran translated
                 "jit-replicated-disk": lambda lab: os.environ.update(FTVM_DIAG="info")}
 # What runs between starting the backup and starting the primary (default: nothing).
-BEFORE_PRIMARY = {"strangers": strangers_before_primary}
+BEFORE_PRIMARY = {"strangers": strangers_before_primary, "replicated-corrupt": corrupt_after_backup_digest,
+                  "replicated-mismatch": mismatch_before_primary}
 
 
 def main():

@@ -10,9 +10,15 @@
  * PAGES body and in the STATE bodies taken together, so mutations reach the RAM runs, the
  * ordering rules and the state decoder's payload walks; mode even: the bytes go in as they are.
  *
+ * The destination takes streams with or without the disks (STORAGE): DISKS and BLOCKS go to an
+ * in-memory replica of FUZZ_DISK_BYTES, which aborts on any write outside it (so the fuzzer
+ * reports a range check the decoder missed). Mode odd also rewrites DISKS' CRC and the CRC of
+ * every whole disk section of a BLOCKS body.
+ *
  * FUZZ_MIGRATION_VERBOSE=1 prints each input's outcome (to check that the seed decodes whole).
- * FUZZ_MIGRATION_SEED=FILE writes a valid stream of the same machine (START, a round of pages, the
- * final state, COMPLETE, HANDOVER) to FILE and exits.
+ * FUZZ_MIGRATION_SEED=FILE writes a valid stream of the same machine (START with STORAGE, DISKS,
+ * a round of pages, a round of disk blocks (data and a zero range), the final state, COMPLETE,
+ * HANDOVER) to FILE and exits.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -61,6 +67,43 @@ static void feed_confirm(void *ctx)
 }
 
 static const struct mig_source_ops feed_ops = { .next = feed_next, .confirm = feed_confirm };
+
+/* ---- the destination's replica: memory, every write checked against it ---- */
+
+#define FUZZ_DISK_BYTES (1u << 20)
+static uint8_t replica[FUZZ_DISK_BYTES];
+
+static int replica_begin(void *ctx, unsigned ndisks, const uint64_t *sizes, char *why, size_t whylen)
+{
+	(void)ctx;
+	if (ndisks != 1 || sizes[0] > FUZZ_DISK_BYTES) {
+		snprintf(why, whylen, "one disk of at most %u bytes here", FUZZ_DISK_BYTES);
+		return -22; /* EINVAL */
+	}
+	return 0;
+}
+
+static int replica_write(void *ctx, unsigned disk, uint64_t off, const uint8_t *data, uint64_t len, char *why,
+			 size_t whylen)
+{
+	(void)ctx, (void)why, (void)whylen;
+	if (disk != 0 || off > FUZZ_DISK_BYTES || len > FUZZ_DISK_BYTES - off)
+		abort(); /* the decoder let a range outside the announced disk through */
+	if (data)
+		memcpy(replica + off, data, (size_t)len);
+	else
+		memset(replica + off, 0, (size_t)len);
+	return 0;
+}
+
+static int replica_sync(void *ctx, char *why, size_t whylen)
+{
+	(void)ctx, (void)why, (void)whylen;
+	return 0;
+}
+
+static const struct mig_disk_ops replica_ops = { .begin = replica_begin, .write = replica_write,
+						 .sync = replica_sync };
 
 static struct machine *create(void)
 {
@@ -113,11 +156,21 @@ static void write_seed(const char *path)
 	const uint8_t *ram = machine_ram_const(m, &ram_size);
 	memset(b, 0, MIG_START_FIXED);
 	put_le64(b + 8, ram_size);
+	put_le32(b + 16, MIG_FLAG_STORAGE);
 	int n = state_config_section(m, b + MIG_START_FIXED, MIG_MAX_BODY - MIG_START_FIXED);
 	if (n < 0)
 		exit(1);
 	seed_put(MIG_START, 0, MIG_START_FIXED + (size_t)n);
+	put_le32(b, 1);
+	put_le32(b + 4, 0);
+	put_le64(b + 8, FUZZ_DISK_BYTES);
+	put_le32(b + 16, crc32c(0, b, 16));
+	seed_put(MIG_DISKS, 0, 20);
 	seed_put(MIG_PAGES, 0, state_ram_section_build(b, ram, 0, 2));
+	memset(b + MIG_DISK_HDR_SIZE, 0x3c, 4096);
+	size_t dl = mig_disk_section_build(b, 0, 0, 8192, 4096);
+	dl += mig_disk_section_build(b + dl, 0, MIG_DISK_ZERO, 65536, 65536);
+	seed_put(MIG_BLOCKS, 0, dl);
 	uint64_t *pages = calloc(machine_dirty_words(m), sizeof(*pages));
 	if (!pages)
 		exit(1);
@@ -150,6 +203,25 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+/* DISKS: the CRC after the sizes; BLOCKS: each whole disk section's CRC. */
+static void fix_disk_body(uint16_t kind, uint8_t *b, size_t len)
+{
+	if (kind == MIG_DISKS) {
+		if (len >= 12)
+			put_le32(b + len - 4, crc32c(0, b, len - 4));
+		return;
+	}
+	size_t off = 0;
+	while (len - off >= MIG_DISK_HDR_SIZE + 4) {
+		uint8_t *p = b + off;
+		size_t data = get_le32(p + 4) & MIG_DISK_ZERO ? 0 : get_le32(p + 16);
+		if (data > len - off - MIG_DISK_HDR_SIZE - 4)
+			return;
+		put_le32(p + MIG_DISK_HDR_SIZE + data, crc32c(0, p, MIG_DISK_HDR_SIZE + data));
+		off += MIG_DISK_HDR_SIZE + data + 4;
+	}
+}
+
 static void fix_up(struct feed *f)
 {
 	for (size_t i = 0; i < f->n; i++) {
@@ -160,6 +232,8 @@ static void fix_up(struct feed *f)
 		if (kind == MIG_PAGES || kind == MIG_START)
 			fuzz_fix_sections(f->msg[i] + MIG_HDR_SIZE, f->len[i] - MIG_HDR_SIZE,
 				     kind == MIG_START ? MIG_START_FIXED : 0);
+		if (kind == MIG_DISKS || kind == MIG_BLOCKS)
+			fix_disk_body(kind, f->msg[i] + MIG_HDR_SIZE, f->len[i] - MIG_HDR_SIZE);
 	}
 	/* The STATE bodies form one state: fix it as a whole, then scatter it back. */
 	size_t total = 0;
@@ -215,7 +289,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!machine)
 		machine = create();
 	struct mig_dest_result res;
-	int ret = mig_dest_decode(machine, &feed_ops, f, &res, err, sizeof(err));
+	struct mig_dest_want want = { .storage = MIG_STORAGE_EITHER, .disk = &replica_ops };
+	int ret = mig_dest_decode_want(machine, &want, &feed_ops, f, &res, err, sizeof(err));
 	if (getenv("FUZZ_MIGRATION_VERBOSE"))
 		fprintf(stderr, "fuzz_migration: %d phase %d: %s\n", ret, (int)res.phase, err);
 	for (size_t i = 0; i < f->n; i++)

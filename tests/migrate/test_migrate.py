@@ -11,6 +11,13 @@ Scenarios:
   throttle  kvd under a writer with no pause between writes, migrated over a link capped at
           MBIT (--bandwidth) with a 100 ms downtime target: it converges only by throttling the
           vCPU (auto-converge).
+  storage  as kvd, but each host has its own disk file (no shared disk): kvd under writes is
+          migrated A -> B -> A -> B with --copy-storage over the one connection (24 MiB of data
+          on the disk besides kvd's; the first migration capped at 100 Mbit/s must take as long
+          as its bytes need at that rate; each summary counts the whole disk); the last
+          destination's disk, booted afresh, serves every acknowledged write; then, idle, once
+          more: the destination's disk equals the source's, byte for byte, at the hand-over; a destination whose replica
+          is smaller is refused before any page, naming the disk, and the source runs on.
   faults  an FT node refuses to migrate, saying why; failures before the hand-over leave the
           source running: the destination killed
           mid-stream, the link cut mid-stream, a destination built with another configuration
@@ -21,6 +28,7 @@ Exit 77 (skip) without root or the bundled guest.
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -72,13 +80,13 @@ class MigLab(ftlab.Lab):
     def start_run(self, host, extra=()):
         return self.track(ftlab.Node(f"run-{host}", ["ip", "netns", "exec", self.ns(host), ftlab.ftvm_binary(),
                                                      "run", "--vm", self.vm_name(), "--control", self.sock(host)]
-                                     + list(extra) + self.run_options()))
+                                     + list(extra) + self.run_options(host)))
 
     def start_incoming(self, host, extra=(), port=PORT):
         n = ftlab.Node(f"incoming-{host}", ["ip", "netns", "exec", self.ns(host), ftlab.ftvm_binary(), "incoming",
                                             "--listen", f"{HOST_IP[host]}:{port}", "--channel-key", self.key,
                                             "--vm", self.vm_name(), "--control", self.sock(host)]
-                       + list(extra) + self.run_options())
+                       + list(extra) + self.run_options(host))
         self.track(n)
         n.wait_for("waiting for its migration", 30)
         return n
@@ -165,6 +173,80 @@ def scenario_kvd(lab, workdir, migrations):
     for n in nodes.values():
         if n:
             n.kill()
+
+
+FILL_MIB, CAP_MBIT = 24, 100
+
+
+def scenario_storage(lab, workdir, migrations):
+    # Data the disk copy must carry (kvd uses the disk's start): the first migration, capped at
+    # CAP_MBIT, takes at least as long as its bytes need at that rate.
+    with open(lab.disks["a"], "r+b") as f:
+        f.seek(-(FILL_MIB << 20), os.SEEK_END)
+        f.write(os.urandom(FILL_MIB << 20))
+    nodes = {"a": lab.start_run("a"), "b": None}
+    nodes["a"].wait_for("ftvm-guest: ready", 180)
+    writer, logfile, stopfile = start_writer(lab, workdir)
+    time.sleep(2.0)
+    # A destination whose replica is too small is refused before any page; the source runs on.
+    small = lab.disks["b"]
+    with open(small, "r+b") as f:
+        f.truncate(32 << 20)
+    dst = lab.start_incoming("b")
+    rc, err, _ = lab.migrate("a", "b", ["--copy-storage"])
+    check(rc == 1 and "disk 0" in err and "32 MiB" in err, f"a replica too small must be refused, naming the "
+                                                           f"disk:\n{err}", [dst, nodes["a"]])
+    print(f"replica too small: {err.strip().splitlines()[-1]}", flush=True)
+    check(dst.wait(30) == 1, "the refusing destination must exit 1", [dst])
+    check(nodes["a"].proc.poll() is None and alive_and_running(lab, "a"), "the source stopped", [nodes["a"]])
+    with open(small, "r+b") as f:
+        f.truncate(64 << 20)  # (zeros: the copy must fill it from the source)
+    here, there = "a", "b"
+    for i in range(migrations + 1):
+        last = i == migrations
+        if last:
+            # Every acknowledged write is on the disk the VM now runs on: kill it, boot that disk
+            # afresh (kvd loads what it persisted) and read every write back. Writes made while a
+            # round copied the disk reached the destination only through the dirty-block rounds.
+            summary = stop_writer(writer, stopfile, nodes.values())
+            nodes[here].kill()
+            nodes[here].wait(10)
+            nodes[here] = lab.start_run(here)
+            nodes[here].wait_for("ftvm-guest: ready", 180)
+            v = verify(lab, logfile, nodes.values())
+            print(f"client: {summary['acked']} writes acknowledged over {summary['connections']} connection(s), "
+                  f"{summary['reconnects']} reconnect(s), longest gap {summary['max_gap_s'] * 1000:.0f} ms; "
+                  f"verified {v['verified']} on the last destination's disk booted afresh", flush=True)
+            check(summary["reconnects"] == 0 and summary["connections"] == 1,
+                  "the client's TCP connection did not survive the migrations", nodes.values())
+            check(summary["acked"] > 100, "too few writes acknowledged", nodes.values())
+            time.sleep(1.0)
+        nodes[there] = lab.start_incoming(there)
+        cap = ["--bandwidth", str(CAP_MBIT)] if i == 0 else []
+        rc, err, took = lab.migrate(here, there, ["--copy-storage"] + cap)
+        check(rc == 0, f"migration {i + 1} {here} -> {there} with its storage failed:\n{err}", nodes.values())
+        m = re.search(r"([\d.]+) MiB of disk of ([\d.]+) MiB, ([\d.]+) MiB on the wire", err)
+        check(m and float(m.group(2)) == 64.0 and float(m.group(1)) >= 64.0 and float(m.group(3)) >= FILL_MIB,
+              f"migration {i + 1}: the summary must count the whole disk and its data: {err}", nodes.values())
+        if cap:
+            need = float(m.group(3)) * 1048576 * 8 / (CAP_MBIT * 1e6)
+            check(took >= 0.9 * need, f"{float(m.group(3)):.1f} MiB crossed in {took:.2f} s, faster than "
+                                      f"{CAP_MBIT} Mbit/s allows ({need:.2f} s)", nodes.values())
+        nodes[there].wait_for("handed over", 30)
+        check(nodes[here].wait(30) == 0, f"the source on {here} did not end cleanly", nodes.values())
+        done = [l for l in err.splitlines() if "done:" in l]
+        print(f"migration {i + 1}: {here} -> {there}, {took:.2f} s{' (idle)' if last else ''}: "
+              f"{done[-1] if done else '?'}", flush=True)
+        nodes[here] = None
+        here, there = there, here
+        if not last:
+            time.sleep(1.0)
+    # The last one ran with the guest idle, so the destination's disk stays as handed over.
+    nodes[here].kill()
+    nodes[here].wait(10)
+    off = ftlab.first_difference(lab.disks["a"], lab.disks["b"])
+    check(off is None, f"the two hosts' disks differ at byte {off} after the last hand-over", nodes.values())
+    print("the destination's disk equals the source's at the hand-over", flush=True)
 
 
 def source_runs(lab, node, what):
@@ -301,12 +383,15 @@ def main():
     scenario = sys.argv[1] if len(sys.argv) > 1 else "kvd"
     migrations = int(sys.argv[2]) if len(sys.argv) > 2 else 2
     workdir = tempfile.mkdtemp(prefix="ftvm-migrate-")
-    lab = MigLab(f"mg{os.getpid() % 1000}", workdir)
+    lab = MigLab(f"mg{os.getpid() % 1000}", workdir,
+                 disk_mode="replicated" if scenario == "storage" else "shared")
     try:
         if scenario == "kvd":
             scenario_kvd(lab, workdir, migrations)
         elif scenario == "faults":
             scenario_faults(lab, workdir)
+        elif scenario == "storage":
+            scenario_storage(lab, workdir, migrations)
         elif scenario == "throttle":
             scenario_throttle(lab, workdir, migrations)
         else:

@@ -1,0 +1,44 @@
+/*
+ * mig_disks.h — the disks of a live copy (migration with --copy-storage, the FT clone of a pair
+ * with replicated disks): the sender's side of the STORAGE part of the stream (docs/migration.md).
+ *
+ * The disks are the live world's: their back ends track the blocks the guest writes
+ * (disk_backend_dirty_*), and this module reads the images through handles of its own while the
+ * guest runs. Round 0 covers every byte — holes (SEEK_DATA/SEEK_HOLE) and all-zero blocks as
+ * ZERO ranges, the rest as data — and every later round the blocks collected since. Sections are
+ * written wherever the caller says (its message buffer), so pacing, counting and sending stay the
+ * sender's.
+ */
+#ifndef FTVM_MIGRATE_MIG_DISKS_H
+#define FTVM_MIGRATE_MIG_DISKS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "host/world_live.h"
+#include "util/compiler.h"
+
+struct mig_disks;
+
+/* Where sections go: room() returns at least need bytes to build one in (or NULL after an error,
+ * which it reports), used() takes the section just built (len bytes, covering disk_bytes). */
+struct mig_disk_sink {
+	uint8_t *(*room)(void *ctx, size_t need);
+	int (*used)(void *ctx, size_t len, uint64_t disk_bytes);
+	void *ctx;
+};
+
+/* Opens a reader for each disk of the world: 0, or -errno with why. */
+int mig_disks_open(struct world_live *w, struct mig_disks **out, char *why, size_t whylen) FTVM_MUST_CHECK;
+/* Starts dirty-block tracking in every back end (before round 0 reads anything). */
+int mig_disks_track(struct mig_disks *d) FTVM_MUST_CHECK;
+/* The body of DISKS (at most 8 + 8 * MACHINE_MAX_DISKS + 4 bytes at out): returns its length. */
+size_t mig_disks_describe(const struct mig_disks *d, uint8_t *out);
+uint64_t mig_disks_total(const struct mig_disks *d);
+/* Adds the blocks written since the last look to those to send: returns their bytes. */
+uint64_t mig_disks_collect(struct mig_disks *d);
+/* Sends every byte of every disk (all), or the blocks collected (which are then cleared). */
+int mig_disks_send(struct mig_disks *d, bool all, const struct mig_disk_sink *sink) FTVM_MUST_CHECK;
+/* Stops tracking and closes the readers (NULL is fine). */
+void mig_disks_close(struct mig_disks *d);
+
+#endif

@@ -1,0 +1,356 @@
+/*
+ * test_disk_stream.c — the STORAGE part of the migration stream (docs/migration.md: DISKS,
+ * BLOCKS) through the destination's decoder, driven with streams built here: a whole stream with
+ * data and ZERO ranges lands byte for byte in the replica, which is synced before COMPLETE is
+ * confirmed; every malformed or unwanted piece is refused with the fault named and the replica
+ * left alone past it; a destination that must, may or must not take disks says so before any
+ * page. The board is the decoders' fuzz board (tests/lib/fuzz_board.h): 16 MiB, a 1 MiB disk.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fuzz_board.h"
+#include "migrate/mig_stream.h"
+#include "util/byteorder.h"
+#include "util/crc32c.h"
+#include "vm/state_format.h"
+
+#define DISK_BYTES (1u << 20)
+#define MAX_MSGS 64
+
+static struct machine_config config;
+
+/* ---- a stream being built, and the decoder's source over it ---- */
+
+struct stream {
+	uint8_t *msg[MAX_MSGS];
+	size_t len[MAX_MSGS];
+	size_t n, next, confirmed;
+};
+
+static uint8_t body[MIG_MAX_MESSAGE];
+
+static void put(struct stream *s, unsigned kind, uint32_t round, size_t len)
+{
+	assert_true(s->n < MAX_MSGS);
+	s->msg[s->n] = malloc(MIG_HDR_SIZE + len);
+	assert_non_null(s->msg[s->n]);
+	mig_hdr_encode(s->msg[s->n], kind, round, (uint32_t)len);
+	memcpy(s->msg[s->n] + MIG_HDR_SIZE, body, len);
+	s->len[s->n++] = MIG_HDR_SIZE + len;
+}
+
+static void stream_free(struct stream *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->msg[i]);
+}
+
+static int src_next(void *ctx, const uint8_t **buf, size_t *len, char *why, size_t whylen)
+{
+	struct stream *s = ctx;
+	if (s->next == s->n) {
+		snprintf(why, whylen, "the source closed the channel");
+		return -EPIPE;
+	}
+	*buf = s->msg[s->next];
+	*len = s->len[s->next++];
+	return 0;
+}
+
+static void src_confirm(void *ctx)
+{
+	((struct stream *)ctx)->confirmed++;
+}
+
+static const struct mig_source_ops src_ops = { .next = src_next, .confirm = src_confirm };
+
+/* ---- the replica ---- */
+
+struct replica {
+	uint8_t bytes[DISK_BYTES];
+	uint64_t size;          /* what this host has */
+	unsigned writes, syncs;
+	size_t confirmed_at_sync; /* the source's confirmations when sync came */
+	struct stream *s;
+};
+
+static int rep_begin(void *ctx, unsigned ndisks, const uint64_t *sizes, char *why, size_t whylen)
+{
+	struct replica *r = ctx;
+	if (ndisks != 1 || sizes[0] > r->size) {
+		snprintf(why, whylen, "disk 0: this host's replica holds %llu bytes, less than the source's %llu",
+			 (unsigned long long)r->size, (unsigned long long)sizes[0]);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int rep_write(void *ctx, unsigned disk, uint64_t off, const uint8_t *data, uint64_t len, char *why,
+		     size_t whylen)
+{
+	struct replica *r = ctx;
+	(void)why, (void)whylen;
+	assert_int_equal(disk, 0);
+	assert_true(off <= r->size && len <= r->size - off);
+	if (data)
+		memcpy(r->bytes + off, data, len);
+	else
+		memset(r->bytes + off, 0, len);
+	r->writes++;
+	return 0;
+}
+
+static int rep_sync(void *ctx, char *why, size_t whylen)
+{
+	struct replica *r = ctx;
+	(void)why, (void)whylen;
+	r->syncs++;
+	r->confirmed_at_sync = r->s->confirmed;
+	return 0;
+}
+
+static const struct mig_disk_ops rep_ops = { .begin = rep_begin, .write = rep_write, .sync = rep_sync };
+
+/* ---- building the pieces ---- */
+
+static void start(struct stream *s, struct machine *m, uint32_t flags)
+{
+	size_t ram;
+	(void)machine_ram_const(m, &ram);
+	memset(body, 0, MIG_START_FIXED);
+	put_le64(body + 8, ram);
+	put_le32(body + 16, flags);
+	int n = state_config_section(m, body + MIG_START_FIXED, sizeof(body) - MIG_START_FIXED);
+	assert_true(n > 0);
+	put(s, MIG_START, 0, MIG_START_FIXED + (size_t)n);
+}
+
+static void disks(struct stream *s, uint32_t count, uint64_t size)
+{
+	put_le32(body, count);
+	put_le32(body + 4, 0);
+	put_le64(body + 8, size);
+	put_le32(body + 16, crc32c(0, body, 16));
+	put(s, MIG_DISKS, 0, 20);
+}
+
+/* The final state (no pages), COMPLETE and HANDOVER. */
+static uint8_t state_buf[1 << 20];
+static size_t state_len;
+
+static int state_sink(void *ctx, const void *buf, size_t len)
+{
+	(void)ctx;
+	assert_true(state_len + len <= sizeof(state_buf));
+	memcpy(state_buf + state_len, buf, len);
+	state_len += len;
+	return 0;
+}
+
+static void finish(struct stream *s, struct machine *m)
+{
+	uint64_t *none = calloc(machine_dirty_words(m), sizeof(*none));
+	struct state_stats st;
+	char err[256];
+	assert_non_null(none);
+	state_len = 0;
+	assert_int_equal(state_encode_pages(m, (struct state_sink){ .write = state_sink }, none, &st, err, sizeof(err)), 0);
+	free(none);
+	memcpy(body, state_buf, state_len);
+	put(s, MIG_STATE, 1, state_len);
+	put_le64(body, st.bytes);
+	put_le64(body + 8, 1);
+	put(s, MIG_COMPLETE, 1, MIG_COMPLETE_SIZE);
+	put_le64(body, 5);
+	put(s, MIG_HANDOVER, 1, MIG_HANDOVER_SIZE);
+}
+
+static int decode(struct machine *m, struct stream *s, struct replica *r, enum mig_storage storage,
+		  struct mig_dest_result *res, char *err, size_t errlen)
+{
+	struct mig_dest_want want = { .storage = storage, .disk = &rep_ops, .disk_ctx = r };
+	r->s = s;
+	return mig_dest_decode_want(m, &want, &src_ops, s, res, err, errlen);
+}
+
+/* ---- tests ---- */
+
+static void whole_stream(void **state)
+{
+	(void)state;
+	struct machine *m = fuzz_board_create("test_disk_stream", &config);
+	struct machine *src = fuzz_board_create("test_disk_stream", &config);
+	struct replica *r = calloc(1, sizeof(*r));
+	struct stream s = { 0 };
+	struct mig_dest_result res;
+	char err[512];
+	assert_non_null(r);
+	r->size = DISK_BYTES;
+	memset(r->bytes, 0xee, sizeof(r->bytes)); /* whatever it held before */
+	start(&s, src, MIG_FLAG_STORAGE);
+	disks(&s, 1, DISK_BYTES);
+	/* round 0: a data block, a zero range over the rest */
+	memset(body + MIG_DISK_HDR_SIZE, 0x11, 65536);
+	size_t n = mig_disk_section_build(body, 0, 0, 0, 65536);
+	n += mig_disk_section_build(body + n, 0, MIG_DISK_ZERO, 65536, DISK_BYTES - 65536);
+	put(&s, MIG_BLOCKS, 0, n);
+	/* round 1: one block written again */
+	memset(body + MIG_DISK_HDR_SIZE, 0x22, 4096);
+	put(&s, MIG_BLOCKS, 1, mig_disk_section_build(body, 0, 0, 8192, 4096));
+	finish(&s, src);
+	int ret = decode(m, &s, r, MIG_STORAGE_EITHER, &res, err, sizeof(err));
+	assert_int_equal(ret, 0);
+	assert_int_equal(res.phase, MIG_PHASE_RUN);
+	assert_true(res.storage);
+	assert_int_equal(res.disk_bytes, DISK_BYTES + 4096);
+	for (size_t i = 0; i < DISK_BYTES; i++) {
+		uint8_t want = i < 8192 || (i >= 12288 && i < 65536) ? 0x11 : i < 12288 ? 0x22 : 0;
+		if (r->bytes[i] != want)
+			fail_msg("replica byte %zu is 0x%02x, want 0x%02x", i, r->bytes[i], want);
+	}
+	/* synced once, before COMPLETE's confirmation (START, DISKS, 2 BLOCKS confirmed then) */
+	assert_int_equal(r->syncs, 1);
+	assert_int_equal(r->confirmed_at_sync, 4);
+	stream_free(&s);
+	free(r);
+	machine_destroy(src);
+	machine_destroy(m);
+}
+
+/* One malformed or unwanted stream: refused with want_err, having written nothing past the
+ * valid messages before the fault (only "backwards" has one). */
+struct bad_case {
+	const char *name;
+	uint32_t flags;
+	enum mig_storage storage;
+	uint64_t have;          /* the replica's size */
+	int ret;
+	const char *want_err;
+};
+
+static void build_bad(struct stream *s, struct machine *src, const char *name)
+{
+	if (!strcmp(name, "disks crc")) {
+		disks(s, 1, DISK_BYTES);
+		s->msg[s->n - 1][MIG_HDR_SIZE + 19] ^= 1;
+	} else if (!strcmp(name, "no disks")) {
+		disks(s, 0, DISK_BYTES);
+	} else if (!strcmp(name, "odd size")) {
+		disks(s, 1, 1000);
+	} else if (!strcmp(name, "blocks first")) {
+		put(s, MIG_BLOCKS, 0, mig_disk_section_build(body, 0, MIG_DISK_ZERO, 0, 512));
+	} else if (!strcmp(name, "outside")) {
+		disks(s, 1, DISK_BYTES);
+		put(s, MIG_BLOCKS, 0, mig_disk_section_build(body, 0, MIG_DISK_ZERO, DISK_BYTES - 512, 1024));
+	} else if (!strcmp(name, "wrapping")) {
+		disks(s, 1, DISK_BYTES);
+		put(s, MIG_BLOCKS, 0, mig_disk_section_build(body, 0, MIG_DISK_ZERO, UINT64_MAX - 511, 1024));
+	} else if (!strcmp(name, "no such disk")) {
+		disks(s, 1, DISK_BYTES);
+		put(s, MIG_BLOCKS, 0, mig_disk_section_build(body, 1, MIG_DISK_ZERO, 0, 512));
+	} else if (!strcmp(name, "section crc")) {
+		disks(s, 1, DISK_BYTES);
+		memset(body + MIG_DISK_HDR_SIZE, 7, 512);
+		size_t n = mig_disk_section_build(body, 0, 0, 0, 512);
+		body[MIG_DISK_HDR_SIZE + 3] ^= 1;
+		put(s, MIG_BLOCKS, 0, n);
+	} else if (!strcmp(name, "too long")) {
+		disks(s, 1, DISK_BYTES);
+		memset(body + MIG_DISK_HDR_SIZE, 7, MIG_DISK_RUN_MAX + 512);
+		put(s, MIG_BLOCKS, 0, mig_disk_section_build(body, 0, 0, 0, MIG_DISK_RUN_MAX + 512));
+	} else if (!strcmp(name, "unaligned")) {
+		disks(s, 1, DISK_BYTES);
+		put(s, MIG_BLOCKS, 0, mig_disk_section_build(body, 0, MIG_DISK_ZERO, 100, 512));
+	} else if (!strcmp(name, "flags")) {
+		disks(s, 1, DISK_BYTES);
+		put(s, MIG_BLOCKS, 0, mig_disk_section_build(body, 0, 4 | MIG_DISK_ZERO, 0, 512));
+	} else if (!strcmp(name, "truncated")) {
+		disks(s, 1, DISK_BYTES);
+		memset(body + MIG_DISK_HDR_SIZE, 7, 4096);
+		put(s, MIG_BLOCKS, 0, mig_disk_section_build(body, 0, 0, 0, 4096) - 100);
+	} else if (!strcmp(name, "backwards")) {
+		disks(s, 1, DISK_BYTES);
+		put(s, MIG_BLOCKS, 2, mig_disk_section_build(body, 0, MIG_DISK_ZERO, 0, 512));
+		put(s, MIG_BLOCKS, 1, mig_disk_section_build(body, 0, MIG_DISK_ZERO, 0, 512));
+	} else if (!strcmp(name, "blocks without storage")) {
+		put(s, MIG_BLOCKS, 0, mig_disk_section_build(body, 0, MIG_DISK_ZERO, 0, 512));
+	} else if (!strcmp(name, "second disks")) {
+		disks(s, 1, DISK_BYTES);
+		disks(s, 1, DISK_BYTES);
+	} else {
+		disks(s, 1, DISK_BYTES); /* the refusals at START or DISKS */
+	}
+	finish(s, src);
+}
+
+static const struct bad_case bad_cases[] = {
+	{ "disks crc", MIG_FLAG_STORAGE, MIG_STORAGE_EITHER, DISK_BYTES, -EBADMSG, "(DISKS, round 0): bad CRC" },
+	{ "no disks", MIG_FLAG_STORAGE, MIG_STORAGE_EITHER, DISK_BYTES, -EBADMSG, "bad number of disks" },
+	{ "odd size", MIG_FLAG_STORAGE, MIG_STORAGE_EITHER, DISK_BYTES, -EBADMSG, "not a non-zero multiple of 512" },
+	{ "blocks first", MIG_FLAG_STORAGE, MIG_STORAGE_EITHER, DISK_BYTES, -EBADMSG, "DISKS must follow a START" },
+	{ "outside", MIG_FLAG_STORAGE, MIG_STORAGE_EITHER, DISK_BYTES, -EBADMSG, "range outside the disk" },
+	{ "wrapping", MIG_FLAG_STORAGE, MIG_STORAGE_EITHER, DISK_BYTES, -EBADMSG, "range outside the disk" },
+	{ "no such disk", MIG_FLAG_STORAGE, MIG_STORAGE_EITHER, DISK_BYTES, -EBADMSG, "no such disk" },
+	{ "section crc", MIG_FLAG_STORAGE, MIG_STORAGE_EITHER, DISK_BYTES, -EBADMSG, "disk section: bad CRC" },
+	{ "too long", MIG_FLAG_STORAGE, MIG_STORAGE_EITHER, DISK_BYTES, -EBADMSG, "length out of bounds" },
+	{ "unaligned", MIG_FLAG_STORAGE, MIG_STORAGE_EITHER, DISK_BYTES, -EBADMSG, "not a multiple of 512" },
+	{ "flags", MIG_FLAG_STORAGE, MIG_STORAGE_EITHER, DISK_BYTES, -EBADMSG, "unknown flags" },
+	{ "truncated", MIG_FLAG_STORAGE, MIG_STORAGE_EITHER, DISK_BYTES, -EBADMSG, "disk section truncated" },
+	{ "backwards", MIG_FLAG_STORAGE, MIG_STORAGE_EITHER, DISK_BYTES, -EBADMSG, "round goes backwards" },
+	{ "blocks without storage", 0, MIG_STORAGE_EITHER, DISK_BYTES, -EBADMSG, "without STORAGE" },
+	{ "second disks", MIG_FLAG_STORAGE, MIG_STORAGE_EITHER, DISK_BYTES, -EBADMSG, "not allowed while pages" },
+	{ "too small", MIG_FLAG_STORAGE, MIG_STORAGE_EITHER, DISK_BYTES / 2, -EINVAL, "less than the source's" },
+	{ "needed", 0, MIG_STORAGE_NEEDED, DISK_BYTES, -EINVAL, "the clone must copy the disks" },
+	{ "refused", MIG_FLAG_STORAGE, MIG_STORAGE_REFUSED, DISK_BYTES, -EINVAL, "a clone must not copy it" },
+};
+
+static void refusals(void **state)
+{
+	(void)state;
+	struct machine *src = fuzz_board_create("test_disk_stream", &config);
+	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		const struct bad_case *c = &bad_cases[i];
+		struct machine *m = fuzz_board_create("test_disk_stream", &config);
+		struct replica *r = calloc(1, sizeof(*r));
+		struct stream s = { 0 };
+		struct mig_dest_result res;
+		char err[512];
+		assert_non_null(r);
+		r->size = c->have;
+		start(&s, src, c->flags);
+		if (strcmp(c->name, "needed") != 0)
+			build_bad(&s, src, c->name);
+		int ret = decode(m, &s, r, c->storage, &res, err, sizeof(err));
+		printf("%-24s %d: %s\n", c->name, ret, err);
+		if (ret != c->ret || !strstr(err, c->want_err))
+			fail_msg("%s: %d \"%s\", want %d with \"%s\"", c->name, ret, err, c->ret, c->want_err);
+		assert_int_not_equal(res.phase, MIG_PHASE_RUN);
+		assert_int_equal(r->writes, strcmp(c->name, "backwards") ? 0 : 1);
+		assert_int_equal(r->syncs, 0);
+		stream_free(&s);
+		free(r);
+		machine_destroy(m);
+	}
+	machine_destroy(src);
+}
+
+int main(void)
+{
+	fuzz_board_init("test_disk_stream", &config);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(whole_stream),
+		cmocka_unit_test(refusals),
+	};
+	int ret = cmocka_run_group_tests(tests, NULL, NULL);
+	fuzz_board_cleanup();
+	return ret;
+}
