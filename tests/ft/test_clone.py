@@ -125,6 +125,16 @@ def verify(lab, logfile, nodes):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def finish_and_verify(lab, writer, stopfile, logfile, nodes):
+    """Ends the client's writes: its one connection never broke and every acknowledged write reads
+    back. Returns the writer's summary and the verification's."""
+    summary = finish_writer(writer, stopfile, nodes)
+    check(summary["reconnects"] == 0, f"the client's connection broke: {summary}", nodes)
+    v = verify(lab, logfile, nodes)
+    check(v["verified"] == summary["acked"], f"verified {v['verified']} of {summary['acked']}", nodes)
+    return summary, v
+
+
 def protected_epoch(node):
     m = re.findall(r"protected again: primary of epoch (\d+)", node.output())
     return int(m[-1]) if m else None
@@ -202,10 +212,7 @@ def scenario_chain(lab, a, workdir):
                 writer = start_writer(lab, logfile, stopfile, f"c{i + 1}-")
                 check(wait_acked_beyond(logfile, 20, 60) is not None, "writes never flowed", nodes.values())
             print(json.dumps(results[-1]), flush=True)
-        summary = finish_writer(writer, stopfile, nodes.values())
-        check(summary["reconnects"] == 0, f"the client's connection broke: {summary}", nodes.values())
-        v = verify(lab, logfile, nodes.values())
-        check(v["verified"] == summary["acked"], f"verified {v['verified']} of {summary['acked']}", nodes.values())
+        summary, v = finish_and_verify(lab, writer, stopfile, logfile, nodes.values())
     finally:
         for n in nodes.values():
             n.kill()
@@ -385,10 +392,7 @@ def scenario_backup_lost(lab, a, workdir):
         nodes["b"].wait_for("live as primary", 30)
         check(wait_acked_beyond(logfile, acked_lines(logfile) + 50, 30) is not None,
               "writes stopped after the failover", nodes.values())
-        summary = finish_writer(writer, stopfile, nodes.values())
-        check(summary["reconnects"] == 0, f"the client's connection broke: {summary}", nodes.values())
-        v = verify(lab, logfile, nodes.values())
-        check(v["verified"] == summary["acked"], f"verified {v['verified']} of {summary['acked']}", nodes.values())
+        summary, v = finish_and_verify(lab, writer, stopfile, logfile, nodes.values())
     finally:
         for n in nodes.values():
             n.kill()
@@ -454,10 +458,7 @@ def scenario_enable(lab, a, workdir):
         check(r.returncode == 0, f"ft disable on the live backup: {r.stderr}", [nodes["b"]])
         st = status(lab, "b")
         check(st.get("state") == "alone", f"live backup after disable: {st}", [nodes["b"]])
-        summary = finish_writer(writer, stopfile, nodes.values())
-        check(summary["reconnects"] == 0, f"the client's connection broke: {summary}", nodes.values())
-        v = verify(lab, logfile, nodes.values())
-        check(v["verified"] == summary["acked"], f"verified {v['verified']} of {summary['acked']}", nodes.values())
+        summary, v = finish_and_verify(lab, writer, stopfile, logfile, nodes.values())
         out.update({"acked": summary["acked"], "verified": v["verified"], "max_gap_s": summary["max_gap_s"]})
     finally:
         for n in nodes.values():
