@@ -25,6 +25,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include "util/diag.h"
+#include "util/insn.h"
 #include "vm/cpu_internal.h"
 
 #define JIT_CODE_BYTES (32u << 20)
@@ -289,6 +290,14 @@ static void sync_to(struct cpu *cpu, uint32_t site)
 	cpu->icount += JIT_SITE_IDX(site);
 }
 
+/* Undoes sync_to() after the instruction of `site` ran without moving pc: the block goes on. */
+static int back_to_block_start(struct cpu *cpu, uint32_t site)
+{
+	cpu->pc -= JIT_SITE_OFF(site);
+	cpu->icount -= JIT_SITE_IDX(site);
+	return JIT_EXIT_END;
+}
+
 /* After the instruction of `site` (already synced to it): the block ends here. */
 static int leave_after(struct cpu *cpu, uint32_t site)
 {
@@ -299,8 +308,6 @@ static int leave_after(struct cpu *cpu, uint32_t site)
 
 int jit_helper_fpu(struct cpu *cpu, uint32_t insn, uint32_t site, uint32_t raw16)
 {
-	uint64_t start_pc = cpu->pc;
-	icount_t start_icount = cpu->icount;
 	sync_to(cpu, site); /* an FP load may reach a device, which may read the clock */
 	fpu_execute(cpu, insn);
 	cpu->x[0] = 0; /* as after any slow path of the interpreter (the FPU already spares x0) */
@@ -311,18 +318,13 @@ int jit_helper_fpu(struct cpu *cpu, uint32_t insn, uint32_t site, uint32_t raw16
 	}
 	if (unlikely(cpu_needs_attention(cpu)))
 		return leave_after(cpu, site);
-	cpu->pc = start_pc;
-	cpu->icount = start_icount;
-	return JIT_EXIT_END;
+	return back_to_block_start(cpu, site);
 }
 
 int jit_helper_fp_store(struct cpu *cpu, uint32_t insn, uint32_t site, uint32_t raw16)
 {
-	uint64_t start_pc = cpu->pc;
-	icount_t start_icount = cpu->icount;
-	int64_t offset = (int64_t)(((int32_t)insn >> 25) * 32 + (int32_t)((insn >> 7) & 31));
-	uint64_t vaddr = cpu->x[(insn >> 15) & 31] + (uint64_t)offset;
-	unsigned size = ((insn >> 12) & 7) == 2 ? 4 : 8;
+	uint64_t vaddr = cpu->x[insn_rs1(insn)] + (uint64_t)(int64_t)insn_imm_s(insn);
+	unsigned size = insn_funct3(insn) == 2 ? 4 : 8;
 	sync_to(cpu, site); /* a device written through the bus may read the clock */
 	fpu_execute(cpu, insn);
 	if (unlikely(cpu->exception_pending)) {
@@ -337,15 +339,11 @@ int jit_helper_fp_store(struct cpu *cpu, uint32_t insn, uint32_t site, uint32_t 
 	const uint8_t *h = cpu_tlb_lookup(cpu, CPU_ACCESS_STORE, vaddr, size);
 	if (unlikely(!h || (h < j->cur_hi && h + size > j->cur_lo) || cpu_needs_attention(cpu)))
 		return leave_after(cpu, site);
-	cpu->pc = start_pc;
-	cpu->icount = start_icount;
-	return JIT_EXIT_END;
+	return back_to_block_start(cpu, site);
 }
 
 int jit_helper_amo(struct cpu *cpu, uint32_t insn, uint32_t site)
 {
-	uint64_t start_pc = cpu->pc;
-	icount_t start_icount = cpu->icount;
 	struct cpu_amo_access acc = { 0 };
 	sync_to(cpu, site); /* a fault's epc; a device reached through the bus may read the clock */
 	if (!cpu_exec_amo(cpu, insn, &acc))
@@ -356,9 +354,7 @@ int jit_helper_amo(struct cpu *cpu, uint32_t insn, uint32_t site)
 	 * this block's own bytes may have made the rest of it stale: look again in either case. */
 	if (unlikely(acc.bus || own_bytes || cpu_needs_attention(cpu)))
 		return leave_after(cpu, site);
-	cpu->pc = start_pc;
-	cpu->icount = start_icount;
-	return JIT_EXIT_END;
+	return back_to_block_start(cpu, site);
 }
 
 int jit_helper_csr_read(struct cpu *cpu, uint32_t insn, uint32_t site)
@@ -366,16 +362,13 @@ int jit_helper_csr_read(struct cpu *cpu, uint32_t insn, uint32_t site)
 	uint64_t value;
 	/* The privilege check and the counters (cycle, instret, time) see this instruction. */
 	sync_to(cpu, site);
-	if (!cpu_csr_op(cpu, insn >> 20, false, (insn >> 12) & 7, 0, &value)) {
+	if (!cpu_csr_op(cpu, insn_csr(insn), false, insn_funct3(insn), 0, &value)) {
 		cpu_raise_exception(cpu, EXC_ILLEGAL_INSN, insn);
 		return JIT_EXIT_EXCEPTION;
 	}
-	unsigned rd = (insn >> 7) & 31;
-	if (rd)
-		cpu->x[rd] = value;
-	cpu->pc -= JIT_SITE_OFF(site);
-	cpu->icount -= JIT_SITE_IDX(site);
-	return JIT_EXIT_END;
+	if (insn_rd(insn))
+		cpu->x[insn_rd(insn)] = value;
+	return back_to_block_start(cpu, site);
 }
 
 static const uint8_t load_size[7] = { 1, 2, 4, 8, 1, 2, 4 };

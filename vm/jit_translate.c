@@ -26,6 +26,7 @@
 
 #include <stddef.h>
 #include <string.h>
+#include "util/insn.h"
 #include "vm/cpu_decode.h"
 #include "vm/cpu_internal.h"
 #include "vm/cpu_muldiv.h"
@@ -397,8 +398,8 @@ static int emit_insn(struct block *b, const struct cpu_decoded *e, unsigned off)
 		return 0;
 	case CPU_OP_SYSTEM: {
 		uint32_t insn = (uint32_t)e->imm;
-		unsigned f3 = (insn >> 12) & 7, src = (insn >> 15) & 31;
-		if (f3 == 0 || f3 == 4 || (f3 & 3) == 1 || src != 0)
+		unsigned f3 = insn_funct3(insn);
+		if (f3 == 0 || f3 == 4 || (f3 & 3) == 1 || insn_rs1(insn) != 0)
 			return -1; /* a write, or a privileged instruction: the interpreter's */
 		jx_mov(&b->jx, JX_RDI, JX_RBX);
 		jx_mov_imm(&b->jx, JX_RSI, insn);
