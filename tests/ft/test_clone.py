@@ -158,12 +158,18 @@ def replicas_equal_when_idle(lab, primary, nodes, what):
     check(off is None, f"{what}: the replicas differ at byte {off}", nodes)
 
 
-def scenario_chain(lab, a, workdir):
-    replicated = lab.disk_mode == "replicated"
-    logfile, stopfile = os.path.join(workdir, "acked.txt"), os.path.join(workdir, "stop")
+def start_pair(lab):
+    """The first pair: a backup listening on host B, then the primary on host A (not waited for)."""
     nodes = {"b": start_node(lab, "b", "backup", "0")}
     nodes["b"].wait_for("listening on", 30)
     nodes["a"] = start_node(lab, "a", "primary", "0")
+    return nodes
+
+
+def scenario_chain(lab, a, workdir):
+    replicated = lab.disk_mode == "replicated"
+    logfile, stopfile = os.path.join(workdir, "acked.txt"), os.path.join(workdir, "stop")
+    nodes = start_pair(lab)
     nodes["a"].wait_for("ftvm-guest: ready", 180)
     writer = start_writer(lab, logfile, stopfile, "c-")
     check(wait_acked_beyond(logfile, 20, 60) is not None, "writes never flowed", nodes.values())
@@ -225,9 +231,7 @@ def scenario_chain(lab, a, workdir):
 
 def scenario_disk(lab, a, workdir):
     os.environ["FTVM_DIAG"] = "info"  # the spare says how many requests were in flight at the cut
-    nodes = {"b": start_node(lab, "b", "backup", "0")}
-    nodes["b"].wait_for("listening on", 30)
-    nodes["a"] = start_node(lab, "a", "primary", "0")
+    nodes = start_pair(lab)
     try:
         nodes["a"].wait_for(r"disk: \d+ MiB region", 120)
         time.sleep(random.uniform(0.2, 0.8))
@@ -367,9 +371,7 @@ def scenario_backup_lost(lab, a, workdir):
     on the backup's host while the client keeps writing; then the primary is killed and that new
     backup goes live."""
     logfile, stopfile = os.path.join(workdir, "acked.txt"), os.path.join(workdir, "stop")
-    nodes = {"b": start_node(lab, "b", "backup", "0")}
-    nodes["b"].wait_for("listening on", 30)
-    nodes["a"] = start_node(lab, "a", "primary", "0")
+    nodes = start_pair(lab)
     nodes["a"].wait_for("ftvm-guest: ready", 180)
     writer = start_writer(lab, logfile, stopfile, "l-")
     try:
