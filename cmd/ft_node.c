@@ -239,11 +239,12 @@ int ft_node_enable(struct ft_node *n, const char *peer, char *err, size_t errlen
 	pthread_mutex_lock(&n->ops);
 	pthread_mutex_lock(&n->lock);
 	bool protected = n->phase == NODE_PRIMARY && !n->alone_since_ns;
+	uint64_t epoch = n->epoch;
 	pthread_mutex_unlock(&n->lock);
 	int ret = 0;
 	if (protected) {
 		snprintf(err, errlen, "ft enable: the VM is protected already (epoch %llu); `ft disable` first",
-			 (unsigned long long)n->epoch);
+			 (unsigned long long)epoch);
 		ret = -EALREADY;
 	} else {
 		stop_cloning(n);
@@ -350,7 +351,9 @@ int ft_node_run(struct ft_node *n, uint64_t epoch, uint64_t failovers, struct ft
 	char err[512];
 	int status = 0;
 
+	pthread_mutex_lock(&n->lock);
 	n->failovers = failovers;
+	pthread_mutex_unlock(&n->lock);
 	if (p) {
 		pthread_mutex_lock(&n->lock);
 		n->phase = NODE_PRIMARY;
