@@ -103,6 +103,14 @@ static int check_with_loader(const char *xml, size_t len, const char *dir, struc
 		doc->mem_kib = def->mem_mib * 1024;
 		snprintf(doc->role, sizeof(doc->role), "%s", !def->ft.present ? "run" : def->ft.peer[0] ? "primary"
 							 : def->ft.listen[0] ? "backup" : "run");
+		if (!ret && def->ft.present && !strcmp(doc->role, "run") && def->ft.arbiter[0] && def->ft.channel_key[0]) {
+			doc->ft_arbiter = strdup(def->ft.arbiter);
+			doc->ft_key = strdup(def->ft.channel_key);
+			if (!doc->ft_arbiter || !doc->ft_key) {
+				snprintf(err, errlen, "out of memory");
+				ret = -ENOMEM;
+			}
+		}
 	} else if (fd >= 0) {
 		snprintf(err, errlen, "cannot write %s: %s", path, strerror(-ret));
 	}
@@ -165,5 +173,7 @@ out:
 void domain_doc_free(struct domain_doc *doc)
 {
 	free(doc->xml);
-	doc->xml = NULL;
+	free(doc->ft_arbiter);
+	free(doc->ft_key);
+	doc->xml = doc->ft_arbiter = doc->ft_key = NULL;
 }

@@ -20,6 +20,8 @@ struct domain_doc {
 	char role[16];                 /* the ftvm command it runs under: "primary" when its FT settings
 					* name a peer, "backup" when they name only a listen address, else "run" */
 	char *xml;                     /* the definition with its <uuid> (malloc'd, NUL-terminated) */
+	char *ft_arbiter, *ft_key;     /* role "run" with FT settings: the arbiter and channel key that
+					* `ftvm run` is given so FT can be enabled later (malloc'd), else NULL */
 };
 
 /*

@@ -73,7 +73,9 @@ static void info_of(const struct vm *vm, struct vmtab_info *out)
 	out->cpu_time_ns = vmtab_has_process(vm) ? vm_proc_cpu_ns(&vm->proc) : 0;
 	out->instructions = vmtab_has_process(vm) ? vm->instructions : 0;
 	out->persistent = true;
-	out->autostart = false;
+	out->autostart = vm->autostart;
+	out->ft_spare = vm->spare;
+	snprintf(out->ft_pair, sizeof(out->ft_pair), "%s", vm->pair);
 	snprintf(out->ft_role, sizeof(out->ft_role), "%s", vmtab_has_process(vm) ? vm->ft_role : "");
 }
 
@@ -141,6 +143,8 @@ void vmtab_vm_free(struct vm *vm)
 		return;
 	vm_proc_release(&vm->proc);
 	free(vm->xml);
+	free(vm->ft_arbiter);
+	free(vm->ft_key);
 	free(vm);
 }
 
@@ -151,8 +155,12 @@ void vmtab_take_doc(struct vm *vm, struct domain_doc *doc)
 	vm->mem_kib = doc->mem_kib;
 	snprintf(vm->role, sizeof(vm->role), "%s", doc->role);
 	free(vm->xml);
+	free(vm->ft_arbiter);
+	free(vm->ft_key);
 	vm->xml = doc->xml;
-	doc->xml = NULL;
+	vm->ft_arbiter = doc->ft_arbiter;
+	vm->ft_key = doc->ft_key;
+	doc->xml = doc->ft_arbiter = doc->ft_key = NULL;
 }
 
 void vmtab_wake_monitor(struct vmtab *t)
@@ -300,6 +308,11 @@ int vmtab_undefine(struct vmtab *t, const char *name, char *err, size_t errlen)
 			ret = -errno;
 			snprintf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
 		} else {
+			static const char *const notes[] = { VMTAB_NOTE_AUTOSTART, VMTAB_NOTE_SPARE, VMTAB_NOTE_PAIR };
+			char why[512];
+			for (size_t i = 0; i < sizeof(notes) / sizeof(notes[0]); i++)
+				if (vmtab_store_note(t, name, notes[i], NULL, why, sizeof(why)))
+					diag_warn("%s", why);
 			vmtab_find_name(t, name, &pos);
 			memmove(&t->vms[pos], &t->vms[pos + 1], (t->n - pos - 1) * sizeof(*t->vms));
 			t->n--;
@@ -333,20 +346,116 @@ int vmtab_start(struct vmtab *t, const char *name, char *err, size_t errlen)
 	} else if (vm) {
 		char path[4200];
 		vmtab_xml_path(t, vm->name, path, sizeof(path));
-		ret = vm_proc_start(t->ftvm, t->run_dir, vm->name, path, vm->role, t->next_id, &vm->proc, err, errlen);
+		const char *role = vm->spare ? "spare" : vm->role;
+		/* `ftvm run` takes FT settings from its command line only: an FT node alone, FT can be enabled. */
+		const char *ft[] = { "--arbiter", vm->ft_arbiter, "--channel-key", vm->ft_key, NULL };
+		bool with_ft = !strcmp(role, "run") && vm->ft_arbiter && vm->ft_key;
+		ret = vm_proc_start(t->ftvm, t->run_dir, vm->name, path, role, with_ft ? ft : NULL, t->next_id, &vm->proc,
+				    err, errlen);
 		if (!ret) {
 			t->next_id++;
 			vm->state = VMTAB_RUNNING;
 			vm->reason = VMTAB_REASON_BOOTED;
 			vm->asked = ASK_NONE;
 			vm->failed_over = false;
-			snprintf(vm->ft_role, sizeof(vm->ft_role), "%s", !strcmp(vm->role, "run") ? "off" : vm->role);
+			snprintf(vm->ft_role, sizeof(vm->ft_role), "%s", !strcmp(role, "run") ? "off" : role);
 			vmtab_emit(t, vm, VMTAB_EV_STARTED, VMTAB_REASON_BOOTED);
 			vmtab_wake_monitor(t);
 		}
 	}
 	pthread_mutex_unlock(&t->lock);
 	return ret;
+}
+
+int vmtab_set_autostart(struct vmtab *t, const char *name, bool on, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&t->lock);
+	struct vm *vm = find_or_err(t, name, err, errlen);
+	int ret = vm ? vmtab_store_note(t, name, VMTAB_NOTE_AUTOSTART, on ? "" : NULL, err, errlen) : -ENOENT;
+	if (!ret)
+		vm->autostart = on;
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+int vmtab_set_spare(struct vmtab *t, const char *name, bool on, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&t->lock);
+	struct vm *vm = find_or_err(t, name, err, errlen);
+	int ret = vm ? 0 : -ENOENT;
+	if (vm && !stopped(vm) && vm->spare != on) {
+		snprintf(err, errlen, "VM %s is running: stop it before changing which half of its pair this host holds",
+			 name);
+		ret = -EBUSY;
+	}
+	if (!ret)
+		ret = vmtab_store_note(t, name, VMTAB_NOTE_SPARE, on ? "" : NULL, err, errlen);
+	if (!ret)
+		vm->spare = on;
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+int vmtab_set_pair(struct vmtab *t, const char *name, const char *hostport, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&t->lock);
+	struct vm *vm = find_or_err(t, name, err, errlen);
+	int ret = vm ? 0 : -ENOENT;
+	if (vm && hostport && strlen(hostport) >= sizeof(vm->pair)) {
+		snprintf(err, errlen, "the pair's address is longer than %zu bytes", sizeof(vm->pair) - 1);
+		ret = -EINVAL;
+	}
+	if (!ret)
+		ret = vmtab_store_note(t, name, VMTAB_NOTE_PAIR, hostport, err, errlen);
+	if (!ret)
+		snprintf(vm->pair, sizeof(vm->pair), "%s", hostport ? hostport : "");
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+int vmtab_ft(struct vmtab *t, const char *name, const char *action, const char *peer, char *err, size_t errlen)
+{
+	struct vm *vm;
+	struct running r;
+	pthread_mutex_lock(&t->lock);
+	int ret = vmtab_running_vm(t, name, "change FT of", &vm, err, errlen);
+	if (!ret) {
+		snprintf(r.name, sizeof(r.name), "%s", vm->name);
+		r.id = vm->proc.id;
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (ret)
+		return ret;
+	json_t *req = json_pack("{s:s, s:s}", "cmd", "ft", "action", action);
+	if (req && peer)
+		json_object_set_new(req, "peer", json_string(peer));
+	json_t *answer = req ? vm_proc_ask_json(t->run_dir, r.name, req, err, errlen) : NULL;
+	if (!req)
+		snprintf(err, errlen, "out of memory");
+	json_decref(req);
+	json_decref(answer);
+	vmtab_wake_monitor(t);
+	return answer ? 0 : -EIO;
+}
+
+void vmtab_autostart_all(struct vmtab *t)
+{
+	char err[512];
+	size_t n;
+	pthread_mutex_lock(&t->lock);
+	char (*names)[VMTAB_NAME_MAX] = calloc(t->n ? t->n : 1, sizeof(*names));
+	n = 0;
+	for (size_t i = 0; names && i < t->n; i++)
+		if (t->vms[i]->autostart && stopped(t->vms[i]))
+			snprintf(names[n++], VMTAB_NAME_MAX, "%s", t->vms[i]->name);
+	pthread_mutex_unlock(&t->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (vmtab_start(t, names[i], err, sizeof(err)))
+			diag_warn("autostart of %s failed: %s", names[i], err);
+		else
+			diag_info("%s: autostarted", names[i]);
+	}
+	free(names);
 }
 
 /* A running VM for shutdown/destroy/suspend/resume, under the lock: the error otherwise. */

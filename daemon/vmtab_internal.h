@@ -27,12 +27,16 @@ struct vm {
 	uint64_t mem_kib;
 	char role[16];              /* the ftvm command it runs under */
 	char *xml;
+	char *ft_arbiter, *ft_key;  /* domain_doc's: given to `ftvm run` (NULL: none) */
 	enum vmtab_state state;
 	enum vmtab_reason reason;
 	struct vm_proc proc;        /* pid 0: no process */
 	enum ask asked;
 	bool control_busy;          /* a pause or resume request is out (vmtab.c, 2.) */
 	bool failed_over;           /* this run's backup went live */
+	bool autostart;             /* the notes of vmtab_store.c */
+	bool spare;
+	char pair[128];
 	char ft_role[16];
 	uint64_t instructions;
 };
@@ -90,6 +94,13 @@ struct vm *vmtab_same_run(struct vmtab *t, const struct running *r);
 /* vmtab_store.c */
 void vmtab_xml_path(const struct vmtab *t, const char *name, char *buf, size_t len);
 int vmtab_store_xml(struct vmtab *t, const struct vm *vm, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* Notes beside a definition, vms/NAME.EXT: */
+#define VMTAB_NOTE_AUTOSTART "autostart" /* (empty) start the VM with the daemon */
+#define VMTAB_NOTE_SPARE "spare"         /* (empty) this host holds the pair's backup half: `ftvm spare` */
+#define VMTAB_NOTE_PAIR "pair"           /* HOST:PORT of the daemon holding the other half */
+/* Writes vms/NAME.EXT with text, or removes it (text NULL), durably. */
+int vmtab_store_note(struct vmtab *t, const char *name, const char *ext, const char *text, char *err,
+		     size_t errlen) FTVM_MUST_CHECK;
 int vmtab_make_dir(const char *path, char *err, size_t errlen) FTVM_MUST_CHECK;
 /* Loads every definition, and finds the processes an earlier daemon left running. */
 int vmtab_load_all(struct vmtab *t, char *err, size_t errlen) FTVM_MUST_CHECK;

@@ -22,6 +22,59 @@ void vmtab_xml_path(const struct vmtab *t, const char *name, char *buf, size_t l
 	snprintf(buf, len, "%s/%s.xml", t->vms_dir, name);
 }
 
+static void note_path(const struct vmtab *t, const char *name, const char *ext, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s.%s", t->vms_dir, name, ext);
+}
+
+/* A note is a small file beside the definition: written to a scratch file, synced and renamed,
+ * or removed; then the directory is synced, so the note's presence is durable too. */
+int vmtab_store_note(struct vmtab *t, const char *name, const char *ext, const char *text, char *err, size_t errlen)
+{
+	char path[4200], tmp[4300];
+	note_path(t, name, ext, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	int ret = 0;
+	if (text) {
+		int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+		size_t len = strlen(text);
+		if (fd < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) < 0)
+			ret = errno ? -errno : -EIO;
+		if (fd >= 0 && close(fd) < 0 && !ret)
+			ret = -errno;
+		if (!ret && rename(tmp, path) < 0)
+			ret = -errno;
+		if (ret)
+			unlink(tmp);
+	} else if (unlink(path) < 0 && errno != ENOENT) {
+		ret = -errno;
+	}
+	int dfd = ret ? -1 : open(t->vms_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (!ret && (dfd < 0 || fsync(dfd) < 0))
+		ret = -errno;
+	if (dfd >= 0)
+		close(dfd);
+	if (ret)
+		snprintf(err, errlen, "cannot %s %s: %s", text ? "write" : "remove", path, strerror(-ret));
+	return ret;
+}
+
+/* The note's text (at most len - 1 bytes, up to the first newline) into buf: true if there is one. */
+static bool read_note(const struct vmtab *t, const char *name, const char *ext, char *buf, size_t len)
+{
+	char path[4200];
+	note_path(t, name, ext, path, sizeof(path));
+	buf[0] = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, len - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+	return true;
+}
+
 /* The definition, durably: a scratch file synced and renamed over the old one. */
 int vmtab_store_xml(struct vmtab *t, const struct vm *vm, char *err, size_t errlen)
 {
@@ -104,10 +157,15 @@ static void load_one(struct vmtab *t, const char *file)
 	if (!ret) {
 		vmtab_take_doc(vm, &doc);
 		vm->state = VMTAB_SHUTOFF;
+		char note[sizeof(vm->pair)];
+		vm->autostart = read_note(t, vm->name, VMTAB_NOTE_AUTOSTART, note, sizeof(note));
+		vm->spare = read_note(t, vm->name, VMTAB_NOTE_SPARE, note, sizeof(note));
+		if (read_note(t, vm->name, VMTAB_NOTE_PAIR, note, sizeof(note)))
+			snprintf(vm->pair, sizeof(vm->pair), "%s", note);
 		if (vm_proc_adopt(t->run_dir, vm->name, &vm->proc) == 0) {
 			vm->state = VMTAB_RUNNING;
 			vm->reason = VMTAB_REASON_UNKNOWN;
-			snprintf(vm->ft_role, sizeof(vm->ft_role), "%s", !strcmp(vm->role, "run") ? "off" : vm->role);
+			snprintf(vm->ft_role, sizeof(vm->ft_role), "%s", !strcmp(vm->proc.role, "run") ? "off" : vm->proc.role);
 			if (vm->proc.id >= t->next_id)
 				t->next_id = vm->proc.id + 1;
 			diag_info("%s: found running as process %d", vm->name, (int)vm->proc.pid);
