@@ -71,8 +71,8 @@ int vm_proc_start(const char *ftvm, const char *run_dir, const char *name, const
 	snprintf(xml, sizeof(xml), "%s", xml_path);
 	snprintf(cmd, sizeof(cmd), "%s", role);
 	snprintf(prog, sizeof(prog), "%s", ftvm);
-	char *argv[13] = { prog, cmd, "--domain", xml, "--vm", vm, "--control", sock, NULL };
-	for (size_t i = 0; extra && extra[i] && i < 4; i++)
+	char *argv[8 + VM_PROC_EXTRA_MAX + 1] = { prog, cmd, "--domain", xml, "--vm", vm, "--control", sock, NULL };
+	for (size_t i = 0; extra && extra[i] && i < VM_PROC_EXTRA_MAX; i++)
 		argv[8 + i] = (char *)extra[i];   /* posix_spawn's argv is not const, and does not write it */
 
 	int ret = -posix_spawn_file_actions_init(&fa);

@@ -28,8 +28,9 @@ struct vm_proc {
 	char role[16];        /* "run", "primary", "backup" or "spare": the ftvm subcommand */
 };
 
-/* Starts `ftvm ROLE --domain XML_PATH --vm NAME --control RUN/NAME.sock [EXTRA...]` (extra: up to 4
- * more arguments, NULL-terminated, or NULL), writes the pid file. */
+/* Starts `ftvm ROLE --domain XML_PATH --vm NAME --control RUN/NAME.sock [EXTRA...]` (extra: up to
+ * VM_PROC_EXTRA_MAX more arguments, NULL-terminated, or NULL), writes the pid file. */
+#define VM_PROC_EXTRA_MAX 10
 int vm_proc_start(const char *ftvm, const char *run_dir, const char *name, const char *xml_path, const char *role,
 		  const char *const *extra, int id, struct vm_proc *p, char *err, size_t errlen) FTVM_MUST_CHECK;
 /* A process left by an earlier daemon: 0 when RUN/NAME.pid names a live `ftvm` process whose

@@ -143,8 +143,7 @@ void vmtab_vm_free(struct vm *vm)
 		return;
 	vm_proc_release(&vm->proc);
 	free(vm->xml);
-	free(vm->ft_arbiter);
-	free(vm->ft_key);
+	free(vm->run_ft);
 	free(vm);
 }
 
@@ -155,12 +154,11 @@ void vmtab_take_doc(struct vm *vm, struct domain_doc *doc)
 	vm->mem_kib = doc->mem_kib;
 	snprintf(vm->role, sizeof(vm->role), "%s", doc->role);
 	free(vm->xml);
-	free(vm->ft_arbiter);
-	free(vm->ft_key);
+	free(vm->run_ft);
 	vm->xml = doc->xml;
-	vm->ft_arbiter = doc->ft_arbiter;
-	vm->ft_key = doc->ft_key;
-	doc->xml = doc->ft_arbiter = doc->ft_key = NULL;
+	vm->run_ft = doc->run_ft;
+	doc->xml = NULL;
+	doc->run_ft = NULL;
 }
 
 void vmtab_wake_monitor(struct vmtab *t)
@@ -348,8 +346,10 @@ int vmtab_start(struct vmtab *t, const char *name, char *err, size_t errlen)
 		vmtab_xml_path(t, vm->name, path, sizeof(path));
 		const char *role = vm->spare ? "spare" : vm->role;
 		/* `ftvm run` takes FT settings from its command line only: an FT node alone, FT can be enabled. */
-		const char *ft[] = { "--arbiter", vm->ft_arbiter, "--channel-key", vm->ft_key, NULL };
-		bool with_ft = !strcmp(role, "run") && vm->ft_arbiter && vm->ft_key;
+		const char *ft[DOMAIN_RUN_FT_ARGS + 1];
+		bool with_ft = !strcmp(role, "run") && vm->run_ft;
+		if (with_ft)
+			domain_run_ft_argv(vm->run_ft, ft);
 		ret = vm_proc_start(t->ftvm, t->run_dir, vm->name, path, role, with_ft ? ft : NULL, t->next_id, &vm->proc,
 				    err, errlen);
 		if (!ret) {

@@ -27,7 +27,7 @@ struct vm {
 	uint64_t mem_kib;
 	char role[16];              /* the ftvm command it runs under */
 	char *xml;
-	char *ft_arbiter, *ft_key;  /* domain_doc's: given to `ftvm run` (NULL: none) */
+	struct domain_run_ft *run_ft;  /* domain_doc's: given to `ftvm run` (NULL: none) */
 	enum vmtab_state state;
 	enum vmtab_reason reason;
 	struct vm_proc proc;        /* pid 0: no process */

@@ -37,7 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TOPOLOGY = os.path.join(HERE, "..", "..", "scripts", "ft-topology")
 PREFIX = f"vp{os.getpid() % 100000}"
 ADDR = {"a": "10.78.0.1", "b": "10.78.0.2"}
-PAIR_PORT, SPARE = 7801, 7721   # the same spare port on both hosts: B's half names A's as its way back
+PAIR_PORT, SPARE, METRICS_PORT = 7801, 7721, 9111   # the same spare port on both hosts: B's half names A's as its way back
 
 
 def ftvm(d, *args):
@@ -61,6 +61,14 @@ def names(d):
     return [v["name"] for v in json.loads(out)["vms"]] if rc == 0 else None
 
 
+def scrape(h):
+    """Host h's daemon's /metrics, fetched inside its namespace."""
+    r = subprocess.run(["ip", "netns", "exec", f"{PREFIX}-{h}", "python3", "-c",
+                        "import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())",
+                        f"http://{ADDR[h]}:{METRICS_PORT}/metrics"], capture_output=True, text=True, timeout=30)
+    return r.stdout
+
+
 def define(d, name, xml, *opts):
     path = os.path.join(d.tmp, name + ".xml")
     with open(path, "w") as f:
@@ -79,7 +87,8 @@ try:
     for h in ("a", "b"):
         os.makedirs(os.path.join(tmp, h))
         hosts[h] = Daemon(FTVMD, FTVM, os.path.join(tmp, h), netns=f"{PREFIX}-{h}",
-                          extra=["--pair-key", key, "--pair-listen", f"{ADDR[h]}:{PAIR_PORT}"])
+                          extra=["--pair-key", key, "--pair-listen", f"{ADDR[h]}:{PAIR_PORT}",
+                                 "--metrics", f"{ADDR[h]}:{METRICS_PORT}"])
         hosts[h].start()
     a, b = hosts["a"], hosts["b"]
     os.makedirs(os.path.join(tmp, "c"))
@@ -123,6 +132,11 @@ try:
     check(wait_for(lambda: ft_state(a, "pair") == 1, 60), "the pair is protected (ft_state 1 on A)")
     check(wait_for(lambda: info(b, "pair").get("ft_role") == "backup", 20), f"B runs the backup: {info(b, 'pair')}")
     check(info(a, "pair").get("ft_role") == "primary", f"A runs the primary: {info(a, 'pair')}")
+    text = scrape("a")
+    check('ftvm_clones_total{vm="pair",role="primary"} 1\n' in text and
+          'ftvm_clone_phase{vm="pair",role="primary",phase="completed"} 1\n' in text and
+          'ftvm_clone_transferred_bytes{vm="pair",role="primary"} ' in text,
+          "A's metrics show the clone done: ftvm_clones_total 1, phase completed, its bytes")
     silent.kill()
     silent.wait()
 
