@@ -20,6 +20,7 @@ usage: pairing.py FTVMD FTVM TICK_ELF   (not root, no `ip`, TICK_ELF "-": skip, 
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -167,7 +168,9 @@ try:
     # Autostart across a daemon restart.
     rc, _, err = define(a, "auto", domain("auto", TICK), "--autostart")
     check(rc == 0 and info(a, "auto").get("autostart") is True, f"auto defined with --autostart ({err.strip()!r})")
-    check(ftvm(b, "autostart", "pair")[0] == 0 and info(b, "pair").get("autostart"), "pair marked autostart on B")
+    rc, out, err = b.virsh("autostart", "pair")
+    check(rc == 0 and info(b, "pair").get("autostart"), f"pair marked autostart on B by virsh autostart ({err.strip()!r})")
+    check(re.search(r"^Autostart:\s+enable$", b.virsh("dominfo", "pair")[1], re.M), "virsh dominfo on B: Autostart enable")
     running_id = info(b, "pair").get("id")
     for d in (a, b):
         d.stop()
