@@ -343,15 +343,24 @@ int pairing_enable(struct pairing *p, const char *name, const char *host, unsign
 	free(xml);
 	int ret = req ? ask(p, host, req, err, errlen) : -ENOMEM;
 	json_decref(req);
-	if (!ret)
-		ret = vmtab_set_pair(p->t, name, host, err, errlen);
+	if (ret)
+		return ret;
+	ret = vmtab_set_pair(p->t, name, host, err, errlen);
 	if (!ret)
 		ret = vmtab_ft(p->t, name, "enable", spare, err, errlen);
 	/* A survivor whose definition names that spare may have cloned to it on its own already. */
 	if (ret == -EIO && strstr(err, "protected already"))
 		ret = 0;
-	if (!ret)
+	if (!ret) {
 		diag_info("%s: FT enabled with the spare at %s (daemon %s)", name, spare, host);
+		return 0;
+	}
+	/* The VM would not take it: the half on the other host goes again (best effort). */
+	char why[512];
+	req = json_pack("{s:s, s:s}", "op", "unpair", "name", name);
+	if (!req || ask(p, host, req, why, sizeof(why)) || vmtab_set_pair(p->t, name, NULL, why, sizeof(why)))
+		diag_warn("%s: the backup half at %s stays: %s", name, host, req ? why : "out of memory");
+	json_decref(req);
 	return ret;
 }
 

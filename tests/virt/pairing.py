@@ -6,7 +6,7 @@ An ftvmd in each host namespace of scripts/ft-topology (A 10.78.0.1, B 10.78.0.2
 without peer or listen) is defined and started on A only. Checked:
   - a third daemon holding another key asks B for a spare: refused, B defines and starts nothing,
     B's log names the failed authentication; a peer that connects to B's pairing port and says
-    nothing meanwhile blocks no one;
+    nothing meanwhile blocks no one; a VM without FT settings is refused by B with the reason;
   - `ftvm ft enable --vm pair --host B` through A's daemon: B defines the VM (same UUID, marked as
     the backup half, listen on B's spare port) and runs its spare; the pair becomes protected;
   - A's VM process killed: B's daemon shows the VM running there (failed-over), alone;
@@ -120,6 +120,15 @@ try:
     check(names(b) == [], f"B defined nothing ({names(b)})")
     check(wait_for(lambda: "failed authentication" in b.log_text(), 10), "B's log tells the failed authentication")
     ftvm(c, "destroy", "intruder")
+
+    # A VM without FT settings: B refuses its definition, nothing is left there.
+    rc, _, err = define(a, "plain", domain("plain", TICK))
+    check(rc == 0 and ftvm(a, "start", "plain")[0] == 0, "a VM without FT settings runs on A")
+    rc, _, err = ftvm(a, "ft", "enable", "--vm", "plain", "--host", f"{ADDR['b']}:{PAIR_PORT}")
+    check(rc == 1 and "<ftvm:ft>" in err, f"ft enable of it is refused by B with the reason ({err.strip()!r})")
+    check(names(b) == [] and info(a, "plain").get("ft_role") == "off", "nothing defined on B, plain runs on unpaired")
+    ftvm(a, "destroy", "plain")
+    ftvm(a, "undefine", "plain")
 
     # Pairing: A asks B for a spare, then clones to it.
     rc, _, err = ftvm(a, "ft", "enable", "--vm", "pair", "--host", f"{ADDR['b']}:{PAIR_PORT}",
