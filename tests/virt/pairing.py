@@ -147,6 +147,9 @@ try:
           'ftvm_clone_phase{vm="pair",role="primary",phase="completed"} 1\n' in text and
           'ftvm_clone_transferred_bytes{vm="pair",role="primary"} ' in text,
           "A's metrics show the clone done: ftvm_clones_total 1, phase completed, its bytes")
+    if shutil.which("promtool"):
+        r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        check(r.returncode == 0, f"promtool check metrics: {(r.stdout + r.stderr).strip() or 'clean'}")
     silent.kill()
     silent.wait()
 
