@@ -34,6 +34,7 @@ static const struct verb verbs[] = {
 	{ "dominfo", ARG_NAME, NULL },         { "list", ARG_NONE, NULL },
 	{ "vmstats", ARG_NAME, NULL },         { "nodeinfo", ARG_NONE, NULL },
 	{ "events", ARG_SINCE, NULL },         { "autostart", ARG_NAME, NULL },
+	{ "create", ARG_FILE, "created and started (transient)" },
 };
 
 static void usage(FILE *out, const struct verb *v)

@@ -82,17 +82,26 @@ static int owner_only(const char *verb, char *err, size_t errlen)
 	return -EPERM;
 }
 
+/* The "xml" argument of define and create, from an owner (NULL with err otherwise). */
+static const char *xml_arg(const json_t *req, const char *verb, char *err, size_t errlen)
+{
+	if (owner_only(verb, err, errlen))
+		return NULL;
+	const char *xml = json_string_value(json_object_get(req, "xml"));
+	if (!xml || strlen(xml) != json_string_length(json_object_get(req, "xml"))) {
+		snprintf(err, errlen, "%s: \"xml\" must be the domain definition (a string without NUL)", verb);
+		return NULL;
+	}
+	return xml;
+}
+
 static int do_define(void *ctx, const json_t *req, json_t *answer, void **job_arg, char *err, size_t errlen)
 {
 	struct json_api *api = ctx;
 	struct vmtab_info i;
-	if (owner_only("define", err, errlen))
-		return -EPERM;
-	const char *xml = json_string_value(json_object_get(req, "xml"));
-	if (!xml || strlen(xml) != json_string_length(json_object_get(req, "xml"))) {
-		snprintf(err, errlen, "define: \"xml\" must be the domain definition (a string without NUL)");
-		return -EINVAL;
-	}
+	const char *xml = xml_arg(req, "define", err, errlen);
+	if (!xml)
+		return strstr(err, "only root") ? -EPERM : -EINVAL;
 	const json_t *autostart = json_object_get(req, "autostart");
 	if (autostart && !json_is_boolean(autostart)) {
 		snprintf(err, errlen, "define: \"autostart\" must be true or false");
@@ -102,6 +111,20 @@ static int do_define(void *ctx, const json_t *req, json_t *answer, void **job_ar
 	if (!ret && autostart)
 		ret = vmtab_set_autostart(api->t, i.name, json_is_true(autostart), err, errlen);
 	return ret ? ret : add_info(api->t, i.name, answer);
+}
+
+/* {"cmd":"create","xml":...}: a transient VM, started at once (vmtab_create). */
+static int do_create(void *ctx, const json_t *req, json_t *answer, void **job_arg, char *err, size_t errlen)
+{
+	struct json_api *api = ctx;
+	struct vmtab_info i;
+	const char *xml = xml_arg(req, "create", err, errlen);
+	if (!xml)
+		return strstr(err, "only root") ? -EPERM : -EINVAL;
+	int ret = vmtab_create(api->t, xml, &i, err, errlen);
+	if (!ret)
+		json_object_set_new(answer, "vm", info_json(&i));
+	return ret;
 }
 
 /* {"cmd":"autostart","name":N,"enable":true|false}: enable defaults to true. */
@@ -291,7 +314,7 @@ static const struct control_command verbs[] = {
 	{ .name = "dominfo", .handler = do_dominfo },   { .name = "list", .handler = do_list },
 	{ .name = "stats", .handler = do_stats },       { .name = "nodeinfo", .handler = do_nodeinfo },
 	{ .name = "events", .handler = do_events },     { .name = "autostart", .handler = do_autostart },
-	{ .name = "ft", .handler = do_ft },
+	{ .name = "ft", .handler = do_ft },             { .name = "create", .handler = do_create },
 };
 
 /* A table event into the ring (on a table thread, under the table's lock: quick, no call back). */

@@ -409,6 +409,17 @@ VERB_PROC(p_destroy, vmtab_destroy)
 VERB_PROC(p_suspend, vmtab_suspend)
 VERB_PROC(p_resume, vmtab_resume)
 
+/* virsh create FILE: a transient VM, started. */
+static int p_create_xml(struct virt_conn *c, void *args, void *ret, char *err, size_t errlen)
+{
+	struct vmtab_info i;
+	int e = vmtab_create(c->t, ((remote_domain_create_xml_args *)args)->xml_desc, &i, err, errlen);
+	if (e)
+		return e == -EINVAL ? VIR_ERR_XML_ERROR : from_errno(e, err, errlen);
+	dom_from_info(&((remote_domain_create_xml_ret *)ret)->dom, &i);
+	return 0;
+}
+
 /* virsh autostart [--disable] NAME: the daemon's autostart mark (docs/daemon.md). */
 static int p_set_autostart(struct virt_conn *c, void *args, void *ret, char *err, size_t errlen)
 {
@@ -610,6 +621,7 @@ static const struct virt_proc procs[] = {
 	ENTRY(DOMAIN_UNDEFINE, A(domain_undefine), NO, p_undefine, false),
 	ENTRY(DOMAIN_UNDEFINE_FLAGS, A(domain_undefine_flags), NO, p_undefine, false),
 	ENTRY(DOMAIN_CREATE, A(domain_create), NO, p_create, false),
+	ENTRY(DOMAIN_CREATE_XML, A(domain_create_xml), R(domain_create_xml), p_create_xml, false),
 	ENTRY(DOMAIN_CREATE_WITH_FLAGS, A(domain_create_with_flags), R(domain_create_with_flags), p_create_flags, false),
 	ENTRY(DOMAIN_SHUTDOWN, A(domain_shutdown), NO, p_shutdown, false),
 	ENTRY(DOMAIN_SHUTDOWN_FLAGS, A(domain_shutdown_flags), NO, p_shutdown, false),

@@ -72,7 +72,7 @@ static void info_of(const struct vm *vm, struct vmtab_info *out)
 	out->vcpus = 1;
 	out->cpu_time_ns = vmtab_has_process(vm) ? vm_proc_cpu_ns(&vm->proc) : 0;
 	out->instructions = vmtab_has_process(vm) ? vm->instructions : 0;
-	out->persistent = true;
+	out->persistent = !vm->transient;
 	out->autostart = vm->autostart;
 	out->ft_spare = vm->spare;
 	snprintf(out->ft_pair, sizeof(out->ft_pair), "%s", vm->pair);
@@ -333,6 +333,32 @@ char *vmtab_xml(struct vmtab *t, const char *name, char *err, size_t errlen)
 	return xml;
 }
 
+/* Spawns vm's process (under the lock, vm stopped). */
+static int start_locked(struct vmtab *t, struct vm *vm, char *err, size_t errlen)
+{
+	char path[4200];
+	vmtab_def_path(t, vm, path, sizeof(path));
+	const char *role = vm->spare ? "spare" : vm->role;
+	/* `ftvm run` takes FT settings from its command line only: an FT node alone, FT can be enabled. */
+	const char *ft[DOMAIN_RUN_FT_ARGS + 1];
+	bool with_ft = !strcmp(role, "run") && vm->run_ft;
+	if (with_ft)
+		domain_run_ft_argv(vm->run_ft, ft);
+	int ret = vm_proc_start(t->ftvm, t->run_dir, vm->name, path, role, with_ft ? ft : NULL, t->next_id, &vm->proc,
+				err, errlen);
+	if (!ret) {
+		t->next_id++;
+		vm->state = VMTAB_RUNNING;
+		vm->reason = VMTAB_REASON_BOOTED;
+		vm->asked = ASK_NONE;
+		vm->failed_over = false;
+		snprintf(vm->ft_role, sizeof(vm->ft_role), "%s", !strcmp(role, "run") ? "off" : role);
+		vmtab_emit(t, vm, VMTAB_EV_STARTED, VMTAB_REASON_BOOTED);
+		vmtab_wake_monitor(t);
+	}
+	return ret;
+}
+
 int vmtab_start(struct vmtab *t, const char *name, char *err, size_t errlen)
 {
 	int ret = -ENOENT;
@@ -342,28 +368,65 @@ int vmtab_start(struct vmtab *t, const char *name, char *err, size_t errlen)
 		snprintf(err, errlen, "VM %s is already running", name);
 		ret = -EBUSY;
 	} else if (vm) {
-		char path[4200];
-		vmtab_xml_path(t, vm->name, path, sizeof(path));
-		const char *role = vm->spare ? "spare" : vm->role;
-		/* `ftvm run` takes FT settings from its command line only: an FT node alone, FT can be enabled. */
-		const char *ft[DOMAIN_RUN_FT_ARGS + 1];
-		bool with_ft = !strcmp(role, "run") && vm->run_ft;
-		if (with_ft)
-			domain_run_ft_argv(vm->run_ft, ft);
-		ret = vm_proc_start(t->ftvm, t->run_dir, vm->name, path, role, with_ft ? ft : NULL, t->next_id, &vm->proc,
-				    err, errlen);
-		if (!ret) {
-			t->next_id++;
-			vm->state = VMTAB_RUNNING;
-			vm->reason = VMTAB_REASON_BOOTED;
-			vm->asked = ASK_NONE;
-			vm->failed_over = false;
-			snprintf(vm->ft_role, sizeof(vm->ft_role), "%s", !strcmp(role, "run") ? "off" : role);
-			vmtab_emit(t, vm, VMTAB_EV_STARTED, VMTAB_REASON_BOOTED);
-			vmtab_wake_monitor(t);
-		}
+		ret = start_locked(t, vm, err, errlen);
 	}
 	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+void vmtab_forget_transient(struct vmtab *t, struct vm *vm)
+{
+	char path[4200];
+	size_t pos;
+	vmtab_def_path(t, vm, path, sizeof(path));
+	unlink(path);
+	vmtab_emit(t, vm, VMTAB_EV_UNDEFINED, VMTAB_REASON_UNKNOWN);
+	if (vmtab_find_name(t, vm->name, &pos) == vm) {
+		memmove(&t->vms[pos], &t->vms[pos + 1], (t->n - pos - 1) * sizeof(*t->vms));
+		t->n--;
+	}
+	vmtab_vm_free(vm);
+}
+
+int vmtab_create(struct vmtab *t, const char *xml, struct vmtab_info *out, char *err, size_t errlen)
+{
+	struct domain_doc doc;
+	int ret = domain_doc_parse(xml, strlen(xml), t->run_dir, &doc, err, errlen);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&t->lock);
+	struct vm *vm = NULL, *other = vmtab_find_uuid(t, doc.uuid);
+	if (vmtab_find_name(t, doc.name, NULL) || other) {
+		snprintf(err, errlen, "VM %s already exists%s: start it, or choose another name and UUID",
+			 other ? other->name : doc.name, other && strcmp(other->name, doc.name) ? " with that UUID" : "");
+		ret = -EEXIST;
+	} else if (!(vm = calloc(1, sizeof(*vm)))) {
+		snprintf(err, errlen, "out of memory");
+		ret = -ENOMEM;
+	}
+	if (!ret) {
+		vm->proc.pidfd = -1;
+		vm->state = VMTAB_SHUTOFF;
+		vm->transient = true;
+		vmtab_take_doc(vm, &doc);
+		ret = vmtab_store_xml(t, vm, err, errlen);
+		if (!ret && (ret = vmtab_insert(t, vm)) != 0)
+			snprintf(err, errlen, "out of memory");
+		if (ret) {
+			vmtab_vm_free(vm);
+			vm = NULL;
+		}
+	}
+	if (!ret) {
+		vmtab_emit(t, vm, VMTAB_EV_DEFINED, VMTAB_REASON_UNKNOWN);
+		ret = start_locked(t, vm, err, errlen);
+		if (ret)
+			vmtab_forget_transient(t, vm);
+		else if (out)
+			info_of(vm, out);
+	}
+	pthread_mutex_unlock(&t->lock);
+	domain_doc_free(&doc);
 	return ret;
 }
 
@@ -371,7 +434,11 @@ int vmtab_set_autostart(struct vmtab *t, const char *name, bool on, char *err, s
 {
 	pthread_mutex_lock(&t->lock);
 	struct vm *vm = find_or_err(t, name, err, errlen);
-	int ret = vm ? vmtab_store_note(t, name, VMTAB_NOTE_AUTOSTART, on ? "" : NULL, err, errlen) : -ENOENT;
+	int ret = !vm ? -ENOENT : vm->transient ? -EINVAL : 0;
+	if (ret == -EINVAL)
+		snprintf(err, errlen, "VM %s is transient: it has no definition to start with the daemon", name);
+	if (!ret)
+		ret = vmtab_store_note(t, name, VMTAB_NOTE_AUTOSTART, on ? "" : NULL, err, errlen);
 	if (!ret)
 		vm->autostart = on;
 	pthread_mutex_unlock(&t->lock);

@@ -56,7 +56,7 @@ struct vmtab_info {
 	unsigned vcpus;           /* 1 */
 	uint64_t cpu_time_ns;     /* CPU time used by the VM's process this run, 0 when shut off */
 	uint64_t instructions;    /* guest instructions retired this run */
-	bool persistent;          /* true: defined in the state directory */
+	bool persistent;          /* true: defined in the state directory; false: transient (vmtab_create) */
 	bool autostart;
 	char ft_role[16];         /* "off", "primary", "backup", "spare", "alone" (lost its peer), "" when shut off */
 	bool ft_spare;            /* this host holds the pair's backup half: it runs under `ftvm spare` */
@@ -93,6 +93,10 @@ int vmtab_lookup_id(struct vmtab *t, int id, struct vmtab_info *out) FTVM_MUST_C
  * <uuid> is generated. The definition survives a daemon restart. */
 int vmtab_define(struct vmtab *t, const char *xml, struct vmtab_info *out, char *err, size_t errlen) FTVM_MUST_CHECK;
 int vmtab_undefine(struct vmtab *t, const char *name, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* Creates and starts a transient VM (libvirt's createXML): not persistent, its definition kept in
+ * STATE_DIR/run while it runs (a restarted daemon finds it), gone from the table when its process
+ * ends. -EEXIST when the name or UUID is taken. */
+int vmtab_create(struct vmtab *t, const char *xml, struct vmtab_info *out, char *err, size_t errlen) FTVM_MUST_CHECK;
 /* The definition as domain XML (caller frees), with the UUID in it. */
 char *vmtab_xml(struct vmtab *t, const char *name, char *err, size_t errlen);
 

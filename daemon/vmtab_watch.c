@@ -64,8 +64,8 @@ static void apply_status(struct vmtab *t, struct vm *vm, const json_t *st)
 	pthread_cond_broadcast(&t->changed);
 }
 
-/* The process ended, under the lock. */
-static void process_ended(struct vmtab *t, struct vm *vm, int wstatus)
+/* The process ended, under the lock. A transient VM goes with it: true then (vm is freed). */
+static bool process_ended(struct vmtab *t, struct vm *vm, int wstatus)
 {
 	enum vmtab_reason why;
 	if (vm->asked == ASK_DESTROY)
@@ -85,6 +85,10 @@ static void process_ended(struct vmtab *t, struct vm *vm, int wstatus)
 	vm->ft_role[0] = 0;
 	vm->instructions = 0;
 	pthread_cond_broadcast(&t->changed);
+	if (!vm->transient)
+		return false;
+	vmtab_forget_transient(t, vm);
+	return true;
 }
 
 
@@ -135,8 +139,9 @@ static void reap_all(struct vmtab *t)
 	pthread_mutex_lock(&t->lock);
 	for (size_t i = 0; i < t->n; i++) {
 		struct vm *vm = t->vms[i];
-		if (vmtab_has_process(vm) && vm_proc_reap(t->run_dir, vm->name, &vm->proc, &wstatus))
-			process_ended(t, vm, wstatus);
+		if (vmtab_has_process(vm) && vm_proc_reap(t->run_dir, vm->name, &vm->proc, &wstatus) &&
+		    process_ended(t, vm, wstatus))
+			i--;   /* it left the table: the next VM is at i now */
 	}
 	pthread_mutex_unlock(&t->lock);
 }

@@ -14,7 +14,9 @@ without peer or listen) is defined and started on A only. Checked:
     pair is protected again, now with its primary on B;
   - `ftvm ft disable` through B's daemon: the VM runs on alone on B, the half on A is removed;
   - autostart: a VM defined with `ftvm define --autostart` is started by the next daemon, and a VM
-    already running is not started twice.
+    already running is not started twice (`virsh autostart` marks one too);
+  - a transient VM (`virsh create`): running, not persistent, found by a restarted daemon, gone
+    from the table with its definition once destroyed.
 
 usage: pairing.py FTVMD FTVM TICK_ELF   (not root, no `ip`, TICK_ELF "-": skip, status 77)
 """
@@ -194,6 +196,25 @@ try:
     a.start()
     check(wait_for(lambda: bool(info(a, "auto")), 10) and info(a, "auto").get("state") == "shutoff",
           "unmarked, it stays shut off")
+
+    # A transient VM (virsh create): running at once, not persistent, found by a restarted daemon,
+    # gone with its process.
+    path = os.path.join(a.tmp, "temp.xml")
+    with open(path, "w") as f:
+        f.write(domain("temp", TICK))
+    rc, out, err = a.virsh("create", path)
+    check(rc == 0 and info(a, "temp").get("state") == "running", f"virsh create: temp runs ({err.strip()!r})")
+    check(re.search(r"^Persistent:\s+no$", a.virsh("dominfo", "temp")[1], re.M), "virsh dominfo: Persistent no")
+    rc, _, err = ftvm(a, "autostart", "temp")
+    check(rc == 1 and "transient" in err, f"a transient VM cannot be marked autostart ({err.strip()!r})")
+    temp_id = info(a, "temp").get("id")
+    a.stop()
+    a.start()
+    check(info(a, "temp").get("id") == temp_id and info(a, "temp").get("persistent") is False,
+          f"the restarted daemon found the transient VM ({info(a, 'temp')})")
+    check(a.virsh("destroy", "temp")[0] == 0, "virsh destroy temp")
+    check(wait_for(lambda: "temp" not in (names(a) or ["temp"]), 10), f"temp is gone from the table ({names(a)})")
+    check(not os.path.exists(os.path.join(a.tmp, "state", "run", "temp.xml")), "and its definition with it")
     for d in (a, b, c):
         check(d.alive(), "ftvmd is still running")
 finally:
@@ -201,7 +222,7 @@ finally:
         silent.kill()
         silent.wait()
     for d in hosts.values():
-        for vm in ("pair", "intruder", "auto"):
+        for vm in ("pair", "intruder", "auto", "plain", "temp"):
             ftvm(d, "destroy", vm)
         d.stop()
     subprocess.run([TOPOLOGY, "down", PREFIX], stdout=subprocess.DEVNULL)
