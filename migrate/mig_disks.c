@@ -89,15 +89,25 @@ int mig_disks_open(struct world_live *w, struct mig_disks **out, char *why, size
 
 int mig_disks_resync(struct mig_disks *d, uint64_t epoch)
 {
-	for (unsigned i = 0; i < d->n; i++) {
+	int ret = 0;
+	for (unsigned i = 0; !ret && i < d->n; i++) {
 		struct copy_disk *c = &d->disk[i];
 		c->written = calloc(c->words, sizeof(*c->written));
-		if (!c->written)
-			return -ENOMEM;
+		/* a first look: does the back end keep the record at all? (mig_disks_track() looks again) */
+		ret = c->written ? disk_backend_written_collect(c->be, c->written, c->words) : -ENOMEM;
 	}
-	d->resync = true;
+	for (unsigned i = 0; ret && i < d->n; i++) {
+		free(d->disk[i].written);
+		d->disk[i].written = NULL;
+	}
+	d->resync = !ret;
 	d->resync_epoch = epoch;
-	return 0;
+	return ret;
+}
+
+bool mig_disks_resyncing(const struct mig_disks *d)
+{
+	return d->resync;
 }
 
 int mig_disks_track(struct mig_disks *d)

@@ -342,7 +342,7 @@ static int send_start(struct sender *s)
 	put_le64(b, s->job->cfg.epoch);
 	put_le64(b + 8, (uint64_t)s->ram_pages * RAM_PAGE_SIZE);
 	put_le32(b + 16, (s->job->cfg.clone ? MIG_FLAG_CLONE : 0) | (s->disks ? MIG_FLAG_STORAGE : 0) |
-				 (s->disks && s->job->cfg.resync ? MIG_FLAG_RESYNC : 0));
+				 (s->disks && mig_disks_resyncing(s->disks) ? MIG_FLAG_RESYNC : 0));
 	put_le32(b + 20, 0);
 	int n = state_config_section(s->m, b + MIG_START_FIXED, MIG_MAX_BODY - MIG_START_FIXED);
 	if (n < 0)
@@ -559,8 +559,8 @@ int mig_source_run(struct mig_job *job)
 	if (cfg->copy_storage) {
 		char why[400];
 		ret = cfg->world ? mig_disks_open(cfg->world, &s.disks, why, sizeof(why)) : -ENODEV;
-		if (!ret && cfg->resync && (ret = mig_disks_resync(s.disks, cfg->resync_epoch)) != 0)
-			snprintf(why, sizeof(why), "%s", strerror(-ret));
+		if (!ret && cfg->resync && mig_disks_resync(s.disks, cfg->resync_epoch))
+			diag_warn("no record of the blocks written since the pairing: the disks are copied whole");
 		if (ret) {
 			fail(&s, ret, "cannot copy the disks: %s", cfg->world ? why : "no live world");
 			goto out;
