@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -242,34 +243,62 @@ static int decode(struct machine *m, struct stream *s, struct replica *r, enum m
 
 /* ---- tests ---- */
 
+/* One decode: a destination machine, its replica (holding 0xee: whatever it held before), the
+ * stream, and what came of it. */
+struct run {
+	struct machine *m;
+	struct replica *r;
+	struct stream s;
+	struct mig_dest_result res;
+	char err[512];
+};
+
+static void run_begin(struct run *t, uint64_t have, bool spare)
+{
+	memset(t, 0, sizeof(*t));
+	t->m = fuzz_board_create("test_disk_stream", &config);
+	t->r = calloc(1, sizeof(*t->r));
+	assert_non_null(t->r);
+	t->r->size = have;
+	t->r->spare = spare;
+	memset(t->r->bytes, 0xee, sizeof(t->r->bytes));
+}
+
+static int run_decode(struct run *t, enum mig_storage storage)
+{
+	return decode(t->m, &t->s, t->r, storage, &t->res, t->err, sizeof(t->err));
+}
+
+static void run_end(struct run *t)
+{
+	stream_free(&t->s);
+	free(t->r);
+	machine_destroy(t->m);
+}
+
 static void whole_stream(void **state)
 {
 	(void)state;
-	struct machine *m = fuzz_board_create("test_disk_stream", &config);
 	struct machine *src = fuzz_board_create("test_disk_stream", &config);
-	struct replica *r = calloc(1, sizeof(*r));
-	struct stream s = { 0 };
-	struct mig_dest_result res;
-	char err[512];
-	assert_non_null(r);
-	r->size = DISK_BYTES;
-	memset(r->bytes, 0xee, sizeof(r->bytes)); /* whatever it held before */
-	start(&s, src, MIG_FLAG_STORAGE);
-	disks(&s, 1, DISK_BYTES);
+	struct run t;
+	run_begin(&t, DISK_BYTES, false);
+	struct stream *s = &t.s;
+	struct replica *r = t.r;
+	start(s, src, MIG_FLAG_STORAGE);
+	disks(s, 1, DISK_BYTES);
 	/* round 0: a data block, a zero range over the rest */
 	memset(body + MIG_DISK_HDR_SIZE, 0x11, 65536);
 	size_t n = mig_disk_section_build(body, 0, 0, 0, 65536);
 	n += mig_disk_section_build(body + n, 0, MIG_DISK_ZERO, 65536, DISK_BYTES - 65536);
-	put(&s, MIG_BLOCKS, 0, n);
+	put(s, MIG_BLOCKS, 0, n);
 	/* round 1: one block written again */
 	memset(body + MIG_DISK_HDR_SIZE, 0x22, 4096);
-	put(&s, MIG_BLOCKS, 1, mig_disk_section_build(body, 0, 0, 8192, 4096));
-	finish(&s, src);
-	int ret = decode(m, &s, r, MIG_STORAGE_EITHER, &res, err, sizeof(err));
-	assert_int_equal(ret, 0);
-	assert_int_equal(res.phase, MIG_PHASE_RUN);
-	assert_true(res.storage);
-	assert_int_equal(res.disk_bytes, DISK_BYTES + 4096);
+	put(s, MIG_BLOCKS, 1, mig_disk_section_build(body, 0, 0, 8192, 4096));
+	finish(s, src);
+	assert_int_equal(run_decode(&t, MIG_STORAGE_EITHER), 0);
+	assert_int_equal(t.res.phase, MIG_PHASE_RUN);
+	assert_true(t.res.storage);
+	assert_int_equal(t.res.disk_bytes, DISK_BYTES + 4096);
 	for (size_t i = 0; i < DISK_BYTES; i++) {
 		uint8_t want = i < 8192 || (i >= 12288 && i < 65536) ? 0x11 : i < 12288 ? 0x22 : 0;
 		if (r->bytes[i] != want)
@@ -278,49 +307,39 @@ static void whole_stream(void **state)
 	/* synced once, before COMPLETE's confirmation (START, DISKS, 2 BLOCKS confirmed then) */
 	assert_int_equal(r->syncs, 1);
 	assert_int_equal(r->confirmed_at_sync, 4);
-	stream_free(&s);
-	free(r);
+	run_end(&t);
 	machine_destroy(src);
-	machine_destroy(m);
 }
 
 /* A resync: the written block as data, the others as digests of what the replica holds. */
 static void resync_stream(void **state)
 {
 	(void)state;
-	struct machine *m = fuzz_board_create("test_disk_stream", &config);
 	struct machine *src = fuzz_board_create("test_disk_stream", &config);
-	struct replica *r = calloc(1, sizeof(*r));
-	struct stream s = { 0 };
-	struct mig_dest_result res;
-	char err[512];
-	assert_non_null(r);
-	r->size = DISK_BYTES;
-	r->spare = true;
-	memset(r->bytes, 0xee, sizeof(r->bytes));
-	start(&s, src, MIG_FLAG_CLONE | MIG_FLAG_STORAGE | MIG_FLAG_RESYNC);
-	resync_disks(&s, 9);
+	struct run t;
+	run_begin(&t, DISK_BYTES, true);
+	struct replica *r = t.r;
+	start(&t.s, src, MIG_FLAG_CLONE | MIG_FLAG_STORAGE | MIG_FLAG_RESYNC);
+	resync_disks(&t.s, 9);
 	memset(body + MIG_DISK_HDR_SIZE, 0x33, 65536);
 	size_t n = mig_disk_section_build(body, 0, 0, 0, 65536);
 	for (uint64_t off = 65536; off < DISK_BYTES; off += 65536)
 		n += digest_section(body + n, off, 65536, 0xee);
-	put(&s, MIG_BLOCKS, 0, n);
-	finish(&s, src);
-	assert_int_equal(decode(m, &s, r, MIG_STORAGE_NEEDED, &res, err, sizeof(err)), 0);
-	assert_int_equal(res.phase, MIG_PHASE_RUN);
-	assert_true(res.resync);
-	assert_int_equal(res.resync_epoch, 9);
-	assert_int_equal(res.disk_bytes, 65536);
-	assert_int_equal(res.disk_checked, DISK_BYTES - 65536);
+	put(&t.s, MIG_BLOCKS, 0, n);
+	finish(&t.s, src);
+	assert_int_equal(run_decode(&t, MIG_STORAGE_NEEDED), 0);
+	assert_int_equal(t.res.phase, MIG_PHASE_RUN);
+	assert_true(t.res.resync);
+	assert_int_equal(t.res.resync_epoch, 9);
+	assert_int_equal(t.res.disk_bytes, 65536);
+	assert_int_equal(t.res.disk_checked, DISK_BYTES - 65536);
 	assert_int_equal(r->checks, DISK_BYTES / 65536 - 1);
 	for (size_t i = 0; i < DISK_BYTES; i++)
 		if (r->bytes[i] != (i < 65536 ? 0x33 : 0xee))
 			fail_msg("replica byte %zu is 0x%02x", i, r->bytes[i]);
 	assert_int_equal(r->syncs, 1);
-	stream_free(&s);
-	free(r);
+	run_end(&t);
 	machine_destroy(src);
-	machine_destroy(m);
 }
 
 /* Resyncs refused: a block that differs (named), a replica of another pairing, a destination that
@@ -342,36 +361,27 @@ static void resync_refusals(void **state)
 	};
 	struct machine *src = fuzz_board_create("test_disk_stream", &config);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct machine *m = fuzz_board_create("test_disk_stream", &config);
-		struct replica *r = calloc(1, sizeof(*r));
-		struct stream s = { 0 };
-		struct mig_dest_result res;
-		char err[512];
-		assert_non_null(r);
-		r->size = DISK_BYTES;
-		r->spare = !!(cases[i].flags & MIG_FLAG_CLONE);
-		r->full_only = !strcmp(cases[i].name, "full only");
-		memset(r->bytes, 0xee, sizeof(r->bytes));
-		start(&s, src, cases[i].flags);
+		struct run t;
+		run_begin(&t, DISK_BYTES, cases[i].flags & MIG_FLAG_CLONE);
+		t.r->full_only = !strcmp(cases[i].name, "full only");
+		start(&t.s, src, cases[i].flags);
 		if (cases[i].flags & MIG_FLAG_RESYNC)
-			resync_disks(&s, strcmp(cases[i].name, "other pairing") ? 9 : 8);
+			resync_disks(&t.s, strcmp(cases[i].name, "other pairing") ? 9 : 8);
 		else
-			disks(&s, 1, DISK_BYTES);
+			disks(&t.s, 1, DISK_BYTES);
 		size_t n = digest_section(body, 65536, 65536, 0xee);
 		n += digest_section(body + n, 131072, 65536, 0xaa);
-		put(&s, MIG_BLOCKS, 0, n);
-		finish(&s, src);
-		int ret = decode(m, &s, r, MIG_STORAGE_NEEDED, &res, err, sizeof(err));
-		printf("%-24s %d: %s\n", cases[i].name, ret, err);
-		if (ret != cases[i].ret || !strstr(err, cases[i].want_err))
-			fail_msg("%s: %d \"%s\", want %d with \"%s\"", cases[i].name, ret, err, cases[i].ret,
+		put(&t.s, MIG_BLOCKS, 0, n);
+		finish(&t.s, src);
+		int ret = run_decode(&t, MIG_STORAGE_NEEDED);
+		printf("%-24s %d: %s\n", cases[i].name, ret, t.err);
+		if (ret != cases[i].ret || !strstr(t.err, cases[i].want_err))
+			fail_msg("%s: %d \"%s\", want %d with \"%s\"", cases[i].name, ret, t.err, cases[i].ret,
 				 cases[i].want_err);
-		assert_int_not_equal(res.phase, MIG_PHASE_RUN);
-		assert_int_equal(r->writes, 0);
-		assert_int_equal(r->syncs, 0);
-		stream_free(&s);
-		free(r);
-		machine_destroy(m);
+		assert_int_not_equal(t.res.phase, MIG_PHASE_RUN);
+		assert_int_equal(t.r->writes, 0);
+		assert_int_equal(t.r->syncs, 0);
+		run_end(&t);
 	}
 	machine_destroy(src);
 }
@@ -469,26 +479,19 @@ static void refusals(void **state)
 	struct machine *src = fuzz_board_create("test_disk_stream", &config);
 	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
 		const struct bad_case *c = &bad_cases[i];
-		struct machine *m = fuzz_board_create("test_disk_stream", &config);
-		struct replica *r = calloc(1, sizeof(*r));
-		struct stream s = { 0 };
-		struct mig_dest_result res;
-		char err[512];
-		assert_non_null(r);
-		r->size = c->have;
-		start(&s, src, c->flags);
+		struct run t;
+		run_begin(&t, c->have, false);
+		start(&t.s, src, c->flags);
 		if (strcmp(c->name, "needed") != 0)
-			build_bad(&s, src, c->name);
-		int ret = decode(m, &s, r, c->storage, &res, err, sizeof(err));
-		printf("%-24s %d: %s\n", c->name, ret, err);
-		if (ret != c->ret || !strstr(err, c->want_err))
-			fail_msg("%s: %d \"%s\", want %d with \"%s\"", c->name, ret, err, c->ret, c->want_err);
-		assert_int_not_equal(res.phase, MIG_PHASE_RUN);
-		assert_int_equal(r->writes, strcmp(c->name, "backwards") ? 0 : 1);
-		assert_int_equal(r->syncs, 0);
-		stream_free(&s);
-		free(r);
-		machine_destroy(m);
+			build_bad(&t.s, src, c->name);
+		int ret = run_decode(&t, c->storage);
+		printf("%-24s %d: %s\n", c->name, ret, t.err);
+		if (ret != c->ret || !strstr(t.err, c->want_err))
+			fail_msg("%s: %d \"%s\", want %d with \"%s\"", c->name, ret, t.err, c->ret, c->want_err);
+		assert_int_not_equal(t.res.phase, MIG_PHASE_RUN);
+		assert_int_equal(t.r->writes, strcmp(c->name, "backwards") ? 0 : 1);
+		assert_int_equal(t.r->syncs, 0);
+		run_end(&t);
 	}
 	machine_destroy(src);
 }
