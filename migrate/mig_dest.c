@@ -200,7 +200,8 @@ static int replicas_sync(void *ctx, char *why, size_t whylen)
 		struct replica_mark mk = { .epoch = r->res->epoch, .disk_size = r->size[i], .disk = i };
 		char err[320];
 		snprintf(mk.name, sizeof(mk.name), "%s", r->cfg->vm_id);
-		if (replica_mark_write(r->cfg->disk_path[i], &mk, err, sizeof(err)))
+		int ret = replica_mark_write(r->cfg->disk_path[i], &mk, err, sizeof(err));
+		if (ret && ret != -EOPNOTSUPP)
 			diag_warn("%s", err);
 	}
 	return 0;

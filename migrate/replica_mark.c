@@ -57,6 +57,12 @@ int replica_mark_write(const char *path, const struct replica_mark *mk, char *wh
 		snprintf(why, whylen, "%s: no pairing mark for this replica: %s", path, strerror(-ret));
 		return ret;
 	}
+	struct stat rst;
+	if (stat(path, &rst) || !S_ISREG(rst.st_mode)) {
+		/* a block device's mark would be a file in /dev: such replicas have none */
+		snprintf(why, whylen, "%s: not a regular file: no pairing mark for this replica", path);
+		return -EOPNOTSUPP;
+	}
 	if (nlen == 0 || nlen > REPLICA_MARK_NAME_MAX) {
 		snprintf(why, whylen, "%s: a VM name of %zu bytes does not fit a pairing mark", path, nlen);
 		return -EINVAL;
@@ -157,7 +163,7 @@ void replica_marks_write_all(const char *const *paths, unsigned n, const char *n
 			snprintf(mk.name, sizeof(mk.name), "%s", name);
 			ret = replica_mark_write(paths[i], &mk, err, sizeof(err));
 		}
-		if (ret)
+		if (ret && ret != -EOPNOTSUPP)
 			diag_warn("%s", err);
 	}
 }

@@ -10,7 +10,8 @@
  * full copy, never a wrong replica. Format (docs/disks.md), 164 bytes, little-endian:
  *   magic u32 "FRMK", version u16 1, reserved u16 0, epoch u64, disk size u64, disk index u32,
  *   name length u32 (1..128), name (128 bytes, zero-padded), CRC32C of all before it.
- * Replicas given as NBD URIs have no mark (a resync to them is refused: a full copy).
+ * Replicas given as NBD URIs or block devices have no mark (a resync to them is refused: a full
+ * copy).
  */
 #ifndef FTVM_MIGRATE_REPLICA_MARK_H
 #define FTVM_MIGRATE_REPLICA_MARK_H
@@ -30,8 +31,9 @@ struct replica_mark {
 	char name[REPLICA_MARK_NAME_MAX + 1];
 };
 
-/* Writes the mark of the replica at path (a file: not an NBD URI) durably (written beside, synced,
- * renamed over, directory synced): 0 or -errno with why. */
+/* Writes the mark of the replica at path durably (written beside, synced, renamed over, directory
+ * synced): 0, -EOPNOTSUPP for a replica that is no regular file (an NBD URI, a block device), or
+ * another -errno, with why. */
 int replica_mark_write(const char *path, const struct replica_mark *mk, char *why, size_t whylen) FTVM_MUST_CHECK;
 /* Reads it: 0, -ENOENT (no mark), or another -errno with why (a mark that is not a regular file
  * of this user, of another size, or fails its checks). */

@@ -2,7 +2,7 @@
  * test_replica_mark.c — the pairing mark beside a replica file (migrate/replica_mark.h): what is
  * written reads back; a missing mark, one that is a symlink, a FIFO, of another owner, of another
  * size, with a bad CRC, magic or name length is refused with a reason and never used; a planted
- * symlink at the temporary name is not followed when writing; NBD replicas have none.
+ * symlink at the temporary name is not followed when writing; NBD replicas and devices have none.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +30,10 @@ static int setup(void **state)
 		return -1;
 	snprintf(replica, sizeof(replica), "%s/disk.img", dir);
 	snprintf(mark, sizeof(mark), "%s%s", replica, REPLICA_MARK_SUFFIX);
+	int fd = open(replica, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	if (fd < 0)
+		return -1;
+	close(fd);
 	return 0;
 }
 
@@ -136,7 +140,7 @@ static void hostile_files(void **state)
 	assert_int_equal(replica_mark_read(replica, &got, why, sizeof(why)), 0);
 }
 
-static void no_mark_on_nbd(void **state)
+static void no_mark_on_nbd_or_device(void **state)
 {
 	(void)state;
 	struct replica_mark mk = { .epoch = 1, .disk_size = 512 }, got;
@@ -144,6 +148,8 @@ static void no_mark_on_nbd(void **state)
 	snprintf(mk.name, sizeof(mk.name), "kv-test");
 	assert_true(replica_mark_write("nbd+unix:///e?socket=/tmp/x.sock", &mk, why, sizeof(why)) < 0);
 	assert_int_equal(replica_mark_read("nbd+unix:///e?socket=/tmp/x.sock", &got, why, sizeof(why)), -ENOENT);
+	assert_int_equal(replica_mark_write("/dev/null", &mk, why, sizeof(why)), -EOPNOTSUPP); /* no /dev/null.ftvm-pairing */
+	assert_int_equal(access("/dev/null" REPLICA_MARK_SUFFIX, F_OK), -1);
 	memset(mk.name, 'n', sizeof(mk.name) - 1);
 	mk.name[sizeof(mk.name) - 1] = 0; /* 128 bytes: the longest name */
 	assert_int_equal(replica_mark_write(replica, &mk, why, sizeof(why)), 0);
@@ -157,7 +163,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(damaged, setup, teardown),
 		cmocka_unit_test_setup_teardown(hostile_files, setup, teardown),
-		cmocka_unit_test_setup_teardown(no_mark_on_nbd, setup, teardown),
+		cmocka_unit_test_setup_teardown(no_mark_on_nbd_or_device, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
