@@ -127,7 +127,7 @@ static bool alone_locked(struct ft_node *n)
 }
 
 /* One try to `spare` (a resync or a full copy): 0 once the live world is cut, -EPERM when the spare
- * refused it. */
+ * refused a resync. */
 static int clone_try(struct ft_node *n, const char *spare, bool resync)
 {
 	struct mig_source_config cfg = {
@@ -152,9 +152,9 @@ static int clone_try(struct ft_node *n, const char *spare, bool resync)
 	if (ret) {
 		struct mig_stats ms;
 		mig_job_get_stats(&n->job, &ms);
+		if (resync && ms.refused)
+			return -EPERM; /* clone_to() says so, and copies */
 		diag_warn("FT clone to %s failed, still alone: %s", spare, ms.error);
-		if (ms.refused)
-			ret = -EPERM;
 	}
 	return ret;
 }
@@ -172,8 +172,11 @@ static int clone_to(struct ft_node *n, const char *spare)
 	pthread_mutex_lock(&n->lock);
 	bool stop = n->stop;
 	pthread_mutex_unlock(&n->lock);
-	if (ret == -EPERM && resync && !stop) {
-		diag_warn("FT clone to %s: the spare refused the resync; copying the whole replica", spare);
+	if (ret == -EPERM && !stop) {
+		struct mig_stats ms;
+		mig_job_get_stats(&n->job, &ms);
+		diag_warn("FT clone to %s: the spare refused the resync (%s); copying the whole replica", spare,
+			  ms.error);
 		ret = clone_try(n, spare, false);
 	}
 	return ret;

@@ -130,8 +130,11 @@ def main():
         # 3. A replica changed while away: the digests refuse the resync, a full copy follows.
         primary, st, writer, logfile, stopfile = fail_over_and_return(lab, nodes, primary, workdir, "r2", tamper=True)
         text = nodes[primary].output()
-        check("copying the whole replica" in text and "differs from the source's" in text,
-              "the tampered replica did not fall back to a full copy", nodes.values())
+        line = next((l for l in text.splitlines() if "copying the whole replica" in l), "")
+        check("refused the resync" in line and "differs from the source's at bytes" in line,
+              "the tampered replica did not fall back to a full copy with one message naming the range",
+              nodes.values())
+        out["fallback_message"] = line.strip()[-200:]
         check(st.get("clone_disk_bytes", 0) >= disk_bytes, f"full copy: {st}", nodes.values())
         sent, ms = clone_line(nodes[primary])
         out["full_copy"] = {"disk_bytes_sent": st["clone_disk_bytes"], "clone_bytes": sent, "clone_ms": ms}
