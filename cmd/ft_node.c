@@ -152,7 +152,9 @@ static int clone_try(struct ft_node *n, const char *spare, bool resync)
 	if (ret) {
 		struct mig_stats ms;
 		mig_job_get_stats(&n->job, &ms);
-		if (resync && ms.refused)
+		/* The spare's refusals of a resync say so (mig_dest.c); another refusal (another
+		 * configuration, say) would refuse a full copy as well. */
+		if (resync && ms.refused && strstr(ms.error, "resync"))
 			return -EPERM; /* clone_to() says so, and copies */
 		diag_warn("FT clone to %s failed, still alone: %s", spare, ms.error);
 	}
