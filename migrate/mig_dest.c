@@ -184,6 +184,21 @@ static int replicas_write(void *ctx, unsigned disk, uint64_t off, const uint8_t 
 	return ret;
 }
 
+/* After the replicas were made durable: they equal the source's at the new pairing's start,
+ * marked so (a hint for a later resync; the digests decide). A mark that cannot be written costs
+ * a full copy then. */
+static void replicas_mark(struct replicas *r)
+{
+	for (unsigned i = 0; marked(r) && i < MACHINE_MAX_DISKS && r->img[i]; i++) {
+		struct replica_mark mk = { .epoch = r->res->epoch, .disk_size = r->size[i], .disk = i };
+		char err[320];
+		snprintf(mk.name, sizeof(mk.name), "%s", r->cfg->vm_id);
+		int ret = replica_mark_write(r->cfg->disk_path[i], &mk, err, sizeof(err));
+		if (ret && ret != -EOPNOTSUPP)
+			diag_warn("%s", err);
+	}
+}
+
 static int replicas_sync(void *ctx, char *why, size_t whylen)
 {
 	struct replicas *r = ctx;
@@ -194,16 +209,7 @@ static int replicas_sync(void *ctx, char *why, size_t whylen)
 			return ret;
 		}
 	}
-	/* Equal to the source's at the new pairing's start, and durable: marked so (a hint for a
-	 * later resync; the digests decide). A mark that cannot be written costs a full copy then. */
-	for (unsigned i = 0; marked(r) && i < MACHINE_MAX_DISKS && r->img[i]; i++) {
-		struct replica_mark mk = { .epoch = r->res->epoch, .disk_size = r->size[i], .disk = i };
-		char err[320];
-		snprintf(mk.name, sizeof(mk.name), "%s", r->cfg->vm_id);
-		int ret = replica_mark_write(r->cfg->disk_path[i], &mk, err, sizeof(err));
-		if (ret && ret != -EOPNOTSUPP)
-			diag_warn("%s", err);
-	}
+	replicas_mark(r);
 	return 0;
 }
 
