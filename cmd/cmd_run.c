@@ -62,7 +62,10 @@ static void usage(FILE *out)
 		     "                      configuration required\n"
 		     "  --arbiter PATH --channel-key FILE [--spare HOST:PORT] [--disk-mode M] [--epoch N]\n"
 		     "                      fault tolerance can be turned on for this VM: `ftvm ft enable`, or\n"
-		     "                      at once to a spare (docs/ft-clone.md)\n");
+		     "                      at once to a spare (docs/ft-clone.md)\n"
+		     "  --arbiter PATH [--epoch N]  (without --channel-key) the VM's arbiter area: each live\n"
+		     "                      migration records its hand-over there under the next epoch, as\n"
+		     "                      node 0 in epoch N (default 1) here (docs/migration.md)\n");
 	control_options_help(out);
 	fprintf(out, "\noptions:\n");
 	run_options_help(out);
@@ -74,7 +77,8 @@ struct run_cmd {
 	struct snapshot_options so;
 	struct control_options co;
 	struct vm_control vc;
-	/* With --arbiter and --channel-key: FT can be turned on (`ftvm ft enable`, --spare). */
+	/* With --arbiter and --channel-key: FT can be turned on (`ftvm ft enable`, --spare). With
+	 * --arbiter alone, fo holds the area where migrations record their hand-overs. */
 	bool ft;
 	struct ft_options fo;
 	struct channel_key key;
@@ -111,9 +115,12 @@ static int run_options_hook(void *self, int *argc, char **argv, bool *help, char
 {
 	struct run_cmd *r = self;
 	(void)help;
-	for (int i = 1; i < *argc; i++)
-		r->ft |= !strcmp(argv[i], "--arbiter") || !strcmp(argv[i], "--channel-key") || !strcmp(argv[i], "--spare");
-	if (r->ft) {
+	bool arbiter = false;
+	for (int i = 1; i < *argc; i++) {
+		r->ft |= !strcmp(argv[i], "--channel-key") || !strcmp(argv[i], "--spare");
+		arbiter |= !strcmp(argv[i], "--arbiter");
+	}
+	if (r->ft || arbiter) {
 		/* The FT options, the control socket's among them. */
 		int ret = ft_options_extract(argc, argv, &r->fo, err, errlen);
 		if (ret)
@@ -209,6 +216,8 @@ static int run_start(void *self, struct vm_command *c, char *err, size_t errlen)
 	r->commands[1] = vm_ft_command;
 	r->vc.extra = r->commands;
 	r->vc.nextra = r->ft ? 2 : 1;
+	if (!r->ft && r->fo.arbiter)
+		r->vc.arbiter = (struct mig_arbiter){ .path = r->fo.arbiter, .epoch = r->fo.epoch, .node = 0 };
 	vm_control_start(&r->vc, &r->co, &c->ctl);
 	return 0;
 }

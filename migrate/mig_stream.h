@@ -25,11 +25,12 @@
 #define MIG_HDR_SIZE 16u
 #define MIG_MAX_MESSAGE CHANNEL_MAX_RECORD
 #define MIG_MAX_BODY (MIG_MAX_MESSAGE - MIG_HDR_SIZE)
-#define MIG_START_FIXED 24u   /* epoch, RAM bytes, flags, reserved; then the CONFIG section */
+#define MIG_START_FIXED 24u   /* epoch, RAM bytes, flags, node (ARBITER) or 0; then the CONFIG section */
 #define MIG_COMPLETE_SIZE 16u /* state bytes, rounds */
 #define MIG_HANDOVER_SIZE 8u  /* epoch the destination runs in */
 #define MIG_FLAG_CLONE 1u     /* START flags: an FT clone, the destination becomes the backup */
 #define MIG_FLAG_STORAGE 2u   /* START flags: the disks come too (DISKS, BLOCKS) */
+#define MIG_FLAG_ARBITER 4u   /* START flags: the destination claims START's epoch in its arbiter area */
 /* Disk sections of BLOCKS: disk, flags, offset, length, reserved; the data; CRC32C. */
 #define MIG_DISK_HDR_SIZE 24u
 #define MIG_DISK_SECTION_SIZE(len) (MIG_DISK_HDR_SIZE + (len) + 4u)
@@ -97,6 +98,7 @@ enum mig_storage {
 struct mig_dest_want {
 	bool clone;                     /* only FT clones (a spare), else only migrations */
 	enum mig_storage storage;
+	bool arbiter;                   /* the hand-over is judged by an arbiter area: START must say so */
 	const struct mig_disk_ops *disk; /* NULL: a STORAGE stream is refused */
 	void *disk_ctx;
 };
@@ -129,6 +131,8 @@ struct mig_dest_result {
 	bool refused_config;      /* ended by START's configuration (err names the difference) */
 	bool clone;               /* START said FT clone (MIG_FLAG_CLONE) */
 	bool storage;             /* START said STORAGE: the disks came too */
+	bool arbiter;             /* START said ARBITER: the destination claims epoch as arbiter_node */
+	unsigned arbiter_node;
 	unsigned ndisks;          /* from DISKS */
 	uint64_t disk_size[MACHINE_MAX_DISKS];
 	uint64_t disk_bytes;      /* disk bytes written (data and zero ranges) */

@@ -24,6 +24,15 @@ Scenarios:
           (refused, naming the difference), a stranger sending a corrupt stream to a destination
           (refused with the message and the fault); and a guest dirtying memory faster than a
           --bandwidth-capped link converges by throttling.
+  handover  the VM has an arbiter area (--arbiter on both sides): kvd under a client's writes is
+          migrated five times while a test-only hook (FTVM_TEST_MIGRATE_STALL) holds one side at a
+          step of the hand-over: the source killed after sending COMPLETE; the link cut after
+          COMPLETE was confirmed, the source then going on (stale: the arbiter refuses it); the
+          destination killed after confirming COMPLETE; the link cut after HANDOVER reached the
+          destination, which then asks the arbiter too late; and once with no fault. After each,
+          exactly one copy runs, the epochs the arbiter decided name the winners, a node of an
+          older epoch wins no claim, and every acknowledged write reads back over the one
+          connection.
 Exit 77 (skip) without root or the bundled guest.
 """
 import json
@@ -249,10 +258,10 @@ def scenario_storage(lab, workdir, migrations):
     print("the destination's disk equals the source's at the hand-over", flush=True)
 
 
-def source_runs(lab, node, what):
+def source_runs(lab, node, what, host="a"):
     """After a failed attempt the source must be up, unpaused and serving: its guest answers."""
     check(node.proc.poll() is None, f"{what}: the source exited", [node])
-    out = subprocess.run([ftlab.ftvm_binary(), "status", "--json", "--control", lab.sock("a")],
+    out = subprocess.run([ftlab.ftvm_binary(), "status", "--json", "--control", lab.sock(host)],
                          capture_output=True, text=True)
     check('"running"' in out.stdout, f"{what}: the source's status: {out.stdout} {out.stderr}", [node])
     before = len(open(os.path.join(lab.workdir, "acked.log")).read().splitlines())
@@ -376,6 +385,135 @@ def scenario_throttle(lab, workdir, mbit):
     dst.kill()
 
 
+def arbiter_decided(lab):
+    out = subprocess.run([ftlab.ftvm_binary(), "arbiter", "show", lab.arbiter, "--json"], capture_output=True,
+                         text=True, timeout=60)
+    check(out.returncode == 0, f"ftvm arbiter show: {out.stderr}")
+    return {d["epoch"]: d["winner"] for d in json.loads(out.stdout)["decided"]}
+
+
+def scenario_handover(lab, workdir):
+    stall = os.path.join(workdir, "stall")
+    open(stall, "w").close()
+    os.environ["FTVM_TEST_MIGRATE_STALL"] = stall  # test-only: inherited by every ftvm started here
+    topo = os.path.join(ftlab.ROOT, "scripts", "ft-topology")
+    arb = ["--arbiter", lab.arbiter]
+    run = {"a": lab.start_run("a", arb), "b": None}
+    run["a"].wait_for("ftvm-guest: ready", 180)
+    writer, logfile, stopfile = start_writer(lab, workdir)
+    time.sleep(1.0)
+
+    def stall_at(step):
+        with open(stall, "w") as f:
+            f.write(step + "\n")
+
+    def go_on():
+        open(stall, "w").close()
+
+    def migration(src, dst):
+        return subprocess.Popen(["ip", "netns", "exec", lab.ns(src), ftlab.ftvm_binary(), "migrate",
+                                 "--control", lab.sock(src), "--to", f"{HOST_IP[dst]}:{PORT}",
+                                 "--channel-key", lab.key], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+
+    def held_at(step, src, dst_host):
+        """Starts a migration src -> dst_host whose side named by step stops at it: (dst, migrate)."""
+        stall_at(step)
+        dst = lab.start_incoming(dst_host, arb)
+        mig = migration(src, dst_host)
+        (run[src] if step.startswith("source") else dst).wait_for(f"migration test hook: at {step}", 120)
+        return dst, mig
+
+    def ended(proc):
+        _, err = proc.communicate(timeout=120)
+        return proc.returncode, err.strip().splitlines()[-1] if err.strip() else ""
+
+    def only_runner(host, what, epoch, winner):
+        other = "b" if host == "a" else "a"
+        check(run[host] and run[host].proc.poll() is None and alive_and_running(lab, host),
+              f"{what}: the VM does not run on {host}", [n for n in run.values() if n])
+        check(not run[other] or run[other].proc.poll() is not None,
+              f"{what}: a second copy still lives on {other}", [n for n in run.values() if n])
+        decided = arbiter_decided(lab)
+        check(decided.get(epoch) == winner, f"{what}: the arbiter must give epoch {epoch} to node {winner}: "
+                                            f"{decided}", [n for n in run.values() if n])
+        run[other] = None
+        source_runs(lab, run[host], what, host)
+        print(f"{what}: runs on {host} alone, epoch {epoch} won by node {winner}", flush=True)
+
+    # 1. The source killed after sending COMPLETE: the destination, holding the whole state, asks
+    #    the arbiter and wins epoch 2.
+    dst, mig = held_at("source-complete", "a", "b")
+    run["a"].kill()
+    run["a"].wait(10)
+    go_on()
+    dst.wait_for("handed over", 60)
+    ended(mig)
+    run["b"] = dst
+    only_runner("b", "source killed after COMPLETE", 2, 1)
+
+    # 2. The link cut after COMPLETE was confirmed, before HANDOVER: the destination wins epoch 3;
+    #    the source then goes on, finds no confirmation, and the arbiter refuses it for good.
+    dst, mig = held_at("source-handover", "b", "a")
+    subprocess.run([topo, "cut-log", lab.prefix], check=True)
+    dst.wait_for("handed over", 60)
+    go_on()
+    check(run["b"].wait(60) == 0, "the stale source must stop", [run["b"], dst])
+    check("gave epoch 3 to node 0, the destination" in run["b"].output(),
+          "the stale source must say the arbiter refused it", [run["b"]])
+    subprocess.run([topo, "heal-log", lab.prefix], check=True)
+    ended(mig)
+    run["a"] = dst
+    only_runner("a", "link cut before HANDOVER, stale source", 3, 0)
+
+    # 3. The destination killed after confirming COMPLETE: the source wins epoch 4 and runs on.
+    dst, mig = held_at("dest-complete", "a", "b")
+    dst.kill()
+    dst.wait(10)
+    go_on()
+    rc, last = ended(mig)
+    check(rc == 1 and "gave epoch 4 to this host" in last, f"the source must keep the VM: {last}", [run["a"]])
+    only_runner("a", "destination killed after COMPLETE", 4, 0)
+
+    # 4. The link cut after HANDOVER reached the destination, before it asked the arbiter: the
+    #    source asks first and runs on; the destination's late claim loses.
+    dst, mig = held_at("dest-handover", "a", "b")
+    subprocess.run([topo, "cut-log", lab.prefix], check=True)
+    rc, last = ended(mig)
+    check(rc == 1 and "gave epoch 5 to this host" in last, f"the source must keep the VM: {last}", [run["a"], dst])
+    go_on()
+    check(dst.wait(60) == 1 and "gave epoch 5 to node 0, the source" in dst.output(),
+          "the late destination must lose and exit", [dst])
+    subprocess.run([topo, "heal-log", lab.prefix], check=True)
+    only_runner("a", "link cut after HANDOVER, late destination", 5, 0)
+
+    # 5. No fault: the hand-over is recorded as epoch 6 for the destination.
+    dst = lab.start_incoming("b", arb)
+    rc, err, took = lab.migrate("a", "b")
+    check(rc == 0, f"the migration with an arbiter failed:\n{err}", [run["a"], dst])
+    dst.wait_for("handed over", 60)
+    check(run["a"].wait(30) == 0, "the source did not end cleanly", [run["a"]])
+    run["b"] = dst
+    only_runner("b", f"no fault ({took:.2f} s)", 6, 1)
+
+    # A node of an older epoch wins nothing: not a decided epoch, not one the area has left.
+    for epoch, node in ((6, 0), (5, 1), (2, 0)):
+        out = subprocess.run([ftlab.ftvm_binary(), "arbiter", "claim", lab.arbiter, "--epoch", str(epoch), "--node",
+                              str(node), "--vm", lab.vm_name(), "--timeout", "30"],
+                             capture_output=True, text=True, timeout=60)
+        check(out.returncode in (1, 3), f"node {node} claiming epoch {epoch}: {out.returncode} {out.stdout} "
+                                        f"{out.stderr}")
+        print(f"stale claim of epoch {epoch} by node {node}: {(out.stdout + out.stderr).strip()}", flush=True)
+
+    summary = stop_writer(writer, stopfile, [run["b"]])
+    print(f"client: {summary['acked']} writes over {summary['connections']} connection(s), "
+          f"{summary['reconnects']} reconnect(s), longest gap {summary['max_gap_s'] * 1000:.0f} ms", flush=True)
+    check(summary["reconnects"] == 0 and summary["connections"] == 1,
+          "the client's TCP connection did not survive", [run["b"]])
+    v = verify(lab, logfile, [run["b"]])
+    print(f"verified {v['verified']} acknowledged writes", flush=True)
+
+
 def main():
     if os.geteuid() != 0 or not os.path.exists(os.path.join(ftlab.guest_dir(), "Image")):
         print("skipped: needs root and the bundled guest")
@@ -394,6 +532,8 @@ def main():
             scenario_storage(lab, workdir, migrations)
         elif scenario == "throttle":
             scenario_throttle(lab, workdir, migrations)
+        elif scenario == "handover":
+            scenario_handover(lab, workdir)
         else:
             print(f"unknown scenario {scenario}", file=sys.stderr)
             return 2
