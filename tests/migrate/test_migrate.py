@@ -31,8 +31,8 @@ Scenarios:
           destination killed after confirming COMPLETE; the link cut after HANDOVER reached the
           destination, which then asks the arbiter too late; and once with no fault. After each,
           exactly one copy runs, the epochs the arbiter decided name the winners, a node of an
-          older epoch wins no claim, and every acknowledged write reads back over the one
-          connection.
+          older epoch wins no claim, a copy whose epoch the arbiter has left behind is refused
+          a migration, and every acknowledged write reads back over the one connection.
 Exit 77 (skip) without root or the bundled guest.
 """
 import json
@@ -441,6 +441,15 @@ def scenario_handover(lab, workdir):
         source_runs(lab, run[host], what, host)
         print(f"{what}: runs on {host} alone, epoch {epoch} won by node {winner}", flush=True)
 
+    # A destination without the area refuses the stream at START, saying why; the source runs on.
+    dst = lab.start_incoming("b")
+    rc, err, _ = lab.migrate("a", "b")
+    last = err.strip().splitlines()[-1] if err.strip() else ""
+    check(rc == 1 and "start the destination with --arbiter" in last, f"no arbiter on B: {last}", [dst])
+    check(dst.wait(30) == 1, "the refusing destination must exit 1", [dst])
+    source_runs(lab, run["a"], "no arbiter on the destination")
+    print(f"no arbiter on the destination: {last}", flush=True)
+
     # 1. The source killed after sending COMPLETE: the destination, holding the whole state, asks
     #    the arbiter and wins epoch 2.
     dst, mig = held_at("source-complete", "a", "b")
@@ -494,7 +503,8 @@ def scenario_handover(lab, workdir):
     dst.wait_for("handed over", 60)
     check(run["a"].wait(30) == 0, "the source did not end cleanly", [run["a"]])
     run["b"] = dst
-    only_runner("b", f"no fault ({took:.2f} s)", 6, 1)
+    done = [l for l in err.splitlines() if "done:" in l]
+    only_runner("b", f"no fault ({took:.2f} s; {done[-1] if done else '?'})", 6, 1)
 
     # A node of an older epoch wins nothing: not a decided epoch, not one the area has left.
     for epoch, node in ((6, 0), (5, 1), (2, 0)):
@@ -504,6 +514,16 @@ def scenario_handover(lab, workdir):
         check(out.returncode in (1, 3), f"node {node} claiming epoch {epoch}: {out.returncode} {out.stdout} "
                                         f"{out.stderr}")
         print(f"stale claim of epoch {epoch} by node {node}: {(out.stdout + out.stderr).strip()}", flush=True)
+
+    # Another node takes the VM's next epoch (as an FT failover would): the copy on B is stale
+    # now, and its migration is refused before it connects; it is not moved anywhere.
+    out = subprocess.run([ftlab.ftvm_binary(), "arbiter", "claim", lab.arbiter, "--epoch", "7", "--node", "0",
+                          "--vm", lab.vm_name(), "--timeout", "30"], capture_output=True, text=True, timeout=60)
+    check(out.returncode == 0, f"claiming epoch 7: {out.stdout} {out.stderr}")
+    rc, err, _ = lab.migrate("b", "a")
+    last = err.strip().splitlines()[-1] if err.strip() else ""
+    check(rc == 1 and "already decided epoch 7" in last, f"a stale copy must not migrate: {last}", [run["b"]])
+    print(f"stale source: {last}", flush=True)
 
     summary = stop_writer(writer, stopfile, [run["b"]])
     print(f"client: {summary['acked']} writes over {summary['connections']} connection(s), "
