@@ -45,6 +45,8 @@
 #include "cmd/vm_migrate.h"
 #include "logchannel/channel.h"
 #include "backup/ft_backup.h"
+#include "common/arbiter.h"
+#include "migrate/mig_source.h"
 #include "host/state_file.h"
 #include "host/world_live.h"
 #include "util/diag.h"
@@ -65,7 +67,8 @@ static void usage(FILE *out)
 		     "                      at once to a spare (docs/ft-clone.md)\n"
 		     "  --arbiter PATH [--epoch N]  (without --channel-key) the VM's arbiter area: each live\n"
 		     "                      migration records its hand-over there under the next epoch, as\n"
-		     "                      node 0 in epoch N (default 1) here (docs/migration.md)\n");
+		     "                      node 0 in epoch N (default 1) here; refused when the area has\n"
+		     "                      decided a later epoch (docs/migration.md)\n");
 	control_options_help(out);
 	fprintf(out, "\noptions:\n");
 	run_options_help(out);
@@ -164,7 +167,17 @@ static int run_check(void *self, struct vm_command *c, bool *done, char *err, si
 		if (ret)
 			return ret;
 	}
-	return control_options_check(&r->co, err, errlen);
+	int ret = control_options_check(&r->co, err, errlen);
+	if (ret || r->ft || !r->fo.arbiter)
+		return ret;
+	/* A copy the arbiter has left behind (the VM migrated on, or another node took this epoch)
+	 * must not start a second copy of the VM. */
+	struct mig_arbiter a = { .path = r->fo.arbiter, .epoch = r->fo.epoch, .node = 0 };
+	struct arbiter *arb;
+	ret = mig_arbiter_open(&a, r->co.vm, &arb, err, errlen);
+	if (!ret)
+		arbiter_close(arb);
+	return ret;
 }
 
 /* The restored machine continues live: the live world takes over its clock, its unfinished disk

@@ -534,34 +534,53 @@ static void stop_throttle(struct sender *s)
 	s->throttler_started = false;
 }
 
-/*
- * A migration that records its hand-over: the VM's arbiter area, and the node id the destination
- * will claim the next epoch as. A copy whose epoch the area has already left behind is stale (a
- * newer copy of the VM may run): it must not hand over what it holds.
- */
+int mig_arbiter_open(const struct mig_arbiter *a, const char *vm, struct arbiter **out, char *err, size_t errlen)
+{
+	char aerr[ARBITER_ERR_MAX];
+	struct arbiter *arb = NULL;
+	int ret = arbiter_open(a->path, vm, &arb, aerr);
+	if (ret) {
+		snprintf(err, errlen, "arbiter %s: %s", a->path, aerr);
+		return ret;
+	}
+	struct arbiter_info info;
+	arbiter_get_info(arb, &info);
+	struct arbiter_decision d[MIG_ARBITER_HISTORY];
+	size_t n = 0;
+	if (info.nodes < 2 || a->node >= info.nodes) {
+		snprintf(err, errlen, "arbiter %s: node %u in an area of %u node(s): a migration needs two", a->path, a->node,
+			 info.nodes);
+		ret = -EINVAL;
+	} else if ((ret = arbiter_decided(arb, d, MIG_ARBITER_HISTORY, &n)) != 0) {
+		snprintf(err, errlen, "arbiter %s: %s", a->path, arbiter_error(arb));
+	}
+	for (size_t i = 0; !ret && i < n; i++) {
+		if (d[i].epoch < a->epoch || (d[i].epoch == a->epoch && d[i].winner == a->node))
+			continue;
+		snprintf(err, errlen, "this copy runs in epoch %llu as node %u, but the arbiter already decided epoch %llu "
+				      "for node %u: a newer copy of the VM may run; a stale copy neither starts nor migrates",
+			 (unsigned long long)a->epoch, a->node, (unsigned long long)d[i].epoch, d[i].winner);
+		ret = -ESTALE;
+	}
+	if (ret)
+		arbiter_close(arb);
+	else
+		*out = arb;
+	return ret;
+}
+
+/* A migration that records its hand-over: the VM's arbiter area (this copy current in it), and the
+ * node id the destination will claim the next epoch as. */
 static int open_arbiter(struct sender *s)
 {
 	const struct mig_source_config *cfg = &s->job->cfg;
-	char aerr[ARBITER_ERR_MAX];
-	int ret = arbiter_open(cfg->arbiter.path, cfg->vm_id, &s->arb, aerr);
+	char why[sizeof(s->job->stats.error)];
+	int ret = mig_arbiter_open(&cfg->arbiter, cfg->vm_id, &s->arb, why, sizeof(why));
 	if (ret)
-		return fail(s, ret, "arbiter %s: %s", cfg->arbiter.path, aerr);
+		return fail(s, ret, "%s", why);
 	struct arbiter_info info;
 	arbiter_get_info(s->arb, &info);
-	if (info.nodes < 2 || cfg->arbiter.node >= info.nodes)
-		return fail(s, -EINVAL, "arbiter %s: node %u in an area of %u node(s): a migration needs two", cfg->arbiter.path,
-			    cfg->arbiter.node, info.nodes);
 	s->dest_node = (cfg->arbiter.node + 1) % info.nodes;
-	struct arbiter_decision d[MIG_ARBITER_HISTORY];
-	size_t n = 0;
-	ret = arbiter_decided(s->arb, d, MIG_ARBITER_HISTORY, &n);
-	if (ret)
-		return fail(s, ret, "arbiter %s: %s", cfg->arbiter.path, arbiter_error(s->arb));
-	for (size_t i = 0; i < n; i++)
-		if (d[i].epoch >= cfg->epoch)
-			return fail(s, -ESTALE, "this copy runs in epoch %llu, but the arbiter already decided epoch %llu "
-						"(node %u): a newer copy of the VM may run; a stale copy is not migrated",
-				    (unsigned long long)cfg->arbiter.epoch, (unsigned long long)d[i].epoch, d[i].winner);
 	return 0;
 }
 

@@ -51,6 +51,15 @@ struct mig_arbiter {
 	unsigned node;                  /* its node id in the area */
 };
 
+struct arbiter;
+/*
+ * Opens the arbiter area of a (a->path) for VM vm and checks that this copy is current in it: the
+ * area has two nodes or more, a->node among them, and no epoch decided above a->epoch nor a->epoch
+ * itself for another node (else -ESTALE: a newer copy may run). 0 with *out, else -errno and err.
+ */
+int mig_arbiter_open(const struct mig_arbiter *a, const char *vm, struct arbiter **out, char *err, size_t errlen)
+	FTVM_MUST_CHECK;
+
 struct mig_source_config {
 	struct machine *m;
 	struct world_live *world;

@@ -524,6 +524,11 @@ def scenario_handover(lab, workdir):
     last = err.strip().splitlines()[-1] if err.strip() else ""
     check(rc == 1 and "already decided epoch 7" in last, f"a stale copy must not migrate: {last}", [run["b"]])
     print(f"stale source: {last}", flush=True)
+    # Nor can the first copy's command line start the VM again on A: epoch 1 is long past.
+    again = lab.start_run("a", arb)
+    check(again.wait(60) != 0 and "stale copy neither starts" in again.output(), "a stale copy must not start",
+          [again])
+    print(f"stale restart: {again.output().strip().splitlines()[-1]}", flush=True)
 
     summary = stop_writer(writer, stopfile, [run["b"]])
     print(f"client: {summary['acked']} writes over {summary['connections']} connection(s), "
