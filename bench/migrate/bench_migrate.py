@@ -47,6 +47,8 @@ def ftvm_rows(lab, workdir, runs, load, arbiter=False):
     src.wait_for("ftvm-guest: ready", 180)
     writer = None
     if load:
+        if os.path.exists(os.path.join(workdir, "stop")):  # the last row's writer was told to stop
+            os.unlink(os.path.join(workdir, "stop"))
         writer, logfile, stopfile = tm.start_writer(lab, workdir)
         time.sleep(2.0)
     rows, here, there, nodes = [], "a", "b", {"a": src}
