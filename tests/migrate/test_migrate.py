@@ -24,15 +24,16 @@ Scenarios:
           (refused, naming the difference), a stranger sending a corrupt stream to a destination
           (refused with the message and the fault); and a guest dirtying memory faster than a
           --bandwidth-capped link converges by throttling.
-  handover  the VM has an arbiter area (--arbiter on both sides): kvd under a client's writes is
-          migrated five times while a test-only hook (FTVM_TEST_MIGRATE_STALL) holds one side at a
-          step of the hand-over: the source killed after sending COMPLETE; the link cut after
-          COMPLETE was confirmed, the source then going on (stale: the arbiter refuses it); the
-          destination killed after confirming COMPLETE; the link cut after HANDOVER reached the
-          destination, which then asks the arbiter too late; and once with no fault. After each,
-          exactly one copy runs, the epochs the arbiter decided name the winners, a node of an
-          older epoch wins no claim, a copy whose epoch the arbiter has left behind is refused
-          a migration, and every acknowledged write reads back over the one connection.
+  handover  the VM has an arbiter area (--arbiter on both sides): a destination without one
+          refuses at START; then kvd under a client's writes is migrated nine times, eight of them
+          while a test-only hook (FTVM_TEST_MIGRATE_STALL) holds one side at a step of the
+          hand-over (source: COMPLETE sent / COMPLETE confirmed; destination: COMPLETE confirmed /
+          HANDOVER read) and that side is killed or the link cut. After each, exactly one copy
+          runs (the side not held; a held side that goes on later loses its claim and says so),
+          the epoch the arbiter decided names it, and the guest answers. Then: a node of an older
+          epoch wins no claim, a copy whose epoch the arbiter has left behind is refused a
+          migration and a restart, and every acknowledged write reads back over the one
+          connection.
 Exit 77 (skip) without root or the bundled guest.
 """
 import json
@@ -417,11 +418,16 @@ def scenario_handover(lab, workdir):
                                 text=True)
 
     def held_at(step, src, dst_host):
-        """Starts a migration src -> dst_host whose side named by step stops at it: (dst, migrate)."""
-        stall_at(step)
+        """Starts a migration src -> dst_host whose side named by step stops at it: (dst, migrate).
+        Held after sending COMPLETE, the source may not have pushed it out yet: the destination is
+        held too until it confirmed it, so the fault strikes a destination that holds the state."""
+        both = step == "source-complete"
+        stall_at(step + (" dest-complete" if both else ""))
         dst = lab.start_incoming(dst_host, arb)
         mig = migration(src, dst_host)
         (run[src] if step.startswith("source") else dst).wait_for(f"migration test hook: at {step}", 120)
+        if both:
+            dst.wait_for("migration test hook: at dest-complete", 120)
         return dst, mig
 
     def ended(proc):
@@ -450,92 +456,90 @@ def scenario_handover(lab, workdir):
     source_runs(lab, run["a"], "no arbiter on the destination")
     print(f"no arbiter on the destination: {last}", flush=True)
 
-    # 1. The source killed after sending COMPLETE: the destination, holding the whole state, asks
-    #    the arbiter and wins epoch 2.
-    dst, mig = held_at("source-complete", "a", "b")
-    run["a"].kill()
-    run["a"].wait(10)
-    go_on()
+    # Each step of the hand-over, the side held there killed or the link cut: the other side asks
+    # the arbiter and wins the next epoch; a held side that goes on later loses its claim and stops
+    # for good, saying so. The VM moves on from wherever it runs.
+    here, node, epoch = "a", {"a": 0}, 1
+    for step, fault in (("source-complete", "kill"), ("source-complete", "cut"), ("source-handover", "kill"),
+                        ("source-handover", "cut"), ("dest-complete", "kill"), ("dest-complete", "cut"),
+                        ("dest-handover", "kill"), ("dest-handover", "cut")):
+        there, epoch = ("b" if here == "a" else "a"), epoch + 1
+        dst, mig = held_at(step, here, there)
+        held_source = step.startswith("source")
+        held = run[here] if held_source else dst
+        if fault == "kill":
+            held.kill()
+            held.wait(10)
+        else:
+            subprocess.run([topo, "cut-log", lab.prefix], check=True)
+        stall_at(step)  # the destination held with a source held after COMPLETE goes on
+        if held_source:  # the destination decides first
+            dst.wait_for("handed over", 60)
+            winner_host, winner_node = there, (node[here] + 1) % 2
+        else:  # the source decides first
+            rc, last = ended(mig)
+            check(rc == 1 and f"gave epoch {epoch} to this host" in last, f"{step}/{fault}: the source must keep "
+                                                                          f"the VM: {last}", [run[here], dst])
+            winner_host, winner_node = here, node[here]
+        go_on()
+        if fault == "cut":
+            loser, status, says = ((run[here], 0, f"gave epoch {epoch} to node {winner_node}, the destination")
+                                   if held_source else (dst, 1, f"gave epoch {epoch} to node {winner_node}, the source"))
+            check(loser.wait(60) == status and says in loser.output(), f"{step}/{fault}: the side that went on late "
+                                                                       f"must lose and say so", [loser])
+            subprocess.run([topo, "heal-log", lab.prefix], check=True)
+        if held_source:
+            ended(mig)
+        run[there] = dst if winner_host == there else None
+        node[winner_host] = winner_node
+        only_runner(winner_host, f"{step} {'killed' if fault == 'kill' else 'link cut'}", epoch, winner_node)
+        here = winner_host
+
+
+    # No fault: the hand-over is recorded as the next epoch, for the destination.
+    there, epoch = ("b" if here == "a" else "a"), epoch + 1
+    dst = lab.start_incoming(there, arb)
+    rc, err, took = lab.migrate(here, there)
+    check(rc == 0, f"the migration with an arbiter failed:\n{err}", [run[here], dst])
     dst.wait_for("handed over", 60)
-    ended(mig)
-    run["b"] = dst
-    only_runner("b", "source killed after COMPLETE", 2, 1)
-
-    # 2. The link cut after COMPLETE was confirmed, before HANDOVER: the destination wins epoch 3;
-    #    the source then goes on, finds no confirmation, and the arbiter refuses it for good.
-    dst, mig = held_at("source-handover", "b", "a")
-    subprocess.run([topo, "cut-log", lab.prefix], check=True)
-    dst.wait_for("handed over", 60)
-    go_on()
-    check(run["b"].wait(60) == 0, "the stale source must stop", [run["b"], dst])
-    check("gave epoch 3 to node 0, the destination" in run["b"].output(),
-          "the stale source must say the arbiter refused it", [run["b"]])
-    subprocess.run([topo, "heal-log", lab.prefix], check=True)
-    ended(mig)
-    run["a"] = dst
-    only_runner("a", "link cut before HANDOVER, stale source", 3, 0)
-
-    # 3. The destination killed after confirming COMPLETE: the source wins epoch 4 and runs on.
-    dst, mig = held_at("dest-complete", "a", "b")
-    dst.kill()
-    dst.wait(10)
-    go_on()
-    rc, last = ended(mig)
-    check(rc == 1 and "gave epoch 4 to this host" in last, f"the source must keep the VM: {last}", [run["a"]])
-    only_runner("a", "destination killed after COMPLETE", 4, 0)
-
-    # 4. The link cut after HANDOVER reached the destination, before it asked the arbiter: the
-    #    source asks first and runs on; the destination's late claim loses.
-    dst, mig = held_at("dest-handover", "a", "b")
-    subprocess.run([topo, "cut-log", lab.prefix], check=True)
-    rc, last = ended(mig)
-    check(rc == 1 and "gave epoch 5 to this host" in last, f"the source must keep the VM: {last}", [run["a"], dst])
-    go_on()
-    check(dst.wait(60) == 1 and "gave epoch 5 to node 0, the source" in dst.output(),
-          "the late destination must lose and exit", [dst])
-    subprocess.run([topo, "heal-log", lab.prefix], check=True)
-    only_runner("a", "link cut after HANDOVER, late destination", 5, 0)
-
-    # 5. No fault: the hand-over is recorded as epoch 6 for the destination.
-    dst = lab.start_incoming("b", arb)
-    rc, err, took = lab.migrate("a", "b")
-    check(rc == 0, f"the migration with an arbiter failed:\n{err}", [run["a"], dst])
-    dst.wait_for("handed over", 60)
-    check(run["a"].wait(30) == 0, "the source did not end cleanly", [run["a"]])
-    run["b"] = dst
+    check(run[here].wait(30) == 0, "the source did not end cleanly", [run[here]])
+    run[there], node[there] = dst, (node[here] + 1) % 2
     done = [l for l in err.splitlines() if "done:" in l]
-    only_runner("b", f"no fault ({took:.2f} s; {done[-1] if done else '?'})", 6, 1)
+    only_runner(there, f"no fault ({took:.2f} s; {done[-1] if done else '?'})", epoch, node[there])
+    here, there = there, here
 
     # A node of an older epoch wins nothing: not a decided epoch, not one the area has left.
-    for epoch, node in ((6, 0), (5, 1), (2, 0)):
-        out = subprocess.run([ftlab.ftvm_binary(), "arbiter", "claim", lab.arbiter, "--epoch", str(epoch), "--node",
-                              str(node), "--vm", lab.vm_name(), "--timeout", "30"],
+    other = (node[here] + 1) % 2
+    for e, n in ((epoch, other), (epoch - 1, node[here]), (2, 0)):
+        out = subprocess.run([ftlab.ftvm_binary(), "arbiter", "claim", lab.arbiter, "--epoch", str(e), "--node",
+                              str(n), "--vm", lab.vm_name(), "--timeout", "30"],
                              capture_output=True, text=True, timeout=60)
-        check(out.returncode in (1, 3), f"node {node} claiming epoch {epoch}: {out.returncode} {out.stdout} "
-                                        f"{out.stderr}")
-        print(f"stale claim of epoch {epoch} by node {node}: {(out.stdout + out.stderr).strip()}", flush=True)
+        check(out.returncode in (1, 3), f"node {n} claiming epoch {e}: {out.returncode} {out.stdout} {out.stderr}")
+        print(f"stale claim of epoch {e} by node {n}: {(out.stdout + out.stderr).strip()}", flush=True)
 
-    # Another node takes the VM's next epoch (as an FT failover would): the copy on B is stale
+    # Another node takes the VM's next epoch (as an FT failover would): the running copy is stale
     # now, and its migration is refused before it connects; it is not moved anywhere.
-    out = subprocess.run([ftlab.ftvm_binary(), "arbiter", "claim", lab.arbiter, "--epoch", "7", "--node", "0",
-                          "--vm", lab.vm_name(), "--timeout", "30"], capture_output=True, text=True, timeout=60)
-    check(out.returncode == 0, f"claiming epoch 7: {out.stdout} {out.stderr}")
-    rc, err, _ = lab.migrate("b", "a")
+    out = subprocess.run([ftlab.ftvm_binary(), "arbiter", "claim", lab.arbiter, "--epoch", str(epoch + 1), "--node",
+                          str(other), "--vm", lab.vm_name(), "--timeout", "30"], capture_output=True, text=True,
+                         timeout=60)
+    check(out.returncode == 0, f"claiming epoch {epoch + 1}: {out.stdout} {out.stderr}")
+    rc, err, _ = lab.migrate(here, there)
     last = err.strip().splitlines()[-1] if err.strip() else ""
-    check(rc == 1 and "already decided epoch 7" in last, f"a stale copy must not migrate: {last}", [run["b"]])
+    check(rc == 1 and f"already decided epoch {epoch + 1}" in last, f"a stale copy must not migrate: {last}",
+          [run[here]])
     print(f"stale source: {last}", flush=True)
-    # Nor can the first copy's command line start the VM again on A: epoch 1 is long past.
-    again = lab.start_run("a", arb)
+    # Nor can the first copy's command line start the VM again: epoch 1 is long past.
+    again = lab.start_run(there, arb)
     check(again.wait(60) != 0 and "stale copy neither starts" in again.output(), "a stale copy must not start",
           [again])
     print(f"stale restart: {again.output().strip().splitlines()[-1]}", flush=True)
 
-    summary = stop_writer(writer, stopfile, [run["b"]])
+    summary = stop_writer(writer, stopfile, [run[here]])
     print(f"client: {summary['acked']} writes over {summary['connections']} connection(s), "
           f"{summary['reconnects']} reconnect(s), longest gap {summary['max_gap_s'] * 1000:.0f} ms", flush=True)
     check(summary["reconnects"] == 0 and summary["connections"] == 1,
-          "the client's TCP connection did not survive", [run["b"]])
-    v = verify(lab, logfile, [run["b"]])
+          "the client's TCP connection did not survive", [run[here]])
+    v = verify(lab, logfile, [run[here]])
     print(f"verified {v['verified']} acknowledged writes", flush=True)
 
 
