@@ -404,12 +404,14 @@ def scenario_handover(lab, workdir):
     writer, logfile, stopfile = start_writer(lab, workdir)
     time.sleep(1.0)
 
-    def stall_at(step):
-        with open(stall, "w") as f:
-            f.write(step + "\n")
+    def stall_at(steps):
+        """Names the steps to hold at; replaced whole (rename), so a held side never reads it half-written."""
+        with open(stall + ".new", "w") as f:
+            f.write(steps + "\n")
+        os.rename(stall + ".new", stall)
 
     def go_on():
-        open(stall, "w").close()
+        stall_at("")
 
     def migration(src, dst):
         return subprocess.Popen(["ip", "netns", "exec", lab.ns(src), ftlab.ftvm_binary(), "migrate",
@@ -472,7 +474,8 @@ def scenario_handover(lab, workdir):
             held.wait(10)
         else:
             subprocess.run([topo, "cut-log", lab.prefix], check=True)
-        stall_at(step)  # the destination held with a source held after COMPLETE goes on
+        if step == "source-complete":
+            stall_at(step)  # the destination, held with this source, goes on
         if held_source:  # the destination decides first
             dst.wait_for("handed over", 60)
             winner_host, winner_node = there, (node[here] + 1) % 2
