@@ -5,6 +5,9 @@
  * confirmed; every malformed or unwanted piece is refused with the fault named and the replica
  * left alone past it; a destination that must, may or must not take disks says so before any
  * page. The board is the decoders' fuzz board (tests/lib/fuzz_board.h): 16 MiB, a 1 MiB disk.
+ * Besides: START's ARBITER flag and node field, and HANDOVER's epoch against START's, decoded by
+ * destinations with and without an arbiter area (docs/migration.md, "The hand-over with an
+ * arbiter").
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -174,10 +177,10 @@ static void finish(struct stream *s, struct machine *m)
 	put(s, MIG_HANDOVER, 1, MIG_HANDOVER_SIZE);
 }
 
-static int decode(struct machine *m, struct stream *s, struct replica *r, enum mig_storage storage,
+static int decode(struct machine *m, struct stream *s, struct replica *r, enum mig_storage storage, bool arbiter,
 		  struct mig_dest_result *res, char *err, size_t errlen)
 {
-	struct mig_dest_want want = { .storage = storage, .disk = &rep_ops, .disk_ctx = r };
+	struct mig_dest_want want = { .storage = storage, .arbiter = arbiter, .disk = &rep_ops, .disk_ctx = r };
 	r->s = s;
 	return mig_dest_decode_want(m, &want, &src_ops, s, res, err, errlen);
 }
@@ -207,7 +210,7 @@ static void whole_stream(void **state)
 	memset(body + MIG_DISK_HDR_SIZE, 0x22, 4096);
 	put(&s, MIG_BLOCKS, 1, mig_disk_section_build(body, 0, 0, 8192, 4096));
 	finish(&s, src);
-	int ret = decode(m, &s, r, MIG_STORAGE_EITHER, &res, err, sizeof(err));
+	int ret = decode(m, &s, r, MIG_STORAGE_EITHER, false, &res, err, sizeof(err));
 	assert_int_equal(ret, 0);
 	assert_int_equal(res.phase, MIG_PHASE_RUN);
 	assert_true(res.storage);
@@ -329,7 +332,7 @@ static void refusals(void **state)
 		start(&s, src, c->flags);
 		if (strcmp(c->name, "needed") != 0)
 			build_bad(&s, src, c->name);
-		int ret = decode(m, &s, r, c->storage, &res, err, sizeof(err));
+		int ret = decode(m, &s, r, c->storage, false, &res, err, sizeof(err));
 		printf("%-24s %d: %s\n", c->name, ret, err);
 		if (ret != c->ret || !strstr(err, c->want_err))
 			fail_msg("%s: %d \"%s\", want %d with \"%s\"", c->name, ret, err, c->ret, c->want_err);
@@ -343,12 +346,72 @@ static void refusals(void **state)
 	machine_destroy(src);
 }
 
+/* A stream without disks whose START says flags, node and epoch, and whose HANDOVER says
+ * handover, to a destination with an arbiter area (area) or without. */
+struct arbiter_case {
+	const char *name;
+	uint32_t flags, node;
+	uint64_t epoch, handover;
+	bool area;
+	int ret;
+	const char *want_err;
+};
+
+static const struct arbiter_case arbiter_cases[] = {
+	{ "judged", MIG_FLAG_ARBITER, 1, 2, 2, true, 0, "" },
+	{ "judged, node 15", MIG_FLAG_ARBITER, 15, 9, 9, true, 0, "" },
+	{ "area here only", 0, 0, 2, 2, true, -EINVAL, "the source has none" },
+	{ "area there only", MIG_FLAG_ARBITER, 1, 2, 2, false, -EINVAL, "start the destination with --arbiter" },
+	{ "node 16", MIG_FLAG_ARBITER, 16, 2, 2, true, -EBADMSG, "out of range" },
+	{ "epoch 1", MIG_FLAG_ARBITER, 1, 1, 1, true, -EBADMSG, "out of range" },
+	{ "node without the flag", 0, 1, 2, 2, false, -EBADMSG, "out of range" },
+	{ "a clone", MIG_FLAG_ARBITER | MIG_FLAG_CLONE, 1, 2, 2, true, -EBADMSG, "out of range" },
+	{ "another epoch in HANDOVER", MIG_FLAG_ARBITER, 1, 2, 3, true, -EBADMSG, "differs from START's" },
+};
+
+static void arbiter_fields(void **state)
+{
+	(void)state;
+	struct machine *src = fuzz_board_create("test_disk_stream", &config);
+	for (size_t i = 0; i < sizeof(arbiter_cases) / sizeof(arbiter_cases[0]); i++) {
+		const struct arbiter_case *c = &arbiter_cases[i];
+		struct machine *m = fuzz_board_create("test_disk_stream", &config);
+		struct replica *r = calloc(1, sizeof(*r));
+		struct stream s = { 0 };
+		struct mig_dest_result res;
+		char err[512] = "";
+		assert_non_null(r);
+		start(&s, src, c->flags);
+		put_le64(s.msg[0] + MIG_HDR_SIZE, c->epoch);
+		put_le32(s.msg[0] + MIG_HDR_SIZE + 20, c->node);
+		finish(&s, src);
+		put_le64(s.msg[s.n - 1] + MIG_HDR_SIZE, c->handover);
+		int ret = decode(m, &s, r, MIG_STORAGE_EITHER, c->area, &res, err, sizeof(err));
+		printf("%-26s %d: %s\n", c->name, ret, err);
+		if (ret != c->ret || !strstr(err, c->want_err))
+			fail_msg("%s: %d \"%s\", want %d with \"%s\"", c->name, ret, err, c->ret, c->want_err);
+		if (!ret) {
+			assert_int_equal(res.phase, MIG_PHASE_RUN);
+			assert_true(res.arbiter);
+			assert_int_equal(res.arbiter_node, c->node);
+			assert_int_equal(res.epoch, c->epoch);
+		} else {
+			assert_int_not_equal(res.phase, MIG_PHASE_RUN);
+		}
+		stream_free(&s);
+		free(r);
+		machine_destroy(m);
+	}
+	machine_destroy(src);
+}
+
 int main(void)
 {
 	fuzz_board_init("test_disk_stream", &config);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(whole_stream),
 		cmocka_unit_test(refusals),
+		cmocka_unit_test(arbiter_fields),
 	};
 	int ret = cmocka_run_group_tests(tests, NULL, NULL);
 	fuzz_board_cleanup();
