@@ -223,8 +223,11 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 	diag_info("migration of VM %s from epoch %llu coming in", cfg->vm_id,
 		  (unsigned long long)channel_peer_epoch(cs.ch));
 	struct replicas reps = { .cfg = cfg };
-	struct mig_dest_want want = { .clone = cfg->clone, .storage = cfg->storage, .arbiter = arb != NULL,
-				      .disk = &replica_ops, .disk_ctx = &reps };
+	struct arbiter_info area;
+	if (arb)
+		arbiter_get_info(arb, &area);
+	struct mig_dest_want want = { .clone = cfg->clone, .storage = cfg->storage,
+				      .arbiter_id = arb ? area.area_id : NULL, .disk = &replica_ops, .disk_ctx = &reps };
 	ret = mig_dest_decode_want(m, &want, &chan_ops, &cs, res, err, errlen);
 	replicas_close(&reps);
 	if (arb && (res->phase == MIG_PHASE_RUN || res->phase == MIG_PHASE_COMPLETE))

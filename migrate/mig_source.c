@@ -348,10 +348,17 @@ static int send_start(struct sender *s)
 	put_le32(b + 16, (s->job->cfg.clone ? MIG_FLAG_CLONE : 0) | (s->disks ? MIG_FLAG_STORAGE : 0) |
 				 (s->arb ? MIG_FLAG_ARBITER : 0));
 	put_le32(b + 20, s->arb ? s->dest_node : 0);
-	int n = state_config_section(s->m, b + MIG_START_FIXED, MIG_MAX_BODY - MIG_START_FIXED);
+	size_t config_at = MIG_START_FIXED;
+	if (s->arb) {
+		struct arbiter_info info;
+		arbiter_get_info(s->arb, &info);
+		memcpy(b + config_at, info.area_id, ARBITER_AREA_ID_LEN);
+		config_at += ARBITER_AREA_ID_LEN;
+	}
+	int n = state_config_section(s->m, b + config_at, MIG_MAX_BODY - config_at);
 	if (n < 0)
 		return fail(s, n, "cannot encode the configuration: %s", strerror(-n));
-	s->body = MIG_START_FIXED + (size_t)n;
+	s->body = config_at + (size_t)n;
 	ret = flush(s, true);
 	if (!ret && s->disks) {
 		begin(s, MIG_DISKS);

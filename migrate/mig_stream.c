@@ -154,12 +154,18 @@ static int take_start(struct dest *d)
 	d->res->storage = flags & MIG_FLAG_STORAGE;
 	d->res->arbiter = flags & MIG_FLAG_ARBITER;
 	d->res->arbiter_node = node;
+	size_t config_at = MIG_START_FIXED + (d->res->arbiter ? ARBITER_AREA_ID_LEN : 0);
+	if (d->h.len < config_at)
+		return bad(d, "body too short");
 	const char *refuse = NULL;
-	if (d->res->arbiter != d->want->arbiter)
-		refuse = d->want->arbiter ? "this destination records the hand-over in its arbiter area (--arbiter); "
-					    "the source has none"
-					  : "the source records its hand-over in an arbiter area: start the destination "
-					    "with --arbiter PATH (the same area)";
+	if (d->res->arbiter != (d->want->arbiter_id != NULL))
+		refuse = d->want->arbiter_id ? "this destination records the hand-over in its arbiter area (--arbiter); "
+					       "the source has none"
+					     : "the source records its hand-over in an arbiter area: start the destination "
+					       "with --arbiter PATH (the same area)";
+	else if (d->res->arbiter && memcmp(d->body + MIG_START_FIXED, d->want->arbiter_id, ARBITER_AREA_ID_LEN) != 0)
+		refuse = "this destination's arbiter area is not the source's (another area formatted for the same VM): "
+			 "the hand-over could not be judged; give both sides the same area";
 	else if (d->res->clone != d->want->clone)
 		refuse = d->want->clone ? "this is a spare: it takes only an FT clone, not a migration"
 					: "an FT clone goes to `ftvm spare`, not to a migration's destination";
@@ -177,7 +183,7 @@ static int take_start(struct dest *d)
 	size_t size;
 	(void)machine_ram(d->m, &size);
 	char why[320];
-	int ret = state_config_check(d->m, d->body + MIG_START_FIXED, d->h.len - MIG_START_FIXED, why, sizeof(why));
+	int ret = state_config_check(d->m, d->body + config_at, d->h.len - config_at, why, sizeof(why));
 	if (ret == -EINVAL) {
 		d->res->refused_config = true;
 		snprintf(d->err, d->errlen, "the source's VM has %s", why);

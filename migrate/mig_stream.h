@@ -25,7 +25,8 @@
 #define MIG_HDR_SIZE 16u
 #define MIG_MAX_MESSAGE CHANNEL_MAX_RECORD
 #define MIG_MAX_BODY (MIG_MAX_MESSAGE - MIG_HDR_SIZE)
-#define MIG_START_FIXED 24u   /* epoch, RAM bytes, flags, node (ARBITER) or 0; then the CONFIG section */
+#define MIG_START_FIXED 24u   /* epoch, RAM bytes, flags, node (ARBITER) or 0; then (ARBITER) the
+                                 arbiter area's id, ARBITER_AREA_ID_LEN bytes; then the CONFIG section */
 #define MIG_COMPLETE_SIZE 16u /* state bytes, rounds */
 #define MIG_HANDOVER_SIZE 8u  /* epoch the destination runs in */
 #define MIG_FLAG_CLONE 1u     /* START flags: an FT clone, the destination becomes the backup */
@@ -98,7 +99,9 @@ enum mig_storage {
 struct mig_dest_want {
 	bool clone;                     /* only FT clones (a spare), else only migrations */
 	enum mig_storage storage;
-	bool arbiter;                   /* the hand-over is judged by an arbiter area: START must say so */
+	/* The id of this destination's arbiter area (ARBITER_AREA_ID_LEN bytes), or NULL: none. With
+	 * one, START must say ARBITER and name the same area; without, it must not say ARBITER. */
+	const uint8_t *arbiter_id;
 	const struct mig_disk_ops *disk; /* NULL: a STORAGE stream is refused */
 	void *disk_ctx;
 };

@@ -20,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "common/arbiter.h"
 #include "fuzz_board.h"
 #include "migrate/mig_stream.h"
 #include "util/byteorder.h"
@@ -125,16 +126,23 @@ static const struct mig_disk_ops rep_ops = { .begin = rep_begin, .write = rep_wr
 
 /* ---- building the pieces ---- */
 
+/* The arbiter area the ARBITER streams name. */
+static const uint8_t area_id[ARBITER_AREA_ID_LEN] = { 0xa5, 1, 2, 3 };
+
 static void start(struct stream *s, struct machine *m, uint32_t flags)
 {
-	size_t ram;
+	size_t ram, at = MIG_START_FIXED;
 	(void)machine_ram_const(m, &ram);
 	memset(body, 0, MIG_START_FIXED);
 	put_le64(body + 8, ram);
 	put_le32(body + 16, flags);
-	int n = state_config_section(m, body + MIG_START_FIXED, sizeof(body) - MIG_START_FIXED);
+	if (flags & MIG_FLAG_ARBITER) {
+		memcpy(body + at, area_id, sizeof(area_id));
+		at += sizeof(area_id);
+	}
+	int n = state_config_section(m, body + at, sizeof(body) - at);
 	assert_true(n > 0);
-	put(s, MIG_START, 0, MIG_START_FIXED + (size_t)n);
+	put(s, MIG_START, 0, at + (size_t)n);
 }
 
 static void disks(struct stream *s, uint32_t count, uint64_t size)
@@ -177,10 +185,10 @@ static void finish(struct stream *s, struct machine *m)
 	put(s, MIG_HANDOVER, 1, MIG_HANDOVER_SIZE);
 }
 
-static int decode(struct machine *m, struct stream *s, struct replica *r, enum mig_storage storage, bool arbiter,
-		  struct mig_dest_result *res, char *err, size_t errlen)
+static int decode(struct machine *m, struct stream *s, struct replica *r, enum mig_storage storage,
+		  const uint8_t *arbiter_id, struct mig_dest_result *res, char *err, size_t errlen)
 {
-	struct mig_dest_want want = { .storage = storage, .arbiter = arbiter, .disk = &rep_ops, .disk_ctx = r };
+	struct mig_dest_want want = { .storage = storage, .arbiter_id = arbiter_id, .disk = &rep_ops, .disk_ctx = r };
 	r->s = s;
 	return mig_dest_decode_want(m, &want, &src_ops, s, res, err, errlen);
 }
@@ -210,7 +218,7 @@ static void whole_stream(void **state)
 	memset(body + MIG_DISK_HDR_SIZE, 0x22, 4096);
 	put(&s, MIG_BLOCKS, 1, mig_disk_section_build(body, 0, 0, 8192, 4096));
 	finish(&s, src);
-	int ret = decode(m, &s, r, MIG_STORAGE_EITHER, false, &res, err, sizeof(err));
+	int ret = decode(m, &s, r, MIG_STORAGE_EITHER, NULL, &res, err, sizeof(err));
 	assert_int_equal(ret, 0);
 	assert_int_equal(res.phase, MIG_PHASE_RUN);
 	assert_true(res.storage);
@@ -332,7 +340,7 @@ static void refusals(void **state)
 		start(&s, src, c->flags);
 		if (strcmp(c->name, "needed") != 0)
 			build_bad(&s, src, c->name);
-		int ret = decode(m, &s, r, c->storage, false, &res, err, sizeof(err));
+		int ret = decode(m, &s, r, c->storage, NULL, &res, err, sizeof(err));
 		printf("%-24s %d: %s\n", c->name, ret, err);
 		if (ret != c->ret || !strstr(err, c->want_err))
 			fail_msg("%s: %d \"%s\", want %d with \"%s\"", c->name, ret, err, c->ret, c->want_err);
@@ -347,26 +355,28 @@ static void refusals(void **state)
 }
 
 /* A stream without disks whose START says flags, node and epoch, and whose HANDOVER says
- * handover, to a destination with an arbiter area (area) or without. */
+ * handover, to a destination with an arbiter area (area: the one START names, or another) or
+ * without. */
 struct arbiter_case {
 	const char *name;
 	uint32_t flags, node;
 	uint64_t epoch, handover;
-	bool area;
+	enum { NO_AREA, SAME_AREA, OTHER_AREA } area;
 	int ret;
 	const char *want_err;
 };
 
 static const struct arbiter_case arbiter_cases[] = {
-	{ "judged", MIG_FLAG_ARBITER, 1, 2, 2, true, 0, "" },
-	{ "judged, node 15", MIG_FLAG_ARBITER, 15, 9, 9, true, 0, "" },
-	{ "area here only", 0, 0, 2, 2, true, -EINVAL, "the source has none" },
-	{ "area there only", MIG_FLAG_ARBITER, 1, 2, 2, false, -EINVAL, "start the destination with --arbiter" },
-	{ "node 16", MIG_FLAG_ARBITER, 16, 2, 2, true, -EBADMSG, "out of range" },
-	{ "epoch 1", MIG_FLAG_ARBITER, 1, 1, 1, true, -EBADMSG, "out of range" },
-	{ "node without the flag", 0, 1, 2, 2, false, -EBADMSG, "out of range" },
-	{ "a clone", MIG_FLAG_ARBITER | MIG_FLAG_CLONE, 1, 2, 2, true, -EBADMSG, "out of range" },
-	{ "another epoch in HANDOVER", MIG_FLAG_ARBITER, 1, 2, 3, true, -EBADMSG, "differs from START's" },
+	{ "judged", MIG_FLAG_ARBITER, 1, 2, 2, SAME_AREA, 0, "" },
+	{ "judged, node 15", MIG_FLAG_ARBITER, 15, 9, 9, SAME_AREA, 0, "" },
+	{ "area here only", 0, 0, 2, 2, SAME_AREA, -EINVAL, "the source has none" },
+	{ "area there only", MIG_FLAG_ARBITER, 1, 2, 2, NO_AREA, -EINVAL, "start the destination with --arbiter" },
+	{ "another area", MIG_FLAG_ARBITER, 1, 2, 2, OTHER_AREA, -EINVAL, "is not the source's" },
+	{ "node 16", MIG_FLAG_ARBITER, 16, 2, 2, SAME_AREA, -EBADMSG, "out of range" },
+	{ "epoch 1", MIG_FLAG_ARBITER, 1, 1, 1, SAME_AREA, -EBADMSG, "out of range" },
+	{ "node without the flag", 0, 1, 2, 2, NO_AREA, -EBADMSG, "out of range" },
+	{ "a clone", MIG_FLAG_ARBITER | MIG_FLAG_CLONE, 1, 2, 2, SAME_AREA, -EBADMSG, "out of range" },
+	{ "another epoch in HANDOVER", MIG_FLAG_ARBITER, 1, 2, 3, SAME_AREA, -EBADMSG, "differs from START's" },
 };
 
 static void arbiter_fields(void **state)
@@ -386,7 +396,10 @@ static void arbiter_fields(void **state)
 		put_le32(s.msg[0] + MIG_HDR_SIZE + 20, c->node);
 		finish(&s, src);
 		put_le64(s.msg[s.n - 1] + MIG_HDR_SIZE, c->handover);
-		int ret = decode(m, &s, r, MIG_STORAGE_EITHER, c->area, &res, err, sizeof(err));
+		static const uint8_t other_id[ARBITER_AREA_ID_LEN] = { 0xa5, 1, 2, 4 };
+		int ret = decode(m, &s, r, MIG_STORAGE_EITHER,
+				 c->area == SAME_AREA ? area_id : c->area == OTHER_AREA ? other_id : NULL, &res, err,
+				 sizeof(err));
 		printf("%-26s %d: %s\n", c->name, ret, err);
 		if (ret != c->ret || !strstr(err, c->want_err))
 			fail_msg("%s: %d \"%s\", want %d with \"%s\"", c->name, ret, err, c->ret, c->want_err);

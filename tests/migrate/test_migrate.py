@@ -24,8 +24,8 @@ Scenarios:
           (refused, naming the difference), a stranger sending a corrupt stream to a destination
           (refused with the message and the fault); and a guest dirtying memory faster than a
           --bandwidth-capped link converges by throttling.
-  handover  the VM has an arbiter area (--arbiter on both sides): a destination without one
-          refuses at START; then kvd under a client's writes is migrated nine times, eight of them
+  handover  the VM has an arbiter area (--arbiter on both sides): a destination without one, or
+          with another area formatted for the same VM, refuses at START; then kvd under a client's writes is migrated nine times, eight of them
           while a test-only hook (FTVM_TEST_MIGRATE_STALL) holds one side at a step of the
           hand-over (source: COMPLETE sent / COMPLETE confirmed; destination: COMPLETE confirmed /
           HANDOVER read) and that side is killed or the link cut. After each, exactly one copy
@@ -449,14 +449,20 @@ def scenario_handover(lab, workdir):
         source_runs(lab, run[host], what, host)
         print(f"{what}: runs on {host} alone, epoch {epoch} won by node {winner}", flush=True)
 
-    # A destination without the area refuses the stream at START, saying why; the source runs on.
-    dst = lab.start_incoming("b")
-    rc, err, _ = lab.migrate("a", "b")
-    last = err.strip().splitlines()[-1] if err.strip() else ""
-    check(rc == 1 and "start the destination with --arbiter" in last, f"no arbiter on B: {last}", [dst])
-    check(dst.wait(30) == 1, "the refusing destination must exit 1", [dst])
-    source_runs(lab, run["a"], "no arbiter on the destination")
-    print(f"no arbiter on the destination: {last}", flush=True)
+    # A destination without the area, or with another one formatted for the same VM (the two could
+    # not agree on a winner), refuses the stream at START, saying why; the source runs on.
+    other_area = os.path.join(workdir, "other-arbiter.img")
+    subprocess.run([ftlab.ftvm_binary(), "arbiter", "init", other_area, "--vm", lab.vm_name()], check=True,
+                   stdout=subprocess.DEVNULL)
+    for what, extra, expect in (("no arbiter on the destination", [], "start the destination with --arbiter"),
+                                ("another area on the destination", ["--arbiter", other_area], "is not the source's")):
+        dst = lab.start_incoming("b", extra)
+        rc, err, _ = lab.migrate("a", "b")
+        last = err.strip().splitlines()[-1] if err.strip() else ""
+        check(rc == 1 and expect in last, f"{what}: {last}", [dst])
+        check(dst.wait(30) == 1, f"{what}: the refusing destination must exit 1", [dst])
+        source_runs(lab, run["a"], what)
+        print(f"{what}: {last}", flush=True)
 
     # Each step of the hand-over, the side held there killed or the link cut: the other side asks
     # the arbiter and wins the next epoch; a held side that goes on later loses its claim and stops
