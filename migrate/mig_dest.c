@@ -11,8 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/arbiter.h"
 #include "host/backend.h"
 #include "logchannel/channel.h"
+#include "migrate/mig_test_hook.h"
+#include "migrate/replica_mark.h"
+#include "util/disk_digest.h"
 #include "util/disk_image.h"
 #include "util/diag.h"
 #include "util/time.h"
@@ -50,16 +54,26 @@ static void chan_confirm(void *ctx)
 		cs->whole_told = true;
 		cs->cfg->whole(cs->cfg->ctx, cs->res);
 	}
+	/* With an arbiter, HANDOVER is acknowledged once the epoch is won (judge()). */
+	if (cs->res->phase == MIG_PHASE_RUN && cs->cfg->arbiter)
+		return;
 	diag_debug("confirm %llu", (unsigned long long)cs->lsn);
 	channel_ack(cs->ch, cs->lsn);
+	if (cs->res->phase == MIG_PHASE_COMPLETE)
+		mig_test_stall("dest-complete");
 }
 
 static const struct mig_source_ops chan_ops = { .next = chan_next, .confirm = chan_confirm };
 
-/* This host's replicas, opened for writing while a STORAGE stream comes in. */
+/* This host's replicas, opened for writing while a STORAGE stream comes in. A spare's replica
+ * files carry pairing marks (replica_mark.h): a full copy removes them before it writes, the
+ * confirmed copy writes the new pairing's. */
 struct replicas {
 	const struct mig_dest_config *cfg;
+	const struct mig_dest_result *res;
 	struct disk_image *img[MACHINE_MAX_DISKS];
+	uint64_t size[MACHINE_MAX_DISKS];
+	uint8_t *check_buf;          /* MIG_DISK_RUN_MAX bytes, for resync digests */
 };
 
 static void replicas_close(struct replicas *r)
@@ -68,6 +82,14 @@ static void replicas_close(struct replicas *r)
 		disk_image_close(r->img[i]);
 		r->img[i] = NULL;
 	}
+	free(r->check_buf);
+	r->check_buf = NULL;
+}
+
+/* Marks are kept for a spare's replica files only (not `ftvm incoming`'s live disks). */
+static bool marked(const struct replicas *r)
+{
+	return !r->cfg->world && r->cfg->pairing_marks;
 }
 
 static int replicas_begin(void *ctx, unsigned ndisks, const uint64_t *sizes, char *why, size_t whylen)
@@ -98,8 +120,63 @@ static int replicas_begin(void *ctx, unsigned ndisks, const uint64_t *sizes, cha
 				 (unsigned long long)sizes[i]);
 			return -EINVAL;
 		}
+		r->size[i] = sizes[i];
+		if (marked(r) && !r->res->resync)
+			replica_mark_clear(cfg->disk_path[i]);
 	}
 	return 0;
+}
+
+static int replicas_resync(void *ctx, uint64_t epoch, char *why, size_t whylen)
+{
+	struct replicas *r = ctx;
+	for (unsigned i = 0; i < MACHINE_MAX_DISKS && r->img[i]; i++) {
+		struct replica_mark mk;
+		char err[320];
+		int ret = marked(r) ? replica_mark_read(r->cfg->disk_path[i], &mk, err, sizeof(err)) : -ENOENT;
+		if (ret == -ENOENT && !marked(r))
+			snprintf(err, sizeof(err), "this destination keeps no pairing marks");
+		if (!ret && (strcmp(mk.name, r->cfg->vm_id) || mk.disk != i || mk.disk_size != r->size[i]))
+			snprintf(err, sizeof(err), "its pairing mark is for VM %s, disk %u of %llu bytes", mk.name, mk.disk,
+				 (unsigned long long)mk.disk_size), ret = -EINVAL;
+		else if (!ret && mk.epoch != epoch)
+			snprintf(err, sizeof(err), "its pairing mark names epoch %llu, the source's writes date from %llu",
+				 (unsigned long long)mk.epoch, (unsigned long long)epoch), ret = -EINVAL;
+		if (ret) {
+			snprintf(why, whylen, "resync refused, a full copy is needed: disk %u: %s", i, err);
+			return -EINVAL;
+		}
+	}
+	r->check_buf = malloc(MIG_DISK_RUN_MAX);
+	if (!r->check_buf) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int replicas_check(void *ctx, unsigned disk, uint64_t off, uint64_t len, uint64_t lo, uint64_t hi, char *why,
+			  size_t whylen)
+{
+	struct replicas *r = ctx;
+	uint64_t mine_lo, mine_hi;
+	int ret = disk_image_read(r->img[disk], r->check_buf, (size_t)len, off);
+	if (ret) {
+		snprintf(why, whylen, "resync: reading disk %u at byte %llu: %s", disk, (unsigned long long)off,
+			 strerror(-ret));
+		return ret;
+	}
+	disk_digest_range(r->check_buf, (size_t)len, &mine_lo, &mine_hi);
+	if (mine_lo == lo && mine_hi == hi)
+		return 0;
+	/* Not written by the source since the pairing, yet different: changed while away, or writes a
+	 * crash lost. The whole replica comes again. */
+	snprintf(why, whylen, "resync refused, a full copy is needed: disk %u differs from the source's at bytes "
+		 "%llu..%llu, which the source did not write since the pairing", disk, (unsigned long long)off,
+		 (unsigned long long)(off + len - 1));
+	if (marked(r))
+		replica_mark_clear(r->cfg->disk_path[disk]);
+	return -EINVAL;
 }
 
 static int replicas_write(void *ctx, unsigned disk, uint64_t off, const uint8_t *data, uint64_t len, char *why,
@@ -114,6 +191,21 @@ static int replicas_write(void *ctx, unsigned disk, uint64_t off, const uint8_t 
 	return ret;
 }
 
+/* After the replicas were made durable: they equal the source's at the new pairing's start,
+ * marked so (a hint for a later resync; the digests decide). A mark that cannot be written costs
+ * a full copy then. */
+static void replicas_mark(struct replicas *r)
+{
+	for (unsigned i = 0; marked(r) && i < MACHINE_MAX_DISKS && r->img[i]; i++) {
+		struct replica_mark mk = { .epoch = r->res->epoch, .disk_size = r->size[i], .disk = i };
+		char err[320];
+		snprintf(mk.name, sizeof(mk.name), "%s", r->cfg->vm_id);
+		int ret = replica_mark_write(r->cfg->disk_path[i], &mk, err, sizeof(err));
+		if (ret && ret != -EOPNOTSUPP)
+			diag_warn("%s", err);
+	}
+}
+
 static int replicas_sync(void *ctx, char *why, size_t whylen)
 {
 	struct replicas *r = ctx;
@@ -124,11 +216,44 @@ static int replicas_sync(void *ctx, char *why, size_t whylen)
 			return ret;
 		}
 	}
+	replicas_mark(r);
 	return 0;
+}
+
+/*
+ * The arbiter's verdict on a stream that reached COMPLETE (ret: the decoder's; 0 after HANDOVER):
+ * 0 when this side won the epoch (HANDOVER, if it came, is acknowledged now), else -errno with err.
+ */
+static int judge(struct arbiter *arb, struct chan_source *cs, int ret, const struct mig_dest_result *res, char *err,
+		 size_t errlen)
+{
+	if (!ret)
+		mig_test_stall("dest-handover");
+	else
+		diag_warn("the whole state is here but no hand-over came (%s): asking the arbiter for epoch %llu", err,
+			  (unsigned long long)res->epoch);
+	unsigned winner = res->arbiter_node;
+	int won = arbiter_claim(arb, res->epoch, res->arbiter_node, ARBITER_FOREVER, &winner);
+	if (won == ARBITER_WON) {
+		diag_warn("the arbiter gave epoch %llu to this host (node %u): the VM runs here",
+			  (unsigned long long)res->epoch, res->arbiter_node);
+		if (!ret)
+			channel_ack(cs->ch, cs->lsn);
+		return 0;
+	}
+	if (won == ARBITER_LOST) {
+		snprintf(err, errlen, "the arbiter gave epoch %llu to node %u, the source: the VM runs there; nothing ran "
+				      "here", (unsigned long long)res->epoch, winner);
+		return -EPERM;
+	}
+	snprintf(err, errlen, "the arbiter cannot judge epoch %llu (%s): nothing ran here", (unsigned long long)res->epoch,
+		 arbiter_error(arb));
+	return won;
 }
 
 static const struct mig_disk_ops replica_ops = {
 	.begin = replicas_begin, .write = replicas_write, .sync = replicas_sync,
+	.resync = replicas_resync, .check = replicas_check,
 };
 
 int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struct mig_dest_result *res, char *err,
@@ -138,6 +263,7 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 	struct channel_listener *l = NULL;
 	struct channel_err cerr = { 0 };
 	struct chan_source cs = { .cfg = cfg, .res = res };
+	struct arbiter *arb = NULL;
 	int ret;
 
 	memset(res, 0, sizeof(*res));
@@ -151,6 +277,14 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 	if (!cs.buf) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
+	}
+	if (cfg->arbiter) {
+		char aerr[ARBITER_ERR_MAX];
+		ret = arbiter_open(cfg->arbiter, cfg->vm_id, &arb, aerr);
+		if (ret) {
+			snprintf(err, errlen, "arbiter %s: %s", cfg->arbiter, aerr);
+			goto out;
+		}
 	}
 	ret = channel_listen(&cc, cfg->listen, &l, &cerr);
 	if (ret) {
@@ -175,11 +309,16 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 	l = NULL;
 	diag_info("migration of VM %s from epoch %llu coming in", cfg->vm_id,
 		  (unsigned long long)channel_peer_epoch(cs.ch));
-	struct replicas reps = { .cfg = cfg };
-	struct mig_dest_want want = { .clone = cfg->clone, .storage = cfg->storage, .disk = &replica_ops,
-				      .disk_ctx = &reps };
+	struct replicas reps = { .cfg = cfg, .res = res };
+	struct arbiter_info area;
+	if (arb)
+		arbiter_get_info(arb, &area);
+	struct mig_dest_want want = { .clone = cfg->clone, .storage = cfg->storage,
+				      .arbiter_id = arb ? area.area_id : NULL, .disk = &replica_ops, .disk_ctx = &reps };
 	ret = mig_dest_decode_want(m, &want, &chan_ops, &cs, res, err, errlen);
 	replicas_close(&reps);
+	if (arb && (res->phase == MIG_PHASE_RUN || res->phase == MIG_PHASE_COMPLETE))
+		ret = judge(arb, &cs, ret, res, err, errlen);
 	/* On success the close sends the ACK of HANDOVER, then BYE: the VM may start at once. */
 	if ((ret == -EBADMSG || ret == -EINVAL) && channel_state(cs.ch) == CHANNEL_UP) {
 		if (channel_refuse(cs.ch, err))
@@ -188,6 +327,8 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 out:
 	channel_close(cs.ch);
 	channel_listener_close(l);
+	if (arb)
+		arbiter_close(arb);
 	free(cs.buf);
 	return ret;
 }
