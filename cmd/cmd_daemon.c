@@ -33,17 +33,19 @@ static const struct verb verbs[] = {
 	{ "resume", ARG_NAME, "resumed" },     { "dumpxml", ARG_NAME, NULL },
 	{ "dominfo", ARG_NAME, NULL },         { "list", ARG_NONE, NULL },
 	{ "vmstats", ARG_NAME, NULL },         { "nodeinfo", ARG_NONE, NULL },
-	{ "events", ARG_SINCE, NULL },
+	{ "events", ARG_SINCE, NULL },         { "autostart", ARG_NAME, NULL },
+	{ "create", ARG_FILE, "created and started (transient)" },
 };
 
 static void usage(FILE *out, const struct verb *v)
 {
 	static const char *const what[] = { [ARG_NONE] = "", [ARG_NAME] = " NAME", [ARG_FILE] = " FILE",
 					    [ARG_SINCE] = " [--since N] [--follow]" };
-	fprintf(out, "usage: ftvm %s [--daemon-socket PATH] [--json]%s\n\n"
+	const char *extra = !strcmp(v->name, "define") ? " [--autostart]" : !strcmp(v->name, "autostart") ? " [--disable]" : "";
+	fprintf(out, "usage: ftvm %s [--daemon-socket PATH] [--json]%s%s\n\n"
 		     "Asks the host daemon ftvmd (default socket " CONTROL_DAEMON_SOCKET "); --json prints its answer\n"
 		     "as received. Exit status 1 when the daemon cannot be reached or refuses. See docs/daemon.md.\n",
-		v->name, what[v->arg]);
+		v->name, what[v->arg], extra);
 }
 
 static char *read_definition(const char *path, char *err, size_t errlen)
@@ -94,6 +96,9 @@ static void print_answer(const struct verb *v, const char *arg, const json_t *o)
 	const json_t *vm = json_object_get(o, "vm");
 	if (v->done) {
 		printf("VM %s %s\n", vm ? str(vm, "name") : arg, v->done);
+	} else if (!strcmp(v->name, "autostart")) {
+		printf("VM %s %s\n", vm ? str(vm, "name") : arg,
+		       json_is_true(json_object_get(vm, "autostart")) ? "starts with the daemon" : "no longer starts with the daemon");
 	} else if (!strcmp(v->name, "dumpxml")) {
 		fputs(str(o, "xml"), stdout);
 	} else if (!strcmp(v->name, "dominfo")) {
@@ -159,7 +164,7 @@ int cmd_daemon_main(int argc, char **argv)
 {
 	const struct verb *v = NULL;
 	const char *sock = CONTROL_DAEMON_SOCKET, *arg = NULL, *since = NULL;
-	bool as_json = false, follow = false;
+	bool as_json = false, follow = false, autostart = false, disable = false;
 	char err[512];
 
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
@@ -175,6 +180,10 @@ int cmd_daemon_main(int argc, char **argv)
 			as_json = true;
 		} else if (i + 1 < argc && !strcmp(argv[i], "--daemon-socket")) {
 			sock = argv[++i];
+		} else if (!strcmp(v->name, "define") && !strcmp(argv[i], "--autostart")) {
+			autostart = true;
+		} else if (!strcmp(v->name, "autostart") && !strcmp(argv[i], "--disable")) {
+			disable = true;
 		} else if (v->arg == ARG_SINCE && !strcmp(argv[i], "--follow")) {
 			follow = true;
 		} else if (i + 1 < argc && v->arg == ARG_SINCE && !strcmp(argv[i], "--since")) {
@@ -198,6 +207,10 @@ int cmd_daemon_main(int argc, char **argv)
 	}
 	if (v->arg == ARG_NAME)
 		json_object_set_new(req, "name", json_string(arg));
+	if (autostart)
+		json_object_set_new(req, "autostart", json_true());
+	if (!strcmp(v->name, "autostart"))
+		json_object_set_new(req, "enable", json_boolean(!disable));
 	if (since) {
 		char *end;
 		long long n = strtoll(since, &end, 10);

@@ -41,6 +41,8 @@ static const struct ftvm_command commands[] = {
 	{ "vmstats", "ftvmd: a running VM's figures (FT state, lag, log, outputs held...)", cmd_daemon_main },
 	{ "nodeinfo", "ftvmd: the host's CPUs and memory", cmd_daemon_main },
 	{ "events", "ftvmd: the last VM events (defined, started, suspended, resumed, stopped)", cmd_daemon_main },
+	{ "autostart", "ftvmd: start a VM whenever the daemon starts (--disable: no longer)", cmd_daemon_main },
+	{ "create", "ftvmd: start a transient VM from a domain XML file (gone when it stops)", cmd_daemon_main },
 };
 
 static void usage(FILE *out)

@@ -103,6 +103,21 @@ static int check_with_loader(const char *xml, size_t len, const char *dir, struc
 		doc->mem_kib = def->mem_mib * 1024;
 		snprintf(doc->role, sizeof(doc->role), "%s", !def->ft.present ? "run" : def->ft.peer[0] ? "primary"
 							 : def->ft.listen[0] ? "backup" : "run");
+		if (!ret && def->ft.present && !strcmp(doc->role, "run") && def->ft.arbiter[0] && def->ft.channel_key[0]) {
+			struct domain_run_ft *f = doc->run_ft = calloc(1, sizeof(*f));
+			if (!f) {
+				snprintf(err, errlen, "out of memory");
+				ret = -ENOMEM;
+			} else {
+				snprintf(f->arbiter, sizeof(f->arbiter), "%s", def->ft.arbiter);
+				snprintf(f->channel_key, sizeof(f->channel_key), "%s", def->ft.channel_key);
+				snprintf(f->disk_mode, sizeof(f->disk_mode), "%s", def->ft.disk_mode);
+				if (def->ft.has_timeout)
+					snprintf(f->timeout_ms, sizeof(f->timeout_ms), "%u", def->ft.timeout_ms);
+				if (def->ft.has_heartbeat)
+					snprintf(f->heartbeat_ms, sizeof(f->heartbeat_ms), "%u", def->ft.heartbeat_ms);
+			}
+		}
 	} else if (fd >= 0) {
 		snprintf(err, errlen, "cannot write %s: %s", path, strerror(-ret));
 	}
@@ -165,5 +180,21 @@ out:
 void domain_doc_free(struct domain_doc *doc)
 {
 	free(doc->xml);
+	free(doc->run_ft);
 	doc->xml = NULL;
+	doc->run_ft = NULL;
+}
+
+void domain_run_ft_argv(const struct domain_run_ft *f, const char **argv)
+{
+	const char *const pairs[][2] = { { "--arbiter", f->arbiter },       { "--channel-key", f->channel_key },
+					 { "--disk-mode", f->disk_mode },   { "--timeout", f->timeout_ms },
+					 { "--heartbeat", f->heartbeat_ms } };
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++)
+		if (pairs[i][1][0]) {
+			argv[n++] = pairs[i][0];
+			argv[n++] = pairs[i][1];
+		}
+	argv[n] = NULL;
 }

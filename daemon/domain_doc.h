@@ -13,6 +13,17 @@
 
 #define DOMAIN_DOC_MAX CONTROL_DEFINE_MAX   /* bytes of one definition */
 
+/* The FT settings `ftvm run` takes from its command line only (not from --domain): given to it
+ * so FT can be enabled on the running VM later. Empty strings where the definition is silent. */
+struct domain_run_ft {
+	char arbiter[4096], channel_key[4096];
+	char disk_mode[16], timeout_ms[16], heartbeat_ms[16];
+};
+
+/* The run_ft arguments into argv (room for DOMAIN_RUN_FT_ARGS + 1 pointers, NULL-terminated). */
+#define DOMAIN_RUN_FT_ARGS 10
+void domain_run_ft_argv(const struct domain_run_ft *f, const char **argv);
+
 struct domain_doc {
 	char name[64];
 	uint8_t uuid[16];
@@ -20,6 +31,7 @@ struct domain_doc {
 	char role[16];                 /* the ftvm command it runs under: "primary" when its FT settings
 					* name a peer, "backup" when they name only a listen address, else "run" */
 	char *xml;                     /* the definition with its <uuid> (malloc'd, NUL-terminated) */
+	struct domain_run_ft *run_ft;  /* role "run" with FT settings (malloc'd), else NULL */
 };
 
 /*

@@ -21,6 +21,7 @@
 #include "common/control.h"
 #include "daemon/json_api.h"
 #include "daemon/metrics.h"
+#include "daemon/pairing.h"
 #include "daemon/virt_rpc.h"
 #include "daemon/vmtab.h"
 #include "util/diag.h"
@@ -32,7 +33,7 @@
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: ftvmd [--state-dir DIR] [--socket PATH] [--socket-group GROUP] [--libvirt-socket PATH]\n"
-		     "             [--metrics HOST:PORT] [--ftvm PATH] [--poll-ms N]\n\n"
+		     "             [--metrics HOST:PORT] [--ftvm PATH] [--poll-ms N] [--pair-key FILE [--pair-listen HOST:PORT]]\n\n"
 		     "The ftvm host daemon: keeps VM definitions (domain XML) in DIR (default " DEFAULT_STATE_DIR "),\n"
 		     "runs each started VM as its own `ftvm` process that outlives the daemon, and finds them again\n"
 		     "when restarted. Serves the JSON socket PATH (default " DEFAULT_SOCKET ", mode 0600, or 0660\n"
@@ -40,6 +41,9 @@ static void usage(FILE *out)
 		     "(owner-only) for `virsh -c 'ftvm+unix:///system?socket=PATH'` and python-libvirt; Prometheus metrics at\n"
 		     "http://HOST:PORT/metrics with --metrics. --ftvm: the ftvm command VMs run under (default:\n"
 		     "the one next to ftvmd). --poll-ms: how often each VM's status is read (default 500).\n"
+		     "--pair-key: the key (ftvm keygen) this daemon and its peers share for FT pairing (`ftvm ft\n"
+		     "enable --host`); --pair-listen: serve the peers' pairing requests on HOST:PORT (default off).\n"
+		     "VMs marked autostart start with the daemon.\n"
 		     "SIGTERM or SIGINT ends the daemon; the VMs keep running. See docs/daemon.md.\n");
 }
 
@@ -60,7 +64,7 @@ static void default_ftvm(char *buf, size_t len)
 int main(int argc, char **argv)
 {
 	const char *state_dir = DEFAULT_STATE_DIR, *sock = DEFAULT_SOCKET, *group = NULL, *metrics = NULL,
-		   *virt_sock = NULL;
+		   *virt_sock = NULL, *pair_key = NULL, *pair_listen = NULL;
 	char ftvm[PATH_MAX], err[512];
 	unsigned poll_ms = 0;
 	gid_t gid = 0;
@@ -86,6 +90,10 @@ int main(int argc, char **argv)
 			group = v;
 		else if (!strcmp(a, "--libvirt-socket"))
 			virt_sock = v;
+		else if (!strcmp(a, "--pair-key"))
+			pair_key = v;
+		else if (!strcmp(a, "--pair-listen"))
+			pair_listen = v;
 		else if (!strcmp(a, "--metrics"))
 			metrics = v;
 		else if (!strcmp(a, "--ftvm"))
@@ -100,6 +108,10 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (pair_listen && !pair_key) {
+		fprintf(stderr, "ftvmd: --pair-listen needs --pair-key FILE: peers are admitted by that key only\n");
+		return 2;
 	}
 	if (group && control_group_lookup(group, &gid, err, sizeof(err))) {
 		fprintf(stderr, "ftvmd: %s\n", err);
@@ -121,10 +133,13 @@ int main(int argc, char **argv)
 	struct json_api *api = NULL;
 	struct metrics *m = NULL;
 	struct virt_rpc *virt = NULL;
+	struct pairing *pair = NULL;
 	struct vmtab_config cfg = { .state_dir = state_dir, .ftvm = ftvm, .poll_ms = poll_ms };
 	int ret = vmtab_open(&cfg, &t, err, sizeof(err));
+	if (!ret && pair_key)
+		ret = pairing_start(t, pair_key, pair_listen, &pair, err, sizeof(err));
 	if (!ret)
-		ret = json_api_start(t, sock, group != NULL, gid, &api, err, sizeof(err));
+		ret = json_api_start(t, pair, sock, group != NULL, gid, &api, err, sizeof(err));
 	if (!ret && virt_sock)
 		ret = virt_rpc_start(t, virt_sock, &virt, err, sizeof(err));
 	if (!ret && metrics)
@@ -132,6 +147,7 @@ int main(int argc, char **argv)
 	if (ret) {
 		fprintf(stderr, "ftvmd: %s\n", err);
 	} else {
+		vmtab_autostart_all(t);
 		diag_info("serving %s%s%s (state %s, VMs run %s)", sock, metrics ? ", metrics at " : "",
 			  metrics ? metrics : "", state_dir, ftvm);
 		int sig;
@@ -141,6 +157,7 @@ int main(int argc, char **argv)
 	metrics_stop(m);
 	virt_rpc_stop(virt);
 	json_api_stop(api);
+	pairing_stop(pair);
 	vmtab_close(t);
 	return ret ? 1 : 0;
 }

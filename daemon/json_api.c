@@ -17,6 +17,7 @@
 
 #include "common/control.h"
 #include "daemon/domain_doc.h"
+#include "daemon/pairing.h"
 #include "daemon/vmtab.h"
 
 struct event_rec {
@@ -29,6 +30,7 @@ struct event_rec {
 
 struct json_api {
 	struct vmtab *t;
+	struct pairing *pair;
 	struct control_server *srv;
 	int sub;
 	pthread_mutex_t lock;        /* the ring */
@@ -80,21 +82,65 @@ static int owner_only(const char *verb, char *err, size_t errlen)
 	return -EPERM;
 }
 
+/* The "xml" argument of define and create, from an owner (NULL with err otherwise). */
+static const char *xml_arg(const json_t *req, const char *verb, char *err, size_t errlen)
+{
+	if (owner_only(verb, err, errlen))
+		return NULL;
+	const char *xml = json_string_value(json_object_get(req, "xml"));
+	if (!xml || strlen(xml) != json_string_length(json_object_get(req, "xml"))) {
+		snprintf(err, errlen, "%s: \"xml\" must be the domain definition (a string without NUL)", verb);
+		return NULL;
+	}
+	return xml;
+}
+
 static int do_define(void *ctx, const json_t *req, json_t *answer, void **job_arg, char *err, size_t errlen)
 {
 	struct json_api *api = ctx;
 	struct vmtab_info i;
-	if (owner_only("define", err, errlen))
-		return -EPERM;
-	const char *xml = json_string_value(json_object_get(req, "xml"));
-	if (!xml || strlen(xml) != json_string_length(json_object_get(req, "xml"))) {
-		snprintf(err, errlen, "define: \"xml\" must be the domain definition (a string without NUL)");
+	const char *xml = xml_arg(req, "define", err, errlen);
+	if (!xml)
+		return strstr(err, "only root") ? -EPERM : -EINVAL;
+	const json_t *autostart = json_object_get(req, "autostart");
+	if (autostart && !json_is_boolean(autostart)) {
+		snprintf(err, errlen, "define: \"autostart\" must be true or false");
 		return -EINVAL;
 	}
 	int ret = vmtab_define(api->t, xml, &i, err, errlen);
+	if (!ret && autostart)
+		ret = vmtab_set_autostart(api->t, i.name, json_is_true(autostart), err, errlen);
+	return ret ? ret : add_info(api->t, i.name, answer);
+}
+
+/* {"cmd":"create","xml":...}: a transient VM, started at once (vmtab_create). */
+static int do_create(void *ctx, const json_t *req, json_t *answer, void **job_arg, char *err, size_t errlen)
+{
+	struct json_api *api = ctx;
+	struct vmtab_info i;
+	const char *xml = xml_arg(req, "create", err, errlen);
+	if (!xml)
+		return strstr(err, "only root") ? -EPERM : -EINVAL;
+	int ret = vmtab_create(api->t, xml, &i, err, errlen);
 	if (!ret)
 		json_object_set_new(answer, "vm", info_json(&i));
 	return ret;
+}
+
+/* {"cmd":"autostart","name":N,"enable":true|false}: enable defaults to true. */
+static int do_autostart(void *ctx, const json_t *req, json_t *answer, void **job_arg, char *err, size_t errlen)
+{
+	struct json_api *api = ctx;
+	const json_t *enable = json_object_get(req, "enable");
+	const char *name = name_arg(req, err, errlen);
+	if (!name)
+		return -EINVAL;
+	if (enable && !json_is_boolean(enable)) {
+		snprintf(err, errlen, "autostart: \"enable\" must be true or false");
+		return -EINVAL;
+	}
+	int ret = vmtab_set_autostart(api->t, name, !enable || json_is_true(enable), err, errlen);
+	return ret ? ret : add_info(api->t, name, answer);
 }
 
 /* The verbs that take a name and act: the table's function, then the VM as it is now. */
@@ -228,6 +274,38 @@ static int do_events(void *ctx, const json_t *req, json_t *answer, void **job_ar
 	return 0;
 }
 
+/* {"cmd":"ft","action":"enable","name":N,"host":"B:PORT","spare_port":P} or
+ * {"cmd":"ft","action":"disable","name":N}: FT pairing with another host's daemon (pairing.h). */
+static int do_ft(void *ctx, const json_t *req, json_t *answer, void **job_arg, char *err, size_t errlen)
+{
+	struct json_api *api = ctx;
+	const char *name = name_arg(req, err, errlen);
+	const char *action = json_string_value(json_object_get(req, "action"));
+	const char *host = json_string_value(json_object_get(req, "host"));
+	const json_t *port = json_object_get(req, "spare_port");
+	if (!name)
+		return -EINVAL;
+	if (!api->pair) {
+		snprintf(err, errlen, "ft: this daemon has no pairing key (ftvmd --pair-key FILE)");
+		return -ENOTSUP;
+	}
+	int ret;
+	if (action && !strcmp(action, "enable")) {
+		if (!host || !json_is_integer(port) || json_integer_value(port) < 1 || json_integer_value(port) > 65535) {
+			snprintf(err, errlen, "ft enable: \"host\" (HOST:PORT of the other daemon) and \"spare_port\" "
+					      "(1..65535) are required");
+			return -EINVAL;
+		}
+		ret = pairing_enable(api->pair, name, host, (unsigned)json_integer_value(port), err, errlen);
+	} else if (action && !strcmp(action, "disable")) {
+		ret = pairing_disable(api->pair, name, err, errlen);
+	} else {
+		snprintf(err, errlen, "ft: \"action\" must be enable or disable");
+		return -EINVAL;
+	}
+	return ret ? ret : add_info(api->t, name, answer);
+}
+
 static const struct control_command verbs[] = {
 	{ .name = "define", .handler = do_define },     { .name = "undefine", .handler = do_undefine },
 	{ .name = "start", .handler = do_start },       { .name = "shutdown", .handler = do_shutdown },
@@ -235,7 +313,8 @@ static const struct control_command verbs[] = {
 	{ .name = "resume", .handler = do_resume },     { .name = "dumpxml", .handler = do_dumpxml },
 	{ .name = "dominfo", .handler = do_dominfo },   { .name = "list", .handler = do_list },
 	{ .name = "stats", .handler = do_stats },       { .name = "nodeinfo", .handler = do_nodeinfo },
-	{ .name = "events", .handler = do_events },
+	{ .name = "events", .handler = do_events },     { .name = "autostart", .handler = do_autostart },
+	{ .name = "ft", .handler = do_ft },             { .name = "create", .handler = do_create },
 };
 
 /* A table event into the ring (on a table thread, under the table's lock: quick, no call back). */
@@ -258,8 +337,8 @@ static void status_fields(void *ctx, json_t *answer)
 	json_object_set_new(answer, "role", json_string("ftvmd"));
 }
 
-int json_api_start(struct vmtab *t, const char *path, bool has_group, gid_t group, struct json_api **out, char *err,
-		   size_t errlen)
+int json_api_start(struct vmtab *t, struct pairing *pair, const char *path, bool has_group, gid_t group,
+		   struct json_api **out, char *err, size_t errlen)
 {
 	struct json_api *api = calloc(1, sizeof(*api));
 	if (!api) {
@@ -267,6 +346,7 @@ int json_api_start(struct vmtab *t, const char *path, bool has_group, gid_t grou
 		return -ENOMEM;
 	}
 	api->t = t;
+	api->pair = pair;
 	api->next_seq = 1;
 	pthread_mutex_init(&api->lock, NULL);
 	api->sub = vmtab_subscribe(t, on_event, api);

@@ -17,9 +17,11 @@
 
 struct vmtab;
 struct json_api;
+struct pairing;
 
-int json_api_start(struct vmtab *t, const char *path, bool has_group, gid_t group, struct json_api **out,
-		   char *err, size_t errlen) FTVM_MUST_CHECK;
+/* pair: the daemon-to-daemon side for the `ft` verb (NULL: no --pair-key, `ft` refused). */
+int json_api_start(struct vmtab *t, struct pairing *pair, const char *path, bool has_group, gid_t group,
+		   struct json_api **out, char *err, size_t errlen) FTVM_MUST_CHECK;
 void json_api_stop(struct json_api *api);
 
 #endif

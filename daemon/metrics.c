@@ -140,6 +140,35 @@ static void hold_histogram(struct text *o, const struct vm_sample *v, size_t n)
 	}
 }
 
+/* Restoring redundancy (docs/ft-clone.md) and live migration (docs/migration.md) as they go. */
+static void clone_families(struct text *o, const struct vm_sample *v, size_t n)
+{
+	family(o, v, n, "ftvm_clones_total", "counter", "FT clones this node completed (backups made).", "clones", 1);
+	family(o, v, n, "ftvm_clone_transferred_bytes", "gauge", "Bytes the FT clone under way (or last tried) sent.",
+	       "clone_bytes", 1);
+	family(o, v, n, "ftvm_clone_remaining_bytes", "gauge",
+	       "Bytes the FT clone under way (or last tried) still had to send, as last estimated.", "clone_remaining", 1);
+	bool header = false;
+	for (size_t i = 0; i < n; i++) {
+		double cur;
+		if (!stat_num(&v[i], "clone_phase", &cur))
+			continue;
+		if (!header)
+			put(o, "# HELP ftvm_clone_phase The phase of the FT clone under way or last tried (1 for it).\n"
+			       "# TYPE ftvm_clone_phase gauge\n");
+		header = true;
+		for (int p = 0; vmtab_clone_phase_name(p); p++)
+			put(o, "ftvm_clone_phase{%s,phase=\"%s\"} %d\n", v[i].label, vmtab_clone_phase_name(p), (double)p == cur);
+	}
+	family(o, v, n, "ftvm_migration_transferred_bytes", "gauge", "Bytes the live migration under way (or last) sent.",
+	       "migration_bytes", 1);
+	family(o, v, n, "ftvm_migration_remaining_bytes", "gauge",
+	       "Bytes the live migration under way (or last) still had to send, as last estimated.",
+	       "migration_remaining_bytes", 1);
+	family(o, v, n, "ftvm_migration_running", "gauge", "1 while a live migration of the VM runs.", "migration_running",
+	       1);
+}
+
 char *metrics_render(struct vmtab *t)
 {
 	struct vmtab_info *list = NULL;
@@ -204,6 +233,7 @@ char *metrics_render(struct vmtab *t)
 	       "icount", 1);
 	family(&o, v, n, "ftvm_cpu_seconds_total", "counter", "CPU time used by the VM's process in this run.",
 	       "cpu_time_ns", 1e-9);
+	clone_families(&o, v, n);
 	for (size_t i = 0; i < n; i++)
 		json_decref(v[i].stats);
 	free(v);

@@ -409,6 +409,29 @@ VERB_PROC(p_destroy, vmtab_destroy)
 VERB_PROC(p_suspend, vmtab_suspend)
 VERB_PROC(p_resume, vmtab_resume)
 
+/* virsh create FILE: a transient VM, started. */
+static int p_create_xml(struct virt_conn *c, void *args, void *ret, char *err, size_t errlen)
+{
+	struct vmtab_info i;
+	int e = vmtab_create(c->t, ((remote_domain_create_xml_args *)args)->xml_desc, &i, err, errlen);
+	if (e)
+		return e == -EINVAL ? VIR_ERR_XML_ERROR : from_errno(e, err, errlen);
+	dom_from_info(&((remote_domain_create_xml_ret *)ret)->dom, &i);
+	return 0;
+}
+
+/* virsh autostart [--disable] NAME: the daemon's autostart mark (docs/daemon.md). */
+static int p_set_autostart(struct virt_conn *c, void *args, void *ret, char *err, size_t errlen)
+{
+	remote_domain_set_autostart_args *a = args;
+	struct vmtab_info i;
+	int e = find(c, &a->dom, &i, err, errlen);
+	if (e)
+		return e;
+	e = vmtab_set_autostart(c->t, i.name, a->autostart != 0, err, errlen);
+	return e ? from_errno(e, err, errlen) : 0;
+}
+
 static int p_create(struct virt_conn *c, void *args, void *ret, char *err, size_t errlen)
 {
 	return verb(c, args, vmtab_start, err, errlen);
@@ -589,6 +612,7 @@ static const struct virt_proc procs[] = {
 	ENTRY(DOMAIN_IS_PERSISTENT, A(domain_is_persistent), R(domain_is_persistent), p_is_persistent, false),
 	ENTRY(DOMAIN_IS_ACTIVE, A(domain_is_active), R(domain_is_active), p_is_active, false),
 	ENTRY(DOMAIN_GET_AUTOSTART, A(domain_get_autostart), R(domain_get_autostart), p_get_autostart, false),
+	ENTRY(DOMAIN_SET_AUTOSTART, A(domain_set_autostart), NO, p_set_autostart, false),
 	ENTRY(DOMAIN_HAS_MANAGED_SAVE_IMAGE, A(domain_has_managed_save_image), R(domain_has_managed_save_image),
 	      p_has_managed_save, false),
 	ENTRY(DOMAIN_GET_XML_DESC, A(domain_get_xml_desc), R(domain_get_xml_desc), p_get_xml, false),
@@ -597,6 +621,7 @@ static const struct virt_proc procs[] = {
 	ENTRY(DOMAIN_UNDEFINE, A(domain_undefine), NO, p_undefine, false),
 	ENTRY(DOMAIN_UNDEFINE_FLAGS, A(domain_undefine_flags), NO, p_undefine, false),
 	ENTRY(DOMAIN_CREATE, A(domain_create), NO, p_create, false),
+	ENTRY(DOMAIN_CREATE_XML, A(domain_create_xml), R(domain_create_xml), p_create_xml, false),
 	ENTRY(DOMAIN_CREATE_WITH_FLAGS, A(domain_create_with_flags), R(domain_create_with_flags), p_create_flags, false),
 	ENTRY(DOMAIN_SHUTDOWN, A(domain_shutdown), NO, p_shutdown, false),
 	ENTRY(DOMAIN_SHUTDOWN_FLAGS, A(domain_shutdown_flags), NO, p_shutdown, false),

@@ -53,7 +53,7 @@ static int write_pid_file(const char *run_dir, const char *name, const struct vm
 }
 
 int vm_proc_start(const char *ftvm, const char *run_dir, const char *name, const char *xml_path, const char *role,
-		  int id, struct vm_proc *p, char *err, size_t errlen)
+		  const char *const *extra, int id, struct vm_proc *p, char *err, size_t errlen)
 {
 	char sock[SUN_PATH_MAX], log[4096], vm[64], xml[4096], cmd[16], prog[4096];
 	posix_spawn_file_actions_t fa;
@@ -71,7 +71,9 @@ int vm_proc_start(const char *ftvm, const char *run_dir, const char *name, const
 	snprintf(xml, sizeof(xml), "%s", xml_path);
 	snprintf(cmd, sizeof(cmd), "%s", role);
 	snprintf(prog, sizeof(prog), "%s", ftvm);
-	char *argv[] = { prog, cmd, "--domain", xml, "--vm", vm, "--control", sock, NULL };
+	char *argv[8 + VM_PROC_EXTRA_MAX + 1] = { prog, cmd, "--domain", xml, "--vm", vm, "--control", sock, NULL };
+	for (size_t i = 0; extra && extra[i] && i < VM_PROC_EXTRA_MAX; i++)
+		argv[8 + i] = (char *)extra[i];   /* posix_spawn's argv is not const, and does not write it */
 
 	int ret = -posix_spawn_file_actions_init(&fa);
 	if (ret)
@@ -227,14 +229,9 @@ uint64_t vm_proc_cpu_ns(const struct vm_proc *p)
 	return hz > 0 ? (uint64_t)(ut + st) * (1000000000ull / (uint64_t)hz) : 0;
 }
 
-json_t *vm_proc_ask(const char *run_dir, const char *name, const char *cmd, char *err, size_t errlen)
+/* The answer line as an object when "ok" is true (frees line). */
+static json_t *answer_object(char *line, char *err, size_t errlen)
 {
-	char sock[SUN_PATH_MAX];
-	if (vm_proc_socket(run_dir, name, sock, sizeof(sock))) {
-		snprintf(err, errlen, "control socket path too long");
-		return NULL;
-	}
-	char *line = control_request(sock, cmd, err, errlen);
 	if (!line)
 		return NULL;
 	json_error_t jerr;
@@ -250,4 +247,24 @@ json_t *vm_proc_ask(const char *run_dir, const char *name, const char *cmd, char
 	}
 	json_decref(o);
 	return NULL;
+}
+
+json_t *vm_proc_ask_json(const char *run_dir, const char *name, const json_t *req, char *err, size_t errlen)
+{
+	char sock[SUN_PATH_MAX];
+	if (vm_proc_socket(run_dir, name, sock, sizeof(sock))) {
+		snprintf(err, errlen, "control socket path too long");
+		return NULL;
+	}
+	return answer_object(control_request_json(sock, req, err, errlen), err, errlen);
+}
+
+json_t *vm_proc_ask(const char *run_dir, const char *name, const char *cmd, char *err, size_t errlen)
+{
+	json_t *req = json_pack("{s:s}", "cmd", cmd);
+	json_t *answer = req ? vm_proc_ask_json(run_dir, name, req, err, errlen) : NULL;
+	if (!req)
+		snprintf(err, errlen, "out of memory");
+	json_decref(req);
+	return answer;
 }

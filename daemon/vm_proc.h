@@ -25,12 +25,14 @@ struct vm_proc {
 	int pidfd;            /* readable once the process has ended; -1: none */
 	int id;
 	bool child;           /* started by this daemon: its exit status can be collected */
-	char role[16];        /* "run", "primary" or "backup": the ftvm subcommand */
+	char role[16];        /* "run", "primary", "backup" or "spare": the ftvm subcommand */
 };
 
-/* Starts `ftvm ROLE --domain XML_PATH --vm NAME --control RUN/NAME.sock`, writes the pid file. */
+/* Starts `ftvm ROLE --domain XML_PATH --vm NAME --control RUN/NAME.sock [EXTRA...]` (extra: up to
+ * VM_PROC_EXTRA_MAX more arguments, NULL-terminated, or NULL), writes the pid file. */
+#define VM_PROC_EXTRA_MAX 10
 int vm_proc_start(const char *ftvm, const char *run_dir, const char *name, const char *xml_path, const char *role,
-		  int id, struct vm_proc *p, char *err, size_t errlen) FTVM_MUST_CHECK;
+		  const char *const *extra, int id, struct vm_proc *p, char *err, size_t errlen) FTVM_MUST_CHECK;
 /* A process left by an earlier daemon: 0 when RUN/NAME.pid names a live `ftvm` process whose
  * command line holds this VM's control socket; -ESRCH otherwise (the stale pid file removed). */
 int vm_proc_adopt(const char *run_dir, const char *name, struct vm_proc *p) FTVM_MUST_CHECK;
@@ -47,5 +49,7 @@ int vm_proc_socket(const char *run_dir, const char *name, char *buf, size_t len)
 /* {"cmd":cmd} to the VM's control socket: the answer object (caller's reference) when "ok" is
  * true; NULL with the reason in err otherwise. */
 json_t *vm_proc_ask(const char *run_dir, const char *name, const char *cmd, char *err, size_t errlen);
+/* The same with a whole request object. */
+json_t *vm_proc_ask_json(const char *run_dir, const char *name, const json_t *req, char *err, size_t errlen);
 
 #endif

@@ -72,8 +72,10 @@ static void info_of(const struct vm *vm, struct vmtab_info *out)
 	out->vcpus = 1;
 	out->cpu_time_ns = vmtab_has_process(vm) ? vm_proc_cpu_ns(&vm->proc) : 0;
 	out->instructions = vmtab_has_process(vm) ? vm->instructions : 0;
-	out->persistent = true;
-	out->autostart = false;
+	out->persistent = !vm->transient;
+	out->autostart = vm->autostart;
+	out->ft_spare = vm->spare;
+	snprintf(out->ft_pair, sizeof(out->ft_pair), "%s", vm->pair);
 	snprintf(out->ft_role, sizeof(out->ft_role), "%s", vmtab_has_process(vm) ? vm->ft_role : "");
 }
 
@@ -141,6 +143,7 @@ void vmtab_vm_free(struct vm *vm)
 		return;
 	vm_proc_release(&vm->proc);
 	free(vm->xml);
+	free(vm->run_ft);
 	free(vm);
 }
 
@@ -151,8 +154,11 @@ void vmtab_take_doc(struct vm *vm, struct domain_doc *doc)
 	vm->mem_kib = doc->mem_kib;
 	snprintf(vm->role, sizeof(vm->role), "%s", doc->role);
 	free(vm->xml);
+	free(vm->run_ft);
 	vm->xml = doc->xml;
+	vm->run_ft = doc->run_ft;
 	doc->xml = NULL;
+	doc->run_ft = NULL;
 }
 
 void vmtab_wake_monitor(struct vmtab *t)
@@ -300,6 +306,11 @@ int vmtab_undefine(struct vmtab *t, const char *name, char *err, size_t errlen)
 			ret = -errno;
 			snprintf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
 		} else {
+			static const char *const notes[] = { VMTAB_NOTE_AUTOSTART, VMTAB_NOTE_SPARE, VMTAB_NOTE_PAIR };
+			char why[512];
+			for (size_t i = 0; i < sizeof(notes) / sizeof(notes[0]); i++)
+				if (vmtab_store_note(t, name, notes[i], NULL, why, sizeof(why)))
+					diag_warn("%s", why);
 			vmtab_find_name(t, name, &pos);
 			memmove(&t->vms[pos], &t->vms[pos + 1], (t->n - pos - 1) * sizeof(*t->vms));
 			t->n--;
@@ -322,6 +333,32 @@ char *vmtab_xml(struct vmtab *t, const char *name, char *err, size_t errlen)
 	return xml;
 }
 
+/* Spawns vm's process (under the lock, vm stopped). */
+static int start_locked(struct vmtab *t, struct vm *vm, char *err, size_t errlen)
+{
+	char path[4200];
+	vmtab_def_path(t, vm, path, sizeof(path));
+	const char *role = vm->spare ? "spare" : vm->role;
+	/* `ftvm run` takes FT settings from its command line only: an FT node alone, FT can be enabled. */
+	const char *ft[DOMAIN_RUN_FT_ARGS + 1];
+	bool with_ft = !strcmp(role, "run") && vm->run_ft;
+	if (with_ft)
+		domain_run_ft_argv(vm->run_ft, ft);
+	int ret = vm_proc_start(t->ftvm, t->run_dir, vm->name, path, role, with_ft ? ft : NULL, t->next_id, &vm->proc,
+				err, errlen);
+	if (!ret) {
+		t->next_id++;
+		vm->state = VMTAB_RUNNING;
+		vm->reason = VMTAB_REASON_BOOTED;
+		vm->asked = ASK_NONE;
+		vm->failed_over = false;
+		snprintf(vm->ft_role, sizeof(vm->ft_role), "%s", !strcmp(role, "run") ? "off" : role);
+		vmtab_emit(t, vm, VMTAB_EV_STARTED, VMTAB_REASON_BOOTED);
+		vmtab_wake_monitor(t);
+	}
+	return ret;
+}
+
 int vmtab_start(struct vmtab *t, const char *name, char *err, size_t errlen)
 {
 	int ret = -ENOENT;
@@ -331,22 +368,161 @@ int vmtab_start(struct vmtab *t, const char *name, char *err, size_t errlen)
 		snprintf(err, errlen, "VM %s is already running", name);
 		ret = -EBUSY;
 	} else if (vm) {
-		char path[4200];
-		vmtab_xml_path(t, vm->name, path, sizeof(path));
-		ret = vm_proc_start(t->ftvm, t->run_dir, vm->name, path, vm->role, t->next_id, &vm->proc, err, errlen);
-		if (!ret) {
-			t->next_id++;
-			vm->state = VMTAB_RUNNING;
-			vm->reason = VMTAB_REASON_BOOTED;
-			vm->asked = ASK_NONE;
-			vm->failed_over = false;
-			snprintf(vm->ft_role, sizeof(vm->ft_role), "%s", !strcmp(vm->role, "run") ? "off" : vm->role);
-			vmtab_emit(t, vm, VMTAB_EV_STARTED, VMTAB_REASON_BOOTED);
-			vmtab_wake_monitor(t);
-		}
+		ret = start_locked(t, vm, err, errlen);
 	}
 	pthread_mutex_unlock(&t->lock);
 	return ret;
+}
+
+void vmtab_forget_transient(struct vmtab *t, struct vm *vm)
+{
+	char path[4200];
+	size_t pos;
+	vmtab_def_path(t, vm, path, sizeof(path));
+	unlink(path);
+	vmtab_emit(t, vm, VMTAB_EV_UNDEFINED, VMTAB_REASON_UNKNOWN);
+	if (vmtab_find_name(t, vm->name, &pos) == vm) {
+		memmove(&t->vms[pos], &t->vms[pos + 1], (t->n - pos - 1) * sizeof(*t->vms));
+		t->n--;
+	}
+	vmtab_vm_free(vm);
+}
+
+int vmtab_create(struct vmtab *t, const char *xml, struct vmtab_info *out, char *err, size_t errlen)
+{
+	struct domain_doc doc;
+	int ret = domain_doc_parse(xml, strlen(xml), t->run_dir, &doc, err, errlen);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&t->lock);
+	struct vm *vm = NULL, *other = vmtab_find_uuid(t, doc.uuid);
+	if (vmtab_find_name(t, doc.name, NULL) || other) {
+		snprintf(err, errlen, "VM %s already exists%s: start it, or choose another name and UUID",
+			 other ? other->name : doc.name, other && strcmp(other->name, doc.name) ? " with that UUID" : "");
+		ret = -EEXIST;
+	} else if (!(vm = calloc(1, sizeof(*vm)))) {
+		snprintf(err, errlen, "out of memory");
+		ret = -ENOMEM;
+	}
+	if (!ret) {
+		vm->proc.pidfd = -1;
+		vm->state = VMTAB_SHUTOFF;
+		vm->transient = true;
+		vmtab_take_doc(vm, &doc);
+		ret = vmtab_store_xml(t, vm, err, errlen);
+		if (!ret && (ret = vmtab_insert(t, vm)) != 0)
+			snprintf(err, errlen, "out of memory");
+		if (ret) {
+			vmtab_vm_free(vm);
+			vm = NULL;
+		}
+	}
+	if (!ret) {
+		vmtab_emit(t, vm, VMTAB_EV_DEFINED, VMTAB_REASON_UNKNOWN);
+		ret = start_locked(t, vm, err, errlen);
+		if (ret)
+			vmtab_forget_transient(t, vm);
+		else if (out)
+			info_of(vm, out);
+	}
+	pthread_mutex_unlock(&t->lock);
+	domain_doc_free(&doc);
+	return ret;
+}
+
+int vmtab_set_autostart(struct vmtab *t, const char *name, bool on, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&t->lock);
+	struct vm *vm = find_or_err(t, name, err, errlen);
+	int ret = !vm ? -ENOENT : vm->transient ? -EINVAL : 0;
+	if (ret == -EINVAL)
+		snprintf(err, errlen, "VM %s is transient: it has no definition to start with the daemon", name);
+	if (!ret)
+		ret = vmtab_store_note(t, name, VMTAB_NOTE_AUTOSTART, on ? "" : NULL, err, errlen);
+	if (!ret)
+		vm->autostart = on;
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+int vmtab_set_spare(struct vmtab *t, const char *name, bool on, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&t->lock);
+	struct vm *vm = find_or_err(t, name, err, errlen);
+	int ret = vm ? 0 : -ENOENT;
+	if (vm && !stopped(vm) && vm->spare != on) {
+		snprintf(err, errlen, "VM %s is running: stop it before changing which half of its pair this host holds",
+			 name);
+		ret = -EBUSY;
+	}
+	if (!ret)
+		ret = vmtab_store_note(t, name, VMTAB_NOTE_SPARE, on ? "" : NULL, err, errlen);
+	if (!ret)
+		vm->spare = on;
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+int vmtab_set_pair(struct vmtab *t, const char *name, const char *hostport, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&t->lock);
+	struct vm *vm = find_or_err(t, name, err, errlen);
+	int ret = vm ? 0 : -ENOENT;
+	if (vm && hostport && strlen(hostport) >= sizeof(vm->pair)) {
+		snprintf(err, errlen, "the pair's address is longer than %zu bytes", sizeof(vm->pair) - 1);
+		ret = -EINVAL;
+	}
+	if (!ret)
+		ret = vmtab_store_note(t, name, VMTAB_NOTE_PAIR, hostport, err, errlen);
+	if (!ret)
+		snprintf(vm->pair, sizeof(vm->pair), "%s", hostport ? hostport : "");
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+int vmtab_ft(struct vmtab *t, const char *name, const char *action, const char *peer, char *err, size_t errlen)
+{
+	struct vm *vm;
+	struct running r;
+	pthread_mutex_lock(&t->lock);
+	int ret = vmtab_running_vm(t, name, "change FT of", &vm, err, errlen);
+	if (!ret) {
+		snprintf(r.name, sizeof(r.name), "%s", vm->name);
+		r.id = vm->proc.id;
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (ret)
+		return ret;
+	json_t *req = json_pack("{s:s, s:s}", "cmd", "ft", "action", action);
+	if (req && peer)
+		json_object_set_new(req, "peer", json_string(peer));
+	json_t *answer = req ? vm_proc_ask_json(t->run_dir, r.name, req, err, errlen) : NULL;
+	if (!req)
+		snprintf(err, errlen, "out of memory");
+	json_decref(req);
+	json_decref(answer);
+	vmtab_wake_monitor(t);
+	return answer ? 0 : -EIO;
+}
+
+void vmtab_autostart_all(struct vmtab *t)
+{
+	char err[512];
+	size_t n;
+	pthread_mutex_lock(&t->lock);
+	char (*names)[VMTAB_NAME_MAX] = calloc(t->n ? t->n : 1, sizeof(*names));
+	n = 0;
+	for (size_t i = 0; names && i < t->n; i++)
+		if (t->vms[i]->autostart && stopped(t->vms[i]))
+			snprintf(names[n++], VMTAB_NAME_MAX, "%s", t->vms[i]->name);
+	pthread_mutex_unlock(&t->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (vmtab_start(t, names[i], err, sizeof(err)))
+			diag_warn("autostart of %s failed: %s", names[i], err);
+		else
+			diag_info("%s: autostarted", names[i]);
+	}
+	free(names);
 }
 
 /* A running VM for shutdown/destroy/suspend/resume, under the lock: the error otherwise. */

@@ -56,9 +56,11 @@ struct vmtab_info {
 	unsigned vcpus;           /* 1 */
 	uint64_t cpu_time_ns;     /* CPU time used by the VM's process this run, 0 when shut off */
 	uint64_t instructions;    /* guest instructions retired this run */
-	bool persistent;          /* true: defined in the state directory */
+	bool persistent;          /* true: defined in the state directory; false: transient (vmtab_create) */
 	bool autostart;
-	char ft_role[16];         /* "off", "primary", "backup", "alone" (lost its peer), "" when shut off */
+	char ft_role[16];         /* "off", "primary", "backup", "spare", "alone" (lost its peer), "" when shut off */
+	bool ft_spare;            /* this host holds the pair's backup half: it runs under `ftvm spare` */
+	char ft_pair[128];        /* HOST:PORT of the daemon holding the pair's other half, "" if none */
 };
 
 /* One change of a VM, delivered to every subscriber in the order the daemon saw them. */
@@ -91,8 +93,27 @@ int vmtab_lookup_id(struct vmtab *t, int id, struct vmtab_info *out) FTVM_MUST_C
  * <uuid> is generated. The definition survives a daemon restart. */
 int vmtab_define(struct vmtab *t, const char *xml, struct vmtab_info *out, char *err, size_t errlen) FTVM_MUST_CHECK;
 int vmtab_undefine(struct vmtab *t, const char *name, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* Creates and starts a transient VM (libvirt's createXML): not persistent, its definition kept in
+ * STATE_DIR/run while it runs (a restarted daemon finds it), gone from the table when its process
+ * ends. -EEXIST when the name or UUID is taken. */
+int vmtab_create(struct vmtab *t, const char *xml, struct vmtab_info *out, char *err, size_t errlen) FTVM_MUST_CHECK;
 /* The definition as domain XML (caller frees), with the UUID in it. */
 char *vmtab_xml(struct vmtab *t, const char *name, char *err, size_t errlen);
+
+/* Marks (on) or unmarks a defined VM to be started by every daemon that opens the table while
+ * the VM is not running (STATE_DIR/vms/NAME.autostart, docs/daemon.md). */
+int vmtab_set_autostart(struct vmtab *t, const char *name, bool on, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* Marks (on) or unmarks a VM as the backup half of an FT pair made by the daemons (docs/daemon.md,
+ * "FT pairing"): it then runs under `ftvm spare`, waiting for its primary's clone. */
+int vmtab_set_spare(struct vmtab *t, const char *name, bool on, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* Records (hostport) or forgets (NULL) the daemon that holds the other half of the VM's pair. */
+int vmtab_set_pair(struct vmtab *t, const char *name, const char *hostport, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* The running VM's `ft` control command: action "enable" (an FT clone to the spare at peer) or
+ * "disable" (peer NULL). -EBUSY when it is not running, -EIO when the node refused (err says why). */
+int vmtab_ft(struct vmtab *t, const char *name, const char *action, const char *peer, char *err,
+	     size_t errlen) FTVM_MUST_CHECK;
+/* Starts every VM marked autostart that has no process; the failures are logged. */
+void vmtab_autostart_all(struct vmtab *t);
 
 int vmtab_start(struct vmtab *t, const char *name, char *err, size_t errlen) FTVM_MUST_CHECK;
 int vmtab_shutdown(struct vmtab *t, const char *name, char *err, size_t errlen) FTVM_MUST_CHECK;
@@ -101,9 +122,13 @@ int vmtab_suspend(struct vmtab *t, const char *name, char *err, size_t errlen) F
 int vmtab_resume(struct vmtab *t, const char *name, char *err, size_t errlen) FTVM_MUST_CHECK;
 
 /* The running VM's figures as a JSON object of numbers (FT state, lag, log bytes and records,
- * outputs held, failovers, ...: the node's control-socket status, flattened); *out is the
+ * outputs held, failovers, ...: the node's control-socket status, flattened; clone_phase as a
+ * number, a migration job's progress as migration_bytes, migration_remaining_bytes and
+ * migration_running); *out is the
  * caller's reference. -EBUSY when it is not running. */
 int vmtab_stats(struct vmtab *t, const char *name, json_t **out) FTVM_MUST_CHECK;
+/* The name of stats' clone_phase number i ("setup", "precopy", ...), NULL past the last. */
+const char *vmtab_clone_phase_name(int i);
 
 int vmtab_node_info(struct vmtab *t, struct vmtab_node *out) FTVM_MUST_CHECK;
 

@@ -27,12 +27,17 @@ struct vm {
 	uint64_t mem_kib;
 	char role[16];              /* the ftvm command it runs under */
 	char *xml;
+	struct domain_run_ft *run_ft;  /* domain_doc's: given to `ftvm run` (NULL: none) */
 	enum vmtab_state state;
 	enum vmtab_reason reason;
 	struct vm_proc proc;        /* pid 0: no process */
 	enum ask asked;
 	bool control_busy;          /* a pause or resume request is out (vmtab.c, 2.) */
 	bool failed_over;           /* this run's backup went live */
+	bool transient;             /* created, not defined: run/NAME.xml, gone when its process ends */
+	bool autostart;             /* the notes of vmtab_store.c */
+	bool spare;
+	char pair[128];
 	char ft_role[16];
 	uint64_t instructions;
 };
@@ -66,6 +71,8 @@ struct running {
 };
 
 /* vmtab.c */
+/* Removes a transient VM whose process ended from the table, with its definition (under the lock). */
+void vmtab_forget_transient(struct vmtab *t, struct vm *vm);
 bool vmtab_has_process(const struct vm *vm);
 void vmtab_emit(struct vmtab *t, const struct vm *vm, enum vmtab_event ev, enum vmtab_reason detail);
 /* By name (binary search; *pos: where it is or would go), by UUID. */
@@ -89,7 +96,16 @@ struct vm *vmtab_same_run(struct vmtab *t, const struct running *r);
 
 /* vmtab_store.c */
 void vmtab_xml_path(const struct vmtab *t, const char *name, char *buf, size_t len);
+/* Where vm's definition is: vms/NAME.xml, or run/NAME.xml for a transient VM. */
+void vmtab_def_path(const struct vmtab *t, const struct vm *vm, char *buf, size_t len);
 int vmtab_store_xml(struct vmtab *t, const struct vm *vm, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* Notes beside a definition, vms/NAME.EXT: */
+#define VMTAB_NOTE_AUTOSTART "autostart" /* (empty) start the VM with the daemon */
+#define VMTAB_NOTE_SPARE "spare"         /* (empty) this host holds the pair's backup half: `ftvm spare` */
+#define VMTAB_NOTE_PAIR "pair"           /* HOST:PORT of the daemon holding the other half */
+/* Writes vms/NAME.EXT with text, or removes it (text NULL), durably. */
+int vmtab_store_note(struct vmtab *t, const char *name, const char *ext, const char *text, char *err,
+		     size_t errlen) FTVM_MUST_CHECK;
 int vmtab_make_dir(const char *path, char *err, size_t errlen) FTVM_MUST_CHECK;
 /* Loads every definition, and finds the processes an earlier daemon left running. */
 int vmtab_load_all(struct vmtab *t, char *err, size_t errlen) FTVM_MUST_CHECK;

@@ -21,8 +21,10 @@ static const char *ft_role_of(const struct vm *vm, const json_t *st)
 {
 	const char *role = json_string_value(json_object_get(st, "role"));
 	const char *state = json_string_value(json_object_get(st, "state"));
-	if (!role || !strcmp(vm->role, "run"))
-		return "off";
+	if (!role || !json_object_get(st, "epoch"))
+		return "off";   /* not an FT node (an `ftvm run` with --arbiter is one: FT can be enabled) */
+	if (!strcmp(role, "spare"))
+		return "spare";   /* waiting for its primary's clone */
 	if (state && (!strcmp(state, "alone") || !strcmp(state, "going-live") || !strcmp(state, "arbitrating")))
 		return "alone";
 	return !strcmp(role, "backup") ? "backup" : "primary";
@@ -37,7 +39,8 @@ static void apply_status(struct vmtab *t, struct vm *vm, const json_t *st)
 		vm->instructions = (uint64_t)json_integer_value(ic);
 	const char *role = json_string_value(json_object_get(st, "role"));
 	const char *state = json_string_value(json_object_get(st, "state"));
-	if (!vm->failed_over && !strcmp(vm->proc.role, "backup") && role && state &&
+	bool backup_half = !strcmp(vm->proc.role, "backup") || !strcmp(vm->proc.role, "spare");
+	if (!vm->failed_over && backup_half && role && state &&
 	    (!strcmp(role, "primary") || !strcmp(state, "going-live") || !strcmp(state, "alone"))) {
 		/* This host's backup took over: the VM resumed here (vmtab.h). */
 		vm->failed_over = true;
@@ -61,8 +64,8 @@ static void apply_status(struct vmtab *t, struct vm *vm, const json_t *st)
 	pthread_cond_broadcast(&t->changed);
 }
 
-/* The process ended, under the lock. */
-static void process_ended(struct vmtab *t, struct vm *vm, int wstatus)
+/* The process ended, under the lock. A transient VM goes with it: true then (vm is freed). */
+static bool process_ended(struct vmtab *t, struct vm *vm, int wstatus)
 {
 	enum vmtab_reason why;
 	if (vm->asked == ASK_DESTROY)
@@ -82,6 +85,10 @@ static void process_ended(struct vmtab *t, struct vm *vm, int wstatus)
 	vm->ft_role[0] = 0;
 	vm->instructions = 0;
 	pthread_cond_broadcast(&t->changed);
+	if (!vm->transient)
+		return false;
+	vmtab_forget_transient(t, vm);
+	return true;
 }
 
 
@@ -132,8 +139,9 @@ static void reap_all(struct vmtab *t)
 	pthread_mutex_lock(&t->lock);
 	for (size_t i = 0; i < t->n; i++) {
 		struct vm *vm = t->vms[i];
-		if (vmtab_has_process(vm) && vm_proc_reap(t->run_dir, vm->name, &vm->proc, &wstatus))
-			process_ended(t, vm, wstatus);
+		if (vmtab_has_process(vm) && vm_proc_reap(t->run_dir, vm->name, &vm->proc, &wstatus) &&
+		    process_ended(t, vm, wstatus))
+			i--;   /* it left the table: the next VM is at i now */
 	}
 	pthread_mutex_unlock(&t->lock);
 }
@@ -195,6 +203,37 @@ static int ft_state_index(const char *name)
 	return -1;
 }
 
+/* The clone's phase (docs/migration.md) as its number in clone_phases, -1 for none or another word. */
+static const char *const clone_phases[] = { "setup", "precopy", "stop-and-copy", "completed", "failed", "cancelled" };
+
+static int clone_phase_index(const char *name)
+{
+	for (size_t i = 0; name && i < sizeof(clone_phases) / sizeof(clone_phases[0]); i++)
+		if (!strcmp(clone_phases[i], name))
+			return (int)i;
+	return -1;
+}
+
+const char *vmtab_clone_phase_name(int i)
+{
+	return i >= 0 && (size_t)i < sizeof(clone_phases) / sizeof(clone_phases[0]) ? clone_phases[i] : NULL;
+}
+
+/* A migration job's progress (the node's "job" of kind migrate) as migration_* numbers. */
+static void migration_fields(json_t *out, const json_t *st)
+{
+	const json_t *job = json_object_get(st, "job");
+	const char *kind = json_string_value(json_object_get(job, "kind"));
+	const char *state = json_string_value(json_object_get(job, "state"));
+	json_int_t done = json_integer_value(json_object_get(job, "bytes_done"));
+	json_int_t total = json_integer_value(json_object_get(job, "bytes_total"));
+	if (!kind || strcmp(kind, "migrate"))
+		return;
+	json_object_set_new(out, "migration_bytes", json_integer(done));
+	json_object_set_new(out, "migration_remaining_bytes", json_integer(total > done ? total - done : 0));
+	json_object_set_new(out, "migration_running", json_integer(state && !strcmp(state, "running")));
+}
+
 /* The status object flattened to numbers: nested objects as PARENT_KEY, booleans as 0/1. */
 static void flatten(json_t *out, const char *prefix, const json_t *o)
 {
@@ -239,6 +278,10 @@ int vmtab_stats(struct vmtab *t, const char *name, json_t **out)
 		int fs = ft_state_index(json_string_value(json_object_get(st, "state")));
 		if (json_object_get(st, "epoch") && fs >= 0)
 			json_object_set_new(o, "ft_state", json_integer(fs));
+		int cp = clone_phase_index(json_string_value(json_object_get(st, "clone_phase")));
+		if (cp >= 0)
+			json_object_set_new(o, "clone_phase", json_integer(cp));
+		migration_fields(o, st);
 		json_object_set_new(o, "cpu_time_ns", json_integer((json_int_t)cpu_ns));
 	}
 	pthread_mutex_lock(&t->lock);

@@ -737,7 +737,11 @@ int channel_accept(struct channel_listener *l, int timeout_ms, struct channel **
 		}
 		int left = chnet_remaining_ms(next);
 		if (next == deadline && left == 0) {
-			chan_seterr(err, -ETIMEDOUT, "no primary connected within %d ms", timeout_ms);
+			/* The wait the caller asked for ended: not an error to log (a server polls). */
+			if (err) {
+				err->code = -ETIMEDOUT;
+				snprintf(err->msg, sizeof(err->msg), "no primary connected within %d ms", timeout_ms);
+			}
 			return -ETIMEDOUT;
 		}
 		/* Out of descriptors, the listener stays readable: leave it out of poll() a while. */

@@ -13,10 +13,11 @@ from daemon_test import check, domain, failures, ft_metadata, wait_for  # noqa: 
 
 class Daemon:
     """ftvmd with its state, JSON socket and libvirt socket under tmp, in network namespace netns
-    if given (its UNIX sockets are reached from anywhere on the file system)."""
+    if given (its UNIX sockets are reached from anywhere on the file system); extra: more ftvmd
+    options."""
 
-    def __init__(self, ftvmd, ftvm, tmp, netns=None):
-        self.ftvmd, self.ftvm, self.tmp, self.netns = ftvmd, ftvm, tmp, netns
+    def __init__(self, ftvmd, ftvm, tmp, netns=None, extra=()):
+        self.ftvmd, self.ftvm, self.tmp, self.netns, self.extra = ftvmd, ftvm, tmp, netns, list(extra)
         self.vsock = os.path.join(tmp, "libvirt-sock")
         self.uri = "ftvm+unix:///system?socket=" + self.vsock
         self.proc = None
@@ -26,7 +27,8 @@ class Daemon:
         where = ["ip", "netns", "exec", self.netns] if self.netns else []   # exec: the pid is ftvmd's
         self.proc = subprocess.Popen(where + [self.ftvmd, "--state-dir", os.path.join(self.tmp, "state"), "--socket",
                                       os.path.join(self.tmp, "d.sock"), "--libvirt-socket", self.vsock,
-                                      "--ftvm", self.ftvm, "--poll-ms", "100"], stdout=self.log, stderr=self.log)
+                                      "--ftvm", self.ftvm, "--poll-ms", "100", *self.extra],
+                                     stdout=self.log, stderr=self.log)
         check(wait_for(lambda: os.path.exists(self.vsock), 20), "ftvmd serves its libvirt socket")
 
     def alive(self):
