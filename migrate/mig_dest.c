@@ -21,9 +21,6 @@ struct chan_source {
 	struct channel *ch;
 	uint8_t *buf;
 	uint64_t lsn;
-	const struct mig_dest_config *cfg;
-	const struct mig_dest_result *res;
-	bool whole_told;
 };
 
 static int chan_next(void *ctx, const uint8_t **buf, size_t *len, char *why, size_t whylen)
@@ -46,10 +43,6 @@ static int chan_next(void *ctx, const uint8_t **buf, size_t *len, char *why, siz
 static void chan_confirm(void *ctx)
 {
 	struct chan_source *cs = ctx;
-	if (cs->res->phase == MIG_PHASE_COMPLETE && !cs->whole_told && cs->cfg->whole) {
-		cs->whole_told = true;
-		cs->cfg->whole(cs->cfg->ctx, cs->res);
-	}
 	diag_debug("confirm %llu", (unsigned long long)cs->lsn);
 	channel_ack(cs->ch, cs->lsn);
 }
@@ -60,6 +53,7 @@ static const struct mig_source_ops chan_ops = { .next = chan_next, .confirm = ch
 struct replicas {
 	const struct mig_dest_config *cfg;
 	struct disk_image *img[MACHINE_MAX_DISKS];
+	bool sync_due;                  /* an FT clone's: made durable after HANDOVER (replicas_sync()) */
 };
 
 static void replicas_close(struct replicas *r)
@@ -114,9 +108,8 @@ static int replicas_write(void *ctx, unsigned disk, uint64_t off, const uint8_t 
 	return ret;
 }
 
-static int replicas_sync(void *ctx, char *why, size_t whylen)
+static int replicas_flush(struct replicas *r, char *why, size_t whylen)
 {
-	struct replicas *r = ctx;
 	for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++) {
 		int ret = r->img[i] ? disk_image_flush(r->img[i]) : 0;
 		if (ret) {
@@ -125,6 +118,23 @@ static int replicas_sync(void *ctx, char *why, size_t whylen)
 		}
 	}
 	return 0;
+}
+
+/*
+ * Before COMPLETE is confirmed. A migration's source stops for good once it hears that ACK, so
+ * the replicas are durable first. An FT clone's source runs on whatever happens here, and its
+ * guest is held until the ACK: every byte is written by now (the backup reads it back through
+ * its own descriptors), so the sync waits until HANDOVER has been confirmed, before the backup
+ * runs; should it fail, the spare drops the clone and its primary loses this backup.
+ */
+static int replicas_sync(void *ctx, char *why, size_t whylen)
+{
+	struct replicas *r = ctx;
+	if (r->cfg->clone) {
+		r->sync_due = true;
+		return 0;
+	}
+	return replicas_flush(r, why, whylen);
 }
 
 static const struct mig_disk_ops replica_ops = {
@@ -137,7 +147,7 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 	struct channel_config cc;
 	struct channel_listener *l = NULL;
 	struct channel_err cerr = { 0 };
-	struct chan_source cs = { .cfg = cfg, .res = res };
+	struct chan_source cs = { 0 };
 	int ret;
 
 	memset(res, 0, sizeof(*res));
@@ -175,10 +185,26 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 	l = NULL;
 	diag_info("migration of VM %s from epoch %llu coming in", cfg->vm_id,
 		  (unsigned long long)channel_peer_epoch(cs.ch));
+	if (cfg->accepted) {
+		ret = cfg->accepted(cfg->ctx, channel_peer_epoch(cs.ch), err, errlen);
+		if (ret) {
+			if (channel_refuse(cs.ch, err))
+				diag_debug("refusal not sent");
+			goto out;
+		}
+	}
 	struct replicas reps = { .cfg = cfg };
 	struct mig_dest_want want = { .clone = cfg->clone, .storage = cfg->storage, .disk = &replica_ops,
 				      .disk_ctx = &reps };
 	ret = mig_dest_decode_want(m, &want, &chan_ops, &cs, res, err, errlen);
+	if (!ret && reps.sync_due) {
+		channel_close(cs.ch); /* the ACK of HANDOVER leaves first */
+		cs.ch = NULL;
+		char why[256];
+		ret = replicas_flush(&reps, why, sizeof(why));
+		if (ret)
+			snprintf(err, errlen, "cannot make the disk replicas durable: %s", why);
+	}
 	replicas_close(&reps);
 	/* On success the close sends the ACK of HANDOVER, then BYE: the VM may start at once. */
 	if ((ret == -EBADMSG || ret == -EINVAL) && channel_state(cs.ch) == CHANNEL_UP) {

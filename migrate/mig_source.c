@@ -596,11 +596,16 @@ int mig_source_run(struct mig_job *job)
 		goto out;
 	}
 
-	/* An FT clone first records its new pairing (the arbiter epoch): refused, nothing is cut. */
-	if (atomic_load(&job->cancel)) {
-		fail(&s, -ECANCELED, "cancelled");
+	if (atomic_load(&job->cancel))
+		ret = fail(&s, -ECANCELED, "cancelled");
+	if (!ret && cfg->clone && cfg->cut_ready) {
+		char why[256];
+		ret = cfg->cut_ready(cfg->commit_ctx, why, sizeof(why));
+		if (ret)
+			fail(&s, ret, "%s", why);
+	}
+	if (ret) {
 		give_up(&s, true);
-		ret = -ECANCELED;
 		goto out;
 	}
 	/* 6. The destination holds the whole state: from here this copy never runs again; or, for an

@@ -57,7 +57,11 @@ struct mig_source_config {
 	 * are tracked and copied beside the pages (docs/migration.md, STORAGE). */
 	bool copy_storage;
 	int (*commit)(void *ctx, char *err, size_t errlen);
-	void *commit_ctx;
+	/* FT clone, optional: called last before the cut, with the vCPU held and the destination
+	 * holding the whole state (the new primary's log connection must still be up); non-zero
+	 * gives up, as a failure before the cut does. */
+	int (*cut_ready)(void *ctx, char *err, size_t errlen);
+	void *commit_ctx;               /* of commit() and cut_ready() */
 };
 
 /* The job's statistics, named after libvirt's job stats (virDomainGetJobStats). */
