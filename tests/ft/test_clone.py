@@ -532,6 +532,9 @@ def main():
         print(json.dumps({"scenario": a.scenario, **SCENARIOS[a.scenario](lab, a, workdir)}), flush=True)
     finally:
         lab.close()
+    for name, report in ftlab.sanitizer_reports():
+        print(f"FAILED: a sanitizer report from {name}:\n{report}", file=sys.stderr)
+        return 1
     return 0
 
 
