@@ -33,7 +33,7 @@ import ftlab  # noqa: E402
 import test_clone as tc  # noqa: E402
 
 HELD = re.compile(r"protected again: primary of epoch (\d+) with \S+; guest held ([\d.]+) ms \(stop-and-copy (\d+) ms, "
-                  r"then ([\d.]+) ms to run as its primary\); clone of (\d+) bytes in (\d+) ms")
+                  r"(?:then|log connection) ([\d.]+) ms(?: to run as its primary)?\); clone of (\d+) bytes in (\d+) ms")
 
 
 def fill_tail(lab, mib):
