@@ -255,6 +255,7 @@ static int spare_wait(struct backup_cmd *bc, char *err, size_t errlen)
 				      .listening = spare_listening, .accepted = spare_accepted, .ctx = bc };
 	for (unsigned i = 0; i < dc.ndisks && i < MACHINE_MAX_DISKS; i++)
 		dc.disk_path[i] = bc->c->rw.config.disk_path[i];
+	dc.pairing_marks = bc->c->rw.scratch_fd < 0;
 	for (;;) {
 		struct mig_dest_result res;
 		char why[512];
@@ -303,6 +304,7 @@ static int backup_start(void *self, struct vm_command *c, char *err, size_t errl
 			fo->listen);
 		if (ft_backup_accept(bc->b, -1, err, errlen))
 			return FTVM_EXIT_FAILURE;
+		ft_options_mark_replicas(fo, &c->rw, fo->epoch); /* equal: their digests were in the handshake */
 	}
 	fprintf(stderr, "ftvm %s: primary connected; replaying\n", name);
 	return 0;

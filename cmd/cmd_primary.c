@@ -90,6 +90,7 @@ static int primary_start(void *self, struct vm_command *c, char *err, size_t err
 	if (ft_primary_create(&cfg, c->m, world_live_world(c->world), &pc->p, err, errlen) ||
 	    ft_primary_connect(pc->p, err, errlen))
 		return FTVM_EXIT_FAILURE;
+	ft_options_mark_replicas(fo, &c->rw, fo->epoch); /* equal: their digests were in the handshake */
 	if (ft_node_create(c, fo, &pc->key, vm_id, &pc->node)) {
 		snprintf(err, errlen, "out of memory");
 		return FTVM_EXIT_FAILURE;

@@ -24,6 +24,7 @@
 
 #include "cmd/exit_code.h"
 #include "common/arbiter.h"
+#include "host/backend.h"
 #include "host/world_live.h"
 #include "logchannel/channel.h"
 #include "migrate/mig_source.h"
@@ -90,8 +91,8 @@ static struct channel *take_log(struct ft_node *n)
 
 /* ---- the clone thread ---- */
 
-/* One clone's try: the node and the spare it goes to. */
-struct clone_try {
+/* One clone try's context for its callbacks: the node and the spare it goes to. */
+struct clone_ctx {
 	struct ft_node *n;
 	const char *spare;
 };
@@ -116,6 +117,10 @@ static int record_pairing(struct ft_node *n, char *err, size_t errlen)
 	else if (ret < 0)
 		snprintf(err, errlen, "arbiter: %s", arbiter_error(arb));
 	arbiter_close(arb);
+	/* This node's replicas start the new pairing too: marked for a resync should it come back
+	 * (outside the guest's pause; the mark is a hint, the digests decide). */
+	if (ret == ARBITER_WON)
+		ft_options_mark_replicas(&n->fo, &n->c->rw, n->epoch + 2);
 	return ret == ARBITER_WON ? 0 : ret < 0 ? ret : -EPERM;
 }
 
@@ -126,7 +131,7 @@ static int record_pairing(struct ft_node *n, char *err, size_t errlen)
  */
 static int begin_pairing(void *ctx, char *err, size_t errlen)
 {
-	struct clone_try *t = ctx;
+	struct clone_ctx *t = ctx;
 	struct ft_node *n = t->n;
 	int ret = record_pairing(n, err, errlen);
 	if (ret)
@@ -147,7 +152,7 @@ static int begin_pairing(void *ctx, char *err, size_t errlen)
 /* mig_source_config.cut_ready: the log connection is still up (the channel's own heartbeats). */
 static int log_up(void *ctx, char *err, size_t errlen)
 {
-	struct ft_node *n = ((struct clone_try *)ctx)->n;
+	struct ft_node *n = ((struct clone_ctx *)ctx)->n;
 	pthread_mutex_lock(&n->lock);
 	int ret = n->log_ch && channel_state(n->log_ch) == CHANNEL_UP ? 0 : -EPIPE;
 	if (ret)
@@ -186,14 +191,16 @@ static bool alone_locked(struct ft_node *n)
 	return true;
 }
 
-/* One clone to `spare`: 0 once the live world is cut (the vCPU thread goes on from there). */
-static int clone_to(struct ft_node *n, const char *spare)
+/* One try to `spare` (a resync or a full copy): 0 once the live world is cut, -EPERM when the spare
+ * refused a resync. */
+static int clone_try(struct ft_node *n, const char *spare, bool resync)
 {
-	struct clone_try t = { .n = n, .spare = spare };
+	struct clone_ctx t = { .n = n, .spare = spare };
 	struct mig_source_config cfg = {
 		.m = n->c->m, .world = n->c->world, .to = spare, .key = n->key, .vm_id = n->fo.co.vm,
 		.epoch = n->epoch + 2, .bandwidth_mbit = n->fo.clone_bandwidth_mbit, .clone = true,
 		.copy_storage = !n->fo.disk_shared && world_live_ndisks(n->c->world) > 0,
+		.resync = resync, .resync_epoch = n->epoch,
 		.commit = begin_pairing, .cut_ready = log_up, .commit_ctx = &t,
 	};
 	pthread_mutex_lock(&n->lock);
@@ -205,13 +212,41 @@ static int clone_to(struct ft_node *n, const char *spare)
 	pthread_mutex_unlock(&n->lock);
 	if (stop)
 		return -ECANCELED;
-	diag_info("FT clone of %s to %s for epoch %llu", n->fo.co.vm, spare, (unsigned long long)cfg.epoch);
+	diag_info("FT clone of %s to %s for epoch %llu%s", n->fo.co.vm, spare, (unsigned long long)cfg.epoch,
+		  resync ? " (resync of the blocks written since the pairing)" : "");
 	int ret = mig_source_run(&n->job);
 	if (ret) {
 		struct mig_stats ms;
 		mig_job_get_stats(&n->job, &ms);
-		diag_warn("FT clone to %s failed, still alone: %s", spare, ms.error);
 		channel_close(take_log(n));
+		/* The spare's refusals of a resync say so (mig_dest.c); another refusal (another
+		 * configuration, say) would refuse a full copy as well. */
+		if (resync && ms.refused && strstr(ms.error, "resync"))
+			return -EPERM; /* clone_to() says so, and copies */
+		diag_warn("FT clone to %s failed, still alone: %s", spare, ms.error);
+	}
+	return ret;
+}
+
+/*
+ * One clone to `spare`: 0 once the live world is cut (the vCPU thread goes on from there). With
+ * replicated disks a resync comes first (docs/disks.md, Resync): a spare whose replica is not
+ * this pairing's, or differs outside the blocks written since, refuses it, and a full copy
+ * follows at once (a resync that broke otherwise is tried again with the next clone).
+ */
+static int clone_to(struct ft_node *n, const char *spare)
+{
+	bool resync = !n->fo.disk_shared && world_live_ndisks(n->c->world) > 0;
+	int ret = clone_try(n, spare, resync);
+	pthread_mutex_lock(&n->lock);
+	bool stop = n->stop;
+	pthread_mutex_unlock(&n->lock);
+	if (ret == -EPERM && !stop) {
+		struct mig_stats ms;
+		mig_job_get_stats(&n->job, &ms);
+		diag_warn("FT clone to %s: the spare refused the resync (%s); copying the whole replica", spare,
+			  ms.error);
+		ret = clone_try(n, spare, false);
 	}
 	return ret;
 }
@@ -452,6 +487,9 @@ int ft_node_run(struct ft_node *n, uint64_t epoch, uint64_t failovers, struct ft
 			set_alone(n, n->epoch);
 			continue;
 		}
+		/* The spare's replicas equal these at the cut: the new pairing's writes count from here. */
+		for (unsigned i = 0; i < world_live_ndisks(n->c->world); i++)
+			disk_backend_written_reset(world_live_disk_backend(n->c->world, i));
 		if (become_primary(n, err, sizeof(err))) {
 			diag_warn("the clone's backup did not take the log (%s): alone again", err);
 			continue;
@@ -517,6 +555,8 @@ void ft_node_status(void *ctx, struct ft_status *st)
 		snprintf(st->clone_phase, sizeof(st->clone_phase), "%s", ms.phase);
 		st->clone_bytes = ms.data_transferred;
 		st->clone_remaining = ms.memory_remaining + ms.disk_remaining;
+		st->clone_disk_bytes = ms.disk_processed;
+		st->clone_disk_digested = ms.disk_digested;
 		snprintf(st->clone_error, sizeof(st->clone_error), "%s", ms.error);
 	}
 	pthread_mutex_unlock(&n->lock);

@@ -8,10 +8,12 @@
 #include <string.h>
 
 #include "cmd/domain_xml.h"
+#include "cmd/run_world.h"
 #include "host/backend.h"
 #include "host/world_live.h"
 #include "common/control.h"
 #include "logchannel/channel.h"
+#include "migrate/replica_mark.h"
 #include "util/diag.h"
 #include "util/disk_digest.h"
 #include "util/time.h"
@@ -309,4 +311,10 @@ int ft_options_pair_id(const struct ft_options *fo, const char *vm_id, struct wo
 		  (time_mono_ns() - t0) / 1e6, hex);
 	snprintf(buf, len, "%s/disks=%s", vm_id, hex);
 	return 0;
+}
+
+void ft_options_mark_replicas(const struct ft_options *fo, const struct run_world *rw, uint64_t epoch)
+{
+	if (!fo->disk_shared && rw->scratch_fd < 0)
+		replica_marks_write_all(rw->config.disk_path, rw->config.ndisks, fo->co.vm, epoch);
 }

@@ -85,5 +85,9 @@ void ft_options_vm_id(const struct ft_options *fo, uint64_t config_digest, char 
 struct world_live;
 int ft_options_pair_id(const struct ft_options *fo, const char *vm_id, struct world_live *w, const char *const *paths,
 		       unsigned n, char *buf, size_t len, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* A node's replicas (the files of its run options; not a scratch disk, not a shared disk) at the
+ * start of pairing `epoch`: pairing marks beside them for a later resync (docs/disks.md). */
+struct run_world;
+void ft_options_mark_replicas(const struct ft_options *fo, const struct run_world *rw, uint64_t epoch);
 
 #endif

@@ -127,6 +127,8 @@ static json_t *status_object(const struct ft_status *st, double log_mbit_s)
 	json_object_set_new(o, "clone_phase", json_string(st->clone_phase));
 	json_object_set_new(o, "clone_bytes", json_integer((json_int_t)st->clone_bytes));
 	json_object_set_new(o, "clone_remaining", json_integer((json_int_t)st->clone_remaining));
+	json_object_set_new(o, "clone_disk_bytes", json_integer((json_int_t)st->clone_disk_bytes));
+	json_object_set_new(o, "clone_disk_digested", json_integer((json_int_t)st->clone_disk_digested));
 	json_object_set_new(o, "clone_error", json_string(st->clone_error));
 	json_object_set_new(o, "last_failover_gap_ms", json_real(st->last_failover_gap_ms));
 	if (st->hold_count || !strcmp(st->role, "primary")) {

@@ -45,6 +45,8 @@ struct ft_status {
 	char clone_phase[16];    /* the clone under way or last tried: precopy, stop-and-copy, ... ("" none) */
 	uint64_t clone_bytes;    /* its bytes sent */
 	uint64_t clone_remaining; /* its dirty bytes left at the last look */
+	uint64_t clone_disk_bytes;    /* of its bytes, disk ranges sent as data or zeros (their disk bytes) */
+	uint64_t clone_disk_digested; /* disk bytes a resync sent as digests only */
 	char clone_error[320];   /* why it failed, if it did (mig_stats.error) */
 	/* Primary: how long released outputs were held, as a histogram over ft_hold_bucket_us
 	 * (hold_le[i]: outputs held at most that long; cumulative), their count and sum. */

@@ -50,6 +50,16 @@ int disk_backend_dirty_start(struct disk_backend *disk) FTVM_MUST_CHECK;
 /* ORs the blocks written since the last collection into out (words of them) and clears them. */
 void disk_backend_dirty_collect(struct disk_backend *disk, uint64_t *out, size_t words);
 void disk_backend_dirty_stop(struct disk_backend *disk);
+/* Is block b marked dirty (written since tracking started, not yet collected)? */
+bool disk_backend_dirty_test(struct disk_backend *disk, uint64_t b);
+/*
+ * The blocks written since the replica was last known equal to its peer's (the resync of a
+ * returning node, docs/disks.md): a second bitmap, set with the dirty one, on from the back end's
+ * opening (a writable disk) and emptied by disk_backend_written_reset() when a pairing starts.
+ */
+void disk_backend_written_reset(struct disk_backend *disk);
+/* ORs those blocks into out (words of them); 0, or -ENOMEM when the back end could not keep them. */
+int disk_backend_written_collect(struct disk_backend *disk, uint64_t *out, size_t words) FTVM_MUST_CHECK;
 
 /* TAP device (IFF_TAP | IFF_NO_PI). Frames are bare Ethernet frames both ways; the virtio-net
  * header lives only in the device model (virtio_net.c). */

@@ -43,6 +43,7 @@ struct disk_backend {
 	uint8_t *read_buf;          /* VM_EVENT_MAX_DISK_DATA bytes, the I/O thread's; the sink copies */
 	bool stop;
 	uint64_t *dirty;            /* dirty-block tracking: a bit per DISK_DIRTY_BLOCK, NULL when off */
+	uint64_t *written;          /* blocks written since the last pairing (NULL: read-only, or no memory) */
 };
 
 static uint32_t run_job(struct disk_backend *disk, struct disk_job *job)
@@ -78,13 +79,13 @@ static uint32_t run_job(struct disk_backend *disk, struct disk_job *job)
 
 /* With disk->lock held: every block [off, off + len) touches (failed writes too: they may have
  * changed part of the range). */
-static void mark_dirty(struct disk_backend *disk, uint64_t off, uint32_t len)
+static void mark_blocks(uint64_t *map, uint64_t size, uint64_t off, uint32_t len)
 {
-	if (!len || off >= disk->size)
+	if (!map || !len || off >= size)
 		return;
-	uint64_t last = (off + len - 1 < disk->size ? off + len - 1 : disk->size - 1) / DISK_DIRTY_BLOCK;
+	uint64_t last = (off + len - 1 < size ? off + len - 1 : size - 1) / DISK_DIRTY_BLOCK;
 	for (uint64_t b = off / DISK_DIRTY_BLOCK; b <= last; b++)
-		disk->dirty[b / 64] |= 1ull << (b % 64);
+		map[b / 64] |= 1ull << (b % 64);
 }
 
 static void *io_thread(void *arg)
@@ -117,8 +118,10 @@ static void *io_thread(void *arg)
 		free(job->buf);
 
 		pthread_mutex_lock(&disk->lock);
-		if (disk->dirty && job->req.op == VM_DISK_WRITE)
-			mark_dirty(disk, job->req.sector * DISK_SECTOR, job->req.len);
+		if (job->req.op == VM_DISK_WRITE) {
+			mark_blocks(disk->dirty, disk->size, job->req.sector * DISK_SECTOR, job->req.len);
+			mark_blocks(disk->written, disk->size, job->req.sector * DISK_SECTOR, job->req.len);
+		}
 		free(job);
 		disk->busy = false;
 		if (!disk->head)
@@ -152,6 +155,8 @@ int disk_backend_open(const char *path, bool read_only, unsigned index, struct b
 	disk->size = size;
 	disk->sink = sink;
 	disk->tail = &disk->head;
+	if (!read_only) /* without it a resync is refused, nothing else changes */
+		disk->written = calloc(disk_backend_dirty_words(disk), sizeof(*disk->written));
 	pthread_mutex_init(&disk->lock, NULL);
 	pthread_cond_init(&disk->wake, NULL);
 	pthread_cond_init(&disk->idle, NULL);
@@ -256,12 +261,39 @@ void disk_backend_dirty_collect(struct disk_backend *disk, uint64_t *out, size_t
 	pthread_mutex_unlock(&disk->lock);
 }
 
+bool disk_backend_dirty_test(struct disk_backend *disk, uint64_t b)
+{
+	pthread_mutex_lock(&disk->lock);
+	bool dirty = disk->dirty && b < disk_backend_blocks(disk) && (disk->dirty[b / 64] >> (b % 64) & 1);
+	pthread_mutex_unlock(&disk->lock);
+	return dirty;
+}
+
 void disk_backend_dirty_stop(struct disk_backend *disk)
 {
 	pthread_mutex_lock(&disk->lock);
 	free(disk->dirty);
 	disk->dirty = NULL;
 	pthread_mutex_unlock(&disk->lock);
+}
+
+void disk_backend_written_reset(struct disk_backend *disk)
+{
+	pthread_mutex_lock(&disk->lock);
+	if (disk->written)
+		memset(disk->written, 0, disk_backend_dirty_words(disk) * sizeof(*disk->written));
+	pthread_mutex_unlock(&disk->lock);
+}
+
+int disk_backend_written_collect(struct disk_backend *disk, uint64_t *out, size_t words)
+{
+	pthread_mutex_lock(&disk->lock);
+	size_t n = disk_backend_dirty_words(disk);
+	for (size_t i = 0; disk->written && i < n && i < words; i++)
+		out[i] |= disk->written[i];
+	int ret = disk->written ? 0 : -ENOMEM;
+	pthread_mutex_unlock(&disk->lock);
+	return ret;
 }
 
 void disk_backend_close(struct disk_backend *disk)
@@ -279,6 +311,7 @@ void disk_backend_close(struct disk_backend *disk)
 	pthread_mutex_destroy(&disk->lock);
 	disk_image_close(disk->img);
 	free(disk->dirty);
+	free(disk->written);
 	free(disk->read_buf);
 	free(disk);
 }

@@ -321,10 +321,18 @@ int channel_connect(const struct channel_config *cfg, const char *hostport, stru
 		buf[rh.len] = '\0';
 		channel_sanitize(msg, sizeof(msg), (char *)buf);
 		rc = refuse_errno(rh.arg);
-		chan_seterr(err, rc, "%s at %s refused the %s of VM %s epoch %llu: %s",
-			    cfg->purpose == CHANNEL_PURPOSE_MIGRATION ? "destination" : "backup", hostport,
-			    cfg->purpose == CHANNEL_PURPOSE_MIGRATION ? "migration" : "log", ch->vm_id,
-			    (unsigned long long)cfg->epoch, msg);
+		const char *peer = cfg->purpose == CHANNEL_PURPOSE_MIGRATION ? "destination" : "backup";
+		const char *what = cfg->purpose == CHANNEL_PURPOSE_MIGRATION ? "migration" : "log";
+		/* Two VM ids do not fit beside the usual prefix: name both once, ours whole (the peer
+		 * leaves it out when its message cannot hold it). */
+		if (rh.arg == CHPROTO_REFUSE_VM_ID && strstr(msg, "the primary sent"))
+			chan_seterr(err, rc, "%s at %s refused the %s: %s", peer, hostport, what, msg);
+		else if (rh.arg == CHPROTO_REFUSE_VM_ID)
+			chan_seterr(err, rc, "%s at %s refused the %s: %s, the primary sent \"%s\"", peer, hostport, what,
+				    msg, ch->vm_id);
+		else
+			chan_seterr(err, rc, "%s at %s refused the %s of VM %s epoch %llu: %s", peer, hostport, what,
+				    ch->vm_id, (unsigned long long)cfg->epoch, msg);
 		goto out;
 	}
 	if (rh.kind != CHPROTO_WELCOME || rh.arg != cfg->start_lsn) {
@@ -507,10 +515,12 @@ static int hello_complete(struct channel_listener *l, struct hs_slot *s, struct 
 		return refuse(l, s, CHPROTO_REFUSE_MALFORMED, rc, err, why, "%s", why);
 	channel_sanitize(id, sizeof(id), hello.vm_id);
 	if (strcmp(hello.vm_id, l->vm_id) != 0) {
-		snprintf(peer_msg, sizeof(peer_msg),
-			 auth ? "wrong VM: this backup expects VM id \"%s\", the primary sent \"%s\""
-			      : "wrong VM",
-			 l->vm_id, id);
+		int n = snprintf(peer_msg, sizeof(peer_msg),
+				 auth ? "wrong VM: this backup expects VM id \"%s\", the primary sent \"%s\""
+				      : "wrong VM",
+				 l->vm_id, id);
+		if (auth && (size_t)n >= sizeof(peer_msg)) /* the primary knows its own id: ours goes whole */
+			snprintf(peer_msg, sizeof(peer_msg), "wrong VM: this backup expects VM id \"%s\"", l->vm_id);
 		return refuse(l, s, CHPROTO_REFUSE_VM_ID, -EPERM, err, peer_msg,
 			      "wrong VM: this backup expects VM id \"%s\", the primary sent \"%s\"",
 			      l->vm_id, id);

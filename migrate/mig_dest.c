@@ -13,6 +13,8 @@
 
 #include "host/backend.h"
 #include "logchannel/channel.h"
+#include "migrate/replica_mark.h"
+#include "util/disk_digest.h"
 #include "util/disk_image.h"
 #include "util/diag.h"
 #include "util/time.h"
@@ -49,11 +51,16 @@ static void chan_confirm(void *ctx)
 
 static const struct mig_source_ops chan_ops = { .next = chan_next, .confirm = chan_confirm };
 
-/* This host's replicas, opened for writing while a STORAGE stream comes in. */
+/* This host's replicas, opened for writing while a STORAGE stream comes in. A spare's replica
+ * files carry pairing marks (replica_mark.h): a full copy removes them before it writes, the
+ * confirmed copy writes the new pairing's. */
 struct replicas {
 	const struct mig_dest_config *cfg;
+	const struct mig_dest_result *res;
 	struct disk_image *img[MACHINE_MAX_DISKS];
 	bool sync_due;                  /* an FT clone's: made durable after HANDOVER (replicas_sync()) */
+	uint64_t size[MACHINE_MAX_DISKS];
+	uint8_t *check_buf;          /* MIG_DISK_RUN_MAX bytes, for resync digests */
 };
 
 static void replicas_close(struct replicas *r)
@@ -62,6 +69,14 @@ static void replicas_close(struct replicas *r)
 		disk_image_close(r->img[i]);
 		r->img[i] = NULL;
 	}
+	free(r->check_buf);
+	r->check_buf = NULL;
+}
+
+/* Marks are kept for a spare's replica files only (not `ftvm incoming`'s live disks). */
+static bool marked(const struct replicas *r)
+{
+	return !r->cfg->world && r->cfg->pairing_marks;
 }
 
 static int replicas_begin(void *ctx, unsigned ndisks, const uint64_t *sizes, char *why, size_t whylen)
@@ -92,8 +107,63 @@ static int replicas_begin(void *ctx, unsigned ndisks, const uint64_t *sizes, cha
 				 (unsigned long long)sizes[i]);
 			return -EINVAL;
 		}
+		r->size[i] = sizes[i];
+		if (marked(r) && !r->res->resync)
+			replica_mark_clear(cfg->disk_path[i]);
 	}
 	return 0;
+}
+
+static int replicas_resync(void *ctx, uint64_t epoch, char *why, size_t whylen)
+{
+	struct replicas *r = ctx;
+	for (unsigned i = 0; i < MACHINE_MAX_DISKS && r->img[i]; i++) {
+		struct replica_mark mk;
+		char err[320];
+		int ret = marked(r) ? replica_mark_read(r->cfg->disk_path[i], &mk, err, sizeof(err)) : -ENOENT;
+		if (ret == -ENOENT && !marked(r))
+			snprintf(err, sizeof(err), "this destination keeps no pairing marks");
+		if (!ret && (strcmp(mk.name, r->cfg->vm_id) || mk.disk != i || mk.disk_size != r->size[i]))
+			snprintf(err, sizeof(err), "its pairing mark is for VM %s, disk %u of %llu bytes", mk.name, mk.disk,
+				 (unsigned long long)mk.disk_size), ret = -EINVAL;
+		else if (!ret && mk.epoch != epoch)
+			snprintf(err, sizeof(err), "its pairing mark names epoch %llu, the source's writes date from %llu",
+				 (unsigned long long)mk.epoch, (unsigned long long)epoch), ret = -EINVAL;
+		if (ret) {
+			snprintf(why, whylen, "resync refused, a full copy is needed: disk %u: %s", i, err);
+			return -EINVAL;
+		}
+	}
+	r->check_buf = malloc(MIG_DISK_RUN_MAX);
+	if (!r->check_buf) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int replicas_check(void *ctx, unsigned disk, uint64_t off, uint64_t len, uint64_t lo, uint64_t hi, char *why,
+			  size_t whylen)
+{
+	struct replicas *r = ctx;
+	uint64_t mine_lo, mine_hi;
+	int ret = disk_image_read(r->img[disk], r->check_buf, (size_t)len, off);
+	if (ret) {
+		snprintf(why, whylen, "resync: reading disk %u at byte %llu: %s", disk, (unsigned long long)off,
+			 strerror(-ret));
+		return ret;
+	}
+	disk_digest_range(r->check_buf, (size_t)len, &mine_lo, &mine_hi);
+	if (mine_lo == lo && mine_hi == hi)
+		return 0;
+	/* Not written by the source since the pairing, yet different: changed while away, or writes a
+	 * crash lost. The whole replica comes again. */
+	snprintf(why, whylen, "resync refused, a full copy is needed: disk %u differs from the source's at bytes "
+		 "%llu..%llu, which the source did not write since the pairing", disk, (unsigned long long)off,
+		 (unsigned long long)(off + len - 1));
+	if (marked(r))
+		replica_mark_clear(r->cfg->disk_path[disk]);
+	return -EINVAL;
 }
 
 static int replicas_write(void *ctx, unsigned disk, uint64_t off, const uint8_t *data, uint64_t len, char *why,
@@ -108,6 +178,21 @@ static int replicas_write(void *ctx, unsigned disk, uint64_t off, const uint8_t 
 	return ret;
 }
 
+/* After the replicas were made durable: they equal the source's at the new pairing's start,
+ * marked so (a hint for a later resync; the digests decide). A mark that cannot be written costs
+ * a full copy then. */
+static void replicas_mark(struct replicas *r)
+{
+	for (unsigned i = 0; marked(r) && i < MACHINE_MAX_DISKS && r->img[i]; i++) {
+		struct replica_mark mk = { .epoch = r->res->epoch, .disk_size = r->size[i], .disk = i };
+		char err[320];
+		snprintf(mk.name, sizeof(mk.name), "%s", r->cfg->vm_id);
+		int ret = replica_mark_write(r->cfg->disk_path[i], &mk, err, sizeof(err));
+		if (ret && ret != -EOPNOTSUPP)
+			diag_warn("%s", err);
+	}
+}
+
 static int replicas_flush(struct replicas *r, char *why, size_t whylen)
 {
 	for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++) {
@@ -117,6 +202,7 @@ static int replicas_flush(struct replicas *r, char *why, size_t whylen)
 			return ret;
 		}
 	}
+	replicas_mark(r);
 	return 0;
 }
 
@@ -139,6 +225,7 @@ static int replicas_sync(void *ctx, char *why, size_t whylen)
 
 static const struct mig_disk_ops replica_ops = {
 	.begin = replicas_begin, .write = replicas_write, .sync = replicas_sync,
+	.resync = replicas_resync, .check = replicas_check,
 };
 
 int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struct mig_dest_result *res, char *err,
@@ -193,7 +280,7 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 			goto out;
 		}
 	}
-	struct replicas reps = { .cfg = cfg };
+	struct replicas reps = { .cfg = cfg, .res = res };
 	struct mig_dest_want want = { .clone = cfg->clone, .storage = cfg->storage, .disk = &replica_ops,
 				      .disk_ctx = &reps };
 	ret = mig_dest_decode_want(m, &want, &chan_ops, &cs, res, err, errlen);
@@ -207,7 +294,7 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 	}
 	replicas_close(&reps);
 	/* On success the close sends the ACK of HANDOVER, then BYE: the VM may start at once. */
-	if ((ret == -EBADMSG || ret == -EINVAL) && channel_state(cs.ch) == CHANNEL_UP) {
+	if ((ret == -EBADMSG || ret == -EINVAL) && cs.ch && channel_state(cs.ch) == CHANNEL_UP) {
 		if (channel_refuse(cs.ch, err))
 			diag_debug("refusal not sent");
 	}

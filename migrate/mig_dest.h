@@ -30,6 +30,9 @@ struct mig_dest_config {
 	struct world_live *world;
 	unsigned ndisks;
 	const char *disk_path[MACHINE_MAX_DISKS];
+	/* A spare whose disk_path are replica files of its own (not a scratch disk): a clone may
+	 * resync them, and a completed one leaves pairing marks beside them (replica_mark.h). */
+	bool pairing_marks;
 	/* Called once the socket listens (for the terminal): may be NULL. */
 	void (*listening)(void *ctx, unsigned port);
 	/* Called once a source's stream was accepted (the listener is closed), with the epoch its

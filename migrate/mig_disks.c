@@ -6,6 +6,11 @@
  * read is sent again by a later round: the back end marks it once the write reached the image,
  * after the read began. The stop-and-copy collects after the disks were drained, so its round
  * carries every write the guest made.
+ *
+ * A resync's round 0 (mig_disks_resync()) reads the whole disk too, but sends as data only the
+ * blocks written since the pairing the destination's replica dates from; of every other block
+ * only its XXH3-128 goes, which the destination compares with its own (a difference refuses the
+ * resync: the next clone copies everything).
  */
 #include "migrate/mig_disks.h"
 
@@ -18,6 +23,7 @@
 #include "migrate/mig_stream.h"
 #include "util/byteorder.h"
 #include "util/crc32c.h"
+#include "util/disk_digest.h"
 #include "util/disk_image.h"
 
 struct copy_disk {
@@ -26,11 +32,15 @@ struct copy_disk {
 	uint64_t size;
 	size_t words;
 	uint64_t *pending;           /* blocks to send in the next round */
+	uint64_t *written;           /* resync: blocks written since the pairing (NULL: not a resync) */
 	bool tracking;
 };
 
 struct mig_disks {
 	unsigned n;
+	bool resync;
+	uint64_t resync_epoch;
+	uint64_t digested;           /* bytes sent as digests */
 	struct copy_disk disk[MACHINE_MAX_DISKS];
 };
 
@@ -77,13 +87,41 @@ int mig_disks_open(struct world_live *w, struct mig_disks **out, char *why, size
 	return 0;
 }
 
+int mig_disks_resync(struct mig_disks *d, uint64_t epoch)
+{
+	int ret = 0;
+	for (unsigned i = 0; !ret && i < d->n; i++) {
+		struct copy_disk *c = &d->disk[i];
+		c->written = calloc(c->words, sizeof(*c->written));
+		/* a first look: does the back end keep the record at all? (mig_disks_track() looks again) */
+		ret = c->written ? disk_backend_written_collect(c->be, c->written, c->words) : -ENOMEM;
+	}
+	for (unsigned i = 0; ret && i < d->n; i++) {
+		free(d->disk[i].written);
+		d->disk[i].written = NULL;
+	}
+	d->resync = !ret;
+	d->resync_epoch = epoch;
+	return ret;
+}
+
+bool mig_disks_resyncing(const struct mig_disks *d)
+{
+	return d->resync;
+}
+
 int mig_disks_track(struct mig_disks *d)
 {
 	for (unsigned i = 0; i < d->n; i++) {
-		int ret = disk_backend_dirty_start(d->disk[i].be);
+		struct copy_disk *c = &d->disk[i];
+		int ret = disk_backend_dirty_start(c->be);
 		if (ret)
 			return ret;
-		d->disk[i].tracking = true;
+		c->tracking = true;
+		/* after the start: a write lands before this look (written) or after it (dirty) */
+		ret = c->written ? disk_backend_written_collect(c->be, c->written, c->words) : 0;
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -95,6 +133,10 @@ size_t mig_disks_describe(const struct mig_disks *d, uint8_t *out)
 	for (unsigned i = 0; i < d->n; i++)
 		put_le64(out + 8 + 8 * i, d->disk[i].size);
 	size_t len = 8 + 8 * (size_t)d->n;
+	if (d->resync) {
+		put_le64(out + len, d->resync_epoch);
+		len += 8;
+	}
 	put_le32(out + len, crc32c(0, out, len));
 	return len + 4;
 }
@@ -105,6 +147,11 @@ uint64_t mig_disks_total(const struct mig_disks *d)
 	for (unsigned i = 0; i < d->n; i++)
 		t += d->disk[i].size;
 	return t;
+}
+
+uint64_t mig_disks_digested(const struct mig_disks *d)
+{
+	return d->digested;
 }
 
 static uint64_t block_bytes(const struct copy_disk *c, uint64_t b)
@@ -152,9 +199,19 @@ static int send_zero(const struct mig_disk_sink *sink, unsigned disk, uint64_t o
 	return 0;
 }
 
-/* [off, off + len), at most one block: read now, sent as data or, if all zeros, as a ZERO range. */
-static int send_range(struct copy_disk *c, unsigned disk, const struct mig_disk_sink *sink, uint64_t off,
-		      uint32_t len)
+static bool is_set(const uint64_t *map, uint64_t b)
+{
+	return map[b / 64] >> (b % 64) & 1;
+}
+
+/*
+ * [off, off + len), at most one block: read now, sent as data or, if all zeros, as a ZERO range;
+ * with may_digest (a resync's block not written since the pairing) as its digest instead —
+ * unless the guest wrote it since tracking began: the digest could then be of bytes the
+ * destination never had, so the bytes read go (a later round sends the block again anyway).
+ */
+static int send_range(struct mig_disks *d, struct copy_disk *c, unsigned disk, const struct mig_disk_sink *sink,
+		      uint64_t off, uint32_t len, bool may_digest)
 {
 	uint8_t *p = sink->room(sink->ctx, MIG_DISK_SECTION_SIZE(len));
 	if (!p)
@@ -162,11 +219,34 @@ static int send_range(struct copy_disk *c, unsigned disk, const struct mig_disk_
 	int ret = disk_image_read(c->img, p + MIG_DISK_HDR_SIZE, len, off);
 	if (ret)
 		return ret;
+	uint64_t b = off / DISK_DIRTY_BLOCK;
+	if (may_digest && !is_set(c->pending, b) && !disk_backend_dirty_test(c->be, b)) {
+		uint64_t lo, hi;
+		disk_digest_range(p + MIG_DISK_HDR_SIZE, len, &lo, &hi);
+		put_le64(p + MIG_DISK_HDR_SIZE, lo);
+		put_le64(p + MIG_DISK_HDR_SIZE + 8, hi);
+		d->digested += len;
+		return sink->used(sink->ctx, mig_disk_section_build(p, disk, MIG_DISK_DIGEST, off, len), 0);
+	}
 	unsigned flags = all_zero(p + MIG_DISK_HDR_SIZE, len) ? MIG_DISK_ZERO : 0;
 	return sink->used(sink->ctx, mig_disk_section_build(p, disk, flags, off, len), len);
 }
 
-static int send_whole(struct copy_disk *c, unsigned disk, const struct mig_disk_sink *sink)
+/* A resync's round 0: every block, holes included (the destination's may not be one), as data
+ * if written since the pairing, else as its digest. */
+static int send_resync(struct mig_disks *d, struct copy_disk *c, unsigned disk, const struct mig_disk_sink *sink)
+{
+	uint64_t blocks = (c->size + DISK_DIRTY_BLOCK - 1) / DISK_DIRTY_BLOCK;
+	for (uint64_t b = 0; b < blocks; b++) {
+		int ret = send_range(d, c, disk, sink, b * DISK_DIRTY_BLOCK, (uint32_t)block_bytes(c, b),
+				     !is_set(c->written, b));
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int send_whole(struct mig_disks *d, struct copy_disk *c, unsigned disk, const struct mig_disk_sink *sink)
 {
 	uint64_t off = 0;
 	while (off < c->size) {
@@ -177,7 +257,7 @@ static int send_whole(struct copy_disk *c, unsigned disk, const struct mig_disk_
 		for (uint64_t at = start; !ret && at < end;) {
 			uint64_t n = DISK_DIRTY_BLOCK - at % DISK_DIRTY_BLOCK;
 			n = n < end - at ? n : end - at;
-			ret = send_range(c, disk, sink, at, (uint32_t)n);
+			ret = send_range(d, c, disk, sink, at, (uint32_t)n, false);
 			at += n;
 		}
 		if (ret)
@@ -191,11 +271,11 @@ int mig_disks_send(struct mig_disks *d, bool all, const struct mig_disk_sink *si
 {
 	for (unsigned i = 0; i < d->n; i++) {
 		struct copy_disk *c = &d->disk[i];
-		int ret = all ? send_whole(c, i, sink) : 0;
+		int ret = !all ? 0 : c->written ? send_resync(d, c, i, sink) : send_whole(d, c, i, sink);
 		for (size_t w = 0; !all && !ret && w < c->words; w++) {
 			for (uint64_t bits = c->pending[w]; bits && !ret; bits &= bits - 1) {
 				uint64_t b = w * 64 + (uint64_t)__builtin_ctzll(bits);
-				ret = send_range(c, i, sink, b * DISK_DIRTY_BLOCK, (uint32_t)block_bytes(c, b));
+				ret = send_range(d, c, i, sink, b * DISK_DIRTY_BLOCK, (uint32_t)block_bytes(c, b), false);
 			}
 			if (!ret)
 				c->pending[w] = 0;
@@ -216,6 +296,7 @@ void mig_disks_close(struct mig_disks *d)
 			disk_backend_dirty_stop(c->be);
 		disk_image_close(c->img);
 		free(c->pending);
+		free(c->written);
 	}
 	free(d);
 }

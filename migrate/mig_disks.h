@@ -29,11 +29,18 @@ struct mig_disk_sink {
 
 /* Opens a reader for each disk of the world: 0, or -errno with why. */
 int mig_disks_open(struct world_live *w, struct mig_disks **out, char *why, size_t whylen) FTVM_MUST_CHECK;
-/* Starts dirty-block tracking in every back end (before round 0 reads anything). */
+/* Makes round 0 a resync from pairing `epoch` (before mig_disks_track(), which takes the blocks the
+ * back ends wrote since that pairing): those go as data, every other block as its digest. 0, or
+ * -ENOMEM when a back end kept no record of its writes (then round 0 stays a full copy). */
+int mig_disks_resync(struct mig_disks *d, uint64_t epoch) FTVM_MUST_CHECK;
+bool mig_disks_resyncing(const struct mig_disks *d);
+/* Starts dirty-block tracking in every back end (before round 0 reads anything): 0 or -ENOMEM. */
 int mig_disks_track(struct mig_disks *d) FTVM_MUST_CHECK;
-/* The body of DISKS (at most 8 + 8 * MACHINE_MAX_DISKS + 4 bytes at out): returns its length. */
+/* The body of DISKS (at most 8 + 8 * MACHINE_MAX_DISKS + 8 + 4 bytes at out): returns its length. */
 size_t mig_disks_describe(const struct mig_disks *d, uint8_t *out);
 uint64_t mig_disks_total(const struct mig_disks *d);
+/* Bytes sent as digests so far (a resync's round 0). */
+uint64_t mig_disks_digested(const struct mig_disks *d);
 /* Adds the blocks written since the last look to those to send: returns their bytes. */
 uint64_t mig_disks_collect(struct mig_disks *d);
 /* Sends every byte of every disk (all), or the blocks collected (which are then cleared). */

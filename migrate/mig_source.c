@@ -236,6 +236,9 @@ static int round_disks(struct sender *s, bool all)
 	struct mig_disk_sink sink = { .room = disk_room, .used = disk_used, .ctx = s };
 	begin(s, MIG_BLOCKS);
 	int ret = mig_disks_send(s->disks, all, &sink);
+	pthread_mutex_lock(&s->job->lock);
+	s->job->stats.disk_digested = mig_disks_digested(s->disks);
+	pthread_mutex_unlock(&s->job->lock);
 	if (ret && !s->job->stats.error[0])
 		fail(s, ret, "copying the disks: %s", strerror(-ret));
 	return ret ? ret : flush(s, false);
@@ -333,7 +336,8 @@ static int send_start(struct sender *s)
 	uint8_t *b = s->msg + MIG_HDR_SIZE;
 	put_le64(b, s->job->cfg.epoch);
 	put_le64(b + 8, (uint64_t)s->ram_pages * RAM_PAGE_SIZE);
-	put_le32(b + 16, (s->job->cfg.clone ? MIG_FLAG_CLONE : 0) | (s->disks ? MIG_FLAG_STORAGE : 0));
+	put_le32(b + 16, (s->job->cfg.clone ? MIG_FLAG_CLONE : 0) | (s->disks ? MIG_FLAG_STORAGE : 0) |
+				 (s->disks && mig_disks_resyncing(s->disks) ? MIG_FLAG_RESYNC : 0));
 	put_le32(b + 20, 0);
 	int n = state_config_section(s->m, b + MIG_START_FIXED, MIG_MAX_BODY - MIG_START_FIXED);
 	if (n < 0)
@@ -550,6 +554,8 @@ int mig_source_run(struct mig_job *job)
 	if (cfg->copy_storage) {
 		char why[400];
 		ret = cfg->world ? mig_disks_open(cfg->world, &s.disks, why, sizeof(why)) : -ENODEV;
+		if (!ret && cfg->resync && mig_disks_resync(s.disks, cfg->resync_epoch))
+			diag_warn("no record of the blocks written since the pairing: the disks are copied whole");
 		if (ret) {
 			fail(&s, ret, "cannot copy the disks: %s", cfg->world ? why : "no live world");
 			goto out;
@@ -640,6 +646,7 @@ out:
 		pthread_mutex_lock(&job->lock);
 		snprintf(job->stats.phase, sizeof(job->stats.phase), ret == -ETIME ? "cancelled" : "failed");
 		job->stats.total_time_ms = (time_mono_ns() - s.start_ns) / 1000000;
+		job->stats.refused = s.ch && channel_state(s.ch) == CHANNEL_REFUSED;
 		pthread_mutex_unlock(&job->lock);
 		diag_error("migration to %s failed, the VM runs on here: %s", cfg->to, job->stats.error);
 	}

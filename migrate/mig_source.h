@@ -56,6 +56,11 @@ struct mig_source_config {
 	/* The disks come too (`--copy-storage`, the FT clone of replicated disks): the world's disks
 	 * are tracked and copied beside the pages (docs/migration.md, STORAGE). */
 	bool copy_storage;
+	/* FT clone with the disks, to a node that comes back: only the blocks written since pairing
+	 * resync_epoch go as data, the rest as digests the spare compares (docs/disks.md, Resync); a
+	 * spare whose replica does not match refuses, and the clone fails. */
+	bool resync;
+	uint64_t resync_epoch;
 	int (*commit)(void *ctx, char *err, size_t errlen);
 	/* FT clone, optional: called last before the cut, with the vCPU held and the destination
 	 * holding the whole state (the new primary's log connection must still be up); non-zero
@@ -73,6 +78,7 @@ struct mig_stats {
 	uint64_t memory_remaining;      /* dirty bytes left at the last look */
 	uint64_t disk_total;            /* bytes of the disks copied (copy_storage) */
 	uint64_t disk_processed;        /* disk bytes sent, data and zero ranges */
+	uint64_t disk_digested;         /* disk bytes sent as digests (a resync) */
 	uint64_t disk_remaining;        /* dirty disk bytes left at the last look */
 	uint64_t dirty_rate;            /* pages per second the guest dirtied in the last round */
 	uint64_t data_transferred;      /* bytes of messages sent */
@@ -81,6 +87,7 @@ struct mig_stats {
 	uint64_t downtime_ms;           /* vCPU held for the stop-and-copy until the confirmation */
 	uint64_t total_time_ms;
 	unsigned throttle_pct;          /* auto-converge: share of wall time the vCPU is held */
+	bool refused;                   /* failed by the destination's REFUSE (error: its message) */
 	char error[320];
 };
 

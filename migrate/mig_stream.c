@@ -83,7 +83,7 @@ size_t mig_disk_section_build(uint8_t *out, unsigned disk, unsigned flags, uint6
 	put_le64(out + 8, off);
 	put_le32(out + 16, len);
 	put_le32(out + 20, 0);
-	size_t data = flags & MIG_DISK_ZERO ? 0 : len;
+	size_t data = flags & MIG_DISK_ZERO ? 0 : flags & MIG_DISK_DIGEST ? MIG_DISK_DIGEST_SIZE : len;
 	put_le32(out + MIG_DISK_HDR_SIZE + data, crc32c(0, out, MIG_DISK_HDR_SIZE + data));
 	return MIG_DISK_HDR_SIZE + data + 4;
 }
@@ -144,10 +144,13 @@ static int take_start(struct dest *d)
 		return bad(d, "body too short");
 	uint64_t epoch = get_le64(d->body), ram = get_le64(d->body + 8);
 	uint32_t flags = get_le32(d->body + 16);
-	if ((flags & ~(MIG_FLAG_CLONE | MIG_FLAG_STORAGE)) != 0 || get_le32(d->body + 20) != 0)
+	if ((flags & ~(MIG_FLAG_CLONE | MIG_FLAG_STORAGE | MIG_FLAG_RESYNC)) != 0 || get_le32(d->body + 20) != 0)
 		return bad(d, "unknown flags or reserved field not zero");
 	d->res->clone = flags & MIG_FLAG_CLONE;
 	d->res->storage = flags & MIG_FLAG_STORAGE;
+	d->res->resync = flags & MIG_FLAG_RESYNC;
+	if (d->res->resync && !(d->res->clone && d->res->storage))
+		return bad(d, "RESYNC without CLONE and STORAGE");
 	const char *refuse = NULL;
 	if (d->res->clone != d->want->clone)
 		refuse = d->want->clone ? "this is a spare: it takes only an FT clone, not a migration"
@@ -224,9 +227,10 @@ static int take_disks(struct dest *d)
 	uint32_t n = get_le32(d->body);
 	if (n == 0 || n > MACHINE_MAX_DISKS || get_le32(d->body + 4) != 0)
 		return bad(d, "bad number of disks or reserved field not zero");
-	if (d->h.len != 8 + 8 * n + 4)
+	size_t fixed = 8 + 8 * (size_t)n + (d->res->resync ? 8 : 0); /* a resync adds its pairing epoch */
+	if (d->h.len != fixed + 4)
 		return bad(d, "body length disagrees with the number of disks");
-	if (crc32c(0, d->body, 8 + 8 * n) != get_le32(d->body + 8 + 8 * n))
+	if (crc32c(0, d->body, fixed) != get_le32(d->body + fixed))
 		return bad(d, "bad CRC");
 	for (uint32_t i = 0; i < n; i++) {
 		d->res->disk_size[i] = get_le64(d->body + 8 + 8 * i);
@@ -236,6 +240,12 @@ static int take_disks(struct dest *d)
 	d->res->ndisks = n;
 	char why[320];
 	int ret = d->want->disk->begin(d->want->disk_ctx, n, d->res->disk_size, why, sizeof(why));
+	if (!ret && d->res->resync) {
+		d->res->resync_epoch = get_le64(d->body + 8 + 8 * n);
+		ret = d->want->disk->resync && d->want->disk->check ? d->want->disk->resync(d->want->disk_ctx, d->res->resync_epoch, why, sizeof(why))
+					    : (snprintf(why, sizeof(why), "resync: this destination takes only full copies"),
+					       -EINVAL);
+	}
 	if (ret) {
 		d->res->refused_config = ret == -EINVAL;
 		snprintf(d->err, d->errlen, "%s", why);
@@ -264,12 +274,16 @@ static int take_blocks(struct dest *d)
 			goto short_section;
 		uint32_t disk = get_le32(p), flags = get_le32(p + 4), len = get_le32(p + 16);
 		uint64_t at_byte = get_le64(p + 8);
-		bool zero = flags & MIG_DISK_ZERO;
+		bool zero = flags & MIG_DISK_ZERO, digest = flags & MIG_DISK_DIGEST;
 		const char *fault = NULL;
 		if (disk >= d->res->ndisks)
 			fault = "no such disk";
-		else if ((flags & ~MIG_DISK_ZERO) || get_le32(p + 20))
+		else if ((flags & ~(MIG_DISK_ZERO | MIG_DISK_DIGEST)) || get_le32(p + 20) || (zero && digest))
 			fault = "unknown flags or reserved field not zero";
+		else if (digest && !d->res->resync)
+			fault = "a digest in a stream that is not a resync";
+		else if (digest && len > MIG_DISK_RUN_MAX)
+			fault = "digest of too long a range";
 		else if (len == 0 || len % 512 || at_byte % 512 || len > (zero ? MIG_DISK_ZERO_MAX : MIG_DISK_RUN_MAX))
 			fault = "length or offset not a multiple of 512, or length out of bounds";
 		else if (at_byte > d->res->disk_size[disk] || len > d->res->disk_size[disk] - at_byte)
@@ -278,7 +292,7 @@ static int take_blocks(struct dest *d)
 			snprintf(at, sizeof(at), "at body byte %zu: disk section: %s", off, fault);
 			return bad(d, at);
 		}
-		size_t data = zero ? 0 : len;
+		size_t data = zero ? 0 : digest ? MIG_DISK_DIGEST_SIZE : len;
 		if (left < MIG_DISK_HDR_SIZE + data + 4)
 			goto short_section;
 		if (crc32c(0, p, MIG_DISK_HDR_SIZE + data) != get_le32(p + MIG_DISK_HDR_SIZE + data)) {
@@ -286,6 +300,19 @@ static int take_blocks(struct dest *d)
 			return bad(d, at);
 		}
 		char why[256];
+		if (digest) {
+			const uint8_t *dg = p + MIG_DISK_HDR_SIZE;
+			int ret = d->want->disk->check(d->want->disk_ctx, disk, at_byte, len, get_le64(dg), get_le64(dg + 8),
+						       why, sizeof(why));
+			if (ret) {
+				d->res->refused_config = ret == -EINVAL;
+				snprintf(d->err, d->errlen, "%s", why);
+				return ret;
+			}
+			d->res->disk_checked += len;
+			off += MIG_DISK_HDR_SIZE + data + 4;
+			continue;
+		}
 		int ret = d->want->disk->write(d->want->disk_ctx, disk, at_byte, zero ? NULL : p + MIG_DISK_HDR_SIZE, len,
 					       why, sizeof(why));
 		if (ret) {

@@ -30,10 +30,14 @@
 #define MIG_HANDOVER_SIZE 8u  /* epoch the destination runs in */
 #define MIG_FLAG_CLONE 1u     /* START flags: an FT clone, the destination becomes the backup */
 #define MIG_FLAG_STORAGE 2u   /* START flags: the disks come too (DISKS, BLOCKS) */
+#define MIG_FLAG_RESYNC 4u    /* START flags: with CLONE and STORAGE, only the blocks written since a
+                               * pairing come as data, the others as digests (docs/disks.md) */
 /* Disk sections of BLOCKS: disk, flags, offset, length, reserved; the data; CRC32C. */
 #define MIG_DISK_HDR_SIZE 24u
 #define MIG_DISK_SECTION_SIZE(len) (MIG_DISK_HDR_SIZE + (len) + 4u)
 #define MIG_DISK_ZERO 1u                 /* disk section flags: the range reads as zeros, no data */
+#define MIG_DISK_DIGEST 2u               /* disk section flags (RESYNC): 16 bytes, the range's XXH3-128 */
+#define MIG_DISK_DIGEST_SIZE 16u
 #define MIG_DISK_RUN_MAX (256u << 10)    /* data bytes of one section */
 #define MIG_DISK_ZERO_MAX (1u << 30)     /* bytes of one ZERO section */
 /*
@@ -71,8 +75,9 @@ void mig_hdr_encode(uint8_t out[MIG_HDR_SIZE], unsigned kind, uint32_t round, ui
 /* Checks the header of the @len-byte message @buf: -EBADMSG with @why. */
 int mig_hdr_decode(const uint8_t *buf, size_t len, struct mig_hdr *h, char *why, size_t whylen) FTVM_MUST_CHECK;
 
-/* Builds a disk section of BLOCKS at out (MIG_DISK_SECTION_SIZE(len) bytes, or the header and
- * CRC alone with MIG_DISK_ZERO): the data, if any, must already sit at out + MIG_DISK_HDR_SIZE.
+/* Builds a disk section of BLOCKS at out (MIG_DISK_SECTION_SIZE(len) bytes, the header and CRC
+ * alone with MIG_DISK_ZERO, 16 bytes of data with MIG_DISK_DIGEST): the data, if any, must
+ * already sit at out + MIG_DISK_HDR_SIZE.
  * Returns the section's length. */
 size_t mig_disk_section_build(uint8_t *out, unsigned disk, unsigned flags, uint64_t off, uint32_t len);
 
@@ -85,6 +90,13 @@ struct mig_disk_ops {
 		     size_t whylen);
 	/* Everything written is durable (before COMPLETE is confirmed): 0 or -errno. */
 	int (*sync)(void *ctx, char *why, size_t whylen);
+	/* A resync (START flag RESYNC): after begin(), may this host's replicas take only the blocks
+	 * written since pairing `epoch`? 0, or -EINVAL with why. NULL: a resync is refused. */
+	int (*resync)(void *ctx, uint64_t epoch, char *why, size_t whylen);
+	/* Does [off, off + len) of a disk have this XXH3-128 (lo, hi)? 0, -EINVAL (it differs) or
+	 * -errno, with why. */
+	int (*check)(void *ctx, unsigned disk, uint64_t off, uint64_t len, uint64_t lo, uint64_t hi, char *why,
+		     size_t whylen);
 };
 
 /* What a destination takes. */
@@ -129,6 +141,9 @@ struct mig_dest_result {
 	bool refused_config;      /* ended by START's configuration (err names the difference) */
 	bool clone;               /* START said FT clone (MIG_FLAG_CLONE) */
 	bool storage;             /* START said STORAGE: the disks came too */
+	bool resync;              /* START said RESYNC: blocks not written since the pairing as digests */
+	uint64_t resync_epoch;    /* from DISKS (resync): the pairing the source's written blocks date from */
+	uint64_t disk_checked;    /* disk bytes found equal by digest (resync) */
 	unsigned ndisks;          /* from DISKS */
 	uint64_t disk_size[MACHINE_MAX_DISKS];
 	uint64_t disk_bytes;      /* disk bytes written (data and zero ranges) */

@@ -44,3 +44,10 @@ out:
 	free(buf);
 	return ret;
 }
+
+void disk_digest_range(const void *data, size_t len, uint64_t *lo, uint64_t *hi)
+{
+	XXH128_hash_t h = XXH3_128bits(data, len);
+	*lo = h.low64;
+	*hi = h.high64;
+}

@@ -12,9 +12,14 @@ client's gap after the kill (kvd).
 
 With --disk-mode replicated each host has its own 64 MiB disk file and every clone copies the
 primary's replica too; --fill-mib N first writes N MiB of random data at the end of both replicas
-(equal), so the clone has that much disk data to send besides the holes.
+(equal), so the clone has that much disk data to send besides the holes. A spare that comes back
+keeps its replica and pairing mark, so these clones are resyncs (docs/disks.md, Resync): only
+the blocks written since the pairing cross as data. --resync-vs-full runs every load twice, the
+second time removing the returning host's pairing mark before its spare starts (the spare then
+refuses the resync and gets a full copy), and prints disk bytes sent and clone time side by side.
 
-    bench/ft/bench_clone.py [--rounds 5] [--loads idle,kvd] [--disk-mode replicated [--fill-mib N]]
+    bench/ft/bench_clone.py [--rounds 5] [--loads idle,kvd] [--disk-mode replicated [--fill-mib N]
+                            [--resync-vs-full]]
 """
 import argparse
 import json
@@ -45,7 +50,7 @@ def fill_tail(lab, mib):
             f.write(data)
 
 
-def one_load(load, rounds, workdir, disk_mode="shared", fill_mib=0):
+def one_load(load, rounds, workdir, disk_mode="shared", fill_mib=0, full_copy=False):
     workload = "ftvm.workload=kvd" if load == "kvd" else "ftvm.workload=idle"
     lab = ftlab.Lab(f"bc{os.getpid() % 1000}{load[0]}", workdir, timeout_ms=None, workload=workload,
                     disk_mode=disk_mode)
@@ -69,6 +74,9 @@ def one_load(load, rounds, workdir, disk_mode="shared", fill_mib=0):
             nodes[primary].kill()
             t_kill = time.monotonic()
             nodes[primary].wait(10)
+            mark = lab.disks[primary] + ".ftvm-pairing"
+            if full_copy and os.path.exists(mark):
+                os.unlink(mark)
             spare = tc.start_node(lab, primary, "spare", str(i + 1))
             t_back = tc.wait_acked_beyond(logfile, acked, 30) if writer else None
             nodes[survivor].wait_for("live as primary", 30)
@@ -85,6 +93,9 @@ def one_load(load, rounds, workdir, disk_mode="shared", fill_mib=0):
                    "clone_ms": int(m.group(6)) if m else None,
                    "client_gap_ms": round((t_back - t_kill) * 1000) if t_back else None}
             row["protected_over_live"] = round(row["protected_again_ms"] / max(1, row["live_ms"]), 1)
+            st = tc.status(lab, survivor)
+            row.update(copy="full" if full_copy else "resync", disk_sent=st.get("clone_disk_bytes"),
+                       disk_digested=st.get("clone_disk_digested"))
             print(json.dumps(row), flush=True)
             rows.append(row)
             time.sleep(1.0)  # the new pair runs a moment before its primary is killed in turn
@@ -115,6 +126,7 @@ def main():
     ap.add_argument("--loads", default="idle,kvd")
     ap.add_argument("--disk-mode", choices=("shared", "replicated"), default="shared")
     ap.add_argument("--fill-mib", type=int, default=0)
+    ap.add_argument("--resync-vs-full", action="store_true")
     a = ap.parse_args()
     if not os.path.exists(os.path.join(ftlab.guest_dir(), "Image")):
         print(f"no bundled guest in {ftlab.guest_dir()} (run guest/build)")
@@ -126,6 +138,14 @@ def main():
           flush=True)
     for load in a.loads.split(","):
         rows = one_load(load, a.rounds, tempfile.mkdtemp(prefix=f"ftvm-bench-clone-{load}-"), a.disk_mode, a.fill_mib)
+        if a.resync_vs_full:
+            full = one_load(load, a.rounds, tempfile.mkdtemp(prefix=f"ftvm-bench-clone-{load}-full-"), a.disk_mode,
+                            a.fill_mib, full_copy=True)
+            for name, rs in (("resync", rows), ("full copy", full)):
+                sent, ms = med(rs, "disk_sent"), med(rs, "clone_ms")
+                if sent[0] is not None:
+                    print(f"{load} {name}: disk MiB sent median {sent[0] / 1048576:.2f} ({sent[1] / 1048576:.2f}-"
+                          f"{sent[2] / 1048576:.2f}); clone ms median {ms[0]:g} ({ms[1]:g}-{ms[2]:g})", flush=True)
         parts = []
         for key in ("live_ms", "protected_again_ms", "held_ms", "clone_bytes", "client_gap_ms"):
             m, lo, hi = med(rows, key)

@@ -495,8 +495,8 @@ def mismatch_before_primary(lab, workdir):
     took = time.monotonic() - t0
     out = lab.primary.output()
     line = next((l for l in out.splitlines() if "disks=" in l), "")
-    check(code != 0 and "wrong VM" in line and line.count("disks=") >= 2,
-          f"the primary (exit {code}) must be refused naming both replicas' digests: {out[-2000:]}", lab)
+    check(code != 0 and "wrong VM" in line and len(re.findall(r'disks=[0-9a-f]{32}"', line)) == 2,
+          f"the primary (exit {code}) must be refused naming both replicas' digests whole: {out[-2000:]}", lab)
     check("ftvm-guest: ready" not in out, "the guest ran although the pair never started", lab)
     return {"refusal": line.strip()[:300], "primary_exit": code, "refused_after_s": round(took, 2)}
 

@@ -15,10 +15,15 @@
  * reports a range check the decoder missed). Mode odd also rewrites DISKS' CRC and the CRC of
  * every whole disk section of a BLOCKS body.
  *
+ * Mode bit 1: the destination is a spare (FT clones only), so a resync (START flag RESYNC, the
+ * pairing epoch in DISKS, DIGEST sections) is taken: resyncs from epoch 0 are accepted, and each
+ * digest is checked against the in-memory replica, which aborts on a range outside it too.
+ *
  * FUZZ_MIGRATION_VERBOSE=1 prints each input's outcome (to check that the seed decodes whole).
  * FUZZ_MIGRATION_SEED=FILE writes a valid stream of the same machine (START with STORAGE, DISKS,
  * a round of pages, a round of disk blocks (data and a zero range), the final state, COMPLETE,
- * HANDOVER) to FILE and exits.
+ * HANDOVER) to FILE, and the same as an FT clone's resync (a digest section among the blocks)
+ * to FILE-resync, and exits.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -32,6 +37,7 @@
 #include "fuzz_board.h"
 #include "util/byteorder.h"
 #include "util/crc32c.h"
+#include "util/disk_digest.h"
 #include "vm/machine.h"
 #include "vm/state_format.h"
 
@@ -102,8 +108,29 @@ static int replica_sync(void *ctx, char *why, size_t whylen)
 	return 0;
 }
 
+static int replica_resync(void *ctx, uint64_t epoch, char *why, size_t whylen)
+{
+	(void)ctx, (void)why, (void)whylen;
+	return epoch == 0 ? 0 : -22; /* EINVAL: a refused resync */
+}
+
+static int replica_check(void *ctx, unsigned disk, uint64_t off, uint64_t len, uint64_t lo, uint64_t hi, char *why,
+			 size_t whylen)
+{
+	(void)ctx;
+	if (disk != 0 || off > FUZZ_DISK_BYTES || len > FUZZ_DISK_BYTES - off)
+		abort(); /* the decoder let a digest's range outside the announced disk through */
+	uint64_t mlo, mhi;
+	disk_digest_range(replica + off, (size_t)len, &mlo, &mhi);
+	if (mlo == lo && mhi == hi)
+		return 0;
+	snprintf(why, whylen, "differs");
+	return -22;
+}
+
 static const struct mig_disk_ops replica_ops = { .begin = replica_begin, .write = replica_write,
-						 .sync = replica_sync };
+						 .sync = replica_sync, .resync = replica_resync,
+						 .check = replica_check };
 
 static struct machine *create(void)
 {
@@ -143,20 +170,20 @@ static int seed_state(void *ctx, const void *buf, size_t len)
 	return 0;
 }
 
-static void write_seed(const char *path)
+static void write_seed(const char *path, bool resync)
 {
 	char err[256];
 	struct machine *m = create();
 	seed = fopen(path, "wb");
 	if (!seed)
 		exit(1);
-	fputc(1, seed);
+	fputc(resync ? 3 : 1, seed);
 	uint8_t *b = seedmsg + MIG_HDR_SIZE;
 	size_t ram_size;
 	const uint8_t *ram = machine_ram_const(m, &ram_size);
 	memset(b, 0, MIG_START_FIXED);
 	put_le64(b + 8, ram_size);
-	put_le32(b + 16, MIG_FLAG_STORAGE);
+	put_le32(b + 16, resync ? MIG_FLAG_CLONE | MIG_FLAG_STORAGE | MIG_FLAG_RESYNC : MIG_FLAG_STORAGE);
 	int n = state_config_section(m, b + MIG_START_FIXED, MIG_MAX_BODY - MIG_START_FIXED);
 	if (n < 0)
 		exit(1);
@@ -164,12 +191,22 @@ static void write_seed(const char *path)
 	put_le32(b, 1);
 	put_le32(b + 4, 0);
 	put_le64(b + 8, FUZZ_DISK_BYTES);
-	put_le32(b + 16, crc32c(0, b, 16));
-	seed_put(MIG_DISKS, 0, 20);
+	size_t disks = resync ? 24 : 16; /* a resync's pairing epoch: 0 */
+	put_le64(b + 16, 0);
+	put_le32(b + disks, crc32c(0, b, disks));
+	seed_put(MIG_DISKS, 0, disks + 4);
 	seed_put(MIG_PAGES, 0, state_ram_section_build(b, ram, 0, 2));
 	memset(b + MIG_DISK_HDR_SIZE, 0x3c, 4096);
 	size_t dl = mig_disk_section_build(b, 0, 0, 8192, 4096);
 	dl += mig_disk_section_build(b + dl, 0, MIG_DISK_ZERO, 65536, 65536);
+	if (resync) { /* the replica's zeros at 131072 */
+		static const uint8_t zeros[4096];
+		uint64_t lo, hi;
+		disk_digest_range(zeros, sizeof(zeros), &lo, &hi);
+		put_le64(b + dl + MIG_DISK_HDR_SIZE, lo);
+		put_le64(b + dl + MIG_DISK_HDR_SIZE + 8, hi);
+		dl += mig_disk_section_build(b + dl, 0, MIG_DISK_DIGEST, 131072, 4096);
+	}
 	seed_put(MIG_BLOCKS, 0, dl);
 	uint64_t *pages = calloc(machine_dirty_words(m), sizeof(*pages));
 	if (!pages)
@@ -189,7 +226,6 @@ static void write_seed(const char *path)
 	fclose(seed);
 	free(pages);
 	machine_destroy(m);
-	exit(0);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -197,8 +233,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	fuzz_board_init("fuzz_migration", &config);
 	const char *path = getenv("FUZZ_MIGRATION_SEED");
 	if (path) {
-		write_seed(path);
+		char resync_path[4096];
+		snprintf(resync_path, sizeof(resync_path), "%s-resync", path);
+		write_seed(path, false);
+		write_seed(resync_path, true);
 		fuzz_board_cleanup();
+		exit(0);
 	}
 	return 0;
 }
@@ -214,7 +254,8 @@ static void fix_disk_body(uint16_t kind, uint8_t *b, size_t len)
 	size_t off = 0;
 	while (len - off >= MIG_DISK_HDR_SIZE + 4) {
 		uint8_t *p = b + off;
-		size_t data = get_le32(p + 4) & MIG_DISK_ZERO ? 0 : get_le32(p + 16);
+		uint32_t flags = get_le32(p + 4);
+		size_t data = flags & MIG_DISK_ZERO ? 0 : flags & MIG_DISK_DIGEST ? MIG_DISK_DIGEST_SIZE : get_le32(p + 16);
 		if (data > len - off - MIG_DISK_HDR_SIZE - 4)
 			return;
 		put_le32(p + MIG_DISK_HDR_SIZE + data, crc32c(0, p, MIG_DISK_HDR_SIZE + data));
@@ -289,7 +330,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!machine)
 		machine = create();
 	struct mig_dest_result res;
-	struct mig_dest_want want = { .storage = MIG_STORAGE_EITHER, .disk = &replica_ops };
+	/* bit 1 of the first byte: decode as a spare (takes FT clones, and with them resyncs) */
+	struct mig_dest_want want = { .clone = data[0] & 2, .storage = MIG_STORAGE_EITHER, .disk = &replica_ops };
 	int ret = mig_dest_decode_want(machine, &want, &feed_ops, f, &res, err, sizeof(err));
 	if (getenv("FUZZ_MIGRATION_VERBOSE"))
 		fprintf(stderr, "fuzz_migration: %d phase %d: %s\n", ret, (int)res.phase, err);

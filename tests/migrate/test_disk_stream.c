@@ -4,11 +4,14 @@
  * data and ZERO ranges lands byte for byte in the replica, which is synced before COMPLETE is
  * confirmed; every malformed or unwanted piece is refused with the fault named and the replica
  * left alone past it; a destination that must, may or must not take disks says so before any
- * page. The board is the decoders' fuzz board (tests/lib/fuzz_board.h): 16 MiB, a 1 MiB disk.
+ * page. A resync (START flag RESYNC, DIGEST sections) lands its data and compares its digests;
+ * one whose block differs, of another pairing, or to a destination taking only full copies is
+ * refused, as are digests outside a resync. The board is the decoders' fuzz board (tests/lib/fuzz_board.h): 16 MiB, a 1 MiB disk.
  */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +24,7 @@
 #include "migrate/mig_stream.h"
 #include "util/byteorder.h"
 #include "util/crc32c.h"
+#include "util/disk_digest.h"
 #include "vm/state_format.h"
 
 #define DISK_BYTES (1u << 20)
@@ -78,7 +82,9 @@ static const struct mig_source_ops src_ops = { .next = src_next, .confirm = src_
 struct replica {
 	uint8_t bytes[DISK_BYTES];
 	uint64_t size;          /* what this host has */
-	unsigned writes, syncs;
+	unsigned writes, syncs, checks;
+	bool spare;             /* takes FT clones (and so resyncs) */
+	bool full_only;         /* has no resync or check */
 	size_t confirmed_at_sync; /* the source's confirmations when sync came */
 	struct stream *s;
 };
@@ -118,7 +124,34 @@ static int rep_sync(void *ctx, char *why, size_t whylen)
 	return 0;
 }
 
-static const struct mig_disk_ops rep_ops = { .begin = rep_begin, .write = rep_write, .sync = rep_sync };
+/* A spare's replica that dates from pairing 9: a resync from there is taken, its digests compared. */
+static int rep_resync(void *ctx, uint64_t epoch, char *why, size_t whylen)
+{
+	(void)ctx;
+	if (epoch == 9)
+		return 0;
+	snprintf(why, whylen, "resync refused: pairing mark of epoch 9, not %llu", (unsigned long long)epoch);
+	return -EINVAL;
+}
+
+static int rep_check(void *ctx, unsigned disk, uint64_t off, uint64_t len, uint64_t lo, uint64_t hi, char *why,
+		     size_t whylen)
+{
+	struct replica *r = ctx;
+	uint64_t mlo, mhi;
+	assert_int_equal(disk, 0);
+	assert_true(off <= r->size && len <= r->size - off);
+	disk_digest_range(r->bytes + off, (size_t)len, &mlo, &mhi);
+	r->checks++;
+	if (mlo == lo && mhi == hi)
+		return 0;
+	snprintf(why, whylen, "resync refused: differs at %llu", (unsigned long long)off);
+	return -EINVAL;
+}
+
+static const struct mig_disk_ops rep_ops = { .begin = rep_begin, .write = rep_write, .sync = rep_sync,
+					     .resync = rep_resync, .check = rep_check };
+static const struct mig_disk_ops full_only_ops = { .begin = rep_begin, .write = rep_write, .sync = rep_sync };
 
 /* ---- building the pieces ---- */
 
@@ -141,6 +174,31 @@ static void disks(struct stream *s, uint32_t count, uint64_t size)
 	put_le64(body + 8, size);
 	put_le32(body + 16, crc32c(0, body, 16));
 	put(s, MIG_DISKS, 0, 20);
+}
+
+/* DISKS of a resync: one disk, then the pairing epoch. */
+static void resync_disks(struct stream *s, uint64_t epoch)
+{
+	put_le32(body, 1);
+	put_le32(body + 4, 0);
+	put_le64(body + 8, DISK_BYTES);
+	put_le64(body + 16, epoch);
+	put_le32(body + 24, crc32c(0, body, 24));
+	put(s, MIG_DISKS, 0, 28);
+}
+
+/* A DIGEST section at out for [off, off + len) holding the given byte everywhere. */
+static size_t digest_section(uint8_t *out, uint64_t off, uint32_t len, uint8_t byte)
+{
+	uint8_t *tmp = malloc(len);
+	uint64_t lo, hi;
+	assert_non_null(tmp);
+	memset(tmp, byte, len);
+	disk_digest_range(tmp, len, &lo, &hi);
+	free(tmp);
+	put_le64(out + MIG_DISK_HDR_SIZE, lo);
+	put_le64(out + MIG_DISK_HDR_SIZE + 8, hi);
+	return mig_disk_section_build(out, 0, MIG_DISK_DIGEST, off, len);
 }
 
 /* The final state (no pages), COMPLETE and HANDOVER. */
@@ -177,41 +235,70 @@ static void finish(struct stream *s, struct machine *m)
 static int decode(struct machine *m, struct stream *s, struct replica *r, enum mig_storage storage,
 		  struct mig_dest_result *res, char *err, size_t errlen)
 {
-	struct mig_dest_want want = { .storage = storage, .disk = &rep_ops, .disk_ctx = r };
+	struct mig_dest_want want = { .clone = r->spare, .storage = storage, .disk = r->full_only ? &full_only_ops : &rep_ops,
+				      .disk_ctx = r };
 	r->s = s;
 	return mig_dest_decode_want(m, &want, &src_ops, s, res, err, errlen);
 }
 
 /* ---- tests ---- */
 
+/* One decode: a destination machine, its replica (holding 0xee: whatever it held before), the
+ * stream, and what came of it. */
+struct run {
+	struct machine *m;
+	struct replica *r;
+	struct stream s;
+	struct mig_dest_result res;
+	char err[512];
+};
+
+static void run_begin(struct run *t, uint64_t have, bool spare)
+{
+	memset(t, 0, sizeof(*t));
+	t->m = fuzz_board_create("test_disk_stream", &config);
+	t->r = calloc(1, sizeof(*t->r));
+	assert_non_null(t->r);
+	t->r->size = have;
+	t->r->spare = spare;
+	memset(t->r->bytes, 0xee, sizeof(t->r->bytes));
+}
+
+static int run_decode(struct run *t, enum mig_storage storage)
+{
+	return decode(t->m, &t->s, t->r, storage, &t->res, t->err, sizeof(t->err));
+}
+
+static void run_end(struct run *t)
+{
+	stream_free(&t->s);
+	free(t->r);
+	machine_destroy(t->m);
+}
+
 static void whole_stream(void **state)
 {
 	(void)state;
-	struct machine *m = fuzz_board_create("test_disk_stream", &config);
 	struct machine *src = fuzz_board_create("test_disk_stream", &config);
-	struct replica *r = calloc(1, sizeof(*r));
-	struct stream s = { 0 };
-	struct mig_dest_result res;
-	char err[512];
-	assert_non_null(r);
-	r->size = DISK_BYTES;
-	memset(r->bytes, 0xee, sizeof(r->bytes)); /* whatever it held before */
-	start(&s, src, MIG_FLAG_STORAGE);
-	disks(&s, 1, DISK_BYTES);
+	struct run t;
+	run_begin(&t, DISK_BYTES, false);
+	struct stream *s = &t.s;
+	struct replica *r = t.r;
+	start(s, src, MIG_FLAG_STORAGE);
+	disks(s, 1, DISK_BYTES);
 	/* round 0: a data block, a zero range over the rest */
 	memset(body + MIG_DISK_HDR_SIZE, 0x11, 65536);
 	size_t n = mig_disk_section_build(body, 0, 0, 0, 65536);
 	n += mig_disk_section_build(body + n, 0, MIG_DISK_ZERO, 65536, DISK_BYTES - 65536);
-	put(&s, MIG_BLOCKS, 0, n);
+	put(s, MIG_BLOCKS, 0, n);
 	/* round 1: one block written again */
 	memset(body + MIG_DISK_HDR_SIZE, 0x22, 4096);
-	put(&s, MIG_BLOCKS, 1, mig_disk_section_build(body, 0, 0, 8192, 4096));
-	finish(&s, src);
-	int ret = decode(m, &s, r, MIG_STORAGE_EITHER, &res, err, sizeof(err));
-	assert_int_equal(ret, 0);
-	assert_int_equal(res.phase, MIG_PHASE_RUN);
-	assert_true(res.storage);
-	assert_int_equal(res.disk_bytes, DISK_BYTES + 4096);
+	put(s, MIG_BLOCKS, 1, mig_disk_section_build(body, 0, 0, 8192, 4096));
+	finish(s, src);
+	assert_int_equal(run_decode(&t, MIG_STORAGE_EITHER), 0);
+	assert_int_equal(t.res.phase, MIG_PHASE_RUN);
+	assert_true(t.res.storage);
+	assert_int_equal(t.res.disk_bytes, DISK_BYTES + 4096);
 	for (size_t i = 0; i < DISK_BYTES; i++) {
 		uint8_t want = i < 8192 || (i >= 12288 && i < 65536) ? 0x11 : i < 12288 ? 0x22 : 0;
 		if (r->bytes[i] != want)
@@ -220,10 +307,83 @@ static void whole_stream(void **state)
 	/* synced once, before COMPLETE's confirmation (START, DISKS, 2 BLOCKS confirmed then) */
 	assert_int_equal(r->syncs, 1);
 	assert_int_equal(r->confirmed_at_sync, 4);
-	stream_free(&s);
-	free(r);
+	run_end(&t);
 	machine_destroy(src);
-	machine_destroy(m);
+}
+
+/* A resync: the written block as data, the others as digests of what the replica holds. */
+static void resync_stream(void **state)
+{
+	(void)state;
+	struct machine *src = fuzz_board_create("test_disk_stream", &config);
+	struct run t;
+	run_begin(&t, DISK_BYTES, true);
+	struct replica *r = t.r;
+	start(&t.s, src, MIG_FLAG_CLONE | MIG_FLAG_STORAGE | MIG_FLAG_RESYNC);
+	resync_disks(&t.s, 9);
+	memset(body + MIG_DISK_HDR_SIZE, 0x33, 65536);
+	size_t n = mig_disk_section_build(body, 0, 0, 0, 65536);
+	for (uint64_t off = 65536; off < DISK_BYTES; off += 65536)
+		n += digest_section(body + n, off, 65536, 0xee);
+	put(&t.s, MIG_BLOCKS, 0, n);
+	finish(&t.s, src);
+	assert_int_equal(run_decode(&t, MIG_STORAGE_NEEDED), 0);
+	assert_int_equal(t.res.phase, MIG_PHASE_RUN);
+	assert_true(t.res.resync);
+	assert_int_equal(t.res.resync_epoch, 9);
+	assert_int_equal(t.res.disk_bytes, 65536);
+	assert_int_equal(t.res.disk_checked, DISK_BYTES - 65536);
+	assert_int_equal(r->checks, DISK_BYTES / 65536 - 1);
+	for (size_t i = 0; i < DISK_BYTES; i++)
+		if (r->bytes[i] != (i < 65536 ? 0x33 : 0xee))
+			fail_msg("replica byte %zu is 0x%02x", i, r->bytes[i]);
+	assert_int_equal(r->syncs, 1);
+	run_end(&t);
+	machine_destroy(src);
+}
+
+/* Resyncs refused: a block that differs (named), a replica of another pairing, a destination that
+ * takes only full copies; and the malformed ones. */
+static void resync_refusals(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *name;
+		uint32_t flags;
+		int ret;
+		const char *want_err;
+	} cases[] = {
+		{ "differs", MIG_FLAG_CLONE | MIG_FLAG_STORAGE | MIG_FLAG_RESYNC, -EINVAL, "differs at 131072" },
+		{ "other pairing", MIG_FLAG_CLONE | MIG_FLAG_STORAGE | MIG_FLAG_RESYNC, -EINVAL, "not 8" },
+		{ "full only", MIG_FLAG_CLONE | MIG_FLAG_STORAGE | MIG_FLAG_RESYNC, -EINVAL, "only full copies" },
+		{ "not a clone", MIG_FLAG_STORAGE | MIG_FLAG_RESYNC, -EBADMSG, "RESYNC without CLONE and STORAGE" },
+		{ "digest in a full copy", MIG_FLAG_CLONE | MIG_FLAG_STORAGE, -EBADMSG, "not a resync" },
+	};
+	struct machine *src = fuzz_board_create("test_disk_stream", &config);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct run t;
+		run_begin(&t, DISK_BYTES, cases[i].flags & MIG_FLAG_CLONE);
+		t.r->full_only = !strcmp(cases[i].name, "full only");
+		start(&t.s, src, cases[i].flags);
+		if (cases[i].flags & MIG_FLAG_RESYNC)
+			resync_disks(&t.s, strcmp(cases[i].name, "other pairing") ? 9 : 8);
+		else
+			disks(&t.s, 1, DISK_BYTES);
+		size_t n = digest_section(body, 65536, 65536, 0xee);
+		n += digest_section(body + n, 131072, 65536, 0xaa);
+		put(&t.s, MIG_BLOCKS, 0, n);
+		finish(&t.s, src);
+		int ret = run_decode(&t, MIG_STORAGE_NEEDED);
+		printf("%-24s %d: %s\n", cases[i].name, ret, t.err);
+		if (ret != cases[i].ret || !strstr(t.err, cases[i].want_err))
+			fail_msg("%s: %d \"%s\", want %d with \"%s\"", cases[i].name, ret, t.err, cases[i].ret,
+				 cases[i].want_err);
+		assert_int_not_equal(t.res.phase, MIG_PHASE_RUN);
+		assert_int_equal(t.r->writes, 0);
+		assert_int_equal(t.r->syncs, 0);
+		run_end(&t);
+	}
+	machine_destroy(src);
 }
 
 /* One malformed or unwanted stream: refused with want_err, having written nothing past the
@@ -319,26 +479,19 @@ static void refusals(void **state)
 	struct machine *src = fuzz_board_create("test_disk_stream", &config);
 	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
 		const struct bad_case *c = &bad_cases[i];
-		struct machine *m = fuzz_board_create("test_disk_stream", &config);
-		struct replica *r = calloc(1, sizeof(*r));
-		struct stream s = { 0 };
-		struct mig_dest_result res;
-		char err[512];
-		assert_non_null(r);
-		r->size = c->have;
-		start(&s, src, c->flags);
+		struct run t;
+		run_begin(&t, c->have, false);
+		start(&t.s, src, c->flags);
 		if (strcmp(c->name, "needed") != 0)
-			build_bad(&s, src, c->name);
-		int ret = decode(m, &s, r, c->storage, &res, err, sizeof(err));
-		printf("%-24s %d: %s\n", c->name, ret, err);
-		if (ret != c->ret || !strstr(err, c->want_err))
-			fail_msg("%s: %d \"%s\", want %d with \"%s\"", c->name, ret, err, c->ret, c->want_err);
-		assert_int_not_equal(res.phase, MIG_PHASE_RUN);
-		assert_int_equal(r->writes, strcmp(c->name, "backwards") ? 0 : 1);
-		assert_int_equal(r->syncs, 0);
-		stream_free(&s);
-		free(r);
-		machine_destroy(m);
+			build_bad(&t.s, src, c->name);
+		int ret = run_decode(&t, c->storage);
+		printf("%-24s %d: %s\n", c->name, ret, t.err);
+		if (ret != c->ret || !strstr(t.err, c->want_err))
+			fail_msg("%s: %d \"%s\", want %d with \"%s\"", c->name, ret, t.err, c->ret, c->want_err);
+		assert_int_not_equal(t.res.phase, MIG_PHASE_RUN);
+		assert_int_equal(t.r->writes, strcmp(c->name, "backwards") ? 0 : 1);
+		assert_int_equal(t.r->syncs, 0);
+		run_end(&t);
 	}
 	machine_destroy(src);
 }
@@ -349,6 +502,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(whole_stream),
 		cmocka_unit_test(refusals),
+		cmocka_unit_test(resync_stream),
+		cmocka_unit_test(resync_refusals),
 	};
 	int ret = cmocka_run_group_tests(tests, NULL, NULL);
 	fuzz_board_cleanup();
