@@ -42,14 +42,16 @@ static void usage(FILE *out)
 		     "to the same storage, or, when the source migrates with --copy-storage, this host's own\n"
 		     "replicas, which receive the source's disks (never the source's own disk).\n\n"
 		     "  --listen HOST:PORT  where the source connects\n"
-		     "  --channel-key FILE  the key the source uses (ftvm keygen); the stream runs inside TLS\n");
+		     "  --channel-key FILE  the key the source uses (ftvm keygen); the stream runs inside TLS\n"
+		     "  --arbiter PATH      the VM's arbiter area (the source's): the VM runs here only once it\n"
+		     "                      won the hand-over's epoch there (docs/migration.md)\n");
 	control_options_help(out);
 	fprintf(out, "\noptions:\n");
 	run_options_help(out);
 }
 
 struct incoming_cmd {
-	const char *listen, *key_path;
+	const char *listen, *key_path, *arbiter;
 	struct channel_key key;
 	struct control_options co;
 	struct vm_control vc;
@@ -62,7 +64,8 @@ static int incoming_options(void *self, int *argc, char **argv, bool *help, char
 	control_options_init(&in->co);
 	for (int i = 1; i < *argc;) {
 		const char **slot = !strcmp(argv[i], "--listen") ? &in->listen
-				    : !strcmp(argv[i], "--channel-key") ? &in->key_path : NULL;
+				    : !strcmp(argv[i], "--channel-key") ? &in->key_path
+				    : !strcmp(argv[i], "--arbiter") ? &in->arbiter : NULL;
 		if (slot) {
 			if (i + 1 >= *argc) {
 				snprintf(err, errlen, "%s needs a value", argv[i]);
@@ -111,12 +114,13 @@ static int incoming_start(void *self, struct vm_command *c, char *err, size_t er
 {
 	struct incoming_cmd *in = self;
 	struct mig_dest_config cfg = { .listen = in->listen, .key = &in->key, .vm_id = in->co.vm,
-				       .storage = MIG_STORAGE_EITHER, .world = c->world, .listening = listening, .ctx = in };
+				       .storage = MIG_STORAGE_EITHER, .arbiter = in->arbiter, .world = c->world,
+				       .listening = listening, .ctx = in };
 	struct mig_dest_result res;
 	char why[1024];
 	if (mig_dest_receive(&cfg, c->m, &res, why, sizeof(why))) {
 		snprintf(err, errlen, "%s%s", why,
-			 res.phase == MIG_PHASE_COMPLETE ? " (the whole state had arrived, but no hand-over: the "
+			 res.phase == MIG_PHASE_COMPLETE && !res.arbiter ? " (the whole state had arrived, but no hand-over: the "
 							   "source decides; nothing runs here)" : "");
 		return FTVM_EXIT_FAILURE;
 	}
@@ -139,6 +143,8 @@ static int incoming_start(void *self, struct vm_command *c, char *err, size_t er
 	}
 	in->vc.extra = &vm_migrate_command;
 	in->vc.nextra = 1;
+	if (res.arbiter)
+		in->vc.arbiter = (struct mig_arbiter){ .path = in->arbiter, .epoch = res.epoch, .node = res.arbiter_node };
 	vm_control_start(&in->vc, &in->co, &c->ctl);
 	return 0;
 }

@@ -45,6 +45,8 @@
 #include "cmd/vm_migrate.h"
 #include "logchannel/channel.h"
 #include "backup/ft_backup.h"
+#include "common/arbiter.h"
+#include "migrate/mig_source.h"
 #include "host/state_file.h"
 #include "host/world_live.h"
 #include "util/diag.h"
@@ -62,7 +64,11 @@ static void usage(FILE *out)
 		     "                      configuration required\n"
 		     "  --arbiter PATH --channel-key FILE [--spare HOST:PORT] [--disk-mode M] [--epoch N]\n"
 		     "                      fault tolerance can be turned on for this VM: `ftvm ft enable`, or\n"
-		     "                      at once to a spare (docs/ft-clone.md)\n");
+		     "                      at once to a spare (docs/ft-clone.md)\n"
+		     "  --arbiter PATH [--epoch N]  (without --channel-key) the VM's arbiter area: each live\n"
+		     "                      migration records its hand-over there under the next epoch, as\n"
+		     "                      node 0 in epoch N (default 1) here; refused when the area has\n"
+		     "                      decided a later epoch (docs/migration.md)\n");
 	control_options_help(out);
 	fprintf(out, "\noptions:\n");
 	run_options_help(out);
@@ -74,7 +80,8 @@ struct run_cmd {
 	struct snapshot_options so;
 	struct control_options co;
 	struct vm_control vc;
-	/* With --arbiter and --channel-key: FT can be turned on (`ftvm ft enable`, --spare). */
+	/* With --arbiter and --channel-key: FT can be turned on (`ftvm ft enable`, --spare). With
+	 * --arbiter alone, fo holds the area where migrations record their hand-overs. */
 	bool ft;
 	struct ft_options fo;
 	struct channel_key key;
@@ -111,9 +118,12 @@ static int run_options_hook(void *self, int *argc, char **argv, bool *help, char
 {
 	struct run_cmd *r = self;
 	(void)help;
-	for (int i = 1; i < *argc; i++)
-		r->ft |= !strcmp(argv[i], "--arbiter") || !strcmp(argv[i], "--channel-key") || !strcmp(argv[i], "--spare");
-	if (r->ft) {
+	bool arbiter = false;
+	for (int i = 1; i < *argc; i++) {
+		r->ft |= !strcmp(argv[i], "--channel-key") || !strcmp(argv[i], "--spare");
+		arbiter |= !strcmp(argv[i], "--arbiter");
+	}
+	if (r->ft || arbiter) {
 		/* The FT options, the control socket's among them. */
 		int ret = ft_options_extract(argc, argv, &r->fo, err, errlen);
 		if (ret)
@@ -157,7 +167,17 @@ static int run_check(void *self, struct vm_command *c, bool *done, char *err, si
 		if (ret)
 			return ret;
 	}
-	return control_options_check(&r->co, err, errlen);
+	int ret = control_options_check(&r->co, err, errlen);
+	if (ret || r->ft || !r->fo.arbiter)
+		return ret;
+	/* A copy the arbiter has left behind (the VM migrated on, or another node took this epoch)
+	 * must not start a second copy of the VM. */
+	struct mig_arbiter a = { .path = r->fo.arbiter, .epoch = r->fo.epoch, .node = 0 };
+	struct arbiter *arb;
+	ret = mig_arbiter_open(&a, r->co.vm, &arb, err, errlen);
+	if (!ret)
+		arbiter_close(arb);
+	return ret;
 }
 
 /* The restored machine continues live: the live world takes over its clock, its unfinished disk
@@ -209,6 +229,8 @@ static int run_start(void *self, struct vm_command *c, char *err, size_t errlen)
 	r->commands[1] = vm_ft_command;
 	r->vc.extra = r->commands;
 	r->vc.nextra = r->ft ? 2 : 1;
+	if (!r->ft && r->fo.arbiter)
+		r->vc.arbiter = (struct mig_arbiter){ .path = r->fo.arbiter, .epoch = r->fo.epoch, .node = 0 };
 	vm_control_start(&r->vc, &r->co, &c->ctl);
 	return 0;
 }

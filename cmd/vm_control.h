@@ -17,6 +17,7 @@
 #include "cmd/control_options.h"
 #include "cmd/vm_command.h"
 #include "common/control.h"
+#include "migrate/mig_source.h"
 #include "util/compiler.h"
 
 struct vm_control {
@@ -31,6 +32,9 @@ struct vm_control {
 	size_t nextra;
 	struct control_command commands[CONTROL_MAX_COMMANDS]; /* what the socket serves */
 	bool paused;                      /* held by the `pause` command (control server thread only) */
+	/* The VM's arbiter area, where a migration records its hand-over (path NULL: none); set by
+	 * the role before vm_control_start(), then read and moved on by the migrate job only. */
+	struct mig_arbiter arbiter;
 	bool inited;
 };
 

@@ -98,7 +98,7 @@ static int migrate_handler(void *ctx, const json_t *req, json_t *answer, void **
 
 static json_t *stats_json(const struct mig_stats *s)
 {
-	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "phase", s->phase,
+	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "phase", s->phase,
 			 "iteration", (json_int_t)s->iteration, "memory_total", (json_int_t)s->memory_total,
 			 "memory_processed", (json_int_t)s->memory_processed, "memory_remaining",
 			 (json_int_t)s->memory_remaining, "memory_dirty_rate", (json_int_t)s->dirty_rate,
@@ -106,7 +106,8 @@ static json_t *stats_json(const struct mig_stats *s)
 			 "downtime_expected_ms", (json_int_t)s->expected_downtime_ms, "downtime_ms",
 			 (json_int_t)s->downtime_ms, "time_elapsed_ms", (json_int_t)s->total_time_ms,
 			 "throttle_pct", (json_int_t)s->throttle_pct, "disk_total", (json_int_t)s->disk_total,
-			 "disk_processed", (json_int_t)s->disk_processed, "disk_remaining", (json_int_t)s->disk_remaining);
+			 "disk_processed", (json_int_t)s->disk_processed, "disk_remaining", (json_int_t)s->disk_remaining,
+			 "arbiter_epoch", (json_int_t)s->arbiter_epoch);
 }
 
 static void publish(struct control_job *job, const struct mig_stats *s)
@@ -134,7 +135,7 @@ static int migrate_job(void *ctx, void *arg, struct control_job *job, char *err,
 	struct mig_source_config cfg = {
 		.m = vc->c->m, .world = vc->c->world, .to = a->to, .key = &a->key, .vm_id = vc->vm_name,
 		.epoch = 0, .downtime_ms = a->downtime_ms, .bandwidth_mbit = a->bandwidth_mbit,
-		.max_rounds = a->max_rounds, .copy_storage = a->copy_storage,
+		.max_rounds = a->max_rounds, .copy_storage = a->copy_storage, .arbiter = vc->arbiter,
 	};
 	ret = cfg.m ? mig_job_start(mj, &cfg) : -ESRCH;
 	if (ret) {
@@ -151,6 +152,9 @@ static int migrate_job(void *ctx, void *arg, struct control_job *job, char *err,
 	pthread_rwlock_unlock(&vc->lock);
 	mig_job_get_stats(mj, &s);
 	publish(job, &s);
+	/* The arbiter kept the VM here in the epoch its hand-over would have opened. */
+	if (vc->arbiter.path && s.arbiter_epoch > vc->arbiter.epoch)
+		vc->arbiter.epoch = s.arbiter_epoch;
 	if (ret)
 		snprintf(err, errlen, "%s (the VM runs on here)", s.error);
 out:

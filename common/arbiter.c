@@ -56,6 +56,7 @@ static const uint8_t ARB_MAGIC[8] = { 'F', 'T', 'V', 'M', 'A', 'R', 'B', '1' };
 #define OFF_INDEX 16u
 #define OFF_AREA_ID 24u
 #define AREA_ID_LEN 16u
+_Static_assert(AREA_ID_LEN == ARBITER_AREA_ID_LEN, "arbiter.h names the area id's length");
 #define OFF_VM_NAME 40u
 #define VM_NAME_FIELD (ARBITER_VM_NAME_MAX + 1u)
 #define OFF_CRC 104u
@@ -838,6 +839,7 @@ void arbiter_get_info(const struct arbiter *a, struct arbiter_info *info)
 	info->slots = a->slots;
 	info->sector_size = a->sector_size;
 	info->sectors = a->sectors;
+	memcpy(info->area_id, a->area_id, sizeof(info->area_id));
 }
 
 const char *arbiter_error(const struct arbiter *a)

@@ -27,6 +27,7 @@
 
 #define ARBITER_MAX_NODES 16u
 #define ARBITER_DEFAULT_NODES 2u
+#define ARBITER_AREA_ID_LEN 16u       /* random bytes chosen when the area is formatted */
 #define ARBITER_VM_NAME_MAX 63u       /* bytes, without the terminating NUL */
 #define ARBITER_FOREVER (-1)          /* timeout_ms: retry an unreachable disk without end */
 
@@ -48,6 +49,7 @@ struct arbiter_info {
 	unsigned slots;        /* epochs in flight or remembered per node; epoch e uses slot e % slots */
 	unsigned sector_size;  /* bytes; every read and write is exactly one sector */
 	uint64_t sectors;      /* sectors the area uses */
+	uint8_t area_id[ARBITER_AREA_ID_LEN]; /* tells this area from another formatted for the same VM */
 };
 
 /* Formats PATH (a regular file, created if missing, or a block device) for VM vm_name and `nodes`

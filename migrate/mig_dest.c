@@ -11,8 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/arbiter.h"
 #include "host/backend.h"
 #include "logchannel/channel.h"
+#include "migrate/mig_test_hook.h"
 #include "migrate/replica_mark.h"
 #include "util/disk_digest.h"
 #include "util/disk_image.h"
@@ -23,6 +25,8 @@ struct chan_source {
 	struct channel *ch;
 	uint8_t *buf;
 	uint64_t lsn;
+	const struct mig_dest_config *cfg;
+	const struct mig_dest_result *res;
 };
 
 static int chan_next(void *ctx, const uint8_t **buf, size_t *len, char *why, size_t whylen)
@@ -45,8 +49,13 @@ static int chan_next(void *ctx, const uint8_t **buf, size_t *len, char *why, siz
 static void chan_confirm(void *ctx)
 {
 	struct chan_source *cs = ctx;
+	/* With an arbiter, HANDOVER is acknowledged once the epoch is won (judge()). */
+	if (cs->res->phase == MIG_PHASE_RUN && cs->cfg->arbiter)
+		return;
 	diag_debug("confirm %llu", (unsigned long long)cs->lsn);
 	channel_ack(cs->ch, cs->lsn);
+	if (cs->res->phase == MIG_PHASE_COMPLETE)
+		mig_test_stall("dest-complete");
 }
 
 static const struct mig_source_ops chan_ops = { .next = chan_next, .confirm = chan_confirm };
@@ -216,11 +225,42 @@ static int replicas_flush(struct replicas *r, char *why, size_t whylen)
 static int replicas_sync(void *ctx, char *why, size_t whylen)
 {
 	struct replicas *r = ctx;
-	if (r->cfg->clone) {
+	if (r->cfg->clone && !r->cfg->arbiter) { /* a spare's (a judged hand-over acks HANDOVER itself) */
 		r->sync_due = true;
 		return 0;
 	}
 	return replicas_flush(r, why, whylen);
+}
+
+/*
+ * The arbiter's verdict on a stream that reached COMPLETE (ret: the decoder's; 0 after HANDOVER):
+ * 0 when this side won the epoch (HANDOVER, if it came, is acknowledged now), else -errno with err.
+ */
+static int judge(struct arbiter *arb, struct chan_source *cs, int ret, const struct mig_dest_result *res, char *err,
+		 size_t errlen)
+{
+	if (!ret)
+		mig_test_stall("dest-handover");
+	else
+		diag_warn("the whole state is here but no hand-over came (%s): asking the arbiter for epoch %llu", err,
+			  (unsigned long long)res->epoch);
+	unsigned winner = res->arbiter_node;
+	int won = arbiter_claim(arb, res->epoch, res->arbiter_node, ARBITER_FOREVER, &winner);
+	if (won == ARBITER_WON) {
+		diag_warn("the arbiter gave epoch %llu to this host (node %u): the VM runs here",
+			  (unsigned long long)res->epoch, res->arbiter_node);
+		if (!ret)
+			channel_ack(cs->ch, cs->lsn);
+		return 0;
+	}
+	if (won == ARBITER_LOST) {
+		snprintf(err, errlen, "the arbiter gave epoch %llu to node %u, the source: the VM runs there; nothing ran "
+				      "here", (unsigned long long)res->epoch, winner);
+		return -EPERM;
+	}
+	snprintf(err, errlen, "the arbiter cannot judge epoch %llu (%s): nothing ran here", (unsigned long long)res->epoch,
+		 arbiter_error(arb));
+	return won;
 }
 
 static const struct mig_disk_ops replica_ops = {
@@ -234,7 +274,8 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 	struct channel_config cc;
 	struct channel_listener *l = NULL;
 	struct channel_err cerr = { 0 };
-	struct chan_source cs = { 0 };
+	struct chan_source cs = { .cfg = cfg, .res = res };
+	struct arbiter *arb = NULL;
 	int ret;
 
 	memset(res, 0, sizeof(*res));
@@ -248,6 +289,14 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 	if (!cs.buf) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
+	}
+	if (cfg->arbiter) {
+		char aerr[ARBITER_ERR_MAX];
+		ret = arbiter_open(cfg->arbiter, cfg->vm_id, &arb, aerr);
+		if (ret) {
+			snprintf(err, errlen, "arbiter %s: %s", cfg->arbiter, aerr);
+			goto out;
+		}
 	}
 	ret = channel_listen(&cc, cfg->listen, &l, &cerr);
 	if (ret) {
@@ -281,8 +330,11 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 		}
 	}
 	struct replicas reps = { .cfg = cfg, .res = res };
-	struct mig_dest_want want = { .clone = cfg->clone, .storage = cfg->storage, .disk = &replica_ops,
-				      .disk_ctx = &reps };
+	struct arbiter_info area;
+	if (arb)
+		arbiter_get_info(arb, &area);
+	struct mig_dest_want want = { .clone = cfg->clone, .storage = cfg->storage,
+				      .arbiter_id = arb ? area.area_id : NULL, .disk = &replica_ops, .disk_ctx = &reps };
 	ret = mig_dest_decode_want(m, &want, &chan_ops, &cs, res, err, errlen);
 	if (!ret && reps.sync_due) {
 		channel_close(cs.ch); /* the ACK of HANDOVER leaves first */
@@ -293,6 +345,8 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 			snprintf(err, errlen, "cannot make the disk replicas durable: %s", why);
 	}
 	replicas_close(&reps);
+	if (arb && (res->phase == MIG_PHASE_RUN || res->phase == MIG_PHASE_COMPLETE))
+		ret = judge(arb, &cs, ret, res, err, errlen);
 	/* On success the close sends the ACK of HANDOVER, then BYE: the VM may start at once. */
 	if ((ret == -EBADMSG || ret == -EINVAL) && cs.ch && channel_state(cs.ch) == CHANNEL_UP) {
 		if (channel_refuse(cs.ch, err))
@@ -301,6 +355,8 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 out:
 	channel_close(cs.ch);
 	channel_listener_close(l);
+	if (arb)
+		arbiter_close(arb);
 	free(cs.buf);
 	return ret;
 }

@@ -7,6 +7,12 @@
  * The machine runs only after HANDOVER. A stream that fails before it — the source cancelling,
  * dying, the link breaking, a malformed message, another configuration — leaves nothing running
  * here; for a refused stream the source is told why (REFUSE).
+ *
+ * With an arbiter area (arbiter), the arbiter judges: the source's START names the epoch and the
+ * node id to claim it as; HANDOVER is acknowledged, and the machine runs, only once this side won
+ * that epoch. A stream that ends after the whole state arrived (COMPLETE confirmed) without a
+ * HANDOVER — the source silent, gone, or cancelling — makes this side claim the epoch all the
+ * same: won, the VM runs here; lost, the source kept it.
  */
 #ifndef FTVM_MIGRATE_MIG_DEST_H
 #define FTVM_MIGRATE_MIG_DEST_H
@@ -27,6 +33,7 @@ struct mig_dest_config {
 	 * they are written into (opened for the stream only): the live world's disks when world is
 	 * set (`ftvm incoming`), else the files or URIs of disk_path (a spare's run options). */
 	enum mig_storage storage;
+	const char *arbiter;            /* the VM's arbiter area (its name is vm_id), or NULL */
 	struct world_live *world;
 	unsigned ndisks;
 	const char *disk_path[MACHINE_MAX_DISKS];

@@ -19,9 +19,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/arbiter.h"
 #include "logchannel/channel.h"
 #include "migrate/mig_disks.h"
 #include "migrate/mig_stream.h"
+#include "migrate/mig_test_hook.h"
 #include "util/byteorder.h"
 #include "util/diag.h"
 #include "util/ram_pages.h"
@@ -33,6 +35,8 @@
 #define MIG_SEND_TIMEOUT_MS 10000
 #define MIG_ROUND_ACK_TIMEOUT_MS 60000
 #define MIG_HANDOVER_ACK_TIMEOUT_MS 5000
+/* Decided epochs read from the arbiter area to see whether this copy is stale. */
+#define MIG_ARBITER_HISTORY 32
 /* Auto-converge: the throttle starts here and grows by this step, up to the maximum. */
 #define MIG_THROTTLE_STEP 20u
 #define MIG_THROTTLE_MAX 95u
@@ -63,6 +67,9 @@ struct sender {
 	bool throttler_started;
 	struct mig_disks *disks;        /* copy_storage: the disks' readers and their dirty blocks */
 	uint64_t disk_left;             /* dirty disk bytes at the last look */
+	struct arbiter *arb;            /* the VM's arbiter area (a migration that records its hand-over) */
+	unsigned dest_node;             /* the node id the destination claims the new epoch as */
+	bool complete_sent;             /* from here the destination may hold the whole state */
 };
 
 static void set_phase(struct sender *s, const char *phase)
@@ -337,12 +344,20 @@ static int send_start(struct sender *s)
 	put_le64(b, s->job->cfg.epoch);
 	put_le64(b + 8, (uint64_t)s->ram_pages * RAM_PAGE_SIZE);
 	put_le32(b + 16, (s->job->cfg.clone ? MIG_FLAG_CLONE : 0) | (s->disks ? MIG_FLAG_STORAGE : 0) |
-				 (s->disks && mig_disks_resyncing(s->disks) ? MIG_FLAG_RESYNC : 0));
-	put_le32(b + 20, 0);
-	int n = state_config_section(s->m, b + MIG_START_FIXED, MIG_MAX_BODY - MIG_START_FIXED);
+				 (s->disks && mig_disks_resyncing(s->disks) ? MIG_FLAG_RESYNC : 0) |
+				 (s->arb ? MIG_FLAG_ARBITER : 0));
+	put_le32(b + 20, s->arb ? s->dest_node : 0);
+	size_t config_at = MIG_START_FIXED;
+	if (s->arb) {
+		struct arbiter_info info;
+		arbiter_get_info(s->arb, &info);
+		memcpy(b + config_at, info.area_id, ARBITER_AREA_ID_LEN);
+		config_at += ARBITER_AREA_ID_LEN;
+	}
+	int n = state_config_section(s->m, b + config_at, MIG_MAX_BODY - config_at);
 	if (n < 0)
 		return fail(s, n, "cannot encode the configuration: %s", strerror(-n));
-	s->body = MIG_START_FIXED + (size_t)n;
+	s->body = config_at + (size_t)n;
 	ret = flush(s, true);
 	if (!ret && s->disks) {
 		begin(s, MIG_DISKS);
@@ -474,8 +489,10 @@ static int stop_and_copy(struct sender *s, uint64_t *held_at)
 	put_le64(s->msg + MIG_HDR_SIZE, st.bytes);
 	put_le64(s->msg + MIG_HDR_SIZE + 8, s->round);
 	s->body = MIG_COMPLETE_SIZE;
+	s->complete_sent = true;
 	ret = flush(s, true);
 	uint64_t t_sent = time_mono_ns();
+	mig_test_stall("source-complete");
 	if (!ret)
 		ret = confirmed(s, MIG_ROUND_ACK_TIMEOUT_MS, "the whole state");
 	diag_info("stop-and-copy: vCPU held after %.1f ms, disks drained and %ld pages (%llu disk bytes) collected in "
@@ -523,6 +540,120 @@ static void stop_throttle(struct sender *s)
 	s->throttler_started = false;
 }
 
+int mig_arbiter_open(const struct mig_arbiter *a, const char *vm, struct arbiter **out, char *err, size_t errlen)
+{
+	char aerr[ARBITER_ERR_MAX];
+	struct arbiter *arb = NULL;
+	int ret = arbiter_open(a->path, vm, &arb, aerr);
+	if (ret) {
+		snprintf(err, errlen, "arbiter %s: %s", a->path, aerr);
+		return ret;
+	}
+	struct arbiter_info info;
+	arbiter_get_info(arb, &info);
+	struct arbiter_decision d[MIG_ARBITER_HISTORY];
+	size_t n = 0;
+	if (info.nodes < 2 || a->node >= info.nodes) {
+		snprintf(err, errlen, "arbiter %s: node %u in an area of %u node(s): a migration needs two", a->path, a->node,
+			 info.nodes);
+		ret = -EINVAL;
+	} else if ((ret = arbiter_decided(arb, d, MIG_ARBITER_HISTORY, &n)) != 0) {
+		snprintf(err, errlen, "arbiter %s: %s", a->path, arbiter_error(arb));
+	}
+	for (size_t i = 0; !ret && i < n; i++) {
+		if (d[i].epoch < a->epoch || (d[i].epoch == a->epoch && d[i].winner == a->node))
+			continue;
+		snprintf(err, errlen, "this copy runs in epoch %llu as node %u, but the arbiter already decided epoch %llu "
+				      "for node %u: a newer copy of the VM may run; a stale copy neither starts nor migrates",
+			 (unsigned long long)a->epoch, a->node, (unsigned long long)d[i].epoch, d[i].winner);
+		ret = -ESTALE;
+	}
+	if (ret)
+		arbiter_close(arb);
+	else
+		*out = arb;
+	return ret;
+}
+
+/* A migration that records its hand-over: the VM's arbiter area (this copy current in it), and the
+ * node id the destination will claim the next epoch as. */
+static int open_arbiter(struct sender *s)
+{
+	const struct mig_source_config *cfg = &s->job->cfg;
+	char why[sizeof(s->job->stats.error)];
+	int ret = mig_arbiter_open(&cfg->arbiter, cfg->vm_id, &s->arb, why, sizeof(why));
+	if (ret)
+		return fail(s, ret, "%s", why);
+	struct arbiter_info info;
+	arbiter_get_info(s->arb, &info);
+	s->dest_node = (cfg->arbiter.node + 1) % info.nodes;
+	return 0;
+}
+
+static void set_done_stats(struct sender *s, uint64_t held_at, const char *phase, uint64_t epoch)
+{
+	uint64_t now = time_mono_ns();
+	pthread_mutex_lock(&s->job->lock);
+	s->job->stats.downtime_ms = held_at ? (now - held_at) / 1000000 : 0;
+	s->job->stats.total_time_ms = (now - s->start_ns) / 1000000;
+	s->job->stats.arbiter_epoch = epoch;
+	snprintf(s->job->stats.phase, sizeof(s->job->stats.phase), "%s", phase);
+	pthread_mutex_unlock(&s->job->lock);
+}
+
+/*
+ * Step 6 with an arbiter (mig_source.h): COMPLETE went out, so the destination may hold the whole
+ * state and claim the new epoch; the vCPU stays held until the outcome is known. The ACK of
+ * HANDOVER comes only once the destination won the epoch; without it this copy claims the epoch
+ * itself: won, the VM runs on here (CANCEL tells the destination, which then loses its claim);
+ * lost, or no answer from the area, this copy stops for good. `ret` is the stop-and-copy's.
+ */
+static int judged_hand_over(struct sender *s, int ret, uint64_t held_at)
+{
+	const struct mig_source_config *cfg = &s->job->cfg;
+	if (!ret && atomic_load(&s->job->cancel))
+		ret = fail(s, -ECANCELED, "cancelled");
+	if (!ret) {
+		mig_test_stall("source-handover");
+		begin(s, MIG_HANDOVER);
+		put_le64(s->msg + MIG_HDR_SIZE, cfg->epoch);
+		s->body = MIG_HANDOVER_SIZE;
+		ret = flush(s, true);
+		if (!ret)
+			ret = confirmed(s, MIG_HANDOVER_ACK_TIMEOUT_MS, "the hand-over");
+	}
+	if (ret) {
+		unsigned winner = s->dest_node;
+		diag_warn("hand-over to %s not confirmed (%s): asking the arbiter for epoch %llu", cfg->to,
+			  s->job->stats.error, (unsigned long long)cfg->epoch);
+		int won = arbiter_claim(s->arb, cfg->epoch, cfg->arbiter.node, ARBITER_FOREVER, &winner);
+		if (won == ARBITER_WON) {
+			char why[sizeof(s->job->stats.error)];
+			pthread_mutex_lock(&s->job->lock);
+			snprintf(why, sizeof(why), "%s", s->job->stats.error);
+			snprintf(s->job->stats.error, sizeof(s->job->stats.error), "%.200s; the arbiter gave epoch %llu to "
+				 "this host (node %u)", why, (unsigned long long)cfg->epoch, cfg->arbiter.node);
+			pthread_mutex_unlock(&s->job->lock);
+			give_up(s, true);
+			set_done_stats(s, held_at, "failed", cfg->epoch);
+			return ret;
+		}
+		if (won == ARBITER_LOST)
+			diag_warn("the arbiter gave epoch %llu to node %u, the destination: this copy stops for good",
+				  (unsigned long long)cfg->epoch, winner);
+		else
+			diag_error("the arbiter cannot judge epoch %llu (%s): this copy stops for good; the destination "
+				   "runs if it won the epoch", (unsigned long long)cfg->epoch, arbiter_error(s->arb));
+	}
+	/* The destination holds the epoch (or may): from here this copy never runs again. */
+	world_live_hand_over(cfg->world);
+	machine_dirty_stop(cfg->m);
+	s->tracking = false;
+	set_done_stats(s, held_at, "completed", cfg->epoch);
+	release(s);
+	return 0;
+}
+
 int mig_source_run(struct mig_job *job)
 {
 	const struct mig_source_config *cfg = &job->cfg;
@@ -565,6 +696,12 @@ int mig_source_run(struct mig_job *job)
 		pthread_mutex_unlock(&job->lock);
 	}
 
+	if (cfg->arbiter.path && !cfg->clone && cfg->world) {
+		ret = open_arbiter(&s);
+		if (ret)
+			goto out;
+	}
+
 	channel_config_init(&cc);
 	cc.vm_id = cfg->vm_id;
 	cc.epoch = cfg->epoch;
@@ -592,6 +729,10 @@ int mig_source_run(struct mig_job *job)
 	stop_throttle(&s);
 	if (ret >= 0)
 		ret = stop_and_copy(&s, &held_at);
+	if (s.arb && s.complete_sent) {
+		ret = judged_hand_over(&s, ret < 0 ? ret : 0, held_at);
+		goto out;
+	}
 	if (ret) {
 		give_up(&s, true);
 		goto out;
@@ -652,6 +793,8 @@ out:
 	}
 	stop_throttle(&s);
 	pthread_mutex_destroy(&s.throttle_lock);
+	if (s.arb)
+		arbiter_close(s.arb);
 	mig_disks_close(s.disks);
 	channel_close(s.ch);
 	free(s.msg);
@@ -668,6 +811,9 @@ void mig_job_init(struct mig_job *job, const struct mig_source_config *cfg)
 		job->cfg.downtime_ms = MIG_DEFAULT_DOWNTIME_MS;
 	if (!job->cfg.max_rounds)
 		job->cfg.max_rounds = MIG_DEFAULT_MAX_ROUNDS;
+	if (job->cfg.arbiter.path && !job->cfg.clone)
+		job->cfg.epoch = job->cfg.arbiter.epoch + 1;
+	job->stats.arbiter_epoch = job->cfg.arbiter.epoch;
 	job->lock_inited = pthread_mutex_init(&job->lock, NULL) == 0;
 }
 

@@ -21,6 +21,12 @@
  *      handed over: this copy stops for good (world_live_hand_over()), HANDOVER is sent.
  * A failure before 6 — the destination refusing, dying, the link breaking or timing out —
  * stops tracking and lets the vCPU go on: the VM keeps running here, the message says why.
+ *
+ * With an arbiter area (arbiter.path), the arbiter judges the hand-over (docs/migration.md, "The
+ * hand-over with an arbiter"): the destination runs only once it won epoch e+1 in the area, and
+ * acknowledges HANDOVER only then. Once COMPLETE has been sent, the destination may hold the whole
+ * state, so this side never lets the vCPU go on its own: without the ACK of HANDOVER it claims
+ * epoch e+1 itself, runs on if it wins it and stops for good if the destination did.
  */
 #ifndef FTVM_MIGRATE_MIG_SOURCE_H
 #define FTVM_MIGRATE_MIG_SOURCE_H
@@ -37,6 +43,22 @@
 
 #define MIG_DEFAULT_DOWNTIME_MS 30u
 #define MIG_DEFAULT_MAX_ROUNDS 30u
+
+/* A VM's arbiter area, where its migrations record each hand-over under a new epoch. */
+struct mig_arbiter {
+	const char *path;               /* NULL: none (the hand-over is not recorded) */
+	uint64_t epoch;                 /* the epoch this copy runs in */
+	unsigned node;                  /* its node id in the area */
+};
+
+struct arbiter;
+/*
+ * Opens the arbiter area of a (a->path) for VM vm and checks that this copy is current in it: the
+ * area has two nodes or more, a->node among them, and no epoch decided above a->epoch nor a->epoch
+ * itself for another node (else -ESTALE: a newer copy may run). 0 with *out, else -errno and err.
+ */
+int mig_arbiter_open(const struct mig_arbiter *a, const char *vm, struct arbiter **out, char *err, size_t errlen)
+	FTVM_MUST_CHECK;
 
 struct mig_source_config {
 	struct machine *m;
@@ -67,6 +89,9 @@ struct mig_source_config {
 	 * gives up, as a failure before the cut does. */
 	int (*cut_ready)(void *ctx, char *err, size_t errlen);
 	void *commit_ctx;               /* of commit() and cut_ready() */
+	/* A migration (not a clone) of a VM with an arbiter area: the destination runs in epoch
+	 * arbiter.epoch + 1, as the next node id of the area, and the hand-over is judged there. */
+	struct mig_arbiter arbiter;
 };
 
 /* The job's statistics, named after libvirt's job stats (virDomainGetJobStats). */
@@ -88,6 +113,7 @@ struct mig_stats {
 	uint64_t total_time_ms;
 	unsigned throttle_pct;          /* auto-converge: share of wall time the vCPU is held */
 	bool refused;                   /* failed by the destination's REFUSE (error: its message) */
+	uint64_t arbiter_epoch;         /* with an arbiter: the epoch this copy holds after the job */
 	char error[320];
 };
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/arbiter.h"
 #include "util/byteorder.h"
 #include "util/crc32c.h"
 #include "vm/state_format.h"
@@ -144,15 +145,31 @@ static int take_start(struct dest *d)
 		return bad(d, "body too short");
 	uint64_t epoch = get_le64(d->body), ram = get_le64(d->body + 8);
 	uint32_t flags = get_le32(d->body + 16);
-	if ((flags & ~(MIG_FLAG_CLONE | MIG_FLAG_STORAGE | MIG_FLAG_RESYNC)) != 0 || get_le32(d->body + 20) != 0)
-		return bad(d, "unknown flags or reserved field not zero");
+	uint32_t node = get_le32(d->body + 20);
+	if ((flags & ~(MIG_FLAG_CLONE | MIG_FLAG_STORAGE | MIG_FLAG_RESYNC | MIG_FLAG_ARBITER)) != 0)
+		return bad(d, "unknown flags");
+	if (flags & MIG_FLAG_ARBITER ? node >= ARBITER_MAX_NODES || epoch < 2 || (flags & MIG_FLAG_CLONE) : node != 0)
+		return bad(d, "arbiter node, epoch or flags out of range");
 	d->res->clone = flags & MIG_FLAG_CLONE;
 	d->res->storage = flags & MIG_FLAG_STORAGE;
 	d->res->resync = flags & MIG_FLAG_RESYNC;
 	if (d->res->resync && !(d->res->clone && d->res->storage))
 		return bad(d, "RESYNC without CLONE and STORAGE");
+	d->res->arbiter = flags & MIG_FLAG_ARBITER;
+	d->res->arbiter_node = node;
+	size_t config_at = MIG_START_FIXED + (d->res->arbiter ? ARBITER_AREA_ID_LEN : 0);
+	if (d->h.len < config_at)
+		return bad(d, "body too short");
 	const char *refuse = NULL;
-	if (d->res->clone != d->want->clone)
+	if (d->res->arbiter != (d->want->arbiter_id != NULL))
+		refuse = d->want->arbiter_id ? "this destination records the hand-over in its arbiter area (--arbiter); "
+					       "the source has none"
+					     : "the source records its hand-over in an arbiter area: start the destination "
+					       "with --arbiter PATH (the same area)";
+	else if (d->res->arbiter && memcmp(d->body + MIG_START_FIXED, d->want->arbiter_id, ARBITER_AREA_ID_LEN) != 0)
+		refuse = "this destination's arbiter area is not the source's (another area formatted for the same VM): "
+			 "the hand-over could not be judged; give both sides the same area";
+	else if (d->res->clone != d->want->clone)
 		refuse = d->want->clone ? "this is a spare: it takes only an FT clone, not a migration"
 					: "an FT clone goes to `ftvm spare`, not to a migration's destination";
 	else if (d->res->storage && d->want->storage == MIG_STORAGE_REFUSED)
@@ -169,7 +186,7 @@ static int take_start(struct dest *d)
 	size_t size;
 	(void)machine_ram(d->m, &size);
 	char why[320];
-	int ret = state_config_check(d->m, d->body + MIG_START_FIXED, d->h.len - MIG_START_FIXED, why, sizeof(why));
+	int ret = state_config_check(d->m, d->body + config_at, d->h.len - config_at, why, sizeof(why));
 	if (ret == -EINVAL) {
 		d->res->refused_config = true;
 		snprintf(d->err, d->errlen, "the source's VM has %s", why);
@@ -471,6 +488,8 @@ int mig_dest_decode_want(struct machine *m, const struct mig_dest_want *want, co
 		return bad(&d, "HANDOVER must follow COMPLETE");
 	if (d.h.len != MIG_HANDOVER_SIZE)
 		return bad(&d, "body must be 8 bytes");
+	if (res->arbiter && get_le64(d.body) != res->epoch)
+		return bad(&d, "the epoch differs from START's");
 	res->epoch = get_le64(d.body);
 	res->phase = MIG_PHASE_RUN;
 	ops->confirm(ctx);

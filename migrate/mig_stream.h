@@ -25,13 +25,15 @@
 #define MIG_HDR_SIZE 16u
 #define MIG_MAX_MESSAGE CHANNEL_MAX_RECORD
 #define MIG_MAX_BODY (MIG_MAX_MESSAGE - MIG_HDR_SIZE)
-#define MIG_START_FIXED 24u   /* epoch, RAM bytes, flags, reserved; then the CONFIG section */
+#define MIG_START_FIXED 24u   /* epoch, RAM bytes, flags, node (ARBITER) or 0; then (ARBITER) the
+                                 arbiter area's id, ARBITER_AREA_ID_LEN bytes; then the CONFIG section */
 #define MIG_COMPLETE_SIZE 16u /* state bytes, rounds */
 #define MIG_HANDOVER_SIZE 8u  /* epoch the destination runs in */
 #define MIG_FLAG_CLONE 1u     /* START flags: an FT clone, the destination becomes the backup */
 #define MIG_FLAG_STORAGE 2u   /* START flags: the disks come too (DISKS, BLOCKS) */
 #define MIG_FLAG_RESYNC 4u    /* START flags: with CLONE and STORAGE, only the blocks written since a
                                * pairing come as data, the others as digests (docs/disks.md) */
+#define MIG_FLAG_ARBITER 8u   /* START flags: the destination claims START's epoch in its arbiter area */
 /* Disk sections of BLOCKS: disk, flags, offset, length, reserved; the data; CRC32C. */
 #define MIG_DISK_HDR_SIZE 24u
 #define MIG_DISK_SECTION_SIZE(len) (MIG_DISK_HDR_SIZE + (len) + 4u)
@@ -109,6 +111,9 @@ enum mig_storage {
 struct mig_dest_want {
 	bool clone;                     /* only FT clones (a spare), else only migrations */
 	enum mig_storage storage;
+	/* The id of this destination's arbiter area (ARBITER_AREA_ID_LEN bytes), or NULL: none. With
+	 * one, START must say ARBITER and name the same area; without, it must not say ARBITER. */
+	const uint8_t *arbiter_id;
 	const struct mig_disk_ops *disk; /* NULL: a STORAGE stream is refused */
 	void *disk_ctx;
 };
@@ -144,6 +149,8 @@ struct mig_dest_result {
 	bool resync;              /* START said RESYNC: blocks not written since the pairing as digests */
 	uint64_t resync_epoch;    /* from DISKS (resync): the pairing the source's written blocks date from */
 	uint64_t disk_checked;    /* disk bytes found equal by digest (resync) */
+	bool arbiter;             /* START said ARBITER: the destination claims epoch as arbiter_node */
+	unsigned arbiter_node;
 	unsigned ndisks;          /* from DISKS */
 	uint64_t disk_size[MACHINE_MAX_DISKS];
 	uint64_t disk_bytes;      /* disk bytes written (data and zero ranges) */

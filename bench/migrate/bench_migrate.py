@@ -6,10 +6,13 @@ destination confirmed the hand-over; total time; bytes on the wire against the R
 touched, which round 0 sends):
   ftvm idle      kvd with no client, migrated A -> B -> A ... on the namespace network
   ftvm kvd load  the same under a client writing over one TCP connection (its longest gap printed)
+  ftvm kvd load, arbiter  the same with an arbiter area on both sides (--arbiter): each hand-over
+                 waits for the destination's claim of the next epoch (docs/migration.md)
   QEMU idle      qemu-system-riscv64 -M virt of the same kernel, initrd and RAM, `migrate` over
                  TCP to an -incoming QEMU on this machine, downtime limit set to the same 30 ms
                  (QMP: migrate-set-parameters, migrate, query-migrate)
-Prints the host, the commit, every migration and the medians. Needs root (namespaces).
+Prints the host, the commit, the load average before and after, every migration and the medians.
+Needs root (namespaces).
 usage: bench_migrate.py [--runs N]
 """
 import json
@@ -30,20 +33,27 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "ft"))
 import ftlab  # noqa: E402
 import test_migrate as tm  # noqa: E402
 
-DONE = re.compile(r"done: (\d+) round\(s\), ([\d.]+) MiB of RAM sent of ([\d.]+) MiB, ([\d.]+) MiB on the wire, "
+DONE = re.compile(r"done: (\d+) round\(s\), ([\d.]+) MiB of RAM sent of ([\d.]+) MiB, (?:[\d.]+ MiB of disk of [\d.]+ MiB, )?"
+                  r"([\d.]+) MiB on the wire, "
                   r"downtime (\d+) ms, total (\d+) ms")
 
 
-def ftvm_rows(lab, workdir, runs, load):
-    src = lab.start_run("a")
+def ftvm_rows(lab, workdir, runs, load, arbiter=False):
+    arb = ["--arbiter", lab.arbiter] if arbiter else []
+    if arbiter:  # a fresh area: its epochs start again at 1
+        subprocess.run([ftlab.ftvm_binary(), "arbiter", "init", lab.arbiter, "--vm", lab.vm_name(), "--force"],
+                       check=True, stdout=subprocess.DEVNULL)
+    src = lab.start_run("a", arb)
     src.wait_for("ftvm-guest: ready", 180)
     writer = None
     if load:
+        if os.path.exists(os.path.join(workdir, "stop")):  # the last row's writer was told to stop
+            os.unlink(os.path.join(workdir, "stop"))
         writer, logfile, stopfile = tm.start_writer(lab, workdir)
         time.sleep(2.0)
     rows, here, there, nodes = [], "a", "b", {"a": src}
     for _ in range(runs):
-        nodes[there] = lab.start_incoming(there)
+        nodes[there] = lab.start_incoming(there, arb)
         rc, err, took = lab.migrate(here, there)
         m = DONE.search(err)
         if rc != 0 or not m:
@@ -137,7 +147,8 @@ def main():
     runs = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 4
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
-    print(f"host {platform.node()} {platform.machine()}, {os.cpu_count()} cpus; commit {commit}; {runs} runs per row")
+    print(f"host {platform.node()} {platform.machine()}, {os.cpu_count()} cpus; commit {commit}; {runs} runs per row; "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
     workdir = tempfile.mkdtemp(prefix="ftvm-bench-migrate-")
     lab = tm.MigLab(f"bm{os.getpid() % 1000}", workdir)
     try:
@@ -145,6 +156,8 @@ def main():
         m_idle = show("ftvm idle", idle)
         load, gap = ftvm_rows(lab, workdir, runs, True)
         show("ftvm kvd load", load, gap)
+        arb, gap = ftvm_rows(lab, workdir, runs, True, arbiter=True)
+        show("ftvm kvd+arb", arb, gap)
     finally:
         lab.close()
     q = qemu_rows(workdir, runs)
@@ -153,6 +166,7 @@ def main():
         print(f"idle downtime ftvm/QEMU {m_idle['downtime_ms'] / m_q['downtime_ms']:.1f}x")
     print(f"idle total time ftvm/QEMU {m_idle['total_ms'] / max(m_q['total_ms'], 1):.2f}x, "
           f"bytes ftvm/QEMU {m_idle['sent_mib'] / max(m_q['sent_mib'], 0.001):.2f}x")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0
 
 

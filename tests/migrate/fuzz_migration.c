@@ -10,6 +10,10 @@
  * PAGES body and in the STATE bodies taken together, so mutations reach the RAM runs, the
  * ordering rules and the state decoder's payload walks; mode even: the bytes go in as they are.
  *
+ * Mode bit 2 set: the destination has an arbiter area (its id all zeros), so it takes only streams
+ * whose START says ARBITER and names that area (and then checks HANDOVER's epoch against START's);
+ * clear: only streams without it.
+ *
  * The destination takes streams with or without the disks (STORAGE): DISKS and BLOCKS go to an
  * in-memory replica of FUZZ_DISK_BYTES, which aborts on any write outside it (so the fuzzer
  * reports a range check the decoder missed). Mode odd also rewrites DISKS' CRC and the CRC of
@@ -33,6 +37,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/arbiter.h"
 #include "migrate/mig_stream.h"
 #include "fuzz_board.h"
 #include "util/byteorder.h"
@@ -330,8 +335,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!machine)
 		machine = create();
 	struct mig_dest_result res;
-	/* bit 1 of the first byte: decode as a spare (takes FT clones, and with them resyncs) */
-	struct mig_dest_want want = { .clone = data[0] & 2, .storage = MIG_STORAGE_EITHER, .disk = &replica_ops };
+	/* bit 1 of the first byte: decode as a spare (takes FT clones, and with them resyncs); bit 2:
+	 * with an arbiter area */
+	static const uint8_t area_id[ARBITER_AREA_ID_LEN]; /* zeros: START must name it with ARBITER */
+	struct mig_dest_want want = { .clone = data[0] & 2, .storage = MIG_STORAGE_EITHER,
+				      .arbiter_id = data[0] & 4 ? area_id : NULL, .disk = &replica_ops };
 	int ret = mig_dest_decode_want(machine, &want, &feed_ops, f, &res, err, sizeof(err));
 	if (getenv("FUZZ_MIGRATION_VERBOSE"))
 		fprintf(stderr, "fuzz_migration: %d phase %d: %s\n", ret, (int)res.phase, err);

@@ -6,7 +6,10 @@
  * left alone past it; a destination that must, may or must not take disks says so before any
  * page. A resync (START flag RESYNC, DIGEST sections) lands its data and compares its digests;
  * one whose block differs, of another pairing, or to a destination taking only full copies is
- * refused, as are digests outside a resync. The board is the decoders' fuzz board (tests/lib/fuzz_board.h): 16 MiB, a 1 MiB disk.
+ * refused, as are digests outside a resync. START's ARBITER flag and node field, and HANDOVER's
+ * epoch against START's, are decoded by destinations with and without an arbiter area
+ * (docs/migration.md, "The hand-over with an arbiter"). The board is the decoders' fuzz board
+ * (tests/lib/fuzz_board.h): 16 MiB, a 1 MiB disk.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -20,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "common/arbiter.h"
 #include "fuzz_board.h"
 #include "migrate/mig_stream.h"
 #include "util/byteorder.h"
@@ -155,16 +159,23 @@ static const struct mig_disk_ops full_only_ops = { .begin = rep_begin, .write = 
 
 /* ---- building the pieces ---- */
 
+/* The arbiter area the ARBITER streams name. */
+static const uint8_t area_id[ARBITER_AREA_ID_LEN] = { 0xa5, 1, 2, 3 };
+
 static void start(struct stream *s, struct machine *m, uint32_t flags)
 {
-	size_t ram;
+	size_t ram, at = MIG_START_FIXED;
 	(void)machine_ram_const(m, &ram);
 	memset(body, 0, MIG_START_FIXED);
 	put_le64(body + 8, ram);
 	put_le32(body + 16, flags);
-	int n = state_config_section(m, body + MIG_START_FIXED, sizeof(body) - MIG_START_FIXED);
+	if (flags & MIG_FLAG_ARBITER) {
+		memcpy(body + at, area_id, sizeof(area_id));
+		at += sizeof(area_id);
+	}
+	int n = state_config_section(m, body + at, sizeof(body) - at);
 	assert_true(n > 0);
-	put(s, MIG_START, 0, MIG_START_FIXED + (size_t)n);
+	put(s, MIG_START, 0, at + (size_t)n);
 }
 
 static void disks(struct stream *s, uint32_t count, uint64_t size)
@@ -233,10 +244,10 @@ static void finish(struct stream *s, struct machine *m)
 }
 
 static int decode(struct machine *m, struct stream *s, struct replica *r, enum mig_storage storage,
-		  struct mig_dest_result *res, char *err, size_t errlen)
+		  const uint8_t *arbiter_id, struct mig_dest_result *res, char *err, size_t errlen)
 {
-	struct mig_dest_want want = { .clone = r->spare, .storage = storage, .disk = r->full_only ? &full_only_ops : &rep_ops,
-				      .disk_ctx = r };
+	struct mig_dest_want want = { .clone = r->spare, .storage = storage, .arbiter_id = arbiter_id,
+				      .disk = r->full_only ? &full_only_ops : &rep_ops, .disk_ctx = r };
 	r->s = s;
 	return mig_dest_decode_want(m, &want, &src_ops, s, res, err, errlen);
 }
@@ -266,7 +277,7 @@ static void run_begin(struct run *t, uint64_t have, bool spare)
 
 static int run_decode(struct run *t, enum mig_storage storage)
 {
-	return decode(t->m, &t->s, t->r, storage, &t->res, t->err, sizeof(t->err));
+	return decode(t->m, &t->s, t->r, storage, NULL, &t->res, t->err, sizeof(t->err));
 }
 
 static void run_end(struct run *t)
@@ -496,6 +507,64 @@ static void refusals(void **state)
 	machine_destroy(src);
 }
 
+/* A stream without disks whose START says flags, node and epoch, and whose HANDOVER says
+ * handover, to a destination with an arbiter area (area: the one START names, or another) or
+ * without. */
+struct arbiter_case {
+	const char *name;
+	uint32_t flags, node;
+	uint64_t epoch, handover;
+	enum { NO_AREA, SAME_AREA, OTHER_AREA } area;
+	int ret;
+	const char *want_err;
+};
+
+static const struct arbiter_case arbiter_cases[] = {
+	{ "judged", MIG_FLAG_ARBITER, 1, 2, 2, SAME_AREA, 0, "" },
+	{ "judged, node 15", MIG_FLAG_ARBITER, 15, 9, 9, SAME_AREA, 0, "" },
+	{ "area here only", 0, 0, 2, 2, SAME_AREA, -EINVAL, "the source has none" },
+	{ "area there only", MIG_FLAG_ARBITER, 1, 2, 2, NO_AREA, -EINVAL, "start the destination with --arbiter" },
+	{ "another area", MIG_FLAG_ARBITER, 1, 2, 2, OTHER_AREA, -EINVAL, "is not the source's" },
+	{ "node 16", MIG_FLAG_ARBITER, 16, 2, 2, SAME_AREA, -EBADMSG, "out of range" },
+	{ "epoch 1", MIG_FLAG_ARBITER, 1, 1, 1, SAME_AREA, -EBADMSG, "out of range" },
+	{ "node without the flag", 0, 1, 2, 2, NO_AREA, -EBADMSG, "out of range" },
+	{ "a clone", MIG_FLAG_ARBITER | MIG_FLAG_CLONE, 1, 2, 2, SAME_AREA, -EBADMSG, "out of range" },
+	{ "another epoch in HANDOVER", MIG_FLAG_ARBITER, 1, 2, 3, SAME_AREA, -EBADMSG, "differs from START's" },
+};
+
+static void arbiter_fields(void **state)
+{
+	(void)state;
+	struct machine *src = fuzz_board_create("test_disk_stream", &config);
+	for (size_t i = 0; i < sizeof(arbiter_cases) / sizeof(arbiter_cases[0]); i++) {
+		const struct arbiter_case *c = &arbiter_cases[i];
+		struct run t;
+		run_begin(&t, 0, false);
+		start(&t.s, src, c->flags);
+		put_le64(t.s.msg[0] + MIG_HDR_SIZE, c->epoch);
+		put_le32(t.s.msg[0] + MIG_HDR_SIZE + 20, c->node);
+		finish(&t.s, src);
+		put_le64(t.s.msg[t.s.n - 1] + MIG_HDR_SIZE, c->handover);
+		static const uint8_t other_id[ARBITER_AREA_ID_LEN] = { 0xa5, 1, 2, 4 };
+		int ret = decode(t.m, &t.s, t.r, MIG_STORAGE_EITHER,
+				 c->area == SAME_AREA ? area_id : c->area == OTHER_AREA ? other_id : NULL, &t.res, t.err,
+				 sizeof(t.err));
+		printf("%-26s %d: %s\n", c->name, ret, t.err);
+		if (ret != c->ret || !strstr(t.err, c->want_err))
+			fail_msg("%s: %d \"%s\", want %d with \"%s\"", c->name, ret, t.err, c->ret, c->want_err);
+		if (!ret) {
+			assert_int_equal(t.res.phase, MIG_PHASE_RUN);
+			assert_true(t.res.arbiter);
+			assert_int_equal(t.res.arbiter_node, c->node);
+			assert_int_equal(t.res.epoch, c->epoch);
+		} else {
+			assert_int_not_equal(t.res.phase, MIG_PHASE_RUN);
+		}
+		run_end(&t);
+	}
+	machine_destroy(src);
+}
+
 int main(void)
 {
 	fuzz_board_init("test_disk_stream", &config);
@@ -504,6 +573,7 @@ int main(void)
 		cmocka_unit_test(refusals),
 		cmocka_unit_test(resync_stream),
 		cmocka_unit_test(resync_refusals),
+		cmocka_unit_test(arbiter_fields),
 	};
 	int ret = cmocka_run_group_tests(tests, NULL, NULL);
 	fuzz_board_cleanup();

@@ -24,6 +24,16 @@ Scenarios:
           (refused, naming the difference), a stranger sending a corrupt stream to a destination
           (refused with the message and the fault); and a guest dirtying memory faster than a
           --bandwidth-capped link converges by throttling.
+  handover  the VM has an arbiter area (--arbiter on both sides): a destination without one, or
+          with another area formatted for the same VM, refuses at START; then kvd under a client's writes is migrated nine times, eight of them
+          while a test-only hook (FTVM_TEST_MIGRATE_STALL) holds one side at a step of the
+          hand-over (source: COMPLETE sent / COMPLETE confirmed; destination: COMPLETE confirmed /
+          HANDOVER read) and that side is killed or the link cut. After each, exactly one copy
+          runs (the side not held; a held side that goes on later loses its claim and says so),
+          the epoch the arbiter decided names it, and the guest answers. Then: a node of an older
+          epoch wins no claim, a copy whose epoch the arbiter has left behind is refused a
+          migration and a restart, and every acknowledged write reads back over the one
+          connection.
 Exit 77 (skip) without root or the bundled guest.
 """
 import json
@@ -249,10 +259,10 @@ def scenario_storage(lab, workdir, migrations):
     print("the destination's disk equals the source's at the hand-over", flush=True)
 
 
-def source_runs(lab, node, what):
+def source_runs(lab, node, what, host="a"):
     """After a failed attempt the source must be up, unpaused and serving: its guest answers."""
     check(node.proc.poll() is None, f"{what}: the source exited", [node])
-    out = subprocess.run([ftlab.ftvm_binary(), "status", "--json", "--control", lab.sock("a")],
+    out = subprocess.run([ftlab.ftvm_binary(), "status", "--json", "--control", lab.sock(host)],
                          capture_output=True, text=True)
     check('"running"' in out.stdout, f"{what}: the source's status: {out.stdout} {out.stderr}", [node])
     before = len(open(os.path.join(lab.workdir, "acked.log")).read().splitlines())
@@ -376,6 +386,172 @@ def scenario_throttle(lab, workdir, mbit):
     dst.kill()
 
 
+def arbiter_decided(lab):
+    out = subprocess.run([ftlab.ftvm_binary(), "arbiter", "show", lab.arbiter, "--json"], capture_output=True,
+                         text=True, timeout=60)
+    check(out.returncode == 0, f"ftvm arbiter show: {out.stderr}")
+    return {d["epoch"]: d["winner"] for d in json.loads(out.stdout)["decided"]}
+
+
+def scenario_handover(lab, workdir):
+    stall = os.path.join(workdir, "stall")
+    open(stall, "w").close()
+    os.environ["FTVM_TEST_MIGRATE_STALL"] = stall  # test-only: inherited by every ftvm started here
+    topo = os.path.join(ftlab.ROOT, "scripts", "ft-topology")
+    arb = ["--arbiter", lab.arbiter]
+    run = {"a": lab.start_run("a", arb), "b": None}
+    run["a"].wait_for("ftvm-guest: ready", 180)
+    writer, logfile, stopfile = start_writer(lab, workdir)
+    time.sleep(1.0)
+
+    def stall_at(steps):
+        """Names the steps to hold at; replaced whole (rename), so a held side never reads it half-written."""
+        with open(stall + ".new", "w") as f:
+            f.write(steps + "\n")
+        os.rename(stall + ".new", stall)
+
+    def go_on():
+        stall_at("")
+
+    def migration(src, dst):
+        return subprocess.Popen(["ip", "netns", "exec", lab.ns(src), ftlab.ftvm_binary(), "migrate",
+                                 "--control", lab.sock(src), "--to", f"{HOST_IP[dst]}:{PORT}",
+                                 "--channel-key", lab.key], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+
+    def held_at(step, src, dst_host):
+        """Starts a migration src -> dst_host whose side named by step stops at it: (dst, migrate).
+        Held after sending COMPLETE, the source may not have pushed it out yet: the destination is
+        held too until it confirmed it, so the fault strikes a destination that holds the state."""
+        both = step == "source-complete"
+        stall_at(step + (" dest-complete" if both else ""))
+        dst = lab.start_incoming(dst_host, arb)
+        mig = migration(src, dst_host)
+        (run[src] if step.startswith("source") else dst).wait_for(f"migration test hook: at {step}", 120)
+        if both:
+            dst.wait_for("migration test hook: at dest-complete", 120)
+        return dst, mig
+
+    def ended(proc):
+        _, err = proc.communicate(timeout=120)
+        return proc.returncode, err.strip().splitlines()[-1] if err.strip() else ""
+
+    def only_runner(host, what, epoch, winner):
+        other = "b" if host == "a" else "a"
+        check(run[host] and run[host].proc.poll() is None and alive_and_running(lab, host),
+              f"{what}: the VM does not run on {host}", [n for n in run.values() if n])
+        check(not run[other] or run[other].proc.poll() is not None,
+              f"{what}: a second copy still lives on {other}", [n for n in run.values() if n])
+        decided = arbiter_decided(lab)
+        check(decided.get(epoch) == winner, f"{what}: the arbiter must give epoch {epoch} to node {winner}: "
+                                            f"{decided}", [n for n in run.values() if n])
+        run[other] = None
+        source_runs(lab, run[host], what, host)
+        print(f"{what}: runs on {host} alone, epoch {epoch} won by node {winner}", flush=True)
+
+    # A destination without the area, or with another one formatted for the same VM (the two could
+    # not agree on a winner), refuses the stream at START, saying why; the source runs on.
+    other_area = os.path.join(workdir, "other-arbiter.img")
+    subprocess.run([ftlab.ftvm_binary(), "arbiter", "init", other_area, "--vm", lab.vm_name()], check=True,
+                   stdout=subprocess.DEVNULL)
+    for what, extra, expect in (("no arbiter on the destination", [], "start the destination with --arbiter"),
+                                ("another area on the destination", ["--arbiter", other_area], "is not the source's")):
+        dst = lab.start_incoming("b", extra)
+        rc, err, _ = lab.migrate("a", "b")
+        last = err.strip().splitlines()[-1] if err.strip() else ""
+        check(rc == 1 and expect in last, f"{what}: {last}", [dst])
+        check(dst.wait(30) == 1, f"{what}: the refusing destination must exit 1", [dst])
+        source_runs(lab, run["a"], what)
+        print(f"{what}: {last}", flush=True)
+
+    # Each step of the hand-over, the side held there killed or the link cut: the other side asks
+    # the arbiter and wins the next epoch; a held side that goes on later loses its claim and stops
+    # for good, saying so. The VM moves on from wherever it runs.
+    here, node, epoch = "a", {"a": 0}, 1
+    for step, fault in (("source-complete", "kill"), ("source-complete", "cut"), ("source-handover", "kill"),
+                        ("source-handover", "cut"), ("dest-complete", "kill"), ("dest-complete", "cut"),
+                        ("dest-handover", "kill"), ("dest-handover", "cut")):
+        there, epoch = ("b" if here == "a" else "a"), epoch + 1
+        dst, mig = held_at(step, here, there)
+        held_source = step.startswith("source")
+        held = run[here] if held_source else dst
+        if fault == "kill":
+            held.kill()
+            held.wait(10)
+        else:
+            subprocess.run([topo, "cut-log", lab.prefix], check=True)
+        if step == "source-complete":
+            stall_at(step)  # the destination, held with this source, goes on
+        if held_source:  # the destination decides first
+            dst.wait_for("handed over", 60)
+            winner_host, winner_node = there, (node[here] + 1) % 2
+        else:  # the source decides first
+            rc, last = ended(mig)
+            check(rc == 1 and f"gave epoch {epoch} to this host" in last, f"{step}/{fault}: the source must keep "
+                                                                          f"the VM: {last}", [run[here], dst])
+            winner_host, winner_node = here, node[here]
+        go_on()
+        if fault == "cut":
+            loser, status, says = ((run[here], 0, f"gave epoch {epoch} to node {winner_node}, the destination")
+                                   if held_source else (dst, 1, f"gave epoch {epoch} to node {winner_node}, the source"))
+            check(loser.wait(60) == status and says in loser.output(), f"{step}/{fault}: the side that went on late "
+                                                                       f"must lose and say so", [loser])
+            subprocess.run([topo, "heal-log", lab.prefix], check=True)
+        if held_source:
+            ended(mig)
+        run[there] = dst if winner_host == there else None
+        node[winner_host] = winner_node
+        only_runner(winner_host, f"{step} {'killed' if fault == 'kill' else 'link cut'}", epoch, winner_node)
+        here = winner_host
+
+
+    # No fault: the hand-over is recorded as the next epoch, for the destination.
+    there, epoch = ("b" if here == "a" else "a"), epoch + 1
+    dst = lab.start_incoming(there, arb)
+    rc, err, took = lab.migrate(here, there)
+    check(rc == 0, f"the migration with an arbiter failed:\n{err}", [run[here], dst])
+    dst.wait_for("handed over", 60)
+    check(run[here].wait(30) == 0, "the source did not end cleanly", [run[here]])
+    run[there], node[there] = dst, (node[here] + 1) % 2
+    done = [l for l in err.splitlines() if "done:" in l]
+    only_runner(there, f"no fault ({took:.2f} s; {done[-1] if done else '?'})", epoch, node[there])
+    here, there = there, here
+
+    # A node of an older epoch wins nothing: not a decided epoch, not one the area has left.
+    other = (node[here] + 1) % 2
+    for e, n in ((epoch, other), (epoch - 1, node[here]), (2, 0)):
+        out = subprocess.run([ftlab.ftvm_binary(), "arbiter", "claim", lab.arbiter, "--epoch", str(e), "--node",
+                              str(n), "--vm", lab.vm_name(), "--timeout", "30"],
+                             capture_output=True, text=True, timeout=60)
+        check(out.returncode in (1, 3), f"node {n} claiming epoch {e}: {out.returncode} {out.stdout} {out.stderr}")
+        print(f"stale claim of epoch {e} by node {n}: {(out.stdout + out.stderr).strip()}", flush=True)
+
+    # Another node takes the VM's next epoch (as an FT failover would): the running copy is stale
+    # now, and its migration is refused before it connects; it is not moved anywhere.
+    out = subprocess.run([ftlab.ftvm_binary(), "arbiter", "claim", lab.arbiter, "--epoch", str(epoch + 1), "--node",
+                          str(other), "--vm", lab.vm_name(), "--timeout", "30"], capture_output=True, text=True,
+                         timeout=60)
+    check(out.returncode == 0, f"claiming epoch {epoch + 1}: {out.stdout} {out.stderr}")
+    rc, err, _ = lab.migrate(here, there)
+    last = err.strip().splitlines()[-1] if err.strip() else ""
+    check(rc == 1 and f"already decided epoch {epoch + 1}" in last, f"a stale copy must not migrate: {last}",
+          [run[here]])
+    print(f"stale source: {last}", flush=True)
+    # Nor can the first copy's command line start the VM again: epoch 1 is long past.
+    again = lab.start_run(there, arb)
+    check(again.wait(60) != 0 and "stale copy neither starts" in again.output(), "a stale copy must not start",
+          [again])
+    print(f"stale restart: {again.output().strip().splitlines()[-1]}", flush=True)
+
+    summary = stop_writer(writer, stopfile, [run[here]])
+    print(f"client: {summary['acked']} writes over {summary['connections']} connection(s), "
+          f"{summary['reconnects']} reconnect(s), longest gap {summary['max_gap_s'] * 1000:.0f} ms", flush=True)
+    check(summary["reconnects"] == 0 and summary["connections"] == 1,
+          "the client's TCP connection did not survive", [run[here]])
+    v = verify(lab, logfile, [run[here]])
+    print(f"verified {v['verified']} acknowledged writes", flush=True)
+
+
 def main():
     if os.geteuid() != 0 or not os.path.exists(os.path.join(ftlab.guest_dir(), "Image")):
         print("skipped: needs root and the bundled guest")
@@ -394,6 +570,8 @@ def main():
             scenario_storage(lab, workdir, migrations)
         elif scenario == "throttle":
             scenario_throttle(lab, workdir, migrations)
+        elif scenario == "handover":
+            scenario_handover(lab, workdir)
         else:
             print(f"unknown scenario {scenario}", file=sys.stderr)
             return 2
