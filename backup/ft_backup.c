@@ -257,27 +257,38 @@ fail:
 	return ret;
 }
 
+void ft_backup_channel_config(const struct ft_backup_config *cfg, struct channel_config *cc)
+{
+	channel_config_init(cc);
+	cc->vm_id = cfg->vm_id;
+	cc->epoch = cfg->epoch;
+	/* The Output Rule needs receipt, not replay: ack what the channel holds, so a reply leaves
+	 * the primary as soon as the backup has the log, however far its replay is behind. */
+	cc->ack_on_receipt = true;
+	cc->transport = cfg->rdma ? CHANNEL_RDMA : CHANNEL_TCP;
+	cc->key = cfg->key;
+	if (cfg->timeout_ms)
+		cc->timeout_ms = cfg->timeout_ms;
+	if (cfg->heartbeat_ms)
+		cc->heartbeat_ms = cfg->heartbeat_ms;
+}
+
 int ft_backup_listen(struct ft_backup *b, char *err, size_t errlen)
 {
 	struct channel_config cc;
 
-	channel_config_init(&cc);
-	cc.vm_id = b->vm_id;
-	cc.epoch = b->cfg.epoch;
-	/* The Output Rule needs receipt, not replay: ack what the channel holds, so a reply leaves
-	 * the primary as soon as the backup has the log, however far its replay is behind. */
-	cc.ack_on_receipt = true;
-	cc.transport = b->cfg.rdma ? CHANNEL_RDMA : CHANNEL_TCP;
-	cc.key = b->cfg.key;
-	if (b->cfg.timeout_ms)
-		cc.timeout_ms = b->cfg.timeout_ms;
-	if (b->cfg.heartbeat_ms)
-		cc.heartbeat_ms = b->cfg.heartbeat_ms;
+	ft_backup_channel_config(&b->cfg, &cc);
 	struct channel_err cerr = { 0 };
 	int ret = channel_listen(&cc, b->cfg.listen, &b->listener, &cerr);
 	if (ret < 0)
 		snprintf(err, errlen, "cannot listen on %s: %s", b->cfg.listen, cerr.msg);
 	return ret;
+}
+
+bool ft_backup_refused(int ret)
+{
+	return ret == -EPERM || ret == -ESTALE || ret == -EPROTONOSUPPORT || ret == -EPROTOTYPE || ret == -EPROTO ||
+	       ret == -ENOPROTOOPT;
 }
 
 int ft_backup_accept(struct ft_backup *b, int timeout_ms, char *err, size_t errlen)
@@ -293,8 +304,7 @@ int ft_backup_accept(struct ft_backup *b, int timeout_ms, char *err, size_t errl
 		int ret = channel_accept(b->listener, wait, &b->ch, &cerr);
 		if (ret == 0)
 			break;
-		if (ret == -EPERM || ret == -ESTALE || ret == -EPROTONOSUPPORT || ret == -EPROTOTYPE ||
-		    ret == -EPROTO) {
+		if (ft_backup_refused(ret)) {
 			diag_warn("refused a primary: %s", cerr.msg);
 			continue;
 		}
@@ -305,6 +315,12 @@ int ft_backup_accept(struct ft_backup *b, int timeout_ms, char *err, size_t errl
 	b->listener = NULL;
 	ft_state_set(&b->fs, S(WAITING), FT_STATE_PROTECTED, NULL);
 	return 0;
+}
+
+void ft_backup_adopt(struct ft_backup *b, struct channel *ch)
+{
+	b->ch = ch;
+	ft_state_set(&b->fs, S(WAITING), FT_STATE_PROTECTED, NULL);
 }
 
 int ft_backup_run(struct ft_backup *b, char *msg, size_t msglen)

@@ -23,6 +23,7 @@
 #define FTVM_BACKUP_FT_BACKUP_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "common/ft_status.h"
@@ -31,6 +32,8 @@
 #include "vm/event.h"
 #include "vm/machine.h"
 
+struct channel;
+struct channel_config;
 struct channel_key;
 
 struct ft_backup_config {
@@ -78,6 +81,14 @@ int ft_backup_listen(struct ft_backup *b, char *err, size_t errlen) FTVM_MUST_CH
 /* Blocks until the primary of this VM and epoch connects (others are refused and waited past);
  * timeout_ms < 0 waits for ever, else -ETIMEDOUT. */
 int ft_backup_accept(struct ft_backup *b, int timeout_ms, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* A primary's channel accepted before this backup existed (a spare's, backup/log_accept.h):
+ * b owns it from here; should it have failed meanwhile, the replay finds the log ended at once. */
+void ft_backup_adopt(struct ft_backup *b, struct channel *ch);
+/* The logging channel's settings of a backup of cfg (its listener's). */
+void ft_backup_channel_config(const struct ft_backup_config *cfg, struct channel_config *cc);
+/* Whether channel_accept()'s ret refused one peer (another VM, epoch, version, transport or
+ * purpose, or a malformed HELLO), after which the listener waits for the next. */
+bool ft_backup_refused(int ret);
 /* Replays (machine_run in the replayer's world), goes live when the primary is lost (a second
  * machine_run, in the live world), and runs until the guest powers off or this node halts. Returns the guest's exit status (>= 0; 0 also when the primary ended its log itself, as `ftvm ft
  * disable` does: the backup then never goes live) or -errno (halted, diverged) with a message. */

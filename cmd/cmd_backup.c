@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "backup/ft_backup.h"
+#include "backup/log_accept.h"
 #include "cmd/ft_node.h"
 #include "cmd/ft_options.h"
 #include "logchannel/channel.h"
@@ -41,6 +42,8 @@ struct backup_cmd {
 	char vm_id[128];
 	struct vm_command *c;        /* for go-live, which opens the live world */
 	struct ft_backup *b;
+	struct log_accept *log;      /* a spare: the log listener of the clone under way */
+	uint64_t log_epoch;          /* its epoch */
 	struct ft_node *node;        /* with --spare, once live: the node restoring redundancy */
 	_Atomic int stage;           /* what the control socket reports: enum stage */
 	pthread_mutex_t lock;        /* b's creation and end against the control thread's status */
@@ -150,8 +153,8 @@ static int backup_ft(void *ctx, const json_t *req, json_t *answer, void **job_ar
 
 static const struct control_command backup_ft_command = { .name = "ft", .handler = backup_ft };
 
-/* The FT backup of epoch `epoch` around the machine, listening for a primary of VM id vm_id. */
-static int make_backup(struct backup_cmd *bc, const char *vm_id, uint64_t epoch, char *err, size_t errlen)
+/* The settings of the FT backup of epoch `epoch` for a primary of VM id vm_id. */
+static struct ft_backup_config backup_config(struct backup_cmd *bc, const char *vm_id, uint64_t epoch)
 {
 	struct ft_options *fo = &bc->fo;
 	struct vm_command *c = bc->c;
@@ -167,8 +170,16 @@ static int make_backup(struct backup_cmd *bc, const char *vm_id, uint64_t epoch,
 	cfg.nreplicas = c->rw.config.ndisks;
 	for (unsigned i = 0; i < c->rw.config.ndisks; i++)
 		cfg.replica[i] = c->rw.config.disk_path[i];
+	return cfg;
+}
+
+/* The FT backup of epoch `epoch` around the machine, for a primary of VM id vm_id. */
+static int make_backup(struct backup_cmd *bc, const char *vm_id, uint64_t epoch, char *err, size_t errlen)
+{
+	struct vm_command *c = bc->c;
+	struct ft_backup_config cfg = backup_config(bc, vm_id, epoch);
 	struct ft_backup_golive gl = { .make_live = make_live, .ctx = bc, .nnics = c->opts.nnics,
-				       .hand_back = fo->nspares > 0 };
+				       .hand_back = bc->fo.nspares > 0 };
 	for (unsigned i = 0; i < c->opts.nnics; i++)
 		memcpy(gl.macs[i], c->opts.nic[i].mac, 6);
 	pthread_mutex_lock(&bc->lock);
@@ -176,11 +187,13 @@ static int make_backup(struct backup_cmd *bc, const char *vm_id, uint64_t epoch,
 	if (!ret)
 		atomic_store(&bc->stage, STAGE_BACKUP);
 	pthread_mutex_unlock(&bc->lock);
-	return ret ? ret : ft_backup_listen(bc->b, err, errlen);
+	return ret;
 }
 
 static void drop_backup(struct backup_cmd *bc)
 {
+	log_accept_stop(bc->log);
+	bc->log = NULL;
 	pthread_mutex_lock(&bc->lock);
 	atomic_store(&bc->stage, STAGE_SPARE);
 	ft_backup_destroy(bc->b);
@@ -194,17 +207,38 @@ static void spare_listening(void *ctx, unsigned port)
 	fprintf(stderr, "ftvm spare: %s waiting for a clone on %s (port %u)\n", bc->vm_id, bc->fo.listen, port);
 }
 
-/* mig_dest_config.whole: the clone's state is whole; the backup listens before the source hears
- * it, so the log connection finds it ready (a failure is noted: the spare then opens it after
- * the hand-over). */
-static void spare_whole(void *ctx, const struct mig_dest_result *res)
+/* mig_dest_config.accepted: a clone for the pairing of `epoch` comes in; its primary connects
+ * for the log while the state comes (backup/log_accept.h). A spare that cannot listen refuses
+ * the clone (-EBUSY: the source is told why and tries again later). */
+static int spare_accepted(void *ctx, uint64_t epoch, char *err, size_t errlen)
 {
 	struct backup_cmd *bc = ctx;
-	char why[512];
-	if (make_backup(bc, bc->vm_id, res->epoch, why, sizeof(why))) {
-		fprintf(stderr, "ftvm spare: cannot open the log listener yet: %s\n", why);
-		drop_backup(bc);
+	drop_backup(bc);
+	struct ft_backup_config cfg = backup_config(bc, bc->vm_id, epoch);
+	if (log_accept_start(&cfg, &bc->log, err, errlen))
+		return -EBUSY;
+	bc->log_epoch = epoch;
+	return 0;
+}
+
+/* After the hand-over: the backup of the clone's state, with the log connection its primary
+ * opened during the clone (or opens now, within SPARE_LOG_WAIT_MS). */
+static int spare_backup(struct backup_cmd *bc, const struct mig_dest_result *res, char *why, size_t whylen)
+{
+	if (!bc->log || bc->log_epoch != res->epoch) {
+		snprintf(why, whylen, "the hand-over names epoch %llu, the clone started for %llu",
+			 (unsigned long long)res->epoch, (unsigned long long)bc->log_epoch);
+		return -EPROTO;
 	}
+	struct channel *ch = NULL;
+	int ret = make_backup(bc, bc->vm_id, res->epoch, why, whylen);
+	if (!ret)
+		ret = log_accept_take(bc->log, SPARE_LOG_WAIT_MS, &ch, why, whylen);
+	if (!ret)
+		ft_backup_adopt(bc->b, ch);
+	log_accept_stop(bc->log);
+	bc->log = NULL;
+	return ret;
 }
 
 /*
@@ -218,7 +252,7 @@ static int spare_wait(struct backup_cmd *bc, char *err, size_t errlen)
 				      .storage = bc->fo.disk_shared || !bc->c->rw.config.ndisks ? MIG_STORAGE_REFUSED
 										       : MIG_STORAGE_NEEDED,
 				      .ndisks = bc->c->rw.config.ndisks,
-				      .listening = spare_listening, .whole = spare_whole, .ctx = bc };
+				      .listening = spare_listening, .accepted = spare_accepted, .ctx = bc };
 	for (unsigned i = 0; i < dc.ndisks && i < MACHINE_MAX_DISKS; i++)
 		dc.disk_path[i] = bc->c->rw.config.disk_path[i];
 	dc.pairing_marks = bc->c->rw.scratch_fd < 0;
@@ -237,18 +271,7 @@ static int spare_wait(struct backup_cmd *bc, char *err, size_t errlen)
 		}
 		fprintf(stderr, "ftvm spare: clone complete (%llu bytes, %u rounds): backup of epoch %llu\n",
 			(unsigned long long)res.bytes, res.rounds, (unsigned long long)res.epoch);
-		ret = 0;
-		if (bc->b) {
-			struct ft_status st;
-			ft_backup_get_status(bc->b, &st);
-			if (st.epoch != res.epoch)
-				drop_backup(bc); /* HANDOVER named another epoch than START */
-		}
-		if (!bc->b)
-			ret = make_backup(bc, bc->vm_id, res.epoch, why, sizeof(why));
-		if (!ret)
-			ret = ft_backup_accept(bc->b, SPARE_LOG_WAIT_MS, why, sizeof(why));
-		if (!ret)
+		if (spare_backup(bc, &res, why, sizeof(why)) == 0)
 			return 0;
 		fprintf(stderr, "ftvm spare: the clone's primary did not send its log (%s); waiting for the next clone\n",
 			why);
@@ -274,7 +297,7 @@ static int backup_start(void *self, struct vm_command *c, char *err, size_t errl
 		char pair_id[CHANNEL_MAX_VM_ID + 1];
 		if (ft_options_pair_id(fo, bc->vm_id, NULL, c->rw.config.disk_path, c->rw.config.ndisks, pair_id,
 				       sizeof(pair_id), err, errlen) ||
-		    make_backup(bc, pair_id, fo->epoch, err, errlen))
+		    make_backup(bc, pair_id, fo->epoch, err, errlen) || ft_backup_listen(bc->b, err, errlen))
 			return FTVM_EXIT_FAILURE;
 		ft_options_start_control(fo, name, status_cb, bc, &backup_ft_command, bc->commands, &c->ctl);
 		fprintf(stderr, "ftvm backup: %s epoch %llu listening on %s\n", bc->vm_id, (unsigned long long)fo->epoch,

@@ -6,7 +6,9 @@
  * and serves `ft enable` / `ft disable`. What they share is under n->lock: the phase, the current
  * primary (created and destroyed by the vCPU thread only while the clone thread is not running),
  * the counters, the spares and the clone job's statistics (mig_job has its own lock). Starting
- * and stopping the clone thread (vCPU and control threads) is serialised by n->ops. The clone
+ * and stopping the clone thread (vCPU and control threads) is serialised by n->ops. The log
+ * connection of a clone is opened by the clone thread during the pre-copy and taken over by the
+ * vCPU thread's primary after the cut (log_ch, under n->lock). The clone
  * thread sleeps on n->wake between tries (stop wakes it), and on a protected primary's FT state
  * until it goes alone (for at most 100 ms at a time, to see stop).
  */
@@ -24,6 +26,7 @@
 #include "common/arbiter.h"
 #include "host/backend.h"
 #include "host/world_live.h"
+#include "logchannel/channel.h"
 #include "migrate/mig_source.h"
 #include "primary/ft_primary.h"
 #include "util/diag.h"
@@ -31,10 +34,6 @@
 
 #define CLONE_BACKOFF_FIRST_MS 100u
 #define CLONE_BACKOFF_MAX_MS 2000u
-/* The spare opens its log listener before it confirms the whole state; should it not be there
- * yet (it could not open it then), the primary retries. */
-#define CONNECT_TRY_MS 5000u
-#define CONNECT_RETRY_MS 5u
 /* How long the clone thread sleeps at most on a protected primary's state (then it checks stop). */
 #define PRIMARY_WATCH_MS 100
 
@@ -62,18 +61,46 @@ struct ft_node {
 	bool job_used;                  /* job holds the statistics of a clone tried */
 	struct mig_job job;
 	const char *cloned_to;          /* the spare of the clone that succeeded */
+	struct channel *log_ch;         /* the clone's log connection to it, until a primary adopts it */
+	uint64_t handed_over_ns;        /* when that clone's hand-over was confirmed */
 	pthread_t thread;
 	bool thread_started;            /* under lock; started and joined under ops */
 	pthread_mutex_t ops;            /* the clone thread's start and stop (vCPU and control threads) */
 };
 
+/* The settings of this node's primary of `epoch` with the backup at peer. */
+static struct ft_primary_config primary_config(struct ft_node *n, uint64_t epoch, const char *peer)
+{
+	struct ft_options *fo = &n->fo;
+	return (struct ft_primary_config){
+		.vm_name = fo->co.vm, .vm_id = n->vm_id, .epoch = epoch, .peer = peer, .arbiter = fo->arbiter,
+		.node = 0, .timeout_ms = fo->timeout_ms, .heartbeat_ms = fo->heartbeat_ms,
+		.max_lag_ms = (unsigned)fo->max_lag_ms, .rdma = false, .replicated_disks = !fo->disk_shared, .key = n->key,
+	};
+}
+
+/* Takes the clone's log connection (the caller's from here; NULL: none). */
+static struct channel *take_log(struct ft_node *n)
+{
+	pthread_mutex_lock(&n->lock);
+	struct channel *ch = n->log_ch;
+	n->log_ch = NULL;
+	pthread_mutex_unlock(&n->lock);
+	return ch;
+}
+
 /* ---- the clone thread ---- */
+
+/* One clone try's context for its callbacks: the node and the spare it goes to. */
+struct clone_ctx {
+	struct ft_node *n;
+	const char *spare;
+};
 
 /* mig_source_config.commit: the arbiter records the new pairing before any page is sent (claim
  * of the epoch between the old pairing's and the new one's, as node 0: only this node claims it). */
-static int record_pairing(void *ctx, char *err, size_t errlen)
+static int record_pairing(struct ft_node *n, char *err, size_t errlen)
 {
-	struct ft_node *n = ctx;
 	char aerr[ARBITER_ERR_MAX];
 	struct arbiter *arb;
 	unsigned winner = 0;
@@ -95,6 +122,44 @@ static int record_pairing(void *ctx, char *err, size_t errlen)
 	if (ret == ARBITER_WON)
 		ft_options_mark_replicas(&n->fo, &n->c->rw, n->epoch + 2);
 	return ret == ARBITER_WON ? 0 : ret < 0 ? ret : -EPERM;
+}
+
+/*
+ * mig_source_config.commit, once the spare accepted START: the new pairing is recorded, then the
+ * log connection to the spare is opened (the spare listens for it from the stream's start), while
+ * the guest runs: the pause of the stop-and-copy holds none of it.
+ */
+static int begin_pairing(void *ctx, char *err, size_t errlen)
+{
+	struct clone_ctx *t = ctx;
+	struct ft_node *n = t->n;
+	int ret = record_pairing(n, err, errlen);
+	if (ret)
+		return ret;
+	struct ft_primary_config pc = primary_config(n, n->epoch + 2, t->spare);
+	struct channel *ch;
+	uint64_t t0 = time_mono_ns();
+	ret = ft_primary_dial(&pc, &ch, err, errlen);
+	if (ret)
+		return ret;
+	diag_info("log connection to %s open in %.1f ms, before the cut", t->spare, (time_mono_ns() - t0) / 1e6);
+	pthread_mutex_lock(&n->lock);
+	n->log_ch = ch;
+	pthread_mutex_unlock(&n->lock);
+	return 0;
+}
+
+/* mig_source_config.cut_ready: the log connection is still up (the channel's own heartbeats). */
+static int log_up(void *ctx, char *err, size_t errlen)
+{
+	struct ft_node *n = ((struct clone_ctx *)ctx)->n;
+	pthread_mutex_lock(&n->lock);
+	int ret = n->log_ch && channel_state(n->log_ch) == CHANNEL_UP ? 0 : -EPIPE;
+	if (ret)
+		snprintf(err, errlen, "the log connection to the spare failed before the cut: %s",
+			 n->log_ch ? channel_error(n->log_ch) : "not open");
+	pthread_mutex_unlock(&n->lock);
+	return ret;
 }
 
 /* Under n->lock: waits up to ms, or until stopped. */
@@ -130,12 +195,13 @@ static bool alone_locked(struct ft_node *n)
  * refused a resync. */
 static int clone_try(struct ft_node *n, const char *spare, bool resync)
 {
+	struct clone_ctx t = { .n = n, .spare = spare };
 	struct mig_source_config cfg = {
 		.m = n->c->m, .world = n->c->world, .to = spare, .key = n->key, .vm_id = n->fo.co.vm,
 		.epoch = n->epoch + 2, .bandwidth_mbit = n->fo.clone_bandwidth_mbit, .clone = true,
 		.copy_storage = !n->fo.disk_shared && world_live_ndisks(n->c->world) > 0,
 		.resync = resync, .resync_epoch = n->epoch,
-		.commit = record_pairing, .commit_ctx = n,
+		.commit = begin_pairing, .cut_ready = log_up, .commit_ctx = &t,
 	};
 	pthread_mutex_lock(&n->lock);
 	if (n->job_used)
@@ -152,6 +218,7 @@ static int clone_try(struct ft_node *n, const char *spare, bool resync)
 	if (ret) {
 		struct mig_stats ms;
 		mig_job_get_stats(&n->job, &ms);
+		channel_close(take_log(n));
 		/* The spare's refusals of a resync say so (mig_dest.c); another refusal (another
 		 * configuration, say) would refuse a full copy as well. */
 		if (resync && ms.refused && strstr(ms.error, "resync"))
@@ -205,6 +272,7 @@ static void *clone_main(void *arg)
 			pthread_mutex_lock(&n->lock);
 			if (ret == 0) {
 				n->cloned_to = n->fo.spare[i];
+				n->handed_over_ns = time_mono_ns();
 				pthread_mutex_unlock(&n->lock);
 				return NULL;
 			}
@@ -327,26 +395,21 @@ static void set_alone(struct ft_node *n, uint64_t epoch)
 	pthread_mutex_unlock(&n->lock);
 }
 
-/* Step 3 of ft_node.h: the primary of the new pairing with the spare that took the clone. */
+/* Step 3 of ft_node.h: the primary of the new pairing with the spare that took the clone, on the
+ * log connection the clone opened (a channel that failed since makes it lose that backup at once). */
 static int become_primary(struct ft_node *n, char *err, size_t errlen)
 {
-	struct ft_options *fo = &n->fo;
 	uint64_t epoch = n->epoch + 2;
-	struct ft_primary_config cfg = {
-		.vm_name = fo->co.vm, .vm_id = n->vm_id, .epoch = epoch, .peer = n->cloned_to, .arbiter = fo->arbiter,
-		.node = 0, .timeout_ms = fo->timeout_ms, .heartbeat_ms = fo->heartbeat_ms,
-		.max_lag_ms = (unsigned)fo->max_lag_ms, .rdma = false, .replicated_disks = !fo->disk_shared, .key = n->key,
-	};
+	struct ft_primary_config cfg = primary_config(n, epoch, n->cloned_to);
 	struct ft_primary *p = NULL;
-	int ret = ft_primary_create(&cfg, n->c->m, world_live_world(n->c->world), &p, err, errlen);
-	uint64_t deadline = time_mono_ns() + (uint64_t)CONNECT_TRY_MS * 1000000u;
-	for (bool created = ret == 0; created;) {
-		ret = ft_primary_connect(p, err, errlen);
-		if (!ret || time_mono_ns() >= deadline)
-			break;
-		struct timespec pause = { .tv_nsec = CONNECT_RETRY_MS * 1000000L };
-		nanosleep(&pause, NULL);
-	}
+	struct channel *ch = take_log(n);
+	int ret = ch ? ft_primary_create(&cfg, n->c->m, world_live_world(n->c->world), &p, err, errlen) : -ENOTCONN;
+	if (!ch)
+		snprintf(err, errlen, "the clone opened no log connection");
+	else if (ret)
+		channel_close(ch);
+	else
+		ret = ft_primary_adopt(p, ch, err, errlen);
 	pthread_mutex_lock(&n->lock);
 	/* Whatever came of it, the pairing's epochs are spent: the next clone records beyond them. */
 	n->epoch = epoch;
@@ -427,20 +490,21 @@ int ft_node_run(struct ft_node *n, uint64_t epoch, uint64_t failovers, struct ft
 		/* The spare's replicas equal these at the cut: the new pairing's writes count from here. */
 		for (unsigned i = 0; i < world_live_ndisks(n->c->world); i++)
 			disk_backend_written_reset(world_live_disk_backend(n->c->world, i));
-		uint64_t t0 = time_mono_ns();
 		if (become_primary(n, err, sizeof(err))) {
 			diag_warn("the clone's backup did not take the log (%s): alone again", err);
 			continue;
 		}
 		/* The guest was held from the stop-and-copy to the hand-over's confirmation (the job's
-		 * downtime), then while the log connection was made. */
+		 * downtime), then until this thread, woken by the cut, has the primary ready to run on. */
 		struct mig_stats ms;
 		mig_job_get_stats(&n->job, &ms);
-		double connect_ms = (time_mono_ns() - t0) / 1e6;
+		pthread_mutex_lock(&n->lock);
+		double after_ms = (time_mono_ns() - n->handed_over_ns) / 1e6;
+		pthread_mutex_unlock(&n->lock);
 		diag_warn("protected again: primary of epoch %llu with %s; guest held %.1f ms (stop-and-copy %llu ms, "
-			  "log connection %.1f ms); clone of %llu bytes in %llu ms",
-			  (unsigned long long)n->epoch, n->cloned_to, (double)ms.downtime_ms + connect_ms,
-			  (unsigned long long)ms.downtime_ms, connect_ms, (unsigned long long)ms.data_transferred,
+			  "then %.1f ms to run as its primary); clone of %llu bytes in %llu ms",
+			  (unsigned long long)n->epoch, n->cloned_to, (double)ms.downtime_ms + after_ms,
+			  (unsigned long long)ms.downtime_ms, after_ms, (unsigned long long)ms.data_transferred,
 			  (unsigned long long)ms.total_time_ms);
 	}
 }
@@ -504,6 +568,7 @@ void ft_node_destroy(struct ft_node *n)
 		return;
 	stop_cloning_op(n);
 	ft_primary_destroy(n->p);
+	channel_close(n->log_ch);
 	if (n->job_used)
 		pthread_mutex_destroy(&n->job.lock);
 	pthread_mutex_destroy(&n->ops);

@@ -6,11 +6,12 @@
  * The cycle, on the vCPU thread (ft_node_run()):
  *   1. alone: the machine runs in the live world, unprotected, while the clone thread tries the
  *      spares in order, then waits (100 ms doubling to 2 s) and tries again;
- *   2. a clone succeeded: its pre-copy ran beside the guest; in the stop-and-copy the spare got
- *      the whole state at icount N, the arbiter recorded the new pairing (claim of epoch e+1 by
- *      this node), and the live world was cut: the run ended at exactly N;
+ *   2. a clone succeeded: the arbiter recorded the new pairing (claim of epoch e+1 by this node)
+ *      and the log connection to the spare was opened, both before the pre-copy, which ran beside
+ *      the guest; in the stop-and-copy the spare got the whole state at icount N, and the live
+ *      world was cut: the run ended at exactly N;
  *   3. the node becomes the primary of epoch e+2 with the spare, now its backup: recorder and
- *      Output Rule around the same machine and live world, the log from N on;
+ *      Output Rule around the same machine and live world, on that connection, the log from N on;
  *   4. losing that backup (ft_primary.h: the primary claims epoch e+2 and runs on alone), the
  *      clone thread starts again; its cut ends the primary's run, and 3 follows with e+4.
  * Epochs only grow, and each pairing's are recorded before it starts: a node of an older pairing

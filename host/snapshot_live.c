@@ -8,8 +8,8 @@
  *
  * Reading guest RAM while the vCPU writes it races by design: a page written during its copy is
  * marked dirty and copied again in a later round, the last of which holds the vCPU, so the copy
- * ends exactly as RAM was at the cut. Under ThreadSanitizer those copies are plain word loads it
- * does not instrument (copy_racy), so only real races are reported.
+ * ends exactly as RAM was at the cut; those copies are ram_copy_racy()'s (util/ram_pages.h), which
+ * ThreadSanitizer does not instrument, so only real races are reported.
  */
 #include "host/snapshot_live.h"
 
@@ -24,18 +24,6 @@
 #include "util/ram_pages.h"
 #include "util/time.h"
 #include "vm/state_format.h"
-
-#if defined(__SANITIZE_THREAD__)
-__attribute__((no_sanitize_thread)) static void copy_racy(uint8_t *dst, const uint8_t *src, size_t len)
-{
-	const volatile uint64_t *s = (const volatile uint64_t *)src;
-	uint64_t *d = (uint64_t *)dst;
-	for (size_t i = 0; i < len / sizeof(uint64_t); i++)
-		d[i] = s[i];
-}
-#else
-#define copy_racy memcpy
-#endif
 
 #define LIVE_ROUNDS_MAX 4            /* rounds beside the vCPU after the first */
 #define LIVE_FINAL_PAGES 256         /* few enough dirty pages to copy with the vCPU held (1 MiB) */
@@ -85,7 +73,7 @@ static int copy_touched(void *ctx, size_t first, size_t count, bool touched)
 	/* In chunks, so progress moves and a cancel is seen within a few milliseconds. */
 	for (size_t p = first; p < first + count;) {
 		size_t n = first + count - p < 1024 ? first + count - p : 1024;
-		copy_racy(l->copy + p * RAM_PAGE_SIZE, l->ram + p * RAM_PAGE_SIZE, n * RAM_PAGE_SIZE);
+		ram_copy_racy(l->copy + p * RAM_PAGE_SIZE, l->ram + p * RAM_PAGE_SIZE, n * RAM_PAGE_SIZE);
 		p += n;
 		l->done += (uint64_t)n * RAM_PAGE_SIZE;
 		say_bytes(l);
@@ -102,7 +90,7 @@ static uint64_t copy_dirty(struct live *l)
 	for (size_t w = 0; w < l->words; w++) {
 		for (uint64_t bits = l->bitmap[w]; bits; bits &= bits - 1) {
 			size_t page = w * 64 + (size_t)__builtin_ctzll(bits);
-			copy_racy(l->copy + page * RAM_PAGE_SIZE, l->ram + page * RAM_PAGE_SIZE, RAM_PAGE_SIZE);
+			ram_copy_racy(l->copy + page * RAM_PAGE_SIZE, l->ram + page * RAM_PAGE_SIZE, RAM_PAGE_SIZE);
 			n++;
 		}
 	}

@@ -27,7 +27,6 @@ struct chan_source {
 	uint64_t lsn;
 	const struct mig_dest_config *cfg;
 	const struct mig_dest_result *res;
-	bool whole_told;
 };
 
 static int chan_next(void *ctx, const uint8_t **buf, size_t *len, char *why, size_t whylen)
@@ -50,10 +49,6 @@ static int chan_next(void *ctx, const uint8_t **buf, size_t *len, char *why, siz
 static void chan_confirm(void *ctx)
 {
 	struct chan_source *cs = ctx;
-	if (cs->res->phase == MIG_PHASE_COMPLETE && !cs->whole_told && cs->cfg->whole) {
-		cs->whole_told = true;
-		cs->cfg->whole(cs->cfg->ctx, cs->res);
-	}
 	/* With an arbiter, HANDOVER is acknowledged once the epoch is won (judge()). */
 	if (cs->res->phase == MIG_PHASE_RUN && cs->cfg->arbiter)
 		return;
@@ -72,6 +67,7 @@ struct replicas {
 	const struct mig_dest_config *cfg;
 	const struct mig_dest_result *res;
 	struct disk_image *img[MACHINE_MAX_DISKS];
+	bool sync_due;                  /* an FT clone's: made durable after HANDOVER (replicas_sync()) */
 	uint64_t size[MACHINE_MAX_DISKS];
 	uint8_t *check_buf;          /* MIG_DISK_RUN_MAX bytes, for resync digests */
 };
@@ -206,9 +202,8 @@ static void replicas_mark(struct replicas *r)
 	}
 }
 
-static int replicas_sync(void *ctx, char *why, size_t whylen)
+static int replicas_flush(struct replicas *r, char *why, size_t whylen)
 {
-	struct replicas *r = ctx;
 	for (unsigned i = 0; i < MACHINE_MAX_DISKS; i++) {
 		int ret = r->img[i] ? disk_image_flush(r->img[i]) : 0;
 		if (ret) {
@@ -218,6 +213,23 @@ static int replicas_sync(void *ctx, char *why, size_t whylen)
 	}
 	replicas_mark(r);
 	return 0;
+}
+
+/*
+ * Before COMPLETE is confirmed. A migration's source stops for good once it hears that ACK, so
+ * the replicas are durable first. An FT clone's source runs on whatever happens here, and its
+ * guest is held until the ACK: every byte is written by now (the backup reads it back through
+ * its own descriptors), so the sync waits until HANDOVER has been confirmed, before the backup
+ * runs; should it fail, the spare drops the clone and its primary loses this backup.
+ */
+static int replicas_sync(void *ctx, char *why, size_t whylen)
+{
+	struct replicas *r = ctx;
+	if (r->cfg->clone && !r->cfg->arbiter) { /* a spare's (a judged hand-over acks HANDOVER itself) */
+		r->sync_due = true;
+		return 0;
+	}
+	return replicas_flush(r, why, whylen);
 }
 
 /*
@@ -309,6 +321,14 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 	l = NULL;
 	diag_info("migration of VM %s from epoch %llu coming in", cfg->vm_id,
 		  (unsigned long long)channel_peer_epoch(cs.ch));
+	if (cfg->accepted) {
+		ret = cfg->accepted(cfg->ctx, channel_peer_epoch(cs.ch), err, errlen);
+		if (ret) {
+			if (channel_refuse(cs.ch, err))
+				diag_debug("refusal not sent");
+			goto out;
+		}
+	}
 	struct replicas reps = { .cfg = cfg, .res = res };
 	struct arbiter_info area;
 	if (arb)
@@ -316,11 +336,19 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 	struct mig_dest_want want = { .clone = cfg->clone, .storage = cfg->storage,
 				      .arbiter_id = arb ? area.area_id : NULL, .disk = &replica_ops, .disk_ctx = &reps };
 	ret = mig_dest_decode_want(m, &want, &chan_ops, &cs, res, err, errlen);
+	if (!ret && reps.sync_due) {
+		channel_close(cs.ch); /* the ACK of HANDOVER leaves first */
+		cs.ch = NULL;
+		char why[256];
+		ret = replicas_flush(&reps, why, sizeof(why));
+		if (ret)
+			snprintf(err, errlen, "cannot make the disk replicas durable: %s", why);
+	}
 	replicas_close(&reps);
 	if (arb && (res->phase == MIG_PHASE_RUN || res->phase == MIG_PHASE_COMPLETE))
 		ret = judge(arb, &cs, ret, res, err, errlen);
 	/* On success the close sends the ACK of HANDOVER, then BYE: the VM may start at once. */
-	if ((ret == -EBADMSG || ret == -EINVAL) && channel_state(cs.ch) == CHANNEL_UP) {
+	if ((ret == -EBADMSG || ret == -EINVAL) && cs.ch && channel_state(cs.ch) == CHANNEL_UP) {
 		if (channel_refuse(cs.ch, err))
 			diag_debug("refusal not sent");
 	}

@@ -42,9 +42,10 @@ struct mig_dest_config {
 	bool pairing_marks;
 	/* Called once the socket listens (for the terminal): may be NULL. */
 	void (*listening)(void *ctx, unsigned port);
-	/* Called once the whole state is decoded, before the source is told so (the ACK of COMPLETE):
-	 * a spare opens its log listener here, ready before its primary connects. May be NULL. */
-	void (*whole)(void *ctx, const struct mig_dest_result *res);
+	/* Called once a source's stream was accepted (the listener is closed), with the epoch its
+	 * HELLO named: a spare opens its log listener here, so its primary can connect during the
+	 * pre-copy. Non-zero refuses the stream (the source is told err). May be NULL. */
+	int (*accepted)(void *ctx, uint64_t epoch, char *err, size_t errlen);
 	void *ctx;
 };
 

@@ -84,7 +84,11 @@ struct mig_source_config {
 	bool resync;
 	uint64_t resync_epoch;
 	int (*commit)(void *ctx, char *err, size_t errlen);
-	void *commit_ctx;
+	/* FT clone, optional: called last before the cut, with the vCPU held and the destination
+	 * holding the whole state (the new primary's log connection must still be up); non-zero
+	 * gives up, as a failure before the cut does. */
+	int (*cut_ready)(void *ctx, char *err, size_t errlen);
+	void *commit_ctx;               /* of commit() and cut_ready() */
 	/* A migration (not a clone) of a VM with an arbiter area: the destination runs in epoch
 	 * arbiter.epoch + 1, as the next node id of the area, and the hand-over is judged there. */
 	struct mig_arbiter arbiter;

@@ -394,35 +394,45 @@ fail:
 	return ret;
 }
 
-int ft_primary_connect(struct ft_primary *p, char *err, size_t errlen)
+int ft_primary_dial(const struct ft_primary_config *cfg, struct channel **out, char *err, size_t errlen)
 {
 	struct channel_err cerr = { 0 };
 	struct channel_config cc;
-	int ret;
 
 	channel_config_init(&cc);
-	cc.vm_id = p->vm_id;
-	cc.epoch = p->cfg.epoch;
+	cc.vm_id = cfg->vm_id;
+	cc.epoch = cfg->epoch;
 	cc.start_lsn = 1;
-	cc.transport = p->cfg.rdma ? CHANNEL_RDMA : CHANNEL_TCP;
-	cc.key = p->cfg.key;
-	if (p->cfg.timeout_ms)
-		cc.timeout_ms = p->cfg.timeout_ms;
-	if (p->cfg.heartbeat_ms)
-		cc.heartbeat_ms = p->cfg.heartbeat_ms;
-	ret = channel_connect(&cc, p->cfg.peer, &p->ch, &cerr);
-	if (ret < 0) {
-		snprintf(err, errlen, "cannot connect to the backup at %s: %s", p->cfg.peer, cerr.msg);
-		return ret;
-	}
+	cc.transport = cfg->rdma ? CHANNEL_RDMA : CHANNEL_TCP;
+	cc.key = cfg->key;
+	if (cfg->timeout_ms)
+		cc.timeout_ms = cfg->timeout_ms;
+	if (cfg->heartbeat_ms)
+		cc.heartbeat_ms = cfg->heartbeat_ms;
+	int ret = channel_connect(&cc, cfg->peer, out, &cerr);
+	if (ret < 0)
+		snprintf(err, errlen, "cannot connect to the backup at %s: %s", cfg->peer, cerr.msg);
+	return ret;
+}
+
+int ft_primary_adopt(struct ft_primary *p, struct channel *ch, char *err, size_t errlen)
+{
+	p->ch = ch;
 	ft_state_set(&p->fs, S(WAITING), FT_STATE_PROTECTED, NULL);
-	ret = -pthread_create(&p->monitor, NULL, monitor_main, p);
+	int ret = -pthread_create(&p->monitor, NULL, monitor_main, p);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot start the monitor thread: %s", strerror(-ret));
 		return ret;
 	}
 	p->monitor_started = true;
 	return 0;
+}
+
+int ft_primary_connect(struct ft_primary *p, char *err, size_t errlen)
+{
+	struct channel *ch;
+	int ret = ft_primary_dial(&p->cfg, &ch, err, errlen);
+	return ret < 0 ? ret : ft_primary_adopt(p, ch, err, errlen);
 }
 
 struct vm_world ft_primary_world(struct ft_primary *p)

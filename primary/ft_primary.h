@@ -22,6 +22,7 @@
 #include "vm/icount.h"
 #include "vm/machine.h"
 
+struct channel;
 struct channel_key;
 
 struct ft_primary_config {
@@ -49,6 +50,14 @@ int ft_primary_create(const struct ft_primary_config *cfg, struct machine *m, st
 		      struct ft_primary **out, char *err, size_t errlen) FTVM_MUST_CHECK;
 /* Connects to the backup and runs the handshake for cfg->vm_id. Call before machine_run(). */
 int ft_primary_connect(struct ft_primary *p, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* The two halves of ft_primary_connect(), for an FT clone (cmd/ft_node.h), which opens the log
+ * connection during its pre-copy, before the primary exists, so that the guest's pause holds none
+ * of it: dial connects to cfg->peer (TLS, handshake for cfg->vm_id and cfg->epoch); adopt makes
+ * that channel p's (p owns it from here, on error too). A channel that failed meanwhile is
+ * adopted all the same: the primary then loses its backup at once (the steps above). */
+int ft_primary_dial(const struct ft_primary_config *cfg, struct channel **out, char *err, size_t errlen)
+	FTVM_MUST_CHECK;
+int ft_primary_adopt(struct ft_primary *p, struct channel *ch, char *err, size_t errlen) FTVM_MUST_CHECK;
 /* The world to give machine_run(). */
 struct vm_world ft_primary_world(struct ft_primary *p);
 /* After machine_run(): log END, let held outputs leave, close the channel in order. */

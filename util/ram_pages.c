@@ -5,6 +5,7 @@
 #include "util/ram_pages.h"
 
 #include <fcntl.h>
+#include <string.h>
 #include <unistd.h>
 
 #define PAGEMAP_PRESENT (1ull << 63)
@@ -59,4 +60,31 @@ bool ram_page_touched(const uint8_t *page)
 	bool known = pread(fd, &entry, sizeof(entry), where) == (ssize_t)sizeof(entry);
 	close(fd);
 	return !known || (entry & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED));
+}
+
+#if defined(__SANITIZE_THREAD__)
+#define RACY_READS __attribute__((no_sanitize_thread))
+#else
+#define RACY_READS
+#endif
+
+RACY_READS void ram_copy_racy(uint8_t *dst, const uint8_t *src, size_t len)
+{
+#if defined(__SANITIZE_THREAD__)
+	const volatile uint64_t *s = (const volatile uint64_t *)src;
+	uint64_t *d = (uint64_t *)dst;
+	for (size_t i = 0; i < len / sizeof(uint64_t); i++)
+		d[i] = s[i];
+#else
+	memcpy(dst, src, len);
+#endif
+}
+
+RACY_READS bool ram_page_zero_racy(const uint8_t *page)
+{
+	const uint64_t *w = (const uint64_t *)page;
+	uint64_t any = 0;
+	for (size_t i = 0; i < RAM_PAGE_SIZE / sizeof(*w); i++)
+		any |= w[i];
+	return !any;
 }

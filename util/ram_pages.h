@@ -26,4 +26,16 @@ int ram_pages_walk(const uint8_t *ram, size_t size, ram_pages_fn fn, void *ctx);
 /* Whether one page is backed (true when pagemap cannot tell). */
 bool ram_page_touched(const uint8_t *page);
 
+/*
+ * Reading guest RAM while the vCPU may be writing it (a live snapshot's rounds, a migration's
+ * pre-copy) races by design: a page written during its read is marked dirty and read again in a
+ * later round, the last of which holds the vCPU, so the copy ends exactly as RAM was at the cut.
+ * Under ThreadSanitizer these reads are plain word loads it does not instrument, so only real
+ * races are reported; elsewhere they are memcpy and an ordinary scan. Only for those reads.
+ */
+/* Copies len bytes (a multiple of 8) of guest RAM at src to dst. */
+void ram_copy_racy(uint8_t *dst, const uint8_t *src, size_t len);
+/* Whether the page at src is all zeros. */
+bool ram_page_zero_racy(const uint8_t *page);
+
 #endif

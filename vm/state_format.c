@@ -341,7 +341,7 @@ int state_encode_pages(const struct machine *m, struct state_sink sink, const ui
 	return ret;
 }
 
-size_t state_ram_section_build(uint8_t *out, const uint8_t *ram, uint64_t first, uint32_t count)
+size_t state_ram_section_seal(uint8_t *out, uint64_t first, uint32_t count)
 {
 	size_t payload = STATE_RAM_RUN_HEAD + (size_t)count * RAM_PAGE_SIZE;
 	put_le32(out, STATE_SEC_RAM);
@@ -349,10 +349,14 @@ size_t state_ram_section_build(uint8_t *out, const uint8_t *ram, uint64_t first,
 	memset(out + STATE_SECTION_HEAD, 0, STATE_RAM_RUN_HEAD);
 	put_le64(out + STATE_SECTION_HEAD, first);
 	put_le32(out + STATE_SECTION_HEAD + 8, count);
-	memcpy(out + STATE_SECTION_HEAD + STATE_RAM_RUN_HEAD, ram + first * RAM_PAGE_SIZE,
-	       (size_t)count * RAM_PAGE_SIZE);
 	put_le32(out + STATE_SECTION_HEAD + payload, crc32c(0, out, STATE_SECTION_HEAD + payload));
 	return STATE_SECTION_HEAD + payload + STATE_SECTION_TAIL;
+}
+
+size_t state_ram_section_build(uint8_t *out, const uint8_t *ram, uint64_t first, uint32_t count)
+{
+	memcpy(out + STATE_RAM_SECTION_DATA, ram + first * RAM_PAGE_SIZE, (size_t)count * RAM_PAGE_SIZE);
+	return state_ram_section_seal(out, first, count);
 }
 
 int state_config_section(const struct machine *m, uint8_t *out, size_t cap)

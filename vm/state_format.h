@@ -114,6 +114,11 @@ int state_decode_keep_ram(struct machine *m, struct state_source src, struct sta
 /* Writes a RAM section of pages [first, first + count) of @ram into @out (room for
  * STATE_RAM_SECTION_SIZE(count)); returns its length. */
 size_t state_ram_section_build(uint8_t *out, const uint8_t *ram, uint64_t first, uint32_t count);
+/* The same in two steps, for a caller that copies the pages itself (a migration's pre-copy reads
+ * RAM the vCPU writes: ram_copy_racy()): the pages' bytes at out + STATE_RAM_SECTION_DATA first,
+ * then state_ram_section_seal() writes the rest around them; returns the section's length. */
+#define STATE_RAM_SECTION_DATA (STATE_SECTION_HEAD + STATE_RAM_RUN_HEAD)
+size_t state_ram_section_seal(uint8_t *out, uint64_t first, uint32_t count);
 /* Checks one RAM section (framing, cap, CRC, run inside RAM) at @buf and copies its pages into
  * m's RAM; *used is the section's length. 0, or -EBADMSG with the reason in err. */
 int state_ram_section_apply(struct machine *m, const uint8_t *buf, size_t len, size_t *used,

@@ -44,6 +44,22 @@ def first_difference(path_a, path_b):
             off += len(x)
 
 
+SANITIZER_REPORT = re.compile(r"(WARNING|ERROR): \w+Sanitizer")
+
+
+def sanitizer_reports():
+    """Sanitizer reports (ThreadSanitizer's and the like) printed by any node started so far, as
+    (node, excerpt): a node killed by the test never exits with the sanitizer's status, so its
+    report is found in its output."""
+    found = []
+    for n in Node.started:
+        out = n.output()
+        m = SANITIZER_REPORT.search(out)
+        if m:
+            found.append((n.name, out[m.start():m.start() + 3000]))
+    return found
+
+
 def ftvm_binary():
     return os.environ.get("FTVM", os.path.join(ROOT, "build", "cmd", "ftvm"))
 
@@ -54,7 +70,10 @@ class Node:
     The two are read apart, so that ftvm's own messages can never land inside a line the guest
     is printing (one pipe for both interleaves them mid-line)."""
 
+    started = []  # every Node of this process, for sanitizer_reports()
+
     def __init__(self, name, argv):
+        Node.started.append(self)
         self.name = name
         self.lines = []
         self.lock = threading.Lock()

@@ -28,7 +28,9 @@ is alone clones to a spare there. Scenarios:
                         going live, the VM alone), enable again, then a failover to that backup.
   backup-lost           the backup killed under the client's writes: the primary, alone, clones
                         to a spare on the backup's host; then the primary is killed and that
-                        backup goes live.
+                        backup goes live. With --domain every node (the spare too) runs from
+                        its host's libvirt domain XML (docs/domain-xml.md), whose FT metadata
+                        alone names the spares (`spares='HOST:PORT'`): no --spare is given.
   faults                a spare for another VM (another name, or the same name with another
                         configuration) refuses the clone (the node stays alone and keeps trying); the spare killed mid-copy (the node stays alone and retries);
                         the cloning primary killed mid-copy (the half-built backup never goes
@@ -64,9 +66,44 @@ def other(host):
     return "b" if host == "a" else "a"
 
 
+def write_domains(lab, workdir):
+    """Each host's domain XML: the VM of lab.run_options() (its RAM the default), and in the FT
+    metadata everything the nodes are otherwise given as options, the spares included (the other
+    host's logging address). Returns {host: path}."""
+    paths = {}
+    for host in ("a", "b"):
+        peer = f"{LOG_IP[other(host)]}:{PORT}"
+        ft = {"arbiter": lab.arbiter, "channel-key": lab.key, "disk-mode": lab.disk_mode, "peer": peer,
+              "listen": f"{LOG_IP[host]}:{PORT}", "control": os.path.join(lab.workdir, f"{host}.sock"),
+              "spares": peer}
+        attrs = " ".join(f'{k}="{v}"' for k, v in ft.items())
+        xml = f"""<domain type='qemu'>
+  <name>{lab.vm_name()}</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <metadata><ftvm:ft xmlns:ftvm="urn:x-ftvm:ft:1" {attrs}/></metadata>
+  <os><type arch='riscv64' machine='virt'>hvm</type></os>
+  <devices>
+    <disk type='file' device='disk'><source file='{lab.disks[host]}'/><target dev='vda' bus='virtio'/></disk>
+    <interface type='ethernet'><target dev='vmtap'/><mac address='{ftlab.MAC}'/><model type='virtio'/></interface>
+  </devices>
+</domain>
+"""
+        paths[host] = os.path.join(workdir, f"{host}.xml")
+        with open(paths[host], "w") as f:
+            f.write(xml)
+    return paths
+
+
 def start_node(lab, host, verb, tag, vm=None, extra=()):
-    """An ftvm node on @host: `primary` (to the other host), or `backup`/`spare` (listening)."""
+    """An ftvm node on @host: `primary` (to the other host), or `backup`/`spare` (listening); from
+    the host's domain XML when lab.domains has one (write_domains())."""
     argv = ["ip", "netns", "exec", lab.ns(host), ftlab.ftvm_binary(), verb]
+    domain = getattr(lab, "domains", {}).get(host)
+    if domain:
+        run = lab.run_options(host)
+        i = run.index("--extra-args")
+        return ftlab.Node(f"{verb}-{host}{tag}", argv + ["--domain", domain] + run[i:i + 2] + list(extra))
     if verb == "primary":
         argv += ["--peer", f"{LOG_IP[other(host)]}:{PORT}"]
     elif verb != "run":
@@ -478,6 +515,7 @@ def main():
     ap.add_argument("--failovers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--disk-mode", choices=("shared", "replicated"), default="shared")
+    ap.add_argument("--domain", action="store_true", help="nodes run from domain XML (backup-lost)")
     a = ap.parse_args()
     if not os.path.exists(os.path.join(ftlab.guest_dir(), "Image")):
         print(f"SKIP: no bundled guest in {ftlab.guest_dir()} (run guest/build)")
@@ -485,13 +523,18 @@ def main():
     random.seed(a.seed)
     workdir = tempfile.mkdtemp(prefix=f"ftvm-clone-{a.scenario}-")
     # ftvm's default failure detection (heartbeats 20 ms, timeout 200 ms).
-    workload = "ftvm.workload=disk ftvm.disk.mb=16 ftvm.disk.ops=4000" if a.scenario == "disk" else None
+    workload = "ftvm.workload=disk ftvm.disk.mb=16 ftvm.disk.ops=8000" if a.scenario == "disk" else None
     lab = ftlab.Lab(f"c{os.getpid() % 10000}", workdir, timeout_ms=None, workload=workload,
                     disk_mode="replicated" if a.scenario == "disk" else a.disk_mode)
     try:
+        if a.domain:
+            lab.domains = write_domains(lab, workdir)
         print(json.dumps({"scenario": a.scenario, **SCENARIOS[a.scenario](lab, a, workdir)}), flush=True)
     finally:
         lab.close()
+    for name, report in ftlab.sanitizer_reports():
+        print(f"FAILED: a sanitizer report from {name}:\n{report}", file=sys.stderr)
+        return 1
     return 0
 
 
