@@ -20,7 +20,9 @@
  *   exit:  pop rbx; ret                  (rax = the helper's enum jit_exit)
  *   body:  one sequence per instruction; a helper's non-zero return jumps to exit
  *	    the end: cpu->pc += bytes (or the jump's target), cpu->icount += n, return 0;
- *	    a jump back to the start loops to body while the icount budget holds a whole pass
+ *	    a jump back to the start loops to body while the icount budget holds a whole pass;
+ *	    an end at another pc of the same page may chain: jump to the body of the block there
+ *	    (jit_internal.h, struct jit_link), whose frame is the same (rbx pushed once)
  */
 #include "vm/jit_internal.h"
 
@@ -36,6 +38,8 @@
 #define PC_DISP ((int32_t)offsetof(struct cpu, pc))
 #define ICOUNT_DISP ((int32_t)offsetof(struct cpu, icount))
 #define LIMIT_DISP ((int32_t)offsetof(struct cpu, engine_limit))
+#define STAT_DISP(field) ((int32_t)offsetof(struct cpu, stats.field))
+#define LINK_DISP(field) ((int32_t)offsetof(struct jit_link, field))
 #define TLB_DISP(kind) ((int32_t)(offsetof(struct cpu, tlb) + sizeof(struct cpu_tlb_entry *) * (kind)))
 #define TLB_ENTRY_SHIFT 4
 #define FP_OPCODE_STORE 0x27
@@ -61,6 +65,10 @@ struct block {
 	size_t body;      /* position of the first instruction's code */
 	unsigned ninsns;  /* instructions translated so far */
 	uintptr_t lo, hi; /* host bytes the block may cover: a store into them takes the helper */
+	const uint8_t *page;             /* host address of the guest code page */
+	unsigned start;                  /* the block's first byte in it */
+	const struct jit_chain *chain;   /* NULL: no chained exits */
+	unsigned nlinks;                 /* links used so far */
 };
 
 static void get_x(struct block *b, enum jx_reg reg, unsigned r)
@@ -94,10 +102,42 @@ static void end_with_rax(struct block *b, unsigned ninsns)
 }
 
 /*
+ * The end of a block (pc and icount already moved) through link l (jit_internal.h): jump into
+ * the linked block while the budget holds it and its page is unwritten, else return to the run
+ * loop with *last = l. Entries by a chain count in the stats as the run loop's do.
+ */
+static void chained_exit(struct block *b, struct jit_link *l)
+{
+	jx_mov_imm(&b->jx, JX_RAX, (uintptr_t)l);
+	jx_load(&b->jx, JX_RCX, JX_RBX, LIMIT_DISP, true);
+	jx_load(&b->jx, JX_RDX, JX_RBX, ICOUNT_DISP, true);
+	jx_alu(&b->jx, JX_SUB, JX_RCX, JX_RDX, true);
+	jx_alu_mem(&b->jx, JX_CMP, JX_RCX, JX_RAX, LINK_DISP(ninsns));
+	size_t short_budget = jx_jcc(&b->jx, JX_CC_B);
+	jx_load(&b->jx, JX_RCX, JX_RAX, LINK_DISP(page_gen), true);
+	jx_load(&b->jx, JX_RCX, JX_RCX, 0, true);
+	jx_alu_mem(&b->jx, JX_CMP, JX_RCX, JX_RAX, LINK_DISP(gen));
+	size_t written = jx_jcc(&b->jx, JX_CC_NE);
+	jx_add_mem_imm(&b->jx, JX_RBX, STAT_DISP(jit_blocks), 1);
+	jx_add_mem_imm(&b->jx, JX_RBX, STAT_DISP(jit_chained), 1);
+	jx_load(&b->jx, JX_RCX, JX_RBX, STAT_DISP(jit_insns), true);
+	jx_alu_mem(&b->jx, JX_ADD, JX_RCX, JX_RAX, LINK_DISP(ninsns));
+	jx_store(&b->jx, JX_RBX, STAT_DISP(jit_insns), JX_RCX);
+	jx_jmp_mem(&b->jx, JX_RAX, LINK_DISP(code));
+	jx_patch_here(&b->jx, short_budget);
+	jx_patch_here(&b->jx, written);
+	jx_mov_imm(&b->jx, JX_RCX, (uintptr_t)b->chain->last);
+	jx_store(&b->jx, JX_RCX, 0, JX_RAX);
+	jx_alu(&b->jx, JX_XOR, JX_RAX, JX_RAX, false); /* JIT_EXIT_END */
+	jx_patch(&b->jx, jx_jmp(&b->jx), b->exit);
+}
+
+/*
  * Ends the block at the pc delta bytes from its start. A jump back to the block's own start
  * (a loop) goes round again inside the code while the run's budget holds another whole pass:
  * pc already holds the start, so only icount moves. Nothing else can ask for the loop to stop:
- * whatever could (a slow path) has left the block already.
+ * whatever could (a slow path) has left the block already. Any other pc on the block's page
+ * leaves through a link (chained_exit) when one is left.
  */
 static void end_at(struct block *b, int64_t delta, unsigned ninsns)
 {
@@ -112,8 +152,17 @@ static void end_at(struct block *b, int64_t delta, unsigned ninsns)
 		jx_patch(&b->jx, jx_jmp(&b->jx), b->exit);
 		return;
 	}
+	int64_t target = (int64_t)b->start + delta;
 	pc_at(b, JX_RAX, delta, JX_RCX);
-	end_with_rax(b, ninsns);
+	if (!b->chain || b->nlinks == JIT_LINKS_PER_BLOCK || target < 0 || target >= (int64_t)CPU_PAGE_SIZE) {
+		end_with_rax(b, ninsns);
+		return;
+	}
+	struct jit_link *l = &b->chain->links[b->nlinks++];
+	l->want = b->page + target;
+	jx_store(&b->jx, JX_RBX, PC_DISP, JX_RAX);
+	jx_add_mem_imm(&b->jx, JX_RBX, ICOUNT_DISP, (int32_t)ninsns);
+	chained_exit(b, l);
 }
 
 static void call_checked(struct block *b, const void *fn)
@@ -413,10 +462,10 @@ static int emit_insn(struct block *b, const struct cpu_decoded *e, unsigned off)
 	}
 }
 
-size_t jit_translate(const uint8_t *page, unsigned off, uint8_t *out, size_t cap, unsigned *ninsns,
-		     unsigned *src_bytes)
+size_t jit_translate(const uint8_t *page, unsigned off, const struct jit_chain *chain, uint8_t *out, size_t cap,
+		     unsigned *ninsns, unsigned *src_bytes, unsigned *chain_entry)
 {
-	struct block b = { .ninsns = 0 };
+	struct block b = { .ninsns = 0, .page = page, .start = off, .chain = chain };
 	unsigned start = off;
 	b.lo = (uintptr_t)(page + off);
 	b.hi = b.lo + JIT_MAX_SRC_BYTES;
@@ -455,5 +504,6 @@ size_t jit_translate(const uint8_t *page, unsigned off, uint8_t *out, size_t cap
 		return 0;
 	*ninsns = b.ninsns;
 	*src_bytes = off - start;
+	*chain_entry = (unsigned)b.body;
 	return b.jx.len;
 }
