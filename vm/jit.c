@@ -228,6 +228,7 @@ static void unlink_exit(struct jit_link *l)
 	l->page_gen = &no_page_gen;
 	l->gen = 1;
 	l->want = NULL;
+	l->other_page = false;
 }
 
 /* Translates the hot block b (whose bytes were just checked against guest memory) into the batch. */
@@ -362,8 +363,9 @@ static void jit_execute(struct cpu *cpu, icount_t limit)
 			cpu_interpret(cpu, cpu->icount + b->ninsns);
 			continue;
 		}
-		if (from && from->want == host) {
+		if (from && (from->want == host || from->other_page)) {
 			/* That exit leads here: from now on it enters this block directly. */
+			from->want = host;
 			from->code = b->chain_code;
 			from->ninsns = b->ninsns;
 			from->page_gen = &cpu->bus->code_gen[page];

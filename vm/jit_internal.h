@@ -11,6 +11,7 @@
 #ifndef FTVM_VM_JIT_INTERNAL_H
 #define FTVM_VM_JIT_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,23 +64,29 @@ int jit_helper_amo(struct cpu *cpu, uint32_t insn, uint32_t site);
 int jit_helper_csr_read(struct cpu *cpu, uint32_t insn, uint32_t site);
 
 /*
- * A direct exit of a block to a pc on the block's own guest page (a branch's two ways, a JAL,
- * the fall-through). The run loop links it once it has entered the block found there right
- * after the exit; from then on the exit jumps straight into that block's code while
+ * A direct exit of a block to a known pc (a branch's two ways, a JAL, the fall-through). The
+ * run loop links it once it has entered the block found there right after the exit; from then
+ * on the exit jumps straight into that block's code while
  * 1. the run's budget holds the whole target block (limit - icount >= ninsns: icount stays
- *    exact, as at the run loop's own entry), and
+ *    exact, as at the run loop's own entry),
  * 2. the target's page is still at the code generation the target was checked at (no write
- *    into it since: the bytes are the ones it was translated from).
+ *    into it since: the bytes are the ones it was translated from), and
+ * 3. for a target on another page, the fetch TLB of the current regime maps the new pc to the
+ *    host address `want` (the run loop's own lookup, inline: same privilege, translation and
+ *    PMP decision as the interpreter's fetch).
  * Otherwise it returns to the run loop, naming itself in *last so the loop can link it. A page
- * is translated through one virtual page at a time, so an exit to the same page reaches the
- * same physical code whatever alias it runs at. Flush-all eviction drops links with the code.
+ * is reached through one virtual page at a time, so an exit to the same page reaches the same
+ * physical code whatever alias it runs at (no TLB test needed). Flush-all eviction drops links
+ * with the code.
  */
 struct jit_link {
 	const void *code;         /* the target's code after its prologue */
 	uint64_t ninsns;          /* the target's length; UINT64_MAX while unlinked (no budget holds it) */
 	const uint64_t *page_gen; /* the target page's generation (bus->code_gen), ... */
 	uint64_t gen;             /* ... which must still be this */
-	const uint8_t *want;      /* the host address of the target's first instruction */
+	const uint8_t *want;      /* the host address of the target's first instruction (set at
+				   * translation for the same page, at linking for another) */
+	bool other_page;          /* the target is on another page: condition 3 applies */
 };
 #define JIT_LINKS_PER_BLOCK 2
 

@@ -108,24 +108,44 @@ static void end_with_rax(struct block *b, unsigned ninsns)
  */
 static void chained_exit(struct block *b, struct jit_link *l)
 {
+	size_t fails[4];
+	unsigned nfails = 0;
+	if (l->other_page) {
+		/* rax holds the new pc: the fetch TLB entry for it must map it to l->want (what
+		 * cpu_tlb_lookup(cpu, CPU_ACCESS_FETCH, pc, 2) does in the run loop). */
+		jx_mov(&b->jx, JX_RDX, JX_RAX);
+		jx_shift_imm(&b->jx, JX_SHR, JX_RDX, CPU_PAGE_SHIFT, true);
+		jx_alu_imm(&b->jx, JX_AND, JX_RDX, CPU_TLB_SIZE - 1, false);
+		jx_shift_imm(&b->jx, JX_SHL, JX_RDX, TLB_ENTRY_SHIFT, false);
+		jx_alu_mem(&b->jx, JX_ADD, JX_RDX, JX_RBX, TLB_DISP(CPU_ACCESS_FETCH));
+		jx_mov(&b->jx, JX_RCX, JX_RAX);
+		jx_alu_imm(&b->jx, JX_AND, JX_RCX, (int32_t)(CPU_PAGE_MASK | 1), true);
+		jx_alu_mem(&b->jx, JX_CMP, JX_RCX, JX_RDX, 0);
+		fails[nfails++] = jx_jcc(&b->jx, JX_CC_NE);
+		jx_alu_mem(&b->jx, JX_ADD, JX_RAX, JX_RDX, 8);
+		jx_mov_imm(&b->jx, JX_RCX, (uintptr_t)l);
+		jx_alu_mem(&b->jx, JX_CMP, JX_RAX, JX_RCX, LINK_DISP(want));
+		fails[nfails++] = jx_jcc(&b->jx, JX_CC_NE);
+	}
 	jx_mov_imm(&b->jx, JX_RAX, (uintptr_t)l);
 	jx_load(&b->jx, JX_RCX, JX_RBX, LIMIT_DISP, true);
 	jx_load(&b->jx, JX_RDX, JX_RBX, ICOUNT_DISP, true);
 	jx_alu(&b->jx, JX_SUB, JX_RCX, JX_RDX, true);
 	jx_alu_mem(&b->jx, JX_CMP, JX_RCX, JX_RAX, LINK_DISP(ninsns));
-	size_t short_budget = jx_jcc(&b->jx, JX_CC_B);
+	fails[nfails++] = jx_jcc(&b->jx, JX_CC_B);
 	jx_load(&b->jx, JX_RCX, JX_RAX, LINK_DISP(page_gen), true);
 	jx_load(&b->jx, JX_RCX, JX_RCX, 0, true);
 	jx_alu_mem(&b->jx, JX_CMP, JX_RCX, JX_RAX, LINK_DISP(gen));
-	size_t written = jx_jcc(&b->jx, JX_CC_NE);
+	fails[nfails++] = jx_jcc(&b->jx, JX_CC_NE);
 	jx_add_mem_imm(&b->jx, JX_RBX, STAT_DISP(jit_blocks), 1);
 	jx_add_mem_imm(&b->jx, JX_RBX, STAT_DISP(jit_chained), 1);
 	jx_load(&b->jx, JX_RCX, JX_RBX, STAT_DISP(jit_insns), true);
 	jx_alu_mem(&b->jx, JX_ADD, JX_RCX, JX_RAX, LINK_DISP(ninsns));
 	jx_store(&b->jx, JX_RBX, STAT_DISP(jit_insns), JX_RCX);
 	jx_jmp_mem(&b->jx, JX_RAX, LINK_DISP(code));
-	jx_patch_here(&b->jx, short_budget);
-	jx_patch_here(&b->jx, written);
+	for (unsigned i = 0; i < nfails; i++)
+		jx_patch_here(&b->jx, fails[i]);
+	jx_mov_imm(&b->jx, JX_RAX, (uintptr_t)l); /* a failed TLB test left rax elsewhere */
 	jx_mov_imm(&b->jx, JX_RCX, (uintptr_t)b->chain->last);
 	jx_store(&b->jx, JX_RCX, 0, JX_RAX);
 	jx_alu(&b->jx, JX_XOR, JX_RAX, JX_RAX, false); /* JIT_EXIT_END */
@@ -137,7 +157,7 @@ static void chained_exit(struct block *b, struct jit_link *l)
  * (a loop) goes round again inside the code while the run's budget holds another whole pass:
  * pc already holds the start, so only icount moves. Nothing else can ask for the loop to stop:
  * whatever could (a slow path) has left the block already. Any other pc on the block's page
- * leaves through a link (chained_exit) when one is left.
+ * leaves through a link (chained_exit) when one is left, and so does a pc on another page.
  */
 static void end_at(struct block *b, int64_t delta, unsigned ninsns)
 {
@@ -154,12 +174,13 @@ static void end_at(struct block *b, int64_t delta, unsigned ninsns)
 	}
 	int64_t target = (int64_t)b->start + delta;
 	pc_at(b, JX_RAX, delta, JX_RCX);
-	if (!b->chain || b->nlinks == JIT_LINKS_PER_BLOCK || target < 0 || target >= (int64_t)CPU_PAGE_SIZE) {
+	if (!b->chain || b->nlinks == JIT_LINKS_PER_BLOCK) {
 		end_with_rax(b, ninsns);
 		return;
 	}
 	struct jit_link *l = &b->chain->links[b->nlinks++];
-	l->want = b->page + target;
+	l->other_page = target < 0 || target >= (int64_t)CPU_PAGE_SIZE;
+	l->want = l->other_page ? NULL : b->page + target;
 	jx_store(&b->jx, JX_RBX, PC_DISP, JX_RAX);
 	jx_add_mem_imm(&b->jx, JX_RBX, ICOUNT_DISP, (int32_t)ninsns);
 	chained_exit(b, l);

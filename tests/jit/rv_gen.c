@@ -536,14 +536,16 @@ void rv_gen_program(uint8_t *ram, uint64_t seed)
 			if (s->f3 == 3) {
 				/* The same change made by the test device's DMA (rv_gen.h), to the first
 				 * instruction of the subroutine at GEN_DMA_SUB_OFF, which is then called: no
-				 * store of the hart ever writes its page, so only the DMA can tell the JIT. */
+				 * store of the hart ever writes its page, so only the DMA can tell the JIT
+				 * (sub is its distance from the auipc, which is 20 bytes before the jal). */
 				int32_t sub = (int32_t)GEN_DMA_SUB_OFF - (int32_t)(GEN_BODY_OFF + s->off + 16);
 				put32(p + 16, u_type((uint32_t)(sub + 0x800) >> 12, 22, OPC_AUIPC)); /* auipc x22 */
 				put32(p + 20, i_type(sub - ((sub + 0x800) & ~0xfff), 22, 0, 22, OPC_OP_IMM));
 				put32(p + 24, i_type(32, 23, 1, 23, OPC_OP_IMM)); /* slli x23, x23, 32 */
 				put32(p + 28, r_type(0, 22, 23, 6, 23, OPC_OP));  /* or x23, x23, x22 */
 				put32(p + 32, s_type(GEN_MMIO_DMA, 23, 28, 3));   /* sd x23, DMA(x28) */
-				put32(p + 36, i_type(0, 22, 0, 1, OPC_JALR));     /* jalr x1, 0(x22) */
+				/* jal x1, sub: a direct jump to another page, which chains */
+				put32(p + 36, j_type(sub - 20, 1));
 				break;
 			}
 			if (s->f3 == 0) {
