@@ -196,10 +196,9 @@ bool cpu_store_slow(struct cpu *cpu, uint64_t vaddr, unsigned size, uint64_t val
 bool cpu_translate_atomic(struct cpu *cpu, uint64_t vaddr, unsigned size, bool is_load_only, uint8_t **host,
 			  uint64_t *paddr);
 
-/* What an AMO/LR/SC touched, for the JIT to decide whether its block may go on after it. */
+/* What an AMO/LR/SC touched, for the JIT to decide whether its block may go on after it (a
+ * write into code it learns from bus->code_writes). */
 struct cpu_amo_access {
-	const uint8_t *written; /* the RAM bytes it wrote (size of them), NULL if none */
-	unsigned size;
 	bool bus;               /* it reached a device through the bus */
 };
 /* Executes one A-extension instruction at cpu->pc (pc is not advanced) and fills *acc.

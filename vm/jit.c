@@ -82,6 +82,7 @@ struct jit {
 	struct jit_link *links; /* JIT_MAX_LINKS */
 	unsigned nlinks;        /* handed out since the last flush */
 	struct jit_link *last_link; /* the unlinked exit the last block left through, or NULL */
+	struct jit_link jcache[1u << JIT_JCACHE_BITS]; /* jit_internal.h */
 	bool broken;            /* mprotect failed once: everything goes to the interpreter */
 	uint32_t seq;
 	unsigned npending;
@@ -91,6 +92,24 @@ struct jit {
 	struct jit_block table[JIT_TABLE_SIZE];
 	uint8_t staging[JIT_BLOCK_CODE_MAX];
 };
+
+/* A link no budget holds: its exit returns to the run loop. */
+static void unlink_exit(struct jit_link *l)
+{
+	static const uint64_t no_page_gen;
+	l->code = NULL;
+	l->ninsns = UINT64_MAX;
+	l->page_gen = &no_page_gen;
+	l->gen = 1;
+	l->want = NULL;
+	l->other_page = false;
+}
+
+static void forget_jcache(struct jit *j)
+{
+	for (unsigned i = 0; i < 1u << JIT_JCACHE_BITS; i++)
+		unlink_exit(&j->jcache[i]);
+}
 
 static int jit_create(struct vm_bus *bus, struct jit **out)
 {
@@ -126,6 +145,7 @@ static int jit_create(struct vm_bus *bus, struct jit **out)
 		return -err;
 	}
 	j->code = p;
+	forget_jcache(j);
 	bus->code = code;
 	bus->code_gen = gen;
 	*out = j;
@@ -159,6 +179,7 @@ static void flush_all(struct cpu *cpu, struct jit *j)
 	j->pending_used = 0;
 	j->nlinks = 0;
 	j->last_link = NULL;
+	forget_jcache(j);
 	diag_debug("jit: code area full, all blocks dropped");
 }
 
@@ -219,25 +240,13 @@ static void install_pending(struct cpu *cpu, struct jit *j)
 	j->pending_used = 0;
 }
 
-/* A link no budget holds: its exit returns to the run loop. */
-static void unlink_exit(struct jit_link *l)
-{
-	static const uint64_t no_page_gen;
-	l->code = NULL;
-	l->ninsns = UINT64_MAX;
-	l->page_gen = &no_page_gen;
-	l->gen = 1;
-	l->want = NULL;
-	l->other_page = false;
-}
-
 /* Translates the hot block b (whose bytes were just checked against guest memory) into the batch. */
 static void queue(struct cpu *cpu, struct jit *j, struct jit_block *b, uint32_t slot, unsigned off)
 {
 	if (j->npending == JIT_BATCH || JIT_PENDING_BYTES - j->pending_used < JIT_BLOCK_CODE_MAX)
 		install_pending(cpu, j);
 	unsigned ninsns = 0, src_bytes = 0, chain_entry = 0;
-	struct jit_chain chain = { .links = NULL, .last = &j->last_link };
+	struct jit_chain chain = { .links = NULL, .last = &j->last_link, .jcache = j->jcache };
 	if (j->nlinks + JIT_LINKS_PER_BLOCK <= JIT_MAX_LINKS) {
 		chain.links = &j->links[j->nlinks];
 		j->nlinks += JIT_LINKS_PER_BLOCK;
@@ -322,6 +331,16 @@ static uint32_t slot_of(const uint8_t *host)
 	       (JIT_TABLE_SIZE - 1);
 }
 
+/* Makes l enter installed block b (on RAM page `page`) from now on, while b's page is unwritten. */
+static void link_to(struct jit_link *l, const struct cpu *cpu, const struct jit_block *b, uint64_t page)
+{
+	l->want = b->host;
+	l->code = b->chain_code;
+	l->ninsns = b->ninsns;
+	l->page_gen = &cpu->bus->code_gen[page];
+	l->gen = b->gen;
+}
+
 /* Runs cpu until its icount reaches limit or cpu_needs_attention(), like cpu_interpret(). */
 static void jit_execute(struct cpu *cpu, icount_t limit)
 {
@@ -363,14 +382,9 @@ static void jit_execute(struct cpu *cpu, icount_t limit)
 			cpu_interpret(cpu, cpu->icount + b->ninsns);
 			continue;
 		}
-		if (from && (from->want == host || from->other_page)) {
-			/* That exit leads here: from now on it enters this block directly. */
-			from->want = host;
-			from->code = b->chain_code;
-			from->ninsns = b->ninsns;
-			from->page_gen = &cpu->bus->code_gen[page];
-			from->gen = b->gen;
-		}
+		if (from && (from->want == host || from->other_page)) /* that exit leads here */
+			link_to(from, cpu, b, page);
+		link_to(&j->jcache[JIT_JCACHE_INDEX(host)], cpu, b, page);
 		cpu->stats.jit_blocks++;
 		cpu->stats.jit_insns += b->ninsns; /* an early exit retires fewer; the count is a gauge */
 		if (b->code(cpu) == JIT_EXIT_EXCEPTION) {

@@ -90,11 +90,21 @@ struct jit_link {
 };
 #define JIT_LINKS_PER_BLOCK 2
 
-/* Where a block's exits may chain: its links (JIT_LINKS_PER_BLOCK, or NULL for no chaining) and
- * the engine's record of the last unlinked exit taken. */
+/*
+ * The jump cache: the last installed block the run loop entered at each host address, as a
+ * link (direct-mapped by JIT_JCACHE_INDEX). A JALR looks its target up there inline — the
+ * fetch TLB maps the new pc to a host address, the entry must want exactly that address — and
+ * jumps in under conditions 1 and 2 above; otherwise it returns to the run loop.
+ */
+#define JIT_JCACHE_BITS 12
+#define JIT_JCACHE_INDEX(host) (((uintptr_t)(host) >> 1) & ((1u << JIT_JCACHE_BITS) - 1))
+
+/* Where a block's exits may chain: its links (JIT_LINKS_PER_BLOCK, or NULL for no chaining),
+ * the engine's record of the last unlinked exit taken and the jump cache. */
 struct jit_chain {
 	struct jit_link *links;
 	struct jit_link **last;
+	struct jit_link *jcache;
 };
 
 /* The translation of one block starting at byte `off` of the guest code page at host address

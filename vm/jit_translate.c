@@ -102,52 +102,95 @@ static void end_with_rax(struct block *b, unsigned ninsns)
 }
 
 /*
- * The end of a block (pc and icount already moved) through link l (jit_internal.h): jump into
- * the linked block while the budget holds it and its page is unwritten, else return to the run
- * loop with *last = l. Entries by a chain count in the stats as the run loop's do.
+ * rax holds the new pc: rax = its host address when the fetch TLB of the current regime maps it
+ * (what cpu_tlb_lookup(cpu, CPU_ACCESS_FETCH, pc, 2) does in the run loop), else a jump to the
+ * patch position stored in *miss. rdx = the TLB entry.
  */
-static void chained_exit(struct block *b, struct jit_link *l)
+static void fetch_host(struct block *b, size_t *miss)
 {
-	size_t fails[4];
-	unsigned nfails = 0;
-	if (l->other_page) {
-		/* rax holds the new pc: the fetch TLB entry for it must map it to l->want (what
-		 * cpu_tlb_lookup(cpu, CPU_ACCESS_FETCH, pc, 2) does in the run loop). */
-		jx_mov(&b->jx, JX_RDX, JX_RAX);
-		jx_shift_imm(&b->jx, JX_SHR, JX_RDX, CPU_PAGE_SHIFT, true);
-		jx_alu_imm(&b->jx, JX_AND, JX_RDX, CPU_TLB_SIZE - 1, false);
-		jx_shift_imm(&b->jx, JX_SHL, JX_RDX, TLB_ENTRY_SHIFT, false);
-		jx_alu_mem(&b->jx, JX_ADD, JX_RDX, JX_RBX, TLB_DISP(CPU_ACCESS_FETCH));
-		jx_mov(&b->jx, JX_RCX, JX_RAX);
-		jx_alu_imm(&b->jx, JX_AND, JX_RCX, (int32_t)(CPU_PAGE_MASK | 1), true);
-		jx_alu_mem(&b->jx, JX_CMP, JX_RCX, JX_RDX, 0);
-		fails[nfails++] = jx_jcc(&b->jx, JX_CC_NE);
-		jx_alu_mem(&b->jx, JX_ADD, JX_RAX, JX_RDX, 8);
-		jx_mov_imm(&b->jx, JX_RCX, (uintptr_t)l);
-		jx_alu_mem(&b->jx, JX_CMP, JX_RAX, JX_RCX, LINK_DISP(want));
-		fails[nfails++] = jx_jcc(&b->jx, JX_CC_NE);
-	}
-	jx_mov_imm(&b->jx, JX_RAX, (uintptr_t)l);
+	jx_mov(&b->jx, JX_RDX, JX_RAX);
+	jx_shift_imm(&b->jx, JX_SHR, JX_RDX, CPU_PAGE_SHIFT, true);
+	jx_alu_imm(&b->jx, JX_AND, JX_RDX, CPU_TLB_SIZE - 1, false);
+	jx_shift_imm(&b->jx, JX_SHL, JX_RDX, TLB_ENTRY_SHIFT, false);
+	jx_alu_mem(&b->jx, JX_ADD, JX_RDX, JX_RBX, TLB_DISP(CPU_ACCESS_FETCH));
+	jx_mov(&b->jx, JX_RCX, JX_RAX);
+	jx_alu_imm(&b->jx, JX_AND, JX_RCX, (int32_t)(CPU_PAGE_MASK | 1), true);
+	jx_alu_mem(&b->jx, JX_CMP, JX_RCX, JX_RDX, 0);
+	*miss = jx_jcc(&b->jx, JX_CC_NE);
+	jx_alu_mem(&b->jx, JX_ADD, JX_RAX, JX_RDX, 8);
+}
+
+/*
+ * rax holds a link (jit_internal.h): jumps into its code while the run's budget holds it and
+ * its page is unwritten (conditions 1 and 2), counting the entry in the stats as the run loop
+ * does; the failing tests' jumps go to fails[].
+ */
+static void enter_link(struct block *b, size_t *fails, unsigned *nfails)
+{
 	jx_load(&b->jx, JX_RCX, JX_RBX, LIMIT_DISP, true);
 	jx_load(&b->jx, JX_RDX, JX_RBX, ICOUNT_DISP, true);
 	jx_alu(&b->jx, JX_SUB, JX_RCX, JX_RDX, true);
 	jx_alu_mem(&b->jx, JX_CMP, JX_RCX, JX_RAX, LINK_DISP(ninsns));
-	fails[nfails++] = jx_jcc(&b->jx, JX_CC_B);
+	fails[(*nfails)++] = jx_jcc(&b->jx, JX_CC_B);
 	jx_load(&b->jx, JX_RCX, JX_RAX, LINK_DISP(page_gen), true);
 	jx_load(&b->jx, JX_RCX, JX_RCX, 0, true);
 	jx_alu_mem(&b->jx, JX_CMP, JX_RCX, JX_RAX, LINK_DISP(gen));
-	fails[nfails++] = jx_jcc(&b->jx, JX_CC_NE);
+	fails[(*nfails)++] = jx_jcc(&b->jx, JX_CC_NE);
 	jx_add_mem_imm(&b->jx, JX_RBX, STAT_DISP(jit_blocks), 1);
 	jx_add_mem_imm(&b->jx, JX_RBX, STAT_DISP(jit_chained), 1);
 	jx_load(&b->jx, JX_RCX, JX_RBX, STAT_DISP(jit_insns), true);
 	jx_alu_mem(&b->jx, JX_ADD, JX_RCX, JX_RAX, LINK_DISP(ninsns));
 	jx_store(&b->jx, JX_RBX, STAT_DISP(jit_insns), JX_RCX);
 	jx_jmp_mem(&b->jx, JX_RAX, LINK_DISP(code));
+}
+
+/*
+ * The end of a block (pc and icount already moved, rax = pc) through link l (jit_internal.h):
+ * jump into the linked block under the link's conditions, else return to the run loop with
+ * *last = l.
+ */
+static void chained_exit(struct block *b, struct jit_link *l)
+{
+	size_t fails[4];
+	unsigned nfails = 0;
+	if (l->other_page) {
+		fetch_host(b, &fails[nfails++]);
+		jx_mov_imm(&b->jx, JX_RCX, (uintptr_t)l);
+		jx_alu_mem(&b->jx, JX_CMP, JX_RAX, JX_RCX, LINK_DISP(want));
+		fails[nfails++] = jx_jcc(&b->jx, JX_CC_NE);
+	}
+	jx_mov_imm(&b->jx, JX_RAX, (uintptr_t)l);
+	enter_link(b, fails, &nfails);
 	for (unsigned i = 0; i < nfails; i++)
 		jx_patch_here(&b->jx, fails[i]);
-	jx_mov_imm(&b->jx, JX_RAX, (uintptr_t)l); /* a failed TLB test left rax elsewhere */
+	jx_mov_imm(&b->jx, JX_RAX, (uintptr_t)l);
 	jx_mov_imm(&b->jx, JX_RCX, (uintptr_t)b->chain->last);
 	jx_store(&b->jx, JX_RCX, 0, JX_RAX);
+	jx_alu(&b->jx, JX_XOR, JX_RAX, JX_RAX, false); /* JIT_EXIT_END */
+	jx_patch(&b->jx, jx_jmp(&b->jx), b->exit);
+}
+
+/* The end of a block at a computed pc (JALR; rax = pc, pc and icount already moved): into the
+ * block the jump cache holds for its host address, else back to the run loop. */
+static void cached_exit(struct block *b)
+{
+	size_t fails[4];
+	unsigned nfails = 0;
+	_Static_assert(sizeof(struct jit_link) == 48, "the jump cache index is scaled by 48");
+	fetch_host(b, &fails[nfails++]);
+	jx_mov(&b->jx, JX_RCX, JX_RAX);
+	jx_shift_imm(&b->jx, JX_SHR, JX_RCX, 1, true);
+	jx_alu_imm(&b->jx, JX_AND, JX_RCX, (1 << JIT_JCACHE_BITS) - 1, false);
+	jx_mov_imm(&b->jx, JX_RDX, sizeof(struct jit_link));
+	jx_imul(&b->jx, JX_RCX, JX_RDX, true);
+	jx_mov_imm(&b->jx, JX_RDX, (uintptr_t)b->chain->jcache);
+	jx_alu(&b->jx, JX_ADD, JX_RCX, JX_RDX, true);
+	jx_alu_mem(&b->jx, JX_CMP, JX_RAX, JX_RCX, LINK_DISP(want));
+	fails[nfails++] = jx_jcc(&b->jx, JX_CC_NE);
+	jx_mov(&b->jx, JX_RAX, JX_RCX);
+	enter_link(b, fails, &nfails);
+	for (unsigned i = 0; i < nfails; i++)
+		jx_patch_here(&b->jx, fails[i]);
 	jx_alu(&b->jx, JX_XOR, JX_RAX, JX_RAX, false); /* JIT_EXIT_END */
 	jx_patch(&b->jx, jx_jmp(&b->jx), b->exit);
 }
@@ -358,7 +401,13 @@ static void jump_register(struct block *b, const struct cpu_decoded *e, unsigned
 		set_x(b, e->rd, JX_RAX);
 	}
 	jx_mov(&b->jx, JX_RAX, JX_RDX);
-	end_with_rax(b, b->ninsns + 1);
+	if (!b->chain) {
+		end_with_rax(b, b->ninsns + 1);
+		return;
+	}
+	jx_store(&b->jx, JX_RBX, PC_DISP, JX_RAX);
+	jx_add_mem_imm(&b->jx, JX_RBX, ICOUNT_DISP, (int32_t)(b->ninsns + 1));
+	cached_exit(b);
 }
 
 /*
