@@ -31,7 +31,7 @@
 struct live {
 	struct machine *m;
 	const struct snapshot_live_progress *p;
-	uint8_t *ram;                /* guest RAM */
+	const uint8_t *ram;          /* guest RAM (read only: the vCPU may be running) */
 	uint8_t *copy;
 	size_t size;
 	uint64_t *bitmap;
@@ -123,7 +123,7 @@ int snapshot_live_save(struct machine *m, const char *path, bool replace, bool k
 	ret = state_file_check_target(path, replace, err, errlen);   /* before any work; again at the end */
 	if (ret)
 		return ret;
-	l.ram = machine_ram(m, &l.size);
+	l.ram = machine_ram_const(m, &l.size);
 	l.words = machine_dirty_words(m);
 	l.copy = mmap(NULL, l.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	l.bitmap = calloc(l.words, sizeof(uint64_t));

@@ -11,6 +11,11 @@
  * go through the hart's store TLB marks its 4 KiB pages with bus_mark_dirty() — device DMA
  * (virtio used rings and buffers), page-table A/D updates, bus_write() — and the hart marks a page
  * when it fills or re-arms a store TLB entry for it. Off, the cost is one NULL test per such write.
+ *
+ * Code-page tracking (vm/jit.c) rides on the same calls: while `code` is set, a write into a page
+ * flagged there clears the flag and advances the page's generation, which the JIT compares before
+ * it trusts a block translated from that page. The hart's store TLB keeps no usable entry for a
+ * flagged page (the JIT arms them, cpu_tlb_arm_store_page()), so hart stores reach the same calls.
  */
 #ifndef FTVM_VM_BUS_H
 #define FTVM_VM_BUS_H
@@ -46,6 +51,12 @@ struct vm_bus {
 	/* One bit per RAM page (bit p % 64 of word p / 64) written since the last collection, or NULL
 	 * when not tracking. Written only on the vCPU thread. */
 	uint64_t *dirty;
+	/* One byte per RAM page, non-zero while the JIT trusts blocks translated from it, and one
+	 * generation per page that every write into a flagged page advances; NULL without a JIT.
+	 * Written only on the vCPU thread. */
+	uint8_t *code;
+	uint64_t *code_gen;
+	uint64_t code_writes; /* writes that found a page flagged (the JIT's helpers compare it) */
 };
 
 #define BUS_PAGE_SHIFT 12
@@ -66,25 +77,49 @@ static inline uint8_t *bus_ram_range(const struct vm_bus *bus, uint64_t addr, ui
 	return bus->ram + (addr - bus->ram_base);
 }
 
-/* Marks the pages of RAM [addr, addr + len) written (len > 0; the range must lie in RAM, as
- * bus_ram_range() checked). Nothing when tracking is off. */
-static inline void bus_mark_dirty(const struct vm_bus *bus, uint64_t addr, uint64_t len)
+/* Page p of RAM was written: dirty tracking and code tracking hear of it (either may be off). */
+static inline void bus_page_written(struct vm_bus *bus, uint64_t p)
 {
-	if (__builtin_expect(bus->dirty == NULL, 1))
+	if (bus->dirty)
+		bus->dirty[p / 64] |= 1ull << (p % 64);
+	if (bus->code && bus->code[p]) {
+		bus->code[p] = 0;
+		bus->code_gen[p]++;
+		bus->code_writes++;
+	}
+}
+
+/* All of RAM is being replaced (a restore): no page's code is trusted any longer. */
+static inline void bus_code_forget_all(struct vm_bus *bus)
+{
+	if (!bus->code)
+		return;
+	for (uint64_t p = 0; p < bus->ram_size >> BUS_PAGE_SHIFT; p++)
+		if (bus->code[p]) {
+			bus->code[p] = 0;
+			bus->code_gen[p]++;
+			bus->code_writes++;
+		}
+}
+
+/* Marks the pages of RAM [addr, addr + len) written (len > 0; the range must lie in RAM, as
+ * bus_ram_range() checked). Nothing when neither tracking is on. */
+static inline void bus_mark_dirty(struct vm_bus *bus, uint64_t addr, uint64_t len)
+{
+	if (__builtin_expect(bus->dirty == NULL && bus->code == NULL, 1))
 		return;
 	uint64_t first = (addr - bus->ram_base) >> BUS_PAGE_SHIFT;
 	uint64_t last = (addr - bus->ram_base + len - 1) >> BUS_PAGE_SHIFT;
 	for (uint64_t p = first; p <= last; p++)
-		bus->dirty[p / 64] |= 1ull << (p % 64);
+		bus_page_written(bus, p);
 }
 
 /* The page of RAM holding host address `host` (the hart's TLB hands out host addresses). */
-static inline void bus_mark_dirty_host(const struct vm_bus *bus, const uint8_t *host)
+static inline void bus_mark_dirty_host(struct vm_bus *bus, const uint8_t *host)
 {
-	if (__builtin_expect(bus->dirty == NULL, 1))
+	if (__builtin_expect(bus->dirty == NULL && bus->code == NULL, 1))
 		return;
-	uint64_t p = (uint64_t)(host - bus->ram) >> BUS_PAGE_SHIFT;
-	bus->dirty[p / 64] |= 1ull << (p % 64);
+	bus_page_written(bus, (uint64_t)(host - bus->ram) >> BUS_PAGE_SHIFT);
 }
 
 #endif

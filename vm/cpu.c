@@ -98,7 +98,6 @@ bool cpu_exec_amo(struct cpu *cpu, uint32_t insn, struct cpu_amo_access *acc)
 		goto illegal;
 	unsigned size = f3 == 2 ? 4 : 8;
 	bool word = size == 4;
-	acc->size = size;
 	uint64_t vaddr = cpu->x[insn_rs1(insn)], src = cpu->x[insn_rs2(insn)], old, paddr = 0, result;
 	uint8_t *host;
 	switch (funct5) {
@@ -133,7 +132,6 @@ bool cpu_exec_amo(struct cpu *cpu, uint32_t insn, struct cpu_amo_access *acc)
 			if ((word ? SEXT32(old) : old) == cpu->reservation_value) {
 				if (!amo_write(cpu, host, paddr, vaddr, size, src))
 					return false;
-				acc->written = host;
 				result = 0;
 			}
 		}
@@ -147,7 +145,6 @@ bool cpu_exec_amo(struct cpu *cpu, uint32_t insn, struct cpu_amo_access *acc)
 		if (!amo_read(cpu, host, paddr, vaddr, size, &old) ||
 		    !amo_write(cpu, host, paddr, vaddr, size, amo_compute(funct5, old, src, word)))
 			return false;
-		acc->written = host;
 		result = word ? SEXT32(old) : old;
 		break;
 	default:

@@ -115,9 +115,11 @@ struct cpu_stats {
 	uint64_t tlb_misses;
 	uint64_t exceptions;
 	uint64_t interrupts;
-	/* The JIT (zero under the interpreter): blocks entered, guest instructions they retired,
-	 * blocks translated and whole-cache flushes. */
+	/* The JIT (zero under the interpreter): blocks entered (jit_chained of them straight from
+	 * another block's code), guest instructions they retired, blocks translated and
+	 * whole-cache flushes. */
 	uint64_t jit_blocks;
+	uint64_t jit_chained;
 	uint64_t jit_insns;
 	uint64_t jit_translations;
 	uint64_t jit_flushes;

@@ -196,10 +196,9 @@ bool cpu_store_slow(struct cpu *cpu, uint64_t vaddr, unsigned size, uint64_t val
 bool cpu_translate_atomic(struct cpu *cpu, uint64_t vaddr, unsigned size, bool is_load_only, uint8_t **host,
 			  uint64_t *paddr);
 
-/* What an AMO/LR/SC touched, for the JIT to decide whether its block may go on after it. */
+/* What an AMO/LR/SC touched, for the JIT to decide whether its block may go on after it (a
+ * write into code it learns from bus->code_writes). */
 struct cpu_amo_access {
-	const uint8_t *written; /* the RAM bytes it wrote (size of them), NULL if none */
-	unsigned size;
 	bool bus;               /* it reached a device through the bus */
 };
 /* Executes one A-extension instruction at cpu->pc (pc is not advanced) and fills *acc.
@@ -211,6 +210,10 @@ bool cpu_fetch_slow(struct cpu *cpu, uint32_t *insn);
 /* Makes the RAM page at host address `page` (virtual page vpage) the fetch page. */
 void cpu_set_code_page(struct cpu *cpu, uint64_t vpage, const uint8_t *page);
 void cpu_tlb_flush(struct cpu *cpu);
+/* Arms every store TLB entry that maps the RAM page at host address host_page (all regimes), as
+ * cpu_dirty_arm() does: the next store through one takes the slow path, which reports the write
+ * (bus_mark_dirty_host) and re-enables the entry as it was filled, with no page-table walk. */
+void cpu_tlb_arm_store_page(struct cpu *cpu, const uint8_t *host_page);
 /* Re-points cpu->tlb after a change of priv or of mstatus MPRV/MPP (and drops the code page). */
 void cpu_tlb_select(struct cpu *cpu);
 /* After an mstatus write: flushes or re-points what the change of SUM, MXR, MPRV or MPP needs. */

@@ -13,7 +13,9 @@
  * Dirty-page tracking rides on the store TLB: a page is marked dirty when a store entry for it is
  * filled, and cpu_dirty_arm() (at each collection) sets CPU_TLB_ARMED in every store entry, so
  * the first store through it afterwards misses the fast path; rearmed_store() then marks the
- * page and clears the bit. Page-table A/D updates mark the page of the PTE.
+ * page and clears the bit. Page-table A/D updates mark the page of the PTE. The JIT arms the
+ * entries of a page it translates code from the same way (cpu_tlb_arm_store_page), so the first
+ * store into that page afterwards reaches bus_mark_dirty_host() too, which drops its code.
  */
 #include "vm/cpu_internal.h"
 
@@ -105,6 +107,17 @@ void cpu_dirty_arm(struct cpu *cpu)
 		for (unsigned i = 0; i < CPU_TLB_SIZE; i++) {
 			struct cpu_tlb_entry *e = &cpu->tlb_sets[r][CPU_ACCESS_STORE][i];
 			if (e->vpage != CPU_TLB_INVALID)
+				e->vpage |= CPU_TLB_ARMED;
+		}
+}
+
+void cpu_tlb_arm_store_page(struct cpu *cpu, const uint8_t *host_page)
+{
+	for (unsigned r = 0; r < CPU_TLB_REGIMES; r++)
+		for (unsigned i = 0; i < CPU_TLB_SIZE; i++) {
+			struct cpu_tlb_entry *e = &cpu->tlb_sets[r][CPU_ACCESS_STORE][i];
+			if (e->vpage != CPU_TLB_INVALID &&
+			    (uintptr_t)(e->vpage & CPU_PAGE_MASK) + e->addend == (uintptr_t)host_page)
 				e->vpage |= CPU_TLB_ARMED;
 		}
 }

@@ -6,8 +6,13 @@
  * physical address: the run loop translates pc with the hart's fetch TLB (so the current
  * privilege and translation regime decide, exactly as for the interpreter), then looks that
  * address up in a direct-mapped table. A hit is used only while guest memory still holds the
- * bytes the block was translated from (they are kept with it): code changed by the hart, by a
- * device or by a snapshot restore is retranslated, with no invalidation protocol to get wrong.
+ * bytes the block was translated from. Writes are caught per page: a page the JIT runs code
+ * from is flagged on the bus (bus->code), and every write into a flagged page — a hart store
+ * (whose store TLB entries for the page are armed, so it takes the slow path), a device's DMA,
+ * a page-table A/D update, a restore of RAM — clears the flag and advances the page's
+ * generation. A block whose page is still at the generation it was checked at is current; one
+ * whose page moved on has its bytes (kept with it) compared once, and is trusted again when
+ * they still match (a write of data beside code) or translated again when they do not.
  *
  * A block is translated once it is hot (JIT_HOT entries; until then the interpreter runs exactly
  * its instructions), and hot blocks are installed in batches. Code lives in one fixed mmap'ed
@@ -26,6 +31,7 @@
 #include <unistd.h>
 #include "util/diag.h"
 #include "util/insn.h"
+#include "vm/bus.h"
 #include "vm/cpu_internal.h"
 
 #define JIT_CODE_BYTES (32u << 20)
@@ -43,13 +49,18 @@
  * for the batch to fill. */
 #define JIT_HOT_WAITING 64
 #define JIT_PENDING_BYTES (JIT_BATCH * 2048)
+/* Links of chained exits (jit_internal.h), JIT_LINKS_PER_BLOCK per translated block until the
+ * next flush; a block translated when they run out ends without chaining. */
+#define JIT_MAX_LINKS (1u << 17)
 
 struct jit_block {
 	const uint8_t *host;               /* first instruction; NULL for an empty slot */
 	int (*code)(struct cpu *cpu);      /* NULL: not installed (cold, pending, or the interpreter's) */
+	const void *chain_code;            /* where a chained exit enters code */
 	uint16_t src_bytes;                /* guest code bytes covered (checked on entry) */
 	uint16_t ninsns;                   /* 0: the first instruction is the interpreter's */
 	uint16_t heat;                     /* entries while cold */
+	uint64_t gen;                      /* its page's code generation when its bytes last matched */
 	bool pending;                      /* translated, waiting in the batch to be installed */
 	uint32_t pending_seq;              /* which batch entry is this slot's */
 	uint8_t src[JIT_MAX_SRC_BYTES];
@@ -61,14 +72,17 @@ struct jit_pending {
 	uint32_t seq;
 	uint32_t off;   /* in jit->pending_code */
 	uint32_t len;
+	uint32_t chain_entry;
 };
 
 struct jit {
 	uint8_t *code;          /* JIT_CODE_BYTES, read+exec */
 	size_t used;
 	size_t page;            /* host page size, for mprotect */
-	const uint8_t *cur_lo;  /* guest code bytes of the running block: a store into them ends it */
-	const uint8_t *cur_hi;
+	struct jit_link *links; /* JIT_MAX_LINKS */
+	unsigned nlinks;        /* handed out since the last flush */
+	struct jit_link *last_link; /* the unlinked exit the last block left through, or NULL */
+	struct jit_link jcache[1u << JIT_JCACHE_BITS]; /* jit_internal.h */
 	bool broken;            /* mprotect failed once: everything goes to the interpreter */
 	uint32_t seq;
 	unsigned npending;
@@ -79,35 +93,76 @@ struct jit {
 	uint8_t staging[JIT_BLOCK_CODE_MAX];
 };
 
-static int jit_create(struct jit **out)
+/* A link no budget holds: its exit returns to the run loop. */
+static void unlink_exit(struct jit_link *l)
+{
+	static const uint64_t no_page_gen;
+	l->code = NULL;
+	l->ninsns = UINT64_MAX;
+	l->page_gen = &no_page_gen;
+	l->gen = 1;
+	l->want = NULL;
+	l->other_page = false;
+}
+
+static void forget_jcache(struct jit *j)
+{
+	for (unsigned i = 0; i < 1u << JIT_JCACHE_BITS; i++)
+		unlink_exit(&j->jcache[i]);
+}
+
+static int jit_create(struct vm_bus *bus, struct jit **out)
 {
 #if !defined(__x86_64__)
+	(void)bus;
 	*out = NULL;
 	return -ENOTSUP;
 #else
 	struct jit *j = calloc(1, sizeof(*j));
 	if (!j)
 		return -ENOMEM;
+	size_t pages = bus->ram_size >> CPU_PAGE_SHIFT;
+	uint8_t *code = calloc(pages ? pages : 1, 1);
+	uint64_t *gen = calloc(pages ? pages : 1, sizeof(*gen));
+	j->links = calloc(JIT_MAX_LINKS, sizeof(*j->links));
+	if (!code || !gen || !j->links) {
+		free(code);
+		free(gen);
+		free(j->links);
+		free(j);
+		return -ENOMEM;
+	}
 	long page = sysconf(_SC_PAGESIZE);
 	j->page = page > 0 ? (size_t)page : 4096;
 	void *p = mmap(NULL, JIT_CODE_BYTES, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED) {
 		int err = errno;
+		free(code);
+		free(gen);
+		free(j->links);
 		free(j);
 		diag_error("jit: cannot map %u MiB for translated code: %s", JIT_CODE_BYTES >> 20, strerror(err));
 		return -err;
 	}
 	j->code = p;
+	forget_jcache(j);
+	bus->code = code;
+	bus->code_gen = gen;
 	*out = j;
 	return 0;
 #endif
 }
 
-static void jit_destroy(struct jit *jit)
+static void jit_destroy(struct vm_bus *bus, struct jit *jit)
 {
 	if (!jit)
 		return;
+	free(bus->code);
+	free(bus->code_gen);
+	bus->code = NULL;
+	bus->code_gen = NULL;
 	munmap(jit->code, JIT_CODE_BYTES);
+	free(jit->links);
 	free(jit);
 }
 
@@ -122,6 +177,9 @@ static void flush_all(struct cpu *cpu, struct jit *j)
 	j->used = 0;
 	j->npending = 0;
 	j->pending_used = 0;
+	j->nlinks = 0;
+	j->last_link = NULL;
+	forget_jcache(j);
 	diag_debug("jit: code area full, all blocks dropped");
 }
 
@@ -172,6 +230,7 @@ static void install_pending(struct cpu *cpu, struct jit *j)
 			/* Still the block that was translated (a refill clears pending). */
 			void *entry = j->code + at;
 			memcpy(&b->code, &entry, sizeof(entry)); /* object to function pointer, as dlsym's users do */
+			b->chain_code = j->code + at + p->chain_entry;
 			b->pending = false;
 		}
 		at += align_code(p->len);
@@ -186,9 +245,16 @@ static void queue(struct cpu *cpu, struct jit *j, struct jit_block *b, uint32_t 
 {
 	if (j->npending == JIT_BATCH || JIT_PENDING_BYTES - j->pending_used < JIT_BLOCK_CODE_MAX)
 		install_pending(cpu, j);
-	unsigned ninsns = 0, src_bytes = 0;
-	size_t len = jit_translate(b->host - off, off, j->pending_code + j->pending_used, JIT_BLOCK_CODE_MAX, &ninsns,
-				   &src_bytes);
+	unsigned ninsns = 0, src_bytes = 0, chain_entry = 0;
+	struct jit_chain chain = { .links = NULL, .last = &j->last_link, .jcache = j->jcache };
+	if (j->nlinks + JIT_LINKS_PER_BLOCK <= JIT_MAX_LINKS) {
+		chain.links = &j->links[j->nlinks];
+		j->nlinks += JIT_LINKS_PER_BLOCK;
+		for (unsigned i = 0; i < JIT_LINKS_PER_BLOCK; i++)
+			unlink_exit(&chain.links[i]);
+	}
+	size_t len = jit_translate(b->host - off, off, chain.links ? &chain : NULL, j->pending_code + j->pending_used,
+				   JIT_BLOCK_CODE_MAX, &ninsns, &src_bytes, &chain_entry);
 	if (len == 0 || ninsns != b->ninsns || src_bytes != b->src_bytes) {
 		b->ninsns = 0; /* cannot happen for the same bytes; the interpreter is always right */
 		return;
@@ -198,6 +264,7 @@ static void queue(struct cpu *cpu, struct jit *j, struct jit_block *b, uint32_t 
 	p->seq = ++j->seq;
 	p->off = (uint32_t)j->pending_used;
 	p->len = (uint32_t)len;
+	p->chain_entry = chain_entry;
 	j->pending_used += len;
 	b->pending = true;
 	b->pending_seq = p->seq;
@@ -206,11 +273,42 @@ static void queue(struct cpu *cpu, struct jit *j, struct jit_block *b, uint32_t 
 		install_pending(cpu, j);
 }
 
-/* Fills slot b with the block at host (page offset off): its extent, not yet its code. */
-static void fill(struct jit *j, struct jit_block *b, const uint8_t *host, unsigned off)
+/* Flags RAM page `page` as holding code the JIT trusts: from now on the first write into it
+ * advances its generation (the hart's store entries for it are armed to take the slow path). */
+static void watch_page(struct cpu *cpu, uint64_t page)
 {
-	unsigned ninsns = 0, src_bytes = 0;
-	size_t len = jit_translate(host - off, off, j->staging, sizeof(j->staging), &ninsns, &src_bytes);
+	struct vm_bus *bus = cpu->bus;
+	if (bus->code[page])
+		return;
+	bus->code[page] = 1;
+	cpu_tlb_arm_store_page(cpu, bus->ram + (page << CPU_PAGE_SHIFT));
+}
+
+/* Whether slot b, which holds the block at its host address on RAM page `page`, is what guest
+ * memory holds: yes while the page stays at the generation the block was checked at; after a
+ * write into the page, its bytes decide (a write of data beside code leaves them unchanged). */
+static bool block_current(struct cpu *cpu, struct jit_block *b, uint64_t page)
+{
+	const struct vm_bus *bus = cpu->bus;
+	if (likely(b->gen == bus->code_gen[page]))
+		return true;
+	if (memcmp(b->src, b->host, b->src_bytes) != 0)
+		return false;
+	watch_page(cpu, page);
+	b->gen = bus->code_gen[page];
+	return true;
+}
+
+/* Fills slot b with the block at host (page offset off, RAM page `page`): its extent, not yet
+ * its code. */
+static void fill(struct cpu *cpu, struct jit *j, struct jit_block *b, const uint8_t *host, unsigned off,
+		 uint64_t page)
+{
+	watch_page(cpu, page);
+	b->gen = cpu->bus->code_gen[page];
+	unsigned ninsns = 0, src_bytes = 0, chain_entry = 0;
+	size_t len = jit_translate(host - off, off, NULL, j->staging, sizeof(j->staging), &ninsns, &src_bytes,
+				   &chain_entry);
 	b->host = host;
 	b->code = NULL;
 	b->pending = false;
@@ -233,12 +331,25 @@ static uint32_t slot_of(const uint8_t *host)
 	       (JIT_TABLE_SIZE - 1);
 }
 
+/* Makes l enter installed block b (on RAM page `page`) from now on, while b's page is unwritten. */
+static void link_to(struct jit_link *l, const struct cpu *cpu, const struct jit_block *b, uint64_t page)
+{
+	l->want = b->host;
+	l->code = b->chain_code;
+	l->ninsns = b->ninsns;
+	l->page_gen = &cpu->bus->code_gen[page];
+	l->gen = b->gen;
+}
+
 /* Runs cpu until its icount reaches limit or cpu_needs_attention(), like cpu_interpret(). */
 static void jit_execute(struct cpu *cpu, icount_t limit)
 {
 	struct jit *j = cpu->jit;
 	cpu->engine_limit = limit;
+	j->last_link = NULL;
 	while (cpu->icount < limit && !cpu_needs_attention(cpu)) {
+		struct jit_link *from = j->last_link; /* the exit that led here, if the last step was a block */
+		j->last_link = NULL;
 		const uint8_t *host = j->broken ? NULL : cpu_tlb_lookup(cpu, CPU_ACCESS_FETCH, cpu->pc, 2);
 		if (!host) {
 			/* Not RAM the fetch TLB maps (yet): one instruction, which also fills the TLB. */
@@ -247,9 +358,10 @@ static void jit_execute(struct cpu *cpu, icount_t limit)
 		}
 		uint32_t slot = slot_of(host);
 		unsigned off = (unsigned)(cpu->pc & ~CPU_PAGE_MASK);
+		uint64_t page = (uint64_t)(host - cpu->bus->ram) >> CPU_PAGE_SHIFT;
 		struct jit_block *b = &j->table[slot];
-		if (b->host != host || memcmp(b->src, host, b->src_bytes) != 0)
-			fill(j, b, host, off);
+		if (b->host != host || !block_current(cpu, b, page))
+			fill(cpu, j, b, host, off, page);
 		if (b->ninsns == 0) {
 			cpu_interpret(cpu, cpu->icount + 1);
 			continue;
@@ -270,10 +382,11 @@ static void jit_execute(struct cpu *cpu, icount_t limit)
 			cpu_interpret(cpu, cpu->icount + b->ninsns);
 			continue;
 		}
+		if (from && (from->want == host || from->other_page)) /* that exit leads here */
+			link_to(from, cpu, b, page);
+		link_to(&j->jcache[JIT_JCACHE_INDEX(host)], cpu, b, page);
 		cpu->stats.jit_blocks++;
 		cpu->stats.jit_insns += b->ninsns; /* an early exit retires fewer; the count is a gauge */
-		j->cur_lo = b->host;
-		j->cur_hi = b->host + b->src_bytes;
 		if (b->code(cpu) == JIT_EXIT_EXCEPTION) {
 			/* As the interpreter's exception path: x0 stays zero, the trap, then the count. */
 			cpu->x[0] = 0;
@@ -325,6 +438,7 @@ int jit_helper_fp_store(struct cpu *cpu, uint32_t insn, uint32_t site, uint32_t 
 {
 	uint64_t vaddr = cpu->x[insn_rs1(insn)] + (uint64_t)(int64_t)insn_imm_s(insn);
 	unsigned size = insn_funct3(insn) == 2 ? 4 : 8;
+	uint64_t code_writes = cpu->bus->code_writes;
 	sync_to(cpu, site); /* a device written through the bus may read the clock */
 	fpu_execute(cpu, insn);
 	if (unlikely(cpu->exception_pending)) {
@@ -332,12 +446,11 @@ int jit_helper_fp_store(struct cpu *cpu, uint32_t insn, uint32_t site, uint32_t 
 			cpu->exception_tval = raw16; /* c.fsd, c.fsdsp with the FPU off */
 		return JIT_EXIT_EXCEPTION;
 	}
-	/* Stored to RAM outside this block's bytes (the TLB now maps it): go on. A store through
-	 * the bus (a device may have raised an interrupt or written RAM) or into the block's own
-	 * bytes ends the block after it. */
-	const struct jit *j = cpu->jit;
+	/* Stored to RAM the JIT runs no code from (the TLB now maps it): go on. A store through
+	 * the bus (a device may have raised an interrupt or written RAM) or into a page of code
+	 * (maybe this block's own bytes) ends the block after it. */
 	const uint8_t *h = cpu_tlb_lookup(cpu, CPU_ACCESS_STORE, vaddr, size);
-	if (unlikely(!h || (h < j->cur_hi && h + size > j->cur_lo) || cpu_needs_attention(cpu)))
+	if (unlikely(!h || cpu->bus->code_writes != code_writes || cpu_needs_attention(cpu)))
 		return leave_after(cpu, site);
 	return back_to_block_start(cpu, site);
 }
@@ -345,14 +458,14 @@ int jit_helper_fp_store(struct cpu *cpu, uint32_t insn, uint32_t site, uint32_t 
 int jit_helper_amo(struct cpu *cpu, uint32_t insn, uint32_t site)
 {
 	struct cpu_amo_access acc = { 0 };
+	uint64_t code_writes = cpu->bus->code_writes;
 	sync_to(cpu, site); /* a fault's epc; a device reached through the bus may read the clock */
 	if (!cpu_exec_amo(cpu, insn, &acc))
 		return JIT_EXIT_EXCEPTION;
-	const struct jit *j = cpu->jit;
-	bool own_bytes = acc.written && acc.written < j->cur_hi && acc.written + acc.size > j->cur_lo;
-	/* A device may have raised an interrupt, asked for a stop or written RAM; a write into
-	 * this block's own bytes may have made the rest of it stale: look again in either case. */
-	if (unlikely(acc.bus || own_bytes || cpu_needs_attention(cpu)))
+	/* A device may have raised an interrupt, asked for a stop or written RAM; a write into a
+	 * page of code (maybe this block's own bytes) may have made the rest of it stale: look
+	 * again in either case. */
+	if (unlikely(acc.bus || cpu->bus->code_writes != code_writes || cpu_needs_attention(cpu)))
 		return leave_after(cpu, site);
 	return back_to_block_start(cpu, site);
 }
@@ -412,13 +525,10 @@ int jit_helper_store(struct cpu *cpu, uint64_t vaddr, uint64_t value, uint32_t s
 	unsigned size = 1u << JIT_SITE_KIND(site);
 	uint8_t *h = cpu_tlb_lookup(cpu, CPU_ACCESS_STORE, vaddr, size);
 	if (likely(h != NULL)) {
+		/* The store TLB maps no page the JIT runs code from (watch_page() arms those entries),
+		 * so this is not the running block's bytes: the block goes on. */
 		memcpy(h, &value, size); /* the low bytes: the host is little-endian like the guest */
-		const struct jit *j = cpu->jit;
-		if (likely(h >= j->cur_hi || h + size <= j->cur_lo))
-			return JIT_EXIT_END;
-		/* Self-modifying code: the rest of this block may be stale. */
-		sync_to(cpu, site);
-		return leave_after(cpu, site);
+		return JIT_EXIT_END;
 	}
 	sync_to(cpu, site);
 	if (!cpu_store_slow(cpu, vaddr, size, value))
@@ -429,10 +539,11 @@ int jit_helper_store(struct cpu *cpu, uint64_t vaddr, uint64_t value, uint32_t s
 
 static void jit_engine_destroy(struct cpu *cpu)
 {
-	diag_info("jit: %llu blocks entered (about %llu instructions), %llu translated, %llu flushes",
-		  (unsigned long long)cpu->stats.jit_blocks, (unsigned long long)cpu->stats.jit_insns,
+	diag_info("jit: %llu blocks entered (%llu chained; about %llu instructions), %llu translated, %llu flushes",
+		  (unsigned long long)cpu->stats.jit_blocks, (unsigned long long)cpu->stats.jit_chained,
+		  (unsigned long long)cpu->stats.jit_insns,
 		  (unsigned long long)cpu->stats.jit_translations, (unsigned long long)cpu->stats.jit_flushes);
-	jit_destroy(cpu->jit);
+	jit_destroy(cpu->bus, cpu->jit);
 	cpu->jit = NULL;
 	cpu->engine = NULL;
 }
@@ -448,7 +559,7 @@ int jit_attach(struct cpu *cpu)
 		return 0;
 	if (cpu->engine)
 		cpu->engine->destroy(cpu);
-	int ret = jit_create(&cpu->jit);
+	int ret = jit_create(cpu->bus, &cpu->jit);
 	if (ret)
 		return ret;
 	cpu->engine = &jit_engine;

@@ -11,6 +11,7 @@
 #ifndef FTVM_VM_JIT_INTERNAL_H
 #define FTVM_VM_JIT_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,11 +63,56 @@ int jit_helper_amo(struct cpu *cpu, uint32_t insn, uint32_t site);
  * side effect, so the block goes on after it; an illegal one traps with pc and icount exact. */
 int jit_helper_csr_read(struct cpu *cpu, uint32_t insn, uint32_t site);
 
+/*
+ * A direct exit of a block to a known pc (a branch's two ways, a JAL, the fall-through). The
+ * run loop links it once it has entered the block found there right after the exit; from then
+ * on the exit jumps straight into that block's code while
+ * 1. the run's budget holds the whole target block (limit - icount >= ninsns: icount stays
+ *    exact, as at the run loop's own entry),
+ * 2. the target's page is still at the code generation the target was checked at (no write
+ *    into it since: the bytes are the ones it was translated from), and
+ * 3. for a target on another page, the fetch TLB of the current regime maps the new pc to the
+ *    host address `want` (the run loop's own lookup, inline: same privilege, translation and
+ *    PMP decision as the interpreter's fetch).
+ * Otherwise it returns to the run loop, naming itself in *last so the loop can link it. A page
+ * is reached through one virtual page at a time, so an exit to the same page reaches the same
+ * physical code whatever alias it runs at (no TLB test needed). Flush-all eviction drops links
+ * with the code.
+ */
+struct jit_link {
+	const void *code;         /* the target's code after its prologue */
+	uint64_t ninsns;          /* the target's length; UINT64_MAX while unlinked (no budget holds it) */
+	const uint64_t *page_gen; /* the target page's generation (bus->code_gen), ... */
+	uint64_t gen;             /* ... which must still be this */
+	const uint8_t *want;      /* the host address of the target's first instruction (set at
+				   * translation for the same page, at linking for another) */
+	bool other_page;          /* the target is on another page: condition 3 applies */
+};
+#define JIT_LINKS_PER_BLOCK 2
+
+/*
+ * The jump cache: the last installed block the run loop entered at each host address, as a
+ * link (direct-mapped by JIT_JCACHE_INDEX). A JALR looks its target up there inline — the
+ * fetch TLB maps the new pc to a host address, the entry must want exactly that address — and
+ * jumps in under conditions 1 and 2 above; otherwise it returns to the run loop.
+ */
+#define JIT_JCACHE_BITS 12
+#define JIT_JCACHE_INDEX(host) (((uintptr_t)(host) >> 1) & ((1u << JIT_JCACHE_BITS) - 1))
+
+/* Where a block's exits may chain: its links (JIT_LINKS_PER_BLOCK, or NULL for no chaining),
+ * the engine's record of the last unlinked exit taken and the jump cache. */
+struct jit_chain {
+	struct jit_link *links;
+	struct jit_link **last;
+	struct jit_link *jcache;
+};
+
 /* The translation of one block starting at byte `off` of the guest code page at host address
- * `page`: x86-64 code into out (at most cap bytes), its guest instruction count in *ninsns and
- * the bytes of guest code it covers in *src_bytes. Returns the code size, 0 when the first
- * instruction is not translated (the interpreter runs it) or the code does not fit. */
-size_t jit_translate(const uint8_t *page, unsigned off, uint8_t *out, size_t cap, unsigned *ninsns,
-		     unsigned *src_bytes);
+ * `page`: x86-64 code into out (at most cap bytes), its guest instruction count in *ninsns,
+ * the bytes of guest code it covers in *src_bytes and the offset of the entry that chained
+ * exits jump to in *chain_entry. Returns the code size, 0 when the first instruction is not
+ * translated (the interpreter runs it) or the code does not fit. */
+size_t jit_translate(const uint8_t *page, unsigned off, const struct jit_chain *chain, uint8_t *out, size_t cap,
+		     unsigned *ninsns, unsigned *src_bytes, unsigned *chain_entry);
 
 #endif

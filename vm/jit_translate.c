@@ -20,7 +20,9 @@
  *   exit:  pop rbx; ret                  (rax = the helper's enum jit_exit)
  *   body:  one sequence per instruction; a helper's non-zero return jumps to exit
  *	    the end: cpu->pc += bytes (or the jump's target), cpu->icount += n, return 0;
- *	    a jump back to the start loops to body while the icount budget holds a whole pass
+ *	    a jump back to the start loops to body while the icount budget holds a whole pass;
+ *	    an end at another pc of the same page may chain: jump to the body of the block there
+ *	    (jit_internal.h, struct jit_link), whose frame is the same (rbx pushed once)
  */
 #include "vm/jit_internal.h"
 
@@ -36,6 +38,8 @@
 #define PC_DISP ((int32_t)offsetof(struct cpu, pc))
 #define ICOUNT_DISP ((int32_t)offsetof(struct cpu, icount))
 #define LIMIT_DISP ((int32_t)offsetof(struct cpu, engine_limit))
+#define STAT_DISP(field) ((int32_t)offsetof(struct cpu, stats.field))
+#define LINK_DISP(field) ((int32_t)offsetof(struct jit_link, field))
 #define TLB_DISP(kind) ((int32_t)(offsetof(struct cpu, tlb) + sizeof(struct cpu_tlb_entry *) * (kind)))
 #define TLB_ENTRY_SHIFT 4
 #define FP_OPCODE_STORE 0x27
@@ -61,6 +65,10 @@ struct block {
 	size_t body;      /* position of the first instruction's code */
 	unsigned ninsns;  /* instructions translated so far */
 	uintptr_t lo, hi; /* host bytes the block may cover: a store into them takes the helper */
+	const uint8_t *page;             /* host address of the guest code page */
+	unsigned start;                  /* the block's first byte in it */
+	const struct jit_chain *chain;   /* NULL: no chained exits */
+	unsigned nlinks;                 /* links used so far */
 };
 
 static void get_x(struct block *b, enum jx_reg reg, unsigned r)
@@ -94,10 +102,105 @@ static void end_with_rax(struct block *b, unsigned ninsns)
 }
 
 /*
+ * rax holds the new pc: rax = its host address when the fetch TLB of the current regime maps it
+ * (what cpu_tlb_lookup(cpu, CPU_ACCESS_FETCH, pc, 2) does in the run loop), else a jump to the
+ * patch position stored in *miss. rdx = the TLB entry.
+ */
+static void fetch_host(struct block *b, size_t *miss)
+{
+	jx_mov(&b->jx, JX_RDX, JX_RAX);
+	jx_shift_imm(&b->jx, JX_SHR, JX_RDX, CPU_PAGE_SHIFT, true);
+	jx_alu_imm(&b->jx, JX_AND, JX_RDX, CPU_TLB_SIZE - 1, false);
+	jx_shift_imm(&b->jx, JX_SHL, JX_RDX, TLB_ENTRY_SHIFT, false);
+	jx_alu_mem(&b->jx, JX_ADD, JX_RDX, JX_RBX, TLB_DISP(CPU_ACCESS_FETCH));
+	jx_mov(&b->jx, JX_RCX, JX_RAX);
+	jx_alu_imm(&b->jx, JX_AND, JX_RCX, (int32_t)(CPU_PAGE_MASK | 1), true);
+	jx_alu_mem(&b->jx, JX_CMP, JX_RCX, JX_RDX, 0);
+	*miss = jx_jcc(&b->jx, JX_CC_NE);
+	jx_alu_mem(&b->jx, JX_ADD, JX_RAX, JX_RDX, 8);
+}
+
+/*
+ * rax holds a link (jit_internal.h): jumps into its code while the run's budget holds it and
+ * its page is unwritten (conditions 1 and 2), counting the entry in the stats as the run loop
+ * does; the failing tests' jumps go to fails[].
+ */
+static void enter_link(struct block *b, size_t *fails, unsigned *nfails)
+{
+	jx_load(&b->jx, JX_RCX, JX_RBX, LIMIT_DISP, true);
+	jx_load(&b->jx, JX_RDX, JX_RBX, ICOUNT_DISP, true);
+	jx_alu(&b->jx, JX_SUB, JX_RCX, JX_RDX, true);
+	jx_alu_mem(&b->jx, JX_CMP, JX_RCX, JX_RAX, LINK_DISP(ninsns));
+	fails[(*nfails)++] = jx_jcc(&b->jx, JX_CC_B);
+	jx_load(&b->jx, JX_RCX, JX_RAX, LINK_DISP(page_gen), true);
+	jx_load(&b->jx, JX_RCX, JX_RCX, 0, true);
+	jx_alu_mem(&b->jx, JX_CMP, JX_RCX, JX_RAX, LINK_DISP(gen));
+	fails[(*nfails)++] = jx_jcc(&b->jx, JX_CC_NE);
+	jx_add_mem_imm(&b->jx, JX_RBX, STAT_DISP(jit_blocks), 1);
+	jx_add_mem_imm(&b->jx, JX_RBX, STAT_DISP(jit_chained), 1);
+	jx_load(&b->jx, JX_RCX, JX_RBX, STAT_DISP(jit_insns), true);
+	jx_alu_mem(&b->jx, JX_ADD, JX_RCX, JX_RAX, LINK_DISP(ninsns));
+	jx_store(&b->jx, JX_RBX, STAT_DISP(jit_insns), JX_RCX);
+	jx_jmp_mem(&b->jx, JX_RAX, LINK_DISP(code));
+}
+
+/*
+ * The end of a block (pc and icount already moved, rax = pc) through link l (jit_internal.h):
+ * jump into the linked block under the link's conditions, else return to the run loop with
+ * *last = l.
+ */
+static void chained_exit(struct block *b, struct jit_link *l)
+{
+	size_t fails[4];
+	unsigned nfails = 0;
+	if (l->other_page) {
+		fetch_host(b, &fails[nfails++]);
+		jx_mov_imm(&b->jx, JX_RCX, (uintptr_t)l);
+		jx_alu_mem(&b->jx, JX_CMP, JX_RAX, JX_RCX, LINK_DISP(want));
+		fails[nfails++] = jx_jcc(&b->jx, JX_CC_NE);
+	}
+	jx_mov_imm(&b->jx, JX_RAX, (uintptr_t)l);
+	enter_link(b, fails, &nfails);
+	for (unsigned i = 0; i < nfails; i++)
+		jx_patch_here(&b->jx, fails[i]);
+	jx_mov_imm(&b->jx, JX_RAX, (uintptr_t)l);
+	jx_mov_imm(&b->jx, JX_RCX, (uintptr_t)b->chain->last);
+	jx_store(&b->jx, JX_RCX, 0, JX_RAX);
+	jx_alu(&b->jx, JX_XOR, JX_RAX, JX_RAX, false); /* JIT_EXIT_END */
+	jx_patch(&b->jx, jx_jmp(&b->jx), b->exit);
+}
+
+/* The end of a block at a computed pc (JALR; rax = pc, pc and icount already moved): into the
+ * block the jump cache holds for its host address, else back to the run loop. */
+static void cached_exit(struct block *b)
+{
+	size_t fails[4];
+	unsigned nfails = 0;
+	_Static_assert(sizeof(struct jit_link) == 48, "the jump cache index is scaled by 48");
+	fetch_host(b, &fails[nfails++]);
+	jx_mov(&b->jx, JX_RCX, JX_RAX);
+	jx_shift_imm(&b->jx, JX_SHR, JX_RCX, 1, true);
+	jx_alu_imm(&b->jx, JX_AND, JX_RCX, (1 << JIT_JCACHE_BITS) - 1, false);
+	jx_mov_imm(&b->jx, JX_RDX, sizeof(struct jit_link));
+	jx_imul(&b->jx, JX_RCX, JX_RDX, true);
+	jx_mov_imm(&b->jx, JX_RDX, (uintptr_t)b->chain->jcache);
+	jx_alu(&b->jx, JX_ADD, JX_RCX, JX_RDX, true);
+	jx_alu_mem(&b->jx, JX_CMP, JX_RAX, JX_RCX, LINK_DISP(want));
+	fails[nfails++] = jx_jcc(&b->jx, JX_CC_NE);
+	jx_mov(&b->jx, JX_RAX, JX_RCX);
+	enter_link(b, fails, &nfails);
+	for (unsigned i = 0; i < nfails; i++)
+		jx_patch_here(&b->jx, fails[i]);
+	jx_alu(&b->jx, JX_XOR, JX_RAX, JX_RAX, false); /* JIT_EXIT_END */
+	jx_patch(&b->jx, jx_jmp(&b->jx), b->exit);
+}
+
+/*
  * Ends the block at the pc delta bytes from its start. A jump back to the block's own start
  * (a loop) goes round again inside the code while the run's budget holds another whole pass:
  * pc already holds the start, so only icount moves. Nothing else can ask for the loop to stop:
- * whatever could (a slow path) has left the block already.
+ * whatever could (a slow path) has left the block already. Any other pc on the block's page
+ * leaves through a link (chained_exit) when one is left, and so does a pc on another page.
  */
 static void end_at(struct block *b, int64_t delta, unsigned ninsns)
 {
@@ -112,8 +215,18 @@ static void end_at(struct block *b, int64_t delta, unsigned ninsns)
 		jx_patch(&b->jx, jx_jmp(&b->jx), b->exit);
 		return;
 	}
+	int64_t target = (int64_t)b->start + delta;
 	pc_at(b, JX_RAX, delta, JX_RCX);
-	end_with_rax(b, ninsns);
+	if (!b->chain || b->nlinks == JIT_LINKS_PER_BLOCK) {
+		end_with_rax(b, ninsns);
+		return;
+	}
+	struct jit_link *l = &b->chain->links[b->nlinks++];
+	l->other_page = target < 0 || target >= (int64_t)CPU_PAGE_SIZE;
+	l->want = l->other_page ? NULL : b->page + target;
+	jx_store(&b->jx, JX_RBX, PC_DISP, JX_RAX);
+	jx_add_mem_imm(&b->jx, JX_RBX, ICOUNT_DISP, (int32_t)ninsns);
+	chained_exit(b, l);
 }
 
 static void call_checked(struct block *b, const void *fn)
@@ -288,7 +401,13 @@ static void jump_register(struct block *b, const struct cpu_decoded *e, unsigned
 		set_x(b, e->rd, JX_RAX);
 	}
 	jx_mov(&b->jx, JX_RAX, JX_RDX);
-	end_with_rax(b, b->ninsns + 1);
+	if (!b->chain) {
+		end_with_rax(b, b->ninsns + 1);
+		return;
+	}
+	jx_store(&b->jx, JX_RBX, PC_DISP, JX_RAX);
+	jx_add_mem_imm(&b->jx, JX_RBX, ICOUNT_DISP, (int32_t)(b->ninsns + 1));
+	cached_exit(b);
 }
 
 /*
@@ -413,10 +532,10 @@ static int emit_insn(struct block *b, const struct cpu_decoded *e, unsigned off)
 	}
 }
 
-size_t jit_translate(const uint8_t *page, unsigned off, uint8_t *out, size_t cap, unsigned *ninsns,
-		     unsigned *src_bytes)
+size_t jit_translate(const uint8_t *page, unsigned off, const struct jit_chain *chain, uint8_t *out, size_t cap,
+		     unsigned *ninsns, unsigned *src_bytes, unsigned *chain_entry)
 {
-	struct block b = { .ninsns = 0 };
+	struct block b = { .ninsns = 0, .page = page, .start = off, .chain = chain };
 	unsigned start = off;
 	b.lo = (uintptr_t)(page + off);
 	b.hi = b.lo + JIT_MAX_SRC_BYTES;
@@ -455,5 +574,6 @@ size_t jit_translate(const uint8_t *page, unsigned off, uint8_t *out, size_t cap
 		return 0;
 	*ninsns = b.ninsns;
 	*src_bytes = off - start;
+	*chain_entry = (unsigned)b.body;
 	return b.jx.len;
 }

@@ -276,6 +276,12 @@ void jx_call(struct jx *jx, const void *fn)
 	modrm_reg(jx, 2, JX_RAX);
 }
 
+void jx_jmp_mem(struct jx *jx, enum jx_reg base, int32_t disp)
+{
+	byte(jx, 0xff); /* JMP r/m64 (/4) */
+	modrm_mem(jx, 4, base, disp);
+}
+
 size_t jx_jcc(struct jx *jx, enum jx_cc cc)
 {
 	byte(jx, 0x0f);

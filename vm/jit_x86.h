@@ -71,6 +71,8 @@ void jx_imul(struct jx *jx, enum jx_reg dst, enum jx_reg src, bool w64);
 void jx_mul_wide(struct jx *jx, enum jx_reg src, bool is_signed);
 /* Calls fn through rax. */
 void jx_call(struct jx *jx, const void *fn);
+/* Jumps to the address held at [base + disp]. */
+void jx_jmp_mem(struct jx *jx, enum jx_reg base, int32_t disp);
 /* Jumps with a rel32 to be patched: return the position of the rel32 field. */
 size_t jx_jcc(struct jx *jx, enum jx_cc cc);
 size_t jx_jmp(struct jx *jx);

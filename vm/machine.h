@@ -126,7 +126,9 @@ int machine_restore(struct machine *m, const struct machine_state *s, char *err,
 /* Walks the parts of a machine_state that are not sections of their own (state_io.h):
  * config digest, input digest and clock. */
 void machine_core_state_io(struct state_io *io, void *state);
-/* Guest RAM (for the state format: RAM is saved and restored as pages). */
+/* Guest RAM (for the state format: RAM is saved and restored as pages). The writable one tells
+ * the JIT that RAM is being replaced (it checks every block's bytes again before running it), so
+ * it is for restores, on the vCPU thread or with the vCPU held; readers use the const one. */
 uint8_t *machine_ram(struct machine *m, size_t *size);
 const uint8_t *machine_ram_const(const struct machine *m, size_t *size);
 

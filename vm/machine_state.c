@@ -164,6 +164,7 @@ static void machine_state_io(struct state_io *io, void *state)
 
 uint8_t *machine_ram(struct machine *m, size_t *size)
 {
+	bus_code_forget_all(&m->bus); /* the caller restores RAM: translated code is checked again */
 	*size = m->ram_size;
 	return m->ram;
 }
@@ -178,6 +179,7 @@ int machine_ram_drop(struct machine *m)
 {
 	/* The mapping is private and anonymous (machine_create): MADV_DONTNEED gives its pages back,
 	 * and the next access to one sees a fresh zero page. */
+	bus_code_forget_all(&m->bus);
 	if (madvise(m->ram, m->ram_size, MADV_DONTNEED) < 0)
 		return -errno;
 	return 0;

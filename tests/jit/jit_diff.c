@@ -2,8 +2,8 @@
  * jit_diff.c — the JIT against the interpreter on random RV64IMC programs (tests/jit).
  *
  * For each seed, two harts on two identical buses (RAM with the program of rv_gen.c, and an
- * MMIO register whose reads return the reading hart's icount, whose writes lower the timer line
- * or ask for a stop) run the same program, one with the JIT attached. They run in chunks of
+ * MMIO register whose reads return the reading hart's icount, whose writes lower the timer line,
+ * ask for a stop or make the device write RAM by DMA (GEN_MMIO_DMA)) run the same program, one with the JIT attached. They run in chunks of
  * random length — every chunk end is an exact icount the JIT must stop at, wherever it falls
  * in a block — and between chunks the timer line is raised now and then, so interrupts land in
  * the middle of translated blocks. After every cpu_run() both harts must have the same icount,
@@ -44,6 +44,14 @@ static int mmio_write(void *opaque, uint64_t offset, unsigned size, uint64_t val
 		cpu_set_irq_line(s->cpu, IRQ_M_TIMER, false);
 	else if (offset == 8)
 		cpu_request_stop(s->cpu);
+	else if (offset == GEN_MMIO_DMA && size == 8) {
+		uint8_t *dst = bus_ram_range(&s->bus, (uint32_t)value, 4);
+		if (dst) {
+			uint32_t data = (uint32_t)(value >> 32);
+			memcpy(dst, &data, 4);
+			bus_mark_dirty(&s->bus, (uint32_t)value, 4);
+		}
+	}
 	return 0;
 }
 
@@ -165,6 +173,7 @@ out:
 	struct cpu_stats st;
 	cpu_get_stats(jit.cpu, &st);
 	sum->jit_blocks += st.jit_blocks;
+	sum->jit_chained += st.jit_chained;
 	sum->jit_insns += st.jit_insns;
 	sum->jit_translations += st.jit_translations;
 	sum->exceptions += st.exceptions;
@@ -195,12 +204,16 @@ int main(int argc, char **argv)
 		if (run_seed(s, insns, &retired, &sum) != 0 && ++failed >= 3)
 			break;
 	/* A test that translated nothing would prove nothing. */
-	printf("jit_diff: the JIT side entered %llu blocks (about %llu instructions), translated %llu; "
+	printf("jit_diff: the JIT side entered %llu blocks (%llu chained; about %llu instructions), translated %llu; "
 	       "%llu exceptions, %llu interrupts\n", (unsigned long long)sum.jit_blocks,
-	       (unsigned long long)sum.jit_insns, (unsigned long long)sum.jit_translations,
+	       (unsigned long long)sum.jit_chained, (unsigned long long)sum.jit_insns, (unsigned long long)sum.jit_translations,
 	       (unsigned long long)sum.exceptions, (unsigned long long)sum.interrupts);
 	if (sum.jit_insns < retired / 4) {
 		printf("jit_diff: too little ran translated to mean anything\n");
+		failed++;
+	}
+	if (sum.jit_chained < sum.jit_blocks / 20) {
+		printf("jit_diff: too few blocks were entered through a chained exit to test chaining\n");
 		failed++;
 	}
 	printf("jit_diff: %llu seeds from %llu, %llu instructions compared, %llu diverged\n",

@@ -419,8 +419,8 @@ static void gen_slot(struct gen *g, unsigned i, unsigned nslots)
 		s->len = 4 * (s->nloop + 3);
 	} else if (pick < 92) {
 		s->kind = S_SMC_AHEAD;
-		s->len = 4 * SMC_AHEAD_WORDS;
-		s->f3 = below(g, 3); /* 0: by a store, 1: by an AMO, 2: by an FP store */
+		s->f3 = below(g, 4); /* 0: by a store, 1: by an AMO, 2: by an FP store, 3: by DMA */
+		s->len = 4 * (SMC_AHEAD_WORDS + (s->f3 == 3 ? 2 : 0));
 	} else if (pick < 93) {
 		static const uint32_t sys[] = { INSN_ECALL, INSN_EBREAK, 0, 0xffffffffu, INSN_FENCE, INSN_FENCE_I };
 		word(s, sys[below(g, 6)]);
@@ -533,6 +533,21 @@ void rv_gen_program(uint8_t *ram, uint64_t seed)
 			put32(p + 8, i_type(7, 23, 1, 23, OPC_OP_IMM));       /* slli x23, x23, 7 */
 			put32(p + 12, r_type(0, 24, 23, 4, 23, OPC_OP));      /* xor x23, x23, x24 */
 			put32(p + 16, u_type(0, 22, OPC_AUIPC));              /* auipc x22, 0 */
+			if (s->f3 == 3) {
+				/* The same change made by the test device's DMA (rv_gen.h), to the first
+				 * instruction of the subroutine at GEN_DMA_SUB_OFF, which is then called: no
+				 * store of the hart ever writes its page, so only the DMA can tell the JIT
+				 * (sub is its distance from the auipc, which is 20 bytes before the jal). */
+				int32_t sub = (int32_t)GEN_DMA_SUB_OFF - (int32_t)(GEN_BODY_OFF + s->off + 16);
+				put32(p + 16, u_type((uint32_t)(sub + 0x800) >> 12, 22, OPC_AUIPC)); /* auipc x22 */
+				put32(p + 20, i_type(sub - ((sub + 0x800) & ~0xfff), 22, 0, 22, OPC_OP_IMM));
+				put32(p + 24, i_type(32, 23, 1, 23, OPC_OP_IMM)); /* slli x23, x23, 32 */
+				put32(p + 28, r_type(0, 22, 23, 6, 23, OPC_OP));  /* or x23, x23, x22 */
+				put32(p + 32, s_type(GEN_MMIO_DMA, 23, 28, 3));   /* sd x23, DMA(x28) */
+				/* jal x1, sub: a direct jump to another page, which chains */
+				put32(p + 36, j_type(sub - 20, 1));
+				break;
+			}
 			if (s->f3 == 0) {
 				put32(p + 20, s_type(12, 23, 22, 2));         /* sw x23, 12(x22) */
 				put32(p + 24, i_type(3, 7, 0, 7, OPC_OP_IMM)); /* addi x7, x7, 3 */
@@ -560,6 +575,11 @@ void rv_gen_program(uint8_t *ram, uint64_t seed)
 	emit(ram, &at, i_type(-1, 26, 0, 26, OPC_OP_IMM));
 	emit(ram, &at, b_type(-(int32_t)(at - GEN_BODY_OFF), 0, 26, 1));
 	emit(ram, &at, j_type(0, 0));
+
+	/* The subroutine the DMA rewrites: addi x5, x5, 1 (or x4); ret. */
+	at = GEN_DMA_SUB_OFF;
+	emit(ram, &at, 0x00128293u);
+	emit(ram, &at, i_type(0, 1, 0, 0, OPC_JALR));
 
 	/* The trap handler: skip the faulting instruction (2 or 4 bytes), or ack the timer. */
 	at = GEN_HANDLER_OFF;

@@ -19,10 +19,15 @@
 #define GEN_RAM_SIZE (128u << 10)
 #define GEN_BODY_OFF 0x100u      /* the random body, rewritten by its own stores */
 #define GEN_BODY_MAX 0x0e00u     /* bytes: branches back to the body start stay in B range */
+#define GEN_DMA_SUB_OFF 0x2000u  /* a subroutine whose code only the test device's DMA rewrites */
 #define GEN_HANDLER_OFF 0x3000u
 #define GEN_SCRATCH_OFF 0x10000u /* loads and stores land around here */
 #define GEN_MMIO_BASE 0x10000000ull /* reads give the reader's icount; a write acks the timer */
 #define GEN_MMIO_SIZE 0x1000u
+/* A 64-bit write here is a DMA request to the test device: it writes the value's high 32 bits
+ * into RAM at the physical address of its low 32 bits, as a virtio device writes a buffer
+ * (bus_ram_range(), then bus_mark_dirty()). */
+#define GEN_MMIO_DMA 16
 
 /* Fills ram (GEN_RAM_SIZE bytes, at GEN_RAM_BASE) with the program for seed; entry at the base. */
 void rv_gen_program(uint8_t *ram, uint64_t seed);
