@@ -274,6 +274,20 @@ def source_runs(lab, node, what, host="a"):
     check(False, f"{what}: the source's guest stopped answering the client", [node])
 
 
+def wait_streaming(lab, host, proc, timeout=60):
+    """Until host's migration job has sent pages (a fault then lands mid-stream, not before the
+    connection: on a loaded machine a fixed sleep was sometimes shorter than the connect)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        out = subprocess.run([ftlab.ftvm_binary(), "status", "--json", "--control", lab.sock(host)],
+                             capture_output=True, text=True)
+        job = (json.loads(out.stdout).get("job") or {}) if out.returncode == 0 else {}
+        if job.get("kind") == "migrate" and job.get("state") == "running" and job.get("bytes_done", 0) > 0:
+            return
+        time.sleep(0.05)
+    check(False, f"the migration from {host} never streamed (ftvm migrate exited {proc.poll()})")
+
+
 def failed_migration(lab, what, extra=(), during=None):
     """Starts a migration A -> B (slowed by --bandwidth), runs during() while it streams."""
     proc = subprocess.Popen(["ip", "netns", "exec", lab.ns("a"), ftlab.ftvm_binary(), "migrate",
@@ -281,7 +295,7 @@ def failed_migration(lab, what, extra=(), during=None):
                              "--channel-key", lab.key] + list(extra),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if during:
-        time.sleep(0.6)
+        wait_streaming(lab, "a", proc)
         during()
     out, err = proc.communicate(timeout=120)
     check(proc.returncode == 1, f"{what}: ftvm migrate exited {proc.returncode}:\n{err}")
