@@ -79,6 +79,7 @@ try:
     d.start()
     check(define_start(d, "slow"), "VM slow defined and started")
     check(wait_for(lambda: '"running"' in ftvm(d, "dominfo", "slow", "--json")[1], 30), "slow runs")
+    check(wait_for(lambda: ftvm(d, "vmstats", "slow", "--json")[0] == 0, 30), "slow's process answers its status")
     stopped = vm_pids(tmp, "slow")
     check(len(stopped) == 1, f"slow's ftvm process found ({stopped})")
     for p in stopped:
