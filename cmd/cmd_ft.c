@@ -68,7 +68,10 @@ static int through_daemon(const char *sock, const char *action, const char *vm, 
 		json_object_set_new(req, "host", json_string(host));
 		json_object_set_new(req, "spare_port", json_integer(port));
 	}
-	char *line = req ? control_request_json(sock, req, err, sizeof(err)) : NULL;
+	/* The daemon answers once the other host's daemon has (a slow command of its socket). */
+	char *line = req ? control_request_json_wait(sock, req, CONTROL_MAX_REQUEST, CONTROL_SLOW_CLIENT_TIMEOUT_MS, err,
+						     sizeof(err))
+			 : NULL;
 	json_decref(req);
 	json_t *ans = line ? json_loads(line, 0, NULL) : NULL;
 	const char *e = json_string_value(json_object_get(ans, "error"));

@@ -14,6 +14,12 @@
  * thread through control_job_*() and read by the server thread for status. Only the server thread
  * starts jobs, so "is one running" and "start one" cannot race; the previous job's thread, already
  * finished, is joined before the next starts, and control_stop() cancels and joins the last.
+ *
+ * Slow commands: the server thread gives the request (a private copy) to a free slot of srv->slow
+ * and starts the slot's thread; the client is parked (not polled, no deadline). The thread runs the
+ * handler, leaves the answer line in its slot under job_lock and wakes the server through wake_fd;
+ * the server thread joins it, hands the answer to its client and frees the slot. Only the server
+ * thread starts, joins and frees slots, so choosing a free one cannot race.
  */
 #define DIAG_MODULE "control"
 #include "common/control.h"
@@ -53,6 +59,20 @@ struct control_client {
 	char *in;                   /* the server's max_request bytes */
 	char *out;                  /* the answer being sent, newline-terminated; NULL: none */
 	size_t out_len, out_done;
+	bool parked;                /* a slow request of its own is being answered */
+};
+
+/* A slow request being answered; `done` and `answer` under the server's job_lock. */
+struct control_slow {
+	struct control_server *srv;
+	const struct control_command *cmd;
+	json_t *req;                /* the slot thread's own copy */
+	uid_t uid;                  /* the client's */
+	struct control_client *client;
+	bool live;                  /* a thread to join (server thread only) */
+	pthread_t thread;
+	bool done;
+	char *answer;               /* the answer (no newline), NULL: out of memory */
 };
 
 /* The node's current or last job; every field but the thread's under the server's job_lock. */
@@ -76,7 +96,8 @@ struct control_job {
 
 struct control_server {
 	int fd;
-	int wake_fd;                /* eventfd: control_stop() ends the loop */
+	int wake_fd;                /* eventfd: control_stop() ends the loop, or a slow request ended */
+	atomic_bool stopping;
 	char path[SUN_PATH_MAX];
 	dev_t dev;                  /* the socket file this server created, so that stop */
 	ino_t ino;                  /* removes it only if no one replaced it since */
@@ -90,8 +111,9 @@ struct control_server {
 	size_t ncommands;
 	size_t max_request;         /* bytes of one request line, newline included */
 	pthread_t thread;
-	pthread_mutex_t job_lock;
+	pthread_mutex_t job_lock;   /* the job, and the slow slots' done and answer */
 	struct control_job job;
+	struct control_slow slow[CONTROL_SLOW_MAX];
 	/* Log-rate estimate between two status requests (the first one: since the server started). */
 	uint64_t prev_bytes;
 	double prev_time;
@@ -326,23 +348,11 @@ static const struct control_command *command_find(const struct control_server *s
 	return NULL;
 }
 
-/* A command of the node: its handler's answer, and its job started when it has one. */
-static char *command_answer(struct control_server *srv, const struct control_command *cmd, const json_t *req)
+/* A command's answer: its handler's fields (and its job started when it has one), or its error. */
+static char *handler_answer(struct control_server *srv, const struct control_command *cmd, const json_t *req)
 {
 	char err[512] = "";
 	void *arg = NULL;
-
-	if (cmd->job) {
-		pthread_mutex_lock(&srv->job_lock);
-		bool busy = srv->job.running;
-		if (busy)
-			snprintf(err, sizeof(err), "a %s job is running (phase %s, for %llu ms): one job at a time",
-				 srv->job.cmd->name, srv->job.phase,
-				 (unsigned long long)(time_mono_ms() - srv->job.start_ms));
-		pthread_mutex_unlock(&srv->job_lock);
-		if (busy)
-			return error_json(err);
-	}
 	json_t *o = json_pack("{s:b}", "ok", 1);
 	if (!o)
 		return NULL;
@@ -363,7 +373,69 @@ static char *command_answer(struct control_server *srv, const struct control_com
 	return dump_answer(o);
 }
 
-static char *answer(struct control_server *srv, const char *line)
+static void *slow_main(void *arg)
+{
+	struct control_slow *s = arg;
+	current_peer_uid = s->uid;
+	char *out = handler_answer(s->srv, s->cmd, s->req);
+	uint64_t one = 1;
+	pthread_mutex_lock(&s->srv->job_lock);
+	s->answer = out;
+	s->done = true;
+	pthread_mutex_unlock(&s->srv->job_lock);
+	(void)!write(s->srv->wake_fd, &one, sizeof(one));
+	return NULL;
+}
+
+/* Starts a slow command for client c: NULL with c parked, or an error answer (busy, or no thread). */
+static char *slow_start(struct control_server *srv, struct control_client *c, const struct control_command *cmd,
+			const json_t *req)
+{
+	struct control_slow *s = NULL;
+	char msg[160];
+	for (size_t i = 0; i < CONTROL_SLOW_MAX && !s; i++)
+		if (!srv->slow[i].live)
+			s = &srv->slow[i];
+	if (!s) {
+		snprintf(msg, sizeof(msg), "busy: %d slow requests are being answered already, try again",
+			 CONTROL_SLOW_MAX);
+		json_t *o = json_pack("{s:b, s:s, s:b}", "ok", 0, "error", msg, "busy", 1);
+		return dump_answer(o);
+	}
+	*s = (struct control_slow){ .srv = srv, .cmd = cmd, .req = json_deep_copy(req), .uid = c->uid, .client = c };
+	int ret = s->req ? pthread_create(&s->thread, NULL, slow_main, s) : ENOMEM;
+	if (ret) {
+		json_decref(s->req);
+		s->req = NULL;
+		snprintf(msg, sizeof(msg), "cannot answer %s now: %s", cmd->name, strerror(ret));
+		return error_json(msg);
+	}
+	s->live = true;
+	c->parked = true;
+	return NULL;
+}
+
+/* A command of the node on the server thread: a job command is refused while a job runs. */
+static char *command_answer(struct control_server *srv, const struct control_command *cmd, const json_t *req)
+{
+	char err[512] = "";
+
+	if (cmd->job) {
+		pthread_mutex_lock(&srv->job_lock);
+		bool busy = srv->job.running;
+		if (busy)
+			snprintf(err, sizeof(err), "a %s job is running (phase %s, for %llu ms): one job at a time",
+				 srv->job.cmd->name, srv->job.phase,
+				 (unsigned long long)(time_mono_ms() - srv->job.start_ms));
+		pthread_mutex_unlock(&srv->job_lock);
+		if (busy)
+			return error_json(err);
+	}
+	return handler_answer(srv, cmd, req);
+}
+
+/* The answer to one request line; NULL with c->parked when a slow command answers it later. */
+static char *answer(struct control_server *srv, struct control_client *c, const char *line)
 {
 	json_error_t jerr;
 	json_t *req = json_loads(line, 0, &jerr);
@@ -381,7 +453,9 @@ static char *answer(struct control_server *srv, const char *line)
 		out = error_json("request has no \"cmd\" string");
 	} else if (strcmp(cmd, "status") == 0) {
 		out = status_answer(srv);
-	} else if ((command = command_find(srv, cmd)) != NULL) {
+	} else if ((command = command_find(srv, cmd)) != NULL && command->slow) {
+		out = slow_start(srv, c, command, req);
+	} else if (command) {
 		out = command_answer(srv, command, req);
 	} else {
 		char msg[128];
@@ -446,34 +520,43 @@ static int client_flush(struct control_client *c)
 	return 0;
 }
 
+/* Makes out (a string, taken; NULL: out of memory) the client's answer line and sends what the
+ * socket takes of it. -errno when the client must be dropped. */
+static int client_send(struct control_client *c, char *out)
+{
+	if (!out)
+		return -ENOMEM;
+	size_t len = strlen(out);
+	char *line = realloc(out, len + 1);   /* room for the newline; the NUL is not sent */
+	if (!line) {
+		free(out);
+		return -ENOMEM;
+	}
+	line[len] = '\n';
+	c->out = line;
+	c->out_len = len + 1;
+	c->out_done = 0;
+	return client_flush(c);
+}
+
 /* Answers the complete request lines in the input, one at a time: the next only once the previous
  * answer is out. -errno when the client must be dropped. */
 static int client_answer(struct control_server *srv, struct control_client *c)
 {
 	char *nl;
-	while (!c->out && (nl = memchr(c->in, '\n', c->in_len)) != NULL) {
+	while (!c->out && !c->parked && (nl = memchr(c->in, '\n', c->in_len)) != NULL) {
 		*nl = 0;
 		current_peer_uid = c->uid;
-		char *out = answer(srv, c->in);
+		char *out = answer(srv, c, c->in);
 		c->in_len -= (size_t)(nl + 1 - c->in);
 		memmove(c->in, nl + 1, c->in_len);
-		if (!out)
-			return -ENOMEM;
-		size_t len = strlen(out);
-		char *line = realloc(out, len + 1);   /* room for the newline; the NUL is not sent */
-		if (!line) {
-			free(out);
-			return -ENOMEM;
-		}
-		line[len] = '\n';
-		c->out = line;
-		c->out_len = len + 1;
-		c->out_done = 0;
-		int ret = client_flush(c);
+		if (c->parked)
+			return 0;
+		int ret = client_send(c, out);
 		if (ret < 0)
 			return ret;
 	}
-	if (!c->out && c->in_len == srv->max_request) {
+	if (!c->out && !c->parked && c->in_len == srv->max_request) {
 		char msg[64];
 		snprintf(msg, sizeof(msg), "request too long (limit %zu bytes)", srv->max_request);
 		send_and_close(c->fd, msg, false);
@@ -565,7 +648,37 @@ static void accept_clients(struct control_server *srv)
 		c->fd = fd;
 		c->uid = uid;
 		c->in_len = 0;
+		c->parked = false;
 		c->deadline_ms = time_mono_ms() + CONTROL_REQUEST_TIMEOUT_MS;
+	}
+}
+
+/* Hands each ended slow request's answer to its client (the server thread). */
+static void slow_collect(struct control_server *srv)
+{
+	for (size_t i = 0; i < CONTROL_SLOW_MAX; i++) {
+		struct control_slow *s = &srv->slow[i];
+		if (!s->live)
+			continue;
+		pthread_mutex_lock(&srv->job_lock);
+		bool done = s->done;
+		char *out = s->answer;
+		s->answer = NULL;
+		pthread_mutex_unlock(&srv->job_lock);
+		if (!done)
+			continue;
+		pthread_join(s->thread, NULL);
+		json_decref(s->req);
+		s->req = NULL;
+		s->live = false;
+		struct control_client *c = s->client;
+		c->parked = false;
+		c->deadline_ms = time_mono_ms() + CONTROL_REQUEST_TIMEOUT_MS;
+		int ret = client_send(c, out);
+		if (ret == 0 && !c->out)
+			ret = client_answer(srv, c);   /* requests it sent meanwhile */
+		if (ret < 0 && c->fd >= 0)
+			client_drop(c);
 	}
 }
 
@@ -582,7 +695,7 @@ static void *control_main(void *arg)
 		fds[1] = (struct pollfd){ .fd = srv->fd, .events = POLLIN };
 		for (size_t i = 0; i < CONTROL_MAX_CLIENTS; i++) {
 			struct control_client *c = &srv->clients[i];
-			if (c->fd < 0)
+			if (c->fd < 0 || c->parked)
 				continue;
 			if (now >= c->deadline_ms) {
 				client_drop(c);   /* too slow to send a request or to read its answer */
@@ -597,8 +710,13 @@ static void *control_main(void *arg)
 			diag_error("poll: %s", strerror(errno));
 			break;
 		}
-		if (fds[0].revents)
-			break;
+		if (fds[0].revents) {
+			uint64_t count;
+			(void)!read(srv->wake_fd, &count, sizeof(count));
+			if (atomic_load(&srv->stopping))
+				break;
+			slow_collect(srv);
+		}
 		for (size_t i = 2; i < n; i++) {
 			struct control_client *c = polled[i - 2];
 			short ev = fds[i].revents;
@@ -691,8 +809,9 @@ int control_start(const struct control_config *cfg, struct control_server **out,
 	}
 	for (size_t i = 0; i < cfg->ncommands; i++) {
 		const struct control_command *c = &cfg->commands[i];
-		if (!c->name || !c->handler || strcmp(c->name, "status") == 0) {
-			snprintf(err, errlen, "control socket: command %zu has no name or handler, or is \"status\"", i);
+		if (!c->name || !c->handler || strcmp(c->name, "status") == 0 || (c->slow && c->job)) {
+			snprintf(err, errlen, "control socket: command %zu has no name or handler, is \"status\", or is "
+					      "both slow and a job", i);
 			return -EINVAL;
 		}
 	}
@@ -709,6 +828,7 @@ int control_start(const struct control_config *cfg, struct control_server **out,
 	}
 	srv->job.srv = srv;
 	atomic_init(&srv->job.cancel, false);
+	atomic_init(&srv->stopping, false);
 	srv->commands = cfg->commands;
 	srv->ncommands = cfg->ncommands;
 	srv->status_fields = cfg->status_fields;
@@ -778,8 +898,17 @@ void control_stop(struct control_server *srv)
 
 	if (!srv)
 		return;
+	atomic_store(&srv->stopping, true);
 	(void)!write(srv->wake_fd, &one, sizeof(one));
 	pthread_join(srv->thread, NULL);
+	/* Slow handlers may use the node too: each bounds its own wait. */
+	for (size_t i = 0; i < CONTROL_SLOW_MAX; i++) {
+		if (!srv->slow[i].live)
+			continue;
+		pthread_join(srv->slow[i].thread, NULL);
+		json_decref(srv->slow[i].req);
+		free(srv->slow[i].answer);
+	}
 	/* No new job can start now; the running one is asked to end and waited for, since it may use
 	 * the machine its node is about to destroy. */
 	atomic_store(&srv->job.cancel, true);
@@ -881,9 +1010,9 @@ static bool answer_is_busy(const char *line)
 }
 
 /* Sends the request line req (newline-terminated) and returns the answer line. */
-static char *request_line(const char *path, const char *req, char *err, size_t errlen)
+static char *request_line(const char *path, const char *req, unsigned timeout_ms, char *err, size_t errlen)
 {
-	uint64_t deadline = time_mono_ms() + CONTROL_CLIENT_TIMEOUT_MS;
+	uint64_t deadline = time_mono_ms() + timeout_ms;
 
 	if (strlen(path) >= SUN_PATH_MAX) {
 		snprintf(err, errlen, "control socket path too long: %s", path);
@@ -915,6 +1044,12 @@ char *control_request_json(const char *path, const json_t *request, char *err, s
 
 char *control_request_json_max(const char *path, const json_t *request, size_t max_request, char *err, size_t errlen)
 {
+	return control_request_json_wait(path, request, max_request, CONTROL_CLIENT_TIMEOUT_MS, err, errlen);
+}
+
+char *control_request_json_wait(const char *path, const json_t *request, size_t max_request, unsigned timeout_ms,
+				char *err, size_t errlen)
+{
 	char *req = json_dumps(request, JSON_COMPACT);
 	if (!req) {
 		snprintf(err, errlen, "out of memory");
@@ -934,7 +1069,7 @@ char *control_request_json_max(const char *path, const json_t *request, size_t m
 	}
 	line[len] = '\n';
 	line[len + 1] = 0;
-	char *answer = request_line(path, line, err, errlen);
+	char *answer = request_line(path, line, timeout_ms, err, errlen);
 	free(line);
 	return answer;
 }

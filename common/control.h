@@ -21,6 +21,13 @@
  * thread of its own, one job at a time per node (a second is refused while one runs), reporting
  * its phase and progress, which `status` shows in its "job" object while the server goes on
  * answering everyone.
+ *
+ * A slow command (one whose answer waits on something outside the node, such as another host) is
+ * answered in full, but off the server thread: its handler runs on a thread of its own, at most
+ * CONTROL_SLOW_MAX at once per server (past that the request is refused at once with "busy":true),
+ * and its client gets the answer when the handler returns. Meanwhile that client sends nothing
+ * more and has no deadline, and the server goes on answering everyone else. control_stop() waits
+ * for the slow handlers still running, so each must bound its own wait.
  */
 #ifndef FTVM_COMMON_CONTROL_H
 #define FTVM_COMMON_CONTROL_H
@@ -41,9 +48,11 @@
 #define CONTROL_MAX_CLIENTS 16           /* connected at once; more are refused */
 #define CONTROL_REQUEST_TIMEOUT_MS 2000  /* to deliver a complete request */
 #define CONTROL_CLIENT_TIMEOUT_MS 5000   /* control_request(): to connect and read the answer */
+#define CONTROL_SLOW_CLIENT_TIMEOUT_MS 60000  /* the same for a slow command (FT pairing with another host) */
 #define CONTROL_DEFAULT_DIR "/run/ftvm"
 
 #define CONTROL_MAX_COMMANDS 16          /* in one control_config */
+#define CONTROL_SLOW_MAX 8               /* slow requests being answered at once; more are refused "busy" */
 
 struct control_server;
 struct control_job;
@@ -70,6 +79,9 @@ struct control_command {
 	int (*job)(void *ctx, void *job_arg, struct control_job *job, char *err, size_t errlen);
 	/* Frees a job_arg whose job could not be started; may be NULL. */
 	void (*job_arg_free)(void *job_arg);
+	/* The handler may wait long (bounded): it runs on a thread of its own, concurrently with the
+	 * other commands' handlers (so it must be thread-safe), and job must be NULL. */
+	bool slow;
 };
 
 struct control_config {
@@ -116,6 +128,9 @@ char *control_request(const char *path, const char *cmd, char *err, size_t errle
 char *control_request_json(const char *path, const json_t *request, char *err, size_t errlen);
 /* The same for a server that takes requests of up to max_request bytes (control_config.max_request). */
 char *control_request_json_max(const char *path, const json_t *request, size_t max_request, char *err, size_t errlen);
+/* The same, waiting up to timeout_ms for the answer (a slow command's: CONTROL_SLOW_CLIENT_TIMEOUT_MS). */
+char *control_request_json_wait(const char *path, const json_t *request, size_t max_request, unsigned timeout_ms,
+				char *err, size_t errlen);
 
 /* The status as a JSON object string (caller frees), as the server sends it. */
 char *control_status_json(const struct ft_status *st, double log_mbit_s);

@@ -4,6 +4,8 @@
  * its answer's fields. Events reach the socket through a subscription that keeps the last
  * JSON_API_EVENTS in a ring, numbered from 1; `events` returns those after a given number, so a
  * client that polls misses none unless it falls that far behind (then "lost" says how many).
+ * `ft` (which waits on the other host's daemon) and `stats` (which asks the VM's process) are slow
+ * commands of the control server: they run off its thread, so everyone else is answered meanwhile.
  */
 #define DIAG_MODULE "ftvmd"
 #include "daemon/json_api.h"
@@ -312,9 +314,9 @@ static const struct control_command verbs[] = {
 	{ .name = "destroy", .handler = do_destroy },   { .name = "suspend", .handler = do_suspend },
 	{ .name = "resume", .handler = do_resume },     { .name = "dumpxml", .handler = do_dumpxml },
 	{ .name = "dominfo", .handler = do_dominfo },   { .name = "list", .handler = do_list },
-	{ .name = "stats", .handler = do_stats },       { .name = "nodeinfo", .handler = do_nodeinfo },
+	{ .name = "stats", .handler = do_stats, .slow = true },       { .name = "nodeinfo", .handler = do_nodeinfo },
 	{ .name = "events", .handler = do_events },     { .name = "autostart", .handler = do_autostart },
-	{ .name = "ft", .handler = do_ft },             { .name = "create", .handler = do_create },
+	{ .name = "ft", .handler = do_ft, .slow = true },             { .name = "create", .handler = do_create },
 };
 
 /* A table event into the ring (on a table thread, under the table's lock: quick, no call back). */

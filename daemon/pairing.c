@@ -9,8 +9,10 @@
  *       primary dropped it) is waited for, then killed, and the definition removed. A half that
  *       went live here after a failover is the VM itself now, and is refused.
  * The receiver acknowledges the record once the request is done, or refuses the channel with the
- * reason; the asking side waits for either. Requests are served one at a time, each bounded by
- * the channel's timeouts and REQUEST_WAIT_MS.
+ * reason; the asking side waits for either. Each accepted channel is served on a thread of its
+ * own, at most PAIRING_SERVERS at once (one more is refused at once as busy), each bounded by the
+ * channel's timeouts and REQUEST_WAIT_MS, so a peer that holds the key but stays silent delays no
+ * other. Only the accepting thread starts, reaps and joins them.
  */
 #define DIAG_MODULE "pairing"
 #include "daemon/pairing.h"
@@ -37,6 +39,18 @@
 #define UNPAIR_WAIT_MS 5000       /* a dropped backup half to end by itself before it is killed */
 #define PAIRING_TIMEOUT_MS 10000  /* peer silence that fails a pairing channel (heartbeats every 500 ms) */
 #define PAIRING_BUFFER (4u * 1024u * 1024u)
+#define PAIRING_SERVERS 4         /* channels served at once */
+
+struct pairing;
+
+/* One accepted channel being served; `done` set by its thread, the rest the accepting thread's. */
+struct pair_server {
+	struct pairing *p;
+	struct channel *ch;
+	pthread_t thread;
+	bool live;                    /* a thread to join */
+	atomic_bool done;
+};
 
 struct pairing {
 	struct vmtab *t;
@@ -45,6 +59,7 @@ struct pairing {
 	struct channel_listener *l;
 	pthread_t thread;
 	atomic_bool stop;
+	struct pair_server servers[PAIRING_SERVERS];
 };
 
 static void channel_cfg(struct pairing *p, struct channel_config *cfg)
@@ -214,12 +229,68 @@ static void serve_channel(struct pairing *p, struct channel *ch, char *buf)
 	channel_close(ch);
 }
 
+static void *serve_main(void *arg)
+{
+	struct pair_server *sv = arg;
+	char *buf = malloc(PAIRING_MAX_REQUEST);
+	if (buf) {
+		serve_channel(sv->p, sv->ch, buf);
+	} else {
+		if (channel_refuse(sv->ch, "out of memory"))
+			diag_warn("cannot refuse the request");
+		channel_close(sv->ch);
+	}
+	free(buf);
+	atomic_store(&sv->done, true);
+	return NULL;
+}
+
+/* Joins the servers that ended (all of them, waiting, with all). */
+static void servers_reap(struct pairing *p, bool all)
+{
+	for (size_t i = 0; i < PAIRING_SERVERS; i++) {
+		struct pair_server *sv = &p->servers[i];
+		if (sv->live && (all || atomic_load(&sv->done))) {
+			pthread_join(sv->thread, NULL);
+			sv->live = false;
+		}
+	}
+}
+
+/* Serves ch on a thread of its own, or refuses it when PAIRING_SERVERS are busy. */
+static void server_start(struct pairing *p, struct channel *ch)
+{
+	struct pair_server *sv = NULL;
+	char msg[128];
+	servers_reap(p, false);
+	for (size_t i = 0; i < PAIRING_SERVERS && !sv; i++)
+		if (!p->servers[i].live)
+			sv = &p->servers[i];
+	int ret = EBUSY;
+	if (sv) {
+		sv->p = p;
+		sv->ch = ch;
+		atomic_store(&sv->done, false);
+		ret = pthread_create(&sv->thread, NULL, serve_main, sv);
+		sv->live = ret == 0;
+	}
+	if (!ret)
+		return;
+	if (ret == EBUSY)
+		snprintf(msg, sizeof(msg), "busy: %d requests are being served, try again", PAIRING_SERVERS);
+	else
+		snprintf(msg, sizeof(msg), "cannot serve the request now: %s", strerror(ret));
+	diag_warn("a peer daemon's request refused: %s", msg);
+	if (channel_refuse(ch, msg))
+		diag_warn("cannot refuse the request");
+	channel_close(ch);
+}
+
 static void *server_main(void *arg)
 {
 	struct pairing *p = arg;
-	char *buf = malloc(PAIRING_MAX_REQUEST);
 	uint64_t auth_failed = 0;
-	while (buf && !atomic_load(&p->stop)) {
+	while (!atomic_load(&p->stop)) {
 		struct channel *ch;
 		struct channel_err cerr = { 0 };
 		struct channel_listener_stats st;
@@ -230,11 +301,12 @@ static void *server_main(void *arg)
 				  (unsigned long long)(st.auth_failed - auth_failed), (unsigned long long)st.auth_failed);
 		auth_failed = st.auth_failed;
 		if (rc == 0)
-			serve_channel(p, ch, buf);
+			server_start(p, ch);
 		else if (rc != -ETIMEDOUT)
 			diag_warn("a peer daemon was refused: %s", cerr.msg);
+		servers_reap(p, false);
 	}
-	free(buf);
+	servers_reap(p, true);
 	return NULL;
 }
 

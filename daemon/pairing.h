@@ -12,9 +12,10 @@
  * Daemons talk over the logging channel's machinery: TLS 1.3 keyed by a pairing key both hosts
  * hold (`ftvm keygen`), so no peer without the key learns anything or makes a daemon start
  * anything; the channel's listener handshakes up to 16 attempts at once with a deadline each, so
- * one bad peer blocks no other. One request per connection: a JSON object in one record (at most
- * PAIRING_MAX_REQUEST bytes); the answer is the record's acknowledgement (done) or a refusal with
- * its message.
+ * one bad peer blocks no other; accepted requests are served on threads of their own, a few at
+ * once (more are refused as busy), so a silent peer that holds the key blocks no other either. One
+ * request per connection: a JSON object in one record (at most PAIRING_MAX_REQUEST bytes); the
+ * answer is the record's acknowledgement (done) or a refusal with its message.
  */
 #ifndef FTVM_DAEMON_PAIRING_H
 #define FTVM_DAEMON_PAIRING_H

@@ -588,6 +588,10 @@ static const struct virt_proc procs[] = {
 #define ENTRY_(num, axdr, asize, rxdr, rsize, f, pre)                                                   \
 	{ .proc = REMOTE_PROC_##num, .args_xdr = (xdrproc_t)(axdr), .args_size = (asize),             \
 	  .ret_xdr = (xdrproc_t)(rxdr), .ret_size = (rsize), .fn = (f), .before_open = (pre) }
+#define SLOW_ENTRY(...) SLOW_ENTRY_(__VA_ARGS__)
+#define SLOW_ENTRY_(num, axdr, asize, rxdr, rsize, f)                                                   \
+	{ .proc = REMOTE_PROC_##num, .args_xdr = (xdrproc_t)(axdr), .args_size = (asize),             \
+	  .ret_xdr = (xdrproc_t)(rxdr), .ret_size = (rsize), .fn = (f), .slow = true }
 #define A(t) xdr_remote_##t##_args, sizeof(remote_##t##_args)
 #define R(t) xdr_remote_##t##_ret, sizeof(remote_##t##_ret)
 #define NO virt_xdr_none, 0
@@ -629,8 +633,8 @@ static const struct virt_proc procs[] = {
 	ENTRY(DOMAIN_DESTROY_FLAGS, A(domain_destroy_flags), NO, p_destroy, false),
 	ENTRY(DOMAIN_SUSPEND, A(domain_suspend), NO, p_suspend, false),
 	ENTRY(DOMAIN_RESUME, A(domain_resume), NO, p_resume, false),
-	ENTRY(CONNECT_GET_ALL_DOMAIN_STATS, A(connect_get_all_domain_stats), R(connect_get_all_domain_stats),
-	      p_all_stats, false),
+	SLOW_ENTRY(CONNECT_GET_ALL_DOMAIN_STATS, A(connect_get_all_domain_stats), R(connect_get_all_domain_stats),
+		   p_all_stats),
 	ENTRY(CONNECT_DOMAIN_EVENT_REGISTER_ANY, A(connect_domain_event_register_any), NO, p_event_register, false),
 	ENTRY(CONNECT_DOMAIN_EVENT_DEREGISTER_ANY, A(connect_domain_event_deregister_any), NO, p_event_deregister,
 	      false),

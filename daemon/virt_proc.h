@@ -30,6 +30,8 @@ struct virt_proc {
 	xdrproc_t args_xdr, ret_xdr;
 	size_t args_size, ret_size;
 	bool before_open;        /* may be called before CONNECT_OPEN */
+	bool slow;               /* may wait on a VM's process: run off the server thread, reads the
+				    connection's state without changing it */
 	virt_proc_fn *fn;
 };
 

@@ -8,6 +8,15 @@
  * are MESSAGE frames of procedure DOMAIN_EVENT_LIFECYCLE sent to the clients that registered for
  * them: the table's subscription queues them (quick, under a lock, never blocking the table) and
  * wakes the server thread through an eventfd, which sends them in order.
+ *
+ * Slow calls (virt_proc.slow: those that ask a VM's process) run off the server thread: it decodes
+ * the arguments and hands them, with a copy of the connection's state, to a free slot of v->slow,
+ * whose thread runs the procedure and encodes the reply into the slot's own scratch client. The
+ * caller's client is parked meanwhile (its next call is not read, so its replies stay in call
+ * order; events and other clients are served as usual). The slot's thread marks it done under
+ * v->lock and wakes the server thread through the eventfd, which appends the reply to the client
+ * (if it is still the same connection: clients are numbered) and frees the slot. Past
+ * VIRT_SLOW_MAX slow calls at once a call is refused at once with VIR_ERR_RESOURCE_BUSY.
  */
 #define DIAG_MODULE "ftvmd"
 #include "daemon/virt_rpc.h"
@@ -47,7 +56,23 @@ struct client {
 	uint64_t in_deadline_ms;    /* a started frame must be complete by then; 0: none started */
 	uint64_t out_deadline_ms;   /* unsent bytes must move by then; 0: none unsent */
 	bool closing;               /* send what is queued, then hang up */
+	bool parked;                /* a slow call of its own is running */
+	uint64_t serial;            /* the connection's number (from 1); 0: a free slot or a scratch */
 	struct virt_conn conn;
+};
+
+/* A slow call being answered; `done` under v->lock, the rest the server thread's until started. */
+struct slow_call {
+	struct virt_rpc *v;
+	const struct virt_proc *p;
+	virNetMessageHeader h;
+	void *args;                 /* decoded, the slot thread's */
+	struct client reply;        /* scratch: the connection's state copied in, the reply queued out */
+	struct client *client;
+	uint64_t serial;            /* client's, when the call was read */
+	bool live;                  /* a thread to join (server thread only) */
+	pthread_t thread;
+	bool done, ok;
 };
 
 struct event_rec {
@@ -62,12 +87,14 @@ struct virt_rpc {
 	pthread_t thread;
 	bool running;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	pthread_mutex_t lock;        /* stop and the event queue; the clients are the server thread's alone */
+	pthread_mutex_t lock;        /* stop, the event queue and the slow calls' done; the clients are the server thread's */
 	bool stop;
 	struct event_rec queue[EVENT_QUEUE];
 	size_t q_head, q_len;
 	uint64_t q_lost;
 	struct client clients[VIRT_MAX_CLIENTS];
+	uint64_t next_serial;
+	struct slow_call slow[VIRT_SLOW_MAX];
 };
 
 /* ---- sending ---- */
@@ -80,11 +107,10 @@ static void client_drop(struct client *c)
 	*c = (struct client){ .fd = -1 };
 }
 
-/* Queues one frame; false when it cannot (the client is then to be dropped). */
-static bool queue_frame(struct client *c, const virNetMessageHeader *h, xdrproc_t body, void *obj)
+/* Room for size more bytes in the client's output; false when it cannot have it. */
+static bool out_reserve(struct client *c, size_t size)
 {
-	size_t size = LEN_BYTES + HEADER_BYTES + xdr_sizeof(body, obj);
-	if (size > VIRT_FRAME_MAX || c->out_len + size > VIRT_OUT_MAX)
+	if (c->out_len + size > VIRT_OUT_MAX)
 		return false;
 	if (c->out_len + size > c->out_cap) {
 		size_t cap = c->out_cap ? c->out_cap : 4096;
@@ -96,6 +122,29 @@ static bool queue_frame(struct client *c, const virNetMessageHeader *h, xdrproc_
 		c->out = p;
 		c->out_cap = cap;
 	}
+	return true;
+}
+
+/* Queues frames already encoded (a slow call's reply); false: drop the client. */
+static bool queue_bytes(struct client *c, const uint8_t *bytes, size_t len)
+{
+	if (!out_reserve(c, len))
+		return false;
+	if (len) {
+		memcpy(c->out + c->out_len, bytes, len);
+		if (c->out_len == c->out_off)
+			c->out_deadline_ms = time_mono_ms() + VIRT_STALL_MS;
+		c->out_len += len;
+	}
+	return true;
+}
+
+/* Queues one frame; false when it cannot (the client is then to be dropped). */
+static bool queue_frame(struct client *c, const virNetMessageHeader *h, xdrproc_t body, void *obj)
+{
+	size_t size = LEN_BYTES + HEADER_BYTES + xdr_sizeof(body, obj);
+	if (size > VIRT_FRAME_MAX || !out_reserve(c, size))
+		return false;
 	XDR x;
 	u_int len = (u_int)size;
 	virNetMessageHeader hh = *h;
@@ -123,7 +172,105 @@ static bool queue_error(struct client *c, const virNetMessageHeader *call, int c
 
 /* ---- calls ---- */
 
-static bool handle_call(struct client *c, const virNetMessageHeader *h, XDR *x)
+/* Runs procedure p with its decoded args (taken) and queues its reply. false: drop the client. */
+static bool call_answer(struct client *c, const struct virt_proc *p, const virNetMessageHeader *h, void *args)
+{
+	char err[512] = "";
+	void *ret = calloc(1, p->ret_size + 1);
+	bool ok;
+	if (!ret) {
+		ok = queue_error(c, h, VIR_ERR_NO_MEMORY, "out of memory");
+	} else {
+		int code = p->fn(&c->conn, args, ret, err, sizeof(err));
+		if (code) {
+			ok = queue_error(c, h, code, err[0] ? err : "operation failed");
+		} else {
+			virNetMessageHeader r = *h;
+			r.type = VIR_NET_REPLY;
+			r.status = VIR_NET_OK;
+			ok = queue_frame(c, &r, p->ret_xdr, ret);
+			if (!ok && c->out_len + VIRT_FRAME_MAX / 2 < VIRT_OUT_MAX)
+				ok = queue_error(c, h, VIR_ERR_RPC, "the answer exceeds the daemon's frame cap");
+		}
+		xdr_free(p->ret_xdr, ret);
+	}
+	xdr_free(p->args_xdr, args);
+	free(args);
+	free(ret);
+	return ok;
+}
+
+static void *slow_main(void *arg)
+{
+	struct slow_call *s = arg;
+	bool ok = call_answer(&s->reply, s->p, &s->h, s->args);
+	uint64_t one = 1;
+	pthread_mutex_lock(&s->v->lock);
+	s->ok = ok;
+	s->done = true;
+	pthread_mutex_unlock(&s->v->lock);
+	if (write(s->v->wake_fd, &one, sizeof(one)) < 0)
+		diag_warn("libvirt server wake-up: %s", strerror(errno));
+	return NULL;
+}
+
+/* Starts slow procedure p for client c with its decoded args (taken): c is parked, or the call is
+ * refused as busy. false: drop the client. */
+static bool slow_start(struct virt_rpc *v, struct client *c, const struct virt_proc *p, const virNetMessageHeader *h,
+		       void *args)
+{
+	struct slow_call *s = NULL;
+	for (size_t i = 0; i < VIRT_SLOW_MAX && !s; i++)
+		if (!v->slow[i].live)
+			s = &v->slow[i];
+	if (!s) {
+		char msg[128];
+		xdr_free(p->args_xdr, args);
+		free(args);
+		snprintf(msg, sizeof(msg), "ftvmd is busy: %d slow calls are running already, try again", VIRT_SLOW_MAX);
+		DIAG_RATELIMITED(DIAG_WARN, "libvirt client: %s", msg);
+		return queue_error(c, h, VIR_ERR_RESOURCE_BUSY, msg);
+	}
+	*s = (struct slow_call){ .v = v, .p = p, .h = *h, .args = args, .client = c, .serial = c->serial,
+				 .reply = { .fd = -1, .conn = c->conn } };
+	int ret = pthread_create(&s->thread, NULL, slow_main, s);
+	if (ret) {
+		char msg[128];
+		xdr_free(p->args_xdr, args);
+		free(args);
+		snprintf(msg, sizeof(msg), "ftvmd cannot run the call now: %s", strerror(ret));
+		return queue_error(c, h, VIR_ERR_RESOURCE_BUSY, msg);
+	}
+	s->live = true;
+	c->parked = true;
+	return true;
+}
+
+/* The server thread: each ended slow call's reply to its client, if that is still connected. */
+static void slow_collect(struct virt_rpc *v)
+{
+	for (size_t i = 0; i < VIRT_SLOW_MAX; i++) {
+		struct slow_call *s = &v->slow[i];
+		if (!s->live)
+			continue;
+		pthread_mutex_lock(&v->lock);
+		bool done = s->done;
+		pthread_mutex_unlock(&v->lock);
+		if (!done)
+			continue;
+		pthread_join(s->thread, NULL);
+		s->live = false;
+		struct client *c = s->client;
+		if (c->fd >= 0 && c->serial == s->serial) {
+			c->parked = false;   /* the reply goes out with the next poll */
+			if (!s->ok || !queue_bytes(c, s->reply.out, s->reply.out_len))
+				client_drop(c);
+		}
+		free(s->reply.out);
+	}
+}
+
+static bool handle_call(struct virt_rpc *v, struct client *c, const virNetMessageHeader *h, XDR *x)
 {
 	char err[512] = "";
 	if (h->prog != REMOTE_PROGRAM || h->vers != REMOTE_PROTOCOL_VERSION) {
@@ -139,37 +286,20 @@ static bool handle_call(struct client *c, const virNetMessageHeader *h, XDR *x)
 	if (!p->before_open && !c->conn.open)
 		return queue_error(c, h, VIR_ERR_INTERNAL_ERROR, "the connection is not open (CONNECT_OPEN first)");
 
-	void *args = calloc(1, p->args_size + 1), *ret = calloc(1, p->ret_size + 1);
-	bool ok;
-	if (!args || !ret) {
-		ok = queue_error(c, h, VIR_ERR_NO_MEMORY, "out of memory");
-	} else if (!p->args_xdr(x, args)) {
-		snprintf(err, sizeof(err), "cannot decode the arguments of remote procedure %d", h->proc);
-		ok = queue_error(c, h, VIR_ERR_RPC, err);
-	} else {
-		int code = p->fn(&c->conn, args, ret, err, sizeof(err));
-		if (code) {
-			ok = queue_error(c, h, code, err[0] ? err : "operation failed");
-		} else {
-			virNetMessageHeader r = *h;
-			r.type = VIR_NET_REPLY;
-			r.status = VIR_NET_OK;
-			ok = queue_frame(c, &r, p->ret_xdr, ret);
-			if (!ok && c->out_len + VIRT_FRAME_MAX / 2 < VIRT_OUT_MAX)
-				ok = queue_error(c, h, VIR_ERR_RPC, "the answer exceeds the daemon's frame cap");
-		}
-	}
-	if (args)
+	void *args = calloc(1, p->args_size + 1);
+	if (!args)
+		return queue_error(c, h, VIR_ERR_NO_MEMORY, "out of memory");
+	if (!p->args_xdr(x, args)) {
 		xdr_free(p->args_xdr, args);
-	if (ret)
-		xdr_free(p->ret_xdr, ret);
-	free(args);
-	free(ret);
-	return ok;
+		free(args);
+		snprintf(err, sizeof(err), "cannot decode the arguments of remote procedure %d", h->proc);
+		return queue_error(c, h, VIR_ERR_RPC, err);
+	}
+	return p->slow ? slow_start(v, c, p, h, args) : call_answer(c, p, h, args);
 }
 
 /* One complete frame in c->in; false: drop the client. */
-static bool handle_frame(struct client *c)
+static bool handle_frame(struct virt_rpc *v, struct client *c)
 {
 	XDR x;
 	virNetMessageHeader h;
@@ -185,7 +315,7 @@ static bool handle_frame(struct client *c)
 			ok = queue_frame(c, &pong, (xdrproc_t)virt_xdr_none, NULL);
 		}
 	} else if (h.type == VIR_NET_CALL) {
-		ok = handle_call(c, &h, &x);
+		ok = handle_call(v, c, &h, &x);
 	} else {
 		diag_debug("libvirt client: ignoring a frame of type %d", h.type);
 	}
@@ -194,7 +324,7 @@ static bool handle_frame(struct client *c)
 }
 
 /* Reads what the client sent: at most the rest of one frame per call. false: drop it. */
-static bool client_read(struct client *c)
+static bool client_read(struct virt_rpc *v, struct client *c)
 {
 	size_t need = LEN_BYTES;
 	if (c->in_len >= LEN_BYTES)
@@ -242,7 +372,7 @@ static bool client_read(struct client *c)
 		c->closing = true;   /* the rest of the frame is never read */
 		ok = true;
 	} else {
-		ok = handle_frame(c);
+		ok = handle_frame(v, c);
 	}
 	c->in_len = 0;
 	c->in_deadline_ms = 0;
@@ -356,7 +486,7 @@ static void accept_clients(struct virt_rpc *v)
 			close(fd);
 			continue;
 		}
-		*c = (struct client){ .fd = fd, .conn = { .t = v->t } };
+		*c = (struct client){ .fd = fd, .serial = ++v->next_serial, .conn = { .t = v->t } };
 	}
 }
 
@@ -390,7 +520,7 @@ static void *server_main(void *arg)
 			if (c->out_deadline_ms)
 				next = c->out_deadline_ms < next ? c->out_deadline_ms : next;
 			short events = 0;
-			if (!c->closing && c->out_len - c->out_off < READ_PAUSE_OUT)
+			if (!c->closing && !c->parked && c->out_len - c->out_off < READ_PAUSE_OUT)
 				events |= POLLIN;
 			if (c->out_len > c->out_off)
 				events |= POLLOUT;
@@ -409,7 +539,7 @@ static void *server_main(void *arg)
 			if (!ev)
 				continue;
 			if ((ev & (POLLIN | POLLHUP | POLLERR)) && (fds[i].events & POLLIN))
-				ok = client_read(c);
+				ok = client_read(v, c);
 			else if (ev & (POLLHUP | POLLERR) && !(ev & POLLOUT))
 				ok = false;
 			if (ok && c->out_len > c->out_off)
@@ -419,8 +549,10 @@ static void *server_main(void *arg)
 			if (!ok)
 				client_drop(c);
 		}
-		if (fds[0].revents)
+		if (fds[0].revents) {
 			send_events(v);
+			slow_collect(v);
+		}
 		if (fds[1].revents)
 			accept_clients(v);
 	}
@@ -503,6 +635,12 @@ void virt_rpc_stop(struct virt_rpc *v)
 		if (write(v->wake_fd, &one, sizeof(one)) < 0)
 			diag_warn("cannot wake the libvirt server: %s", strerror(errno));
 		pthread_join(v->thread, NULL);
+	}
+	for (size_t i = 0; i < VIRT_SLOW_MAX; i++) {   /* each asks a VM with a bounded wait */
+		if (!v->slow[i].live)
+			continue;
+		pthread_join(v->slow[i].thread, NULL);
+		free(v->slow[i].reply.out);
 	}
 	if (v->fd >= 0) {
 		close(v->fd);

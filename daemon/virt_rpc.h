@@ -9,7 +9,9 @@
  * One thread polls the listening socket and every client: frames are read into a per-client
  * buffer (at most VIRT_FRAME_MAX bytes, larger ones end the connection), answers queue in a
  * per-client buffer, a client that stalls mid-frame or does not read its answers is dropped after
- * VIRT_STALL_MS, and at most VIRT_MAX_CLIENTS are connected. The socket is owner-only and the peer's
+ * VIRT_STALL_MS, and at most VIRT_MAX_CLIENTS are connected. A call that asks a VM's process (domain
+ * stats) runs on a thread of its own, so a VM slow to answer delays only its caller; a client's
+ * replies keep the order of its calls. The socket is owner-only and the peer's
  * uid is checked (root or the daemon's user). Any procedure not listed answers libvirt's "not
  * supported" error. What clients cause is logged rate-limited. docs/libvirt.md.
  */
@@ -23,6 +25,7 @@
 #define VIRT_OUT_MAX (16u << 20)      /* answers and events queued for one client */
 #define VIRT_MAX_CLIENTS 128
 #define VIRT_STALL_MS 30000           /* a partial frame or unread answers older than this end the client */
+#define VIRT_SLOW_MAX 8               /* slow calls (virt_proc.slow) running at once; more are refused busy */
 
 struct vmtab;
 struct virt_rpc;

@@ -111,15 +111,28 @@ static int work_job(void *ctx, void *job_arg, struct control_job *job, char *err
 	return 0;
 }
 
+static atomic_int release_slow;   /* 1: the slow handlers answer */
+
+/* A slow command: answers once released (or after 20 s), on a thread of the server's. */
+static int wait_handler(void *ctx, const json_t *req, json_t *answer, void **job_arg, char *err, size_t errlen)
+{
+	for (int i = 0; i < 20000 && !atomic_load(&release_slow); i++)
+		usleep(1000);
+	json_object_set_new(answer, "waited", json_true());
+	json_object_set_new(answer, "uid", json_integer(control_peer_uid()));
+	return 0;
+}
+
 static const struct control_command fake_commands[] = {
 	{ .name = "echo", .handler = echo_handler },
 	{ .name = "work", .handler = work_handler, .job = work_job, .job_arg_free = free },
+	{ .name = "wait", .handler = wait_handler, .slow = true },
 };
 
 static struct control_server *start_with_commands(void)
 {
 	struct control_config cfg = { .path = path, .status = fake_status, .ctx = "tester",
-				      .commands = fake_commands, .ncommands = 2 };
+				      .commands = fake_commands, .ncommands = 3 };
 	struct control_server *srv = NULL;
 	char err[256];
 	if (control_start(&cfg, &srv, err, sizeof(err)) < 0)
@@ -390,6 +403,52 @@ static void test_jobs_one_at_a_time(void **state)
 	assert_true(now_s() - t0 < 0.5);
 }
 
+/* Slow commands answer later, off the server thread: everyone else is answered meanwhile, the
+ * cap refuses one more as busy, and a client's next request is answered after its slow one. */
+static void test_slow_commands_answer_later(void **state)
+{
+	struct control_server *srv = start_with_commands();
+	int waiting[CONTROL_SLOW_MAX], other = client(), extra = client();
+	char line[2048], want[64];
+
+	atomic_store(&release_slow, 0);
+	for (int i = 0; i < CONTROL_SLOW_MAX; i++) {
+		waiting[i] = client();
+		say(waiting[i], "{\"cmd\":\"wait\"}\n{\"cmd\":\"echo\",\"n\":3}\n");
+	}
+	/* Meanwhile: status and a quick command at once; the slow callers have no answer yet. */
+	double t0 = now_s();
+	expect_answer(other, "{\"cmd\":\"status\"}\n", "\"ok\":true");
+	expect_answer(other, "{\"cmd\":\"echo\",\"n\":2}\n", "\"n\":2");
+	assert_true(now_s() - t0 < 0.5);
+	assert_int_equal(read_line(waiting[0], line, sizeof(line), 100), -1);
+	/* One more slow request: refused at once, worth retrying. */
+	say(extra, "{\"cmd\":\"wait\"}\n");
+	assert_true(read_line(extra, line, sizeof(line), 2000) > 0);
+	if (!strstr(line, "\"ok\":false") || !strstr(line, "\"busy\":true") || !strstr(line, "slow requests"))
+		fail_msg("one slow request past the cap: %s", line);
+	/* Released: each gets its answer, then the answer of the request it sent after it. */
+	atomic_store(&release_slow, 1);
+	snprintf(want, sizeof(want), "\"uid\":%u", (unsigned)geteuid());
+	for (int i = 0; i < CONTROL_SLOW_MAX; i++) {
+		assert_true(read_line(waiting[i], line, sizeof(line), 5000) > 0);
+		if (!strstr(line, "\"waited\":true") || !strstr(line, want))
+			fail_msg("slow answer %d: %s", i, line);
+		assert_true(read_line(waiting[i], line, sizeof(line), 5000) > 0);
+		if (!strstr(line, "\"n\":3"))
+			fail_msg("the request after slow answer %d: %s", i, line);
+		close(waiting[i]);
+	}
+	/* The slots are free again; stop waits for a slow handler still running. */
+	atomic_store(&release_slow, 0);
+	say(extra, "{\"cmd\":\"wait\"}\n");
+	usleep(50 * 1000);
+	atomic_store(&release_slow, 1);
+	control_stop(srv);
+	close(extra);
+	close(other);
+}
+
 /* A group given by number is read strictly; a name that is neither a group nor a number fails. */
 static void test_group_lookup(void **state)
 {
@@ -425,6 +484,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stop_removes_only_its_own_socket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quick_command_checks_its_arguments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jobs_one_at_a_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slow_commands_answer_later, setup, teardown),
 		cmocka_unit_test(test_group_lookup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

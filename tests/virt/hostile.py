@@ -12,92 +12,20 @@ usage: hostile.py FTVMD FTVM TICK_ELF   (no virsh: skip, status 77)
 """
 import os
 import shutil
-import socket
 import struct
 import subprocess
 import sys
 import tempfile
-import threading
 
+from rpc_client import (DEFINE_XML, ERR_INTERNAL, ERR_NO_SUPPORT, ERR_RPC, FRAME_MAX, GET_TYPE,
+                        KEEPALIVE, LIST_ALL, LOOKUP_BY_NAME, MAX_CLIENTS, MESSAGE, OPEN, OPEN_ARGS, PING, PONG,
+                        Client, error_of, frame, many_clients, xdr_string)
 from virt_test import Daemon, check, finish
 
 FTVMD, FTVM = sys.argv[1:3]
 if not shutil.which("virsh"):
     print("skip: needs virsh")
     sys.exit(77)
-
-REMOTE, KEEPALIVE = 0x20008086, 0x6B656570
-CALL, REPLY, MESSAGE = 0, 1, 2
-OPEN, GET_TYPE, DEFINE_XML, LOOKUP_BY_NAME, LIST_ALL = 1, 3, 11, 23, 273
-PING, PONG = 1, 2
-ERR_INTERNAL, ERR_NO_SUPPORT, ERR_RPC = 1, 3, 39
-FRAME_MAX = 4 << 20      # daemon/virt_rpc.h
-MAX_CLIENTS = 128
-
-
-def xdr_string(b):
-    return struct.pack(">I", len(b)) + b + b"\0" * (-len(b) % 4)
-
-
-def frame(proc, body=b"", prog=REMOTE, typ=CALL, serial=1, vers=1, length=None):
-    n = 28 + len(body) if length is None else length
-    return struct.pack(">IIIiiII", n, prog, vers, proc, typ, serial, 0) + body
-
-
-OPEN_ARGS = struct.pack(">I", 1) + xdr_string(b"ftvm:///system") + struct.pack(">I", 0)
-
-
-class Client:
-    def __init__(self, path):
-        self.s = socket.socket(socket.AF_UNIX)
-        self.s.settimeout(20)
-        self.s.connect(path)
-
-    def recv_exact(self, n):
-        buf = b""
-        while len(buf) < n:
-            chunk = self.s.recv(n - len(buf))
-            if not chunk:
-                return None
-            buf += chunk
-        return buf
-
-    def read(self):
-        """(prog, vers, proc, type, serial, status, body), or None when the daemon hung up."""
-        head = self.recv_exact(4)
-        if head is None:
-            return None
-        rest = self.recv_exact(struct.unpack(">I", head)[0] - 4)
-        return None if rest is None else struct.unpack(">IIiiII", rest[:24]) + (rest[24:],)
-
-    def call(self, proc, body=b"", **kw):
-        self.s.sendall(frame(proc, body, **kw))
-        return self.read()
-
-    def open(self):
-        r = self.call(OPEN, OPEN_ARGS)
-        return r is not None and r[5] == 0
-
-    def hung_up(self):
-        try:
-            return self.s.recv(1) == b""
-        except ConnectionResetError:   # it closed with our bytes unread
-            return True
-        except socket.timeout:
-            return False
-
-    def close(self):
-        self.s.close()
-
-
-def error_of(r):
-    """(code, message) of an error reply."""
-    body = r[6]
-    code = struct.unpack(">i", body[:4])[0]
-    has_msg = struct.unpack(">I", body[8:12])[0]
-    msg = body[16:16 + struct.unpack(">I", body[12:16])[0]].decode() if has_msg else ""
-    return code, msg
-
 
 tmp = tempfile.mkdtemp(prefix="virt-hostile-")
 d = Daemon(FTVMD, FTVM, tmp)
@@ -164,24 +92,7 @@ try:
     stalled.s.sendall(frame(OPEN, OPEN_ARGS)[:10])
     check(serving(), "with a client stalled mid-frame, virsh list works")
 
-    results = []
-
-    def one(i):
-        try:
-            cl = Client(d.vsock)
-            ok = cl.open()
-            r = cl.call(LIST_ALL, struct.pack(">iI", 1, 0), serial=100 + i)
-            results.append(ok and r is not None and r[4] == 100 + i and r[5] == 0)
-            cl.close()
-        except OSError as e:
-            results.append(False)
-            print("client", i, e)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(100)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    results = many_clients(d.vsock, 100)
     check(len(results) == 100 and all(results), f"100 clients at once are all answered ({results.count(True)})")
 
     held = [stalled] + [Client(d.vsock) for _ in range(MAX_CLIENTS - 1)]
