@@ -54,7 +54,9 @@ def main(argv):
         print("usage: sanitizer_check.py COMMAND [ARGS...]", file=sys.stderr)
         return 2
     logs = tempfile.mkdtemp(prefix="ftvm-sanitizer-")
-    # Processes dropped to another user (setpriv in the permission tests) must create files here too.
+    # Processes dropped to another user (setpriv in the permission tests) must create files here too:
+    # sticky and unlistable, so with fs.protected_symlinks no other user's link is ever followed;
+    # what another local user can still do is plant a report file, which fails the test, no worse.
     os.chmod(logs, 0o1733)
     env = dict(os.environ)
     env[LOGS_ENV] = logs
