@@ -52,6 +52,25 @@ static int write_pid_file(const char *run_dir, const char *name, const struct vm
 	return 0;
 }
 
+/*
+ * A VM's process inherits nothing of the daemon's environment but the sanitizers' options: in a
+ * sanitizer build its reports then go where the test running the daemon collects them
+ * (tests/lib/sanitizer_check.py), not only into the VM's log. @envp holds ENV_PASSED_MAX + 1.
+ */
+#define ENV_PASSED_MAX 4
+
+static void passed_env(char *envp[])
+{
+	static const char *const passed[ENV_PASSED_MAX] = { "TSAN_OPTIONS=", "ASAN_OPTIONS=", "UBSAN_OPTIONS=",
+							    "LSAN_OPTIONS=" };
+	size_t n = 0;
+	for (char **e = environ; *e && n < ENV_PASSED_MAX; e++)
+		for (size_t i = 0; i < ENV_PASSED_MAX; i++)
+			if (!strncmp(*e, passed[i], strlen(passed[i])))
+				envp[n++] = *e;
+	envp[n] = NULL;
+}
+
 int vm_proc_start(const char *ftvm, const char *run_dir, const char *name, const char *xml_path, const char *role,
 		  const char *const *extra, int id, struct vm_proc *p, char *err, size_t errlen)
 {
@@ -93,7 +112,9 @@ int vm_proc_start(const char *ftvm, const char *run_dir, const char *name, const
 	posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0600);
 	posix_spawn_file_actions_adddup2(&fa, 1, 2);
 	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-	ret = -posix_spawn(&p->pid, prog, &fa, &attr, argv, NULL);
+	char *envp[ENV_PASSED_MAX + 1];
+	passed_env(envp);
+	ret = -posix_spawn(&p->pid, prog, &fa, &attr, argv, envp);
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	if (ret)

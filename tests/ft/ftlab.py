@@ -20,6 +20,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+import sanitizer_check  # noqa: E402
 GUEST_IP = "10.77.0.10"
 HOST_GW = "10.77.0.1"
 CLIENT_IP = "10.77.0.100"
@@ -44,20 +46,13 @@ def first_difference(path_a, path_b):
             off += len(x)
 
 
-SANITIZER_REPORT = re.compile(r"(WARNING|ERROR): \w+Sanitizer")
-
-
 def sanitizer_reports():
-    """Sanitizer reports (ThreadSanitizer's and the like) printed by any node started so far, as
-    (node, excerpt): a node killed by the test never exits with the sanitizer's status, so its
-    report is found in its output."""
-    found = []
-    for n in Node.started:
-        out = n.output()
-        m = SANITIZER_REPORT.search(out)
-        if m:
-            found.append((n.name, out[m.start():m.start() + 3000]))
-    return found
+    """Sanitizer reports written so far by the nodes and every other process of the test, as
+    (who, excerpt), who a node's name where the report is a node's: a node killed by the test never
+    exits with the sanitizer's status, so tests/lib/sanitizer_check.py (which runs the test) keeps
+    each report in a file of its own, and fails the test on it at the end in any case."""
+    names = {n.proc.pid: n.name for n in Node.started}
+    return [(names.get(pid, f"process {pid}"), text[:3000]) for pid, text in sanitizer_check.reports()]
 
 
 def ftvm_binary():

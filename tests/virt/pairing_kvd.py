@@ -125,8 +125,6 @@ try:
     check(v.returncode == 0 and res.get("verified") == summary.get("acked"),
           f"every acknowledged write reads back from B: {res} of {summary.get('acked')} {v.stderr[-500:]}")
     print(json.dumps({"acked": summary.get("acked"), "longest_gap_s": summary.get("max_gap_s")}), flush=True)
-    for d in (a, b):   # a ThreadSanitizer build's VM processes report into their logs
-        check("ThreadSanitizer" not in console(d), f"no data race reported by {d.netns}'s VM process")
 finally:
     if writer and writer.poll() is None:
         writer.kill()
