@@ -31,6 +31,7 @@
 #include "logchannel/channel.h"
 #include "migrate/mig_dest.h"
 #include "util/diag.h"
+#include "util/time.h"
 #include "vm/machine.h"
 
 static void usage(FILE *out)
@@ -132,6 +133,7 @@ static int incoming_start(void *self, struct vm_command *c, char *err, size_t er
 		size_t n = ft_rarp_announce(c->opts.nic[i].mac, frame, sizeof(frame));
 		live.ops->net_tx(live.ctx, i, frame, n);
 	}
+	diag_info("running at %.3f ms monotonic", time_mono_ns() / 1e6);
 	fprintf(stderr, "ftvm incoming: VM %s handed over at icount %llu (%llu pages in %u round(s), %llu bytes); "
 			"running: %u disk request(s) resubmitted, %u MAC(s) announced\n",
 		in->co.vm, (unsigned long long)machine_icount(c->m), (unsigned long long)res.pages, res.rounds + 1,

@@ -18,6 +18,7 @@
 #include "migrate/replica_mark.h"
 #include "util/disk_digest.h"
 #include "util/disk_image.h"
+#include "util/byteorder.h"
 #include "util/diag.h"
 #include "util/time.h"
 
@@ -27,6 +28,8 @@ struct chan_source {
 	uint64_t lsn;
 	const struct mig_dest_config *cfg;
 	const struct mig_dest_result *res;
+	bool state_seen;
+	struct mig_stamps stamps;       /* the stop-and-copy's steps here (FTVM_DIAG=info) */
 };
 
 static int chan_next(void *ctx, const uint8_t **buf, size_t *len, char *why, size_t whylen)
@@ -42,6 +45,14 @@ static int chan_next(void *ctx, const uint8_t **buf, size_t *len, char *why, siz
 	}
 	cs->lsn = lsn;
 	*buf = cs->buf;
+	unsigned kind = *len >= MIG_HDR_SIZE ? get_le16(cs->buf + 6) : 0;
+	if (kind == MIG_STATE && !cs->state_seen)
+		mig_stamp(&cs->stamps, "state-in");
+	cs->state_seen |= kind == MIG_STATE;
+	if (kind == MIG_COMPLETE)
+		mig_stamp(&cs->stamps, "complete-in");
+	else if (kind == MIG_HANDOVER)
+		mig_stamp(&cs->stamps, "handover-in");
 	diag_debug("message %llu (%zu bytes) after %.2f ms", (unsigned long long)lsn, *len, (time_mono_ns() - t0) / 1e6);
 	return 0;
 }
@@ -54,6 +65,10 @@ static void chan_confirm(void *ctx)
 		return;
 	diag_debug("confirm %llu", (unsigned long long)cs->lsn);
 	channel_ack(cs->ch, cs->lsn);
+	if (cs->res->phase == MIG_PHASE_COMPLETE)
+		mig_stamp(&cs->stamps, "complete-acked");
+	else if (cs->res->phase == MIG_PHASE_RUN)
+		mig_stamp(&cs->stamps, "handover-acked");
 	if (cs->res->phase == MIG_PHASE_COMPLETE)
 		mig_test_stall("dest-complete");
 }
@@ -336,6 +351,7 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 	struct mig_dest_want want = { .clone = cfg->clone, .storage = cfg->storage,
 				      .arbiter_id = arb ? area.area_id : NULL, .disk = &replica_ops, .disk_ctx = &reps };
 	ret = mig_dest_decode_want(m, &want, &chan_ops, &cs, res, err, errlen);
+	mig_stamp(&cs.stamps, "decoded");
 	if (!ret && reps.sync_due) {
 		channel_close(cs.ch); /* the ACK of HANDOVER leaves first */
 		cs.ch = NULL;
@@ -354,6 +370,8 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 	}
 out:
 	channel_close(cs.ch);
+	mig_stamp(&cs.stamps, "closed");
+	mig_stamps_log(&cs.stamps, "stop-and-copy at the destination");
 	channel_listener_close(l);
 	if (arb)
 		arbiter_close(arb);

@@ -70,6 +70,7 @@ struct sender {
 	struct arbiter *arb;            /* the VM's arbiter area (a migration that records its hand-over) */
 	unsigned dest_node;             /* the node id the destination claims the new epoch as */
 	bool complete_sent;             /* from here the destination may hold the whole state */
+	struct mig_stamps stamps;       /* the stop-and-copy's steps (FTVM_DIAG=info) */
 };
 
 static void set_phase(struct sender *s, const char *phase)
@@ -459,15 +460,16 @@ static int stop_and_copy(struct sender *s, uint64_t *held_at)
 {
 	const struct mig_source_config *cfg = &s->job->cfg;
 	set_phase(s, "stop-and-copy");
-	uint64_t t_ask = time_mono_ns();
+	mig_stamp(&s->stamps, "ask");
 	int ret = hold(s);
 	if (ret)
 		return ret;
-	uint64_t t_held = *held_at = time_mono_ns();
+	*held_at = time_mono_ns();
+	mig_stamp(&s->stamps, "held");
 	if (cfg->world)
 		world_live_drain_disks(cfg->world);
 	long dirty = collect(s);
-	uint64_t t_collected = time_mono_ns();
+	mig_stamp(&s->stamps, "collected");
 	if (dirty < 0)
 		return (int)dirty;
 	s->round++;
@@ -475,6 +477,7 @@ static int stop_and_copy(struct sender *s, uint64_t *held_at)
 	ret = round_disks(s, false);
 	if (ret)
 		return ret;
+	mig_stamp(&s->stamps, "disks");
 	begin(s, MIG_STATE);
 	struct state_stats st;
 	char why[512];
@@ -485,20 +488,20 @@ static int stop_and_copy(struct sender *s, uint64_t *held_at)
 	ret = flush(s, false);
 	if (ret)
 		return ret;
+	mig_stamp(&s->stamps, "state");
 	begin(s, MIG_COMPLETE);
 	put_le64(s->msg + MIG_HDR_SIZE, st.bytes);
 	put_le64(s->msg + MIG_HDR_SIZE + 8, s->round);
 	s->body = MIG_COMPLETE_SIZE;
 	s->complete_sent = true;
 	ret = flush(s, true);
-	uint64_t t_sent = time_mono_ns();
+	mig_stamp(&s->stamps, "complete");
 	mig_test_stall("source-complete");
 	if (!ret)
 		ret = confirmed(s, MIG_ROUND_ACK_TIMEOUT_MS, "the whole state");
-	diag_info("stop-and-copy: vCPU held after %.1f ms, disks drained and %ld pages (%llu disk bytes) collected in "
-		  "%.1f ms, state of %llu bytes queued in %.1f ms, confirmed after %.1f ms",
-		  (t_held - t_ask) / 1e6, dirty, (unsigned long long)disk_last, (t_collected - t_held) / 1e6,
-		  (unsigned long long)st.bytes, (t_sent - t_collected) / 1e6, (time_mono_ns() - t_sent) / 1e6);
+	mig_stamp(&s->stamps, "complete-acked");
+	diag_info("stop-and-copy: %ld pages (%llu disk bytes) and a state of %llu bytes", dirty,
+		  (unsigned long long)disk_last, (unsigned long long)st.bytes);
 	pthread_mutex_lock(&s->job->lock);
 	s->job->stats.memory_processed += (uint64_t)dirty * RAM_PAGE_SIZE;
 	s->job->stats.memory_remaining = 0;
@@ -619,8 +622,10 @@ static int judged_hand_over(struct sender *s, int ret, uint64_t held_at)
 		put_le64(s->msg + MIG_HDR_SIZE, cfg->epoch);
 		s->body = MIG_HANDOVER_SIZE;
 		ret = flush(s, true);
+		mig_stamp(&s->stamps, "handover");
 		if (!ret)
 			ret = confirmed(s, MIG_HANDOVER_ACK_TIMEOUT_MS, "the hand-over");
+		mig_stamp(&s->stamps, "handover-acked");
 	}
 	if (ret) {
 		unsigned winner = s->dest_node;
@@ -651,6 +656,7 @@ static int judged_hand_over(struct sender *s, int ret, uint64_t held_at)
 	s->tracking = false;
 	set_done_stats(s, held_at, "completed", cfg->epoch);
 	release(s);
+	mig_stamp(&s->stamps, "released");
 	return 0;
 }
 
@@ -759,12 +765,15 @@ int mig_source_run(struct mig_job *job)
 		world_live_hand_over(cfg->world);
 	machine_dirty_stop(cfg->m);
 	s.tracking = false;
+	mig_stamp(&s.stamps, "handed");
 	begin(&s, MIG_HANDOVER);
 	put_le64(s.msg + MIG_HDR_SIZE, cfg->epoch);
 	s.body = MIG_HANDOVER_SIZE;
 	ret = flush(&s, true);
+	mig_stamp(&s.stamps, "handover");
 	if (!ret)
 		ret = confirmed(&s, MIG_HANDOVER_ACK_TIMEOUT_MS, "the hand-over");
+	mig_stamp(&s.stamps, "handover-acked");
 	uint64_t now = time_mono_ns();
 	pthread_mutex_lock(&job->lock);
 	job->stats.downtime_ms = (now - held_at) / 1000000;
@@ -782,7 +791,9 @@ int mig_source_run(struct mig_job *job)
 		ret = 0;
 	}
 	release(&s); /* the run ends at its next boundary: the world has been handed over (or cut) */
+	mig_stamp(&s.stamps, "released");
 out:
+	mig_stamps_log(&s.stamps, "stop-and-copy at the source");
 	if (ret) {
 		pthread_mutex_lock(&job->lock);
 		snprintf(job->stats.phase, sizeof(job->stats.phase), ret == -ETIME ? "cancelled" : "failed");

@@ -7,6 +7,7 @@
  * read as zero); the final state is fed, message by message, to the state decoder in its
  * keep-RAM form, so its device sections and last dirty pages land on top of the rounds.
  */
+#define DIAG_MODULE "migrate"
 #include "migrate/mig_stream.h"
 
 #include <errno.h>
@@ -16,7 +17,29 @@
 #include "common/arbiter.h"
 #include "util/byteorder.h"
 #include "util/crc32c.h"
+#include "util/diag.h"
+#include "util/time.h"
 #include "vm/state_format.h"
+
+void mig_stamp(struct mig_stamps *st, const char *step)
+{
+	if (st->n >= MIG_STAMPS_MAX)
+		return;
+	st->step[st->n] = step;
+	st->ns[st->n++] = time_mono_ns();
+}
+
+void mig_stamps_log(const struct mig_stamps *st, const char *what)
+{
+	char line[MIG_STAMPS_MAX * 40];
+	size_t o = 0;
+	if (diag_threshold < DIAG_INFO || !st->n)
+		return;
+	for (unsigned i = 0; i < st->n && o < sizeof(line); i++)
+		o += (size_t)snprintf(line + o, sizeof(line) - o, "%s%s %.2f", i ? ", " : "", st->step[i],
+				      (st->ns[i] - st->ns[0]) / 1e6);
+	diag_info("%s (ms after %.3f ms monotonic): %s", what, st->ns[0] / 1e6, line);
+}
 
 const char *mig_kind_name(unsigned kind)
 {

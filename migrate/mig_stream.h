@@ -173,4 +173,21 @@ int mig_dest_decode_kind(struct machine *m, bool want_clone, const struct mig_so
 int mig_dest_decode_want(struct machine *m, const struct mig_dest_want *want, const struct mig_source_ops *ops,
 			 void *ctx, struct mig_dest_result *res, char *err, size_t errlen) FTVM_MUST_CHECK;
 
+/*
+ * The steps of a stop-and-copy, stamped with time_mono_ns() on either side. FTVM_DIAG=info prints
+ * them as one line per side, each step in ms after the first, with the first's monotonic time:
+ * the clock is the host's, so on one host the source's and the destination's lines line up.
+ */
+#define MIG_STAMPS_MAX 16
+struct mig_stamps {
+	unsigned n;
+	const char *step[MIG_STAMPS_MAX];
+	uint64_t ns[MIG_STAMPS_MAX];
+};
+
+/* Records the time of @step (a static string); steps past MIG_STAMPS_MAX are dropped. */
+void mig_stamp(struct mig_stamps *st, const char *step);
+/* Prints the steps under @what ("stop-and-copy at the source", ...), if info is on. */
+void mig_stamps_log(const struct mig_stamps *st, const char *what);
+
 #endif

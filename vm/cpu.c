@@ -546,10 +546,13 @@ void cpu_reset(struct cpu *cpu, uint64_t reset_pc)
 	struct cpu_decoded_page *dcache = cpu->dcache;
 	const struct cpu_engine *engine = cpu->engine;
 	struct jit *jit = cpu->jit;
+	uint64_t filled[sizeof(cpu->dcache_filled) / sizeof(cpu->dcache_filled[0])];
+	memcpy(filled, cpu->dcache_filled, sizeof(filled));
 	memset(cpu, 0, sizeof(*cpu));
 	cpu->bus = bus;
 	cpu->clock = clock;
-	cpu->dcache = dcache;
+	cpu->dcache = dcache; /* kept, with the record of its filled slots */
+	memcpy(cpu->dcache_filled, filled, sizeof(filled));
 	cpu->engine = engine;
 	cpu->jit = jit; /* its blocks are checked against guest memory on entry: nothing to drop */
 	cpu->priv = PRIV_M;

@@ -160,12 +160,13 @@ void cpu_tlb_mstatus_changed(struct cpu *cpu, uint64_t old_mstatus)
 struct cpu_decoded *cpu_dcache_page(struct cpu *cpu, const uint8_t *host_page)
 {
 	/* The no-code page has its own slot past the cache so that flushes never evict real code. */
-	struct cpu_decoded_page *p = host_page == no_code_page
-		? &cpu->dcache[CPU_DCACHE_SLOTS]
-		: &cpu->dcache[((uintptr_t)host_page >> CPU_PAGE_SHIFT) % CPU_DCACHE_SLOTS];
+	size_t slot = host_page == no_code_page ? CPU_DCACHE_SLOTS
+						: ((uintptr_t)host_page >> CPU_PAGE_SHIFT) % CPU_DCACHE_SLOTS;
+	struct cpu_decoded_page *p = &cpu->dcache[slot];
 	if (p->host_page != host_page) {
 		memset(p->e, 0, sizeof(p->e));
 		p->host_page = host_page;
+		cpu->dcache_filled[slot / 64] |= 1ull << (slot % 64);
 	}
 	return p->e;
 }

@@ -130,8 +130,11 @@ int cpu_restore(struct cpu *cpu, const struct cpu_state *s, char *err, size_t er
 	cpu->minstret_offset = s->minstret_offset;
 	cpu->exception_pending = false;
 	cpu->stop_requested = s->stop_requested;
-	for (unsigned i = 0; i <= CPU_DCACHE_SLOTS; i++)
-		cpu->dcache[i].host_page = NULL;
+	for (unsigned w = 0; w < sizeof(cpu->dcache_filled) / sizeof(cpu->dcache_filled[0]); w++) {
+		for (uint64_t bits = cpu->dcache_filled[w]; bits; bits &= bits - 1)
+			cpu->dcache[w * 64 + (unsigned)__builtin_ctzll(bits)].host_page = NULL;
+		cpu->dcache_filled[w] = 0;
+	}
 	cpu_tlb_flush(cpu);
 	cpu_update_irq(cpu);
 	return 0;
