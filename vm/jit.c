@@ -91,6 +91,15 @@ struct jit {
 	uint8_t pending_code[JIT_PENDING_BYTES];
 	struct jit_block table[JIT_TABLE_SIZE];
 	uint8_t staging[JIT_BLOCK_CODE_MAX];
+	/* Where the time of a cold start goes (printed at FTVM_DIAG=info when the engine ends). */
+	struct {
+		uint64_t fills;       /* slots (re)filled: a block's extent found by a scratch translation */
+		uint64_t stale;       /* ... of them because a write changed the block's bytes */
+		uint64_t rechecked;   /* blocks whose page was written but whose bytes were unchanged */
+		uint64_t cold_runs;   /* blocks run by the interpreter while cold or pending */
+		uint64_t steps;       /* single instructions the interpreter ran (not translatable, no TLB entry) */
+		uint64_t installs;    /* batches installed (one mprotect pair each) */
+	} count;
 };
 
 /* A link no budget holds: its exit returns to the run loop. */
@@ -213,6 +222,7 @@ static void install_pending(struct cpu *cpu, struct jit *j)
 		return;
 	}
 	size_t base = j->used;
+	j->count.installs++;
 	if (protect(j, base, total, PROT_READ | PROT_WRITE) != 0)
 		return;
 	size_t at = base;
@@ -292,8 +302,11 @@ static bool block_current(struct cpu *cpu, struct jit_block *b, uint64_t page)
 	const struct vm_bus *bus = cpu->bus;
 	if (likely(b->gen == bus->code_gen[page]))
 		return true;
-	if (memcmp(b->src, b->host, b->src_bytes) != 0)
+	if (memcmp(b->src, b->host, b->src_bytes) != 0) {
+		cpu->jit->count.stale++;
 		return false;
+	}
+	cpu->jit->count.rechecked++;
 	watch_page(cpu, page);
 	b->gen = bus->code_gen[page];
 	return true;
@@ -304,6 +317,7 @@ static bool block_current(struct cpu *cpu, struct jit_block *b, uint64_t page)
 static void fill(struct cpu *cpu, struct jit *j, struct jit_block *b, const uint8_t *host, unsigned off,
 		 uint64_t page)
 {
+	j->count.fills++;
 	watch_page(cpu, page);
 	b->gen = cpu->bus->code_gen[page];
 	unsigned ninsns = 0, src_bytes = 0, chain_entry = 0;
@@ -353,6 +367,7 @@ static void jit_execute(struct cpu *cpu, icount_t limit)
 		const uint8_t *host = j->broken ? NULL : cpu_tlb_lookup(cpu, CPU_ACCESS_FETCH, cpu->pc, 2);
 		if (!host) {
 			/* Not RAM the fetch TLB maps (yet): one instruction, which also fills the TLB. */
+			j->count.steps++;
 			cpu_interpret(cpu, cpu->icount + 1);
 			continue;
 		}
@@ -363,6 +378,7 @@ static void jit_execute(struct cpu *cpu, icount_t limit)
 		if (b->host != host || !block_current(cpu, b, page))
 			fill(cpu, j, b, host, off, page);
 		if (b->ninsns == 0) {
+			j->count.steps++;
 			cpu_interpret(cpu, cpu->icount + 1);
 			continue;
 		}
@@ -379,6 +395,7 @@ static void jit_execute(struct cpu *cpu, icount_t limit)
 				queue(cpu, j, b, slot, off);
 			else if (b->pending && b->heat >= JIT_HOT_WAITING)
 				install_pending(cpu, j);
+			j->count.cold_runs++;
 			cpu_interpret(cpu, cpu->icount + b->ninsns);
 			continue;
 		}
@@ -543,6 +560,13 @@ static void jit_engine_destroy(struct cpu *cpu)
 		  (unsigned long long)cpu->stats.jit_blocks, (unsigned long long)cpu->stats.jit_chained,
 		  (unsigned long long)cpu->stats.jit_insns,
 		  (unsigned long long)cpu->stats.jit_translations, (unsigned long long)cpu->stats.jit_flushes);
+	const struct jit *j = cpu->jit;
+	diag_info("jit: %llu slots filled (%llu for changed bytes, %llu rechecked unchanged), %llu cold block runs, "
+		  "%llu single steps, %llu installs, %llu writes into code pages",
+		  (unsigned long long)j->count.fills, (unsigned long long)j->count.stale,
+		  (unsigned long long)j->count.rechecked, (unsigned long long)j->count.cold_runs,
+		  (unsigned long long)j->count.steps, (unsigned long long)j->count.installs,
+		  (unsigned long long)cpu->bus->code_writes);
 	jit_destroy(cpu->bus, cpu->jit);
 	cpu->jit = NULL;
 	cpu->engine = NULL;
