@@ -95,7 +95,6 @@ struct jit {
 	uint8_t pending_code[JIT_PENDING_BYTES];
 	struct jit_block table[JIT_TABLE_SIZE];
 	uint8_t src[JIT_TABLE_SIZE][JIT_MAX_SRC_BYTES]; /* each slot's guest code bytes */
-	uint8_t staging[JIT_BLOCK_CODE_MAX];
 	/* Where the time of a cold start goes (printed at FTVM_DIAG=info when the engine ends). */
 	struct {
 		uint64_t fills;       /* slots (re)filled: a block's extent found by a scratch translation */
@@ -104,6 +103,7 @@ struct jit {
 		uint64_t cold_runs;   /* blocks run by the interpreter while cold or pending */
 		uint64_t steps;       /* single instructions the interpreter ran (not translatable, no TLB entry) */
 		uint64_t installs;    /* batches installed (one mprotect pair each) */
+		uint64_t mismatches;  /* translations whose extent was not jit_extent()'s (0) */
 	} count;
 };
 
@@ -272,7 +272,10 @@ static void queue(struct cpu *cpu, struct jit *j, struct jit_block *b, uint32_t 
 	size_t len = jit_translate(b->host - off, off, chain.links ? &chain : NULL, j->pending_code + j->pending_used,
 				   JIT_BLOCK_CODE_MAX, &ninsns, &src_bytes, &chain_entry);
 	if (len == 0 || ninsns != b->ninsns || src_bytes != b->src_bytes) {
-		b->ninsns = 0; /* cannot happen for the same bytes; the interpreter is always right */
+		/* Cannot happen for the same bytes (jit_extent() follows the translator's rules);
+		 * the interpreter is always right. */
+		b->ninsns = 0;
+		j->count.mismatches++;
 		return;
 	}
 	struct jit_pending *p = &j->pending[j->npending++];
@@ -327,14 +330,13 @@ static void fill(struct cpu *cpu, struct jit *j, uint32_t slot, const uint8_t *h
 	j->count.fills++;
 	watch_page(cpu, page);
 	b->gen = cpu->bus->code_gen[page];
-	unsigned ninsns = 0, src_bytes = 0, chain_entry = 0;
-	size_t len = jit_translate(host - off, off, NULL, j->staging, sizeof(j->staging), &ninsns, &src_bytes,
-				   &chain_entry);
+	unsigned ninsns = 0, src_bytes = 0;
+	bool translated = jit_extent(host - off, off, &ninsns, &src_bytes);
 	b->host = host;
 	b->code = NULL;
 	b->pending = false;
 	b->heat = 0;
-	if (len == 0) {
+	if (!translated) {
 		/* The interpreter runs this one, for as long as its bytes stay. */
 		b->ninsns = 0;
 		b->src_bytes = (uint16_t)(CPU_PAGE_SIZE - off < 4 ? CPU_PAGE_SIZE - off : 4);
@@ -569,11 +571,11 @@ static void jit_engine_destroy(struct cpu *cpu)
 		  (unsigned long long)cpu->stats.jit_translations, (unsigned long long)cpu->stats.jit_flushes);
 	const struct jit *j = cpu->jit;
 	diag_info("jit: %llu slots filled (%llu for changed bytes, %llu rechecked unchanged), %llu cold block runs, "
-		  "%llu single steps, %llu installs, %llu writes into code pages",
+		  "%llu single steps, %llu installs, %llu writes into code pages, %llu extent mismatches",
 		  (unsigned long long)j->count.fills, (unsigned long long)j->count.stale,
 		  (unsigned long long)j->count.rechecked, (unsigned long long)j->count.cold_runs,
 		  (unsigned long long)j->count.steps, (unsigned long long)j->count.installs,
-		  (unsigned long long)cpu->bus->code_writes);
+		  (unsigned long long)cpu->bus->code_writes, (unsigned long long)j->count.mismatches);
 	jit_destroy(cpu->bus, cpu->jit);
 	cpu->jit = NULL;
 	cpu->engine = NULL;
