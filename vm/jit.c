@@ -11,7 +11,7 @@
  * (whose store TLB entries for the page are armed, so it takes the slow path), a device's DMA,
  * a page-table A/D update, a restore of RAM — clears the flag and advances the page's
  * generation. A block whose page is still at the generation it was checked at is current; one
- * whose page moved on has its bytes (kept with it) compared once, and is trusted again when
+ * whose page moved on has its bytes (kept in jit->src) compared once, and is trusted again when
  * they still match (a write of data beside code) or translated again when they do not.
  *
  * A block is translated once it is hot (JIT_HOT entries; until then the interpreter runs exactly
@@ -97,7 +97,7 @@ struct jit {
 	uint8_t src[JIT_TABLE_SIZE][JIT_MAX_SRC_BYTES]; /* each slot's guest code bytes */
 	/* Where the time of a cold start goes (printed at FTVM_DIAG=info when the engine ends). */
 	struct {
-		uint64_t fills;       /* slots (re)filled: a block's extent found by a scratch translation */
+		uint64_t fills;       /* slots (re)filled: its block's extent found (jit_extent()) */
 		uint64_t stale;       /* ... of them because a write changed the block's bytes */
 		uint64_t rechecked;   /* blocks whose page was written but whose bytes were unchanged */
 		uint64_t cold_runs;   /* blocks run by the interpreter while cold or pending */
