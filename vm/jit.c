@@ -11,7 +11,7 @@
  * (whose store TLB entries for the page are armed, so it takes the slow path), a device's DMA,
  * a page-table A/D update, a restore of RAM — clears the flag and advances the page's
  * generation. A block whose page is still at the generation it was checked at is current; one
- * whose page moved on has its bytes (kept with it) compared once, and is trusted again when
+ * whose page moved on has its bytes (kept in jit->src) compared once, and is trusted again when
  * they still match (a write of data beside code) or translated again when they do not.
  *
  * A block is translated once it is hot (JIT_HOT entries; until then the interpreter runs exactly
@@ -40,30 +40,33 @@
 #define JIT_BLOCK_CODE_MAX 8192 /* far above what JIT_MAX_INSNS instructions need */
 #define JIT_CODE_ALIGN 16
 /* A block runs in the interpreter until entered this often: most code of a boot runs a few
- * times only, and translating it would cost more than interpreting it. */
-#define JIT_HOT 4
+ * times only, and a translation (with its share of an install) costs as much as interpreting
+ * a short block some hundred times. With 4, the boot to ready took more CPU than under the
+ * interpreter; 64 makes it take less, and a loop is hot within microseconds either way. */
+#define JIT_HOT 64
 /* Hot blocks are installed this many at a time, behind one pair of mprotect calls (the calls,
  * and the TLB shootdowns behind them, cost more than translating). */
-#define JIT_BATCH 64
-/* ... or as soon as one waiting block has been entered this often: a hot loop does not wait
- * for the batch to fill. */
-#define JIT_HOT_WAITING 64
+#define JIT_BATCH 256
+/* ... or as soon as one waiting block has been entered this many times its hot count: a hot
+ * loop does not wait for the batch to fill. */
+#define JIT_HOT_WAITING 16
 #define JIT_PENDING_BYTES (JIT_BATCH * 2048)
 /* Links of chained exits (jit_internal.h), JIT_LINKS_PER_BLOCK per translated block until the
  * next flush; a block translated when they run out ends without chaining. */
 #define JIT_MAX_LINKS (1u << 17)
 
+/* A slot of the block table: what the run loop reads on every entry, kept small so that the table
+ * stays in the host's caches (the bytes a block was translated from are apart, in jit->src). */
 struct jit_block {
 	const uint8_t *host;               /* first instruction; NULL for an empty slot */
+	uint64_t gen;                      /* its page's code generation when its bytes last matched */
 	int (*code)(struct cpu *cpu);      /* NULL: not installed (cold, pending, or the interpreter's) */
 	const void *chain_code;            /* where a chained exit enters code */
 	uint16_t src_bytes;                /* guest code bytes covered (checked on entry) */
 	uint16_t ninsns;                   /* 0: the first instruction is the interpreter's */
 	uint16_t heat;                     /* entries while cold */
-	uint64_t gen;                      /* its page's code generation when its bytes last matched */
 	bool pending;                      /* translated, waiting in the batch to be installed */
 	uint32_t pending_seq;              /* which batch entry is this slot's */
-	uint8_t src[JIT_MAX_SRC_BYTES];
 };
 
 /* A translated block waiting for the next install. */
@@ -84,13 +87,24 @@ struct jit {
 	struct jit_link *last_link; /* the unlinked exit the last block left through, or NULL */
 	struct jit_link jcache[1u << JIT_JCACHE_BITS]; /* jit_internal.h */
 	bool broken;            /* mprotect failed once: everything goes to the interpreter */
+	uint16_t hot;           /* entries that make a block hot (JIT_HOT unless jit_set_hot()) */
 	uint32_t seq;
 	unsigned npending;
 	size_t pending_used;
 	struct jit_pending pending[JIT_BATCH];
 	uint8_t pending_code[JIT_PENDING_BYTES];
 	struct jit_block table[JIT_TABLE_SIZE];
-	uint8_t staging[JIT_BLOCK_CODE_MAX];
+	uint8_t src[JIT_TABLE_SIZE][JIT_MAX_SRC_BYTES]; /* each slot's guest code bytes */
+	/* Where the time of a cold start goes (printed at FTVM_DIAG=info when the engine ends). */
+	struct {
+		uint64_t fills;       /* slots (re)filled: its block's extent found (jit_extent()) */
+		uint64_t stale;       /* ... of them because a write changed the block's bytes */
+		uint64_t rechecked;   /* blocks whose page was written but whose bytes were unchanged */
+		uint64_t cold_runs;   /* blocks run by the interpreter while cold or pending */
+		uint64_t steps;       /* single instructions the interpreter ran (not translatable, no TLB entry) */
+		uint64_t installs;    /* batches installed (one mprotect pair each) */
+		uint64_t mismatches;  /* translations whose extent was not jit_extent()'s (0) */
+	} count;
 };
 
 /* A link no budget holds: its exit returns to the run loop. */
@@ -145,6 +159,7 @@ static int jit_create(struct vm_bus *bus, struct jit **out)
 		return -err;
 	}
 	j->code = p;
+	j->hot = JIT_HOT;
 	forget_jcache(j);
 	bus->code = code;
 	bus->code_gen = gen;
@@ -213,6 +228,7 @@ static void install_pending(struct cpu *cpu, struct jit *j)
 		return;
 	}
 	size_t base = j->used;
+	j->count.installs++;
 	if (protect(j, base, total, PROT_READ | PROT_WRITE) != 0)
 		return;
 	size_t at = base;
@@ -256,7 +272,10 @@ static void queue(struct cpu *cpu, struct jit *j, struct jit_block *b, uint32_t 
 	size_t len = jit_translate(b->host - off, off, chain.links ? &chain : NULL, j->pending_code + j->pending_used,
 				   JIT_BLOCK_CODE_MAX, &ninsns, &src_bytes, &chain_entry);
 	if (len == 0 || ninsns != b->ninsns || src_bytes != b->src_bytes) {
-		b->ninsns = 0; /* cannot happen for the same bytes; the interpreter is always right */
+		/* Cannot happen for the same bytes (jit_extent() follows the translator's rules);
+		 * the interpreter is always right. */
+		b->ninsns = 0;
+		j->count.mismatches++;
 		return;
 	}
 	struct jit_pending *p = &j->pending[j->npending++];
@@ -287,13 +306,17 @@ static void watch_page(struct cpu *cpu, uint64_t page)
 /* Whether slot b, which holds the block at its host address on RAM page `page`, is what guest
  * memory holds: yes while the page stays at the generation the block was checked at; after a
  * write into the page, its bytes decide (a write of data beside code leaves them unchanged). */
-static bool block_current(struct cpu *cpu, struct jit_block *b, uint64_t page)
+static bool block_current(struct cpu *cpu, struct jit *j, uint32_t slot, uint64_t page)
 {
 	const struct vm_bus *bus = cpu->bus;
+	struct jit_block *b = &j->table[slot];
 	if (likely(b->gen == bus->code_gen[page]))
 		return true;
-	if (memcmp(b->src, b->host, b->src_bytes) != 0)
+	if (memcmp(j->src[slot], b->host, b->src_bytes) != 0) {
+		j->count.stale++;
 		return false;
+	}
+	j->count.rechecked++;
 	watch_page(cpu, page);
 	b->gen = bus->code_gen[page];
 	return true;
@@ -301,19 +324,19 @@ static bool block_current(struct cpu *cpu, struct jit_block *b, uint64_t page)
 
 /* Fills slot b with the block at host (page offset off, RAM page `page`): its extent, not yet
  * its code. */
-static void fill(struct cpu *cpu, struct jit *j, struct jit_block *b, const uint8_t *host, unsigned off,
-		 uint64_t page)
+static void fill(struct cpu *cpu, struct jit *j, uint32_t slot, const uint8_t *host, unsigned off, uint64_t page)
 {
+	struct jit_block *b = &j->table[slot];
+	j->count.fills++;
 	watch_page(cpu, page);
 	b->gen = cpu->bus->code_gen[page];
-	unsigned ninsns = 0, src_bytes = 0, chain_entry = 0;
-	size_t len = jit_translate(host - off, off, NULL, j->staging, sizeof(j->staging), &ninsns, &src_bytes,
-				   &chain_entry);
+	unsigned ninsns = 0, src_bytes = 0;
+	bool translated = jit_extent(host - off, off, &ninsns, &src_bytes);
 	b->host = host;
 	b->code = NULL;
 	b->pending = false;
 	b->heat = 0;
-	if (len == 0) {
+	if (!translated) {
 		/* The interpreter runs this one, for as long as its bytes stay. */
 		b->ninsns = 0;
 		b->src_bytes = (uint16_t)(CPU_PAGE_SIZE - off < 4 ? CPU_PAGE_SIZE - off : 4);
@@ -321,7 +344,7 @@ static void fill(struct cpu *cpu, struct jit *j, struct jit_block *b, const uint
 		b->ninsns = (uint16_t)ninsns;
 		b->src_bytes = (uint16_t)src_bytes;
 	}
-	memcpy(b->src, host, b->src_bytes);
+	memcpy(j->src[slot], host, b->src_bytes);
 }
 
 static uint32_t slot_of(const uint8_t *host)
@@ -353,6 +376,7 @@ static void jit_execute(struct cpu *cpu, icount_t limit)
 		const uint8_t *host = j->broken ? NULL : cpu_tlb_lookup(cpu, CPU_ACCESS_FETCH, cpu->pc, 2);
 		if (!host) {
 			/* Not RAM the fetch TLB maps (yet): one instruction, which also fills the TLB. */
+			j->count.steps++;
 			cpu_interpret(cpu, cpu->icount + 1);
 			continue;
 		}
@@ -360,9 +384,10 @@ static void jit_execute(struct cpu *cpu, icount_t limit)
 		unsigned off = (unsigned)(cpu->pc & ~CPU_PAGE_MASK);
 		uint64_t page = (uint64_t)(host - cpu->bus->ram) >> CPU_PAGE_SHIFT;
 		struct jit_block *b = &j->table[slot];
-		if (b->host != host || !block_current(cpu, b, page))
-			fill(cpu, j, b, host, off, page);
+		if (b->host != host || !block_current(cpu, j, slot, page))
+			fill(cpu, j, slot, host, off, page);
 		if (b->ninsns == 0) {
+			j->count.steps++;
 			cpu_interpret(cpu, cpu->icount + 1);
 			continue;
 		}
@@ -375,10 +400,11 @@ static void jit_execute(struct cpu *cpu, icount_t limit)
 			/* Cold or pending: the interpreter runs exactly the block's instructions. */
 			if (b->heat < UINT16_MAX)
 				b->heat++;
-			if (!b->pending && b->heat >= JIT_HOT)
+			if (!b->pending && b->heat >= j->hot)
 				queue(cpu, j, b, slot, off);
-			else if (b->pending && b->heat >= JIT_HOT_WAITING)
+			else if (b->pending && b->heat >= JIT_HOT_WAITING * j->hot)
 				install_pending(cpu, j);
+			j->count.cold_runs++;
 			cpu_interpret(cpu, cpu->icount + b->ninsns);
 			continue;
 		}
@@ -543,6 +569,13 @@ static void jit_engine_destroy(struct cpu *cpu)
 		  (unsigned long long)cpu->stats.jit_blocks, (unsigned long long)cpu->stats.jit_chained,
 		  (unsigned long long)cpu->stats.jit_insns,
 		  (unsigned long long)cpu->stats.jit_translations, (unsigned long long)cpu->stats.jit_flushes);
+	const struct jit *j = cpu->jit;
+	diag_info("jit: %llu slots filled (%llu for changed bytes, %llu rechecked unchanged), %llu cold block runs, "
+		  "%llu single steps, %llu installs, %llu writes into code pages, %llu extent mismatches",
+		  (unsigned long long)j->count.fills, (unsigned long long)j->count.stale,
+		  (unsigned long long)j->count.rechecked, (unsigned long long)j->count.cold_runs,
+		  (unsigned long long)j->count.steps, (unsigned long long)j->count.installs,
+		  (unsigned long long)cpu->bus->code_writes, (unsigned long long)j->count.mismatches);
 	jit_destroy(cpu->bus, cpu->jit);
 	cpu->jit = NULL;
 	cpu->engine = NULL;
@@ -564,6 +597,12 @@ int jit_attach(struct cpu *cpu)
 		return ret;
 	cpu->engine = &jit_engine;
 	return 0;
+}
+
+void jit_set_hot(struct cpu *cpu, unsigned entries)
+{
+	if (cpu->engine == &jit_engine)
+		cpu->jit->hot = (uint16_t)(entries < 1 ? 1 : entries > JIT_HOT ? JIT_HOT : entries);
 }
 
 void jit_detach(struct cpu *cpu)

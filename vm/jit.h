@@ -15,6 +15,10 @@ struct cpu;
  * host the JIT does not emit code for, -ENOMEM or another -errno when the code area cannot be
  * mapped (said through diag). Between runs only. */
 int jit_attach(struct cpu *cpu) FTVM_MUST_CHECK;
+/* Translates a block once it has been entered `entries` times (1..the default, which is tuned
+ * for a boot) instead of the default: for tests that want as much code translated as they can
+ * get. No-op unless attached. */
+void jit_set_hot(struct cpu *cpu, unsigned entries);
 /* Back to the interpreter alone; frees the translated code. */
 void jit_detach(struct cpu *cpu);
 

@@ -114,5 +114,8 @@ struct jit_chain {
  * translated (the interpreter runs it) or the code does not fit. */
 size_t jit_translate(const uint8_t *page, unsigned off, const struct jit_chain *chain, uint8_t *out, size_t cap,
 		     unsigned *ninsns, unsigned *src_bytes, unsigned *chain_entry);
+/* The *ninsns and *src_bytes jit_translate() would give, without emitting code (for cold blocks,
+ * most of which are never translated); false when the first instruction is the interpreter's. */
+bool jit_extent(const uint8_t *page, unsigned off, unsigned *ninsns, unsigned *src_bytes);
 
 #endif

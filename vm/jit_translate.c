@@ -414,8 +414,46 @@ static void jump_register(struct block *b, const struct cpu_decoded *e, unsigned
  * Emits one instruction. Returns 1 when it ends the block (a control transfer, already ended),
  * 0 when the block goes on, -1 when it is not translated.
  */
+/* What the JIT does with e: 1 translates it and ends the block, 0 translates it and goes on,
+ * -1 leaves it to the interpreter (the block ends before it). emit_insn() emits exactly the
+ * first two, and jit_extent() finds a block's end from this alone. */
+static int insn_role(const struct cpu_decoded *e)
+{
+	switch ((enum cpu_op)e->op) {
+	case CPU_OP_JAL: case CPU_OP_J: case CPU_OP_JALR: case CPU_OP_JR:
+	case CPU_OP_BEQ: case CPU_OP_BNE: case CPU_OP_BLT: case CPU_OP_BGE: case CPU_OP_BLTU: case CPU_OP_BGEU:
+		return 1;
+	case CPU_OP_LUI: case CPU_OP_AUIPC:
+	case CPU_OP_LB: case CPU_OP_LH: case CPU_OP_LW: case CPU_OP_LD:
+	case CPU_OP_LBU: case CPU_OP_LHU: case CPU_OP_LWU:
+	case CPU_OP_SB: case CPU_OP_SH: case CPU_OP_SW: case CPU_OP_SD:
+	case CPU_OP_ADDI: case CPU_OP_XORI: case CPU_OP_ORI: case CPU_OP_ANDI: case CPU_OP_SLTI: case CPU_OP_SLTIU:
+	case CPU_OP_SLLI: case CPU_OP_SRLI: case CPU_OP_SRAI:
+	case CPU_OP_ADD: case CPU_OP_SUB: case CPU_OP_XOR: case CPU_OP_OR: case CPU_OP_AND:
+	case CPU_OP_SLL: case CPU_OP_SRL: case CPU_OP_SRA: case CPU_OP_SLT: case CPU_OP_SLTU:
+	case CPU_OP_ADDIW: case CPU_OP_SLLIW: case CPU_OP_SRLIW: case CPU_OP_SRAIW:
+	case CPU_OP_ADDW: case CPU_OP_SUBW: case CPU_OP_SLLW: case CPU_OP_SRLW: case CPU_OP_SRAW:
+	case CPU_OP_MUL: case CPU_OP_MULW: case CPU_OP_MULH: case CPU_OP_MULHU: case CPU_OP_MULHSU:
+	case CPU_OP_DIV: case CPU_OP_DIVU: case CPU_OP_REM: case CPU_OP_REMU:
+	case CPU_OP_DIVW: case CPU_OP_DIVUW: case CPU_OP_REMW: case CPU_OP_REMUW:
+	case CPU_OP_NOP: case CPU_OP_FPU: case CPU_OP_AMO:
+		return 0;
+	case CPU_OP_SYSTEM: {
+		uint32_t insn = (uint32_t)e->imm;
+		unsigned f3 = insn_funct3(insn);
+		/* Only CSR reads that write nothing; a write, or a privileged instruction: the interpreter's. */
+		return f3 == 0 || f3 == 4 || (f3 & 3) == 1 || insn_rs1(insn) != 0 ? -1 : 0;
+	}
+	default:
+		/* FENCE, FENCE.I, illegal: the interpreter's. */
+		return -1;
+	}
+}
+
 static int emit_insn(struct block *b, const struct cpu_decoded *e, unsigned off)
 {
+	if (insn_role(e) < 0)
+		return -1;
 	switch ((enum cpu_op)e->op) {
 	case CPU_OP_LUI:
 		if (e->rd)
@@ -516,10 +554,7 @@ static int emit_insn(struct block *b, const struct cpu_decoded *e, unsigned off)
 		call_checked(b, (const void *)jit_helper_amo);
 		return 0;
 	case CPU_OP_SYSTEM: {
-		uint32_t insn = (uint32_t)e->imm;
-		unsigned f3 = insn_funct3(insn);
-		if (f3 == 0 || f3 == 4 || (f3 & 3) == 1 || insn_rs1(insn) != 0)
-			return -1; /* a write, or a privileged instruction: the interpreter's */
+		uint32_t insn = (uint32_t)e->imm; /* a CSR read (insn_role()) */
 		jx_mov(&b->jx, JX_RDI, JX_RBX);
 		jx_mov_imm(&b->jx, JX_RSI, insn);
 		jx_mov_imm(&b->jx, JX_RDX, JIT_SITE(0, 0, e->len, off, b->ninsns));
@@ -530,6 +565,39 @@ static int emit_insn(struct block *b, const struct cpu_decoded *e, unsigned off)
 		/* FENCE, FENCE.I, illegal: the interpreter's. */
 		return -1;
 	}
+}
+
+/* Decodes the instruction at byte off of the code page into e; false if it crosses the page
+ * (the interpreter fetches both halves). */
+static bool decode_at(const uint8_t *page, unsigned off, struct cpu_decoded *e)
+{
+	uint32_t raw = 0;
+	memcpy(&raw, page + off, off + 4 <= CPU_PAGE_SIZE ? 4 : 2);
+	if ((raw & 3) == 3 && off + 4 > CPU_PAGE_SIZE)
+		return false;
+	memset(e, 0, sizeof(*e));
+	cpu_decode(e, raw);
+	return true;
+}
+
+bool jit_extent(const uint8_t *page, unsigned off, unsigned *ninsns, unsigned *src_bytes)
+{
+	unsigned n = 0, start = off;
+	while (n < JIT_MAX_INSNS && off + 2 <= CPU_PAGE_SIZE) {
+		struct cpu_decoded e;
+		if (!decode_at(page, off, &e))
+			break;
+		int role = insn_role(&e);
+		if (role < 0)
+			break;
+		n++;
+		off += e.len;
+		if (role)
+			break;
+	}
+	*ninsns = n;
+	*src_bytes = off - start;
+	return n > 0;
 }
 
 size_t jit_translate(const uint8_t *page, unsigned off, const struct jit_chain *chain, uint8_t *out, size_t cap,
@@ -551,13 +619,9 @@ size_t jit_translate(const uint8_t *page, unsigned off, const struct jit_chain *
 
 	int ended = 0;
 	while (b.ninsns < JIT_MAX_INSNS && off + 2 <= CPU_PAGE_SIZE) {
-		uint32_t raw = 0;
-		memcpy(&raw, page + off, off + 4 <= CPU_PAGE_SIZE ? 4 : 2);
-		if ((raw & 3) == 3 && off + 4 > CPU_PAGE_SIZE)
-			break; /* crosses the page: the interpreter fetches both halves */
 		struct cpu_decoded e;
-		memset(&e, 0, sizeof(e));
-		cpu_decode(&e, raw);
+		if (!decode_at(page, off, &e))
+			break;
 		ended = emit_insn(&b, &e, off - start);
 		if (ended < 0)
 			break;

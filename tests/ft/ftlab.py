@@ -59,6 +59,25 @@ def ftvm_binary():
     return os.environ.get("FTVM", os.path.join(ROOT, "build", "cmd", "ftvm"))
 
 
+# Subcommands that run a VM and so take `--cpu`.
+VM_VERBS = ("run", "primary", "backup", "spare", "incoming", "record", "replay")
+
+
+def with_test_cpu(argv):
+    """argv with `--cpu $FTVM_TEST_CPU` right after the ftvm subcommand when that variable is set
+    (interp or jit) and the subcommand runs a VM: the whole FT suite then runs under that engine.
+    It goes first, so a test that picks an engine for one node (the jit-* scenarios) still does."""
+    engine = os.environ.get("FTVM_TEST_CPU")
+    if not engine:
+        return argv
+    if engine not in ("interp", "jit"):
+        raise ValueError(f"FTVM_TEST_CPU={engine!r}: expected interp or jit")
+    for i, word in enumerate(argv[:-1]):
+        if os.path.basename(word) == "ftvm" and argv[i + 1] in VM_VERBS:
+            return argv[:i + 2] + ["--cpu", engine] + argv[i + 2:]
+    return argv
+
+
 class Node:
     """One ftvm process; its stdout (the guest console) and stderr are collected line by line.
 
@@ -72,6 +91,7 @@ class Node:
         self.name = name
         self.lines = []
         self.lock = threading.Lock()
+        argv = with_test_cpu(argv)
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, start_new_session=True)
         self.readers = [threading.Thread(target=self._read, args=(f,), daemon=True)

@@ -68,6 +68,8 @@ static int side_init(struct side *s, const char *name, bool jit, uint64_t seed)
 		return -1;
 	if (jit && jit_attach(s->cpu) != 0)
 		return -1;
+	if (jit)
+		jit_set_hot(s->cpu, 4); /* short programs: translate early, so most of them runs translated */
 	rv_gen_program(s->bus.ram, seed);
 	cpu_reset(s->cpu, GEN_RAM_BASE);
 	return 0;
