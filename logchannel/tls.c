@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <gnutls/gnutls.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,8 +72,11 @@ struct chtls {
 	size_t out_len, out_off;
 	uint8_t *in;           /* reader: bytes read from the socket ahead (CHTLS_READAHEAD) */
 	size_t in_len, in_off;
-	char tx_error[128];    /* writer's last fatal error */
-	char rx_error[128];    /* reader's last fatal error */
+	/* The first fatal error of the writer and of the reader: each side writes its text once,
+	 * under its own lock, then publishes it (release), so the other side's chtls_error() reads
+	 * either nothing or the whole text, never one being written. */
+	char tx_text[128], rx_text[128];
+	_Atomic(const char *) tx_error, rx_error;
 };
 
 /* GnuTLS's push: stage while the writer batches, else straight to the socket (never past staged bytes). */
@@ -335,13 +339,22 @@ bool chtls_forward_secret(struct chtls *t)
 	       (kx == GNUTLS_KX_ECDHE_PSK || kx == GNUTLS_KX_DHE_PSK);
 }
 
+/* The first fatal error of one side (the caller holds that side's lock): its text, then published. */
+static void publish_error(_Atomic(const char *) *slot, char *text, size_t len, int r)
+{
+	if (atomic_load_explicit(slot, memory_order_relaxed))
+		return;
+	snprintf(text, len, "TLS: %s", gnutls_strerror(r));
+	atomic_store_explicit(slot, text, memory_order_release);
+}
+
 /* A fatal error of the writer: keep its text for chtls_error() and set errno. */
 static ssize_t write_failed(struct chtls *t, ssize_t r)
 {
 	int e = tls_errno((int)r);
 	/* A socket error speaks for itself (strerror); a TLS one needs GnuTLS's words. */
 	if (e != EAGAIN && e != EINTR && r != GNUTLS_E_PUSH_ERROR)
-		snprintf(t->tx_error, sizeof(t->tx_error), "TLS: %s", gnutls_strerror((int)r));
+		publish_error(&t->tx_error, t->tx_text, sizeof(t->tx_text), (int)r);
 	errno = e;
 	return -1;
 }
@@ -405,7 +418,7 @@ ssize_t chtls_read(struct chtls *t, void *buf, size_t cap)
 		return 0;
 	int e = tls_errno((int)r);
 	if (e != EAGAIN && e != EINTR && r != GNUTLS_E_PULL_ERROR)
-		snprintf(t->rx_error, sizeof(t->rx_error), "TLS: %s", gnutls_strerror((int)r));
+		publish_error(&t->rx_error, t->rx_text, sizeof(t->rx_text), (int)r);
 	errno = e;
 	return -1;
 }
@@ -417,7 +430,9 @@ bool chtls_pending(struct chtls *t)
 
 const char *chtls_error(struct chtls *t)
 {
-	return t->rx_error[0] ? t->rx_error : t->tx_error;
+	const char *rx = atomic_load_explicit(&t->rx_error, memory_order_acquire);
+	const char *tx = atomic_load_explicit(&t->tx_error, memory_order_acquire);
+	return rx ? rx : tx ? tx : "";
 }
 
 /* One non-blocking read or write through @tls, or on the bare socket without it. */

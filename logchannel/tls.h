@@ -40,7 +40,7 @@ ssize_t chtls_writev(struct chtls *t, const struct iovec *iov, int iovcnt);
 ssize_t chtls_read(struct chtls *t, void *buf, size_t cap);
 /* Decrypted bytes wait inside the session (the socket may not be readable). */
 bool chtls_pending(struct chtls *t);
-/* The last fatal TLS error ("" if none). */
+/* The first fatal TLS error of the reader, else of the writer ("" if none); safe beside both. */
 const char *chtls_error(struct chtls *t);
 
 /* Read/write exactly @len bytes through TLS session @tls over @fd (the bare socket when @tls is
