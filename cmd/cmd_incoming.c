@@ -56,6 +56,7 @@ struct incoming_cmd {
 	struct channel_key key;
 	struct control_options co;
 	struct vm_control vc;
+	struct mig_frames_receiver *frames;  /* the guest's frames the source forwards after HANDOVER */
 };
 
 static int incoming_options(void *self, int *argc, char **argv, bool *help, char *err, size_t errlen)
@@ -110,13 +111,20 @@ static void listening(void *ctx, unsigned port)
 		port);
 }
 
+static void stop_frames(void *ctx)
+{
+	struct incoming_cmd *in = ctx;
+	mig_frames_receiver_stop(in->frames);
+	in->frames = NULL;
+}
+
 /* Receives the VM; once handed over, the live world takes it over as at FT go-live. */
 static int incoming_start(void *self, struct vm_command *c, char *err, size_t errlen)
 {
 	struct incoming_cmd *in = self;
 	struct mig_dest_config cfg = { .listen = in->listen, .key = &in->key, .vm_id = in->co.vm,
 				       .storage = MIG_STORAGE_EITHER, .arbiter = in->arbiter, .world = c->world,
-				       .listening = listening, .ctx = in };
+				       .listening = listening, .ctx = in, .frames = &in->frames };
 	struct mig_dest_result res;
 	char why[1024];
 	if (mig_dest_receive(&cfg, c->m, &res, why, sizeof(why))) {
@@ -140,9 +148,12 @@ static int incoming_start(void *self, struct vm_command *c, char *err, size_t er
 		(unsigned long long)res.bytes, reissued, c->opts.nnics);
 	int ret = vm_control_init(&in->vc, "incoming", c, NULL, NULL);
 	if (ret) {
+		stop_frames(in);
 		snprintf(err, errlen, "cannot start: %s", strerror(-ret));
 		return FTVM_EXIT_FAILURE;
 	}
+	in->vc.run_ended = stop_frames;
+	in->vc.run_ended_ctx = in;
 	in->vc.extra = &vm_migrate_command;
 	in->vc.nextra = 1;
 	if (res.arbiter)
@@ -161,6 +172,7 @@ static int incoming_run(void *self, struct vm_command *c, char *err, size_t errl
 static void incoming_stop(void *self)
 {
 	struct incoming_cmd *in = self;
+	stop_frames(in);
 	vm_control_destroy(&in->vc);
 }
 

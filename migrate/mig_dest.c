@@ -368,6 +368,11 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 		if (channel_refuse(cs.ch, err))
 			diag_debug("refusal not sent");
 	}
+	/* The VM may start at once: the ACK of HANDOVER has gone (or goes with the close). The frames
+	 * the source still forwards arrive beside the running VM, and the channel closes off its path. */
+	if (!ret && cfg->frames && cfg->world && !cfg->clone && cs.ch &&
+	    mig_frames_receiver_start(cs.ch, cfg->world, world_live_nnics(cfg->world), cfg->frames) == 0)
+		cs.ch = NULL;
 out:
 	channel_close(cs.ch);
 	mig_stamp(&cs.stamps, "closed");

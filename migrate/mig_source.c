@@ -22,6 +22,7 @@
 #include "common/arbiter.h"
 #include "logchannel/channel.h"
 #include "migrate/mig_disks.h"
+#include "migrate/mig_frames.h"
 #include "migrate/mig_stream.h"
 #include "migrate/mig_test_hook.h"
 #include "util/byteorder.h"
@@ -593,6 +594,22 @@ static int open_arbiter(struct sender *s)
 	return 0;
 }
 
+/* After the confirmed hand-over: the guest's frames that reached this host from the stop on go to
+ * the destination, which runs (mig_frames.h). A failure loses only those frames. */
+static void forward_frames(struct sender *s)
+{
+	struct mig_forward_stats st;
+	int ret = mig_frames_forward(s->ch, &s->lsn, s->job->cfg.world, s->msg, &st);
+	mig_stamp(&s->stamps, "forwarded");
+	diag_info("frames for the guest forwarded after the hand-over: %llu (%llu bytes) in %llu ms, %llu dropped%s%s",
+		  (unsigned long long)st.frames, (unsigned long long)st.bytes, (unsigned long long)st.ms,
+		  (unsigned long long)st.dropped, ret ? ": " : "", ret ? channel_why(s, ret) : "");
+	pthread_mutex_lock(&s->job->lock);
+	s->job->stats.frames_forwarded = st.frames;
+	s->job->stats.frames_dropped = st.dropped;
+	pthread_mutex_unlock(&s->job->lock);
+}
+
 static void set_done_stats(struct sender *s, uint64_t held_at, const char *phase, uint64_t epoch)
 {
 	uint64_t now = time_mono_ns();
@@ -657,6 +674,8 @@ static int judged_hand_over(struct sender *s, int ret, uint64_t held_at)
 	set_done_stats(s, held_at, "completed", cfg->epoch);
 	release(s);
 	mig_stamp(&s->stamps, "released");
+	if (!ret)
+		forward_frames(s);
 	return 0;
 }
 
@@ -780,6 +799,7 @@ int mig_source_run(struct mig_job *job)
 	job->stats.total_time_ms = (now - s.start_ns) / 1000000;
 	snprintf(job->stats.phase, sizeof(job->stats.phase), "completed");
 	pthread_mutex_unlock(&job->lock);
+	bool confirmed_run = !ret;
 	if (ret) {
 		/* Sent or not, the destination may run: this copy stays stopped. */
 		if (cfg->clone)
@@ -792,6 +812,8 @@ int mig_source_run(struct mig_job *job)
 	}
 	release(&s); /* the run ends at its next boundary: the world has been handed over (or cut) */
 	mig_stamp(&s.stamps, "released");
+	if (confirmed_run && cfg->world && !cfg->clone)
+		forward_frames(&s);
 out:
 	mig_stamps_log(&s.stamps, "stop-and-copy at the source");
 	if (ret) {

@@ -52,6 +52,7 @@ const char *mig_kind_name(unsigned kind)
 	case MIG_CANCEL: return "CANCEL";
 	case MIG_DISKS: return "DISKS";
 	case MIG_BLOCKS: return "BLOCKS";
+	case MIG_FRAMES: return "FRAMES";
 	}
 	return "unknown";
 }

@@ -62,6 +62,7 @@ enum mig_kind {
 	MIG_CANCEL = 6,   /* the source gives up (its VM runs on): text */
 	MIG_DISKS = 7,    /* STORAGE: the source's disks and their sizes */
 	MIG_BLOCKS = 8,   /* STORAGE: disk sections of a round, or of the stop-and-copy */
+	MIG_FRAMES = 9,   /* after HANDOVER: frames the source received for the guest (mig_frames.h) */
 	MIG_KIND_LIMIT,
 };
 
