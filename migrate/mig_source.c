@@ -497,6 +497,13 @@ static int stop_and_copy(struct sender *s, uint64_t *held_at)
 	s->complete_sent = true;
 	ret = flush(s, true);
 	mig_stamp(&s->stamps, "complete");
+	/* Written out: the source's part of the pause ends here (the ACK comes later anyway). */
+	if (!ret && channel_flush(s->ch, MIG_SEND_TIMEOUT_MS) == 0) {
+		mig_stamp(&s->stamps, "complete-sent");
+		pthread_mutex_lock(&s->job->lock);
+		s->job->stats.downtime_sent_us = (time_mono_ns() - *held_at) / 1000;
+		pthread_mutex_unlock(&s->job->lock);
+	}
 	mig_test_stall("source-complete");
 	if (!ret)
 		ret = confirmed(s, MIG_ROUND_ACK_TIMEOUT_MS, "the whole state");
@@ -615,6 +622,7 @@ static void set_done_stats(struct sender *s, uint64_t held_at, const char *phase
 	uint64_t now = time_mono_ns();
 	pthread_mutex_lock(&s->job->lock);
 	s->job->stats.downtime_ms = held_at ? (now - held_at) / 1000000 : 0;
+	s->job->stats.downtime_us = held_at ? (now - held_at) / 1000 : 0;
 	s->job->stats.total_time_ms = (now - s->start_ns) / 1000000;
 	s->job->stats.arbiter_epoch = epoch;
 	snprintf(s->job->stats.phase, sizeof(s->job->stats.phase), "%s", phase);
@@ -796,6 +804,7 @@ int mig_source_run(struct mig_job *job)
 	uint64_t now = time_mono_ns();
 	pthread_mutex_lock(&job->lock);
 	job->stats.downtime_ms = (now - held_at) / 1000000;
+	job->stats.downtime_us = (now - held_at) / 1000;
 	job->stats.total_time_ms = (now - s.start_ns) / 1000000;
 	snprintf(job->stats.phase, sizeof(job->stats.phase), "completed");
 	pthread_mutex_unlock(&job->lock);

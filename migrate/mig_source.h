@@ -113,6 +113,9 @@ struct mig_stats {
 	uint64_t link_bps;              /* bytes per second the last round crossed the link */
 	uint64_t expected_downtime_ms;
 	uint64_t downtime_ms;           /* vCPU held for the stop-and-copy until the confirmation */
+	uint64_t downtime_us;           /* the same in microseconds */
+	uint64_t downtime_sent_us;      /* held until COMPLETE was written to the socket (what QEMU's
+	                                 * query-migrate "downtime" counts: the source's side alone) */
 	uint64_t total_time_ms;
 	unsigned throttle_pct;          /* auto-converge: share of wall time the vCPU is held */
 	bool refused;                   /* failed by the destination's REFUSE (error: its message) */
