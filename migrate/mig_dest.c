@@ -348,10 +348,14 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 	struct arbiter_info area;
 	if (arb)
 		arbiter_get_info(arb, &area);
+	/* The final state's scratch: allocated now, out of the guest's pause (state_format.h). */
 	struct mig_dest_want want = { .clone = cfg->clone, .storage = cfg->storage,
-				      .arbiter_id = arb ? area.area_id : NULL, .disk = &replica_ops, .disk_ctx = &reps };
+				      .arbiter_id = arb ? area.area_id : NULL, .disk = &replica_ops, .disk_ctx = &reps,
+				      .scratch = cfg->scratch ? cfg->scratch : machine_state_alloc() };
 	ret = mig_dest_decode_want(m, &want, &chan_ops, &cs, res, err, errlen);
 	mig_stamp(&cs.stamps, "decoded");
+	if (!cfg->scratch)
+		machine_state_free(want.scratch);
 	if (!ret && reps.sync_due) {
 		channel_close(cs.ch); /* the ACK of HANDOVER leaves first */
 		cs.ch = NULL;

@@ -52,6 +52,9 @@ struct mig_dest_config {
 	 * HANDOVER on a receiver of the guest's frames the source forwards (mig_frames.h), returned
 	 * here; the caller stops it (mig_frames_receiver_stop()) before the world goes. */
 	struct mig_frames_receiver **frames;
+	/* Where the final state is decoded (mig_dest_want): the caller's fresh machine_state_alloc(),
+	 * freed by it once the VM runs; NULL: one allocated and freed here. */
+	struct machine_state *scratch;
 };
 
 /* Waits for one migration and receives it into m: 0 when handed over, else -errno with err. */

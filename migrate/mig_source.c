@@ -72,6 +72,7 @@ struct sender {
 	unsigned dest_node;             /* the node id the destination claims the new epoch as */
 	bool complete_sent;             /* from here the destination may hold the whole state */
 	struct mig_stamps stamps;       /* the stop-and-copy's steps (FTVM_DIAG=info) */
+	struct machine_state *scratch;  /* the final state, allocated before the pause (state_format.h) */
 };
 
 static void set_phase(struct sender *s, const char *phase)
@@ -482,8 +483,8 @@ static int stop_and_copy(struct sender *s, uint64_t *held_at)
 	begin(s, MIG_STATE);
 	struct state_stats st;
 	char why[512];
-	ret = state_encode_pages(s->m, (struct state_sink){ .write = state_write, .ctx = s }, s->bitmap, &st, why,
-				 sizeof(why));
+	ret = state_encode_pages(s->m, (struct state_sink){ .write = state_write, .ctx = s }, s->bitmap, s->scratch, &st,
+				 why, sizeof(why));
 	if (ret)
 		return s->job->stats.error[0] ? ret : fail(s, ret, "%s", why);
 	ret = flush(s, false);
@@ -706,11 +707,12 @@ int mig_source_run(struct mig_job *job)
 	s.msg = malloc(MIG_MAX_MESSAGE);
 	s.bitmap = calloc(s.words ? s.words : 1, sizeof(*s.bitmap));
 	s.fresh = calloc(s.words ? s.words : 1, sizeof(*s.fresh));
+	s.scratch = machine_state_alloc();
 	pthread_mutex_lock(&job->lock);
 	job->stats.memory_total = ram_size;
 	snprintf(job->stats.phase, sizeof(job->stats.phase), "setup");
 	pthread_mutex_unlock(&job->lock);
-	if (!s.msg || !s.bitmap || !s.fresh) {
+	if (!s.msg || !s.bitmap || !s.fresh || !s.scratch) {
 		ret = fail(&s, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -842,6 +844,7 @@ out:
 	free(s.msg);
 	free(s.bitmap);
 	free(s.fresh);
+	machine_state_free(s.scratch);
 	return ret;
 }
 

@@ -117,6 +117,9 @@ struct mig_dest_want {
 	const uint8_t *arbiter_id;
 	const struct mig_disk_ops *disk; /* NULL: a STORAGE stream is refused */
 	void *disk_ctx;
+	/* Where the final state is decoded: a fresh machine_state_alloc() of the caller's, allocated
+	 * before the stream (out of the guest's pause), or NULL (state_format.h). */
+	struct machine_state *scratch;
 };
 
 /* Where the decoder's messages come from. */

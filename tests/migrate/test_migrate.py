@@ -161,6 +161,17 @@ def verify(lab, logfile, nodes):
     return json.loads(out.stdout)
 
 
+def migrate_to(lab, nodes, here, there, i):
+    """Migration i + 1 of the VM from here to there, which must succeed: (ftvm migrate's stderr, seconds)."""
+    nodes[there] = lab.start_incoming(there)
+    rc, err, took = lab.migrate(here, there)
+    check(rc == 0, f"migration {i + 1} {here} -> {there} failed:\n{err}", nodes.values())
+    nodes[there].wait_for("handed over", 30)
+    check(nodes[here].wait(30) == 0, f"the source on {here} did not end cleanly", nodes.values())
+    nodes[here] = None
+    return err, took
+
+
 def scenario_kvd(lab, workdir, migrations):
     nodes = {"a": lab.start_run("a"), "b": None}
     nodes["a"].wait_for("ftvm-guest: ready", 180)
@@ -168,14 +179,9 @@ def scenario_kvd(lab, workdir, migrations):
     time.sleep(2.0)
     here, there = "a", "b"
     for i in range(migrations):
-        nodes[there] = lab.start_incoming(there)
-        rc, err, took = lab.migrate(here, there)
-        check(rc == 0, f"migration {i + 1} {here} -> {there} failed:\n{err}", nodes.values())
-        nodes[there].wait_for("handed over", 30)
-        check(nodes[here].wait(30) == 0, f"the source on {here} did not end cleanly", nodes.values())
+        err, took = migrate_to(lab, nodes, here, there, i)
         done = [l for l in err.splitlines() if "done:" in l]
         print(f"migration {i + 1}: {here} -> {there}, {took:.2f} s: {done[-1] if done else '?'}", flush=True)
-        nodes[here] = None
         here, there = there, here
         time.sleep(1.0)
     summary = stop_writer(writer, stopfile, nodes.values())
@@ -219,18 +225,13 @@ def scenario_switch(lab, workdir, migrations):
     before = client_tcp_counters(lab)
     here, there, forwarded = "a", "b", []
     for i in range(migrations):
-        nodes[there] = lab.start_incoming(there)
-        rc, err, took = lab.migrate(here, there)
-        check(rc == 0, f"migration {i + 1} {here} -> {there} failed:\n{err}", nodes.values())
-        nodes[there].wait_for("handed over", 30)
-        check(nodes[here].wait(30) == 0, f"the source on {here} did not end cleanly", nodes.values())
+        err, took = migrate_to(lab, nodes, here, there, i)
         m = re.search(r"held ([\d.]+) ms until the destination confirmed, ([\d.]+) ms until the state was sent; "
                       r"(\d+) frame\(s\) forwarded", err)
         check(m, f"migration {i + 1}: no downtime and frames in the summary: {err}", nodes.values())
         forwarded.append(int(m.group(3)))
         print(f"migration {i + 1}: {here} -> {there}, {took:.2f} s: held {m.group(1)} ms ({m.group(2)} ms until the "
               f"state was sent), {m.group(3)} frame(s) forwarded", flush=True)
-        nodes[here] = None
         here, there = there, here
         time.sleep(1.0)
     summary = stop_writer(writer, stopfile, nodes.values())
