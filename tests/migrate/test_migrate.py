@@ -36,9 +36,10 @@ Scenarios:
           connection.
   switch  kvd under a client's writes, migrated A -> B -> A ... (--migrations N): the frames the
           source receives for the guest after its vCPU stopped reach the guest at the destination,
-          so the client's TCP never retransmits a segment (counted in the client's namespace:
-          without forwarding, each lost frame came again after a tail-loss probe or the 200 ms
-          retransmission timeout); each migration's downtime and frames forwarded, and the
+          so the client's TCP never sends a segment again that the guest lacked (counted in the
+          client's namespace: retransmitted segments less DSACKs; without forwarding, each lost
+          frame came again after a tail-loss probe or the 200 ms retransmission timeout); each
+          migration's downtime and frames forwarded, and the
           client's longest gap, are printed; every acknowledged write reads back.
 Exit 77 (skip) without root or the bundled guest.
 """
@@ -199,14 +200,15 @@ def scenario_kvd(lab, workdir, migrations):
 
 def client_tcp_counters(lab):
     """The client host's TCP counters (its namespace's /proc/net): RTO timeouts, tail-loss probes,
-    retransmitted segments."""
+    retransmitted segments, and DSACKs received (the peer already had the segment sent again)."""
     out = subprocess.run(["ip", "netns", "exec", lab.ns("cl"), "cat", "/proc/net/netstat", "/proc/net/snmp"],
                          capture_output=True, text=True, check=True).stdout.splitlines()
     counters = {}
     for names, values in zip(out[0::2], out[1::2]):
         kind, names = names.split(":", 1)
         counters.update({f"{kind}{n}": int(v) for n, v in zip(names.split(), values.split(":", 1)[1].split())})
-    return {k: counters.get(k, 0) for k in ("TcpExtTCPTimeouts", "TcpExtTCPLossProbes", "TcpRetransSegs")}
+    return {k: counters.get(k, 0) for k in ("TcpExtTCPTimeouts", "TcpExtTCPLossProbes", "TcpRetransSegs",
+                                            "TcpExtTCPDSACKRecv")}
 
 
 SWITCH_GAP_BOUND_MS = 1000
@@ -215,8 +217,8 @@ SWITCH_GAP_BOUND_MS = 1000
 def scenario_switch(lab, workdir, migrations):
     """Frames the source receives for the guest after its vCPU stopped reach the guest at the
     destination: kvd under a client's writes, migrated back and forth; the client's TCP never waits
-    out a loss probe or retransmission timeout (no segment retransmitted, counted in its own
-    namespace), every
+    out a loss probe or retransmission timeout for a lost segment (every segment it sent again, counted
+    in its own namespace, the guest already held: DSACK), every
     acknowledged write reads back, and the longest gap between two replies is reported."""
     nodes = {"a": lab.start_run("a"), "b": None}
     nodes["a"].wait_for("ftvm-guest: ready", 180)
@@ -241,13 +243,16 @@ def scenario_switch(lab, workdir, migrations):
     print(f"client: {summary['acked']} writes over {summary['connections']} connection(s), longest gap {gap_ms:.0f} ms; "
           f"{sum(forwarded)} frame(s) forwarded in {migrations} migrations; TCP: {delta['TcpExtTCPTimeouts']} "
           f"retransmission timeout(s), {delta['TcpExtTCPLossProbes']} loss probe(s), {delta['TcpRetransSegs']} "
-          f"segment(s) retransmitted", flush=True)
+          f"segment(s) retransmitted, {delta['TcpExtTCPDSACKRecv']} of them already held by the guest (DSACK)",
+          flush=True)
     check(summary["reconnects"] == 0 and summary["connections"] == 1,
           "the client's TCP connection did not survive the migrations", nodes.values())
     # A segment lost at a switch-over comes again after a tail-loss probe or the retransmission
-    # timeout (200 ms at least): either counts a retransmitted segment.
-    check(delta["TcpRetransSegs"] == 0, f"the client's TCP retransmitted {delta['TcpRetransSegs']} segment(s): a "
-                                        f"frame was lost at a switch-over", nodes.values())
+    # timeout (200 ms at least). A guest merely slow to acknowledge (a loaded host, a sanitizer
+    # build) draws the same probe, but it already holds the segment and says so with a DSACK.
+    lost = delta["TcpRetransSegs"] - delta["TcpExtTCPDSACKRecv"]
+    check(lost <= 0, f"the client's TCP retransmitted {lost} segment(s) the guest did not have: a frame was lost at "
+                     f"a switch-over", nodes.values())
     check(gap_ms < SWITCH_GAP_BOUND_MS, f"the client waited {gap_ms:.0f} ms for a reply", nodes.values())
     v = verify(lab, logfile, nodes.values())
     print(f"verified {v['verified']} acknowledged writes", flush=True)
