@@ -22,7 +22,9 @@ time, the highest throttle, whether it converged; and, measured from the client'
 way for both, an ICMP echo every 1 ms (bench/migrate/icmp_probe.py, at a real-time priority): the
 longest run of unanswered probes and the longest silence between two replies during the
 migration. The clients' longest gap between two kvd replies is given per row, and every
-acknowledged write is read back at the end of a row (a lost one fails the run).
+acknowledged write is read back at the end of a row (a lost one fails the run). A QEMU destination
+that refuses the state after the source finished (QEMU then has no running copy) is reported as
+such, and the source is resumed (`cont`) so the row goes on; medians count the moves that ran.
 Prints the host, the commit, the load average before and after, each migration and the medians.
 Needs root (namespaces, TAPs, raw sockets). usage: bench_migrate.py [--runs N] [--rows idle,load,dirty] [--arbiter]
 """
@@ -85,8 +87,8 @@ class FtvmSide:
         return {"converged": False, "rounds": progress[-1][0] + 1, "sent_mib": progress[-1][1], "downtime_ms": 0,
                 "total_ms": 0, "throttle": max(t for _, _, t in progress), "error": err.strip().splitlines()[-1]}
 
-    def finish(self, here, there, converged):
-        if converged:
+    def finish(self, here, there, moved):
+        if moved:
             self.nodes[there].wait_for("handed over", 60)
             self.nodes[here].wait(60)
         else:  # the source runs on; the destination gave up
@@ -124,10 +126,16 @@ class QemuSide:
         r = qemu_vm.migrate(self.vms[here], tm.HOST_IP[there], QEMU_PORT, DOWNTIME_MS, mbit)
         if r["status"] == "failed":
             raise SystemExit(f"QEMU migration {here} -> {there} failed: {r['error']}")
+        if r["converged"] and not self.vms[there].running(10.0):
+            # The source sent everything and stopped, but the destination refused the state (it
+            # exited, or runs with a device it marked broken): the VM goes on where it was
+            # (`cont`), as a user would have to do by hand.
+            r["dest_failed"] = self.vms[there].error()
+            self.vms[here].qmp("cont")
         return r
 
-    def finish(self, here, there, converged):
-        self.vms.pop(here if converged else there).stop()
+    def finish(self, here, there, moved):
+        self.vms.pop(here if moved else there).stop()
 
     def stop(self):
         for v in self.vms.values():
@@ -166,20 +174,29 @@ def run_row(side, lab, workdir, row, runs):
         os.unlink(os.path.join(workdir, "stop"))
     writers = [tm.start_writer(lab, workdir, delay_ms=delay, name=f"{side.name}-{row}-{i}") for i in range(nwriters)]
     time.sleep(2.0)
-    rows, here, there = [], "a", "b"
+    rows, here, there, lost = [], "a", "b", False
     try:
         for _ in range(runs):
             side.prepare(there)
             t0 = time.monotonic()
-            r = side.migrate(here, there, mbit)
+            try:
+                r = side.migrate(here, there, mbit)
+            except (qemu_vm.QmpError, OSError) as e:  # the VM itself is gone: the row ends here
+                print(f"  {side.name} {row}: the VM was lost during a migration {here} -> {there}: {e}", flush=True)
+                lost = True
+                break
             r["window"] = (t0, time.monotonic() + 1.0)
-            side.finish(here, there, r["converged"])
+            r["moved"] = r["converged"] and "dest_failed" not in r
+            side.finish(here, there, r["moved"])
             rows.append(r)
-            if r["converged"]:
+            if r["moved"]:
                 here, there = there, here
             time.sleep(1.0)
         gaps, reconnects, acked = [], 0, 0
         for proc, logfile, stopfile in writers:
+            if lost:
+                proc.kill()
+                continue
             s = tm.stop_writer(proc, stopfile, [])
             tm.verify(lab, logfile, [])  # every acknowledged write reads back, or the run fails
             gaps.append(s["max_gap_s"] * 1000)
@@ -198,15 +215,21 @@ def run_row(side, lab, workdir, row, runs):
 
 
 def show(label, rows, client):
+    if not rows:
+        print(f"{label:17} no migration finished", flush=True)
+        return None
     for r in rows:
         state = "" if r["converged"] else f"  NOT CONVERGED ({r.get('error', '')[:80]})"
+        if "dest_failed" in r:
+            state = f"  DESTINATION REFUSED THE STATE, the source resumed ({r['dest_failed'][:100]})"
         print(f"  {label:15} rounds {r['rounds']:3}  sent {r['sent_mib']:6.1f} MiB  downtime {r['downtime_ms']:5} ms  "
               f"total {r['total_ms']:6} ms  throttle {r['throttle']:2}%  ICMP missed {r['icmp_missed_ms']:6.1f} ms"
               f"  silent {r['icmp_silence_ms']:6.1f} ms{state}", flush=True)
-    done = [r for r in rows if r["converged"]] or rows
+    done = [r for r in rows if r["moved"]] or rows
     med = {k: statistics.median(r[k] for r in done)
            for k in ("sent_mib", "downtime_ms", "total_ms", "icmp_missed_ms", "icmp_silence_ms", "rounds")}
     med["converged"] = sum(r["converged"] for r in rows)
+    med["moved"] = sum(r["moved"] for r in rows)
     med["throttle"] = max(r["throttle"] for r in rows)
     extra = ""
     if client["gap_ms"] is not None:
@@ -214,7 +237,8 @@ def show(label, rows, client):
                  f"reconnect(s), longest gap {client['gap_ms']:.0f} ms")
     print(f"{label:17} median: downtime {med['downtime_ms']:.0f} ms, ICMP missed {med['icmp_missed_ms']:.0f} ms "
           f"(silent {med['icmp_silence_ms']:.0f} ms), total {med['total_ms']:.0f} ms, sent {med['sent_mib']:.1f} MiB, "
-          f"rounds {med['rounds']:.0f}, throttle up to {med['throttle']}%, converged {med['converged']}/{len(rows)}"
+          f"rounds {med['rounds']:.0f}, throttle up to {med['throttle']}%, converged {med['converged']}/{len(rows)}, "
+          f"running at the destination {med['moved']}/{len(rows)}"
           f"{extra}; {client['answered']}/{client['probes']} probes answered", flush=True)
     return med
 

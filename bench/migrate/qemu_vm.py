@@ -6,8 +6,8 @@ kernel command line, guest MAC and disk image as the ftvm rows, the NIC on the h
 hosts over their link (10.78.0.x), driven over QMP.
 
 QEMU runs with -icount shift=auto (the mode its record/replay needs and the one closest to
-ftvm's deterministic CPU in speed) on the virt board with virtio-mmio devices, as the ftvm rows'
-guest sees them. Both hosts see the same disk file (shared storage; QEMU flushes and hands the
+ftvm's deterministic CPU in speed) on the virt board with virtio-mmio devices in their version 2
+(modern) layout, as ftvm's board has them (-global virtio-mmio.force-legacy=false). Both hosts see the same disk file (shared storage; QEMU flushes and hands the
 image over at the switch-over). After a migration the destination QEMU announces the guest's MAC
 itself (RARP frames out of its TAP, with QEMU 7.2's announce parameters as they are:
 announce-initial 50 ms, announce-rounds 5, announce-step 100 ms, announce-max 550 ms), as ftvm's
@@ -80,6 +80,7 @@ class QemuVm:
                 "-serial", f"file:{self.console}", "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
                 "-bios", os.path.join(guest, "fw_dynamic.bin"), "-kernel", os.path.join(guest, "Image"),
                 "-initrd", os.path.join(guest, "initramfs.cpio"), "-append", append,
+                "-global", "virtio-mmio.force-legacy=false",
                 "-drive", f"file={disk},format=raw,if=none,id=d0,file.locking=off",
                 "-device", "virtio-blk-device,drive=d0",
                 "-netdev", "tap,id=n0,ifname=vmtap,script=no,downscript=no,vnet_hdr=off",
@@ -107,6 +108,26 @@ class QemuVm:
                 break
             time.sleep(0.2)
         raise TimeoutError(f"QEMU on {self.host}: no /{pattern}/ on the console:\n{self.console_text()[-2000:]}")
+
+    def running(self, timeout):
+        """Whether the VM runs within @timeout s with its devices whole: QEMU marks a device whose
+        loaded state fails its checks as broken and runs on (virtio_error(), e.g. `VQ 1 size 0x400
+        Guest index ... inconsistent with Host index ...`), or exits when the load itself fails."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                if self.qmp("query-status").get("running"):
+                    return "inconsistent" not in self.error() and "error" not in self.error().lower()
+            except (QmpError, OSError):
+                break
+            time.sleep(0.05)
+        return False
+
+    def error(self):
+        """QEMU's last message on stderr."""
+        with open(self.stderr.name, errors="replace") as f:
+            lines = f.read().strip().splitlines()
+        return lines[-1] if lines else f"exited with status {self.proc.poll()}"
 
     def stop(self):
         try:
