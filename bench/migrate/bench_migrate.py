@@ -253,6 +253,8 @@ def main():
                             text=True).stdout.strip()
     print(f"host {platform.node()} {platform.machine()}, {os.cpu_count()} cpus; commit {commit}; {runs} runs per row; "
           f"downtime limit {DOWNTIME_MS} ms; load average {os.getloadavg()[0]:.1f}", flush=True)
+    qemu = subprocess.run([qemu_vm.QEMU, "--version"], capture_output=True, text=True).stdout.splitlines()
+    print(qemu[0] if qemu else f"{qemu_vm.QEMU}: not found", flush=True)
     workdir = tempfile.mkdtemp(prefix="ftvm-bench-migrate-")
     lab = tm.MigLab(f"bm{os.getpid() % 1000}", workdir)
     medians = {}
