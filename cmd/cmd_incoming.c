@@ -45,14 +45,15 @@ static void usage(FILE *out)
 		     "  --listen HOST:PORT  where the source connects\n"
 		     "  --channel-key FILE  the key the source uses (ftvm keygen); the stream runs inside TLS\n"
 		     "  --arbiter PATH      the VM's arbiter area (the source's): the VM runs here only once it\n"
-		     "                      won the hand-over's epoch there (docs/migration.md)\n");
+		     "                      won the hand-over's epoch there (docs/migration.md)\n"
+		     "  --transport T       tcp (default) or rdma (RDMA verbs); the source must use the same\n");
 	control_options_help(out);
 	fprintf(out, "\noptions:\n");
 	run_options_help(out);
 }
 
 struct incoming_cmd {
-	const char *listen, *key_path, *arbiter;
+	const char *listen, *key_path, *arbiter, *transport;
 	struct channel_key key;
 	struct control_options co;
 	struct vm_control vc;
@@ -68,7 +69,8 @@ static int incoming_options(void *self, int *argc, char **argv, bool *help, char
 	for (int i = 1; i < *argc;) {
 		const char **slot = !strcmp(argv[i], "--listen") ? &in->listen
 				    : !strcmp(argv[i], "--channel-key") ? &in->key_path
-				    : !strcmp(argv[i], "--arbiter") ? &in->arbiter : NULL;
+				    : !strcmp(argv[i], "--arbiter") ? &in->arbiter
+				    : !strcmp(argv[i], "--transport") ? &in->transport : NULL;
 		if (slot) {
 			if (i + 1 >= *argc) {
 				snprintf(err, errlen, "%s needs a value", argv[i]);
@@ -93,6 +95,10 @@ static int incoming_check(void *self, struct vm_command *c, bool *done, char *er
 	(void)done;
 	if (!in->listen || !in->key_path) {
 		snprintf(err, errlen, "--listen HOST:PORT and --channel-key FILE are required");
+		return -EINVAL;
+	}
+	if (in->transport && strcmp(in->transport, "tcp") && strcmp(in->transport, "rdma")) {
+		snprintf(err, errlen, "--transport: \"%s\" is neither tcp nor rdma", in->transport);
 		return -EINVAL;
 	}
 	struct channel_err cerr = { 0 };
@@ -127,7 +133,9 @@ static void release_stream(void *ctx)
 static int incoming_start(void *self, struct vm_command *c, char *err, size_t errlen)
 {
 	struct incoming_cmd *in = self;
-	struct mig_dest_config cfg = { .listen = in->listen, .key = &in->key, .vm_id = in->co.vm,
+	bool rdma = in->transport && !strcmp(in->transport, "rdma");
+	struct mig_dest_config cfg = { .listen = in->listen, .transport = rdma ? CHANNEL_RDMA : CHANNEL_TCP,
+				       .key = &in->key, .vm_id = in->co.vm,
 				       .storage = MIG_STORAGE_EITHER, .arbiter = in->arbiter, .world = c->world,
 				       .listening = listening, .ctx = in, .frames = &in->frames,
 				       .scratch = in->scratch = machine_state_alloc() };

@@ -298,6 +298,7 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 	cc.vm_id = cfg->vm_id;
 	cc.key = cfg->key;
 	cc.purpose = CHANNEL_PURPOSE_MIGRATION;
+	cc.transport = cfg->transport;
 	cc.heartbeat_ms = MIG_HEARTBEAT_MS;
 	cc.timeout_ms = MIG_TIMEOUT_MS;
 	cs.buf = malloc(MIG_MAX_MESSAGE);

@@ -27,6 +27,7 @@
 
 struct mig_dest_config {
 	const char *listen;             /* HOST:PORT */
+	enum channel_transport transport; /* the channel's link: the source must use the same */
 	const struct channel_key *key;
 	const char *vm_id;              /* the VM's name the source must give */
 	bool clone;                     /* take only an FT clone (`ftvm spare`), else only a migration */

@@ -742,6 +742,7 @@ int mig_source_run(struct mig_job *job)
 	cc.epoch = cfg->epoch;
 	cc.key = cfg->key;
 	cc.purpose = CHANNEL_PURPOSE_MIGRATION;
+	cc.transport = cfg->transport;
 	cc.heartbeat_ms = MIG_HEARTBEAT_MS;
 	cc.timeout_ms = MIG_TIMEOUT_MS;
 	cc.buffer_bytes = MIG_BUFFER_BYTES;

@@ -67,6 +67,7 @@ struct mig_source_config {
 	struct machine *m;
 	struct world_live *world;
 	const char *to;                 /* HOST:PORT of `ftvm incoming` */
+	enum channel_transport transport; /* the channel's link: TCP (default) or RDMA verbs */
 	const struct channel_key *key;
 	const char *vm_id;              /* the VM's name: the destination expects it */
 	uint64_t epoch;                 /* the epoch the destination will run in */

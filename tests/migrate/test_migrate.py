@@ -19,7 +19,7 @@ Scenarios:
           more: the destination's disk equals the source's, byte for byte, at the hand-over; a destination whose replica
           is smaller is refused before any page, naming the disk, and the source runs on.
   faults  an FT node refuses to migrate, saying why; failures before the hand-over leave the
-          source running: the destination killed
+          source running: --transport rdma without an RDMA device, the destination killed
           mid-stream, the link cut mid-stream, a destination built with another configuration
           (refused, naming the difference), a stranger sending a corrupt stream to a destination
           (refused with the message and the fault); and a guest dirtying memory faster than a
@@ -403,6 +403,13 @@ def scenario_faults(lab, workdir):
     check("memory 384 MiB here, 256 MiB" in last, f"the refusal must name the difference: {last}", [dst])
     check(dst.wait(30) == 1, "the refusing destination must exit 1", [dst])
     source_runs(lab, src, "another configuration")
+
+    # The stream over RDMA on a host without a device (this machine): refused at once, saying
+    # why, before any state moves (migrate.rdma runs the RDMA stream on the emulated fabric).
+    last = failed_migration(lab, "RDMA without a device", ["--transport", "rdma"])
+    check("no RDMA device" in last or "libibverbs" in last or "connect" in last,
+          f"the RDMA refusal must say why: {last}", [src])
+    source_runs(lab, src, "RDMA without a device")
 
     # The destination killed mid-stream.
     dst = lab.start_incoming("b")
