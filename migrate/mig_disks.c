@@ -110,6 +110,54 @@ bool mig_disks_resyncing(const struct mig_disks *d)
 	return d->resync;
 }
 
+/* A decimal number of at most 19 digits at *p (moved past it): 0, or -EINVAL. */
+static int parse_number(const char **p, uint64_t *out)
+{
+	const char *s = *p;
+	uint64_t v = 0;
+	unsigned n = 0;
+	while (*s >= '0' && *s <= '9' && n < 19)
+		v = v * 10 + (uint64_t)(*s++ - '0'), n++;
+	if (!n || (*s >= '0' && *s <= '9'))
+		return -EINVAL;
+	*p = s;
+	*out = v;
+	return 0;
+}
+
+/* The text comes from the peer: every range is checked against the disks before any is taken. */
+int mig_disks_repair(struct mig_disks *d, const char *text, uint64_t *blocks)
+{
+	const char *p = text ? strstr(text, "repair=") : NULL;
+	if (!p || !d->resync)
+		return -EINVAL;
+	p += strlen("repair=");
+	for (int pass = 0; pass < 2; pass++) {
+		const char *q = p;
+		uint64_t total = 0;
+		for (;;) {
+			uint64_t disk, first, count = 1;
+			if (parse_number(&q, &disk) || *q++ != ':' || parse_number(&q, &first))
+				return -EINVAL;
+			if (*q == '+' && (q++, parse_number(&q, &count)))
+				return -EINVAL;
+			const struct copy_disk *c = disk < d->n ? &d->disk[disk] : NULL;
+			uint64_t nblocks = c ? (c->size + DISK_DIRTY_BLOCK - 1) / DISK_DIRTY_BLOCK : 0;
+			if (!c || !count || first >= nblocks || count > nblocks - first)
+				return -EINVAL;
+			for (uint64_t b = first; pass && b < first + count; b++)
+				d->disk[disk].written[b / 64] |= 1ull << (b % 64);
+			total += count;
+			if (*q == '.')
+				break;
+			if (*q++ != ',')
+				return -EINVAL;
+		}
+		*blocks = total;
+	}
+	return 0;
+}
+
 int mig_disks_track(struct mig_disks *d)
 {
 	for (unsigned i = 0; i < d->n; i++) {

@@ -693,6 +693,13 @@ int mig_source_run(struct mig_job *job)
 		ret = cfg->world ? mig_disks_open(cfg->world, &s.disks, why, sizeof(why)) : -ENODEV;
 		if (!ret && cfg->resync && mig_disks_resync(s.disks, cfg->resync_epoch))
 			diag_warn("no record of the blocks written since the pairing: the disks are copied whole");
+		uint64_t repair = 0;
+		if (!ret && cfg->resync_repair && mig_disks_resyncing(s.disks)) {
+			if (mig_disks_repair(s.disks, cfg->resync_repair, &repair))
+				diag_warn("the spare's list of differing blocks is malformed: they go by digest again");
+			else
+				diag_info("%llu block(s) the spare named as differing go as data", (unsigned long long)repair);
+		}
 		if (ret) {
 			fail(&s, ret, "cannot copy the disks: %s", cfg->world ? why : "no live world");
 			goto out;
