@@ -126,10 +126,11 @@ static int parse_number(const char **p, uint64_t *out)
 }
 
 /* The text comes from the peer: every range is checked against the disks before any is taken. */
-int mig_disks_repair(struct mig_disks *d, const char *text, uint64_t *blocks)
+int mig_repair_parse(const char *text, unsigned ndisks, const uint64_t *nblocks, uint64_t *const *maps,
+		     uint64_t *blocks)
 {
 	const char *p = text ? strstr(text, "repair=") : NULL;
-	if (!p || !d->resync)
+	if (!p)
 		return -EINVAL;
 	p += strlen("repair=");
 	for (int pass = 0; pass < 2; pass++) {
@@ -141,12 +142,10 @@ int mig_disks_repair(struct mig_disks *d, const char *text, uint64_t *blocks)
 				return -EINVAL;
 			if (*q == '+' && (q++, parse_number(&q, &count)))
 				return -EINVAL;
-			const struct copy_disk *c = disk < d->n ? &d->disk[disk] : NULL;
-			uint64_t nblocks = c ? (c->size + DISK_DIRTY_BLOCK - 1) / DISK_DIRTY_BLOCK : 0;
-			if (!c || !count || first >= nblocks || count > nblocks - first)
+			if (disk >= ndisks || !count || first >= nblocks[disk] || count > nblocks[disk] - first)
 				return -EINVAL;
-			for (uint64_t b = first; pass && b < first + count; b++)
-				d->disk[disk].written[b / 64] |= 1ull << (b % 64);
+			for (uint64_t b = first; pass && maps && b < first + count; b++)
+				maps[disk][b / 64] |= 1ull << (b % 64);
 			total += count;
 			if (*q == '.')
 				break;
@@ -156,6 +155,19 @@ int mig_disks_repair(struct mig_disks *d, const char *text, uint64_t *blocks)
 		*blocks = total;
 	}
 	return 0;
+}
+
+int mig_disks_repair(struct mig_disks *d, const char *text, uint64_t *blocks)
+{
+	if (!d->resync)
+		return -EINVAL;
+	uint64_t nblocks[MACHINE_MAX_DISKS];
+	uint64_t *maps[MACHINE_MAX_DISKS];
+	for (unsigned i = 0; i < d->n; i++) {
+		nblocks[i] = (d->disk[i].size + DISK_DIRTY_BLOCK - 1) / DISK_DIRTY_BLOCK;
+		maps[i] = d->disk[i].written;
+	}
+	return mig_repair_parse(text, d->n, nblocks, maps, blocks);
 }
 
 int mig_disks_track(struct mig_disks *d)
