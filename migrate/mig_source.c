@@ -438,8 +438,11 @@ static int precopy(struct sender *s)
 		diag_info("round %u: %llu pages in %.1f ms (%.1f MB/s), %ld dirty pages, %llu dirty disk bytes, "
 			  "throttle %u%%", s->round, (unsigned long long)s->round_pages, dt / 1e6, rate / 1e6, dirty,
 			  (unsigned long long)s->disk_left, s->throttle);
-		/* The rest crosses the link within the target (a round too small to measure counts as fast). */
-		if (bytes < (64u << 10) || left * 1000 <= rate * cfg->downtime_ms)
+		/* The rest crosses the link within the target (a round too small to measure counts as fast).
+		 * A resync's round 0 is never the last: the spare judges its digests when a later round
+		 * begins, and a refusal then comes while the guest runs, not in the stop-and-copy. */
+		bool judged = s->round > 0 || !s->disks || !mig_disks_resyncing(s->disks);
+		if (judged && (bytes < (64u << 10) || left * 1000 <= rate * cfg->downtime_ms))
 			return 1;
 		if (s->round + 1 >= cfg->max_rounds)
 			return fail(s, -ETIME, "no convergence after %u rounds: the guest dirties %llu pages/s, the "

@@ -166,7 +166,8 @@ def main():
         sent, ms = clone_line(nodes[primary])
         out["repair"] = {"disk_bytes_sent": st["clone_disk_bytes"], "disk_bytes_digested": st["clone_disk_digested"],
                          "full_copy_bytes": disk_bytes, "clone_bytes": sent, "clone_ms": ms,
-                         "message": line.strip()[-160:]}
+                         "message": line.strip()[-160:],
+                         "refusal_heard": line.partition("refused the resync (")[2].partition(": the destination")[0]}
         out["repair"]["acked"] = pause_and_compare(lab, writer, stopfile, logfile, primary, nodes.values(), "repair")
 
         # 3. The backup is lost after a long pairing: only what it could not have is sent.
