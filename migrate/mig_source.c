@@ -440,8 +440,11 @@ static int precopy(struct sender *s)
 		diag_info("round %u: %llu pages in %.1f ms (%.1f MB/s), %ld dirty pages, %llu dirty disk bytes, "
 			  "throttle %u%%", s->round, (unsigned long long)s->round_pages, dt / 1e6, rate / 1e6, dirty,
 			  (unsigned long long)s->disk_left, s->throttle);
-		/* The rest crosses the link within the target (a round too small to measure counts as fast). */
-		if (bytes < (64u << 10) || left * 1000 <= rate * cfg->downtime_ms)
+		/* The rest crosses the link within the target (a round too small to measure counts as fast).
+		 * A resync's round 0 is never the last: the spare judges its digests when a later round
+		 * begins, and a refusal then comes while the guest runs, not in the stop-and-copy. */
+		bool judged = s->round > 0 || !s->disks || !mig_disks_resyncing(s->disks);
+		if (judged && (bytes < (64u << 10) || left * 1000 <= rate * cfg->downtime_ms))
 			return 1;
 		if (s->round + 1 >= cfg->max_rounds)
 			return fail(s, -ETIME, "no convergence after %u rounds: the guest dirties %llu pages/s, the "
@@ -722,6 +725,13 @@ int mig_source_run(struct mig_job *job)
 		ret = cfg->world ? mig_disks_open(cfg->world, &s.disks, why, sizeof(why)) : -ENODEV;
 		if (!ret && cfg->resync && mig_disks_resync(s.disks, cfg->resync_epoch))
 			diag_warn("no record of the blocks written since the pairing: the disks are copied whole");
+		uint64_t repair = 0;
+		if (!ret && cfg->resync_repair && mig_disks_resyncing(s.disks)) {
+			if (mig_disks_repair(s.disks, cfg->resync_repair, &repair))
+				diag_warn("the spare's list of differing blocks is malformed: they go by digest again");
+			else
+				diag_info("%llu block(s) the spare named as differing go as data", (unsigned long long)repair);
+		}
 		if (ret) {
 			fail(&s, ret, "cannot copy the disks: %s", cfg->world ? why : "no live world");
 			goto out;

@@ -87,6 +87,9 @@ struct mig_source_config {
 	 * spare whose replica does not match refuses, and the clone fails. */
 	bool resync;
 	uint64_t resync_epoch;
+	/* A resync again after the spare's refusal named the blocks that differ (its message, NULL:
+	 * none): those go as data too (mig_disks_repair()). */
+	const char *resync_repair;
 	int (*commit)(void *ctx, char *err, size_t errlen);
 	/* FT clone, optional: called last before the cut, with the vCPU held and the destination
 	 * holding the whole state (the new primary's log connection must still be up); non-zero

@@ -100,6 +100,10 @@ struct mig_disk_ops {
 	 * -errno, with why. */
 	int (*check)(void *ctx, unsigned disk, uint64_t off, uint64_t len, uint64_t lo, uint64_t hi, char *why,
 		     size_t whylen);
+	/* A resync's round 0 is over (the first message of a later round came): do the blocks checked
+	 * leave the replicas usable? 0, or -EINVAL with why (which may name blocks to repair). NULL:
+	 * nothing to add (check() refused any difference). */
+	int (*compared)(void *ctx, char *why, size_t whylen);
 };
 
 /* What a destination takes. */
