@@ -57,6 +57,8 @@ struct incoming_cmd {
 	struct channel_key key;
 	struct control_options co;
 	struct vm_control vc;
+	struct mig_frames_receiver *frames;  /* the guest's frames the source forwards after HANDOVER */
+	struct machine_state *scratch;       /* the final state's, freed once the VM runs (not in its pause) */
 };
 
 static int incoming_options(void *self, int *argc, char **argv, bool *help, char *err, size_t errlen)
@@ -116,6 +118,17 @@ static void listening(void *ctx, unsigned port)
 		port);
 }
 
+/* What the migration leaves behind the running VM: the receiver of forwarded frames, the scratch
+ * the final state was decoded in (freed here, not in the guest's pause). */
+static void release_stream(void *ctx)
+{
+	struct incoming_cmd *in = ctx;
+	mig_frames_receiver_stop(in->frames);
+	in->frames = NULL;
+	machine_state_free(in->scratch);
+	in->scratch = NULL;
+}
+
 /* Receives the VM; once handed over, the live world takes it over as at FT go-live. */
 static int incoming_start(void *self, struct vm_command *c, char *err, size_t errlen)
 {
@@ -124,10 +137,12 @@ static int incoming_start(void *self, struct vm_command *c, char *err, size_t er
 	struct mig_dest_config cfg = { .listen = in->listen, .transport = rdma ? CHANNEL_RDMA : CHANNEL_TCP,
 				       .key = &in->key, .vm_id = in->co.vm,
 				       .storage = MIG_STORAGE_EITHER, .arbiter = in->arbiter, .world = c->world,
-				       .listening = listening, .ctx = in };
+				       .listening = listening, .ctx = in, .frames = &in->frames,
+				       .scratch = in->scratch = machine_state_alloc() };
 	struct mig_dest_result res;
 	char why[1024];
 	if (mig_dest_receive(&cfg, c->m, &res, why, sizeof(why))) {
+		release_stream(in);
 		snprintf(err, errlen, "%s%s", why,
 			 res.phase == MIG_PHASE_COMPLETE && !res.arbiter ? " (the whole state had arrived, but no hand-over: the "
 							   "source decides; nothing runs here)" : "");
@@ -148,9 +163,12 @@ static int incoming_start(void *self, struct vm_command *c, char *err, size_t er
 		(unsigned long long)res.bytes, reissued, c->opts.nnics);
 	int ret = vm_control_init(&in->vc, "incoming", c, NULL, NULL);
 	if (ret) {
+		release_stream(in);
 		snprintf(err, errlen, "cannot start: %s", strerror(-ret));
 		return FTVM_EXIT_FAILURE;
 	}
+	in->vc.run_ended = release_stream;
+	in->vc.run_ended_ctx = in;
 	in->vc.extra = &vm_migrate_command;
 	in->vc.nextra = 1;
 	if (res.arbiter)
@@ -169,6 +187,7 @@ static int incoming_run(void *self, struct vm_command *c, char *err, size_t errl
 static void incoming_stop(void *self)
 {
 	struct incoming_cmd *in = self;
+	release_stream(in);
 	vm_control_destroy(&in->vc);
 }
 

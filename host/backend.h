@@ -68,6 +68,7 @@ int disk_backend_written_collect(struct disk_backend *disk, uint64_t *out, size_
 
 /* TAP device (IFF_TAP | IFF_NO_PI). Frames are bare Ethernet frames both ways; the virtio-net
  * header lives only in the device model (virtio_net.c). */
+#define TAP_MIN_FRAME 14           /* an Ethernet header; the event log refuses shorter frames */
 struct tap_backend;
 int tap_backend_open(const char *ifname, unsigned index, struct backend_sink sink,
 		     struct tap_backend **out, char *err, size_t errlen) FTVM_MUST_CHECK;

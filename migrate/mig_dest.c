@@ -409,10 +409,14 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 	struct arbiter_info area;
 	if (arb)
 		arbiter_get_info(arb, &area);
+	/* The final state's scratch: allocated now, out of the guest's pause (state_format.h). */
 	struct mig_dest_want want = { .clone = cfg->clone, .storage = cfg->storage,
-				      .arbiter_id = arb ? area.area_id : NULL, .disk = &replica_ops, .disk_ctx = &reps };
+				      .arbiter_id = arb ? area.area_id : NULL, .disk = &replica_ops, .disk_ctx = &reps,
+				      .scratch = cfg->scratch ? cfg->scratch : machine_state_alloc() };
 	ret = mig_dest_decode_want(m, &want, &chan_ops, &cs, res, err, errlen);
 	mig_stamp(&cs.stamps, "decoded");
+	if (!cfg->scratch)
+		machine_state_free(want.scratch);
 	if (!ret && reps.sync_due) {
 		channel_close(cs.ch); /* the ACK of HANDOVER leaves first */
 		cs.ch = NULL;
@@ -429,6 +433,11 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 		if (channel_refuse(cs.ch, err))
 			diag_debug("refusal not sent");
 	}
+	/* The VM may start at once: the ACK of HANDOVER has gone (or goes with the close). The frames
+	 * the source still forwards arrive beside the running VM, and the channel closes off its path. */
+	if (!ret && cfg->frames && cfg->world && !cfg->clone && cs.ch &&
+	    mig_frames_receiver_start(cs.ch, cfg->world, world_live_nnics(cfg->world), cfg->frames) == 0)
+		cs.ch = NULL;
 out:
 	channel_close(cs.ch);
 	mig_stamp(&cs.stamps, "closed");

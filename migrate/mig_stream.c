@@ -52,6 +52,7 @@ const char *mig_kind_name(unsigned kind)
 	case MIG_CANCEL: return "CANCEL";
 	case MIG_DISKS: return "DISKS";
 	case MIG_BLOCKS: return "BLOCKS";
+	case MIG_FRAMES: return "FRAMES";
 	}
 	return "unknown";
 }
@@ -397,8 +398,8 @@ static int take_state(struct dest *d)
 	struct state_stats st;
 	char why[512];
 	d->res->phase = MIG_PHASE_STATE;
-	int ret = state_decode_keep_ram(d->m, (struct state_source){ .read = state_read, .ctx = d }, &st, why,
-					sizeof(why));
+	int ret = state_decode_keep_ram(d->m, (struct state_source){ .read = state_read, .ctx = d }, d->want->scratch,
+					&st, why, sizeof(why));
 	if (ret) {
 		if (d->err[0])
 			return ret; /* a message failed or the source did: next_message() said which */

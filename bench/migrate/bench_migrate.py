@@ -17,8 +17,9 @@ Rows (each: --runs migrations A -> B -> A ..., the VM booted once per row):
           systems: the guest dirties memory faster than the link drains it, so a migration
           converges only by slowing the guest (or never)
   arbiter (ftvm only, --arbiter) the load row with an arbiter area judging each hand-over
-For every migration: rounds, bytes sent, downtime as the system reports it (VM stopped), total
-time, the highest throttle, whether it converged; and, measured from the client's side the same
+For every migration: rounds, bytes sent, downtime as the system reports it (VM stopped; ftvm's runs
+to the destination's confirmation, and beside it "state sent", held until the final state was
+written out on the source, which is all QEMU's query-migrate downtime counts), total time, the highest throttle, whether it converged; and, measured from the client's side the same
 way for both, an ICMP echo every 1 ms (bench/migrate/icmp_probe.py, at a real-time priority): the
 longest run of unanswered probes and the longest silence between two replies during the
 migration. The clients' longest gap between two kvd replies is given per row, and every
@@ -54,6 +55,9 @@ DONE = re.compile(r"done: (\d+) round\(s\), ([\d.]+) MiB of RAM sent of ([\d.]+)
 PROGRESS = re.compile(r"ftvm migrate: \S+ round (\d+), ([\d.]+)/[\d.]+ MiB sent.* throttle (\d+)%")
 # Row: (writers, delay between a client's writes in ms, link cap in Mbit/s or None)
 ROWS = {"idle": (0, 0, None), "load": (1, 2, None), "dirty": (4, 0, DIRTY_MBIT), "arbiter": (1, 2, None)}
+# ftvm's pause to the destination's confirmation, and to the state written out on the source (what
+# QEMU's query-migrate "downtime" counts), in microseconds, from the summary of ftvm migrate.
+HELD = re.compile(r"held ([\d.]+) ms until the destination confirmed, ([\d.]+) ms until the state was sent")
 
 
 class FtvmSide:
@@ -79,9 +83,13 @@ class FtvmSide:
         progress = [(int(r), float(s), int(t)) for r, s, t in PROGRESS.findall(err)]
         m = DONE.search(err)
         if rc == 0 and m:
-            return {"converged": True, "rounds": int(m.group(1)), "sent_mib": float(m.group(4)),
-                    "downtime_ms": int(m.group(5)), "total_ms": int(m.group(6)),
-                    "throttle": max((t for _, _, t in progress), default=0)}
+            row = {"converged": True, "rounds": int(m.group(1)), "sent_mib": float(m.group(4)),
+                   "downtime_ms": int(m.group(5)), "total_ms": int(m.group(6)),
+                   "throttle": max((t for _, _, t in progress), default=0)}
+            held = HELD.search(err)
+            if held:
+                row.update(downtime_ms=float(held.group(1)), state_sent_ms=float(held.group(2)))
+            return row
         if "round" not in err or not progress:  # not a failure to converge: the bench cannot go on
             raise SystemExit(f"ftvm migration {here} -> {there} failed:\n{err}")
         return {"converged": False, "rounds": progress[-1][0] + 1, "sent_mib": progress[-1][1], "downtime_ms": 0,
@@ -222,7 +230,8 @@ def show(label, rows, client):
         state = "" if r["converged"] else f"  NOT CONVERGED ({r.get('error', '')[:80]})"
         if "dest_failed" in r:
             state = f"  DESTINATION REFUSED THE STATE, the source resumed ({r['dest_failed'][:100]})"
-        print(f"  {label:15} rounds {r['rounds']:3}  sent {r['sent_mib']:6.1f} MiB  downtime {r['downtime_ms']:5} ms  "
+        sent = f" (state sent {r['state_sent_ms']:5.1f})" if "state_sent_ms" in r else ""
+        print(f"  {label:15} rounds {r['rounds']:3}  sent {r['sent_mib']:6.1f} MiB  downtime {r['downtime_ms']:6.1f}{sent} ms  "
               f"total {r['total_ms']:6} ms  throttle {r['throttle']:2}%  ICMP missed {r['icmp_missed_ms']:6.1f} ms"
               f"  silent {r['icmp_silence_ms']:6.1f} ms{state}", flush=True)
     done = [r for r in rows if r["moved"]] or rows
@@ -231,11 +240,13 @@ def show(label, rows, client):
     med["converged"] = sum(r["converged"] for r in rows)
     med["moved"] = sum(r["moved"] for r in rows)
     med["throttle"] = max(r["throttle"] for r in rows)
-    extra = ""
+    extra, sent = "", ""
+    if all("state_sent_ms" in r for r in done):  # beside QEMU's downtime, which counts only this part
+        sent = f" (state sent after {statistics.median(r['state_sent_ms'] for r in done):.1f})"
     if client["gap_ms"] is not None:
         extra = (f"; clients: {client['acked']} writes acknowledged, all read back, {client['reconnects']} "
                  f"reconnect(s), longest gap {client['gap_ms']:.0f} ms")
-    print(f"{label:17} median: downtime {med['downtime_ms']:.0f} ms, ICMP missed {med['icmp_missed_ms']:.0f} ms "
+    print(f"{label:17} median: downtime {med['downtime_ms']:.1f}{sent} ms, ICMP missed {med['icmp_missed_ms']:.0f} ms "
           f"(silent {med['icmp_silence_ms']:.0f} ms), total {med['total_ms']:.0f} ms, sent {med['sent_mib']:.1f} MiB, "
           f"rounds {med['rounds']:.0f}, throttle up to {med['throttle']}%, converged {med['converged']}/{len(rows)}, "
           f"running at the destination {med['moved']}/{len(rows)}"

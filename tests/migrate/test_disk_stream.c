@@ -262,7 +262,7 @@ static void finish(struct stream *s, struct machine *m)
 	char err[256];
 	assert_non_null(none);
 	state_len = 0;
-	assert_int_equal(state_encode_pages(m, (struct state_sink){ .write = state_sink }, none, &st, err, sizeof(err)), 0);
+	assert_int_equal(state_encode_pages(m, (struct state_sink){ .write = state_sink }, none, NULL, &st, err, sizeof(err)), 0);
 	free(none);
 	memcpy(body, state_buf, state_len);
 	put(s, MIG_STATE, 1, state_len);
