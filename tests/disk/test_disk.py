@@ -40,9 +40,15 @@ way through the raw fast path, must end byte-identical to every NBD disk (`qemu-
                  both workloads pass, both overlays equal the reference, the base is unchanged; a
                  --full clone of one stands alone with the same bytes; clones never overwrite, and
                  bad names, disk counts and disks are refused, leaving no file behind.
+  clone-kvd      two linked clones of one base, each booted by `ftvm run` on its own network
+                 (scripts/ft-topology namespaces, root) and serving kvd to its own client, both
+                 clients writing at once: every acknowledged write reads back from its clone, each
+                 overlay holds its writes (it differs from the base and from the other overlay), the
+                 base's pattern still reads through, and the base is unchanged (its SHA-256).
 Skips (77) without the bundled guest or the QEMU tools.
 """
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -59,6 +65,7 @@ import rrlib  # noqa: E402
 
 DISK_MIB = 64
 PATTERN_AT_MIB = 40
+KVD_WRITES = 300
 WORKLOAD = ["--clock", "virtual", "--extra-args", "ftvm.workload=disk ftvm.disk.mb=8 ftvm.disk.ops=300"]
 
 
@@ -284,12 +291,67 @@ def scenario_clone(b):
              "a refused clone left a file behind")
 
 
-def scenario_ft(b):
-    """An FT pair on NBD disks, both modes (needs root for the namespaces of scripts/ft-topology)."""
+def ftlab_module(b):
+    """tests/ft/ftlab.py (the namespaces of scripts/ft-topology), with FTVM pointing at this ftvm."""
     sys.path.insert(0, os.path.join(os.path.dirname(HERE), "ft"))
     import ftlab  # noqa: E402
-    f = b.f
     os.environ["FTVM"] = b.ftvm
+    return ftlab
+
+
+def scenario_clone_kvd(b):
+    """Two linked clones of one base, each serving kvd to its own client at once (root)."""
+    f, ftvm = b.f, b.ftvm
+    ftlab = ftlab_module(b)
+    kvclient = os.path.join(ftlab.HERE, "kvclient.py")
+    clones = []  # (name, overlay, daemon, lab, node, writer, ack log)
+    try:
+        for name in ("kv1", "kv2"):
+            overlay = b.clone(f"{name}.qcow2")
+            d = b.serve(overlay)
+            lab = ftlab.Lab(f"lk{os.getpid() % 1000}{name[-1]}", os.path.join(b.tmp, f"lab-{name}"), disk_mib=1)
+            lab.disks["a"] = d.uri
+            node = ftlab.Node(name, ["ip", "netns", "exec", lab.ns("a"), ftvm, "run"] + lab.run_options())
+            clones.append([name, overlay, d, lab, node, None, os.path.join(b.tmp, f"{name}.acked")])
+        for c in clones:
+            c[4].wait_for("ftvm-guest: ready", 300)
+        # Both clients write at once, each its own keys to its own clone.
+        for c in clones:
+            name, _, _, lab, _, _, log = c
+            c[5] = subprocess.Popen(["ip", "netns", "exec", lab.ns("cl"), "python3", kvclient, "write",
+                                     ftlab.GUEST_IP, "--count", str(KVD_WRITES), "--prefix", name, "--log", log],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for name, _, _, lab, node, writer, log in clones:
+            out, err = writer.communicate(timeout=600)
+            acked = json.loads(out.strip().splitlines()[-1])["acked"] if writer.returncode == 0 else 0
+            f.expect(acked == KVD_WRITES, f"{name}: {acked} of {KVD_WRITES} writes acknowledged: {err[-1000:]}")
+            v = lab.client(["python3", kvclient, "verify", ftlab.GUEST_IP, "--log", log],
+                           capture_output=True, text=True, timeout=300)
+            f.expect(v.returncode == 0, f"{name}: reading back the acknowledged writes: {v.stdout} {v.stderr[-1000:]}")
+    except (TimeoutError, RuntimeError, subprocess.TimeoutExpired) as e:
+        f.expect(False, f"kvd on linked clones: {e}")
+    finally:
+        for c in clones:
+            c[4].kill()
+            c[2].stop()
+            c[3].close()
+    b.check_base()
+    if len(clones) < 2:
+        return
+    (n1, o1, *_), (n2, o2, *_) = clones
+    for name, overlay in ((n1, o1), (n2, o2)):
+        code, out = nbdserve.qemu_img("compare", "-q", b.base, overlay)
+        f.expect(code == 1, f"{name}: kvd's writes did not reach its overlay (compare with the base: exit {code})")
+        code, out = nbdserve.qemu_io(overlay, "qcow2", f"read -P 0xab {PATTERN_AT_MIB}M 1M")
+        f.expect(code == 0, f"{name}: the base's pattern does not read through the overlay: {out.strip()}")
+    code, out = nbdserve.qemu_img("compare", "-q", o1, o2)
+    f.expect(code == 1, f"the two clones' overlays hold the same data (each had its own writes): exit {code}")
+
+
+def scenario_ft(b):
+    """An FT pair on NBD disks, both modes (needs root for the namespaces of scripts/ft-topology)."""
+    ftlab = ftlab_module(b)
+    f = b.f
     for mode in ("replicated", "shared", "replicated-crash"):
         disk_mode = mode.split("-")[0]
         crash = mode.endswith("crash")
@@ -383,7 +445,7 @@ def scenario_migrate(b):
 
 
 SCENARIOS = {"migrate": scenario_migrate, "qcow2": scenario_qcow2, "ft": scenario_ft, "record-replay": scenario_record_replay,
-             "server-death": scenario_server_death, "clone": scenario_clone}
+             "server-death": scenario_server_death, "clone": scenario_clone, "clone-kvd": scenario_clone_kvd}
 
 
 def main():
@@ -393,7 +455,7 @@ def main():
     name, ftvm, guest = sys.argv[1:]
     if not rrlib.bundled_guest(guest):
         return rrlib.SKIP
-    if name == "ft" and (os.geteuid() != 0 or not shutil.which("ip")):
+    if name in ("ft", "clone-kvd") and (os.geteuid() != 0 or not shutil.which("ip")):
         print("SKIP: the FT pair's network namespaces need root and iproute2")
         return rrlib.SKIP
     missing = nbdserve.tools_missing()
