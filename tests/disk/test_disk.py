@@ -45,11 +45,18 @@ way through the raw fast path, must end byte-identical to every NBD disk (`qemu-
                  clients writing at once: every acknowledged write reads back from its clone, each
                  overlay holds its writes (it differs from the base and from the other overlay), the
                  base's pattern still reads through, and the base is unchanged (its SHA-256).
-Skips (77) without the bundled guest or the QEMU tools.
+  qemu-read      one linked clone served by one qemu-storage-daemon, opened by ftvm and by QEMU
+                 (qemu-system-riscv64 -M virt, the same kernel and initramfs, QEMU's NBD client
+                 and virtio-blk): ftvm's guest runs the disk workload; QEMU's guest then prints the
+                 SHA-256 of the workload's region and of the base's pattern from its shell and
+                 writes 1 MiB of random bytes at 48 MiB; ftvm's guest then prints the SHA-256 of all
+                 three. Each guest's digests must equal those of the image read by qemu-img.
+Skips (77) without the bundled guest or the QEMU tools (qemu-read: also qemu-system-riscv64).
 """
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -348,6 +355,76 @@ def scenario_clone_kvd(b):
     f.expect(code == 1, f"the two clones' overlays hold the same data (each had its own writes): exit {code}")
 
 
+# The regions the qemu-read scenario compares: the workload's region, the base's pattern, and 1 MiB
+# that QEMU's guest fills with random bytes (offset, length in MiB).
+READ_REGIONS = ((0, 8), (PATTERN_AT_MIB, 1), (48, 1))
+DIGEST_LINE = re.compile(rb"\b([0-9a-f]{64})  -")
+
+
+def shell_digests(f, live, what, regions, then=b""):
+    """Types on a guest's shell: the SHA-256 of each region of /dev/vda, then `then`; returns the
+    digests in order (None when the guest did not print them all)."""
+    ready = live.wait_for(b"# ", 300)
+    cmds = b"".join(b"dd if=/dev/vda bs=1048576 skip=%d count=%d 2>/dev/null | sha256sum; " % r for r in regions)
+    live.type(cmds + b"echo DIGESTS-$((1+1))\n")
+    done = ready and live.wait_for(b"DIGESTS-2\r\n", 300)
+    if then:
+        live.type(then)
+    live.type(b"poweroff -f\n")
+    sums = [m.decode() for m in DIGEST_LINE.findall(live.output())]
+    if not f.expect(done and len(sums) == len(regions), f"{what}: the guest's shell printed {len(sums)} of "
+                    f"{len(regions)} digests:\n{live.output()[-1500:].decode(errors='replace')}"):
+        return None
+    return sums
+
+
+def scenario_qemu_read(b):
+    """One qcow2 image served by qemu-storage-daemon, read by ftvm's guest and by QEMU's."""
+    f, ftvm, guest = b.f, b.ftvm, os.environ["FTVM_GUEST_DIR"]
+    overlay = b.clone("shared.qcow2")
+    d = b.serve(overlay)
+    workload_ok(f, rrlib.run([ftvm, "run", "--disk", d.uri] + WORKLOAD, timeout=600), "ftvm's disk workload")
+    # QEMU's guest on the same export (QEMU's NBD client, its virtio-blk): it reads what ftvm's guest
+    # wrote, then writes random bytes to the third region for ftvm's guest to read.
+    qemu = rrlib.Live(["qemu-system-riscv64", "-M", "virt", "-cpu", "rv64,sstc=off", "-smp", "1", "-m", "256M",
+                       "-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
+                       "-bios", os.path.join(guest, "fw_dynamic.bin"), "-kernel", os.path.join(guest, "Image"),
+                       "-initrd", os.path.join(guest, "initramfs.cpio"),
+                       "-append", "console=ttyS0 panic=1 ftvm.workload=shell",
+                       "-blockdev", f"driver=nbd,node-name=d0,server.type=unix,server.path={d.sock},"
+                                    f"export={d.EXPORT}",
+                       "-device", "virtio-blk-device,drive=d0", "-device", "virtio-rng-device"])
+    written_at = READ_REGIONS[2][0]
+    qemu_sums = shell_digests(f, qemu, "QEMU", READ_REGIONS[:2],
+                              b"dd if=/dev/urandom of=/dev/vda bs=65536 seek=%d count=16 2>/dev/null; sync; "
+                              b"echo WROTE-$((2+2))\n" % (written_at * 16))
+    f.expect(qemu.wait_for(b"WROTE-4\r\n", 300), "QEMU's guest did not write its region")
+    r = qemu.finish(120)
+    f.expect(r.code == 0, f"QEMU's guest did not power off: exit {r.code}")
+    live = rrlib.Live([ftvm, "run", "--disk", d.uri, "--extra-args", "ftvm.workload=shell"])
+    ftvm_sums = shell_digests(f, live, "ftvm", READ_REGIONS)
+    r = live.finish(120)
+    f.expect(r.code == 0, f"ftvm's shell guest: exit {r.code}: {r.last_err_line()}")
+    d.stop()
+    # The image itself, read by qemu-img: what both guests must have seen.
+    flat = os.path.join(b.tmp, "shared.raw")
+    code, out = nbdserve.qemu_img("convert", "-q", "-O", "raw", overlay, flat)
+    f.expect(code == 0, f"qemu-img convert: {out.strip()}")
+    image = []
+    with open(flat, "rb") as fh:
+        for at, n in READ_REGIONS:
+            fh.seek(at << 20)
+            image.append(hashlib.sha256(fh.read(n << 20)).hexdigest())
+    zeros = hashlib.sha256(bytes(1 << 20)).hexdigest()
+    f.expect(image[1] == hashlib.sha256(b"\xab" * (1 << 20)).hexdigest(), "the base's pattern is not in the image")
+    f.expect(image[2] != zeros, "QEMU's guest's random bytes are not in the image")
+    if qemu_sums:
+        f.expect(qemu_sums == image[:2], f"QEMU's guest read {qemu_sums}, the image holds {image[:2]}")
+    if ftvm_sums:
+        f.expect(ftvm_sums == image, f"ftvm's guest read {ftvm_sums}, the image holds {image}")
+    b.check_base()
+
+
 def scenario_ft(b):
     """An FT pair on NBD disks, both modes (needs root for the namespaces of scripts/ft-topology)."""
     ftlab = ftlab_module(b)
@@ -445,7 +522,8 @@ def scenario_migrate(b):
 
 
 SCENARIOS = {"migrate": scenario_migrate, "qcow2": scenario_qcow2, "ft": scenario_ft, "record-replay": scenario_record_replay,
-             "server-death": scenario_server_death, "clone": scenario_clone, "clone-kvd": scenario_clone_kvd}
+             "server-death": scenario_server_death, "clone": scenario_clone, "clone-kvd": scenario_clone_kvd,
+             "qemu-read": scenario_qemu_read}
 
 
 def main():
@@ -458,7 +536,8 @@ def main():
     if name in ("ft", "clone-kvd") and (os.geteuid() != 0 or not shutil.which("ip")):
         print("SKIP: the FT pair's network namespaces need root and iproute2")
         return rrlib.SKIP
-    missing = nbdserve.tools_missing()
+    missing = nbdserve.tools_missing() + (["qemu-system-riscv64"] if name == "qemu-read" and
+                                          not shutil.which("qemu-system-riscv64") else [])
     if missing:
         print(f"SKIP: {' '.join(missing)} not installed (scripts/setup)")
         return rrlib.SKIP
