@@ -138,7 +138,7 @@ def report(a, rows, modes, load_start):
 
     metrics = [
         ("workload time, region to score (s)", lambda rs: fmt(med(rs, "workload_s"))),
-        ("FT/no-FT throughput (time no FT / time)", lambda rs: ratio(rs, "workload_s", inverse=True)),
+        ("throughput vs no FT (time no FT / time)", lambda rs: ratio(rs, "workload_s", inverse=True)),
         ("seq-write / seq-read (MB/s)",
          lambda rs: f"{fmt(med(rs, 'seq_write_mb_s'), '{:.0f}')} / {fmt(med(rs, 'seq_read_mb_s'), '{:.0f}')}"),
         ("rand-read / rand-write (IOPS)",

@@ -339,6 +339,9 @@ def scenario_clone_kvd(b):
         f.expect(False, f"kvd on linked clones: {e}")
     finally:
         for c in clones:
+            if c[5] and c[5].poll() is None:
+                c[5].kill()
+                c[5].wait()
             c[4].kill()
             c[2].stop()
             c[3].close()
