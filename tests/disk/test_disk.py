@@ -42,7 +42,8 @@ way through the raw fast path, must end byte-identical to every NBD disk (`qemu-
                  bad names, disk counts and disks are refused, leaving no file behind.
   clone-kvd      two linked clones of one base, each booted by `ftvm run` on its own network
                  (scripts/ft-topology namespaces, root) and serving kvd to its own client, both
-                 clients writing at once: every acknowledged write reads back from its clone, each
+                 clients writing at once: every acknowledged write reads back from its clone (and
+                 from the first again after its VM is killed and booted anew on the overlay), each
                  overlay holds its writes (it differs from the base and from the other overlay), the
                  base's pattern still reads through, and the base is unchanged (its SHA-256).
   qemu-read      one linked clone served by one qemu-storage-daemon, opened by ftvm and by QEMU
@@ -335,6 +336,15 @@ def scenario_clone_kvd(b):
             v = lab.client(["python3", kvclient, "verify", ftlab.GUEST_IP, "--log", log],
                            capture_output=True, text=True, timeout=300)
             f.expect(v.returncode == 0, f"{name}: reading back the acknowledged writes: {v.stdout} {v.stderr[-1000:]}")
+        # The first clone's VM killed and booted again on its overlay: kvd finds every write there.
+        c = clones[0]
+        c[4].kill()
+        c[4].wait(30)
+        c[4] = ftlab.Node(c[0] + "-again", ["ip", "netns", "exec", c[3].ns("a"), ftvm, "run"] + c[3].run_options())
+        c[4].wait_for("ftvm-guest: ready", 300)
+        v = c[3].client(["python3", kvclient, "verify", ftlab.GUEST_IP, "--log", c[6]],
+                        capture_output=True, text=True, timeout=300)
+        f.expect(v.returncode == 0, f"{c[0]} booted again: its writes do not read back: {v.stdout} {v.stderr[-1000:]}")
     except (TimeoutError, RuntimeError, subprocess.TimeoutExpired) as e:
         f.expect(False, f"kvd on linked clones: {e}")
     finally:
