@@ -36,9 +36,15 @@ primary's writes held as outputs; replicated, a replica per host, every read a d
 writes going straight to the primary's replica. Each mode gets its table against the same no-FT
 rounds, then a side-by-side summary (throughput ratio, log bandwidth, latency).
 
+--workloads kvd,disk adds the guest's disk workload (bench/ft/disk_rounds.py): per round, no FT,
+FT in each disk mode and `ftvm record --disk-reads data` (the log with every read's bytes), each
+timed from the workload's start to its score, with the log bandwidth meanwhile; the table puts
+them side by side against the target of the disk workload's log under 5 Mbit/s.
+
 Needs root (namespaces, TAP devices) and the bundled guest (guest/build).
 usage: bench_ft.py [--ftvm PATH] [--rounds N] [--conns N] [--light-conns N] [--seconds S] [--idle S]
-                   [--timeout-ms MS] [--dir DIR] [--disk-modes shared[,replicated]] [--json]
+                   [--timeout-ms MS] [--dir DIR] [--disk-modes shared[,replicated]]
+                   [--workloads kvd[,disk]] [--disk-region-mib N] [--disk-ops N] [--json]
 A default run (4 rounds) takes about 4 minutes.
 """
 import argparse
@@ -61,6 +67,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "ft"))
 import ftlab  # noqa: E402
+import disk_rounds  # noqa: E402
 
 LOADGEN = os.path.join(HERE, "loadgen.py")
 READY_TIMEOUT_S = 120
@@ -545,6 +552,11 @@ def main():
                          "nearly free and steady, so the ratio shows FT's own cost, not the host disk's noise)")
     ap.add_argument("--disk-modes", default="shared",
                     help="FT rounds in each of these disk modes, comma-separated: shared, replicated")
+    ap.add_argument("--workloads", default="kvd",
+                    help="comma-separated: kvd (the load, lag and failover rounds), disk (the guest's disk "
+                         "workload: log bandwidth and FT/no-FT time per disk mode, beside reads logged with data)")
+    ap.add_argument("--disk-region-mib", type=int, default=32, help="the disk workload's region (ftvm.disk.mb)")
+    ap.add_argument("--disk-ops", type=int, default=1000, help="the disk workload's random ops (ftvm.disk.ops)")
     ap.add_argument("--json", action="store_true", help="also print every round's raw numbers as JSON")
     a = ap.parse_args()
     if a.ftvm:
@@ -565,9 +577,14 @@ def main():
     modes = a.disk_modes.split(",")
     if not modes or any(m not in ("shared", "replicated") for m in modes) or len(set(modes)) != len(modes):
         sys.exit(f"bench_ft: --disk-modes {a.disk_modes!r}: a comma-separated list of shared, replicated")
-    plains, by_mode = [], {m: [] for m in modes}
+    workloads = a.workloads.split(",")
+    if not workloads or any(w not in ("kvd", "disk") for w in workloads) or len(set(workloads)) != len(workloads):
+        sys.exit(f"bench_ft: --workloads {a.workloads!r}: a comma-separated list of kvd, disk")
+    plains, by_mode, disk_rows = [], {m: [] for m in modes}, None
     try:
-        for r in range(a.rounds):
+        if "disk" in workloads:
+            disk_rows = disk_rounds.run(lab, a, modes, say)
+        for r in range(a.rounds if "kvd" in workloads else 0):
             # Alternate which goes first so that a trend in the machine's load favours neither.
             order = ("plain",) + tuple(modes) if r % 2 == 0 else tuple(reversed(modes)) + ("plain",)
             for kind in order:
@@ -593,13 +610,18 @@ def main():
         lab.close()
         shutil.rmtree(workdir, ignore_errors=True)   # the disk image lives in RAM by default
     verdict = {}
-    for m in modes:
-        verdict[m] = report(info, a, plains, by_mode[m], time.monotonic() - t0)
-        print()
-    if len(modes) > 1:
-        compare_modes(a, plains, by_mode)
+    if "kvd" in workloads:
+        for m in modes:
+            verdict[m] = report(info, a, plains, by_mode[m], time.monotonic() - t0)
+            print()
+        if len(modes) > 1:
+            compare_modes(a, plains, by_mode)
+    if disk_rows:
+        print(f"ftvm FT benchmark, disk workload — host {info['host']} ({info['cpu']}, {info['cpus']} cpus); "
+              f"commit {info['commit']}; disks in {a.dir or tempfile.gettempdir()} ({a.disk_mib} MiB)")
+        verdict["disk"] = disk_rounds.report(a, disk_rows, modes, info["loadavg_start"])
     if a.json:
-        print(json.dumps({"info": info, "no_ft": plains, "ft": by_mode, "targets_met": verdict}))
+        print(json.dumps({"info": info, "no_ft": plains, "ft": by_mode, "disk": disk_rows, "targets_met": verdict}))
     return 0
 
 

@@ -40,10 +40,24 @@ way through the raw fast path, must end byte-identical to every NBD disk (`qemu-
                  both workloads pass, both overlays equal the reference, the base is unchanged; a
                  --full clone of one stands alone with the same bytes; clones never overwrite, and
                  bad names, disk counts and disks are refused, leaving no file behind.
-Skips (77) without the bundled guest or the QEMU tools.
+  clone-kvd      two linked clones of one base, each booted by `ftvm run` on its own network
+                 (scripts/ft-topology namespaces, root) and serving kvd to its own client, both
+                 clients writing at once: every acknowledged write reads back from its clone (and
+                 from the first again after its VM is killed and booted anew on the overlay), each
+                 overlay holds its writes (it differs from the base and from the other overlay), the
+                 base's pattern still reads through, and the base is unchanged (its SHA-256).
+  qemu-read      one linked clone served by one qemu-storage-daemon, opened by ftvm and by QEMU
+                 (qemu-system-riscv64 -M virt, the same kernel and initramfs, QEMU's NBD client
+                 and virtio-blk): ftvm's guest runs the disk workload; QEMU's guest then prints the
+                 SHA-256 of the workload's region and of the base's pattern from its shell and
+                 writes 1 MiB of random bytes at 48 MiB; ftvm's guest then prints the SHA-256 of all
+                 three. Each guest's digests must equal those of the image read by qemu-img.
+Skips (77) without the bundled guest or the QEMU tools (qemu-read: also qemu-system-riscv64).
 """
 import hashlib
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -59,6 +73,7 @@ import rrlib  # noqa: E402
 
 DISK_MIB = 64
 PATTERN_AT_MIB = 40
+KVD_WRITES = 300
 WORKLOAD = ["--clock", "virtual", "--extra-args", "ftvm.workload=disk ftvm.disk.mb=8 ftvm.disk.ops=300"]
 
 
@@ -284,12 +299,149 @@ def scenario_clone(b):
              "a refused clone left a file behind")
 
 
-def scenario_ft(b):
-    """An FT pair on NBD disks, both modes (needs root for the namespaces of scripts/ft-topology)."""
+def ftlab_module(b):
+    """tests/ft/ftlab.py (the namespaces of scripts/ft-topology), with FTVM pointing at this ftvm."""
     sys.path.insert(0, os.path.join(os.path.dirname(HERE), "ft"))
     import ftlab  # noqa: E402
-    f = b.f
     os.environ["FTVM"] = b.ftvm
+    return ftlab
+
+
+def scenario_clone_kvd(b):
+    """Two linked clones of one base, each serving kvd to its own client at once (root)."""
+    f, ftvm = b.f, b.ftvm
+    ftlab = ftlab_module(b)
+    kvclient = os.path.join(ftlab.HERE, "kvclient.py")
+    clones = []  # (name, overlay, daemon, lab, node, writer, ack log)
+    try:
+        for name in ("kv1", "kv2"):
+            overlay = b.clone(f"{name}.qcow2")
+            d = b.serve(overlay)
+            lab = ftlab.Lab(f"lk{os.getpid() % 1000}{name[-1]}", os.path.join(b.tmp, f"lab-{name}"), disk_mib=1)
+            lab.disks["a"] = d.uri
+            node = ftlab.Node(name, ["ip", "netns", "exec", lab.ns("a"), ftvm, "run"] + lab.run_options())
+            clones.append([name, overlay, d, lab, node, None, os.path.join(b.tmp, f"{name}.acked")])
+        for c in clones:
+            c[4].wait_for("ftvm-guest: ready", 300)
+        # Both clients write at once, each its own keys to its own clone.
+        for c in clones:
+            name, _, _, lab, _, _, log = c
+            c[5] = subprocess.Popen(["ip", "netns", "exec", lab.ns("cl"), "python3", kvclient, "write",
+                                     ftlab.GUEST_IP, "--count", str(KVD_WRITES), "--prefix", name, "--log", log],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for name, _, _, lab, node, writer, log in clones:
+            out, err = writer.communicate(timeout=600)
+            acked = json.loads(out.strip().splitlines()[-1])["acked"] if writer.returncode == 0 else 0
+            f.expect(acked == KVD_WRITES, f"{name}: {acked} of {KVD_WRITES} writes acknowledged: {err[-1000:]}")
+            v = lab.client(["python3", kvclient, "verify", ftlab.GUEST_IP, "--log", log],
+                           capture_output=True, text=True, timeout=300)
+            f.expect(v.returncode == 0, f"{name}: reading back the acknowledged writes: {v.stdout} {v.stderr[-1000:]}")
+        # The first clone's VM killed and booted again on its overlay: kvd finds every write there.
+        c = clones[0]
+        c[4].kill()
+        c[4].wait(30)
+        c[4] = ftlab.Node(c[0] + "-again", ["ip", "netns", "exec", c[3].ns("a"), ftvm, "run"] + c[3].run_options())
+        c[4].wait_for("ftvm-guest: ready", 300)
+        v = c[3].client(["python3", kvclient, "verify", ftlab.GUEST_IP, "--log", c[6]],
+                        capture_output=True, text=True, timeout=300)
+        f.expect(v.returncode == 0, f"{c[0]} booted again: its writes do not read back: {v.stdout} {v.stderr[-1000:]}")
+    except (TimeoutError, RuntimeError, subprocess.TimeoutExpired) as e:
+        f.expect(False, f"kvd on linked clones: {e}")
+    finally:
+        for c in clones:
+            if c[5] and c[5].poll() is None:
+                c[5].kill()
+                c[5].wait()
+            c[4].kill()
+            c[2].stop()
+            c[3].close()
+    b.check_base()
+    if len(clones) < 2:
+        return
+    (n1, o1, *_), (n2, o2, *_) = clones
+    for name, overlay in ((n1, o1), (n2, o2)):
+        code, out = nbdserve.qemu_img("compare", "-q", b.base, overlay)
+        f.expect(code == 1, f"{name}: kvd's writes did not reach its overlay (compare with the base: exit {code})")
+        code, out = nbdserve.qemu_io(overlay, "qcow2", f"read -P 0xab {PATTERN_AT_MIB}M 1M")
+        f.expect(code == 0, f"{name}: the base's pattern does not read through the overlay: {out.strip()}")
+    code, out = nbdserve.qemu_img("compare", "-q", o1, o2)
+    f.expect(code == 1, f"the two clones' overlays hold the same data (each had its own writes): exit {code}")
+
+
+# The regions the qemu-read scenario compares: the workload's region, the base's pattern, and 1 MiB
+# that QEMU's guest fills with random bytes (offset, length in MiB).
+READ_REGIONS = ((0, 8), (PATTERN_AT_MIB, 1), (48, 1))
+DIGEST_LINE = re.compile(rb"\b([0-9a-f]{64})  -")
+
+
+def shell_digests(f, live, what, regions, then=b""):
+    """Types on a guest's shell: the SHA-256 of each region of /dev/vda, then `then`; returns the
+    digests in order (None when the guest did not print them all)."""
+    ready = live.wait_for(b"# ", 300)
+    cmds = b"".join(b"dd if=/dev/vda bs=1048576 skip=%d count=%d 2>/dev/null | sha256sum; " % r for r in regions)
+    live.type(cmds + b"echo DIGESTS-$((1+1))\n")
+    done = ready and live.wait_for(b"DIGESTS-2\r\n", 300)
+    if then:
+        live.type(then)
+    live.type(b"poweroff -f\n")
+    sums = [m.decode() for m in DIGEST_LINE.findall(live.output())]
+    if not f.expect(done and len(sums) == len(regions), f"{what}: the guest's shell printed {len(sums)} of "
+                    f"{len(regions)} digests:\n{live.output()[-1500:].decode(errors='replace')}"):
+        return None
+    return sums
+
+
+def scenario_qemu_read(b):
+    """One qcow2 image served by qemu-storage-daemon, read by ftvm's guest and by QEMU's."""
+    f, ftvm, guest = b.f, b.ftvm, os.environ["FTVM_GUEST_DIR"]
+    overlay = b.clone("shared.qcow2")
+    d = b.serve(overlay)
+    workload_ok(f, rrlib.run([ftvm, "run", "--disk", d.uri] + WORKLOAD, timeout=600), "ftvm's disk workload")
+    # QEMU's guest on the same export (QEMU's NBD client, its virtio-blk): it reads what ftvm's guest
+    # wrote, then writes random bytes to the third region for ftvm's guest to read.
+    qemu = rrlib.Live(["qemu-system-riscv64", "-M", "virt", "-cpu", "rv64,sstc=off", "-smp", "1", "-m", "256M",
+                       "-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
+                       "-bios", os.path.join(guest, "fw_dynamic.bin"), "-kernel", os.path.join(guest, "Image"),
+                       "-initrd", os.path.join(guest, "initramfs.cpio"),
+                       "-append", "console=ttyS0 panic=1 ftvm.workload=shell",
+                       "-blockdev", f"driver=nbd,node-name=d0,server.type=unix,server.path={d.sock},"
+                                    f"export={d.EXPORT}",
+                       "-device", "virtio-blk-device,drive=d0", "-device", "virtio-rng-device"])
+    written_at = READ_REGIONS[2][0]
+    qemu_sums = shell_digests(f, qemu, "QEMU", READ_REGIONS[:2],
+                              b"dd if=/dev/urandom of=/dev/vda bs=65536 seek=%d count=16 2>/dev/null; sync; "
+                              b"echo WROTE-$((2+2))\n" % (written_at * 16))
+    f.expect(qemu.wait_for(b"WROTE-4\r\n", 300), "QEMU's guest did not write its region")
+    r = qemu.finish(120)
+    f.expect(r.code == 0, f"QEMU's guest did not power off: exit {r.code}")
+    live = rrlib.Live([ftvm, "run", "--disk", d.uri, "--extra-args", "ftvm.workload=shell"])
+    ftvm_sums = shell_digests(f, live, "ftvm", READ_REGIONS)
+    r = live.finish(120)
+    f.expect(r.code == 0, f"ftvm's shell guest: exit {r.code}: {r.last_err_line()}")
+    d.stop()
+    # The image itself, read by qemu-img: what both guests must have seen.
+    flat = os.path.join(b.tmp, "shared.raw")
+    code, out = nbdserve.qemu_img("convert", "-q", "-O", "raw", overlay, flat)
+    f.expect(code == 0, f"qemu-img convert: {out.strip()}")
+    image = []
+    with open(flat, "rb") as fh:
+        for at, n in READ_REGIONS:
+            fh.seek(at << 20)
+            image.append(hashlib.sha256(fh.read(n << 20)).hexdigest())
+    zeros = hashlib.sha256(bytes(1 << 20)).hexdigest()
+    f.expect(image[1] == hashlib.sha256(b"\xab" * (1 << 20)).hexdigest(), "the base's pattern is not in the image")
+    f.expect(image[2] != zeros, "QEMU's guest's random bytes are not in the image")
+    if qemu_sums:
+        f.expect(qemu_sums == image[:2], f"QEMU's guest read {qemu_sums}, the image holds {image[:2]}")
+    if ftvm_sums:
+        f.expect(ftvm_sums == image, f"ftvm's guest read {ftvm_sums}, the image holds {image}")
+    b.check_base()
+
+
+def scenario_ft(b):
+    """An FT pair on NBD disks, both modes (needs root for the namespaces of scripts/ft-topology)."""
+    ftlab = ftlab_module(b)
+    f = b.f
     for mode in ("replicated", "shared", "replicated-crash"):
         disk_mode = mode.split("-")[0]
         crash = mode.endswith("crash")
@@ -383,7 +535,8 @@ def scenario_migrate(b):
 
 
 SCENARIOS = {"migrate": scenario_migrate, "qcow2": scenario_qcow2, "ft": scenario_ft, "record-replay": scenario_record_replay,
-             "server-death": scenario_server_death, "clone": scenario_clone}
+             "server-death": scenario_server_death, "clone": scenario_clone, "clone-kvd": scenario_clone_kvd,
+             "qemu-read": scenario_qemu_read}
 
 
 def main():
@@ -393,10 +546,11 @@ def main():
     name, ftvm, guest = sys.argv[1:]
     if not rrlib.bundled_guest(guest):
         return rrlib.SKIP
-    if name == "ft" and (os.geteuid() != 0 or not shutil.which("ip")):
+    if name in ("ft", "clone-kvd") and (os.geteuid() != 0 or not shutil.which("ip")):
         print("SKIP: the FT pair's network namespaces need root and iproute2")
         return rrlib.SKIP
-    missing = nbdserve.tools_missing()
+    missing = nbdserve.tools_missing() + (["qemu-system-riscv64"] if name == "qemu-read" and
+                                          not shutil.which("qemu-system-riscv64") else [])
     if missing:
         print(f"SKIP: {' '.join(missing)} not installed (scripts/setup)")
         return rrlib.SKIP
