@@ -311,7 +311,9 @@ static int backup_start(void *self, struct vm_command *c, char *err, size_t errl
 }
 
 /* Replays in lockstep and, when the primary is lost, goes live (the machine runs inside); with
- * spares, the node then restores redundancy (cmd/ft_node.h) and runs the machine itself. */
+ * spares, the node then restores redundancy (cmd/ft_node.h) and runs the machine itself. A backup
+ * whose primary ended the log because the VM migrated on (a newer epoch decided) is a spare again:
+ * it waits for the clone of the migrated VM (docs/migration.md, "Migrating an FT node"). */
 static int backup_run(void *self, struct vm_command *c, char *err, size_t errlen)
 {
 	struct backup_cmd *bc = self;
@@ -319,6 +321,18 @@ static int backup_run(void *self, struct vm_command *c, char *err, size_t errlen
 
 	int ret = ft_backup_run(bc->b, msg, sizeof(msg));
 	fprintf(stderr, "ftvm %s: %s\n", c->role->name, msg);
+	while (ret == 0 && ft_backup_superseded(bc->b)) {
+		struct ft_status st;
+		ft_backup_get_status(bc->b, &st);
+		fprintf(stderr, "ftvm %s: the arbiter has decided an epoch past this pairing's (%llu): the VM moved on, "
+				"this node is a spare again\n", c->role->name, (unsigned long long)st.epoch);
+		drop_backup(bc);
+		if (spare_wait(bc, err, errlen))
+			return FTVM_EXIT_FAILURE;
+		fprintf(stderr, "ftvm %s: primary connected; replaying\n", c->role->name);
+		ret = ft_backup_run(bc->b, msg, sizeof(msg));
+		fprintf(stderr, "ftvm %s: %s\n", c->role->name, msg);
+	}
 	if (ret == FT_BACKUP_LIVE) {
 		struct ft_status st;
 		ft_backup_get_status(bc->b, &st);

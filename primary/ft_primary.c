@@ -471,6 +471,14 @@ int ft_primary_finish(struct ft_primary *p, enum machine_exit exit, int status)
 	return ret;
 }
 
+int ft_primary_release_outputs(struct ft_primary *p, int timeout_ms)
+{
+	if (get_state(p) == FT_STATE_HALTED)
+		return -ECANCELED;
+	int ret = output_rule_drain(p->rule, timeout_ms);
+	return get_state(p) == FT_STATE_HALTED ? -ECANCELED : ret;
+}
+
 bool ft_primary_wait_alone(struct ft_primary *p, int timeout_ms)
 {
 	return ft_state_wait(&p->fs, S(ALONE), timeout_ms) == FT_STATE_ALONE;

@@ -63,6 +63,10 @@ struct vm_world ft_primary_world(struct ft_primary *p);
 /* After machine_run(): log END, let held outputs leave, close the channel in order. */
 int ft_primary_finish(struct ft_primary *p, enum machine_exit exit, int status) FTVM_MUST_CHECK;
 void ft_primary_get_status(struct ft_primary *p, struct ft_status *st);
+/* Any thread, with the vCPU held (a live migration's stop-and-copy): waits up to timeout_ms until
+ * the Output Rule holds nothing, every output of the run so far released once the backup
+ * acknowledged its log (or once this primary went alone). 0, -ETIMEDOUT, or -ECANCELED (halted). */
+int ft_primary_release_outputs(struct ft_primary *p, int timeout_ms) FTVM_MUST_CHECK;
 /* Any thread: sleeps until this primary runs alone (it lost its backup and won the arbiter) or
  * timeout_ms pass; whether it is alone. */
 bool ft_primary_wait_alone(struct ft_primary *p, int timeout_ms);
