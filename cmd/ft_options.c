@@ -244,12 +244,12 @@ static int backup_snapshot(void *ctx, const json_t *req, json_t *answer, void **
 	return -EPERM;
 }
 
-/* Nor does it move: a pair in sync moves by failover. */
+/* Nor does it move: its primary does (docs/migration.md, "Migrating an FT node"). */
 static int backup_migrate(void *ctx, const json_t *req, json_t *answer, void **job_arg, char *err, size_t errlen)
 {
 	(void)ctx, (void)req, (void)answer, (void)job_arg;
-	snprintf(err, errlen, "migrate: refused on a backup, whose VM replays its primary's log: live migration "
-			      "moves a VM run by `ftvm run` or `ftvm incoming`; a pair moves by failover");
+	snprintf(err, errlen, "migrate: refused on a backup, whose VM replays its primary's log: migrate its "
+			      "primary (the backup becomes a spare again), or move the pair by failover");
 	return -EPERM;
 }
 

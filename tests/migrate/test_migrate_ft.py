@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""test_migrate_ft.py — live migration of an FT-protected VM (docs/migration.md, "Migrating an FT
+node"), end to end with the bundled guest serving kvd on three namespace hosts (scripts/ft-topology
+up3): the primary on host A, its backup on host B, the destination `ftvm incoming --spare` on
+host C. One client writes over one TCP connection throughout.
+
+  1. Fault: the migration A -> C crawls (--bandwidth 8) and the destination is killed in its
+     pre-copy: `ftvm migrate` fails, the source runs on as the primary of epoch 1, still
+     protected by its backup, and the writes go on.
+  2. The move: a new destination on C, the migration A -> C. The source hands over (epoch 2,
+     judged in the arbiter area) and exits; its backup on B, whose primary ended the log for a
+     newer epoch, becomes a spare again; C runs the VM alone and clones it at once to that spare,
+     which becomes its backup: C is protected again (status: a backup, epoch 4). The time from
+     the migrate command to protected again is printed.
+  3. Stale nodes: the old backup's claim of its pairing's epoch 1 and the old source's claim of
+     the hand-over's epoch 2 are both refused by the arbiter.
+  4. The client's one connection never broke and every acknowledged write reads back.
+Exit 77 (skip) without root or the bundled guest.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "ft"))
+import ftlab  # noqa: E402
+import test_clone as tc  # noqa: E402  (the client helpers of the FT clone tests)
+
+LOG_PORT = ftlab.LOG_PORT
+IN_PORT = 7710
+C_ON_A_LINK = "10.78.1.3"   # host C on its link to A: the destination's address
+B_ON_C_LINK = "10.78.2.2"   # host B on its link to C: the spare the destination clones to
+
+
+def check(cond, what, nodes=()):
+    tc.check(cond, what, [n for n in nodes if n])
+
+
+def sock(lab, host):
+    return os.path.join(lab.workdir, f"{host}.sock")
+
+
+def start(lab, host, verb, tag, extra):
+    argv = ["ip", "netns", "exec", lab.ns(host), ftlab.ftvm_binary(), verb] + extra + \
+        ["--control", sock(lab, host)] + lab.ft_options() + lab.run_options(host)
+    return ftlab.Node(f"{verb}-{host}{tag}", argv)
+
+
+def start_incoming(lab, tag):
+    n = start(lab, "c", "incoming", tag, ["--listen", f"{C_ON_A_LINK}:{IN_PORT}",
+                                         "--spare", f"{B_ON_C_LINK}:{LOG_PORT}"])
+    n.wait_for("waiting for its migration", 60)
+    return n
+
+
+def migrate(lab, extra=()):
+    return subprocess.Popen(["ip", "netns", "exec", lab.ns("a"), ftlab.ftvm_binary(), "migrate",
+                             "--control", sock(lab, "a"), "--to", f"{C_ON_A_LINK}:{IN_PORT}",
+                             "--channel-key", lab.key] + list(extra),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def status(lab, host):
+    out = subprocess.run([ftlab.ftvm_binary(), "status", "--json", "--control", sock(lab, host)],
+                         capture_output=True, text=True)
+    return json.loads(out.stdout) if out.returncode == 0 and out.stdout.startswith("{") else {}
+
+
+def wait_precopy(lab, proc, nodes, timeout=90):
+    """Until A's migration job has sent pages: the fault lands in the pre-copy, never before."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        job = status(lab, "a").get("job") or {}
+        if job.get("kind") == "migrate" and job.get("state") == "running" and job.get("bytes_done", 0) > 0:
+            return
+        time.sleep(0.05)
+    check(False, f"the migration never streamed (ftvm migrate exited {proc.poll()})", nodes)
+
+
+def wait_status(lab, host, pred, timeout):
+    deadline = time.monotonic() + timeout
+    st = {}
+    while time.monotonic() < deadline:
+        st = status(lab, host)
+        if st and pred(st):
+            return st
+        time.sleep(0.1)
+    return st
+
+
+def claim(lab, epoch, node):
+    out = subprocess.run([ftlab.ftvm_binary(), "arbiter", "claim", lab.arbiter, "--epoch", str(epoch),
+                          "--node", str(node), "--vm", lab.vm_name(), "--timeout", "20"],
+                         capture_output=True, text=True, timeout=60)
+    return out.returncode, (out.stdout + out.stderr).strip()
+
+
+def run(lab, workdir):
+    logfile, stopfile = os.path.join(workdir, "acked.txt"), os.path.join(workdir, "stop")
+    # The backup listens on every address of host B: the primary reaches it over the A-B link,
+    # the destination (once it is a spare again) over the C-B link.
+    backup = start(lab, "b", "backup", "0", ["--listen", f"0.0.0.0:{LOG_PORT}"])
+    backup.wait_for("listening on", 30)
+    primary = start(lab, "a", "primary", "0", ["--peer", f"10.78.0.2:{LOG_PORT}"])
+    nodes = [primary, backup]
+    writer = None
+    try:
+        primary.wait_for("ftvm-guest: ready", 180)
+        writer = tc.start_writer(lab, logfile, stopfile, "m-")
+        check(tc.wait_acked_beyond(logfile, 20, 60) is not None, "writes never flowed", nodes)
+
+        # 1. The destination killed in the pre-copy: the source stays a protected primary.
+        dest = start_incoming(lab, "1")
+        nodes.append(dest)
+        proc = migrate(lab, ["--bandwidth", "8"])
+        wait_precopy(lab, proc, nodes)
+        dest.kill()
+        dest.wait(10)
+        _, err = proc.communicate(timeout=120)
+        check(proc.returncode == 1, f"the migration to a killed destination exited {proc.returncode}: {err}", nodes)
+        print(f"destination killed in the pre-copy: {err.strip().splitlines()[-1]}", flush=True)
+        st = wait_status(lab, "a", lambda s: s.get("state") == "protected", 30)
+        check(st.get("role") == "primary" and st.get("state") == "protected" and st.get("epoch") == 1,
+              f"after the failed migration the source is {st}", nodes)
+        st = status(lab, "b")
+        check(st.get("state") == "protected" and st.get("epoch") == 1, f"after the failed migration the backup is {st}",
+              nodes)
+        check(tc.wait_acked_beyond(logfile, tc.acked_lines(logfile) + 20, 30) is not None,
+              "writes stopped after the failed migration", nodes)
+
+        # 2. The move A -> C; B becomes C's backup by a clone.
+        dest = start_incoming(lab, "2")
+        nodes.append(dest)
+        t0 = time.monotonic()
+        proc = migrate(lab)
+        _, err = proc.communicate(timeout=300)
+        check(proc.returncode == 0, f"ftvm migrate exited {proc.returncode}: {err}", nodes)
+        print(f"migrated: {err.strip().splitlines()[-1]}", flush=True)
+        code = primary.wait(60)
+        check(code == 0, f"the source exited {code} after the hand-over", nodes)
+        dest.wait_for(r"runs alone in epoch 2", 30)
+        backup.wait_for("this node is a spare again", 60)
+        line = dest.wait_for(r"protected again: primary of epoch \d+", 120)
+        t_protected = dest.time_of(r"protected again")
+        backup.wait_for(r"clone complete .* backup of epoch 4", 30)
+        check("epoch 4 with" in line, f"the new pairing: {line}", nodes)
+        st = wait_status(lab, "c", lambda s: s.get("state") == "protected", 30)
+        check(st.get("role") == "primary" and st.get("state") == "protected" and st.get("epoch") == 4
+              and st.get("clones") == 1, f"the destination's status: {st}", nodes)
+        st = wait_status(lab, "b", lambda s: s.get("state") == "protected", 30)
+        check(st.get("role") == "backup" and st.get("epoch") == 4, f"the old backup's status: {st}", nodes)
+        check(tc.wait_acked_beyond(logfile, tc.acked_lines(logfile) + 20, 30) is not None,
+              "writes stopped after the move", nodes)
+
+        # 3. Nodes of the older pairing can win nothing.
+        rc, out = claim(lab, 1, 1)
+        check(rc != 0, f"the old backup won epoch 1 again: {out}", nodes)
+        print(f"old backup claiming epoch 1: exit {rc}: {out}", flush=True)
+        rc, out = claim(lab, 2, 0)
+        check(rc != 0, f"the old source won epoch 2: {out}", nodes)
+        print(f"old source claiming epoch 2: exit {rc}: {out}", flush=True)
+
+        # 4. Nothing acknowledged is lost, the connection never broke.
+        summary, v = tc.finish_and_verify(lab, writer, stopfile, logfile, nodes)
+        writer = None
+        return {"acked": summary["acked"], "verified": v["verified"], "reconnects": summary["reconnects"],
+                "max_client_gap_ms": round(summary["max_gap_s"] * 1000),
+                "migrate_to_protected_ms": round((t_protected - t0) * 1000)}
+    finally:
+        if writer:
+            open(stopfile, "w").close()
+            writer.kill()
+        for n in nodes:
+            n.kill()
+
+
+def main():
+    if os.geteuid() != 0 or not os.path.exists(os.path.join(ftlab.guest_dir(), "Image")):
+        print("skipped: needs root and the bundled guest")
+        return 77
+    workdir = tempfile.mkdtemp(prefix="ftvm-migrate-ft-")
+    lab = ftlab.Lab(f"mf{os.getpid() % 1000}", workdir, timeout_ms=None, hosts=3)
+    lab.disks["c"] = lab.disk  # one shared disk, seen by the three hosts
+    try:
+        print(json.dumps(run(lab, workdir)), flush=True)
+    finally:
+        lab.close()
+    for name, report in ftlab.sanitizer_reports():
+        print(f"FAILED: a sanitizer report from {name}:\n{report}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
