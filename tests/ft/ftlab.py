@@ -55,6 +55,14 @@ def sanitizer_reports():
     return [(names.get(pid, f"process {pid}"), text[:3000]) for pid, text in sanitizer_check.reports()]
 
 
+def sanitizer_verdict():
+    """A test's exit status at its end: 1 with each report printed when a sanitizer reported, else 0."""
+    reports = sanitizer_reports()
+    for name, report in reports:
+        print(f"FAILED: a sanitizer report from {name}:\n{report}", file=sys.stderr)
+    return 1 if reports else 0
+
+
 def ftvm_binary():
     return os.environ.get("FTVM", os.path.join(ROOT, "build", "cmd", "ftvm"))
 

@@ -63,32 +63,15 @@ def migrate(lab, extra=()):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def status(lab, host):
-    out = subprocess.run([ftlab.ftvm_binary(), "status", "--json", "--control", sock(lab, host)],
-                         capture_output=True, text=True)
-    return json.loads(out.stdout) if out.returncode == 0 and out.stdout.startswith("{") else {}
-
-
 def wait_precopy(lab, proc, nodes, timeout=90):
     """Until A's migration job has sent pages: the fault lands in the pre-copy, never before."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        job = status(lab, "a").get("job") or {}
+        job = tc.status(lab, "a").get("job") or {}
         if job.get("kind") == "migrate" and job.get("state") == "running" and job.get("bytes_done", 0) > 0:
             return
         time.sleep(0.05)
     check(False, f"the migration never streamed (ftvm migrate exited {proc.poll()})", nodes)
-
-
-def wait_status(lab, host, pred, timeout):
-    deadline = time.monotonic() + timeout
-    st = {}
-    while time.monotonic() < deadline:
-        st = status(lab, host)
-        if st and pred(st):
-            return st
-        time.sleep(0.1)
-    return st
 
 
 def claim(lab, epoch, node):
@@ -122,10 +105,10 @@ def run(lab, workdir):
         _, err = proc.communicate(timeout=120)
         check(proc.returncode == 1, f"the migration to a killed destination exited {proc.returncode}: {err}", nodes)
         print(f"destination killed in the pre-copy: {err.strip().splitlines()[-1]}", flush=True)
-        st = wait_status(lab, "a", lambda s: s.get("state") == "protected", 30)
+        st = tc.wait_status(lab, "a", lambda s: s.get("state") == "protected", 30)
         check(st.get("role") == "primary" and st.get("state") == "protected" and st.get("epoch") == 1,
               f"after the failed migration the source is {st}", nodes)
-        st = status(lab, "b")
+        st = tc.status(lab, "b")
         check(st.get("state") == "protected" and st.get("epoch") == 1, f"after the failed migration the backup is {st}",
               nodes)
         check(tc.wait_acked_beyond(logfile, tc.acked_lines(logfile) + 20, 30) is not None,
@@ -147,10 +130,10 @@ def run(lab, workdir):
         t_protected = dest.time_of(r"protected again")
         backup.wait_for(r"clone complete .* backup of epoch 4", 30)
         check("epoch 4 with" in line, f"the new pairing: {line}", nodes)
-        st = wait_status(lab, "c", lambda s: s.get("state") == "protected", 30)
+        st = tc.wait_status(lab, "c", lambda s: s.get("state") == "protected", 30)
         check(st.get("role") == "primary" and st.get("state") == "protected" and st.get("epoch") == 4
               and st.get("clones") == 1, f"the destination's status: {st}", nodes)
-        st = wait_status(lab, "b", lambda s: s.get("state") == "protected", 30)
+        st = tc.wait_status(lab, "b", lambda s: s.get("state") == "protected", 30)
         check(st.get("role") == "backup" and st.get("epoch") == 4, f"the old backup's status: {st}", nodes)
         check(tc.wait_acked_beyond(logfile, tc.acked_lines(logfile) + 20, 30) is not None,
               "writes stopped after the move", nodes)
@@ -188,10 +171,7 @@ def main():
         print(json.dumps(run(lab, workdir)), flush=True)
     finally:
         lab.close()
-    for name, report in ftlab.sanitizer_reports():
-        print(f"FAILED: a sanitizer report from {name}:\n{report}", file=sys.stderr)
-        return 1
-    return 0
+    return ftlab.sanitizer_verdict()
 
 
 if __name__ == "__main__":
