@@ -7,14 +7,19 @@ host C. One client writes over one TCP connection throughout.
   1. Fault: the migration A -> C crawls (--bandwidth 8) and the destination is killed in its
      pre-copy: `ftvm migrate` fails, the source runs on as the primary of epoch 1, still
      protected by its backup, and the writes go on.
-  2. The move: a new destination on C, the migration A -> C. The source hands over (epoch 2,
+  2. Fault after the whole state arrived: the destination, held by the test-only hook
+     (FTVM_TEST_MIGRATE_STALL) once it confirmed COMPLETE, is killed there. The source, without
+     the hand-over's confirmation, asks the arbiter and wins epoch 2 itself: its pairing of epoch
+     1 is spent, so it ends its log (the backup, seeing epoch 2 decided, becomes a spare again),
+     runs on alone and clones back to that spare (given --spare): protected again in epoch 4.
+  3. The move: a new destination on C, the migration A -> C. The source hands over (epoch 5,
      judged in the arbiter area) and exits; its backup on B, whose primary ended the log for a
      newer epoch, becomes a spare again; C runs the VM alone and clones it at once to that spare,
-     which becomes its backup: C is protected again (status: a backup, epoch 4). The time from
+     which becomes its backup: C is protected again (status: a backup, epoch 7). The time from
      the migrate command to protected again is printed.
-  3. Stale nodes: the old backup's claim of its pairing's epoch 1 and the old source's claim of
-     the hand-over's epoch 2 are both refused by the arbiter.
-  4. The client's one connection never broke and every acknowledged write reads back.
+  4. Stale nodes: claims of the old pairings' epochs 1 and 4 (the old backup) and of the
+     hand-over's epoch 5 (the old source) are all refused by the arbiter.
+  5. The client's one connection never broke and every acknowledged write reads back.
 Exit 77 (skip) without root or the bundled guest.
 """
 import json
@@ -43,15 +48,16 @@ def sock(lab, host):
     return os.path.join(lab.workdir, f"{host}.sock")
 
 
-def start(lab, host, verb, tag, extra):
-    argv = ["ip", "netns", "exec", lab.ns(host), ftlab.ftvm_binary(), verb] + extra + \
+def start(lab, host, verb, tag, extra, env=()):
+    argv = ["ip", "netns", "exec", lab.ns(host), "env"] + list(env) + [ftlab.ftvm_binary(), verb] + extra + \
         ["--control", sock(lab, host)] + lab.ft_options() + lab.run_options(host)
     return ftlab.Node(f"{verb}-{host}{tag}", argv)
 
 
-def start_incoming(lab, tag):
+def start_incoming(lab, tag, stall=None):
     n = start(lab, "c", "incoming", tag, ["--listen", f"{C_ON_A_LINK}:{IN_PORT}",
-                                         "--spare", f"{B_ON_C_LINK}:{LOG_PORT}"])
+                                         "--spare", f"{B_ON_C_LINK}:{LOG_PORT}"],
+              env=[f"FTVM_TEST_MIGRATE_STALL={stall}"] if stall else [])
     n.wait_for("waiting for its migration", 60)
     return n
 
@@ -87,7 +93,7 @@ def run(lab, workdir):
     # the destination (once it is a spare again) over the C-B link.
     backup = start(lab, "b", "backup", "0", ["--listen", f"0.0.0.0:{LOG_PORT}"])
     backup.wait_for("listening on", 30)
-    primary = start(lab, "a", "primary", "0", ["--peer", f"10.78.0.2:{LOG_PORT}"])
+    primary = start(lab, "a", "primary", "0", ["--peer", f"10.78.0.2:{LOG_PORT}", "--spare", f"10.78.0.2:{LOG_PORT}"])
     nodes = [primary, backup]
     writer = None
     try:
@@ -114,8 +120,32 @@ def run(lab, workdir):
         check(tc.wait_acked_beyond(logfile, tc.acked_lines(logfile) + 20, 30) is not None,
               "writes stopped after the failed migration", nodes)
 
-        # 2. The move A -> C; B becomes C's backup by a clone.
-        dest = start_incoming(lab, "2")
+        # 2. The destination killed once it holds the whole state: the source wins epoch 2 itself,
+        # drops its pairing's backup (a spare again) and clones back to it.
+        stallfile = os.path.join(workdir, "stall")
+        with open(stallfile, "w") as f:
+            f.write("dest-complete\n")
+        dest = start_incoming(lab, "2", stall=stallfile)
+        nodes.append(dest)
+        proc = migrate(lab)
+        dest.wait_for("migration test hook: at dest-complete", 120)
+        dest.kill()
+        dest.wait(10)
+        _, err = proc.communicate(timeout=120)
+        check(proc.returncode == 1 and "the arbiter gave epoch 2 to this host" in err,
+              f"the source did not keep the VM in epoch 2 ({proc.returncode}): {err}", nodes)
+        print(f"destination killed after COMPLETE: {err.strip().splitlines()[-1]}", flush=True)
+        primary.wait_for("the migration's source kept the VM in epoch 2", 30)
+        backup.wait_for("this node is a spare again", 60)
+        primary.wait_for(r"protected again: primary of epoch 4 ", 120)
+        backup.wait_for(r"clone complete .* backup of epoch 4", 30)
+        st = tc.wait_status(lab, "a", lambda s: s.get("state") == "protected", 30)
+        check(st.get("state") == "protected" and st.get("epoch") == 4, f"after the regroup the source is {st}", nodes)
+        check(tc.wait_acked_beyond(logfile, tc.acked_lines(logfile) + 20, 30) is not None,
+              "writes stopped after the regroup", nodes)
+
+        # 3. The move A -> C; B becomes C's backup by a clone.
+        dest = start_incoming(lab, "3")
         nodes.append(dest)
         t0 = time.monotonic()
         proc = migrate(lab)
@@ -124,29 +154,27 @@ def run(lab, workdir):
         print(f"migrated: {err.strip().splitlines()[-1]}", flush=True)
         code = primary.wait(60)
         check(code == 0, f"the source exited {code} after the hand-over", nodes)
-        dest.wait_for(r"runs alone in epoch 2", 30)
-        backup.wait_for("this node is a spare again", 60)
+        dest.wait_for(r"runs alone in epoch 5", 30)
+        backup.wait_for(r"past this pairing's \(4\).*spare again", 60)
         line = dest.wait_for(r"protected again: primary of epoch \d+", 120)
         t_protected = dest.time_of(r"protected again")
-        backup.wait_for(r"clone complete .* backup of epoch 4", 30)
-        check("epoch 4 with" in line, f"the new pairing: {line}", nodes)
+        backup.wait_for(r"clone complete .* backup of epoch 7", 30)
+        check("epoch 7 with" in line, f"the new pairing: {line}", nodes)
         st = tc.wait_status(lab, "c", lambda s: s.get("state") == "protected", 30)
-        check(st.get("role") == "primary" and st.get("state") == "protected" and st.get("epoch") == 4
+        check(st.get("role") == "primary" and st.get("state") == "protected" and st.get("epoch") == 7
               and st.get("clones") == 1, f"the destination's status: {st}", nodes)
         st = tc.wait_status(lab, "b", lambda s: s.get("state") == "protected", 30)
-        check(st.get("role") == "backup" and st.get("epoch") == 4, f"the old backup's status: {st}", nodes)
+        check(st.get("role") == "backup" and st.get("epoch") == 7, f"the old backup's status: {st}", nodes)
         check(tc.wait_acked_beyond(logfile, tc.acked_lines(logfile) + 20, 30) is not None,
               "writes stopped after the move", nodes)
 
-        # 3. Nodes of the older pairing can win nothing.
-        rc, out = claim(lab, 1, 1)
-        check(rc != 0, f"the old backup won epoch 1 again: {out}", nodes)
-        print(f"old backup claiming epoch 1: exit {rc}: {out}", flush=True)
-        rc, out = claim(lab, 2, 0)
-        check(rc != 0, f"the old source won epoch 2: {out}", nodes)
-        print(f"old source claiming epoch 2: exit {rc}: {out}", flush=True)
+        # 4. Nodes of the older pairings can win nothing.
+        for epoch, node, who in ((1, 1, "the first backup"), (4, 1, "the old backup"), (5, 0, "the old source")):
+            rc, out = claim(lab, epoch, node)
+            check(rc != 0, f"{who} won epoch {epoch}: {out}", nodes)
+            print(f"{who} claiming epoch {epoch}: exit {rc}: {out}", flush=True)
 
-        # 4. Nothing acknowledged is lost, the connection never broke.
+        # 5. Nothing acknowledged is lost, the connection never broke.
         summary, v = tc.finish_and_verify(lab, writer, stopfile, logfile, nodes)
         writer = None
         return {"acked": summary["acked"], "verified": v["verified"], "reconnects": summary["reconnects"],
