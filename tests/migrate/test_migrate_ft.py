@@ -17,9 +17,13 @@ host C. One client writes over one TCP connection throughout.
      newer epoch, becomes a spare again; C runs the VM alone and clones it at once to that spare,
      which becomes its backup: C is protected again (status: a backup, epoch 7). The time from
      the migrate command to protected again is printed.
-  4. Stale nodes: claims of the old pairings' epochs 1 and 4 (the old backup) and of the
-     hand-over's epoch 5 (the old source) are all refused by the arbiter.
-  5. The client's one connection never broke and every acknowledged write reads back.
+  4. A backup gone live moves too: C (the primary) is killed, B goes live in epoch 7 (node 1)
+     and, its own spare never answering, runs alone; it is migrated to a new destination on C
+     (hand-over in epoch 8, to node 0), which clones to a spare started on A: protected again
+     in epoch 10.
+  5. Stale nodes: claims of the old pairings' epochs 1, 4 and 7 and of the hand-overs' epochs 5
+     and 8 by the nodes that lost them are all refused by the arbiter.
+  6. The client's one connection never broke and every acknowledged write reads back.
 Exit 77 (skip) without root or the bundled guest.
 """
 import json
@@ -54,17 +58,17 @@ def start(lab, host, verb, tag, extra, env=()):
     return ftlab.Node(f"{verb}-{host}{tag}", argv)
 
 
-def start_incoming(lab, tag, stall=None):
-    n = start(lab, "c", "incoming", tag, ["--listen", f"{C_ON_A_LINK}:{IN_PORT}",
-                                         "--spare", f"{B_ON_C_LINK}:{LOG_PORT}"],
+def start_incoming(lab, tag, stall=None, listen=C_ON_A_LINK, spare=B_ON_C_LINK):
+    n = start(lab, "c", "incoming", tag, ["--listen", f"{listen}:{IN_PORT}",
+                                         "--spare", f"{spare}:{LOG_PORT}"],
               env=[f"FTVM_TEST_MIGRATE_STALL={stall}"] if stall else [])
     n.wait_for("waiting for its migration", 60)
     return n
 
 
-def migrate(lab, extra=()):
-    return subprocess.Popen(["ip", "netns", "exec", lab.ns("a"), ftlab.ftvm_binary(), "migrate",
-                             "--control", sock(lab, "a"), "--to", f"{C_ON_A_LINK}:{IN_PORT}",
+def migrate(lab, extra=(), src="a", to=C_ON_A_LINK):
+    return subprocess.Popen(["ip", "netns", "exec", lab.ns(src), ftlab.ftvm_binary(), "migrate",
+                             "--control", sock(lab, src), "--to", f"{to}:{IN_PORT}",
                              "--channel-key", lab.key] + list(extra),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -91,7 +95,8 @@ def run(lab, workdir):
     logfile, stopfile = os.path.join(workdir, "acked.txt"), os.path.join(workdir, "stop")
     # The backup listens on every address of host B: the primary reaches it over the A-B link,
     # the destination (once it is a spare again) over the C-B link.
-    backup = start(lab, "b", "backup", "0", ["--listen", f"0.0.0.0:{LOG_PORT}"])
+    # Its --spare names a port where nothing listens: once live (step 4) it stays alone.
+    backup = start(lab, "b", "backup", "0", ["--listen", f"0.0.0.0:{LOG_PORT}", "--spare", f"10.78.0.1:{LOG_PORT + 1}"])
     backup.wait_for("listening on", 30)
     primary = start(lab, "a", "primary", "0", ["--peer", f"10.78.0.2:{LOG_PORT}", "--spare", f"10.78.0.2:{LOG_PORT}"])
     nodes = [primary, backup]
@@ -168,13 +173,46 @@ def run(lab, workdir):
         check(tc.wait_acked_beyond(logfile, tc.acked_lines(logfile) + 20, 30) is not None,
               "writes stopped after the move", nodes)
 
-        # 4. Nodes of the older pairings can win nothing.
-        for epoch, node, who in ((1, 1, "the first backup"), (4, 1, "the old backup"), (5, 0, "the old source")):
+        # 4. The backup gone live, alone, moves to C; C clones to a spare on A.
+        dest.kill()
+        dest.wait(10)
+        backup.wait_for("live as primary", 30)
+        st = tc.wait_status(lab, "b", lambda s: s.get("state") == "alone", 30)
+        check(st.get("role") == "primary" and st.get("epoch") == 7, f"the backup gone live: {st}", nodes)
+        spare = start(lab, "a", "spare", "1", ["--listen", f"0.0.0.0:{LOG_PORT}"])
+        nodes.append(spare)
+        spare.wait_for("waiting for a clone", 60)
+        dest = start_incoming(lab, "4", listen="10.78.2.3", spare="10.78.1.1")
+        nodes.append(dest)
+        proc = migrate(lab, src="b", to="10.78.2.3")
+        _, err = proc.communicate(timeout=300)
+        check(proc.returncode == 0, f"ftvm migrate of the backup gone live exited {proc.returncode}: {err}", nodes)
+        code = backup.wait(60)
+        check(code == 0, f"the backup gone live exited {code} after the hand-over", nodes)
+        dest.wait_for(r"runs alone in epoch 8", 30)
+        dest.wait_for(r"protected again: primary of epoch 10 ", 120)
+        spare.wait_for(r"clone complete .* backup of epoch 10", 30)
+        st = tc.wait_status(lab, "c", lambda s: s.get("state") == "protected", 30)
+        check(st.get("epoch") == 10, f"the destination's status: {st}", nodes)
+        check(tc.wait_acked_beyond(logfile, tc.acked_lines(logfile) + 20, 30) is not None,
+              "writes stopped after the second move", nodes)
+
+        # 5. The area's decisions name each step's winner, and nodes of the older pairings win nothing.
+        out = subprocess.run([ftlab.ftvm_binary(), "arbiter", "show", lab.arbiter, "--json"], capture_output=True,
+                             text=True, timeout=60)
+        decided = {d["epoch"]: d["winner"] for d in json.loads(out.stdout)["decided"]}
+        # 2 the source kept the VM (node 0), 3 its clone's pairing, 5 the move to C (node 1), 6 C's
+        # clone, 7 B going live (node 1), 8 the move of B to C (node 0), 9 C's clone.
+        expected = {2: 0, 3: 0, 5: 1, 6: 0, 7: 1, 8: 0, 9: 0}
+        check(all(decided.get(e) == w for e, w in expected.items()) and 1 not in decided and 4 not in decided,
+              f"the arbiter's decisions {decided}, expected {expected}", nodes)
+        for epoch, node, who in ((1, 1, "the first backup"), (4, 1, "the old backup"), (5, 0, "the old source"),
+                                 (7, 0, "the killed primary"), (8, 1, "the backup gone live")):
             rc, out = claim(lab, epoch, node)
             check(rc != 0, f"{who} won epoch {epoch}: {out}", nodes)
             print(f"{who} claiming epoch {epoch}: exit {rc}: {out}", flush=True)
 
-        # 5. Nothing acknowledged is lost, the connection never broke.
+        # 6. Nothing acknowledged is lost, the connection never broke.
         summary, v = tc.finish_and_verify(lab, writer, stopfile, logfile, nodes)
         writer = None
         return {"acked": summary["acked"], "verified": v["verified"], "reconnects": summary["reconnects"],
