@@ -350,11 +350,14 @@ int ft_node_enable(struct ft_node *n, const char *peer, char *err, size_t errlen
 	}
 	pthread_mutex_lock(&n->ops);
 	pthread_mutex_lock(&n->lock);
-	bool protected = n->phase == NODE_PRIMARY && !n->alone_since_ns;
+	bool protected = n->phase == NODE_PRIMARY && !n->alone_since_ns, migrating = n->migrating;
 	uint64_t epoch = n->epoch;
 	pthread_mutex_unlock(&n->lock);
 	int ret = 0;
-	if (protected) {
+	if (migrating) {
+		snprintf(err, errlen, "ft enable: the VM is being migrated; its destination restores redundancy");
+		ret = -EBUSY;
+	} else if (protected) {
 		snprintf(err, errlen, "ft enable: the VM is protected already (epoch %llu); `ft disable` first",
 			 (unsigned long long)epoch);
 		ret = -EALREADY;
@@ -376,8 +379,15 @@ int ft_node_enable(struct ft_node *n, const char *peer, char *err, size_t errlen
 
 int ft_node_disable(struct ft_node *n, char *err, size_t errlen)
 {
-	(void)err, (void)errlen;
 	pthread_mutex_lock(&n->ops);
+	pthread_mutex_lock(&n->lock);
+	bool migrating = n->migrating;
+	pthread_mutex_unlock(&n->lock);
+	if (migrating) {
+		pthread_mutex_unlock(&n->ops);
+		snprintf(err, errlen, "ft disable: the VM is being migrated; disable FT on its destination");
+		return -EBUSY;
+	}
 	stop_cloning(n);
 	pthread_mutex_lock(&n->lock);
 	n->fo.nspares = 0;

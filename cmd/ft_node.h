@@ -45,6 +45,7 @@ void ft_node_status(void *ctx, struct ft_status *st);
 /* Any thread (`ftvm ft enable`): restore redundancy to peer, an `ftvm spare`, now and after every
  * loss (it replaces the --spare list). -EALREADY when the VM is protected already. */
 int ft_node_enable(struct ft_node *n, const char *peer, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* Both: -EBUSY while the node is being migrated. */
 /* Any thread (`ftvm ft disable`): no more clones; a protected primary's run is cut and its log
  * ended (END): the backup replays to it and exits without going live, the VM runs on alone. */
 int ft_node_disable(struct ft_node *n, char *err, size_t errlen) FTVM_MUST_CHECK;

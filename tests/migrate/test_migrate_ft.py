@@ -74,12 +74,14 @@ def migrate(lab, extra=(), src="a", to=C_ON_A_LINK):
 
 
 def wait_precopy(lab, proc, nodes, timeout=90):
-    """Until A's migration job has sent pages: the fault lands in the pre-copy, never before."""
+    """Until A's migration job has sent pages (the fault lands in the pre-copy, never before): A's
+    status then, which shows the job's phase beside the FT state."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        job = tc.status(lab, "a").get("job") or {}
+        st = tc.status(lab, "a")
+        job = st.get("job") or {}
         if job.get("kind") == "migrate" and job.get("state") == "running" and job.get("bytes_done", 0) > 0:
-            return
+            return st
         time.sleep(0.05)
     check(False, f"the migration never streamed (ftvm migrate exited {proc.poll()})", nodes)
 
@@ -110,7 +112,9 @@ def run(lab, workdir):
         dest = start_incoming(lab, "1")
         nodes.append(dest)
         proc = migrate(lab, ["--bandwidth", "8"])
-        wait_precopy(lab, proc, nodes)
+        st = wait_precopy(lab, proc, nodes)
+        check(st.get("state") == "protected" and st["job"].get("phase") == "precopy",
+              f"the source during its pre-copy: {st}", nodes)
         dest.kill()
         dest.wait(10)
         _, err = proc.communicate(timeout=120)
