@@ -234,9 +234,16 @@ def main():
     if os.geteuid() != 0 or not os.path.exists(os.path.join(ftlab.guest_dir(), "Image")):
         print("skipped: needs root and the bundled guest")
         return 77
+    disk_mode = sys.argv[sys.argv.index("--disk-mode") + 1] if "--disk-mode" in sys.argv else "shared"
     workdir = tempfile.mkdtemp(prefix="ftvm-migrate-ft-")
-    lab = ftlab.Lab(f"mf{os.getpid() % 1000}", workdir, timeout_ms=None, hosts=3)
-    lab.disks["c"] = lab.disk  # one shared disk, seen by the three hosts
+    lab = ftlab.Lab(f"mf{os.getpid() % 1000}", workdir, timeout_ms=None, hosts=3, disk_mode=disk_mode)
+    if disk_mode == "shared":
+        lab.disks["c"] = lab.disk  # one shared disk, seen by the three hosts
+    else:
+        # A replica per host, all empty at first: each migration copies the source's into C's.
+        lab.disks["c"] = os.path.join(workdir, "disk-c.img")
+        with open(lab.disks["c"], "wb") as f:
+            f.truncate(os.path.getsize(lab.disks["a"]))
     try:
         print(json.dumps(run(lab, workdir)), flush=True)
     finally:
