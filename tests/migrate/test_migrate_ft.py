@@ -219,6 +219,15 @@ def run(lab, workdir):
         # 6. Nothing acknowledged is lost, the connection never broke.
         summary, v = tc.finish_and_verify(lab, writer, stopfile, logfile, nodes)
         writer = None
+        if lab.disk_mode == "replicated":
+            # The last pair's replicas (C's copy of B's, cloned to A's) are equal once the backup
+            # on A replayed to the primary's icount, with the client stopped.
+            time.sleep(1.0)
+            target = tc.status(lab, "c").get("icount", 0)
+            st = tc.wait_status(lab, "a", lambda s: s.get("icount", 0) >= target, 60)
+            check(st.get("icount", 0) >= target, f"the backup on A did not replay to icount {target}: {st}", nodes)
+            off = ftlab.first_difference(lab.disks["c"], lab.disks["a"])
+            check(off is None, f"the replicas of C and A differ at byte {off}", nodes)
         return {"acked": summary["acked"], "verified": v["verified"], "reconnects": summary["reconnects"],
                 "max_client_gap_ms": round(summary["max_gap_s"] * 1000),
                 "migrate_to_protected_ms": round((t_protected - t0) * 1000)}
