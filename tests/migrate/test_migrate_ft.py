@@ -21,13 +21,18 @@ host C. One client writes over one TCP connection throughout.
      and, its own spare never answering, runs alone; it is migrated to a new destination on C
      (hand-over in epoch 8, to node 0), which clones to a spare started on A: protected again
      in epoch 10.
-  5. Stale nodes: claims of the old pairings' epochs 1, 4 and 7 and of the hand-overs' epochs 5
-     and 8 by the nodes that lost them are all refused by the arbiter.
-  6. The client's one connection never broke and every acknowledged write reads back.
+  5. A stale backup: C's backup on A is frozen (SIGSTOP); C, alone after winning epoch 10, is
+     migrated to B (epoch 11). The frozen backup, thawed, finds its primary gone and claims epoch
+     10: refused (a later epoch is decided), it halts for good, saying so (exit 6). A spare
+     started on A in its place makes B protected again in epoch 13.
+  6. Stale nodes: claims of the old pairings' epochs 1, 4, 7 and 10 and of the hand-overs' epochs
+     5, 8 and 11 by the nodes that lost them are all refused by the arbiter.
+  7. The client's one connection never broke and every acknowledged write reads back.
 Exit 77 (skip) without root or the bundled guest.
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -201,33 +206,62 @@ def run(lab, workdir):
         check(tc.wait_acked_beyond(logfile, tc.acked_lines(logfile) + 20, 30) is not None,
               "writes stopped after the second move", nodes)
 
-        # 5. The area's decisions name each step's winner, and nodes of the older pairings win nothing.
+        # 5. C's backup frozen: C goes alone (epoch 10), moves to B (11); the thawed backup claims
+        # epoch 10, loses and halts; a spare on A in its place makes B protected (13).
+        backup = spare
+        os.killpg(backup.proc.pid, signal.SIGSTOP)
+        st = tc.wait_status(lab, "c", lambda s: s.get("state") == "alone", 30)
+        check(st.get("state") == "alone" and st.get("epoch") == 10, f"C without its frozen backup: {st}", nodes)
+        primary = dest
+        dest = start(lab, "b", "incoming", "5", ["--listen", f"{B_ON_C_LINK}:{IN_PORT}",
+                                                  "--spare", f"10.78.0.1:{LOG_PORT}"])
+        nodes.append(dest)
+        dest.wait_for("waiting for its migration", 60)
+        proc = migrate(lab, src="c", to=B_ON_C_LINK)
+        _, err = proc.communicate(timeout=300)
+        check(proc.returncode == 0, f"ftvm migrate of C exited {proc.returncode}: {err}", nodes)
+        check(primary.wait(60) == 0, "the source C did not stop after the hand-over", nodes)
+        dest.wait_for(r"runs alone in epoch 11", 30)
+        os.killpg(backup.proc.pid, signal.SIGCONT)
+        code = backup.wait(60)
+        check(code == 6 and "halting this VM" in backup.output(), f"the stale backup on A exited {code}", nodes)
+        print(f"stale backup: {backup.wait_for('halting this VM', 1)}", flush=True)
+        spare = start(lab, "a", "spare", "2", ["--listen", f"0.0.0.0:{LOG_PORT}"])
+        nodes.append(spare)
+        dest.wait_for(r"protected again: primary of epoch 13 ", 120)
+        spare.wait_for(r"clone complete .* backup of epoch 13", 30)
+        check(tc.wait_acked_beyond(logfile, tc.acked_lines(logfile) + 20, 30) is not None,
+              "writes stopped after the third move", nodes)
+
+        # 6. The area's decisions name each step's winner, and nodes of the older pairings win nothing.
         out = subprocess.run([ftlab.ftvm_binary(), "arbiter", "show", lab.arbiter, "--json"], capture_output=True,
                              text=True, timeout=60)
         decided = {d["epoch"]: d["winner"] for d in json.loads(out.stdout)["decided"]}
         # 2 the source kept the VM (node 0), 3 its clone's pairing, 5 the move to C (node 1), 6 C's
-        # clone, 7 B going live (node 1), 8 the move of B to C (node 0), 9 C's clone.
-        expected = {2: 0, 3: 0, 5: 1, 6: 0, 7: 1, 8: 0, 9: 0}
+        # clone, 7 B going live (node 1), 8 the move of B to C (node 0), 9 C's clone, 10 C alone
+        # (node 0), 11 the move of C to B (node 1), 12 B's clone.
+        expected = {2: 0, 3: 0, 5: 1, 6: 0, 7: 1, 8: 0, 9: 0, 10: 0, 11: 1, 12: 0}
         check(all(decided.get(e) == w for e, w in expected.items()) and 1 not in decided and 4 not in decided,
               f"the arbiter's decisions {decided}, expected {expected}", nodes)
         for epoch, node, who in ((1, 1, "the first backup"), (4, 1, "the old backup"), (5, 0, "the old source"),
-                                 (7, 0, "the killed primary"), (8, 1, "the backup gone live")):
+                                 (7, 0, "the killed primary"), (8, 1, "the backup gone live"),
+                                 (10, 1, "the frozen backup"), (11, 0, "C")):
             rc, out = claim(lab, epoch, node)
             check(rc != 0, f"{who} won epoch {epoch}: {out}", nodes)
             print(f"{who} claiming epoch {epoch}: exit {rc}: {out}", flush=True)
 
-        # 6. Nothing acknowledged is lost, the connection never broke.
+        # 7. Nothing acknowledged is lost, the connection never broke.
         summary, v = tc.finish_and_verify(lab, writer, stopfile, logfile, nodes)
         writer = None
         if lab.disk_mode == "replicated":
-            # The last pair's replicas (C's copy of B's, cloned to A's) are equal once the backup
+            # The last pair's replicas (B's, copied from C, cloned to A's) are equal once the backup
             # on A replayed to the primary's icount, with the client stopped.
             time.sleep(1.0)
-            target = tc.status(lab, "c").get("icount", 0)
+            target = tc.status(lab, "b").get("icount", 0)
             st = tc.wait_status(lab, "a", lambda s: s.get("icount", 0) >= target, 60)
             check(st.get("icount", 0) >= target, f"the backup on A did not replay to icount {target}: {st}", nodes)
-            off = ftlab.first_difference(lab.disks["c"], lab.disks["a"])
-            check(off is None, f"the replicas of C and A differ at byte {off}", nodes)
+            off = ftlab.first_difference(lab.disks["b"], lab.disks["a"])
+            check(off is None, f"the replicas of B and A differ at byte {off}", nodes)
         return {"acked": summary["acked"], "verified": v["verified"], "reconnects": summary["reconnects"],
                 "max_client_gap_ms": round(summary["max_gap_s"] * 1000),
                 "migrate_to_protected_ms": round((t_protected - t0) * 1000)}
