@@ -360,7 +360,11 @@ static int backup_run(void *self, struct vm_command *c, char *err, size_t errlen
 		fprintf(stderr, "ftvm %s: the arbiter has decided an epoch past this pairing's (%llu): the VM moved on, "
 				"this node is a spare again\n", c->role->name, (unsigned long long)st.epoch);
 		drop_backup(bc);
-		if (spare_wait(bc, err, errlen))
+		/* A machine built anew, as a spare's is: nothing of the replay it ran stays beside the
+		 * clone's state (no thread reads the machine of a spare). */
+		machine_destroy(c->m);
+		c->m = NULL;
+		if (machine_create(&c->mc, &c->m, err, errlen) || spare_wait(bc, err, errlen))
 			return FTVM_EXIT_FAILURE;
 		fprintf(stderr, "ftvm %s: primary connected; replaying\n", c->role->name);
 		ret = ft_backup_run(bc->b, msg, sizeof(msg));
