@@ -440,9 +440,11 @@ static int release_outputs(void *ctx, char *err, size_t errlen)
 	struct ft_primary *p = n->phase == NODE_PRIMARY ? n->p : NULL;
 	pthread_mutex_unlock(&n->lock);
 	int ret = p ? ft_primary_release_outputs(p, MIGRATE_RELEASE_MS) : 0;
-	if (ret)
-		snprintf(err, errlen, "the Output Rule still held outputs after %d ms: %s", MIGRATE_RELEASE_MS,
-			 ret == -ECANCELED ? "this primary halted" : "the backup did not acknowledge the log");
+	if (ret == -ECANCELED)
+		snprintf(err, errlen, "this primary halted (it lost the arbiter): it holds its outputs for good");
+	else if (ret)
+		snprintf(err, errlen, "the Output Rule still held outputs after %d ms: the backup did not acknowledge "
+				      "the log", MIGRATE_RELEASE_MS);
 	return ret;
 }
 
