@@ -36,7 +36,7 @@
 #define CLONE_BACKOFF_MAX_MS 2000u
 /* How long the clone thread sleeps at most on a protected primary's state (then it checks stop). */
 #define PRIMARY_WATCH_MS 100
-/* A migration's stop-and-copy waits this long at most for the Output Rule to release all it holds. */
+/* A migration's stop-and-copy waits this long at most for the Output Rule and the backup's replay. */
 #define MIGRATE_RELEASE_MS 10000
 /* Decisions read from the arbiter area to learn the node id this node won its epoch as. */
 #define NODE_ARBITER_HISTORY 32
@@ -431,7 +431,8 @@ static int node_id(struct ft_node *n, unsigned *id, char *err, size_t errlen)
 }
 
 /* mig_source_config.held: with the vCPU held, what the Output Rule holds leaves (once the backup
- * acknowledged its log, or the primary went alone): nothing of the run leaves after the cut. The
+ * acknowledged its log, or the primary went alone): nothing of the run leaves after the cut; and
+ * the backup replays all of the log before the destination may write to a shared disk. The
  * primary stays while the vCPU is held: the vCPU thread replaces it only after its run ended. */
 static int release_outputs(void *ctx, char *err, size_t errlen)
 {
@@ -443,8 +444,8 @@ static int release_outputs(void *ctx, char *err, size_t errlen)
 	if (ret == -ECANCELED)
 		snprintf(err, errlen, "this primary halted (it lost the arbiter): it holds its outputs for good");
 	else if (ret)
-		snprintf(err, errlen, "the Output Rule still held outputs after %d ms: the backup did not acknowledge "
-				      "the log", MIGRATE_RELEASE_MS);
+		snprintf(err, errlen, "the backup had not acknowledged and replayed the log after %d ms",
+			 MIGRATE_RELEASE_MS);
 	return ret;
 }
 

@@ -65,7 +65,9 @@ int ft_primary_finish(struct ft_primary *p, enum machine_exit exit, int status) 
 void ft_primary_get_status(struct ft_primary *p, struct ft_status *st);
 /* Any thread, with the vCPU held (a live migration's stop-and-copy): waits up to timeout_ms until
  * the Output Rule holds nothing, every output of the run so far released once the backup
- * acknowledged its log (or once this primary went alone). 0, -ETIMEDOUT, or -ECANCELED (halted). */
+ * acknowledged its log (or once this primary went alone), and the backup has replayed all of the
+ * log (it reads a shared disk itself for the reads logged as digests: that must be done before
+ * another host writes there). 0, -ETIMEDOUT, or -ECANCELED (halted). */
 int ft_primary_release_outputs(struct ft_primary *p, int timeout_ms) FTVM_MUST_CHECK;
 /* Any thread: sleeps until this primary runs alone (it lost its backup and won the arbiter) or
  * timeout_ms pass; whether it is alone. */
