@@ -628,6 +628,10 @@ int ft_node_run(struct ft_node *n, uint64_t epoch, uint64_t failovers, struct ft
 			set_alone(n, n->epoch);
 			continue;
 		}
+		/* The spare restored the state into a hart with an empty TLB: this one empties its own,
+		 * so both walk the page tables (setting A/D bits in guest memory) at the same instructions:
+		 * a warm TLB here would skip walks the backup makes where the guest cleared an A bit. */
+		machine_flush_tlb(n->c->m);
 		/* The spare's replicas equal these at the cut: the new pairing's writes count from here. */
 		for (unsigned i = 0; i < world_live_ndisks(n->c->world); i++)
 			disk_backend_written_reset(world_live_disk_backend(n->c->world, i));
