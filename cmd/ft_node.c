@@ -510,6 +510,8 @@ void ft_node_migrate_end(struct ft_node *n, int result, uint64_t arbiter_epoch)
 		 * the new one and clones from there. */
 		n->epoch = arbiter_epoch;
 		if (n->phase == NODE_PRIMARY) {
+			/* Losing the backup now (its log ends, or it fails) must not claim the spent epoch. */
+			ft_primary_supersede(n->p, arbiter_epoch);
 			n->regroup = true;
 			world_live_cut(n->c->world);
 		}

@@ -46,6 +46,7 @@ struct ft_primary {
 	struct ft_state fs;
 	atomic_uint_fast64_t last_lsn;  /* LSN of the last record appended */
 	atomic_uint_fast64_t last_icount; /* and its icount */
+	atomic_uint_fast64_t superseded; /* ft_primary_supersede(): a later epoch this node holds (0: none) */
 	atomic_uint_fast64_t log_bytes, log_records, throttled_ms, failovers;
 	atomic_uint_fast64_t last_gap_us;  /* last failover: from the backup's last frame to running alone */
 	atomic_uint_fast64_t lag_ns;    /* the backup's lag in time, published by the vCPU thread */
@@ -278,8 +279,19 @@ static void arbitrate(struct ft_primary *p, const char *why)
 	unsigned winner = 0;
 	char msg[300];
 
-	diag_warn("%s; holding outputs and claiming the arbiter for epoch %llu", why, (unsigned long long)p->cfg.epoch);
-	int ret = arbiter_claim(p->arb, p->cfg.epoch, p->cfg.node, ARBITER_FOREVER, &winner);
+	uint64_t later = atomic_load(&p->superseded);
+	int ret = ARBITER_WON;
+	if (later > p->cfg.epoch)
+		diag_warn("%s; this node holds epoch %llu already: running on without a backup", why,
+			  (unsigned long long)later);
+	else {
+		diag_warn("%s; holding outputs and claiming the arbiter for epoch %llu", why,
+			  (unsigned long long)p->cfg.epoch);
+		ret = arbiter_claim(p->arb, p->cfg.epoch, p->cfg.node, ARBITER_FOREVER, &winner);
+		/* Refused because this node won a later epoch meanwhile: it runs on all the same. */
+		if (ret != ARBITER_WON && atomic_load(&p->superseded) > p->cfg.epoch)
+			ret = ARBITER_WON;
+	}
 	if (ret == ARBITER_WON) {
 		diag_warn("won the arbiter for epoch %llu: releasing held outputs, running on without a backup",
 			 (unsigned long long)p->cfg.epoch);
@@ -471,6 +483,11 @@ int ft_primary_finish(struct ft_primary *p, enum machine_exit exit, int status)
 			  (unsigned long long)sr->digests, (unsigned long long)sr->with_data,
 			  (unsigned long long)sr->writes_held);
 	return ret;
+}
+
+void ft_primary_supersede(struct ft_primary *p, uint64_t epoch)
+{
+	atomic_store(&p->superseded, epoch);
 }
 
 int ft_primary_release_outputs(struct ft_primary *p, int timeout_ms)
