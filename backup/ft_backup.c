@@ -39,6 +39,7 @@ struct ft_backup {
 	struct machine *machine;
 	struct ft_state fs;
 	bool fs_ready;
+	bool log_ended;               /* the primary ended its log itself (not the guest): vCPU thread */
 	atomic_uint_fast64_t log_bytes, log_records, last_lsn, failovers;
 	uint64_t heard_ns;              /* go-live: when the lost primary was last heard */
 	atomic_uint_fast64_t last_gap_us;  /* last failover: from the primary's last frame to running alone */
@@ -335,6 +336,7 @@ int ft_backup_run(struct ft_backup *b, char *msg, size_t msglen)
 		if (exit == MACHINE_EXIT_ERROR) {
 			/* Not the guest: the primary ended its log (`ftvm ft disable`, or it was stopped). */
 			char verdict[256];
+			b->log_ended = true;
 			snprintf(verdict, sizeof(verdict), "%s", msg);
 			snprintf(msg, msglen, "the primary ended the log at icount %llu (%s): this backup stops, "
 					      "never going live", (unsigned long long)machine_icount(b->machine), verdict);
@@ -373,6 +375,18 @@ int ft_backup_run(struct ft_backup *b, char *msg, size_t msglen)
 	ft_state_set(&b->fs, S(ALONE), FT_STATE_DONE, NULL);
 	snprintf(msg, msglen, "the guest ended (status %d)", status);
 	return status;
+}
+
+bool ft_backup_superseded(struct ft_backup *b)
+{
+	struct arbiter_decision d[8];
+	size_t n = 0;
+	if (!b->log_ended || !b->arb || arbiter_decided(b->arb, d, 8, &n))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (d[i].epoch > b->cfg.epoch)
+			return true;
+	return false;
 }
 
 void ft_backup_get_status(struct ft_backup *b, struct ft_status *st)

@@ -93,6 +93,10 @@ bool ft_backup_refused(int ret);
  * machine_run, in the live world), and runs until the guest powers off or this node halts. Returns the guest's exit status (>= 0; 0 also when the primary ended its log itself, as `ftvm ft
  * disable` does: the backup then never goes live) or -errno (halted, diverged) with a message. */
 int ft_backup_run(struct ft_backup *b, char *msg, size_t msglen);
+/* After ft_backup_run() returned: the primary ended its log itself and the arbiter has decided an
+ * epoch past this pairing's (the VM migrated on, docs/migration.md "Migrating an FT node"): this
+ * pairing is over for good, and the node may serve as a spare again. */
+bool ft_backup_superseded(struct ft_backup *b);
 void ft_backup_get_status(struct ft_backup *b, struct ft_status *st);
 void ft_backup_destroy(struct ft_backup *b);
 

@@ -29,7 +29,9 @@
 #include "cmd/run_options.h"
 #include "cmd/run_world.h"
 #include "cmd/vm_command.h"
+#include "cmd/vm_control.h"
 #include "cmd/vm_ft.h"
+#include "cmd/vm_migrate.h"
 #include "host/world_live.h"
 #include "migrate/mig_dest.h"
 #include "util/diag.h"
@@ -45,6 +47,7 @@ struct backup_cmd {
 	struct log_accept *log;      /* a spare: the log listener of the clone under way */
 	uint64_t log_epoch;          /* its epoch */
 	struct ft_node *node;        /* with --spare, once live: the node restoring redundancy */
+	struct vm_control vc;        /* once live: what `migrate` moves (vm_migrate.c) */
 	_Atomic int stage;           /* what the control socket reports: enum stage */
 	pthread_mutex_t lock;        /* b's creation and end against the control thread's status */
 	struct control_command commands[FT_CONTROL_COMMANDS]; /* the control socket's */
@@ -151,7 +154,35 @@ static int backup_ft(void *ctx, const json_t *req, json_t *answer, void **job_ar
 	return vm_ft_request(bc->node, req, answer, err, errlen);
 }
 
-static const struct control_command backup_ft_command = { .name = "ft", .handler = backup_ft };
+/* The control command `migrate`: a backup's VM replays its primary's log and does not move (its
+ * primary does); once live, the node moves as any FT node does (cmd/vm_migrate.c, on bc->vc). */
+static int backup_migrate(void *ctx, const json_t *req, json_t *answer, void **job_arg, char *err, size_t errlen)
+{
+	struct backup_cmd *bc = ctx;
+	if (atomic_load(&bc->stage) != STAGE_NODE) {
+		snprintf(err, errlen, "migrate: refused on a %s, whose VM replays its primary's log: migrate its "
+				      "primary (the backup becomes a spare again), or move the pair by failover",
+			 bc->spare && !bc->b ? "spare" : "backup");
+		return -EPERM;
+	}
+	return vm_migrate_command.handler(&bc->vc, req, answer, job_arg, err, errlen);
+}
+
+static int backup_migrate_job(void *ctx, void *arg, struct control_job *job, char *err, size_t errlen)
+{
+	return vm_migrate_command.job(&((struct backup_cmd *)ctx)->vc, arg, job, err, errlen);
+}
+
+static void backup_migrate_free(void *arg)
+{
+	vm_migrate_command.job_arg_free(arg);
+}
+
+static const struct control_command backup_own_commands[] = {
+	{ .name = "ft", .handler = backup_ft },
+	{ .name = "migrate", .handler = backup_migrate, .job = backup_migrate_job, .job_arg_free = backup_migrate_free },
+};
+#define BACKUP_OWN_COMMANDS (sizeof(backup_own_commands) / sizeof(backup_own_commands[0]))
 
 /* The settings of the FT backup of epoch `epoch` for a primary of VM id vm_id. */
 static struct ft_backup_config backup_config(struct backup_cmd *bc, const char *vm_id, uint64_t epoch)
@@ -289,7 +320,8 @@ static int backup_start(void *self, struct vm_command *c, char *err, size_t errl
 	bc->c = c;
 	ft_options_vm_id(fo, machine_config_digest(c->m), bc->vm_id, sizeof(bc->vm_id));
 	if (bc->spare) {
-		ft_options_start_control(fo, name, status_cb, bc, &backup_ft_command, bc->commands, &c->ctl);
+		ft_options_start_control(fo, name, status_cb, bc, backup_own_commands, BACKUP_OWN_COMMANDS, bc->commands,
+					 &c->ctl);
 		if (spare_wait(bc, err, errlen))
 			return FTVM_EXIT_FAILURE;
 	} else {
@@ -299,7 +331,8 @@ static int backup_start(void *self, struct vm_command *c, char *err, size_t errl
 				       sizeof(pair_id), err, errlen) ||
 		    make_backup(bc, pair_id, fo->epoch, err, errlen) || ft_backup_listen(bc->b, err, errlen))
 			return FTVM_EXIT_FAILURE;
-		ft_options_start_control(fo, name, status_cb, bc, &backup_ft_command, bc->commands, &c->ctl);
+		ft_options_start_control(fo, name, status_cb, bc, backup_own_commands, BACKUP_OWN_COMMANDS, bc->commands,
+					 &c->ctl);
 		fprintf(stderr, "ftvm backup: %s epoch %llu listening on %s\n", bc->vm_id, (unsigned long long)fo->epoch,
 			fo->listen);
 		if (ft_backup_accept(bc->b, -1, err, errlen))
@@ -311,7 +344,9 @@ static int backup_start(void *self, struct vm_command *c, char *err, size_t errl
 }
 
 /* Replays in lockstep and, when the primary is lost, goes live (the machine runs inside); with
- * spares, the node then restores redundancy (cmd/ft_node.h) and runs the machine itself. */
+ * spares, the node then restores redundancy (cmd/ft_node.h) and runs the machine itself. A backup
+ * whose primary ended the log because the VM migrated on (a newer epoch decided) is a spare again:
+ * it waits for the clone of the migrated VM (docs/migration.md, "Migrating an FT node"). */
 static int backup_run(void *self, struct vm_command *c, char *err, size_t errlen)
 {
 	struct backup_cmd *bc = self;
@@ -319,13 +354,31 @@ static int backup_run(void *self, struct vm_command *c, char *err, size_t errlen
 
 	int ret = ft_backup_run(bc->b, msg, sizeof(msg));
 	fprintf(stderr, "ftvm %s: %s\n", c->role->name, msg);
+	while (ret == 0 && ft_backup_superseded(bc->b)) {
+		struct ft_status st;
+		ft_backup_get_status(bc->b, &st);
+		fprintf(stderr, "ftvm %s: the arbiter has decided an epoch past this pairing's (%llu): the VM moved on, "
+				"this node is a spare again\n", c->role->name, (unsigned long long)st.epoch);
+		drop_backup(bc);
+		/* A machine built anew, as a spare's is: nothing of the replay it ran stays beside the
+		 * clone's state (no thread reads the machine of a spare). */
+		machine_destroy(c->m);
+		c->m = NULL;
+		if (machine_create(&c->mc, &c->m, err, errlen) || spare_wait(bc, err, errlen))
+			return FTVM_EXIT_FAILURE;
+		fprintf(stderr, "ftvm %s: primary connected; replaying\n", c->role->name);
+		ret = ft_backup_run(bc->b, msg, sizeof(msg));
+		fprintf(stderr, "ftvm %s: %s\n", c->role->name, msg);
+	}
 	if (ret == FT_BACKUP_LIVE) {
 		struct ft_status st;
 		ft_backup_get_status(bc->b, &st);
-		if (ft_node_create(c, &bc->fo, &bc->key, bc->vm_id, &bc->node)) {
+		if (ft_node_create(c, &bc->fo, &bc->key, bc->vm_id, &bc->node) ||
+		    vm_control_init(&bc->vc, c->role->name, c, ft_node_status, bc->node)) {
 			snprintf(err, errlen, "out of memory");
 			return -ENOMEM;
 		}
+		bc->vc.vm_name = bc->fo.co.vm; /* for `migrate`, served on the socket already open */
 		atomic_store(&bc->stage, STAGE_NODE);
 		return ft_node_run(bc->node, st.epoch, st.failovers, NULL);
 	}
@@ -345,6 +398,7 @@ static void backup_stop(void *self)
 	struct backup_cmd *bc = self;
 	atomic_store(&bc->stage, STAGE_SPARE);
 	ft_node_destroy(bc->node);
+	vm_control_destroy(&bc->vc);
 	drop_backup(bc);
 	pthread_mutex_destroy(&bc->lock);
 }

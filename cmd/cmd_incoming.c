@@ -12,6 +12,10 @@
  * now. From there the node is an `ftvm run` of that VM, with its control socket (role
  * "incoming"), so it can be migrated on. Any failure before the hand-over ends the command with
  * status 1 and the reason, and nothing ran here.
+ *
+ * Given FT options (--spare, with --arbiter), the destination of an FT node's migration runs the
+ * VM as an FT node (cmd/ft_node.h): alone in the epoch it won at the hand-over, restoring
+ * redundancy to its spares by an FT clone at once (docs/migration.md, "Migrating an FT node").
  */
 #define DIAG_MODULE "incoming"
 #include <errno.h>
@@ -22,10 +26,13 @@
 #include "cmd/control_options.h"
 #include "cmd/domain_xml.h"
 #include "cmd/exit_code.h"
+#include "cmd/ft_node.h"
+#include "cmd/ft_options.h"
 #include "cmd/ftvm.h"
 #include "cmd/run_options.h"
 #include "cmd/vm_command.h"
 #include "cmd/vm_control.h"
+#include "cmd/vm_ft.h"
 #include "cmd/vm_migrate.h"
 #include "host/world_live.h"
 #include "logchannel/channel.h"
@@ -46,7 +53,10 @@ static void usage(FILE *out)
 		     "  --channel-key FILE  the key the source uses (ftvm keygen); the stream runs inside TLS\n"
 		     "  --arbiter PATH      the VM's arbiter area (the source's): the VM runs here only once it\n"
 		     "                      won the hand-over's epoch there (docs/migration.md)\n"
-		     "  --transport T       tcp (default) or rdma (RDMA verbs); the source must use the same\n");
+		     "  --transport T       tcp (default) or rdma (RDMA verbs); the source must use the same\n"
+		     "  --spare HOST:PORT [FT options]  (with --arbiter) run the VM as an FT node, as `ftvm run\n"
+		     "                      --arbiter --channel-key --spare` does: alone in the hand-over's epoch,\n"
+		     "                      cloned at once to the first spare that answers (docs/ft-clone.md)\n");
 	control_options_help(out);
 	fprintf(out, "\noptions:\n");
 	run_options_help(out);
@@ -59,12 +69,30 @@ struct incoming_cmd {
 	struct vm_control vc;
 	struct mig_frames_receiver *frames;  /* the guest's frames the source forwards after HANDOVER */
 	struct machine_state *scratch;       /* the final state's, freed once the VM runs (not in its pause) */
+	/* With --spare: the destination runs the VM as an FT node (ft_options hold every option). */
+	bool ft;
+	struct ft_options fo;
+	struct ft_node *node;
+	uint64_t epoch;                    /* the hand-over's, which this node won */
+	struct control_command commands[2];
 };
 
 static int incoming_options(void *self, int *argc, char **argv, bool *help, char *err, size_t errlen)
 {
 	struct incoming_cmd *in = self;
 	(void)help;
+	for (int i = 1; i < *argc; i++)
+		in->ft |= !strcmp(argv[i], "--spare");
+	if (in->ft) {
+		int ret = ft_options_extract(argc, argv, &in->fo, err, errlen);
+		if (ret)
+			return ret;
+		in->listen = in->fo.listen;
+		in->key_path = in->fo.channel_key;
+		in->arbiter = in->fo.arbiter;
+		in->co = in->fo.co;
+		return 0;
+	}
 	control_options_init(&in->co);
 	for (int i = 1; i < *argc;) {
 		const char **slot = !strcmp(argv[i], "--listen") ? &in->listen
@@ -101,6 +129,10 @@ static int incoming_check(void *self, struct vm_command *c, bool *done, char *er
 		snprintf(err, errlen, "--transport: \"%s\" is neither tcp nor rdma", in->transport);
 		return -EINVAL;
 	}
+	if (in->ft && !in->arbiter) {
+		snprintf(err, errlen, "--arbiter PATH is required with --spare: the hand-over of an FT node is judged there");
+		return -EINVAL;
+	}
 	struct channel_err cerr = { 0 };
 	if (channel_key_load(in->key_path, &in->key, &cerr)) {
 		snprintf(err, errlen, "%s", cerr.msg);
@@ -108,6 +140,7 @@ static int incoming_check(void *self, struct vm_command *c, bool *done, char *er
 	}
 	if (c->opts.dom && !in->co.vm_given)
 		in->co.vm = c->opts.dom->name;
+	in->fo.co = in->co;
 	return control_options_check(&in->co, err, errlen);
 }
 
@@ -161,7 +194,18 @@ static int incoming_start(void *self, struct vm_command *c, char *err, size_t er
 			"running: %u disk request(s) resubmitted, %u MAC(s) announced\n",
 		in->co.vm, (unsigned long long)machine_icount(c->m), (unsigned long long)res.pages, res.rounds + 1,
 		(unsigned long long)res.bytes, reissued, c->opts.nnics);
-	int ret = vm_control_init(&in->vc, "incoming", c, NULL, NULL);
+	if (in->ft) {
+		char vm_id[128];
+		ft_options_vm_id(&in->fo, machine_config_digest(c->m), vm_id, sizeof(vm_id));
+		if (ft_node_create(c, &in->fo, &in->key, vm_id, &in->node)) {
+			snprintf(err, errlen, "out of memory");
+			return FTVM_EXIT_FAILURE;
+		}
+		in->epoch = res.epoch;
+		fprintf(stderr, "ftvm incoming: VM %s runs alone in epoch %llu; restoring redundancy to its spares\n",
+			in->co.vm, (unsigned long long)res.epoch);
+	}
+	int ret = vm_control_init(&in->vc, "incoming", c, in->ft ? ft_node_status : NULL, in->node);
 	if (ret) {
 		release_stream(in);
 		snprintf(err, errlen, "cannot start: %s", strerror(-ret));
@@ -169,9 +213,11 @@ static int incoming_start(void *self, struct vm_command *c, char *err, size_t er
 	}
 	in->vc.run_ended = release_stream;
 	in->vc.run_ended_ctx = in;
-	in->vc.extra = &vm_migrate_command;
-	in->vc.nextra = 1;
-	if (res.arbiter)
+	in->commands[0] = vm_migrate_command;
+	in->commands[1] = vm_ft_command;
+	in->vc.extra = in->commands;
+	in->vc.nextra = in->ft ? 2 : 1;
+	if (res.arbiter && !in->ft)
 		in->vc.arbiter = (struct mig_arbiter){ .path = in->arbiter, .epoch = res.epoch, .node = res.arbiter_node };
 	vm_control_start(&in->vc, &in->co, &c->ctl);
 	return 0;
@@ -181,6 +227,8 @@ static int incoming_run(void *self, struct vm_command *c, char *err, size_t errl
 {
 	struct incoming_cmd *in = self;
 	(void)c;
+	if (in->ft)
+		return ft_node_run(in->node, in->epoch, 0, NULL);
 	return vm_control_run_live(&in->vc, err, errlen);
 }
 
@@ -188,6 +236,7 @@ static void incoming_stop(void *self)
 {
 	struct incoming_cmd *in = self;
 	release_stream(in);
+	ft_node_destroy(in->node);
 	vm_control_destroy(&in->vc);
 }
 

@@ -36,6 +36,10 @@
 #define CLONE_BACKOFF_MAX_MS 2000u
 /* How long the clone thread sleeps at most on a protected primary's state (then it checks stop). */
 #define PRIMARY_WATCH_MS 100
+/* A migration's stop-and-copy waits this long at most for the Output Rule and the backup's replay. */
+#define MIGRATE_RELEASE_MS 10000
+/* Decisions read from the arbiter area to learn the node id this node won its epoch as. */
+#define NODE_ARBITER_HISTORY 32
 
 enum node_phase {
 	NODE_ALONE,      /* the machine runs in the live world, the clone thread tries the spares */
@@ -57,6 +61,10 @@ struct ft_node {
 	uint64_t clones, failovers;
 	bool stop;                      /* the clone thread ends */
 	bool disable;                   /* ft_node_disable(): the run was cut to drop the backup */
+	bool migrating;                 /* a live migration of this node runs: no clone starts */
+	bool cut_pending;               /* a clone cut the run; the vCPU thread has not taken it yet */
+	bool regroup;                   /* a migration's source kept the VM in a newer epoch: the run
+	                                 * was cut to end its pairing, the node goes on alone in it */
 	char enabled_peer[FT_NODE_PEER_MAX]; /* ft_node_enable()'s spare */
 	bool job_used;                  /* job holds the statistics of a clone tried */
 	struct mig_job job;
@@ -308,6 +316,7 @@ static void *clone_main(void *arg)
 			pthread_mutex_lock(&n->lock);
 			if (ret == 0) {
 				n->cloned_to = n->fo.spare[i];
+				n->cut_pending = true;
 				n->handed_over_ns = time_mono_ns();
 				pthread_mutex_unlock(&n->lock);
 				return NULL;
@@ -325,7 +334,7 @@ static int start_cloning(struct ft_node *n)
 {
 	int ret = 0;
 	pthread_mutex_lock(&n->lock);
-	if (n->fo.nspares && !n->thread_started) {
+	if (n->fo.nspares && !n->thread_started && !n->migrating) {
 		n->stop = false;
 		n->cloned_to = NULL;
 		ret = -pthread_create(&n->thread, NULL, clone_main, n);
@@ -377,11 +386,14 @@ int ft_node_enable(struct ft_node *n, const char *peer, char *err, size_t errlen
 	}
 	pthread_mutex_lock(&n->ops);
 	pthread_mutex_lock(&n->lock);
-	bool protected = n->phase == NODE_PRIMARY && !n->alone_since_ns;
+	bool protected = n->phase == NODE_PRIMARY && !n->alone_since_ns, migrating = n->migrating;
 	uint64_t epoch = n->epoch;
 	pthread_mutex_unlock(&n->lock);
 	int ret = 0;
-	if (protected) {
+	if (migrating) {
+		snprintf(err, errlen, "ft enable: the VM is being migrated; its destination restores redundancy");
+		ret = -EBUSY;
+	} else if (protected) {
 		snprintf(err, errlen, "ft enable: the VM is protected already (epoch %llu); `ft disable` first",
 			 (unsigned long long)epoch);
 		ret = -EALREADY;
@@ -403,8 +415,15 @@ int ft_node_enable(struct ft_node *n, const char *peer, char *err, size_t errlen
 
 int ft_node_disable(struct ft_node *n, char *err, size_t errlen)
 {
-	(void)err, (void)errlen;
 	pthread_mutex_lock(&n->ops);
+	pthread_mutex_lock(&n->lock);
+	bool migrating = n->migrating;
+	pthread_mutex_unlock(&n->lock);
+	if (migrating) {
+		pthread_mutex_unlock(&n->ops);
+		snprintf(err, errlen, "ft disable: the VM is being migrated; disable FT on its destination");
+		return -EBUSY;
+	}
 	stop_cloning(n);
 	pthread_mutex_lock(&n->lock);
 	n->fo.nspares = 0;
@@ -417,6 +436,126 @@ int ft_node_disable(struct ft_node *n, char *err, size_t errlen)
 	pthread_mutex_unlock(&n->lock);
 	pthread_mutex_unlock(&n->ops);
 	return 0;
+}
+
+/* ---- live migration of this node (docs/migration.md, "Migrating an FT node") ---- */
+
+/* The node id this node holds its epoch as: the winner, when the arbiter decided it (a node that
+ * won it alone: 0 as a primary that lost its backup, 1 as a backup gone live, any as the
+ * destination of a migration), else 0 (a primary, whose pairing's epoch is decided only when one
+ * of the pair is lost). */
+static int node_id(struct ft_node *n, unsigned *id, char *err, size_t errlen)
+{
+	char aerr[ARBITER_ERR_MAX];
+	struct arbiter *arb;
+	struct arbiter_decision d[NODE_ARBITER_HISTORY];
+	size_t count = 0;
+	int ret = arbiter_open(n->fo.arbiter, n->fo.co.vm, &arb, aerr);
+	if (ret) {
+		snprintf(err, errlen, "arbiter %s: %s", n->fo.arbiter, aerr);
+		return ret;
+	}
+	ret = arbiter_decided(arb, d, NODE_ARBITER_HISTORY, &count);
+	if (ret)
+		snprintf(err, errlen, "arbiter %s: %s", n->fo.arbiter, arbiter_error(arb));
+	arbiter_close(arb);
+	*id = 0;
+	for (size_t i = 0; !ret && i < count; i++)
+		if (d[i].epoch == n->epoch)
+			*id = d[i].winner;
+	return ret;
+}
+
+/* mig_source_config.held: with the vCPU held, what the Output Rule holds leaves (once the backup
+ * acknowledged its log, or the primary went alone): nothing of the run leaves after the cut; and
+ * the backup replays all of the log before the destination may write to a shared disk. The
+ * primary stays while the vCPU is held: the vCPU thread replaces it only after its run ended. */
+static int release_outputs(void *ctx, char *err, size_t errlen)
+{
+	struct ft_node *n = ctx;
+	pthread_mutex_lock(&n->lock);
+	struct ft_primary *p = n->phase == NODE_PRIMARY ? n->p : NULL;
+	pthread_mutex_unlock(&n->lock);
+	int ret = p ? ft_primary_release_outputs(p, MIGRATE_RELEASE_MS) : 0;
+	if (ret == -ECANCELED)
+		snprintf(err, errlen, "this primary halted (it lost the arbiter): it holds its outputs for good");
+	else if (ret)
+		snprintf(err, errlen, "the backup had not acknowledged and replayed the log after %d ms",
+			 MIGRATE_RELEASE_MS);
+	return ret;
+}
+
+int ft_node_migrate_begin(struct ft_node *n, struct mig_source_config *cfg, char *err, size_t errlen)
+{
+	int ret = 0;
+	pthread_mutex_lock(&n->ops);
+	pthread_mutex_lock(&n->lock);
+	if (n->migrating) {
+		snprintf(err, errlen, "migrate: a migration of this VM runs already");
+		ret = -EBUSY;
+	}
+	n->migrating = true;
+	pthread_mutex_unlock(&n->lock);
+	if (ret) {
+		pthread_mutex_unlock(&n->ops);
+		return ret;
+	}
+	/* No clone meanwhile: a clone's claim of the next epoch would race the hand-over's. */
+	stop_cloning(n);
+	pthread_mutex_lock(&n->lock);
+	bool cut = n->cut_pending;
+	uint64_t epoch = n->epoch;
+	pthread_mutex_unlock(&n->lock);
+	unsigned node = 0;
+	if (cut) {
+		snprintf(err, errlen, "migrate: a clone has just made a new backup; try again once the VM is protected");
+		ret = -EAGAIN;
+	} else {
+		ret = node_id(n, &node, err, errlen);
+	}
+	if (ret) {
+		pthread_mutex_lock(&n->lock);
+		n->migrating = false;
+		pthread_mutex_unlock(&n->lock);
+		if (!cut && start_cloning(n))
+			diag_error("cannot restart the clone thread");
+		pthread_mutex_unlock(&n->ops);
+		return ret;
+	}
+	cfg->arbiter = (struct mig_arbiter){ .path = n->fo.arbiter, .epoch = epoch, .node = node };
+	/* Replicated disks: the destination's replicas must end equal to this node's. */
+	cfg->copy_storage |= !n->fo.disk_shared && world_live_ndisks(n->c->world) > 0;
+	cfg->held = release_outputs;
+	cfg->commit_ctx = n;
+	pthread_mutex_unlock(&n->ops);
+	diag_info("migration of %s to %s: hand-over in epoch %llu (this node %u of epoch %llu)", n->fo.co.vm, cfg->to,
+		  (unsigned long long)(epoch + 1), node, (unsigned long long)epoch);
+	return 0;
+}
+
+void ft_node_migrate_end(struct ft_node *n, int result, uint64_t arbiter_epoch)
+{
+	pthread_mutex_lock(&n->ops);
+	pthread_mutex_lock(&n->lock);
+	n->migrating = false;
+	/* Handed over: the run ends (a primary's log with END), nothing restarts here. */
+	bool restart = result != 0;
+	if (result && arbiter_epoch > n->epoch) {
+		/* The hand-over failed after COMPLETE and this node won the new epoch itself: its
+		 * pairing's epoch is spent (a backup of it could win no claim), so it goes on alone in
+		 * the new one and clones from there. */
+		n->epoch = arbiter_epoch;
+		if (n->phase == NODE_PRIMARY) {
+			/* Losing the backup now (its log ends, or it fails) must not claim the spent epoch. */
+			ft_primary_supersede(n->p, arbiter_epoch);
+			n->regroup = true;
+			world_live_cut(n->c->world);
+		}
+	}
+	pthread_mutex_unlock(&n->lock);
+	if (restart && start_cloning(n))
+		diag_error("cannot restart the clone thread: the VM runs on alone");
+	pthread_mutex_unlock(&n->ops);
 }
 
 /* ---- the vCPU thread ---- */
@@ -505,8 +644,8 @@ int ft_node_run(struct ft_node *n, uint64_t epoch, uint64_t failovers, struct ft
 		bool cut = world_live_take_cut(n->c->world) && why == MACHINE_EXIT_ERROR && status == -ECANCELED;
 		stop_cloning_op(n);
 		pthread_mutex_lock(&n->lock);
-		bool disable = n->disable;
-		n->disable = false;
+		bool disable = n->disable, regroup = n->regroup;
+		n->disable = n->regroup = n->cut_pending = false;
 		pthread_mutex_unlock(&n->lock);
 		if (n->phase == NODE_PRIMARY) {
 			bool halted = false;
@@ -518,11 +657,19 @@ int ft_node_run(struct ft_node *n, uint64_t epoch, uint64_t failovers, struct ft
 		}
 		if (!cut)
 			return vm_command_finish(n->c, why, status, NULL);
-		if (disable) {
-			diag_warn("fault tolerance disabled: the backup was dropped, the VM runs on alone");
+		if (disable || regroup) {
+			if (disable)
+				diag_warn("fault tolerance disabled: the backup was dropped, the VM runs on alone");
+			else
+				diag_warn("the migration's source kept the VM in epoch %llu: the backup of the older "
+					  "pairing was dropped, the VM runs on alone", (unsigned long long)n->epoch);
 			set_alone(n, n->epoch);
 			continue;
 		}
+		/* The spare restored the state into a hart with an empty TLB: this one empties its own,
+		 * so both walk the page tables (setting A/D bits in guest memory) at the same instructions:
+		 * a warm TLB here would skip walks the backup makes where the guest cleared an A bit. */
+		machine_flush_tlb(n->c->m);
 		/* The spare's replicas equal these at the cut: the new pairing's writes count from here. */
 		for (unsigned i = 0; i < world_live_ndisks(n->c->world); i++)
 			disk_backend_written_reset(world_live_disk_backend(n->c->world, i));

@@ -45,9 +45,22 @@ void ft_node_status(void *ctx, struct ft_status *st);
 /* Any thread (`ftvm ft enable`): restore redundancy to peer, an `ftvm spare`, now and after every
  * loss (it replaces the --spare list). -EALREADY when the VM is protected already. */
 int ft_node_enable(struct ft_node *n, const char *peer, char *err, size_t errlen) FTVM_MUST_CHECK;
+/* Both: -EBUSY while the node is being migrated. */
 /* Any thread (`ftvm ft disable`): no more clones; a protected primary's run is cut and its log
  * ended (END): the backup replays to it and exits without going live, the VM runs on alone. */
 int ft_node_disable(struct ft_node *n, char *err, size_t errlen) FTVM_MUST_CHECK;
+/*
+ * Live migration of this node (`ftvm migrate`, docs/migration.md "Migrating an FT node"), on the
+ * migrate job's thread. begin: no clone runs until end; cfg gets the arbiter area (the hand-over
+ * is judged there in the node's epoch + 1), the copy of replicated disks, and the hook that lets
+ * a primary's Output Rule release everything before the state is taken. -EBUSY / -EAGAIN with err
+ * when the node cannot be migrated now. end: after the job (result: mig_source_run()'s); a
+ * migration that failed leaves the node as it was, or, when its source won the new epoch itself
+ * (arbiter_epoch above the node's), alone in that epoch, its old pairing's backup dropped.
+ */
+struct mig_source_config;
+int ft_node_migrate_begin(struct ft_node *n, struct mig_source_config *cfg, char *err, size_t errlen) FTVM_MUST_CHECK;
+void ft_node_migrate_end(struct ft_node *n, int result, uint64_t arbiter_epoch);
 void ft_node_destroy(struct ft_node *n);
 
 #endif

@@ -244,29 +244,19 @@ static int backup_snapshot(void *ctx, const json_t *req, json_t *answer, void **
 	return -EPERM;
 }
 
-/* Nor does it move: a pair in sync moves by failover. */
-static int backup_migrate(void *ctx, const json_t *req, json_t *answer, void **job_arg, char *err, size_t errlen)
-{
-	(void)ctx, (void)req, (void)answer, (void)job_arg;
-	snprintf(err, errlen, "migrate: refused on a backup, whose VM replays its primary's log: live migration "
-			      "moves a VM run by `ftvm run` or `ftvm incoming`; a pair moves by failover");
-	return -EPERM;
-}
-
 static const struct control_command backup_commands[] = {
 	{ .name = "snapshot", .handler = backup_snapshot },
-	{ .name = "migrate", .handler = backup_migrate },
 };
 
 void ft_options_start_control(const struct ft_options *fo, const char *role, void (*status)(void *, struct ft_status *),
-			      void *ctx, const struct control_command *ft, struct control_command *commands,
+			      void *ctx, const struct control_command *own, size_t nown, struct control_command *commands,
 			      struct control_server **ctl)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < sizeof(backup_commands) / sizeof(backup_commands[0]); i++)
 		commands[n++] = backup_commands[i];
-	if (ft)
-		commands[n++] = *ft;
+	for (size_t i = 0; i < nown && n < FT_CONTROL_COMMANDS; i++)
+		commands[n++] = own[i];
 	struct control_config cc = { .status = status, .ctx = ctx, .commands = commands, .ncommands = n };
 	control_options_start(&fo->co, role, &cc, ctl);
 }

@@ -67,12 +67,12 @@ int ft_options_load_key(const struct ft_options *fo, struct channel_key *key, ch
 int ft_options_check_role(struct ft_options *fo, const struct domain_def *dom, bool primary, struct channel_key *key,
 			  char *err, size_t errlen) FTVM_MUST_CHECK;
 /* Starts a backup's control socket serving status(ctx), refusing `snapshot` (a primary's is
- * cmd/vm_control.c's) and `migrate`, and serving `ft` when given (its handler gets ctx); the
- * commands are kept in `commands` (FT_CONTROL_COMMANDS of them), which must live as long as the socket. A node runs on without
+ * cmd/vm_control.c's), and serving the role's own commands (`ft`, `migrate`; their handlers get
+ * ctx); the commands are kept in `commands` (FT_CONTROL_COMMANDS of them), which must live as long as the socket. A node runs on without
  * one (with a warning) when it cannot be started: *ctl stays NULL then. */
 #define FT_CONTROL_COMMANDS 3
 void ft_options_start_control(const struct ft_options *fo, const char *role, void (*status)(void *, struct ft_status *),
-			      void *ctx, const struct control_command *ft, struct control_command *commands,
+			      void *ctx, const struct control_command *own, size_t nown, struct control_command *commands,
 			      struct control_server **ctl);
 /* The VM id of the handshake: the VM name, the configuration digest and the disk mode, so a
  * primary and a backup built from different configurations, or that disagree on whether their disk

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cmd/ft_node.h"
 #include "cmd/vm_control.h"
 #include "logchannel/channel.h"
 #include "migrate/mig_source.h"
@@ -53,12 +54,11 @@ static int migrate_handler(void *ctx, const json_t *req, json_t *answer, void **
 	const json_t *transport = json_object_get(req, "transport");
 	long long downtime, bw, rounds;
 	(void)answer;
-	if (vc->ft_status) {
+	if (vc->ft_status && vc->ft_status != ft_node_status) {
 		struct ft_status st;
 		vc->ft_status(vc->ft_ctx, &st);
-		snprintf(err, errlen, "migrate: refused on an FT %s (%s): live migration moves a VM run by `ftvm run` "
-				      "or `ftvm incoming`; a pair moves by failover",
-			 vc->role, ft_state_name(st.state));
+		snprintf(err, errlen, "migrate: refused on an FT %s (%s): migrate its primary", vc->role,
+			 ft_state_name(st.state));
 		return -EBUSY;
 	}
 	if (!json_is_string(to) || !json_string_length(to) || json_string_length(to) >= sizeof(((struct migrate_arg *)0)->to)) {
@@ -149,8 +149,16 @@ static int migrate_job(void *ctx, void *arg, struct control_job *job, char *err,
 		.epoch = 0, .downtime_ms = a->downtime_ms, .bandwidth_mbit = a->bandwidth_mbit,
 		.max_rounds = a->max_rounds, .copy_storage = a->copy_storage, .arbiter = vc->arbiter,
 	};
+	/* An FT node (docs/migration.md, "Migrating an FT node"): its own arbiter area judges. */
+	struct ft_node *node = vc->ft_status == ft_node_status ? vc->ft_ctx : NULL;
+	if (node && (ret = ft_node_migrate_begin(node, &cfg, err, errlen)) != 0) {
+		pthread_rwlock_unlock(&vc->lock);
+		goto out;
+	}
 	ret = cfg.m ? mig_job_start(mj, &cfg) : -ESRCH;
 	if (ret) {
+		if (node)
+			ft_node_migrate_end(node, ret, 0);
 		pthread_rwlock_unlock(&vc->lock);
 		snprintf(err, errlen, "cannot start the migration: %s", strerror(-ret));
 		goto out;
@@ -161,8 +169,10 @@ static int migrate_job(void *ctx, void *arg, struct control_job *job, char *err,
 		nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000 * 1000 }, NULL);
 	}
 	ret = mig_job_join(mj);
-	pthread_rwlock_unlock(&vc->lock);
 	mig_job_get_stats(mj, &s);
+	if (node)
+		ft_node_migrate_end(node, ret, s.arbiter_epoch);
+	pthread_rwlock_unlock(&vc->lock);
 	publish(job, &s);
 	/* The arbiter kept the VM here in the epoch its hand-over would have opened. */
 	if (vc->arbiter.path && s.arbiter_epoch > vc->arbiter.epoch)

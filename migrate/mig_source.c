@@ -471,6 +471,12 @@ static int stop_and_copy(struct sender *s, uint64_t *held_at)
 		return ret;
 	*held_at = time_mono_ns();
 	mig_stamp(&s->stamps, "held");
+	if (cfg->held) {
+		char why[256];
+		ret = cfg->held(cfg->commit_ctx, why, sizeof(why));
+		if (ret)
+			return fail(s, ret, "%s", why);
+	}
 	if (cfg->world)
 		world_live_drain_disks(cfg->world);
 	long dirty = collect(s);

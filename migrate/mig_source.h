@@ -95,7 +95,11 @@ struct mig_source_config {
 	 * holding the whole state (the new primary's log connection must still be up); non-zero
 	 * gives up, as a failure before the cut does. */
 	int (*cut_ready)(void *ctx, char *err, size_t errlen);
-	void *commit_ctx;               /* of commit() and cut_ready() */
+	/* Optional: called in the stop-and-copy with the vCPU held, before the disks are drained (an
+	 * FT primary lets the Output Rule release what it holds, so nothing of the run so far leaves
+	 * after the hand-over); non-zero gives up, as a failure before COMPLETE does. */
+	int (*held)(void *ctx, char *err, size_t errlen);
+	void *commit_ctx;               /* of commit(), cut_ready() and held() */
 	/* A migration (not a clone) of a VM with an arbiter area: the destination runs in epoch
 	 * arbiter.epoch + 1, as the next node id of the area, and the hand-over is judged there. */
 	struct mig_arbiter arbiter;

@@ -47,6 +47,8 @@ struct ft_primary {
 	struct machine *machine;
 	struct ft_state fs;
 	atomic_uint_fast64_t last_lsn;  /* LSN of the last record appended */
+	atomic_uint_fast64_t last_icount; /* and its icount */
+	atomic_uint_fast64_t superseded; /* ft_primary_supersede(): a later epoch this node holds (0: none) */
 	atomic_uint_fast64_t log_bytes, log_records, throttled_ms, failovers;
 	atomic_uint_fast64_t last_gap_us;  /* last failover: from the backup's last frame to running alone */
 	atomic_uint_fast64_t lag_ns;    /* the backup's lag in time, published by the vCPU thread */
@@ -96,6 +98,7 @@ static int sink_append(void *ctx, enum evlog_kind kind, icount_t icount, const u
 	struct evlog_record r = { .kind = kind, .lsn = lsn, .icount = icount, .len = len, .payload = payload };
 	size_t n = evlog_encode_record(&r, p->frame);
 
+	atomic_store(&p->last_icount, icount);
 	atomic_store(&p->last_lsn, lsn);
 	*lsn_out = lsn;
 	atomic_fetch_add(&p->log_bytes, n);
@@ -311,8 +314,19 @@ static void arbitrate(struct ft_primary *p, const char *why)
 	unsigned winner = 0;
 	char msg[300];
 
-	diag_warn("%s; holding outputs and claiming the arbiter for epoch %llu", why, (unsigned long long)p->cfg.epoch);
-	int ret = arbiter_claim(p->arb, p->cfg.epoch, p->cfg.node, ARBITER_FOREVER, &winner);
+	uint64_t later = atomic_load(&p->superseded);
+	int ret = ARBITER_WON;
+	if (later > p->cfg.epoch)
+		diag_warn("%s; this node holds epoch %llu already: running on without a backup", why,
+			  (unsigned long long)later);
+	else {
+		diag_warn("%s; holding outputs and claiming the arbiter for epoch %llu", why,
+			  (unsigned long long)p->cfg.epoch);
+		ret = arbiter_claim(p->arb, p->cfg.epoch, p->cfg.node, ARBITER_FOREVER, &winner);
+		/* Refused because this node won a later epoch meanwhile: it runs on all the same. */
+		if (ret != ARBITER_WON && atomic_load(&p->superseded) > p->cfg.epoch)
+			ret = ARBITER_WON;
+	}
 	if (ret == ARBITER_WON) {
 		diag_warn("won the arbiter for epoch %llu: releasing held outputs, running on without a backup",
 			 (unsigned long long)p->cfg.epoch);
@@ -504,6 +518,38 @@ int ft_primary_finish(struct ft_primary *p, enum machine_exit exit, int status)
 			  (unsigned long long)sr->digests, (unsigned long long)sr->with_data,
 			  (unsigned long long)sr->writes_held);
 	return ret;
+}
+
+void ft_primary_supersede(struct ft_primary *p, uint64_t epoch)
+{
+	atomic_store(&p->superseded, epoch);
+}
+
+int ft_primary_release_outputs(struct ft_primary *p, int timeout_ms)
+{
+	uint64_t deadline = time_mono_ns() + (uint64_t)timeout_ms * TIME_NS_PER_MS;
+	if (get_state(p) == FT_STATE_HALTED)
+		return -ECANCELED;
+	int ret = output_rule_drain(p->rule, timeout_ms);
+	if (ret)
+		return get_state(p) == FT_STATE_HALTED ? -ECANCELED : ret;
+	/* Then the backup replays all of the log: it reads the shared disk itself for the reads the
+	 * log holds as digests, and once this VM runs on another host, that host writes there. */
+	uint64_t lsn = atomic_load(&p->last_lsn);
+	icount_t icount = atomic_load(&p->last_icount);
+	for (;;) {
+		enum ft_role_state s = get_state(p);
+		if (s == FT_STATE_ALONE)
+			return 0;
+		if (s == FT_STATE_HALTED)
+			return -ECANCELED;
+		if (s == FT_STATE_PROTECTED && p->ch && channel_acked_lsn(p->ch) >= lsn && channel_peer_caught_up(p->ch) &&
+		    channel_peer_icount(p->ch) >= icount)
+			return 0;
+		if (time_mono_ns() >= deadline)
+			return -ETIMEDOUT;
+		ft_state_wait(&p->fs, s == FT_STATE_PROTECTED ? ~S(PROTECTED) : S(ALONE) | S(HALTED), 1);
+	}
 }
 
 bool ft_primary_wait_alone(struct ft_primary *p, int timeout_ms)

@@ -8,6 +8,7 @@
  * Losing the backup (channel timed out, broke, or the backup closed it after a divergence):
  *   1. keep holding outputs — the vCPU runs on, nothing leaves;
  *   2. claim the arbiter for this pairing's epoch as node 0 (waits while the disk is unreachable);
+ *      none when this node holds a later epoch already (ft_primary_supersede()): it runs on alone;
  *   3. won: open the gate (held outputs leave in order), stop logging, run on alone;
  *   4. lost: the backup is live elsewhere: drop held outputs, halt the VM for good.
  */
@@ -67,6 +68,16 @@ struct vm_world ft_primary_world(struct ft_primary *p);
 /* After machine_run(): log END, let held outputs leave, close the channel in order. */
 int ft_primary_finish(struct ft_primary *p, enum machine_exit exit, int status) FTVM_MUST_CHECK;
 void ft_primary_get_status(struct ft_primary *p, struct ft_status *st);
+/* Any thread, with the vCPU held (a live migration's stop-and-copy): waits up to timeout_ms until
+ * the Output Rule holds nothing, every output of the run so far released once the backup
+ * acknowledged its log (or once this primary went alone), and the backup has replayed all of the
+ * log (it reads a shared disk itself for the reads logged as digests: that must be done before
+ * another host writes there). 0, -ETIMEDOUT, or -ECANCELED (halted). */
+int ft_primary_release_outputs(struct ft_primary *p, int timeout_ms) FTVM_MUST_CHECK;
+/* Any thread: this node won `epoch`, later than the pairing's, in the arbiter (a migration's source
+ * that kept its VM): the pairing is over, no node of it can win a claim again, so losing the
+ * backup from here makes no claim (its epoch is refused, stale) and the primary runs on alone. */
+void ft_primary_supersede(struct ft_primary *p, uint64_t epoch);
 /* Any thread: sleeps until this primary runs alone (it lost its backup and won the arbiter) or
  * timeout_ms pass; whether it is alone. */
 bool ft_primary_wait_alone(struct ft_primary *p, int timeout_ms);

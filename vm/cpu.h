@@ -57,6 +57,10 @@ enum cpu_stop_reason cpu_run(struct cpu *cpu, icount_t limit);
  * page table, so nothing the guest can see changes (a walk would set A/D bits the guest may have
  * cleared, or see a PTE changed without sfence.vma). vCPU thread, between runs of cpu_run(). */
 void cpu_dirty_arm(struct cpu *cpu);
+/* Empties the software TLB (every regime) and forgets the fetch page, as a restore does. Later
+ * accesses walk the page tables again, setting A/D bits: guest-visible, so two harts that must
+ * run alike (an FT pair) flush at the same instruction. vCPU thread, between runs of cpu_run(). */
+void cpu_tlb_flush(struct cpu *cpu);
 /* Makes a running cpu_run() return after the current step (called from device code on the vCPU thread). */
 void cpu_request_stop(struct cpu *cpu);
 

@@ -213,7 +213,6 @@ bool cpu_exec_amo(struct cpu *cpu, uint32_t insn, struct cpu_amo_access *acc);
 bool cpu_fetch_slow(struct cpu *cpu, uint32_t *insn);
 /* Makes the RAM page at host address `page` (virtual page vpage) the fetch page. */
 void cpu_set_code_page(struct cpu *cpu, uint64_t vpage, const uint8_t *page);
-void cpu_tlb_flush(struct cpu *cpu);
 /* Arms every store TLB entry that maps the RAM page at host address host_page (all regimes), as
  * cpu_dirty_arm() does: the next store through one takes the slow path, which reports the write
  * (bus_mark_dirty_host) and re-enables the entry as it was filled, with no page-table walk. */

@@ -117,6 +117,10 @@ struct machine_state {
 /* A state with room for every virtio slot (NULL when out of memory); freed with what it owns. */
 struct machine_state *machine_state_alloc(void);
 void machine_state_free(struct machine_state *s);
+/* The hart's TLB emptied, as machine_restore() leaves it (cpu_tlb_flush()): an FT clone's source
+ * does this at the cut, so it runs on from the same TLB as its new backup, which restored the
+ * state (not during machine_run). */
+void machine_flush_tlb(struct machine *m);
 /* Saves at a slice boundary (not during machine_run). 0 or -ENOMEM. */
 int machine_save(const struct machine *m, struct machine_state *s) FTVM_MUST_CHECK;
 /* Loads a saved state into a machine that has not run; every part is checked before it is used

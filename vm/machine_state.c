@@ -137,6 +137,11 @@ int machine_restore(struct machine *m, const struct machine_state *s, char *err,
 	return 0;
 }
 
+void machine_flush_tlb(struct machine *m)
+{
+	cpu_tlb_flush(m->cpu);
+}
+
 void machine_core_state_io(struct state_io *io, void *state)
 {
 	struct machine_state *s = state;

@@ -2,7 +2,7 @@
 # ft.cli — `ftvm primary` / `ftvm backup` / `ftvm spare` refuse bad options with one clear line and a non-zero
 # exit, before touching the network or the guest: missing required options, a heartbeat not
 # shorter than the timeout, an unknown --log-transport or --disk-mode, a lag bound out of range, an unknown
-# control group, more than 8 spares, a zero clone bandwidth, a missing or unsafe channel key, and the RDMA transport on a machine without an
+# control group, more than 8 spares (also for `ftvm incoming --spare`, which needs --arbiter), a zero clone bandwidth, a missing or unsafe channel key, and the RDMA transport on a machine without an
 # RDMA device (the CI machine; skipped where a device exists). `ftvm keygen` makes a 0600 key, never
 # over an existing file nor through a symlink.
 set -u
@@ -56,6 +56,10 @@ expect 2 "--listen HOST:PORT and --arbiter PATH are required" -- spare --vm cli 
 S=()
 for i in 1 2 3 4 5 6 7 8 9; do S+=(--spare "127.0.0.1:$((9000 + i))"); done
 expect 2 "--spare: at most 8 spares" -- spare --listen 127.0.0.1:0 "${A[@]}" "${S[@]}"
+# An FT node's migration destination: --spare makes `ftvm incoming` one, and needs the arbiter.
+expect 2 "--arbiter PATH is required with --spare" -- incoming --listen 127.0.0.1:0 --vm cli \
+	--channel-key "$work/key" --spare 127.0.0.1:9
+expect 2 "--spare: at most 8 spares" -- incoming --listen 127.0.0.1:0 "${A[@]}" "${S[@]}"
 expect 2 "--clone-bandwidth: '0' is not a number >= 1" -- primary --peer 127.0.0.1:9 "${A[@]}" --spare 127.0.0.1:9 \
 	--clone-bandwidth 0
 if [ -d /sys/class/infiniband ] && [ -n "$(ls -A /sys/class/infiniband 2>/dev/null)" ]; then

@@ -55,6 +55,14 @@ def sanitizer_reports():
     return [(names.get(pid, f"process {pid}"), text[:3000]) for pid, text in sanitizer_check.reports()]
 
 
+def sanitizer_verdict():
+    """A test's exit status at its end: 1 with each report printed when a sanitizer reported, else 0."""
+    reports = sanitizer_reports()
+    for name, report in reports:
+        print(f"FAILED: a sanitizer report from {name}:\n{report}", file=sys.stderr)
+    return 1 if reports else 0
+
+
 def ftvm_binary():
     return os.environ.get("FTVM", os.path.join(ROOT, "build", "cmd", "ftvm"))
 
@@ -146,7 +154,7 @@ class Node:
 
 class Lab:
     def __init__(self, prefix, workdir, disk_mib=64, timeout_ms=500, extra_run=None, extra_backup=None,
-                 disk_mode="shared", workload=None, extra_primary=None):
+                 disk_mode="shared", workload=None, extra_primary=None, hosts=2):
         self.prefix, self.workdir = prefix, workdir
         self.disk_mode = disk_mode
         self.workload = workload or "ftvm.workload=kvd"
@@ -165,7 +173,8 @@ class Lab:
         for path in set(self.disks.values()):
             with open(path, "wb") as f:
                 f.truncate(disk_mib << 20)
-        self.sh([os.path.join(ROOT, "scripts", "ft-topology"), "up", prefix])
+        # hosts=3: a host C (PREFIX-c) besides A and B, with logging links to both (ft-topology up3).
+        self.sh([os.path.join(ROOT, "scripts", "ft-topology"), "up3" if hosts == 3 else "up", prefix])
         self.sh([ftvm_binary(), "arbiter", "init", self.arbiter, "--vm", self.vm_name(), "--force"])
         if os.path.exists(self.key):
             os.unlink(self.key)

@@ -18,7 +18,7 @@ Scenarios:
           destination's disk, booted afresh, serves every acknowledged write; then, idle, once
           more: the destination's disk equals the source's, byte for byte, at the hand-over; a destination whose replica
           is smaller is refused before any page, naming the disk, and the source runs on.
-  faults  an FT node refuses to migrate, saying why; failures before the hand-over leave the
+  faults  an FT backup refuses to migrate, saying why; failures before the hand-over leave the
           source running: --transport rdma without an RDMA device, the destination killed
           mid-stream, the link cut mid-stream, a destination built with another configuration
           (refused, naming the difference), a stranger sending a corrupt stream to a destination
@@ -381,7 +381,7 @@ def failed_migration(lab, what, extra=(), during=None):
 
 
 def scenario_faults(lab, workdir):
-    # An FT node refuses, saying why (a pair moves by failover).
+    # An FT backup refuses, saying why (its primary migrates, or the pair moves by failover).
     lab.start_backup()
     out = subprocess.run([ftlab.ftvm_binary(), "migrate", "--control", os.path.join(workdir, "backup.sock"),
                           "--to", f"{HOST_IP['a']}:{PORT}", "--channel-key", lab.key],
