@@ -45,17 +45,20 @@ static void usage(FILE *out)
 		     "  --listen HOST:PORT  where the source connects\n"
 		     "  --channel-key FILE  the key the source uses (ftvm keygen); the stream runs inside TLS\n"
 		     "  --arbiter PATH      the VM's arbiter area (the source's): the VM runs here only once it\n"
-		     "                      won the hand-over's epoch there (docs/migration.md)\n");
+		     "                      won the hand-over's epoch there (docs/migration.md)\n"
+		     "  --transport T       tcp (default) or rdma (RDMA verbs); the source must use the same\n");
 	control_options_help(out);
 	fprintf(out, "\noptions:\n");
 	run_options_help(out);
 }
 
 struct incoming_cmd {
-	const char *listen, *key_path, *arbiter;
+	const char *listen, *key_path, *arbiter, *transport;
 	struct channel_key key;
 	struct control_options co;
 	struct vm_control vc;
+	struct mig_frames_receiver *frames;  /* the guest's frames the source forwards after HANDOVER */
+	struct machine_state *scratch;       /* the final state's, freed once the VM runs (not in its pause) */
 };
 
 static int incoming_options(void *self, int *argc, char **argv, bool *help, char *err, size_t errlen)
@@ -66,7 +69,8 @@ static int incoming_options(void *self, int *argc, char **argv, bool *help, char
 	for (int i = 1; i < *argc;) {
 		const char **slot = !strcmp(argv[i], "--listen") ? &in->listen
 				    : !strcmp(argv[i], "--channel-key") ? &in->key_path
-				    : !strcmp(argv[i], "--arbiter") ? &in->arbiter : NULL;
+				    : !strcmp(argv[i], "--arbiter") ? &in->arbiter
+				    : !strcmp(argv[i], "--transport") ? &in->transport : NULL;
 		if (slot) {
 			if (i + 1 >= *argc) {
 				snprintf(err, errlen, "%s needs a value", argv[i]);
@@ -93,6 +97,10 @@ static int incoming_check(void *self, struct vm_command *c, bool *done, char *er
 		snprintf(err, errlen, "--listen HOST:PORT and --channel-key FILE are required");
 		return -EINVAL;
 	}
+	if (in->transport && strcmp(in->transport, "tcp") && strcmp(in->transport, "rdma")) {
+		snprintf(err, errlen, "--transport: \"%s\" is neither tcp nor rdma", in->transport);
+		return -EINVAL;
+	}
 	struct channel_err cerr = { 0 };
 	if (channel_key_load(in->key_path, &in->key, &cerr)) {
 		snprintf(err, errlen, "%s", cerr.msg);
@@ -110,16 +118,31 @@ static void listening(void *ctx, unsigned port)
 		port);
 }
 
+/* What the migration leaves behind the running VM: the receiver of forwarded frames, the scratch
+ * the final state was decoded in (freed here, not in the guest's pause). */
+static void release_stream(void *ctx)
+{
+	struct incoming_cmd *in = ctx;
+	mig_frames_receiver_stop(in->frames);
+	in->frames = NULL;
+	machine_state_free(in->scratch);
+	in->scratch = NULL;
+}
+
 /* Receives the VM; once handed over, the live world takes it over as at FT go-live. */
 static int incoming_start(void *self, struct vm_command *c, char *err, size_t errlen)
 {
 	struct incoming_cmd *in = self;
-	struct mig_dest_config cfg = { .listen = in->listen, .key = &in->key, .vm_id = in->co.vm,
+	bool rdma = in->transport && !strcmp(in->transport, "rdma");
+	struct mig_dest_config cfg = { .listen = in->listen, .transport = rdma ? CHANNEL_RDMA : CHANNEL_TCP,
+				       .key = &in->key, .vm_id = in->co.vm,
 				       .storage = MIG_STORAGE_EITHER, .arbiter = in->arbiter, .world = c->world,
-				       .listening = listening, .ctx = in };
+				       .listening = listening, .ctx = in, .frames = &in->frames,
+				       .scratch = in->scratch = machine_state_alloc() };
 	struct mig_dest_result res;
 	char why[1024];
 	if (mig_dest_receive(&cfg, c->m, &res, why, sizeof(why))) {
+		release_stream(in);
 		snprintf(err, errlen, "%s%s", why,
 			 res.phase == MIG_PHASE_COMPLETE && !res.arbiter ? " (the whole state had arrived, but no hand-over: the "
 							   "source decides; nothing runs here)" : "");
@@ -140,9 +163,12 @@ static int incoming_start(void *self, struct vm_command *c, char *err, size_t er
 		(unsigned long long)res.bytes, reissued, c->opts.nnics);
 	int ret = vm_control_init(&in->vc, "incoming", c, NULL, NULL);
 	if (ret) {
+		release_stream(in);
 		snprintf(err, errlen, "cannot start: %s", strerror(-ret));
 		return FTVM_EXIT_FAILURE;
 	}
+	in->vc.run_ended = release_stream;
+	in->vc.run_ended_ctx = in;
 	in->vc.extra = &vm_migrate_command;
 	in->vc.nextra = 1;
 	if (res.arbiter)
@@ -161,6 +187,7 @@ static int incoming_run(void *self, struct vm_command *c, char *err, size_t errl
 static void incoming_stop(void *self)
 {
 	struct incoming_cmd *in = self;
+	release_stream(in);
 	vm_control_destroy(&in->vc);
 }
 

@@ -1,6 +1,6 @@
 /*
  * cmd_migrate.c — `ftvm migrate --to HOST:PORT --channel-key FILE [--vm NAME] [--role R |
- * --control PATH] [--downtime-ms MS] [--bandwidth MBIT] [--max-rounds N]`: asks a running VM's
+ * --control PATH] [--downtime-ms MS] [--bandwidth MBIT] [--max-rounds N] [--transport T]`: asks a running VM's
  * control socket to live-migrate it to an `ftvm incoming` (docs/migration.md), then follows the
  * job in the node's status, printing a progress line, and the outcome.
  *
@@ -25,7 +25,8 @@
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: ftvm migrate --to HOST:PORT --channel-key FILE [--vm NAME] [--role ROLE | --control PATH]\n"
-		     "                    [--downtime-ms MS] [--bandwidth MBIT] [--max-rounds N] [--copy-storage]\n\n"
+		     "                    [--downtime-ms MS] [--bandwidth MBIT] [--max-rounds N] [--copy-storage]\n"
+		     "                    [--transport tcp|rdma]\n\n"
 		     "Live-migrates a running VM (ftvm run, or ftvm incoming after its own migration) to an\n"
 		     "`ftvm incoming --listen HOST:PORT` on another host: pre-copy of its memory while it runs,\n"
 		     "then a stop-and-copy within the downtime target; the VM stays here if anything fails first.\n\n"
@@ -38,7 +39,9 @@ static void usage(FILE *out)
 		     "  --bandwidth MBIT    cap on the link's use, Mbit/s (default: none)\n"
 		     "  --max-rounds N      give up after N rounds of dirty pages (default 30)\n"
 		     "  --copy-storage      copy the disks too, into the destination's own --disk replicas\n"
-		     "                      (default: both hosts see the same disk)\n");
+		     "                      (default: both hosts see the same disk)\n"
+		     "  --transport T       tcp (default) or rdma: the stream over RDMA verbs (an RC queue pair\n"
+		     "                      after the TLS handshake); the destination must use the same\n");
 }
 
 /* The job object of the node's status, or NULL (socket gone: *gone). Caller frees the answer. */
@@ -64,16 +67,18 @@ static long long member(json_t *o, const char *name)
 static void print_summary(json_t *m)
 {
 	fprintf(stderr, "ftvm migrate: done: %lld round(s), %.1f MiB of RAM sent of %.1f MiB, %.1f MiB of disk of "
-			"%.1f MiB, %.1f MiB on the wire, downtime %lld ms, total %lld ms\n",
+			"%.1f MiB, %.1f MiB on the wire, downtime %lld ms, total %lld ms; held %.2f ms until the "
+			"destination confirmed, %.2f ms until the state was sent; %lld frame(s) forwarded\n",
 		member(m, "iteration") + 1, member(m, "memory_processed") / 1048576.0,
 		member(m, "memory_total") / 1048576.0, member(m, "disk_processed") / 1048576.0,
 		member(m, "disk_total") / 1048576.0, member(m, "data_transferred") / 1048576.0,
-		member(m, "downtime_ms"), member(m, "time_elapsed_ms"));
+		member(m, "downtime_ms"), member(m, "time_elapsed_ms"), member(m, "downtime_us") / 1000.0,
+		member(m, "downtime_sent_us") / 1000.0, member(m, "frames_forwarded"));
 }
 
 int cmd_migrate_main(int argc, char **argv)
 {
-	const char *vm = "ftvm", *role = "run", *path = NULL, *to = NULL, *key = NULL;
+	const char *vm = "ftvm", *role = "run", *path = NULL, *to = NULL, *key = NULL, *transport = NULL;
 	uint64_t downtime = 0, bandwidth = 0, rounds = 0;
 	char buf[256], err[512];
 	bool copy_storage = false;
@@ -101,6 +106,10 @@ int cmd_migrate_main(int argc, char **argv)
 			to = v;
 		else if (!strcmp(o, "--channel-key"))
 			key = v;
+		else if (!strcmp(o, "--transport")) {
+			transport = v;
+			bad = strcmp(v, "tcp") && strcmp(v, "rdma");
+		}
 		else if (!strcmp(o, "--downtime-ms"))
 			bad = parse_u64(v, 1, 60000, &downtime);
 		else if (!strcmp(o, "--bandwidth"))
@@ -136,6 +145,8 @@ int cmd_migrate_main(int argc, char **argv)
 		json_object_set_new(req, "max_rounds", json_integer((json_int_t)rounds));
 	if (req && copy_storage)
 		json_object_set_new(req, "copy_storage", json_true());
+	if (req && transport)
+		json_object_set_new(req, "transport", json_string(transport));
 	char *line = req ? control_request_json(path, req, err, sizeof(err)) : NULL;
 	json_decref(req);
 	if (!line) {

@@ -86,6 +86,7 @@ static int primary_start(void *self, struct vm_command *c, char *err, size_t err
 		.vm_name = fo->co.vm, .vm_id = pair_id, .epoch = fo->epoch, .peer = fo->peer, .arbiter = fo->arbiter, .node = 0,
 		.timeout_ms = fo->timeout_ms, .heartbeat_ms = fo->heartbeat_ms, .max_lag_ms = (unsigned)fo->max_lag_ms,
 		.rdma = fo->rdma, .replicated_disks = !fo->disk_shared, .key = &pc->key,
+		.disks = fo->disk_shared ? NULL : c->world,
 	};
 	if (ft_primary_create(&cfg, c->m, world_live_world(c->world), &pc->p, err, errlen) ||
 	    ft_primary_connect(pc->p, err, errlen))

@@ -76,6 +76,7 @@ static struct ft_primary_config primary_config(struct ft_node *n, uint64_t epoch
 		.vm_name = fo->co.vm, .vm_id = n->vm_id, .epoch = epoch, .peer = peer, .arbiter = fo->arbiter,
 		.node = 0, .timeout_ms = fo->timeout_ms, .heartbeat_ms = fo->heartbeat_ms,
 		.max_lag_ms = (unsigned)fo->max_lag_ms, .rdma = false, .replicated_disks = !fo->disk_shared, .key = n->key,
+		.disks = fo->disk_shared ? NULL : n->c->world,
 	};
 }
 
@@ -191,16 +192,16 @@ static bool alone_locked(struct ft_node *n)
 	return true;
 }
 
-/* One try to `spare` (a resync or a full copy): 0 once the live world is cut, -EPERM when the spare
- * refused a resync. */
-static int clone_try(struct ft_node *n, const char *spare, bool resync)
+/* One try to `spare` (a resync, with the blocks a refusal named as `repair`, or a full copy): 0
+ * once the live world is cut, -EPERM when the spare refused a resync. */
+static int clone_try(struct ft_node *n, const char *spare, bool resync, const char *repair)
 {
 	struct clone_ctx t = { .n = n, .spare = spare };
 	struct mig_source_config cfg = {
 		.m = n->c->m, .world = n->c->world, .to = spare, .key = n->key, .vm_id = n->fo.co.vm,
 		.epoch = n->epoch + 2, .bandwidth_mbit = n->fo.clone_bandwidth_mbit, .clone = true,
 		.copy_storage = !n->fo.disk_shared && world_live_ndisks(n->c->world) > 0,
-		.resync = resync, .resync_epoch = n->epoch,
+		.resync = resync, .resync_epoch = n->epoch, .resync_repair = repair,
 		.commit = begin_pairing, .cut_ready = log_up, .commit_ctx = &t,
 	};
 	pthread_mutex_lock(&n->lock);
@@ -228,25 +229,60 @@ static int clone_try(struct ft_node *n, const char *spare, bool resync)
 	return ret;
 }
 
+static bool stopping(struct ft_node *n)
+{
+	pthread_mutex_lock(&n->lock);
+	bool stop = n->stop;
+	pthread_mutex_unlock(&n->lock);
+	return stop;
+}
+
+/* The try that follows a refusal: the spare listens again once it has dropped the refused
+ * stream, which takes it a moment, so a refused connection is tried again for a few seconds. */
+#define RETRY_CONNECT_TRIES 30u
+#define RETRY_CONNECT_MS 100u
+
+static int clone_again(struct ft_node *n, const char *spare, bool resync, const char *repair)
+{
+	int ret = clone_try(n, spare, resync, repair);
+	for (unsigned i = 0; ret == -ECONNREFUSED && i < RETRY_CONNECT_TRIES; i++) {
+		pthread_mutex_lock(&n->lock);
+		nap_locked(n, RETRY_CONNECT_MS);
+		bool stop = n->stop;
+		pthread_mutex_unlock(&n->lock);
+		if (stop)
+			break;
+		ret = clone_try(n, spare, resync, repair);
+	}
+	return ret;
+}
+
 /*
  * One clone to `spare`: 0 once the live world is cut (the vCPU thread goes on from there). With
- * replicated disks a resync comes first (docs/disks.md, Resync): a spare whose replica is not
- * this pairing's, or differs outside the blocks written since, refuses it, and a full copy
- * follows at once (a resync that broke otherwise is tried again with the next clone).
+ * replicated disks a resync comes first (docs/disks.md, Resync). A spare whose replica differs in
+ * a few blocks the source did not write names them: a second resync sends them as data (and
+ * compares every other block again). A spare whose replica is not this pairing's, or differs in
+ * more, refuses, and a full copy follows at once (a resync that broke otherwise is tried again
+ * with the next clone).
  */
 static int clone_to(struct ft_node *n, const char *spare)
 {
 	bool resync = !n->fo.disk_shared && world_live_ndisks(n->c->world) > 0;
-	int ret = clone_try(n, spare, resync);
-	pthread_mutex_lock(&n->lock);
-	bool stop = n->stop;
-	pthread_mutex_unlock(&n->lock);
-	if (ret == -EPERM && !stop) {
-		struct mig_stats ms;
+	int ret = clone_try(n, spare, resync, NULL);
+	struct mig_stats ms;
+	if (ret == -EPERM && !stopping(n)) {
+		mig_job_get_stats(&n->job, &ms);
+		if (strstr(ms.error, "repair=")) {
+			diag_warn("FT clone to %s: the spare refused the resync (%s); resyncing again with those blocks",
+				  spare, ms.error);
+			ret = clone_again(n, spare, true, ms.error);
+		}
+	}
+	if (ret == -EPERM && !stopping(n)) {
 		mig_job_get_stats(&n->job, &ms);
 		diag_warn("FT clone to %s: the spare refused the resync (%s); copying the whole replica", spare,
 			  ms.error);
-		ret = clone_try(n, spare, false);
+		ret = clone_again(n, spare, false, NULL);
 	}
 	return ret;
 }

@@ -276,6 +276,8 @@ int vm_control_run_live(struct vm_control *vc, char *err, size_t errlen)
 		if (ret)
 			return ret;
 	}
+	if (vc->run_ended)
+		vc->run_ended(vc->run_ended_ctx);
 	/* A job (a migration) uses the machine and the live world under the lock: let it end before
 	 * the world goes away (a guest that powered off meanwhile is migrated powered off). */
 	vm_control_lock(vc);

@@ -35,6 +35,9 @@ struct vm_control {
 	/* The VM's arbiter area, where a migration records its hand-over (path NULL: none); set by
 	 * the role before vm_control_start(), then read and moved on by the migrate job only. */
 	struct mig_arbiter arbiter;
+	/* Called once the machine's run ended, before the live world goes (may be NULL). */
+	void (*run_ended)(void *ctx);
+	void *run_ended_ctx;
 	bool inited;
 };
 

@@ -26,6 +26,7 @@ struct migrate_arg {
 	unsigned downtime_ms, max_rounds;
 	uint64_t bandwidth_mbit;
 	bool copy_storage;
+	enum channel_transport transport;
 };
 
 /* An integer member in [lo, hi], or def when absent. */
@@ -49,6 +50,7 @@ static int migrate_handler(void *ctx, const json_t *req, json_t *answer, void **
 	struct vm_control *vc = ctx;
 	const json_t *to = json_object_get(req, "to"), *key = json_object_get(req, "channel_key");
 	const json_t *copy = json_object_get(req, "copy_storage");
+	const json_t *transport = json_object_get(req, "transport");
 	long long downtime, bw, rounds;
 	(void)answer;
 	if (vc->ft_status) {
@@ -71,6 +73,11 @@ static int migrate_handler(void *ctx, const json_t *req, json_t *answer, void **
 		snprintf(err, errlen, "\"copy_storage\" must be true or false");
 		return -EINVAL;
 	}
+	bool rdma = transport && json_is_string(transport) && !strcmp(json_string_value(transport), "rdma");
+	if (transport && !rdma && !(json_is_string(transport) && !strcmp(json_string_value(transport), "tcp"))) {
+		snprintf(err, errlen, "\"transport\" must be \"tcp\" or \"rdma\"");
+		return -EINVAL;
+	}
 	if (int_member(req, "downtime_ms", 1, MIGRATE_MAX_DOWNTIME_MS, MIG_DEFAULT_DOWNTIME_MS, &downtime, err, errlen) ||
 	    int_member(req, "bandwidth_mbit", 0, MIGRATE_MAX_BANDWIDTH_MBIT, 0, &bw, err, errlen) ||
 	    int_member(req, "max_rounds", 2, MIG_MAX_ROUNDS, MIG_DEFAULT_MAX_ROUNDS, &rounds, err, errlen))
@@ -85,6 +92,7 @@ static int migrate_handler(void *ctx, const json_t *req, json_t *answer, void **
 	a->bandwidth_mbit = (uint64_t)bw;
 	a->max_rounds = (unsigned)rounds;
 	a->copy_storage = json_is_true(copy);
+	a->transport = rdma ? CHANNEL_RDMA : CHANNEL_TCP;
 	struct channel_err cerr = { 0 };
 	int ret = channel_key_load(json_string_value(key), &a->key, &cerr);
 	if (ret) {
@@ -98,7 +106,8 @@ static int migrate_handler(void *ctx, const json_t *req, json_t *answer, void **
 
 static json_t *stats_json(const struct mig_stats *s)
 {
-	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "phase", s->phase,
+	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			 "phase", s->phase,
 			 "iteration", (json_int_t)s->iteration, "memory_total", (json_int_t)s->memory_total,
 			 "memory_processed", (json_int_t)s->memory_processed, "memory_remaining",
 			 (json_int_t)s->memory_remaining, "memory_dirty_rate", (json_int_t)s->dirty_rate,
@@ -107,7 +116,9 @@ static json_t *stats_json(const struct mig_stats *s)
 			 (json_int_t)s->downtime_ms, "time_elapsed_ms", (json_int_t)s->total_time_ms,
 			 "throttle_pct", (json_int_t)s->throttle_pct, "disk_total", (json_int_t)s->disk_total,
 			 "disk_processed", (json_int_t)s->disk_processed, "disk_remaining", (json_int_t)s->disk_remaining,
-			 "arbiter_epoch", (json_int_t)s->arbiter_epoch);
+			 "arbiter_epoch", (json_int_t)s->arbiter_epoch, "frames_forwarded", (json_int_t)s->frames_forwarded,
+			 "frames_dropped", (json_int_t)s->frames_dropped, "downtime_us", (json_int_t)s->downtime_us,
+			 "downtime_sent_us", (json_int_t)s->downtime_sent_us);
 }
 
 static void publish(struct control_job *job, const struct mig_stats *s)
@@ -133,7 +144,8 @@ static int migrate_job(void *ctx, void *arg, struct control_job *job, char *err,
 	}
 	pthread_rwlock_rdlock(&vc->lock);
 	struct mig_source_config cfg = {
-		.m = vc->c->m, .world = vc->c->world, .to = a->to, .key = &a->key, .vm_id = vc->vm_name,
+		.m = vc->c->m, .world = vc->c->world, .to = a->to, .transport = a->transport, .key = &a->key,
+		.vm_id = vc->vm_name,
 		.epoch = 0, .downtime_ms = a->downtime_ms, .bandwidth_mbit = a->bandwidth_mbit,
 		.max_rounds = a->max_rounds, .copy_storage = a->copy_storage, .arbiter = vc->arbiter,
 	};

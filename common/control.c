@@ -15,11 +15,10 @@
  * starts jobs, so "is one running" and "start one" cannot race; the previous job's thread, already
  * finished, is joined before the next starts, and control_stop() cancels and joins the last.
  *
- * Slow commands: the server thread gives the request (a private copy) to a free slot of srv->slow
- * and starts the slot's thread; the client is parked (not polled, no deadline). The thread runs the
- * handler, leaves the answer line in its slot under job_lock and wakes the server through wake_fd;
- * the server thread joins it, hands the answer to its client and frees the slot. Only the server
- * thread starts, joins and frees slots, so choosing a free one cannot race.
+ * Slow commands run on util/worker_slots.h's threads: the server thread gives the request (a
+ * private copy) to a free slot, whose thread runs the handler and leaves the answer line in
+ * srv->slow[i]; the client is parked meanwhile (not polled, no deadline). Once the slot's thread
+ * ended and was joined, the server thread hands the answer to its client.
  */
 #define DIAG_MODULE "control"
 #include "common/control.h"
@@ -46,6 +45,7 @@
 #include "util/parse.h"
 #include "util/diag.h"
 #include "util/time.h"
+#include "util/worker_slots.h"
 
 #define SUN_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
 #define LISTEN_BACKLOG 128
@@ -62,16 +62,13 @@ struct control_client {
 	bool parked;                /* a slow request of its own is being answered */
 };
 
-/* A slow request being answered; `done` and `answer` under the server's job_lock. */
+/* A slow request being answered: the slot thread's until it ended, then the server thread's. */
 struct control_slow {
 	struct control_server *srv;
 	const struct control_command *cmd;
 	json_t *req;                /* the slot thread's own copy */
 	uid_t uid;                  /* the client's */
 	struct control_client *client;
-	bool live;                  /* a thread to join (server thread only) */
-	pthread_t thread;
-	bool done;
 	char *answer;               /* the answer (no newline), NULL: out of memory */
 };
 
@@ -111,9 +108,11 @@ struct control_server {
 	size_t ncommands;
 	size_t max_request;         /* bytes of one request line, newline included */
 	pthread_t thread;
-	pthread_mutex_t job_lock;   /* the job, and the slow slots' done and answer */
+	pthread_mutex_t job_lock;   /* the job */
 	struct control_job job;
-	struct control_slow slow[CONTROL_SLOW_MAX];
+	struct worker_slots workers;
+	struct worker_slot worker[CONTROL_SLOW_MAX];
+	struct control_slow slow[CONTROL_SLOW_MAX];   /* indexed like worker[] */
 	/* Log-rate estimate between two status requests (the first one: since the server started). */
 	uint64_t prev_bytes;
 	double prev_time;
@@ -373,44 +372,34 @@ static char *handler_answer(struct control_server *srv, const struct control_com
 	return dump_answer(o);
 }
 
-static void *slow_main(void *arg)
+static void slow_run(void *arg)
 {
 	struct control_slow *s = arg;
 	current_peer_uid = s->uid;
-	char *out = handler_answer(s->srv, s->cmd, s->req);
-	uint64_t one = 1;
-	pthread_mutex_lock(&s->srv->job_lock);
-	s->answer = out;
-	s->done = true;
-	pthread_mutex_unlock(&s->srv->job_lock);
-	(void)!write(s->srv->wake_fd, &one, sizeof(one));
-	return NULL;
+	s->answer = handler_answer(s->srv, s->cmd, s->req);
 }
 
 /* Starts a slow command for client c: NULL with c parked, or an error answer (busy, or no thread). */
 static char *slow_start(struct control_server *srv, struct control_client *c, const struct control_command *cmd,
 			const json_t *req)
 {
-	struct control_slow *s = NULL;
+	int slot = worker_slots_free(&srv->workers);
 	char msg[160];
-	for (size_t i = 0; i < CONTROL_SLOW_MAX && !s; i++)
-		if (!srv->slow[i].live)
-			s = &srv->slow[i];
-	if (!s) {
+	if (slot < 0) {
 		snprintf(msg, sizeof(msg), "busy: %d slow requests are being answered already, try again",
 			 CONTROL_SLOW_MAX);
 		json_t *o = json_pack("{s:b, s:s, s:b}", "ok", 0, "error", msg, "busy", 1);
 		return dump_answer(o);
 	}
+	struct control_slow *s = &srv->slow[slot];
 	*s = (struct control_slow){ .srv = srv, .cmd = cmd, .req = json_deep_copy(req), .uid = c->uid, .client = c };
-	int ret = s->req ? pthread_create(&s->thread, NULL, slow_main, s) : ENOMEM;
+	int ret = s->req ? worker_slots_start(&srv->workers, (size_t)slot, slow_run, s) : ENOMEM;
 	if (ret) {
 		json_decref(s->req);
 		s->req = NULL;
 		snprintf(msg, sizeof(msg), "cannot answer %s now: %s", cmd->name, strerror(ret));
 		return error_json(msg);
 	}
-	s->live = true;
 	c->parked = true;
 	return NULL;
 }
@@ -653,33 +642,32 @@ static void accept_clients(struct control_server *srv)
 	}
 }
 
-/* Hands each ended slow request's answer to its client (the server thread). */
-static void slow_collect(struct control_server *srv)
+/* Hands an ended slow request's answer to its client (the server thread). */
+static void slow_finish(void *owner, size_t slot)
 {
-	for (size_t i = 0; i < CONTROL_SLOW_MAX; i++) {
-		struct control_slow *s = &srv->slow[i];
-		if (!s->live)
-			continue;
-		pthread_mutex_lock(&srv->job_lock);
-		bool done = s->done;
-		char *out = s->answer;
-		s->answer = NULL;
-		pthread_mutex_unlock(&srv->job_lock);
-		if (!done)
-			continue;
-		pthread_join(s->thread, NULL);
-		json_decref(s->req);
-		s->req = NULL;
-		s->live = false;
-		struct control_client *c = s->client;
-		c->parked = false;
-		c->deadline_ms = time_mono_ms() + CONTROL_REQUEST_TIMEOUT_MS;
-		int ret = client_send(c, out);
-		if (ret == 0 && !c->out)
-			ret = client_answer(srv, c);   /* requests it sent meanwhile */
-		if (ret < 0 && c->fd >= 0)
-			client_drop(c);
-	}
+	struct control_server *srv = owner;
+	struct control_slow *s = &srv->slow[slot];
+	char *out = s->answer;
+
+	s->answer = NULL;
+	json_decref(s->req);
+	s->req = NULL;
+	struct control_client *c = s->client;
+	c->parked = false;
+	c->deadline_ms = time_mono_ms() + CONTROL_REQUEST_TIMEOUT_MS;
+	int ret = client_send(c, out);
+	if (ret == 0 && !c->out)
+		ret = client_answer(srv, c);   /* requests it sent meanwhile */
+	if (ret < 0 && c->fd >= 0)
+		client_drop(c);
+}
+
+/* After control_main ended: the answer has no client to go to. */
+static void slow_discard(void *owner, size_t slot)
+{
+	struct control_server *srv = owner;
+	json_decref(srv->slow[slot].req);
+	free(srv->slow[slot].answer);
 }
 
 static void *control_main(void *arg)
@@ -715,7 +703,7 @@ static void *control_main(void *arg)
 			(void)!read(srv->wake_fd, &count, sizeof(count));
 			if (atomic_load(&srv->stopping))
 				break;
-			slow_collect(srv);
+			worker_slots_collect(&srv->workers, slow_finish, srv);
 		}
 		for (size_t i = 2; i < n; i++) {
 			struct control_client *c = polled[i - 2];
@@ -855,6 +843,7 @@ int control_start(const struct control_config *cfg, struct control_server **out,
 		snprintf(err, errlen, "cannot start the control socket: %s", strerror(errno));
 		goto out_free;
 	}
+	worker_slots_init(&srv->workers, srv->worker, CONTROL_SLOW_MAX, srv->wake_fd);
 	ret = listen_private(srv, err, errlen);
 	if (ret < 0)
 		goto out_wake;
@@ -869,6 +858,7 @@ out_listen:
 	close(srv->fd);
 	unlink(srv->path);
 out_wake:
+	worker_slots_destroy(&srv->workers);
 	close(srv->wake_fd);
 out_free:
 	pthread_mutex_destroy(&srv->job_lock);
@@ -902,13 +892,8 @@ void control_stop(struct control_server *srv)
 	(void)!write(srv->wake_fd, &one, sizeof(one));
 	pthread_join(srv->thread, NULL);
 	/* Slow handlers may use the node too: each bounds its own wait. */
-	for (size_t i = 0; i < CONTROL_SLOW_MAX; i++) {
-		if (!srv->slow[i].live)
-			continue;
-		pthread_join(srv->slow[i].thread, NULL);
-		json_decref(srv->slow[i].req);
-		free(srv->slow[i].answer);
-	}
+	worker_slots_join_all(&srv->workers, slow_discard, srv);
+	worker_slots_destroy(&srv->workers);
 	/* No new job can start now; the running one is asked to end and waited for, since it may use
 	 * the machine its node is about to destroy. */
 	atomic_store(&srv->job.cancel, true);

@@ -9,14 +9,14 @@
  * them: the table's subscription queues them (quick, under a lock, never blocking the table) and
  * wakes the server thread through an eventfd, which sends them in order.
  *
- * Slow calls (virt_proc.slow: those that ask a VM's process) run off the server thread: it decodes
- * the arguments and hands them, with a copy of the connection's state, to a free slot of v->slow,
- * whose thread runs the procedure and encodes the reply into the slot's own scratch client. The
- * caller's client is parked meanwhile (its next call is not read, so its replies stay in call
- * order; events and other clients are served as usual). The slot's thread marks it done under
- * v->lock and wakes the server thread through the eventfd, which appends the reply to the client
- * (if it is still the same connection: clients are numbered) and frees the slot. Past
- * VIRT_SLOW_MAX slow calls at once a call is refused at once with VIR_ERR_RESOURCE_BUSY.
+ * Slow calls (virt_proc.slow: those that ask a VM's process) run off the server thread, on
+ * util/worker_slots.h's threads: the server thread decodes the arguments and hands them, with a
+ * copy of the connection's state, to a free slot, whose thread runs the procedure and encodes the
+ * reply into v->slow[i]'s own scratch client. The caller's client is parked meanwhile (its next
+ * call is not read, so its replies stay in call order; events and other clients are served as
+ * usual). Once the slot's thread ended and was joined, the server thread appends the reply to the
+ * client (if it is still the same connection: clients are numbered). Past VIRT_SLOW_MAX slow calls
+ * at once a call is refused at once with VIR_ERR_RESOURCE_BUSY.
  */
 #define DIAG_MODULE "ftvmd"
 #include "daemon/virt_rpc.h"
@@ -41,6 +41,7 @@
 #include "daemon/vmtab.h"
 #include "util/diag.h"
 #include "util/time.h"
+#include "util/worker_slots.h"
 
 #define HEADER_BYTES 24
 #define LEN_BYTES 4
@@ -61,7 +62,7 @@ struct client {
 	struct virt_conn conn;
 };
 
-/* A slow call being answered; `done` under v->lock, the rest the server thread's until started. */
+/* A slow call being answered: the slot thread's until it ended, then the server thread's. */
 struct slow_call {
 	struct virt_rpc *v;
 	const struct virt_proc *p;
@@ -70,9 +71,7 @@ struct slow_call {
 	struct client reply;        /* scratch: the connection's state copied in, the reply queued out */
 	struct client *client;
 	uint64_t serial;            /* client's, when the call was read */
-	bool live;                  /* a thread to join (server thread only) */
-	pthread_t thread;
-	bool done, ok;
+	bool ok;
 };
 
 struct event_rec {
@@ -87,14 +86,16 @@ struct virt_rpc {
 	pthread_t thread;
 	bool running;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	pthread_mutex_t lock;        /* stop, the event queue and the slow calls' done; the clients are the server thread's */
+	pthread_mutex_t lock;        /* stop and the event queue; the clients are the server thread's */
 	bool stop;
 	struct event_rec queue[EVENT_QUEUE];
 	size_t q_head, q_len;
 	uint64_t q_lost;
 	struct client clients[VIRT_MAX_CLIENTS];
 	uint64_t next_serial;
-	struct slow_call slow[VIRT_SLOW_MAX];
+	struct worker_slots workers;
+	struct worker_slot worker[VIRT_SLOW_MAX];
+	struct slow_call slow[VIRT_SLOW_MAX];   /* indexed like worker[] */
 };
 
 /* ---- sending ---- */
@@ -200,18 +201,10 @@ static bool call_answer(struct client *c, const struct virt_proc *p, const virNe
 	return ok;
 }
 
-static void *slow_main(void *arg)
+static void slow_run(void *arg)
 {
 	struct slow_call *s = arg;
-	bool ok = call_answer(&s->reply, s->p, &s->h, s->args);
-	uint64_t one = 1;
-	pthread_mutex_lock(&s->v->lock);
-	s->ok = ok;
-	s->done = true;
-	pthread_mutex_unlock(&s->v->lock);
-	if (write(s->v->wake_fd, &one, sizeof(one)) < 0)
-		diag_warn("libvirt server wake-up: %s", strerror(errno));
-	return NULL;
+	s->ok = call_answer(&s->reply, s->p, &s->h, s->args);
 }
 
 /* Starts slow procedure p for client c with its decoded args (taken): c is parked, or the call is
@@ -219,11 +212,8 @@ static void *slow_main(void *arg)
 static bool slow_start(struct virt_rpc *v, struct client *c, const struct virt_proc *p, const virNetMessageHeader *h,
 		       void *args)
 {
-	struct slow_call *s = NULL;
-	for (size_t i = 0; i < VIRT_SLOW_MAX && !s; i++)
-		if (!v->slow[i].live)
-			s = &v->slow[i];
-	if (!s) {
+	int slot = worker_slots_free(&v->workers);
+	if (slot < 0) {
 		char msg[128];
 		xdr_free(p->args_xdr, args);
 		free(args);
@@ -231,9 +221,10 @@ static bool slow_start(struct virt_rpc *v, struct client *c, const struct virt_p
 		DIAG_RATELIMITED(DIAG_WARN, "libvirt client: %s", msg);
 		return queue_error(c, h, VIR_ERR_RESOURCE_BUSY, msg);
 	}
+	struct slow_call *s = &v->slow[slot];
 	*s = (struct slow_call){ .v = v, .p = p, .h = *h, .args = args, .client = c, .serial = c->serial,
 				 .reply = { .fd = -1, .conn = c->conn } };
-	int ret = pthread_create(&s->thread, NULL, slow_main, s);
+	int ret = worker_slots_start(&v->workers, (size_t)slot, slow_run, s);
 	if (ret) {
 		char msg[128];
 		xdr_free(p->args_xdr, args);
@@ -241,33 +232,30 @@ static bool slow_start(struct virt_rpc *v, struct client *c, const struct virt_p
 		snprintf(msg, sizeof(msg), "ftvmd cannot run the call now: %s", strerror(ret));
 		return queue_error(c, h, VIR_ERR_RESOURCE_BUSY, msg);
 	}
-	s->live = true;
 	c->parked = true;
 	return true;
 }
 
-/* The server thread: each ended slow call's reply to its client, if that is still connected. */
-static void slow_collect(struct virt_rpc *v)
+/* The server thread: an ended slow call's reply to its client, if that is still connected. */
+static void slow_finish(void *owner, size_t slot)
 {
-	for (size_t i = 0; i < VIRT_SLOW_MAX; i++) {
-		struct slow_call *s = &v->slow[i];
-		if (!s->live)
-			continue;
-		pthread_mutex_lock(&v->lock);
-		bool done = s->done;
-		pthread_mutex_unlock(&v->lock);
-		if (!done)
-			continue;
-		pthread_join(s->thread, NULL);
-		s->live = false;
-		struct client *c = s->client;
-		if (c->fd >= 0 && c->serial == s->serial) {
-			c->parked = false;   /* the reply goes out with the next poll */
-			if (!s->ok || !queue_bytes(c, s->reply.out, s->reply.out_len))
-				client_drop(c);
-		}
-		free(s->reply.out);
+	struct virt_rpc *v = owner;
+	struct slow_call *s = &v->slow[slot];
+	struct client *c = s->client;
+
+	if (c->fd >= 0 && c->serial == s->serial) {
+		c->parked = false;   /* the reply goes out with the next poll */
+		if (!s->ok || !queue_bytes(c, s->reply.out, s->reply.out_len))
+			client_drop(c);
 	}
+	free(s->reply.out);
+}
+
+/* After the server thread ended: the reply has no client to go to. */
+static void slow_discard(void *owner, size_t slot)
+{
+	struct virt_rpc *v = owner;
+	free(v->slow[slot].reply.out);
 }
 
 static bool handle_call(struct virt_rpc *v, struct client *c, const virNetMessageHeader *h, XDR *x)
@@ -551,7 +539,7 @@ static void *server_main(void *arg)
 		}
 		if (fds[0].revents) {
 			send_events(v);
-			slow_collect(v);
+			worker_slots_collect(&v->workers, slow_finish, v);
 		}
 		if (fds[1].revents)
 			accept_clients(v);
@@ -606,6 +594,8 @@ int virt_rpc_start(struct vmtab *t, const char *path, struct virt_rpc **out, cha
 		ret = -errno;
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
 	}
+	if (!ret)
+		worker_slots_init(&v->workers, v->worker, VIRT_SLOW_MAX, v->wake_fd);
 	if (!ret && (v->sub = vmtab_subscribe(t, on_event, v)) < 0) {
 		ret = v->sub;
 		snprintf(err, errlen, "cannot subscribe to the VM table: %s", strerror(-ret));
@@ -636,11 +626,9 @@ void virt_rpc_stop(struct virt_rpc *v)
 			diag_warn("cannot wake the libvirt server: %s", strerror(errno));
 		pthread_join(v->thread, NULL);
 	}
-	for (size_t i = 0; i < VIRT_SLOW_MAX; i++) {   /* each asks a VM with a bounded wait */
-		if (!v->slow[i].live)
-			continue;
-		pthread_join(v->slow[i].thread, NULL);
-		free(v->slow[i].reply.out);
+	if (v->workers.slot) {   /* each asks a VM with a bounded wait */
+		worker_slots_join_all(&v->workers, slow_discard, v);
+		worker_slots_destroy(&v->workers);
 	}
 	if (v->fd >= 0) {
 		close(v->fd);

@@ -53,16 +53,22 @@ void disk_backend_dirty_stop(struct disk_backend *disk);
 /* Is block b marked dirty (written since tracking started, not yet collected)? */
 bool disk_backend_dirty_test(struct disk_backend *disk, uint64_t b);
 /*
- * The blocks written since the replica was last known equal to its peer's (the resync of a
- * returning node, docs/disks.md): a second bitmap, set with the dirty one, on from the back end's
- * opening (a writable disk) and emptied by disk_backend_written_reset() when a pairing starts.
+ * The blocks the peer's replica may lack (the resync of a returning node, docs/disks.md): set
+ * with the dirty bits, in two generations, on from the back end's opening (a writable disk).
+ * disk_backend_written_reset() empties both when a pairing starts; disk_backend_written_rotate()
+ * drops the older generation and starts a new one — called once the peer holds every write made
+ * before the current generation began, so the two together always cover every write since a
+ * point the peer had reached (primary/ft_primary.c).
  */
 void disk_backend_written_reset(struct disk_backend *disk);
-/* ORs those blocks into out (words of them); 0, or -ENOMEM when the back end could not keep them. */
+void disk_backend_written_rotate(struct disk_backend *disk);
+/* ORs the blocks of both generations into out (words of them); 0, or -ENOMEM when the back end
+ * could not keep them. */
 int disk_backend_written_collect(struct disk_backend *disk, uint64_t *out, size_t words) FTVM_MUST_CHECK;
 
 /* TAP device (IFF_TAP | IFF_NO_PI). Frames are bare Ethernet frames both ways; the virtio-net
  * header lives only in the device model (virtio_net.c). */
+#define TAP_MIN_FRAME 14           /* an Ethernet header; the event log refuses shorter frames */
 struct tap_backend;
 int tap_backend_open(const char *ifname, unsigned index, struct backend_sink sink,
 		     struct tap_backend **out, char *err, size_t errlen) FTVM_MUST_CHECK;

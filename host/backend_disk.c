@@ -43,7 +43,10 @@ struct disk_backend {
 	uint8_t *read_buf;          /* VM_EVENT_MAX_DISK_DATA bytes, the I/O thread's; the sink copies */
 	bool stop;
 	uint64_t *dirty;            /* dirty-block tracking: a bit per DISK_DIRTY_BLOCK, NULL when off */
-	uint64_t *written;          /* blocks written since the last pairing (NULL: read-only, or no memory) */
+	/* Blocks the peer's replica may lack (NULL: read-only, or no memory): written since the
+	 * generation before the current one began (disk_backend_written_rotate()). */
+	uint64_t *written;          /* the current generation */
+	uint64_t *written_prev;     /* the one before */
 };
 
 static uint32_t run_job(struct disk_backend *disk, struct disk_job *job)
@@ -155,8 +158,15 @@ int disk_backend_open(const char *path, bool read_only, unsigned index, struct b
 	disk->size = size;
 	disk->sink = sink;
 	disk->tail = &disk->head;
-	if (!read_only) /* without it a resync is refused, nothing else changes */
+	if (!read_only) { /* without them a resync is refused, nothing else changes */
 		disk->written = calloc(disk_backend_dirty_words(disk), sizeof(*disk->written));
+		disk->written_prev = calloc(disk_backend_dirty_words(disk), sizeof(*disk->written_prev));
+		if (!disk->written || !disk->written_prev) {
+			free(disk->written);
+			free(disk->written_prev);
+			disk->written = disk->written_prev = NULL;
+		}
+	}
 	pthread_mutex_init(&disk->lock, NULL);
 	pthread_cond_init(&disk->wake, NULL);
 	pthread_cond_init(&disk->idle, NULL);
@@ -280,8 +290,22 @@ void disk_backend_dirty_stop(struct disk_backend *disk)
 void disk_backend_written_reset(struct disk_backend *disk)
 {
 	pthread_mutex_lock(&disk->lock);
-	if (disk->written)
+	if (disk->written) {
 		memset(disk->written, 0, disk_backend_dirty_words(disk) * sizeof(*disk->written));
+		memset(disk->written_prev, 0, disk_backend_dirty_words(disk) * sizeof(*disk->written_prev));
+	}
+	pthread_mutex_unlock(&disk->lock);
+}
+
+void disk_backend_written_rotate(struct disk_backend *disk)
+{
+	pthread_mutex_lock(&disk->lock);
+	if (disk->written) {
+		uint64_t *old = disk->written_prev;
+		disk->written_prev = disk->written;
+		memset(old, 0, disk_backend_dirty_words(disk) * sizeof(*old));
+		disk->written = old;
+	}
 	pthread_mutex_unlock(&disk->lock);
 }
 
@@ -290,7 +314,7 @@ int disk_backend_written_collect(struct disk_backend *disk, uint64_t *out, size_
 	pthread_mutex_lock(&disk->lock);
 	size_t n = disk_backend_dirty_words(disk);
 	for (size_t i = 0; disk->written && i < n && i < words; i++)
-		out[i] |= disk->written[i];
+		out[i] |= disk->written[i] | disk->written_prev[i];
 	int ret = disk->written ? 0 : -ENOMEM;
 	pthread_mutex_unlock(&disk->lock);
 	return ret;
@@ -312,6 +336,7 @@ void disk_backend_close(struct disk_backend *disk)
 	disk_image_close(disk->img);
 	free(disk->dirty);
 	free(disk->written);
+	free(disk->written_prev);
 	free(disk->read_buf);
 	free(disk);
 }

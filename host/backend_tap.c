@@ -25,7 +25,6 @@
 #include <unistd.h>
 
 #define TUN_DEVICE "/dev/net/tun"
-#define TAP_MIN_FRAME 14           /* an Ethernet header; the event log refuses shorter frames */
 
 struct tap_backend {
 	int fd;

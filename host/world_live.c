@@ -115,6 +115,38 @@ bool world_live_handed_over(const struct world_live *w)
 	return atomic_load_explicit(&w->handed_over, memory_order_acquire);
 }
 
+int world_live_take_frame(struct world_live *w, uint64_t until_ns, unsigned *nic, uint8_t *buf, size_t *len)
+{
+	for (;;) {
+		struct input_item *item = input_queue_pop(w->queue);
+		if (item) {
+			bool frame = item->ev.kind == VM_EV_NET_RX && item->ev.len <= VM_EVENT_MAX_FRAME;
+			if (frame) {
+				*nic = item->ev.device;
+				*len = item->ev.len;
+				memcpy(buf, item->ev.data, item->ev.len);
+			}
+			input_item_free(item);
+			if (frame)
+				return 1;
+			continue;
+		}
+		if (time_mono_ns() >= until_ns)
+			return 0;
+		struct timespec ts = time_mono_timespec(until_ns);
+		(void)input_queue_wait(w->queue, &ts);
+	}
+}
+
+int world_live_receive_frame(struct world_live *w, unsigned nic, const uint8_t *frame, size_t len)
+{
+	if (nic >= w->config.nnics || len < TAP_MIN_FRAME || len > VM_EVENT_MAX_FRAME)
+		return -EINVAL;
+	struct vm_event ev = { .kind = VM_EV_NET_RX, .device = nic, .len = (uint32_t)len, .data = frame };
+	input_queue_post(w->queue, &ev);
+	return 0;
+}
+
 void world_live_cut(struct world_live *w)
 {
 	atomic_store(&w->cut, true);
@@ -493,6 +525,11 @@ struct vm_world world_live_world(struct world_live *w)
 unsigned world_live_ndisks(const struct world_live *w)
 {
 	return w->config.ndisks;
+}
+
+unsigned world_live_nnics(const struct world_live *w)
+{
+	return w->config.nnics;
 }
 
 struct disk_backend *world_live_disk_backend(struct world_live *w, unsigned disk)

@@ -74,12 +74,22 @@ void world_live_drain_disks(struct world_live *w);
 /* A live copy of the disks (migration with its storage, FT clone): the number of disks and disk
  * i's back end (dirty-block tracking and a handle of one's own, backend.h). */
 unsigned world_live_ndisks(const struct world_live *w);
+unsigned world_live_nnics(const struct world_live *w);
 struct disk_backend *world_live_disk_backend(struct world_live *w, unsigned disk);
 /* Live migration's hand-over: this copy of the VM stops for good. The run ends at the next
  * boundary with -ECANCELED before another instruction (world_live_handed_over() then says why);
  * nothing more leaves. */
 void world_live_hand_over(struct world_live *w);
 bool world_live_handed_over(const struct world_live *w);
+/* After the hand-over, for the migration's sender (any one thread): the next frame the TAPs
+ * received for the guest, oldest first, discarding every other queued input (this copy never runs
+ * again). Waits until the monotonic time until_ns at most: 1 with the frame in buf
+ * (VM_EVENT_MAX_FRAME bytes), *len and *nic, 0 when none came. */
+int world_live_take_frame(struct world_live *w, uint64_t until_ns, unsigned *nic, uint8_t *buf, size_t *len);
+/* Any thread: a frame for NIC nic enters the guest as if its TAP had read it (the migration's
+ * destination, for frames its source received after the hand-over). Bounded like a TAP's frames:
+ * 14 .. VM_EVENT_MAX_FRAME bytes, an existing NIC; -EINVAL otherwise. */
+int world_live_receive_frame(struct world_live *w, unsigned nic, const uint8_t *frame, size_t len) FTVM_MUST_CHECK;
 /* The FT clone's cut: the run ends at the next boundary with -ECANCELED before another
  * instruction, like a hand-over, but this copy goes on (the caller runs the machine again, now
  * recorded for its new backup); outputs still leave. world_live_take_cut() says whether a cut

@@ -550,13 +550,13 @@ static int hello_complete(struct channel_listener *l, struct hs_slot *s, struct 
 	if (hello.transport != l->cfg.transport) {
 		const char *want = l->cfg.transport == CHANNEL_RDMA ? "RDMA" : "TCP";
 		const char *got = hello.transport == CHANNEL_RDMA ? "RDMA" : "TCP";
+		bool mig = l->cfg.purpose == CHANNEL_PURPOSE_MIGRATION;
+		const char *us = mig ? "destination" : "backup", *them = mig ? "source" : "primary";
 		snprintf(peer_msg, sizeof(peer_msg),
-			 "wrong transport: this backup expects %s, the primary asked for %s", want,
-			 got);
+			 "wrong transport: this %s expects %s, the %s asked for %s", us, want, them, got);
 		return refuse(l, s, CHPROTO_REFUSE_TRANSPORT, -EPROTOTYPE, err, peer_msg,
-			      "wrong transport for VM %s: this backup expects %s, the primary asked "
-			      "for %s",
-			      id, want, got);
+			      "wrong transport for VM %s: this %s expects %s, the %s asked for %s", id, us,
+			      want, them, got);
 	}
 
 	rc = chan_create(CHAN_RECEIVER, &l->cfg, &ch);

@@ -99,8 +99,9 @@ struct chrdma_stream {
 	struct chrdma_dev *dev;
 	uint8_t *mem;      /* the registered region */
 	int side_fd;       /* TCP side channel (owned by the channel: ch->fd) */
-	/* Writer (callers serialise: the channel's tx_mu). */
-	uint64_t tx_head;  /* stream bytes written so far */
+	/* Writer (callers serialise: the channel's tx_mu). tx_head is also read without that lock by
+	 * the channel thread's chrdma_stream_writable() (is there room to wake a writer for?). */
+	_Atomic uint64_t tx_head; /* stream bytes written so far */
 	_Atomic uint32_t sq_used;
 	/* Reader (the channel thread only). */
 	uint64_t rx_head;  /* bytes landed in our ring (from receive completions) */

@@ -169,7 +169,7 @@ ssize_t chrdma_stream_writev(struct chrdma_stream *s, const struct iovec *iov, i
 			stream_fail(s, "RDMA: posting a write failed: %s", strerror(-rc));
 			return done ? (ssize_t)done : -ECONNRESET;
 		}
-		s->tx_head += piece;
+		atomic_store(&s->tx_head, s->tx_head + piece); /* one writer: no read-modify-write needed */
 		room -= piece;
 		iov_off += piece;
 		done += piece;

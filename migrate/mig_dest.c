@@ -75,6 +75,11 @@ static void chan_confirm(void *ctx)
 
 static const struct mig_source_ops chan_ops = { .next = chan_next, .confirm = chan_confirm };
 
+/* Differing ranges a refusal names for repair (the list must fit its 256 bytes): more, and the
+ * whole replica comes again. */
+#define REPAIR_RANGES_MAX 12
+#define REPAIR_TEXT_MAX 100
+
 /* This host's replicas, opened for writing while a STORAGE stream comes in. A spare's replica
  * files carry pairing marks (replica_mark.h): a full copy removes them before it writes, the
  * confirmed copy writes the new pairing's. */
@@ -85,6 +90,14 @@ struct replicas {
 	bool sync_due;                  /* an FT clone's: made durable after HANDOVER (replicas_sync()) */
 	uint64_t size[MACHINE_MAX_DISKS];
 	uint8_t *check_buf;          /* MIG_DISK_RUN_MAX bytes, for resync digests */
+	/* A resync's round 0: the blocks that differ from the source's where it did not write since
+	 * the pairing, refused at the round's end with their list (docs/disks.md, Resync) */
+	struct repair_range {
+		unsigned disk;
+		uint64_t first, count;      /* DISK_DIRTY_BLOCK blocks */
+	} repair[REPAIR_RANGES_MAX];
+	unsigned nrepair;
+	uint64_t repair_blocks;
 };
 
 static void replicas_close(struct replicas *r)
@@ -180,13 +193,60 @@ static int replicas_check(void *ctx, unsigned disk, uint64_t off, uint64_t len, 
 	disk_digest_range(r->check_buf, (size_t)len, &mine_lo, &mine_hi);
 	if (mine_lo == lo && mine_hi == hi)
 		return 0;
-	/* Not written by the source since the pairing, yet different: changed while away, or writes a
-	 * crash lost. The whole replica comes again. */
+	/* Not written by the source since the pairing, yet different: the old primary's writes its
+	 * backup never replayed, changed while away, or writes a crash lost. A few such blocks are
+	 * named for repair when round 0 ends (replicas_compared()); many cost the whole replica. */
+	uint64_t first = off / DISK_DIRTY_BLOCK, count = (off + len - 1) / DISK_DIRTY_BLOCK - first + 1;
+	struct repair_range *last = r->nrepair ? &r->repair[r->nrepair - 1] : NULL;
+	if (last && last->disk == disk && last->first + last->count >= first) {
+		uint64_t end = first + count > last->first + last->count ? first + count : last->first + last->count;
+		r->repair_blocks += end - (last->first + last->count);
+		last->count = end - last->first;
+		return 0;
+	}
+	if (r->nrepair < REPAIR_RANGES_MAX) {
+		r->repair[r->nrepair++] = (struct repair_range){ .disk = disk, .first = first, .count = count };
+		r->repair_blocks += count;
+		return 0;
+	}
 	snprintf(why, whylen, "resync refused, a full copy is needed: disk %u differs from the source's at bytes "
-		 "%llu..%llu, which the source did not write since the pairing", disk, (unsigned long long)off,
-		 (unsigned long long)(off + len - 1));
-	if (marked(r))
-		replica_mark_clear(r->cfg->disk_path[disk]);
+		 "%llu..%llu, which the source did not write since the pairing (and more than %u other ranges)", disk,
+		 (unsigned long long)off, (unsigned long long)(off + len - 1), REPAIR_RANGES_MAX);
+	for (unsigned i = 0; marked(r) && i < MACHINE_MAX_DISKS && r->img[i]; i++)
+		replica_mark_clear(r->cfg->disk_path[i]);
+	return -EINVAL;
+}
+
+/*
+ * Round 0 of a resync is over: every block it did not send was compared. Blocks that differed
+ * refuse the resync now, named in a list the source's next try sends as data ("repair=DISK:BLOCK
+ * [+COUNT],... ." in DISK_DIRTY_BLOCK blocks, mig_disks_repair()); that try compares every other
+ * block again, so nothing is ever taken unchecked. The marks stay: the replicas still date from
+ * the pairing outside those blocks (the digests decide anyway).
+ */
+static int replicas_compared(void *ctx, char *why, size_t whylen)
+{
+	struct replicas *r = ctx;
+	if (!r->nrepair)
+		return 0;
+	char list[REPAIR_TEXT_MAX];
+	size_t n = 0;
+	for (unsigned i = 0; i < r->nrepair && n < sizeof(list); i++) {
+		const struct repair_range *x = &r->repair[i];
+		n += (size_t)snprintf(list + n, sizeof(list) - n, x->count > 1 ? "%s%u:%llu+%llu" : "%s%u:%llu", i ? "," : "",
+				      x->disk, (unsigned long long)x->first, (unsigned long long)x->count);
+	}
+	const struct repair_range *x = &r->repair[0];
+	if (n + 1 >= sizeof(list)) {
+		snprintf(why, whylen, "resync refused, a full copy is needed: %llu blocks in %u ranges differ from the "
+			 "source's where it did not write since the pairing", (unsigned long long)r->repair_blocks, r->nrepair);
+		for (unsigned i = 0; marked(r) && i < MACHINE_MAX_DISKS && r->img[i]; i++)
+			replica_mark_clear(r->cfg->disk_path[i]);
+		return -EINVAL;
+	}
+	snprintf(why, whylen, "resync refused: %llu block(s) differ where the source did not write since the pairing "
+		 "(disk %u at byte %llu first); repair=%s.", (unsigned long long)r->repair_blocks, x->disk,
+		 (unsigned long long)(x->first * DISK_DIRTY_BLOCK), list);
 	return -EINVAL;
 }
 
@@ -280,7 +340,7 @@ static int judge(struct arbiter *arb, struct chan_source *cs, int ret, const str
 
 static const struct mig_disk_ops replica_ops = {
 	.begin = replicas_begin, .write = replicas_write, .sync = replicas_sync,
-	.resync = replicas_resync, .check = replicas_check,
+	.resync = replicas_resync, .check = replicas_check, .compared = replicas_compared,
 };
 
 int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struct mig_dest_result *res, char *err,
@@ -298,6 +358,7 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 	cc.vm_id = cfg->vm_id;
 	cc.key = cfg->key;
 	cc.purpose = CHANNEL_PURPOSE_MIGRATION;
+	cc.transport = cfg->transport;
 	cc.heartbeat_ms = MIG_HEARTBEAT_MS;
 	cc.timeout_ms = MIG_TIMEOUT_MS;
 	cs.buf = malloc(MIG_MAX_MESSAGE);
@@ -348,10 +409,14 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 	struct arbiter_info area;
 	if (arb)
 		arbiter_get_info(arb, &area);
+	/* The final state's scratch: allocated now, out of the guest's pause (state_format.h). */
 	struct mig_dest_want want = { .clone = cfg->clone, .storage = cfg->storage,
-				      .arbiter_id = arb ? area.area_id : NULL, .disk = &replica_ops, .disk_ctx = &reps };
+				      .arbiter_id = arb ? area.area_id : NULL, .disk = &replica_ops, .disk_ctx = &reps,
+				      .scratch = cfg->scratch ? cfg->scratch : machine_state_alloc() };
 	ret = mig_dest_decode_want(m, &want, &chan_ops, &cs, res, err, errlen);
 	mig_stamp(&cs.stamps, "decoded");
+	if (!cfg->scratch)
+		machine_state_free(want.scratch);
 	if (!ret && reps.sync_due) {
 		channel_close(cs.ch); /* the ACK of HANDOVER leaves first */
 		cs.ch = NULL;
@@ -368,6 +433,11 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 		if (channel_refuse(cs.ch, err))
 			diag_debug("refusal not sent");
 	}
+	/* The VM may start at once: the ACK of HANDOVER has gone (or goes with the close). The frames
+	 * the source still forwards arrive beside the running VM, and the channel closes off its path. */
+	if (!ret && cfg->frames && cfg->world && !cfg->clone && cs.ch &&
+	    mig_frames_receiver_start(cs.ch, cfg->world, world_live_nnics(cfg->world), cfg->frames) == 0)
+		cs.ch = NULL;
 out:
 	channel_close(cs.ch);
 	mig_stamp(&cs.stamps, "closed");

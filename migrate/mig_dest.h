@@ -20,12 +20,14 @@
 #include <stddef.h>
 #include "host/world_live.h"
 #include "logchannel/channel_types.h"
+#include "migrate/mig_frames.h"
 #include "migrate/mig_stream.h"
 #include "util/compiler.h"
 #include "vm/machine.h"
 
 struct mig_dest_config {
 	const char *listen;             /* HOST:PORT */
+	enum channel_transport transport; /* the channel's link: the source must use the same */
 	const struct channel_key *key;
 	const char *vm_id;              /* the VM's name the source must give */
 	bool clone;                     /* take only an FT clone (`ftvm spare`), else only a migration */
@@ -47,6 +49,13 @@ struct mig_dest_config {
 	 * pre-copy. Non-zero refuses the stream (the source is told err). May be NULL. */
 	int (*accepted)(void *ctx, uint64_t epoch, char *err, size_t errlen);
 	void *ctx;
+	/* A migration into world (not a clone): when set, the stream goes on after a successful
+	 * HANDOVER on a receiver of the guest's frames the source forwards (mig_frames.h), returned
+	 * here; the caller stops it (mig_frames_receiver_stop()) before the world goes. */
+	struct mig_frames_receiver **frames;
+	/* Where the final state is decoded (mig_dest_want): the caller's fresh machine_state_alloc(),
+	 * freed by it once the VM runs; NULL: one allocated and freed here. */
+	struct machine_state *scratch;
 };
 
 /* Waits for one migration and receives it into m: 0 when handed over, else -errno with err. */

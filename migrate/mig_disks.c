@@ -110,6 +110,66 @@ bool mig_disks_resyncing(const struct mig_disks *d)
 	return d->resync;
 }
 
+/* A decimal number of at most 19 digits at *p (moved past it): 0, or -EINVAL. */
+static int parse_number(const char **p, uint64_t *out)
+{
+	const char *s = *p;
+	uint64_t v = 0;
+	unsigned n = 0;
+	while (*s >= '0' && *s <= '9' && n < 19)
+		v = v * 10 + (uint64_t)(*s++ - '0'), n++;
+	if (!n || (*s >= '0' && *s <= '9'))
+		return -EINVAL;
+	*p = s;
+	*out = v;
+	return 0;
+}
+
+/* The text comes from the peer: every range is checked against the disks before any is taken. */
+int mig_repair_parse(const char *text, unsigned ndisks, const uint64_t *nblocks, uint64_t *const *maps,
+		     uint64_t *blocks)
+{
+	const char *p = text ? strstr(text, "repair=") : NULL;
+	if (!p)
+		return -EINVAL;
+	p += strlen("repair=");
+	for (int pass = 0; pass < 2; pass++) {
+		const char *q = p;
+		uint64_t total = 0;
+		for (;;) {
+			uint64_t disk, first, count = 1;
+			if (parse_number(&q, &disk) || *q++ != ':' || parse_number(&q, &first))
+				return -EINVAL;
+			if (*q == '+' && (q++, parse_number(&q, &count)))
+				return -EINVAL;
+			if (disk >= ndisks || !count || first >= nblocks[disk] || count > nblocks[disk] - first)
+				return -EINVAL;
+			for (uint64_t b = first; pass && maps && b < first + count; b++)
+				maps[disk][b / 64] |= 1ull << (b % 64);
+			total += count;
+			if (*q == '.')
+				break;
+			if (*q++ != ',')
+				return -EINVAL;
+		}
+		*blocks = total;
+	}
+	return 0;
+}
+
+int mig_disks_repair(struct mig_disks *d, const char *text, uint64_t *blocks)
+{
+	if (!d->resync)
+		return -EINVAL;
+	uint64_t nblocks[MACHINE_MAX_DISKS];
+	uint64_t *maps[MACHINE_MAX_DISKS];
+	for (unsigned i = 0; i < d->n; i++) {
+		nblocks[i] = (d->disk[i].size + DISK_DIRTY_BLOCK - 1) / DISK_DIRTY_BLOCK;
+		maps[i] = d->disk[i].written;
+	}
+	return mig_repair_parse(text, d->n, nblocks, maps, blocks);
+}
+
 int mig_disks_track(struct mig_disks *d)
 {
 	for (unsigned i = 0; i < d->n; i++) {

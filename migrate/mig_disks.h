@@ -34,6 +34,14 @@ int mig_disks_open(struct world_live *w, struct mig_disks **out, char *why, size
  * -ENOMEM when a back end kept no record of its writes (then round 0 stays a full copy). */
 int mig_disks_resync(struct mig_disks *d, uint64_t epoch) FTVM_MUST_CHECK;
 bool mig_disks_resyncing(const struct mig_disks *d);
+/* Adds to a resync's data the blocks a spare's refusal named as differing ("repair=DISK:BLOCK
+ * [+COUNT],... ." within text, DISK_DIRTY_BLOCK blocks, mig_dest.c): 0 with *blocks, or -EINVAL
+ * (no list, or a malformed one, or one outside the disks: nothing added). */
+int mig_disks_repair(struct mig_disks *d, const char *text, uint64_t *blocks) FTVM_MUST_CHECK;
+/* The list's parser: the ranges of ndisks disks of nblocks[i] blocks set in maps[i] (NULL: only
+ * checked). 0 with *blocks, or -EINVAL (nothing set). */
+int mig_repair_parse(const char *text, unsigned ndisks, const uint64_t *nblocks, uint64_t *const *maps,
+		     uint64_t *blocks) FTVM_MUST_CHECK;
 /* Starts dirty-block tracking in every back end (before round 0 reads anything): 0 or -ENOMEM. */
 int mig_disks_track(struct mig_disks *d) FTVM_MUST_CHECK;
 /* The body of DISKS (at most 8 + 8 * MACHINE_MAX_DISKS + 8 + 4 bytes at out): returns its length. */

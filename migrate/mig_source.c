@@ -22,6 +22,7 @@
 #include "common/arbiter.h"
 #include "logchannel/channel.h"
 #include "migrate/mig_disks.h"
+#include "migrate/mig_frames.h"
 #include "migrate/mig_stream.h"
 #include "migrate/mig_test_hook.h"
 #include "util/byteorder.h"
@@ -71,6 +72,7 @@ struct sender {
 	unsigned dest_node;             /* the node id the destination claims the new epoch as */
 	bool complete_sent;             /* from here the destination may hold the whole state */
 	struct mig_stamps stamps;       /* the stop-and-copy's steps (FTVM_DIAG=info) */
+	struct machine_state *scratch;  /* the final state, allocated before the pause (state_format.h) */
 };
 
 static void set_phase(struct sender *s, const char *phase)
@@ -438,8 +440,11 @@ static int precopy(struct sender *s)
 		diag_info("round %u: %llu pages in %.1f ms (%.1f MB/s), %ld dirty pages, %llu dirty disk bytes, "
 			  "throttle %u%%", s->round, (unsigned long long)s->round_pages, dt / 1e6, rate / 1e6, dirty,
 			  (unsigned long long)s->disk_left, s->throttle);
-		/* The rest crosses the link within the target (a round too small to measure counts as fast). */
-		if (bytes < (64u << 10) || left * 1000 <= rate * cfg->downtime_ms)
+		/* The rest crosses the link within the target (a round too small to measure counts as fast).
+		 * A resync's round 0 is never the last: the spare judges its digests when a later round
+		 * begins, and a refusal then comes while the guest runs, not in the stop-and-copy. */
+		bool judged = s->round > 0 || !s->disks || !mig_disks_resyncing(s->disks);
+		if (judged && (bytes < (64u << 10) || left * 1000 <= rate * cfg->downtime_ms))
 			return 1;
 		if (s->round + 1 >= cfg->max_rounds)
 			return fail(s, -ETIME, "no convergence after %u rounds: the guest dirties %llu pages/s, the "
@@ -481,8 +486,8 @@ static int stop_and_copy(struct sender *s, uint64_t *held_at)
 	begin(s, MIG_STATE);
 	struct state_stats st;
 	char why[512];
-	ret = state_encode_pages(s->m, (struct state_sink){ .write = state_write, .ctx = s }, s->bitmap, &st, why,
-				 sizeof(why));
+	ret = state_encode_pages(s->m, (struct state_sink){ .write = state_write, .ctx = s }, s->bitmap, s->scratch, &st,
+				 why, sizeof(why));
 	if (ret)
 		return s->job->stats.error[0] ? ret : fail(s, ret, "%s", why);
 	ret = flush(s, false);
@@ -496,6 +501,13 @@ static int stop_and_copy(struct sender *s, uint64_t *held_at)
 	s->complete_sent = true;
 	ret = flush(s, true);
 	mig_stamp(&s->stamps, "complete");
+	/* Written out: the source's part of the pause ends here (the ACK comes later anyway). */
+	if (!ret && channel_flush(s->ch, MIG_SEND_TIMEOUT_MS) == 0) {
+		mig_stamp(&s->stamps, "complete-sent");
+		pthread_mutex_lock(&s->job->lock);
+		s->job->stats.downtime_sent_us = (time_mono_ns() - *held_at) / 1000;
+		pthread_mutex_unlock(&s->job->lock);
+	}
 	mig_test_stall("source-complete");
 	if (!ret)
 		ret = confirmed(s, MIG_ROUND_ACK_TIMEOUT_MS, "the whole state");
@@ -593,11 +605,28 @@ static int open_arbiter(struct sender *s)
 	return 0;
 }
 
+/* After the confirmed hand-over: the guest's frames that reached this host from the stop on go to
+ * the destination, which runs (mig_frames.h). A failure loses only those frames. */
+static void forward_frames(struct sender *s)
+{
+	struct mig_forward_stats st;
+	int ret = mig_frames_forward(s->ch, &s->lsn, s->job->cfg.world, s->msg, &st);
+	mig_stamp(&s->stamps, "forwarded");
+	diag_info("frames for the guest forwarded after the hand-over: %llu (%llu bytes) in %llu ms, %llu dropped%s%s",
+		  (unsigned long long)st.frames, (unsigned long long)st.bytes, (unsigned long long)st.ms,
+		  (unsigned long long)st.dropped, ret ? ": " : "", ret ? channel_why(s, ret) : "");
+	pthread_mutex_lock(&s->job->lock);
+	s->job->stats.frames_forwarded = st.frames;
+	s->job->stats.frames_dropped = st.dropped;
+	pthread_mutex_unlock(&s->job->lock);
+}
+
 static void set_done_stats(struct sender *s, uint64_t held_at, const char *phase, uint64_t epoch)
 {
 	uint64_t now = time_mono_ns();
 	pthread_mutex_lock(&s->job->lock);
 	s->job->stats.downtime_ms = held_at ? (now - held_at) / 1000000 : 0;
+	s->job->stats.downtime_us = held_at ? (now - held_at) / 1000 : 0;
 	s->job->stats.total_time_ms = (now - s->start_ns) / 1000000;
 	s->job->stats.arbiter_epoch = epoch;
 	snprintf(s->job->stats.phase, sizeof(s->job->stats.phase), "%s", phase);
@@ -657,6 +686,8 @@ static int judged_hand_over(struct sender *s, int ret, uint64_t held_at)
 	set_done_stats(s, held_at, "completed", cfg->epoch);
 	release(s);
 	mig_stamp(&s->stamps, "released");
+	if (!ret)
+		forward_frames(s);
 	return 0;
 }
 
@@ -679,11 +710,12 @@ int mig_source_run(struct mig_job *job)
 	s.msg = malloc(MIG_MAX_MESSAGE);
 	s.bitmap = calloc(s.words ? s.words : 1, sizeof(*s.bitmap));
 	s.fresh = calloc(s.words ? s.words : 1, sizeof(*s.fresh));
+	s.scratch = machine_state_alloc();
 	pthread_mutex_lock(&job->lock);
 	job->stats.memory_total = ram_size;
 	snprintf(job->stats.phase, sizeof(job->stats.phase), "setup");
 	pthread_mutex_unlock(&job->lock);
-	if (!s.msg || !s.bitmap || !s.fresh) {
+	if (!s.msg || !s.bitmap || !s.fresh || !s.scratch) {
 		ret = fail(&s, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -693,6 +725,13 @@ int mig_source_run(struct mig_job *job)
 		ret = cfg->world ? mig_disks_open(cfg->world, &s.disks, why, sizeof(why)) : -ENODEV;
 		if (!ret && cfg->resync && mig_disks_resync(s.disks, cfg->resync_epoch))
 			diag_warn("no record of the blocks written since the pairing: the disks are copied whole");
+		uint64_t repair = 0;
+		if (!ret && cfg->resync_repair && mig_disks_resyncing(s.disks)) {
+			if (mig_disks_repair(s.disks, cfg->resync_repair, &repair))
+				diag_warn("the spare's list of differing blocks is malformed: they go by digest again");
+			else
+				diag_info("%llu block(s) the spare named as differing go as data", (unsigned long long)repair);
+		}
 		if (ret) {
 			fail(&s, ret, "cannot copy the disks: %s", cfg->world ? why : "no live world");
 			goto out;
@@ -713,6 +752,7 @@ int mig_source_run(struct mig_job *job)
 	cc.epoch = cfg->epoch;
 	cc.key = cfg->key;
 	cc.purpose = CHANNEL_PURPOSE_MIGRATION;
+	cc.transport = cfg->transport;
 	cc.heartbeat_ms = MIG_HEARTBEAT_MS;
 	cc.timeout_ms = MIG_TIMEOUT_MS;
 	cc.buffer_bytes = MIG_BUFFER_BYTES;
@@ -777,9 +817,11 @@ int mig_source_run(struct mig_job *job)
 	uint64_t now = time_mono_ns();
 	pthread_mutex_lock(&job->lock);
 	job->stats.downtime_ms = (now - held_at) / 1000000;
+	job->stats.downtime_us = (now - held_at) / 1000;
 	job->stats.total_time_ms = (now - s.start_ns) / 1000000;
 	snprintf(job->stats.phase, sizeof(job->stats.phase), "completed");
 	pthread_mutex_unlock(&job->lock);
+	bool confirmed_run = !ret;
 	if (ret) {
 		/* Sent or not, the destination may run: this copy stays stopped. */
 		if (cfg->clone)
@@ -792,6 +834,8 @@ int mig_source_run(struct mig_job *job)
 	}
 	release(&s); /* the run ends at its next boundary: the world has been handed over (or cut) */
 	mig_stamp(&s.stamps, "released");
+	if (confirmed_run && cfg->world && !cfg->clone)
+		forward_frames(&s);
 out:
 	mig_stamps_log(&s.stamps, "stop-and-copy at the source");
 	if (ret) {
@@ -811,6 +855,7 @@ out:
 	free(s.msg);
 	free(s.bitmap);
 	free(s.fresh);
+	machine_state_free(s.scratch);
 	return ret;
 }
 

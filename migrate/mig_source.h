@@ -19,6 +19,9 @@
  *      of the last round) sent as STATE messages, then COMPLETE;
  *   6. the destination's ACK of COMPLETE says it holds the whole state. Only then is the VM
  *      handed over: this copy stops for good (world_live_hand_over()), HANDOVER is sent.
+ *   7. once HANDOVER is confirmed, the frames for the guest that reached this host since the
+ *      stop are forwarded to the destination until the network has learned where the VM is now
+ *      (mig_frames.h); then the stream ends.
  * A failure before 6 — the destination refusing, dying, the link breaking or timing out —
  * stops tracking and lets the vCPU go on: the VM keeps running here, the message says why.
  *
@@ -64,6 +67,7 @@ struct mig_source_config {
 	struct machine *m;
 	struct world_live *world;
 	const char *to;                 /* HOST:PORT of `ftvm incoming` */
+	enum channel_transport transport; /* the channel's link: TCP (default) or RDMA verbs */
 	const struct channel_key *key;
 	const char *vm_id;              /* the VM's name: the destination expects it */
 	uint64_t epoch;                 /* the epoch the destination will run in */
@@ -83,6 +87,9 @@ struct mig_source_config {
 	 * spare whose replica does not match refuses, and the clone fails. */
 	bool resync;
 	uint64_t resync_epoch;
+	/* A resync again after the spare's refusal named the blocks that differ (its message, NULL:
+	 * none): those go as data too (mig_disks_repair()). */
+	const char *resync_repair;
 	int (*commit)(void *ctx, char *err, size_t errlen);
 	/* FT clone, optional: called last before the cut, with the vCPU held and the destination
 	 * holding the whole state (the new primary's log connection must still be up); non-zero
@@ -110,10 +117,15 @@ struct mig_stats {
 	uint64_t link_bps;              /* bytes per second the last round crossed the link */
 	uint64_t expected_downtime_ms;
 	uint64_t downtime_ms;           /* vCPU held for the stop-and-copy until the confirmation */
+	uint64_t downtime_us;           /* the same in microseconds */
+	uint64_t downtime_sent_us;      /* held until COMPLETE was written to the socket (what QEMU's
+	                                 * query-migrate "downtime" counts: the source's side alone) */
 	uint64_t total_time_ms;
 	unsigned throttle_pct;          /* auto-converge: share of wall time the vCPU is held */
 	bool refused;                   /* failed by the destination's REFUSE (error: its message) */
 	uint64_t arbiter_epoch;         /* with an arbiter: the epoch this copy holds after the job */
+	uint64_t frames_forwarded;      /* the guest's frames sent on after the hand-over (mig_frames.h) */
+	uint64_t frames_dropped;        /* and those dropped beyond its bounds */
 	char error[320];
 };
 

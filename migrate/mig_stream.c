@@ -52,6 +52,7 @@ const char *mig_kind_name(unsigned kind)
 	case MIG_CANCEL: return "CANCEL";
 	case MIG_DISKS: return "DISKS";
 	case MIG_BLOCKS: return "BLOCKS";
+	case MIG_FRAMES: return "FRAMES";
 	}
 	return "unknown";
 }
@@ -124,6 +125,7 @@ struct dest {
 	const uint8_t *body;     /* the current message's body */
 	size_t body_off;         /* STATE: bytes of it the state decoder has taken */
 	bool state_ended;        /* STATE: a message other than STATE came (held in h/body) */
+	bool compared;           /* a resync's round 0 is over, its comparison judged */
 	char *err;
 	size_t errlen;
 };
@@ -396,8 +398,8 @@ static int take_state(struct dest *d)
 	struct state_stats st;
 	char why[512];
 	d->res->phase = MIG_PHASE_STATE;
-	int ret = state_decode_keep_ram(d->m, (struct state_source){ .read = state_read, .ctx = d }, &st, why,
-					sizeof(why));
+	int ret = state_decode_keep_ram(d->m, (struct state_source){ .read = state_read, .ctx = d }, d->want->scratch,
+					&st, why, sizeof(why));
 	if (ret) {
 		if (d->err[0])
 			return ret; /* a message failed or the source did: next_message() said which */
@@ -452,6 +454,19 @@ static int take_cancel(struct dest *d)
 	return -ECANCELED;
 }
 
+/* Before the first message after a resync's round 0: the replicas' verdict on its digests. */
+static int take_comparison(struct dest *d)
+{
+	d->compared = true;
+	char why[256];
+	int ret = d->want->disk->compared ? d->want->disk->compared(d->want->disk_ctx, why, sizeof(why)) : 0;
+	if (ret) {
+		d->res->refused_config = ret == -EINVAL;
+		snprintf(d->err, d->errlen, "%s", why);
+	}
+	return ret;
+}
+
 int mig_dest_decode(struct machine *m, const struct mig_source_ops *ops, void *ctx, struct mig_dest_result *res,
 		    char *err, size_t errlen)
 {
@@ -481,6 +496,8 @@ int mig_dest_decode_want(struct machine *m, const struct mig_dest_want *want, co
 	}
 	while (!ret && res->phase == MIG_PHASE_PAGES) {
 		ret = next_message(&d);
+		if (!ret && res->resync && !d.compared && (d.h.round > 0 || d.h.kind == MIG_STATE))
+			ret = take_comparison(&d);
 		if (ret)
 			break;
 		switch (d.h.kind) {

@@ -62,6 +62,7 @@ enum mig_kind {
 	MIG_CANCEL = 6,   /* the source gives up (its VM runs on): text */
 	MIG_DISKS = 7,    /* STORAGE: the source's disks and their sizes */
 	MIG_BLOCKS = 8,   /* STORAGE: disk sections of a round, or of the stop-and-copy */
+	MIG_FRAMES = 9,   /* after HANDOVER: frames the source received for the guest (mig_frames.h) */
 	MIG_KIND_LIMIT,
 };
 
@@ -99,6 +100,10 @@ struct mig_disk_ops {
 	 * -errno, with why. */
 	int (*check)(void *ctx, unsigned disk, uint64_t off, uint64_t len, uint64_t lo, uint64_t hi, char *why,
 		     size_t whylen);
+	/* A resync's round 0 is over (the first message of a later round came): do the blocks checked
+	 * leave the replicas usable? 0, or -EINVAL with why (which may name blocks to repair). NULL:
+	 * nothing to add (check() refused any difference). */
+	int (*compared)(void *ctx, char *why, size_t whylen);
 };
 
 /* What a destination takes. */
@@ -116,6 +121,9 @@ struct mig_dest_want {
 	const uint8_t *arbiter_id;
 	const struct mig_disk_ops *disk; /* NULL: a STORAGE stream is refused */
 	void *disk_ctx;
+	/* Where the final state is decoded: a fresh machine_state_alloc() of the caller's, allocated
+	 * before the stream (out of the guest's pause), or NULL (state_format.h). */
+	struct machine_state *scratch;
 };
 
 /* Where the decoder's messages come from. */

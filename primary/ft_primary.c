@@ -24,6 +24,8 @@
 
 #include "common/arbiter.h"
 #include "common/ft_state.h"
+#include "host/backend.h"
+#include "host/world_live.h"
 #include "replay/eventlog.h"
 #include "logchannel/channel.h"
 #include "primary/lag_clock.h"
@@ -49,6 +51,8 @@ struct ft_primary {
 	atomic_uint_fast64_t last_gap_us;  /* last failover: from the backup's last frame to running alone */
 	atomic_uint_fast64_t lag_ns;    /* the backup's lag in time, published by the vCPU thread */
 	struct lag_clock lag;           /* vCPU thread only */
+	icount_t written_gen_icount;    /* vCPU thread only: where the disks' written generation began */
+	uint64_t written_gen_ns;
 	pthread_t monitor;
 	int monitor_wake_fd;            /* eventfd: the state reached a verdict the monitor must see */
 	bool monitor_started;
@@ -232,10 +236,41 @@ static uint64_t measure_lag(struct ft_primary *p, icount_t now)
 	return behind;
 }
 
+/* At most this often the disks' written generations turn (a copy of a bitmap each). */
+#define WRITTEN_GEN_MIN_NS (20 * 1000000ull)
+
+/*
+ * Replicated disks: the blocks a returning backup's replica may lack are those written after the
+ * last icount its replay had passed (host/backend.h). The backup runs each disk request on its
+ * replica as its replay submits it, so once its reported icount is past I it holds every write
+ * submitted before I. Called on the vCPU thread at `now`: a write submitted from here on sets its
+ * bits after this turn, in the new generation; one whose bits went to the generation dropped here
+ * was submitted before the current one began (at written_gen_icount), which the backup passed.
+ * So the two generations kept always cover every write the backup may lack — and a block they
+ * miss would still be compared by digest at the resync, never taken unchecked.
+ */
+static void follow_backup_writes(struct ft_primary *p, icount_t now)
+{
+	if (!p->cfg.disks || !p->cfg.replicated_disks || !p->ch || get_state(p) != FT_STATE_PROTECTED ||
+	    channel_peer_icount(p->ch) <= p->written_gen_icount)
+		return;
+	uint64_t t = time_mono_ns();
+	if (t - p->written_gen_ns < WRITTEN_GEN_MIN_NS)
+		return;
+	for (unsigned i = 0; i < world_live_ndisks(p->cfg.disks); i++) {
+		struct disk_backend *be = world_live_disk_backend(p->cfg.disks, i);
+		if (be)
+			disk_backend_written_rotate(be);
+	}
+	p->written_gen_icount = now;
+	p->written_gen_ns = t;
+}
+
 static icount_t ftw_horizon(void *ctx, icount_t now)
 {
 	struct ft_primary *p = ctx;
 	uint64_t max_ns = (uint64_t)p->cfg.max_lag_ms * 1000000ull;
+	follow_backup_writes(p, now);
 	/* Lag bound: while the backup is too far behind, the vCPU waits for it a millisecond at a time
 	 * (the lag is sampled from the channel); losing the backup ends the wait at once. */
 	if (p->ch)

@@ -24,6 +24,7 @@
 
 struct channel;
 struct channel_key;
+struct world_live;
 
 struct ft_primary_config {
 	const char *vm_name;     /* the VM's name in the arbiter area */
@@ -41,6 +42,9 @@ struct ft_primary_config {
 	                          * the disk is shared: digests where the backup can read the same
 	                          * bytes (replay/shared_reads.h), the data where not */
 	const struct channel_key *key; /* the pairing key (kept by the caller while this runs) */
+	/* Replicated disks: the live world whose disk back ends keep the blocks the backup may lack
+	 * (their written generations follow the backup's replay, ftw_horizon()); NULL: none. */
+	struct world_live *disks;
 };
 
 struct ft_primary;

@@ -204,8 +204,12 @@ int disk_image_reopen(struct disk_image *img, bool read_only, struct disk_image 
 		snprintf(err, errlen, "disk %s: opened read-only", img->name);
 		return -EBADF;
 	}
-	if (disk_image_is_nbd(img))
-		return disk_image_open(img->name, read_only, out, err, errlen);
+	if (disk_image_is_nbd(img)) { /* the same connection: a one-client server serves both */
+		int ret = disk_nbd_share(img, out, err, errlen);
+		if (!ret)
+			(*out)->read_only = read_only;
+		return ret;
+	}
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", ((struct raw_image *)img)->fd);
 	return disk_image_open(path, read_only, out, err, errlen);

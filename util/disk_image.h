@@ -43,7 +43,8 @@ bool disk_image_is_nbd(const struct disk_image *img);
 int disk_image_read(struct disk_image *img, void *buf, size_t len, uint64_t off) FTVM_MUST_CHECK;
 int disk_image_write(struct disk_image *img, const void *buf, size_t len, uint64_t off) FTVM_MUST_CHECK;
 /* A second handle on the same image, for another thread (a raw file through /proc/self/fd, so
- * an unlinked scratch file works too; an NBD export by its URI): 0 or -errno with err. */
+ * an unlinked scratch file works too; an NBD export on the same connection, so a server that
+ * takes one client serves both, their requests one at a time): 0 or -errno with err. */
 int disk_image_reopen(struct disk_image *img, bool read_only, struct disk_image **out, char *err,
 		      size_t errlen) FTVM_MUST_CHECK;
 /*

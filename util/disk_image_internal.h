@@ -23,5 +23,7 @@ struct disk_image {
 
 int disk_nbd_open(const char *uri, bool read_only, struct disk_image **out, char *err,
 		  size_t errlen) FTVM_MUST_CHECK;
+/* A second handle on img's connection (disk_nbd.c): the caller sets its read_only. */
+int disk_nbd_share(struct disk_image *img, struct disk_image **out, char *err, size_t errlen) FTVM_MUST_CHECK;
 
 #endif

@@ -320,10 +320,10 @@ int state_encode(const struct machine *m, struct state_sink sink, const struct s
 }
 
 int state_encode_pages(const struct machine *m, struct state_sink sink, const uint64_t *pages,
-		       struct state_stats *stats, char *err, size_t errlen)
+		       struct machine_state *scratch, struct state_stats *stats, char *err, size_t errlen)
 {
 	struct state_stats local;
-	struct machine_state *s = machine_state_alloc();
+	struct machine_state *s = scratch ? scratch : machine_state_alloc();
 	if (!s) {
 		snprintf(err, errlen, "state: out of memory");
 		return -ENOMEM;
@@ -337,7 +337,8 @@ int state_encode_pages(const struct machine *m, struct state_sink sink, const ui
 		snprintf(err, errlen, "state: cannot save the machine: %s", strerror(-ret));
 	else
 		ret = encode_parts(&e, s, NULL);
-	machine_state_free(s);
+	if (!scratch)
+		machine_state_free(s);
 	return ret;
 }
 
@@ -803,7 +804,7 @@ static int decode_all(struct decoder *d)
 }
 
 static int decode(struct machine *m, struct state_source src, struct state_extra *extra, bool keep_ram,
-		  struct state_stats *stats, char *err, size_t errlen)
+		  struct machine_state *scratch, struct state_stats *stats, char *err, size_t errlen)
 {
 	struct state_stats local;
 	struct decoder d = { .src = src, .m = m, .extra = extra, .st = stats ? stats : &local, .err = err,
@@ -815,7 +816,7 @@ static int decode(struct machine *m, struct state_source src, struct state_extra
 	(void)machine_ram(m, &ram_size);
 	d.ram_pages = ram_size / RAM_PAGE_SIZE;
 	d.st->ram_pages = d.ram_pages;
-	d.s = machine_state_alloc();
+	d.s = scratch ? scratch : machine_state_alloc();
 	if (!d.s) {
 		snprintf(err, errlen, "state: out of memory");
 		return -ENOMEM;
@@ -823,20 +824,21 @@ static int decode(struct machine *m, struct state_source src, struct state_extra
 	int ret = decode_all(&d);
 	d.st->bytes = d.offset;
 	free(d.buf);
-	machine_state_free(d.s);
+	if (!scratch)
+		machine_state_free(d.s);
 	return ret;
 }
 
 int state_decode(struct machine *m, struct state_source src, struct state_extra *extra, struct state_stats *stats,
 		 char *err, size_t errlen)
 {
-	return decode(m, src, extra, false, stats, err, errlen);
+	return decode(m, src, extra, false, NULL, stats, err, errlen);
 }
 
-int state_decode_keep_ram(struct machine *m, struct state_source src, struct state_stats *stats, char *err,
-			  size_t errlen)
+int state_decode_keep_ram(struct machine *m, struct state_source src, struct machine_state *scratch,
+			  struct state_stats *stats, char *err, size_t errlen)
 {
-	return decode(m, src, NULL, true, stats, err, errlen);
+	return decode(m, src, NULL, true, scratch, stats, err, errlen);
 }
 
 /* One whole section at buf: 0 with *type, the payload's place and length, or -EBADMSG. */

@@ -30,9 +30,15 @@ Measured:
      silence timeout detects it); the table shows each and the median.
 VMware FT's published numbers (/work/shared/notes/ft-anchors.md) are printed as reference lines.
 
+--disk-modes shared,replicated runs the FT rounds once per disk mode (docs/disks.md): shared, one
+disk both hosts reach, reads logged as digests where the backup can read the same bytes, the
+primary's writes held as outputs; replicated, a replica per host, every read a digest and the
+writes going straight to the primary's replica. Each mode gets its table against the same no-FT
+rounds, then a side-by-side summary (throughput ratio, log bandwidth, latency).
+
 Needs root (namespaces, TAP devices) and the bundled guest (guest/build).
 usage: bench_ft.py [--ftvm PATH] [--rounds N] [--conns N] [--light-conns N] [--seconds S] [--idle S]
-                   [--timeout-ms MS] [--dir DIR] [--json]
+                   [--timeout-ms MS] [--dir DIR] [--disk-modes shared[,replicated]] [--json]
 A default run (4 rounds) takes about 4 minutes.
 """
 import argparse
@@ -102,9 +108,16 @@ class BenchLab(ftlab.Lab):
         # announces nothing, so they must forget it or no frame reaches the guest on A.
         for host, bridge in (("sw", "sw"), ("a", "vmbr"), ("b", "vmbr")):
             self.sh(["ip", "-n", self.ns(host), "link", "set", bridge, "type", "bridge", "fdb_flush"])
-        with open(self.disk, "wb") as f:
-            f.truncate(self.disk_mib << 20)
+        for path in set(self.disks.values()):
+            with open(path, "wb") as f:
+                f.truncate(self.disk_mib << 20)
         self.sh([ftlab.ftvm_binary(), "arbiter", "init", self.arbiter, "--vm", self.vm_name(), "--force"])
+
+    def use_disk_mode(self, mode):
+        """The FT pair's disk mode from the next reset: one shared image, or a replica per host."""
+        self.disk_mode = mode
+        self.disks = {"a": self.disk, "b": self.disk} if mode == "shared" else \
+            {h: os.path.join(self.workdir, f"disk-{h}.img") for h in ("a", "b")}
 
     def set_host_a_links(self, state):
         """Host A's logging link and its uplink to the switch: "down" cuts host A off entirely."""
@@ -394,6 +407,24 @@ def fmt(v, spec="{:.1f}"):
     return "-" if v is None else spec.format(v)
 
 
+def compare_modes(a, plains, by_mode):
+    """The disk modes side by side: what each costs against the same no-FT rounds."""
+    p_ops = med(plains, "ops_s")
+    rows = [(f"kvd SET throughput, {a.conns} conns (ops/s)", lambda f: fmt(med(f, "ops_s"))),
+            ("FT/no-FT throughput", lambda f: fmt(med(f, "ops_s") / p_ops if p_ops else None, "{:.3f}")),
+            (f"latency p50 / p99, {a.conns} conns (ms)",
+             lambda f: f"{fmt(med(f, 'p50_ms'), '{:.2f}')} / {fmt(med(f, 'p99_ms'), '{:.2f}')}"),
+            ("log bandwidth under the load (Mbit/s)", lambda f: fmt(med(f, "log_mbit_s_load"), "{:.3f}")),
+            ("log bytes per SET", lambda f: fmt(med(f, "log_bytes_per_op"), "{:.0f}")),
+            ("failover gap, median (s)", lambda f: fmt(statistics.median(r["gap_s"] for r in f), "{:.3f}"))]
+    modes = list(by_mode)
+    w0 = max(len(r[0]) for r in rows)
+    print(f"\ndisk modes side by side (no FT: {fmt(p_ops)} ops/s, the same rounds for both)")
+    print(f"{'metric':<{w0}} | " + " | ".join(f"{m:>14}" for m in modes))
+    for name, cell in rows:
+        print(f"{name:<{w0}} | " + " | ".join(f"{cell(by_mode[m]):>14}" for m in modes))
+
+
 def report(info, a, plains, fts, wall):
     p_ops, f_ops = med(plains, "ops_s"), med(fts, "ops_s")
     ratio = f_ops / p_ops if p_ops else None
@@ -460,7 +491,9 @@ def report(info, a, plains, fts, wall):
     ]
     print(f"ftvm FT benchmark — host {info['host']} ({info['cpu']}, {info['cpus']} cpus, kernel {info['kernel']})")
     print(f"commit {info['commit']}; binary {info['ftvm']}")
-    print(f"shared disk image in {a.dir or tempfile.gettempdir()} ({a.disk_mib} MiB); FT detection timeout "
+    mode = fts[0].get("disk_mode", "shared") if fts else "shared"
+    print(f"disk mode {mode}: {'one image' if mode == 'shared' else 'a replica per host'} in "
+          f"{a.dir or tempfile.gettempdir()} ({a.disk_mib} MiB); FT detection timeout "
           f"{detect[0]} ms, heartbeat {detect[1]} ms{' (ftvm defaults)' if a.timeout_ms is None else ''}")
     print(f"load average at start {info['loadavg_start']:.2f}, at end {os.getloadavg()[0]:.2f}; "
           f"{a.rounds} alternating rounds (no FT, FT), {a.seconds:.0f} s measured per load, "
@@ -510,6 +543,8 @@ def main():
     ap.add_argument("--dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
                     help="where the shared disk image lives (default /dev/shm: the host's fdatasync is then "
                          "nearly free and steady, so the ratio shows FT's own cost, not the host disk's noise)")
+    ap.add_argument("--disk-modes", default="shared",
+                    help="FT rounds in each of these disk modes, comma-separated: shared, replicated")
     ap.add_argument("--json", action="store_true", help="also print every round's raw numbers as JSON")
     a = ap.parse_args()
     if a.ftvm:
@@ -527,20 +562,25 @@ def main():
     t0 = time.monotonic()
     workdir = tempfile.mkdtemp(prefix="ftvm-bench-ft-", dir=a.dir)
     lab = BenchLab(f"bft{os.getpid() % 10000}", workdir, a.disk_mib, a.timeout_ms)
-    plains, fts = [], []
+    modes = a.disk_modes.split(",")
+    if not modes or any(m not in ("shared", "replicated") for m in modes) or len(set(modes)) != len(modes):
+        sys.exit(f"bench_ft: --disk-modes {a.disk_modes!r}: a comma-separated list of shared, replicated")
+    plains, by_mode = [], {m: [] for m in modes}
     try:
         for r in range(a.rounds):
             # Alternate which goes first so that a trend in the machine's load favours neither.
-            order = ("plain", "ft") if r % 2 == 0 else ("ft", "plain")
+            order = ("plain",) + tuple(modes) if r % 2 == 0 else tuple(reversed(modes)) + ("plain",)
             for kind in order:
                 if kind == "plain":
                     res = plain_round(lab, a)
                     plains.append(res)
                     say(f"round {r} no FT: {res['ops_s']:.0f} ops/s p50 {res['p50_ms']} ms p99 {res['p99_ms']} ms")
                 else:
+                    lab.use_disk_mode(kind)
                     res = ft_round(lab, a, a.idle if r == 0 else 0, KILLS[r % len(KILLS)])
-                    fts.append(res)
-                    say(f"round {r} FT: {res['ops_s']:.0f} ops/s p50 {res['p50_ms']} ms p99 {res['p99_ms']} ms, "
+                    res["disk_mode"] = kind
+                    by_mode[kind].append(res)
+                    say(f"round {r} FT ({kind}): {res['ops_s']:.0f} ops/s p50 {res['p50_ms']} ms p99 {res['p99_ms']} ms, "
                         f"log {res['log_mbit_s_load']} Mbit/s, lag max {res['lag_ms_max']} ms "
                         f"(direct {res['lag_direct_ms_max']} ms), "
                         f"failover ({res['kill']} kill) gap {res['gap_s']} s")
@@ -552,9 +592,14 @@ def main():
     finally:
         lab.close()
         shutil.rmtree(workdir, ignore_errors=True)   # the disk image lives in RAM by default
-    verdict = report(info, a, plains, fts, time.monotonic() - t0)
+    verdict = {}
+    for m in modes:
+        verdict[m] = report(info, a, plains, by_mode[m], time.monotonic() - t0)
+        print()
+    if len(modes) > 1:
+        compare_modes(a, plains, by_mode)
     if a.json:
-        print(json.dumps({"info": info, "no_ft": plains, "ft": fts, "targets_met": verdict}))
+        print(json.dumps({"info": info, "no_ft": plains, "ft": by_mode, "targets_met": verdict}))
     return 0
 
 

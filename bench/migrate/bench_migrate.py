@@ -1,25 +1,38 @@
 #!/usr/bin/env python3
-"""bench_migrate.py — live migration of the bundled guest, side by side with QEMU's, in one run.
+"""bench_migrate.py — live migration of the bundled guest under ftvm and under QEMU, side by side in
+one run, on the same two-host namespace network (scripts/ft-topology, tests/ft/ftlab.py).
 
-Rows (each migration measured by the source: downtime = vCPU held for the stop-and-copy until the
-destination confirmed the hand-over; total time; bytes on the wire against the RAM the guest had
-touched, which round 0 sends):
-  ftvm idle      kvd with no client, migrated A -> B -> A ... on the namespace network
-  ftvm kvd load  the same under a client writing over one TCP connection (its longest gap printed)
-  ftvm kvd load, arbiter  the same with an arbiter area on both sides (--arbiter): each hand-over
-                 waits for the destination's claim of the next epoch (docs/migration.md)
-  QEMU idle      qemu-system-riscv64 -M virt of the same kernel, initrd and RAM, `migrate` over
-                 TCP to an -incoming QEMU on this machine, downtime limit set to the same 30 ms
-                 (QMP: migrate-set-parameters, migrate, query-migrate)
-Prints the host, the commit, the load average before and after, every migration and the medians.
-Needs root (namespaces).
-usage: bench_migrate.py [--runs N]
+Both systems run the same kernel, initramfs, 256 MiB of RAM, kernel command line (kvd, the guest's
+address from `ip=`), guest MAC and an empty 64 MiB disk; host A's and host B's VM NIC is the TAP on
+that host's bridge, so a client on the third host reaches the guest wherever it runs, over one TCP
+connection. QEMU is qemu-system-riscv64 -M virt -icount shift=auto (tests' reference mode), its
+`migrate` over TCP between the hosts' link to an -incoming QEMU, auto-converge on (ftvm always
+slows a guest that outruns the link), the same downtime limit (30 ms), no bandwidth cap unless the
+row sets one for both (bench/migrate/qemu_vm.py).
+
+Rows (each: --runs migrations A -> B -> A ..., the VM booted once per row):
+  idle    kvd with no client
+  load    kvd under one client writing over one TCP connection (a write every 2 ms)
+  dirty   kvd under four clients writing with no pause, over a link capped at 40 Mbit/s on both
+          systems: the guest dirties memory faster than the link drains it, so a migration
+          converges only by slowing the guest (or never)
+  arbiter (ftvm only, --arbiter) the load row with an arbiter area judging each hand-over
+For every migration: rounds, bytes sent, downtime as the system reports it (VM stopped; ftvm's runs
+to the destination's confirmation, and beside it "state sent", held until the final state was
+written out on the source, which is all QEMU's query-migrate downtime counts), total time, the highest throttle, whether it converged; and, measured from the client's side the same
+way for both, an ICMP echo every 1 ms (bench/migrate/icmp_probe.py, at a real-time priority): the
+longest run of unanswered probes and the longest silence between two replies during the
+migration. The clients' longest gap between two kvd replies is given per row, and every
+acknowledged write is read back at the end of a row (a lost one fails the run). A QEMU destination
+that refuses the state after the source finished (QEMU then has no running copy) is reported as
+such, and the source is resumed (`cont`) so the row goes on; medians count the moves that ran.
+Prints the host, the commit, the load average before and after, each migration and the medians.
+Needs root (namespaces, TAPs, raw sockets). usage: bench_migrate.py [--runs N] [--rows idle,load,dirty] [--arbiter]
 """
 import json
 import os
 import platform
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,141 +44,245 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "migrate"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "ft"))
 import ftlab  # noqa: E402
+import qemu_vm  # noqa: E402
 import test_migrate as tm  # noqa: E402
 
+DOWNTIME_MS = 30
+DIRTY_MBIT = 40
+QEMU_PORT = 7790
 DONE = re.compile(r"done: (\d+) round\(s\), ([\d.]+) MiB of RAM sent of ([\d.]+) MiB, (?:[\d.]+ MiB of disk of [\d.]+ MiB, )?"
-                  r"([\d.]+) MiB on the wire, "
-                  r"downtime (\d+) ms, total (\d+) ms")
+                  r"([\d.]+) MiB on the wire, downtime (\d+) ms, total (\d+) ms")
+PROGRESS = re.compile(r"ftvm migrate: \S+ round (\d+), ([\d.]+)/[\d.]+ MiB sent.* throttle (\d+)%")
+# Row: (writers, delay between a client's writes in ms, link cap in Mbit/s or None)
+ROWS = {"idle": (0, 0, None), "load": (1, 2, None), "dirty": (4, 0, DIRTY_MBIT), "arbiter": (1, 2, None)}
+# ftvm's pause to the destination's confirmation, and to the state written out on the source (what
+# QEMU's query-migrate "downtime" counts), in microseconds, from the summary of ftvm migrate.
+HELD = re.compile(r"held ([\d.]+) ms until the destination confirmed, ([\d.]+) ms until the state was sent")
 
 
-def ftvm_rows(lab, workdir, runs, load, arbiter=False):
-    arb = ["--arbiter", lab.arbiter] if arbiter else []
-    if arbiter:  # a fresh area: its epochs start again at 1
-        subprocess.run([ftlab.ftvm_binary(), "arbiter", "init", lab.arbiter, "--vm", lab.vm_name(), "--force"],
-                       check=True, stdout=subprocess.DEVNULL)
-    src = lab.start_run("a", arb)
-    src.wait_for("ftvm-guest: ready", 180)
-    writer = None
-    if load:
-        if os.path.exists(os.path.join(workdir, "stop")):  # the last row's writer was told to stop
-            os.unlink(os.path.join(workdir, "stop"))
-        writer, logfile, stopfile = tm.start_writer(lab, workdir)
-        time.sleep(2.0)
-    rows, here, there, nodes = [], "a", "b", {"a": src}
-    for _ in range(runs):
-        nodes[there] = lab.start_incoming(there, arb)
-        rc, err, took = lab.migrate(here, there)
+class FtvmSide:
+    name = "ftvm"
+
+    def __init__(self, lab, arbiter=False):
+        self.lab, self.nodes = lab, {}
+        self.arb = ["--arbiter", lab.arbiter] if arbiter else []
+        if arbiter:  # a fresh area: its epochs start again at 1
+            subprocess.run([ftlab.ftvm_binary(), "arbiter", "init", lab.arbiter, "--vm", lab.vm_name(), "--force"],
+                           check=True, stdout=subprocess.DEVNULL)
+
+    def boot(self, host):
+        self.nodes[host] = self.lab.start_run(host, self.arb)
+        self.nodes[host].wait_for("ftvm-guest: ready", 300)
+
+    def prepare(self, there):
+        self.nodes[there] = self.lab.start_incoming(there, self.arb)
+
+    def migrate(self, here, there, mbit):
+        extra = ["--downtime-ms", str(DOWNTIME_MS)] + (["--bandwidth", str(mbit)] if mbit else [])
+        rc, err, _ = self.lab.migrate(here, there, extra)
+        progress = [(int(r), float(s), int(t)) for r, s, t in PROGRESS.findall(err)]
         m = DONE.search(err)
-        if rc != 0 or not m:
-            raise SystemExit(f"migration failed: {err}")
-        handed = nodes[there].wait_for("handed over", 30)
-        touched = int(re.search(r"\((\d+) pages in", handed).group(1))
-        rows.append({"rounds": int(m.group(1)), "sent_mib": float(m.group(4)), "downtime_ms": int(m.group(5)),
-                     "total_ms": int(m.group(6))})
-        nodes[here].wait(30)
-        here, there = there, here
-        time.sleep(1.0)
-    gap = None
-    if writer:
-        s = tm.stop_writer(writer, stopfile, [])
-        gap = s["max_gap_s"] * 1000
-        if s["reconnects"]:
-            raise SystemExit("the client's connection broke")
-    nodes[here].kill()
-    return rows, gap
+        if rc == 0 and m:
+            row = {"converged": True, "rounds": int(m.group(1)), "sent_mib": float(m.group(4)),
+                   "downtime_ms": int(m.group(5)), "total_ms": int(m.group(6)),
+                   "throttle": max((t for _, _, t in progress), default=0)}
+            held = HELD.search(err)
+            if held:
+                row.update(downtime_ms=float(held.group(1)), state_sent_ms=float(held.group(2)))
+            return row
+        if "round" not in err or not progress:  # not a failure to converge: the bench cannot go on
+            raise SystemExit(f"ftvm migration {here} -> {there} failed:\n{err}")
+        return {"converged": False, "rounds": progress[-1][0] + 1, "sent_mib": progress[-1][1], "downtime_ms": 0,
+                "total_ms": 0, "throttle": max(t for _, _, t in progress), "error": err.strip().splitlines()[-1]}
+
+    def finish(self, here, there, moved):
+        if moved:
+            self.nodes[there].wait_for("handed over", 60)
+            self.nodes[here].wait(60)
+        else:  # the source runs on; the destination gave up
+            self.nodes[there].kill()
+            self.nodes[there].wait(30)
+
+    def stop(self):
+        for n in self.nodes.values():
+            n.kill()
+        self.nodes = {}
 
 
-def qmp(sock_path):
-    s = socket.socket(socket.AF_UNIX)
-    for _ in range(100):
-        try:
-            s.connect(sock_path)
-            break
-        except OSError:
-            time.sleep(0.1)
-    f = s.makefile("rw")
-    json.loads(f.readline())
+class QemuSide:
+    name = "QEMU"
 
-    def cmd(name, **args):
-        f.write(json.dumps({"execute": name, "arguments": args}) + "\n")
-        f.flush()
-        while True:
-            r = json.loads(f.readline())
-            if "return" in r or "error" in r:
-                return r
-    cmd("qmp_capabilities")
-    return cmd
+    def __init__(self, lab, workdir):
+        self.lab, self.workdir, self.vms = lab, workdir, {}
+        self.disk = os.path.join(workdir, "qemu-disk.img")
+        with open(self.disk, "wb") as f:
+            f.truncate(64 << 20)
+        self.append = "console=ttyS0 panic=1 " + lab.run_options("a")[-1]
 
+    def _vm(self, host, incoming=None):
+        return qemu_vm.QemuVm(self.lab, host, self.workdir, self.disk, ftlab.MAC, self.append, ftlab.guest_dir(),
+                              incoming=incoming)
 
-def qemu_rows(workdir, runs):
-    g = ftlab.guest_dir()
-    base = ["qemu-system-riscv64", "-M", "virt", "-m", "256", "-nographic", "-icount", "shift=auto",
-            "-bios", os.path.join(g, "fw_dynamic.bin"), "-kernel", os.path.join(g, "Image"),
-            "-initrd", os.path.join(g, "initramfs.cpio"), "-append", "console=ttyS0 panic=1 ftvm.workload=idle",
-            "-device", "virtio-rng-device", "-serial", "null", "-monitor", "none"]
-    rows = []
-    for i in range(runs):
-        qs, qd = os.path.join(workdir, f"qs{i}.qmp"), os.path.join(workdir, f"qd{i}.qmp")
-        port = 7790 + i
-        src = subprocess.Popen(base + ["-qmp", f"unix:{qs},server,nowait"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-        dst = subprocess.Popen(base + ["-qmp", f"unix:{qd},server,nowait", "-incoming", f"tcp:127.0.0.1:{port}"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            time.sleep(8.0)  # boot to the idle workload
-            c = qmp(qs)
-            c("migrate-set-parameters", **{"downtime-limit": 30})
-            c("migrate", uri=f"tcp:127.0.0.1:{port}")
-            while True:
-                r = c("query-migrate")["return"]
-                if r.get("status") in ("completed", "failed", "cancelled"):
-                    break
-                time.sleep(0.05)
-            if r["status"] != "completed":
-                raise SystemExit(f"QEMU migration {r['status']}")
-            rows.append({"rounds": r["ram"].get("dirty-sync-count", 0), "sent_mib": r["ram"]["transferred"] / 1048576,
-                         "downtime_ms": r.get("downtime", 0), "total_ms": r.get("total-time", 0)})
-        finally:
-            for p in (src, dst):
-                p.kill()
-                p.wait()
-    return rows
+    def boot(self, host):
+        self.vms[host] = self._vm(host)
+        self.vms[host].wait_console("ftvm-guest: ready", 300)
+
+    def prepare(self, there):
+        self.vms[there] = self._vm(there, (tm.HOST_IP[there], QEMU_PORT))
+
+    def migrate(self, here, there, mbit):
+        r = qemu_vm.migrate(self.vms[here], tm.HOST_IP[there], QEMU_PORT, DOWNTIME_MS, mbit)
+        if r["status"] == "failed":
+            raise SystemExit(f"QEMU migration {here} -> {there} failed: {r['error']}")
+        if r["converged"] and not self.vms[there].running(10.0):
+            # The source sent everything and stopped, but the destination refused the state (it
+            # exited, or runs with a device it marked broken): the VM goes on where it was
+            # (`cont`), as a user would have to do by hand.
+            r["dest_failed"] = self.vms[there].error()
+            self.vms[here].qmp("cont")
+        return r
+
+    def finish(self, here, there, moved):
+        self.vms.pop(here if moved else there).stop()
+
+    def stop(self):
+        for v in self.vms.values():
+            v.stop()
+        self.vms = {}
 
 
-def show(name, rows, gap=None):
+def start_probe(lab, workdir):
+    stop = os.path.join(workdir, "probe-stop")
+    if os.path.exists(stop):
+        os.unlink(stop)
+    proc = subprocess.Popen(["ip", "netns", "exec", lab.ns("cl"), "chrt", "-f", "20", sys.executable,
+                             os.path.join(HERE, "icmp_probe.py"), ftlab.GUEST_IP, stop],
+                            stdout=subprocess.PIPE, text=True)
+    if proc.stdout.readline().strip() != "probing":
+        raise SystemExit("the ICMP probe did not start")
+    return proc, stop
+
+
+def stop_probe(probe):
+    proc, stop = probe
+    open(stop, "w").close()
+    out, _ = proc.communicate(timeout=60)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run_row(side, lab, workdir, row, runs):
+    nwriters, delay, mbit = ROWS[row]
+    side.boot("a")
+    # The client forgets the guest's MAC, so its next packet asks for it (ARP) and the guest's
+    # answer teaches the switch where the guest now is: a VM booted anew (not migrated) announces
+    # nothing, and the switch may still send its MAC to the host the last row ended on.
+    lab.client(["ip", "neigh", "flush", "dev", "eth0"], check=True)
+    probe = start_probe(lab, workdir)
+    if os.path.exists(os.path.join(workdir, "stop")):  # the last row's writers were told to stop
+        os.unlink(os.path.join(workdir, "stop"))
+    writers = [tm.start_writer(lab, workdir, delay_ms=delay, name=f"{side.name}-{row}-{i}") for i in range(nwriters)]
+    time.sleep(2.0)
+    rows, here, there, lost = [], "a", "b", False
+    try:
+        for _ in range(runs):
+            side.prepare(there)
+            t0 = time.monotonic()
+            try:
+                r = side.migrate(here, there, mbit)
+            except (qemu_vm.QmpError, OSError) as e:  # the VM itself is gone: the row ends here
+                print(f"  {side.name} {row}: the VM was lost during a migration {here} -> {there}: {e}", flush=True)
+                lost = True
+                break
+            r["window"] = (t0, time.monotonic() + 1.0)
+            r["moved"] = r["converged"] and "dest_failed" not in r
+            side.finish(here, there, r["moved"])
+            rows.append(r)
+            if r["moved"]:
+                here, there = there, here
+            time.sleep(1.0)
+        gaps, reconnects, acked = [], 0, 0
+        for proc, logfile, stopfile in writers:
+            if lost:
+                proc.kill()
+                continue
+            s = tm.stop_writer(proc, stopfile, [])
+            tm.verify(lab, logfile, [])  # every acknowledged write reads back, or the run fails
+            gaps.append(s["max_gap_s"] * 1000)
+            reconnects += s["reconnects"]
+            acked += s["acked"]
+    finally:
+        icmp = stop_probe(probe)
+        side.stop()
     for r in rows:
-        print(f"  {name:14} rounds {r['rounds']:3}  sent {r['sent_mib']:6.1f} MiB  downtime {r['downtime_ms']:5} ms  "
-              f"total {r['total_ms']:6} ms")
-    med = {k: statistics.median(r[k] for r in rows) for k in ("sent_mib", "downtime_ms", "total_ms")}
-    extra = f", client's longest gap {gap:.0f} ms" if gap is not None else ""
-    print(f"{name:16} median: downtime {med['downtime_ms']:.0f} ms, total {med['total_ms']:.0f} ms, "
-          f"sent {med['sent_mib']:.1f} MiB{extra}", flush=True)
+        lo, hi = r.pop("window")
+        r["icmp_missed_ms"] = max((ms for t, ms, _ in icmp["runs"] if lo <= t <= hi), default=0.0)
+        r["icmp_silence_ms"] = max((ms for t, ms in icmp["silences"] if lo <= t <= hi), default=0.0)
+    client = {"gap_ms": max(gaps) if gaps else None, "reconnects": reconnects, "acked": acked,
+              "probes": icmp["sent"], "answered": icmp["answered"]}
+    return rows, client
+
+
+def show(label, rows, client):
+    if not rows:
+        print(f"{label:17} no migration finished", flush=True)
+        return None
+    for r in rows:
+        state = "" if r["converged"] else f"  NOT CONVERGED ({r.get('error', '')[:80]})"
+        if "dest_failed" in r:
+            state = f"  DESTINATION REFUSED THE STATE, the source resumed ({r['dest_failed'][:100]})"
+        sent = f" (state sent {r['state_sent_ms']:5.1f})" if "state_sent_ms" in r else ""
+        print(f"  {label:15} rounds {r['rounds']:3}  sent {r['sent_mib']:6.1f} MiB  downtime {r['downtime_ms']:6.1f}{sent} ms  "
+              f"total {r['total_ms']:6} ms  throttle {r['throttle']:2}%  ICMP missed {r['icmp_missed_ms']:6.1f} ms"
+              f"  silent {r['icmp_silence_ms']:6.1f} ms{state}", flush=True)
+    done = [r for r in rows if r["moved"]] or rows
+    med = {k: statistics.median(r[k] for r in done)
+           for k in ("sent_mib", "downtime_ms", "total_ms", "icmp_missed_ms", "icmp_silence_ms", "rounds")}
+    med["converged"] = sum(r["converged"] for r in rows)
+    med["moved"] = sum(r["moved"] for r in rows)
+    med["throttle"] = max(r["throttle"] for r in rows)
+    extra, sent = "", ""
+    if all("state_sent_ms" in r for r in done):  # beside QEMU's downtime, which counts only this part
+        sent = f" (state sent after {statistics.median(r['state_sent_ms'] for r in done):.1f})"
+    if client["gap_ms"] is not None:
+        extra = (f"; clients: {client['acked']} writes acknowledged, all read back, {client['reconnects']} "
+                 f"reconnect(s), longest gap {client['gap_ms']:.0f} ms")
+    print(f"{label:17} median: downtime {med['downtime_ms']:.1f}{sent} ms, ICMP missed {med['icmp_missed_ms']:.0f} ms "
+          f"(silent {med['icmp_silence_ms']:.0f} ms), total {med['total_ms']:.0f} ms, sent {med['sent_mib']:.1f} MiB, "
+          f"rounds {med['rounds']:.0f}, throttle up to {med['throttle']}%, converged {med['converged']}/{len(rows)}, "
+          f"running at the destination {med['moved']}/{len(rows)}"
+          f"{extra}; {client['answered']}/{client['probes']} probes answered", flush=True)
     return med
 
 
 def main():
-    runs = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 4
+    argv = sys.argv[1:]
+    runs = int(argv[argv.index("--runs") + 1]) if "--runs" in argv else 4
+    wanted = argv[argv.index("--rows") + 1].split(",") if "--rows" in argv else ["idle", "load", "dirty"]
+    if "--arbiter" in argv:
+        wanted.append("arbiter")
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     print(f"host {platform.node()} {platform.machine()}, {os.cpu_count()} cpus; commit {commit}; {runs} runs per row; "
-          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+          f"downtime limit {DOWNTIME_MS} ms; load average {os.getloadavg()[0]:.1f}", flush=True)
+    qemu = subprocess.run([qemu_vm.QEMU, "--version"], capture_output=True, text=True).stdout.splitlines()
+    print(qemu[0] if qemu else f"{qemu_vm.QEMU}: not found", flush=True)
     workdir = tempfile.mkdtemp(prefix="ftvm-bench-migrate-")
     lab = tm.MigLab(f"bm{os.getpid() % 1000}", workdir)
+    medians = {}
     try:
-        idle, _ = ftvm_rows(lab, workdir, runs, False)
-        m_idle = show("ftvm idle", idle)
-        load, gap = ftvm_rows(lab, workdir, runs, True)
-        show("ftvm kvd load", load, gap)
-        arb, gap = ftvm_rows(lab, workdir, runs, True, arbiter=True)
-        show("ftvm kvd+arb", arb, gap)
+        for row in wanted:
+            systems = [FtvmSide(lab, arbiter=row == "arbiter")] + ([QemuSide(lab, workdir)] if row != "arbiter" else [])
+            for side in systems:
+                rows, client = run_row(side, lab, workdir, row, runs)
+                medians[(side.name, row)] = show(f"{side.name} {row}", rows, client)
     finally:
         lab.close()
-    q = qemu_rows(workdir, runs)
-    m_q = show("QEMU idle", q)
-    if m_q["downtime_ms"]:
-        print(f"idle downtime ftvm/QEMU {m_idle['downtime_ms'] / m_q['downtime_ms']:.1f}x")
-    print(f"idle total time ftvm/QEMU {m_idle['total_ms'] / max(m_q['total_ms'], 1):.2f}x, "
-          f"bytes ftvm/QEMU {m_idle['sent_mib'] / max(m_q['sent_mib'], 0.001):.2f}x")
+    for row in wanted:
+        f, q = medians.get(("ftvm", row)), medians.get(("QEMU", row))
+        if f and q:
+            print(f"{row}: downtime ftvm {f['downtime_ms']:.0f} / QEMU {q['downtime_ms']:.0f} ms, ICMP missed "
+                  f"{f['icmp_missed_ms']:.0f} / {q['icmp_missed_ms']:.0f} ms, total {f['total_ms']:.0f} / "
+                  f"{q['total_ms']:.0f} ms, sent {f['sent_mib']:.1f} / {q['sent_mib']:.1f} MiB", flush=True)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0
 

@@ -27,6 +27,8 @@ import sys
 import tempfile
 import threading
 import time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ports import free_port  # noqa: E402
 
 FTVM, BM = sys.argv[1], sys.argv[2]
 STATUS = b'{"cmd":"status"}\n'
@@ -38,14 +40,6 @@ def check(cond, what):
     print(("ok: " if cond else "FAIL: ") + what, flush=True)
     if not cond:
         failures.append(what)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_for(pred, timeout):

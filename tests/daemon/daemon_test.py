@@ -1,8 +1,12 @@
 """daemon_test.py — what the daemon tests share: checks that collect failures, bounded waits, a free
 loopback port, the domain definition of a VM running the bare-metal tick.elf, and the exit status."""
+import os
 import shutil
-import socket
+import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ports import free_port  # noqa: E402
 
 failures = []
 
@@ -22,14 +26,6 @@ def wait_for(pred, timeout=20):
             return v
         time.sleep(0.05)
     return pred()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def domain(name, kernel, extra=""):

@@ -28,6 +28,13 @@ way through the raw fast path, must end byte-identical to every NBD disk (`qemu-
                  connection read-only). Both nodes end cleanly and the backup's replay matches.
                  Then replicated again with the primary SIGKILLed mid-workload: the backup goes
                  live on its NBD replica and the guest's own read-back checks pass there.
+  migrate        a live migration with --copy-storage between two ftvm processes on this host,
+                 each disk a linked clone served by qemu-nbd without --shared (one client at a
+                 time): the source reads its disk for the copy and the destination writes its
+                 replica through the connection their back ends hold, so the one-client servers
+                 suffice. The migration happens during the disk workload; the destination's guest
+                 finishes it with its read-back checks passing, and the base's pattern reads
+                 through the destination's overlay (qemu-io).
   clone          two linked clones of one base, made with `ftvm clone --linked`, each with a domain
                  made by `ftvm clone --domain` (new name, new MAC, the clone's NBD URI), run at once:
                  both workloads pass, both overlays equal the reference, the base is unchanged; a
@@ -325,7 +332,57 @@ def scenario_ft(b):
     b.check_base()
 
 
-SCENARIOS = {"qcow2": scenario_qcow2, "ft": scenario_ft, "record-replay": scenario_record_replay,
+def scenario_migrate(b):
+    """A live migration with the disk copied, both sides on one-client qemu-nbd servers."""
+    f = b.f
+    images = {h: b.clone(f"migrate-{h}.qcow2") for h in ("src", "dst")}
+    daemons = {h: b.serve(images[h], qemu_nbd=True) for h in images}
+    key, ctl = os.path.join(b.tmp, "migrate.key"), os.path.join(b.tmp, "migrate-src.sock")
+    r = rrlib.run([b.ftvm, "keygen", key], timeout=60)
+    f.expect(r.code == 0, f"ftvm keygen: exit {r.code}: {r.last_err_line()}")
+    port = 20000 + os.getpid() % 20000
+    workload = ["--vm", "nbdmig", "--extra-args", "ftvm.workload=disk ftvm.disk.mb=8 ftvm.disk.ops=10000"]
+    logs = {h: open(os.path.join(b.tmp, f"migrate-{h}.log"), "w+b") for h in images}
+    dst = subprocess.Popen([b.ftvm, "incoming", "--listen", f"127.0.0.1:{port}", "--channel-key", key,
+                            "--disk", daemons["dst"].uri] + workload,
+                           stdin=subprocess.DEVNULL, stdout=logs["dst"], stderr=subprocess.STDOUT)
+    src = subprocess.Popen([b.ftvm, "run", "--control", ctl, "--disk", daemons["src"].uri] + workload,
+                           stdin=subprocess.DEVNULL, stdout=logs["src"], stderr=subprocess.STDOUT)
+
+    def text(h):
+        logs[h].flush()
+        with open(logs[h].name, "rb") as fh:
+            return fh.read().decode(errors="replace")
+    try:
+        deadline = time.monotonic() + 300
+        while "disk: 8 MiB region" not in text("src") and src.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        f.expect("disk: 8 MiB region" in text("src"), "the source's workload never started:\n" + text("src")[-1500:])
+        r = rrlib.run([b.ftvm, "migrate", "--control", ctl, "--to", f"127.0.0.1:{port}", "--channel-key", key,
+                       "--copy-storage"], timeout=300)
+        f.expect(r.code == 0, f"ftvm migrate --copy-storage between one-client NBD servers: exit {r.code}: "
+                              f"{r.last_err_line()}\n--- source ---\n{text('src')[-1500:]}"
+                              f"\n--- destination ---\n{text('dst')[-1500:]}")
+        if r.code == 0:
+            code = dst.wait(600)
+            f.expect(code == 0 and "disk: score" in text("dst"),
+                     f"the migrated guest ended with {code}:\n" + text("dst")[-1500:])
+            f.expect(src.wait(60) == 0, "the source did not end after the hand-over")
+    except subprocess.TimeoutExpired as e:
+        f.expect(False, f"migration on one-client NBD servers: {e}")
+    finally:
+        for p in (src, dst):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for d in daemons.values():
+        d.stop()
+    code, out = nbdserve.qemu_io(images["dst"], "qcow2", f"read -P 0xab {PATTERN_AT_MIB}M 1M")
+    f.expect(code == 0, f"the base's pattern does not read through the destination's overlay: {out.strip()}")
+    b.check_base()
+
+
+SCENARIOS = {"migrate": scenario_migrate, "qcow2": scenario_qcow2, "ft": scenario_ft, "record-replay": scenario_record_replay,
              "server-death": scenario_server_death, "clone": scenario_clone}
 
 

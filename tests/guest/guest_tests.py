@@ -28,6 +28,8 @@ import sys
 import tempfile
 import threading
 import time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ports import free_port  # noqa: E402
 
 BOOT_TIMEOUT = 90          # seconds from QEMU start to the ready marker
 RUN_TIMEOUT = 120          # seconds for a whole selftest boot
@@ -44,12 +46,6 @@ class TestFailure(Exception):
 def check(cond, what):
     if not cond:
         raise TestFailure(what)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class KvClient:

@@ -219,7 +219,7 @@ static void write_seed(const char *path, bool resync)
 	pages[0] = 0x5; /* pages 0 and 2 */
 	seedbody = 0;
 	struct state_stats st;
-	if (state_encode_pages(m, (struct state_sink){ .write = seed_state }, pages, &st, err, sizeof(err)))
+	if (state_encode_pages(m, (struct state_sink){ .write = seed_state }, pages, NULL, &st, err, sizeof(err)))
 		exit(1);
 	if (seedbody)
 		seed_put(MIG_STATE, 1, seedbody);

@@ -6,7 +6,9 @@
  * left alone past it; a destination that must, may or must not take disks says so before any
  * page. A resync (START flag RESYNC, DIGEST sections) lands its data and compares its digests;
  * one whose block differs, of another pairing, or to a destination taking only full copies is
- * refused, as are digests outside a resync. START's ARBITER flag and node field, and HANDOVER's
+ * refused, as are digests outside a resync; a replica that notes differing blocks gets its
+ * verdict once round 0 is over, before round 1 is applied, and the source's parser of the repair
+ * list it names takes only well-formed lists inside the disks. START's ARBITER flag and node field, and HANDOVER's
  * epoch against START's, are decoded by destinations with and without an arbiter area
  * (docs/migration.md, "The hand-over with an arbiter"). The board is the decoders' fuzz board
  * (tests/lib/fuzz_board.h): 16 MiB, a 1 MiB disk.
@@ -25,6 +27,7 @@
 
 #include "common/arbiter.h"
 #include "fuzz_board.h"
+#include "migrate/mig_disks.h"
 #include "migrate/mig_stream.h"
 #include "util/byteorder.h"
 #include "util/crc32c.h"
@@ -90,6 +93,9 @@ struct replica {
 	bool spare;             /* takes FT clones (and so resyncs) */
 	bool full_only;         /* has no resync or check */
 	size_t confirmed_at_sync; /* the source's confirmations when sync came */
+	bool noting;            /* notes differing blocks, judged when round 0 ends (noting_ops) */
+	unsigned differing;
+	size_t compared_at;     /* the messages taken when compared() came (0: never) */
 	struct stream *s;
 };
 
@@ -152,6 +158,30 @@ static int rep_check(void *ctx, unsigned disk, uint64_t off, uint64_t len, uint6
 	snprintf(why, whylen, "resync refused: differs at %llu", (unsigned long long)off);
 	return -EINVAL;
 }
+
+/* A replica that notes differing blocks instead of refusing, and names them when round 0 ends. */
+static int rep_check_noting(void *ctx, unsigned disk, uint64_t off, uint64_t len, uint64_t lo, uint64_t hi,
+			    char *why, size_t whylen)
+{
+	struct replica *r = ctx;
+	if (rep_check(ctx, disk, off, len, lo, hi, why, whylen))
+		r->differing++;
+	return 0;
+}
+
+static int rep_compared(void *ctx, char *why, size_t whylen)
+{
+	struct replica *r = ctx;
+	r->compared_at = r->s->next;
+	if (!r->differing)
+		return 0;
+	snprintf(why, whylen, "resync refused: %u block(s) differ; repair=0:2.", r->differing);
+	return -EINVAL;
+}
+
+static const struct mig_disk_ops noting_ops = { .begin = rep_begin, .write = rep_write, .sync = rep_sync,
+						.resync = rep_resync, .check = rep_check_noting,
+						.compared = rep_compared };
 
 static const struct mig_disk_ops rep_ops = { .begin = rep_begin, .write = rep_write, .sync = rep_sync,
 					     .resync = rep_resync, .check = rep_check };
@@ -232,7 +262,7 @@ static void finish(struct stream *s, struct machine *m)
 	char err[256];
 	assert_non_null(none);
 	state_len = 0;
-	assert_int_equal(state_encode_pages(m, (struct state_sink){ .write = state_sink }, none, &st, err, sizeof(err)), 0);
+	assert_int_equal(state_encode_pages(m, (struct state_sink){ .write = state_sink }, none, NULL, &st, err, sizeof(err)), 0);
 	free(none);
 	memcpy(body, state_buf, state_len);
 	put(s, MIG_STATE, 1, state_len);
@@ -247,7 +277,8 @@ static int decode(struct machine *m, struct stream *s, struct replica *r, enum m
 		  const uint8_t *arbiter_id, struct mig_dest_result *res, char *err, size_t errlen)
 {
 	struct mig_dest_want want = { .clone = r->spare, .storage = storage, .arbiter_id = arbiter_id,
-				      .disk = r->full_only ? &full_only_ops : &rep_ops, .disk_ctx = r };
+				      .disk = r->full_only ? &full_only_ops : r->noting ? &noting_ops : &rep_ops,
+				      .disk_ctx = r };
 	r->s = s;
 	return mig_dest_decode_want(m, &want, &src_ops, s, res, err, errlen);
 }
@@ -395,6 +426,74 @@ static void resync_refusals(void **state)
 		run_end(&t);
 	}
 	machine_destroy(src);
+}
+
+/*
+ * A resync whose round 0 finds differing blocks: the replica's verdict comes once, after every
+ * round-0 section and before the first message of a later round is applied — refused (naming the
+ * blocks) with nothing of round 1 written; with no difference the stream completes.
+ */
+static void resync_verdict(void **state)
+{
+	(void)state;
+	struct machine *src = fuzz_board_create("test_disk_stream", &config);
+	for (int differ = 0; differ < 2; differ++) {
+		struct run t;
+		run_begin(&t, DISK_BYTES, true);
+		t.r->noting = true;
+		start(&t.s, src, MIG_FLAG_CLONE | MIG_FLAG_STORAGE | MIG_FLAG_RESYNC);
+		resync_disks(&t.s, 9);
+		size_t n = 0;
+		for (uint64_t off = 0; off < DISK_BYTES; off += 65536)
+			n += digest_section(body + n, off, 65536, differ && off == 131072 ? 0xaa : 0xee);
+		put(&t.s, MIG_BLOCKS, 0, n);
+		memset(body + MIG_DISK_HDR_SIZE, 0x33, 65536);
+		put(&t.s, MIG_BLOCKS, 1, mig_disk_section_build(body, 0, 0, 0, 65536));
+		finish(&t.s, src);
+		int ret = run_decode(&t, MIG_STORAGE_NEEDED);
+		printf("differing %d: %d %s\n", differ, ret, t.err);
+		assert_int_equal(t.r->compared_at, 4); /* START, DISKS, round 0's BLOCKS, then round 1's came */
+		if (differ) {
+			assert_int_equal(ret, -EINVAL);
+			assert_non_null(strstr(t.err, "repair=0:2."));
+			assert_true(t.res.refused_config);
+			assert_int_equal(t.r->writes, 0);
+			assert_int_not_equal(t.res.phase, MIG_PHASE_RUN);
+		} else {
+			assert_int_equal(ret, 0);
+			assert_int_equal(t.res.phase, MIG_PHASE_RUN);
+			assert_int_equal(t.r->writes, 1);
+		}
+		run_end(&t);
+	}
+	machine_destroy(src);
+}
+
+/* The source's parser of a refusal's repair list (text from the peer): well-formed lists set
+ * exactly their blocks; every malformed one, or one outside the disks, sets nothing. */
+static void repair_lists(void **state)
+{
+	(void)state;
+	const uint64_t nblocks[2] = { 100, 64 };
+	uint64_t w0[2], w1[1];
+	uint64_t *const maps[2] = { w0, w1 };
+	uint64_t blocks = 0;
+	memset(w0, 0, sizeof(w0)), memset(w1, 0, sizeof(w1));
+	assert_int_equal(mig_repair_parse("x; repair=0:3,0:70+2,1:63.", 2, nblocks, maps, &blocks), 0);
+	assert_int_equal(blocks, 4);
+	assert_int_equal(w0[0], 1ull << 3);
+	assert_int_equal(w0[1], 3ull << 6);
+	assert_int_equal(w1[0], 1ull << 63);
+	static const char *const bad[] = {
+		"no list", "repair=", "repair=0:3", "repair=0:3,", "repair=0:3,.", "repair=0:100.", "repair=0:99+2.",
+		"repair=2:0.", "repair=1:0+0.", "repair=0:-1.", "repair=0:1+18446744073709551615.",
+		"repair=00000000000000000000:1.", "repair=0:1 .", "repair=0;1.", "repair=0:1+.", "repair=:1.",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(w0, 0, sizeof(w0)), memset(w1, 0, sizeof(w1));
+		if (mig_repair_parse(bad[i], 2, nblocks, maps, &blocks) != -EINVAL || w0[0] || w0[1] || w1[0])
+			fail_msg("\"%s\" not refused whole", bad[i]);
+	}
 }
 
 /* One malformed or unwanted stream: refused with want_err, having written nothing past the
@@ -573,6 +672,8 @@ int main(void)
 		cmocka_unit_test(refusals),
 		cmocka_unit_test(resync_stream),
 		cmocka_unit_test(resync_refusals),
+		cmocka_unit_test(resync_verdict),
+		cmocka_unit_test(repair_lists),
 		cmocka_unit_test(arbiter_fields),
 	};
 	int ret = cmocka_run_group_tests(tests, NULL, NULL);

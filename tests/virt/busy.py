@@ -22,6 +22,8 @@ import threading
 import time
 
 from virt_test import Daemon, check, domain, finish, wait_for
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ports import free_port  # noqa: E402
 
 FTVMD, FTVM, TICK = sys.argv[1:4]
 if TICK == "-":
@@ -55,12 +57,6 @@ class SilentPeer:
     def accepted(self):
         with self.lock:
             return len(self.held)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ftvm(d, *args, timeout=90):

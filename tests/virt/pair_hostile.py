@@ -14,23 +14,18 @@ usage: pair_hostile.py FTVMD FTVM PAIR_PROBE
 """
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 from virt_test import Daemon, check, finish
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ports import free_port  # noqa: E402
 
 FTVMD, FTVM, PROBE = sys.argv[1:4]
 SERVERS = 4                       # PAIRING_SERVERS (daemon/pairing.c)
 MAX_REQUEST = 2 * 256 * 1024 + 4096   # PAIRING_MAX_REQUEST (daemon/pairing.h)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def names(d):
