@@ -14,6 +14,15 @@
 #include "util/nbd_uri.h"
 #include "util/parse.h"
 
+/* --cpu's default: the JIT on the hosts it emits code for (x86-64), the interpreter elsewhere. */
+#if defined(__x86_64__)
+#define RUN_DEFAULT_JIT true
+#define RUN_DEFAULT_CPU_NAME "jit"
+#else
+#define RUN_DEFAULT_JIT false
+#define RUN_DEFAULT_CPU_NAME "interp"
+#endif
+
 #ifndef FTVM_DEFAULT_GUEST_DIR
 #define FTVM_DEFAULT_GUEST_DIR "build/guest"
 #endif
@@ -85,9 +94,9 @@ void run_options_help(FILE *out)
 		"                      then bit-identical (tests, benchmarks)\n"
 		"  --seed N            entropy seed for --clock=virtual (default 0)\n"
 		"  --no-reboot         exit when the guest resets instead of rebooting it\n"
-		"  --cpu interp|jit    how the hart runs guest code: the interpreter (default) or the JIT\n"
-		"                      (integer code translated to x86-64, docs/jit.md); not guest-visible,\n"
-		"                      so a log recorded with one replays with the other\n",
+		"  --cpu interp|jit    how the hart runs guest code: the JIT (guest code translated to\n"
+		"                      x86-64, docs/jit.md) or the interpreter (default here: " RUN_DEFAULT_CPU_NAME "); not\n"
+		"                      guest-visible, so a log recorded with one replays with the other\n",
 		FTVM_DEFAULT_GUEST_DIR, RUN_DEFAULT_APPEND, MACHINE_MIN_MEM_MIB, MACHINE_MAX_MEM_MIB,
 		RUN_DEFAULT_MEM_MIB, MACHINE_MAX_DISKS, MACHINE_MAX_NICS);
 }
@@ -245,6 +254,7 @@ int run_options_parse(int argc, char **argv, struct run_options *o, char *err, s
 	memset(o, 0, sizeof(*o));
 	o->mem_mib = RUN_DEFAULT_MEM_MIB;
 	o->rng = true;
+	o->jit = RUN_DEFAULT_JIT;
 	o->clock = WORLD_CLOCK_WALL;
 	opterr = 0;
 	optind = 1;

@@ -50,7 +50,7 @@ struct run_options {
 	enum world_clock_mode clock;
 	bool no_reboot;
 	bool rng;
-	bool jit;                  /* --cpu jit */
+	bool jit;                  /* --cpu jit (RUN_DEFAULT_JIT unless given) */
 	uint64_t rng_seed;
 	bool help;
 

@@ -83,8 +83,9 @@ def main():
         results["qemu_icount"] = measure("qemu -icount shift=auto", lambda e: qemu[:1] + ["-icount", "shift=auto"]
                                          + qemu[1:] + [e], big, tiny, insns, args.runs)
         if os.path.exists(args.ftvm):
-            results["ftvm"] = measure("ftvm run --bios none", lambda e: [args.ftvm, "run", "--clock=virtual",
-                                      "--bios", "none", "--kernel", e], big, tiny, insns, args.runs)
+            results["ftvm"] = measure("ftvm run --cpu interp", lambda e: [args.ftvm, "run", "--clock=virtual",
+                                      "--cpu", "interp", "--bios", "none", "--kernel", e], big, tiny, insns,
+                                      args.runs)
             results["ftvm_jit"] = measure("ftvm run --cpu jit", lambda e: [args.ftvm, "run", "--clock=virtual",
                                           "--cpu", "jit", "--bios", "none", "--kernel", e], big, tiny, insns,
                                           args.runs)

@@ -2,7 +2,7 @@
 # difftest.sh — runs one bare-metal program under qemu-system-riscv64 -M virt -bios none and under
 # ftvm (the hart runner, or `ftvm run --bios none --kernel`), and requires the same UART output and
 # the same finisher status. Usage: difftest.sh RUNNER ELF  (RUNNER is "ftvm:PATH" or a runner
-# binary; "ftvm-jit:PATH" and "jit:RUNNER" run the same with --cpu jit)
+# binary, both under the interpreter; "ftvm-jit:PATH" and "jit:RUNNER" run the same with --cpu jit)
 set -u
 runner=$1
 elf=$2
@@ -14,7 +14,7 @@ timeout 20 qemu-system-riscv64 -M virt -m 256M -bios none -nographic -monitor no
 	-kernel "$elf" </dev/null >"$tmp/qemu.out" 2>"$tmp/qemu.err"
 qemu_rc=$?
 case $runner in
-ftvm:*) timeout 20 "${runner#ftvm:}" run --bios none --kernel "$elf" </dev/null >"$tmp/ftvm.out" 2>"$tmp/ftvm.err" ;;
+ftvm:*) timeout 20 "${runner#ftvm:}" run --cpu interp --bios none --kernel "$elf" </dev/null >"$tmp/ftvm.out" 2>"$tmp/ftvm.err" ;;
 ftvm-jit:*) timeout 20 "${runner#ftvm-jit:}" run --cpu jit --bios none --kernel "$elf" </dev/null >"$tmp/ftvm.out" \
 	2>"$tmp/ftvm.err" ;;
 jit:*) timeout 20 "${runner#jit:}" --cpu jit "$elf" </dev/null >"$tmp/ftvm.out" 2>"$tmp/ftvm.err" ;;

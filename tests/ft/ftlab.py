@@ -22,6 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
 import sanitizer_check  # noqa: E402
+from test_cpu import with_test_cpu  # noqa: E402 (FTVM_TEST_CPU)
 GUEST_IP = "10.77.0.10"
 HOST_GW = "10.77.0.1"
 CLIENT_IP = "10.77.0.100"
@@ -65,25 +66,6 @@ def sanitizer_verdict():
 
 def ftvm_binary():
     return os.environ.get("FTVM", os.path.join(ROOT, "build", "cmd", "ftvm"))
-
-
-# Subcommands that run a VM and so take `--cpu`.
-VM_VERBS = ("run", "primary", "backup", "spare", "incoming", "record", "replay")
-
-
-def with_test_cpu(argv):
-    """argv with `--cpu $FTVM_TEST_CPU` right after the ftvm subcommand when that variable is set
-    (interp or jit) and the subcommand runs a VM: the whole FT suite then runs under that engine.
-    It goes first, so a test that picks an engine for one node (the jit-* scenarios) still does."""
-    engine = os.environ.get("FTVM_TEST_CPU")
-    if not engine:
-        return argv
-    if engine not in ("interp", "jit"):
-        raise ValueError(f"FTVM_TEST_CPU={engine!r}: expected interp or jit")
-    for i, word in enumerate(argv[:-1]):
-        if os.path.basename(word) == "ftvm" and argv[i + 1] in VM_VERBS:
-            return argv[:i + 2] + ["--cpu", engine] + argv[i + 2:]
-    return argv
 
 
 class Node:

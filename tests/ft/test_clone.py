@@ -523,7 +523,9 @@ def main():
     random.seed(a.seed)
     workdir = tempfile.mkdtemp(prefix=f"ftvm-clone-{a.scenario}-")
     # ftvm's default failure detection (heartbeats 20 ms, timeout 200 ms).
-    workload = "ftvm.workload=disk ftvm.disk.mb=16 ftvm.disk.ops=8000" if a.scenario == "disk" else None
+    # Enough random I/O that the workload outlasts the failover and the clone under the JIT (with
+    # 8000 operations it sometimes ended first); the scenario checks that it did.
+    workload = "ftvm.workload=disk ftvm.disk.mb=16 ftvm.disk.ops=40000" if a.scenario == "disk" else None
     lab = ftlab.Lab(f"c{os.getpid() % 10000}", workdir, timeout_ms=None, workload=workload,
                     disk_mode="replicated" if a.scenario == "disk" else a.disk_mode)
     try:

@@ -6,10 +6,14 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import threading
 import time
 
 import evlog
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from test_cpu import with_test_cpu  # noqa: E402 (FTVM_TEST_CPU)
 
 SKIP = 77
 
@@ -65,6 +69,7 @@ def run(argv, feed=None, timeout=300, env=None, on_output=None):
     once the items run out it is called with the stdout read so far (every 10 ms until it answers):
     a list of more (delay, bytes) items feeds them ([] means "not yet"), None closes stdin."""
     start = time.monotonic()
+    argv = with_test_cpu(argv)
     p = subprocess.Popen(argv, stdin=subprocess.PIPE if feed is not None else subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     out, err = bytearray(), bytearray()
