@@ -5,7 +5,7 @@
  * Blocks are found by the host address of their first instruction, which for guest RAM is its
  * physical address: the run loop translates pc with the hart's fetch TLB (so the current
  * privilege and translation regime decide, exactly as for the interpreter), then looks that
- * address up in a direct-mapped table. A hit is used only while guest memory still holds the
+ * address up in a set-associative table. A hit is used only while guest memory still holds the
  * bytes the block was translated from. Writes are caught per page: a page the JIT runs code
  * from is flagged on the bus (bus->code), and every write into a flagged page — a hart store
  * (whose store TLB entries for the page are armed, so it takes the slow path), a device's DMA,
@@ -35,8 +35,13 @@
 #include "vm/cpu_internal.h"
 
 #define JIT_CODE_BYTES (32u << 20)
-#define JIT_TABLE_BITS 15
-#define JIT_TABLE_SIZE (1u << JIT_TABLE_BITS)
+/* The block table: sets of JIT_WAYS slots, found by a hash of the host address. Direct-mapped
+ * (one way) with 32768 slots, a kvd load refilled 2.5 M slots in a 6 s run, mostly blocks that two
+ * entry points kept taking from each other before either became hot; 4 ways of 16384 sets still
+ * refilled about 200,000, 32768 sets about 47,000. */
+#define JIT_SET_BITS 15
+#define JIT_WAYS 4
+#define JIT_TABLE_SIZE ((1u << JIT_SET_BITS) * JIT_WAYS)
 #define JIT_BLOCK_CODE_MAX 8192 /* far above what JIT_MAX_INSNS instructions need */
 #define JIT_CODE_ALIGN 16
 /* A block runs in the interpreter until entered this often: most code of a boot runs a few
@@ -94,6 +99,8 @@ struct jit {
 	struct jit_pending pending[JIT_BATCH];
 	uint8_t pending_code[JIT_PENDING_BYTES];
 	struct jit_block table[JIT_TABLE_SIZE];
+	/* table[i].host again, a set's in one half cache line: a lookup reads one line, not four */
+	const uint8_t *tags[JIT_TABLE_SIZE] __attribute__((aligned(JIT_WAYS * sizeof(void *))));
 	uint8_t src[JIT_TABLE_SIZE][JIT_MAX_SRC_BYTES]; /* each slot's guest code bytes */
 	/* Where the time of a cold start goes (printed at FTVM_DIAG=info when the engine ends). */
 	struct {
@@ -186,6 +193,7 @@ static void flush_all(struct cpu *cpu, struct jit *j)
 	cpu->stats.jit_flushes++;
 	for (unsigned i = 0; i < JIT_TABLE_SIZE; i++) {
 		j->table[i].host = NULL;
+		j->tags[i] = NULL;
 		j->table[i].code = NULL;
 		j->table[i].pending = false;
 	}
@@ -333,6 +341,7 @@ static void fill(struct cpu *cpu, struct jit *j, uint32_t slot, const uint8_t *h
 	unsigned ninsns = 0, src_bytes = 0;
 	bool translated = jit_extent(host - off, off, &ninsns, &src_bytes);
 	b->host = host;
+	j->tags[slot] = host;
 	b->code = NULL;
 	b->pending = false;
 	b->heat = 0;
@@ -347,11 +356,36 @@ static void fill(struct cpu *cpu, struct jit *j, uint32_t slot, const uint8_t *h
 	memcpy(j->src[slot], host, b->src_bytes);
 }
 
-static uint32_t slot_of(const uint8_t *host)
+/* The first slot of the set that may hold the block at host. */
+static uint32_t set_of(const uint8_t *host)
 {
 	uintptr_t h = (uintptr_t)host;
-	return (uint32_t)((h >> 1) ^ (h >> (JIT_TABLE_BITS + 1)) ^ (h >> (2 * JIT_TABLE_BITS + 1))) &
-	       (JIT_TABLE_SIZE - 1);
+	uint32_t set = (uint32_t)((h >> 1) ^ (h >> (JIT_SET_BITS + 1)) ^ (h >> (2 * JIT_SET_BITS + 1))) &
+		       ((1u << JIT_SET_BITS) - 1);
+	return set * JIT_WAYS;
+}
+
+/* What a slot is worth keeping: installed or waiting code above any cold block, a cold block by
+ * its heat (so a block about to become hot is not pushed out by one entered once). */
+static uint32_t worth(const struct jit_block *b)
+{
+	if (!b->host)
+		return 0;
+	return b->code || b->pending ? UINT32_MAX : 1u + b->heat;
+}
+
+/* The slot holding the block at host, or, when its set has none, the one to fill with it: an
+ * empty one, else the least worth keeping. */
+static uint32_t slot_of(const struct jit *j, const uint8_t *host)
+{
+	uint32_t first = set_of(host), victim = first;
+	for (uint32_t s = first; s < first + JIT_WAYS; s++)
+		if (j->tags[s] == host)
+			return s;
+	for (uint32_t s = first + 1; s < first + JIT_WAYS; s++)
+		if (worth(&j->table[s]) < worth(&j->table[victim]))
+			victim = s;
+	return victim;
 }
 
 /* Makes l enter installed block b (on RAM page `page`) from now on, while b's page is unwritten. */
@@ -380,7 +414,7 @@ static void jit_execute(struct cpu *cpu, icount_t limit)
 			cpu_interpret(cpu, cpu->icount + 1);
 			continue;
 		}
-		uint32_t slot = slot_of(host);
+		uint32_t slot = slot_of(j, host);
 		unsigned off = (unsigned)(cpu->pc & ~CPU_PAGE_MASK);
 		uint64_t page = (uint64_t)(host - cpu->bus->ram) >> CPU_PAGE_SHIFT;
 		struct jit_block *b = &j->table[slot];
