@@ -94,9 +94,11 @@ struct cpu_state {
 	uint64_t reservation_addr, reservation_value;
 	bool reservation_valid;
 	bool waiting;
-	bool stop_requested;           /* a device asked for a slice boundary (e.g. a disk request
-					* submitted while an event was applied): the next slice ends
-					* after one step, in the restored machine too */
+	/* No stop request (cpu_request_stop): it asks the run loop for a slice boundary and ends
+	 * with the next cpu_run(), which may execute nothing, so it is not guest state. A primary
+	 * that applied events at icount N, ran zero instructions and took a CHECK at a second
+	 * boundary at N had no request left; its backup, applying those events and the CHECK in one
+	 * boundary, still had one: the digests differed with the guests equal. */
 	uint64_t mcountinhibit, mcycle_offset, minstret_offset;
 };
 

@@ -58,7 +58,6 @@ void cpu_save(const struct cpu *cpu, struct cpu_state *s)
 	s->reservation_value = cpu->reservation_value;
 	s->reservation_valid = cpu->reservation_valid;
 	s->waiting = cpu->waiting;
-	s->stop_requested = cpu->stop_requested;
 	s->mcountinhibit = cpu->mcountinhibit;
 	s->mcycle_offset = cpu->mcycle_offset;
 	s->minstret_offset = cpu->minstret_offset;
@@ -129,7 +128,7 @@ int cpu_restore(struct cpu *cpu, const struct cpu_state *s, char *err, size_t er
 	cpu->mcycle_offset = s->mcycle_offset;
 	cpu->minstret_offset = s->minstret_offset;
 	cpu->exception_pending = false;
-	cpu->stop_requested = s->stop_requested;
+	cpu->stop_requested = false;
 	for (unsigned w = 0; w < sizeof(cpu->dcache_filled) / sizeof(cpu->dcache_filled[0]); w++) {
 		for (uint64_t bits = cpu->dcache_filled[w]; bits; bits &= bits - 1)
 			cpu->dcache[w * 64 + (unsigned)__builtin_ctzll(bits)].host_page = NULL;
@@ -164,7 +163,9 @@ void cpu_state_io(struct state_io *io, void *state)
 	state_io_u64(io, &s->reservation_value);
 	state_io_bool(io, &s->reservation_valid);
 	state_io_bool(io, &s->waiting);
-	state_io_bool(io, &s->stop_requested);
+	/* Reserved, 0: where version 1 first kept the stop request (cpu.h); ignored when loaded. */
+	bool reserved = false;
+	state_io_bool(io, &reserved);
 	state_io_u64(io, &s->mcountinhibit);
 	state_io_u64(io, &s->mcycle_offset);
 	state_io_u64(io, &s->minstret_offset);

@@ -2,8 +2,9 @@
  * test_cpu_run.c — the hart's run-loop contract (cpu.h, icount.h): cpu_run() stops at exactly the
  * requested icount however the run is sliced, taking an interrupt does not count and happens
  * only after the stop at N, WFI stops the loop and an interrupt line wakes it, a device's
- * cpu_request_stop() ends the run after the current instruction, and equal states give equal
- * digests. Programs are a few hand-encoded instructions, or a test ELF given as argv[1].
+ * cpu_request_stop() ends the run after the current instruction but is no state, and equal
+ * states give equal digests. Programs are a few hand-encoded instructions, or a test ELF given
+ * as argv[1].
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -217,6 +218,42 @@ static void test_request_stop(void **state)
 	fixture_free(fx);
 }
 
+/*
+ * A stop request is no state: a device's event raises a line and asks for a boundary at icount
+ * N. The primary runs zero instructions (the request ends) and takes a CHECK at a second boundary
+ * at N; its backup applies the same events and checks in one boundary, the request still up.
+ * Their digests must agree, and a hart restored from a state saved with a request up runs on
+ * unhindered, as one saved without.
+ */
+static void test_stop_request_is_not_state(void **state)
+{
+	struct fixture *primary = fixture_new(), *backup = fixture_new(), *restored = fixture_new();
+	put_program(primary, 0, irq_program, ARRAY_SIZE(irq_program));
+	put_program(backup, 0, irq_program, ARRAY_SIZE(irq_program));
+	assert_int_equal(cpu_run(primary->cpu, 20), CPU_STOP_LIMIT);
+	assert_int_equal(cpu_run(backup->cpu, 20), CPU_STOP_LIMIT);
+	cpu_set_irq_line(primary->cpu, IRQ_M_TIMER, true);
+	cpu_request_stop(primary->cpu);
+	cpu_set_irq_line(backup->cpu, IRQ_M_TIMER, true);
+	cpu_request_stop(backup->cpu);
+	assert_int_equal(cpu_run(primary->cpu, 21), CPU_STOP_REQUESTED);
+	assert_int_equal(cpu_icount(primary->cpu), 20); /* nothing ran */
+	assert_int_equal(cpu_state_digest(primary->cpu), cpu_state_digest(backup->cpu));
+
+	struct cpu_state s;
+	char err[256];
+	cpu_save(backup->cpu, &s);
+	put_program(restored, 0, irq_program, ARRAY_SIZE(irq_program));
+	assert_int_equal(cpu_restore(restored->cpu, &s, err, sizeof(err)), 0);
+	assert_int_equal(cpu_state_digest(restored->cpu), cpu_state_digest(primary->cpu));
+	assert_int_equal(cpu_run(restored->cpu, 30), CPU_STOP_LIMIT);
+	assert_int_equal(cpu_run(primary->cpu, 30), CPU_STOP_LIMIT);
+	assert_int_equal(cpu_state_digest(restored->cpu), cpu_state_digest(primary->cpu));
+	fixture_free(primary);
+	fixture_free(backup);
+	fixture_free(restored);
+}
+
 /* The same program run straight and in odd slices ends in the same state and output. */
 static void test_slicing_is_invisible(void **state)
 {
@@ -272,6 +309,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_wfi),
 		cmocka_unit_test(test_mip_rmw_does_not_latch_lines),
 		cmocka_unit_test(test_request_stop),
+		cmocka_unit_test(test_stop_request_is_not_state),
 		cmocka_unit_test(test_slicing_is_invisible),
 		cmocka_unit_test(test_bad_guest_memory_is_a_trap),
 	};
