@@ -131,7 +131,12 @@ class Node:
             os.killpg(self.proc.pid, sig)
 
     def wait(self, timeout):
-        return self.proc.wait(timeout)
+        """The exit status; by then every line the process wrote has been read (its pipes hit end
+        of file), so output() holds its last words too."""
+        code = self.proc.wait(timeout)
+        for r in self.readers:
+            r.join(5)
+        return code
 
 
 class Lab:
