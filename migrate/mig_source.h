@@ -13,7 +13,7 @@
  *      rate is measured (bytes confirmed by the destination / time); when the pages left would
  *      cross the link within the downtime target, go to 5;
  *   4. when the guest dirties memory faster than half the link's rate, the vCPU is held for a
- *      growing share of wall time (auto-converge: 20 %, 40 %, ... 95 %; the guest sees only time
+ *      growing share of wall time (auto-converge: 20 %, 40 %, ... 95 %, 99 %; the guest sees only time
  *      passing). After max_rounds rounds the migration is given up: CANCEL, the VM runs on;
  *   5. stop-and-copy: the vCPU held, the disks drained, the final state (devices and the pages
  *      of the last round) sent as STATE messages, then COMPLETE;
