@@ -538,6 +538,7 @@ void ft_node_migrate_end(struct ft_node *n, int result, uint64_t arbiter_epoch)
 	pthread_mutex_lock(&n->ops);
 	pthread_mutex_lock(&n->lock);
 	n->migrating = false;
+	pthread_cond_broadcast(&n->wake);   /* the run thread may wait for this job's end */
 	/* Handed over: the run ends (a primary's log with END), nothing restarts here. */
 	bool restart = result != 0;
 	if (result && arbiter_epoch > n->epoch) {
@@ -619,6 +620,25 @@ static int end_primary(struct ft_node *n, enum machine_exit why, int status, boo
 	return ret;
 }
 
+/* A migration's job uses the live world until it ends (after the hand-over it still forwards the
+ * guest's frames to the destination): the world must outlive it. Each step of the job is bounded
+ * by its own timeout. */
+static void wait_migration_end(struct ft_node *n)
+{
+	pthread_mutex_lock(&n->lock);
+	while (n->migrating) {
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += 100 * 1000 * 1000;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&n->wake, &n->lock, &until);
+	}
+	pthread_mutex_unlock(&n->lock);
+}
+
 int ft_node_run(struct ft_node *n, uint64_t epoch, uint64_t failovers, struct ft_primary *p)
 {
 	char err[512];
@@ -655,8 +675,10 @@ int ft_node_run(struct ft_node *n, uint64_t epoch, uint64_t failovers, struct ft
 			if (!cut && ret < 0)
 				diag_warn("ending the primary: %s", strerror(-ret));
 		}
-		if (!cut)
+		if (!cut) {
+			wait_migration_end(n);
 			return vm_command_finish(n->c, why, status, NULL);
+		}
 		if (disable || regroup) {
 			if (disable)
 				diag_warn("fault tolerance disabled: the backup was dropped, the VM runs on alone");
