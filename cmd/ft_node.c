@@ -174,12 +174,7 @@ static int log_up(void *ctx, char *err, size_t errlen)
 /* Under n->lock: waits up to ms, or until stopped. */
 static void nap_locked(struct ft_node *n, unsigned ms)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L)
-		until.tv_sec++, until.tv_nsec -= 1000000000L;
+	struct timespec until = time_mono_timespec(time_mono_ns() + ms * TIME_NS_PER_MS);
 	if (!n->stop)
 		pthread_cond_timedwait(&n->wake, &n->lock, &until);
 }
@@ -627,13 +622,7 @@ static void wait_migration_end(struct ft_node *n)
 {
 	pthread_mutex_lock(&n->lock);
 	while (n->migrating) {
-		struct timespec until;
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_nsec += 100 * 1000 * 1000;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		struct timespec until = time_mono_timespec(time_mono_ns() + 100 * TIME_NS_PER_MS);
 		pthread_cond_timedwait(&n->wake, &n->lock, &until);
 	}
 	pthread_mutex_unlock(&n->lock);
@@ -728,11 +717,13 @@ int ft_node_create(struct vm_command *c, const struct ft_options *fo, const stru
 	snprintf(n->vm_id, sizeof(n->vm_id), "%s", vm_id);
 	pthread_mutex_init(&n->lock, NULL);
 	pthread_mutex_init(&n->ops, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&n->wake, &ca);
-	pthread_condattr_destroy(&ca);
+	int ret = time_cond_init(&n->wake);
+	if (ret) {
+		pthread_mutex_destroy(&n->ops);
+		pthread_mutex_destroy(&n->lock);
+		free(n);
+		return ret;
+	}
 	*out = n;
 	return 0;
 }
