@@ -8,12 +8,16 @@ a few hundred SET/GET with random pauses and check every answer (kvload.py), the
 `poweroff`. Replay, with another fresh copy of the zeroed disk and no network or console input:
 exit 0 (matched to END), the same console output byte for byte, and the replay's disk ends
 byte-identical to the recording's. The log must hold NET_RX, DISK_DONE and CONSOLE_IN records.
+Restore-then-replay: cut at a seeded random icount while the clients' frames arrive (the seed is
+printed; FTVM_TEST_SEED picks another), restore with the disk the cut left, replay to END: the same
+console output and the same disk.
 Then --perturb-lsn on a NET_RX record and on the CONSOLE_IN record: exit 3 at the next CHECK (or
 earlier, when the change made the guest wait in WFI where the recording did not).
 
 Usage: kv_replay.py FTVM GUEST_DIR TAP
 """
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -25,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import evlog  # noqa: E402
 import kvload  # noqa: E402
 import rrlib  # noqa: E402
+import snapshot_replay  # noqa: E402
 
 GUEST_IP, HOST_IP = "10.99.0.2", "10.99.0.1"
 MAC = "52:54:00:00:00:01"
@@ -88,9 +93,22 @@ def main():
         with open(zero, "rb") as z, open(rep_disk, "rb") as d:
             f.expect(z.read(1 << 20) != d.read(1 << 20), "the replay wrote nothing to its disk")
 
+        # Restore-then-replay: cut at a seeded random icount while the clients' frames arrive,
+        # restore with the disk as the cut left it, replay to END: the same console and disk.
+        seed = int(os.environ.get("FTVM_TEST_SEED", random.SystemRandom().randrange(1 << 32)))
+        net = log.of_kind(evlog.NET_RX)
+        icount = random.Random(seed).randrange(net[0].icount, net[-1].icount)
+        print(f"FTVM_TEST_SEED={seed}: cut at icount {icount} (frames from {net[0].icount} to {net[-1].icount})",
+              flush=True)
+        cut_disk = shutil.copyfile(zero, os.path.join(tmp, "cut.img"))
+        cut_args = ["--disk", cut_disk] + common
+        snapshot_replay.snapshot_at(f, ftvm, log_path, icount, os.path.join(tmp, "kv.snap"), rec.out,
+                                    run_args=cut_args)
+        same = subprocess.run(["cmp", rec_disk, cut_disk], capture_output=True, text=True)
+        f.expect(same.returncode == 0, f"the disk after cut and restore differs from the recording's: {same.stdout.strip()}")
+
         # Injected nondeterminism in a received frame (mid-run) and in the typed `kvd &`: the
         # first CHECK after each catches it. Each replay gets a fresh copy of the zeroed disk.
-        net = log.of_kind(evlog.NET_RX)
         lsns = [net[len(net) // 2].lsn, log.of_kind(evlog.CONSOLE_IN)[0].lsn]
         scratch = os.path.join(tmp, "perturb.img")
         rrlib.check_perturbations(f, ftvm, log_path, common, lsns, deadline_s=BOOT_TIMEOUT,

@@ -39,16 +39,18 @@ SAVE_RE = re.compile(r"snapshot \S+ at icount (\d+): ([\d.]+) MiB for (\d+) MiB 
 RESTORE_RE = re.compile(r"restored \S+ at icount (\d+): ([\d.]+) MiB, \d+ pages, in ([\d.]+) s")
 
 
-def snapshot_at(f, ftvm, log_path, icount, snap, rec_out, extra=()):
-    """Cuts at icount, restores, replays to END; returns (save line match, restore line match)."""
+def snapshot_at(f, ftvm, log_path, icount, snap, rec_out, extra=(), run_args=RUN_ARGS):
+    """Cuts at icount, restores, replays to END; returns (save line match, restore line match).
+    run_args are the recording's run options (a disk named there carries over from the cut to
+    the restore: the replay that cut leaves it as it was at the cut)."""
     cut = rrlib.run([ftvm, "replay", "--log", log_path, "--snapshot-at", str(icount), "--snapshot", snap]
-                    + RUN_ARGS, timeout=TIMEOUT)
+                    + list(run_args), timeout=TIMEOUT)
     save = SAVE_RE.search(cut.err_text())
     f.expect(cut.code == 0 and save and int(save.group(1)) == icount,
              f"snapshot at {icount}: exit {cut.code} '{cut.err_text()[-600:]}'")
     if cut.code != 0:
         return None, None
-    rest = rrlib.run([ftvm, "replay", "--log", log_path, "--restore", snap] + list(extra) + RUN_ARGS,
+    rest = rrlib.run([ftvm, "replay", "--log", log_path, "--restore", snap] + list(extra) + list(run_args),
                      timeout=TIMEOUT)
     restored = RESTORE_RE.search(rest.err_text())
     print(f"  cut at {icount}: {save.group(0)}; restore: exit {rest.code}: {rest.last_err_line()}", flush=True)
