@@ -17,7 +17,6 @@ earlier, when the change made the guest wait in WFI where the recording did not)
 Usage: kv_replay.py FTVM GUEST_DIR TAP
 """
 import os
-import random
 import re
 import shutil
 import subprocess
@@ -95,11 +94,9 @@ def main():
 
         # Restore-then-replay: cut at a seeded random icount while the clients' frames arrive,
         # restore with the disk as the cut left it, replay to END: the same console and disk.
-        seed = int(os.environ.get("FTVM_TEST_SEED", random.SystemRandom().randrange(1 << 32)))
         net = log.of_kind(evlog.NET_RX)
-        icount = random.Random(seed).randrange(net[0].icount, net[-1].icount)
-        print(f"FTVM_TEST_SEED={seed}: cut at icount {icount} (frames from {net[0].icount} to {net[-1].icount})",
-              flush=True)
+        icount = rrlib.seeded_random().randrange(net[0].icount, net[-1].icount)
+        print(f"cut at icount {icount} (frames from {net[0].icount} to {net[-1].icount})", flush=True)
         cut_disk = shutil.copyfile(zero, os.path.join(tmp, "cut.img"))
         cut_args = ["--disk", cut_disk] + common
         snapshot_replay.snapshot_at(f, ftvm, log_path, icount, os.path.join(tmp, "kv.snap"), rec.out,

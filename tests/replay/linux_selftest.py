@@ -26,10 +26,8 @@ BOOT_TIMEOUT = 600
 
 def main():
     ftvm, guest = sys.argv[1], sys.argv[2]
-    if not os.path.exists(os.path.join(guest, "Image")):
-        print(f"SKIP: no bundled guest in {guest} (build it with guest/build)")
+    if not rrlib.bundled_guest(guest):
         return rrlib.SKIP
-    os.environ["FTVM_GUEST_DIR"] = guest
     run_args = ["--extra-args", "ftvm.workload=selftest"]
     f = rrlib.Failures("linux_selftest")
     with tempfile.TemporaryDirectory() as tmp:

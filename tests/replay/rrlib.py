@@ -3,6 +3,7 @@ chosen times, reading --stats tables, and the bad-log and perturbation checks th
 for a bare-metal program and for the Linux guest.
 """
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -26,6 +27,14 @@ def bundled_guest(guest):
         return False
     os.environ["FTVM_GUEST_DIR"] = guest
     return True
+def seeded_random():
+    """A random.Random seeded from FTVM_TEST_SEED, or at random; the seed is printed so a failing
+    run can be repeated."""
+    seed = int(os.environ.get("FTVM_TEST_SEED", random.SystemRandom().randrange(1 << 32)))
+    print(f"FTVM_TEST_SEED={seed}", flush=True)
+    return random.Random(seed)
+
+
 LSN_FIELD = 9  # a byte inside the record header's lsn (bytes 8..15)
 
 

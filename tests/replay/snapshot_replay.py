@@ -23,7 +23,6 @@ Prints the snapshot size against the RAM size, and save and restore times.
 Usage: snapshot_replay.py FTVM GUEST_DIR   (exit 77 when GUEST_DIR has no Image)
 """
 import os
-import random
 import re
 import stat
 import sys
@@ -65,13 +64,9 @@ def snapshot_at(f, ftvm, log_path, icount, snap, rec_out, extra=(), run_args=RUN
 
 def main():
     ftvm, guest = sys.argv[1], sys.argv[2]
-    if not os.path.exists(os.path.join(guest, "Image")):
-        print(f"SKIP: no bundled guest in {guest} (build it with guest/build)")
+    if not rrlib.bundled_guest(guest):
         return rrlib.SKIP
-    os.environ["FTVM_GUEST_DIR"] = guest
-    seed = int(os.environ.get("FTVM_TEST_SEED", random.SystemRandom().randrange(1 << 32)))
-    print(f"FTVM_TEST_SEED={seed}", flush=True)
-    rnd = random.Random(seed)
+    rnd = rrlib.seeded_random()
     f = rrlib.Failures("snapshot_replay")
     with tempfile.TemporaryDirectory() as tmp:
         log_path = os.path.join(tmp, "selftest.log")

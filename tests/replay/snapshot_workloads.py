@@ -9,14 +9,13 @@ serving a client over TAP. This covers the two other kinds of run:
 - cpu: the guest's CPU-bound task (`ftvm.workload=cpu`): long stretches of guest code between
   timer interrupts, so a cut lands inside them.
 
-Each is recorded once, then cut at a seeded random icount after the guest is up and at one before
+Each is recorded once, then cut at a seeded random icount after the guest is up and at one earlier
 (the seed is printed; FTVM_TEST_SEED picks another), restored and replayed to END: exit 0, "replay
 matched", every CHECK verified, the console of the two halves equal to the recording's.
 
 Usage: snapshot_workloads.py FTVM GUEST_DIR   (exit 77 when GUEST_DIR has no Image)
 """
 import os
-import random
 import sys
 import tempfile
 
@@ -59,7 +58,7 @@ def check_workload(f, ftvm, tmp, rnd, name, run_args, record):
     checks = counts.get(evlog.CHECK, 0)
     f.expect(checks >= 4, f"{name}: only {checks} CHECK records: too short a run to cut and verify")
     # The guest is up once it read the typed command (idle); the CPU task's run is most of the
-    # last third of its icounts. One cut at random there, one in the middle of the boot.
+    # last third of its icounts. One cut at random there, one at half of the icounts before it.
     typed = log.of_kind(evlog.CONSOLE_IN)
     up = typed[0].icount if typed else end * 2 // 3
     points = [("random, guest up", rnd.randrange(up, end - 1000)), ("earlier", min(up, end * 2 // 3) // 2)]
@@ -73,13 +72,9 @@ def check_workload(f, ftvm, tmp, rnd, name, run_args, record):
 
 def main():
     ftvm, guest = sys.argv[1], sys.argv[2]
-    if not os.path.exists(os.path.join(guest, "Image")):
-        print(f"SKIP: no bundled guest in {guest} (build it with guest/build)")
+    if not rrlib.bundled_guest(guest):
         return rrlib.SKIP
-    os.environ["FTVM_GUEST_DIR"] = guest
-    seed = int(os.environ.get("FTVM_TEST_SEED", random.SystemRandom().randrange(1 << 32)))
-    print(f"FTVM_TEST_SEED={seed}", flush=True)
-    rnd = random.Random(seed)
+    rnd = rrlib.seeded_random()
     f = rrlib.Failures("snapshot_workloads")
     with tempfile.TemporaryDirectory() as tmp:
         for name, run_args, record in WORKLOADS:
