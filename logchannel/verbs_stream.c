@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -66,6 +67,19 @@ static bool take_send_slot(struct chrdma_stream *s)
 	return true;
 }
 
+/*
+ * The registered region: anonymous pages come zeroed (both credit words start at 0) and are
+ * touched only as the stream first uses them, so opening a stream costs no 8 MiB memset (under
+ * ThreadSanitizer, aligned_alloc() and that memset took 0.3-0.7 s a side on a loaded 2-core host,
+ * most of a handshake's budget).
+ */
+static uint8_t *region_map(void)
+{
+	void *m = mmap(NULL, CHRDMA_REGION_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+	return m == MAP_FAILED ? NULL : m;
+}
+
 int chrdma_stream_open(const struct chrdma_dev_ops *ops, int side_fd, struct chrdma_stream **out,
 		       struct channel_err *err)
 {
@@ -76,15 +90,14 @@ int chrdma_stream_open(const struct chrdma_dev_ops *ops, int side_fd, struct chr
 		return -ENOMEM;
 	s->ops = ops;
 	s->side_fd = side_fd;
-	s->mem = aligned_alloc(4096, CHRDMA_REGION_SIZE);
+	s->mem = region_map();
 	if (!s->mem) {
 		free(s);
 		return -ENOMEM;
 	}
-	memset(s->mem, 0, CHRDMA_REGION_SIZE);
 	rc = ops->open(&s->dev, s->mem, CHRDMA_REGION_SIZE, err);
 	if (rc < 0) {
-		free(s->mem);
+		munmap(s->mem, CHRDMA_REGION_SIZE);
 		free(s);
 		return rc;
 	}
@@ -138,7 +151,7 @@ void chrdma_stream_close(struct chrdma_stream *s)
 		return;
 	drain_sends(s);
 	s->ops->close(s->dev);
-	free(s->mem);
+	munmap(s->mem, CHRDMA_REGION_SIZE);
 	free(s);
 }
 
