@@ -8,8 +8,9 @@
  * (checked against its rkey, address and length like an adapter would) and completes on both
  * sides, in order; a write that finds no posted receive request waits (RNR retry) and is carried
  * out when the target posts one; completion events on an eventfd, one per arm; a write to a QPN
- * that is gone, or to the wrong rkey/range, completes with an error status; a "cut link" hook
- * loses every write on the wire. What it does not model: timing, packet loss and retransmission,
+ * that is gone, or to the wrong rkey/range, completes with an error status; an aligned 8-byte
+ * write (the credit word) lands as one atomic word, as PCIe DMA does; a "cut link" hook loses
+ * every write on the wire. What it does not model: timing, packet loss and retransmission,
  * MTU, more than one process.
  */
 #define DIAG_MODULE "logchannel"
