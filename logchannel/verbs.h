@@ -103,9 +103,10 @@ struct chrdma_stream {
 	 * the channel thread's chrdma_stream_writable() (is there room to wake a writer for?). */
 	_Atomic uint64_t tx_head; /* stream bytes written so far */
 	_Atomic uint32_t sq_used;
-	/* Reader (the channel thread only). */
-	uint64_t rx_head;  /* bytes landed in our ring (from receive completions) */
-	uint64_t rx_tail;  /* bytes consumed */
+	/* Reader (the channel thread only). rx_head and rx_tail are written by that thread alone
+	 * (relaxed stores, plain moves on x86-64) and atomic so another thread may read them. */
+	_Atomic uint64_t rx_head; /* bytes landed in our ring (from receive completions) */
+	_Atomic uint64_t rx_tail; /* bytes consumed */
 	uint64_t credit_sent;
 	bool credit_owed;  /* a credit write is due but the send queue was full */
 	_Atomic int failed; /* 0, or the -errno once the stream broke (why is set first) */

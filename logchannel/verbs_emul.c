@@ -8,8 +8,9 @@
  * (checked against its rkey, address and length like an adapter would) and completes on both
  * sides, in order; a write that finds no posted receive request waits (RNR retry) and is carried
  * out when the target posts one; completion events on an eventfd, one per arm; a write to a QPN
- * that is gone, or to the wrong rkey/range, completes with an error status; a "cut link" hook
- * loses every write on the wire. What it does not model: timing, packet loss and retransmission,
+ * that is gone, or to the wrong rkey/range, completes with an error status; an aligned 8-byte
+ * write (the credit word) lands as one atomic word, as PCIe DMA does; a "cut link" hook loses
+ * every write on the wire. What it does not model: timing, packet loss and retransmission,
  * MTU, more than one process.
  */
 #define DIAG_MODULE "logchannel"
@@ -92,6 +93,25 @@ static void complete(struct chrdma_dev *d, int status, bool recv, uint32_t imm)
 	}
 }
 
+/*
+ * The bytes of one write, as an adapter's DMA moves them. The stream reads the ring only after
+ * the receive completion (taken under fabric_mu, which orders it after this copy), but it polls
+ * its credit word at any time, beside this copy, and its own thread may store a newer credit
+ * while a write of the old one waits here for a receive request. A PCIe adapter moves an aligned
+ * 8-byte word whole, so such a word is loaded and stored as one atomic word (release: what the
+ * peer read before crediting happened before); longer writes are a plain copy.
+ */
+static void dma_copy(uint8_t *dst, const uint8_t *src, uint32_t len)
+{
+	if (len == sizeof(uint64_t) && (uintptr_t)dst % sizeof(uint64_t) == 0 &&
+	    (uintptr_t)src % sizeof(uint64_t) == 0) {
+		uint64_t word = __atomic_load_n((const uint64_t *)src, __ATOMIC_ACQUIRE);
+		__atomic_store_n((uint64_t *)dst, word, __ATOMIC_RELEASE);
+		return;
+	}
+	memcpy(dst, src, len);
+}
+
 /* Under fabric_mu: the adapter of @w->src carries out the write into @dst. */
 static void execute(struct chrdma_dev *dst, const struct emul_write *w)
 {
@@ -101,7 +121,7 @@ static void execute(struct chrdma_dev *dst, const struct emul_write *w)
 		complete(w->src, EMUL_WC_REM_ACCESS_ERR, false, 0);
 		return;
 	}
-	memcpy(dst->mem + w->remote_off, w->src->mem + w->local_off, w->len);
+	dma_copy(dst->mem + w->remote_off, w->src->mem + w->local_off, w->len);
 	dst->recvs--;
 	complete(dst, 0, true, w->imm);
 	complete(w->src, 0, false, 0);
