@@ -219,6 +219,24 @@ long rss_kib(void)
 	return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define RSS_COUNTS_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define RSS_COUNTS_SANITIZER 1
+#endif
+#endif
+
+bool stall_rss_bounded(const struct stall *st, long bound_kib)
+{
+#ifdef RSS_COUNTS_SANITIZER
+	print_message("RSS growth not judged under a sanitizer (%ld KiB here)\n", st->rss_end - st->rss_at_stall);
+	return true;
+#else
+	return st->rss_at_stall > 0 && st->rss_end - st->rss_at_stall < bound_kib;
+#endif
+}
+
 void stall_producer(struct channel *p, size_t rec, uint8_t *buf, struct stall *st)
 {
 	uint64_t lsn = 1, last_progress = now_ms();
