@@ -50,6 +50,10 @@
 #define CLOCK_MAX_TICKS_PER_INSN (((uint64_t)CLOCK_CORRECTION_TICKS << 32) / SLICE_INSNS)
 #define CONSOLE_FLUSH_INSNS (SLICE_INSNS / 4)   /* a busy guest's output still shows up promptly */
 #define QUIT_POLL_NS 100000000ull   /* idle waits wake this often to notice a signal's quit request */
+/* After taking over a running guest (world_live_take_clock()), the cost of its first this many
+ * instructions is printed at FTVM_DIAG=info: a hart whose host memory is cold runs them ten times
+ * slower than a warm one (docs/migration.md, Where the pause goes). */
+#define TAKEOVER_GAUGE_INSNS 100000ull
 
 struct world_live {
 	struct world_live_config config;
@@ -75,6 +79,10 @@ struct world_live {
 	uint64_t prng;
 
 	icount_t last_flush;         /* console output is written out at most every CONSOLE_FLUSH_INSNS */
+	/* The takeover gauge (TAKEOVER_GAUGE_INSNS), on the vCPU thread from its first boundary */
+	enum { GAUGE_OFF, GAUGE_ARMED, GAUGE_RUNNING } gauge;
+	icount_t gauge_icount;
+	uint64_t gauge_cpu_ns, gauge_wall_ns;
 	_Atomic bool handed_over;            /* world_live_hand_over(): this copy stopped for good */
 	volatile sig_atomic_t quit_signal;   /* set by world_live_request_quit() from a signal handler */
 	atomic_bool stop_requested;          /* world_live_request_stop(): the VM ends for good */
@@ -287,10 +295,28 @@ static bool quitting(const struct world_live *w)
 
 /* ---- the vm_world ops ---- */
 
+/* At each boundary: what the first TAKEOVER_GAUGE_INSNS instructions after a takeover cost this
+ * thread (its CPU time, apart from waits for a core) and the wall clock. */
+static void gauge_check(struct world_live *w, icount_t now)
+{
+	if (w->gauge == GAUGE_ARMED) {
+		w->gauge = GAUGE_RUNNING;
+		w->gauge_icount = now;
+		w->gauge_cpu_ns = time_thread_cpu_ns();
+		w->gauge_wall_ns = time_mono_ns();
+	} else if (w->gauge == GAUGE_RUNNING && now - w->gauge_icount >= TAKEOVER_GAUGE_INSNS) {
+		w->gauge = GAUGE_OFF;
+		diag_info("taken over: the first %llu instructions ran in %.2f ms of vCPU time, %.2f ms of wall time",
+			  (unsigned long long)(now - w->gauge_icount), (time_thread_cpu_ns() - w->gauge_cpu_ns) / 1e6,
+			  (time_mono_ns() - w->gauge_wall_ns) / 1e6);
+	}
+}
+
 static int next_event(void *ctx, icount_t now, struct vm_event *ev)
 {
 	struct world_live *w = ctx;
 	start_clock(w);
+	gauge_check(w, now);
 	if (w->current) {
 		input_item_free(w->current);
 		w->current = NULL;
@@ -393,6 +419,7 @@ static int idle(void *ctx, icount_t now, icount_t deadline, uint64_t deadline_ti
 {
 	struct world_live *w = ctx;
 	start_clock(w);
+	gauge_check(w, now);
 	world_live_flush(w);
 	if (w->config.clock == WORLD_CLOCK_VIRTUAL)
 		return idle_virtual(w, now, deadline_time);
@@ -515,6 +542,7 @@ void world_live_take_clock(struct world_live *w, icount_t now, const struct vm_c
 	w->time_pending = false;
 	w->last_anchor_icount = now;
 	w->last_anchor_wall = time;
+	w->gauge = GAUGE_ARMED;
 }
 
 struct vm_world world_live_world(struct world_live *w)

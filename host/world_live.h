@@ -63,7 +63,8 @@ bool world_live_stop_requested(const struct world_live *w);
  * completed and dropped (the old devices are gone); console input already queued is kept. */
 void world_live_reset(struct world_live *w);
 /* Continues a guest whose clock was driven by someone else (a replay going live at icount `now`):
- * guest time carries on from `clock` and tracks the wall clock from here. */
+ * guest time carries on from `clock` and tracks the wall clock from here. What its first 100,000
+ * instructions here cost the vCPU thread is printed at FTVM_DIAG=info ("taken over: ..."). */
 void world_live_take_clock(struct world_live *w, icount_t now, const struct vm_clock *clock);
 /* Flushes buffered console output. */
 void world_live_flush(struct world_live *w);

@@ -374,6 +374,9 @@ int mig_dest_receive(const struct mig_dest_config *cfg, struct machine *m, struc
 			goto out;
 		}
 	}
+	/* Out of every pause: the hart's caches backed now, not faulted in while the guest answers
+	 * its first requests here (machine_warm()). */
+	machine_warm(m);
 	ret = channel_listen(&cc, cfg->listen, &l, &cerr);
 	if (ret) {
 		snprintf(err, errlen, "%s", cerr.msg);

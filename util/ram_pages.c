@@ -88,3 +88,12 @@ RACY_READS bool ram_page_zero_racy(const uint8_t *page)
 		any |= w[i];
 	return !any;
 }
+
+void ram_pages_warm(void *p, size_t len)
+{
+	volatile uint8_t *b = p;
+	for (size_t off = 0; off < len; off += RAM_PAGE_SIZE)
+		b[off] = b[off];
+	if (len)
+		b[len - 1] = b[len - 1];
+}

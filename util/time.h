@@ -25,6 +25,15 @@ static inline uint64_t time_mono_ms(void)
 	return time_mono_ns() / TIME_NS_PER_MS;
 }
 
+/* CPU time the calling thread has used, in nanoseconds (for what a step costs, apart from the
+ * time it waited for a core). */
+static inline uint64_t time_thread_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * TIME_NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
 /* Seconds, for rates and durations that are printed. */
 static inline double time_mono_s(void)
 {

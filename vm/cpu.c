@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "util/insn.h"
+#include "util/ram_pages.h"
 #include "vm/cpu_decode.h"
 #include "vm/cpu_muldiv.h"
 #include "vm/cpu_rvc.h"
@@ -537,6 +538,13 @@ void cpu_destroy(struct cpu *cpu)
 		cpu->engine->destroy(cpu);
 	free(cpu->dcache);
 	free(cpu);
+}
+
+void cpu_warm(struct cpu *cpu)
+{
+	ram_pages_warm(cpu->dcache, (CPU_DCACHE_SLOTS + 1) * sizeof(*cpu->dcache));
+	if (cpu->engine && cpu->engine->warm)
+		cpu->engine->warm(cpu);
 }
 
 void cpu_reset(struct cpu *cpu, uint64_t reset_pc)

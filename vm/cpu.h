@@ -61,6 +61,11 @@ void cpu_dirty_arm(struct cpu *cpu);
  * accesses walk the page tables again, setting A/D bits: guest-visible, so two harts that must
  * run alike (an FT pair) flush at the same instruction. vCPU thread, between runs of cpu_run(). */
 void cpu_tlb_flush(struct cpu *cpu);
+/* Backs the host memory the hart's caches fill as it runs (the decode cache, its engine's tables)
+ * now, ahead of its first run: a hart that takes over a running guest (a migration's destination)
+ * would otherwise fault it in page by page in the guest's first milliseconds there. Contents and
+ * guest state unchanged. Not during cpu_run(). */
+void cpu_warm(struct cpu *cpu);
 /* Makes a running cpu_run() return after the current step (called from device code on the vCPU thread). */
 void cpu_request_stop(struct cpu *cpu);
 

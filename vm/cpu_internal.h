@@ -82,10 +82,12 @@ struct cpu_decoded;
 struct cpu_decoded_page;
 struct jit;
 /* An execution engine plugged into the hart: run() replaces the interpreter in cpu_run() with
- * the same contract as cpu_interpret(); destroy() frees its state when the hart goes. */
+ * the same contract as cpu_interpret(); destroy() frees its state when the hart goes; warm()
+ * backs the memory its state will fill (cpu_warm()). */
 struct cpu_engine {
 	void (*run)(struct cpu *cpu, icount_t limit);
 	void (*destroy)(struct cpu *cpu);
+	void (*warm)(struct cpu *cpu);
 };
 enum cpu_access { CPU_ACCESS_FETCH, CPU_ACCESS_LOAD, CPU_ACCESS_STORE, CPU_ACCESS_KINDS };
 

@@ -163,8 +163,11 @@ struct cpu_decoded *cpu_dcache_page(struct cpu *cpu, const uint8_t *host_page)
 	size_t slot = host_page == no_code_page ? CPU_DCACHE_SLOTS
 						: ((uintptr_t)host_page >> CPU_PAGE_SHIFT) % CPU_DCACHE_SLOTS;
 	struct cpu_decoded_page *p = &cpu->dcache[slot];
+	/* The entries of the page the slot held before stay: each is checked against the raw bits at
+	 * its offset before use, and decoding is a function of those bits alone, so an entry that
+	 * matches is right for any page. Clearing the slot's 24 KiB at every claim cost more than
+	 * the decoding: a hart whose code moved on (a migration's destination) claims hundreds. */
 	if (p->host_page != host_page) {
-		memset(p->e, 0, sizeof(p->e));
 		p->host_page = host_page;
 		cpu->dcache_filled[slot / 64] |= 1ull << (slot % 64);
 	}

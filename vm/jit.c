@@ -31,6 +31,7 @@
 #include <unistd.h>
 #include "util/diag.h"
 #include "util/insn.h"
+#include "util/ram_pages.h"
 #include "vm/bus.h"
 #include "vm/cpu_internal.h"
 
@@ -615,9 +616,23 @@ static void jit_engine_destroy(struct cpu *cpu)
 	cpu->engine = NULL;
 }
 
+/* The block table, the blocks' bytes and links, the pages' generations: filled at random places
+ * as blocks are first met, each first touch of a page a fault (cpu_warm()). The code area is left
+ * to the installs, a few pages each. */
+static void jit_engine_warm(struct cpu *cpu)
+{
+	struct jit *j = cpu->jit;
+	size_t pages = cpu->bus->ram_size >> CPU_PAGE_SHIFT;
+	ram_pages_warm(j, sizeof(*j));
+	ram_pages_warm(j->links, JIT_MAX_LINKS * sizeof(*j->links));
+	ram_pages_warm(cpu->bus->code, pages);
+	ram_pages_warm(cpu->bus->code_gen, pages * sizeof(*cpu->bus->code_gen));
+}
+
 static const struct cpu_engine jit_engine = {
 	.run = jit_execute,
 	.destroy = jit_engine_destroy,
+	.warm = jit_engine_warm,
 };
 
 int jit_attach(struct cpu *cpu)

@@ -137,6 +137,11 @@ int machine_restore(struct machine *m, const struct machine_state *s, char *err,
 	return 0;
 }
 
+void machine_warm(struct machine *m)
+{
+	cpu_warm(m->cpu);
+}
+
 void machine_flush_tlb(struct machine *m)
 {
 	cpu_tlb_flush(m->cpu);
