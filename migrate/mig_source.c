@@ -21,6 +21,7 @@
 
 #include "common/arbiter.h"
 #include "logchannel/channel.h"
+#include "migrate/mig_converge.h"
 #include "migrate/mig_disks.h"
 #include "migrate/mig_frames.h"
 #include "migrate/mig_stream.h"
@@ -75,6 +76,9 @@ struct sender {
 	bool complete_sent;             /* from here the destination may hold the whole state */
 	struct mig_stamps stamps;       /* the stop-and-copy's steps (FTVM_DIAG=info) */
 	struct machine_state *scratch;  /* the final state, allocated before the pause (state_format.h) */
+	struct mig_converge conv;       /* the figures the stop decision weighs (mig_converge.h) */
+	uint64_t hold_ns;               /* how long the last collection waited for the vCPU to stop */
+	uint64_t pace_due_ns;           /* --bandwidth: when the bytes sent so far have crossed */
 };
 
 static void set_phase(struct sender *s, const char *phase)
@@ -164,16 +168,22 @@ static unsigned next_throttle(unsigned pct)
 	return MIG_THROTTLE_MAX;
 }
 
-/* --bandwidth: sleep until the bytes sent so far fit the cap. */
-static void pace(struct sender *s)
+/*
+ * --bandwidth: sleep until a message of @len bytes, sent now, has crossed a link of that rate.
+ * Time spent idle (waiting for an ACK, collecting) earns no credit: a link left idle is not
+ * faster afterwards, so every round, and the stop-and-copy, measures and gets the capped rate.
+ */
+static void pace(struct sender *s, size_t len)
 {
 	uint64_t mbit = s->job->cfg.bandwidth_mbit;
 	if (!mbit)
 		return;
-	uint64_t due_ns = s->start_ns + s->sent_bytes * 8 * 1000 / mbit; /* bits / (Mbit/s) in us -> ns */
 	uint64_t now = time_mono_ns();
-	if (due_ns > now) {
-		uint64_t d = due_ns - now;
+	if (s->pace_due_ns < now)
+		s->pace_due_ns = now;
+	s->pace_due_ns += (uint64_t)len * 8 * 1000 / mbit; /* bits / (Mbit/s) in us -> ns */
+	if (s->pace_due_ns > now) {
+		uint64_t d = s->pace_due_ns - now;
 		struct timespec ts = { .tv_sec = (time_t)(d / 1000000000ull), .tv_nsec = (long)(d % 1000000000ull) };
 		nanosleep(&ts, NULL);
 	}
@@ -202,7 +212,7 @@ static int flush(struct sender *s, bool empty_ok)
 	pthread_mutex_lock(&s->job->lock);
 	s->job->stats.data_transferred = s->sent_bytes;
 	pthread_mutex_unlock(&s->job->lock);
-	pace(s);
+	pace(s, len);
 	return 0;
 }
 
@@ -313,9 +323,11 @@ static int round_dirty(struct sender *s)
 static long collect(struct sender *s)
 {
 	bool was = s->paused;
+	uint64_t t0 = time_mono_ns();
 	int ret = was ? 0 : hold(s);
 	if (ret)
 		return ret;
+	s->hold_ns = time_mono_ns() - t0;
 	long n = machine_dirty_collect(s->m, s->fresh, s->words);
 	if (!was)
 		release(s);
@@ -340,6 +352,34 @@ static int confirmed(struct sender *s, int timeout_ms, const char *what)
 	return 0;
 }
 
+static int count_bytes(void *ctx, const void *buf, size_t len)
+{
+	(void)buf;
+	*(uint64_t *)ctx += len;
+	return 0;
+}
+
+/*
+ * The stop-and-copy's device state, measured with the vCPU held: its size (the state without
+ * pages: the empty bitmap of a tracking just started) and the time its encoding takes. The first
+ * encoding fills the scratch state the final one reuses, so the second is the one timed.
+ */
+static int measure_state(struct sender *s)
+{
+	char why[512];
+	for (int i = 0; i < 2; i++) {
+		uint64_t bytes = 0, t0 = time_mono_ns();
+		int ret = state_encode_pages(s->m, (struct state_sink){ .write = count_bytes, .ctx = &bytes }, s->bitmap,
+					     s->scratch, NULL, why, sizeof(why));
+		if (ret)
+			return fail(s, ret, "%s", why);
+		s->conv.encode_ns = time_mono_ns() - t0;
+		/* Each STATE message adds its header. */
+		s->conv.state_bytes = bytes + (bytes / MIG_MAX_BODY + 2) * MIG_HDR_SIZE + MIG_COMPLETE_SIZE;
+	}
+	return 0;
+}
+
 static int send_start(struct sender *s)
 {
 	int ret = hold(s);
@@ -347,12 +387,15 @@ static int send_start(struct sender *s)
 		return ret;
 	ret = machine_dirty_start(s->m);
 	int dret = s->disks ? mig_disks_track(s->disks) : 0;
+	int sret = !ret && !dret ? measure_state(s) : 0;
 	release(s);
 	if (ret)
 		return fail(s, ret, "cannot start dirty-page tracking: %s", strerror(-ret));
 	if (dret)
 		return fail(s, dret, "cannot start dirty-block tracking: %s", strerror(-dret));
 	s->tracking = true;
+	if (sret)
+		return sret;
 	begin(s, MIG_START);
 	uint8_t *b = s->msg + MIG_HDR_SIZE;
 	put_le64(b, s->job->cfg.epoch);
@@ -404,7 +447,8 @@ static int state_write(void *ctx, const void *buf, size_t len)
 	return 0;
 }
 
-static void set_round_stats(struct sender *s, long dirty, uint64_t round_ns, uint64_t round_bytes)
+static void set_round_stats(struct sender *s, long dirty, uint64_t round_ns, uint64_t round_bytes,
+			    const struct mig_converge_verdict *v)
 {
 	pthread_mutex_lock(&s->job->lock);
 	struct mig_stats *st = &s->job->stats;
@@ -413,7 +457,8 @@ static void set_round_stats(struct sender *s, long dirty, uint64_t round_ns, uin
 	st->disk_remaining = s->disk_left;
 	st->dirty_rate = round_ns ? (uint64_t)dirty * 1000000000ull / round_ns : 0;
 	st->link_bps = round_ns ? round_bytes * 1000000000ull / round_ns : 0;
-	st->expected_downtime_ms = st->link_bps ? (st->memory_remaining + st->disk_remaining) * 1000 / st->link_bps : 0;
+	st->expected_downtime_ms = (v->expected_us + 999) / 1000;
+	st->expected_fixed_ms = (v->fixed_us + 999) / 1000;
 	st->throttle_pct = s->throttle;
 	st->total_time_ms = (time_mono_ns() - s->start_ns) / 1000000;
 	pthread_mutex_unlock(&s->job->lock);
@@ -437,26 +482,38 @@ static int precopy(struct sender *s)
 			ret = flush(s, false);
 		if (!ret)
 			ret = round_disks(s, s->round == 0);
+		/* The wait for the round's last ACK, its last message already out: the destination
+		 * applying a message and the confirmation's trip back, as after COMPLETE. */
+		uint64_t tc = time_mono_ns();
 		if (!ret && s->sent_bytes > b0)
 			ret = confirmed(s, MIG_ROUND_ACK_TIMEOUT_MS, "a round of pages");
 		if (ret)
 			return ret;
-		uint64_t dt = time_mono_ns() - t0, bytes = s->sent_bytes - b0;
+		uint64_t now = time_mono_ns(), dt = now - t0, bytes = s->sent_bytes - b0;
 		long dirty = collect(s);
 		if (dirty < 0)
 			return (int)dirty;
-		set_round_stats(s, dirty, dt, bytes);
+		mig_converge_round(&s->conv, bytes, dt, s->hold_ns, now - tc);
 		uint64_t rate = dt ? bytes * 1000000000ull / dt : 0;
 		uint64_t left = (uint64_t)dirty * RAM_PAGE_SIZE + s->disk_left;
+		struct mig_converge_verdict v = mig_converge_judge(&s->conv, left, cfg->downtime_ms);
+		set_round_stats(s, dirty, dt, bytes, &v);
 		diag_info("round %u: %llu pages in %.1f ms (%.1f MB/s), %ld dirty pages, %llu dirty disk bytes, "
-			  "throttle %u%%", s->round, (unsigned long long)s->round_pages, dt / 1e6, rate / 1e6, dirty,
-			  (unsigned long long)s->disk_left, s->throttle);
-		/* The rest crosses the link within the target (a round too small to measure counts as fast).
-		 * A resync's round 0 is never the last: the spare judges its digests when a later round
-		 * begins, and a refusal then comes while the guest runs, not in the stop-and-copy. */
+			  "throttle %u%%; a stop now: %.1f ms expected (%.1f fixed: hold, state, confirmation) at %.1f MB/s",
+			  s->round, (unsigned long long)s->round_pages, dt / 1e6, rate / 1e6, dirty,
+			  (unsigned long long)s->disk_left, s->throttle, v.expected_us / 1e3, v.fixed_us / 1e3,
+			  v.rate / 1e6);
+		/* The whole pause is expected to fit the target (mig_converge.h). A resync's round 0 is
+		 * never the last: the spare judges its digests when a later round begins, and a refusal
+		 * then comes while the guest runs, not in the stop-and-copy. */
 		bool judged = s->round > 0 || !s->disks || !mig_disks_resyncing(s->disks);
-		if (judged && (bytes < (64u << 10) || left * 1000 <= rate * cfg->downtime_ms))
+		if (judged && v.go) {
+			if (v.fixed_us > (uint64_t)cfg->downtime_ms * 1000)
+				diag_warn("the pause's fixed costs alone (%.1f ms: holding the vCPU, the device state, the "
+					  "confirmation) exceed the downtime target of %u ms", v.fixed_us / 1e3,
+					  cfg->downtime_ms);
 			return 1;
+		}
 		if (s->round + 1 >= cfg->max_rounds)
 			return fail(s, -ETIME, "no convergence after %u rounds: the guest dirties %llu pages/s, the "
 					       "link carries %.1f MB/s (throttle %u%%)",
