@@ -79,6 +79,7 @@ struct sender {
 	struct mig_converge conv;       /* the figures the stop decision weighs (mig_converge.h) */
 	uint64_t hold_ns;               /* how long the last collection waited for the vCPU to stop */
 	uint64_t pace_due_ns;           /* --bandwidth: when the bytes sent so far have crossed */
+	uint64_t held_wall_ns;          /* the wall clock at the stop-and-copy's hold, printed after it */
 };
 
 static void set_phase(struct sender *s, const char *phase)
@@ -538,6 +539,7 @@ static int stop_and_copy(struct sender *s, uint64_t *held_at)
 		return ret;
 	*held_at = time_mono_ns();
 	mig_stamp(&s->stamps, "held");
+	s->held_wall_ns = time_wall_ns();
 	if (cfg->held) {
 		char why[256];
 		ret = cfg->held(cfg->commit_ctx, why, sizeof(why));
@@ -911,6 +913,9 @@ int mig_source_run(struct mig_job *job)
 		forward_frames(&s);
 out:
 	mig_stamps_log(&s.stamps, "stop-and-copy at the source");
+	/* For a comparison with other systems' stop (bench/migrate): the wall clock. */
+	if (s.held_wall_ns)
+		diag_info("stop-and-copy: vCPU held at wall %.6f s", s.held_wall_ns / 1e9);
 	if (ret) {
 		pthread_mutex_lock(&job->lock);
 		snprintf(job->stats.phase, sizeof(job->stats.phase), ret == -ETIME ? "cancelled" : "failed");

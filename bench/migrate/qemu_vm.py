@@ -45,6 +45,7 @@ class Qmp:
                 time.sleep(0.1)
         self.sock.settimeout(timeout)
         self.f = self.sock.makefile("rw")
+        self.events = []  # every event read so far, in order
         json.loads(self.f.readline())  # the greeting
         self("qmp_capabilities")
 
@@ -56,10 +57,18 @@ class Qmp:
             if not line:
                 raise QmpError(f"QMP closed during {name}")
             r = json.loads(line)
+            if "event" in r:
+                self.events.append(r)
             if "error" in r:
                 raise QmpError(f"{name}: {r['error'].get('desc')}")
             if "return" in r:
                 return r["return"]
+
+    def event_time(self, name):
+        """The wall-clock time (s) of the last event @name read so far (QEMU stamps events with
+        the host's real-time clock), or None."""
+        t = [e["timestamp"] for e in self.events if e["event"] == name]
+        return t[-1]["seconds"] + t[-1]["microseconds"] / 1e6 if t else None
 
     def close(self):
         self.sock.close()
@@ -141,6 +150,15 @@ class QemuVm:
             os.killpg(self.proc.pid, 9)
             self.proc.wait()
         self.stderr.close()
+
+
+def stopped_ms(src, dst):
+    """From the source's STOP (the VM stopped for the switch-over) to the destination's RESUME (its
+    vCPU ran), by the QMP events' wall-clock stamps; None when either is missing. Events arrive
+    on the QMP socket before the replies that follow them, so call it after query-migrate said
+    completed and the destination's query-status said running."""
+    stop, resume = src.qmp.event_time("STOP"), dst.qmp.event_time("RESUME")
+    return (resume - stop) * 1000 if stop is not None and resume is not None else None
 
 
 def migrate(src, dst_ip, port, downtime_ms, bandwidth_mbit=None, give_up_s=60.0):
