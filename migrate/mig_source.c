@@ -483,18 +483,22 @@ static int precopy(struct sender *s)
 			ret = flush(s, false);
 		if (!ret)
 			ret = round_disks(s, s->round == 0);
-		/* The wait for the round's last ACK, its last message already out: the destination
-		 * applying a message and the confirmation's trip back, as after COMPLETE. */
-		uint64_t tc = time_mono_ns();
-		if (!ret && s->sent_bytes > b0)
+		/* The wait for the round's last ACK once all of it was written to the socket: the
+		 * destination applying a message and the confirmation's trip back, as after COMPLETE
+		 * (the ring's drain before it is the link's, which the round's rate already counts). */
+		uint64_t tc = 0;
+		if (!ret && s->sent_bytes > b0) {
+			if (channel_flush(s->ch, MIG_ROUND_ACK_TIMEOUT_MS) == 0)
+				tc = time_mono_ns();
 			ret = confirmed(s, MIG_ROUND_ACK_TIMEOUT_MS, "a round of pages");
+		}
 		if (ret)
 			return ret;
 		uint64_t now = time_mono_ns(), dt = now - t0, bytes = s->sent_bytes - b0;
 		long dirty = collect(s);
 		if (dirty < 0)
 			return (int)dirty;
-		mig_converge_round(&s->conv, bytes, dt, s->hold_ns, now - tc);
+		mig_converge_round(&s->conv, bytes, dt, s->hold_ns, tc ? now - tc : 0);
 		uint64_t rate = dt ? bytes * 1000000000ull / dt : 0;
 		uint64_t left = (uint64_t)dirty * RAM_PAGE_SIZE + s->disk_left;
 		struct mig_converge_verdict v = mig_converge_judge(&s->conv, left, cfg->downtime_ms);
