@@ -164,7 +164,8 @@ class QemuSide:
             # (`cont`), as a user would have to do by hand.
             r["dest_failed"] = self.vms[there].error()
             self.vms[here].qmp("cont")
-        r["stopped_ms"] = qemu_vm.stopped_ms(self.vms[here], self.vms[there]) if r["converged"] else None
+        since = r.pop("events_since")
+        r["stopped_ms"] = qemu_vm.stopped_ms(self.vms[here], self.vms[there], since) if r["converged"] else None
         return r
 
     def finish(self, here, there, moved):

@@ -64,10 +64,10 @@ class Qmp:
             if "return" in r:
                 return r["return"]
 
-    def event_time(self, name):
-        """The wall-clock time (s) of the last event @name read so far (QEMU stamps events with
-        the host's real-time clock), or None."""
-        t = [e["timestamp"] for e in self.events if e["event"] == name]
+    def event_time(self, name, since=0):
+        """The wall-clock time (s) of the last event @name read so far, from the @since'th event
+        on (QEMU stamps events with the host's real-time clock), or None."""
+        t = [e["timestamp"] for e in self.events[since:] if e["event"] == name]
         return t[-1]["seconds"] + t[-1]["microseconds"] / 1e6 if t else None
 
     def close(self):
@@ -152,12 +152,13 @@ class QemuVm:
         self.stderr.close()
 
 
-def stopped_ms(src, dst):
+def stopped_ms(src, dst, since):
     """From the source's STOP (the VM stopped for the switch-over) to the destination's RESUME (its
-    vCPU ran), by the QMP events' wall-clock stamps; None when either is missing. Events arrive
-    on the QMP socket before the replies that follow them, so call it after query-migrate said
-    completed and the destination's query-status said running."""
-    stop, resume = src.qmp.event_time("STOP"), dst.qmp.event_time("RESUME")
+    vCPU ran), by the QMP events' wall-clock stamps; None when either is missing. Only the
+    source's events from the @since'th on count (migrate() returns it: the migration's own).
+    Events arrive on the QMP socket before the replies that follow them, so call it after
+    query-migrate said completed and the destination's query-status said running."""
+    stop, resume = src.qmp.event_time("STOP", since), dst.qmp.event_time("RESUME")
     return (resume - stop) * 1000 if stop is not None and resume is not None else None
 
 
@@ -166,8 +167,10 @@ def migrate(src, dst_ip, port, downtime_ms, bandwidth_mbit=None, give_up_s=60.0)
     and the downtime limit set. A link cap of @bandwidth_mbit (None: 10 GiB/s, so none that
     matters here). Returns QEMU's own figures: status, rounds (dirty-sync-count), bytes sent,
     downtime and total time (ms), the highest CPU throttle seen, whether it converged (a
-    migration still running after @give_up_s is cancelled: the VM runs on at the source)."""
+    migration still running after @give_up_s is cancelled: the VM runs on at the source); and
+    events_since, the index of the source's first QMP event of this migration (stopped_ms())."""
     q = src.qmp
+    since = len(q.events)
     q("migrate-set-capabilities", capabilities=[{"capability": "auto-converge", "state": True}])
     bw = 10 << 30 if bandwidth_mbit is None else bandwidth_mbit * 1000 * 1000 // 8
     q("migrate-set-parameters", **{"downtime-limit": downtime_ms, "max-bandwidth": bw})
@@ -186,4 +189,4 @@ def migrate(src, dst_ip, port, downtime_ms, bandwidth_mbit=None, give_up_s=60.0)
     return {"status": r["status"], "converged": r["status"] == "completed",
             "rounds": ram.get("dirty-sync-count", 0), "sent_mib": ram.get("transferred", 0) / MIB,
             "downtime_ms": r.get("downtime", 0), "total_ms": r.get("total-time", 0), "throttle": throttle,
-            "error": r.get("error-desc", "")}
+            "error": r.get("error-desc", ""), "events_since": since}
