@@ -65,6 +65,7 @@ struct sender {
 	bool tracking;
 	uint64_t start_ns, sent_bytes, round_pages;
 	pthread_mutex_t throttle_lock;  /* throttle, throttle_stop */
+	pthread_cond_t throttle_wake;   /* throttle_stop set: the throttle thread's sleeps end at once */
 	unsigned throttle;              /* % of wall time the vCPU is held */
 	bool throttle_stop;
 	pthread_t throttler;
@@ -127,30 +128,43 @@ static void release(struct sender *s)
 	s->paused = false;
 }
 
+/* The throttle thread sleeps @ns, under throttle_lock, or less once it is told to stop. */
+static void throttle_sleep(struct sender *s, uint64_t ns)
+{
+	struct timespec until = time_mono_timespec(time_mono_ns() + ns);
+	while (!s->throttle_stop && pthread_cond_timedwait(&s->throttle_wake, &s->throttle_lock, &until) == 0)
+		;
+}
+
 /*
  * Auto-converge: a thread of its own holds the vCPU for throttle % of every period, whatever the
  * sender is doing (waiting for the link included). Wall time only: the guest sees time pass, as
- * on a busy host, and nothing else.
+ * on a busy host, and nothing else. Told to stop, it lets go at once: the stop-and-copy takes
+ * its own hold first (pauses nest), so a guest held by the throttle stays held into the pause
+ * and dirties nothing after the last look.
  */
 static void *throttle_thread(void *arg)
 {
 	struct sender *s = arg;
-	for (;;) {
-		pthread_mutex_lock(&s->throttle_lock);
-		unsigned pct = s->throttle;
-		bool stop = s->throttle_stop;
-		pthread_mutex_unlock(&s->throttle_lock);
-		if (stop)
-			return NULL;
-		uint64_t held = MIG_THROTTLE_PERIOD_NS * pct / 100;
-		if (pct && machine_pause(s->m) == 0) {
-			nanosleep(&(struct timespec){ .tv_nsec = (long)held }, NULL);
+	pthread_mutex_lock(&s->throttle_lock);
+	while (!s->throttle_stop) {
+		uint64_t held = MIG_THROTTLE_PERIOD_NS * s->throttle / 100;
+		bool paused = false;
+		if (held) {
+			pthread_mutex_unlock(&s->throttle_lock);
+			paused = machine_pause(s->m) == 0;
+			pthread_mutex_lock(&s->throttle_lock);
+		}
+		if (paused) {
+			throttle_sleep(s, held);
 			machine_resume(s->m);
 		} else {
 			held = 0;
 		}
-		nanosleep(&(struct timespec){ .tv_nsec = (long)(MIG_THROTTLE_PERIOD_NS - held) }, NULL);
+		throttle_sleep(s, MIG_THROTTLE_PERIOD_NS - held);
 	}
+	pthread_mutex_unlock(&s->throttle_lock);
+	return NULL;
 }
 
 static void set_throttle(struct sender *s, unsigned pct)
@@ -158,6 +172,18 @@ static void set_throttle(struct sender *s, unsigned pct)
 	pthread_mutex_lock(&s->throttle_lock);
 	s->throttle = pct;
 	pthread_mutex_unlock(&s->throttle_lock);
+}
+
+static void stop_throttle(struct sender *s)
+{
+	if (!s->throttler_started)
+		return;
+	pthread_mutex_lock(&s->throttle_lock);
+	s->throttle_stop = true;
+	pthread_cond_signal(&s->throttle_wake);
+	pthread_mutex_unlock(&s->throttle_lock);
+	pthread_join(s->throttler, NULL);
+	s->throttler_started = false;
 }
 
 /* The auto-converge step after pct. */
@@ -543,6 +569,7 @@ static int stop_and_copy(struct sender *s, uint64_t *held_at)
 		return ret;
 	*held_at = time_mono_ns();
 	mig_stamp(&s->stamps, "held");
+	stop_throttle(s);
 	s->held_wall_ns = time_wall_ns();
 	if (cfg->held) {
 		char why[256];
@@ -621,17 +648,6 @@ static void give_up(struct sender *s, bool cancel)
 		s->tracking = false;
 	}
 	release(s);
-}
-
-static void stop_throttle(struct sender *s)
-{
-	if (!s->throttler_started)
-		return;
-	pthread_mutex_lock(&s->throttle_lock);
-	s->throttle_stop = true;
-	pthread_mutex_unlock(&s->throttle_lock);
-	pthread_join(s->throttler, NULL);
-	s->throttler_started = false;
 }
 
 int mig_arbiter_open(const struct mig_arbiter *a, const char *vm, struct arbiter **out, char *err, size_t errlen)
@@ -781,7 +797,8 @@ int mig_source_run(struct mig_job *job)
 
 	s.start_ns = time_mono_ns();
 	pthread_mutex_init(&s.throttle_lock, NULL);
-	s.throttler_started = pthread_create(&s.throttler, NULL, throttle_thread, &s) == 0;
+	bool wake = time_cond_init(&s.throttle_wake) == 0;
+	s.throttler_started = wake && pthread_create(&s.throttler, NULL, throttle_thread, &s) == 0;
 	size_t ram_size;
 	s.ram = machine_ram_const(cfg->m, &ram_size);
 	s.ram_pages = ram_size / RAM_PAGE_SIZE;
@@ -851,7 +868,8 @@ int mig_source_run(struct mig_job *job)
 	}
 	if (!ret)
 		ret = precopy(&s);
-	stop_throttle(&s);
+	if (ret < 0)
+		stop_throttle(&s);
 	if (ret >= 0)
 		ret = stop_and_copy(&s, &held_at);
 	if (s.arb && s.complete_sent) {
@@ -929,6 +947,8 @@ out:
 		diag_error("migration to %s failed, the VM runs on here: %s", cfg->to, job->stats.error);
 	}
 	stop_throttle(&s);
+	if (wake)
+		pthread_cond_destroy(&s.throttle_wake);
 	pthread_mutex_destroy(&s.throttle_lock);
 	if (s.arb)
 		arbiter_close(s.arb);
