@@ -19,7 +19,8 @@ Rows (each: --runs migrations A -> B -> A ..., the VM booted once per row):
   arbiter (ftvm only, --arbiter) the load row with an arbiter area judging each hand-over
 For every migration: rounds, bytes sent, downtime as the system reports it (VM stopped; ftvm's runs
 to the destination's confirmation, and beside it "state sent", held until the final state was
-written out on the source, which is all QEMU's query-migrate downtime counts); "stopped", measured
+written out on the source, which is all QEMU's query-migrate downtime counts, and the pause ftvm
+expected when it chose to stop, "expected"); "stopped", measured
 the same way for both on the host's wall clock, from the source's vCPU stopping to the destination's
 vCPU running (QEMU: the QMP events STOP on the source and RESUME on the destination; ftvm: the
 source's "vCPU held at wall" and the destination's "vCPU starts at wall" lines, FTVM_DIAG=info);
@@ -66,6 +67,8 @@ HELD = re.compile(r"held ([\d.]+) ms until the destination confirmed, ([\d.]+) m
 # stop-and-copy, the destination's vCPU starting.
 HELD_WALL = re.compile(r"vCPU held at wall ([\d.]+) s")
 STARTS_WALL = re.compile(r"vCPU starts at wall ([\d.]+) s")
+# The pause ftvm expected when it chose to stop (migrate/mig_converge.h).
+ESTIMATE = re.compile(r"the estimate was (\d+) ms")
 
 
 class FtvmSide:
@@ -99,6 +102,9 @@ class FtvmSide:
             if held:
                 row.update(downtime_ms=float(held.group(1)), state_sent_ms=float(held.group(2)))
             row["stopped_ms"] = self.stopped_ms(here, there)
+            estimate = ESTIMATE.search(err)
+            if estimate:
+                row["estimate_ms"] = int(estimate.group(1))
             return row
         if "round" not in err or not progress:  # not a failure to converge: the bench cannot go on
             raise SystemExit(f"ftvm migration {here} -> {there} failed:\n{err}")
@@ -257,6 +263,7 @@ def show(label, rows, client):
         if "dest_failed" in r:
             state = f"  DESTINATION REFUSED THE STATE, the source resumed ({r['dest_failed'][:100]})"
         sent = f" (state sent {r['state_sent_ms']:5.1f})" if "state_sent_ms" in r else ""
+        sent += f" (expected {r['estimate_ms']:3})" if "estimate_ms" in r else ""
         stopped = f"{r['stopped_ms']:6.1f}" if r.get("stopped_ms") is not None else "     -"
         print(f"  {label:15} rounds {r['rounds']:3}  sent {r['sent_mib']:6.1f} MiB  downtime {r['downtime_ms']:6.1f}{sent} ms  "
               f"stopped {stopped} ms  "

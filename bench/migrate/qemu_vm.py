@@ -156,9 +156,20 @@ def stopped_ms(src, dst, since):
     """From the source's STOP (the VM stopped for the switch-over) to the destination's RESUME (its
     vCPU ran), by the QMP events' wall-clock stamps; None when either is missing. Only the
     source's events from the @since'th on count (migrate() returns it: the migration's own).
-    Events arrive on the QMP socket before the replies that follow them, so call it after
-    query-migrate said completed and the destination's query-status said running."""
-    stop, resume = src.qmp.event_time("STOP", since), dst.qmp.event_time("RESUME")
+    An event may reach the socket after a reply that follows it (the source's STOP after
+    query-migrate's "completed"): each side is asked for its status, which reads what came
+    meanwhile, until both are there or 2 s passed."""
+    deadline = time.monotonic() + 2.0
+    while True:
+        stop, resume = src.qmp.event_time("STOP", since), dst.qmp.event_time("RESUME")
+        if stop is not None and resume is not None or time.monotonic() > deadline:
+            break
+        try:
+            src.qmp("query-status")
+            dst.qmp("query-status")
+        except (QmpError, OSError):
+            break
+        time.sleep(0.05)
     return (resume - stop) * 1000 if stop is not None and resume is not None else None
 
 
