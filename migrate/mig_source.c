@@ -78,7 +78,7 @@ struct sender {
 	struct mig_stamps stamps;       /* the stop-and-copy's steps (FTVM_DIAG=info) */
 	struct machine_state *scratch;  /* the final state, allocated before the pause (state_format.h) */
 	struct mig_converge conv;       /* the figures the stop decision weighs (mig_converge.h) */
-	uint64_t hold_ns;               /* how long the last collection waited for the vCPU to stop */
+	uint64_t held_since_ns;         /* when this thread's hold of the vCPU took effect */
 	uint64_t pace_due_ns;           /* --bandwidth: when the bytes sent so far have crossed */
 	uint64_t held_wall_ns;          /* the wall clock at the stop-and-copy's hold, printed after it */
 };
@@ -344,20 +344,12 @@ static int round_dirty(struct sender *s)
 }
 
 /*
- * Adds the pages dirtied since the last look to the bitmap of pages to send (the vCPU held for
- * the instant, unless it is): the pages not yet sent stay in it. Returns how many it holds.
+ * Adds the pages dirtied since the last look to the bitmap of pages to send (the vCPU held by
+ * the caller): the pages not yet sent stay in it. Returns how many it holds.
  */
 static long collect(struct sender *s)
 {
-	bool was = s->paused;
-	uint64_t t0 = time_mono_ns();
-	int ret = was ? 0 : hold(s);
-	if (ret)
-		return ret;
-	s->hold_ns = time_mono_ns() - t0;
 	long n = machine_dirty_collect(s->m, s->fresh, s->words);
-	if (!was)
-		release(s);
 	if (n < 0)
 		return fail(s, (int)n, "cannot collect dirty pages: %s", strerror((int)-n));
 	long total = 0;
@@ -521,24 +513,35 @@ static int precopy(struct sender *s)
 		if (ret)
 			return ret;
 		uint64_t now = time_mono_ns(), dt = now - t0, bytes = s->sent_bytes - b0;
+		/* The look is taken with the vCPU held, and when the rest fits it stays held into the
+		 * stop-and-copy: nothing is dirtied between the last look and the pause. */
+		ret = hold(s);
+		if (ret)
+			return ret;
+		s->held_since_ns = time_mono_ns();
 		long dirty = collect(s);
-		if (dirty < 0)
+		if (dirty < 0) {
+			release(s);
 			return (int)dirty;
-		mig_converge_round(&s->conv, bytes, dt, s->hold_ns, tc ? now - tc : 0);
+		}
+		mig_converge_round(&s->conv, bytes, dt, s->held_since_ns - now, tc ? now - tc : 0);
 		uint64_t rate = dt ? bytes * 1000000000ull / dt : 0;
 		uint64_t left = (uint64_t)dirty * RAM_PAGE_SIZE + s->disk_left;
 		struct mig_converge_verdict v = mig_converge_judge(&s->conv, left, cfg->downtime_ms);
+		/* A resync's round 0 is never the last: the spare judges its digests when a later round
+		 * begins, and a refusal then comes while the guest runs, not in the stop-and-copy. */
+		bool judged = s->round > 0 || !s->disks || !mig_disks_resyncing(s->disks);
+		bool go = judged && v.go;
+		if (!go)
+			release(s);
 		set_round_stats(s, dirty, dt, bytes, &v);
 		diag_info("round %u: %llu pages in %.1f ms (%.1f MB/s), %ld dirty pages, %llu dirty disk bytes, "
 			  "throttle %u%%; a stop now: %.1f ms expected (%.1f fixed: hold, state, confirmation) at %.1f MB/s",
 			  s->round, (unsigned long long)s->round_pages, dt / 1e6, rate / 1e6, dirty,
 			  (unsigned long long)s->disk_left, s->throttle, v.expected_us / 1e3, v.fixed_us / 1e3,
 			  v.rate / 1e6);
-		/* The whole pause is expected to fit the target (mig_converge.h). A resync's round 0 is
-		 * never the last: the spare judges its digests when a later round begins, and a refusal
-		 * then comes while the guest runs, not in the stop-and-copy. */
-		bool judged = s->round > 0 || !s->disks || !mig_disks_resyncing(s->disks);
-		if (judged && v.go) {
+		/* The whole pause is expected to fit the target (mig_converge.h). */
+		if (go) {
 			if (v.fixed_us > (uint64_t)cfg->downtime_ms * 1000)
 				diag_warn("the pause's fixed costs alone (%.1f ms: holding the vCPU, the device state, the "
 					  "confirmation) exceed the downtime target of %u ms", v.fixed_us / 1e3,
@@ -563,14 +566,19 @@ static int stop_and_copy(struct sender *s, uint64_t *held_at)
 {
 	const struct mig_source_config *cfg = &s->job->cfg;
 	set_phase(s, "stop-and-copy");
-	mig_stamp(&s->stamps, "ask");
-	int ret = hold(s);
-	if (ret)
-		return ret;
-	*held_at = time_mono_ns();
+	int ret = 0;
+	if (!s->paused) { /* else held since the pre-copy's last look */
+		mig_stamp(&s->stamps, "ask");
+		ret = hold(s);
+		if (ret)
+			return ret;
+		s->held_since_ns = time_mono_ns();
+	}
+	*held_at = s->held_since_ns;
+	/* The wall clock at that moment, for the bench's comparison with other systems. */
+	s->held_wall_ns = time_wall_ns() - (time_mono_ns() - s->held_since_ns);
 	mig_stamp(&s->stamps, "held");
 	stop_throttle(s);
-	s->held_wall_ns = time_wall_ns();
 	if (cfg->held) {
 		char why[256];
 		ret = cfg->held(cfg->commit_ctx, why, sizeof(why));
