@@ -227,6 +227,8 @@ static int incoming_run(void *self, struct vm_command *c, char *err, size_t errl
 {
 	struct incoming_cmd *in = self;
 	(void)c;
+	/* For a comparison with other systems' resume (bench/migrate): the wall clock. */
+	diag_info("vCPU starts at wall %.6f s", time_wall_ns() / 1e9);
 	if (in->ft)
 		return ft_node_run(in->node, in->epoch, 0, NULL);
 	return vm_control_run_live(&in->vc, err, errlen);

@@ -106,7 +106,7 @@ static int migrate_handler(void *ctx, const json_t *req, json_t *answer, void **
 
 static json_t *stats_json(const struct mig_stats *s)
 {
-	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 			 "phase", s->phase,
 			 "iteration", (json_int_t)s->iteration, "memory_total", (json_int_t)s->memory_total,
 			 "memory_processed", (json_int_t)s->memory_processed, "memory_remaining",
@@ -118,7 +118,8 @@ static json_t *stats_json(const struct mig_stats *s)
 			 "disk_processed", (json_int_t)s->disk_processed, "disk_remaining", (json_int_t)s->disk_remaining,
 			 "arbiter_epoch", (json_int_t)s->arbiter_epoch, "frames_forwarded", (json_int_t)s->frames_forwarded,
 			 "frames_dropped", (json_int_t)s->frames_dropped, "downtime_us", (json_int_t)s->downtime_us,
-			 "downtime_sent_us", (json_int_t)s->downtime_sent_us);
+			 "downtime_sent_us", (json_int_t)s->downtime_sent_us, "downtime_fixed_ms",
+			 (json_int_t)s->expected_fixed_ms);
 }
 
 static void publish(struct control_job *job, const struct mig_stats *s)

@@ -21,6 +21,7 @@
 
 #include "common/arbiter.h"
 #include "logchannel/channel.h"
+#include "migrate/mig_converge.h"
 #include "migrate/mig_disks.h"
 #include "migrate/mig_frames.h"
 #include "migrate/mig_stream.h"
@@ -64,6 +65,7 @@ struct sender {
 	bool tracking;
 	uint64_t start_ns, sent_bytes, round_pages;
 	pthread_mutex_t throttle_lock;  /* throttle, throttle_stop */
+	pthread_cond_t throttle_wake;   /* throttle_stop set: the throttle thread's sleeps end at once */
 	unsigned throttle;              /* % of wall time the vCPU is held */
 	bool throttle_stop;
 	pthread_t throttler;
@@ -75,6 +77,10 @@ struct sender {
 	bool complete_sent;             /* from here the destination may hold the whole state */
 	struct mig_stamps stamps;       /* the stop-and-copy's steps (FTVM_DIAG=info) */
 	struct machine_state *scratch;  /* the final state, allocated before the pause (state_format.h) */
+	struct mig_converge conv;       /* the figures the stop decision weighs (mig_converge.h) */
+	uint64_t held_since_ns;         /* when this thread's hold of the vCPU took effect */
+	uint64_t pace_due_ns;           /* --bandwidth: when the bytes sent so far have crossed */
+	uint64_t held_wall_ns;          /* the wall clock at the stop-and-copy's hold, printed after it */
 };
 
 static void set_phase(struct sender *s, const char *phase)
@@ -122,30 +128,43 @@ static void release(struct sender *s)
 	s->paused = false;
 }
 
+/* The throttle thread sleeps @ns, under throttle_lock, or less once it is told to stop. */
+static void throttle_sleep(struct sender *s, uint64_t ns)
+{
+	struct timespec until = time_mono_timespec(time_mono_ns() + ns);
+	while (!s->throttle_stop && pthread_cond_timedwait(&s->throttle_wake, &s->throttle_lock, &until) == 0)
+		;
+}
+
 /*
  * Auto-converge: a thread of its own holds the vCPU for throttle % of every period, whatever the
  * sender is doing (waiting for the link included). Wall time only: the guest sees time pass, as
- * on a busy host, and nothing else.
+ * on a busy host, and nothing else. Told to stop, it lets go at once: the stop-and-copy takes
+ * its own hold first (pauses nest), so a guest held by the throttle stays held into the pause
+ * and dirties nothing after the last look.
  */
 static void *throttle_thread(void *arg)
 {
 	struct sender *s = arg;
-	for (;;) {
-		pthread_mutex_lock(&s->throttle_lock);
-		unsigned pct = s->throttle;
-		bool stop = s->throttle_stop;
-		pthread_mutex_unlock(&s->throttle_lock);
-		if (stop)
-			return NULL;
-		uint64_t held = MIG_THROTTLE_PERIOD_NS * pct / 100;
-		if (pct && machine_pause(s->m) == 0) {
-			nanosleep(&(struct timespec){ .tv_nsec = (long)held }, NULL);
+	pthread_mutex_lock(&s->throttle_lock);
+	while (!s->throttle_stop) {
+		uint64_t held = MIG_THROTTLE_PERIOD_NS * s->throttle / 100;
+		bool paused = false;
+		if (held) {
+			pthread_mutex_unlock(&s->throttle_lock);
+			paused = machine_pause(s->m) == 0;
+			pthread_mutex_lock(&s->throttle_lock);
+		}
+		if (paused) {
+			throttle_sleep(s, held);
 			machine_resume(s->m);
 		} else {
 			held = 0;
 		}
-		nanosleep(&(struct timespec){ .tv_nsec = (long)(MIG_THROTTLE_PERIOD_NS - held) }, NULL);
+		throttle_sleep(s, MIG_THROTTLE_PERIOD_NS - held);
 	}
+	pthread_mutex_unlock(&s->throttle_lock);
+	return NULL;
 }
 
 static void set_throttle(struct sender *s, unsigned pct)
@@ -153,6 +172,18 @@ static void set_throttle(struct sender *s, unsigned pct)
 	pthread_mutex_lock(&s->throttle_lock);
 	s->throttle = pct;
 	pthread_mutex_unlock(&s->throttle_lock);
+}
+
+static void stop_throttle(struct sender *s)
+{
+	if (!s->throttler_started)
+		return;
+	pthread_mutex_lock(&s->throttle_lock);
+	s->throttle_stop = true;
+	pthread_cond_signal(&s->throttle_wake);
+	pthread_mutex_unlock(&s->throttle_lock);
+	pthread_join(s->throttler, NULL);
+	s->throttler_started = false;
 }
 
 /* The auto-converge step after pct. */
@@ -164,16 +195,22 @@ static unsigned next_throttle(unsigned pct)
 	return MIG_THROTTLE_MAX;
 }
 
-/* --bandwidth: sleep until the bytes sent so far fit the cap. */
-static void pace(struct sender *s)
+/*
+ * --bandwidth: sleep until a message of @len bytes, sent now, has crossed a link of that rate.
+ * Time spent idle (waiting for an ACK, collecting) earns no credit: a link left idle is not
+ * faster afterwards, so every round, and the stop-and-copy, measures and gets the capped rate.
+ */
+static void pace(struct sender *s, size_t len)
 {
 	uint64_t mbit = s->job->cfg.bandwidth_mbit;
 	if (!mbit)
 		return;
-	uint64_t due_ns = s->start_ns + s->sent_bytes * 8 * 1000 / mbit; /* bits / (Mbit/s) in us -> ns */
 	uint64_t now = time_mono_ns();
-	if (due_ns > now) {
-		uint64_t d = due_ns - now;
+	if (s->pace_due_ns < now)
+		s->pace_due_ns = now;
+	s->pace_due_ns += (uint64_t)len * 8 * 1000 / mbit; /* bits / (Mbit/s) in us -> ns */
+	if (s->pace_due_ns > now) {
+		uint64_t d = s->pace_due_ns - now;
 		struct timespec ts = { .tv_sec = (time_t)(d / 1000000000ull), .tv_nsec = (long)(d % 1000000000ull) };
 		nanosleep(&ts, NULL);
 	}
@@ -202,7 +239,7 @@ static int flush(struct sender *s, bool empty_ok)
 	pthread_mutex_lock(&s->job->lock);
 	s->job->stats.data_transferred = s->sent_bytes;
 	pthread_mutex_unlock(&s->job->lock);
-	pace(s);
+	pace(s, len);
 	return 0;
 }
 
@@ -307,18 +344,12 @@ static int round_dirty(struct sender *s)
 }
 
 /*
- * Adds the pages dirtied since the last look to the bitmap of pages to send (the vCPU held for
- * the instant, unless it is): the pages not yet sent stay in it. Returns how many it holds.
+ * Adds the pages dirtied since the last look to the bitmap of pages to send (the vCPU held by
+ * the caller): the pages not yet sent stay in it. Returns how many it holds.
  */
 static long collect(struct sender *s)
 {
-	bool was = s->paused;
-	int ret = was ? 0 : hold(s);
-	if (ret)
-		return ret;
 	long n = machine_dirty_collect(s->m, s->fresh, s->words);
-	if (!was)
-		release(s);
 	if (n < 0)
 		return fail(s, (int)n, "cannot collect dirty pages: %s", strerror((int)-n));
 	long total = 0;
@@ -340,6 +371,34 @@ static int confirmed(struct sender *s, int timeout_ms, const char *what)
 	return 0;
 }
 
+static int count_bytes(void *ctx, const void *buf, size_t len)
+{
+	(void)buf;
+	*(uint64_t *)ctx += len;
+	return 0;
+}
+
+/*
+ * The stop-and-copy's device state, measured with the vCPU held: its size (the state without
+ * pages: the empty bitmap of a tracking just started) and the time its encoding takes. The first
+ * encoding fills the scratch state the final one reuses, so the second is the one timed.
+ */
+static int measure_state(struct sender *s)
+{
+	char why[512];
+	for (int i = 0; i < 2; i++) {
+		uint64_t bytes = 0, t0 = time_mono_ns();
+		int ret = state_encode_pages(s->m, (struct state_sink){ .write = count_bytes, .ctx = &bytes }, s->bitmap,
+					     s->scratch, NULL, why, sizeof(why));
+		if (ret)
+			return fail(s, ret, "%s", why);
+		s->conv.encode_ns = time_mono_ns() - t0;
+		/* Each STATE message adds its header. */
+		s->conv.state_bytes = bytes + (bytes / MIG_MAX_BODY + 2) * MIG_HDR_SIZE + MIG_COMPLETE_SIZE;
+	}
+	return 0;
+}
+
 static int send_start(struct sender *s)
 {
 	int ret = hold(s);
@@ -347,12 +406,15 @@ static int send_start(struct sender *s)
 		return ret;
 	ret = machine_dirty_start(s->m);
 	int dret = s->disks ? mig_disks_track(s->disks) : 0;
+	int sret = !ret && !dret ? measure_state(s) : 0;
 	release(s);
 	if (ret)
 		return fail(s, ret, "cannot start dirty-page tracking: %s", strerror(-ret));
 	if (dret)
 		return fail(s, dret, "cannot start dirty-block tracking: %s", strerror(-dret));
 	s->tracking = true;
+	if (sret)
+		return sret;
 	begin(s, MIG_START);
 	uint8_t *b = s->msg + MIG_HDR_SIZE;
 	put_le64(b, s->job->cfg.epoch);
@@ -404,7 +466,8 @@ static int state_write(void *ctx, const void *buf, size_t len)
 	return 0;
 }
 
-static void set_round_stats(struct sender *s, long dirty, uint64_t round_ns, uint64_t round_bytes)
+static void set_round_stats(struct sender *s, long dirty, uint64_t round_ns, uint64_t round_bytes,
+			    const struct mig_converge_verdict *v)
 {
 	pthread_mutex_lock(&s->job->lock);
 	struct mig_stats *st = &s->job->stats;
@@ -413,7 +476,8 @@ static void set_round_stats(struct sender *s, long dirty, uint64_t round_ns, uin
 	st->disk_remaining = s->disk_left;
 	st->dirty_rate = round_ns ? (uint64_t)dirty * 1000000000ull / round_ns : 0;
 	st->link_bps = round_ns ? round_bytes * 1000000000ull / round_ns : 0;
-	st->expected_downtime_ms = st->link_bps ? (st->memory_remaining + st->disk_remaining) * 1000 / st->link_bps : 0;
+	st->expected_downtime_ms = (v->expected_us + 999) / 1000;
+	st->expected_fixed_ms = (v->fixed_us + 999) / 1000;
 	st->throttle_pct = s->throttle;
 	st->total_time_ms = (time_mono_ns() - s->start_ns) / 1000000;
 	pthread_mutex_unlock(&s->job->lock);
@@ -437,26 +501,53 @@ static int precopy(struct sender *s)
 			ret = flush(s, false);
 		if (!ret)
 			ret = round_disks(s, s->round == 0);
-		if (!ret && s->sent_bytes > b0)
+		/* The wait for the round's last ACK once all of it was written to the socket: the
+		 * destination applying a message and the confirmation's trip back, as after COMPLETE
+		 * (the ring's drain before it is the link's, which the round's rate already counts). */
+		uint64_t tc = 0;
+		if (!ret && s->sent_bytes > b0) {
+			if (channel_flush(s->ch, MIG_ROUND_ACK_TIMEOUT_MS) == 0)
+				tc = time_mono_ns();
 			ret = confirmed(s, MIG_ROUND_ACK_TIMEOUT_MS, "a round of pages");
+		}
 		if (ret)
 			return ret;
-		uint64_t dt = time_mono_ns() - t0, bytes = s->sent_bytes - b0;
+		uint64_t now = time_mono_ns(), dt = now - t0, bytes = s->sent_bytes - b0;
+		/* The look is taken with the vCPU held, and when the rest fits it stays held into the
+		 * stop-and-copy: nothing is dirtied between the last look and the pause. */
+		ret = hold(s);
+		if (ret)
+			return ret;
+		s->held_since_ns = time_mono_ns();
 		long dirty = collect(s);
-		if (dirty < 0)
+		if (dirty < 0) {
+			release(s);
 			return (int)dirty;
-		set_round_stats(s, dirty, dt, bytes);
+		}
+		mig_converge_round(&s->conv, bytes, dt, s->held_since_ns - now, tc ? now - tc : 0);
 		uint64_t rate = dt ? bytes * 1000000000ull / dt : 0;
 		uint64_t left = (uint64_t)dirty * RAM_PAGE_SIZE + s->disk_left;
-		diag_info("round %u: %llu pages in %.1f ms (%.1f MB/s), %ld dirty pages, %llu dirty disk bytes, "
-			  "throttle %u%%", s->round, (unsigned long long)s->round_pages, dt / 1e6, rate / 1e6, dirty,
-			  (unsigned long long)s->disk_left, s->throttle);
-		/* The rest crosses the link within the target (a round too small to measure counts as fast).
-		 * A resync's round 0 is never the last: the spare judges its digests when a later round
+		struct mig_converge_verdict v = mig_converge_judge(&s->conv, left, cfg->downtime_ms);
+		/* A resync's round 0 is never the last: the spare judges its digests when a later round
 		 * begins, and a refusal then comes while the guest runs, not in the stop-and-copy. */
 		bool judged = s->round > 0 || !s->disks || !mig_disks_resyncing(s->disks);
-		if (judged && (bytes < (64u << 10) || left * 1000 <= rate * cfg->downtime_ms))
+		bool go = judged && v.go;
+		if (!go)
+			release(s);
+		set_round_stats(s, dirty, dt, bytes, &v);
+		diag_info("round %u: %llu pages in %.1f ms (%.1f MB/s), %ld dirty pages, %llu dirty disk bytes, "
+			  "throttle %u%%; a stop now: %.1f ms expected (%.1f fixed: hold, state, confirmation) at %.1f MB/s",
+			  s->round, (unsigned long long)s->round_pages, dt / 1e6, rate / 1e6, dirty,
+			  (unsigned long long)s->disk_left, s->throttle, v.expected_us / 1e3, v.fixed_us / 1e3,
+			  v.rate / 1e6);
+		/* The whole pause is expected to fit the target (mig_converge.h). */
+		if (go) {
+			if (v.fixed_us > (uint64_t)cfg->downtime_ms * 1000)
+				diag_warn("the pause's fixed costs alone (%.1f ms: holding the vCPU, the device state, the "
+					  "confirmation) exceed the downtime target of %u ms", v.fixed_us / 1e3,
+					  cfg->downtime_ms);
 			return 1;
+		}
 		if (s->round + 1 >= cfg->max_rounds)
 			return fail(s, -ETIME, "no convergence after %u rounds: the guest dirties %llu pages/s, the "
 					       "link carries %.1f MB/s (throttle %u%%)",
@@ -475,12 +566,19 @@ static int stop_and_copy(struct sender *s, uint64_t *held_at)
 {
 	const struct mig_source_config *cfg = &s->job->cfg;
 	set_phase(s, "stop-and-copy");
-	mig_stamp(&s->stamps, "ask");
-	int ret = hold(s);
-	if (ret)
-		return ret;
-	*held_at = time_mono_ns();
+	int ret = 0;
+	if (!s->paused) { /* else held since the pre-copy's last look */
+		mig_stamp(&s->stamps, "ask");
+		ret = hold(s);
+		if (ret)
+			return ret;
+		s->held_since_ns = time_mono_ns();
+	}
+	*held_at = s->held_since_ns;
+	/* The wall clock at that moment, for the bench's comparison with other systems. */
+	s->held_wall_ns = time_wall_ns() - (time_mono_ns() - s->held_since_ns);
 	mig_stamp(&s->stamps, "held");
+	stop_throttle(s);
 	if (cfg->held) {
 		char why[256];
 		ret = cfg->held(cfg->commit_ctx, why, sizeof(why));
@@ -558,17 +656,6 @@ static void give_up(struct sender *s, bool cancel)
 		s->tracking = false;
 	}
 	release(s);
-}
-
-static void stop_throttle(struct sender *s)
-{
-	if (!s->throttler_started)
-		return;
-	pthread_mutex_lock(&s->throttle_lock);
-	s->throttle_stop = true;
-	pthread_mutex_unlock(&s->throttle_lock);
-	pthread_join(s->throttler, NULL);
-	s->throttler_started = false;
 }
 
 int mig_arbiter_open(const struct mig_arbiter *a, const char *vm, struct arbiter **out, char *err, size_t errlen)
@@ -718,7 +805,8 @@ int mig_source_run(struct mig_job *job)
 
 	s.start_ns = time_mono_ns();
 	pthread_mutex_init(&s.throttle_lock, NULL);
-	s.throttler_started = pthread_create(&s.throttler, NULL, throttle_thread, &s) == 0;
+	bool wake = time_cond_init(&s.throttle_wake) == 0;
+	s.throttler_started = wake && pthread_create(&s.throttler, NULL, throttle_thread, &s) == 0;
 	size_t ram_size;
 	s.ram = machine_ram_const(cfg->m, &ram_size);
 	s.ram_pages = ram_size / RAM_PAGE_SIZE;
@@ -788,7 +876,8 @@ int mig_source_run(struct mig_job *job)
 	}
 	if (!ret)
 		ret = precopy(&s);
-	stop_throttle(&s);
+	if (ret < 0)
+		stop_throttle(&s);
 	if (ret >= 0)
 		ret = stop_and_copy(&s, &held_at);
 	if (s.arb && s.complete_sent) {
@@ -854,6 +943,9 @@ int mig_source_run(struct mig_job *job)
 		forward_frames(&s);
 out:
 	mig_stamps_log(&s.stamps, "stop-and-copy at the source");
+	/* For a comparison with other systems' stop (bench/migrate): the wall clock. */
+	if (s.held_wall_ns)
+		diag_info("stop-and-copy: vCPU held at wall %.6f s", s.held_wall_ns / 1e9);
 	if (ret) {
 		pthread_mutex_lock(&job->lock);
 		snprintf(job->stats.phase, sizeof(job->stats.phase), ret == -ETIME ? "cancelled" : "failed");
@@ -863,6 +955,8 @@ out:
 		diag_error("migration to %s failed, the VM runs on here: %s", cfg->to, job->stats.error);
 	}
 	stop_throttle(&s);
+	if (wake)
+		pthread_cond_destroy(&s.throttle_wake);
 	pthread_mutex_destroy(&s.throttle_lock);
 	if (s.arb)
 		arbiter_close(s.arb);

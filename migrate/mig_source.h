@@ -119,7 +119,8 @@ struct mig_stats {
 	uint64_t dirty_rate;            /* pages per second the guest dirtied in the last round */
 	uint64_t data_transferred;      /* bytes of messages sent */
 	uint64_t link_bps;              /* bytes per second the last round crossed the link */
-	uint64_t expected_downtime_ms;
+	uint64_t expected_downtime_ms;  /* the pause a stop-and-copy now would take (mig_converge.h) */
+	uint64_t expected_fixed_ms;     /* its part that does not shrink with the bytes left */
 	uint64_t downtime_ms;           /* vCPU held for the stop-and-copy until the confirmation */
 	uint64_t downtime_us;           /* the same in microseconds */
 	uint64_t downtime_sent_us;      /* held until COMPLETE was written to the socket (what QEMU's

@@ -34,6 +34,15 @@ static inline uint64_t time_thread_cpu_ns(void)
 	return (uint64_t)ts.tv_sec * TIME_NS_PER_S + (uint64_t)ts.tv_nsec;
 }
 
+/* The wall clock (CLOCK_REALTIME) in nanoseconds since the epoch: only for stamps printed to line
+ * up with other programs' (QEMU's QMP events), never for durations or deadlines. */
+static inline uint64_t time_wall_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * TIME_NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
 /* Seconds, for rates and durations that are printed. */
 static inline double time_mono_s(void)
 {

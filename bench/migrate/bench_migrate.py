@@ -19,7 +19,12 @@ Rows (each: --runs migrations A -> B -> A ..., the VM booted once per row):
   arbiter (ftvm only, --arbiter) the load row with an arbiter area judging each hand-over
 For every migration: rounds, bytes sent, downtime as the system reports it (VM stopped; ftvm's runs
 to the destination's confirmation, and beside it "state sent", held until the final state was
-written out on the source, which is all QEMU's query-migrate downtime counts), total time, the highest throttle, whether it converged; and, measured from the client's side the same
+written out on the source, which is all QEMU's query-migrate downtime counts, and the pause ftvm
+expected when it chose to stop, "expected"); "stopped", measured
+the same way for both on the host's wall clock, from the source's vCPU stopping to the destination's
+vCPU running (QEMU: the QMP events STOP on the source and RESUME on the destination; ftvm: the
+source's "vCPU held at wall" and the destination's "vCPU starts at wall" lines, FTVM_DIAG=info);
+total time, the highest throttle, whether it converged; and, measured from the client's side the same
 way for both, an ICMP echo every 1 ms (bench/migrate/icmp_probe.py, at a real-time priority): the
 longest run of unanswered probes and the longest silence between two replies during the
 migration. The clients' longest gap between two kvd replies is given per row, and every
@@ -58,6 +63,12 @@ ROWS = {"idle": (0, 0, None), "load": (1, 2, None), "dirty": (4, 0, DIRTY_MBIT),
 # ftvm's pause to the destination's confirmation, and to the state written out on the source (what
 # QEMU's query-migrate "downtime" counts), in microseconds, from the summary of ftvm migrate.
 HELD = re.compile(r"held ([\d.]+) ms until the destination confirmed, ([\d.]+) ms until the state was sent")
+# The switch-over's two ends on the wall clock (FTVM_DIAG=info): the source's vCPU held for the
+# stop-and-copy, the destination's vCPU starting.
+HELD_WALL = re.compile(r"vCPU held at wall ([\d.]+) s")
+STARTS_WALL = re.compile(r"vCPU starts at wall ([\d.]+) s")
+# The pause ftvm expected when it chose to stop (migrate/mig_converge.h).
+ESTIMATE = re.compile(r"the estimate was (\d+) ms")
 
 
 class FtvmSide:
@@ -65,6 +76,7 @@ class FtvmSide:
 
     def __init__(self, lab, arbiter=False):
         self.lab, self.nodes = lab, {}
+        os.environ["FTVM_DIAG"] = "info"  # the wall-clock lines of the switch-over (HELD_WALL, STARTS_WALL)
         self.arb = ["--arbiter", lab.arbiter] if arbiter else []
         if arbiter:  # a fresh area: its epochs start again at 1
             subprocess.run([ftlab.ftvm_binary(), "arbiter", "init", lab.arbiter, "--vm", lab.vm_name(), "--force"],
@@ -89,11 +101,29 @@ class FtvmSide:
             held = HELD.search(err)
             if held:
                 row.update(downtime_ms=float(held.group(1)), state_sent_ms=float(held.group(2)))
+            row["stopped_ms"] = self.stopped_ms(here, there)
+            estimate = ESTIMATE.search(err)
+            if estimate:
+                row["estimate_ms"] = int(estimate.group(1))
             return row
         if "round" not in err or not progress:  # not a failure to converge: the bench cannot go on
             raise SystemExit(f"ftvm migration {here} -> {there} failed:\n{err}")
         return {"converged": False, "rounds": progress[-1][0] + 1, "sent_mib": progress[-1][1], "downtime_ms": 0,
                 "total_ms": 0, "throttle": max(t for _, _, t in progress), "error": err.strip().splitlines()[-1]}
+
+    def stopped_ms(self, here, there):
+        """From the source's hold to the destination's vCPU start, by their wall-clock lines (None
+        from an ftvm that prints none)."""
+        self.nodes[there].wait_for("handed over", 60)
+        deadline = time.monotonic() + 5.0
+        while True:
+            held = HELD_WALL.findall(self.nodes[here].output())
+            starts = STARTS_WALL.findall(self.nodes[there].output())
+            if held and starts:
+                return (float(starts[-1]) - float(held[-1])) * 1000
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
 
     def finish(self, here, there, moved):
         if moved:
@@ -140,6 +170,8 @@ class QemuSide:
             # (`cont`), as a user would have to do by hand.
             r["dest_failed"] = self.vms[there].error()
             self.vms[here].qmp("cont")
+        since = r.pop("events_since")
+        r["stopped_ms"] = qemu_vm.stopped_ms(self.vms[here], self.vms[there], since) if r["converged"] else None
         return r
 
     def finish(self, here, there, moved):
@@ -231,7 +263,10 @@ def show(label, rows, client):
         if "dest_failed" in r:
             state = f"  DESTINATION REFUSED THE STATE, the source resumed ({r['dest_failed'][:100]})"
         sent = f" (state sent {r['state_sent_ms']:5.1f})" if "state_sent_ms" in r else ""
+        sent += f" (expected {r['estimate_ms']:3})" if "estimate_ms" in r else ""
+        stopped = f"{r['stopped_ms']:6.1f}" if r.get("stopped_ms") is not None else "     -"
         print(f"  {label:15} rounds {r['rounds']:3}  sent {r['sent_mib']:6.1f} MiB  downtime {r['downtime_ms']:6.1f}{sent} ms  "
+              f"stopped {stopped} ms  "
               f"total {r['total_ms']:6} ms  throttle {r['throttle']:2}%  ICMP missed {r['icmp_missed_ms']:6.1f} ms"
               f"  silent {r['icmp_silence_ms']:6.1f} ms{state}", flush=True)
     done = [r for r in rows if r["moved"]] or rows
@@ -240,13 +275,16 @@ def show(label, rows, client):
     med["converged"] = sum(r["converged"] for r in rows)
     med["moved"] = sum(r["moved"] for r in rows)
     med["throttle"] = max(r["throttle"] for r in rows)
+    stops = [r["stopped_ms"] for r in done if r.get("stopped_ms") is not None]
+    med["stopped_ms"] = statistics.median(stops) if stops else None
     extra, sent = "", ""
     if all("state_sent_ms" in r for r in done):  # beside QEMU's downtime, which counts only this part
         sent = f" (state sent after {statistics.median(r['state_sent_ms'] for r in done):.1f})"
     if client["gap_ms"] is not None:
         extra = (f"; clients: {client['acked']} writes acknowledged, all read back, {client['reconnects']} "
                  f"reconnect(s), longest gap {client['gap_ms']:.0f} ms")
-    print(f"{label:17} median: downtime {med['downtime_ms']:.1f}{sent} ms, ICMP missed {med['icmp_missed_ms']:.0f} ms "
+    stopped = f", stopped {med['stopped_ms']:.1f} ms" if med["stopped_ms"] is not None else ""
+    print(f"{label:17} median: downtime {med['downtime_ms']:.1f}{sent} ms{stopped}, ICMP missed {med['icmp_missed_ms']:.0f} ms "
           f"(silent {med['icmp_silence_ms']:.0f} ms), total {med['total_ms']:.0f} ms, sent {med['sent_mib']:.1f} MiB, "
           f"rounds {med['rounds']:.0f}, throttle up to {med['throttle']}%, converged {med['converged']}/{len(rows)}, "
           f"running at the destination {med['moved']}/{len(rows)}"
@@ -280,7 +318,9 @@ def main():
     for row in wanted:
         f, q = medians.get(("ftvm", row)), medians.get(("QEMU", row))
         if f and q:
-            print(f"{row}: downtime ftvm {f['downtime_ms']:.0f} / QEMU {q['downtime_ms']:.0f} ms, ICMP missed "
+            stopped = (f", stopped {f['stopped_ms']:.0f} / {q['stopped_ms']:.0f} ms"
+                       if f["stopped_ms"] is not None and q["stopped_ms"] is not None else "")
+            print(f"{row}: downtime ftvm {f['downtime_ms']:.0f} / QEMU {q['downtime_ms']:.0f} ms{stopped}, ICMP missed "
                   f"{f['icmp_missed_ms']:.0f} / {q['icmp_missed_ms']:.0f} ms, total {f['total_ms']:.0f} / "
                   f"{q['total_ms']:.0f} ms, sent {f['sent_mib']:.1f} / {q['sent_mib']:.1f} MiB", flush=True)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")

@@ -45,6 +45,7 @@ class Qmp:
                 time.sleep(0.1)
         self.sock.settimeout(timeout)
         self.f = self.sock.makefile("rw")
+        self.events = []  # every event read so far, in order
         json.loads(self.f.readline())  # the greeting
         self("qmp_capabilities")
 
@@ -56,10 +57,18 @@ class Qmp:
             if not line:
                 raise QmpError(f"QMP closed during {name}")
             r = json.loads(line)
+            if "event" in r:
+                self.events.append(r)
             if "error" in r:
                 raise QmpError(f"{name}: {r['error'].get('desc')}")
             if "return" in r:
                 return r["return"]
+
+    def event_time(self, name, since=0):
+        """The wall-clock time (s) of the last event @name read so far, from the @since'th event
+        on (QEMU stamps events with the host's real-time clock), or None."""
+        t = [e["timestamp"] for e in self.events[since:] if e["event"] == name]
+        return t[-1]["seconds"] + t[-1]["microseconds"] / 1e6 if t else None
 
     def close(self):
         self.sock.close()
@@ -143,13 +152,36 @@ class QemuVm:
         self.stderr.close()
 
 
+def stopped_ms(src, dst, since):
+    """From the source's STOP (the VM stopped for the switch-over) to the destination's RESUME (its
+    vCPU ran), by the QMP events' wall-clock stamps; None when either is missing. Only the
+    source's events from the @since'th on count (migrate() returns it: the migration's own).
+    An event may reach the socket after a reply that follows it (the source's STOP after
+    query-migrate's "completed"): each side is asked for its status, which reads what came
+    meanwhile, until both are there or 2 s passed."""
+    deadline = time.monotonic() + 2.0
+    while True:
+        stop, resume = src.qmp.event_time("STOP", since), dst.qmp.event_time("RESUME")
+        if stop is not None and resume is not None or time.monotonic() > deadline:
+            break
+        try:
+            src.qmp("query-status")
+            dst.qmp("query-status")
+        except (QmpError, OSError):
+            break
+        time.sleep(0.05)
+    return (resume - stop) * 1000 if stop is not None and resume is not None else None
+
+
 def migrate(src, dst_ip, port, downtime_ms, bandwidth_mbit=None, give_up_s=60.0):
     """QEMU's live migration of @src to the -incoming QEMU at dst_ip:port, with auto-converge on
     and the downtime limit set. A link cap of @bandwidth_mbit (None: 10 GiB/s, so none that
     matters here). Returns QEMU's own figures: status, rounds (dirty-sync-count), bytes sent,
     downtime and total time (ms), the highest CPU throttle seen, whether it converged (a
-    migration still running after @give_up_s is cancelled: the VM runs on at the source)."""
+    migration still running after @give_up_s is cancelled: the VM runs on at the source); and
+    events_since, the index of the source's first QMP event of this migration (stopped_ms())."""
     q = src.qmp
+    since = len(q.events)
     q("migrate-set-capabilities", capabilities=[{"capability": "auto-converge", "state": True}])
     bw = 10 << 30 if bandwidth_mbit is None else bandwidth_mbit * 1000 * 1000 // 8
     q("migrate-set-parameters", **{"downtime-limit": downtime_ms, "max-bandwidth": bw})
@@ -168,4 +200,4 @@ def migrate(src, dst_ip, port, downtime_ms, bandwidth_mbit=None, give_up_s=60.0)
     return {"status": r["status"], "converged": r["status"] == "completed",
             "rounds": ram.get("dirty-sync-count", 0), "sent_mib": ram.get("transferred", 0) / MIB,
             "downtime_ms": r.get("downtime", 0), "total_ms": r.get("total-time", 0), "throttle": throttle,
-            "error": r.get("error-desc", "")}
+            "error": r.get("error-desc", ""), "events_since": since}
