@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""test_migrate_ft_live.py — two cases of live-migrating FT nodes (docs/migration.md, "Migrating an
+FT node") that migrate.ft does not cover, end to end with the bundled guest serving kvd on three
+namespace hosts (scripts/ft-topology up3) and one client writing over one TCP connection throughout:
+
+  1. A backup gone live without --spare moves: the primary on A is killed, its backup on B (given
+     no --spare) goes live in epoch 1 as node 1 and runs alone; `ftvm migrate` moves it to
+     `ftvm incoming --spare` on C (hand-over in epoch 2, to node 0), which clones to a spare
+     started on A: protected again in epoch 4. B exits 0 once it handed over; the arbiter's
+     decisions name each winner, and the claims of the dead primary (epoch 1) and of the old copy
+     on B (epoch 2) are refused.
+  2. The hand-over's judgement window: C (the primary of epoch 4, its backup on A) is migrated to
+     a destination on B held by the test-only hook (FTVM_TEST_MIGRATE_STALL) once it confirmed
+     COMPLETE, and killed there: C, without the hand-over's confirmation, claims epoch 5 and wins
+     it, and is held by the hook right after its claim (source-judged). There the backup on A is
+     killed: C's primary claims epoch 4, which the arbiter refuses (epoch 5 is decided), and it
+     waits for the hand-over's judgement instead of halting. Let go, C runs on alone in epoch 5:
+     exactly one copy runs (the destination never ran, the backup is gone), C is not halted, and
+     the writes go on.
+  3. The client's one connection never broke and every acknowledged write reads back.
+Exit 77 (skip) without root or the bundled guest.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "ft"))
+sys.path.insert(0, HERE)
+import ftlab  # noqa: E402
+import test_clone as tc  # noqa: E402  (the client helpers of the FT clone tests)
+import test_migrate_ft as mf  # noqa: E402  (the nodes and commands of migrate.ft)
+
+LOG_PORT = ftlab.LOG_PORT
+IN_PORT = mf.IN_PORT
+A_ON_C_LINK = "10.78.1.1"
+B_ON_C_LINK = "10.78.2.2"
+C_ON_B_LINK = "10.78.2.3"
+A_ON_B_LINK = "10.78.0.1"
+check = mf.check
+
+
+def stall_file(workdir, name, step):
+    """A stall file of the test hook naming @step (an empty one names nothing)."""
+    path = os.path.join(workdir, name)
+    with open(path, "w") as f:
+        f.write(step + "\n")
+    return path
+
+
+def let_go(path):
+    """Lets a side held by the hook go on: an empty file renamed over the one it reads."""
+    tmp = path + ".new"
+    open(tmp, "w").close()
+    os.rename(tmp, path)
+
+
+def start_dest(lab, host, tag, listen, spare, stall):
+    """`ftvm incoming --spare` on @host, its hook reading the file @stall, once it waits."""
+    n = mf.start(lab, host, "incoming", tag, ["--listen", f"{listen}:{IN_PORT}", "--spare", f"{spare}:{LOG_PORT}"],
+                 env=[f"FTVM_TEST_MIGRATE_STALL={stall}"])
+    n.wait_for("waiting for its migration", 60)
+    return n
+
+
+def decisions(lab):
+    out = subprocess.run([ftlab.ftvm_binary(), "arbiter", "show", lab.arbiter, "--json"], capture_output=True,
+                            text=True, timeout=60)
+    return {d["epoch"]: d["winner"] for d in json.loads(out.stdout)["decided"]}
+
+
+def writes_flow(logfile, what, nodes):
+    check(tc.wait_acked_beyond(logfile, tc.acked_lines(logfile) + 20, 30) is not None, f"writes stopped {what}",
+          nodes)
+
+
+def run(lab, workdir):
+    logfile, stopfile = os.path.join(workdir, "acked.txt"), os.path.join(workdir, "stop")
+    # No --spare on either node of the first pair: the backup, once live, has nowhere to clone to.
+    nodes = mf.start_pair(lab, [], [])
+    primary, backup = nodes
+    writer = None
+    try:
+        writer = mf.start_writes(lab, primary, logfile, stopfile, "l-", nodes)
+
+        # 1. The primary killed: the backup goes live alone, without --spare, and is moved to C.
+        primary.kill()
+        primary.wait(10)
+        backup.wait_for("live as primary", 30)
+        st = tc.wait_status(lab, "b", lambda s: s.get("state") == "alone", 30)
+        check(st.get("role") == "primary" and st.get("state") == "alone" and st.get("epoch") == 1
+              and st.get("failovers") == 1, f"the backup gone live: {st}", nodes)
+        writes_flow(logfile, "after the failover", nodes)
+        spare = mf.start(lab, "a", "spare", "1", ["--listen", f"0.0.0.0:{LOG_PORT}"])
+        nodes.append(spare)
+        spare.wait_for("waiting for a clone", 60)
+        # C's own migration later is held by the hook at source-judged: the file names it only then.
+        c_stall = stall_file(workdir, "stall-c", "")
+        dest = start_dest(lab, "c", "1", C_ON_B_LINK, A_ON_C_LINK, c_stall)
+        nodes.append(dest)
+        t0 = time.monotonic()
+        proc = mf.migrate(lab, src="b", to=C_ON_B_LINK)
+        _, err = proc.communicate(timeout=300)
+        check(proc.returncode == 0, f"ftvm migrate of the backup gone live exited {proc.returncode}: {err}", nodes)
+        print(f"moved the backup gone live: {err.strip().splitlines()[-1]}", flush=True)
+        code = backup.wait(60)
+        check(code == 0 and "handed over" in backup.output(), f"the backup gone live exited {code} after the hand-over",
+              nodes)
+        dest.wait_for(r"runs alone in epoch 2", 30)
+        dest.wait_for(r"protected again: primary of epoch 4 ", 120)
+        t_protected = dest.time_of(r"protected again")
+        spare.wait_for(r"clone complete .* backup of epoch 4", 30)
+        st = tc.wait_status(lab, "c", lambda s: s.get("state") == "protected", 30)
+        check(st.get("state") == "protected" and st.get("epoch") == 4, f"the destination's status: {st}", nodes)
+        writes_flow(logfile, "after the move of the backup gone live", nodes)
+        decided = decisions(lab)
+        # 1 the backup went live (node 1), 2 the move to C (node 0), 3 C's clone (node 0).
+        expected = {1: 1, 2: 0, 3: 0}
+        check(all(decided.get(e) == w for e, w in expected.items()), f"the arbiter's decisions {decided}, "
+              f"expected {expected}", nodes)
+        for epoch, node, who in ((1, 0, "the dead primary"), (2, 1, "the old copy on B")):
+            rc, out = mf.claim(lab, epoch, node)
+            check(rc != 0, f"{who} won epoch {epoch}: {out}", nodes)
+            print(f"{who} claiming epoch {epoch}: exit {rc}: {out}", flush=True)
+
+        # 2. The judgement window: C wins epoch 5 itself (its destination killed after COMPLETE),
+        # and loses its backup while held right after that claim.
+        b_stall = stall_file(workdir, "stall-b", "dest-complete")
+        target = start_dest(lab, "b", "2", B_ON_C_LINK, A_ON_B_LINK, b_stall)
+        nodes.append(target)
+        stall_file(workdir, "stall-c", "source-judged")
+        proc = mf.migrate(lab, src="c", to=B_ON_C_LINK)
+        target.wait_for("migration test hook: at dest-complete", 120)
+        target.kill()
+        target.wait(10)
+        dest.wait_for("migration test hook: at source-judged", 60)
+        spare.kill()
+        spare.wait(10)
+        dest.wait_for("waiting for its judgement", 30)
+        check(dest.proc.poll() is None and "halting this VM" not in dest.output(),
+              "C halted on the refused claim of epoch 4", nodes)
+        let_go(c_stall)
+        _, err = proc.communicate(timeout=120)
+        check(proc.returncode == 1 and "the arbiter gave epoch 5 to this host" in err,
+              f"C did not keep the VM in epoch 5 ({proc.returncode}): {err}", nodes)
+        print(f"destination killed after COMPLETE: {err.strip().splitlines()[-1]}", flush=True)
+        dest.wait_for("the migration's source kept the VM in epoch 5", 30)
+        st = tc.wait_status(lab, "c", lambda s: s.get("state") == "alone" and s.get("epoch") == 5, 30)
+        check(st.get("state") == "alone" and st.get("epoch") == 5, f"C after the window: {st}", nodes)
+        check(dest.proc.poll() is None and "halting this VM" not in dest.output(), "C halted", nodes)
+        writes_flow(logfile, "after the judgement window", nodes)
+        decided = decisions(lab)
+        check(decided.get(5) == 0 and 4 not in decided, f"epoch 5 not C's (node 0): {decided}", nodes)
+        for epoch, node, who in ((4, 1, "the killed backup"), (5, 1, "the killed destination")):
+            rc, out = mf.claim(lab, epoch, node)
+            check(rc != 0, f"{who} won epoch {epoch}: {out}", nodes)
+            print(f"{who} claiming epoch {epoch}: exit {rc}: {out}", flush=True)
+        # Exactly one copy runs: C; B's destination never ran, A's backup is gone.
+        check([n.name for n in nodes if n.proc.poll() is None] == [dest.name],
+              f"the copies running: {[n.name for n in nodes if n.proc.poll() is None]}", nodes)
+
+        # 3. Nothing acknowledged is lost, the connection never broke.
+        summary, v = tc.finish_and_verify(lab, writer, stopfile, logfile, nodes)
+        writer = None
+        return {"acked": summary["acked"], "verified": v["verified"], "reconnects": summary["reconnects"],
+                "max_client_gap_ms": round(summary["max_gap_s"] * 1000),
+                "migrate_to_protected_ms": round((t_protected - t0) * 1000)}
+    finally:
+        mf.stop_all(writer, stopfile, nodes)
+
+
+if __name__ == "__main__":
+    sys.exit(mf.lab_main(run, "migrate-ft-live", "ml"))
