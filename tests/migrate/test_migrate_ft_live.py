@@ -17,11 +17,17 @@ namespace hosts (scripts/ft-topology up3) and one client writing over one TCP co
      waits for the hand-over's judgement instead of halting. Let go, C runs on alone in epoch 5:
      exactly one copy runs (the destination never ran, the backup is gone), C is not halted, and
      the writes go on.
-  3. The client's one connection never broke and every acknowledged write reads back.
+  3. The same window, the destination winning: C, protected again by a spare on A (epoch 7), is
+     migrated to B; B's destination, held once it read HANDOVER, loses its link to C, then wins
+     epoch 8 and runs; C, without the ACK, claims epoch 8 too, loses, and is held right there;
+     its backup killed then, C's primary, its claim of epoch 7 refused, waits for the judgement,
+     and once let go C stops as a source that handed over (exit 0): B is the one copy running.
+  4. The client's one connection never broke and every acknowledged write reads back.
 Exit 77 (skip) without root or the bundled guest.
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -63,6 +69,29 @@ def start_dest(lab, host, tag, listen, spare, stall):
                  env=[f"FTVM_TEST_MIGRATE_STALL={stall}"])
     n.wait_for("waiting for its migration", 60)
     return n
+
+
+def c_link(lab, state):
+    """B's end of its logging link to C, down (cut) or up."""
+    subprocess.run(["ip", "netns", "exec", lab.ns("b"), "ip", "link", "set", "logc", state], check=True)
+
+
+def wait_count(node, pattern, count, timeout):
+    """Until @node printed @count lines matching @pattern."""
+    rx = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sum(1 for line in node.output().splitlines() if rx.search(line)) >= count:
+            return
+        check(node.proc.poll() is None, f"{node.name} exited before /{pattern}/ x{count}", [node])
+        time.sleep(0.05)
+    check(False, f"{node.name}: /{pattern}/ not {count} times within {timeout} s", [node])
+
+
+def only_runner(node, nodes):
+    """Exactly one copy runs: @node."""
+    running = [n.name for n in nodes if n.proc.poll() is None]
+    check(running == [node.name], f"the copies running: {running}", nodes)
 
 
 def decisions(lab):
@@ -158,10 +187,47 @@ def run(lab, workdir):
             check(rc != 0, f"{who} won epoch {epoch}: {out}", nodes)
             print(f"{who} claiming epoch {epoch}: exit {rc}: {out}", flush=True)
         # Exactly one copy runs: C; B's destination never ran, A's backup is gone.
-        check([n.name for n in nodes if n.proc.poll() is None] == [dest.name],
-              f"the copies running: {[n.name for n in nodes if n.proc.poll() is None]}", nodes)
+        only_runner(dest, nodes)
 
-        # 3. Nothing acknowledged is lost, the connection never broke.
+        # 3. The window again, the destination winning: C, protected again by a spare on A (epoch
+        # 7), is migrated to B, whose destination, held once it read HANDOVER, loses its link to C
+        # and then wins epoch 8; C, without the ACK, claims epoch 8 too, loses, and is held
+        # there; its backup killed then, its primary's refused claim of epoch 7 waits for the
+        # judgement; let go, C stops as a source that handed over (exit 0), not as a halted one.
+        spare = mf.start(lab, "a", "spare", "2", ["--listen", f"0.0.0.0:{LOG_PORT}"])
+        nodes.append(spare)
+        dest.wait_for(r"protected again: primary of epoch 7 ", 120)
+        spare.wait_for(r"clone complete .* backup of epoch 7", 30)
+        b_stall = stall_file(workdir, "stall-b3", "dest-handover")
+        target = start_dest(lab, "b", "3", B_ON_C_LINK, A_ON_B_LINK, b_stall)
+        nodes.append(target)
+        stall_file(workdir, "stall-c", "source-judged")
+        proc = mf.migrate(lab, src="c", to=B_ON_C_LINK)
+        target.wait_for("migration test hook: at dest-handover", 120)
+        c_link(lab, "down")
+        try:
+            let_go(b_stall)
+            target.wait_for(r"runs alone in epoch 8", 30)
+            wait_count(dest, "migration test hook: at source-judged", 2, 60)
+            spare.kill()
+            spare.wait(10)
+            dest.wait_for(r"claim of epoch 7 was refused .* waiting for its judgement", 30)
+            let_go(c_stall)
+            code = dest.wait(60)
+        finally:
+            c_link(lab, "up")
+        check(code == 0 and "handed over" in dest.output(), f"C exited {code} after the destination won epoch 8",
+              nodes)
+        _, err = proc.communicate(timeout=120)
+        print(f"destination won while its link was down: {err.strip().splitlines()[-1]}", flush=True)
+        st = tc.wait_status(lab, "b", lambda s: s.get("state") == "alone", 30)
+        check(st.get("state") == "alone" and st.get("epoch") == 8, f"B after the window: {st}", nodes)
+        writes_flow(logfile, "after the destination won the window", nodes)
+        decided = decisions(lab)
+        check(decided.get(6) == 0 and decided.get(8) == 1 and 7 not in decided, f"epochs 6 and 8: {decided}", nodes)
+        only_runner(target, nodes)
+
+        # 4. Nothing acknowledged is lost, the connection never broke.
         summary, v = tc.finish_and_verify(lab, writer, stopfile, logfile, nodes)
         writer = None
         return {"acked": summary["acked"], "verified": v["verified"], "reconnects": summary["reconnects"],
