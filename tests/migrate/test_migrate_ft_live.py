@@ -71,6 +71,19 @@ def start_dest(lab, host, tag, listen, spare, stall):
     return n
 
 
+def migrate_c_to_b(lab, workdir, tag, dest_step, nodes):
+    """`ftvm migrate` of C to a destination on B, held by the hook at @dest_step, with C to be
+    held at source-judged: the destination, the command's process and the destination's stall file,
+    once the destination is held."""
+    b_stall = stall_file(workdir, f"stall-b{tag}", dest_step)
+    target = start_dest(lab, "b", tag, B_ON_C_LINK, A_ON_B_LINK, b_stall)
+    nodes.append(target)
+    stall_file(workdir, "stall-c", "source-judged")
+    proc = mf.migrate(lab, src="c", to=B_ON_C_LINK)
+    target.wait_for(f"migration test hook: at {dest_step}", 120)
+    return target, proc, b_stall
+
+
 def c_link(lab, state):
     """B's end of its logging link to C, down (cut) or up."""
     subprocess.run(["ip", "netns", "exec", lab.ns("b"), "ip", "link", "set", "logc", state], check=True)
@@ -156,12 +169,7 @@ def run(lab, workdir):
 
         # 2. The judgement window: C wins epoch 5 itself (its destination killed after COMPLETE),
         # and loses its backup while held right after that claim.
-        b_stall = stall_file(workdir, "stall-b", "dest-complete")
-        target = start_dest(lab, "b", "2", B_ON_C_LINK, A_ON_B_LINK, b_stall)
-        nodes.append(target)
-        stall_file(workdir, "stall-c", "source-judged")
-        proc = mf.migrate(lab, src="c", to=B_ON_C_LINK)
-        target.wait_for("migration test hook: at dest-complete", 120)
+        target, proc, _ = migrate_c_to_b(lab, workdir, "2", "dest-complete", nodes)
         target.kill()
         target.wait(10)
         dest.wait_for("migration test hook: at source-judged", 60)
@@ -198,12 +206,7 @@ def run(lab, workdir):
         nodes.append(spare)
         dest.wait_for(r"protected again: primary of epoch 7 ", 120)
         spare.wait_for(r"clone complete .* backup of epoch 7", 30)
-        b_stall = stall_file(workdir, "stall-b3", "dest-handover")
-        target = start_dest(lab, "b", "3", B_ON_C_LINK, A_ON_B_LINK, b_stall)
-        nodes.append(target)
-        stall_file(workdir, "stall-c", "source-judged")
-        proc = mf.migrate(lab, src="c", to=B_ON_C_LINK)
-        target.wait_for("migration test hook: at dest-handover", 120)
+        target, proc, b_stall = migrate_c_to_b(lab, workdir, "3", "dest-handover", nodes)
         c_link(lab, "down")
         try:
             let_go(b_stall)
