@@ -49,6 +49,8 @@ check = mf.check
 # The downtime target of these migrations: what is tested is the hand-over, not the pause, and a
 # guest under writes on a loaded host (or under ThreadSanitizer) must converge.
 LOOSE = ["--downtime-ms", "300"]
+# The last words of a source that handed its VM over (cmd/run_world.c).
+HANDED_OVER = "the VM was handed over to its migration's destination; this copy has stopped"
 
 
 def stall_file(workdir, name, step):
@@ -151,7 +153,7 @@ def run(lab, workdir):
         check(proc.returncode == 0, f"ftvm migrate of the backup gone live exited {proc.returncode}: {err}", nodes)
         print(f"moved the backup gone live: {err.strip().splitlines()[-1]}", flush=True)
         code = backup.wait(60)
-        check(code == 0 and "handed over" in backup.output(), f"the backup gone live exited {code} after the hand-over",
+        check(code == 0 and HANDED_OVER in backup.output(), f"the backup gone live exited {code} after the hand-over",
               nodes)
         dest.wait_for(r"runs alone in epoch 2", 30)
         dest.wait_for(r"protected again: primary of epoch 4 ", 120)
@@ -222,7 +224,7 @@ def run(lab, workdir):
             code = dest.wait(60)
         finally:
             c_link(lab, "up")
-        check(code == 0 and "handed over" in dest.output(), f"C exited {code} after the destination won epoch 8",
+        check(code == 0 and HANDED_OVER in dest.output(), f"C exited {code} after the destination won epoch 8",
               nodes)
         _, err = proc.communicate(timeout=120)
         print(f"destination won while its link was down: {err.strip().splitlines()[-1]}", flush=True)
