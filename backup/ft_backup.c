@@ -2,8 +2,9 @@
  * ft_backup.c — the backup of an FT pair (see ft_backup.h for the go-live steps).
  *
  * The machine runs first in the replayer's world. When that run ends because the log ended
- * without END, go-live builds the live world and the machine runs again in it, from the very
- * icount where the replay stopped: the machine itself never learns that anything changed.
+ * without END, go-live builds the live world and hands the machine back to the caller, which runs
+ * it again in that world from the very icount where the replay stopped: the machine itself never
+ * learns that anything changed.
  *
  * Threads: the vCPU thread runs all of this; the control thread reads the status. What they share
  * is the FT state (common/ft_state.h: state, reason, role, under its lock) and atomic counters.
@@ -351,30 +352,19 @@ int ft_backup_run(struct ft_backup *b, char *msg, size_t msglen)
 		channel_close(b->ch);
 		b->ch = NULL;
 		return -EPROTO;
-	case REPLAY_INCOMPLETE: {
-		const char *why = b->ch ? channel_error(b->ch) : "log ended";
-		char reason[256];
-		snprintf(reason, sizeof(reason), "%s", why && *why ? why : "log ended");
-		struct vm_world live;
-		int ret = go_live(b, reason, &live, msg, msglen);
-		if (ret < 0)
-			return ret;
-		if (b->golive.hand_back) {
-			snprintf(msg, msglen, "live as primary at icount %llu",
-				 (unsigned long long)machine_icount(b->machine));
-			return FT_BACKUP_LIVE;
-		}
-		exit = machine_run(b->machine, live, ICOUNT_MAX, &status);
+	case REPLAY_INCOMPLETE:
 		break;
 	}
-	}
-	if (exit == MACHINE_EXIT_ERROR) {
-		snprintf(msg, msglen, "the machine stopped with an error (%d)", status);
-		return status < 0 ? status : -EIO;
-	}
-	ft_state_set(&b->fs, S(ALONE), FT_STATE_DONE, NULL);
-	snprintf(msg, msglen, "the guest ended (status %d)", status);
-	return status;
+	/* The log ended without END: the primary is lost. */
+	const char *why = b->ch ? channel_error(b->ch) : "log ended";
+	char reason[256];
+	snprintf(reason, sizeof(reason), "%s", why && *why ? why : "log ended");
+	struct vm_world live;
+	int ret = go_live(b, reason, &live, msg, msglen);
+	if (ret < 0)
+		return ret;
+	snprintf(msg, msglen, "live as primary at icount %llu", (unsigned long long)machine_icount(b->machine));
+	return FT_BACKUP_LIVE;
 }
 
 bool ft_backup_superseded(struct ft_backup *b)

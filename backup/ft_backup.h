@@ -15,7 +15,8 @@
  *      handed over, console);
  *   5. reissue disk requests that were submitted but have no completion in the log;
  *   6. announce the guest's MAC addresses (RARP) so switches learn where the VM lives now;
- *   7. run on as the primary, without a backup.
+ *   7. hand the machine back: the caller runs it on as the primary, without a backup (an FT node
+ *      alone, cmd/ft_node.h, which restores redundancy when it has spares and can be migrated).
  * A divergence (CHECK mismatch) ends FT: the backup reports it, closes the channel and halts
  * without claiming, so the primary wins the arbiter and runs on.
  */
@@ -63,12 +64,10 @@ struct ft_backup_golive {
 	void *ctx;
 	unsigned nnics;
 	uint8_t macs[MACHINE_MAX_NICS][6];
-	/* Set: ft_backup_run() returns FT_BACKUP_LIVE once live (steps 1-6), and the caller runs the
-	 * machine on in the world make_live() built (a node that restores redundancy: cmd/ft_node.h). */
-	bool hand_back;
 };
 
-/* ft_backup_run() with golive.hand_back: went live, the machine is the caller's to run. */
+/* ft_backup_run(): went live (steps 1-6), the machine is the caller's to run on in the world
+ * make_live() built. */
 #define FT_BACKUP_LIVE (-EXDEV)
 
 struct ft_backup;
@@ -89,9 +88,10 @@ void ft_backup_channel_config(const struct ft_backup_config *cfg, struct channel
 /* Whether channel_accept()'s ret refused one peer (another VM, epoch, version, transport or
  * purpose, or a malformed HELLO), after which the listener waits for the next. */
 bool ft_backup_refused(int ret);
-/* Replays (machine_run in the replayer's world), goes live when the primary is lost (a second
- * machine_run, in the live world), and runs until the guest powers off or this node halts. Returns the guest's exit status (>= 0; 0 also when the primary ended its log itself, as `ftvm ft
- * disable` does: the backup then never goes live) or -errno (halted, diverged) with a message. */
+/* Replays (machine_run in the replayer's world) until the log ends. Returns the guest's exit status
+ * when it powered off in the replay (>= 0; 0 also when the primary ended its log itself, as `ftvm
+ * ft disable` does: the backup then never goes live), FT_BACKUP_LIVE once live after the primary
+ * was lost, or -errno (halted, diverged) with a message. */
 int ft_backup_run(struct ft_backup *b, char *msg, size_t msglen);
 /* After ft_backup_run() returned: the primary ended its log itself and the arbiter has decided an
  * epoch past this pairing's (the VM migrated on, docs/migration.md "Migrating an FT node"): this

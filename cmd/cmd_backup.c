@@ -7,7 +7,9 @@
  * log in lockstep with every output dropped, but for the guest's disk requests in replicated mode
  * (the default): they run on this node's replicas, the --disk files of its run options. When the
  * primary is lost it goes live (ft_backup.h): it then opens the TAP devices and the disks named in
- * the run options (its replicas, or the shared disk) and runs on as the primary. Exit status: the guest's when it powers off; 3 after a divergence (FT ended, the
+ * the run options (its replicas, or the shared disk) and runs on as the primary: an FT node alone
+ * (ft_node.h), which `ftvm migrate` can move and `ftvm ft enable` (or --spare) can protect again.
+ * Exit status: the guest's when it powers off; 3 after a divergence (FT ended, the
  * primary runs on); 6 lost the arbiter and halted; 1 errors. The steps shared with the other
  * subcommands that run a VM are vm_command.c's; this file is the role: the FT backup, its
  * channel and control socket, and the live world it opens when it goes live.
@@ -123,6 +125,14 @@ static void status_cb(void *ctx, struct ft_status *st)
 		break;
 	case STAGE_NODE:
 		ft_node_status(bc->node, st);
+		/* The go-live is this node's last failover until the node's own primary has one. */
+		pthread_mutex_lock(&bc->lock);
+		if (bc->b && st->last_failover_gap_ms == 0) {
+			struct ft_status bst;
+			ft_backup_get_status(bc->b, &bst);
+			st->last_failover_gap_ms = bst.last_failover_gap_ms;
+		}
+		pthread_mutex_unlock(&bc->lock);
 		break;
 	}
 }
@@ -155,7 +165,8 @@ static int backup_ft(void *ctx, const json_t *req, json_t *answer, void **job_ar
 }
 
 /* The control command `migrate`: a backup's VM replays its primary's log and does not move (its
- * primary does); once live, the node moves as any FT node does (cmd/vm_migrate.c, on bc->vc). */
+ * primary does); once live, with or without spares, the node moves as any FT node does
+ * (cmd/vm_migrate.c, on bc->vc). */
 static int backup_migrate(void *ctx, const json_t *req, json_t *answer, void **job_arg, char *err, size_t errlen)
 {
 	struct backup_cmd *bc = ctx;
@@ -209,8 +220,7 @@ static int make_backup(struct backup_cmd *bc, const char *vm_id, uint64_t epoch,
 {
 	struct vm_command *c = bc->c;
 	struct ft_backup_config cfg = backup_config(bc, vm_id, epoch);
-	struct ft_backup_golive gl = { .make_live = make_live, .ctx = bc, .nnics = c->opts.nnics,
-				       .hand_back = bc->fo.nspares > 0 };
+	struct ft_backup_golive gl = { .make_live = make_live, .ctx = bc, .nnics = c->opts.nnics };
 	for (unsigned i = 0; i < c->opts.nnics; i++)
 		memcpy(gl.macs[i], c->opts.nic[i].mac, 6);
 	pthread_mutex_lock(&bc->lock);
@@ -343,8 +353,9 @@ static int backup_start(void *self, struct vm_command *c, char *err, size_t errl
 	return 0;
 }
 
-/* Replays in lockstep and, when the primary is lost, goes live (the machine runs inside); with
- * spares, the node then restores redundancy (cmd/ft_node.h) and runs the machine itself. A backup
+/* Replays in lockstep and, when the primary is lost, goes live; the node then runs the machine
+ * itself as an FT node alone (cmd/ft_node.h): it restores redundancy when it has spares (or is
+ * given one by `ft enable`), and it can be migrated like any FT node. A backup
  * whose primary ended the log because the VM migrated on (a newer epoch decided) is a spare again:
  * it waits for the clone of the migrated VM (docs/migration.md, "Migrating an FT node"). */
 static int backup_run(void *self, struct vm_command *c, char *err, size_t errlen)

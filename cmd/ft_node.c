@@ -464,12 +464,17 @@ static int node_id(struct ft_node *n, unsigned *id, char *err, size_t errlen)
 /* mig_source_config.held: with the vCPU held, what the Output Rule holds leaves (once the backup
  * acknowledged its log, or the primary went alone): nothing of the run leaves after the cut; and
  * the backup replays all of the log before the destination may write to a shared disk. The
- * primary stays while the vCPU is held: the vCPU thread replaces it only after its run ended. */
+ * primary stays while the vCPU is held: the vCPU thread replaces it only after its run ended.
+ * Before COMPLETE can leave, the primary learns that this node claims epoch + 1: from then on
+ * the epoch may be decided, and a claim of its own epoch refused for that waits for the
+ * judgement (ft_node_migrate_end() delivers it) instead of halting. */
 static int release_outputs(void *ctx, char *err, size_t errlen)
 {
 	struct ft_node *n = ctx;
 	pthread_mutex_lock(&n->lock);
 	struct ft_primary *p = n->phase == NODE_PRIMARY ? n->p : NULL;
+	if (p)
+		ft_primary_judging(p, n->epoch + 1);
 	pthread_mutex_unlock(&n->lock);
 	int ret = p ? ft_primary_release_outputs(p, MIGRATE_RELEASE_MS) : 0;
 	if (ret == -ECANCELED)
@@ -542,11 +547,15 @@ void ft_node_migrate_end(struct ft_node *n, int result, uint64_t arbiter_epoch)
 		 * the new one and clones from there. */
 		n->epoch = arbiter_epoch;
 		if (n->phase == NODE_PRIMARY) {
-			/* Losing the backup now (its log ends, or it fails) must not claim the spent epoch. */
+			/* Losing the backup now (its log ends, or it fails) must not claim the spent epoch;
+			 * a claim of it refused meanwhile waits for this (ft_primary_judging()). */
 			ft_primary_supersede(n->p, arbiter_epoch);
 			n->regroup = true;
 			world_live_cut(n->c->world);
 		}
+	} else if (n->phase == NODE_PRIMARY && n->p) {
+		/* No new epoch here: handed over (the destination holds it) or failed before COMPLETE. */
+		ft_primary_judging(n->p, 0);
 	}
 	pthread_mutex_unlock(&n->lock);
 	if (restart && start_cloning(n))
@@ -659,9 +668,11 @@ int ft_node_run(struct ft_node *n, uint64_t epoch, uint64_t failovers, struct ft
 		if (n->phase == NODE_PRIMARY) {
 			bool halted = false;
 			int ret = end_primary(n, why, status, &halted);
-			if (halted)
+			/* Halted after the hand-over (the backup lost meanwhile, the destination's epoch
+			 * decided): this copy stops as a handed-over one does. */
+			if (halted && !world_live_handed_over(n->c->world))
 				return FTVM_EXIT_HALTED;
-			if (!cut && ret < 0)
+			if (!cut && !halted && ret < 0)
 				diag_warn("ending the primary: %s", strerror(-ret));
 		}
 		if (!cut) {

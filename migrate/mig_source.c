@@ -764,6 +764,7 @@ static int judged_hand_over(struct sender *s, int ret, uint64_t held_at)
 		diag_warn("hand-over to %s not confirmed (%s): asking the arbiter for epoch %llu", cfg->to,
 			  s->job->stats.error, (unsigned long long)cfg->epoch);
 		int won = arbiter_claim(s->arb, cfg->epoch, cfg->arbiter.node, ARBITER_FOREVER, &winner);
+		mig_test_stall("source-judged");
 		if (won == ARBITER_WON) {
 			char why[sizeof(s->job->stats.error)];
 			pthread_mutex_lock(&s->job->lock);

@@ -12,8 +12,9 @@
 #define FTVM_MIGRATE_MIG_TEST_HOOK_H
 
 /* The steps: source-complete (COMPLETE sent, its ACK not yet awaited), source-handover (COMPLETE
- * confirmed, HANDOVER not yet sent), dest-complete (COMPLETE confirmed, HANDOVER not yet read),
- * dest-handover (HANDOVER read, the arbiter not yet asked). */
+ * confirmed, HANDOVER not yet sent), source-judged (the hand-over unconfirmed, the source's own
+ * claim of the new epoch answered, nothing done on it yet), dest-complete (COMPLETE confirmed,
+ * HANDOVER not yet read), dest-handover (HANDOVER read, the arbiter not yet asked). */
 void mig_test_stall(const char *step);
 
 #endif

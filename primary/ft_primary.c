@@ -6,7 +6,9 @@
  * outputs once acknowledged; the monitor thread below sleeps on two eventfds — the channel's, readable
  * once it failed, and its own, written when this node ends FT for another reason (set_state) — and
  * runs the arbitration. The node's FT state is common/ft_state.h: changed only through
- * ft_state_set(), waited for with ft_state_wait(); the counters beside it are atomics.
+ * ft_state_set(), waited for with ft_state_wait(); the counters beside it are atomics. A live
+ * migration's hand-over under way (ft_primary_judging()) and its outcome (ft_primary_supersede())
+ * change under judge_lock, where a refused claim waits for them (judge_cond).
  */
 #define DIAG_MODULE "primary"
 #include "primary/ft_primary.h"
@@ -48,7 +50,11 @@ struct ft_primary {
 	struct ft_state fs;
 	atomic_uint_fast64_t last_lsn;  /* LSN of the last record appended */
 	atomic_uint_fast64_t last_icount; /* and its icount */
-	atomic_uint_fast64_t superseded; /* ft_primary_supersede(): a later epoch this node holds (0: none) */
+	atomic_uint_fast64_t superseded; /* ft_primary_supersede(): a later epoch this node holds (0: none);
+	                                  * stored under judge_lock, read anywhere */
+	pthread_mutex_t judge_lock;
+	pthread_cond_t judge_cond;      /* judging or superseded changed */
+	uint64_t judging;               /* ft_primary_judging(): the epoch this node claims (0: none) */
 	atomic_uint_fast64_t log_bytes, log_records, throttled_ms, failovers;
 	atomic_uint_fast64_t last_gap_us;  /* last failover: from the backup's last frame to running alone */
 	atomic_uint_fast64_t lag_ns;    /* the backup's lag in time, published by the vCPU thread */
@@ -308,6 +314,40 @@ static const struct vm_world_ops ft_output_ops = {
 
 /* ---- losing the backup ---- */
 
+/* Whether the area decided the pairing's epoch for another node (a backup gone live elsewhere). */
+static bool pairing_lost(struct ft_primary *p)
+{
+	struct arbiter_decision d[32];
+	size_t n = 0;
+	if (arbiter_decided(p->arb, d, sizeof(d) / sizeof(d[0]), &n))
+		return true; /* no answer: no claim is made on doubt */
+	for (size_t i = 0; i < n; i++)
+		if (d[i].epoch == p->cfg.epoch && d[i].winner != p->cfg.node)
+			return true;
+	return false;
+}
+
+/*
+ * The claim of the pairing's epoch was refused because a later epoch is decided (-ESTALE). When
+ * this node is the claimant of a later epoch in a live migration's hand-over (ft_primary_judging()),
+ * that epoch may be its own: wait for the judgement instead of halting. True when this node won
+ * it (ft_primary_supersede()) and nobody won the pairing's epoch: it runs on alone.
+ */
+static bool await_judgement(struct ft_primary *p)
+{
+	pthread_mutex_lock(&p->judge_lock);
+	uint64_t judging = p->judging;
+	if (judging > p->cfg.epoch && atomic_load(&p->superseded) <= p->cfg.epoch)
+		diag_warn("the claim of epoch %llu was refused (a later epoch is decided) while this node claims epoch "
+			  "%llu in a migration's hand-over: waiting for its judgement",
+			  (unsigned long long)p->cfg.epoch, (unsigned long long)judging);
+	while (p->judging > p->cfg.epoch && atomic_load(&p->superseded) <= p->cfg.epoch)
+		pthread_cond_wait(&p->judge_cond, &p->judge_lock);
+	bool won = atomic_load(&p->superseded) > p->cfg.epoch;
+	pthread_mutex_unlock(&p->judge_lock);
+	return won && !pairing_lost(p);
+}
+
 /* Runs in the arbitrating state, which the caller entered with `why` as its reason. */
 static void arbitrate(struct ft_primary *p, const char *why)
 {
@@ -323,8 +363,9 @@ static void arbitrate(struct ft_primary *p, const char *why)
 		diag_warn("%s; holding outputs and claiming the arbiter for epoch %llu", why,
 			  (unsigned long long)p->cfg.epoch);
 		ret = arbiter_claim(p->arb, p->cfg.epoch, p->cfg.node, ARBITER_FOREVER, &winner);
-		/* Refused because this node won a later epoch meanwhile: it runs on all the same. */
-		if (ret != ARBITER_WON && atomic_load(&p->superseded) > p->cfg.epoch)
+		/* Refused because this node won a later epoch (or may have: its judgement is pending):
+		 * it runs on all the same once it holds that epoch, and nobody else won this one. */
+		if (ret == -ESTALE && await_judgement(p))
 			ret = ARBITER_WON;
 	}
 	if (ret == ARBITER_WON) {
@@ -341,6 +382,9 @@ static void arbitrate(struct ft_primary *p, const char *why)
 		if (ret == ARBITER_LOST)
 			snprintf(msg, sizeof(msg), "lost the arbiter for epoch %llu to node %u: halting this VM for good",
 				 (unsigned long long)p->cfg.epoch, winner);
+		else if (ret == -ESTALE)
+			snprintf(msg, sizeof(msg), "a later epoch than %llu is decided, not for this node: halting this "
+				 "VM for good (it runs where that epoch went)", (unsigned long long)p->cfg.epoch);
 		else
 			snprintf(msg, sizeof(msg), "arbiter failed (%s): halting this VM, no claim is made on doubt",
 				 arbiter_error(p->arb));
@@ -400,9 +444,13 @@ int ft_primary_create(const struct ft_primary_config *cfg, struct machine *m, st
 	p->machine = m;
 	p->live = live;
 	p->monitor_wake_fd = -1;
+	pthread_mutex_init(&p->judge_lock, NULL);
+	pthread_cond_init(&p->judge_cond, NULL);
 	ret = ft_state_init(&p->fs, "primary", FT_STATE_WAITING);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot create the FT state: %s", strerror(-ret));
+		pthread_cond_destroy(&p->judge_cond);
+		pthread_mutex_destroy(&p->judge_lock);
 		free(p);
 		return ret;
 	}
@@ -522,7 +570,19 @@ int ft_primary_finish(struct ft_primary *p, enum machine_exit exit, int status)
 
 void ft_primary_supersede(struct ft_primary *p, uint64_t epoch)
 {
+	pthread_mutex_lock(&p->judge_lock);
 	atomic_store(&p->superseded, epoch);
+	p->judging = 0;
+	pthread_cond_broadcast(&p->judge_cond);
+	pthread_mutex_unlock(&p->judge_lock);
+}
+
+void ft_primary_judging(struct ft_primary *p, uint64_t epoch)
+{
+	pthread_mutex_lock(&p->judge_lock);
+	p->judging = epoch;
+	pthread_cond_broadcast(&p->judge_cond);
+	pthread_mutex_unlock(&p->judge_lock);
 }
 
 int ft_primary_release_outputs(struct ft_primary *p, int timeout_ms)
@@ -596,7 +656,9 @@ void ft_primary_destroy(struct ft_primary *p)
 {
 	if (!p)
 		return;
-	/* Ends the monitor's watch; an arbitration under way finishes first (joined below). */
+	/* Ends the monitor's watch; an arbitration under way finishes first (joined below), one that
+	 * waits for a hand-over's judgement as refused. */
+	ft_primary_judging(p, 0);
 	if (p->fs_ready)
 		set_state(p, S(WAITING) | S(PROTECTED), FT_STATE_DONE);
 	if (p->monitor_started)
@@ -611,5 +673,7 @@ void ft_primary_destroy(struct ft_primary *p)
 		arbiter_close(p->arb);
 	if (p->fs_ready)
 		ft_state_destroy(&p->fs);
+	pthread_cond_destroy(&p->judge_cond);
+	pthread_mutex_destroy(&p->judge_lock);
 	free(p);
 }

@@ -9,6 +9,8 @@
  *   1. keep holding outputs — the vCPU runs on, nothing leaves;
  *   2. claim the arbiter for this pairing's epoch as node 0 (waits while the disk is unreachable);
  *      none when this node holds a later epoch already (ft_primary_supersede()): it runs on alone;
+ *      refused because a later epoch is decided while this node claims one in a migration's
+ *      hand-over (ft_primary_judging()): wait for that judgement, run on alone if it was won;
  *   3. won: open the gate (held outputs leave in order), stop logging, run on alone;
  *   4. lost: the backup is live elsewhere: drop held outputs, halt the VM for good.
  */
@@ -78,6 +80,12 @@ int ft_primary_release_outputs(struct ft_primary *p, int timeout_ms) FTVM_MUST_C
  * that kept its VM): the pairing is over, no node of it can win a claim again, so losing the
  * backup from here makes no claim (its epoch is refused, stale) and the primary runs on alone. */
 void ft_primary_supersede(struct ft_primary *p, uint64_t epoch);
+/* Any thread: this node claims `epoch`, later than the pairing's, in a live migration's hand-over,
+ * and the arbiter's judgement of it is pending (0: not any more, this node did not win it).
+ * Losing the backup meanwhile, a claim of the pairing's epoch refused because a later one is
+ * decided waits for the judgement: ft_primary_supersede() (won: the primary runs on alone, unless
+ * the pairing's epoch went to another node) or judging 0 (halt), instead of halting at once. */
+void ft_primary_judging(struct ft_primary *p, uint64_t epoch);
 /* Any thread: sleeps until this primary runs alone (it lost its backup and won the arbiter) or
  * timeout_ms pass; whether it is alone. */
 bool ft_primary_wait_alone(struct ft_primary *p, int timeout_ms);

@@ -98,20 +98,31 @@ def claim(lab, epoch, node):
     return out.returncode, (out.stdout + out.stderr).strip()
 
 
+def start_pair(lab, backup_extra, primary_extra):
+    """The backup on B (listening on every address of B) and its primary on A: [primary, backup]."""
+    backup = start(lab, "b", "backup", "0", ["--listen", f"0.0.0.0:{LOG_PORT}"] + backup_extra)
+    backup.wait_for("listening on", 30)
+    return [start(lab, "a", "primary", "0", ["--peer", f"10.78.0.2:{LOG_PORT}"] + primary_extra), backup]
+
+
+def start_writes(lab, primary, logfile, stopfile, prefix, nodes):
+    """Once the guest is ready, the client writing over one TCP connection: its process."""
+    primary.wait_for("ftvm-guest: ready", 180)
+    writer = tc.start_writer(lab, logfile, stopfile, prefix)
+    check(tc.wait_acked_beyond(logfile, 20, 60) is not None, "writes never flowed", nodes)
+    return writer
+
+
 def run(lab, workdir):
     logfile, stopfile = os.path.join(workdir, "acked.txt"), os.path.join(workdir, "stop")
     # The backup listens on every address of host B: the primary reaches it over the A-B link,
     # the destination (once it is a spare again) over the C-B link.
     # Its --spare names a port where nothing listens: once live (step 4) it stays alone.
-    backup = start(lab, "b", "backup", "0", ["--listen", f"0.0.0.0:{LOG_PORT}", "--spare", f"10.78.0.1:{LOG_PORT + 1}"])
-    backup.wait_for("listening on", 30)
-    primary = start(lab, "a", "primary", "0", ["--peer", f"10.78.0.2:{LOG_PORT}", "--spare", f"10.78.0.2:{LOG_PORT}"])
-    nodes = [primary, backup]
+    nodes = start_pair(lab, ["--spare", f"10.78.0.1:{LOG_PORT + 1}"], ["--spare", f"10.78.0.2:{LOG_PORT}"])
+    primary, backup = nodes
     writer = None
     try:
-        primary.wait_for("ftvm-guest: ready", 180)
-        writer = tc.start_writer(lab, logfile, stopfile, "m-")
-        check(tc.wait_acked_beyond(logfile, 20, 60) is not None, "writes never flowed", nodes)
+        writer = start_writes(lab, primary, logfile, stopfile, "m-", nodes)
 
         # 1. The destination killed in the pre-copy: the source stays a protected primary.
         dest = start_incoming(lab, "1")
@@ -266,20 +277,26 @@ def run(lab, workdir):
                 "max_client_gap_ms": round(summary["max_gap_s"] * 1000),
                 "migrate_to_protected_ms": round((t_protected - t0) * 1000)}
     finally:
-        if writer:
-            open(stopfile, "w").close()
-            writer.kill()
-        for n in nodes:
-            n.kill()
+        stop_all(writer, stopfile, nodes)
 
 
-def main():
+def stop_all(writer, stopfile, nodes):
+    """The end of a run, passed or not: the client stopped, every node killed."""
+    if writer:
+        open(stopfile, "w").close()
+        writer.kill()
+    for n in nodes:
+        n.kill()
+
+
+def lab_main(scenario, name, tag, disk_mode="shared"):
+    """Runs scenario(lab, workdir) on three namespace hosts (their names start with @tag) and prints
+    its summary: the exit status (77 without root or the bundled guest)."""
     if os.geteuid() != 0 or not os.path.exists(os.path.join(ftlab.guest_dir(), "Image")):
         print("skipped: needs root and the bundled guest")
         return 77
-    disk_mode = sys.argv[sys.argv.index("--disk-mode") + 1] if "--disk-mode" in sys.argv else "shared"
-    workdir = tempfile.mkdtemp(prefix="ftvm-migrate-ft-")
-    lab = ftlab.Lab(f"mf{os.getpid() % 1000}", workdir, timeout_ms=None, hosts=3, disk_mode=disk_mode)
+    workdir = tempfile.mkdtemp(prefix=f"ftvm-{name}-")
+    lab = ftlab.Lab(f"{tag}{os.getpid() % 1000}", workdir, timeout_ms=None, hosts=3, disk_mode=disk_mode)
     if disk_mode == "shared":
         lab.disks["c"] = lab.disk  # one shared disk, seen by the three hosts
     else:
@@ -288,10 +305,15 @@ def main():
         with open(lab.disks["c"], "wb") as f:
             f.truncate(os.path.getsize(lab.disks["a"]))
     try:
-        print(json.dumps(run(lab, workdir)), flush=True)
+        print(json.dumps(scenario(lab, workdir)), flush=True)
     finally:
         lab.close()
     return ftlab.sanitizer_verdict()
+
+
+def main():
+    disk_mode = sys.argv[sys.argv.index("--disk-mode") + 1] if "--disk-mode" in sys.argv else "shared"
+    return lab_main(run, "migrate-ft", "mf", disk_mode)
 
 
 if __name__ == "__main__":
