@@ -238,6 +238,24 @@ static int translate(struct cpu *cpu, uint64_t vaddr, enum cpu_access kind, uint
 	return page_fault_cause[kind];
 }
 
+/* After a translation of vaddr to paddr: the host address of vaddr with its TLB entry filled when
+ * paddr is RAM, NULL for MMIO. */
+static uint8_t *fill_entry(struct cpu *cpu, uint64_t vaddr, enum cpu_access kind, uint64_t paddr)
+{
+	uint8_t *page = bus_ram_range(cpu->bus, paddr & CPU_PAGE_MASK, CPU_PAGE_SIZE);
+	if (!page)
+		return NULL;
+	if (kind == CPU_ACCESS_STORE)
+		bus_mark_dirty_host(cpu->bus, page);
+	uint64_t vpage = vaddr & CPU_PAGE_MASK;
+	struct cpu_tlb_entry *e = &cpu->tlb[kind][(vaddr >> CPU_PAGE_SHIFT) & (CPU_TLB_SIZE - 1)];
+	e->vpage = vpage;
+	e->addend = (uintptr_t)page - (uintptr_t)vpage;
+	if (kind == CPU_ACCESS_FETCH)
+		cpu_set_code_page(cpu, vpage, page);
+	return page + (vaddr & ~CPU_PAGE_MASK);
+}
+
 /* Translates and, when the page is RAM, refills the TLB; *host is NULL for MMIO. Every call is a
  * TLB miss (MMIO accesses, which are never cached, count too); stats.tlb_hits counts only the hits
  * of the slow paths, the run loop's inline hits stay uncounted to keep the fast path lean. */
@@ -249,21 +267,17 @@ static bool translate_fill(struct cpu *cpu, uint64_t vaddr, enum cpu_access kind
 		cpu_raise_exception(cpu, (enum cpu_exception)cause, vaddr);
 		return false;
 	}
-	uint8_t *page = bus_ram_range(cpu->bus, *paddr & CPU_PAGE_MASK, CPU_PAGE_SIZE);
-	if (!page) {
-		*host = NULL;
-		return true;
-	}
-	if (kind == CPU_ACCESS_STORE)
-		bus_mark_dirty_host(cpu->bus, page);
-	uint64_t vpage = vaddr & CPU_PAGE_MASK;
-	struct cpu_tlb_entry *e = &cpu->tlb[kind][(vaddr >> CPU_PAGE_SHIFT) & (CPU_TLB_SIZE - 1)];
-	e->vpage = vpage;
-	e->addend = (uintptr_t)page - (uintptr_t)vpage;
-	if (kind == CPU_ACCESS_FETCH)
-		cpu_set_code_page(cpu, vpage, page);
-	*host = page + (vaddr & ~CPU_PAGE_MASK);
+	*host = fill_entry(cpu, vaddr, kind, *paddr);
 	return true;
+}
+
+bool cpu_fetch_fill(struct cpu *cpu)
+{
+	uint64_t paddr;
+	if (translate(cpu, cpu->pc, CPU_ACCESS_FETCH, &paddr) != XLATE_OK)
+		return false; /* the interpreter's fetch walks again and raises the fault */
+	cpu->stats.tlb_misses++;
+	return fill_entry(cpu, cpu->pc, CPU_ACCESS_FETCH, paddr) != NULL;
 }
 
 static uint64_t host_read(const uint8_t *p, unsigned size)
