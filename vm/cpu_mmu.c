@@ -71,11 +71,16 @@ static void forget_code_page(struct cpu *cpu)
 	cpu->fetch_decoded = cpu_dcache_page(cpu, no_code_page);
 }
 
+static void flush_kind(struct cpu *cpu, unsigned regime, enum cpu_access kind)
+{
+	for (unsigned i = 0; i < CPU_TLB_SIZE; i++)
+		cpu->tlb_sets[regime][kind][i] = (struct cpu_tlb_entry){ .vpage = CPU_TLB_INVALID, .addend = 0 };
+}
+
 static void flush_set(struct cpu *cpu, unsigned regime)
 {
 	for (unsigned k = 0; k < CPU_ACCESS_KINDS; k++)
-		for (unsigned i = 0; i < CPU_TLB_SIZE; i++)
-			cpu->tlb_sets[regime][k][i] = (struct cpu_tlb_entry){ .vpage = CPU_TLB_INVALID, .addend = 0 };
+		flush_kind(cpu, regime, (enum cpu_access)k);
 }
 
 static unsigned regime_of(enum cpu_priv priv)
@@ -147,11 +152,18 @@ void cpu_tlb_flush(struct cpu *cpu)
 void cpu_tlb_mstatus_changed(struct cpu *cpu, uint64_t old_mstatus)
 {
 	/* Entries only ever grant what the regime allowed when they were filled, so turning SUM or
-	 * MXR on needs nothing; turning one off withdraws rights from U and S translations. */
-	if (old_mstatus & ~cpu->mstatus & (MSTATUS_SUM | MSTATUS_MXR)) {
-		flush_set(cpu, regime_of(PRIV_U));
-		flush_set(cpu, regime_of(PRIV_S));
-		forget_code_page(cpu);
+	 * MXR on needs nothing; turning one off withdraws rights, from data accesses only (no fetch
+	 * depends on either): SUM lets S-mode loads and stores reach U pages, MXR lets loads of
+	 * either mode read execute-only pages. Linux clears SUM after every copy to or from user
+	 * memory, so the fetch tables and U-mode's stores outlive it. */
+	uint64_t cleared = old_mstatus & ~cpu->mstatus;
+	if (cleared & MSTATUS_SUM) {
+		flush_kind(cpu, regime_of(PRIV_S), CPU_ACCESS_LOAD);
+		flush_kind(cpu, regime_of(PRIV_S), CPU_ACCESS_STORE);
+	}
+	if (cleared & MSTATUS_MXR) {
+		flush_kind(cpu, regime_of(PRIV_U), CPU_ACCESS_LOAD);
+		flush_kind(cpu, regime_of(PRIV_S), CPU_ACCESS_LOAD);
 	}
 	if ((old_mstatus ^ cpu->mstatus) & (MSTATUS_MPRV | MSTATUS_MPP))
 		cpu_tlb_select(cpu);
