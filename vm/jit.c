@@ -537,17 +537,25 @@ int jit_helper_amo(struct cpu *cpu, uint32_t insn, uint32_t site)
 	return back_to_block_start(cpu, site);
 }
 
-int jit_helper_csr_read(struct cpu *cpu, uint32_t insn, uint32_t site)
+int jit_helper_csr(struct cpu *cpu, uint32_t insn, uint32_t site)
 {
-	uint64_t value;
+	unsigned f3 = insn_funct3(insn), rs1 = insn_rs1(insn);
+	uint64_t src = (f3 & 4) ? rs1 : cpu->x[rs1], old;
+	bool write = (f3 & 3) == 1 || rs1 != 0; /* as the interpreter's exec_system() decides */
 	/* The privilege check and the counters (cycle, instret, time) see this instruction. */
 	sync_to(cpu, site);
-	if (!cpu_csr_op(cpu, insn_csr(insn), false, insn_funct3(insn), 0, &value)) {
+	const uint8_t *code = cpu_tlb_lookup(cpu, CPU_ACCESS_FETCH, cpu->pc, 2);
+	if (!cpu_csr_op(cpu, insn_csr(insn), write, f3, src, &old)) {
 		cpu_raise_exception(cpu, EXC_ILLEGAL_INSN, insn);
 		return JIT_EXIT_EXCEPTION;
 	}
 	if (insn_rd(insn))
-		cpu->x[insn_rd(insn)] = value;
+		cpu->x[insn_rd(insn)] = old;
+	/* The interpreter goes on after a write unless the hart needs attention, fetching the next
+	 * instruction through the TLB: the rest of this block is what it would fetch while the
+	 * entry for this page still maps the same code (a satp write flushes it). */
+	if (write && (!code || cpu_needs_attention(cpu) || cpu_tlb_lookup(cpu, CPU_ACCESS_FETCH, cpu->pc, 2) != code))
+		return leave_after(cpu, site);
 	return back_to_block_start(cpu, site);
 }
 
