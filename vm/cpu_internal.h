@@ -213,6 +213,11 @@ bool cpu_exec_amo(struct cpu *cpu, uint32_t insn, struct cpu_amo_access *acc);
 /* Fetches the instruction at cpu->pc when the fetch page is not cached (refills it when it is RAM).
  * Returns false after raising the fault. */
 bool cpu_fetch_slow(struct cpu *cpu, uint32_t *insn);
+/* Fills the fetch TLB entry for cpu->pc when pc translates to RAM: the page-table walk (and its
+ * A-bit update) the interpreter's fetch of this instruction would make, without executing it
+ * (the JIT's run loop then finds the block at pc). False, with nothing raised, when the fetch
+ * faults or is not from RAM: the interpreter's own fetch then takes that path. */
+bool cpu_fetch_fill(struct cpu *cpu);
 /* Makes the RAM page at host address `page` (virtual page vpage) the fetch page. */
 void cpu_set_code_page(struct cpu *cpu, uint64_t vpage, const uint8_t *page);
 /* Arms every store TLB entry that maps the RAM page at host address host_page (all regimes), as

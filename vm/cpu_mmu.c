@@ -71,11 +71,16 @@ static void forget_code_page(struct cpu *cpu)
 	cpu->fetch_decoded = cpu_dcache_page(cpu, no_code_page);
 }
 
+static void flush_kind(struct cpu *cpu, unsigned regime, enum cpu_access kind)
+{
+	for (unsigned i = 0; i < CPU_TLB_SIZE; i++)
+		cpu->tlb_sets[regime][kind][i] = (struct cpu_tlb_entry){ .vpage = CPU_TLB_INVALID, .addend = 0 };
+}
+
 static void flush_set(struct cpu *cpu, unsigned regime)
 {
 	for (unsigned k = 0; k < CPU_ACCESS_KINDS; k++)
-		for (unsigned i = 0; i < CPU_TLB_SIZE; i++)
-			cpu->tlb_sets[regime][k][i] = (struct cpu_tlb_entry){ .vpage = CPU_TLB_INVALID, .addend = 0 };
+		flush_kind(cpu, regime, (enum cpu_access)k);
 }
 
 static unsigned regime_of(enum cpu_priv priv)
@@ -147,11 +152,18 @@ void cpu_tlb_flush(struct cpu *cpu)
 void cpu_tlb_mstatus_changed(struct cpu *cpu, uint64_t old_mstatus)
 {
 	/* Entries only ever grant what the regime allowed when they were filled, so turning SUM or
-	 * MXR on needs nothing; turning one off withdraws rights from U and S translations. */
-	if (old_mstatus & ~cpu->mstatus & (MSTATUS_SUM | MSTATUS_MXR)) {
-		flush_set(cpu, regime_of(PRIV_U));
-		flush_set(cpu, regime_of(PRIV_S));
-		forget_code_page(cpu);
+	 * MXR on needs nothing; turning one off withdraws rights, from data accesses only (no fetch
+	 * depends on either): SUM lets S-mode loads and stores reach U pages, MXR lets loads of
+	 * either mode read execute-only pages. Linux clears SUM after every copy to or from user
+	 * memory, so the fetch tables and U-mode's stores outlive it. */
+	uint64_t cleared = old_mstatus & ~cpu->mstatus;
+	if (cleared & MSTATUS_SUM) {
+		flush_kind(cpu, regime_of(PRIV_S), CPU_ACCESS_LOAD);
+		flush_kind(cpu, regime_of(PRIV_S), CPU_ACCESS_STORE);
+	}
+	if (cleared & MSTATUS_MXR) {
+		flush_kind(cpu, regime_of(PRIV_U), CPU_ACCESS_LOAD);
+		flush_kind(cpu, regime_of(PRIV_S), CPU_ACCESS_LOAD);
 	}
 	if ((old_mstatus ^ cpu->mstatus) & (MSTATUS_MPRV | MSTATUS_MPP))
 		cpu_tlb_select(cpu);
@@ -241,6 +253,24 @@ static int translate(struct cpu *cpu, uint64_t vaddr, enum cpu_access kind, uint
 	return page_fault_cause[kind];
 }
 
+/* After a translation of vaddr to paddr: the host address of vaddr with its TLB entry filled when
+ * paddr is RAM, NULL for MMIO. */
+static uint8_t *fill_entry(struct cpu *cpu, uint64_t vaddr, enum cpu_access kind, uint64_t paddr)
+{
+	uint8_t *page = bus_ram_range(cpu->bus, paddr & CPU_PAGE_MASK, CPU_PAGE_SIZE);
+	if (!page)
+		return NULL;
+	if (kind == CPU_ACCESS_STORE)
+		bus_mark_dirty_host(cpu->bus, page);
+	uint64_t vpage = vaddr & CPU_PAGE_MASK;
+	struct cpu_tlb_entry *e = &cpu->tlb[kind][(vaddr >> CPU_PAGE_SHIFT) & (CPU_TLB_SIZE - 1)];
+	e->vpage = vpage;
+	e->addend = (uintptr_t)page - (uintptr_t)vpage;
+	if (kind == CPU_ACCESS_FETCH)
+		cpu_set_code_page(cpu, vpage, page);
+	return page + (vaddr & ~CPU_PAGE_MASK);
+}
+
 /* Translates and, when the page is RAM, refills the TLB; *host is NULL for MMIO. Every call is a
  * TLB miss (MMIO accesses, which are never cached, count too); stats.tlb_hits counts only the hits
  * of the slow paths, the run loop's inline hits stay uncounted to keep the fast path lean. */
@@ -252,21 +282,17 @@ static bool translate_fill(struct cpu *cpu, uint64_t vaddr, enum cpu_access kind
 		cpu_raise_exception(cpu, (enum cpu_exception)cause, vaddr);
 		return false;
 	}
-	uint8_t *page = bus_ram_range(cpu->bus, *paddr & CPU_PAGE_MASK, CPU_PAGE_SIZE);
-	if (!page) {
-		*host = NULL;
-		return true;
-	}
-	if (kind == CPU_ACCESS_STORE)
-		bus_mark_dirty_host(cpu->bus, page);
-	uint64_t vpage = vaddr & CPU_PAGE_MASK;
-	struct cpu_tlb_entry *e = &cpu->tlb[kind][(vaddr >> CPU_PAGE_SHIFT) & (CPU_TLB_SIZE - 1)];
-	e->vpage = vpage;
-	e->addend = (uintptr_t)page - (uintptr_t)vpage;
-	if (kind == CPU_ACCESS_FETCH)
-		cpu_set_code_page(cpu, vpage, page);
-	*host = page + (vaddr & ~CPU_PAGE_MASK);
+	*host = fill_entry(cpu, vaddr, kind, *paddr);
 	return true;
+}
+
+bool cpu_fetch_fill(struct cpu *cpu)
+{
+	uint64_t paddr;
+	if (translate(cpu, cpu->pc, CPU_ACCESS_FETCH, &paddr) != XLATE_OK)
+		return false; /* the interpreter's fetch walks again and raises the fault */
+	cpu->stats.tlb_misses++;
+	return fill_entry(cpu, cpu->pc, CPU_ACCESS_FETCH, paddr) != NULL;
 }
 
 static uint64_t host_read(const uint8_t *p, unsigned size)

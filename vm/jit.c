@@ -109,7 +109,8 @@ struct jit {
 		uint64_t stale;       /* ... of them because a write changed the block's bytes */
 		uint64_t rechecked;   /* blocks whose page was written but whose bytes were unchanged */
 		uint64_t cold_runs;   /* blocks run by the interpreter while cold or pending */
-		uint64_t steps;       /* single instructions the interpreter ran (not translatable, no TLB entry) */
+		uint64_t steps;       /* single instructions the interpreter ran (not translatable, not RAM) */
+		uint64_t fetch_fills; /* fetch TLB misses at a block's start, filled without running it */
 		uint64_t installs;    /* batches installed (one mprotect pair each) */
 		uint64_t mismatches;  /* translations whose extent was not jit_extent()'s (0) */
 	} count;
@@ -409,8 +410,14 @@ static void jit_execute(struct cpu *cpu, icount_t limit)
 		struct jit_link *from = j->last_link; /* the exit that led here, if the last step was a block */
 		j->last_link = NULL;
 		const uint8_t *host = j->broken ? NULL : cpu_tlb_lookup(cpu, CPU_ACCESS_FETCH, cpu->pc, 2);
+		if (!host && !j->broken && cpu_fetch_fill(cpu)) {
+			/* The walk the interpreter's fetch of this instruction would make: the block at pc
+			 * runs as it does after a TLB hit, rather than a block starting after it. */
+			j->count.fetch_fills++;
+			host = cpu_tlb_lookup(cpu, CPU_ACCESS_FETCH, cpu->pc, 2);
+		}
 		if (!host) {
-			/* Not RAM the fetch TLB maps (yet): one instruction, which also fills the TLB. */
+			/* Not RAM (a fault, code in a device): one instruction, the interpreter's fetch. */
 			j->count.steps++;
 			cpu_interpret(cpu, cpu->icount + 1);
 			continue;
@@ -531,17 +538,25 @@ int jit_helper_amo(struct cpu *cpu, uint32_t insn, uint32_t site)
 	return back_to_block_start(cpu, site);
 }
 
-int jit_helper_csr_read(struct cpu *cpu, uint32_t insn, uint32_t site)
+int jit_helper_csr(struct cpu *cpu, uint32_t insn, uint32_t site)
 {
-	uint64_t value;
+	unsigned f3 = insn_funct3(insn), rs1 = insn_rs1(insn);
+	uint64_t src = (f3 & 4) ? rs1 : cpu->x[rs1], old;
+	bool write = (f3 & 3) == 1 || rs1 != 0; /* as the interpreter's exec_system() decides */
 	/* The privilege check and the counters (cycle, instret, time) see this instruction. */
 	sync_to(cpu, site);
-	if (!cpu_csr_op(cpu, insn_csr(insn), false, insn_funct3(insn), 0, &value)) {
+	const uint8_t *code = cpu_tlb_lookup(cpu, CPU_ACCESS_FETCH, cpu->pc, 2);
+	if (!cpu_csr_op(cpu, insn_csr(insn), write, f3, src, &old)) {
 		cpu_raise_exception(cpu, EXC_ILLEGAL_INSN, insn);
 		return JIT_EXIT_EXCEPTION;
 	}
 	if (insn_rd(insn))
-		cpu->x[insn_rd(insn)] = value;
+		cpu->x[insn_rd(insn)] = old;
+	/* The interpreter goes on after a write unless the hart needs attention, fetching the next
+	 * instruction through the TLB: the rest of this block is what it would fetch while the
+	 * entry for this page still maps the same code (a satp write flushes it). */
+	if (write && (!code || cpu_needs_attention(cpu) || cpu_tlb_lookup(cpu, CPU_ACCESS_FETCH, cpu->pc, 2) != code))
+		return leave_after(cpu, site);
 	return back_to_block_start(cpu, site);
 }
 
@@ -606,10 +621,11 @@ static void jit_engine_destroy(struct cpu *cpu)
 		  (unsigned long long)cpu->stats.jit_translations, (unsigned long long)cpu->stats.jit_flushes);
 	const struct jit *j = cpu->jit;
 	diag_info("jit: %llu slots filled (%llu for changed bytes, %llu rechecked unchanged), %llu cold block runs, "
-		  "%llu single steps, %llu installs, %llu writes into code pages, %llu extent mismatches",
+		  "%llu single steps, %llu fetch TLB fills, %llu installs, %llu writes into code pages, %llu extent mismatches",
 		  (unsigned long long)j->count.fills, (unsigned long long)j->count.stale,
 		  (unsigned long long)j->count.rechecked, (unsigned long long)j->count.cold_runs,
-		  (unsigned long long)j->count.steps, (unsigned long long)j->count.installs,
+		  (unsigned long long)j->count.steps, (unsigned long long)j->count.fetch_fills,
+		  (unsigned long long)j->count.installs,
 		  (unsigned long long)cpu->bus->code_writes, (unsigned long long)j->count.mismatches);
 	jit_destroy(cpu->bus, cpu->jit);
 	cpu->jit = NULL;

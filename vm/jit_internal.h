@@ -59,9 +59,11 @@ int jit_helper_fp_store(struct cpu *cpu, uint32_t insn, uint32_t site, uint32_t 
 /* An AMO, LR or SC at `site` through the interpreter's cpu_exec_amo(); the block goes on after it
  * unless it reached a device, wrote the block's own bytes or left the hart needing attention. */
 int jit_helper_amo(struct cpu *cpu, uint32_t insn, uint32_t site);
-/* A CSR read that writes nothing (CSRRS/CSRRC/CSRRSI/CSRRCI with x0 or 0 as the source): no
- * side effect, so the block goes on after it; an illegal one traps with pc and icount exact. */
-int jit_helper_csr_read(struct cpu *cpu, uint32_t insn, uint32_t site);
+/* A CSR instruction through the interpreter's cpu_csr_op(), pc and icount exact (an illegal one
+ * traps there). A read that writes nothing has no side effect: the block goes on. After a write
+ * it goes on unless the hart needs attention (an interrupt the write enabled, a stop) or the
+ * fetch TLB no longer maps the block's code where it did (satp): then it ends after it. */
+int jit_helper_csr(struct cpu *cpu, uint32_t insn, uint32_t site);
 
 /*
  * A direct exit of a block to a known pc (a branch's two ways, a JAL, the fall-through). The

@@ -436,16 +436,15 @@ static int insn_role(const struct cpu_decoded *e)
 	case CPU_OP_MUL: case CPU_OP_MULW: case CPU_OP_MULH: case CPU_OP_MULHU: case CPU_OP_MULHSU:
 	case CPU_OP_DIV: case CPU_OP_DIVU: case CPU_OP_REM: case CPU_OP_REMU:
 	case CPU_OP_DIVW: case CPU_OP_DIVUW: case CPU_OP_REMW: case CPU_OP_REMUW:
-	case CPU_OP_NOP: case CPU_OP_FPU: case CPU_OP_AMO:
+	case CPU_OP_NOP: case CPU_OP_FENCE: case CPU_OP_FPU: case CPU_OP_AMO:
 		return 0;
 	case CPU_OP_SYSTEM: {
-		uint32_t insn = (uint32_t)e->imm;
-		unsigned f3 = insn_funct3(insn);
-		/* Only CSR reads that write nothing; a write, or a privileged instruction: the interpreter's. */
-		return f3 == 0 || f3 == 4 || (f3 & 3) == 1 || insn_rs1(insn) != 0 ? -1 : 0;
+		unsigned f3 = insn_funct3((uint32_t)e->imm);
+		/* CSR instructions; a privileged one (ECALL, xRET, WFI, SFENCE.VMA...): the interpreter's. */
+		return f3 == 0 || f3 == 4 ? -1 : 0;
 	}
 	default:
-		/* FENCE, FENCE.I, illegal: the interpreter's. */
+		/* Illegal: the interpreter's. */
 		return -1;
 	}
 }
@@ -536,6 +535,8 @@ static int emit_insn(struct block *b, const struct cpu_decoded *e, unsigned off)
 	case CPU_OP_SRLW: shift_rr(b, e, JX_SHR, false); return 0;
 	case CPU_OP_SRAW: shift_rr(b, e, JX_SAR, false); return 0;
 	case CPU_OP_NOP:
+	case CPU_OP_FENCE: /* and FENCE.I: nothing to do, as in the interpreter (a store into code has
+			    * already ended the block that made it) */
 		return 0;
 	case CPU_OP_FPU: {
 		unsigned opcode = (uint32_t)e->imm & 0x7f;
@@ -554,15 +555,15 @@ static int emit_insn(struct block *b, const struct cpu_decoded *e, unsigned off)
 		call_checked(b, (const void *)jit_helper_amo);
 		return 0;
 	case CPU_OP_SYSTEM: {
-		uint32_t insn = (uint32_t)e->imm; /* a CSR read (insn_role()) */
+		uint32_t insn = (uint32_t)e->imm; /* a CSR instruction (insn_role()) */
 		jx_mov(&b->jx, JX_RDI, JX_RBX);
 		jx_mov_imm(&b->jx, JX_RSI, insn);
 		jx_mov_imm(&b->jx, JX_RDX, JIT_SITE(0, 0, e->len, off, b->ninsns));
-		call_checked(b, (const void *)jit_helper_csr_read);
+		call_checked(b, (const void *)jit_helper_csr);
 		return 0;
 	}
 	default:
-		/* FENCE, FENCE.I, illegal: the interpreter's. */
+		/* Illegal: the interpreter's. */
 		return -1;
 	}
 }

@@ -98,10 +98,16 @@ static void s_body(void)
 	__asm__ volatile("csrs sstatus, %0" ::"r"(MSTATUS_MXR));
 	report("ld_xonly_mxr", load(VA_BASE + 0x2000 + 8));
 	__asm__ volatile("csrc sstatus, %0" ::"r"(MSTATUS_MXR));
+	/* Clearing MXR or SUM takes back what a translation made while it was set. */
+	report("ld_xonly_mxr_cleared", load(VA_BASE + 0x2000 + 8));
 	report("ld_user_nosum", load(VA_BASE + 0x3000 + 8));
 	__asm__ volatile("csrs sstatus, %0" ::"r"(MSTATUS_SUM));
 	report("ld_user_sum", load(VA_BASE + 0x3000 + 8));
+	store(VA_BASE + 0x3000 + 16, 0x99);
 	__asm__ volatile("csrc sstatus, %0" ::"r"(MSTATUS_SUM));
+	report("ld_user_sum_cleared", load(VA_BASE + 0x3000 + 8));
+	store(VA_BASE + 0x3000 + 16, 0x98);
+	report("st_user_sum_cleared", *(uint64_t *)(page[3] + 16));
 	report("ld_invalid", load(VA_BASE + 0x4000));
 	report("ld_w_only", load(VA_BASE + 0x5000));
 	report("ld_unmapped_l0", load(VA_BASE + 0x100000));

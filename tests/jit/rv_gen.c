@@ -22,6 +22,7 @@ enum { OPC_LOAD = 0x03, OPC_MISC_MEM = 0x0f, OPC_OP_IMM = 0x13, OPC_AUIPC = 0x17
 enum { CSR_MSTATUS = 0x300, CSR_MIE = 0x304, CSR_MTVEC = 0x305, CSR_MSCRATCH = 0x340, CSR_MEPC = 0x341,
        CSR_MCAUSE = 0x342, CSR_MIP = 0x344, CSR_MCYCLE = 0xb00, CSR_MINSTRET = 0xb02, CSR_CYCLE = 0xc00,
        CSR_TIME = 0xc01, CSR_INSTRET = 0xc02 };
+#define MSTATUS_MIE_UIMM 8 /* mstatus.MIE as the 5-bit immediate of CSRRSI/CSRRCI */
 #define INSN_MRET 0x30200073u
 #define INSN_ECALL 0x00000073u
 #define INSN_EBREAK 0x00100073u
@@ -432,11 +433,15 @@ static void gen_slot(struct gen *g, unsigned i, unsigned nslots)
 	} else if (pick < 95) {
 		gen_fp(g, s);
 	} else if (pick < 97) {
-		/* CSR traffic: read or write mscratch, read mstatus */
-		if (below(g, 2))
+		/* CSR traffic: read or write mscratch, read mstatus, switch interrupts off or on
+		 * (mstatus.MIE; on, a pending timer interrupt is taken right after the write) */
+		unsigned kind = below(g, 3);
+		if (kind == 0)
 			word(s, csr(below(g, 2) ? 1 : 2, CSR_MSCRATCH, rs_any(g), rd_any(g)));
-		else
+		else if (kind == 1)
 			word(s, csr(below(g, 2) ? 2 : 7, csr_read_any(g), 0, rd_any(g)));
+		else
+			word(s, csr(below(g, 2) ? 6 : 7, CSR_MSTATUS, MSTATUS_MIE_UIMM, rd_any(g)));
 	} else {
 		word(s, i_type(0, 0, 0, 0, OPC_OP_IMM)); /* nop */
 	}
