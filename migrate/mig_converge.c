@@ -14,9 +14,9 @@ void mig_converge_round(struct mig_converge *c, uint64_t bytes, uint64_t round_n
 {
 	memmove(c->hold_ns + 1, c->hold_ns, sizeof(c->hold_ns) - sizeof(c->hold_ns[0]));
 	c->hold_ns[0] = hold_ns;
+	mig_converge_confirmed(c, confirm_ns);
 	if (!bytes || !round_ns)
 		return;
-	c->confirm_ns = confirm_ns;
 	uint64_t rate = (uint64_t)((unsigned __int128)bytes * NS_PER_S / round_ns);
 	if (bytes < MIG_CONVERGE_MEASURABLE) {
 		if (!c->small_rate || rate < c->small_rate)
@@ -27,6 +27,12 @@ void mig_converge_round(struct mig_converge *c, uint64_t bytes, uint64_t round_n
 	c->rate[0] = rate ? rate : 1;
 	if (c->nrates < MIG_CONVERGE_ROUNDS)
 		c->nrates++;
+}
+
+void mig_converge_confirmed(struct mig_converge *c, uint64_t ns)
+{
+	if (ns && (!c->confirm_ns || ns < c->confirm_ns))
+		c->confirm_ns = ns;
 }
 
 static uint64_t lowest_rate(const struct mig_converge *c)

@@ -28,7 +28,8 @@ struct mig_converge {
 	unsigned nrates;
 	uint64_t small_rate;                 /* the lowest rate of smaller rounds (while nrates is 0) */
 	uint64_t hold_ns[MIG_CONVERGE_ROUNDS]; /* how long holding the vCPU took, the last rounds */
-	uint64_t confirm_ns;                 /* the last round's wait for its last message's ACK */
+	uint64_t confirm_ns;                 /* the shortest wait seen for an ACK once its message was
+	                                      * written out (0: none yet; see mig_converge_confirmed()) */
 	uint64_t state_bytes;                /* the final state without its pages */
 	uint64_t encode_ns;                  /* the time encoding those took */
 };
@@ -42,9 +43,18 @@ struct mig_converge_verdict {
 };
 
 /* Records a round: @bytes sent in @round_ns (0 bytes: no rate), the vCPU hold of its collection
- * @hold_ns, and @confirm_ns waited for its ACK after the last message went out. */
+ * @hold_ns, and @confirm_ns waited for its ACK after the last message went out (0: not measured;
+ * it goes to mig_converge_confirmed()). */
 void mig_converge_round(struct mig_converge *c, uint64_t bytes, uint64_t round_ns, uint64_t hold_ns,
 			uint64_t confirm_ns);
+/*
+ * Records a wait of @ns for an ACK once its message was written to the socket (the start of the
+ * stream's, a round's). Each wait is the round trip plus whatever the destination still had to
+ * read and apply: after a round of megabytes, the socket buffers' backlog (tens of ms). The
+ * stop-and-copy's state is small, so its confirmations cost the bare round trip, which the
+ * shortest wait seen bounds from above.
+ */
+void mig_converge_confirmed(struct mig_converge *c, uint64_t ns);
 
 /*
  * The decision for @left bytes still to send (dirty pages and disk blocks) with a target of

@@ -441,8 +441,15 @@ static int send_start(struct sender *s)
 		ret = flush(s, true);
 	}
 	/* The destination checks the configuration first: its refusal, naming the difference, must
-	 * come back before pages flood a connection it is about to close. */
-	return ret ? ret : confirmed(s, MIG_SEND_TIMEOUT_MS, "the start of the stream");
+	 * come back before pages flood a connection it is about to close. Its ACK, for a message of a
+	 * few KB, times a confirmation with no backlog behind it (mig_converge_confirmed()). */
+	if (ret)
+		return ret;
+	uint64_t written = channel_flush(s->ch, MIG_SEND_TIMEOUT_MS) == 0 ? time_mono_ns() : 0;
+	ret = confirmed(s, MIG_SEND_TIMEOUT_MS, "the start of the stream");
+	if (!ret && written)
+		mig_converge_confirmed(&s->conv, time_mono_ns() - written);
+	return ret;
 }
 
 /* The state sink of the stop-and-copy: STATE messages. */

@@ -69,11 +69,19 @@ static void fixed_costs_count(void **state)
 	v = mig_converge_judge(&c, 60000, 30);
 	assert_int_equal(v.expected_us, 31000);
 	assert_false(v.go);
-	/* The confirmation is the last round's: a quicker one lets the same bytes go. */
+	/* The confirmation is the shortest wait seen: a quicker one lets the same bytes go, and a
+	 * slower one later (a round's backlog behind its last message) does not take that back. */
 	round_at(&c, 10 * MB, 5, 4 * MS, 2500000);
 	v = mig_converge_judge(&c, 60000, 30);
 	assert_int_equal(v.expected_us, 27000);
 	assert_true(v.go);
+	round_at(&c, 10 * MB, 5, 4 * MS, 60 * MS);
+	assert_int_equal(mig_converge_judge(&c, 60000, 30).expected_us, 27000);
+	/* So does a confirmation measured apart from any round (the start of the stream's). */
+	mig_converge_confirmed(&c, 500000);
+	assert_int_equal(mig_converge_judge(&c, 60000, 30).expected_us, 23000);
+	mig_converge_confirmed(&c, 0); /* not measured: nothing changes */
+	assert_int_equal(mig_converge_judge(&c, 60000, 30).expected_us, 23000);
 }
 
 static void hold_is_the_longest_of_recent_rounds(void **state)
