@@ -69,12 +69,13 @@ static void print_summary(json_t *m)
 	fprintf(stderr, "ftvm migrate: done: %lld round(s), %.1f MiB of RAM sent of %.1f MiB, %.1f MiB of disk of "
 			"%.1f MiB, %.1f MiB on the wire, downtime %lld ms, total %lld ms; held %.2f ms until the "
 			"destination confirmed, %.2f ms until the state was sent; %lld frame(s) forwarded; the "
-			"estimate was %lld ms\n",
+			"estimate was %lld ms; the guest had touched %.1f MiB of RAM\n",
 		member(m, "iteration") + 1, member(m, "memory_processed") / 1048576.0,
 		member(m, "memory_total") / 1048576.0, member(m, "disk_processed") / 1048576.0,
 		member(m, "disk_total") / 1048576.0, member(m, "data_transferred") / 1048576.0,
 		member(m, "downtime_ms"), member(m, "time_elapsed_ms"), member(m, "downtime_us") / 1000.0,
-		member(m, "downtime_sent_us") / 1000.0, member(m, "frames_forwarded"), member(m, "downtime_expected_ms"));
+		member(m, "downtime_sent_us") / 1000.0, member(m, "frames_forwarded"), member(m, "downtime_expected_ms"),
+		member(m, "memory_touched") / 1048576.0);
 }
 
 int cmd_migrate_main(int argc, char **argv)

@@ -106,11 +106,12 @@ static int migrate_handler(void *ctx, const json_t *req, json_t *answer, void **
 
 static json_t *stats_json(const struct mig_stats *s)
 {
-	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 			 "phase", s->phase,
 			 "iteration", (json_int_t)s->iteration, "memory_total", (json_int_t)s->memory_total,
 			 "memory_processed", (json_int_t)s->memory_processed, "memory_remaining",
-			 (json_int_t)s->memory_remaining, "memory_dirty_rate", (json_int_t)s->dirty_rate,
+			 (json_int_t)s->memory_remaining, "memory_touched", (json_int_t)s->memory_touched,
+			 "memory_dirty_rate", (json_int_t)s->dirty_rate,
 			 "data_transferred", (json_int_t)s->data_transferred, "link_bps", (json_int_t)s->link_bps,
 			 "downtime_expected_ms", (json_int_t)s->expected_downtime_ms, "downtime_ms",
 			 (json_int_t)s->downtime_ms, "time_elapsed_ms", (json_int_t)s->total_time_ms,

@@ -60,6 +60,7 @@ struct sender {
 	size_t ram_pages;
 	uint64_t *bitmap;             /* the pages the next round sends */
 	uint64_t *fresh;              /* a collection, before it joins bitmap */
+	uint64_t *touched;            /* pages the guest has touched: backed at round 0, or dirtied since */
 	size_t words;
 	bool paused;                  /* this thread holds the vCPU */
 	bool tracking;
@@ -332,7 +333,12 @@ static bool is_dirty(struct sender *s, size_t p)
 /* Round 0: every backed page that is not all zeros (the destination's RAM starts all zeros). */
 static int round0_pages(void *ctx, size_t first, size_t count, bool touched)
 {
-	return touched ? send_picked(ctx, first, count, is_nonzero) : 0;
+	struct sender *s = ctx;
+	if (!touched)
+		return 0;
+	for (size_t p = first; p < first + count; p++)
+		s->touched[p / 64] |= 1ull << (p % 64);
+	return send_picked(s, first, count, is_nonzero);
 }
 
 /* A later round: the pages of the bitmap, zeros included; then the bitmap is empty. */
@@ -353,11 +359,17 @@ static long collect(struct sender *s)
 	if (n < 0)
 		return fail(s, (int)n, "cannot collect dirty pages: %s", strerror((int)-n));
 	long total = 0;
+	uint64_t touched = 0;
 	for (size_t i = 0; i < s->words; i++) {
 		s->bitmap[i] |= s->fresh[i];
+		s->touched[i] |= s->fresh[i];
 		total += __builtin_popcountll(s->bitmap[i]);
+		touched += (uint64_t)__builtin_popcountll(s->touched[i]);
 	}
 	s->disk_left = s->disks ? mig_disks_collect(s->disks) : 0;
+	pthread_mutex_lock(&s->job->lock);
+	s->job->stats.memory_touched = touched * RAM_PAGE_SIZE;
+	pthread_mutex_unlock(&s->job->lock);
 	return total;
 }
 
@@ -822,12 +834,13 @@ int mig_source_run(struct mig_job *job)
 	s.msg = malloc(MIG_MAX_MESSAGE);
 	s.bitmap = calloc(s.words ? s.words : 1, sizeof(*s.bitmap));
 	s.fresh = calloc(s.words ? s.words : 1, sizeof(*s.fresh));
+	s.touched = calloc(s.words ? s.words : 1, sizeof(*s.touched));
 	s.scratch = machine_state_alloc();
 	pthread_mutex_lock(&job->lock);
 	job->stats.memory_total = ram_size;
 	snprintf(job->stats.phase, sizeof(job->stats.phase), "setup");
 	pthread_mutex_unlock(&job->lock);
-	if (!s.msg || !s.bitmap || !s.fresh || !s.scratch) {
+	if (!s.msg || !s.bitmap || !s.fresh || !s.touched || !s.scratch) {
 		ret = fail(&s, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -973,6 +986,7 @@ out:
 	free(s.msg);
 	free(s.bitmap);
 	free(s.fresh);
+	free(s.touched);
 	machine_state_free(s.scratch);
 	return ret;
 }

@@ -112,6 +112,8 @@ struct mig_stats {
 	uint64_t memory_total;          /* guest RAM bytes */
 	uint64_t memory_processed;      /* RAM bytes sent, all rounds */
 	uint64_t memory_remaining;      /* dirty bytes left at the last look */
+	uint64_t memory_touched;        /* RAM bytes the guest has touched: backed when the pre-copy
+	                                 * began, or dirtied since (what memory_processed compares to) */
 	uint64_t disk_total;            /* bytes of the disks copied (copy_storage) */
 	uint64_t disk_processed;        /* disk bytes sent, data and zero ranges */
 	uint64_t disk_digested;         /* disk bytes sent as digests (a resync) */

@@ -69,6 +69,8 @@ HELD_WALL = re.compile(r"vCPU held at wall ([\d.]+) s")
 STARTS_WALL = re.compile(r"vCPU starts at wall ([\d.]+) s")
 # The pause ftvm expected when it chose to stop (migrate/mig_converge.h).
 ESTIMATE = re.compile(r"the estimate was (\d+) ms")
+# The RAM the guest had touched (MiB): what the bytes on the wire are held against.
+TOUCHED = re.compile(r"the guest had touched ([\d.]+) MiB of RAM")
 
 
 class FtvmSide:
@@ -105,6 +107,9 @@ class FtvmSide:
             estimate = ESTIMATE.search(err)
             if estimate:
                 row["estimate_ms"] = int(estimate.group(1))
+            touched = TOUCHED.search(err)
+            if touched and float(touched.group(1)) > 0:
+                row["per_touched"] = row["sent_mib"] / float(touched.group(1))
             return row
         if "round" not in err or not progress:  # not a failure to converge: the bench cannot go on
             raise SystemExit(f"ftvm migration {here} -> {there} failed:\n{err}")
@@ -265,6 +270,7 @@ def show(label, rows, client):
         sent = f" (state sent {r['state_sent_ms']:5.1f})" if "state_sent_ms" in r else ""
         sent += f" (expected {r['estimate_ms']:3})" if "estimate_ms" in r else ""
         stopped = f"{r['stopped_ms']:6.1f}" if r.get("stopped_ms") is not None else "     -"
+        state += f"  sent/touched {r['per_touched']:.2f}" if "per_touched" in r else ""
         print(f"  {label:15} rounds {r['rounds']:3}  sent {r['sent_mib']:6.1f} MiB  downtime {r['downtime_ms']:6.1f}{sent} ms  "
               f"stopped {stopped} ms  "
               f"total {r['total_ms']:6} ms  throttle {r['throttle']:2}%  ICMP missed {r['icmp_missed_ms']:6.1f} ms"
@@ -284,6 +290,8 @@ def show(label, rows, client):
         extra = (f"; clients: {client['acked']} writes acknowledged, all read back, {client['reconnects']} "
                  f"reconnect(s), longest gap {client['gap_ms']:.0f} ms")
     stopped = f", stopped {med['stopped_ms']:.1f} ms" if med["stopped_ms"] is not None else ""
+    if all("per_touched" in r for r in done):  # ftvm: the bytes on the wire per byte of RAM touched
+        extra += f"; sent per MiB touched {min(r['per_touched'] for r in done):.2f}-{max(r['per_touched'] for r in done):.2f}"
     print(f"{label:17} median: downtime {med['downtime_ms']:.1f}{sent} ms{stopped}, ICMP missed {med['icmp_missed_ms']:.0f} ms "
           f"(silent {med['icmp_silence_ms']:.0f} ms), total {med['total_ms']:.0f} ms, sent {med['sent_mib']:.1f} MiB, "
           f"rounds {med['rounds']:.0f}, throttle up to {med['throttle']}%, converged {med['converged']}/{len(rows)}, "
