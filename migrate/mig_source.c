@@ -65,6 +65,7 @@ struct sender {
 	bool paused;                  /* this thread holds the vCPU */
 	bool tracking;
 	uint64_t start_ns, sent_bytes, round_pages;
+	uint64_t round_skipped;         /* pages of this round left to the next, written again (written_again()) */
 	pthread_mutex_t throttle_lock;  /* throttle, throttle_stop */
 	pthread_cond_t throttle_wake;   /* throttle_stop set: the throttle thread's sleeps end at once */
 	unsigned throttle;              /* % of wall time the vCPU is held */
@@ -320,14 +321,24 @@ static int send_picked(struct sender *s, size_t first, size_t count, bool (*want
 	return run ? add_run(s, first + count - run, run) : 0;
 }
 
+/* A page the guest wrote again since the last look goes in the next round (or the stop-and-copy,
+ * with the vCPU held, where nothing is marked): sending it now too would send it twice. */
+static bool written_again(struct sender *s, size_t p)
+{
+	if (!machine_dirty_marked_racy(s->m, p))
+		return false;
+	s->round_skipped++;
+	return true;
+}
+
 static bool is_nonzero(struct sender *s, size_t p)
 {
-	return !ram_page_zero_racy(s->ram + p * RAM_PAGE_SIZE);
+	return !written_again(s, p) && !ram_page_zero_racy(s->ram + p * RAM_PAGE_SIZE);
 }
 
 static bool is_dirty(struct sender *s, size_t p)
 {
-	return s->bitmap[p / 64] >> (p % 64) & 1;
+	return (s->bitmap[p / 64] >> (p % 64) & 1) && !written_again(s, p);
 }
 
 /* Round 0: every backed page that is not all zeros (the destination's RAM starts all zeros). */
@@ -513,7 +524,7 @@ static int precopy(struct sender *s)
 		uint64_t t0 = time_mono_ns(), b0 = s->sent_bytes;
 		if (atomic_load(&s->job->cancel))
 			return fail(s, -ECANCELED, "cancelled");
-		s->round_pages = 0;
+		s->round_pages = s->round_skipped = 0;
 		begin(s, MIG_PAGES);
 		int ret = s->round == 0 ? ram_pages_walk(s->ram, ram_size, round0_pages, s) : round_dirty(s);
 		if (!ret)
@@ -554,9 +565,11 @@ static int precopy(struct sender *s)
 		if (!go)
 			release(s);
 		set_round_stats(s, dirty, dt, bytes, &v);
-		diag_info("round %u: %llu pages in %.1f ms (%.1f MB/s), %ld dirty pages, %llu dirty disk bytes, "
-			  "throttle %u%%; a stop now: %.1f ms expected (%.1f fixed: hold, state, confirmation) at %.1f MB/s",
-			  s->round, (unsigned long long)s->round_pages, dt / 1e6, rate / 1e6, dirty,
+		diag_info("round %u: %llu pages in %.1f ms (%.1f MB/s), %llu left for the next (written again), %ld "
+			  "dirty pages, %llu dirty disk bytes, throttle %u%%; a stop now: %.1f ms expected (%.1f fixed: "
+			  "hold, state, confirmation) at %.1f MB/s",
+			  s->round, (unsigned long long)s->round_pages, dt / 1e6, rate / 1e6,
+			  (unsigned long long)s->round_skipped, dirty,
 			  (unsigned long long)s->disk_left, s->throttle, v.expected_us / 1e3, v.fixed_us / 1e3,
 			  v.rate / 1e6);
 		/* The whole pause is expected to fit the target (mig_converge.h). */

@@ -62,12 +62,6 @@ bool ram_page_touched(const uint8_t *page)
 	return !known || (entry & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED));
 }
 
-#if defined(__SANITIZE_THREAD__)
-#define RACY_READS __attribute__((no_sanitize_thread))
-#else
-#define RACY_READS
-#endif
-
 RACY_READS void ram_copy_racy(uint8_t *dst, const uint8_t *src, size_t len)
 {
 #if defined(__SANITIZE_THREAD__)

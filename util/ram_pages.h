@@ -39,6 +39,11 @@ void ram_pages_warm(void *p, size_t len);
  * Under ThreadSanitizer these reads are plain word loads it does not instrument, so only real
  * races are reported; elsewhere they are memcpy and an ordinary scan. Only for those reads.
  */
+#if defined(__SANITIZE_THREAD__)
+#define RACY_READS __attribute__((no_sanitize_thread)) /* a function that reads racily by design */
+#else
+#define RACY_READS
+#endif
 /* Copies len bytes (a multiple of 8) of guest RAM at src to dst. */
 void ram_copy_racy(uint8_t *dst, const uint8_t *src, size_t len);
 /* Whether the page at src is all zeros. */

@@ -81,6 +81,11 @@ int machine_dirty_start(struct machine *m) FTVM_MUST_CHECK;
 long machine_dirty_collect(struct machine *m, uint64_t *bitmap, size_t words) FTVM_MUST_CHECK;
 /* Stops tracking (nothing when off). */
 void machine_dirty_stop(struct machine *m);
+/* From the thread that collects, while the vCPU may run: whether page p was marked since the
+ * last collection (false when tracking is off). A racy read by design: a page it finds marked is
+ * in the next collection (only a collection clears a mark); one marked meanwhile may read as not
+ * marked. A pre-copy skips the pages it finds marked: they go again in the next round anyway. */
+bool machine_dirty_marked_racy(const struct machine *m, size_t p);
 
 /* Holding the vCPU at a slice boundary for another thread (vm/machine_pause.c): snapshots and
  * migration read the machine's state and RAM, or collect dirty pages, between the two calls.

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include "util/ram_pages.h"
 
 size_t machine_dirty_words(const struct machine *m)
 {
@@ -43,6 +44,14 @@ long machine_dirty_collect(struct machine *m, uint64_t *bitmap, size_t words)
 	memset(m->bus.dirty, 0, n * sizeof(uint64_t));
 	cpu_dirty_arm(m->cpu);
 	return marked;
+}
+
+RACY_READS bool machine_dirty_marked_racy(const struct machine *m, size_t p)
+{
+	const volatile uint64_t *dirty = m->bus.dirty;
+	if (!dirty || p >= m->ram_size >> BUS_PAGE_SHIFT)
+		return false;
+	return dirty[p / 64] >> (p % 64) & 1;
 }
 
 void machine_dirty_stop(struct machine *m)

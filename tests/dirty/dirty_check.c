@@ -68,13 +68,27 @@ int dc_tracker_start(struct dc_tracker *t, struct machine *m)
 
 bool dc_tracker_round(struct dc_tracker *t, char *why, size_t whylen)
 {
+	size_t pages = t->ram_size / DC_PAGE, peeked = 0;
+	/* What a pre-copy reads beside the vCPU (here stopped): the marks the collection returns. */
+	for (size_t p = 0; p < pages; p++)
+		peeked += machine_dirty_marked_racy(t->m, p);
 	long n = machine_dirty_collect(t->m, t->bitmap, t->words);
 	if (n < 0) {
 		snprintf(why, whylen, "collect: %s", strerror((int)-n));
 		return false;
 	}
+	if ((size_t)n != peeked) {
+		snprintf(why, whylen, "machine_dirty_marked_racy() saw %zu marked pages, the collection %ld", peeked, n);
+		return false;
+	}
+	for (size_t p = 0; p < pages; p++) {
+		if (machine_dirty_marked_racy(t->m, p)) {
+			snprintf(why, whylen, "page %zu still reads as marked after the collection", p);
+			return false;
+		}
+	}
 	size_t marked = 0, changed = 0, missed = 0, first = 0;
-	for (size_t p = 0; p < t->ram_size / DC_PAGE; p++) {
+	for (size_t p = 0; p < pages; p++) {
 		bool is_marked = t->bitmap[p / 64] >> (p % 64) & 1;
 		bool is_changed = memcmp(t->before + p * DC_PAGE, t->ram + p * DC_PAGE, DC_PAGE) != 0;
 		marked += is_marked;
