@@ -13,7 +13,7 @@ clang -g -O1 -std=gnu17 -D_GNU_SOURCE -msse4.2 -fsanitize=fuzzer,address,undefin
 	-fno-sanitize-recover=undefined -I"$src" \
 	"$here/fuzz_devices.c" "$vm"/bus.c "$vm"/plic.c "$vm"/clint.c "$vm"/uart.c "$vm"/virtio_mmio.c \
 	"$vm"/virtio_blk.c "$vm"/virtio_net.c "$vm"/virtio_rng.c "$vm"/cpu.c "$vm"/cpu_csr.c "$vm"/cpu_mmu.c \
-	"$vm"/cpu_decode.c "$vm"/cpu_rvc.c "$vm"/cpu_fpu.c "$vm"/finisher.c "$vm"/state_io.c "$vm"/cpu_state.c "$src"/util/diag.c \
+	"$vm"/cpu_decode.c "$vm"/cpu_rvc.c "$vm"/cpu_fpu.c "$vm"/finisher.c "$vm"/state_io.c "$vm"/cpu_state.c "$src"/util/diag.c "$src"/util/ram_pages.c \
 	$(pkg-config --cflags --libs libxxhash) -lm -lpthread -o "$out/fuzz_devices"
 "$out/fuzz_devices" -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
 	-artifact_prefix="$out/fuzz-work/" "$out/fuzz-work" "$here/corpus" 2>&1 | tail -n 5
