@@ -9,12 +9,10 @@
 
 #define NS_PER_S 1000000000ull
 
-void mig_converge_round(struct mig_converge *c, uint64_t bytes, uint64_t round_ns, uint64_t hold_ns,
-			uint64_t confirm_ns)
+void mig_converge_round(struct mig_converge *c, uint64_t bytes, uint64_t round_ns, uint64_t hold_ns)
 {
 	memmove(c->hold_ns + 1, c->hold_ns, sizeof(c->hold_ns) - sizeof(c->hold_ns[0]));
 	c->hold_ns[0] = hold_ns;
-	mig_converge_confirmed(c, confirm_ns);
 	if (!bytes || !round_ns)
 		return;
 	uint64_t rate = (uint64_t)((unsigned __int128)bytes * NS_PER_S / round_ns);

@@ -42,11 +42,9 @@ struct mig_converge_verdict {
 	bool go;
 };
 
-/* Records a round: @bytes sent in @round_ns (0 bytes: no rate), the vCPU hold of its collection
- * @hold_ns, and @confirm_ns waited for its ACK after the last message went out (0: not measured;
- * it goes to mig_converge_confirmed()). */
-void mig_converge_round(struct mig_converge *c, uint64_t bytes, uint64_t round_ns, uint64_t hold_ns,
-			uint64_t confirm_ns);
+/* Records a round: @bytes sent in @round_ns (0 bytes: no rate) and the vCPU hold of its
+ * collection @hold_ns (its confirmation goes to mig_converge_confirmed()). */
+void mig_converge_round(struct mig_converge *c, uint64_t bytes, uint64_t round_ns, uint64_t hold_ns);
 /*
  * Records a wait of @ns for an ACK once its message was written to the socket (the start of the
  * stream's, a round's). Each wait is the round trip plus whatever the destination still had to

@@ -394,6 +394,19 @@ static int confirmed(struct sender *s, int timeout_ms, const char *what)
 	return 0;
 }
 
+/* confirmed(), timing the wait from the moment all of it was written to the socket: the
+ * destination applying what it still holds and the confirmation's trip back, a sample for the
+ * stop decision (mig_converge_confirmed(); the drain before it is the link's, which a round's
+ * rate already counts). */
+static int confirmed_timed(struct sender *s, int timeout_ms, const char *what)
+{
+	uint64_t written = channel_flush(s->ch, timeout_ms) == 0 ? time_mono_ns() : 0;
+	int ret = confirmed(s, timeout_ms, what);
+	if (!ret && written)
+		mig_converge_confirmed(&s->conv, time_mono_ns() - written);
+	return ret;
+}
+
 static int count_bytes(void *ctx, const void *buf, size_t len)
 {
 	(void)buf;
@@ -465,14 +478,8 @@ static int send_start(struct sender *s)
 	}
 	/* The destination checks the configuration first: its refusal, naming the difference, must
 	 * come back before pages flood a connection it is about to close. Its ACK, for a message of a
-	 * few KB, times a confirmation with no backlog behind it (mig_converge_confirmed()). */
-	if (ret)
-		return ret;
-	uint64_t written = channel_flush(s->ch, MIG_SEND_TIMEOUT_MS) == 0 ? time_mono_ns() : 0;
-	ret = confirmed(s, MIG_SEND_TIMEOUT_MS, "the start of the stream");
-	if (!ret && written)
-		mig_converge_confirmed(&s->conv, time_mono_ns() - written);
-	return ret;
+	 * few KB, times a confirmation with no backlog behind it. */
+	return ret ? ret : confirmed_timed(s, MIG_SEND_TIMEOUT_MS, "the start of the stream");
 }
 
 /* The state sink of the stop-and-copy: STATE messages. */
@@ -531,15 +538,8 @@ static int precopy(struct sender *s)
 			ret = flush(s, false);
 		if (!ret)
 			ret = round_disks(s, s->round == 0);
-		/* The wait for the round's last ACK once all of it was written to the socket: the
-		 * destination applying a message and the confirmation's trip back, as after COMPLETE
-		 * (the ring's drain before it is the link's, which the round's rate already counts). */
-		uint64_t tc = 0;
-		if (!ret && s->sent_bytes > b0) {
-			if (channel_flush(s->ch, MIG_ROUND_ACK_TIMEOUT_MS) == 0)
-				tc = time_mono_ns();
-			ret = confirmed(s, MIG_ROUND_ACK_TIMEOUT_MS, "a round of pages");
-		}
+		if (!ret && s->sent_bytes > b0)
+			ret = confirmed_timed(s, MIG_ROUND_ACK_TIMEOUT_MS, "a round of pages");
 		if (ret)
 			return ret;
 		uint64_t now = time_mono_ns(), dt = now - t0, bytes = s->sent_bytes - b0;
@@ -554,7 +554,7 @@ static int precopy(struct sender *s)
 			release(s);
 			return (int)dirty;
 		}
-		mig_converge_round(&s->conv, bytes, dt, s->held_since_ns - now, tc ? now - tc : 0);
+		mig_converge_round(&s->conv, bytes, dt, s->held_since_ns - now);
 		uint64_t rate = dt ? bytes * 1000000000ull / dt : 0;
 		uint64_t left = (uint64_t)dirty * RAM_PAGE_SIZE + s->disk_left;
 		struct mig_converge_verdict v = mig_converge_judge(&s->conv, left, cfg->downtime_ms);

@@ -17,10 +17,11 @@
 #define MS 1000000ull /* ns */
 #define MB 1000000ull /* bytes */
 
-/* A round of @bytes at @mb_per_s MB/s. */
+/* A round of @bytes at @mb_per_s MB/s, its last ACK awaited @confirm_ns once written out. */
 static void round_at(struct mig_converge *c, uint64_t bytes, uint64_t mb_per_s, uint64_t hold_ns, uint64_t confirm_ns)
 {
-	mig_converge_round(c, bytes, bytes * 1000000000ull / (mb_per_s * MB), hold_ns, confirm_ns);
+	mig_converge_round(c, bytes, bytes * 1000000000ull / (mb_per_s * MB), hold_ns);
+	mig_converge_confirmed(c, confirm_ns);
 }
 
 static void nothing_measured_goes_only_with_nothing_left(void **state)
@@ -33,7 +34,7 @@ static void nothing_measured_goes_only_with_nothing_left(void **state)
 	v = mig_converge_judge(&c, 0, 30);
 	assert_true(v.go);
 	/* A round with nothing to send measures no rate either. */
-	mig_converge_round(&c, 0, 5 * MS, 0, 0);
+	mig_converge_round(&c, 0, 5 * MS, 0);
 	assert_false(mig_converge_judge(&c, 4096, 30).go);
 }
 
@@ -149,13 +150,13 @@ static void huge_sizes_do_not_overflow(void **state)
 {
 	(void)state;
 	struct mig_converge c = { 0 };
-	mig_converge_round(&c, 1ull << 20, 1000ull * 1000 * MS, 0, 0); /* 1 MiB in 1000 s: 1048 bytes/s */
+	mig_converge_round(&c, 1ull << 20, 1000ull * 1000 * MS, 0); /* 1 MiB in 1000 s: 1048 bytes/s */
 	struct mig_converge_verdict v = mig_converge_judge(&c, 1ull << 50, 30);
 	assert_false(v.go);
 	assert_true(v.expected_us > (1ull << 50) / 1049 * 1000000);
 	/* A round too fast for its nanoseconds still has a rate. */
 	struct mig_converge d = { 0 };
-	mig_converge_round(&d, MIG_CONVERGE_MEASURABLE, 1ull << 62, 0, 0);
+	mig_converge_round(&d, MIG_CONVERGE_MEASURABLE, 1ull << 62, 0);
 	assert_true(mig_converge_judge(&d, 1, 30).rate >= 1);
 }
 
